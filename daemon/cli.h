@@ -1,0 +1,63 @@
+/*
+ * cli.h - the subcommands of the one `intentd` binary (DESIGN.md). Each
+ * takes argc/argv starting at the subcommand's name and returns the process
+ * exit code; only main() exits.
+ */
+#ifndef INTENTD_CLI_H
+#define INTENTD_CLI_H
+
+#include <signal.h>
+
+#include <stdio.h>
+
+#include "engine.h"
+#include "intentd/conf.h"
+#include "intentd/reader.h"
+
+int itd_cmd_run(int argc, char **argv);
+int itd_cmd_check_config(int argc, char **argv);
+int itd_cmd_broker(int argc, char **argv);
+int itd_cmd_simulate(int argc, char **argv);
+int itd_cmd_load(int argc, char **argv);
+int itd_cmd_replay(int argc, char **argv);
+int itd_cmd_demo(int argc, char **argv);
+
+/* sysexits.h EX_CONFIG: the units do not restart on it (a bad config
+ * stays bad). */
+#define ITD_EXIT_CONFIG 78
+
+/* Set by SIGTERM/SIGINT once itd_cli_signals() installed the handlers. */
+extern volatile sig_atomic_t itd_cli_stop;
+/* Set by SIGHUP; the run loop clears it after reloading. */
+extern volatile sig_atomic_t itd_cli_reload;
+
+/** @brief Installs SIGTERM/SIGINT (itd_cli_stop) and SIGHUP
+ * (itd_cli_reload) handlers that only set their flag. */
+void itd_cli_signals(void);
+
+/**
+ * @brief Loads a config file (or defaults when path is NULL) and applies
+ * `-o key=value` overrides; prints the error naming file:line:column.
+ * @returns the config, or NULL after printing why.
+ */
+itd_conf_t *itd_cli_conf(const char *path, char **overrides, int n_overrides);
+
+/** @brief Applies log.level and picks the log format for stderr. */
+void itd_cli_log_setup(const itd_conf_t *conf);
+
+/** @brief Parses a positive integer option; prints and returns -1 if bad. */
+long long itd_cli_int(const char *cmd, const char *opt, const char *s,
+                      long long min, long long max);
+
+/** @brief Format from a file name: .jsonl/.json -> jsonl, else taobao. */
+itd_format_t itd_cli_guess_format(const char *path);
+
+/**
+ * @brief Prints the end-of-run summary shared by demo and replay: volume,
+ * throughput, progressive metrics at the threshold, labels still pending.
+ */
+void itd_cli_summary(FILE *out, const itd_engine_stats_t *es, double seconds,
+                     uint64_t events, uint64_t dead_lettered,
+                     uint64_t filtered, double threshold);
+
+#endif

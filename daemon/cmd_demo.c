@@ -1,0 +1,258 @@
+/*
+ * cmd_demo.c - `intentd demo`: the main job on an embedded default.
+ *
+ * One process: the embedded broker, a producer thread publishing simulated
+ * shoppers (or a file) to the events topic, and the daemon's own run loop
+ * consuming them while they arrive. Ends when every published event was
+ * consumed, then prints a summary. Nothing here differs from `intentd run`
+ * but where the events come from.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "cli.h"
+#include "intentd/log.h"
+#include "intentd/reader.h"
+#include "intentd/simulator.h"
+#include "publish.h"
+#include "run.h"
+#include "sources.h"
+
+#define MAX_OVERRIDES 64
+#define SIM_DEFAULT_START_MS 1511568000000LL
+
+static const char demo_usage[] =
+    "usage: intentd demo [--users N] [--days D] [--seed S]\n"
+    "                    [--input DATA [--format taobao|jsonl]]\n"
+    "                    [--partitions P] [--config FILE] [-o key=value]...\n"
+    "\n"
+    "Starts the embedded broker, publishes simulated shoppers (or DATA) to\n"
+    "the events topic while intentd consumes them, predicts, labels and\n"
+    "learns; prints live progress and a summary, then exits.\n"
+    "\n"
+    "  --users N       simulated shoppers (default 20000)\n"
+    "  --days D        simulated days (default 2)\n"
+    "  --seed S        simulator seed (default 1)\n"
+    "  --input DATA    publish this file instead of simulating\n"
+    "  --partitions P  partitions of the events topic (default 8)\n";
+
+typedef struct producer_s {
+        const itd_conf_t *conf;
+        itd_source_next_fn next;
+        void *src;
+        void (*progress_bytes)(void *, uint64_t *, uint64_t *);
+        _Atomic uint64_t published;
+        _Atomic int done;
+        itd_err_t err;
+        char errstr[1024];
+} producer_t;
+
+static void *producer_main(void *arg) {
+        producer_t *p = arg;
+        itd_publish_opts_t po = {.stop = &itd_cli_stop,
+                                 .published = &p->published,
+                                 .progress_bytes = p->progress_bytes};
+        uint64_t n;
+        p->err = itd_publish(p->conf, p->next, p->src, &po, &n, p->errstr,
+                             sizeof p->errstr);
+        atomic_store(&p->done, 1);
+        return NULL;
+}
+
+int itd_cmd_demo(int argc, char **argv) {
+        static const struct option longopts[] = {
+            {"users", required_argument, NULL, 'u'},
+            {"days", required_argument, NULL, 'd'},
+            {"seed", required_argument, NULL, 's'},
+            {"input", required_argument, NULL, 'i'},
+            {"format", required_argument, NULL, 'f'},
+            {"partitions", required_argument, NULL, 'p'},
+            {"config", required_argument, NULL, 'c'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {NULL, 0, NULL, 0}};
+        itd_sim_conf_t sc = {.users = 20000, .days = 2.0, .seed = 1,
+                             .start_ms = SIM_DEFAULT_START_MS};
+        const char *input = NULL, *format_arg = NULL, *conf_path = NULL;
+        char *overrides[MAX_OVERRIDES];
+        int n_overrides = 0;
+        long long partitions = 8, v;
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'u':
+                        if ((v = itd_cli_int("demo", "--users", optarg, 1,
+                                             100000000LL)) < 0)
+                                return 2;
+                        sc.users = (uint64_t)v;
+                        break;
+                case 'd':
+                        sc.days = atof(optarg);
+                        if (!(sc.days > 0 && sc.days <= 60)) {
+                                fprintf(stderr, "intentd demo: --days \"%s\": "
+                                        "expected 0 < D <= 60\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 's':
+                        if ((v = itd_cli_int("demo", "--seed", optarg, 0,
+                                             (1LL << 62))) < 0)
+                                return 2;
+                        sc.seed = (uint64_t)v;
+                        break;
+                case 'i': input = optarg; break;
+                case 'f': format_arg = optarg; break;
+                case 'p':
+                        if ((partitions = itd_cli_int("demo", "--partitions",
+                                                      optarg, 1, 256)) < 0)
+                                return 2;
+                        break;
+                case 'c': conf_path = optarg; break;
+                case 'o':
+                        if (n_overrides < MAX_OVERRIDES)
+                                overrides[n_overrides++] = optarg;
+                        break;
+                case 'h': fputs(demo_usage, stdout); return 0;
+                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
+                default: fputs(demo_usage, stderr); return 2;
+                }
+        }
+        itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);
+        if (!conf)
+                return 1;
+        itd_cli_log_setup(conf);
+        /* The demo's own lines are the show; librdkafka's notices are not. */
+        if (itd_log_level > ITD_LOG_WARNING)
+                itd_log_setup(ITD_LOG_WARNING, ITD_LOG_FORMAT_PLAIN);
+        itd_cli_signals();
+
+        char errstr[1024];
+        int rc = 1;
+        itd_sim_t *sim = NULL;
+        itd_reader_t *rd = NULL;
+        itd_broker_t *broker = NULL;
+        producer_t *prod = calloc(1, sizeof *prod);
+        const char *topics[] = {conf->topic_events, conf->topic_predictions,
+                                conf->topic_triggers, conf->topic_dead_letter};
+        broker = itd_broker_start(1, (int)partitions, topics, 4, errstr,
+                                  sizeof errstr);
+        if (!broker || !prod) {
+                fprintf(stderr, "intentd demo: %s\n", errstr);
+                goto out;
+        }
+        /* A group join on the mock cluster waits for the session timeout on
+         * rebalance; short timeouts keep the demo snappy (FACTS.md). */
+        const char *kafka_demo[][2] = {
+            {"kafka.bootstrap.servers", itd_broker_bootstraps(broker)},
+            {"kafka.session.timeout.ms", "6000"},
+            {"kafka.heartbeat.interval.ms", "500"},
+            {"kafka.group.id", "intentd-demo"},
+            /* No fixed port: a daemon on this host may hold 9464. */
+            {"metrics.listen", ""}};
+        for (size_t i = 0; i < sizeof kafka_demo / sizeof kafka_demo[0]; i++)
+                if (itd_conf_set(conf, kafka_demo[i][0], kafka_demo[i][1],
+                                 errstr, sizeof errstr) != ITD_OK) {
+                        fprintf(stderr, "intentd demo: %s\n", errstr);
+                        goto out;
+                }
+
+        prod->conf = conf;
+        if (input) {
+                itd_format_t format = itd_cli_guess_format(input);
+                if (format_arg &&
+                    itd_format_parse(format_arg, &format) != ITD_OK) {
+                        fprintf(stderr, "intentd demo: --format \"%s\": "
+                                "expected taobao or jsonl\n", format_arg);
+                        goto out;
+                }
+                rd = itd_reader_open(input, format, 1, errstr, sizeof errstr);
+                if (!rd) {
+                        fprintf(stderr, "intentd demo: %s\n", errstr);
+                        goto out;
+                }
+                prod->next = itd_source_reader_next;
+                prod->src = rd;
+                prod->progress_bytes = itd_source_reader_progress;
+                printf("intentd demo: embedded broker at %s, events from %s\n",
+                       itd_broker_bootstraps(broker), input);
+        } else {
+                sim = itd_sim_new(&sc, errstr, sizeof errstr);
+                if (!sim) {
+                        fprintf(stderr, "intentd demo: %s\n", errstr);
+                        goto out;
+                }
+                prod->next = itd_source_sim_next;
+                prod->src = sim;
+                printf("intentd demo: embedded broker at %s, %llu simulated "
+                       "shoppers over %.1f days (seed %llu)\n",
+                       itd_broker_bootstraps(broker),
+                       (unsigned long long)sc.users, sc.days,
+                       (unsigned long long)sc.seed);
+        }
+        printf("  publishing to \"%s\" while intentd consumes it, predicts, "
+               "labels and learns...\n", conf->topic_events);
+        fflush(stdout);
+
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, producer_main, prod) != 0) {
+                fprintf(stderr, "intentd demo: cannot start the producer "
+                        "thread\n");
+                goto out;
+        }
+        itd_run_opts_t ro = {.stop = &itd_cli_stop,
+                             .progress = 1,
+                             .published = &prod->published,
+                             .published_done = &prod->done};
+        itd_run_result_t *res = calloc(1, sizeof *res);
+        itd_err_t err = itd_run(conf, &ro, res, errstr, sizeof errstr);
+        itd_cli_stop = 1; /* the producer stops too if run ended early */
+        pthread_join(tid, NULL);
+        if (err) {
+                fprintf(stderr, "intentd demo: %s\n", errstr);
+                free(res);
+                goto out;
+        }
+        if (prod->err) {
+                fprintf(stderr, "intentd demo: publishing failed: %s\n",
+                        prod->errstr);
+                free(res);
+                goto out;
+        }
+        printf("\nsummary");
+        itd_cli_summary(stdout, &res->engine, res->seconds, res->consumed,
+                        res->dead_lettered, res->filtered,
+                        conf->predict_threshold);
+        if (res->n_examples > 0) {
+                printf("\n  recent predictions above the threshold "
+                       "(topic \"%s\"):\n", conf->topic_predictions);
+                for (size_t i = 0; i < res->n_examples; i++) {
+                        const itd_prediction_t *pr = &res->examples[i];
+                        printf("    user %-10s P(purchase in %lld min) = %.2f"
+                               "  next: %-11s top category: %s\n",
+                               pr->user_id,
+                               (long long)(conf->labels_horizon_ms / 60000),
+                               pr->purchase_probability,
+                               itd_next_name(pr->next_action),
+                               pr->n_top_categories ? pr->top_categories[0]
+                                                    : "-");
+                }
+        }
+        printf("\n  next: `intentd --help`, docs/ARCHITECTURE.md, "
+               "docs/CONFIGURATION.md\n");
+        free(res);
+        rc = 0;
+out:
+        itd_broker_stop(broker);
+        itd_sim_destroy(sim);
+        itd_reader_destroy(rd);
+        free(prod);
+        itd_conf_destroy(conf);
+        return rc;
+}

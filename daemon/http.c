@@ -1,0 +1,290 @@
+/*
+ * http.c - /metrics, /livez and /readyz over libmicrohttpd (see http.h).
+ *
+ * libmicrohttpd runs one internal thread (epoll or poll, its choice); each
+ * request renders from atomics, so a slow scraper never holds up the
+ * pipeline. Responses are small text; connections are capped so a
+ * misbehaving client cannot pile up memory.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "intentd/log.h"
+#include "intentd/mem.h"
+
+#define MAX_CONNECTIONS 16u
+#define CONNECTION_TIMEOUT_S 10u
+
+struct itd_http_s {
+        struct MHD_Daemon *d;
+        itd_metrics_t *m;
+        const itd_health_t *h;
+        int port;
+        _Atomic int starting;  /* libmicrohttpd's messages go to start_err */
+        char start_err[256];
+};
+
+/* ---- health ------------------------------------------------------------- */
+
+void itd_health_init(itd_health_t *h, int64_t stall_ms) {
+        atomic_init(&h->heartbeat_ms, itd_now_mono_ms());
+        atomic_init(&h->ready, 0);
+        atomic_init(&h->model_loaded, 0);
+        atomic_init(&h->assigned, 0);
+        atomic_init(&h->stopping, 0);
+        h->stall_ms = stall_ms;
+}
+
+void itd_health_beat(itd_health_t *h) {
+        atomic_store_explicit(&h->heartbeat_ms, itd_now_mono_ms(),
+                              memory_order_relaxed);
+}
+
+int itd_health_live(const itd_health_t *h, int64_t now_ms, char *why,
+                    size_t why_size) {
+        int64_t age = now_ms - atomic_load_explicit(&h->heartbeat_ms,
+                                                    memory_order_relaxed);
+        if (age <= h->stall_ms)
+                return 1;
+        snprintf(why, why_size, "main loop stalled: last turn %lld ms ago "
+                 "(limit %lld ms)", (long long)age, (long long)h->stall_ms);
+        return 0;
+}
+
+int itd_health_ready(const itd_health_t *h, char *why, size_t why_size) {
+        const char *reason = NULL;
+        if (atomic_load(&h->stopping))
+                reason = "stopping";
+        else if (!atomic_load(&h->ready))
+                reason = "starting";
+        else if (!atomic_load(&h->model_loaded))
+                reason = "no model loaded";
+        else if (atomic_load(&h->assigned) <= 0)
+                reason = "no partitions assigned";
+        if (!reason)
+                return 1;
+        snprintf(why, why_size, "%s", reason);
+        return 0;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
+                             const char *content_type, char *body,
+                             size_t len, enum MHD_ResponseMemoryMode mode) {
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(len, body, mode);
+        if (!resp) {
+                if (mode == MHD_RESPMEM_MUST_FREE)
+                        free(body);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type);
+        /* Health and metrics must never come from a cache. */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                "no-store");
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                        "GET, HEAD");
+        enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *conn,
+                                  unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result reply_text(struct MHD_Connection *conn,
+                                  unsigned status, const char *fmt, ...) {
+        char line[512];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                n = 0;
+        if ((size_t)n >= sizeof line)
+                n = sizeof line - 1;
+        return reply(conn, status, "text/plain; charset=utf-8", line,
+                     (size_t)n, MHD_RESPMEM_MUST_COPY);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
+                              const char *url, const char *method,
+                              const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls) {
+        static int seen;
+        itd_http_t *srv = cls;
+        (void)version;
+        (void)upload_data;
+        /* First call: headers only. Answering on the second call is the
+         * documented pattern that also copes with a (pointless) body. */
+        if (!*req_cls) {
+                *req_cls = &seen;
+                return MHD_YES;
+        }
+        if (*upload_data_size) {
+                *upload_data_size = 0; /* a body is ignored */
+                return MHD_YES;
+        }
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+            strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+                return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                  "method %s not allowed\n", method);
+
+        char why[256];
+        if (strcmp(url, "/metrics") == 0) {
+                size_t len;
+                char *body = itd_metrics_render_dup(srv->m, &len);
+                return reply(conn, MHD_HTTP_OK,
+                             "text/plain; version=0.0.4; charset=utf-8", body,
+                             len, MHD_RESPMEM_MUST_FREE);
+        }
+        if (strcmp(url, "/livez") == 0) {
+                if (itd_health_live(srv->h, itd_now_mono_ms(), why,
+                                    sizeof why))
+                        return reply_text(conn, MHD_HTTP_OK, "ok\n");
+                return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%s\n",
+                                  why);
+        }
+        if (strcmp(url, "/readyz") == 0) {
+                if (itd_health_ready(srv->h, why, sizeof why))
+                        return reply_text(conn, MHD_HTTP_OK, "ok\n");
+                return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "not ready: %s\n", why);
+        }
+        return reply_text(conn, MHD_HTTP_NOT_FOUND,
+                          "not found; try /metrics, /livez, /readyz\n");
+}
+
+/* libmicrohttpd's own messages: kept for the error string while starting,
+ * logged (rate is bounded by the connection limit) afterwards. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+        itd_http_t *srv = cls;
+        char msg[256];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        size_t n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+                msg[--n] = '\0';
+        if (srv->starting)
+                itd_strlcpy(srv->start_err, msg, sizeof srv->start_err);
+        else
+                itd_log(ITD_LOG_WARNING, "http", "%s", msg);
+}
+
+/* Splits "host:port" / "[v6]:port" / ":port"; host gets "" for "any". */
+static int split_listen(const char *listen, char *host, size_t host_size,
+                        char *port, size_t port_size) {
+        const char *colon;
+        if (listen[0] == '[') {
+                const char *close = strchr(listen, ']');
+                if (!close || close[1] != ':')
+                        return -1;
+                size_t n = (size_t)(close - listen - 1);
+                if (n == 0 || n >= host_size)
+                        return -1;
+                memcpy(host, listen + 1, n);
+                host[n] = '\0';
+                colon = close + 1;
+        } else {
+                colon = strrchr(listen, ':');
+                if (!colon)
+                        return -1;
+                size_t n = (size_t)(colon - listen);
+                if (n >= host_size)
+                        return -1;
+                memcpy(host, listen, n);
+                host[n] = '\0';
+                if (strchr(host, ':'))
+                        return -1; /* bare IPv6 needs brackets */
+                if (strcmp(host, "*") == 0)
+                        host[0] = '\0';
+        }
+        const char *p = colon + 1;
+        if (!*p || strlen(p) >= port_size)
+                return -1;
+        for (const char *q = p; *q; q++)
+                if (*q < '0' || *q > '9')
+                        return -1;
+        if (atol(p) > 65535)
+                return -1;
+        strcpy(port, p);
+        return 0;
+}
+
+itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
+                           const itd_health_t *h, char *errstr,
+                           size_t errstr_size) {
+        char host[256], port[8];
+        if (!listen || split_listen(listen, host, sizeof host, port,
+                                    sizeof port) != 0) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen \"%s\": expected host:port, "
+                         "[ipv6]:port or :port with port 0..65535",
+                         listen ? listen : "(null)");
+                return NULL;
+        }
+        struct addrinfo hints = {0}, *ai = NULL;
+        hints.ai_family = host[0] ? AF_UNSPEC : AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+        if (rc != 0 || !ai) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen \"%s\": cannot resolve \"%s\": %s",
+                         listen, host, gai_strerror(rc));
+                if (ai)
+                        freeaddrinfo(ai);
+                return NULL;
+        }
+        itd_http_t *srv = itd_xcalloc(1, sizeof *srv);
+        srv->m = m;
+        srv->h = h;
+        srv->starting = 1;
+        unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+        if (ai->ai_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        /* The logger goes first so even start-up messages reach it. */
+        srv->d = MHD_start_daemon(
+            flags, (uint16_t)atoi(port), NULL, NULL, handle, srv,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+            MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
+            MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
+            MHD_OPTION_END);
+        int saved_errno = errno;
+        freeaddrinfo(ai);
+        if (!srv->d) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen \"%s\": cannot listen: %s", listen,
+                         srv->start_err[0] ? srv->start_err
+                                           : strerror(saved_errno));
+                free(srv);
+                return NULL;
+        }
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+        srv->port = info ? (int)info->port : atoi(port);
+        srv->starting = 0;
+        return srv;
+}
+
+int itd_http_port(const itd_http_t *srv) { return srv->port; }
+
+void itd_http_stop(itd_http_t *srv) {
+        if (!srv)
+                return;
+        MHD_stop_daemon(srv->d);
+        free(srv);
+}

@@ -1,0 +1,700 @@
+/*
+ * metrics.c - the metrics table, its atomic storage, the Prometheus text
+ * rendering and the generated docs/METRICS.md (see metrics.h).
+ *
+ * Storage: one array of 64-bit atomic slots. Each metric owns a run of
+ * slots: one per label value (or per partition); a histogram owns one slot
+ * per bucket plus one for the sum. Counters hold integers, gauges the bit
+ * pattern of a double, so a gauge write is one relaxed store and a counter
+ * increment one fetch_add.
+ */
+#include "metrics.h"
+#include "metrics_int.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "intentd/log.h"
+#include "intentd/mem.h"
+
+#ifndef ITD_VERSION
+#define ITD_VERSION "unknown"
+#endif
+
+typedef enum { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM } mtype_t;
+
+/* What a row's value means beyond its Prometheus type. */
+typedef enum {
+        MK_PLAIN = 0,
+        MK_AGE,       /* slot holds the monotonic ms origin; renders now-it */
+        MK_INFO,      /* constant 1, label values fixed at build */
+        MK_PROCESS    /* computed from /proc/self at render time */
+} mkind_t;
+
+typedef struct row_s {
+        itd_metric_id_t id;       /* must equal the row's position */
+        const char *name;
+        mtype_t type;
+        mkind_t kind;
+        const char *help;
+        const char *label;        /* label name or NULL */
+        const char *const *values; /* NULL-terminated label values, or NULL */
+        size_t max_index;         /* index label (partition): values 0..max-1 */
+        const double *buckets;    /* histogram upper bounds, ascending */
+        size_t n_buckets;         /* without +Inf */
+        double init;              /* initial gauge value */
+} row_t;
+
+static const char *const dead_letter_reasons[] = {
+    "decode", "invalid", "encode", "other", NULL};
+static const char *const filter_reasons[] = {"late", "duplicate", "other",
+                                             NULL};
+static const char *const example_labels[] = {"positive", "negative", NULL};
+static const char *const eviction_reasons[] = {"ttl", "capacity", NULL};
+static const char *const reload_results[] = {"ok", "failed", NULL};
+static const char *const build_versions[] = {ITD_VERSION, NULL};
+
+/* Event time to prediction spans clock skew, batching and backlog after a
+ * restart: 5 ms up to an hour. */
+static const double event_latency_buckets[] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+    2.5,   5,    10,    30,   60,  300,  900, 3600};
+/* Consume to produce is our own work on a batch: 100 us up to 10 s. */
+static const double process_latency_buckets[] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 10};
+
+#define NB(a) (sizeof(a) / sizeof((a)[0]))
+
+static const row_t rows[ITD_M__COUNT] = {
+    {ITD_M_EVENTS_CONSUMED, "intentd_events_consumed_total", MT_COUNTER,
+     MK_PLAIN, "Messages taken from the events topic. Each ends as a "
+     "prediction, a dead letter or a counted filter.",
+     NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_EVENTS_DEAD_LETTERED, "intentd_events_dead_lettered_total",
+     MT_COUNTER, MK_PLAIN, "Messages sent unchanged to the dead-letter topic, "
+     "by reason: decode (not valid Avro/JSON), invalid (decoded but failed "
+     "validation), encode (its prediction could not be encoded), other.",
+     "reason", dead_letter_reasons, 0, NULL, 0, 0},
+    {ITD_M_EVENTS_FILTERED, "intentd_events_filtered_total", MT_COUNTER,
+     MK_PLAIN, "Events counted and dropped without a prediction, by reason: "
+     "late (older than the partition's watermark), duplicate, other.",
+     "reason", filter_reasons, 0, NULL, 0, 0},
+    {ITD_M_PREDICTIONS_PUBLISHED, "intentd_predictions_published_total",
+     MT_COUNTER, MK_PLAIN, "Predictions delivered to the predictions topic "
+     "(acknowledged by the broker).", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_TRIGGERS_PUBLISHED, "intentd_triggers_published_total", MT_COUNTER,
+     MK_PLAIN, "Trigger records delivered to the triggers topic.", NULL, NULL,
+     0, NULL, 0, 0},
+    {ITD_M_DELIVERY_FAILURES, "intentd_delivery_failures_total", MT_COUNTER,
+     MK_PLAIN, "Records the producer failed to deliver (any output topic); "
+     "their events are consumed again after a restart.", NULL, NULL, 0, NULL,
+     0, 0},
+    {ITD_M_TRAINING_EXAMPLES, "intentd_training_examples_total", MT_COUNTER,
+     MK_PLAIN, "Predictions whose label was resolved and that became "
+     "training examples, by label.", "label", example_labels, 0, NULL, 0, 0},
+    {ITD_M_TRAINING_STEPS, "intentd_training_steps_total", MT_COUNTER,
+     MK_PLAIN, "Optimizer steps taken by the online trainer.", NULL, NULL, 0,
+     NULL, 0, 0},
+    {ITD_M_TRAINING_SKIPPED, "intentd_training_skipped_total", MT_COUNTER,
+     MK_PLAIN, "Optimizer steps skipped because the loss was not finite.",
+     NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_PROGRESSIVE_AUC, "intentd_progressive_auc", MT_GAUGE, MK_PLAIN,
+     "Progressive-validation ROC AUC: every prediction judged against its "
+     "label before the model learned from it. NaN until both classes were "
+     "seen.", NULL, NULL, 0, NULL, 0, NAN},
+    {ITD_M_PROGRESSIVE_LOGLOSS, "intentd_progressive_logloss", MT_GAUGE,
+     MK_PLAIN, "Progressive-validation log loss (natural log, per example).",
+     NULL, NULL, 0, NULL, 0, NAN},
+    {ITD_M_PROGRESSIVE_F1, "intentd_progressive_f1", MT_GAUGE, MK_PLAIN,
+     "Progressive-validation F1 at predict.threshold.", NULL, NULL, 0, NULL,
+     0, NAN},
+    {ITD_M_PROGRESSIVE_PRECISION, "intentd_progressive_precision", MT_GAUGE,
+     MK_PLAIN, "Progressive-validation precision at predict.threshold.", NULL,
+     NULL, 0, NULL, 0, NAN},
+    {ITD_M_PROGRESSIVE_RECALL, "intentd_progressive_recall", MT_GAUGE,
+     MK_PLAIN, "Progressive-validation recall at predict.threshold.", NULL,
+     NULL, 0, NULL, 0, NAN},
+    {ITD_M_LABELS_PENDING, "intentd_labels_pending", MT_GAUGE, MK_PLAIN,
+     "Predictions whose horizon has not closed yet (label unknown).", NULL,
+     NULL, 0, NULL, 0, 0},
+    {ITD_M_MODEL_VERSION, "intentd_model_version", MT_GAUGE, MK_PLAIN,
+     "Version of the model that scores events (as in the prediction "
+     "records' model_version).", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_USERS, "intentd_users", MT_GAUGE, MK_PLAIN,
+     "Users held in the per-user state.", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_STATE_BYTES, "intentd_state_bytes", MT_GAUGE, MK_PLAIN,
+     "Bytes held by the per-user state.", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_STATE_EVICTIONS, "intentd_state_evictions_total", MT_COUNTER,
+     MK_PLAIN, "Users evicted from the state, by reason: ttl (idle longer "
+     "than state.idle_ttl), capacity (state.max_users reached, least "
+     "recently seen first).", "reason", eviction_reasons, 0, NULL, 0, 0},
+    {ITD_M_ASSIGNED_PARTITIONS, "intentd_assigned_partitions", MT_GAUGE,
+     MK_PLAIN, "Partitions of the events topic assigned to this instance.",
+     NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_CONSUMER_LAG, "intentd_consumer_lag", MT_GAUGE, MK_PLAIN,
+     "Messages between the consumer's position and the partition's high "
+     "watermark, per assigned partition.", "partition", NULL,
+     ITD_METRICS_MAX_PARTITIONS, NULL, 0, 0},
+    {ITD_M_CONSUMER_PAUSED, "intentd_consumer_paused", MT_GAUGE, MK_PLAIN,
+     "1 while consumption is paused for back-pressure (pending pool or "
+     "producer queue full), else 0.", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_EVENT_TO_PREDICTION_SECONDS, "intentd_event_to_prediction_seconds",
+     MT_HISTOGRAM, MK_PLAIN, "From the event's own timestamp to its "
+     "prediction being handed to the producer (includes producer-side "
+     "delay and clock skew; negative skew counts as 0).", NULL, NULL, 0,
+     event_latency_buckets, NB(event_latency_buckets), 0},
+    {ITD_M_CONSUME_TO_PRODUCE_SECONDS, "intentd_consume_to_produce_seconds",
+     MT_HISTOGRAM, MK_PLAIN, "From a batch being taken from the consumer to "
+     "its predictions being handed to the producer.", NULL, NULL, 0,
+     process_latency_buckets, NB(process_latency_buckets), 0},
+    {ITD_M_CHECKPOINT_AGE_SECONDS, "intentd_checkpoint_age_seconds", MT_GAUGE,
+     MK_AGE, "Seconds since the last successful checkpoint (since start "
+     "until the first one). NaN when checkpointing is off.", NULL, NULL, 0,
+     NULL, 0, 0},
+    {ITD_M_CONFIG_RELOADS, "intentd_config_reloads_total", MT_COUNTER,
+     MK_PLAIN, "SIGHUP reloads of the configuration file, by result.",
+     "result", reload_results, 0, NULL, 0, 0},
+    {ITD_M_BUILD_INFO, "intentd_build_info", MT_GAUGE, MK_INFO,
+     "Always 1; the label carries the intentd version.", "version",
+     build_versions, 0, NULL, 0, 1},
+    {ITD_M_PROCESS_CPU_SECONDS, "process_cpu_seconds_total", MT_COUNTER,
+     MK_PROCESS, "User and system CPU time spent, in seconds.", NULL, NULL, 0,
+     NULL, 0, 0},
+    {ITD_M_PROCESS_RESIDENT_MEMORY_BYTES, "process_resident_memory_bytes",
+     MT_GAUGE, MK_PROCESS, "Resident memory size in bytes.", NULL, NULL, 0,
+     NULL, 0, 0},
+    {ITD_M_PROCESS_OPEN_FDS, "process_open_fds", MT_GAUGE, MK_PROCESS,
+     "Number of open file descriptors.", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_PROCESS_START_TIME_SECONDS, "process_start_time_seconds",
+     MT_GAUGE, MK_PROCESS, "Start time of the process since the Unix epoch, "
+     "in seconds.", NULL, NULL, 0, NULL, 0, 0},
+};
+
+/* A slot that was never set (partition series) or was unset. */
+#define ABSENT 0
+
+struct itd_metrics_s {
+        size_t first[ITD_M__COUNT];  /* first value slot of each row */
+        size_t n_series[ITD_M__COUNT];
+        _Atomic uint64_t *slot;      /* values (see file comment) */
+        _Atomic unsigned char *present; /* per value slot of partition rows */
+        _Atomic uint64_t *hist_sum[ITD_M__COUNT]; /* double bits, or NULL */
+        size_t n_slots;
+};
+
+static uint64_t dbits(double v) {
+        uint64_t u;
+        memcpy(&u, &v, sizeof u);
+        return u;
+}
+
+static double bitsd(uint64_t u) {
+        double v;
+        memcpy(&v, &u, sizeof v);
+        return v;
+}
+
+static size_t n_values(const row_t *r) {
+        if (!r->label)
+                return 1;
+        if (r->max_index)
+                return r->max_index;
+        size_t n = 0;
+        while (r->values[n])
+                n++;
+        return n;
+}
+
+itd_metrics_t *itd_metrics_new(void) {
+        itd_metrics_t *m = itd_xcalloc(1, sizeof *m);
+        size_t n = 0;
+        for (size_t i = 0; i < ITD_M__COUNT; i++) {
+                const row_t *r = &rows[i];
+                assert(r->id == (itd_metric_id_t)i);
+                assert(r->type != MT_HISTOGRAM || !r->label);
+                m->first[i] = n;
+                m->n_series[i] = n_values(r);
+                /* A histogram's slots: its buckets, +Inf, then the sum. */
+                n += r->type == MT_HISTOGRAM ? r->n_buckets + 2
+                                             : m->n_series[i];
+        }
+        m->n_slots = n;
+        m->slot = itd_xcalloc(n, sizeof *m->slot);
+        m->present = itd_xcalloc(n, sizeof *m->present);
+        int64_t now_ms = itd_now_mono_ms();
+        for (size_t i = 0; i < ITD_M__COUNT; i++) {
+                const row_t *r = &rows[i];
+                _Atomic uint64_t *s = m->slot + m->first[i];
+                if (r->type == MT_HISTOGRAM) {
+                        m->hist_sum[i] = s + r->n_buckets + 1;
+                        atomic_init(m->hist_sum[i], dbits(0.0));
+                } else if (r->kind == MK_AGE) {
+                        atomic_init(s, (uint64_t)now_ms);
+                } else if (r->type == MT_GAUGE) {
+                        for (size_t j = 0; j < m->n_series[i]; j++)
+                                atomic_init(&s[j], dbits(r->init));
+                }
+                /* Enumerated labels always show every value (a counter at
+                 * 0 is information: rate() needs the series to exist);
+                 * partitions only once set. */
+                for (size_t j = 0; j < m->n_series[i]; j++)
+                        atomic_init(&m->present[m->first[i] + j],
+                                    r->max_index ? ABSENT : 1);
+        }
+        return m;
+}
+
+void itd_metrics_destroy(itd_metrics_t *m) {
+        if (!m)
+                return;
+        free(m->slot);
+        free((void *)m->present);
+        free(m);
+}
+
+const char *itd_metrics_name(itd_metric_id_t id) {
+        if ((int)id < 0 || id >= ITD_M__COUNT)
+                return "?";
+        return rows[id].name;
+}
+
+int itd_metrics_label_index(itd_metric_id_t id, const char *value) {
+        if ((int)id < 0 || id >= ITD_M__COUNT || !rows[id].label || !value)
+                return -1;
+        const row_t *r = &rows[id];
+        if (r->max_index) {
+                char *end;
+                if (*value < '0' || *value > '9')
+                        return -1;
+                unsigned long v = strtoul(value, &end, 10);
+                if (*end || v >= r->max_index)
+                        return -1;
+                return (int)v;
+        }
+        for (size_t i = 0; r->values[i]; i++)
+                if (strcmp(r->values[i], value) == 0)
+                        return (int)i;
+        return -1;
+}
+
+/* Resolves a label string to a slot index; see itd_metrics_inc. */
+static itd_err_t resolve(itd_metric_id_t id, const char *label, size_t *idx) {
+        const row_t *r = &rows[id];
+        *idx = 0;
+        if (!r->label)
+                return label ? ITD_ERR_ARG : ITD_OK;
+        if (!label)
+                return ITD_ERR_ARG;
+        int i = itd_metrics_label_index(id, label);
+        if (i >= 0) {
+                *idx = (size_t)i;
+                return ITD_OK;
+        }
+        if (r->max_index && *label >= '0' && *label <= '9')
+                return ITD_ERR_RANGE;
+        return ITD_ERR_NOT_FOUND;
+}
+
+static itd_err_t check_at(itd_metric_id_t id, size_t *idx) {
+        if ((int)id < 0 || id >= ITD_M__COUNT)
+                return ITD_ERR_ARG;
+        const row_t *r = &rows[id];
+        if (!r->label)
+                *idx = 0;
+        else if (*idx >= n_values(r))
+                return r->max_index ? ITD_ERR_RANGE : ITD_ERR_NOT_FOUND;
+        return ITD_OK;
+}
+
+itd_err_t itd_metrics_inc_at(itd_metrics_t *m, itd_metric_id_t id, size_t idx,
+                             uint64_t n) {
+        itd_err_t err = check_at(id, &idx);
+        if (err)
+                return err;
+        if (rows[id].type != MT_COUNTER || rows[id].kind != MK_PLAIN)
+                return ITD_ERR_ARG;
+        size_t s = m->first[id] + idx;
+        atomic_fetch_add_explicit(&m->slot[s], n, memory_order_relaxed);
+        atomic_store_explicit(&m->present[s], 1, memory_order_relaxed);
+        return ITD_OK;
+}
+
+itd_err_t itd_metrics_set_at(itd_metrics_t *m, itd_metric_id_t id, size_t idx,
+                             double v) {
+        itd_err_t err = check_at(id, &idx);
+        if (err)
+                return err;
+        const row_t *r = &rows[id];
+        size_t s = m->first[id] + idx;
+        uint64_t bits;
+        if (r->type == MT_HISTOGRAM || r->kind == MK_INFO ||
+            r->kind == MK_PROCESS)
+                return ITD_ERR_ARG;
+        if (r->kind == MK_AGE) {
+                /* INT64_MIN stands for NaN: no checkpointing. */
+                bits = isfinite(v) ? (uint64_t)(itd_now_mono_ms() -
+                                                (int64_t)(v * 1000.0))
+                                   : (uint64_t)INT64_MIN;
+        } else if (r->type == MT_COUNTER) {
+                if (!(v >= 0) || v > 1.8e19)
+                        return ITD_ERR_RANGE;
+                bits = (uint64_t)v;
+        } else {
+                bits = dbits(v);
+        }
+        atomic_store_explicit(&m->slot[s], bits, memory_order_relaxed);
+        atomic_store_explicit(&m->present[s], 1, memory_order_relaxed);
+        return ITD_OK;
+}
+
+itd_err_t itd_metrics_unset_at(itd_metrics_t *m, itd_metric_id_t id,
+                               size_t partition) {
+        if ((int)id < 0 || id >= ITD_M__COUNT || !rows[id].max_index)
+                return ITD_ERR_ARG;
+        if (partition >= rows[id].max_index)
+                return ITD_ERR_RANGE;
+        size_t s = m->first[id] + partition;
+        atomic_store_explicit(&m->present[s], ABSENT, memory_order_relaxed);
+        atomic_store_explicit(&m->slot[s], rows[id].type == MT_GAUGE
+                                               ? dbits(rows[id].init)
+                                               : 0,
+                              memory_order_relaxed);
+        return ITD_OK;
+}
+
+itd_err_t itd_metrics_inc(itd_metrics_t *m, itd_metric_id_t id,
+                          const char *label, uint64_t n) {
+        size_t idx;
+        if ((int)id < 0 || id >= ITD_M__COUNT)
+                return ITD_ERR_ARG;
+        itd_err_t err = resolve(id, label, &idx);
+        return err ? err : itd_metrics_inc_at(m, id, idx, n);
+}
+
+itd_err_t itd_metrics_set(itd_metrics_t *m, itd_metric_id_t id,
+                          const char *label, double v) {
+        size_t idx;
+        if ((int)id < 0 || id >= ITD_M__COUNT)
+                return ITD_ERR_ARG;
+        itd_err_t err = resolve(id, label, &idx);
+        return err ? err : itd_metrics_set_at(m, id, idx, v);
+}
+
+itd_err_t itd_metrics_observe(itd_metrics_t *m, itd_metric_id_t id,
+                              double v) {
+        if ((int)id < 0 || id >= ITD_M__COUNT ||
+            rows[id].type != MT_HISTOGRAM)
+                return ITD_ERR_ARG;
+        if (!isfinite(v))
+                return ITD_ERR_NONFINITE;
+        if (v < 0)
+                v = 0;
+        const row_t *r = &rows[id];
+        size_t b = 0;
+        while (b < r->n_buckets && v > r->buckets[b])
+                b++;
+        /* Buckets are stored non-cumulative (one increment per
+         * observation); the renderer accumulates them. */
+        atomic_fetch_add_explicit(&m->slot[m->first[id] + b], 1,
+                                  memory_order_relaxed);
+        _Atomic uint64_t *sum = m->hist_sum[id];
+        uint64_t old = atomic_load_explicit(sum, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(
+            sum, &old, dbits(bitsd(old) + v), memory_order_relaxed,
+            memory_order_relaxed))
+                ;
+        return ITD_OK;
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+/* snprintf-like sink: keeps counting past cap so the caller learns the
+ * size it needs. */
+typedef struct out_s {
+        char *buf;
+        size_t cap;
+        size_t len;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n) {
+        if (o->len < o->cap) {
+                size_t room = o->cap - o->len;
+                memcpy(o->buf + o->len, s, n < room ? n : room);
+        }
+        o->len += n;
+}
+
+static void puts_(out_t *o, const char *s) { put(o, s, strlen(s)); }
+
+__attribute__((format(printf, 2, 3))) static void putf(out_t *o,
+                                                       const char *fmt, ...) {
+        char tmp[128];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                put(o, tmp, (size_t)n < sizeof tmp ? (size_t)n
+                                                   : sizeof tmp - 1);
+}
+
+/* Exposition format escaping: HELP escapes \ and newline; label values
+ * also escape the double quote. */
+static void put_escaped(out_t *o, const char *s, int quote) {
+        for (; *s; s++) {
+                if (*s == '\\')
+                        puts_(o, "\\\\");
+                else if (*s == '\n')
+                        puts_(o, "\\n");
+                else if (quote && *s == '"')
+                        puts_(o, "\\\"");
+                else
+                        put(o, s, 1);
+        }
+}
+
+size_t itd_metrics_escape(const char *s, int label, char *buf, size_t cap) {
+        out_t o = {buf, cap, 0};
+        put_escaped(&o, s, label);
+        if (cap > 0)
+                buf[o.len < cap ? o.len : cap - 1] = '\0';
+        return o.len;
+}
+
+/* Shortest text that reads back as the same double; Prometheus spells the
+ * special values NaN, +Inf, -Inf. */
+static void put_double(out_t *o, double v) {
+        if (isnan(v)) {
+                puts_(o, "NaN");
+                return;
+        }
+        if (isinf(v)) {
+                puts_(o, v > 0 ? "+Inf" : "-Inf");
+                return;
+        }
+        char tmp[40];
+        /* Whole numbers (byte counts, times) read better without an
+         * exponent; 2^53 bounds where doubles hold every integer. */
+        if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+                snprintf(tmp, sizeof tmp, "%.0f", v);
+                puts_(o, tmp);
+                return;
+        }
+        for (int prec = 6; prec <= 17; prec++) {
+                snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+                if (strtod(tmp, NULL) == v)
+                        break;
+        }
+        puts_(o, tmp);
+}
+
+static void put_label_value(out_t *o, const row_t *r, size_t i) {
+        if (r->max_index) {
+                putf(o, "%zu", i);
+                return;
+        }
+        put_escaped(o, r->values[i], 1);
+}
+
+/* Values of the process rows, from /proc/self; NaN when unreadable (a
+ * sandbox or another OS) so the series stays but says "unknown". */
+static double process_value(itd_metric_id_t id) {
+        long tck = sysconf(_SC_CLK_TCK);
+        if (id == ITD_M_PROCESS_OPEN_FDS) {
+                DIR *d = opendir("/proc/self/fd");
+                if (!d)
+                        return NAN;
+                double n = 0;
+                struct dirent *de;
+                while ((de = readdir(d)))
+                        if (de->d_name[0] != '.')
+                                n++;
+                closedir(d);
+                return n - 1; /* the descriptor opendir itself holds */
+        }
+        FILE *f = fopen("/proc/self/stat", "r");
+        if (!f)
+                return NAN;
+        char line[1024];
+        size_t n = fread(line, 1, sizeof line - 1, f);
+        fclose(f);
+        line[n] = '\0';
+        /* Fields after the command name, which may hold spaces and ')'. */
+        char *p = strrchr(line, ')');
+        if (!p || tck <= 0)
+                return NAN;
+        unsigned long long fld[24] = {0};
+        char state;
+        /* stat(5): 3 state, then 4.. ; we need utime(14) stime(15)
+         * starttime(22) rss(24). */
+        if (sscanf(p + 2,
+                   "%c %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu "
+                   "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+                   &state, &fld[4], &fld[5], &fld[6], &fld[7], &fld[8],
+                   &fld[9], &fld[10], &fld[11], &fld[12], &fld[13], &fld[14],
+                   &fld[15], &fld[16], &fld[17], &fld[18], &fld[19],
+                   &fld[20], &fld[21], &fld[22], &fld[23], &fld[0]) != 22)
+                return NAN;
+        unsigned long long rss_pages = fld[0]; /* field 24 */
+        switch (id) {
+        case ITD_M_PROCESS_CPU_SECONDS:
+                return (double)(fld[14] + fld[15]) / (double)tck;
+        case ITD_M_PROCESS_RESIDENT_MEMORY_BYTES:
+                return (double)rss_pages * (double)sysconf(_SC_PAGESIZE);
+        case ITD_M_PROCESS_START_TIME_SECONDS: {
+                /* starttime is in ticks since boot: add the boot time. */
+                struct timespec mono, wall;
+                clock_gettime(CLOCK_BOOTTIME, &mono);
+                clock_gettime(CLOCK_REALTIME, &wall);
+                double boot = (double)wall.tv_sec + wall.tv_nsec / 1e9 -
+                              ((double)mono.tv_sec + mono.tv_nsec / 1e9);
+                return boot + (double)fld[22] / (double)tck;
+        }
+        default:
+                return NAN;
+        }
+}
+
+static void render_row(const itd_metrics_t *m, const row_t *r, out_t *o,
+                       int64_t now_ms) {
+        static const char *const type_names[] = {"counter", "gauge",
+                                                 "histogram"};
+        itd_metric_id_t id = r->id;
+        const _Atomic uint64_t *s = m->slot + m->first[id];
+        puts_(o, "# HELP ");
+        puts_(o, r->name);
+        put(o, " ", 1);
+        put_escaped(o, r->help, 0);
+        putf(o, "\n# TYPE %s %s\n", r->name, type_names[r->type]);
+
+        if (r->type == MT_HISTOGRAM) {
+                uint64_t cum = 0;
+                for (size_t b = 0; b <= r->n_buckets; b++) {
+                        cum += atomic_load_explicit(&s[b],
+                                                    memory_order_relaxed);
+                        putf(o, "%s_bucket{le=\"", r->name);
+                        put_double(o, b < r->n_buckets ? r->buckets[b]
+                                                       : INFINITY);
+                        putf(o, "\"} %llu\n", (unsigned long long)cum);
+                }
+                /* _count is the +Inf bucket by definition; deriving it
+                 * keeps them equal even while a writer is mid-observe. */
+                putf(o, "%s_sum ", r->name);
+                put_double(o, bitsd(atomic_load_explicit(
+                                  m->hist_sum[id], memory_order_relaxed)));
+                putf(o, "\n%s_count %llu\n", r->name,
+                     (unsigned long long)cum);
+                return;
+        }
+        for (size_t i = 0; i < m->n_series[id]; i++) {
+                if (!atomic_load_explicit(&m->present[m->first[id] + i],
+                                          memory_order_relaxed))
+                        continue;
+                puts_(o, r->name);
+                if (r->label) {
+                        putf(o, "{%s=\"", r->label);
+                        put_label_value(o, r, i);
+                        puts_(o, "\"}");
+                }
+                put(o, " ", 1);
+                uint64_t v = atomic_load_explicit(&s[i],
+                                                  memory_order_relaxed);
+                if (r->kind == MK_PROCESS)
+                        put_double(o, process_value(id));
+                else if (r->kind == MK_AGE)
+                        put_double(o, (int64_t)v == INT64_MIN
+                                          ? NAN
+                                          : (double)(now_ms - (int64_t)v) /
+                                                1000.0);
+                else if (r->type == MT_COUNTER)
+                        putf(o, "%llu", (unsigned long long)v);
+                else
+                        put_double(o, bitsd(v));
+                put(o, "\n", 1);
+        }
+}
+
+size_t itd_metrics_render(const itd_metrics_t *m, char *buf, size_t cap) {
+        out_t o = {buf, cap, 0};
+        int64_t now_ms = itd_now_mono_ms();
+        for (size_t i = 0; i < ITD_M__COUNT; i++)
+                render_row(m, &rows[i], &o, now_ms);
+        if (cap > 0)
+                buf[o.len < cap ? o.len : cap - 1] = '\0';
+        return o.len;
+}
+
+char *itd_metrics_render_dup(const itd_metrics_t *m, size_t *len) {
+        /* Partition series come and go between two renders: retry until the
+         * text fits (it grows by a few lines at most). */
+        size_t cap = 16384;
+        for (;;) {
+                char *buf = itd_xmalloc(cap);
+                size_t n = itd_metrics_render(m, buf, cap);
+                if (n < cap) {
+                        *len = n;
+                        return buf;
+                }
+                free(buf);
+                cap = n + 1024;
+        }
+}
+
+/* ---- docs --------------------------------------------------------------- */
+
+void itd_metrics_write_docs(FILE *out) {
+        static const char *const type_names[] = {"counter", "gauge",
+                                                 "histogram"};
+        fputs("# Metrics\n\n"
+              "<!-- Generated by `intentd --metrics-docs` from the table in "
+              "daemon/metrics.c; do not edit. -->\n\n"
+              "intentd serves these on `GET /metrics` (Prometheus text "
+              "format 0.0.4) at `metrics.listen`, default "
+              "`127.0.0.1:9464`. Labels are bounded: no metric carries a "
+              "user id. Rates are left to PromQL (`rate(...[5m])`). "
+              "Alert rules and a Grafana dashboard over these metrics are "
+              "in `docs/ops/`.\n\n"
+              "Health endpoints on the same listener: `GET /livez` (200 "
+              "while the main loop turns, 503 when it stalled) and "
+              "`GET /readyz` (200 once the config is loaded, the model "
+              "restored and partitions assigned; otherwise 503 with the "
+              "reason).\n\n"
+              "| name | type | labels | help |\n"
+              "| --- | --- | --- | --- |\n",
+              out);
+        for (size_t i = 0; i < ITD_M__COUNT; i++) {
+                const row_t *r = &rows[i];
+                fprintf(out, "| `%s` | %s | ", r->name, type_names[r->type]);
+                if (!r->label) {
+                        /* no label: empty cell */
+                } else if (r->max_index) {
+                        fprintf(out, "`%s` (0..%zu)", r->label,
+                                r->max_index - 1);
+                } else if (r->kind == MK_INFO) {
+                        fprintf(out, "`%s`", r->label);
+                } else {
+                        fprintf(out, "`%s`: ", r->label);
+                        for (size_t j = 0; r->values[j]; j++)
+                                fprintf(out, "%s`%s`", j ? ", " : "",
+                                        r->values[j]);
+                }
+                fprintf(out, " | %s", r->help);
+                if (r->type == MT_HISTOGRAM) {
+                        fputs(" Buckets (s): ", out);
+                        for (size_t b = 0; b < r->n_buckets; b++)
+                                fprintf(out, "%s%g", b ? ", " : "",
+                                        r->buckets[b]);
+                        fputs(", +Inf.", out);
+                }
+                fputs(" |\n", out);
+        }
+}

@@ -1,0 +1,735 @@
+/*
+ * run.c - consume -> decode -> engine -> produce -> commit what was
+ * delivered.
+ *
+ * One pipeline thread (this one) owns the engine; librdkafka runs its own
+ * threads. A poll blocks for the first message, then takes whatever else is
+ * already fetched, so a batch is as large as the backlog allows and a quiet
+ * topic still gets low latency.
+ *
+ * At-least-once: enable.auto.offset.store=false; every consumed offset is
+ * tracked until each output it caused (prediction or dead letter) has a
+ * successful delivery report, and only the acknowledged prefix of each
+ * partition is stored for (auto-)commit. A failed delivery is produced again;
+ * too many outputs in flight pause the assigned partitions (polling goes on,
+ * so the group does not evict us) until the producer drains.
+ */
+#include "run.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "intentd/codec.h"
+#include "intentd/kafka.h"
+#include "intentd/log.h"
+#include "intentd/mem.h"
+#include "intentd/offsets.h"
+#include "metrics.h"
+#include "notify.h"
+
+static const char *const consumer_defaults[] = {
+    "group.id", "intentd",
+    "auto.offset.reset", "earliest",
+    "enable.auto.offset.store", "false",
+    "enable.partition.eof", "false",
+    /* Prefetch is what matters most for throughput (FACTS.md: 190k/s with
+     * librdkafka's default, 800k/s with this). */
+    "queued.min.messages", "1000000",
+    NULL};
+static const char *const producer_defaults[] = {
+    "linger.ms", "5",
+    "queue.buffering.max.messages", "1000000",
+    "enable.idempotence", "true",
+    NULL};
+
+
+/* A delivery that failed and is produced again from the main loop (never
+ * from inside the delivery report, which runs within rd_kafka_poll). */
+typedef struct retry_s {
+        rd_kafka_topic_t *rkt;
+        void *key;
+        size_t key_len;
+        void *value;
+        size_t len;
+        rd_kafka_headers_t *headers;
+        uint64_t token;
+} retry_t;
+
+typedef struct loop_s {
+        itd_conf_t *conf;
+        const itd_run_opts_t *opts;
+        rd_kafka_t *consumer;
+        rd_kafka_t *producer;
+        rd_kafka_topic_t *rkt_pred;
+        rd_kafka_topic_t *rkt_dlq;
+        itd_codec_t *codec;
+        itd_engine_t *eng;
+        itd_offsets_t *offsets;
+        itd_run_result_t *res;
+        retry_t *retries;
+        size_t n_retries, cap_retries;
+        int paused;
+        int assigned;             /* partitions currently assigned */
+        itd_metrics_t *m;
+        itd_health_t health;
+        itd_watchdog_t wd;
+        itd_http_t *http;
+        int64_t batch_t0_ms;      /* monotonic time the batch was polled */
+        itd_ratelimit_t rl_decode;
+        itd_ratelimit_t rl_kafka;
+        uint64_t output_failed;   /* outputs given up as undeliverable */
+} loop_t;
+
+/* Errors that another attempt cannot fix: the output is given up on,
+ * counted and logged, so one bad record cannot stall its partition. */
+static int permanent(rd_kafka_resp_err_t err) {
+        switch (err) {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_MSG:
+        case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+        case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        case RD_KAFKA_RESP_ERR__INVALID_ARG:
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+                  void *opaque) {
+        (void)rk;
+        loop_t *lp = opaque;
+        uint64_t token = (uint64_t)(uintptr_t)msg->_private;
+        if (!msg->err) {
+                if (msg->rkt == lp->rkt_pred) {
+                        lp->res->published++;
+                        itd_metrics_inc(lp->m, ITD_M_PREDICTIONS_PUBLISHED,
+                                        NULL, 1);
+                }
+                itd_offsets_ack(lp->offsets, token);
+                return;
+        }
+        uint64_t sup;
+        if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
+                itd_log(ITD_LOG_ERR, "kafka", "delivery to \"%s\" failed: %s%s",
+                        rd_kafka_topic_name(msg->rkt),
+                        rd_kafka_err2str(msg->err),
+                        permanent(msg->err) ? " (giving up on this record)"
+                                            : " (will retry)");
+        itd_metrics_inc(lp->m, ITD_M_DELIVERY_FAILURES, NULL, 1);
+        if (permanent(msg->err)) {
+                lp->output_failed++;
+                itd_offsets_ack(lp->offsets, token);
+                return;
+        }
+        if (lp->n_retries == lp->cap_retries) {
+                lp->cap_retries = lp->cap_retries ? 2 * lp->cap_retries : 64;
+                lp->retries = itd_xrealloc(lp->retries, lp->cap_retries *
+                                                            sizeof *lp->retries);
+        }
+        retry_t *r = &lp->retries[lp->n_retries++];
+        r->rkt = msg->rkt;
+        r->key_len = msg->key_len;
+        r->key = itd_xmalloc(msg->key_len);
+        memcpy(r->key, msg->key, msg->key_len);
+        r->len = msg->len;
+        r->value = itd_xmalloc(msg->len);
+        memcpy(r->value, msg->payload, msg->len);
+        rd_kafka_headers_t *h = NULL;
+        r->headers = rd_kafka_message_headers(msg, &h) == 0
+                         ? rd_kafka_headers_copy(h)
+                         : NULL;
+        r->token = token;
+}
+
+static void produce_retries(loop_t *lp) {
+        size_t n = lp->n_retries;
+        lp->n_retries = 0;
+        for (size_t i = 0; i < n; i++) {
+                retry_t *r = &lp->retries[i];
+                char errstr[256];
+                if (itd_kafka_produce(lp->producer, r->rkt,
+                                      RD_KAFKA_PARTITION_UA, r->key,
+                                      r->key_len, r->value, r->len, r->headers,
+                                      (void *)(uintptr_t)r->token,
+                                      lp->opts->stop, errstr,
+                                      sizeof errstr) != ITD_OK) {
+                        /* Still failing locally (stopping): keep it. */
+                        lp->retries[lp->n_retries++] = *r;
+                        continue;
+                }
+                free(r->key);
+                free(r->value);
+        }
+}
+
+/* Produces one output of a tracked event; token rides in the opaque. */
+static void produce_output(loop_t *lp, rd_kafka_topic_t *rkt, const void *key,
+                           size_t key_len, const void *value, size_t len,
+                           rd_kafka_headers_t *hdrs, uint64_t token) {
+        char errstr[256];
+        if (itd_kafka_produce(lp->producer, rkt, RD_KAFKA_PARTITION_UA, key,
+                              key_len, value, len, hdrs,
+                              (void *)(uintptr_t)token, lp->opts->stop,
+                              errstr, sizeof errstr) == ITD_OK)
+                return;
+        /* Only a stop interrupts a full queue, or the producer refuses the
+         * record outright: leave the offset unacknowledged so the event is
+         * consumed again after restart, never silently lost. */
+        if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+        uint64_t sup;
+        if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
+                itd_log(ITD_LOG_ERR, "kafka", "%s", errstr);
+}
+
+/* The original bytes, unchanged, with headers naming why and where from. */
+static void dead_letter(loop_t *lp, const rd_kafka_message_t *msg,
+                        const char *reason, const char *detail,
+                        uint64_t token) {
+        char num[32];
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(5);
+        rd_kafka_header_add(hdrs, "intentd.error.reason", -1, reason, -1);
+        rd_kafka_header_add(hdrs, "intentd.error.detail", -1, detail, -1);
+        rd_kafka_header_add(hdrs, "intentd.source.topic", -1,
+                            rd_kafka_topic_name(msg->rkt), -1);
+        snprintf(num, sizeof num, "%d", (int)msg->partition);
+        rd_kafka_header_add(hdrs, "intentd.source.partition", -1, num, -1);
+        snprintf(num, sizeof num, "%lld", (long long)msg->offset);
+        rd_kafka_header_add(hdrs, "intentd.source.offset", -1, num, -1);
+        produce_output(lp, lp->rkt_dlq, msg->key, msg->key_len, msg->payload,
+                       msg->len, hdrs, token);
+        lp->res->dead_lettered++;
+        if (itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, reason, 1))
+                itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, "other", 1);
+}
+
+static itd_err_t decode(loop_t *lp, const rd_kafka_message_t *msg,
+                        itd_event_t *ev, char *errstr, size_t errstr_size) {
+        if (lp->conf->input_format == ITD_INPUT_JSON)
+                return itd_event_from_json(msg->payload, msg->len, ev, errstr,
+                                           errstr_size);
+        return itd_codec_decode_event(lp->codec, msg->payload, msg->len,
+                                      (itd_framing_t)lp->conf->input_framing,
+                                      ev, errstr, errstr_size);
+}
+
+static void keep_example(itd_run_result_t *res, const itd_prediction_t *pr,
+                         float threshold) {
+        if (pr->purchase_probability < threshold)
+                return;
+        if (res->n_examples < ITD_RUN_EXAMPLES) {
+                res->examples[res->n_examples++] = *pr;
+                return;
+        }
+        /* Keep the most recent ones: shift out the oldest. */
+        memmove(res->examples, res->examples + 1,
+                (ITD_RUN_EXAMPLES - 1) * sizeof *res->examples);
+        res->examples[ITD_RUN_EXAMPLES - 1] = *pr;
+}
+
+static void report(loop_t *lp, int64_t t0, uint64_t *last_events,
+                   int64_t *last_ms, int final) {
+        int64_t now = itd_now_mono_ms();
+        itd_engine_stats_t es;
+        itd_engine_stats(lp->eng, &es);
+        double dt = (double)(now - *last_ms) / 1000.0;
+        double rate = dt > 0 ? (double)(lp->res->consumed - *last_events) / dt
+                             : 0;
+        if (final)
+                rate = (double)lp->res->consumed /
+                       ((double)(now - t0) / 1000.0 + 1e-9);
+        *last_events = lp->res->consumed;
+        *last_ms = now;
+        itd_notify_status("%.0f events/s, %llu events, %llu users, AUC %.3f",
+                          rate, (unsigned long long)lp->res->consumed,
+                          (unsigned long long)es.users, es.pv.auc);
+        if (lp->opts->progress) {
+                /* On a terminal one line redraws itself; in a log or a
+                 * pipe each report is its own line. */
+                int tty = isatty(STDERR_FILENO);
+                fprintf(stderr,
+                        "%s  %llu events | %.0f events/s | %llu predictions"
+                        " | %llu labelled | AUC %.3f | log loss %.3f   %s",
+                        tty ? "\r" : "",
+                        (unsigned long long)lp->res->consumed, rate,
+                        (unsigned long long)es.predictions,
+                        (unsigned long long)es.pv.n, es.pv.auc, es.pv.logloss,
+                        final || !tty ? "\n" : "");
+                return;
+        }
+        itd_log(ITD_LOG_INFO, "run",
+                "events=%llu rate=%.0f/s predictions=%llu dead_letters=%llu "
+                "filtered=%llu in_flight=%llu users=%llu pending=%llu "
+                "labelled=%llu auc=%.4f logloss=%.4f f1=%.3f steps=%llu",
+                (unsigned long long)lp->res->consumed, rate,
+                (unsigned long long)es.predictions,
+                (unsigned long long)lp->res->dead_lettered,
+                (unsigned long long)lp->res->filtered,
+                (unsigned long long)itd_offsets_in_flight(lp->offsets),
+                (unsigned long long)es.users, (unsigned long long)es.pending,
+                (unsigned long long)es.pv.n, es.pv.auc, es.pv.logloss,
+                es.pv.f1, (unsigned long long)es.train_steps);
+}
+
+/* Mirrors the engine's counters and progressive metrics into the registry
+ * that /metrics renders (the HTTP thread never touches the engine). */
+static void publish_gauges(loop_t *lp) {
+        itd_engine_stats_t es;
+        itd_engine_stats(lp->eng, &es);
+        itd_metrics_t *m = lp->m;
+        itd_metrics_set(m, ITD_M_TRAINING_EXAMPLES, "positive",
+                        (double)es.examples_pos);
+        itd_metrics_set(m, ITD_M_TRAINING_EXAMPLES, "negative",
+                        (double)es.examples_neg);
+        itd_metrics_set(m, ITD_M_TRAINING_STEPS, NULL, (double)es.train_steps);
+        itd_metrics_set(m, ITD_M_TRAINING_SKIPPED, NULL,
+                        (double)es.train_skipped);
+        itd_metrics_set(m, ITD_M_PROGRESSIVE_AUC, NULL, es.pv.auc);
+        itd_metrics_set(m, ITD_M_PROGRESSIVE_LOGLOSS, NULL, es.pv.logloss);
+        itd_metrics_set(m, ITD_M_PROGRESSIVE_F1, NULL, es.pv.f1);
+        itd_metrics_set(m, ITD_M_PROGRESSIVE_PRECISION, NULL, es.pv.precision);
+        itd_metrics_set(m, ITD_M_PROGRESSIVE_RECALL, NULL, es.pv.recall);
+        itd_metrics_set(m, ITD_M_LABELS_PENDING, NULL, (double)es.pending);
+        itd_metrics_set(m, ITD_M_MODEL_VERSION, NULL, (double)es.train_steps);
+        itd_metrics_set(m, ITD_M_USERS, NULL, (double)es.users);
+        itd_metrics_set(m, ITD_M_STATE_BYTES, NULL, (double)es.state_bytes);
+        itd_metrics_set(m, ITD_M_STATE_EVICTIONS, "ttl",
+                        (double)es.evicted_ttl);
+        itd_metrics_set(m, ITD_M_STATE_EVICTIONS, "capacity",
+                        (double)es.evicted_cap);
+        itd_metrics_set(m, ITD_M_CONSUMER_PAUSED, NULL, lp->paused);
+        itd_metrics_set(m, ITD_M_ASSIGNED_PARTITIONS, NULL, lp->assigned);
+}
+
+/* Stores, for every partition whose acknowledged prefix moved, the
+ * position after it; auto-commit (or the final commit) sends it. */
+static void store_acknowledged(loop_t *lp) {
+        int32_t n = itd_offsets_partitions(lp->offsets);
+        rd_kafka_topic_partition_list_t *tp = NULL;
+        for (int32_t p = 0; p < n; p++) {
+                int64_t next;
+                if (!itd_offsets_advance(lp->offsets, p, &next) || next < 0)
+                        continue;
+                if (!tp)
+                        tp = rd_kafka_topic_partition_list_new(8);
+                rd_kafka_topic_partition_list_add(tp, lp->conf->topic_events, p)
+                    ->offset = next;
+        }
+        if (!tp)
+                return;
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(lp->consumer, tp);
+        /* A partition revoked meanwhile refuses the store; its new owner
+         * re-processes from the last commit (at-least-once). */
+        if (err && err != RD_KAFKA_RESP_ERR__STATE)
+                itd_log(ITD_LOG_WARNING, "kafka", "offset store failed: %s",
+                        rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(tp);
+}
+
+/* Serves delivery reports until nothing is in flight or the deadline. */
+static void drain_outputs(loop_t *lp, int64_t deadline_ms) {
+        while ((itd_offsets_in_flight(lp->offsets) > 0 || lp->n_retries > 0) &&
+               itd_now_mono_ms() < deadline_ms) {
+                produce_retries(lp);
+                rd_kafka_poll(lp->producer, 50);
+        }
+        store_acknowledged(lp);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+        loop_t *lp = opaque;
+        int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk),
+                                  "COOPERATIVE");
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                itd_log(ITD_LOG_NOTICE, "kafka", "assigned %d partition(s)",
+                        parts->cnt);
+                if (cooperative)
+                        rd_kafka_error_destroy(
+                            rd_kafka_incremental_assign(rk, parts));
+                else
+                        rd_kafka_assign(rk, parts);
+                lp->assigned = cooperative ? lp->assigned + parts->cnt
+                                           : parts->cnt;
+                if (lp->paused)
+                        rd_kafka_pause_partitions(rk, parts);
+                atomic_store(&lp->health.assigned, lp->assigned);
+                /* READY on the first assignment, even an empty one: with
+                 * more instances than partitions some get none, and they
+                 * are still up and standing by. */
+                if (!atomic_exchange(&lp->health.ready, 1)) {
+                        itd_notify_ready();
+                        itd_log(ITD_LOG_NOTICE, "run", "ready");
+                }
+                return;
+        }
+        /* Revoked (or lost): finish in-flight work first, so the next
+         * owner starts exactly after what we delivered. */
+        itd_log(ITD_LOG_NOTICE, "kafka", "revoking %d partition(s)",
+                parts->cnt);
+        drain_outputs(lp, itd_now_mono_ms() + lp->conf->shutdown_timeout_ms);
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS &&
+            !rd_kafka_assignment_lost(rk)) {
+                rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+                if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                        itd_log(ITD_LOG_WARNING, "kafka",
+                                "commit on revoke: %s", rd_kafka_err2str(cerr));
+        }
+        for (int i = 0; i < parts->cnt; i++)
+                itd_offsets_reset(lp->offsets, parts->elems[i].partition);
+        if (cooperative)
+                rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+        else
+                rd_kafka_assign(rk, NULL);
+        lp->assigned = cooperative ? lp->assigned - parts->cnt : 0;
+        atomic_store(&lp->health.assigned, lp->assigned);
+}
+
+/* Back-pressure: pause every assigned partition while too much output is
+ * unacknowledged; resume once the producer has drained. */
+static void flow_control(loop_t *lp) {
+        uint64_t in_flight = itd_offsets_in_flight(lp->offsets);
+        uint64_t high = (uint64_t)lp->conf->output_max_in_flight;
+        int want_pause = lp->paused ? in_flight > high / 4 : in_flight > high;
+        if (want_pause == lp->paused)
+                return;
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        if (rd_kafka_assignment(lp->consumer, &parts) != 0 || !parts)
+                return;
+        if (want_pause) {
+                rd_kafka_pause_partitions(lp->consumer, parts);
+                itd_log(ITD_LOG_WARNING, "kafka",
+                        "pausing consumption: %llu outputs unacknowledged",
+                        (unsigned long long)in_flight);
+        } else {
+                rd_kafka_resume_partitions(lp->consumer, parts);
+                itd_log(ITD_LOG_NOTICE, "kafka", "resuming consumption");
+        }
+        lp->paused = want_pause;
+        rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
+                          itd_input_t *in, size_t *msg_of,
+                          itd_prediction_t *preds, itd_outcome_t *outcome) {
+        char errstr[512];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                rd_kafka_message_t *m = msgs[i];
+                if (m->err) {
+                        uint64_t sup;
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+                            itd_ratelimit_allow(&lp->rl_kafka,
+                                                itd_now_mono_ms(), &sup))
+                                itd_log(ITD_LOG_WARNING, "kafka",
+                                        "consume: %s",
+                                        rd_kafka_message_errstr(m));
+                        msgs[i] = NULL;
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                lp->res->consumed++;
+                itd_metrics_inc(lp->m, ITD_M_EVENTS_CONSUMED, NULL, 1);
+                if (decode(lp, m, &in[k].ev, errstr, sizeof errstr) != ITD_OK) {
+                        uint64_t sup;
+                        if (itd_ratelimit_allow(&lp->rl_decode,
+                                                itd_now_mono_ms(), &sup))
+                                itd_log(ITD_LOG_WARNING, "decode",
+                                        "%s/%d@%lld: %s",
+                                        rd_kafka_topic_name(m->rkt),
+                                        (int)m->partition,
+                                        (long long)m->offset, errstr);
+                        if (sup)
+                                itd_log(ITD_LOG_WARNING, "decode",
+                                        "%llu similar lines suppressed",
+                                        (unsigned long long)sup);
+                        uint64_t token = itd_offsets_track(
+                            lp->offsets, m->partition, m->offset, 1);
+                        dead_letter(lp, m, "decode", errstr, token);
+                        continue;
+                }
+                in[k].partition = m->partition;
+                in[k].offset = m->offset;
+                msg_of[k] = i;
+                k++;
+        }
+        if (k == 0)
+                return;
+        itd_err_t err;
+        while ((err = itd_engine_process(lp->eng, lp->conf->topic_events, in, k,
+                                         preds, outcome)) == ITD_ERR_FULL &&
+               !*lp->opts->stop) {
+                uint64_t sup;
+                if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
+                        itd_log(ITD_LOG_WARNING, "labels",
+                                "pending-label pool full (labels.max_pending); "
+                                "waiting");
+                rd_kafka_poll(lp->producer, 100);
+        }
+        if (err) {
+                /* Nothing of the batch was applied and nothing is tracked:
+                 * these events are consumed again after a restart. */
+                return;
+        }
+        unsigned char buf[4096];
+        int64_t now_wall = itd_now_wall_ms();
+        for (size_t j = 0; j < k; j++) {
+                const rd_kafka_message_t *m = msgs[msg_of[j]];
+                if (outcome[j] != ITD_OUT_PREDICTED) {
+                        lp->res->filtered++;
+                        itd_metrics_inc(lp->m, ITD_M_EVENTS_FILTERED, "late",
+                                        1);
+                        itd_offsets_track(lp->offsets, m->partition, m->offset,
+                                          0);
+                        continue;
+                }
+                uint64_t token = itd_offsets_track(lp->offsets, m->partition,
+                                                   m->offset, 1);
+                size_t len;
+                if (itd_codec_encode_prediction(
+                        lp->codec, &preds[j],
+                        (int32_t)lp->conf->output_schema_id, buf, sizeof buf,
+                        &len) != ITD_OK) {
+                        dead_letter(lp, m, "encode",
+                                    "prediction did not fit 4 KiB", token);
+                        continue;
+                }
+                produce_output(lp, lp->rkt_pred, preds[j].user_id,
+                               strlen(preds[j].user_id), buf, len, NULL, token);
+                lp->res->predicted++;
+                itd_metrics_observe(lp->m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
+                                    (double)(now_wall - preds[j].event_ts_ms) /
+                                        1000.0);
+                keep_example(lp->res, &preds[j],
+                             (float)lp->conf->predict_threshold);
+        }
+}
+
+/* SIGHUP: re-read the file; apply what is reloadable, keep running on the
+ * old config when the new one is bad. */
+static void reload(loop_t *lp) {
+        itd_notify_reloading();
+        char errstr[1024], applied[512], restart[512];
+        itd_conf_t *fresh = itd_conf_new();
+        if (itd_conf_load(fresh, lp->opts->conf_path, errstr, sizeof errstr) !=
+            ITD_OK) {
+                itd_log(ITD_LOG_ERR, "conf",
+                        "reload refused, keeping the running config: %s",
+                        errstr);
+                itd_metrics_inc(lp->m, ITD_M_CONFIG_RELOADS, "failed", 1);
+        } else {
+                itd_conf_reload(lp->conf, fresh, applied, sizeof applied,
+                                restart, sizeof restart);
+                itd_log_setup(lp->conf->log_level, itd_log_format_get());
+                itd_engine_set_threshold(lp->eng,
+                                         (float)lp->conf->predict_threshold);
+                itd_engine_set_learning_rate(
+                    lp->eng, (float)lp->conf->model_learning_rate);
+                itd_log(ITD_LOG_NOTICE, "conf", "reloaded %s: applied %s%s%s",
+                        lp->opts->conf_path, *applied ? applied : "nothing",
+                        *restart ? "; needs a restart to change: " : "",
+                        restart);
+                itd_metrics_inc(lp->m, ITD_M_CONFIG_RELOADS, "ok", 1);
+        }
+        itd_conf_destroy(fresh);
+        itd_notify_ready();
+}
+
+static int demo_done(const loop_t *lp) {
+        const itd_run_opts_t *o = lp->opts;
+        if (!o->published_done || !atomic_load(o->published_done))
+                return 0;
+        return lp->res->consumed >= atomic_load(o->published);
+}
+
+itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
+                  itd_run_result_t *res, char *errstr, size_t errstr_size) {
+        memset(res, 0, sizeof *res);
+        loop_t lp = {.conf = conf, .opts = opts, .res = res};
+        lp.rl_decode = (itd_ratelimit_t){.interval_ms = 10000, .burst = 10};
+        lp.rl_kafka = (itd_ratelimit_t){.interval_ms = 10000, .burst = 10};
+        itd_err_t err = ITD_ERR_ARG;
+        rd_kafka_message_t **msgs = NULL;
+        itd_input_t *in = NULL;
+        itd_prediction_t *preds = NULL;
+        itd_outcome_t *outcome = NULL;
+        size_t *msg_of = NULL;
+
+        lp.offsets = itd_offsets_new();
+        lp.m = itd_metrics_new();
+        itd_health_init(&lp.health, conf->health_liveness_timeout_ms);
+        itd_watchdog_init(&lp.wd);
+        if (*conf->metrics_listen) {
+                lp.http = itd_http_start(conf->metrics_listen, lp.m, &lp.health,
+                                         errstr, errstr_size);
+                if (!lp.http) {
+                        err = ITD_ERR_IO;
+                        goto out;
+                }
+        }
+        itd_metrics_set(lp.m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, NAN);
+        lp.codec = itd_codec_new(errstr, errstr_size);
+        if (!lp.codec)
+                goto out;
+        lp.eng = itd_engine_new(conf, errstr, errstr_size);
+        if (!lp.eng)
+                goto out;
+        atomic_store(&lp.health.model_loaded, 1);
+        lp.producer = itd_kafka_new(RD_KAFKA_PRODUCER, producer_defaults,
+                                    conf->n_kafka, conf->kafka_keys,
+                                    conf->kafka_values, dr_cb, NULL, &lp,
+                                    errstr, errstr_size);
+        if (!lp.producer) {
+                err = ITD_ERR_KAFKA;
+                goto out;
+        }
+        lp.consumer = itd_kafka_new(RD_KAFKA_CONSUMER, consumer_defaults,
+                                    conf->n_kafka, conf->kafka_keys,
+                                    conf->kafka_values, NULL, rebalance_cb,
+                                    &lp, errstr, errstr_size);
+        if (!lp.consumer) {
+                err = ITD_ERR_KAFKA;
+                goto out;
+        }
+        lp.rkt_pred = rd_kafka_topic_new(lp.producer, conf->topic_predictions,
+                                         NULL);
+        lp.rkt_dlq = rd_kafka_topic_new(lp.producer, conf->topic_dead_letter,
+                                        NULL);
+        rd_kafka_poll_set_consumer(lp.consumer);
+        rd_kafka_topic_partition_list_t *sub =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, conf->topic_events,
+                                          RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t kerr = rd_kafka_subscribe(lp.consumer, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (kerr) {
+                snprintf(errstr, errstr_size, "subscribe to \"%s\": %s",
+                         conf->topic_events, rd_kafka_err2str(kerr));
+                err = ITD_ERR_KAFKA;
+                goto out;
+        }
+        itd_log(ITD_LOG_NOTICE, "run", "consuming \"%s\", publishing to \"%s\"",
+                conf->topic_events, conf->topic_predictions);
+
+        size_t max_batch = itd_engine_max_batch(lp.eng);
+        msgs = itd_xcalloc(max_batch, sizeof *msgs);
+        in = itd_xcalloc(max_batch, sizeof *in);
+        preds = itd_xcalloc(max_batch, sizeof *preds);
+        outcome = itd_xcalloc(max_batch, sizeof *outcome);
+        msg_of = itd_xcalloc(max_batch, sizeof *msg_of);
+        rd_kafka_queue_t *rkq = rd_kafka_queue_get_consumer(lp.consumer);
+
+        int64_t t0 = itd_now_mono_ms(), last_ms = t0;
+        uint64_t last_events = 0;
+        int64_t interval = !opts->progress ? conf->metrics_log_interval_ms
+                           : isatty(STDERR_FILENO) ? 250
+                                                   : 2000;
+        int64_t last_gauges = t0;
+        while (!*opts->stop && !demo_done(&lp)) {
+                size_t n = 0;
+                int64_t now = itd_now_mono_ms();
+                itd_health_beat(&lp.health);
+                itd_watchdog_kick(&lp.wd, now);
+                if (opts->reload && *opts->reload) {
+                        *opts->reload = 0;
+                        reload(&lp);
+                        interval = !opts->progress
+                                       ? conf->metrics_log_interval_ms
+                                       : interval;
+                }
+                rd_kafka_message_t *first = rd_kafka_consumer_poll(lp.consumer,
+                                                                   100);
+                if (first) {
+                        msgs[n++] = first;
+                        ssize_t more = rd_kafka_consume_batch_queue(
+                            rkq, 0, msgs + 1, max_batch - 1);
+                        if (more > 0)
+                                n += (size_t)more;
+                        process_batch(&lp, msgs, n, in, msg_of, preds,
+                                      outcome);
+                        itd_metrics_observe(
+                            lp.m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
+                            (double)(itd_now_mono_ms() - now) / 1000.0);
+                        for (size_t i = 0; i < n; i++)
+                                if (msgs[i])
+                                        rd_kafka_message_destroy(msgs[i]);
+                }
+                produce_retries(&lp);
+                rd_kafka_poll(lp.producer, 0);
+                store_acknowledged(&lp);
+                flow_control(&lp);
+                if (itd_now_mono_ms() - last_gauges >= 500) {
+                        last_gauges = itd_now_mono_ms();
+                        publish_gauges(&lp);
+                }
+                if (itd_now_mono_ms() - last_ms >= interval)
+                        report(&lp, t0, &last_events, &last_ms, 0);
+        }
+        rd_kafka_queue_destroy(rkq);
+
+        /* Graceful stop: outputs first, then the offsets that cover them. */
+        atomic_store(&lp.health.stopping, 1);
+        itd_notify_stopping();
+        itd_log(ITD_LOG_NOTICE, "run", "stopping: flushing outputs");
+        drain_outputs(&lp, itd_now_mono_ms() + conf->shutdown_timeout_ms);
+        if (itd_offsets_in_flight(lp.offsets) > 0)
+                itd_log(ITD_LOG_ERR, "run",
+                        "%llu outputs still unacknowledged after "
+                        "shutdown.timeout; their events will be consumed "
+                        "again on restart",
+                        (unsigned long long)itd_offsets_in_flight(lp.offsets));
+        kerr = rd_kafka_commit(lp.consumer, NULL, 0);
+        if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                itd_log(ITD_LOG_WARNING, "kafka", "final commit: %s",
+                        rd_kafka_err2str(kerr));
+        report(&lp, t0, &last_events, &last_ms, 1);
+        publish_gauges(&lp);
+        /* The promise of DESIGN.md, in one line a test can check: every
+         * consumed event is a prediction, a dead letter or a filter. */
+        itd_log(ITD_LOG_NOTICE, "run",
+                "accounting: consumed=%llu predicted=%llu dead_lettered=%llu "
+                "filtered=%llu undeliverable=%llu",
+                (unsigned long long)res->consumed,
+                (unsigned long long)res->predicted,
+                (unsigned long long)res->dead_lettered,
+                (unsigned long long)res->filtered,
+                (unsigned long long)lp.output_failed);
+        res->seconds = (double)(itd_now_mono_ms() - t0) / 1000.0;
+        rd_kafka_consumer_close(lp.consumer);
+        err = ITD_OK;
+out:
+        if (lp.eng)
+                itd_engine_stats(lp.eng, &res->engine);
+        free(msgs);
+        free(in);
+        free(preds);
+        free(outcome);
+        free(msg_of);
+        for (size_t i = 0; i < lp.n_retries; i++) {
+                free(lp.retries[i].key);
+                free(lp.retries[i].value);
+                if (lp.retries[i].headers)
+                        rd_kafka_headers_destroy(lp.retries[i].headers);
+        }
+        free(lp.retries);
+        if (lp.rkt_pred)
+                rd_kafka_topic_destroy(lp.rkt_pred);
+        if (lp.rkt_dlq)
+                rd_kafka_topic_destroy(lp.rkt_dlq);
+        if (lp.consumer)
+                rd_kafka_destroy(lp.consumer);
+        if (lp.producer)
+                rd_kafka_destroy(lp.producer);
+        itd_engine_destroy(lp.eng);
+        itd_codec_destroy(lp.codec);
+        itd_offsets_destroy(lp.offsets);
+        itd_http_stop(lp.http);
+        itd_metrics_destroy(lp.m);
+        return err;
+}

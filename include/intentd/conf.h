@@ -1,0 +1,117 @@
+/*
+ * conf.h - the daemon's configuration: one typed struct filled from ONE
+ * option table (daemon/conf.c) that also generates docs/CONFIGURATION.md and
+ * config/intentd.yaml. Keys under `kafka.` pass through to librdkafka with the
+ * prefix stripped.
+ *
+ * Durations are written "500ms", "10s", "30m", "24h", "7d" (a bare integer
+ * is milliseconds) and stored in ms.
+ */
+#ifndef INTENTD_CONF_H
+#define INTENTD_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "intentd/err.h"
+
+#define ITD_CONF_LIST_MAX 8
+
+typedef enum { ITD_INPUT_AVRO = 0, ITD_INPUT_JSON } itd_input_format_t;
+typedef enum { ITD_MODEL_MLP = 0, ITD_MODEL_LOGISTIC } itd_model_type_t;
+
+typedef struct itd_conf_s {
+        /* kafka.* pass-through, in file order (key without the prefix) */
+        size_t n_kafka;
+        char **kafka_keys;
+        char **kafka_values;
+
+        char *topic_events;
+        char *topic_predictions;
+        char *topic_triggers;
+        char *topic_dead_letter;
+
+        int input_format;           /* itd_input_format_t */
+        int input_framing;          /* itd_framing_t (codec.h) */
+        int64_t output_schema_id;   /* -1: bare Avro */
+
+        size_t n_windows;
+        int64_t windows_ms[ITD_CONF_LIST_MAX];
+        int64_t windows_allowed_lateness_ms;
+        int64_t session_gap_ms;
+        int64_t state_idle_ttl_ms;
+        int64_t state_max_users;
+
+        int64_t labels_horizon_ms;
+        int64_t labels_max_pending;
+
+        int model_type;             /* itd_model_type_t */
+        size_t n_model_hidden;
+        int64_t model_hidden[ITD_CONF_LIST_MAX];
+        int64_t model_embedding_buckets;
+        int64_t model_embedding_dim;
+        int model_optimizer;        /* itd_opt_t (mlp.h) */
+        double model_learning_rate;
+        double model_l2;
+        int64_t model_batch_size;
+        int64_t model_seed;
+        double model_loss_weight_next;
+
+        double predict_threshold;
+        int64_t metrics_log_interval_ms;
+        char *metrics_listen;       /* "" = no HTTP endpoint */
+        int64_t health_liveness_timeout_ms;
+        int64_t output_max_in_flight;
+        int log_level;              /* ITD_LOG_* (log.h) */
+        int64_t shutdown_timeout_ms;
+} itd_conf_t;
+
+/** @brief New config holding every default (caller owns). */
+itd_conf_t *itd_conf_new(void);
+void itd_conf_destroy(itd_conf_t *conf);
+
+/**
+ * @brief Sets one option by its dotted name from text, with range checks;
+ * `kafka.*` names are stored for librdkafka.
+ * @returns ITD_OK, or ITD_ERR_CONF with "name: why" in errstr.
+ */
+itd_err_t itd_conf_set(itd_conf_t *conf, const char *name, const char *value,
+                       char *errstr, size_t errstr_size);
+
+/**
+ * @brief Reads a YAML file (nested maps, or dotted keys) into conf.
+ * @returns ITD_OK, or ITD_ERR_CONF / ITD_ERR_IO with
+ * "file:line:column: key: why" in errstr.
+ */
+itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
+                        size_t errstr_size);
+
+/** @brief Prints docs/CONFIGURATION.md from the option table. */
+void itd_conf_write_docs(FILE *out);
+/** @brief Prints config/intentd.yaml: every option, default, help. */
+void itd_conf_write_yaml(FILE *out);
+
+/** @brief Parses a duration ("30m"); ITD_ERR_PARSE if malformed. */
+itd_err_t itd_duration_parse(const char *s, int64_t *ms);
+/** @brief Formats ms as the shortest exact duration ("30m"). */
+const char *itd_duration_format(int64_t ms, char *buf, size_t cap);
+
+/**
+ * @brief SIGHUP support: copies the options marked reloadable in the option
+ * table (log.level, predict.threshold, metrics.log.interval,
+ * model.learning.rate) from fresh into conf; every other option keeps its
+ * running value.
+ * @param fresh  a config just loaded from the file; borrowed, unchanged.
+ * @param applied  gets "name=value, ..." of the reloadable options that
+ * changed ("" if none); may be NULL.
+ * @param restart  gets the names of other options that differ in fresh and
+ * need a restart ("kafka.*" for any kafka change; "" if none); may be NULL.
+ * @returns the number of options applied.
+ * @thread the owner of conf (main thread).
+ */
+size_t itd_conf_reload(itd_conf_t *conf, const itd_conf_t *fresh,
+                       char *applied, size_t applied_size, char *restart,
+                       size_t restart_size);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * input.h - the one entry point from a Kafka message value to an event.
+ *
+ * The run loop hands every consumed value to itd_decoder_decode and gets
+ * back either ITD_REASON_OK and a validated event, or a stable reason code
+ * that goes, unchanged, into the dead-letter header `intentd.error.reason`
+ * and the `reason` label of intentd_events_dead_lettered_total. The codes
+ * and the rules behind them are documented in docs/SCHEMAS.md (a test
+ * checks that every code is there).
+ *
+ * Avro values come in the Confluent wire format (magic byte 0, 4-byte
+ * big-endian schema id, payload) or bare, per framing. The writer schema of
+ * a Confluent id is looked up in a schema directory (`<id>.avsc` or `<id>`)
+ * and then in a Schema Registry (GET {url}/schemas/ids/{id}); resolved
+ * schemas are cached for the decoder's life, failed look-ups for
+ * ITD_DECODER_MISS_RETRY_MS. With neither source configured every id is
+ * taken to be the built-in schema (config/event.avsc). Bare Avro is always
+ * read with the built-in schema. The writer is resolved against the reader
+ * schema config/event.avsc by the Avro rules (fields by name, reader
+ * defaults for fields the writer lacks, enum symbols by name, numeric
+ * promotion), with the defaults applied by intentd since Avro C does not.
+ */
+#ifndef INTENTD_INPUT_H
+#define INTENTD_INPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "intentd/event.h"
+
+/* Order is free (names are the contract); append new codes before
+ * ITD_REASON__COUNT and document them in docs/SCHEMAS.md. */
+typedef enum {
+        ITD_REASON_OK = 0,
+        /* the message as a whole */
+        ITD_REASON_EMPTY_MESSAGE,      /* zero bytes (or a null value) */
+        ITD_REASON_MESSAGE_TOO_LARGE,  /* over input.max_message_bytes */
+        ITD_REASON_BAD_MAGIC_BYTE,     /* confluent framing, byte 0 not 0 */
+        ITD_REASON_UNKNOWN_SCHEMA_ID,  /* id in no schema source */
+        ITD_REASON_SCHEMA_INCOMPATIBLE,/* writer cannot resolve to reader */
+        /* Avro structure */
+        ITD_REASON_TRUNCATED,          /* payload ends inside a value */
+        ITD_REASON_TRAILING_BYTES,     /* bytes after the record */
+        ITD_REASON_NEGATIVE_LENGTH,    /* string/bytes length below 0 */
+        ITD_REASON_BAD_UNION_BRANCH,   /* union index outside the union */
+        ITD_REASON_BAD_ENUM_INDEX,     /* enum index outside the symbols */
+        ITD_REASON_MALFORMED_AVRO,     /* over-long varint, bad block */
+        /* JSON structure */
+        ITD_REASON_JSON_SYNTAX,        /* not parseable JSON */
+        ITD_REASON_JSON_NOT_OBJECT,    /* valid JSON, but not an object */
+        ITD_REASON_WRONG_TYPE,         /* a JSON field of the wrong type */
+        /* content */
+        ITD_REASON_MISSING_FIELD,      /* ts or type absent or null */
+        ITD_REASON_MISSING_USER_ID,    /* user_id absent, null or "" */
+        ITD_REASON_UNKNOWN_EVENT_TYPE, /* type symbol not in EventType */
+        ITD_REASON_TS_TOO_OLD,         /* ts before 2000-01-01T00:00Z */
+        ITD_REASON_TS_IN_FUTURE,       /* ts beyond now + input.max_future */
+        ITD_REASON_BAD_PRICE,          /* price negative, NaN or infinite */
+        ITD_REASON_STRING_TOO_LONG,    /* over input.max_string_bytes */
+        ITD_REASON_INVALID_UTF8,       /* a string is not valid UTF-8 */
+        ITD_REASON_NUL_IN_STRING,      /* a string holds a NUL byte */
+        ITD_REASON__COUNT
+} itd_reason_t;
+
+/**
+ * @brief Stable snake_case code of a reason ("ok", "truncated",
+ * "unknown_schema_id", ...); "unknown" if r is out of range.
+ * @returns a static string. @thread any.
+ */
+const char *itd_reason_name(itd_reason_t r);
+
+/* Failed schema look-ups are retried after this long. */
+#define ITD_DECODER_MISS_RETRY_MS 30000
+/* Registry requests allowed per second; more look-ups in the same second
+ * are answered "unknown schema id" without asking (and not cached). */
+#define ITD_DECODER_REGISTRY_PER_SEC 10
+/* The earliest accepted event time: 2000-01-01T00:00:00Z. */
+#define ITD_DECODER_MIN_TS_MS 946684800000LL
+
+typedef struct itd_input_conf_s {
+        int format;               /* itd_input_format_t (conf.h) */
+        int framing;              /* itd_framing_t (codec.h) */
+        const char *schemas_dir;  /* NULL or "": none */
+        const char *registry_url; /* NULL or "": none */
+        int64_t max_future_ms;    /* ts may be this far ahead of the wall */
+        size_t max_string_bytes;  /* per string; capped by the event buffers
+                                   * (ITD_ID_MAX-1, ITD_QUERY_MAX-1) */
+        size_t max_message_bytes; /* whole value, header included */
+} itd_input_conf_t;
+
+/** @brief Fills conf with the defaults of the option table (avro, auto,
+ * no schema sources, 1 h, 63 bytes, 65536 bytes). */
+void itd_input_conf_defaults(itd_input_conf_t *conf);
+
+typedef struct itd_decoder_s itd_decoder_t;
+
+/**
+ * @brief Creates a decoder. Strings in conf are copied. With a registry
+ * URL it initialises libcurl globally: call from the main thread before
+ * other threads start.
+ * @returns the decoder (caller owns; itd_decoder_destroy), or NULL with
+ * errstr (schemas_dir not a folder, registry support not built, ...).
+ */
+itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
+                               size_t errstr_size);
+void itd_decoder_destroy(itd_decoder_t *dec);
+
+/**
+ * @brief Decodes and validates one message value.
+ * @param buf,len  the value; borrowed for the call; buf may be NULL if
+ *                 len is 0.
+ * @param now_wall_ms  wall clock for the future-timestamp check.
+ * @param ev       filled on ITD_REASON_OK; undefined otherwise.
+ * @param detail   one line for people ("field 'user_id' at byte 9: ...",
+ *                 "schema id 17: not in schemas_dir or the registry");
+ *                 set on failure, "" on success. May be NULL.
+ * @returns ITD_REASON_OK or the reason the message is dead-lettered.
+ * Steady state allocates nothing for Avro; the first message of a new
+ * schema id may read a file or make one HTTP request (blocking, 5 s at
+ * most). JSON goes through jansson, which allocates.
+ * @thread the decoder's owner (one decoder per consumer thread).
+ */
+itd_reason_t itd_decoder_decode(itd_decoder_t *dec, const void *buf,
+                                size_t len, int64_t now_wall_ms,
+                                itd_event_t *ev, char *detail,
+                                size_t detail_size);
+
+typedef struct itd_decoder_stats_s {
+        uint64_t schemas_loaded;    /* writer schemas resolved and cached */
+        uint64_t schema_misses;     /* look-ups that found nothing usable */
+        uint64_t registry_requests; /* HTTP GETs made */
+        uint64_t registry_errors;   /* GETs that failed (not 404) */
+} itd_decoder_stats_t;
+
+/** @brief Counters since creation. @thread the decoder's owner. */
+void itd_decoder_stats(const itd_decoder_t *dec, itd_decoder_stats_t *st);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * labeler.h - pending predictions and their delayed labels.
+ *
+ * A prediction made at event time t is labelled positive when the same user
+ * purchases in [t, t + horizon] (events arriving after it in the stream),
+ * negative when the partition's watermark passes t + horizon with no such
+ * purchase. Its next action is the type of the user's next event, or LEAVE
+ * when the watermark passes t + session gap first. An example is resolved
+ * once both are known. The features used at prediction time are copied into
+ * a bounded pool, so the model learns from exactly what it scored.
+ *
+ * One labeler per partition. @thread pipeline thread only.
+ */
+#ifndef INTENTD_LABELER_H
+#define INTENTD_LABELER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "intentd/err.h"
+#include "intentd/event.h"
+#include "intentd/prediction.h"
+
+typedef struct itd_labeler_conf_s {
+        size_t dim;                  /* dense features per example */
+        size_t n_ids;                /* sparse ids per example */
+        int64_t horizon_ms;          /* purchase horizon */
+        int64_t session_gap_ms;      /* no event within it -> LEAVE */
+        size_t max_pending;          /* pool capacity */
+        size_t max_pending_per_user; /* oldest of a user resolved early */
+} itd_labeler_conf_t;
+
+/* A resolved example. Pointers are borrowed from the labeler and valid
+ * until the next call on it. */
+typedef struct itd_example_s {
+        const float *x;        /* dim floats */
+        const uint32_t *ids;   /* n_ids ids */
+        int64_t ts_ms;         /* event time of the prediction */
+        uint64_t user_hash;
+        float score;           /* purchase probability given at the time */
+        float next_probs[ITD_NEXT__COUNT];
+        int label;             /* 1: purchased within horizon */
+        itd_next_t next;       /* what the user did next */
+} itd_example_t;
+
+typedef struct itd_labeler_stats_s {
+        uint64_t pending;      /* predictions waiting for their label */
+        uint64_t positives;    /* resolved positive so far */
+        uint64_t negatives;    /* resolved negative so far */
+        uint64_t dropped_full; /* resolved early because the pool was full */
+} itd_labeler_stats_t;
+
+typedef struct itd_labeler_s itd_labeler_t;
+
+itd_labeler_t *itd_labeler_new(const itd_labeler_conf_t *conf, char *errstr,
+                               size_t errstr_size);
+void itd_labeler_destroy(itd_labeler_t *lb);
+
+/**
+ * @brief Tells the labeler that user_hash did `type` at ts_ms. Call for every
+ * event, before itd_labeler_add of the prediction made on that same event.
+ */
+void itd_labeler_observe(itd_labeler_t *lb, uint64_t user_hash, int64_t ts_ms,
+                         itd_event_type_t type);
+
+/**
+ * @brief Adds a pending prediction; x and ids are copied.
+ * @returns ITD_OK, or ITD_ERR_FULL when the pool is full (the caller
+ * back-pressures; nothing is dropped silently).
+ */
+itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
+                          int64_t ts_ms, const float *x, const uint32_t *ids,
+                          float score, const float *next_probs);
+
+/** @brief Resolves pending predictions whose outcome the watermark decides. */
+void itd_labeler_advance(itd_labeler_t *lb, int64_t watermark_ms);
+
+/**
+ * @brief Takes up to max resolved examples, oldest resolution first.
+ * @returns how many were written to out; their memory stays valid until
+ * the next call on lb.
+ */
+size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max);
+
+void itd_labeler_stats(const itd_labeler_t *lb, itd_labeler_stats_t *stats);
+
+#endif

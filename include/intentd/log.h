@@ -1,0 +1,77 @@
+/*
+ * log.h - one log line per event on stderr.
+ *
+ * Lines carry a `<N>` syslog priority prefix so journald keeps the level
+ * (STYLE.md section 7); no timestamps, journald adds them. The macro checks
+ * the level before the arguments are evaluated, so a disabled debug line
+ * costs one compare on the hot path.
+ */
+#ifndef INTENTD_LOG_H
+#define INTENTD_LOG_H
+
+#include <stdint.h>
+
+enum {
+        ITD_LOG_EMERG = 0,
+        ITD_LOG_ALERT = 1,
+        ITD_LOG_CRIT = 2,
+        ITD_LOG_ERR = 3,
+        ITD_LOG_WARNING = 4,
+        ITD_LOG_NOTICE = 5,
+        ITD_LOG_INFO = 6,
+        ITD_LOG_DEBUG = 7
+};
+
+typedef enum { ITD_LOG_FORMAT_PLAIN, ITD_LOG_FORMAT_JOURNAL, ITD_LOG_FORMAT_JSON } itd_log_format_t;
+
+/* Current maximum level printed; read by the macro, set by itd_log_setup. */
+extern int itd_log_level;
+
+/** @brief Sets the level and format. @thread main, before other threads. */
+void itd_log_setup(int level, itd_log_format_t format);
+
+/** @brief The format set by itd_log_setup. */
+itd_log_format_t itd_log_format_get(void);
+
+/** @brief Parses "emerg".."debug" (or 0..7); returns -1 if unknown. */
+int itd_log_level_parse(const char *s);
+
+/** @brief Prints one line. @thread any (one write(2) per line). */
+void itd_log_write(int level, const char *facility, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define itd_log(level, facility, ...)                                     \
+        do {                                                              \
+                if ((level) <= itd_log_level)                             \
+                        itd_log_write((level), (facility), __VA_ARGS__);  \
+        } while (0)
+
+/*
+ * Rate limiter for repeating errors: the first `burst` lines in each
+ * `interval_ms` are printed, the rest are counted and summarised once the
+ * interval ends. Caller-provided storage; zero-initialise, then set
+ * interval_ms and burst.
+ */
+typedef struct itd_ratelimit_s {
+        int64_t interval_ms;
+        uint32_t burst;
+        int64_t window_start_ms;
+        uint32_t printed;
+        uint64_t suppressed;
+} itd_ratelimit_t;
+
+/**
+ * @brief Returns 1 if a line may be printed now. When a window with
+ * suppressed lines closes, *suppressed_out gets their count (else 0) so the
+ * caller can say "N similar lines suppressed".
+ * @thread the one thread that owns rl.
+ */
+int itd_ratelimit_allow(itd_ratelimit_t *rl, int64_t now_ms,
+                        uint64_t *suppressed_out);
+
+/** @brief Monotonic clock in milliseconds. */
+int64_t itd_now_mono_ms(void);
+/** @brief Wall clock (UTC) in milliseconds since the epoch. */
+int64_t itd_now_wall_ms(void);
+
+#endif

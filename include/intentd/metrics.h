@@ -1,0 +1,93 @@
+/*
+ * metrics.h - progressive validation: every example is scored before it is
+ * learned from, and these accumulators judge those scores.
+ *
+ * AUC comes from score histograms (ITD_PV_BINS bins per class), so memory is
+ * constant; its error is bounded by the mass of ties within a bin (see
+ * itd_pv_summary_t.auc_err_bound).
+ */
+#ifndef INTENTD_METRICS_H
+#define INTENTD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "intentd/prediction.h"
+
+#define ITD_PV_BINS 4096
+
+typedef struct itd_pv_summary_s {
+        uint64_t n;            /* examples judged */
+        uint64_t positives;
+        double base_rate;      /* positives / n */
+        double auc;            /* NAN until both classes were seen */
+        double auc_err_bound;  /* |auc - exact auc| <= this */
+        double logloss;
+        double accuracy, precision, recall, f1; /* at the threshold */
+        double ece;            /* expected calibration error, 10 bins */
+        uint64_t next_n;
+        double next_accuracy, next_logloss;
+} itd_pv_summary_t;
+
+typedef struct itd_pv_s itd_pv_t;
+
+/** @brief New accumulator; threshold is the decision threshold for F1. */
+itd_pv_t *itd_pv_new(float threshold);
+void itd_pv_destroy(itd_pv_t *pv);
+void itd_pv_reset(itd_pv_t *pv);
+
+/**
+ * @brief Adds one judged example. next_probs may be NULL (no next-action
+ * head); next is the true next action.
+ */
+void itd_pv_add(itd_pv_t *pv, float score, int label, const float *next_probs,
+                itd_next_t next);
+
+void itd_pv_summary(const itd_pv_t *pv, itd_pv_summary_t *out);
+
+/**
+ * @brief dst += src: afterwards dst judges the examples of both (AUC
+ * histograms, confusion counts, sums). dst keeps its own threshold; src
+ * should have the same, or its confusion counts mean another threshold.
+ */
+void itd_pv_merge(itd_pv_t *dst, const itd_pv_t *src);
+
+/*
+ * Sliding-window progressive validation: the same metrics over the most
+ * recent examples only, so a model that drifts shows it without being
+ * averaged against its whole history.
+ *
+ * The window is a ring of `chunks` accumulators of ceil(window / chunks)
+ * examples each; when the newest is full and another example comes, the
+ * oldest chunk is dropped whole. Once warm the summary therefore covers the
+ * last window - chunk + 1 to window examples (chunk = window / chunks): with
+ * 10 chunks, between 90% and 100% of the window. Memory is chunks + 1
+ * accumulators (~65 KiB each); adding costs what itd_pv_add costs; a
+ * summary merges the chunks (chunks x ITD_PV_BINS additions).
+ */
+typedef struct itd_pv_window_s itd_pv_window_t;
+
+/**
+ * @brief New window over the last `window` examples in `chunks` pieces
+ * (chunks >= 1, window >= chunks); NULL if either is out of range.
+ * Caller owns.
+ */
+itd_pv_window_t *itd_pv_window_new(float threshold, uint64_t window,
+                                   size_t chunks);
+void itd_pv_window_destroy(itd_pv_window_t *pvw);
+void itd_pv_window_reset(itd_pv_window_t *pvw);
+
+/** @brief As itd_pv_add (a non-finite score is left out and not counted). */
+void itd_pv_window_add(itd_pv_window_t *pvw, float score, int label,
+                       const float *next_probs, itd_next_t next);
+
+/**
+ * @brief Summary of the examples in the window (n says how many).
+ * Not const: merges into a scratch accumulator held by pvw.
+ */
+void itd_pv_window_summary(itd_pv_window_t *pvw, itd_pv_summary_t *out);
+
+/** @brief Changes the decision threshold for examples added from now on. */
+void itd_pv_set_threshold(itd_pv_t *pv, float threshold);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * mlp.h - the online network: dense features plus mean-pooled hashed
+ * embeddings, a ReLU trunk, and two heads (purchase within the horizon,
+ * sigmoid + binary cross-entropy; next action, softmax + cross-entropy).
+ *
+ * Depends only on libc, libm and CBLAS. Parameters, gradients and optimizer
+ * moments are allocated once, each as one contiguous block. Deterministic
+ * for a seed and the order of calls.
+ *
+ * @thread one owner thread; no internal locking.
+ */
+#ifndef INTENTD_MLP_H
+#define INTENTD_MLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "intentd/err.h"
+#include "intentd/prediction.h"
+
+#define ITD_MLP_MAX_HIDDEN 4
+
+typedef enum { ITD_OPT_SGD = 0, ITD_OPT_ADAGRAD, ITD_OPT_ADAM } itd_opt_t;
+
+typedef struct itd_mlp_conf_s {
+        size_t n_dense;        /* dense input width */
+        size_t n_fields;       /* sparse fields */
+        size_t ids_per_field;  /* ids[b][f * ids_per_field + k]; UINT32_MAX = empty */
+        size_t emb_buckets;    /* rows per embedding table (ids taken modulo) */
+        size_t emb_dim;        /* 0 disables embeddings */
+        size_t n_hidden;       /* hidden layers, 1..ITD_MLP_MAX_HIDDEN */
+        size_t hidden[ITD_MLP_MAX_HIDDEN];
+        size_t max_batch;      /* largest B passed to predict/train */
+        itd_opt_t optimizer;
+        float lr;              /* learning rate */
+        float l2;              /* weight decay on weights (not biases) */
+        float clip;            /* gradient L2-norm clip; 0 = off */
+        float beta1, beta2, eps;   /* Adam (eps also AdaGrad) */
+        float loss_weight_next;    /* weight of the next-action loss */
+        uint64_t seed;
+} itd_mlp_conf_t;
+
+typedef struct itd_mlp_s itd_mlp_t;
+
+/** @brief Sensible defaults for a given input shape. */
+void itd_mlp_conf_defaults(itd_mlp_conf_t *conf, size_t n_dense,
+                           size_t n_fields, size_t ids_per_field);
+
+/** @brief New network with seeded initial weights (caller owns). */
+itd_mlp_t *itd_mlp_new(const itd_mlp_conf_t *conf, char *errstr,
+                       size_t errstr_size);
+void itd_mlp_destroy(itd_mlp_t *m);
+
+/**
+ * @brief Scores a batch.
+ * x: (B, n_dense) row-major; ids: (B, n_fields * ids_per_field) or NULL;
+ * p: (B) purchase probability; next: (B, ITD_NEXT__COUNT) or NULL.
+ * B <= max_batch. Uses sgemv at B == 1, sgemm otherwise.
+ */
+void itd_mlp_predict(itd_mlp_t *m, const float *x, const uint32_t *ids,
+                     size_t B, float *p, float *next);
+
+/**
+ * @brief One optimizer step on a mini-batch.
+ * y: (B) purchase labels 0/1; next: (B) itd_next_t classes (or NULL to
+ * train the purchase head alone). *loss gets the mean purchase BCE.
+ * @returns ITD_OK; ITD_ERR_NONFINITE when the loss is not finite (the step
+ * is skipped and counted).
+ */
+itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
+                        const float *y, const int *next, size_t B,
+                        float *loss);
+
+/** @brief Optimizer steps taken so far (the published model_version). */
+int64_t itd_mlp_steps(const itd_mlp_t *m);
+/** @brief Steps skipped for a non-finite loss. */
+uint64_t itd_mlp_skipped(const itd_mlp_t *m);
+/** @brief Parameter count (weights, biases, embeddings). */
+size_t itd_mlp_n_params(const itd_mlp_t *m);
+
+/** @brief Changes the learning rate from the next step on (SIGHUP reload). */
+void itd_mlp_set_lr(itd_mlp_t *m, float lr);
+
+#endif

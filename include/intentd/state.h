@@ -1,0 +1,153 @@
+/*
+ * state.h - per-user rolling windows and the features built from them.
+ *
+ * One itd_state_t per assigned partition: users of one partition together,
+ * so state can be snapshotted, handed over and dropped per partition
+ * (DESIGN.md). Windows are in event time. The state also keeps the
+ * partition's watermark (max event time seen minus allowed lateness).
+ *
+ * Features at an event use only events at or before it (the event itself
+ * included): itd_state_update applies the event, then extracts.
+ *
+ * @thread pipeline thread only; no locks.
+ */
+#ifndef INTENTD_STATE_H
+#define INTENTD_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "intentd/err.h"
+#include "intentd/event.h"
+#include "intentd/prediction.h"
+
+#define ITD_WINDOWS_MAX 8
+/* Sparse id slots: fields (category, item, query token), each with
+ * ITD_SPARSE_SLOTS most recent hashed ids; ITD_SPARSE_NONE marks empty. */
+#define ITD_SPARSE_FIELDS 3
+#define ITD_SPARSE_SLOTS 4
+#define ITD_SPARSE_IDS (ITD_SPARSE_FIELDS * ITD_SPARSE_SLOTS)
+#define ITD_SPARSE_NONE UINT32_MAX
+
+typedef struct itd_state_conf_s {
+        size_t n_windows;
+        int64_t window_ms[ITD_WINDOWS_MAX]; /* ascending, e.g. 5m,1h,24h,7d */
+        int64_t allowed_lateness_ms;        /* watermark = max ts - this */
+        int64_t session_gap_ms;             /* inactivity that ends a session */
+        int64_t idle_ttl_ms;                /* users idle longer are evicted */
+        size_t max_users;                   /* hard cap; LRU eviction */
+} itd_state_conf_t;
+
+/* The user's strongest categories at extraction time. Names are borrowed
+ * from the state and valid until the next call on it. */
+typedef struct itd_topcats_s {
+        size_t n;
+        const char *name[ITD_TOPCAT_MAX];
+        float score[ITD_TOPCAT_MAX];
+} itd_topcats_t;
+
+typedef struct itd_state_stats_s {
+        uint64_t users;          /* users held now */
+        uint64_t bytes;          /* bytes held by the state */
+        uint64_t evicted_ttl;    /* users dropped for idling past idle_ttl */
+        uint64_t evicted_cap;    /* users dropped for max_users */
+        uint64_t late_events;    /* events refused as older than watermark */
+} itd_state_stats_t;
+
+typedef struct itd_state_s itd_state_t;
+
+/** @brief Checks conf; ITD_ERR_CONF with errstr naming the bad field. */
+itd_err_t itd_state_conf_check(const itd_state_conf_t *conf, char *errstr,
+                               size_t errstr_size);
+
+/** @brief New empty partition state (caller owns); NULL + errstr if conf bad. */
+itd_state_t *itd_state_new(const itd_state_conf_t *conf, char *errstr,
+                           size_t errstr_size);
+void itd_state_destroy(itd_state_t *st);
+
+/** @brief Width of the dense feature vector for conf. */
+size_t itd_features_dim(const itd_state_conf_t *conf);
+
+/**
+ * @brief Name of dense feature i ("count_5m_view", "secs_since_purchase",
+ * ...), as in docs/FEATURES.md and the --export-features header.
+ */
+const char *itd_features_name(const itd_state_conf_t *conf, size_t i,
+                              char *buf, size_t cap);
+
+/**
+ * @brief Applies ev to its user and extracts features as of just after it.
+ * @param x    out: dense features, itd_features_dim() floats, normalised.
+ * @param ids  out: ITD_SPARSE_IDS hashed sparse ids.
+ * @param top  out (may be NULL): the user's top categories.
+ * @returns ITD_OK; ITD_ERR_RANGE if ev is older than the watermark (state
+ * untouched, counted as late; the caller filters it).
+ */
+itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
+                           uint32_t *ids, itd_topcats_t *top);
+
+/** @brief Watermark of this partition (INT64_MIN before any event). */
+int64_t itd_state_watermark(const itd_state_t *st);
+
+/**
+ * @brief Moves the watermark to at least wm_ms (idle partitions advance by
+ * wall clock) and evicts users idle past idle_ttl.
+ */
+void itd_state_advance(itd_state_t *st, int64_t wm_ms);
+
+/**
+ * @brief Event counts of user_id per window and type as of now_ms
+ * (counts[w * ITD_EV__COUNT + type]).
+ * @returns ITD_OK, ITD_ERR_NOT_FOUND if the user is not held.
+ */
+itd_err_t itd_state_counts(const itd_state_t *st, const char *user_id,
+                           int64_t now_ms, uint32_t *counts);
+
+/**
+ * @brief Writes one JSON line per user: {"user_id":..,"windows":{"5m":
+ * {"VIEW":n,..},..}} with counts as of now_ms. Used by --dump-state.
+ * @returns ITD_OK or ITD_ERR_IO.
+ */
+itd_err_t itd_state_dump(const itd_state_t *st, int64_t now_ms, FILE *out);
+
+void itd_state_stats(const itd_state_t *st, itd_state_stats_t *stats);
+
+/**
+ * @brief Starts loading what itd_state_update(st, ev) will touch (the
+ * user's table slot and, when the slot is already cached, the user's
+ * record) without changing anything. Call it over a whole poll batch before
+ * updating the batch, so the cache misses of different users overlap
+ * instead of following one another (docs/FEATURES.md, "Speed").
+ */
+void itd_state_prefetch(const itd_state_t *st, const itd_event_t *ev);
+
+/**
+ * @brief Writes the whole state (users, windows, watermark, time reference,
+ * category dictionary, counters) as one versioned, checksummed snapshot, so
+ * that itd_state_restore gives a state that behaves bit-identically on
+ * further events. Format: docs/FEATURES.md, "Snapshots". Writes only; the
+ * caller positions and flushes out.
+ * @returns ITD_OK, or ITD_ERR_IO with errstr.
+ */
+itd_err_t itd_state_snapshot(const itd_state_t *st, FILE *out, char *errstr,
+                             size_t errstr_size);
+
+/**
+ * @brief Reads one snapshot from in (exactly its bytes, so several can be
+ * concatenated) into a new state the caller owns.
+ * @param conf  the running configuration. Windows, allowed lateness and
+ *              session gap must equal the snapshot's; idle_ttl_ms and
+ *              max_users may differ (users beyond max_users are evicted,
+ *              least recently updated first, counted in evicted_cap).
+ * @returns the state, or NULL with errstr starting "incompatible state
+ * snapshot:" (another format version, build layout or configuration; the
+ * differing field is named), "corrupt state snapshot:" (checksum, magic or
+ * shape; the byte offset within the snapshot is named), "truncated state
+ * snapshot:" (input ended early, at the named offset) or naming an I/O
+ * error.
+ */
+itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
+                               char *errstr, size_t errstr_size);
+
+#endif

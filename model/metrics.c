@@ -1,0 +1,249 @@
+/*
+ * metrics.c - progressive-validation accumulators: every score is judged
+ * when its label arrives, in constant memory.
+ *
+ * AUC comes from two score histograms (positives, negatives) of
+ * ITD_PV_BINS equal-width bins on [0, 1]. Pairs in different bins are
+ * ordered exactly; pairs within one bin are counted as ties (1/2). The true
+ * share of such a pair is somewhere in [0, 1], so the error is at most
+ * sum_b pos_b neg_b / (2 P N), reported as auc_err_bound.
+ *
+ * Accumulators merge by adding their counts, which is how the sliding
+ * window (itd_pv_window_t) is built: a ring of per-chunk accumulators.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "intentd/mem.h"
+#include "intentd/metrics.h"
+
+#define ECE_BINS 10
+#define PROB_MIN 1e-7 /* log loss clamps scores to [PROB_MIN, 1 - PROB_MIN] */
+
+struct itd_pv_s {
+        float threshold;
+        uint64_t pos[ITD_PV_BINS], neg[ITD_PV_BINS];
+        uint64_t n, positives;
+        uint64_t tp, fp, tn, fn;
+        double logloss_sum;
+        /* calibration: per equal-width score bin, count, sum of scores and
+         * of labels */
+        uint64_t ece_n[ECE_BINS];
+        double ece_score[ECE_BINS], ece_label[ECE_BINS];
+        uint64_t next_n, next_correct;
+        double next_logloss_sum;
+};
+
+itd_pv_t *itd_pv_new(float threshold) {
+        itd_pv_t *pv = itd_xcalloc(1, sizeof(*pv));
+        pv->threshold = threshold;
+        return pv;
+}
+
+void itd_pv_destroy(itd_pv_t *pv) { free(pv); }
+
+void itd_pv_reset(itd_pv_t *pv) {
+        float threshold = pv->threshold;
+        memset(pv, 0, sizeof(*pv));
+        pv->threshold = threshold;
+}
+
+static size_t bin_of(double score, size_t bins) {
+        /* score is finite and in [0, 1]; 1.0 goes to the last bin */
+        size_t b = (size_t)(score * (double)bins);
+        return b < bins ? b : bins - 1;
+}
+
+static double clamp_prob(double p) {
+        if (p < PROB_MIN)
+                return PROB_MIN;
+        return p > 1.0 - PROB_MIN ? 1.0 - PROB_MIN : p;
+}
+
+void itd_pv_add(itd_pv_t *pv, float score, int label, const float *next_probs,
+                itd_next_t next) {
+        /*
+         * A non-finite score has no place in a histogram or a log loss; the
+         * model counts its own non-finite steps, so such an example is left
+         * out here rather than poisoning every metric.
+         */
+        if (!isfinite(score))
+                return;
+        double s = score < 0.0f ? 0.0 : score > 1.0f ? 1.0 : score;
+        int y = label != 0;
+        pv->n++;
+        pv->positives += (uint64_t)y;
+        if (y)
+                pv->pos[bin_of(s, ITD_PV_BINS)]++;
+        else
+                pv->neg[bin_of(s, ITD_PV_BINS)]++;
+
+        double p = clamp_prob(s);
+        pv->logloss_sum -= y ? log(p) : log(1.0 - p);
+
+        int predicted = score >= pv->threshold;
+        if (predicted && y)
+                pv->tp++;
+        else if (predicted)
+                pv->fp++;
+        else if (y)
+                pv->fn++;
+        else
+                pv->tn++;
+
+        size_t eb = bin_of(s, ECE_BINS);
+        pv->ece_n[eb]++;
+        pv->ece_score[eb] += s;
+        pv->ece_label[eb] += y;
+
+        if (next_probs && (int)next >= 0 && next < ITD_NEXT__COUNT) {
+                size_t argmax = 0;
+                for (size_t k = 1; k < ITD_NEXT__COUNT; k++)
+                        if (next_probs[k] > next_probs[argmax])
+                                argmax = k;
+                pv->next_n++;
+                pv->next_correct += argmax == (size_t)next;
+                pv->next_logloss_sum -= log(clamp_prob(next_probs[next]));
+        }
+}
+
+static double ratio_or_zero(double num, double den) {
+        return den > 0.0 ? num / den : 0.0;
+}
+
+void itd_pv_summary(const itd_pv_t *pv, itd_pv_summary_t *out) {
+        memset(out, 0, sizeof(*out));
+        out->n = pv->n;
+        out->positives = pv->positives;
+        out->auc = out->auc_err_bound = NAN;
+        out->base_rate = out->logloss = out->accuracy = out->ece = NAN;
+        out->next_accuracy = out->next_logloss = NAN;
+        out->next_n = pv->next_n;
+        if (pv->next_n) {
+                out->next_accuracy =
+                    (double)pv->next_correct / (double)pv->next_n;
+                out->next_logloss = pv->next_logloss_sum / (double)pv->next_n;
+        }
+        if (pv->n == 0)
+                return;
+        double n = (double)pv->n;
+        out->base_rate = (double)pv->positives / n;
+        out->logloss = pv->logloss_sum / n;
+        out->accuracy = (double)(pv->tp + pv->tn) / n;
+        /* an undefined precision or recall (nothing predicted or present)
+         * reads 0, as scikit-learn's zero_division=0 */
+        out->precision =
+            ratio_or_zero((double)pv->tp, (double)(pv->tp + pv->fp));
+        out->recall = ratio_or_zero((double)pv->tp, (double)(pv->tp + pv->fn));
+        out->f1 = ratio_or_zero(2.0 * out->precision * out->recall,
+                                out->precision + out->recall);
+
+        double ece = 0.0;
+        for (size_t b = 0; b < ECE_BINS; b++)
+                if (pv->ece_n[b])
+                        ece += fabs(pv->ece_score[b] - pv->ece_label[b]) / n;
+        out->ece = ece;
+
+        uint64_t P = pv->positives, N = pv->n - pv->positives;
+        if (P == 0 || N == 0)
+                return;
+        /* walk the bins upwards: a positive beats every negative below it */
+        double wins = 0.0, ties = 0.0, neg_below = 0.0;
+        for (size_t b = 0; b < ITD_PV_BINS; b++) {
+                wins += (double)pv->pos[b] * neg_below;
+                ties += (double)pv->pos[b] * (double)pv->neg[b];
+                neg_below += (double)pv->neg[b];
+        }
+        double pairs = (double)P * (double)N;
+        out->auc = (wins + 0.5 * ties) / pairs;
+        out->auc_err_bound = 0.5 * ties / pairs;
+}
+
+void itd_pv_merge(itd_pv_t *dst, const itd_pv_t *src) {
+        for (size_t b = 0; b < ITD_PV_BINS; b++) {
+                dst->pos[b] += src->pos[b];
+                dst->neg[b] += src->neg[b];
+        }
+        dst->n += src->n;
+        dst->positives += src->positives;
+        dst->tp += src->tp;
+        dst->fp += src->fp;
+        dst->tn += src->tn;
+        dst->fn += src->fn;
+        dst->logloss_sum += src->logloss_sum;
+        for (size_t b = 0; b < ECE_BINS; b++) {
+                dst->ece_n[b] += src->ece_n[b];
+                dst->ece_score[b] += src->ece_score[b];
+                dst->ece_label[b] += src->ece_label[b];
+        }
+        dst->next_n += src->next_n;
+        dst->next_correct += src->next_correct;
+        dst->next_logloss_sum += src->next_logloss_sum;
+}
+
+/* ---- sliding window ---------------------------------------------------- */
+
+struct itd_pv_window_s {
+        size_t n_chunks;
+        uint64_t chunk_size; /* examples per chunk */
+        size_t head;         /* the chunk being filled */
+        itd_pv_t *chunk;     /* (n_chunks) */
+        itd_pv_t *merged;    /* scratch for summaries */
+};
+
+itd_pv_window_t *itd_pv_window_new(float threshold, uint64_t window,
+                                   size_t chunks) {
+        if (chunks == 0 || window < chunks)
+                return NULL;
+        itd_pv_window_t *pvw = itd_xcalloc(1, sizeof(*pvw));
+        pvw->n_chunks = chunks;
+        pvw->chunk_size = (window + chunks - 1) / chunks;
+        pvw->chunk = itd_xcalloc(chunks, sizeof(itd_pv_t));
+        for (size_t c = 0; c < chunks; c++)
+                pvw->chunk[c].threshold = threshold;
+        pvw->merged = itd_pv_new(threshold);
+        return pvw;
+}
+
+void itd_pv_window_destroy(itd_pv_window_t *pvw) {
+        if (!pvw)
+                return;
+        free(pvw->chunk);
+        itd_pv_destroy(pvw->merged);
+        free(pvw);
+}
+
+void itd_pv_window_reset(itd_pv_window_t *pvw) {
+        for (size_t c = 0; c < pvw->n_chunks; c++)
+                itd_pv_reset(&pvw->chunk[c]);
+        pvw->head = 0;
+}
+
+void itd_pv_window_add(itd_pv_window_t *pvw, float score, int label,
+                       const float *next_probs, itd_next_t next) {
+        if (!isfinite(score))
+                return;
+        /*
+         * Rotate only when an example arrives for a full chunk, so the
+         * window never holds fewer than window - chunk + 1 examples once
+         * warm (rotating eagerly would leave an empty chunk behind).
+         */
+        if (pvw->chunk[pvw->head].n >= pvw->chunk_size) {
+                pvw->head = (pvw->head + 1) % pvw->n_chunks;
+                itd_pv_reset(&pvw->chunk[pvw->head]);
+        }
+        itd_pv_add(&pvw->chunk[pvw->head], score, label, next_probs, next);
+}
+
+void itd_pv_window_summary(itd_pv_window_t *pvw, itd_pv_summary_t *out) {
+        itd_pv_reset(pvw->merged);
+        for (size_t c = 0; c < pvw->n_chunks; c++)
+                itd_pv_merge(pvw->merged, &pvw->chunk[c]);
+        itd_pv_summary(pvw->merged, out);
+}
+
+void itd_pv_set_threshold(itd_pv_t *pv, float threshold) {
+        /* Only the decision counts depend on it; the judged examples so far
+         * keep the threshold they were counted with. */
+        pv->threshold = threshold;
+}

@@ -1,0 +1,494 @@
+/*
+ * mlp.c - the online network: construction and seeded initialisation,
+ * batch scoring, and one training step (forward, backward, clip, update).
+ *
+ * Input row = dense features (n_dense) followed, per sparse field, by the
+ * mean of the embedding rows of its ids; a trunk of linear + ReLU layers;
+ * a purchase head (sigmoid, BCE) and a next-action head (softmax over
+ * ITD_NEXT__COUNT, CE). Layer math lives in layers.c, update rules in
+ * optim.c; the memory layout is described in mlp_int.h.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "intentd/mem.h"
+#include "layers_int.h"
+#include "mlp_int.h"
+
+/*
+ * Initial bias of the purchase head: logit(0.05). Purchases are rare, and an
+ * online run is judged from its first event on, so starting at p = 0.5 would
+ * cost log loss until the bias has caught up.
+ */
+#define PURCHASE_BASE_RATE 0.05
+
+/*
+ * Standard deviation of the initial embedding entries. Small next to the
+ * dense inputs (roughly [-1, 5]) so that hash rows start as mild noise and
+ * grow only with evidence.
+ */
+#define EMB_INIT_STD 0.05
+
+void itd_mlp_conf_defaults(itd_mlp_conf_t *conf, size_t n_dense,
+                           size_t n_fields, size_t ids_per_field) {
+        memset(conf, 0, sizeof(*conf));
+        conf->n_dense = n_dense;
+        conf->n_fields = n_fields;
+        conf->ids_per_field = ids_per_field;
+        conf->emb_buckets = (size_t)1 << 16;
+        conf->emb_dim = 8;
+        conf->n_hidden = 2;
+        conf->hidden[0] = 128;
+        conf->hidden[1] = 64;
+        conf->max_batch = 256;
+        /*
+         * Online learning wants a small constant step (FACTS.md: decaying
+         * or large steps over-react to batches holding one user's burst);
+         * Adam's per-parameter scaling keeps 1e-3 sane across inputs of
+         * different scale.
+         */
+        conf->optimizer = ITD_OPT_ADAM;
+        conf->lr = 1e-3f;
+        conf->beta1 = 0.9f;
+        conf->beta2 = 0.999f;
+        conf->eps = 1e-8f;
+        conf->l2 = 1e-6f;
+        conf->clip = 5.0f;
+        conf->loss_weight_next = 0.3f;
+        conf->seed = 42;
+}
+
+/* ---- seeded random numbers (initialisation only) ----------------------- */
+
+/* splitmix64 (Steele, Lea & Flood 2014): tiny, full period, good mixing */
+static uint64_t splitmix64(uint64_t *state) {
+        uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+}
+
+/* uniform in (0, 1]: never 0, so log() below is finite */
+static double uniform01(uint64_t *state) {
+        return (double)((splitmix64(state) >> 11) + 1) * 0x1.0p-53;
+}
+
+/* standard normal, Box-Muller (one of the pair is enough here) */
+static double normal(uint64_t *state) {
+        double u1 = uniform01(state), u2 = uniform01(state);
+        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+static void fill_normal(float *w, size_t n, double std, uint64_t *state) {
+        for (size_t i = 0; i < n; i++)
+                w[i] = (float)(std * normal(state));
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+static int check_conf(const itd_mlp_conf_t *c, char *errstr,
+                      size_t errstr_size) {
+#define BAD(...)                                                     \
+        do {                                                         \
+                if (errstr && errstr_size)                           \
+                        snprintf(errstr, errstr_size, __VA_ARGS__);  \
+                return -1;                                           \
+        } while (0)
+        if (c->n_hidden < 1 || c->n_hidden > ITD_MLP_MAX_HIDDEN)
+                BAD("mlp n_hidden: %zu is outside 1..%d", c->n_hidden,
+                    ITD_MLP_MAX_HIDDEN);
+        for (size_t l = 0; l < c->n_hidden; l++)
+                if (c->hidden[l] == 0)
+                        BAD("mlp hidden[%zu]: 0 units", l);
+        if (c->max_batch == 0)
+                BAD("mlp max_batch: 0, must be at least 1");
+        int emb = c->emb_dim > 0 && c->n_fields > 0 && c->ids_per_field > 0;
+        if (emb && c->emb_buckets == 0)
+                BAD("mlp emb_buckets: 0 with emb_dim %zu", c->emb_dim);
+        if (c->n_dense + (emb ? c->n_fields * c->emb_dim : 0) == 0)
+                BAD("mlp input: no dense features and no embeddings");
+        if (c->optimizer != ITD_OPT_SGD && c->optimizer != ITD_OPT_ADAGRAD &&
+            c->optimizer != ITD_OPT_ADAM)
+                BAD("mlp optimizer: unknown value %d", (int)c->optimizer);
+        if (!(c->lr > 0.0f) || !isfinite(c->lr))
+                BAD("mlp lr: %g, must be a positive number", (double)c->lr);
+        if (!(c->l2 >= 0.0f) || !isfinite(c->l2))
+                BAD("mlp l2: %g, must be >= 0", (double)c->l2);
+        if (!(c->clip >= 0.0f) || !isfinite(c->clip))
+                BAD("mlp clip: %g, must be >= 0 (0 = off)", (double)c->clip);
+        if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f))
+                BAD("mlp beta1: %g is outside [0, 1)", (double)c->beta1);
+        if (!(c->beta2 >= 0.0f && c->beta2 < 1.0f))
+                BAD("mlp beta2: %g is outside [0, 1)", (double)c->beta2);
+        if (!(c->eps > 0.0f) || !isfinite(c->eps))
+                BAD("mlp eps: %g, must be a positive number", (double)c->eps);
+        if (!(c->loss_weight_next >= 0.0f) || !isfinite(c->loss_weight_next))
+                BAD("mlp loss_weight_next: %g, must be >= 0",
+                    (double)c->loss_weight_next);
+        return 0;
+#undef BAD
+}
+
+static void add_tensor(itd_mlp_t *m, const char *name, size_t n, int decay) {
+        itd_tensor_t *t = &m->tensors[m->n_tensors++];
+        t->name = name;
+        t->off = m->n_params;
+        t->n = n;
+        t->decay = decay;
+        m->n_params += n;
+}
+
+itd_mlp_t *itd_mlp_new(const itd_mlp_conf_t *conf, char *errstr,
+                       size_t errstr_size) {
+        static const char *const wname[] = {"w0", "w1", "w2", "w3"};
+        static const char *const bname[] = {"b0", "b1", "b2", "b3"};
+        if (check_conf(conf, errstr, errstr_size))
+                return NULL;
+        /* the daemon shares two cores with librdkafka (FACTS.md) */
+        openblas_set_num_threads(1);
+
+        itd_mlp_t *m = itd_xcalloc(1, sizeof(*m));
+        m->conf = *conf;
+        const itd_mlp_conf_t *c = &m->conf;
+        const size_t K = ITD_MLP_K;
+        int emb = c->emb_dim > 0 && c->n_fields > 0 && c->ids_per_field > 0;
+        m->emb_cols = emb ? c->n_fields * c->emb_dim : 0;
+        m->emb_rows = emb ? c->n_fields * c->emb_buckets : 0;
+        m->in_dim = c->n_dense + m->emb_cols;
+        m->n_layers = c->n_hidden;
+        m->width[0] = m->in_dim;
+        for (size_t l = 0; l < m->n_layers; l++)
+                m->width[l + 1] = c->hidden[l];
+        const size_t H = m->width[m->n_layers];
+
+        /* carve the tensors: dense ones first, the embedding tables last */
+        for (size_t l = 0; l < m->n_layers; l++) {
+                add_tensor(m, wname[l], m->width[l + 1] * m->width[l], 1);
+                add_tensor(m, bname[l], m->width[l + 1], 0);
+        }
+        add_tensor(m, "wp", H, 1);
+        add_tensor(m, "bp", 1, 0);
+        add_tensor(m, "wn", K * H, 1);
+        add_tensor(m, "bn", K, 0);
+        m->n_dense_params = m->n_params;
+        m->n_params += m->emb_rows * c->emb_dim;
+
+        m->params = itd_xcalloc(m->n_params, sizeof(float));
+        m->grads = itd_xcalloc(m->n_params, sizeof(float));
+        size_t n_moments = c->optimizer == ITD_OPT_ADAM      ? 2
+                           : c->optimizer == ITD_OPT_ADAGRAD ? 1
+                                                             : 0;
+        m->moments = n_moments
+                         ? itd_xcalloc(n_moments * m->n_params, sizeof(float))
+                         : NULL;
+
+        size_t ti = 0;
+        for (size_t l = 0; l < m->n_layers; l++) {
+                m->w[l] = m->params + m->tensors[ti].off;
+                m->dw[l] = m->grads + m->tensors[ti++].off;
+                m->b[l] = m->params + m->tensors[ti].off;
+                m->db[l] = m->grads + m->tensors[ti++].off;
+        }
+        m->wp = m->params + m->tensors[ti].off;
+        m->dwp = m->grads + m->tensors[ti++].off;
+        m->bp = m->params + m->tensors[ti].off;
+        m->dbp = m->grads + m->tensors[ti++].off;
+        m->wn = m->params + m->tensors[ti].off;
+        m->dwn = m->grads + m->tensors[ti++].off;
+        m->bn = m->params + m->tensors[ti].off;
+        m->dbn = m->grads + m->tensors[ti++].off;
+        m->emb = m->params + m->n_dense_params;
+        m->demb = m->grads + m->n_dense_params;
+
+        /* scratch: activations and their gradients for max_batch rows */
+        const size_t MB = c->max_batch;
+        size_t widest = 0, n_scratch = 0;
+        for (size_t l = 0; l <= m->n_layers; l++) {
+                n_scratch += 2 * MB * m->width[l];
+                if (l > 0 && m->width[l] > widest)
+                        widest = m->width[l];
+        }
+        n_scratch += MB * widest + 3 * MB + 3 * MB * K;
+        m->scratch = itd_xcalloc(n_scratch, sizeof(float));
+        float *s = m->scratch;
+        for (size_t l = 0; l <= m->n_layers; l++) {
+                m->act[l] = s, s += MB * m->width[l];
+                m->dact[l] = s, s += MB * m->width[l];
+        }
+        m->dz = s, s += MB * widest;
+        m->logit = s, s += MB;
+        m->p = s, s += MB;
+        m->dlogit = s, s += MB;
+        m->nlogit = s, s += MB * K;
+        m->nprob = s, s += MB * K;
+        m->dnlogit = s, s += MB * K;
+
+        if (emb) {
+                m->mark = itd_xcalloc(m->emb_rows, 1);
+                m->touched = itd_xmalloc(MB * c->n_fields * c->ids_per_field *
+                                         sizeof(size_t));
+        }
+
+        /*
+         * Initial weights, in a fixed order from one seeded stream:
+         * He normal for the ReLU layers (He et al. 2015, std sqrt(2/fan_in)),
+         * Glorot normal for the linear heads (Glorot & Bengio 2010,
+         * std sqrt(2/(fan_in+fan_out))), biases 0 except the purchase head.
+         */
+        uint64_t rng = c->seed;
+        for (size_t l = 0; l < m->n_layers; l++)
+                fill_normal(m->w[l], m->width[l + 1] * m->width[l],
+                            sqrt(2.0 / (double)m->width[l]), &rng);
+        fill_normal(m->wp, H, sqrt(2.0 / (double)(H + 1)), &rng);
+        fill_normal(m->wn, K * H, sqrt(2.0 / (double)(H + K)), &rng);
+        m->bp[0] = (float)log(PURCHASE_BASE_RATE / (1.0 - PURCHASE_BASE_RATE));
+        if (emb)
+                fill_normal(m->emb, m->emb_rows * c->emb_dim, EMB_INIT_STD,
+                            &rng);
+        return m;
+}
+
+void itd_mlp_destroy(itd_mlp_t *m) {
+        if (!m)
+                return;
+        free(m->params);
+        free(m->grads);
+        free(m->moments);
+        free(m->scratch);
+        free(m->mark);
+        free(m->touched);
+        free(m);
+}
+
+/* ---- forward ----------------------------------------------------------- */
+
+/*
+ * Runs the trunk and the heads' logits for B <= max_batch rows; returns the
+ * input matrix (B, in_dim) it used: x itself when there are no embeddings.
+ */
+static const float *forward(itd_mlp_t *m, const float *x, const uint32_t *ids,
+                            size_t B, int want_next) {
+        const itd_mlp_conf_t *c = &m->conf;
+        const float *in = x;
+        if (m->emb_cols) {
+                float *a0 = m->act[0];
+                if (c->n_dense)
+                        for (size_t i = 0; i < B; i++)
+                                memcpy(a0 + i * m->in_dim, x + i * c->n_dense,
+                                       c->n_dense * sizeof(float));
+                if (ids)
+                        itd_embedding_forward(a0 + c->n_dense, m->in_dim, ids,
+                                              m->emb, B, c->n_fields,
+                                              c->ids_per_field, c->emb_buckets,
+                                              c->emb_dim);
+                else
+                        for (size_t i = 0; i < B; i++)
+                                memset(a0 + i * m->in_dim + c->n_dense, 0,
+                                       m->emb_cols * sizeof(float));
+                in = a0;
+        }
+        const float *a = in;
+        for (size_t l = 0; l < m->n_layers; l++) {
+                /* a: (B, width[l]); w[l]: (width[l+1], width[l]);
+                 * act[l+1] = relu(a w[l]^T + b[l]): (B, width[l+1]) */
+                itd_linear_forward(m->act[l + 1], a, m->w[l], m->b[l], B,
+                                   m->width[l], m->width[l + 1]);
+                itd_relu_forward(m->act[l + 1], m->act[l + 1],
+                                 B * m->width[l + 1]);
+                a = m->act[l + 1];
+        }
+        const size_t H = m->width[m->n_layers];
+        itd_linear_forward(m->logit, a, m->wp, m->bp, B, H, 1);
+        if (want_next)
+                itd_linear_forward(m->nlogit, a, m->wn, m->bn, B, H,
+                                   ITD_MLP_K);
+        return in;
+}
+
+/* Mean BCE into *bce, total loss returned; *n_valid rows had a next label. */
+static double losses(itd_mlp_t *m, const float *y, const int *next, size_t B,
+                     double *bce, size_t *n_valid) {
+        double bce_sum = itd_sigmoid_bce_forward(m->p, m->logit, y, B);
+        double ce_sum = 0.0;
+        *n_valid = 0;
+        if (next)
+                ce_sum = itd_softmax_ce_forward(m->nprob, m->nlogit, next, B,
+                                                ITD_MLP_K, n_valid);
+        *bce = bce_sum / (double)B;
+        double total = *bce;
+        if (*n_valid)
+                total += m->conf.loss_weight_next * ce_sum / (double)*n_valid;
+        return total;
+}
+
+void itd_mlp_predict(itd_mlp_t *m, const float *x, const uint32_t *ids,
+                     size_t B, float *p, float *next) {
+        const itd_mlp_conf_t *c = &m->conf;
+        const size_t ids_w = c->n_fields * c->ids_per_field;
+        /* more rows than the scratch holds: score in max_batch chunks */
+        for (size_t i0 = 0; i0 < B; i0 += c->max_batch) {
+                size_t n = B - i0 < c->max_batch ? B - i0 : c->max_batch;
+                forward(m, x + i0 * c->n_dense, ids ? ids + i0 * ids_w : NULL,
+                        n, next != NULL);
+                itd_sigmoid_bce_forward(p + i0, m->logit, NULL, n);
+                if (next)
+                        itd_softmax_ce_forward(next + i0 * ITD_MLP_K,
+                                               m->nlogit, NULL, n, ITD_MLP_K,
+                                               NULL);
+        }
+}
+
+double itd_mlp_loss(itd_mlp_t *m, const float *x, const uint32_t *ids,
+                    const float *y, const int *next, size_t B) {
+        double bce;
+        size_t n_valid;
+        forward(m, x, ids, B, next != NULL);
+        return losses(m, y, next, B, &bce, &n_valid);
+}
+
+/* ---- backward ---------------------------------------------------------- */
+
+static void touch_rows(itd_mlp_t *m, const uint32_t *ids, size_t B) {
+        const itd_mlp_conf_t *c = &m->conf;
+        const size_t n_slots = c->n_fields * c->ids_per_field;
+        const size_t cap = c->max_batch * n_slots;
+        for (size_t i = 0; i < B; i++) {
+                for (size_t s = 0; s < n_slots; s++) {
+                        uint32_t id = ids[i * n_slots + s];
+                        if (id == ITD_ID_EMPTY)
+                                continue;
+                        size_t f = s / c->ids_per_field;
+                        size_t row = f * c->emb_buckets + id % c->emb_buckets;
+                        if (m->mark[row])
+                                continue;
+                        m->mark[row] = 1;
+                        /*
+                         * One batch never overflows cap; only callers that
+                         * accumulate several batches before a step (tests)
+                         * can, and they get a larger list.
+                         */
+                        if (m->n_touched >= cap &&
+                            m->n_touched % cap == 0)
+                                m->touched = itd_xrealloc(
+                                    m->touched,
+                                    (m->n_touched + cap) * sizeof(size_t));
+                        m->touched[m->n_touched++] = row;
+                }
+        }
+}
+
+void itd_mlp_zero_grad(itd_mlp_t *m) {
+        const size_t E = m->conf.emb_dim;
+        memset(m->grads, 0, m->n_dense_params * sizeof(float));
+        for (size_t i = 0; i < m->n_touched; i++) {
+                size_t row = m->touched[i];
+                memset(m->demb + row * E, 0, E * sizeof(float));
+                m->mark[row] = 0;
+        }
+        m->n_touched = 0;
+}
+
+double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
+                                const uint32_t *ids, const float *y,
+                                const int *next, size_t B, double *bce) {
+        const itd_mlp_conf_t *c = &m->conf;
+        const size_t K = ITD_MLP_K;
+        const size_t L = m->n_layers;
+        const size_t H = m->width[L];
+        int with_next = next && c->loss_weight_next > 0.0f;
+        size_t n_valid;
+        double bce_mean;
+
+        const float *in = forward(m, x, ids, B, with_next);
+        double total = losses(m, y, with_next ? next : NULL, B, &bce_mean,
+                              &n_valid);
+        if (bce)
+                *bce = bce_mean;
+
+        /* heads: dlogit (B), dnlogit (B, K) -> dact[L] (B, H) */
+        memset(m->dlogit, 0, B * sizeof(float));
+        itd_sigmoid_bce_backward(m->dlogit, m->p, y, B, 1.0f / (float)B);
+        memset(m->dact[L], 0, B * H * sizeof(float));
+        itd_linear_backward(m->dact[L], m->dwp, m->dbp, m->dlogit, m->act[L],
+                            m->wp, B, H, 1);
+        if (n_valid) {
+                memset(m->dnlogit, 0, B * K * sizeof(float));
+                itd_softmax_ce_backward(m->dnlogit, m->nprob, next, B, K,
+                                        c->loss_weight_next / (float)n_valid);
+                itd_linear_backward(m->dact[L], m->dwn, m->dbn, m->dnlogit,
+                                    m->act[L], m->wn, B, H, K);
+        }
+
+        /* trunk, top down: dact[l+1] -> dz -> dw[l], db[l], dact[l] */
+        int emb_grad = m->emb_cols && ids;
+        for (size_t l = L; l-- > 0;) {
+                const float *a = l ? m->act[l] : in;
+                size_t n_out = B * m->width[l + 1];
+                memset(m->dz, 0, n_out * sizeof(float));
+                itd_relu_backward(m->dz, m->dact[l + 1], m->act[l + 1], n_out);
+                float *dx = NULL;
+                if (l > 0 || emb_grad) {
+                        dx = m->dact[l];
+                        memset(dx, 0, B * m->width[l] * sizeof(float));
+                }
+                itd_linear_backward(dx, m->dw[l], m->db[l], m->dz, a, m->w[l],
+                                    B, m->width[l], m->width[l + 1]);
+        }
+
+        /* embedding columns of dact[0] -> the rows that were averaged */
+        if (emb_grad) {
+                touch_rows(m, ids, B);
+                itd_embedding_backward(m->demb, m->dact[0] + c->n_dense,
+                                       m->in_dim, ids, B, c->n_fields,
+                                       c->ids_per_field, c->emb_buckets,
+                                       c->emb_dim);
+        }
+        return total;
+}
+
+/* ---- training step ----------------------------------------------------- */
+
+itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
+                        const float *y, const int *next, size_t B,
+                        float *loss) {
+        if (B == 0 || B > m->conf.max_batch) {
+                if (loss)
+                        *loss = NAN;
+                return ITD_ERR_ARG;
+        }
+        double bce;
+        double total = itd_mlp_forward_backward(m, x, ids, y, next, B, &bce);
+        if (loss)
+                *loss = (float)bce;
+        /*
+         * A finite loss can still hide a NaN gradient (a NaN input zeroed by
+         * a ReLU); the norm catches that, and clipping needs it anyway.
+         */
+        double gnorm = itd_mlp_grad_norm(m);
+        if (!isfinite(total) || !isfinite(gnorm)) {
+                itd_mlp_zero_grad(m);
+                m->skipped++;
+                return ITD_ERR_NONFINITE;
+        }
+        float gscale = 1.0f;
+        if (m->conf.clip > 0.0f && gnorm > m->conf.clip)
+                gscale = (float)(m->conf.clip / gnorm);
+        itd_mlp_apply_step(m, gscale);
+        itd_mlp_zero_grad(m);
+        m->steps++;
+        return ITD_OK;
+}
+
+int64_t itd_mlp_steps(const itd_mlp_t *m) { return m->steps; }
+
+uint64_t itd_mlp_skipped(const itd_mlp_t *m) { return m->skipped; }
+
+size_t itd_mlp_n_params(const itd_mlp_t *m) { return m->n_params; }
+
+void itd_mlp_set_lr(itd_mlp_t *m, float lr) {
+        /* Read afresh by every step, so a reload applies from the next one. */
+        m->conf.lr = lr;
+}

@@ -1,0 +1,143 @@
+/*
+ * mlp_int.h - the body of itd_mlp_t and the model's internal steps:
+ * forward/backward over a batch, gradient zeroing, and the optimizer
+ * update rules (optim.c).
+ *
+ * Memory: three contiguous blocks of n_params floats or multiples
+ * (parameters, gradients, optimizer moments), each carved into the same
+ * named tensors in the same order:
+ *   w[0] (hidden[0], in_dim), b[0] (hidden[0]), ..., w[L-1], b[L-1],
+ *   wp (1, H), bp (1), wn (K, H), bn (K), emb (n_fields, emb_buckets, emb_dim)
+ * with H = hidden[L-1] and K = ITD_NEXT__COUNT. The embedding tables come
+ * last, so [0, n_dense_params) is everything updated densely every step.
+ * Scratch activations are one more block, sized for max_batch.
+ *
+ * Private to model/ (and its tests).
+ * @thread the model's owner thread.
+ */
+#ifndef INTENTD_MODEL_MLP_INT_H
+#define INTENTD_MODEL_MLP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "intentd/mlp.h"
+
+#define ITD_MLP_K ITD_NEXT__COUNT
+/* w and b per hidden layer, two heads of two, the embedding tables */
+#define ITD_MLP_MAX_TENSORS (2 * ITD_MLP_MAX_HIDDEN + 5)
+
+typedef struct itd_tensor_s {
+        const char *name; /* "w0", "b0", ..., "wp", "bp", "wn", "bn", "emb" */
+        size_t off;       /* offset in the parameter block */
+        size_t n;         /* floats */
+        int decay;        /* 1: L2 weight decay applies (weights, not biases) */
+} itd_tensor_t;
+
+struct itd_mlp_s {
+        itd_mlp_conf_t conf;
+        size_t n_layers;                       /* hidden layers L */
+        size_t width[ITD_MLP_MAX_HIDDEN + 1];  /* width[0] = in_dim */
+        size_t in_dim;   /* n_dense + n_fields * emb_dim */
+        size_t emb_cols; /* n_fields * emb_dim, 0 without embeddings */
+        size_t emb_rows; /* n_fields * emb_buckets, 0 without embeddings */
+
+        size_t n_params;
+        size_t n_dense_params;
+        itd_tensor_t tensors[ITD_MLP_MAX_TENSORS];
+        size_t n_tensors; /* the dense tensors; emb is handled lazily */
+
+        float *params;  /* (n_params) */
+        float *grads;   /* (n_params) */
+        float *moments; /* Adam: m then v, 2 n_params; AdaGrad: G; SGD: NULL */
+
+        /* views into params */
+        float *w[ITD_MLP_MAX_HIDDEN], *b[ITD_MLP_MAX_HIDDEN];
+        float *wp, *bp, *wn, *bn, *emb;
+        /* the same views into grads */
+        float *dw[ITD_MLP_MAX_HIDDEN], *db[ITD_MLP_MAX_HIDDEN];
+        float *dwp, *dbp, *dwn, *dbn, *demb;
+
+        /* scratch, (max_batch, width) each */
+        float *scratch;
+        float *act[ITD_MLP_MAX_HIDDEN + 1];  /* [0] input, [l+1] ReLU output */
+        float *dact[ITD_MLP_MAX_HIDDEN + 1]; /* d loss / d act[l] */
+        float *dz;             /* d loss / d pre-activation, widest layer */
+        float *logit, *p, *dlogit;     /* (max_batch) */
+        float *nlogit, *nprob, *dnlogit; /* (max_batch, K) */
+
+        /* embedding rows (index f * emb_buckets + id % emb_buckets) with a
+         * gradient this step; mark[row] says whether row is in the list */
+        size_t *touched;
+        size_t n_touched;
+        uint8_t *mark;
+
+        int64_t steps;
+        uint64_t skipped;
+};
+
+/* ---- mlp.c ------------------------------------------------------------- */
+
+/** @brief Zeroes the dense gradients and the touched embedding rows. */
+void itd_mlp_zero_grad(itd_mlp_t *m);
+
+/**
+ * @brief Forward and backward over one batch: grads += d loss / d params
+ * for loss = mean BCE + loss_weight_next * mean CE (CE over rows whose next
+ * is in range). Records the touched embedding rows.
+ * Shapes as in itd_mlp_train; B <= max_batch.
+ * @returns the total loss; *bce (if not NULL) gets the mean BCE.
+ */
+double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
+                                const uint32_t *ids, const float *y,
+                                const int *next, size_t B, double *bce);
+
+/** @brief The total loss of itd_mlp_forward_backward, forward only. */
+double itd_mlp_loss(itd_mlp_t *m, const float *x, const uint32_t *ids,
+                    const float *y, const int *next, size_t B);
+
+/* ---- optim.c ----------------------------------------------------------- */
+
+/*
+ * Update rules on n parameters w with gradient g. Every rule uses
+ * g' = gscale g + l2 w (gscale from clipping; l2 = 0 for biases), that is
+ * classic L2 regularisation folded into the gradient.
+ */
+
+/** @brief SGD: w -= lr g'. */
+void itd_sgd_update(float *w, const float *g, size_t n, float gscale,
+                    float lr, float l2);
+
+/**
+ * @brief AdaGrad (Duchi, Hazan & Singer 2011, diagonal form):
+ * G += g'^2; w -= lr g' / (sqrt(G) + eps).  G: (n).
+ */
+void itd_adagrad_update(float *w, const float *g, float *G, size_t n,
+                        float gscale, float lr, float l2, float eps);
+
+/**
+ * @brief Adam (Kingma & Ba 2015, Algorithm 1):
+ * m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2;
+ * m_hat = m / bc1; v_hat = v / bc2; w -= lr m_hat / (sqrt(v_hat) + eps),
+ * with the bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t of step t
+ * (1-based). m, v: (n).
+ */
+void itd_adam_update(float *w, const float *g, float *m, float *v, size_t n,
+                     float gscale, float lr, float l2, float beta1,
+                     float beta2, float eps, float bc1, float bc2);
+
+/**
+ * @brief Global L2 norm of the gradient: dense part plus touched
+ * embedding rows (the only rows with a non-zero gradient).
+ */
+double itd_mlp_grad_norm(const itd_mlp_t *m);
+
+/**
+ * @brief One optimizer step over all parameters with gradients scaled by
+ * gscale: dense tensors in full, embedding rows only where touched (lazy;
+ * an untouched row keeps its value and moments). Uses step t = steps + 1;
+ * does not zero the gradients or count the step.
+ */
+void itd_mlp_apply_step(itd_mlp_t *m, float gscale);
+
+#endif

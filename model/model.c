@@ -1,0 +1,416 @@
+/*
+ * model.c - one face for the MLP and the logistic baseline (model.h):
+ * construction, scoring and training dispatch, and their checkpoints.
+ *
+ * Checkpoint sections (checkpoint.h):
+ *   MLP       one f32 section per tensor ("w0", "b0", ..., "wn", "bn",
+ *             "emb"), flagged as parameters; the optimizer's moments as one
+ *             block each ("adam.m", "adam.v" or "adagrad.G", n_params
+ *             floats in the parameter layout); "counters" (u64: steps,
+ *             skipped, examples). Adam's step t is `steps`.
+ *   logistic  "ftrl.z", "ftrl.n" (f64, n_weights) are the state; "weights"
+ *             (f32, derived from them) is for people reading a dump;
+ *             "next.counts" (f64, K) and "counters" as above.
+ * Loading reads every section into fresh buffers and copies them in only
+ * when all are present and sized right, so a failed load changes nothing.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "intentd/mem.h"
+#include "intentd/model.h"
+#include "logistic_int.h"
+#include "mlp_int.h"
+
+struct itd_model_s {
+        itd_model_conf_t conf;
+        itd_mlp_t *mlp;         /* type MLP */
+        itd_logistic_t *lr;     /* type LOGISTIC */
+        uint64_t examples;
+};
+
+void itd_model_conf_defaults(itd_model_conf_t *conf, int type, size_t n_dense,
+                             size_t n_fields, size_t ids_per_field) {
+        memset(conf, 0, sizeof(*conf));
+        conf->type = type;
+        itd_mlp_conf_defaults(&conf->mlp, n_dense, n_fields, ids_per_field);
+        /*
+         * FTRL defaults for this data. alpha = 0.05: the per-coordinate step
+         * alpha / (beta + sqrt(n)) starts at 0.05 and only shrinks, a small
+         * step as FACTS.md asks for online LR on bursty purchase data (large
+         * steps over-react to one user's burst). beta = 1, McMahan et al.'s
+         * advice ("beta = 1 is usually good enough"): it only tames the very
+         * first steps of a coordinate. l1 = 0.01 in units of z (a sum of
+         * gradients): prunes hash buckets seen a handful of times without a
+         * consistent sign, and nothing a few dozen examples agree on. l2 =
+         * 0.001: next to (beta + sqrt(n)) / alpha >= 20 it barely shrinks,
+         * only keeping never-contradicted coordinates finite.
+         */
+        conf->ftrl.alpha = 0.05f;
+        conf->ftrl.beta = 1.0f;
+        conf->ftrl.l1 = 0.01f;
+        conf->ftrl.l2 = 0.001f;
+}
+
+/* ---- config hash ------------------------------------------------------- */
+
+static void fnv_u64(uint64_t *h, uint64_t v) {
+        for (int i = 0; i < 8; i++) {
+                *h ^= (v >> (8 * i)) & 0xff;
+                *h *= 0x100000001B3ull;
+        }
+}
+
+uint64_t itd_model_conf_hash(const itd_model_conf_t *conf) {
+        const itd_mlp_conf_t *c = &conf->mlp;
+        uint64_t h = 0xCBF29CE484222325ull;
+        fnv_u64(&h, (uint64_t)conf->type);
+        fnv_u64(&h, c->n_dense);
+        fnv_u64(&h, c->n_fields);
+        fnv_u64(&h, c->ids_per_field);
+        fnv_u64(&h, c->emb_buckets);
+        if (conf->type == ITD_MODEL_KIND_MLP) {
+                fnv_u64(&h, c->emb_dim);
+                fnv_u64(&h, c->n_hidden);
+                for (size_t l = 0; l < c->n_hidden && l < ITD_MLP_MAX_HIDDEN;
+                     l++)
+                        fnv_u64(&h, c->hidden[l]);
+                fnv_u64(&h, (uint64_t)c->optimizer);
+        }
+        return h;
+}
+
+/* ---- life cycle and dispatch ------------------------------------------- */
+
+itd_model_t *itd_model_new(const itd_model_conf_t *conf, char *errstr,
+                           size_t errstr_size) {
+        itd_model_t *m = itd_xcalloc(1, sizeof(*m));
+        m->conf = *conf;
+        const itd_mlp_conf_t *c = &conf->mlp;
+        switch (conf->type) {
+        case ITD_MODEL_KIND_MLP:
+                m->mlp = itd_mlp_new(c, errstr, errstr_size);
+                if (m->mlp)
+                        return m;
+                break;
+        case ITD_MODEL_KIND_LOGISTIC:
+                m->lr = itd_logistic_new(c->n_dense, c->n_fields,
+                                         c->ids_per_field, c->emb_buckets,
+                                         c->max_batch, &conf->ftrl, errstr,
+                                         errstr_size);
+                if (m->lr)
+                        return m;
+                break;
+        default:
+                if (errstr && errstr_size)
+                        snprintf(errstr, errstr_size,
+                                 "model type: unknown value %d", conf->type);
+                break;
+        }
+        free(m);
+        return NULL;
+}
+
+void itd_model_destroy(itd_model_t *m) {
+        if (!m)
+                return;
+        itd_mlp_destroy(m->mlp);
+        itd_logistic_destroy(m->lr);
+        free(m);
+}
+
+int itd_model_type(const itd_model_t *m) { return m->conf.type; }
+
+void itd_model_predict(itd_model_t *m, const float *x, const uint32_t *ids,
+                       size_t B, float *p, float *next) {
+        if (m->mlp)
+                itd_mlp_predict(m->mlp, x, ids, B, p, next);
+        else
+                itd_logistic_predict(m->lr, x, ids, B, p, next);
+}
+
+itd_err_t itd_model_train(itd_model_t *m, const float *x, const uint32_t *ids,
+                          const float *y, const int *next, size_t B,
+                          float *loss) {
+        itd_err_t err =
+            m->mlp ? itd_mlp_train(m->mlp, x, ids, y, next, B, loss)
+                   : itd_logistic_train(m->lr, x, ids, y, next, B, loss);
+        if (err == ITD_OK)
+                m->examples += B;
+        return err;
+}
+
+int64_t itd_model_steps(const itd_model_t *m) {
+        return m->mlp ? m->mlp->steps : m->lr->steps;
+}
+
+uint64_t itd_model_skipped(const itd_model_t *m) {
+        return m->mlp ? m->mlp->skipped : m->lr->skipped;
+}
+
+uint64_t itd_model_examples(const itd_model_t *m) { return m->examples; }
+
+size_t itd_model_n_params(const itd_model_t *m) {
+        return m->mlp ? m->mlp->n_params : m->lr->n_weights;
+}
+
+/* ---- checkpoints ------------------------------------------------------- */
+
+static void shape_of(const itd_model_t *m, itd_ckpt_shape_t *s) {
+        const itd_mlp_conf_t *c = &m->conf.mlp;
+        memset(s, 0, sizeof(*s));
+        s->model_type = (uint32_t)m->conf.type;
+        s->n_dense = c->n_dense;
+        s->n_fields = c->n_fields;
+        s->ids_per_field = c->ids_per_field;
+        s->emb_buckets = c->emb_buckets;
+        if (m->mlp) {
+                s->optimizer = (uint32_t)c->optimizer;
+                s->emb_dim = c->emb_dim;
+                s->n_hidden = c->n_hidden;
+                for (size_t l = 0; l < c->n_hidden && l < ITD_CKPT_MAX_HIDDEN;
+                     l++)
+                        s->hidden[l] = c->hidden[l];
+        }
+}
+
+static const char *moment_name(itd_opt_t opt, int which) {
+        if (opt == ITD_OPT_ADAM)
+                return which ? "adam.v" : "adam.m";
+        return "adagrad.G";
+}
+
+static size_t n_moments(itd_opt_t opt) {
+        return opt == ITD_OPT_ADAM ? 2 : opt == ITD_OPT_ADAGRAD ? 1 : 0;
+}
+
+itd_err_t itd_model_save(const itd_model_t *m, const char *path,
+                         const itd_ckpt_meta_t *meta, char *errstr,
+                         size_t errstr_size) {
+        itd_ckpt_meta_t hdr;
+        memset(&hdr, 0, sizeof(hdr));
+        if (meta)
+                hdr = *meta;
+        hdr.kind = ITD_CKPT_KIND_MODEL;
+        if (hdr.config_hash == 0)
+                hdr.config_hash = itd_model_conf_hash(&m->conf);
+        hdr.examples = m->examples;
+        hdr.steps = (uint64_t)itd_model_steps(m);
+        shape_of(m, &hdr.shape);
+
+        itd_ckpt_writer_t *w =
+            itd_ckpt_writer_new(path, &hdr, errstr, errstr_size);
+        if (!w)
+                return ITD_ERR_IO;
+        uint64_t counters[3] = {hdr.steps, itd_model_skipped(m), m->examples};
+        if (m->mlp) {
+                const itd_mlp_t *mlp = m->mlp;
+                for (size_t i = 0; i < mlp->n_tensors; i++) {
+                        const itd_tensor_t *t = &mlp->tensors[i];
+                        itd_ckpt_writer_section(
+                            w, t->name, ITD_CKPT_F32, ITD_CKPT_SEC_PARAM,
+                            mlp->params + t->off, t->n * sizeof(float));
+                }
+                if (mlp->n_params > mlp->n_dense_params)
+                        itd_ckpt_writer_section(
+                            w, "emb", ITD_CKPT_F32, ITD_CKPT_SEC_PARAM,
+                            mlp->emb,
+                            (mlp->n_params - mlp->n_dense_params) *
+                                sizeof(float));
+                for (size_t k = 0; k < n_moments(mlp->conf.optimizer); k++)
+                        itd_ckpt_writer_section(
+                            w, moment_name(mlp->conf.optimizer, (int)k),
+                            ITD_CKPT_F32, 0, mlp->moments + k * mlp->n_params,
+                            mlp->n_params * sizeof(float));
+        } else {
+                const itd_logistic_t *lr = m->lr;
+                float *wts = itd_xmalloc(lr->n_weights * sizeof(float));
+                for (size_t i = 0; i < lr->n_weights; i++)
+                        wts[i] = (float)itd_logistic_weight(lr, i);
+                itd_ckpt_writer_section(w, "weights", ITD_CKPT_F32,
+                                        ITD_CKPT_SEC_PARAM, wts,
+                                        lr->n_weights * sizeof(float));
+                free(wts);
+                itd_ckpt_writer_section(w, "ftrl.z", ITD_CKPT_F64, 0, lr->z,
+                                        lr->n_weights * sizeof(double));
+                itd_ckpt_writer_section(w, "ftrl.n", ITD_CKPT_F64, 0, lr->n,
+                                        lr->n_weights * sizeof(double));
+                itd_ckpt_writer_section(w, "next.counts", ITD_CKPT_F64, 0,
+                                        lr->next_count,
+                                        sizeof(lr->next_count));
+        }
+        itd_ckpt_writer_section(w, "counters", ITD_CKPT_U64, 0, counters,
+                                sizeof(counters));
+        return itd_ckpt_writer_commit(w, errstr, errstr_size);
+}
+
+static const char *type_name(uint64_t t) {
+        return t == ITD_MODEL_KIND_MLP        ? "mlp"
+               : t == ITD_MODEL_KIND_LOGISTIC ? "logistic"
+                                              : "unknown";
+}
+
+static const char *opt_name(uint64_t o) {
+        return o == ITD_OPT_SGD       ? "sgd"
+               : o == ITD_OPT_ADAGRAD ? "adagrad"
+               : o == ITD_OPT_ADAM    ? "adam"
+                                      : "unknown";
+}
+
+/* ITD_ERR_INCOMPATIBLE with the first header field that differs */
+static itd_err_t check_header(const itd_model_t *m, const char *path,
+                              const itd_ckpt_meta_t *got,
+                              const itd_ckpt_meta_t *expect, char *errstr,
+                              size_t errstr_size) {
+#define INCOMPATIBLE(...)                                                  \
+        do {                                                               \
+                if (errstr && errstr_size)                                 \
+                        snprintf(errstr, errstr_size, __VA_ARGS__);        \
+                return ITD_ERR_INCOMPATIBLE;                               \
+        } while (0)
+        if (got->kind != ITD_CKPT_KIND_MODEL)
+                INCOMPATIBLE("checkpoint %s holds kind %u, not a model", path,
+                             got->kind);
+        if (expect && got->feature_spec_hash != expect->feature_spec_hash)
+                INCOMPATIBLE("checkpoint %s was trained on feature spec "
+                             "0x%016" PRIx64 ", this build uses 0x%016" PRIx64,
+                             path, got->feature_spec_hash,
+                             expect->feature_spec_hash);
+        itd_ckpt_shape_t want;
+        shape_of(m, &want);
+        const itd_ckpt_shape_t *s = &got->shape;
+        if (s->model_type != want.model_type)
+                INCOMPATIBLE("checkpoint %s holds a %s model, model.type is %s",
+                             path, type_name(s->model_type),
+                             type_name(want.model_type));
+        if (s->n_dense != want.n_dense || s->n_fields != want.n_fields ||
+            s->ids_per_field != want.ids_per_field ||
+            s->emb_buckets != want.emb_buckets || s->emb_dim != want.emb_dim)
+                INCOMPATIBLE("checkpoint %s has inputs %" PRIu64 " dense, %" PRIu64
+                             " x %" PRIu64 " ids, %" PRIu64 " buckets x %" PRIu64
+                             " dims; this model has %" PRIu64 ", %" PRIu64
+                             " x %" PRIu64 ", %" PRIu64 " x %" PRIu64,
+                             path, s->n_dense, s->n_fields, s->ids_per_field,
+                             s->emb_buckets, s->emb_dim, want.n_dense,
+                             want.n_fields, want.ids_per_field,
+                             want.emb_buckets, want.emb_dim);
+        int hidden_differ = s->n_hidden != want.n_hidden;
+        for (size_t l = 0; l < ITD_CKPT_MAX_HIDDEN; l++)
+                hidden_differ |= s->hidden[l] != want.hidden[l];
+        if (hidden_differ)
+                INCOMPATIBLE("checkpoint %s has %" PRIu64 " hidden layers "
+                             "(%" PRIu64 ", %" PRIu64 ", ...); this model has "
+                             "%" PRIu64 " (%" PRIu64 ", %" PRIu64 ", ...)",
+                             path, s->n_hidden, s->hidden[0], s->hidden[1],
+                             want.n_hidden, want.hidden[0], want.hidden[1]);
+        if (s->optimizer != want.optimizer)
+                INCOMPATIBLE("checkpoint %s was trained with optimizer %s, "
+                             "model.optimizer is %s",
+                             path, opt_name(s->optimizer),
+                             opt_name(want.optimizer));
+        uint64_t config = expect && expect->config_hash
+                              ? expect->config_hash
+                              : itd_model_conf_hash(&m->conf);
+        if (expect && got->config_hash != config)
+                INCOMPATIBLE("checkpoint %s was saved with config 0x%016" PRIx64
+                             ", this config is 0x%016" PRIx64,
+                             path, got->config_hash, config);
+        return ITD_OK;
+#undef INCOMPATIBLE
+}
+
+/* Reads the sections of an MLP checkpoint into fresh blocks, then in. */
+static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
+                          uint64_t *counters, char *errstr,
+                          size_t errstr_size) {
+        const size_t np = mlp->n_params, nm = n_moments(mlp->conf.optimizer);
+        float *params = itd_xmalloc(np * sizeof(float));
+        float *moments = nm ? itd_xmalloc(nm * np * sizeof(float)) : NULL;
+        itd_err_t err = ITD_OK;
+        for (size_t i = 0; i < mlp->n_tensors && !err; i++) {
+                const itd_tensor_t *t = &mlp->tensors[i];
+                err = itd_ckpt_get(ck, t->name, ITD_CKPT_F32, params + t->off,
+                                   t->n * sizeof(float), errstr, errstr_size);
+        }
+        if (!err && np > mlp->n_dense_params)
+                err = itd_ckpt_get(ck, "emb", ITD_CKPT_F32,
+                                   params + mlp->n_dense_params,
+                                   (np - mlp->n_dense_params) * sizeof(float),
+                                   errstr, errstr_size);
+        for (size_t k = 0; k < nm && !err; k++)
+                err = itd_ckpt_get(ck, moment_name(mlp->conf.optimizer, (int)k),
+                                   ITD_CKPT_F32, moments + k * np,
+                                   np * sizeof(float), errstr, errstr_size);
+        if (!err)
+                err = itd_ckpt_get(ck, "counters", ITD_CKPT_U64, counters,
+                                   3 * sizeof(uint64_t), errstr, errstr_size);
+        if (!err) {
+                memcpy(mlp->params, params, np * sizeof(float));
+                if (nm)
+                        memcpy(mlp->moments, moments, nm * np * sizeof(float));
+                mlp->steps = (int64_t)counters[0];
+                mlp->skipped = counters[1];
+                itd_mlp_zero_grad(mlp);
+        }
+        free(params);
+        free(moments);
+        return err;
+}
+
+static itd_err_t load_logistic(itd_logistic_t *lr, const itd_ckpt_t *ck,
+                               uint64_t *counters, char *errstr,
+                               size_t errstr_size) {
+        const size_t nw = lr->n_weights;
+        double *zn = itd_xmalloc(2 * nw * sizeof(double));
+        double next_count[ITD_NEXT__COUNT];
+        itd_err_t err = itd_ckpt_get(ck, "ftrl.z", ITD_CKPT_F64, zn,
+                                     nw * sizeof(double), errstr, errstr_size);
+        if (!err)
+                err = itd_ckpt_get(ck, "ftrl.n", ITD_CKPT_F64, zn + nw,
+                                   nw * sizeof(double), errstr, errstr_size);
+        if (!err)
+                err = itd_ckpt_get(ck, "next.counts", ITD_CKPT_F64, next_count,
+                                   sizeof(next_count), errstr, errstr_size);
+        if (!err)
+                err = itd_ckpt_get(ck, "counters", ITD_CKPT_U64, counters,
+                                   3 * sizeof(uint64_t), errstr, errstr_size);
+        if (!err) {
+                memcpy(lr->z, zn, 2 * nw * sizeof(double));
+                memcpy(lr->next_count, next_count, sizeof(next_count));
+                lr->steps = (int64_t)counters[0];
+                lr->skipped = counters[1];
+        }
+        free(zn);
+        return err;
+}
+
+itd_err_t itd_model_load(itd_model_t *m, const char *path,
+                         const itd_ckpt_meta_t *expect, char *errstr,
+                         size_t errstr_size) {
+        itd_ckpt_t *ck;
+        itd_err_t err = itd_ckpt_read(path, &ck, errstr, errstr_size);
+        if (err)
+                return err;
+        err = check_header(m, path, itd_ckpt_meta(ck), expect, errstr,
+                           errstr_size);
+        if (!err) {
+                uint64_t counters[3];
+                char why[256] = "";
+                err = m->mlp ? load_mlp(m->mlp, ck, counters, why, sizeof(why))
+                             : load_logistic(m->lr, ck, counters, why,
+                                             sizeof(why));
+                if (err) {
+                        /* a valid file of our format missing a part of the
+                         * model: damaged by its writer, not by the disk */
+                        if (errstr && errstr_size)
+                                snprintf(errstr, errstr_size,
+                                         "checkpoint %s: %s", path, why);
+                        err = ITD_ERR_CORRUPT;
+                } else {
+                        m->examples = counters[2];
+                }
+        }
+        itd_ckpt_destroy(ck);
+        return err;
+}

@@ -1,0 +1,145 @@
+/*
+ * kafka.c - client construction and produce-with-back-pressure (kafka.h).
+ */
+#include "intentd/kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "intentd/log.h"
+
+/* Properties that only one client type understands. librdkafka warns at
+ * rd_kafka_new() about the others; one `kafka:` section serves both
+ * clients, so intentd routes each key to where it means something. */
+static const char *const consumer_only[] = {
+    "group.id", "group.instance.id", "auto.offset.reset",
+    "enable.auto.commit", "auto.commit.interval.ms",
+    "enable.auto.offset.store", "session.timeout.ms",
+    "heartbeat.interval.ms", "max.poll.interval.ms", "queued.min.messages",
+    "queued.max.messages.kbytes", "fetch.wait.max.ms",
+    "fetch.message.max.bytes", "fetch.max.bytes", "fetch.min.bytes",
+    "fetch.error.backoff.ms", "enable.partition.eof", "check.crcs",
+    "isolation.level", "partition.assignment.strategy",
+    "group.protocol.type", "coordinator.query.interval.ms",
+    "consume.callback.max.messages", NULL};
+static const char *const producer_only[] = {
+    "transactional.id", "transaction.timeout.ms", "enable.idempotence",
+    "enable.gapless.guarantee", "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes", "queue.buffering.max.ms", "linger.ms",
+    "message.send.max.retries", "retries", "retry.backoff.ms",
+    "queue.buffering.backpressure.threshold", "compression.codec",
+    "compression.type", "batch.num.messages", "batch.size",
+    "delivery.report.only.error", "sticky.partitioning.linger.ms",
+    "acks", "request.required.acks", "request.timeout.ms",
+    "message.timeout.ms", "delivery.timeout.ms", "partitioner",
+    "compression.level", NULL};
+
+static int in_list(const char *const *list, const char *key) {
+        for (; *list; list++)
+                if (strcmp(*list, key) == 0)
+                        return 1;
+        return 0;
+}
+
+static int skip_for(rd_kafka_type_t type, const char *key) {
+        if (type == RD_KAFKA_PRODUCER)
+                return in_list(consumer_only, key);
+        return in_list(producer_only, key);
+}
+
+/* librdkafka's syslog levels are ours; only the facility is prefixed. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf) {
+        (void)rk;
+        itd_log(level, "kafka", "%s: %s", fac, buf);
+}
+
+rd_kafka_t *itd_kafka_new(rd_kafka_type_t type, itd_kafka_pairs_t defaults,
+                          size_t n, char *const *keys, char *const *values,
+                          void (*dr_msg_cb)(rd_kafka_t *,
+                                            const rd_kafka_message_t *,
+                                            void *),
+                          void (*rebalance_cb)(
+                              rd_kafka_t *, rd_kafka_resp_err_t,
+                              rd_kafka_topic_partition_list_t *, void *),
+                          void *opaque, char *errstr, size_t errstr_size) {
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        char why[512];
+        for (size_t i = 0; defaults && defaults[i]; i += 2) {
+                if (skip_for(type, defaults[i]))
+                        continue;
+                if (rd_kafka_conf_set(kc, defaults[i], defaults[i + 1], why,
+                                      sizeof why) != RD_KAFKA_CONF_OK) {
+                        snprintf(errstr, errstr_size, "kafka.%s: %s",
+                                 defaults[i], why);
+                        rd_kafka_conf_destroy(kc);
+                        return NULL;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (skip_for(type, keys[i]))
+                        continue;
+                if (rd_kafka_conf_set(kc, keys[i], values[i], why,
+                                      sizeof why) != RD_KAFKA_CONF_OK) {
+                        snprintf(errstr, errstr_size, "kafka.%s: %s", keys[i],
+                                 why);
+                        rd_kafka_conf_destroy(kc);
+                        return NULL;
+                }
+        }
+        rd_kafka_conf_set_log_cb(kc, log_cb);
+        if (dr_msg_cb)
+                rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
+        if (rebalance_cb)
+                rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+        rd_kafka_conf_set_opaque(kc, opaque);
+        rd_kafka_t *rk = rd_kafka_new(type, kc, why, sizeof why);
+        if (!rk) {
+                snprintf(errstr, errstr_size, "cannot create kafka %s: %s",
+                         type == RD_KAFKA_PRODUCER ? "producer" : "consumer",
+                         why);
+                rd_kafka_conf_destroy(kc);
+                return NULL;
+        }
+        return rk;
+}
+
+itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
+                            int32_t partition, const void *key, size_t keylen,
+                            const void *value, size_t len,
+                            rd_kafka_headers_t *headers, void *msg_opaque,
+                            volatile sig_atomic_t *stop, char *errstr,
+                            size_t errstr_size) {
+        for (;;) {
+                rd_kafka_resp_err_t err;
+                if (headers) {
+                        err = rd_kafka_producev(
+                            rk, RD_KAFKA_V_RKT(rkt),
+                            RD_KAFKA_V_PARTITION(partition),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_KEY(key, keylen),
+                            RD_KAFKA_V_VALUE((void *)value, len),
+                            RD_KAFKA_V_HEADERS(headers),
+                            RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+                } else {
+                        err = rd_kafka_produce(rkt, partition,
+                                               RD_KAFKA_MSG_F_COPY,
+                                               (void *)value, len, key, keylen,
+                                               msg_opaque) == -1
+                                  ? rd_kafka_last_error()
+                                  : RD_KAFKA_RESP_ERR_NO_ERROR;
+                }
+                if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                        return ITD_OK;
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+                    (stop && *stop)) {
+                        snprintf(errstr, errstr_size,
+                                 "produce to \"%s\" failed: %s",
+                                 rd_kafka_topic_name(rkt),
+                                 rd_kafka_err2str(err));
+                        return ITD_ERR_KAFKA;
+                }
+                /* Queue full: serve delivery reports so it drains. */
+                rd_kafka_poll(rk, 10);
+        }
+}

@@ -1,0 +1,437 @@
+/*
+ * labeler.c - pending predictions waiting for their delayed labels.
+ *
+ * Everything is allocated once in itd_labeler_new: a pool of max_pending
+ * slots (with their dim floats and n_ids ids), a user map sized for the
+ * pool, and two indexed min-heaps on prediction time, one for predictions
+ * whose purchase label is open (closed by the watermark passing
+ * t + horizon) and one for those whose next action is open (closed by the
+ * watermark passing t + session gap: LEAVE). A per-user list, in add order,
+ * holds that user's pending slots so an event touches only its own user's
+ * predictions.
+ *
+ * Rules (labeler.h): positive when the user purchases with ts in
+ * [t, t + horizon], the purchase arriving after the prediction; the next
+ * action is the type of the user's first later-arriving event with ts >= t
+ * (ts in [t, t + gap]; later than t + gap means the user left: LEAVE).
+ * REMOVE_FROM_CART and FAVORITE count as VIEW, the next-action head has no
+ * class of their own. Events older than t (out of order) say nothing.
+ *
+ * max_pending_per_user: adding a prediction for a user who already has
+ * that many drops the user's oldest pending one: it is not trained on and
+ * is counted in dropped_full (its prediction was published; only the
+ * training example is lost). A full pool returns ITD_ERR_FULL instead, so
+ * the caller back-pressures and nothing is lost.
+ *
+ * @thread pipeline thread only.
+ */
+#include "intentd/labeler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intentd/mem.h"
+
+#define NIL UINT32_MAX
+
+enum { FREE = 0, PENDING, RESOLVED, TAKEN };
+enum { H_LABEL = 0, H_NEXT = 1 };
+
+typedef struct slot_s {
+        int64_t ts_ms;
+        uint64_t user_hash;
+        float score;
+        float next_probs[ITD_NEXT__COUNT];
+        uint32_t user_prev, user_next; /* this user's pending, add order */
+        uint32_t hpos[2];              /* heap positions or NIL */
+        uint32_t link;                 /* free / resolved / taken list */
+        int8_t label;                  /* -1 open, 0, 1 */
+        int8_t next;                   /* -1 open, else itd_next_t */
+        uint8_t state;
+} slot_t;
+
+typedef struct umap_entry_s {
+        uint64_t key;
+        uint32_t head, tail, count; /* count 0: entry unused */
+} umap_entry_t;
+
+typedef struct heap_s {
+        uint32_t *a;
+        size_t n;
+} heap_t;
+
+struct itd_labeler_s {
+        itd_labeler_conf_t conf;
+        slot_t *slots;
+        float *x;          /* max_pending * dim */
+        uint32_t *ids;     /* max_pending * n_ids */
+        uint32_t free_head;
+        uint32_t res_head, res_tail; /* resolved, oldest first */
+        uint32_t taken_head;         /* handed out by take; freed next call */
+        umap_entry_t *umap;
+        size_t umap_cap;             /* power of two, >= 2 * max_pending */
+        heap_t heap[2];
+        itd_labeler_stats_t stats;
+};
+
+/* ---------------------------------------------------------- user map */
+
+static size_t umap_home(const itd_labeler_t *lb, uint64_t key) {
+        key ^= key >> 31;
+        key *= UINT64_C(0x9E3779B97F4A7C15);
+        return (size_t)(key >> 17) & (lb->umap_cap - 1);
+}
+
+static umap_entry_t *umap_find(itd_labeler_t *lb, uint64_t key, int create) {
+        size_t mask = lb->umap_cap - 1;
+        for (size_t pos = umap_home(lb, key);; pos = (pos + 1) & mask) {
+                umap_entry_t *e = &lb->umap[pos];
+                if (e->count && e->key == key)
+                        return e;
+                if (!e->count) {
+                        if (!create)
+                                return NULL;
+                        e->key = key;
+                        e->head = e->tail = NIL;
+                        return e; /* count stays 0 until a slot is linked */
+                }
+        }
+}
+
+/* Backward-shift deletion of an entry whose count reached 0. */
+static void umap_delete(itd_labeler_t *lb, umap_entry_t *e) {
+        size_t mask = lb->umap_cap - 1;
+        size_t i = (size_t)(e - lb->umap), j = i;
+        for (;;) {
+                j = (j + 1) & mask;
+                if (!lb->umap[j].count)
+                        break;
+                size_t k = umap_home(lb, lb->umap[j].key);
+                int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+                if (stays)
+                        continue;
+                lb->umap[i] = lb->umap[j];
+                i = j;
+        }
+        lb->umap[i].count = 0;
+}
+
+/* ------------------------------------------------------------- heaps */
+
+static int64_t heap_key(const itd_labeler_t *lb, uint32_t s) {
+        return lb->slots[s].ts_ms;
+}
+
+static void heap_place(itd_labeler_t *lb, int h, size_t i, uint32_t s) {
+        lb->heap[h].a[i] = s;
+        lb->slots[s].hpos[h] = (uint32_t)i;
+}
+
+static void heap_up(itd_labeler_t *lb, int h, size_t i) {
+        uint32_t s = lb->heap[h].a[i];
+        while (i > 0) {
+                size_t p = (i - 1) / 2;
+                if (heap_key(lb, lb->heap[h].a[p]) <= heap_key(lb, s))
+                        break;
+                heap_place(lb, h, i, lb->heap[h].a[p]);
+                i = p;
+        }
+        heap_place(lb, h, i, s);
+}
+
+static void heap_down(itd_labeler_t *lb, int h, size_t i) {
+        heap_t *hp = &lb->heap[h];
+        uint32_t s = hp->a[i];
+        for (;;) {
+                size_t c = 2 * i + 1;
+                if (c >= hp->n)
+                        break;
+                if (c + 1 < hp->n &&
+                    heap_key(lb, hp->a[c + 1]) < heap_key(lb, hp->a[c]))
+                        c++;
+                if (heap_key(lb, hp->a[c]) >= heap_key(lb, s))
+                        break;
+                heap_place(lb, h, i, hp->a[c]);
+                i = c;
+        }
+        heap_place(lb, h, i, s);
+}
+
+static void heap_push(itd_labeler_t *lb, int h, uint32_t s) {
+        size_t i = lb->heap[h].n++;
+        heap_place(lb, h, i, s);
+        heap_up(lb, h, i);
+}
+
+static void heap_remove(itd_labeler_t *lb, int h, uint32_t s) {
+        heap_t *hp = &lb->heap[h];
+        size_t i = lb->slots[s].hpos[h];
+        if (i == NIL)
+                return;
+        lb->slots[s].hpos[h] = NIL;
+        uint32_t last = hp->a[--hp->n];
+        if (i == hp->n)
+                return;
+        heap_place(lb, h, i, last);
+        heap_up(lb, h, i);
+        heap_down(lb, h, lb->slots[last].hpos[h]);
+}
+
+/* ------------------------------------------------------------- slots */
+
+static void user_unlink(itd_labeler_t *lb, uint32_t s) {
+        slot_t *sl = &lb->slots[s];
+        umap_entry_t *e = umap_find(lb, sl->user_hash, 0);
+        if (sl->user_prev != NIL)
+                lb->slots[sl->user_prev].user_next = sl->user_next;
+        else
+                e->head = sl->user_next;
+        if (sl->user_next != NIL)
+                lb->slots[sl->user_next].user_prev = sl->user_prev;
+        else
+                e->tail = sl->user_prev;
+        if (--e->count == 0)
+                umap_delete(lb, e);
+}
+
+static void slot_free(itd_labeler_t *lb, uint32_t s) {
+        lb->slots[s].state = FREE;
+        lb->slots[s].link = lb->free_head;
+        lb->free_head = s;
+}
+
+/* Both outcomes known: leave the pending structures, queue for take. */
+static void resolve(itd_labeler_t *lb, uint32_t s) {
+        slot_t *sl = &lb->slots[s];
+        user_unlink(lb, s);
+        heap_remove(lb, H_LABEL, s);
+        heap_remove(lb, H_NEXT, s);
+        sl->state = RESOLVED;
+        sl->link = NIL;
+        if (lb->res_tail != NIL)
+                lb->slots[lb->res_tail].link = s;
+        else
+                lb->res_head = s;
+        lb->res_tail = s;
+        lb->stats.pending--;
+        if (sl->label)
+                lb->stats.positives++;
+        else
+                lb->stats.negatives++;
+}
+
+/* Examples handed out by the previous take are released now. */
+static void release_taken(itd_labeler_t *lb) {
+        while (lb->taken_head != NIL) {
+                uint32_t s = lb->taken_head;
+                lb->taken_head = lb->slots[s].link;
+                slot_free(lb, s);
+        }
+}
+
+/* ------------------------------------------------------------ public */
+
+itd_labeler_t *itd_labeler_new(const itd_labeler_conf_t *conf, char *errstr,
+                               size_t errstr_size) {
+        const char *bad = NULL;
+        if (conf->max_pending < 1 || conf->max_pending >= NIL / 2)
+                bad = "max_pending";
+        else if (conf->horizon_ms < 1)
+                bad = "horizon_ms";
+        else if (conf->session_gap_ms < 1)
+                bad = "session_gap_ms";
+        if (bad) {
+                if (errstr && errstr_size)
+                        snprintf(errstr, errstr_size,
+                                 "labeler.%s: value is out of range "
+                                 "(max_pending 1..%u, durations >= 1 ms)",
+                                 bad, NIL / 2 - 1);
+                return NULL;
+        }
+        itd_labeler_t *lb = itd_xcalloc(1, sizeof(*lb));
+        lb->conf = *conf;
+        size_t n = conf->max_pending;
+        lb->slots = itd_xcalloc(n, sizeof(*lb->slots));
+        lb->x = itd_xcalloc(n * (conf->dim ? conf->dim : 1), sizeof(float));
+        lb->ids = itd_xcalloc(n * (conf->n_ids ? conf->n_ids : 1),
+                              sizeof(uint32_t));
+        for (size_t i = 0; i < n; i++)
+                lb->slots[i].link = i + 1 < n ? (uint32_t)(i + 1) : NIL;
+        lb->free_head = 0;
+        lb->res_head = lb->res_tail = lb->taken_head = NIL;
+        lb->umap_cap = 16;
+        while (lb->umap_cap < 2 * n)
+                lb->umap_cap *= 2;
+        lb->umap = itd_xcalloc(lb->umap_cap, sizeof(*lb->umap));
+        for (int h = 0; h < 2; h++)
+                lb->heap[h].a = itd_xmalloc(n * sizeof(uint32_t));
+        return lb;
+}
+
+void itd_labeler_destroy(itd_labeler_t *lb) {
+        if (!lb)
+                return;
+        free(lb->slots);
+        free(lb->x);
+        free(lb->ids);
+        free(lb->umap);
+        free(lb->heap[0].a);
+        free(lb->heap[1].a);
+        free(lb);
+}
+
+static itd_next_t next_of(itd_event_type_t type) {
+        switch (type) {
+        case ITD_EV_SEARCH: return ITD_NEXT_SEARCH;
+        case ITD_EV_ADD_TO_CART: return ITD_NEXT_ADD_TO_CART;
+        case ITD_EV_PURCHASE: return ITD_NEXT_PURCHASE;
+        default: return ITD_NEXT_VIEW; /* VIEW, REMOVE_FROM_CART, FAVORITE */
+        }
+}
+
+void itd_labeler_observe(itd_labeler_t *lb, uint64_t user_hash, int64_t ts_ms,
+                         itd_event_type_t type) {
+        release_taken(lb);
+        umap_entry_t *e = umap_find(lb, user_hash, 0);
+        if (!e)
+                return;
+        uint32_t s = e->head;
+        while (s != NIL) {
+                slot_t *sl = &lb->slots[s];
+                uint32_t after = sl->user_next;
+                if (ts_ms >= sl->ts_ms) {
+                        if (sl->label < 0 && type == ITD_EV_PURCHASE &&
+                            ts_ms - sl->ts_ms <= lb->conf.horizon_ms) {
+                                sl->label = 1;
+                                heap_remove(lb, H_LABEL, s);
+                        }
+                        if (sl->next < 0) {
+                                sl->next = (int8_t)(ts_ms - sl->ts_ms <=
+                                                            lb->conf
+                                                                .session_gap_ms
+                                                        ? next_of(type)
+                                                        : ITD_NEXT_LEAVE);
+                                heap_remove(lb, H_NEXT, s);
+                        }
+                        /* resolve() may delete the user's map entry, so
+                         * the walk continues from the saved link */
+                        if (sl->label >= 0 && sl->next >= 0)
+                                resolve(lb, s);
+                }
+                s = after;
+        }
+}
+
+itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
+                          int64_t ts_ms, const float *x, const uint32_t *ids,
+                          float score, const float *next_probs) {
+        release_taken(lb);
+        umap_entry_t *e = umap_find(lb, user_hash, 0);
+        if (e && lb->conf.max_pending_per_user &&
+            e->count >= lb->conf.max_pending_per_user) {
+                uint32_t old = e->head;
+                heap_remove(lb, H_LABEL, old);
+                heap_remove(lb, H_NEXT, old);
+                user_unlink(lb, old);
+                slot_free(lb, old);
+                lb->stats.pending--;
+                lb->stats.dropped_full++;
+        }
+        if (lb->free_head == NIL)
+                return ITD_ERR_FULL;
+        e = umap_find(lb, user_hash, 1);
+        uint32_t s = lb->free_head;
+        slot_t *sl = &lb->slots[s];
+        lb->free_head = sl->link;
+        sl->ts_ms = ts_ms;
+        sl->user_hash = user_hash;
+        sl->score = score;
+        for (int k = 0; k < ITD_NEXT__COUNT; k++)
+                sl->next_probs[k] = next_probs ? next_probs[k] : 0.0f;
+        sl->label = -1;
+        sl->next = -1;
+        sl->state = PENDING;
+        sl->link = NIL;
+        sl->hpos[0] = sl->hpos[1] = NIL;
+        if (lb->conf.dim)
+                memcpy(lb->x + (size_t)s * lb->conf.dim, x,
+                       lb->conf.dim * sizeof(float));
+        if (lb->conf.n_ids)
+                memcpy(lb->ids + (size_t)s * lb->conf.n_ids, ids,
+                       lb->conf.n_ids * sizeof(uint32_t));
+        sl->user_next = NIL;
+        sl->user_prev = e->tail;
+        if (e->tail != NIL)
+                lb->slots[e->tail].user_next = s;
+        else
+                e->head = s;
+        e->tail = s;
+        e->count++;
+        heap_push(lb, H_LABEL, s);
+        heap_push(lb, H_NEXT, s);
+        lb->stats.pending++;
+        return ITD_OK;
+}
+
+void itd_labeler_advance(itd_labeler_t *lb, int64_t watermark_ms) {
+        release_taken(lb);
+        heap_t *hl = &lb->heap[H_LABEL], *hn = &lb->heap[H_NEXT];
+        /* "passes" is strict: a purchase at exactly t + horizon may still
+         * arrive while the watermark equals it. The subtractions saturate:
+         * a watermark of INT64_MIN (nothing seen yet) decides nothing. */
+        if (watermark_ms < INT64_MIN + lb->conf.horizon_ms ||
+            watermark_ms < INT64_MIN + lb->conf.session_gap_ms)
+                return;
+        int64_t leave_before = watermark_ms - lb->conf.session_gap_ms;
+        int64_t neg_before = watermark_ms - lb->conf.horizon_ms;
+        while (hn->n && lb->slots[hn->a[0]].ts_ms < leave_before) {
+                uint32_t s = hn->a[0];
+                lb->slots[s].next = ITD_NEXT_LEAVE;
+                heap_remove(lb, H_NEXT, s);
+                if (lb->slots[s].label >= 0)
+                        resolve(lb, s);
+        }
+        while (hl->n && lb->slots[hl->a[0]].ts_ms < neg_before) {
+                uint32_t s = hl->a[0];
+                lb->slots[s].label = 0;
+                heap_remove(lb, H_LABEL, s);
+                if (lb->slots[s].next >= 0)
+                        resolve(lb, s);
+        }
+}
+
+size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max) {
+        release_taken(lb);
+        size_t n = 0;
+        uint32_t taken_tail = NIL;
+        while (n < max && lb->res_head != NIL) {
+                uint32_t s = lb->res_head;
+                slot_t *sl = &lb->slots[s];
+                lb->res_head = sl->link;
+                if (lb->res_head == NIL)
+                        lb->res_tail = NIL;
+                itd_example_t *ex = &out[n++];
+                ex->x = lb->x + (size_t)s * lb->conf.dim;
+                ex->ids = lb->ids + (size_t)s * lb->conf.n_ids;
+                ex->ts_ms = sl->ts_ms;
+                ex->user_hash = sl->user_hash;
+                ex->score = sl->score;
+                memcpy(ex->next_probs, sl->next_probs, sizeof(ex->next_probs));
+                ex->label = sl->label;
+                ex->next = (itd_next_t)sl->next;
+                /* kept until the next call so the pointers stay valid */
+                sl->state = TAKEN;
+                sl->link = NIL;
+                if (taken_tail != NIL)
+                        lb->slots[taken_tail].link = s;
+                else
+                        lb->taken_head = s;
+                taken_tail = s;
+        }
+        return n;
+}
+
+void itd_labeler_stats(const itd_labeler_t *lb, itd_labeler_stats_t *stats) {
+        *stats = lb->stats;
+}

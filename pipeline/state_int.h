@@ -1,0 +1,156 @@
+/*
+ * state_int.h - private layout of the per-partition state (state.c) shared
+ * with the feature extractor (features.c).
+ *
+ * Memory per user (x86-64, the default 4 windows):
+ *   - struct itd_user_s, fixed size: ITD_USER_BYTES (240, checked below);
+ *   - one 8-byte slot in the open-addressing table, kept at load <= 0.75
+ *     after doubling: 8/0.75 .. 8/0.375 bytes, ~13 at 5M users;
+ *   - ids longer than 15 bytes: length + 1 bytes in the id arena;
+ *   - users with more than ITD_RING live events (see below) hold one
+ *     overflow block of n_windows * ((ITD_OV_K + 1) * 6 * 2 + 8) + 8 bytes
+ *     (248 for 4 windows), given back once those events age out.
+ * So a light user costs ~253 bytes, a heavy one ~500 while heavy.
+ *
+ * Window counts. Each user keeps the ITD_RING most recent events exactly
+ * (ms offset from the user's newest event + 4-bit type). An event that
+ * must leave a full ring (the oldest) goes, if some window could still
+ * count it, into per-window overflow buckets of width ceil(span/ITD_OV_K)
+ * aligned to multiples of the width since the Unix epoch. A window count is
+ * the exact ring count plus the overflow buckets inside the window, with a
+ * bucket that straddles a window boundary counted in proportion to its
+ * overlap (rounded). Error: at most the overflowed events of that type in
+ * the (at most two) straddling buckets; zero for a user whose live events
+ * fit the ring.
+ */
+#ifndef INTENTD_STATE_INT_H
+#define INTENTD_STATE_INT_H
+
+#include <stdint.h>
+
+#include "intentd/state.h"
+
+#define ITD_RING 12          /* exact recent events per user */
+#define ITD_RING_EMPTY 0xFu  /* type nibble of an unused ring entry */
+#define ITD_OV_K 4           /* overflow sub-buckets per window span */
+#define ITD_AFF_SLOTS 3      /* category affinities kept per user */
+#define ITD_CAT_MAX 65535u   /* interned categories per state (ids 1..) */
+#define ITD_ID_INLINE 16     /* user id bytes stored in the record */
+#define ITD_NIL UINT32_MAX   /* "no user" in LRU links */
+#define ITD_NEVER INT32_MIN  /* "never" in per-type last-seen seconds */
+/* Largest window + allowed lateness must fit the ring's uint32 ms offsets. */
+#define ITD_LIVE_MAX_MS 4000000000LL
+/* Affinity scores halve every this many seconds of event time. */
+#define ITD_AFF_HALF_LIFE_S (24.0 * 3600.0)
+
+/* Seeds of the 32-bit sparse id hashes, one per field. */
+#define ITD_SEED_CAT 0x63617431u
+#define ITD_SEED_ITEM 0x6974656du
+#define ITD_SEED_TOKEN 0x746f6b31u
+
+/*
+ * One user. Times in seconds are relative to st->epoch_ms (int32: +-68
+ * years); the ring stores ms. Field order packs the struct without holes.
+ */
+typedef struct itd_user_s {
+        /* NUL-terminated when id[ITD_ID_INLINE-1] == 0; otherwise a
+         * uint32 arena offset in bytes 0..3 and id[15] == 1. */
+        char id[ITD_ID_INLINE];
+        int64_t last_ts;                   /* max event time seen, ms */
+        uint64_t ring_type;                /* 4 bits per ring entry */
+        uint32_t ring_off[ITD_RING];       /* last_ts - ts, ms */
+        uint32_t lru_prev, lru_next;       /* user indices or ITD_NIL */
+        uint32_t ov;                       /* overflow block + 1; 0: none */
+        uint32_t life[ITD_EV__COUNT];      /* events per type, lifetime */
+        int32_t last_sec[ITD_EV__COUNT];   /* latest ts per type, or NEVER */
+        int32_t first_sec;                 /* earliest ts seen */
+        int32_t sess_start_sec;            /* current session start */
+        int32_t aff_sec;                   /* time the scores refer to */
+        float aff_score[ITD_AFF_SLOTS];    /* decayed category scores */
+        float sess_cart_value;             /* price added - removed */
+        float price_mean;                  /* mean viewed price */
+        float price_max;                   /* max viewed price */
+        uint32_t sess_item_sk;             /* 32-bit linear-counting sketch */
+        uint32_t sess_cat_sk;
+        uint32_t sp_item[ITD_SPARSE_SLOTS];  /* last distinct items */
+        uint32_t sp_tok[ITD_SPARSE_SLOTS];   /* last query tokens */
+        uint16_t sp_cat[ITD_SPARSE_SLOTS];   /* last distinct cats (dict) */
+        uint16_t aff_cat[ITD_AFF_SLOTS];     /* dict ids, 0: empty */
+        uint16_t sess_events, sess_carts, sess_searches;
+        uint16_t priced_views;               /* saturates at 65535 */
+} itd_user_t;
+
+#define ITD_USER_BYTES 240
+_Static_assert(sizeof(itd_user_t) <= ITD_USER_BYTES,
+               "per-user record grew past its memory budget");
+
+/* Interned category names: small ids in user records, names for topcats. */
+typedef struct itd_catdict_s {
+        uint32_t *slots;   /* (hash tag << 16 | id) or 0; cap pow2 */
+        size_t cap;
+        uint32_t *off;     /* name offset in arena, by id */
+        uint32_t *hash;    /* sparse id hash of the name, by id */
+        size_t n;          /* ids in use: 1..n */
+        size_t off_cap;
+        char *arena;
+        size_t arena_len, arena_cap;
+} itd_catdict_t;
+
+struct itd_state_s {
+        itd_state_conf_t conf;
+        int64_t max_span_ms;
+        int64_t live_ms;             /* max span + lateness */
+        int64_t ov_width_ms[ITD_WINDOWS_MAX];
+
+        int64_t epoch_ms;            /* first accepted event; 0 before */
+        int have_epoch;
+        int64_t max_ts;              /* INT64_MIN before any event */
+        int64_t wm;                  /* INT64_MIN before any event */
+
+        /* open addressing, linear probing: slot = tag << 32 | (index + 1) */
+        uint64_t *slots;
+        size_t slot_cap;             /* power of two */
+
+        itd_user_t *users;           /* dense 0..n_users-1 */
+        size_t n_users, users_cap;
+        uint32_t lru_head, lru_tail; /* most / least recently updated */
+
+        char *ids;                   /* arena of long user ids */
+        size_t ids_len, ids_cap, ids_garbage;
+
+        unsigned char *ov;           /* overflow blocks */
+        size_t ov_bytes;             /* bytes per block */
+        size_t ov_n, ov_cap;         /* blocks carved / allocated */
+        uint32_t ov_free;            /* free list head (+1), 0: empty */
+
+        itd_catdict_t cats;
+
+        itd_state_stats_t stats;
+};
+
+/* Values of the user before the event was applied (for recency). */
+typedef struct itd_prev_s {
+        int is_new;
+        int64_t last_ts;
+        int32_t last_sec[ITD_EV__COUNT];
+        uint16_t cat;               /* this event's interned category */
+} itd_prev_t;
+
+/* state.c */
+const char *itd_user_id(const itd_state_t *st, const itd_user_t *u);
+void itd_user_counts(const itd_state_t *st, const itd_user_t *u,
+                     int64_t now_ms, uint32_t *counts);
+int32_t itd_state_sec(const itd_state_t *st, int64_t ts_ms);
+/* "5m", "1h", "1d": the shortest exact unit, for names and dumps. */
+const char *itd_state_window_label(const itd_state_conf_t *conf, size_t w,
+                                   char *buf, size_t cap);
+const char *itd_catdict_name(const itd_catdict_t *cd, uint16_t id);
+
+/* features.c */
+void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
+                          const itd_prev_t *prev, const itd_event_t *ev,
+                          float *x, uint32_t *ids, itd_topcats_t *top);
+/* 32-bit sparse id of s for a field seed, never ITD_SPARSE_NONE. */
+uint32_t itd_sparse_hash(const char *s, uint32_t seed);
+
+#endif

@@ -1,0 +1,334 @@
+/*
+ * test_metrics.c - progressive-validation accumulators (model/metrics.c):
+ * the histogram AUC against an exact rank AUC within its stated bound, and
+ * log loss, F1, ECE and the next-action metrics on hand-computed cases;
+ * merging, and the sliding window against a fresh accumulator fed the
+ * same last examples.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "intentd/metrics.h"
+
+/* sums of a handful of doubles: exact to ~1e-15 */
+#define HAND_TOL 1e-9
+
+static uint64_t rng_state = 4242;
+
+static double urand(void) {
+        rng_state ^= rng_state >> 12;
+        rng_state ^= rng_state << 25;
+        rng_state ^= rng_state >> 27;
+        return (double)((rng_state * 2685821657736338717ull) >> 11) *
+               0x1.0p-53;
+}
+
+struct scored {
+        float s;
+        int y;
+};
+
+static int by_score(const void *a, const void *b) {
+        float sa = ((const struct scored *)a)->s;
+        float sb = ((const struct scored *)b)->s;
+        return (sa > sb) - (sa < sb);
+}
+
+/* Mann-Whitney: AUC from the rank sum of the positives, ties at mean rank */
+static double exact_auc(struct scored *v, size_t n) {
+        qsort(v, n, sizeof(*v), by_score);
+        double rank_sum = 0.0, P = 0.0;
+        for (size_t i = 0; i < n;) {
+                size_t j = i;
+                while (j < n && v[j].s == v[i].s)
+                        j++;
+                double mean_rank = (double)(i + 1 + j) / 2.0; /* 1-based */
+                for (size_t k = i; k < j; k++)
+                        if (v[k].y) {
+                                rank_sum += mean_rank;
+                                P += 1.0;
+                        }
+                i = j;
+        }
+        double N = (double)n - P;
+        return (rank_sum - P * (P + 1.0) / 2.0) / (P * N);
+}
+
+static void check_against_exact(size_t n, int quantize) {
+        struct scored *v = malloc(n * sizeof(*v));
+        itd_pv_t *pv = itd_pv_new(0.5f);
+        for (size_t i = 0; i < n; i++) {
+                int y = urand() < 0.1;
+                /* overlapping classes: positives skew high */
+                double s = y ? pow(urand(), 0.5) : pow(urand(), 2.0);
+                if (quantize) /* many exact ties, and ties across bins */
+                        s = floor(s * 50.0) / 50.0;
+                v[i].s = (float)s;
+                v[i].y = y;
+                itd_pv_add(pv, v[i].s, y, NULL, ITD_NEXT_VIEW);
+        }
+        itd_pv_summary_t sum;
+        itd_pv_summary(pv, &sum);
+        double exact = exact_auc(v, n);
+        cr_log_info("n %zu quantize %d: histogram AUC %.6f exact %.6f "
+                    "bound %.2g",
+                    n, quantize, sum.auc, exact, sum.auc_err_bound);
+        /* 1e-12: the two sums are accumulated in different orders */
+        cr_expect(fabs(sum.auc - exact) <= sum.auc_err_bound + 1e-12,
+                  "auc %.9f exact %.9f bound %.3g", sum.auc, exact,
+                  sum.auc_err_bound);
+        if (!quantize)
+                cr_expect(sum.auc_err_bound < 1e-3, "bound %g",
+                          sum.auc_err_bound);
+        free(v);
+        itd_pv_destroy(pv);
+}
+
+Test(metrics, histogram_auc_is_within_its_bound_of_the_exact_auc) {
+        check_against_exact(20000, 0);
+        check_against_exact(5000, 1);
+        check_against_exact(300, 0);
+}
+
+Test(metrics, perfect_and_reversed_rankings_give_one_and_zero) {
+        itd_pv_t *good = itd_pv_new(0.5f), *bad = itd_pv_new(0.5f);
+        for (int i = 0; i < 100; i++) {
+                float lo = 0.01f * (float)(i % 40), hi = 0.6f + 0.003f * i;
+                itd_pv_add(good, hi, 1, NULL, ITD_NEXT_VIEW);
+                itd_pv_add(good, lo, 0, NULL, ITD_NEXT_VIEW);
+                itd_pv_add(bad, hi, 0, NULL, ITD_NEXT_VIEW);
+                itd_pv_add(bad, lo, 1, NULL, ITD_NEXT_VIEW);
+        }
+        itd_pv_summary_t g, b;
+        itd_pv_summary(good, &g);
+        itd_pv_summary(bad, &b);
+        cr_assert_float_eq(g.auc, 1.0, HAND_TOL);
+        cr_assert_float_eq(b.auc, 0.0, HAND_TOL);
+        cr_assert_float_eq(g.auc_err_bound, 0.0, HAND_TOL);
+        cr_assert_float_eq(g.f1, 1.0, HAND_TOL);
+        cr_assert_float_eq(b.f1, 0.0, HAND_TOL);
+        itd_pv_destroy(good);
+        itd_pv_destroy(bad);
+}
+
+Test(metrics, auc_is_nan_until_both_classes_are_seen) {
+        itd_pv_t *pv = itd_pv_new(0.5f);
+        itd_pv_summary_t s;
+        itd_pv_summary(pv, &s);
+        cr_assert_eq(s.n, 0);
+        cr_assert(isnan(s.auc) && isnan(s.logloss) && isnan(s.base_rate));
+        itd_pv_add(pv, 0.2f, 0, NULL, ITD_NEXT_VIEW);
+        itd_pv_add(pv, 0.7f, 0, NULL, ITD_NEXT_VIEW);
+        itd_pv_summary(pv, &s);
+        cr_assert(isnan(s.auc));
+        cr_assert_float_eq(s.base_rate, 0.0, HAND_TOL);
+        itd_pv_add(pv, 0.9f, 1, NULL, ITD_NEXT_VIEW);
+        itd_pv_summary(pv, &s);
+        cr_assert_float_eq(s.auc, 1.0, HAND_TOL);
+        itd_pv_reset(pv);
+        itd_pv_summary(pv, &s);
+        cr_assert_eq(s.n, 0);
+        cr_assert(isnan(s.auc));
+        itd_pv_destroy(pv);
+}
+
+Test(metrics, logloss_f1_and_ece_match_hand_computed_values) {
+        /*
+         *  score label  threshold 0.5   ECE bin  |score - label|
+         *  0.8   1      TP              8        0.2
+         *  0.3   0      TN              3        0.3
+         *  0.6   0      FP              6        0.6
+         *  0.0   1      FN (clamped)    0        1.0
+         * log loss = -(ln .8 + ln .7 + ln .4 + ln 1e-7) / 4
+         * accuracy = precision = recall = F1 = 0.5; ECE = 2.1 / 4
+         */
+        itd_pv_t *pv = itd_pv_new(0.5f);
+        float s[4] = {0.8f, 0.3f, 0.6f, 0.0f};
+        int y[4] = {1, 0, 0, 1};
+        for (int i = 0; i < 4; i++)
+                itd_pv_add(pv, s[i], y[i], NULL, ITD_NEXT_VIEW);
+        itd_pv_summary_t r;
+        itd_pv_summary(pv, &r);
+        /* the scores are floats: use their exact values in the logs */
+        double ll = -(log((double)0.8f) + log(1.0 - (double)0.3f) +
+                      log(1.0 - (double)0.6f) + log(1e-7)) / 4.0;
+        cr_assert_float_eq(r.logloss, ll, HAND_TOL);
+        cr_assert_float_eq(r.accuracy, 0.5, HAND_TOL);
+        cr_assert_float_eq(r.precision, 0.5, HAND_TOL);
+        cr_assert_float_eq(r.recall, 0.5, HAND_TOL);
+        cr_assert_float_eq(r.f1, 0.5, HAND_TOL);
+        cr_assert_float_eq(r.base_rate, 0.5, HAND_TOL);
+        /* ECE tolerance: float scores are off their decimals by ~1e-8 */
+        cr_assert_float_eq(r.ece, 2.1 / 4.0, 1e-7);
+        /* AUC: pairs (0.8 vs 0.3), (0.8 vs 0.6) won, (0.0 vs both) lost */
+        cr_assert_float_eq(r.auc, 0.5, HAND_TOL);
+        itd_pv_destroy(pv);
+}
+
+Test(metrics, ece_averages_within_a_bin_before_comparing) {
+        /* bin 7 holds 0.71 (1) and 0.79 (0): |1.5 - 1| / 2 = 0.25, where
+         * per-example gaps would give 0.5 */
+        itd_pv_t *pv = itd_pv_new(0.5f);
+        itd_pv_add(pv, 0.71f, 1, NULL, ITD_NEXT_VIEW);
+        itd_pv_add(pv, 0.79f, 0, NULL, ITD_NEXT_VIEW);
+        itd_pv_summary_t r;
+        itd_pv_summary(pv, &r);
+        cr_assert_float_eq(r.ece, 0.25, 1e-7);
+        /* precision 1/2 (both predicted positive), recall 1: F1 = 2/3 */
+        cr_assert_float_eq(r.f1, 2.0 / 3.0, HAND_TOL);
+        itd_pv_destroy(pv);
+}
+
+Test(metrics, next_action_accuracy_and_logloss_match_hand_values) {
+        itd_pv_t *pv = itd_pv_new(0.5f);
+        float a[ITD_NEXT__COUNT] = {0.1f, 0.6f, 0.1f, 0.1f, 0.1f};
+        float b[ITD_NEXT__COUNT] = {0.5f, 0.2f, 0.1f, 0.1f, 0.1f};
+        itd_pv_add(pv, 0.5f, 0, a, ITD_NEXT_SEARCH); /* right, p = 0.6 */
+        itd_pv_add(pv, 0.5f, 0, b, ITD_NEXT_LEAVE);  /* wrong, p = 0.1 */
+        itd_pv_add(pv, 0.5f, 1, NULL, ITD_NEXT_VIEW); /* no head: not judged */
+        itd_pv_summary_t r;
+        itd_pv_summary(pv, &r);
+        cr_assert_eq(r.n, 3);
+        cr_assert_eq(r.next_n, 2);
+        cr_assert_float_eq(r.next_accuracy, 0.5, HAND_TOL);
+        double ll = -(log((double)0.6f) + log((double)0.1f)) / 2.0;
+        cr_assert_float_eq(r.next_logloss, ll, HAND_TOL);
+        itd_pv_destroy(pv);
+}
+
+/* ---- merging and the sliding window ------------------------------------ */
+
+/* summaries equal field by field (NaN equals NaN) */
+static void expect_same_summary(const itd_pv_summary_t *a,
+                                const itd_pv_summary_t *b, const char *what) {
+        cr_expect_eq(a->n, b->n, "%s: n %llu vs %llu", what,
+                     (unsigned long long)a->n, (unsigned long long)b->n);
+        cr_expect_eq(a->positives, b->positives, "%s: positives", what);
+        cr_expect_eq(a->next_n, b->next_n, "%s: next_n", what);
+        const double fa[] = {a->base_rate, a->auc, a->auc_err_bound,
+                             a->logloss, a->accuracy, a->precision, a->recall,
+                             a->f1, a->ece, a->next_accuracy, a->next_logloss};
+        const double fb[] = {b->base_rate, b->auc, b->auc_err_bound,
+                             b->logloss, b->accuracy, b->precision, b->recall,
+                             b->f1, b->ece, b->next_accuracy, b->next_logloss};
+        for (size_t i = 0; i < sizeof(fa) / sizeof(fa[0]); i++) {
+                if (isnan(fa[i]) || isnan(fb[i])) {
+                        cr_expect(isnan(fa[i]) && isnan(fb[i]),
+                                  "%s: field %zu %g vs %g", what, i, fa[i],
+                                  fb[i]);
+                        continue;
+                }
+                /* same sums, added in another grouping */
+                cr_expect_float_eq(fa[i], fb[i], HAND_TOL, "%s: field %zu",
+                                   what, i);
+        }
+}
+
+typedef struct judged_s {
+        float s;
+        int y;
+        float next[ITD_NEXT__COUNT];
+        itd_next_t nx;
+} judged_t;
+
+static void make_judged(judged_t *v, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                /* the score's meaning flips half-way: a drifting model */
+                v[i].y = urand() < 0.2;
+                double s = v[i].y ? pow(urand(), 0.5) : pow(urand(), 2.0);
+                v[i].s = (float)(i < n / 2 ? s : 1.0 - s);
+                double sum = 0.0;
+                for (size_t k = 0; k < ITD_NEXT__COUNT; k++)
+                        sum += v[i].next[k] = (float)(urand() + 0.1);
+                for (size_t k = 0; k < ITD_NEXT__COUNT; k++)
+                        v[i].next[k] = (float)(v[i].next[k] / sum);
+                v[i].nx = (itd_next_t)(urand() * ITD_NEXT__COUNT);
+        }
+}
+
+Test(metrics, merged_accumulators_judge_the_union_of_their_examples) {
+        enum { N = 3000 };
+        judged_t *v = malloc(N * sizeof(*v));
+        make_judged(v, N);
+        itd_pv_t *a = itd_pv_new(0.4f), *b = itd_pv_new(0.4f),
+                 *all = itd_pv_new(0.4f);
+        for (size_t i = 0; i < N; i++) {
+                itd_pv_add(i % 3 ? a : b, v[i].s, v[i].y, v[i].next, v[i].nx);
+                itd_pv_add(all, v[i].s, v[i].y, v[i].next, v[i].nx);
+        }
+        itd_pv_merge(a, b);
+        itd_pv_summary_t sa, sall;
+        itd_pv_summary(a, &sa);
+        itd_pv_summary(all, &sall);
+        expect_same_summary(&sa, &sall, "merged");
+        itd_pv_destroy(a);
+        itd_pv_destroy(b);
+        itd_pv_destroy(all);
+        free(v);
+}
+
+/*
+ * Window 500 in 5 chunks of 100: after i examples (i > 500) it holds the
+ * last 401..500 of them, exactly 500 - 100 + ((i - 1) % 100 + 1).
+ */
+Test(metrics, sliding_window_judges_exactly_its_most_recent_chunks) {
+        enum { N = 2345, W = 500, C = 5, CS = W / C };
+        judged_t *v = malloc(N * sizeof(*v));
+        make_judged(v, N);
+        itd_pv_window_t *pvw = itd_pv_window_new(0.5f, W, C);
+        cr_assert_not_null(pvw);
+        for (size_t i = 1; i <= N; i++) {
+                const judged_t *e = &v[i - 1];
+                itd_pv_window_add(pvw, e->s, e->y, e->next, e->nx);
+                if (i % 97 && i != N)
+                        continue;
+                size_t held = i <= W ? i : W - CS + (i - 1) % CS + 1;
+                itd_pv_t *fresh = itd_pv_new(0.5f);
+                for (size_t k = i - held; k < i; k++)
+                        itd_pv_add(fresh, v[k].s, v[k].y, v[k].next, v[k].nx);
+                itd_pv_summary_t sw, sf;
+                itd_pv_window_summary(pvw, &sw);
+                itd_pv_summary(fresh, &sf);
+                char what[32];
+                snprintf(what, sizeof(what), "after %zu", i);
+                expect_same_summary(&sw, &sf, what);
+                cr_expect((sw.n > W - CS && sw.n <= W) || i < W, "n %llu",
+                          (unsigned long long)sw.n);
+                itd_pv_destroy(fresh);
+        }
+        /* the drift shows in the window, not in a whole-run average */
+        itd_pv_summary_t sw;
+        itd_pv_window_summary(pvw, &sw);
+        cr_expect_lt(sw.auc, 0.5, "window AUC %g after the flip", sw.auc);
+
+        itd_pv_window_add(pvw, NAN, 1, NULL, ITD_NEXT_VIEW);
+        itd_pv_summary_t again;
+        itd_pv_window_summary(pvw, &again);
+        cr_expect_eq(again.n, sw.n, "a non-finite score is left out");
+        itd_pv_window_reset(pvw);
+        itd_pv_window_summary(pvw, &again);
+        cr_expect_eq(again.n, 0);
+        cr_expect(isnan(again.auc));
+        itd_pv_window_destroy(pvw);
+        free(v);
+}
+
+Test(metrics, sliding_window_refuses_impossible_sizes) {
+        cr_expect_null(itd_pv_window_new(0.5f, 100, 0));
+        cr_expect_null(itd_pv_window_new(0.5f, 3, 4));
+        itd_pv_window_t *pvw = itd_pv_window_new(0.5f, 1, 1);
+        cr_assert_not_null(pvw);
+        itd_pv_window_add(pvw, 0.9f, 1, NULL, ITD_NEXT_VIEW);
+        itd_pv_window_add(pvw, 0.1f, 0, NULL, ITD_NEXT_VIEW);
+        itd_pv_summary_t s;
+        itd_pv_window_summary(pvw, &s);
+        cr_expect_eq(s.n, 1, "a window of one holds the last example");
+        cr_expect_eq(s.positives, 0);
+        itd_pv_window_destroy(pvw);
+        itd_pv_window_destroy(NULL);
+}

@@ -1,0 +1,569 @@
+/*
+ * test_metrics_http.c - the metrics registry (daemon/metrics.c) and the
+ * HTTP endpoint (daemon/http.c): exposition text, label handling, atomics
+ * under concurrent writers, /metrics, /livez, /readyz, errors. The
+ * exposition is also checked by `promtool check metrics` when installed.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "intentd/log.h"
+#include "intentd/mem.h"
+#include "metrics.h"
+#include "metrics_int.h"
+#include "testutil.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Value of the sample line that starts with `series ` in text, or NAN. */
+static double sample(const char *text, const char *series) {
+        size_t n = strlen(series);
+        for (const char *p = text; p && *p; p = strchr(p, '\n')) {
+                if (*p == '\n')
+                        p++;
+                if (strncmp(p, series, n) == 0 && p[n] == ' ')
+                        return strtod(p + n + 1, NULL);
+        }
+        return NAN;
+}
+
+static char *render(itd_metrics_t *m) {
+        size_t len;
+        return itd_metrics_render_dup(m, &len);
+}
+
+typedef struct resp_s {
+        int status;
+        char head[2048];
+        char body[65536];
+} resp_t;
+
+/* Plain HTTP/1.0 client: one request, read to EOF. */
+static int http_req(int port, const char *method, const char *path,
+                    resp_t *r) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+                return -1;
+        struct timeval tv = {5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+                close(fd);
+                return -1;
+        }
+        char req[256];
+        int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: x\r\n\r\n",
+                         method, path);
+        if (write(fd, req, (size_t)n) != n) {
+                close(fd);
+                return -1;
+        }
+        static char raw[sizeof r->head + sizeof r->body];
+        size_t len = 0;
+        ssize_t k;
+        while (len < sizeof raw - 1 &&
+               (k = read(fd, raw + len, sizeof raw - 1 - len)) > 0)
+                len += (size_t)k;
+        close(fd);
+        raw[len] = '\0';
+        char *sep = strstr(raw, "\r\n\r\n");
+        if (!sep || sscanf(raw, "HTTP/1.%*d %d", &r->status) != 1)
+                return -1;
+        *sep = '\0';
+        itd_strlcpy(r->head, raw, sizeof r->head);
+        itd_strlcpy(r->body, sep + 4, sizeof r->body);
+        return 0;
+}
+
+/* 1 if the shell finds cmd. */
+static int have(const char *cmd) {
+        char line[256];
+        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
+        char *argv[] = {"/bin/sh", "-c", line, NULL};
+        return tu_run(argv, NULL, 10000) == 0;
+}
+
+/* ---- registry ----------------------------------------------------------- */
+
+Test(metrics, renders_help_type_and_every_labelled_value) {
+        itd_metrics_t *m = itd_metrics_new();
+        cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_CONSUMED, NULL, 41),
+                     ITD_OK);
+        cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_CONSUMED, NULL, 1),
+                     ITD_OK);
+        cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_DEAD_LETTERED, "decode",
+                                     3), ITD_OK);
+        cr_assert_eq(itd_metrics_inc(m, ITD_M_TRAINING_EXAMPLES, "positive",
+                                     7), ITD_OK);
+        cr_assert_eq(itd_metrics_set(m, ITD_M_USERS, NULL, 1234), ITD_OK);
+        cr_assert_eq(itd_metrics_set(m, ITD_M_PROGRESSIVE_AUC, NULL, 0.8125),
+                     ITD_OK);
+        char *t = render(m);
+        cr_expect(strstr(t, "# HELP intentd_events_consumed_total Messages"));
+        cr_expect(strstr(t, "# TYPE intentd_events_consumed_total counter\n"));
+        cr_expect(strstr(t, "# TYPE intentd_users gauge\n"));
+        cr_expect(strstr(t, "# TYPE intentd_event_to_prediction_seconds "
+                            "histogram\n"));
+        cr_expect_eq(sample(t, "intentd_events_consumed_total"), 42);
+        cr_expect_eq(sample(t, "intentd_events_dead_lettered_total"
+                               "{reason=\"decode\"}"), 3);
+        /* Values never touched are still exported, at 0, so rate() works
+         * from the first scrape. */
+        cr_expect_eq(sample(t, "intentd_events_dead_lettered_total"
+                               "{reason=\"invalid\"}"), 0);
+        cr_expect_eq(sample(t, "intentd_training_examples_total"
+                               "{label=\"positive\"}"), 7);
+        cr_expect_eq(sample(t, "intentd_training_examples_total"
+                               "{label=\"negative\"}"), 0);
+        cr_expect_eq(sample(t, "intentd_users"), 1234);
+        cr_expect_eq(sample(t, "intentd_progressive_auc"), 0.8125);
+        cr_expect(isnan(sample(t, "intentd_progressive_logloss")),
+                  "an unknown progressive metric is NaN, not 0");
+        cr_expect(strstr(t, "intentd_build_info{version=\""));
+        cr_expect(strstr(t, "\"} 1\n"));
+        free(t);
+        itd_metrics_destroy(m);
+}
+
+Test(metrics, every_name_is_prometheus_style_and_without_user_labels) {
+        char *docs = NULL;
+        size_t docs_len = 0;
+        FILE *f = open_memstream(&docs, &docs_len);
+        itd_metrics_write_docs(f);
+        fclose(f);
+        for (int id = 0; id < ITD_M__COUNT; id++) {
+                const char *name = itd_metrics_name((itd_metric_id_t)id);
+                cr_expect(strncmp(name, "intentd_", 8) == 0 ||
+                              strncmp(name, "process_", 8) == 0,
+                          "%s: prefix", name);
+                for (const char *p = name; *p; p++)
+                        cr_expect((*p >= 'a' && *p <= 'z') || *p == '_' ||
+                                      (*p >= '0' && *p <= '9'),
+                                  "%s: character '%c'", name, *p);
+                char row[160];
+                snprintf(row, sizeof row, "| `%s` |", name);
+                cr_expect(strstr(docs, row), "%s missing from the docs",
+                          name);
+        }
+        cr_expect_null(strstr(docs, "| `user"), "no metric has a user label");
+        free(docs);
+}
+
+Test(metrics, docs_file_matches_the_table) {
+        char path[512];
+        char *committed = tu_read_file(tu_src("docs/METRICS.md", path,
+                                              sizeof path));
+        cr_assert_not_null(committed, "docs/METRICS.md is missing");
+        char *docs = NULL;
+        size_t docs_len = 0;
+        FILE *f = open_memstream(&docs, &docs_len);
+        itd_metrics_write_docs(f);
+        fclose(f);
+        /* tu_read_file drops the trailing newline. */
+        if (docs_len && docs[docs_len - 1] == '\n')
+                docs[--docs_len] = '\0';
+        cr_expect_str_eq(committed, docs,
+                         "docs/METRICS.md is stale: regenerate it with "
+                         "`intentd --metrics-docs`");
+        free(committed);
+        free(docs);
+}
+
+Test(metrics, rejects_unknown_labels_and_wrong_types) {
+        itd_metrics_t *m = itd_metrics_new();
+        cr_expect_eq(itd_metrics_inc(m, ITD_M_EVENTS_FILTERED, "nope", 1),
+                     ITD_ERR_NOT_FOUND);
+        cr_expect_eq(itd_metrics_inc(m, ITD_M_EVENTS_FILTERED, NULL, 1),
+                     ITD_ERR_ARG, "a labelled metric needs its label");
+        cr_expect_eq(itd_metrics_inc(m, ITD_M_EVENTS_CONSUMED, "late", 1),
+                     ITD_ERR_ARG, "an unlabelled metric takes none");
+        cr_expect_eq(itd_metrics_set(m, ITD_M_CONSUMER_LAG, "256", 1),
+                     ITD_ERR_RANGE);
+        cr_expect_eq(itd_metrics_set(m, ITD_M_CONSUMER_LAG, "x1", 1),
+                     ITD_ERR_NOT_FOUND);
+        cr_expect_eq(itd_metrics_inc(m, ITD_M_USERS, NULL, 1), ITD_ERR_ARG,
+                     "inc is for counters");
+        cr_expect_eq(itd_metrics_set(m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
+                                     NULL, 1), ITD_ERR_ARG);
+        cr_expect_eq(itd_metrics_set(m, ITD_M_BUILD_INFO, "x", 1),
+                     ITD_ERR_NOT_FOUND);
+        cr_expect_eq(itd_metrics_set(m, ITD_M_PROCESS_OPEN_FDS, NULL, 1),
+                     ITD_ERR_ARG);
+        cr_expect_eq(itd_metrics_observe(m, ITD_M_USERS, 1), ITD_ERR_ARG);
+        cr_expect_eq(itd_metrics_observe(m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
+                                         NAN), ITD_ERR_NONFINITE);
+        cr_expect_eq(itd_metrics_set(m, ITD_M_EVENTS_CONSUMED, NULL, -1),
+                     ITD_ERR_RANGE);
+        cr_expect_eq(itd_metrics_inc_at(m, ITD_M_STATE_EVICTIONS, 2, 1),
+                     ITD_ERR_NOT_FOUND);
+        cr_expect_eq(itd_metrics_label_index(ITD_M_STATE_EVICTIONS,
+                                             "capacity"), 1);
+        cr_expect_eq(itd_metrics_label_index(ITD_M_CONSUMER_LAG, "17"), 17);
+        cr_expect_eq(itd_metrics_label_index(ITD_M_USERS, "x"), -1);
+        /* Nothing above changed a value. */
+        char *t = render(m);
+        cr_expect_eq(sample(t, "intentd_events_consumed_total"), 0);
+        cr_expect_eq(sample(t, "intentd_users"), 0);
+        cr_expect_null(strstr(t, "intentd_consumer_lag{"));
+        free(t);
+        itd_metrics_destroy(m);
+}
+
+Test(metrics, counters_can_mirror_an_absolute_total) {
+        itd_metrics_t *m = itd_metrics_new();
+        cr_assert_eq(itd_metrics_set(m, ITD_M_PREDICTIONS_PUBLISHED, NULL,
+                                     123456789.0), ITD_OK);
+        cr_assert_eq(itd_metrics_inc_at(m, ITD_M_STATE_EVICTIONS, 1, 5),
+                     ITD_OK);
+        char *t = render(m);
+        cr_expect(strstr(t, "\nintentd_predictions_published_total "
+                            "123456789\n"), "integers print as integers");
+        cr_expect_eq(sample(t, "intentd_state_evictions_total"
+                               "{reason=\"capacity\"}"), 5);
+        free(t);
+        itd_metrics_destroy(m);
+}
+
+Test(metrics, histogram_buckets_are_cumulative_and_count_is_inf_bucket) {
+        itd_metrics_t *m = itd_metrics_new();
+        const double obs[] = {0.00005, 0.0003, 0.0003, 0.02, 7, 99, -1};
+        for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
+                cr_assert_eq(itd_metrics_observe(
+                                 m, ITD_M_CONSUME_TO_PRODUCE_SECONDS, obs[i]),
+                             ITD_OK);
+        char *t = render(m);
+        const char *h = "intentd_consume_to_produce_seconds";
+        char s[128];
+        struct {
+                const char *le;
+                double want;
+        } rows[] = {{"0.0001", 2}, /* 0.00005 and -1 (counted as 0) */
+                    {"0.0005", 4}, {"0.025", 5}, {"2.5", 5},
+                    {"10", 6},     {"+Inf", 7}};
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                snprintf(s, sizeof s, "%s_bucket{le=\"%s\"}", h, rows[i].le);
+                cr_expect_eq(sample(t, s), rows[i].want, "%s", s);
+        }
+        snprintf(s, sizeof s, "%s_count", h);
+        cr_expect_eq(sample(t, s), 7);
+        snprintf(s, sizeof s, "%s_sum", h);
+        /* Sum of doubles in a different order: a few ulps apart. */
+        const double sum_eps = 1e-9;
+        cr_expect_float_eq(sample(t, s), 106.02065, sum_eps);
+        free(t);
+        itd_metrics_destroy(m);
+}
+
+Test(metrics, partition_series_appear_when_set_and_vanish_when_unset) {
+        itd_metrics_t *m = itd_metrics_new();
+        cr_assert_eq(itd_metrics_set(m, ITD_M_CONSUMER_LAG, "0", 10), ITD_OK);
+        cr_assert_eq(itd_metrics_set_at(m, ITD_M_CONSUMER_LAG, 255, 20),
+                     ITD_OK);
+        char *t = render(m);
+        cr_expect_eq(sample(t, "intentd_consumer_lag{partition=\"0\"}"), 10);
+        cr_expect_eq(sample(t, "intentd_consumer_lag{partition=\"255\"}"),
+                     20);
+        cr_expect_null(strstr(t, "intentd_consumer_lag{partition=\"1\"}"));
+        free(t);
+        cr_assert_eq(itd_metrics_unset_at(m, ITD_M_CONSUMER_LAG, 0), ITD_OK);
+        cr_expect_eq(itd_metrics_unset_at(m, ITD_M_CONSUMER_LAG, 256),
+                     ITD_ERR_RANGE);
+        cr_expect_eq(itd_metrics_unset_at(m, ITD_M_USERS, 0), ITD_ERR_ARG);
+        t = render(m);
+        cr_expect_null(strstr(t, "intentd_consumer_lag{partition=\"0\"}"));
+        cr_expect_eq(sample(t, "intentd_consumer_lag{partition=\"255\"}"),
+                     20);
+        free(t);
+        itd_metrics_destroy(m);
+}
+
+Test(metrics, checkpoint_age_grows_by_itself_and_nan_means_off) {
+        itd_metrics_t *m = itd_metrics_new();
+        cr_assert_eq(itd_metrics_set(m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
+                                     5), ITD_OK);
+        usleep(120 * 1000);
+        char *t = render(m);
+        double age = sample(t, "intentd_checkpoint_age_seconds");
+        /* 5 s set + >= 0.12 s slept; under 2 s more even on a busy box. */
+        cr_expect(age >= 5.1 && age < 7.0, "age %g", age);
+        free(t);
+        cr_assert_eq(itd_metrics_set(m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
+                                     NAN), ITD_OK);
+        t = render(m);
+        cr_expect(isnan(sample(t, "intentd_checkpoint_age_seconds")));
+        free(t);
+        itd_metrics_destroy(m);
+}
+
+Test(metrics, render_reports_the_full_size_when_the_buffer_is_short) {
+        itd_metrics_t *m = itd_metrics_new();
+        char small[16];
+        size_t need = itd_metrics_render(m, small, sizeof small);
+        cr_expect_gt(need, sizeof small);
+        cr_expect_eq(strlen(small), sizeof small - 1);
+        /* process_* values (memory, fds) may change the length between two
+         * renders by a few digits: leave room for that. */
+        size_t slack = 256;
+        char *big = malloc(need + slack);
+        size_t got = itd_metrics_render(m, big, need + slack);
+        cr_expect_lt(got, need + slack);
+        cr_expect_eq(strlen(big), got);
+        cr_expect_eq(strncmp(big, small, sizeof small - 1), 0);
+        free(big);
+        itd_metrics_destroy(m);
+}
+
+Test(metrics, escapes_label_values_and_help_text) {
+        char buf[64];
+        cr_expect_eq(itd_metrics_escape("a\\b\"c\nd", 1, buf, sizeof buf),
+                     strlen("a\\\\b\\\"c\\nd"));
+        cr_expect_str_eq(buf, "a\\\\b\\\"c\\nd");
+        itd_metrics_escape("a\\b\"c\nd", 0, buf, sizeof buf);
+        cr_expect_str_eq(buf, "a\\\\b\"c\\nd", "HELP keeps quotes");
+        cr_expect_eq(itd_metrics_escape("\"\"\"", 1, buf, 4), 6);
+        cr_expect_str_eq(buf, "\\\"\\");
+}
+
+#define WRITES 200000
+
+static void *writer(void *arg) {
+        itd_metrics_t *m = arg;
+        for (int i = 0; i < WRITES; i++) {
+                itd_metrics_inc_at(m, ITD_M_EVENTS_CONSUMED, 0, 1);
+                itd_metrics_observe(m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
+                                    0.001);
+        }
+        return NULL;
+}
+
+Test(metrics, concurrent_writers_lose_no_increment_while_rendering) {
+        itd_metrics_t *m = itd_metrics_new();
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+                pthread_create(&th[i], NULL, writer, m);
+        double last = 0;
+        for (int i = 0; i < 20; i++) {
+                char *t = render(m);
+                double v = sample(t, "intentd_events_consumed_total");
+                cr_expect_geq(v, last, "a counter never goes down");
+                last = v;
+                free(t);
+        }
+        for (int i = 0; i < 2; i++)
+                pthread_join(th[i], NULL);
+        char *t = render(m);
+        cr_expect_eq(sample(t, "intentd_events_consumed_total"), 2 * WRITES);
+        cr_expect_eq(sample(t, "intentd_consume_to_produce_seconds_count"),
+                     2 * WRITES);
+        /* 0.001 added 400000 times by CAS: exact up to rounding of the
+         * running sum (relative 1e-9 is far above double rounding). */
+        cr_expect_float_eq(sample(t, "intentd_consume_to_produce_seconds_sum"),
+                           400.0, 400.0 * 1e-9);
+        free(t);
+        itd_metrics_destroy(m);
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+typedef struct srv_fixture_s {
+        itd_metrics_t *m;
+        itd_health_t h;
+        itd_http_t *srv;
+        int port;
+} srv_fixture_t;
+
+static void start(srv_fixture_t *fx) {
+        char err[256] = "";
+        fx->m = itd_metrics_new();
+        itd_health_init(&fx->h, 500);
+        fx->srv = itd_http_start("127.0.0.1:0", fx->m, &fx->h, err,
+                                 sizeof err);
+        cr_assert_not_null(fx->srv, "start: %s", err);
+        fx->port = itd_http_port(fx->srv);
+        cr_assert_gt(fx->port, 0);
+}
+
+static void stop(srv_fixture_t *fx) {
+        itd_http_stop(fx->srv);
+        itd_metrics_destroy(fx->m);
+}
+
+Test(http, serves_metrics_as_prometheus_text) {
+        srv_fixture_t fx;
+        start(&fx);
+        itd_metrics_inc(fx.m, ITD_M_PREDICTIONS_PUBLISHED, NULL, 17);
+        itd_metrics_set(fx.m, ITD_M_CONSUMER_LAG, "2", 99);
+        itd_metrics_observe(fx.m, ITD_M_EVENT_TO_PREDICTION_SECONDS, 0.2);
+        resp_t r;
+        cr_assert_eq(http_req(fx.port, "GET", "/metrics", &r), 0);
+        cr_expect_eq(r.status, 200);
+        cr_expect(strstr(r.head, "text/plain; version=0.0.4"), "%s", r.head);
+        cr_expect_eq(sample(r.body, "intentd_predictions_published_total"),
+                     17);
+        cr_expect_eq(sample(r.body, "intentd_consumer_lag{partition=\"2\"}"),
+                     99);
+        cr_expect_eq(sample(r.body, "intentd_event_to_prediction_seconds_"
+                                    "bucket{le=\"0.25\"}"), 1);
+        cr_expect_gt(sample(r.body, "process_resident_memory_bytes"), 0);
+        cr_expect_gt(sample(r.body, "process_open_fds"), 2);
+        cr_expect_gt(sample(r.body, "process_start_time_seconds"), 1.5e9);
+        cr_assert_eq(http_req(fx.port, "HEAD", "/metrics", &r), 0);
+        cr_expect_eq(r.status, 200);
+        cr_expect_str_empty(r.body, "HEAD has no body");
+        stop(&fx);
+}
+
+Test(http, metrics_output_passes_promtool_check) {
+        if (!have("promtool"))
+                cr_skip_test("promtool not installed (Debian package "
+                             "prometheus)");
+        srv_fixture_t fx;
+        start(&fx);
+        /* Every kind of series present, special values included. */
+        itd_metrics_inc(fx.m, ITD_M_EVENTS_CONSUMED, NULL, 10);
+        itd_metrics_inc(fx.m, ITD_M_EVENTS_FILTERED, "late", 1);
+        itd_metrics_set(fx.m, ITD_M_CONSUMER_LAG, "0", 3);
+        itd_metrics_set(fx.m, ITD_M_CONSUMER_LAG, "7", 0);
+        itd_metrics_set(fx.m, ITD_M_PROGRESSIVE_F1, NULL, 0.333);
+        itd_metrics_set(fx.m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, NAN);
+        itd_metrics_observe(fx.m, ITD_M_CONSUME_TO_PRODUCE_SECONDS, 0.004);
+        resp_t r;
+        cr_assert_eq(http_req(fx.port, "GET", "/metrics", &r), 0);
+        cr_assert_eq(r.status, 200);
+        char dir[256], file[512], log[512], cmd[1200];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(file, sizeof file, "%s/metrics.txt", dir);
+        snprintf(log, sizeof log, "%s/promtool.log", dir);
+        cr_assert_eq(tu_write_file(file, r.body), 0);
+        snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", file);
+        char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+        int rc = tu_run(argv, log, 20000);
+        char *out = tu_read_file(log);
+        /* rc 3 is a lint problem, 1 a parse error (FACTS.md). */
+        cr_expect_eq(rc, 0, "promtool check metrics: rc %d\n%s", rc,
+                     out ? out : "");
+        free(out);
+        stop(&fx);
+}
+
+Test(http, livez_follows_the_loop_heartbeat) {
+        srv_fixture_t fx;
+        start(&fx);
+        resp_t r;
+        cr_assert_eq(http_req(fx.port, "GET", "/livez", &r), 0);
+        cr_expect_eq(r.status, 200, "fresh after init: %s", r.body);
+        cr_expect_str_eq(r.body, "ok\n");
+        /* The loop last turned 2 s ago; the limit is 500 ms. */
+        atomic_store(&fx.h.heartbeat_ms, itd_now_mono_ms() - 2000);
+        cr_assert_eq(http_req(fx.port, "GET", "/livez", &r), 0);
+        cr_expect_eq(r.status, 503);
+        cr_expect(strstr(r.body, "stalled"), "%s", r.body);
+        itd_health_beat(&fx.h);
+        cr_assert_eq(http_req(fx.port, "GET", "/livez", &r), 0);
+        cr_expect_eq(r.status, 200);
+        stop(&fx);
+}
+
+Test(http, readyz_is_503_until_ready_assigned_and_model_loaded) {
+        srv_fixture_t fx;
+        start(&fx);
+        resp_t r;
+        struct {
+                int ready, model, assigned, stopping;
+                int want;
+                const char *why;
+        } steps[] = {
+            {0, 0, 0, 0, 503, "starting"},
+            {1, 0, 3, 0, 503, "no model loaded"},
+            {1, 1, 0, 0, 503, "no partitions assigned"},
+            {1, 1, 3, 0, 200, "ok"},
+            {1, 1, 3, 1, 503, "stopping"},
+        };
+        for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+                atomic_store(&fx.h.ready, steps[i].ready);
+                atomic_store(&fx.h.model_loaded, steps[i].model);
+                atomic_store(&fx.h.assigned, steps[i].assigned);
+                atomic_store(&fx.h.stopping, steps[i].stopping);
+                cr_assert_eq(http_req(fx.port, "GET", "/readyz", &r), 0);
+                cr_expect_eq(r.status, steps[i].want, "step %zu: %s", i,
+                             r.body);
+                cr_expect(strstr(r.body, steps[i].why), "step %zu: %s", i,
+                          r.body);
+                const char *nl = strchr(r.body, '\n');
+                cr_expect(nl && nl[1] == '\0', "one line: %s", r.body);
+        }
+        stop(&fx);
+}
+
+Test(http, unknown_paths_are_404_and_other_methods_405) {
+        srv_fixture_t fx;
+        start(&fx);
+        resp_t r;
+        cr_assert_eq(http_req(fx.port, "GET", "/nope", &r), 0);
+        cr_expect_eq(r.status, 404);
+        cr_assert_eq(http_req(fx.port, "GET", "/metrics/extra", &r), 0);
+        cr_expect_eq(r.status, 404);
+        cr_assert_eq(http_req(fx.port, "POST", "/metrics", &r), 0);
+        cr_expect_eq(r.status, 405);
+        cr_expect(strstr(r.head, "Allow: GET, HEAD"), "%s", r.head);
+        stop(&fx);
+}
+
+Test(http, rejects_bad_listen_addresses_with_the_key_name) {
+        itd_metrics_t *m = itd_metrics_new();
+        itd_health_t h;
+        itd_health_init(&h, 1000);
+        const char *bad[] = {"", "9464", "127.0.0.1", "127.0.0.1:",
+                             "127.0.0.1:65536", "127.0.0.1:80x", "::1:9464",
+                             "[::1]9464", "[]:9464", "*:-1"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                char err[256] = "";
+                itd_http_t *srv = itd_http_start(bad[i], m, &h, err,
+                                                 sizeof err);
+                cr_expect_null(srv, "\"%s\" accepted", bad[i]);
+                itd_http_stop(srv);
+                cr_expect(strstr(err, "metrics.listen \""), "\"%s\": %s",
+                          bad[i], err);
+        }
+        itd_metrics_destroy(m);
+}
+
+Test(http, a_port_in_use_is_an_error_that_says_so) {
+        srv_fixture_t fx;
+        start(&fx);
+        char listen[64], err[256] = "";
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", fx.port);
+        itd_http_t *second = itd_http_start(listen, fx.m, &fx.h, err,
+                                            sizeof err);
+        cr_expect_null(second);
+        itd_http_stop(second);
+        cr_expect(strstr(err, "cannot listen"), "%s", err);
+        cr_expect(strstr(err, listen), "%s", err);
+        stop(&fx);
+}
+
+Test(http, any_address_form_listens_on_ipv4) {
+        itd_metrics_t *m = itd_metrics_new();
+        itd_health_t h;
+        itd_health_init(&h, 1000);
+        char err[256] = "";
+        itd_http_t *srv = itd_http_start(":0", m, &h, err, sizeof err);
+        cr_assert_not_null(srv, "%s", err);
+        resp_t r;
+        cr_assert_eq(http_req(itd_http_port(srv), "GET", "/livez", &r), 0);
+        cr_expect_eq(r.status, 200);
+        itd_http_stop(srv);
+        itd_metrics_destroy(m);
+}

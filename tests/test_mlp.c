@@ -1,0 +1,559 @@
+/*
+ * test_mlp.c - the whole network (model/mlp.c, model/optim.c): gradients
+ * against finite differences, optimizer steps against hand-computed values,
+ * determinism, learnability on a synthetic problem, non-finite handling,
+ * and the sgemv (B = 1) path against the sgemm path.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "intentd/mlp.h"
+#include "layers_int.h"
+#include "mlp_int.h"
+
+/* ---- shared test data -------------------------------------------------- */
+
+static uint64_t rng_state;
+
+static double urand(void) {
+        rng_state ^= rng_state >> 12;
+        rng_state ^= rng_state << 25;
+        rng_state ^= rng_state >> 27;
+        return (double)((rng_state * 2685821657736338717ull) >> 11) *
+               0x1.0p-53;
+}
+
+static double nrand(void) {
+        double u1 = urand() + 1e-300, u2 = urand();
+        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* a tiny network every part of which a test can look at */
+static itd_mlp_conf_t tiny_conf(itd_opt_t opt) {
+        itd_mlp_conf_t c;
+        itd_mlp_conf_defaults(&c, 5, 2, 3);
+        c.emb_buckets = 7;
+        c.emb_dim = 3;
+        c.n_hidden = 2;
+        c.hidden[0] = 6;
+        c.hidden[1] = 4;
+        c.max_batch = 8;
+        c.optimizer = opt;
+        c.loss_weight_next = 0.5f;
+        return c;
+}
+
+enum { TB = 5, TD = 5, TS = 6 /* 2 fields x 3 slots */ };
+#define E_ ITD_ID_EMPTY
+
+static const uint32_t tiny_ids[TB * TS] = {
+    1, 8, E_, 3, E_, E_, /* 8 % 7 = row 1 again */
+    E_, E_, E_, 0, 2, 6, /* field 0 empty */
+    4, E_, E_, E_, E_, E_,
+    2, 3, 5, 1, E_, E_,
+    0, E_, E_, 4, 4, E_,
+};
+static const float tiny_y[TB] = {1, 0, 0, 1, 0};
+static const int tiny_next[TB] = {ITD_NEXT_PURCHASE, ITD_NEXT_VIEW, -1,
+                                  ITD_NEXT_LEAVE, ITD_NEXT_SEARCH};
+
+static void tiny_x(float *x) {
+        rng_state = 777;
+        for (size_t i = 0; i < TB * TD; i++)
+                x[i] = (float)(3.0 * urand() - 1.0);
+}
+
+/* ---- gradients --------------------------------------------------------- */
+
+/*
+ * Whole-network finite differences. The trunk has ReLU kinks: a difference
+ * that straddles one is wrong by design, not by a bug, so a parameter whose
+ * estimates at FD_EPS and FD_EPS / 2 disagree is skipped (and the skips must
+ * stay rare). Tolerances as in test_layers.c: truncation O(eps^2), float
+ * rounding of a ~1 loss / (2 eps) ~ 1e-5 absolute.
+ */
+#define FD_EPS 1e-2f
+#define FD_REL_TOL 1e-2
+#define FD_ABS_TOL 1e-3
+
+static double central_diff(itd_mlp_t *m, float *p, float eps, const float *x) {
+        float saved = *p;
+        *p = saved + eps;
+        double lp = itd_mlp_loss(m, x, tiny_ids, tiny_y, tiny_next, TB);
+        *p = saved - eps;
+        double lm = itd_mlp_loss(m, x, tiny_ids, tiny_y, tiny_next, TB);
+        *p = saved;
+        return (lp - lm) / (2.0 * (double)eps);
+}
+
+Test(mlp, gradients_match_finite_differences_for_every_tensor) {
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_SGD);
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        cr_assert_not_null(m);
+        float x[TB * TD];
+        tiny_x(x);
+        /* move the embeddings off their small init so they matter */
+        for (size_t i = m->n_dense_params; i < m->n_params; i++)
+                m->params[i] = (float)(urand() - 0.5);
+        itd_mlp_zero_grad(m);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+
+        size_t checked = 0, kinks = 0;
+        size_t per_tensor[ITD_MLP_MAX_TENSORS + 1] = {0};
+        for (size_t i = 0; i < m->n_params; i++) {
+                double g1 = central_diff(m, &m->params[i], FD_EPS, x);
+                double g2 = central_diff(m, &m->params[i], FD_EPS / 2, x);
+                if (fabs(g1 - g2) > FD_REL_TOL * fmax(fabs(g1), fabs(g2)) +
+                                        FD_ABS_TOL) {
+                        kinks++;
+                        continue;
+                }
+                double a = m->grads[i];
+                double tol = FD_REL_TOL * fmax(fabs(a), fabs(g2)) + FD_ABS_TOL;
+                cr_expect(fabs(a - g2) <= tol,
+                          "param %zu: analytic %.6g vs numeric %.6g", i, a, g2);
+                checked++;
+                size_t t = 0;
+                while (t < m->n_tensors &&
+                       i >= m->tensors[t].off + m->tensors[t].n)
+                        t++;
+                per_tensor[t]++; /* t == n_tensors: embeddings */
+        }
+        cr_assert(kinks * 10 < m->n_params, "%zu of %zu params at a kink",
+                  kinks, m->n_params);
+        for (size_t t = 0; t <= m->n_tensors; t++)
+                cr_expect(per_tensor[t] > 0, "tensor %s never checked",
+                          t < m->n_tensors ? m->tensors[t].name : "emb");
+        cr_assert(checked > 100);
+        itd_mlp_destroy(m);
+}
+
+/* ---- optimizer steps, by hand ------------------------------------------ */
+
+/* float arithmetic against double hand values: a few ulps of 1 */
+#define STEP_TOL 1e-6
+
+Test(mlp, sgd_update_matches_hand_computed_values) {
+        /* w -= lr (g + l2 w): 1 - 0.1 (0.5 + 0.01) = 0.949;
+         * 0.949 - 0.1 (-1 + 0.00949) = 1.048051 */
+        float w = 1.0f, g = 0.5f;
+        itd_sgd_update(&w, &g, 1, 1.0f, 0.1f, 0.01f);
+        cr_assert_float_eq(w, 0.949, STEP_TOL);
+        g = -1.0f;
+        itd_sgd_update(&w, &g, 1, 1.0f, 0.1f, 0.01f);
+        cr_assert_float_eq(w, 1.048051, STEP_TOL);
+}
+
+Test(mlp, adagrad_update_matches_hand_computed_values) {
+        /* G = 0.25, w = 1 - 0.1 * 0.5 / 0.5 = 0.9;
+         * G = 1.25, w = 0.9 + 0.1 / sqrt(1.25) = 0.98944272 */
+        float w = 1.0f, g = 0.5f, G = 0.0f;
+        itd_adagrad_update(&w, &g, &G, 1, 1.0f, 0.1f, 0.0f, 1e-8f);
+        cr_assert_float_eq(G, 0.25, STEP_TOL);
+        cr_assert_float_eq(w, 0.9, STEP_TOL);
+        g = -1.0f;
+        itd_adagrad_update(&w, &g, &G, 1, 1.0f, 0.1f, 0.0f, 1e-8f);
+        cr_assert_float_eq(w, 0.98944272, STEP_TOL);
+}
+
+Test(mlp, adam_update_matches_hand_computed_values) {
+        /*
+         * lr 0.1, beta1 0.9, beta2 0.999. t = 1, g = 0.5: m = 0.05,
+         * v = 0.00025, m_hat = 0.5, v_hat = 0.25, w = 1 - 0.1 = 0.9.
+         * t = 2, g = -1: m = -0.055, v = 0.00124975, m_hat = -0.055 / 0.19,
+         * v_hat = 0.00124975 / 0.001999, w = 0.93661035.
+         */
+        float w = 1.0f, g = 0.5f, mom = 0.0f, v = 0.0f;
+        itd_adam_update(&w, &g, &mom, &v, 1, 1.0f, 0.1f, 0.0f, 0.9f, 0.999f,
+                        1e-8f, 1.0f - 0.9f, 1.0f - 0.999f);
+        cr_assert_float_eq(mom, 0.05, STEP_TOL);
+        cr_assert_float_eq(v, 0.00025, STEP_TOL);
+        cr_assert_float_eq(w, 0.9, STEP_TOL);
+        g = -1.0f;
+        itd_adam_update(&w, &g, &mom, &v, 1, 1.0f, 0.1f, 0.0f, 0.9f, 0.999f,
+                        1e-8f, (float)(1.0 - 0.81), (float)(1.0 - 0.998001));
+        /* bc2 = 0.001999 in float carries ~1e-7 relative: 1e-5 on w */
+        cr_assert_float_eq(w, 0.93661035, 1e-5);
+}
+
+/* grads of the tiny net at its initial point; params copied out */
+static void tiny_grads(itd_mlp_t *m, const float *x, float *p0, float *g0) {
+        memcpy(p0, m->params, m->n_params * sizeof(float));
+        itd_mlp_zero_grad(m);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        memcpy(g0, m->grads, m->n_params * sizeof(float));
+        itd_mlp_zero_grad(m);
+}
+
+static int is_decayed(const itd_mlp_t *m, size_t i) {
+        for (size_t t = 0; t < m->n_tensors; t++)
+                if (i >= m->tensors[t].off &&
+                    i < m->tensors[t].off + m->tensors[t].n)
+                        return m->tensors[t].decay;
+        return 1; /* embeddings */
+}
+
+static int emb_row_touched(const itd_mlp_t *m, size_t i) {
+        if (i < m->n_dense_params)
+                return 1;
+        size_t row = (i - m->n_dense_params) / m->conf.emb_dim;
+        size_t f = row / m->conf.emb_buckets, r = row % m->conf.emb_buckets;
+        for (size_t b = 0; b < TB; b++)
+                for (size_t k = 0; k < m->conf.ids_per_field; k++) {
+                        uint32_t id = tiny_ids[b * TS + f * 3 + k];
+                        if (id != E_ && id % m->conf.emb_buckets == r)
+                                return 1;
+                }
+        return 0;
+}
+
+static void check_sgd_step(float clip) {
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_SGD);
+        c.lr = 0.05f;
+        c.l2 = 0.1f; /* large: a missing decay or a decayed bias shows */
+        c.clip = clip;
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        float x[TB * TD];
+        tiny_x(x);
+        float *p0 = malloc(m->n_params * sizeof(float));
+        float *g0 = malloc(m->n_params * sizeof(float));
+        tiny_grads(m, x, p0, g0);
+        double norm = 0.0;
+        for (size_t i = 0; i < m->n_params; i++)
+                norm += (double)g0[i] * g0[i];
+        norm = sqrt(norm);
+        double gscale = clip > 0.0f && norm > clip ? clip / norm : 1.0;
+        if (clip > 0.0f)
+                cr_assert(gscale < 0.5, "clip %g does not bind (norm %g)",
+                          clip, norm);
+        float loss;
+        cr_assert_eq(itd_mlp_train(m, x, tiny_ids, tiny_y, tiny_next, TB,
+                                   &loss),
+                     ITD_OK);
+        size_t untouched = 0;
+        for (size_t i = 0; i < m->n_params; i++) {
+                double want = p0[i];
+                if (emb_row_touched(m, i))
+                        want -= c.lr * (gscale * g0[i] +
+                                        (is_decayed(m, i) ? c.l2 : 0.0f) *
+                                            p0[i]);
+                else
+                        untouched++;
+                cr_expect_float_eq(m->params[i], want, STEP_TOL,
+                                   "param %zu: %.8g, want %.8g", i,
+                                   m->params[i], want);
+        }
+        cr_assert(untouched > 0, "test needs an untouched embedding row");
+        cr_assert_eq(itd_mlp_steps(m), 1);
+        /* gradients are zero again after the step */
+        for (size_t i = 0; i < m->n_params; i++)
+                cr_expect_eq(m->grads[i], 0.0f, "grad %zu left over", i);
+        free(p0);
+        free(g0);
+        itd_mlp_destroy(m);
+}
+
+Test(mlp, sgd_step_through_the_network_matches_hand_computed_update) {
+        check_sgd_step(0.0f);
+}
+
+Test(mlp, clipping_scales_the_gradient_to_the_clip_norm) {
+        check_sgd_step(0.05f);
+}
+
+Test(mlp, adam_first_step_moves_each_touched_param_by_lr_and_no_other) {
+        /* at t = 1, m_hat = g and v_hat = g^2: step lr g / (|g| + eps) */
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_ADAM);
+        c.l2 = 0.0f;
+        c.clip = 0.0f;
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        float x[TB * TD];
+        tiny_x(x);
+        float *p0 = malloc(m->n_params * sizeof(float));
+        float *g0 = malloc(m->n_params * sizeof(float));
+        tiny_grads(m, x, p0, g0);
+        cr_assert_eq(itd_mlp_train(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL),
+                     ITD_OK);
+        for (size_t i = 0; i < m->n_params; i++) {
+                double g = g0[i];
+                double want = p0[i] - c.lr * g / (fabs(g) + c.eps);
+                /* lr = 1e-3 steps: float keeps ~1e-7 of a unit weight */
+                cr_expect_float_eq(m->params[i], want, STEP_TOL,
+                                   "param %zu: %.8g, want %.8g", i,
+                                   m->params[i], want);
+                if (!emb_row_touched(m, i)) {
+                        cr_expect_eq(m->params[i], p0[i]);
+                        cr_expect_eq(m->moments[i], 0.0f);
+                        cr_expect_eq(m->moments[m->n_params + i], 0.0f);
+                }
+        }
+        free(p0);
+        free(g0);
+        itd_mlp_destroy(m);
+}
+
+/* ---- determinism and paths --------------------------------------------- */
+
+static void run_steps(itd_mlp_t *m, int n) {
+        float x[TB * TD];
+        tiny_x(x);
+        for (int s = 0; s < n; s++) {
+                x[s % (TB * TD)] += 0.1f; /* vary the batches */
+                cr_assert_eq(itd_mlp_train(m, x, tiny_ids, tiny_y, tiny_next,
+                                           TB, NULL),
+                             ITD_OK);
+        }
+}
+
+Test(mlp, same_seed_and_inputs_give_identical_outputs) {
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_ADAM);
+        itd_mlp_t *a = itd_mlp_new(&c, NULL, 0);
+        itd_mlp_t *b = itd_mlp_new(&c, NULL, 0);
+        c.seed = 43;
+        itd_mlp_t *other = itd_mlp_new(&c, NULL, 0);
+        cr_assert_eq(memcmp(a->params, b->params,
+                            a->n_params * sizeof(float)), 0);
+        cr_assert_neq(memcmp(a->params, other->params,
+                             a->n_params * sizeof(float)), 0);
+        run_steps(a, 20);
+        run_steps(b, 20);
+        cr_assert_eq(memcmp(a->params, b->params,
+                            a->n_params * sizeof(float)), 0);
+        float x[TB * TD], pa[TB], pb[TB], na[TB * ITD_NEXT__COUNT],
+            nb[TB * ITD_NEXT__COUNT];
+        tiny_x(x);
+        itd_mlp_predict(a, x, tiny_ids, TB, pa, na);
+        itd_mlp_predict(b, x, tiny_ids, TB, pb, nb);
+        cr_assert_eq(memcmp(pa, pb, sizeof(pa)), 0);
+        cr_assert_eq(memcmp(na, nb, sizeof(na)), 0);
+        itd_mlp_destroy(a);
+        itd_mlp_destroy(b);
+        itd_mlp_destroy(other);
+}
+
+/*
+ * sgemv and sgemm sum the same products in different orders; logits differ
+ * by a few float ulps of their magnitude (< 1e-5 here), probabilities by
+ * at most a quarter of that.
+ */
+#define PATH_TOL 1e-5
+
+Test(mlp, predict_at_batch_1_equals_predict_at_batch_32_row_for_row) {
+        itd_mlp_conf_t c;
+        itd_mlp_conf_defaults(&c, 20, 3, 2);
+        c.max_batch = 16; /* B = 32 also exercises chunking */
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        enum { PB = 32, PD = 20, PS = 6, K = ITD_NEXT__COUNT };
+        float x[PB * PD];
+        uint32_t ids[PB * PS];
+        rng_state = 99;
+        for (size_t i = 0; i < PB * PD; i++)
+                x[i] = (float)(4.0 * urand() - 1.0);
+        for (size_t i = 0; i < PB * PS; i++)
+                ids[i] = urand() < 0.3 ? E_ : (uint32_t)(urand() * 1e6);
+        float p[PB], next[PB * K];
+        itd_mlp_predict(m, x, ids, PB, p, next);
+        for (size_t i = 0; i < PB; i++) {
+                float p1, n1[K];
+                itd_mlp_predict(m, x + i * PD, ids + i * PS, 1, &p1, n1);
+                cr_expect_float_eq(p1, p[i], PATH_TOL, "row %zu", i);
+                for (size_t k = 0; k < K; k++)
+                        cr_expect_float_eq(n1[k], next[i * K + k], PATH_TOL);
+        }
+        /* the purchase head starts near its base-rate bias, logit(0.05) */
+        double mean = 0.0;
+        for (size_t i = 0; i < PB; i++)
+                mean += p[i] / PB;
+        cr_expect(mean > 0.01 && mean < 0.25, "initial mean p %g", mean);
+        itd_mlp_destroy(m);
+}
+
+Test(mlp, predict_leaves_gradients_and_optimizer_untouched) {
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_ADAM);
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        run_steps(m, 3);
+        /* leave a gradient pending, as between backward and step */
+        float x[TB * TD];
+        tiny_x(x);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        size_t n = m->n_params * sizeof(float);
+        float *params = malloc(n), *grads = malloc(n), *mom = malloc(2 * n);
+        memcpy(params, m->params, n);
+        memcpy(grads, m->grads, n);
+        memcpy(mom, m->moments, 2 * n);
+        size_t n_touched = m->n_touched;
+        float p[TB], next[TB * ITD_NEXT__COUNT];
+        itd_mlp_predict(m, x, tiny_ids, TB, p, next);
+        itd_mlp_predict(m, x, tiny_ids, 1, p, NULL);
+        cr_assert_eq(memcmp(params, m->params, n), 0);
+        cr_assert_eq(memcmp(grads, m->grads, n), 0);
+        cr_assert_eq(memcmp(mom, m->moments, 2 * n), 0);
+        cr_assert_eq(m->n_touched, n_touched);
+        cr_assert_eq(itd_mlp_steps(m), 3);
+        free(params), free(grads), free(mom);
+        itd_mlp_destroy(m);
+}
+
+/* ---- non-finite input -------------------------------------------------- */
+
+Test(mlp, non_finite_input_skips_the_step_and_counts_it) {
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_ADAM);
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        run_steps(m, 2);
+        size_t n = m->n_params * sizeof(float);
+        float *params = malloc(n), *mom = malloc(2 * n);
+        memcpy(params, m->params, n);
+        memcpy(mom, m->moments, 2 * n);
+        float x[TB * TD], y[TB], loss = 0.0f;
+        tiny_x(x);
+        x[7] = NAN;
+        cr_assert_eq(itd_mlp_train(m, x, tiny_ids, tiny_y, tiny_next, TB,
+                                   &loss),
+                     ITD_ERR_NONFINITE);
+        cr_assert(isnan(loss));
+        tiny_x(x);
+        x[3] = INFINITY;
+        cr_assert_eq(itd_mlp_train(m, x, tiny_ids, tiny_y, NULL, TB, NULL),
+                     ITD_ERR_NONFINITE);
+        tiny_x(x);
+        memcpy(y, tiny_y, sizeof(y));
+        y[2] = NAN;
+        cr_assert_eq(itd_mlp_train(m, x, tiny_ids, y, tiny_next, TB, NULL),
+                     ITD_ERR_NONFINITE);
+        cr_assert_eq(itd_mlp_skipped(m), 3);
+        cr_assert_eq(itd_mlp_steps(m), 2);
+        cr_assert_eq(memcmp(params, m->params, n), 0, "params moved");
+        cr_assert_eq(memcmp(mom, m->moments, 2 * n), 0, "moments moved");
+        for (size_t i = 0; i < m->n_params; i++)
+                cr_assert_eq(m->grads[i], 0.0f, "grad %zu left over", i);
+        /* and the model still learns afterwards */
+        cr_assert_eq(itd_mlp_train(m, x, tiny_ids, tiny_y, tiny_next, TB,
+                                   &loss),
+                     ITD_OK);
+        cr_assert(isfinite(loss));
+        cr_assert_eq(itd_mlp_steps(m), 3);
+        free(params), free(mom);
+        itd_mlp_destroy(m);
+}
+
+/* ---- configuration ----------------------------------------------------- */
+
+Test(mlp, bad_configuration_is_refused_with_the_field_named) {
+        char err[256];
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_ADAM);
+        c.n_hidden = 0;
+        cr_assert_null(itd_mlp_new(&c, err, sizeof(err)));
+        cr_assert(strstr(err, "n_hidden") != NULL, "%s", err);
+        c = tiny_conf(ITD_OPT_ADAM);
+        c.lr = -1.0f;
+        cr_assert_null(itd_mlp_new(&c, err, sizeof(err)));
+        cr_assert(strstr(err, "lr") != NULL, "%s", err);
+        c = tiny_conf(ITD_OPT_ADAM);
+        c.beta2 = 1.0f;
+        cr_assert_null(itd_mlp_new(&c, err, sizeof(err)));
+        cr_assert(strstr(err, "beta2") != NULL, "%s", err);
+}
+
+Test(mlp, defaults_count_weights_biases_and_embeddings) {
+        itd_mlp_conf_t c;
+        itd_mlp_conf_defaults(&c, 40, 4, 3);
+        cr_assert_eq(c.hidden[0], 128);
+        cr_assert_eq(c.hidden[1], 64);
+        cr_assert_eq(c.optimizer, ITD_OPT_ADAM);
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        size_t in = 40 + 4 * 8, K = ITD_NEXT__COUNT;
+        size_t want = in * 128 + 128 + 128 * 64 + 64 + 64 + 1 + 64 * K + K +
+                      4 * 65536 * 8;
+        cr_assert_eq(itd_mlp_n_params(m), want);
+        cr_assert_eq(itd_mlp_steps(m), 0);
+        itd_mlp_destroy(m);
+}
+
+/* ---- learnability ------------------------------------------------------ */
+
+static double exact_auc(const float *s, const float *y, size_t n) {
+        /* O(n^2) is fine for a thousand rows and obviously right */
+        double wins = 0.0, pairs = 0.0;
+        for (size_t i = 0; i < n; i++) {
+                if (y[i] < 0.5f)
+                        continue;
+                for (size_t j = 0; j < n; j++) {
+                        if (y[j] > 0.5f)
+                                continue;
+                        pairs += 1.0;
+                        wins += s[i] > s[j] ? 1.0 : s[i] == s[j] ? 0.5 : 0.0;
+                }
+        }
+        return wins / pairs;
+}
+
+enum { SN = 5000, STRAIN = 4000, SD = 8, SF = 2, SK = 2, SBATCH = 32 };
+
+/*
+ * Label = [2 (x0 - x1) + x2 x3 + effect(id of field 0) + noise > 1]: a
+ * non-linear dense part, a per-id effect only the embeddings can learn, and
+ * a little noise, so a Bayes-optimal AUC is near but below 1.
+ */
+static void synth(float *x, uint32_t *ids, float *y) {
+        rng_state = 2024;
+        float effect[50];
+        for (size_t k = 0; k < 50; k++)
+                effect[k] = (float)(2.0 * nrand());
+        for (size_t i = 0; i < SN; i++) {
+                float *xi = x + i * SD;
+                for (size_t d = 0; d < SD; d++)
+                        xi[d] = (float)nrand();
+                uint32_t id = (uint32_t)(urand() * 50);
+                uint32_t *ii = ids + i * SF * SK;
+                ii[0] = id;
+                ii[1] = E_;
+                ii[2] = urand() < 0.5 ? (uint32_t)(urand() * 1000) : E_;
+                ii[3] = E_;
+                double z = 2.0 * (xi[0] - xi[1]) + xi[2] * xi[3] + effect[id] +
+                           0.3 * nrand();
+                y[i] = z > 1.0 ? 1.0f : 0.0f;
+        }
+}
+
+Test(mlp, training_learns_a_synthetic_problem) {
+        float *x = malloc(SN * SD * sizeof(float));
+        uint32_t *ids = malloc(SN * SF * SK * sizeof(uint32_t));
+        float *y = malloc(SN * sizeof(float));
+        synth(x, ids, y);
+        itd_mlp_conf_t c;
+        itd_mlp_conf_defaults(&c, SD, SF, SK);
+        c.emb_buckets = 1024;
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        double first = 0.0, last = 0.0;
+        const int epochs = 5;
+        for (int ep = 0; ep < epochs; ep++) {
+                double sum = 0.0;
+                size_t n = 0;
+                for (size_t i0 = 0; i0 + SBATCH <= STRAIN; i0 += SBATCH) {
+                        float loss;
+                        cr_assert_eq(itd_mlp_train(m, x + i0 * SD,
+                                                   ids + i0 * SF * SK, y + i0,
+                                                   NULL, SBATCH, &loss),
+                                     ITD_OK);
+                        sum += loss;
+                        n++;
+                }
+                if (ep == 0)
+                        first = sum / n;
+                last = sum / n;
+        }
+        float *p = malloc((SN - STRAIN) * sizeof(float));
+        itd_mlp_predict(m, x + STRAIN * SD, ids + STRAIN * SF * SK,
+                        SN - STRAIN, p, NULL);
+        double auc = exact_auc(p, y + STRAIN, SN - STRAIN);
+        cr_log_info("synthetic: train loss %.4f -> %.4f, held-out AUC %.4f",
+                    first, last, auc);
+        cr_expect(last < 0.7 * first, "loss %g -> %g", first, last);
+        cr_expect(auc > 0.9, "held-out AUC %g", auc);
+        free(x), free(ids), free(y), free(p);
+        itd_mlp_destroy(m);
+}
