@@ -174,6 +174,18 @@ int main(void) {
         const double fwd_flops = 2.0 * macs;    /* per example */
         const double train_flops = 3.0 * fwd_flops; /* y, dx, dw */
 
+        /*
+         * Warm up: an untrained logistic model scores with all-zero
+         * weights (FTRL's w = 0 inside the L1 ball costs no sqrt), and
+         * fresh Adam moments and embedding rows are not yet in cache.
+         */
+        for (size_t off = 0; off + 32 <= POOL; off += 32) {
+                itd_model_train(mlp, in.x + off * n_dense, in.ids + off * n_ids,
+                                in.y + off, in.next + off, 32, NULL);
+                itd_model_train(lr, in.x + off * n_dense, in.ids + off * n_ids,
+                                in.y + off, in.next + off, 32, NULL);
+        }
+
         double peak = sgemm_peak_gflops();
         double fwd_ns[N_BATCHES], train_ns[N_BATCHES];
         double lr_fwd_ns[N_BATCHES], lr_train_ns[N_BATCHES];

@@ -71,12 +71,21 @@ itd_conf_t *itd_cli_conf(const char *path, char **overrides, int n_overrides) {
         return conf;
 }
 
+_Static_assert(ITD_CONF_LOG_PLAIN == ITD_LOG_FORMAT_PLAIN + 1 &&
+                   ITD_CONF_LOG_JOURNAL == ITD_LOG_FORMAT_JOURNAL + 1 &&
+                   ITD_CONF_LOG_JSON == ITD_LOG_FORMAT_JSON + 1,
+               "log.format symbols follow itd_log_format_t");
+
 void itd_cli_log_setup(const itd_conf_t *conf) {
         /* journald sets JOURNAL_STREAM when stderr is its stream: then the
          * <N> prefixes carry the level; elsewhere plain text reads better. */
         const char *js = getenv("JOURNAL_STREAM");
-        itd_log_setup(conf->log_level,
-                      js && *js ? ITD_LOG_FORMAT_JOURNAL : ITD_LOG_FORMAT_PLAIN);
+        itd_log_format_t format =
+            conf->log_format != ITD_CONF_LOG_AUTO
+                ? (itd_log_format_t)(conf->log_format - 1)
+            : js && *js ? ITD_LOG_FORMAT_JOURNAL
+                        : ITD_LOG_FORMAT_PLAIN;
+        itd_log_setup(conf->log_level, format);
 }
 
 long long itd_cli_int(const char *cmd, const char *opt, const char *s,

@@ -36,11 +36,11 @@ static const char demo_usage[] =
     "the events topic while intentd consumes them, predicts, labels and\n"
     "learns; prints live progress and a summary, then exits.\n"
     "\n"
-    "  --users N       simulated shoppers (default 20000)\n"
+    "  --users N       simulated shoppers (default 10000)\n"
     "  --days D        simulated days (default 2)\n"
     "  --seed S        simulator seed (default 1)\n"
     "  --input DATA    publish this file instead of simulating\n"
-    "  --partitions P  partitions of the events topic (default 8)\n";
+    "  --partitions P  partitions of the events topic (default 16)\n";
 
 typedef struct producer_s {
         const itd_conf_t *conf;
@@ -77,12 +77,12 @@ int itd_cmd_demo(int argc, char **argv) {
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {NULL, 0, NULL, 0}};
-        itd_sim_conf_t sc = {.users = 20000, .days = 2.0, .seed = 1,
+        itd_sim_conf_t sc = {.users = 10000, .days = 2.0, .seed = 1,
                              .start_ms = SIM_DEFAULT_START_MS};
         const char *input = NULL, *format_arg = NULL, *conf_path = NULL;
         char *overrides[MAX_OVERRIDES];
         int n_overrides = 0;
-        long long partitions = 8, v;
+        long long partitions = 16, v;
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
@@ -225,6 +225,14 @@ int itd_cmd_demo(int argc, char **argv) {
                 free(res);
                 goto out;
         }
+        uint64_t published = atomic_load(&prod->published);
+        if (res->consumed < published)
+                printf("\n  note: %llu of %llu published events never "
+                       "reached intentd: the embedded broker keeps only "
+                       "about 5 MiB per partition and dropped them (use "
+                       "more --partitions or fewer --users)\n",
+                       (unsigned long long)(published - res->consumed),
+                       (unsigned long long)published);
         printf("\nsummary");
         itd_cli_summary(stdout, &res->engine, res->seconds, res->consumed,
                         res->dead_lettered, res->filtered,

@@ -140,6 +140,46 @@ static const struct prop props[] = {
              "Confluent wire format (magic byte 0 and a 4-byte schema id), "
              "`bare` plain Avro binary, `auto` takes the Confluent header "
              "when byte 0 is 0 and the rest decodes, else bare Avro."},
+    {.name = "input.schemas_dir", .type = PT_STRING,
+     .off = F_STR(input_schemas_dir), .min = 0, .max = 4095, .def = "",
+     .help = "Folder of Avro writer schemas for Confluent-framed events, "
+             "one file per schema id named `<id>.avsc` (or `<id>`). Looked "
+             "up before `input.schema_registry.url`. With neither set, every "
+             "schema id is read with the built-in `config/event.avsc`. "
+             "Writer schemas resolve to that reader schema by the rules in "
+             "docs/SCHEMAS.md; an id found nowhere dead-letters its events "
+             "as `unknown_schema_id`."},
+    {.name = "input.schema_registry.url", .type = PT_STRING,
+     .off = F_STR(input_schema_registry_url), .min = 0, .max = 1023,
+     .def = "",
+     .help = "Base URL of a Confluent Schema Registry (`http://host:8081`; "
+             "https and `user:password@` work). Schema ids not in "
+             "`input.schemas_dir` are fetched once with GET "
+             "`/schemas/ids/{id}` and cached; failed look-ups are retried "
+             "after 30 s, and at most 10 requests are made per second. "
+             "Empty: no registry."},
+    {.name = "input.max_future", .type = PT_DURATION,
+     .off = F_I64(input_max_future_ms), .min = SEC_MS, .max = 365 * DAY_MS,
+     .def = "1h",
+     .help = "Events whose `ts` is further than this ahead of the wall clock "
+             "are dead-lettered as `ts_in_future` (events before 2000-01-01 "
+             "always are, as `ts_too_old`): one bad clock must not move the "
+             "watermark and resolve every pending label."},
+    {.name = "input.max_string_bytes", .type = PT_INT,
+     .off = F_I64(input_max_string_bytes), .min = 1, .max = 127,
+     .def = "63", .unit = "bytes",
+     .help = "Longest string field accepted, in bytes; longer ones are "
+             "dead-lettered as `string_too_long`, never cut (a cut id would "
+             "merge two users). Ids (`user_id`, `event_id`, `item_id`, "
+             "`category`, `session_id`) are capped at 63 bytes whatever the "
+             "setting, `query` at 127: raise this to 127 to accept long "
+             "search queries."},
+    {.name = "input.max_message_bytes", .type = PT_INT,
+     .off = F_I64(input_max_message_bytes), .min = 64, .max = 16777216,
+     .def = "65536", .unit = "bytes",
+     .help = "Largest event value accepted, framing header included; "
+             "larger ones are dead-lettered as `message_too_large` without "
+             "being parsed."},
     {.name = "output.schema_id", .type = PT_INT,
      .off = F_I64(output_schema_id), .min = -1, .max = 2147483647,
      .def = "-1",
@@ -276,6 +316,17 @@ static const struct prop props[] = {
     {.name = "log.level", .type = PT_ENUM, .off = F_INT(log_level),
      .syms = syms_level, .def = "info", .reloadable = true,
      .help = "Most verbose syslog level written to stderr."},
+    {.name = "log.format", .type = PT_ENUM, .off = F_INT(log_format),
+     /* index = itd_conf_log_format_t (conf.h) */
+     .syms = (const char *const[]){"auto", "plain", "journal", "json", NULL},
+     .def = "auto",
+     .help = "How stderr lines look. `journal`: a `<N>` syslog priority "
+             "prefix that journald turns into the level; `plain`: "
+             "`intentd LEVEL FACILITY: message` for a terminal; `json`: one "
+             "object per line (level, facility, message) for log shippers; "
+             "`auto`: `journal` when stderr is journald's stream "
+             "(JOURNAL_STREAM is set), else `plain`. Not reloadable: a "
+             "format change mid-stream would confuse the log parser."},
     {.name = "shutdown.timeout", .type = PT_DURATION,
      .off = F_I64(shutdown_timeout_ms), .min = SEC_MS, .max = 10 * MIN_MS,
      .def = "30s",

@@ -12,7 +12,7 @@
 #include "intentd/labeler.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
-#include "intentd/mlp.h"
+#include "intentd/model.h"
 #include "intentd/state.h"
 
 #define ENGINE_MAX_BATCH 512
@@ -34,7 +34,7 @@ struct itd_engine_s {
         part_t *parts;      /* indexed by partition number */
         size_t n_parts;
 
-        itd_mlp_t *mlp;
+        itd_model_t *model;
         itd_pv_t *pv;
 
         /* Scoring scratch, max_batch rows. */
@@ -109,24 +109,25 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         lc->max_pending = (size_t)conf->labels_max_pending;
         lc->max_pending_per_user = 256;
 
-        itd_mlp_conf_t mc;
-        itd_mlp_conf_defaults(&mc, eng->dim, ITD_SPARSE_FIELDS,
-                              ITD_SPARSE_SLOTS);
-        mc.n_hidden = conf->n_model_hidden;
+        itd_model_conf_t mc;
+        itd_model_conf_defaults(&mc, conf->model_type, eng->dim,
+                                ITD_SPARSE_FIELDS, ITD_SPARSE_SLOTS);
+        mc.mlp.n_hidden = conf->n_model_hidden;
         for (size_t i = 0; i < conf->n_model_hidden && i < ITD_MLP_MAX_HIDDEN;
              i++)
-                mc.hidden[i] = (size_t)conf->model_hidden[i];
-        mc.emb_buckets = (size_t)conf->model_embedding_buckets;
-        mc.emb_dim = (size_t)conf->model_embedding_dim;
-        mc.optimizer = (itd_opt_t)conf->model_optimizer;
-        mc.lr = (float)conf->model_learning_rate;
-        mc.l2 = (float)conf->model_l2;
-        mc.loss_weight_next = (float)conf->model_loss_weight_next;
-        mc.seed = (uint64_t)conf->model_seed;
-        mc.max_batch = ENGINE_MAX_BATCH > eng->train_batch ? ENGINE_MAX_BATCH
-                                                           : eng->train_batch;
-        eng->mlp = itd_mlp_new(&mc, errstr, errstr_size);
-        if (!eng->mlp)
+                mc.mlp.hidden[i] = (size_t)conf->model_hidden[i];
+        mc.mlp.emb_buckets = (size_t)conf->model_embedding_buckets;
+        mc.mlp.emb_dim = (size_t)conf->model_embedding_dim;
+        mc.mlp.optimizer = (itd_opt_t)conf->model_optimizer;
+        mc.mlp.lr = (float)conf->model_learning_rate;
+        mc.mlp.l2 = (float)conf->model_l2;
+        mc.mlp.loss_weight_next = (float)conf->model_loss_weight_next;
+        mc.mlp.seed = (uint64_t)conf->model_seed;
+        mc.mlp.max_batch = ENGINE_MAX_BATCH > eng->train_batch
+                               ? ENGINE_MAX_BATCH
+                               : eng->train_batch;
+        eng->model = itd_model_new(&mc, errstr, errstr_size);
+        if (!eng->model)
                 goto fail;
         eng->pv = itd_pv_new((float)conf->predict_threshold);
 
@@ -155,7 +156,7 @@ void itd_engine_destroy(itd_engine_t *eng) {
                 itd_labeler_destroy(eng->parts[i].lb);
         }
         free(eng->parts);
-        itd_mlp_destroy(eng->mlp);
+        itd_model_destroy(eng->model);
         itd_pv_destroy(eng->pv);
         free(eng->x);
         free(eng->ids);
@@ -178,8 +179,8 @@ static void train_flush(itd_engine_t *eng) {
         if (eng->tn == 0)
                 return;
         float loss;
-        itd_err_t err = itd_mlp_train(eng->mlp, eng->tx, eng->tids, eng->ty,
-                                      eng->tnext, eng->tn, &loss);
+        itd_err_t err = itd_model_train(eng->model, eng->tx, eng->tids,
+                                        eng->ty, eng->tnext, eng->tn, &loss);
         if (err == ITD_ERR_NONFINITE)
                 itd_log(ITD_LOG_WARNING, "model",
                         "skipped a training step: non-finite loss");
@@ -267,13 +268,13 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
 
         /* (2) one matrix product for the whole batch. */
         if (rows > 0)
-                itd_mlp_predict(eng->mlp, eng->x, eng->ids, rows, eng->p,
-                                eng->next);
+                itd_model_predict(eng->model, eng->x, eng->ids, rows, eng->p,
+                                  eng->next);
 
         /* (3) labels: observe first, so this event resolves earlier
          * predictions of its user but never its own. */
         int64_t now_ms = itd_now_wall_ms();
-        int64_t version = itd_mlp_steps(eng->mlp);
+        int64_t version = itd_model_steps(eng->model);
         for (size_t i = 0; i < n; i++) {
                 if (outcome[i] != ITD_OUT_PREDICTED)
                         continue;
@@ -338,7 +339,7 @@ void itd_engine_set_threshold(itd_engine_t *eng, float threshold) {
 }
 
 void itd_engine_set_learning_rate(itd_engine_t *eng, float lr) {
-        itd_mlp_set_lr(eng->mlp, lr);
+        itd_model_set_lr(eng->model, lr);
 }
 
 void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
@@ -348,8 +349,8 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         s->filtered_late = eng->filtered_late;
         s->examples_pos = eng->examples_pos;
         s->examples_neg = eng->examples_neg;
-        s->train_steps = (uint64_t)itd_mlp_steps(eng->mlp);
-        s->train_skipped = itd_mlp_skipped(eng->mlp);
+        s->train_steps = (uint64_t)itd_model_steps(eng->model);
+        s->train_skipped = itd_model_skipped(eng->model);
         for (size_t p = 0; p < eng->n_parts; p++) {
                 const part_t *pt = &eng->parts[p];
                 if (!pt->st)

@@ -53,8 +53,16 @@ typedef struct row_s {
         double init;              /* initial gauge value */
 } row_t;
 
+/* The stable reason codes of include/intentd/input.h (docs/SCHEMAS.md),
+ * plus encode (a prediction that could not be encoded) and other. */
 static const char *const dead_letter_reasons[] = {
-    "decode", "invalid", "encode", "other", NULL};
+    "empty_message", "message_too_large", "bad_magic_byte",
+    "unknown_schema_id", "schema_incompatible", "truncated",
+    "trailing_bytes", "negative_length", "bad_union_branch",
+    "bad_enum_index", "malformed_avro", "json_syntax", "json_not_object",
+    "wrong_type", "missing_field", "missing_user_id", "unknown_event_type",
+    "ts_too_old", "ts_in_future", "bad_price", "string_too_long",
+    "invalid_utf8", "nul_in_string", "encode", "other", NULL};
 static const char *const filter_reasons[] = {"late", "duplicate", "other",
                                              NULL};
 static const char *const example_labels[] = {"positive", "negative", NULL};
@@ -81,8 +89,9 @@ static const row_t rows[ITD_M__COUNT] = {
      NULL, NULL, 0, NULL, 0, 0},
     {ITD_M_EVENTS_DEAD_LETTERED, "intentd_events_dead_lettered_total",
      MT_COUNTER, MK_PLAIN, "Messages sent unchanged to the dead-letter topic, "
-     "by reason: decode (not valid Avro/JSON), invalid (decoded but failed "
-     "validation), encode (its prediction could not be encoded), other.",
+     "by reason: the stable codes of docs/SCHEMAS.md (truncated, "
+     "unknown_event_type, ts_in_future, ...), encode (its prediction could "
+     "not be encoded), other.",
      "reason", dead_letter_reasons, 0, NULL, 0, 0},
     {ITD_M_EVENTS_FILTERED, "intentd_events_filtered_total", MT_COUNTER,
      MK_PLAIN, "Events counted and dropped without a prediction, by reason: "

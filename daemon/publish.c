@@ -39,7 +39,9 @@ itd_err_t itd_publish(const itd_conf_t *conf, itd_source_next_fn next,
         uint64_t failed = 0;
         rd_kafka_t *rk = itd_kafka_new(RD_KAFKA_PRODUCER, producer_defaults,
                                        conf->n_kafka, conf->kafka_keys,
-                                       conf->kafka_values, dr_cb, NULL, &failed,
+                                       conf->kafka_values,
+                                       &(itd_kafka_cbs_t){.dr_msg = dr_cb},
+                                       &failed,
                                        errstr, errstr_size);
         if (!rk) {
                 itd_codec_destroy(codec);

@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "lag.h"
 #include "intentd/codec.h"
+#include "intentd/input.h"
 #include "intentd/kafka.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
@@ -38,6 +40,8 @@ static const char *const consumer_defaults[] = {
     /* Prefetch is what matters most for throughput (FACTS.md: 190k/s with
      * librdkafka's default, 800k/s with this). */
     "queued.min.messages", "1000000",
+    /* Consumer lag per partition for /metrics comes from statistics. */
+    "statistics.interval.ms", "5000",
     NULL};
 static const char *const producer_defaults[] = {
     "linger.ms", "5",
@@ -65,7 +69,8 @@ typedef struct loop_s {
         rd_kafka_t *producer;
         rd_kafka_topic_t *rkt_pred;
         rd_kafka_topic_t *rkt_dlq;
-        itd_codec_t *codec;
+        itd_codec_t *codec;       /* encodes predictions */
+        itd_decoder_t *dec;       /* decodes and validates events */
         itd_engine_t *eng;
         itd_offsets_t *offsets;
         itd_run_result_t *res;
@@ -80,6 +85,7 @@ typedef struct loop_s {
         int64_t batch_t0_ms;      /* monotonic time the batch was polled */
         itd_ratelimit_t rl_decode;
         itd_ratelimit_t rl_kafka;
+        int64_t lag_total;        /* from the last statistics, -1 unknown */
         uint64_t output_failed;   /* outputs given up as undeliverable */
 } loop_t;
 
@@ -208,15 +214,6 @@ static void dead_letter(loop_t *lp, const rd_kafka_message_t *msg,
                 itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, "other", 1);
 }
 
-static itd_err_t decode(loop_t *lp, const rd_kafka_message_t *msg,
-                        itd_event_t *ev, char *errstr, size_t errstr_size) {
-        if (lp->conf->input_format == ITD_INPUT_JSON)
-                return itd_event_from_json(msg->payload, msg->len, ev, errstr,
-                                           errstr_size);
-        return itd_codec_decode_event(lp->codec, msg->payload, msg->len,
-                                      (itd_framing_t)lp->conf->input_framing,
-                                      ev, errstr, errstr_size);
-}
 
 static void keep_example(itd_run_result_t *res, const itd_prediction_t *pr,
                          float threshold) {
@@ -245,8 +242,10 @@ static void report(loop_t *lp, int64_t t0, uint64_t *last_events,
                        ((double)(now - t0) / 1000.0 + 1e-9);
         *last_events = lp->res->consumed;
         *last_ms = now;
-        itd_notify_status("%.0f events/s, %llu events, %llu users, AUC %.3f",
-                          rate, (unsigned long long)lp->res->consumed,
+        itd_notify_status("%.0f events/s, lag %lld, %llu events, %llu users, "
+                          "AUC %.3f",
+                          rate, (long long)lp->lag_total,
+                          (unsigned long long)lp->res->consumed,
                           (unsigned long long)es.users, es.pv.auc);
         if (lp->opts->progress) {
                 /* On a terminal one line redraws itself; in a log or a
@@ -339,6 +338,17 @@ static void drain_outputs(loop_t *lp, int64_t deadline_ms) {
                 rd_kafka_poll(lp->producer, 50);
         }
         store_acknowledged(lp);
+}
+
+/* librdkafka's statistics: consumer lag per partition into /metrics. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+        (void)rk;
+        loop_t *lp = opaque;
+        char errstr[256];
+        if (itd_lag_to_metrics(lp->m, json, len, lp->conf->topic_events,
+                               &lp->lag_total, errstr, sizeof errstr) != ITD_OK)
+                itd_log(ITD_LOG_DEBUG, "kafka", "%s", errstr);
+        return 0; /* librdkafka frees json */
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -436,22 +446,32 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
                 }
                 lp->res->consumed++;
                 itd_metrics_inc(lp->m, ITD_M_EVENTS_CONSUMED, NULL, 1);
-                if (decode(lp, m, &in[k].ev, errstr, sizeof errstr) != ITD_OK) {
+                itd_reason_t why = itd_decoder_decode(
+                    lp->dec, m->payload, m->len, itd_now_wall_ms(), &in[k].ev,
+                    errstr, sizeof errstr);
+                if (why != ITD_REASON_OK) {
                         uint64_t sup;
+                        /* The key is the user id: only its pseudonym
+                         * may be logged (log.h). */
+                        char pseud[ITD_LOG_PSEUDONYM_SIZE];
                         if (itd_ratelimit_allow(&lp->rl_decode,
                                                 itd_now_mono_ms(), &sup))
                                 itd_log(ITD_LOG_WARNING, "decode",
-                                        "%s/%d@%lld: %s",
+                                        "%s/%d@%lld (key %s): %s: %s",
                                         rd_kafka_topic_name(m->rkt),
                                         (int)m->partition,
-                                        (long long)m->offset, errstr);
+                                        (long long)m->offset,
+                                        itd_log_pseudonym(m->key, m->key_len,
+                                                          pseud, sizeof pseud),
+                                        itd_reason_name(why), errstr);
                         if (sup)
                                 itd_log(ITD_LOG_WARNING, "decode",
                                         "%llu similar lines suppressed",
                                         (unsigned long long)sup);
                         uint64_t token = itd_offsets_track(
                             lp->offsets, m->partition, m->offset, 1);
-                        dead_letter(lp, m, "decode", errstr, token);
+                        dead_letter(lp, m, itd_reason_name(why), errstr,
+                                    token);
                         continue;
                 }
                 in[k].partition = m->partition;
@@ -541,17 +561,21 @@ static void reload(loop_t *lp) {
         itd_notify_ready();
 }
 
-static int demo_done(const loop_t *lp) {
+/* Demo: done when every published event was consumed, or when the
+ * producer has finished and nothing arrived for a while (the embedded
+ * broker drops what exceeds its retention; the demo reports the gap). */
+static int demo_done(const loop_t *lp, int64_t last_msg_ms) {
         const itd_run_opts_t *o = lp->opts;
         if (!o->published_done || !atomic_load(o->published_done))
                 return 0;
-        return lp->res->consumed >= atomic_load(o->published);
+        return lp->res->consumed >= atomic_load(o->published) ||
+               itd_now_mono_ms() - last_msg_ms > 5000;
 }
 
 itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                   itd_run_result_t *res, char *errstr, size_t errstr_size) {
         memset(res, 0, sizeof *res);
-        loop_t lp = {.conf = conf, .opts = opts, .res = res};
+        loop_t lp = {.conf = conf, .opts = opts, .res = res, .lag_total = -1};
         lp.rl_decode = (itd_ratelimit_t){.interval_ms = 10000, .burst = 10};
         lp.rl_kafka = (itd_ratelimit_t){.interval_ms = 10000, .burst = 10};
         itd_err_t err = ITD_ERR_ARG;
@@ -577,13 +601,28 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         lp.codec = itd_codec_new(errstr, errstr_size);
         if (!lp.codec)
                 goto out;
+        itd_input_conf_t ic;
+        itd_input_conf_defaults(&ic);
+        ic.format = conf->input_format;
+        ic.framing = conf->input_framing;
+        ic.schemas_dir = conf->input_schemas_dir;
+        ic.registry_url = conf->input_schema_registry_url;
+        ic.max_future_ms = conf->input_max_future_ms;
+        ic.max_string_bytes = (size_t)conf->input_max_string_bytes;
+        ic.max_message_bytes = (size_t)conf->input_max_message_bytes;
+        lp.dec = itd_decoder_new(&ic, errstr, errstr_size);
+        if (!lp.dec) {
+                err = ITD_ERR_CONF;
+                goto out;
+        }
         lp.eng = itd_engine_new(conf, errstr, errstr_size);
         if (!lp.eng)
                 goto out;
         atomic_store(&lp.health.model_loaded, 1);
         lp.producer = itd_kafka_new(RD_KAFKA_PRODUCER, producer_defaults,
                                     conf->n_kafka, conf->kafka_keys,
-                                    conf->kafka_values, dr_cb, NULL, &lp,
+                                    conf->kafka_values,
+                                    &(itd_kafka_cbs_t){.dr_msg = dr_cb}, &lp,
                                     errstr, errstr_size);
         if (!lp.producer) {
                 err = ITD_ERR_KAFKA;
@@ -591,7 +630,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         }
         lp.consumer = itd_kafka_new(RD_KAFKA_CONSUMER, consumer_defaults,
                                     conf->n_kafka, conf->kafka_keys,
-                                    conf->kafka_values, NULL, rebalance_cb,
+                                    conf->kafka_values,
+                                    &(itd_kafka_cbs_t){.rebalance = rebalance_cb,
+                                                       .stats = stats_cb},
                                     &lp, errstr, errstr_size);
         if (!lp.consumer) {
                 err = ITD_ERR_KAFKA;
@@ -630,8 +671,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         int64_t interval = !opts->progress ? conf->metrics_log_interval_ms
                            : isatty(STDERR_FILENO) ? 250
                                                    : 2000;
-        int64_t last_gauges = t0;
-        while (!*opts->stop && !demo_done(&lp)) {
+        int64_t last_gauges = t0, last_msg_ms = t0;
+        while (!*opts->stop && !demo_done(&lp, last_msg_ms)) {
                 size_t n = 0;
                 int64_t now = itd_now_mono_ms();
                 itd_health_beat(&lp.health);
@@ -646,6 +687,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 rd_kafka_message_t *first = rd_kafka_consumer_poll(lp.consumer,
                                                                    100);
                 if (first) {
+                        last_msg_ms = now;
                         msgs[n++] = first;
                         ssize_t more = rd_kafka_consume_batch_queue(
                             rkq, 0, msgs + 1, max_batch - 1);
@@ -728,6 +770,7 @@ out:
                 rd_kafka_destroy(lp.producer);
         itd_engine_destroy(lp.eng);
         itd_codec_destroy(lp.codec);
+        itd_decoder_destroy(lp.dec);
         itd_offsets_destroy(lp.offsets);
         itd_http_stop(lp.http);
         itd_metrics_destroy(lp.m);

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
  * Table 0 is the classic reflected table of polynomial 0x82F63B78.
  */
 static uint32_t crc_table[8][256];
-static int crc_ready;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void) {
         for (uint32_t i = 0; i < 256; i++) {
@@ -62,14 +63,11 @@ static void crc_init(void) {
                         crc_table[t][i] =
                             (crc_table[t - 1][i] >> 8) ^
                             crc_table[0][crc_table[t - 1][i] & 0xff];
-        crc_ready = 1;
 }
 
 uint32_t itd_crc32c(uint32_t crc, const void *data, size_t n) {
-        /* the tables are pure functions of the polynomial: a racing second
-         * initialiser writes the same values */
-        if (!crc_ready)
-                crc_init();
+        /* any thread may checksum (a saver, `inspect`): build tables once */
+        pthread_once(&crc_once, crc_init);
         const uint8_t *p = data;
         crc = ~crc;
         while (n >= 8) {
@@ -750,7 +748,7 @@ static void describe_section(FILE *out, const itd_ckpt_t *ck,
                 if (n == nonfinite)
                         fprintf(out, "  (no finite values)");
                 else
-                        fprintf(out, "  norm %-11.5g min %-11.5g max %-11.5g",
+                        fprintf(out, "  norm %-11.5g min %-11.5g max %.5g",
                                 sqrt(sum2), lo, hi);
                 if (nonfinite)
                         fprintf(out, "  NON-FINITE %zu", nonfinite);

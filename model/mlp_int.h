@@ -120,7 +120,9 @@ void itd_adagrad_update(float *w, const float *g, float *G, size_t n,
  * m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2;
  * m_hat = m / bc1; v_hat = v / bc2; w -= lr m_hat / (sqrt(v_hat) + eps),
  * with the bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t of step t
- * (1-based). m, v: (n).
+ * (1-based). m, v: (n). Computed as (lr / bc1) m / (sqrt(v) / sqrt(bc2) +
+ * eps), four lanes at a time where SSE2 is there, with the same result
+ * for every n (the scalar tail does the same operations).
  */
 void itd_adam_update(float *w, const float *g, float *m, float *v, size_t n,
                      float gscale, float lr, float l2, float beta1,

@@ -7,15 +7,17 @@
  *
  * Decoding of events does not use avro_value_read(). Avro C allocates every
  * string it reads, leaks it when the payload is truncated, gives one generic
- * message for every failure, and does not notice trailing bytes (FACTS.md).
- * Instead a small walker reads the binary encoding directly, guided by the
- * *writer* schema as parsed by Avro C: each top-level writer field is mapped
- * by name to a slot of itd_event_t (or skipped if unknown). That costs no
- * allocation, names the field and byte offset of any fault, and is the shape
- * schema resolution needs (writer fields matched by name, enum symbols
- * matched by name, int/long/float promoted to double for price).
- * Predictions are decoded by the same cursor in our own schema's order
- * (tests, demo summary).
+ * message for every failure, does not notice trailing bytes and does not
+ * apply reader defaults (FACTS.md). Instead a small walker reads the binary
+ * encoding directly, guided by a *plan*: the writer schema (as parsed by
+ * Avro C) resolved once against the reader schema config/event.avsc. Writer
+ * fields are matched to itd_event_t slots by name or skipped, enum symbols
+ * are mapped by name, int/long/float promote to the reader's long/double,
+ * and reader fields the writer lacks start from the reader's default (read
+ * from the schema JSON with jansson, since Avro C's parser drops
+ * "default"). Decoding costs no allocation, and every fault gets a stable
+ * reason code (input.h) plus the field and byte offset. Predictions are
+ * decoded by the same cursor in our own schema's order (tests, demo).
  */
 #include "intentd/codec.h"
 
@@ -27,10 +29,13 @@
 #include <string.h>
 
 #include <avro.h>
+#include <jansson.h>
 
+#include "codec_int.h"
 #include "intentd/mem.h"
 
 #define CONFLUENT_HDR 5 /* magic byte 0 + 4-byte big-endian schema id */
+#define MAX_DEPTH 32    /* writer schemas nest no deeper than this */
 
 /* Where a writer field lands in itd_event_t. */
 typedef enum {
@@ -51,11 +56,8 @@ static const char *const slot_names[SLOT__COUNT] = {
     "", "event_id", "user_id", "ts", "type", "item_id", "category", "price",
     "query", "session_id"};
 
-#define PLAN_BRANCHES 4  /* unions up to this size get a branch table */
-#define PLAN_SYMBOLS 32   /* enums up to this size get a symbol map */
-
 typedef struct {
-        avro_schema_t type; /* borrowed from the writer schema */
+        avro_schema_t type; /* borrowed from the plan's writer schema */
         slot_t slot;
         const char *name;   /* borrowed from the writer schema */
         /*
@@ -63,17 +65,18 @@ typedef struct {
          * C's accessors go through hash tables): the union's branches, and
          * for the event type the writer's symbol index -> our enum.
          */
-        size_t n_branch;    /* 0: not a union, or too big to cache */
-        avro_schema_t branch[PLAN_BRANCHES];
-        int n_symbol;       /* 0: no symbol map */
-        int8_t symbol[PLAN_SYMBOLS]; /* -1: symbol unknown to us */
+        size_t n_branch;       /* 0: not a union */
+        avro_schema_t *branch; /* link targets resolved */
+        int n_symbol;          /* 0: not an enum */
+        int8_t *symbol;        /* -1: symbol unknown to the reader */
 } plan_field_t;
 
-/* How to read one writer schema of the event. */
-typedef struct {
+struct itd_plan_s {
+        avro_schema_t writer; /* own reference */
         size_t n;
         plan_field_t *f;
-} plan_t;
+        itd_event_t defaults; /* reader defaults; the start of every decode */
+};
 
 struct itd_codec_s {
         avro_schema_t ev_schema;
@@ -83,7 +86,7 @@ struct itd_codec_s {
         avro_value_t ev_val;
         avro_value_t pred_val;
         avro_writer_t writer;
-        plan_t ev_plan;          /* for our own event schema as writer */
+        itd_plan_t *ev_plan;     /* for our own event schema as writer */
         int ev_idx[SLOT__COUNT]; /* field index in our event schema */
         int pred_idx[10];        /* field index in our prediction schema */
 };
@@ -96,14 +99,16 @@ typedef struct {
         const uint8_t *p;
         const uint8_t *end;
         const char *field; /* name of the field being read, for errors */
+        size_t max_str;    /* longest string accepted, bytes */
         char *errstr;
         size_t errstr_size;
 } cur_t;
 
-static itd_err_t cur_fail(cur_t *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static itd_reason_t cur_fail(cur_t *c, itd_reason_t r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static itd_err_t cur_fail(cur_t *c, const char *fmt, ...) {
+static itd_reason_t cur_fail(cur_t *c, itd_reason_t r, const char *fmt,
+                             ...) {
         if (c->errstr && c->errstr_size) {
                 int n = snprintf(c->errstr, c->errstr_size,
                                  "field '%s' at byte %zu: ", c->field,
@@ -116,178 +121,259 @@ static itd_err_t cur_fail(cur_t *c, const char *fmt, ...) {
                         va_end(ap);
                 }
         }
-        return ITD_ERR_DECODE;
+        return r;
 }
 
 static size_t cur_left(const cur_t *c) { return (size_t)(c->end - c->p); }
 
 /* Zig-zag varint, at most 10 bytes (Avro long). */
-static itd_err_t rd_long(cur_t *c, int64_t *out) {
+static itd_reason_t rd_long(cur_t *c, int64_t *out) {
         uint64_t v = 0;
         const uint8_t *p = c->p;
         *out = 0;
         for (int shift = 0; shift < 70; shift += 7) {
                 if (p == c->end)
-                        return cur_fail(c, "truncated payload: varint runs "
-                                           "past the end (%zu bytes left)",
+                        return cur_fail(c, ITD_REASON_TRUNCATED,
+                                        "truncated payload: varint runs "
+                                        "past the end (%zu bytes left)",
                                         cur_left(c));
                 uint8_t b = *p++;
                 v |= (uint64_t)(b & 0x7f) << shift;
                 if (!(b & 0x80)) {
                         c->p = p;
                         *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-                        return ITD_OK;
+                        return ITD_REASON_OK;
                 }
         }
-        return cur_fail(c, "varint longer than 10 bytes");
+        return cur_fail(c, ITD_REASON_MALFORMED_AVRO,
+                        "varint longer than 10 bytes");
 }
 
 /* A length prefix (string, bytes): non-negative and within the payload. */
-static itd_err_t rd_len(cur_t *c, size_t *out) {
+static itd_reason_t rd_len(cur_t *c, size_t *out) {
+        const uint8_t *at = c->p;
         int64_t n;
-        itd_err_t err;
+        itd_reason_t r;
         *out = 0;
-        if ((err = rd_long(c, &n)))
-                return err;
-        if (n < 0)
-                return cur_fail(c, "negative string length %" PRId64, n);
+        if ((r = rd_long(c, &n)))
+                return r;
+        if (n < 0) {
+                c->p = at;
+                return cur_fail(c, ITD_REASON_NEGATIVE_LENGTH,
+                                "negative string length %" PRId64, n);
+        }
         if ((uint64_t)n > cur_left(c))
-                return cur_fail(c, "truncated payload: string of %" PRId64
-                                   " bytes, only %zu left",
+                return cur_fail(c, ITD_REASON_TRUNCATED,
+                                "truncated payload: %" PRId64
+                                " bytes announced, only %zu left",
                                 n, cur_left(c));
         *out = (size_t)n;
-        return ITD_OK;
+        return ITD_REASON_OK;
 }
 
-static itd_err_t rd_fixed(cur_t *c, size_t n, const char *what) {
+static itd_reason_t rd_fixed(cur_t *c, size_t n, const char *what) {
         if (cur_left(c) < n)
-                return cur_fail(c, "truncated payload: %s needs %zu bytes, "
-                                   "only %zu left",
+                return cur_fail(c, ITD_REASON_TRUNCATED,
+                                "truncated payload: %s needs %zu bytes, "
+                                "only %zu left",
                                 what, n, cur_left(c));
         c->p += n;
-        return ITD_OK;
+        return ITD_REASON_OK;
 }
 
-static itd_err_t rd_float(cur_t *c, float *out) {
-        itd_err_t err = rd_fixed(c, 4, "float");
-        if (err)
-                return err;
+static itd_reason_t rd_float(cur_t *c, float *out) {
+        itd_reason_t r = rd_fixed(c, 4, "float");
+        if (r)
+                return r;
         const uint8_t *b = c->p - 4;
         uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
                      (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
         memcpy(out, &u, sizeof *out);
-        return ITD_OK;
+        return ITD_REASON_OK;
 }
 
-static itd_err_t rd_double(cur_t *c, double *out) {
-        itd_err_t err = rd_fixed(c, 8, "double");
-        if (err)
-                return err;
+static itd_reason_t rd_double(cur_t *c, double *out) {
+        itd_reason_t r = rd_fixed(c, 8, "double");
+        if (r)
+                return r;
         const uint8_t *b = c->p - 8;
         uint64_t u = 0;
         for (int i = 7; i >= 0; i--)
                 u = u << 8 | b[i];
         memcpy(out, &u, sizeof *out);
-        return ITD_OK;
+        return ITD_REASON_OK;
+}
+
+size_t itd_utf8_check(const uint8_t *s, size_t n) {
+        size_t i = 0;
+        while (i < n) {
+                uint8_t b = s[i];
+                if (b < 0x80) {
+                        i++;
+                        continue;
+                }
+                size_t k;
+                uint32_t cp, min;
+                if ((b & 0xe0) == 0xc0) {
+                        k = 1, cp = b & 0x1f, min = 0x80;
+                } else if ((b & 0xf0) == 0xe0) {
+                        k = 2, cp = b & 0x0f, min = 0x800;
+                } else if ((b & 0xf8) == 0xf0) {
+                        k = 3, cp = b & 0x07, min = 0x10000;
+                } else {
+                        return i;
+                }
+                if (n - i <= k)
+                        return i;
+                for (size_t j = 1; j <= k; j++) {
+                        if ((s[i + j] & 0xc0) != 0x80)
+                                return i;
+                        cp = cp << 6 | (s[i + j] & 0x3f);
+                }
+                /* overlong forms, UTF-16 surrogates, beyond Unicode */
+                if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) ||
+                    cp > 0x10ffff)
+                        return i;
+                i += k + 1;
+        }
+        return n;
 }
 
 /* A string into dst[cap], refused (not cut) when it does not fit. */
-static itd_err_t rd_string(cur_t *c, char *dst, size_t cap) {
+static itd_reason_t rd_string(cur_t *c, char *dst, size_t cap) {
         const uint8_t *at = c->p;
-        size_t n;
-        itd_err_t err = rd_len(c, &n);
-        if (err)
-                return err;
-        if (n >= cap) {
+        size_t n, bad, limit = cap - 1;
+        itd_reason_t r = rd_len(c, &n);
+        if (r)
+                return r;
+        const uint8_t *s = c->p;
+        if (c->max_str < limit)
+                limit = c->max_str;
+        if (n > limit) {
                 c->p = at;
-                return cur_fail(c, "string of %zu bytes exceeds the limit "
-                                   "of %zu",
-                                n, cap - 1);
+                return cur_fail(c, ITD_REASON_STRING_TOO_LONG,
+                                "string of %zu bytes exceeds the limit "
+                                "of %zu",
+                                n, limit);
         }
-        if (memchr(c->p, 0, n)) {
+        if (memchr(s, 0, n)) {
                 c->p = at;
-                return cur_fail(c, "string contains a NUL byte");
+                return cur_fail(c, ITD_REASON_NUL_IN_STRING,
+                                "string contains a NUL byte");
         }
-        memcpy(dst, c->p, n);
+        if ((bad = itd_utf8_check(s, n)) != n) {
+                c->p = at;
+                return cur_fail(c, ITD_REASON_INVALID_UTF8,
+                                "string is not valid UTF-8 (byte %zu of "
+                                "the string is 0x%02x)",
+                                bad, s[bad]);
+        }
+        memcpy(dst, s, n);
         dst[n] = '\0';
         c->p += n;
-        return ITD_OK;
+        return ITD_REASON_OK;
 }
 
-static itd_err_t rd_enum(cur_t *c, int nsym, int *out) {
+static itd_reason_t rd_enum(cur_t *c, int nsym, int *out) {
         const uint8_t *at = c->p;
         int64_t i;
         *out = 0;
-        itd_err_t err = rd_long(c, &i);
-        if (err)
-                return err;
+        itd_reason_t r = rd_long(c, &i);
+        if (r)
+                return r;
         if (i < 0 || i >= nsym) {
                 c->p = at;
-                return cur_fail(c, "enum index %" PRId64 " outside 0..%d", i,
+                return cur_fail(c, ITD_REASON_BAD_ENUM_INDEX,
+                                "enum index %" PRId64 " outside 0..%d", i,
                                 nsym - 1);
         }
         *out = (int)i;
-        return ITD_OK;
+        return ITD_REASON_OK;
 }
 
-static itd_err_t rd_branch(cur_t *c, size_t nbranch, size_t *out) {
+static itd_reason_t rd_branch(cur_t *c, size_t nbranch, size_t *out) {
         const uint8_t *at = c->p;
         int64_t i;
         *out = 0;
-        itd_err_t err = rd_long(c, &i);
-        if (err)
-                return err;
+        itd_reason_t r = rd_long(c, &i);
+        if (r)
+                return r;
         if (i < 0 || (uint64_t)i >= nbranch) {
                 c->p = at;
-                return cur_fail(c, "union branch %" PRId64 " outside 0..%zu",
-                                i, nbranch - 1);
+                return cur_fail(c, ITD_REASON_BAD_UNION_BRANCH,
+                                "union branch %" PRId64 " outside 0..%zu", i,
+                                nbranch - 1);
         }
         *out = (size_t)i;
-        return ITD_OK;
+        return ITD_REASON_OK;
 }
 
 /*
  * Array and map block header: count, and for a negative count the block's
- * byte size (which we do not need). 0 ends the sequence.
+ * byte size (which we do not need). 0 ends the sequence. Items of at least
+ * one byte cannot outnumber the bytes left; zero-byte items (null) are not
+ * iterated at all, so no count makes the walk slow.
  */
-static itd_err_t rd_block(cur_t *c, int64_t *count) {
+static itd_reason_t rd_block(cur_t *c, int min_item_bytes, int64_t *count) {
         const uint8_t *at = c->p;
         *count = 0;
-        itd_err_t err = rd_long(c, count);
-        if (err)
-                return err;
+        itd_reason_t r = rd_long(c, count);
+        if (r)
+                return r;
         if (*count < 0) {
                 int64_t bytes;
                 if (*count == INT64_MIN) {
                         c->p = at;
-                        return cur_fail(c, "bad block count");
+                        return cur_fail(c, ITD_REASON_MALFORMED_AVRO,
+                                        "bad block count");
                 }
                 *count = -*count;
-                if ((err = rd_long(c, &bytes)))
-                        return err;
+                if ((r = rd_long(c, &bytes)))
+                        return r;
         }
-        /* Every item takes at least... nothing (null items), so bound the
-         * count by something sane instead of by the bytes left. */
-        if (*count > (int64_t)1 << 24) {
+        if (min_item_bytes > 0 && (uint64_t)*count > cur_left(c)) {
                 c->p = at;
-                return cur_fail(c, "block of %" PRId64 " items is not "
-                                   "plausible", *count);
+                return cur_fail(c, ITD_REASON_TRUNCATED,
+                                "truncated payload: block of %" PRId64
+                                " items, only %zu bytes left",
+                                *count, cur_left(c));
         }
-        return ITD_OK;
+        return ITD_REASON_OK;
+}
+
+static avro_schema_t deref(avro_schema_t w) {
+        return is_avro_link(w) ? avro_schema_link_target(w) : w;
+}
+
+/* 1 if every value of w encodes to zero bytes (null, records of nulls). */
+static int zero_size(avro_schema_t w, int depth) {
+        w = deref(w);
+        if (depth > MAX_DEPTH)
+                return 0;
+        if (is_avro_null(w))
+                return 1;
+        if (!is_avro_record(w))
+                return 0;
+        for (size_t i = 0; i < avro_schema_record_size(w); i++)
+                if (!zero_size(avro_schema_record_field_get_by_index(w, (int)i),
+                               depth + 1))
+                        return 0;
+        return 1;
 }
 
 /* Skips one value of writer type w (fields we do not know). */
-static itd_err_t skip_value(cur_t *c, avro_schema_t w, int depth) {
-        itd_err_t err = ITD_OK;
+static itd_reason_t skip_value(cur_t *c, avro_schema_t w, int depth) {
+        itd_reason_t r = ITD_REASON_OK;
         int64_t v;
         size_t n;
-        if (depth > 32)
-                return cur_fail(c, "schema nests deeper than 32 levels");
-        if (is_avro_link(w))
-                w = avro_schema_link_target(w);
+        if (depth > MAX_DEPTH)
+                return cur_fail(c, ITD_REASON_SCHEMA_INCOMPATIBLE,
+                                "writer schema nests deeper than %d levels",
+                                MAX_DEPTH);
+        w = deref(w);
         switch (avro_typeof(w)) {
         case AVRO_NULL:
-                return ITD_OK;
+                return ITD_REASON_OK;
         case AVRO_BOOLEAN:
                 return rd_fixed(c, 1, "boolean");
         case AVRO_INT32:
@@ -299,56 +385,59 @@ static itd_err_t skip_value(cur_t *c, avro_schema_t w, int depth) {
                 return rd_fixed(c, 8, "double");
         case AVRO_STRING:
         case AVRO_BYTES:
-                if ((err = rd_len(c, &n)))
-                        return err;
+                if ((r = rd_len(c, &n)))
+                        return r;
                 c->p += n;
-                return ITD_OK;
+                return ITD_REASON_OK;
         case AVRO_FIXED:
-                return rd_fixed(c, (size_t)avro_schema_fixed_size(w), "fixed");
+                return rd_fixed(c, (size_t)avro_schema_fixed_size(w),
+                                "fixed");
         case AVRO_ENUM: {
                 int i;
                 return rd_enum(c, avro_schema_enum_number_of_symbols(w), &i);
         }
         case AVRO_UNION:
-                if ((err = rd_branch(c, avro_schema_union_size(w), &n)))
-                        return err;
+                if ((r = rd_branch(c, avro_schema_union_size(w), &n)))
+                        return r;
                 return skip_value(c, avro_schema_union_branch(w, (int)n),
                                   depth + 1);
         case AVRO_RECORD:
                 for (size_t i = 0; i < avro_schema_record_size(w); i++)
-                        if ((err = skip_value(
+                        if ((r = skip_value(
                                  c,
                                  avro_schema_record_field_get_by_index(
                                      w, (int)i),
                                  depth + 1)))
-                                return err;
-                return ITD_OK;
+                                return r;
+                return ITD_REASON_OK;
         case AVRO_ARRAY:
-        case AVRO_MAP:
+        case AVRO_MAP: {
+                int is_map = avro_typeof(w) == AVRO_MAP;
+                avro_schema_t item = is_map ? avro_schema_map_values(w)
+                                            : avro_schema_array_items(w);
+                int min_bytes = is_map || !zero_size(item, depth + 1);
                 for (;;) {
                         int64_t count;
-                        if ((err = rd_block(c, &count)))
-                                return err;
+                        if ((r = rd_block(c, min_bytes, &count)))
+                                return r;
                         if (count == 0)
-                                return ITD_OK;
+                                return ITD_REASON_OK;
+                        if (!min_bytes)
+                                continue; /* nothing to read per item */
                         for (int64_t i = 0; i < count; i++) {
-                                if (avro_typeof(w) == AVRO_MAP) {
-                                        /* the key */
-                                        if ((err = rd_len(c, &n)))
-                                                return err;
+                                if (is_map) {
+                                        if ((r = rd_len(c, &n)))
+                                                return r;
                                         c->p += n;
                                 }
-                                if ((err = skip_value(
-                                         c,
-                                         avro_typeof(w) == AVRO_MAP
-                                             ? avro_schema_map_values(w)
-                                             : avro_schema_array_items(w),
-                                         depth + 1)))
-                                        return err;
+                                if ((r = skip_value(c, item, depth + 1)))
+                                        return r;
                         }
                 }
+        }
         default:
-                return cur_fail(c, "unsupported writer type %s",
+                return cur_fail(c, ITD_REASON_SCHEMA_INCOMPATIBLE,
+                                "unsupported writer type %s",
                                 avro_schema_type_name(w));
         }
 }
@@ -367,39 +456,51 @@ static char *slot_buf(itd_event_t *ev, slot_t slot, size_t *cap) {
         }
 }
 
-static int slot_required(slot_t slot) {
-        return slot == SLOT_USER_ID || slot == SLOT_TS || slot == SLOT_TYPE;
+/* Can a writer value of type t be read into slot (Avro promotion rules)? */
+static int slot_accepts(slot_t slot, avro_type_t t) {
+        if (t == AVRO_NULL)
+                return 1; /* optional: absent; required: a per-message reason */
+        switch (slot) {
+        case SLOT_TS: return t == AVRO_INT32 || t == AVRO_INT64;
+        case SLOT_TYPE: return t == AVRO_ENUM;
+        case SLOT_PRICE:
+                return t == AVRO_INT32 || t == AVRO_INT64 ||
+                       t == AVRO_FLOAT || t == AVRO_DOUBLE;
+        case SLOT_NONE: return 1;
+        default: return t == AVRO_STRING || t == AVRO_BYTES;
+        }
 }
 
 /* Reads one value of writer type w into the event slot of field f. */
-static itd_err_t read_slot(cur_t *c, const plan_field_t *f, avro_schema_t w,
-                           itd_event_t *ev) {
-        itd_err_t err;
+static itd_reason_t read_slot(cur_t *c, const plan_field_t *f,
+                              avro_schema_t w, itd_event_t *ev) {
+        itd_reason_t r;
         slot_t slot = f->slot;
-        if (is_avro_link(w))
-                w = avro_schema_link_target(w);
-        switch (avro_typeof(w)) {
-        case AVRO_UNION: {
+        w = deref(w);
+        if (is_avro_union(w)) {
                 size_t b;
-                avro_schema_t bw;
-                if (f->n_branch) {
-                        if ((err = rd_branch(c, f->n_branch, &b)))
-                                return err;
-                        bw = f->branch[b];
-                } else {
-                        if ((err = rd_branch(c, avro_schema_union_size(w),
-                                             &b)))
-                                return err;
-                        bw = avro_schema_union_branch(w, (int)b);
-                }
-                if (is_avro_union(bw))
-                        return cur_fail(c, "union inside a union");
-                return read_slot(c, f, bw, ev);
+                if ((r = rd_branch(c, f->n_branch, &b)))
+                        return r;
+                w = f->branch[b];
+                if (is_avro_union(w))
+                        return cur_fail(c, ITD_REASON_SCHEMA_INCOMPATIBLE,
+                                        "union inside a union");
         }
+        switch (avro_typeof(w)) {
         case AVRO_NULL:
-                if (slot_required(slot))
-                        return cur_fail(c, "null for a required field");
-                return ITD_OK; /* absent: already cleared */
+                if (slot == SLOT_USER_ID)
+                        return cur_fail(c, ITD_REASON_MISSING_USER_ID,
+                                        "null (required)");
+                if (slot == SLOT_TS || slot == SLOT_TYPE)
+                        return cur_fail(c, ITD_REASON_MISSING_FIELD,
+                                        "null (required)");
+                if (slot == SLOT_PRICE) {
+                        ev->price = NAN;
+                } else {
+                        size_t cap;
+                        slot_buf(ev, slot, &cap)[0] = '\0';
+                }
+                return ITD_REASON_OK;
         case AVRO_STRING:
         case AVRO_BYTES: {
                 size_t cap;
@@ -413,120 +514,256 @@ static itd_err_t read_slot(cur_t *c, const plan_field_t *f, avro_schema_t w,
                 int64_t v;
                 if (slot != SLOT_TS && slot != SLOT_PRICE)
                         break;
-                if ((err = rd_long(c, &v)))
-                        return err;
+                if ((r = rd_long(c, &v)))
+                        return r;
                 if (slot == SLOT_TS)
                         ev->ts_ms = v;
                 else
                         ev->price = (double)v;
-                return ITD_OK;
+                return ITD_REASON_OK;
         }
         case AVRO_FLOAT:
         case AVRO_DOUBLE: {
+                const uint8_t *at = c->p;
                 if (slot != SLOT_PRICE)
                         break;
                 if (avro_typeof(w) == AVRO_FLOAT) {
                         float fl;
-                        if ((err = rd_float(c, &fl)))
-                                return err;
+                        if ((r = rd_float(c, &fl)))
+                                return r;
                         ev->price = fl;
-                } else if ((err = rd_double(c, &ev->price))) {
-                        return err;
+                } else if ((r = rd_double(c, &ev->price))) {
+                        return r;
                 }
-                if (!isfinite(ev->price))
-                        return cur_fail(c, "price is not finite");
-                return ITD_OK;
+                /* Checked here: after decoding, NAN means "absent". */
+                if (!isfinite(ev->price)) {
+                        c->p = at;
+                        return cur_fail(c, ITD_REASON_BAD_PRICE,
+                                        "price is not finite");
+                }
+                return ITD_REASON_OK;
         }
         case AVRO_ENUM: {
                 int i;
                 if (slot != SLOT_TYPE)
                         break;
                 const uint8_t *at = c->p;
-                int nsym = f->n_symbol
-                               ? f->n_symbol
-                               : avro_schema_enum_number_of_symbols(w);
-                if ((err = rd_enum(c, nsym, &i)))
-                        return err;
-                if (f->n_symbol && i < f->n_symbol && f->symbol[i] >= 0) {
-                        ev->type = (itd_event_type_t)f->symbol[i];
-                        return ITD_OK;
-                }
-                /* By symbol, not index: a writer may order them otherwise. */
-                const char *sym = avro_schema_enum_get(w, i);
-                if (!sym || itd_event_type_parse(sym, &ev->type)) {
+                if ((r = rd_enum(c, f->n_symbol, &i)))
+                        return r;
+                if (f->symbol[i] < 0) {
                         c->p = at;
-                        return cur_fail(c, "unknown event type symbol "
-                                           "\"%s\"",
-                                        sym ? sym : "?");
+                        return cur_fail(c, ITD_REASON_UNKNOWN_EVENT_TYPE,
+                                        "unknown event type symbol \"%s\"",
+                                        avro_schema_enum_get(w, i));
                 }
-                return ITD_OK;
+                ev->type = (itd_event_type_t)f->symbol[i];
+                return ITD_REASON_OK;
         }
         default:
                 break;
         }
-        return cur_fail(c, "writer type %s cannot be read into this field",
+        return cur_fail(c, ITD_REASON_SCHEMA_INCOMPATIBLE,
+                        "writer type %s cannot be read into this field",
                         avro_schema_type_name(w));
 }
 
 /* ------------------------------------------------------------------ */
-/* Plans and set-up.                                                  */
+/* Plans: a writer schema resolved against the reader.                */
 
-static itd_err_t plan_build(plan_t *plan, avro_schema_t writer, char *errstr,
-                            size_t errstr_size) {
-        int seen[SLOT__COUNT] = {0};
+static slot_t slot_of(const char *name) {
+        for (int s = 1; s < SLOT__COUNT; s++)
+                if (strcmp(name, slot_names[s]) == 0)
+                        return (slot_t)s;
+        return SLOT_NONE;
+}
+
+/*
+ * The reader's defaults, from the schema text itself: Avro C's parser
+ * drops "default" (FACTS.md), so jansson reads them. has_def[slot] says
+ * whether a field may be missing from a writer.
+ */
+static int reader_defaults(itd_event_t *def, int has_def[SLOT__COUNT],
+                           char *errstr, size_t errstr_size) {
+        json_error_t jerr;
+        json_t *root = json_loads(itd_schema_event_avsc, 0, &jerr);
+        json_t *fields = root ? json_object_get(root, "fields") : NULL;
+        size_t i;
+        json_t *fld;
+        int rc = -1;
+        itd_event_clear(def);
+        if (!json_is_array(fields)) {
+                snprintf(errstr, errstr_size,
+                         "built-in event schema: no \"fields\" array");
+                goto done;
+        }
+        json_array_foreach(fields, i, fld) {
+                json_t *name = json_object_get(fld, "name");
+                json_t *v = json_object_get(fld, "default");
+                slot_t s = slot_of(json_is_string(name)
+                                       ? json_string_value(name)
+                                       : "");
+                if (s == SLOT_NONE || !v)
+                        continue;
+                has_def[s] = 1;
+                size_t cap;
+                char *dst = slot_buf(def, s, &cap);
+                if (json_is_null(v))
+                        continue;
+                if (dst && json_is_string(v))
+                        itd_strlcpy(dst, json_string_value(v), cap);
+                else if (s == SLOT_TS && json_is_integer(v))
+                        def->ts_ms = (int64_t)json_integer_value(v);
+                else if (s == SLOT_PRICE && json_is_number(v))
+                        def->price = json_number_value(v);
+                else if (!(s == SLOT_TYPE && json_is_string(v) &&
+                           itd_event_type_parse(json_string_value(v),
+                                                &def->type) == ITD_OK)) {
+                        snprintf(errstr, errstr_size,
+                                 "built-in event schema: default of '%s' "
+                                 "is not supported",
+                                 slot_names[s]);
+                        goto done;
+                }
+        }
+        rc = 0;
+done:
+        json_decref(root);
+        return rc;
+}
+
+void itd_plan_destroy(itd_plan_t *plan) {
+        if (!plan)
+                return;
+        for (size_t i = 0; i < plan->n; i++) {
+                free(plan->f[i].branch);
+                free(plan->f[i].symbol);
+        }
+        free(plan->f);
+        if (plan->writer)
+                avro_schema_decref(plan->writer);
+        free(plan);
+}
+
+itd_plan_t *itd_plan_new(avro_schema_t writer, char *errstr,
+                         size_t errstr_size) {
+        int seen[SLOT__COUNT] = {0}, has_def[SLOT__COUNT] = {0};
+        itd_plan_t *plan = itd_xcalloc(1, sizeof *plan);
+        writer = deref(writer);
+        plan->writer = avro_schema_incref(writer);
         if (!is_avro_record(writer)) {
                 snprintf(errstr, errstr_size,
-                         "event writer schema is a %s, not a record",
+                         "writer schema is a %s, not a record",
                          avro_schema_type_name(writer));
-                return ITD_ERR_INCOMPATIBLE;
+                goto fail;
         }
+        if (reader_defaults(&plan->defaults, has_def, errstr, errstr_size))
+                goto fail;
         plan->n = avro_schema_record_size(writer);
         plan->f = itd_xcalloc(plan->n, sizeof *plan->f);
         for (size_t i = 0; i < plan->n; i++) {
                 plan_field_t *f = &plan->f[i];
                 f->name = avro_schema_record_field_name(writer, (int)i);
-                f->type = avro_schema_record_field_get_by_index(writer, (int)i);
-                f->slot = SLOT_NONE;
-                for (int s = 1; s < SLOT__COUNT; s++)
-                        if (strcmp(f->name, slot_names[s]) == 0)
-                                f->slot = (slot_t)s;
+                f->type = avro_schema_record_field_get_by_index(writer,
+                                                                (int)i);
+                f->slot = slot_of(f->name);
                 seen[f->slot] = 1;
-                avro_schema_t t = f->type;
-                if (is_avro_link(t))
-                        t = avro_schema_link_target(t);
-                if (is_avro_union(t) &&
-                    avro_schema_union_size(t) <= PLAN_BRANCHES) {
+                avro_schema_t t = deref(f->type);
+                int ok = 0;
+                if (is_avro_union(t)) {
                         f->n_branch = avro_schema_union_size(t);
-                        for (size_t b = 0; b < f->n_branch; b++)
-                                f->branch[b] =
-                                    avro_schema_union_branch(t, (int)b);
+                        f->branch = itd_xcalloc(f->n_branch,
+                                                sizeof *f->branch);
+                        for (size_t b = 0; b < f->n_branch; b++) {
+                                f->branch[b] = deref(
+                                    avro_schema_union_branch(t, (int)b));
+                                ok |= slot_accepts(
+                                    f->slot, avro_typeof(f->branch[b]));
+                                if (is_avro_enum(f->branch[b]))
+                                        t = f->branch[b];
+                        }
+                } else {
+                        ok = slot_accepts(f->slot, avro_typeof(t));
                 }
-                if (f->slot == SLOT_TYPE && is_avro_enum(t) &&
-                    avro_schema_enum_number_of_symbols(t) <= PLAN_SYMBOLS) {
+                if (!ok) {
+                        snprintf(errstr, errstr_size,
+                                 "writer field '%s' of type %s cannot be "
+                                 "read into the reader's '%s'",
+                                 f->name, avro_schema_type_name(t), f->name);
+                        goto fail;
+                }
+                if (f->slot == SLOT_TYPE && is_avro_enum(t)) {
                         f->n_symbol = avro_schema_enum_number_of_symbols(t);
+                        f->symbol = itd_xcalloc((size_t)f->n_symbol + 1, 1);
                         for (int k = 0; k < f->n_symbol; k++) {
                                 itd_event_type_t et;
-                                f->symbol[k] = itd_event_type_parse(
-                                                   avro_schema_enum_get(t, k),
-                                                   &et)
-                                                   ? -1
-                                                   : (int8_t)et;
+                                f->symbol[k] =
+                                    itd_event_type_parse(
+                                        avro_schema_enum_get(t, k), &et)
+                                        ? -1
+                                        : (int8_t)et;
                         }
                 }
         }
         for (int s = 1; s < SLOT__COUNT; s++) {
-                if (slot_required((slot_t)s) && !seen[s]) {
+                if (!seen[s] && !has_def[s]) {
                         snprintf(errstr, errstr_size,
-                                 "event writer schema lacks required field "
-                                 "'%s'",
+                                 "writer schema lacks field '%s', which "
+                                 "has no default in the reader",
                                  slot_names[s]);
-                        free(plan->f);
-                        plan->f = NULL;
-                        return ITD_ERR_INCOMPATIBLE;
+                        goto fail;
                 }
         }
-        return ITD_OK;
+        return plan;
+fail:
+        itd_plan_destroy(plan);
+        return NULL;
 }
+
+static itd_reason_t check_end(cur_t *c) {
+        if (c->p != c->end) {
+                size_t at = (size_t)(c->p - c->base);
+                if (c->errstr && c->errstr_size)
+                        snprintf(c->errstr, c->errstr_size,
+                                 "%zu trailing bytes after the record "
+                                 "(record ends at byte %zu of %zu)",
+                                 cur_left(c), at,
+                                 (size_t)(c->end - c->base));
+                return ITD_REASON_TRAILING_BYTES;
+        }
+        return ITD_REASON_OK;
+}
+
+itd_reason_t itd_plan_decode(const itd_plan_t *plan, const uint8_t *buf,
+                             size_t len, size_t off, size_t max_string_bytes,
+                             itd_event_t *ev, char *detail,
+                             size_t detail_size) {
+        cur_t c = {buf, buf + off, buf + len, "", max_string_bytes, detail,
+                   detail_size};
+        itd_reason_t r;
+        *ev = plan->defaults;
+        for (size_t i = 0; i < plan->n; i++) {
+                const plan_field_t *f = &plan->f[i];
+                c.field = f->name;
+                if (f->slot == SLOT_NONE)
+                        r = skip_value(&c, f->type, 0);
+                else
+                        r = read_slot(&c, f, f->type, ev);
+                if (r)
+                        return r;
+        }
+        if ((r = check_end(&c)))
+                return r;
+        if (!ev->user_id[0]) {
+                if (detail && detail_size)
+                        snprintf(detail, detail_size,
+                                 "field 'user_id': empty string (required)");
+                return ITD_REASON_MISSING_USER_ID;
+        }
+        return ITD_REASON_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Set-up.                                                            */
 
 static int field_index(avro_schema_t rec, const char *name) {
         return avro_schema_record_field_get_index(rec, name);
@@ -577,9 +814,13 @@ itd_codec_t *itd_codec_new(char *errstr, size_t errstr_size) {
                         goto fail;
                 }
         }
-        if (plan_build(&codec->ev_plan, codec->ev_schema, errstr,
-                       errstr_size))
+        char why[256];
+        codec->ev_plan = itd_plan_new(codec->ev_schema, why, sizeof why);
+        if (!codec->ev_plan) {
+                snprintf(errstr, errstr_size, "built-in event schema: %s",
+                         why);
                 goto fail;
+        }
         codec->ev_iface = avro_generic_class_from_schema(codec->ev_schema);
         codec->pred_iface = avro_generic_class_from_schema(codec->pred_schema);
         if (!codec->ev_iface || !codec->pred_iface ||
@@ -613,7 +854,7 @@ void itd_codec_destroy(itd_codec_t *codec) {
                 avro_value_iface_decref(codec->ev_iface);
         if (codec->pred_iface)
                 avro_value_iface_decref(codec->pred_iface);
-        free(codec->ev_plan.f);
+        itd_plan_destroy(codec->ev_plan);
         if (codec->ev_schema)
                 avro_schema_decref(codec->ev_schema);
         if (codec->pred_schema)
@@ -621,51 +862,16 @@ void itd_codec_destroy(itd_codec_t *codec) {
         free(codec);
 }
 
+const itd_plan_t *itd_codec_event_plan(const itd_codec_t *codec) {
+        return codec->ev_plan;
+}
+
 /* ------------------------------------------------------------------ */
-/* Decoding.                                                          */
+/* Decoding with the built-in schemas (tools, tests, demo).           */
 
-static itd_err_t check_end(cur_t *c) {
-        if (c->p != c->end) {
-                size_t at = (size_t)(c->p - c->base);
-                snprintf(c->errstr, c->errstr_size,
-                         "%zu trailing bytes after the record (record ends "
-                         "at byte %zu of %zu)",
-                         cur_left(c), at, (size_t)(c->end - c->base));
-                return ITD_ERR_DECODE;
-        }
-        return ITD_OK;
-}
-
-/* Payload at buf[off..len) per plan; errors without the common prefix. */
-static itd_err_t decode_event_at(const plan_t *plan, const uint8_t *buf,
-                                 size_t len, size_t off, itd_event_t *ev,
-                                 char *errstr, size_t errstr_size) {
-        cur_t c = {buf, buf + off, buf + len, "", errstr, errstr_size};
-        itd_err_t err;
-        itd_event_clear(ev);
-        for (size_t i = 0; i < plan->n; i++) {
-                c.field = plan->f[i].name;
-                if (plan->f[i].slot == SLOT_NONE)
-                        err = skip_value(&c, plan->f[i].type, 0);
-                else
-                        err = read_slot(&c, &plan->f[i], plan->f[i].type,
-                                        ev);
-                if (err)
-                        return err;
-        }
-        if ((err = check_end(&c)))
-                return err;
-        if (!ev->user_id[0]) {
-                snprintf(errstr, errstr_size,
-                         "field 'user_id': empty string (required)");
-                return ITD_ERR_DECODE;
-        }
-        return ITD_OK;
-}
-
-typedef itd_err_t (*payload_fn)(itd_codec_t *codec, const uint8_t *buf,
-                                size_t len, size_t off, void *out,
-                                char *errstr, size_t errstr_size);
+typedef itd_reason_t (*payload_fn)(itd_codec_t *codec, const uint8_t *buf,
+                                   size_t len, size_t off, void *out,
+                                   char *errstr, size_t errstr_size);
 
 /* Applies the framing rules around a payload decoder. */
 static itd_err_t decode_framed(itd_codec_t *codec, const char *what,
@@ -674,7 +880,7 @@ static itd_err_t decode_framed(itd_codec_t *codec, const char *what,
                                size_t errstr_size) {
         const uint8_t *buf = vbuf;
         char why[256], why_bare[256];
-        itd_err_t err;
+        itd_reason_t r;
         if (len == 0) {
                 snprintf(errstr, errstr_size, "avro %s decode: empty message",
                          what);
@@ -696,14 +902,14 @@ static itd_err_t decode_framed(itd_codec_t *codec, const char *what,
                                  what, buf[0]);
                         return ITD_ERR_DECODE;
                 }
-                err = fn(codec, buf, len, CONFLUENT_HDR, out, why, sizeof why);
+                r = fn(codec, buf, len, CONFLUENT_HDR, out, why, sizeof why);
                 break;
         case ITD_FRAMING_BARE:
-                err = fn(codec, buf, len, 0, out, why, sizeof why);
+                r = fn(codec, buf, len, 0, out, why, sizeof why);
                 break;
         default:
                 if (len < CONFLUENT_HDR || buf[0] != 0) {
-                        err = fn(codec, buf, len, 0, out, why, sizeof why);
+                        r = fn(codec, buf, len, 0, out, why, sizeof why);
                         break;
                 }
                 /*
@@ -711,11 +917,9 @@ static itd_err_t decode_framed(itd_codec_t *codec, const char *what,
                  * record whose first field is a null union branch, so try
                  * the header first and fall back to bare.
                  */
-                err = fn(codec, buf, len, CONFLUENT_HDR, out, why, sizeof why);
-                if (!err)
+                if (!fn(codec, buf, len, CONFLUENT_HDR, out, why, sizeof why))
                         return ITD_OK;
-                err = fn(codec, buf, len, 0, out, why_bare, sizeof why_bare);
-                if (!err)
+                if (!fn(codec, buf, len, 0, out, why_bare, sizeof why_bare))
                         return ITD_OK;
                 snprintf(errstr, errstr_size,
                          "avro %s decode: as Confluent (schema id %" PRIu32
@@ -724,19 +928,22 @@ static itd_err_t decode_framed(itd_codec_t *codec, const char *what,
                          (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
                              (uint32_t)buf[3] << 8 | buf[4],
                          why, why_bare);
-                return err;
+                return ITD_ERR_DECODE;
         }
-        if (err)
+        if (r) {
                 snprintf(errstr, errstr_size, "avro %s decode: %s", what, why);
-        return err;
+                return ITD_ERR_DECODE;
+        }
+        return ITD_OK;
 }
 
-static itd_err_t event_payload(itd_codec_t *codec, const uint8_t *buf,
-                               size_t len, size_t off, void *out,
-                               char *errstr, size_t errstr_size) {
-        /* Skeleton: every schema id is taken to mean our own schema. */
-        return decode_event_at(&codec->ev_plan, buf, len, off, out, errstr,
-                               errstr_size);
+static itd_reason_t event_payload(itd_codec_t *codec, const uint8_t *buf,
+                                  size_t len, size_t off, void *out,
+                                  char *errstr, size_t errstr_size) {
+        /* Every schema id is taken to mean our own schema here; the
+         * daemon resolves ids through itd_decoder_t (input.h). */
+        return itd_plan_decode(codec->ev_plan, buf, len, off, SIZE_MAX, out,
+                               errstr, errstr_size);
 }
 
 itd_err_t itd_codec_decode_event(itd_codec_t *codec, const void *buf,
@@ -748,63 +955,66 @@ itd_err_t itd_codec_decode_event(itd_codec_t *codec, const void *buf,
 }
 
 /* An array of {string, float} records into names[max][name_cap]. */
-static itd_err_t rd_pairs(cur_t *c, size_t max, char *names, size_t name_cap,
-                          float *scores, size_t *n) {
-        itd_err_t err;
+static itd_reason_t rd_pairs(cur_t *c, size_t max, char *names,
+                             size_t name_cap, float *scores, size_t *n) {
+        itd_reason_t r;
         *n = 0;
         for (;;) {
                 int64_t count;
-                if ((err = rd_block(c, &count)))
-                        return err;
+                if ((r = rd_block(c, 1, &count)))
+                        return r;
                 if (count == 0)
-                        return ITD_OK;
+                        return ITD_REASON_OK;
                 if ((uint64_t)count > max - *n)
-                        return cur_fail(c, "more than %zu items", max);
+                        return cur_fail(c, ITD_REASON_MALFORMED_AVRO,
+                                        "more than %zu items", max);
                 for (int64_t i = 0; i < count; i++, (*n)++) {
-                        if ((err = rd_string(c, names + *n * name_cap,
-                                             name_cap)) ||
-                            (err = rd_float(c, &scores[*n])))
-                                return err;
+                        if ((r = rd_string(c, names + *n * name_cap,
+                                           name_cap)) ||
+                            (r = rd_float(c, &scores[*n])))
+                                return r;
                 }
         }
 }
 
-static itd_err_t prediction_payload(itd_codec_t *codec, const uint8_t *buf,
-                                    size_t len, size_t off, void *out,
-                                    char *errstr, size_t errstr_size) {
+static itd_reason_t prediction_payload(itd_codec_t *codec,
+                                       const uint8_t *buf, size_t len,
+                                       size_t off, void *out, char *errstr,
+                                       size_t errstr_size) {
         itd_prediction_t *p = out;
-        cur_t c = {buf, buf + off, buf + len, "", errstr, errstr_size};
-        itd_err_t err;
+        cur_t c = {buf, buf + off, buf + len, "", SIZE_MAX, errstr,
+                   errstr_size};
+        itd_reason_t r;
         int next;
         size_t b;
         (void)codec;
         memset(p, 0, sizeof *p);
 #define FIELD(i) (c.field = pred_fields[i])
-        if ((FIELD(0), err = rd_string(&c, p->prediction_id,
-                                       sizeof p->prediction_id)) ||
-            (FIELD(1), err = rd_string(&c, p->user_id, sizeof p->user_id)) ||
-            (FIELD(2), err = rd_long(&c, &p->event_ts_ms)) ||
-            (FIELD(3), err = rd_long(&c, &p->predicted_at_ms)) ||
-            (FIELD(4), err = rd_float(&c, &p->purchase_probability)) ||
-            (FIELD(5), err = rd_enum(&c, ITD_NEXT__COUNT, &next)))
-                return err;
+        if ((FIELD(0), r = rd_string(&c, p->prediction_id,
+                                     sizeof p->prediction_id)) ||
+            (FIELD(1), r = rd_string(&c, p->user_id, sizeof p->user_id)) ||
+            (FIELD(2), r = rd_long(&c, &p->event_ts_ms)) ||
+            (FIELD(3), r = rd_long(&c, &p->predicted_at_ms)) ||
+            (FIELD(4), r = rd_float(&c, &p->purchase_probability)) ||
+            (FIELD(5), r = rd_enum(&c, ITD_NEXT__COUNT, &next)))
+                return r;
         p->next_action = (itd_next_t)next;
         FIELD(6);
         for (int i = 0; i < ITD_NEXT__COUNT; i++)
-                if ((err = rd_float(&c, &p->next_probs[i])))
-                        return err;
-        if ((FIELD(7), err = rd_long(&c, &p->model_version)) ||
-            (FIELD(8), err = rd_pairs(&c, ITD_TOPCAT_MAX,
-                                      &p->top_categories[0][0], ITD_ID_MAX,
-                                      p->top_category_scores,
-                                      &p->n_top_categories)) ||
-            (FIELD(9), err = rd_branch(&c, 2, &b)))
-                return err;
+                if ((r = rd_float(&c, &p->next_probs[i])))
+                        return r;
+        if ((FIELD(7), r = rd_long(&c, &p->model_version)) ||
+            (FIELD(8), r = rd_pairs(&c, ITD_TOPCAT_MAX,
+                                    &p->top_categories[0][0], ITD_ID_MAX,
+                                    p->top_category_scores,
+                                    &p->n_top_categories)) ||
+            (FIELD(9), r = rd_branch(&c, 2, &b)))
+                return r;
         if (b == 1 &&
-            (err = rd_pairs(&c, ITD_EXPLAIN_MAX, &p->explanation_feature[0][0],
-                            sizeof p->explanation_feature[0],
-                            p->explanation_contribution, &p->n_explanation)))
-                return err;
+            (r = rd_pairs(&c, ITD_EXPLAIN_MAX, &p->explanation_feature[0][0],
+                          sizeof p->explanation_feature[0],
+                          p->explanation_contribution, &p->n_explanation)))
+                return r;
 #undef FIELD
         return check_end(&c);
 }

@@ -2,9 +2,11 @@
  * event.c - the decoded event record: clearing, enum names, JSON in and out,
  * and the stable string hash.
  *
- * JSON is the replay and simulator format (one object per line). Parsing
- * goes through jansson; writing is done by hand into the caller's buffer so
- * `intentd simulate` emits millions of lines without allocating per line.
+ * JSON is the replay and simulator format (one object per line) and the
+ * daemon's `input.format: json`. Parsing goes through jansson, with the
+ * same limits and reason codes (input.h) as the Avro walker in codec.c.
+ * Writing is done by hand into the caller's buffer so `intentd simulate`
+ * emits millions of lines without allocating per line.
  */
 #include "intentd/event.h"
 
@@ -17,6 +19,8 @@
 
 #include <jansson.h>
 #include <xxhash.h>
+
+#include "codec_int.h"
 
 static const char *const type_names[ITD_EV__COUNT] = {
     "VIEW", "SEARCH", "ADD_TO_CART", "REMOVE_FROM_CART", "PURCHASE",
@@ -54,17 +58,19 @@ uint64_t itd_hash_str(const char *s, uint64_t seed) {
         return XXH3_64bits_withSeed(s, strlen(s), seed);
 }
 
-static itd_err_t fail(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static itd_reason_t fail(itd_reason_t r, char *errstr, size_t errstr_size,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static itd_err_t fail(char *errstr, size_t errstr_size, const char *fmt, ...) {
+static itd_reason_t fail(itd_reason_t r, char *errstr, size_t errstr_size,
+                         const char *fmt, ...) {
         if (errstr && errstr_size) {
                 va_list ap;
                 va_start(ap, fmt);
                 vsnprintf(errstr, errstr_size, fmt, ap);
                 va_end(ap);
         }
-        return ITD_ERR_DECODE;
+        return r;
 }
 
 static const char *json_kind(const json_t *v) {
@@ -86,127 +92,151 @@ static const char *json_kind(const json_t *v) {
  * empty unless the field is required. Too long is an error, not a cut: a cut
  * id would silently merge two users.
  */
-static itd_err_t get_string(json_t *obj, const char *name, char *dst,
-                            size_t cap, int required, char *errstr,
-                            size_t errstr_size) {
+static itd_reason_t get_string(json_t *obj, const char *name, char *dst,
+                               size_t cap, size_t max_str, int required,
+                               char *errstr, size_t errstr_size) {
         json_t *v = json_object_get(obj, name);
+        size_t limit = cap - 1 < max_str ? cap - 1 : max_str;
         dst[0] = '\0';
         if (!v || json_is_null(v)) {
                 if (required)
-                        return fail(errstr, errstr_size,
+                        return fail(ITD_REASON_MISSING_USER_ID, errstr,
+                                    errstr_size,
                                     "event field '%s': missing (required)",
                                     name);
-                return ITD_OK;
+                return ITD_REASON_OK;
         }
         if (!json_is_string(v))
-                return fail(errstr, errstr_size,
+                return fail(ITD_REASON_WRONG_TYPE, errstr, errstr_size,
                             "event field '%s': expected a string, got %s",
                             name, json_kind(v));
         size_t n = json_string_length(v);
-        if (n >= cap)
-                return fail(errstr, errstr_size,
+        if (n > limit)
+                return fail(ITD_REASON_STRING_TOO_LONG, errstr, errstr_size,
                             "event field '%s': string of %zu bytes exceeds "
                             "the limit of %zu",
-                            name, n, cap - 1);
+                            name, n, limit);
         const char *s = json_string_value(v);
-        if (strlen(s) != n)
-                return fail(errstr, errstr_size,
+        if (memchr(s, 0, n))
+                return fail(ITD_REASON_NUL_IN_STRING, errstr, errstr_size,
                             "event field '%s': string contains a NUL byte",
                             name);
         memcpy(dst, s, n + 1);
         if (required && n == 0)
-                return fail(errstr, errstr_size,
+                return fail(ITD_REASON_MISSING_USER_ID, errstr, errstr_size,
                             "event field '%s': empty string (required)",
                             name);
-        return ITD_OK;
+        return ITD_REASON_OK;
 }
 
-itd_err_t itd_event_from_json(const char *json, size_t len, itd_event_t *ev,
-                              char *errstr, size_t errstr_size) {
+itd_reason_t itd_event_json_decode(const char *json, size_t len,
+                                   size_t max_str, itd_event_t *ev,
+                                   char *errstr, size_t errstr_size) {
         json_error_t jerr;
-        itd_err_t err = ITD_OK;
+        itd_reason_t r = ITD_REASON_OK;
+        size_t bad;
         itd_event_clear(ev);
-        json_t *obj = json_loadb(json, len, 0, &jerr);
+        /* Before jansson, which would call bad UTF-8 a syntax error. */
+        if ((bad = itd_utf8_check((const uint8_t *)json, len)) != len)
+                return fail(ITD_REASON_INVALID_UTF8, errstr, errstr_size,
+                            "event JSON: invalid UTF-8 at byte %zu (0x%02x)",
+                            bad, (unsigned char)json[bad]);
+        /* NULs are let through to be named by get_string; duplicate keys
+         * are refused because which one wins is up to each parser. */
+        json_t *obj = json_loadb(json, len,
+                                 JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES,
+                                 &jerr);
         if (!obj)
-                return fail(errstr, errstr_size,
+                return fail(ITD_REASON_JSON_SYNTAX, errstr, errstr_size,
                             "event JSON: %s at column %d", jerr.text,
                             jerr.column);
         if (!json_is_object(obj)) {
-                err = fail(errstr, errstr_size,
-                           "event JSON: expected an object, got %s",
-                           json_kind(obj));
+                r = fail(ITD_REASON_JSON_NOT_OBJECT, errstr, errstr_size,
+                         "event JSON: expected an object, got %s",
+                         json_kind(obj));
                 goto done;
         }
 
-        if ((err = get_string(obj, "user_id", ev->user_id, sizeof ev->user_id,
-                              1, errstr, errstr_size)) ||
-            (err = get_string(obj, "event_id", ev->event_id,
-                              sizeof ev->event_id, 0, errstr, errstr_size)) ||
-            (err = get_string(obj, "item_id", ev->item_id, sizeof ev->item_id,
-                              0, errstr, errstr_size)) ||
-            (err = get_string(obj, "category", ev->category,
-                              sizeof ev->category, 0, errstr, errstr_size)) ||
-            (err = get_string(obj, "query", ev->query, sizeof ev->query, 0,
-                              errstr, errstr_size)) ||
-            (err = get_string(obj, "session_id", ev->session_id,
-                              sizeof ev->session_id, 0, errstr, errstr_size)))
+        if ((r = get_string(obj, "user_id", ev->user_id, sizeof ev->user_id,
+                            max_str, 1, errstr, errstr_size)) ||
+            (r = get_string(obj, "event_id", ev->event_id,
+                            sizeof ev->event_id, max_str, 0, errstr,
+                            errstr_size)) ||
+            (r = get_string(obj, "item_id", ev->item_id, sizeof ev->item_id,
+                            max_str, 0, errstr, errstr_size)) ||
+            (r = get_string(obj, "category", ev->category,
+                            sizeof ev->category, max_str, 0, errstr,
+                            errstr_size)) ||
+            (r = get_string(obj, "query", ev->query, sizeof ev->query,
+                            max_str, 0, errstr, errstr_size)) ||
+            (r = get_string(obj, "session_id", ev->session_id,
+                            sizeof ev->session_id, max_str, 0, errstr,
+                            errstr_size)))
                 goto done;
 
         json_t *v = json_object_get(obj, "ts");
         if (!v || json_is_null(v)) {
-                err = fail(errstr, errstr_size,
-                           "event field 'ts': missing (required)");
+                r = fail(ITD_REASON_MISSING_FIELD, errstr, errstr_size,
+                         "event field 'ts': missing (required)");
                 goto done;
         }
         if (!json_is_integer(v)) {
-                err = fail(errstr, errstr_size,
-                           "event field 'ts': expected integer milliseconds, "
-                           "got %s",
-                           json_kind(v));
+                r = fail(ITD_REASON_WRONG_TYPE, errstr, errstr_size,
+                         "event field 'ts': expected integer milliseconds, "
+                         "got %s",
+                         json_kind(v));
                 goto done;
         }
         ev->ts_ms = (int64_t)json_integer_value(v);
 
         v = json_object_get(obj, "type");
         if (!v || json_is_null(v)) {
-                err = fail(errstr, errstr_size,
-                           "event field 'type': missing (required)");
+                r = fail(ITD_REASON_MISSING_FIELD, errstr, errstr_size,
+                         "event field 'type': missing (required)");
                 goto done;
         }
         if (!json_is_string(v)) {
-                err = fail(errstr, errstr_size,
-                           "event field 'type': expected a string, got %s",
-                           json_kind(v));
+                r = fail(ITD_REASON_WRONG_TYPE, errstr, errstr_size,
+                         "event field 'type': expected a string, got %s",
+                         json_kind(v));
                 goto done;
         }
         if (itd_event_type_parse(json_string_value(v), &ev->type)) {
-                err = fail(errstr, errstr_size,
-                           "event field 'type': unknown symbol \"%.40s\" "
-                           "(expected VIEW, SEARCH, ADD_TO_CART, "
-                           "REMOVE_FROM_CART, PURCHASE or FAVORITE)",
-                           json_string_value(v));
+                r = fail(ITD_REASON_UNKNOWN_EVENT_TYPE, errstr, errstr_size,
+                         "event field 'type': unknown symbol \"%.40s\" "
+                         "(expected VIEW, SEARCH, ADD_TO_CART, "
+                         "REMOVE_FROM_CART, PURCHASE or FAVORITE)",
+                         json_string_value(v));
                 goto done;
         }
 
         v = json_object_get(obj, "price");
         if (v && !json_is_null(v)) {
                 if (!json_is_number(v)) {
-                        err = fail(errstr, errstr_size,
-                                   "event field 'price': expected a number, "
-                                   "got %s",
-                                   json_kind(v));
+                        r = fail(ITD_REASON_WRONG_TYPE, errstr, errstr_size,
+                                 "event field 'price': expected a number, "
+                                 "got %s",
+                                 json_kind(v));
                         goto done;
                 }
                 ev->price = json_number_value(v);
                 if (!isfinite(ev->price)) {
-                        err = fail(errstr, errstr_size,
-                                   "event field 'price': not finite");
+                        r = fail(ITD_REASON_BAD_PRICE, errstr, errstr_size,
+                                 "event field 'price': not finite");
                         goto done;
                 }
         }
 done:
         json_decref(obj);
-        return err;
+        return r;
+}
+
+itd_err_t itd_event_from_json(const char *json, size_t len, itd_event_t *ev,
+                              char *errstr, size_t errstr_size) {
+        return itd_event_json_decode(json, len, SIZE_MAX, ev, errstr,
+                                     errstr_size)
+                   ? ITD_ERR_DECODE
+                   : ITD_OK;
 }
 
 /* Appends bytes to buf while tracking overflow; the caller checks once. */

@@ -31,6 +31,11 @@
  * (relative 1e-7 of 1 + v) is far below what a feature needs. */
 static inline float flog1p(float v) { return logf(1.0f + v); }
 
+/* Most window cells of most users are 0, and logf(1) is exactly 0. */
+static inline float count_log1p(uint32_t n) {
+        return n ? flog1p((float)n) : 0.0f;
+}
+
 static const char *const type_lower[TYPES] = {
     "view", "search", "add_to_cart", "remove_from_cart", "purchase",
     "favorite"};
@@ -148,12 +153,12 @@ void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
         uint32_t counts[ITD_WINDOWS_MAX * TYPES];
         itd_user_counts(st, u, ev->ts_ms, counts);
         for (size_t i = 0; i < W * TYPES; i++)
-                x[i] = flog1p((float)counts[i]);
+                x[i] = count_log1p(counts[i]);
         float *f = x + W * TYPES;
 
         double events = 0;
         for (int t = 0; t < TYPES; t++) {
-                f[F_LIFE + t] = flog1p((float)u->life[t]);
+                f[F_LIFE + t] = count_log1p(u->life[t]);
                 events += u->life[t];
         }
         f[F_LIFE_EVENTS] = flog1p((float)events);
@@ -178,9 +183,9 @@ void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
 
         f[F_SESS_EVENTS] = flog1p((float)u->sess_events);
         f[F_SESS_SECS] = log_secs(now_s - (double)u->sess_start_sec);
-        f[F_SESS_CARTS] = flog1p((float)u->sess_carts);
+        f[F_SESS_CARTS] = count_log1p(u->sess_carts);
         f[F_SESS_CART_VALUE] = log_price(u->sess_cart_value);
-        f[F_SESS_SEARCHES] = flog1p((float)u->sess_searches);
+        f[F_SESS_SEARCHES] = count_log1p(u->sess_searches);
         f[F_SESS_ITEMS] = flog1p(sketch_estimate(u->sess_item_sk));
         f[F_SESS_CATS] = flog1p(sketch_estimate(u->sess_cat_sk));
 

@@ -56,13 +56,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
 
 rd_kafka_t *itd_kafka_new(rd_kafka_type_t type, itd_kafka_pairs_t defaults,
                           size_t n, char *const *keys, char *const *values,
-                          void (*dr_msg_cb)(rd_kafka_t *,
-                                            const rd_kafka_message_t *,
-                                            void *),
-                          void (*rebalance_cb)(
-                              rd_kafka_t *, rd_kafka_resp_err_t,
-                              rd_kafka_topic_partition_list_t *, void *),
-                          void *opaque, char *errstr, size_t errstr_size) {
+                          const itd_kafka_cbs_t *cbs, void *opaque,
+                          char *errstr, size_t errstr_size) {
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         char why[512];
         for (size_t i = 0; defaults && defaults[i]; i += 2) {
@@ -88,10 +83,12 @@ rd_kafka_t *itd_kafka_new(rd_kafka_type_t type, itd_kafka_pairs_t defaults,
                 }
         }
         rd_kafka_conf_set_log_cb(kc, log_cb);
-        if (dr_msg_cb)
-                rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
-        if (rebalance_cb)
-                rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+        if (cbs && cbs->dr_msg)
+                rd_kafka_conf_set_dr_msg_cb(kc, cbs->dr_msg);
+        if (cbs && cbs->rebalance)
+                rd_kafka_conf_set_rebalance_cb(kc, cbs->rebalance);
+        if (cbs && cbs->stats)
+                rd_kafka_conf_set_stats_cb(kc, cbs->stats);
         rd_kafka_conf_set_opaque(kc, opaque);
         rd_kafka_t *rk = rd_kafka_new(type, kc, why, sizeof why);
         if (!rk) {

@@ -1,9 +1,11 @@
 /*
  * labeler.c - pending predictions waiting for their delayed labels.
  *
- * Everything is allocated once in itd_labeler_new: a pool of max_pending
- * slots (with their dim floats and n_ids ids), a user map sized for the
- * pool, and two indexed min-heaps on prediction time, one for predictions
+ * The pool of slots (each with its dim floats and n_ids ids), the user map
+ * and the heaps grow by doubling when full, up to max_pending, so a
+ * partition reserves only what its peak needs (16 partitions x the default
+ * 1M would otherwise hold gigabytes each) and steady state allocates
+ * nothing. Two indexed min-heaps on prediction time: one for predictions
  * whose purchase label is open (closed by the watermark passing
  * t + horizon) and one for those whose next action is open (closed by the
  * watermark passing t + session gap: LEAVE). A per-user list, in add order,
@@ -27,13 +29,16 @@
  */
 #include "intentd/labeler.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "intentd/mem.h"
+#include "state_int.h" /* the snapshot I/O helpers */
 
 #define NIL UINT32_MAX
+#define POOL_FIRST 1024 /* slots allocated up front */
 
 enum { FREE = 0, PENDING, RESOLVED, TAKEN };
 enum { H_LABEL = 0, H_NEXT = 1 };
@@ -63,14 +68,16 @@ typedef struct heap_s {
 
 struct itd_labeler_s {
         itd_labeler_conf_t conf;
+        size_t cap;        /* slots allocated, <= max_pending */
         slot_t *slots;
-        float *x;          /* max_pending * dim */
-        uint32_t *ids;     /* max_pending * n_ids */
+        float *x;          /* cap * dim */
+        uint32_t *ids;     /* cap * n_ids */
         uint32_t free_head;
         uint32_t res_head, res_tail; /* resolved, oldest first */
         uint32_t taken_head;         /* handed out by take; freed next call */
         umap_entry_t *umap;
-        size_t umap_cap;             /* power of two, >= 2 * max_pending */
+        size_t umap_cap;             /* power of two, >= 2 * umap_used */
+        size_t umap_used;            /* entries with count > 0 */
         heap_t heap[2];
         itd_labeler_stats_t stats;
 };
@@ -115,6 +122,48 @@ static void umap_delete(itd_labeler_t *lb, umap_entry_t *e) {
                 i = j;
         }
         lb->umap[i].count = 0;
+        lb->umap_used--;
+}
+
+/* Doubles the map; entries move, so no umap_entry_t * survives a call. */
+static void umap_grow(itd_labeler_t *lb) {
+        umap_entry_t *old = lb->umap;
+        size_t old_cap = lb->umap_cap;
+        lb->umap_cap *= 2;
+        lb->umap = itd_xcalloc(lb->umap_cap, sizeof(*lb->umap));
+        size_t mask = lb->umap_cap - 1;
+        for (size_t i = 0; i < old_cap; i++) {
+                if (!old[i].count)
+                        continue;
+                size_t pos = umap_home(lb, old[i].key);
+                while (lb->umap[pos].count)
+                        pos = (pos + 1) & mask;
+                lb->umap[pos] = old[i];
+        }
+        free(old);
+}
+
+/* ------------------------------------------------------------- pool */
+
+/* Grows the pool to cap slots (<= max_pending); the new slots go on the
+ * free list in index order. */
+static void pool_grow(itd_labeler_t *lb, size_t cap) {
+        size_t old = lb->cap;
+        size_t dim = lb->conf.dim ? lb->conf.dim : 1;
+        size_t n_ids = lb->conf.n_ids ? lb->conf.n_ids : 1;
+        lb->slots = itd_xrealloc(lb->slots, cap * sizeof(*lb->slots));
+        lb->x = itd_xrealloc(lb->x, cap * dim * sizeof(float));
+        lb->ids = itd_xrealloc(lb->ids, cap * n_ids * sizeof(uint32_t));
+        for (int h = 0; h < 2; h++)
+                lb->heap[h].a = itd_xrealloc(lb->heap[h].a,
+                                             cap * sizeof(uint32_t));
+        memset(lb->slots + old, 0, (cap - old) * sizeof(*lb->slots));
+        for (size_t i = cap; i-- > old;) {
+                lb->slots[i].state = FREE;
+                lb->slots[i].link = lb->free_head;
+                lb->free_head = (uint32_t)i;
+        }
+        lb->cap = cap;
 }
 
 /* ------------------------------------------------------------- heaps */
@@ -251,21 +300,12 @@ itd_labeler_t *itd_labeler_new(const itd_labeler_conf_t *conf, char *errstr,
         }
         itd_labeler_t *lb = itd_xcalloc(1, sizeof(*lb));
         lb->conf = *conf;
-        size_t n = conf->max_pending;
-        lb->slots = itd_xcalloc(n, sizeof(*lb->slots));
-        lb->x = itd_xcalloc(n * (conf->dim ? conf->dim : 1), sizeof(float));
-        lb->ids = itd_xcalloc(n * (conf->n_ids ? conf->n_ids : 1),
-                              sizeof(uint32_t));
-        for (size_t i = 0; i < n; i++)
-                lb->slots[i].link = i + 1 < n ? (uint32_t)(i + 1) : NIL;
-        lb->free_head = 0;
+        lb->free_head = NIL;
         lb->res_head = lb->res_tail = lb->taken_head = NIL;
-        lb->umap_cap = 16;
-        while (lb->umap_cap < 2 * n)
-                lb->umap_cap *= 2;
+        pool_grow(lb, conf->max_pending < POOL_FIRST ? conf->max_pending
+                                                     : POOL_FIRST);
+        lb->umap_cap = 64;
         lb->umap = itd_xcalloc(lb->umap_cap, sizeof(*lb->umap));
-        for (int h = 0; h < 2; h++)
-                lb->heap[h].a = itd_xmalloc(n * sizeof(uint32_t));
         return lb;
 }
 
@@ -338,9 +378,18 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
                 lb->stats.pending--;
                 lb->stats.dropped_full++;
         }
-        if (lb->free_head == NIL)
-                return ITD_ERR_FULL;
+        if (lb->free_head == NIL) {
+                if (lb->cap >= lb->conf.max_pending)
+                        return ITD_ERR_FULL;
+                pool_grow(lb, lb->cap * 2 < lb->conf.max_pending
+                                  ? lb->cap * 2
+                                  : lb->conf.max_pending);
+        }
+        if ((lb->umap_used + 1) * 2 > lb->umap_cap)
+                umap_grow(lb);
         e = umap_find(lb, user_hash, 1);
+        if (!e->count)
+                lb->umap_used++;
         uint32_t s = lb->free_head;
         slot_t *sl = &lb->slots[s];
         lb->free_head = sl->link;
@@ -434,4 +483,385 @@ size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max) {
 
 void itd_labeler_stats(const itd_labeler_t *lb, itd_labeler_stats_t *stats) {
         *stats = lb->stats;
+}
+
+/* ---------------------------------------------------------- snapshots */
+
+#define LSNAP_MAGIC "ITDLABEL"
+#define LSNAP_VERSION 1
+#define LSNAP_REC 52 /* bytes per slot record, see put_slot */
+#define UNLINKED (NIL - 1)
+
+enum {
+        LH_DIM, LH_N_IDS, LH_NEXT_COUNT, LH_HORIZON, LH_GAP, LH_MAX_PENDING,
+        LH_PER_USER, LH_N_LIVE, LH_HEAP_LABEL, LH_HEAP_NEXT, LH_N_RES,
+        LH_PENDING, LH_POSITIVES, LH_NEGATIVES, LH_DROPPED,
+        LH__COUNT
+};
+#define LSNAP_HDR_BYTES (8 + 8 + 8 + 8 * LH__COUNT + 16 + 8)
+
+/* ts, user hash, score, next probs, user links, label, next, state, pad */
+static void put_slot(unsigned char *rec, const slot_t *sl, uint32_t prev,
+                     uint32_t next) {
+        unsigned char *p = rec;
+        memcpy(p, &sl->ts_ms, 8);
+        memcpy(p + 8, &sl->user_hash, 8);
+        memcpy(p + 16, &sl->score, 4);
+        memcpy(p + 20, sl->next_probs, 4 * ITD_NEXT__COUNT);
+        memcpy(p + 40, &prev, 4);
+        memcpy(p + 44, &next, 4);
+        p[48] = (unsigned char)sl->label;
+        p[49] = (unsigned char)sl->next;
+        p[50] = sl->state;
+        p[51] = 0;
+}
+
+static void get_slot(const unsigned char *p, slot_t *sl) {
+        memcpy(&sl->ts_ms, p, 8);
+        memcpy(&sl->user_hash, p + 8, 8);
+        memcpy(&sl->score, p + 16, 4);
+        memcpy(sl->next_probs, p + 20, 4 * ITD_NEXT__COUNT);
+        memcpy(&sl->user_prev, p + 40, 4);
+        memcpy(&sl->user_next, p + 44, 4);
+        sl->label = (int8_t)p[48];
+        sl->next = (int8_t)p[49];
+        sl->state = p[50];
+}
+
+static uint32_t map_of(const uint32_t *map, uint32_t s) {
+        return s == NIL ? NIL : map[s];
+}
+
+/* Live slots (pending, resolved) in index order, renumbered 0..n-1 by map;
+ * then their features, the two heaps as arrays (their shape decides the
+ * order of equal times) and the resolved queue. */
+static void write_payload(const itd_labeler_t *lb, const uint32_t *map,
+                          itd_snap_t *s) {
+        unsigned char rec[LSNAP_REC];
+        for (size_t i = 0; i < lb->cap; i++) {
+                const slot_t *sl = &lb->slots[i];
+                if (map[i] == NIL)
+                        continue;
+                int pending = sl->state == PENDING;
+                put_slot(rec, sl, pending ? map_of(map, sl->user_prev) : NIL,
+                         pending ? map_of(map, sl->user_next) : NIL);
+                itd_snap_write(s, rec, sizeof(rec));
+        }
+        for (size_t i = 0; i < lb->cap; i++)
+                if (map[i] != NIL)
+                        itd_snap_write(s, lb->x + i * lb->conf.dim,
+                                       lb->conf.dim * sizeof(float));
+        for (size_t i = 0; i < lb->cap; i++)
+                if (map[i] != NIL)
+                        itd_snap_write(s, lb->ids + i * lb->conf.n_ids,
+                                       lb->conf.n_ids * sizeof(uint32_t));
+        for (int h = 0; h < 2; h++)
+                for (size_t i = 0; i < lb->heap[h].n; i++) {
+                        uint32_t v = map[lb->heap[h].a[i]];
+                        itd_snap_write(s, &v, sizeof(v));
+                }
+        for (uint32_t r = lb->res_head; r != NIL; r = lb->slots[r].link) {
+                uint32_t v = map[r];
+                itd_snap_write(s, &v, sizeof(v));
+        }
+}
+
+itd_err_t itd_labeler_snapshot(const itd_labeler_t *lb, FILE *out,
+                               char *errstr, size_t errstr_size) {
+        uint32_t *map = itd_xmalloc(lb->cap * sizeof(*map));
+        uint64_t n_live = 0, n_res = 0;
+        for (size_t i = 0; i < lb->cap; i++) {
+                uint8_t state = lb->slots[i].state;
+                map[i] = state == PENDING || state == RESOLVED
+                             ? (uint32_t)n_live++
+                             : NIL;
+        }
+        for (uint32_t r = lb->res_head; r != NIL; r = lb->slots[r].link)
+                n_res++;
+        itd_snap_t s = {0};
+        itd_snap_hash_begin(&s);
+        write_payload(lb, map, &s);
+        uint64_t payload_bytes = s.off;
+        uint64_t payload_hash = itd_snap_hash_end(&s);
+
+        uint64_t v[LH__COUNT] = {
+            [LH_DIM] = lb->conf.dim,
+            [LH_N_IDS] = lb->conf.n_ids,
+            [LH_NEXT_COUNT] = ITD_NEXT__COUNT,
+            [LH_HORIZON] = (uint64_t)lb->conf.horizon_ms,
+            [LH_GAP] = (uint64_t)lb->conf.session_gap_ms,
+            [LH_MAX_PENDING] = lb->conf.max_pending,
+            [LH_PER_USER] = lb->conf.max_pending_per_user,
+            [LH_N_LIVE] = n_live,
+            [LH_HEAP_LABEL] = lb->heap[H_LABEL].n,
+            [LH_HEAP_NEXT] = lb->heap[H_NEXT].n,
+            [LH_N_RES] = n_res,
+            [LH_PENDING] = lb->stats.pending,
+            [LH_POSITIVES] = lb->stats.positives,
+            [LH_NEGATIVES] = lb->stats.negatives,
+            [LH_DROPPED] = lb->stats.dropped_full,
+        };
+        unsigned char hdr[LSNAP_HDR_BYTES];
+        size_t pos = 8;
+        memcpy(hdr, LSNAP_MAGIC, 8);
+        itd_snap_put(hdr, &pos, (uint64_t)LSNAP_VERSION |
+                                    (uint64_t)LSNAP_HDR_BYTES << 32);
+        itd_snap_put(hdr, &pos, ITD_SNAP_ENDIAN);
+        for (size_t i = 0; i < LH__COUNT; i++)
+                itd_snap_put(hdr, &pos, v[i]);
+        itd_snap_put(hdr, &pos, payload_bytes);
+        itd_snap_put(hdr, &pos, payload_hash);
+        itd_snap_put(hdr, &pos, itd_snap_hash(hdr, pos));
+
+        itd_snap_t w = {.f = out};
+        itd_snap_write(&w, hdr, sizeof(hdr));
+        write_payload(lb, map, &w);
+        free(map);
+        if (w.failed) {
+                if (errstr && errstr_size)
+                        snprintf(errstr, errstr_size,
+                                 "writing labeler snapshot failed at byte %"
+                                 PRIu64 ": %s", w.off,
+                                 strerror(w.saved_errno));
+                return ITD_ERR_IO;
+        }
+        return ITD_OK;
+}
+
+/* Rebuilds heap positions, the resolved queue, the user lists and map
+ * from the restored slots; returns NULL or what is inconsistent. */
+static const char *restore_links(itd_labeler_t *lb, size_t n_live,
+                                 const uint32_t *heap_a[2],
+                                 const size_t heap_n[2], const uint32_t *res,
+                                 size_t n_res) {
+        size_t pending = 0, open[2] = {0, 0}, resolved = 0;
+        for (size_t i = 0; i < n_live; i++) {
+                slot_t *sl = &lb->slots[i];
+                sl->hpos[0] = sl->hpos[1] = NIL;
+                sl->link = UNLINKED;
+                if (sl->state == PENDING) {
+                        if (sl->label < -1 || sl->label > 1 ||
+                            sl->next < -1 || sl->next >= ITD_NEXT__COUNT ||
+                            (sl->label >= 0 && sl->next >= 0))
+                                return "a pending prediction with both "
+                                       "outcomes known";
+                        if ((sl->user_prev != NIL && sl->user_prev >= n_live) ||
+                            (sl->user_next != NIL && sl->user_next >= n_live))
+                                return "a user link outside the pool";
+                        pending++;
+                        open[H_LABEL] += sl->label < 0;
+                        open[H_NEXT] += sl->next < 0;
+                } else if (sl->state == RESOLVED) {
+                        if (sl->label < 0 || sl->label > 1 || sl->next < 0 ||
+                            sl->next >= ITD_NEXT__COUNT)
+                                return "a resolved example without outcomes";
+                        resolved++;
+                } else {
+                        return "a slot in an unknown state";
+                }
+        }
+        if (pending != lb->stats.pending || resolved != n_res ||
+            open[0] != heap_n[0] || open[1] != heap_n[1])
+                return "counts disagree with the slots";
+        for (int h = 0; h < 2; h++) {
+                for (size_t i = 0; i < heap_n[h]; i++) {
+                        uint32_t s = heap_a[h][i];
+                        if (s >= n_live || lb->slots[s].state != PENDING ||
+                            lb->slots[s].hpos[h] != NIL ||
+                            (h == H_LABEL ? lb->slots[s].label
+                                          : lb->slots[s].next) >= 0)
+                                return "a heap entry that is not an open "
+                                       "prediction";
+                        if (i > 0 && heap_key(lb, heap_a[h][(i - 1) / 2]) >
+                                         heap_key(lb, s))
+                                return "a heap out of order";
+                        lb->heap[h].a[i] = s;
+                        lb->slots[s].hpos[h] = (uint32_t)i;
+                }
+                lb->heap[h].n = heap_n[h];
+        }
+        for (size_t i = 0; i < n_res; i++) {
+                uint32_t s = res[i];
+                if (s >= n_live || lb->slots[s].state != RESOLVED ||
+                    lb->slots[s].link != UNLINKED)
+                        return "a bad resolved-queue entry";
+                lb->slots[s].link = NIL;
+                if (lb->res_tail != NIL)
+                        lb->slots[lb->res_tail].link = s;
+                else
+                        lb->res_head = s;
+                lb->res_tail = s;
+        }
+        size_t linked = 0;
+        for (size_t i = 0; i < n_live; i++) {
+                slot_t *sl = &lb->slots[i];
+                if (sl->state != PENDING || sl->user_prev != NIL)
+                        continue;
+                if ((lb->umap_used + 1) * 2 > lb->umap_cap)
+                        umap_grow(lb);
+                umap_entry_t *e = umap_find(lb, sl->user_hash, 1);
+                if (e->count)
+                        return "two pending lists for one user";
+                lb->umap_used++;
+                e->head = (uint32_t)i;
+                uint32_t prev = NIL;
+                for (uint32_t s = (uint32_t)i; s != NIL;
+                     s = lb->slots[s].user_next) {
+                        slot_t *m = &lb->slots[s];
+                        if (m->state != PENDING ||
+                            m->user_hash != sl->user_hash ||
+                            m->user_prev != prev || e->count >= n_live)
+                                return "a broken per-user list";
+                        e->count++;
+                        prev = s;
+                }
+                e->tail = prev;
+                linked += e->count;
+        }
+        if (linked != pending)
+                return "pending predictions outside every user list";
+        return NULL;
+}
+
+itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
+                                   char *errstr, size_t errstr_size) {
+#define FAIL(...)                                                         \
+        do {                                                              \
+                if (errstr && errstr_size)                                \
+                        snprintf(errstr, errstr_size, __VA_ARGS__);       \
+                goto fail;                                                \
+        } while (0)
+        static const char *const names[LH__COUNT] = {
+            [LH_DIM] = "labeler.dim", [LH_N_IDS] = "labeler.n_ids",
+            [LH_NEXT_COUNT] = "next-action classes",
+            [LH_HORIZON] = "labeler.horizon_ms",
+            [LH_GAP] = "labeler.session_gap_ms"};
+        itd_labeler_t *lb = NULL;
+        uint32_t *links = NULL;
+        itd_snap_t s = {.f = in};
+        unsigned char hdr[LSNAP_HDR_BYTES];
+        if (itd_snap_read(&s, hdr, 16) != 0) {
+                itd_snap_read_error(&s, "labeler", "the header", 0, 16,
+                                    errstr, errstr_size);
+                goto fail;
+        }
+        if (memcmp(hdr, LSNAP_MAGIC, 8) != 0)
+                FAIL("corrupt labeler snapshot: bad magic at byte 0 (not a "
+                     "labeler snapshot)");
+        size_t pos = 8;
+        uint64_t vw = itd_snap_get(hdr, &pos);
+        if ((uint32_t)vw != LSNAP_VERSION || vw >> 32 != LSNAP_HDR_BYTES)
+                FAIL("incompatible labeler snapshot: format version %" PRIu32
+                     " with a %" PRIu32 "-byte header at byte 8; this build "
+                     "reads version %d (%d bytes)", (uint32_t)vw,
+                     (uint32_t)(vw >> 32), LSNAP_VERSION, LSNAP_HDR_BYTES);
+        if (itd_snap_read(&s, hdr + 16, LSNAP_HDR_BYTES - 16) != 0) {
+                itd_snap_read_error(&s, "labeler", "the header", 0,
+                                    LSNAP_HDR_BYTES, errstr, errstr_size);
+                goto fail;
+        }
+        pos = LSNAP_HDR_BYTES - 8;
+        uint64_t stored = itd_snap_get(hdr, &pos);
+        uint64_t computed = itd_snap_hash(hdr, LSNAP_HDR_BYTES - 8);
+        if (stored != computed)
+                FAIL("corrupt labeler snapshot: header checksum mismatch "
+                     "over bytes 0..%d (stored %016" PRIx64 ", computed %016"
+                     PRIx64 ")", LSNAP_HDR_BYTES - 9, stored, computed);
+        pos = 16;
+        if (itd_snap_get(hdr, &pos) != ITD_SNAP_ENDIAN)
+                FAIL("incompatible labeler snapshot: written on a host of "
+                     "another byte order");
+        uint64_t v[LH__COUNT];
+        for (size_t i = 0; i < LH__COUNT; i++)
+                v[i] = itd_snap_get(hdr, &pos);
+        uint64_t payload_bytes = itd_snap_get(hdr, &pos);
+        uint64_t payload_hash = itd_snap_get(hdr, &pos);
+        const uint64_t mine[LH_GAP + 1] = {
+            [LH_DIM] = conf->dim, [LH_N_IDS] = conf->n_ids,
+            [LH_NEXT_COUNT] = ITD_NEXT__COUNT,
+            [LH_HORIZON] = (uint64_t)conf->horizon_ms,
+            [LH_GAP] = (uint64_t)conf->session_gap_ms};
+        for (size_t i = 0; i <= LH_GAP; i++)
+                if (v[i] != mine[i])
+                        FAIL("incompatible labeler snapshot: taken with %s = %"
+                             PRId64 ", the configuration has %" PRId64,
+                             names[i], (int64_t)v[i], (int64_t)mine[i]);
+        size_t n_live = v[LH_N_LIVE];
+        if (n_live > conf->max_pending)
+                FAIL("incompatible labeler snapshot: it holds %zu pending "
+                     "or unlearned predictions, labeler.max_pending is %zu",
+                     n_live, conf->max_pending);
+        size_t heap_n[2] = {v[LH_HEAP_LABEL], v[LH_HEAP_NEXT]};
+        size_t n_res = v[LH_N_RES];
+        if (heap_n[0] > n_live || heap_n[1] > n_live || n_res > n_live ||
+            payload_bytes !=
+                n_live * (LSNAP_REC + conf->dim * sizeof(float) +
+                          conf->n_ids * sizeof(uint32_t)) +
+                    (heap_n[0] + heap_n[1] + n_res) * sizeof(uint32_t))
+                FAIL("corrupt labeler snapshot: sizes in the header (bytes "
+                     "24..%d) do not describe a labeler", LSNAP_HDR_BYTES - 1);
+
+        lb = itd_labeler_new(conf, errstr, errstr_size);
+        if (!lb)
+                goto fail;
+        if (lb->cap < n_live) {
+                size_t cap = lb->cap;
+                while (cap < n_live)
+                        cap *= 2;
+                pool_grow(lb, cap < conf->max_pending ? cap
+                                                      : conf->max_pending);
+        }
+        /* slots 0..n_live-1 hold the snapshot; the rest are free */
+        lb->free_head = NIL;
+        for (size_t i = lb->cap; i-- > n_live;) {
+                lb->slots[i].state = FREE;
+                lb->slots[i].link = lb->free_head;
+                lb->free_head = (uint32_t)i;
+        }
+        lb->stats.pending = v[LH_PENDING];
+        lb->stats.positives = v[LH_POSITIVES];
+        lb->stats.negatives = v[LH_NEGATIVES];
+        lb->stats.dropped_full = v[LH_DROPPED];
+
+        itd_snap_hash_begin(&s);
+        uint64_t start = s.off;
+        unsigned char rec[LSNAP_REC];
+        for (size_t i = 0; i < n_live; i++) {
+                if (itd_snap_read(&s, rec, sizeof(rec)) != 0)
+                        goto short_read;
+                get_slot(rec, &lb->slots[i]);
+        }
+        start = s.off;
+        if (itd_snap_read(&s, lb->x, n_live * conf->dim * sizeof(float)) ||
+            itd_snap_read(&s, lb->ids,
+                          n_live * conf->n_ids * sizeof(uint32_t)))
+                goto short_read;
+        size_t n_links = heap_n[0] + heap_n[1] + n_res;
+        links = itd_xmalloc((n_links + 1) * sizeof(*links));
+        start = s.off;
+        if (itd_snap_read(&s, links, n_links * sizeof(*links)))
+                goto short_read;
+        computed = itd_snap_hash_end(&s);
+        if (computed != payload_hash)
+                FAIL("corrupt labeler snapshot: payload checksum mismatch "
+                     "over bytes %d..%" PRIu64 " (stored %016" PRIx64
+                     ", computed %016" PRIx64 ")", LSNAP_HDR_BYTES,
+                     s.off - 1, payload_hash, computed);
+        const uint32_t *heap_a[2] = {links, links + heap_n[0]};
+        const char *bad = restore_links(lb, n_live, heap_a, heap_n,
+                                        links + heap_n[0] + heap_n[1], n_res);
+        if (bad)
+                FAIL("corrupt labeler snapshot: %s", bad);
+        free(links);
+        return lb;
+short_read:
+        itd_snap_hash_end(&s);
+        itd_snap_read_error(&s, "labeler", "the predictions", start,
+                            payload_bytes - (start - LSNAP_HDR_BYTES),
+                            errstr, errstr_size);
+fail:
+        free(links);
+        itd_labeler_destroy(lb);
+        return NULL;
+#undef FAIL
 }

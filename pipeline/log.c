@@ -4,13 +4,16 @@
  * Plain text for a terminal, `<N>` priority prefixes for journald, or one
  * JSON object per line. Each line is formatted into a local buffer and
  * written with a single write(2), so lines from librdkafka's threads and the
- * pipeline thread never interleave mid-line.
+ * pipeline thread never interleave mid-line. Also the keyed pseudonyms that
+ * stand for user ids in log lines (SipHash-2-4, see log.h).
  */
 #include "intentd/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,6 +120,112 @@ int itd_ratelimit_allow(itd_ratelimit_t *rl, int64_t now_ms,
         }
         rl->suppressed++;
         return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pseudonyms: SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast
+ * short-input PRF", 2012; the reference implementation's variable names). */
+
+static uint64_t pseudonym_k0, pseudonym_k1;
+static pthread_once_t pseudonym_once = PTHREAD_ONCE_INIT;
+
+static uint64_t load_le64(const uint8_t *p) {
+        uint64_t v = 0;
+        for (int i = 7; i >= 0; i--)
+                v = v << 8 | p[i];
+        return v;
+}
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                          \
+        do {                                                              \
+                v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+                v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                    \
+                v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                    \
+                v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+        } while (0)
+
+static uint64_t siphash24(uint64_t k0, uint64_t k1, const uint8_t *in,
+                          size_t len) {
+        uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+        uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+        uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+        uint64_t v3 = 0x7465646279746573ULL ^ k1;
+        const uint8_t *end = in + (len & ~(size_t)7);
+        for (; in != end; in += 8) {
+                uint64_t m = load_le64(in);
+                v3 ^= m;
+                SIPROUND;
+                SIPROUND;
+                v0 ^= m;
+        }
+        /* Last block: the remaining 0..7 bytes, length in the top byte. */
+        uint64_t b = (uint64_t)len << 56;
+        for (size_t i = 0; i < (len & 7); i++)
+                b |= (uint64_t)in[i] << (8 * i);
+        v3 ^= b;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= b;
+        v2 ^= 0xff;
+        SIPROUND;
+        SIPROUND;
+        SIPROUND;
+        SIPROUND;
+        return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static void pseudonym_random_key(void) {
+        uint8_t key[16];
+        size_t got = 0;
+        while (got < sizeof key) {
+                ssize_t n = getrandom(key + got, sizeof key - got, 0);
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+        }
+        if (got < sizeof key) {
+                /* No getrandom (very old kernel or a seccomp filter): a
+                 * weaker key from clocks and the pid still keeps ids out
+                 * of casual reading, and the fallback is logged. */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t a = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                uint64_t c = (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
+                memcpy(key, &a, 8);
+                memcpy(key + 8, &c, 8);
+                itd_log_write(ITD_LOG_WARNING, "log",
+                              "getrandom failed; user-id pseudonyms use a "
+                              "clock-derived key");
+        }
+        pseudonym_k0 = load_le64(key);
+        pseudonym_k1 = load_le64(key + 8);
+}
+
+void itd_log_pseudonym_key(const uint8_t key[16]) {
+        pthread_once(&pseudonym_once, pseudonym_random_key);
+        if (!key) {
+                pseudonym_random_key();
+                return;
+        }
+        pseudonym_k0 = load_le64(key);
+        pseudonym_k1 = load_le64(key + 8);
+}
+
+const char *itd_log_pseudonym(const void *id, size_t len, char *buf,
+                              size_t cap) {
+        if (cap == 0)
+                return buf;
+        if (!id || len == 0) {
+                /* No id at all (a record without key) reads as such. */
+                snprintf(buf, cap, "u:-");
+                return buf;
+        }
+        pthread_once(&pseudonym_once, pseudonym_random_key);
+        uint64_t h = siphash24(pseudonym_k0, pseudonym_k1, id, len);
+        snprintf(buf, cap, "u:%016llx", (unsigned long long)h);
+        return buf;
 }
 
 int64_t itd_now_mono_ms(void) {

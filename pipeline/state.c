@@ -17,10 +17,12 @@
  */
 #include "state_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "intentd/mem.h"
 
@@ -750,7 +752,7 @@ static void user_apply(itd_state_t *st, itd_user_t *u, const itd_event_t *ev,
                        uint32_t item_hash) {
         int32_t sec = itd_state_sec(st, ev->ts_ms);
         unsigned type = (unsigned)ev->type;
-        if (u->life[type] < UINT32_MAX)
+        if (u->life[type] < UINT16_MAX)
                 u->life[type]++;
         if (u->last_sec[type] == ITD_NEVER || sec > u->last_sec[type])
                 u->last_sec[type] = sec;
@@ -770,7 +772,7 @@ static void user_apply(itd_state_t *st, itd_user_t *u, const itd_event_t *ev,
                 u->sess_events++;
         int has_price = isfinite(ev->price) && ev->price >= 0.0;
         if (type == ITD_EV_ADD_TO_CART) {
-                if (u->sess_carts < UINT16_MAX)
+                if (u->sess_carts < UINT8_MAX)
                         u->sess_carts++;
                 if (has_price)
                         u->sess_cart_value += (float)ev->price;
@@ -778,7 +780,7 @@ static void user_apply(itd_state_t *st, itd_user_t *u, const itd_event_t *ev,
                 u->sess_cart_value -= (float)ev->price;
                 if (u->sess_cart_value < 0.0f)
                         u->sess_cart_value = 0.0f;
-        } else if (type == ITD_EV_SEARCH && u->sess_searches < UINT16_MAX) {
+        } else if (type == ITD_EV_SEARCH && u->sess_searches < UINT8_MAX) {
                 u->sess_searches++;
         }
         if (type == ITD_EV_VIEW && has_price) {
@@ -843,6 +845,11 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
         itd_user_t *u = &st->users[idx];
         for (size_t off = 64; off < sizeof(*u); off += 64)
                 __builtin_prefetch((const char *)u + off, 1);
+        /* the LRU move at the end writes both neighbours: random users */
+        if (u->lru_prev != ITD_NIL)
+                __builtin_prefetch(&st->users[u->lru_prev].lru_next, 1);
+        if (u->lru_next != ITD_NIL)
+                __builtin_prefetch(&st->users[u->lru_next].lru_prev, 1);
         if (u->ov)
                 for (size_t off = 0; off < st->ov_bytes; off += 64)
                         __builtin_prefetch(st->ov + (size_t)(u->ov - 1) *
@@ -861,11 +868,12 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
                          st->wm - st->max_span_ms)
                 ov_release(st, u); /* its events left every window */
         user_apply(st, u, ev, &prev, cat_hash, item_hash);
+        itd_features_extract(st, u, &prev, ev, x, ids, top);
+        /* last, so the neighbours' prefetches above had time to land */
         if (st->lru_head != idx) {
                 lru_unlink(st, idx);
                 lru_push_front(st, idx);
         }
-        itd_features_extract(st, u, &prev, ev, x, ids, top);
         return ITD_OK;
 }
 
@@ -984,4 +992,497 @@ void itd_state_stats(const itd_state_t *st, itd_state_stats_t *stats) {
                        st->cats.cap * sizeof(uint32_t) +
                        st->cats.off_cap * 2 * sizeof(uint32_t) +
                        st->cats.arena_cap;
+}
+
+/* ---------------------------------------------------- snapshot I/O */
+
+void itd_snap_write(itd_snap_t *s, const void *p, size_t n) {
+        if (s->failed || n == 0)
+                return;
+        if (s->h)
+                XXH64_update(s->h, p, n);
+        if (s->f && fwrite(p, 1, n, s->f) != n) {
+                s->failed = 1;
+                s->saved_errno = errno;
+                return;
+        }
+        s->off += n;
+}
+
+int itd_snap_read(itd_snap_t *s, void *p, size_t n) {
+        if (s->failed)
+                return -1;
+        size_t got = n ? fread(p, 1, n, s->f) : 0;
+        if (s->h)
+                XXH64_update(s->h, p, got);
+        s->off += got;
+        if (got != n) {
+                s->failed = 1;
+                s->eof = feof(s->f) != 0;
+                s->saved_errno = errno;
+                return -1;
+        }
+        return 0;
+}
+
+void itd_snap_hash_begin(itd_snap_t *s) {
+        s->h = XXH64_createState();
+        if (!s->h) {
+                fprintf(stderr, "<2>intentd: out of memory allocating a "
+                        "hash state\n");
+                abort();
+        }
+        XXH64_reset(s->h, 0);
+}
+
+uint64_t itd_snap_hash_end(itd_snap_t *s) {
+        uint64_t d = XXH64_digest(s->h);
+        XXH64_freeState(s->h);
+        s->h = NULL;
+        return d;
+}
+
+void itd_snap_put(unsigned char *buf, size_t *pos, uint64_t v) {
+        memcpy(buf + *pos, &v, sizeof(v));
+        *pos += sizeof(v);
+}
+
+uint64_t itd_snap_get(const unsigned char *buf, size_t *pos) {
+        uint64_t v;
+        memcpy(&v, buf + *pos, sizeof(v));
+        *pos += sizeof(v);
+        return v;
+}
+
+uint64_t itd_snap_hash(const void *p, size_t n) { return XXH64(p, n, 0); }
+
+void itd_snap_read_error(const itd_snap_t *s, const char *kind,
+                         const char *what, uint64_t start, uint64_t want,
+                         char *errstr, size_t errstr_size) {
+        if (!errstr || !errstr_size)
+                return;
+        if (s->eof)
+                snprintf(errstr, errstr_size,
+                         "truncated %s snapshot: input ended at byte %" PRIu64
+                         ", inside %s (%" PRIu64 " bytes from byte %" PRIu64
+                         ")", kind, s->off, what, want, start);
+        else
+                snprintf(errstr, errstr_size,
+                         "reading %s snapshot failed at byte %" PRIu64
+                         " (%s): %s", kind, s->off, what,
+                         strerror(s->saved_errno));
+}
+
+/* ------------------------------------------------- state snapshots */
+
+#define SNAP_MAGIC "ITDSTATE"
+#define SNAP_VERSION 1
+#define SNAP_CONF_WORDS (1 + ITD_WINDOWS_MAX + 4)
+
+/* Everything that sizes the payload or is not in an array, in header
+ * order: one uint64 each. */
+enum {
+        SC_EPOCH, SC_HAVE_EPOCH, SC_MAX_TS, SC_WM,
+        SC_N_USERS, SC_USERS_CAP, SC_SLOT_CAP, SC_LRU_HEAD, SC_LRU_TAIL,
+        SC_IDS_LEN, SC_IDS_CAP, SC_IDS_GARBAGE,
+        SC_OV_N, SC_OV_CAP, SC_OV_FREE,
+        SC_CATS_N, SC_CATS_CAP, SC_CATS_OFF_CAP, SC_CATS_ARENA_LEN,
+        SC_CATS_ARENA_CAP,
+        SC_EVICTED_TTL, SC_EVICTED_CAP, SC_LATE,
+        SC__COUNT
+};
+
+/* magic, version + header size, endianness, 8 layout words, conf,
+ * scalars, payload length and hash, header hash */
+#define SNAP_LAYOUT_WORDS 8
+#define SNAP_HDR_BYTES                                                    \
+        (8 + 8 + 8 + 8 * SNAP_LAYOUT_WORDS + 8 * SNAP_CONF_WORDS +        \
+         8 * SC__COUNT + 16 + 8)
+
+static const char *const layout_names[SNAP_LAYOUT_WORDS] = {
+    "user record bytes", "ring entries", "overflow buckets per span",
+    "affinity slots", "sparse slots", "event types", "category limit",
+    "inline id bytes"};
+
+static void layout_words(uint64_t *v) {
+        v[0] = sizeof(itd_user_t);
+        v[1] = ITD_RING;
+        v[2] = ITD_OV_K;
+        v[3] = ITD_AFF_SLOTS;
+        v[4] = ITD_SPARSE_SLOTS;
+        v[5] = ITD_EV__COUNT;
+        v[6] = ITD_CAT_MAX;
+        v[7] = ITD_ID_INLINE;
+}
+
+static void conf_words(const itd_state_conf_t *c, uint64_t *v) {
+        v[0] = c->n_windows;
+        for (size_t w = 0; w < ITD_WINDOWS_MAX; w++)
+                v[1 + w] = w < c->n_windows ? (uint64_t)c->window_ms[w] : 0;
+        v[1 + ITD_WINDOWS_MAX] = (uint64_t)c->allowed_lateness_ms;
+        v[2 + ITD_WINDOWS_MAX] = (uint64_t)c->session_gap_ms;
+        v[3 + ITD_WINDOWS_MAX] = (uint64_t)c->idle_ttl_ms;
+        v[4 + ITD_WINDOWS_MAX] = (uint64_t)c->max_users;
+}
+
+static void scalar_words(const itd_state_t *st, uint64_t *v) {
+        v[SC_EPOCH] = (uint64_t)st->epoch_ms;
+        v[SC_HAVE_EPOCH] = (uint64_t)st->have_epoch;
+        v[SC_MAX_TS] = (uint64_t)st->max_ts;
+        v[SC_WM] = (uint64_t)st->wm;
+        v[SC_N_USERS] = st->n_users;
+        v[SC_USERS_CAP] = st->users_cap;
+        v[SC_SLOT_CAP] = st->slot_cap;
+        v[SC_LRU_HEAD] = st->lru_head;
+        v[SC_LRU_TAIL] = st->lru_tail;
+        v[SC_IDS_LEN] = st->ids_len;
+        v[SC_IDS_CAP] = st->ids_cap;
+        v[SC_IDS_GARBAGE] = st->ids_garbage;
+        v[SC_OV_N] = st->ov_n;
+        v[SC_OV_CAP] = st->ov_cap;
+        v[SC_OV_FREE] = st->ov_free;
+        v[SC_CATS_N] = st->cats.n;
+        v[SC_CATS_CAP] = st->cats.cap;
+        v[SC_CATS_OFF_CAP] = st->cats.off_cap;
+        v[SC_CATS_ARENA_LEN] = st->cats.arena_len;
+        v[SC_CATS_ARENA_CAP] = st->cats.arena_cap;
+        v[SC_EVICTED_TTL] = st->stats.evicted_ttl;
+        v[SC_EVICTED_CAP] = st->stats.evicted_cap;
+        v[SC_LATE] = st->stats.late_events;
+}
+
+/* The arrays, in payload order. The table slots are not stored: restore
+ * rebuilds them from the ids. */
+static void write_payload(const itd_state_t *st, itd_snap_t *s) {
+        itd_snap_write(s, st->users, st->n_users * sizeof(*st->users));
+        itd_snap_write(s, st->ids, st->ids_len);
+        itd_snap_write(s, st->ov, st->ov_n * st->ov_bytes);
+        itd_snap_write(s, st->cats.off, (st->cats.n + 1) * sizeof(uint32_t));
+        itd_snap_write(s, st->cats.hash, (st->cats.n + 1) * sizeof(uint32_t));
+        itd_snap_write(s, st->cats.arena, st->cats.arena_len);
+}
+
+itd_err_t itd_state_snapshot(const itd_state_t *st, FILE *out, char *errstr,
+                             size_t errstr_size) {
+        /* pass 1 measures and hashes, so the header can lead */
+        itd_snap_t s = {0};
+        itd_snap_hash_begin(&s);
+        write_payload(st, &s);
+        uint64_t payload_bytes = s.off;
+        uint64_t payload_hash = itd_snap_hash_end(&s);
+
+        unsigned char hdr[SNAP_HDR_BYTES];
+        size_t pos = 0;
+        uint64_t v[SC__COUNT > SNAP_CONF_WORDS ? SC__COUNT : SNAP_CONF_WORDS];
+        memcpy(hdr, SNAP_MAGIC, 8);
+        pos = 8;
+        itd_snap_put(hdr, &pos, (uint64_t)SNAP_VERSION |
+                                    (uint64_t)SNAP_HDR_BYTES << 32);
+        itd_snap_put(hdr, &pos, ITD_SNAP_ENDIAN);
+        layout_words(v);
+        for (size_t i = 0; i < SNAP_LAYOUT_WORDS; i++)
+                itd_snap_put(hdr, &pos, v[i]);
+        conf_words(&st->conf, v);
+        for (size_t i = 0; i < SNAP_CONF_WORDS; i++)
+                itd_snap_put(hdr, &pos, v[i]);
+        scalar_words(st, v);
+        for (size_t i = 0; i < SC__COUNT; i++)
+                itd_snap_put(hdr, &pos, v[i]);
+        itd_snap_put(hdr, &pos, payload_bytes);
+        itd_snap_put(hdr, &pos, payload_hash);
+        itd_snap_put(hdr, &pos, itd_snap_hash(hdr, pos));
+
+        itd_snap_t w = {.f = out};
+        itd_snap_write(&w, hdr, sizeof(hdr));
+        write_payload(st, &w);
+        if (w.failed) {
+                if (errstr && errstr_size)
+                        snprintf(errstr, errstr_size,
+                                 "writing state snapshot failed at byte %"
+                                 PRIu64 ": %s", w.off,
+                                 strerror(w.saved_errno));
+                return ITD_ERR_IO;
+        }
+        return ITD_OK;
+}
+
+static const char *conf_word_name(size_t i, char *buf, size_t cap) {
+        if (i == 0)
+                return "state.n_windows";
+        if (i <= ITD_WINDOWS_MAX) {
+                snprintf(buf, cap, "state.window_ms[%zu]", i - 1);
+                return buf;
+        }
+        return i == 1 + ITD_WINDOWS_MAX ? "state.allowed_lateness_ms"
+                                        : "state.session_gap_ms";
+}
+
+/* Checks what the checksum cannot: that indices point inside the arrays
+ * (a snapshot of another build's bug must not become a crash later).
+ * Returns NULL or a description. */
+static const char *restore_check(itd_state_t *st, char *buf, size_t cap) {
+        size_t n = st->n_users;
+        if ((n == 0) != (st->lru_head == ITD_NIL) ||
+            (n == 0) != (st->lru_tail == ITD_NIL))
+                return "LRU ends disagree with the user count";
+        for (size_t i = 0; i < n; i++) {
+                const itd_user_t *u = &st->users[i];
+                if ((u->lru_prev != ITD_NIL && u->lru_prev >= n) ||
+                    (u->lru_next != ITD_NIL && u->lru_next >= n) ||
+                    (u->ov && u->ov > st->ov_n)) {
+                        snprintf(buf, cap, "user %zu links outside the "
+                                 "arrays", i);
+                        return buf;
+                }
+                if (u->id[ITD_ID_INLINE - 1] != 0) {
+                        uint32_t off;
+                        memcpy(&off, u->id, sizeof(off));
+                        if (u->id[ITD_ID_INLINE - 1] != 1 ||
+                            off >= st->ids_len ||
+                            !memchr(st->ids + off, 0, st->ids_len - off)) {
+                                snprintf(buf, cap, "user %zu has a bad id "
+                                         "offset", i);
+                                return buf;
+                        }
+                }
+                for (int k = 0; k < ITD_SPARSE_SLOTS; k++)
+                        if (u->sp_cat[k] > st->cats.n)
+                                return "a category id beyond the dictionary";
+                for (int k = 0; k < ITD_AFF_SLOTS; k++)
+                        if (u->aff_cat[k] > st->cats.n)
+                                return "a category id beyond the dictionary";
+        }
+        /* the LRU list visits every user exactly once */
+        size_t steps = 0;
+        for (uint32_t i = st->lru_head; i != ITD_NIL && steps <= n;
+             i = st->users[i].lru_next)
+                steps++;
+        if (steps != n)
+                return "the LRU list does not link every user once";
+        uint32_t f = st->ov_free;
+        for (steps = 0; f && steps <= st->ov_n; steps++) {
+                if (f > st->ov_n)
+                        return "the overflow free list points outside the "
+                               "blocks";
+                memcpy(&f, st->ov + (size_t)(f - 1) * st->ov_bytes,
+                       sizeof(f));
+        }
+        if (f)
+                return "the overflow free list loops";
+        for (size_t id = 1; id <= st->cats.n; id++)
+                if (st->cats.off[id] >= st->cats.arena_len)
+                        return "a category name offset beyond the arena";
+        if (st->cats.arena_len && st->cats.arena[st->cats.arena_len - 1])
+                return "the category arena does not end a name";
+        return NULL;
+}
+
+itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
+                               char *errstr, size_t errstr_size) {
+#define FAIL(...)                                                         \
+        do {                                                              \
+                if (errstr && errstr_size)                                \
+                        snprintf(errstr, errstr_size, __VA_ARGS__);       \
+                goto fail;                                                \
+        } while (0)
+        itd_state_t *st = NULL;
+        itd_snap_t s = {.f = in};
+        unsigned char hdr[SNAP_HDR_BYTES];
+        char buf[128];
+        if (itd_state_conf_check(conf, errstr, errstr_size) != ITD_OK)
+                return NULL;
+        /* the fixed part first, so a foreign file is named as such */
+        if (itd_snap_read(&s, hdr, 16) != 0) {
+                itd_snap_read_error(&s, "state", "the header", 0, 16, errstr,
+                                    errstr_size);
+                goto fail;
+        }
+        if (memcmp(hdr, SNAP_MAGIC, 8) != 0)
+                FAIL("corrupt state snapshot: bad magic at byte 0 (not a "
+                     "state snapshot)");
+        size_t pos = 8;
+        uint64_t vw = itd_snap_get(hdr, &pos);
+        if ((uint32_t)vw != SNAP_VERSION || vw >> 32 != SNAP_HDR_BYTES)
+                FAIL("incompatible state snapshot: format version %" PRIu32
+                     " with a %" PRIu32 "-byte header at byte 8; this build "
+                     "reads version %d (%d bytes)", (uint32_t)vw,
+                     (uint32_t)(vw >> 32), SNAP_VERSION, SNAP_HDR_BYTES);
+        if (itd_snap_read(&s, hdr + 16, SNAP_HDR_BYTES - 16) != 0) {
+                itd_snap_read_error(&s, "state", "the header", 0,
+                                    SNAP_HDR_BYTES, errstr, errstr_size);
+                goto fail;
+        }
+        pos = SNAP_HDR_BYTES - 8;
+        uint64_t stored = itd_snap_get(hdr, &pos);
+        uint64_t computed = itd_snap_hash(hdr, SNAP_HDR_BYTES - 8);
+        if (stored != computed)
+                FAIL("corrupt state snapshot: header checksum mismatch over "
+                     "bytes 0..%d (stored %016" PRIx64 ", computed %016"
+                     PRIx64 ")", SNAP_HDR_BYTES - 9, stored, computed);
+        pos = 16;
+        if (itd_snap_get(hdr, &pos) != ITD_SNAP_ENDIAN)
+                FAIL("incompatible state snapshot: written on a host of "
+                     "another byte order");
+        uint64_t lay[SNAP_LAYOUT_WORDS];
+        layout_words(lay);
+        for (size_t i = 0; i < SNAP_LAYOUT_WORDS; i++) {
+                uint64_t x = itd_snap_get(hdr, &pos);
+                if (x != lay[i])
+                        FAIL("incompatible state snapshot: written by a build "
+                             "with %s = %" PRIu64 ", this build has %" PRIu64,
+                             layout_names[i], x, lay[i]);
+        }
+        uint64_t cw[SNAP_CONF_WORDS], mine[SNAP_CONF_WORDS];
+        conf_words(conf, mine);
+        for (size_t i = 0; i < SNAP_CONF_WORDS; i++)
+                cw[i] = itd_snap_get(hdr, &pos);
+        /* windows, lateness and session gap shape what is stored; the
+         * TTL and max_users are limits that may change between runs */
+        for (size_t i = 0; i < SNAP_CONF_WORDS - 2; i++)
+                if (cw[i] != mine[i])
+                        FAIL("incompatible state snapshot: taken with %s = %"
+                             PRId64 ", the configuration has %" PRId64,
+                             conf_word_name(i, buf, sizeof(buf)),
+                             (int64_t)cw[i], (int64_t)mine[i]);
+        uint64_t v[SC__COUNT];
+        for (size_t i = 0; i < SC__COUNT; i++)
+                v[i] = itd_snap_get(hdr, &pos);
+        uint64_t payload_bytes = itd_snap_get(hdr, &pos);
+        uint64_t payload_hash = itd_snap_get(hdr, &pos);
+
+        /* sizes are covered by the header checksum; still refuse shapes
+         * this code could not have written */
+        size_t ov_bytes = 8 * conf->n_windows + 8 +
+                          conf->n_windows * (ITD_OV_K + 1) * TYPES * 2;
+        ov_bytes = (ov_bytes + 7) & ~(size_t)7;
+        int pow2 = v[SC_SLOT_CAP] >= 1024 &&
+                   (v[SC_SLOT_CAP] & (v[SC_SLOT_CAP] - 1)) == 0 &&
+                   v[SC_CATS_CAP] >= 256 &&
+                   (v[SC_CATS_CAP] & (v[SC_CATS_CAP] - 1)) == 0;
+        if (!pow2 || v[SC_N_USERS] > v[SC_USERS_CAP] ||
+            v[SC_USERS_CAP] > (uint64_t)INT32_MAX ||
+            v[SC_N_USERS] * 4 > v[SC_SLOT_CAP] * 3 ||
+            v[SC_IDS_LEN] > v[SC_IDS_CAP] || v[SC_IDS_CAP] > UINT32_MAX ||
+            v[SC_OV_N] > v[SC_OV_CAP] || v[SC_OV_CAP] > UINT32_MAX ||
+            v[SC_CATS_N] > ITD_CAT_MAX ||
+            v[SC_CATS_N] >= v[SC_CATS_OFF_CAP] ||
+            v[SC_CATS_OFF_CAP] > 2 * (ITD_CAT_MAX + 1) ||
+            v[SC_CATS_N] * 2 > v[SC_CATS_CAP] ||
+            v[SC_CATS_ARENA_LEN] > v[SC_CATS_ARENA_CAP] ||
+            v[SC_CATS_ARENA_CAP] > UINT32_MAX ||
+            payload_bytes != v[SC_N_USERS] * sizeof(itd_user_t) +
+                                 v[SC_IDS_LEN] + v[SC_OV_N] * ov_bytes +
+                                 (v[SC_CATS_N] + 1) * 8 +
+                                 v[SC_CATS_ARENA_LEN])
+                FAIL("corrupt state snapshot: sizes in the header (bytes "
+                     "24..%d) do not describe a state", SNAP_HDR_BYTES - 1);
+
+        st = itd_state_new(conf, errstr, errstr_size);
+        if (!st)
+                goto fail;
+        st->epoch_ms = (int64_t)v[SC_EPOCH];
+        st->have_epoch = (int)v[SC_HAVE_EPOCH];
+        st->max_ts = (int64_t)v[SC_MAX_TS];
+        st->wm = (int64_t)v[SC_WM];
+        st->n_users = v[SC_N_USERS];
+        st->users_cap = v[SC_USERS_CAP];
+        st->slot_cap = v[SC_SLOT_CAP];
+        st->lru_head = (uint32_t)v[SC_LRU_HEAD];
+        st->lru_tail = (uint32_t)v[SC_LRU_TAIL];
+        st->ids_len = v[SC_IDS_LEN];
+        st->ids_cap = v[SC_IDS_CAP];
+        st->ids_garbage = v[SC_IDS_GARBAGE];
+        st->ov_n = v[SC_OV_N];
+        st->ov_cap = v[SC_OV_CAP];
+        st->ov_free = (uint32_t)v[SC_OV_FREE];
+        st->cats.n = v[SC_CATS_N];
+        st->cats.cap = v[SC_CATS_CAP];
+        st->cats.off_cap = v[SC_CATS_OFF_CAP];
+        st->cats.arena_len = v[SC_CATS_ARENA_LEN];
+        st->cats.arena_cap = v[SC_CATS_ARENA_CAP];
+        st->stats.evicted_ttl = v[SC_EVICTED_TTL];
+        st->stats.evicted_cap = v[SC_EVICTED_CAP];
+        st->stats.late_events = v[SC_LATE];
+        /* the same capacities as the original: same growth points, same
+         * itd_state_stats bytes */
+        free(st->slots);
+        free(st->users);
+        free(st->cats.slots);
+        free(st->cats.off);
+        free(st->cats.hash);
+        free(st->cats.arena);
+        st->slots = itd_xcalloc(st->slot_cap, sizeof(*st->slots));
+        st->users = itd_xmalloc(st->users_cap * sizeof(*st->users));
+        st->ids = st->ids_cap ? itd_xmalloc(st->ids_cap) : NULL;
+        st->ov = st->ov_cap ? itd_xmalloc(st->ov_cap * st->ov_bytes) : NULL;
+        st->cats.slots = itd_xcalloc(st->cats.cap, sizeof(uint32_t));
+        st->cats.off = itd_xmalloc(st->cats.off_cap * sizeof(uint32_t));
+        st->cats.hash = itd_xmalloc(st->cats.off_cap * sizeof(uint32_t));
+        st->cats.arena = itd_xmalloc(st->cats.arena_cap);
+
+        itd_snap_hash_begin(&s);
+        const struct {
+                void *p;
+                size_t n;
+                const char *what;
+        } parts[] = {
+            {st->users, st->n_users * sizeof(*st->users), "the users"},
+            {st->ids, st->ids_len, "the long user ids"},
+            {st->ov, st->ov_n * st->ov_bytes, "the overflow blocks"},
+            {st->cats.off, (st->cats.n + 1) * sizeof(uint32_t),
+             "the category offsets"},
+            {st->cats.hash, (st->cats.n + 1) * sizeof(uint32_t),
+             "the category hashes"},
+            {st->cats.arena, st->cats.arena_len, "the category names"},
+        };
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+                uint64_t start = s.off;
+                if (itd_snap_read(&s, parts[i].p, parts[i].n) != 0) {
+                        itd_snap_hash_end(&s);
+                        itd_snap_read_error(&s, "state", parts[i].what, start,
+                                            parts[i].n, errstr, errstr_size);
+                        goto fail;
+                }
+        }
+        computed = itd_snap_hash_end(&s);
+        if (computed != payload_hash)
+                FAIL("corrupt state snapshot: payload checksum mismatch over "
+                     "bytes %d..%" PRIu64 " (stored %016" PRIx64
+                     ", computed %016" PRIx64 ")", SNAP_HDR_BYTES,
+                     s.off - 1, payload_hash, computed);
+        const char *bad = restore_check(st, buf, sizeof(buf));
+        if (bad)
+                FAIL("corrupt state snapshot: %s", bad);
+
+        /* rebuild the two hash tables */
+        for (size_t i = 0; i < st->n_users; i++) {
+                const char *id = itd_user_id(st, &st->users[i]);
+                uint32_t tag = id_tag(id);
+                int found;
+                size_t at = table_probe(st, id, tag, &found);
+                if (found)
+                        FAIL("corrupt state snapshot: user id \"%.64s\" "
+                             "appears twice", id);
+                st->slots[at] = (uint64_t)tag << 32 | (uint64_t)(i + 1);
+        }
+        for (size_t id = 1; id <= st->cats.n; id++) {
+                size_t mask = st->cats.cap - 1;
+                uint32_t h = st->cats.hash[id];
+                size_t at = h & mask;
+                while (st->cats.slots[at])
+                        at = (at + 1) & mask;
+                st->cats.slots[at] = ((h >> 16) & 0xFFFF) << 16 |
+                                     (uint32_t)id;
+        }
+        /* a smaller max_users than the snapshot's run: least recently
+         * updated users go first, as they would have */
+        while (st->n_users > st->conf.max_users) {
+                user_evict(st, st->lru_tail);
+                st->stats.evicted_cap++;
+        }
+        return st;
+fail:
+        itd_state_destroy(st);
+        return NULL;
+#undef FAIL
 }

@@ -3,14 +3,15 @@
  * with the feature extractor (features.c).
  *
  * Memory per user (x86-64, the default 4 windows):
- *   - struct itd_user_s, fixed size: ITD_USER_BYTES (240, checked below);
+ *   - struct itd_user_s, fixed size: ITD_USER_BYTES (224, checked below);
  *   - one 8-byte slot in the open-addressing table, kept at load <= 0.75
  *     after doubling: 8/0.75 .. 8/0.375 bytes, ~13 at 5M users;
  *   - ids longer than 15 bytes: length + 1 bytes in the id arena;
  *   - users with more than ITD_RING live events (see below) hold one
  *     overflow block of n_windows * ((ITD_OV_K + 1) * 6 * 2 + 8) + 8 bytes
- *     (248 for 4 windows), given back once those events age out.
- * So a light user costs ~253 bytes, a heavy one ~500 while heavy.
+ *     (280 for 4 windows), given back once those events age out.
+ * So a light user costs ~237 bytes, a heavy one ~517 while heavy
+ * (bench/bench_state.c measures it).
  *
  * Window counts. Each user keeps the ITD_RING most recent events exactly
  * (ms offset from the user's newest event + 4-bit type). An event that
@@ -27,6 +28,7 @@
 #define INTENTD_STATE_INT_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "intentd/state.h"
 
@@ -61,7 +63,6 @@ typedef struct itd_user_s {
         uint32_t ring_off[ITD_RING];       /* last_ts - ts, ms */
         uint32_t lru_prev, lru_next;       /* user indices or ITD_NIL */
         uint32_t ov;                       /* overflow block + 1; 0: none */
-        uint32_t life[ITD_EV__COUNT];      /* events per type, lifetime */
         int32_t last_sec[ITD_EV__COUNT];   /* latest ts per type, or NEVER */
         int32_t first_sec;                 /* earliest ts seen */
         int32_t sess_start_sec;            /* current session start */
@@ -76,11 +77,15 @@ typedef struct itd_user_s {
         uint32_t sp_tok[ITD_SPARSE_SLOTS];   /* last query tokens */
         uint16_t sp_cat[ITD_SPARSE_SLOTS];   /* last distinct cats (dict) */
         uint16_t aff_cat[ITD_AFF_SLOTS];     /* dict ids, 0: empty */
-        uint16_t sess_events, sess_carts, sess_searches;
+        /* events per type, lifetime; saturates at 65535 (a log feature:
+         * 16 bits keep the record inside its budget) */
+        uint16_t life[ITD_EV__COUNT];
+        uint16_t sess_events;
         uint16_t priced_views;               /* saturates at 65535 */
+        uint8_t sess_carts, sess_searches;   /* saturate at 255 */
 } itd_user_t;
 
-#define ITD_USER_BYTES 240
+#define ITD_USER_BYTES 224
 _Static_assert(sizeof(itd_user_t) <= ITD_USER_BYTES,
                "per-user record grew past its memory budget");
 
@@ -152,5 +157,38 @@ void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
                           float *x, uint32_t *ids, itd_topcats_t *top);
 /* 32-bit sparse id of s for a field seed, never ITD_SPARSE_NONE. */
 uint32_t itd_sparse_hash(const char *s, uint32_t seed);
+
+/*
+ * Snapshot I/O shared by state.c and labeler.c. A snapshot is a fixed
+ * header (magic, format version, build layout, configuration, sizes, the
+ * payload's length and XXH64, then the XXH64 of the header itself) and a
+ * payload of arrays in native byte order. Writers run the payload twice:
+ * once to measure and hash it (f == NULL), once to write it.
+ */
+#define ITD_SNAP_ENDIAN UINT64_C(0x0102030405060708)
+
+typedef struct itd_snap_s {
+        FILE *f;           /* NULL: count (and hash) only */
+        void *h;           /* XXH64_state_t * or NULL */
+        uint64_t off;      /* bytes so far, from the snapshot's start */
+        int failed;        /* sticky: a read or write came up short */
+        int eof;           /* the short read hit end of input */
+        int saved_errno;
+} itd_snap_t;
+
+void itd_snap_write(itd_snap_t *s, const void *p, size_t n);
+/* Reads n bytes (hashing them when s->h); returns 0, or -1 (sticky). */
+int itd_snap_read(itd_snap_t *s, void *p, size_t n);
+void itd_snap_hash_begin(itd_snap_t *s);
+uint64_t itd_snap_hash_end(itd_snap_t *s);
+/* Little helpers for the fixed-size header, native byte order. */
+void itd_snap_put(unsigned char *buf, size_t *pos, uint64_t v);
+uint64_t itd_snap_get(const unsigned char *buf, size_t *pos);
+uint64_t itd_snap_hash(const void *p, size_t n);
+/* "truncated ... snapshot: input ended at byte N (...)" or an I/O error,
+ * for a failed read of what (e.g. "the users") that began at byte start. */
+void itd_snap_read_error(const itd_snap_t *s, const char *kind,
+                         const char *what, uint64_t start, uint64_t want,
+                         char *errstr, size_t errstr_size);
 
 #endif

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev
       libopenblas-dev libyaml-dev libcriterion-dev libmicrohttpd-dev
-      libsystemd-dev libjansson-dev libxxhash-dev zlib1g-dev kcat
+      libsystemd-dev libjansson-dev libxxhash-dev libcurl4-openssl-dev zlib1g-dev kcat
       prometheus systemd)
 if [ "${1:-}" = bench ]; then
   pkgs+=(valgrind python3-confluent-kafka python3-avro python3-torch

@@ -171,7 +171,12 @@ Test(event, json_errors_name_the_field_and_the_problem) {
              "\"category\":1.5}",
              "'category'", "got a real number"},
             {"{\"user_id\":\"u\\u0000v\",\"ts\":1,\"type\":\"VIEW\"}",
-             "event JSON", "column"},
+             "'user_id'", "NUL byte"},
+            {"{\"user_id\":\"u\",\"user_id\":\"v\",\"ts\":1,"
+             "\"type\":\"VIEW\"}",
+             "event JSON", "duplicate"},
+            {"{\"user_id\":\"u\xff\",\"ts\":1,\"type\":\"VIEW\"}",
+             "invalid UTF-8", "byte 13"},
             {"[1,2]", "event JSON", "expected an object"},
             {"{\"user_id\":", "event JSON", "column"},
             {"", "event JSON", ""},

@@ -298,3 +298,32 @@ Test(features, top_categories_rank_decayed_weighted_scores) {
         itd_state_destroy(st);
         free(x);
 }
+
+/* The record keeps lifetime counts in 16 bits and session cart / search
+ * counts in 8 (docs/FEATURES.md, "Memory per user"): they saturate rather
+ * than wrap. */
+Test(features, lifetime_and_session_counts_saturate_instead_of_wrapping) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        size_t dim = itd_features_dim(&conf);
+        float *x = calloc(dim, sizeof(*x));
+        uint32_t ids[ITD_SPARSE_IDS];
+        itd_event_t ev;
+        /* one session: 1 s apart, well within the 30 min gap */
+        for (int i = 0; i < 70000; i++) {
+                int type = i < 300 ? ITD_EV_ADD_TO_CART : ITD_EV_VIEW;
+                ev_set(&ev, "bot", 1000000 + (int64_t)i * 1000, type, NULL,
+                       NULL, NAN, NULL);
+                cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_OK);
+        }
+        cr_expect_float_eq(x[feature_index(&conf, "life_view")],
+                           logf(1.0f + 65535.0f), EPS);
+        cr_expect_float_eq(x[feature_index(&conf, "life_add_to_cart")],
+                           logf(1.0f + 300.0f), EPS);
+        cr_expect_float_eq(x[feature_index(&conf, "sess_carts")],
+                           logf(1.0f + 255.0f), EPS);
+        cr_expect_float_eq(x[feature_index(&conf, "sess_events")],
+                           logf(1.0f + 65535.0f), EPS);
+        free(x);
+        itd_state_destroy(st);
+}

@@ -1,11 +1,14 @@
 /*
  * test_labeler.c - delayed labels: positives within the horizon, negatives
- * once the watermark passes it, next actions and LEAVE, the bounded pool,
- * and a random stream against a brute-force labelling.
+ * once the watermark passes it, next actions and LEAVE, the bounded pool
+ * (grown on demand), a random stream against a brute-force labelling, and
+ * snapshots (round trip, corruption, configuration mismatch).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "intentd/labeler.h"
 
@@ -258,4 +261,237 @@ Test(labeler, random_stream_matches_brute_force_labels) {
         free(type);
         free(label);
         free(next);
+}
+
+/* ---------------------------------------------------- pool and snapshots */
+
+static long vm_size_bytes(void) {
+        FILE *f = fopen("/proc/self/statm", "r");
+        long size = 0;
+        cr_assert_not_null(f);
+        cr_assert_eq(fscanf(f, "%ld", &size), 1);
+        fclose(f);
+        return size * sysconf(_SC_PAGESIZE);
+}
+
+Test(labeler, pool_grows_on_demand_up_to_max_pending) {
+        /* eagerly, 1M x 256 floats would reserve over 1 GB */
+        itd_labeler_conf_t c = {.dim = 256, .n_ids = 12, .horizon_ms = H,
+                                .session_gap_ms = GAP,
+                                .max_pending = 1000000};
+        long before = vm_size_bytes();
+        itd_labeler_t *big = itd_labeler_new(&c, NULL, 0);
+        cr_assert_not_null(big);
+        long grown = vm_size_bytes() - before;
+        cr_expect_lt(grown, 64L << 20, "a new labeler reserved %ld bytes",
+                     grown);
+        itd_labeler_destroy(big);
+
+        /* a capacity that is no power of two is met exactly */
+        itd_labeler_t *lb = make(3000, 0);
+        for (int i = 0; i < 3000; i++)
+                cr_assert_eq(add(lb, (uint64_t)(i % 700), 1000 + i), ITD_OK,
+                             "add %d", i);
+        cr_expect_eq(add(lb, 1, 5000), ITD_ERR_FULL);
+        itd_labeler_stats_t s;
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.pending, 3000);
+        /* every one of them resolves, features intact after the moves */
+        itd_labeler_advance(lb, INT64_MAX);
+        itd_example_t ex[256];
+        size_t n, total = 0;
+        while ((n = itd_labeler_take(lb, ex, 256)) > 0) {
+                for (size_t j = 0; j < n; j++)
+                        cr_expect_float_eq(ex[j].x[0], (float)ex[j].ts_ms,
+                                           0.0f);
+                total += n;
+        }
+        cr_expect_eq(total, 3000);
+        itd_labeler_destroy(lb);
+}
+
+/* One step of a seeded stream of labeler calls; equal times are common so
+ * the heaps' tie order matters. */
+static void random_op(itd_labeler_t *lb, unsigned *seed, int64_t *now,
+                      itd_example_t *ex, size_t *n_ex) {
+        int r = rand_r(seed) % 100;
+        uint64_t user = (uint64_t)(rand_r(seed) % 40) * 0x9E3779B97F4A7C15u;
+        *now += (rand_r(seed) % 4) * 5000;
+        int64_t ts = *now - (rand_r(seed) % 3) * 30000;
+        *n_ex = 0;
+        if (r < 45) {
+                itd_labeler_observe(lb, user, ts,
+                                    (itd_event_type_t)(rand_r(seed) % 6));
+                float x[3] = {(float)rand_r(seed), (float)ts, 0.5f};
+                uint32_t ids[2] = {(uint32_t)rand_r(seed), 9};
+                float probs[ITD_NEXT__COUNT] = {0.1f, 0.2f, 0.3f, 0.3f, 0.1f};
+                itd_labeler_add(lb, user, ts, x, ids,
+                                (float)(rand_r(seed) % 100) / 100.0f, probs);
+        } else if (r < 75) {
+                itd_labeler_observe(lb, user, ts,
+                                    (itd_event_type_t)(rand_r(seed) % 6));
+        } else if (r < 90) {
+                itd_labeler_advance(lb, *now - 40 * 60000);
+        } else {
+                *n_ex = itd_labeler_take(lb, ex, 1 + rand_r(seed) % 16);
+        }
+}
+
+static unsigned char *labeler_bytes(const itd_labeler_t *lb, size_t *len) {
+        char *buf = NULL;
+        FILE *f = open_memstream(&buf, len);
+        char err[256] = "";
+        cr_assert_eq(itd_labeler_snapshot(lb, f, err, sizeof(err)), ITD_OK,
+                     "%s", err);
+        fclose(f);
+        return (unsigned char *)buf;
+}
+
+static itd_labeler_t *labeler_from(const unsigned char *buf, size_t len,
+                                   const itd_labeler_conf_t *c, char *err,
+                                   size_t cap) {
+        FILE *f = fmemopen((void *)buf, len ? len : 1, "r");
+        cr_assert_not_null(f);
+        if (!len)
+                fgetc(f);
+        itd_labeler_t *lb = itd_labeler_restore(f, c, err, cap);
+        fclose(f);
+        return lb;
+}
+
+static itd_labeler_conf_t small_conf(void) {
+        itd_labeler_conf_t c = {.dim = 3, .n_ids = 2, .horizon_ms = H,
+                                .session_gap_ms = GAP, .max_pending = 1500,
+                                .max_pending_per_user = 6};
+        return c;
+}
+
+Test(labeler, restored_snapshot_resolves_the_same_examples_in_order) {
+        itd_labeler_conf_t c = small_conf();
+        itd_labeler_t *a = itd_labeler_new(&c, NULL, 0);
+        unsigned seed = 17;
+        int64_t now = 1000000;
+        itd_example_t ex[16], ey[16];
+        size_t n;
+        for (int i = 0; i < 6000; i++)
+                random_op(a, &seed, &now, ex, &n);
+        /* leave resolved examples untaken and a taken batch outstanding */
+        itd_labeler_advance(a, now - 20 * 60000);
+        n = itd_labeler_take(a, ex, 3);
+        itd_labeler_stats_t sa, sb;
+        itd_labeler_stats(a, &sa);
+        cr_assert_gt(sa.pending, 100, "too few pending: %llu",
+                     (unsigned long long)sa.pending);
+        size_t len;
+        unsigned char *snap = labeler_bytes(a, &len);
+        char err[256] = "";
+        itd_labeler_t *b = labeler_from(snap, len, &c, err, sizeof(err));
+        cr_assert_not_null(b, "%s", err);
+        itd_labeler_stats(b, &sb);
+        cr_expect(memcmp(&sa, &sb, sizeof(sa)) == 0);
+
+        unsigned seed_a = 23, seed_b = 23;
+        int64_t now_a = now, now_b = now;
+        size_t compared = 0;
+        for (int i = 0; i < 6000; i++) {
+                size_t na, nb;
+                random_op(a, &seed_a, &now_a, ex, &na);
+                random_op(b, &seed_b, &now_b, ey, &nb);
+                cr_assert_eq(na, nb, "op %d", i);
+                for (size_t j = 0; j < na; j++) {
+                        cr_assert_eq(ex[j].ts_ms, ey[j].ts_ms, "op %d", i);
+                        cr_assert_eq(ex[j].user_hash, ey[j].user_hash);
+                        cr_assert_eq(ex[j].label, ey[j].label);
+                        cr_assert_eq(ex[j].next, ey[j].next);
+                        cr_assert(ex[j].score == ey[j].score);
+                        cr_assert(memcmp(ex[j].next_probs, ey[j].next_probs,
+                                         sizeof(ex[j].next_probs)) == 0);
+                        cr_assert(memcmp(ex[j].x, ey[j].x,
+                                         3 * sizeof(float)) == 0);
+                        cr_assert(memcmp(ex[j].ids, ey[j].ids,
+                                         2 * sizeof(uint32_t)) == 0);
+                        compared++;
+                }
+        }
+        itd_labeler_advance(a, INT64_MAX);
+        itd_labeler_advance(b, INT64_MAX);
+        while ((n = itd_labeler_take(a, ex, 16)) > 0) {
+                cr_assert_eq(itd_labeler_take(b, ey, 16), n);
+                for (size_t j = 0; j < n; j++) {
+                        cr_assert_eq(ex[j].ts_ms, ey[j].ts_ms);
+                        cr_assert_eq(ex[j].user_hash, ey[j].user_hash);
+                        cr_assert_eq(ex[j].label, ey[j].label);
+                        compared++;
+                }
+        }
+        cr_expect_eq(itd_labeler_take(b, ey, 16), 0);
+        itd_labeler_stats(a, &sa);
+        itd_labeler_stats(b, &sb);
+        cr_expect(memcmp(&sa, &sb, sizeof(sa)) == 0);
+        cr_expect_gt(compared, 1000);
+        cr_expect_gt(sa.dropped_full, 0);
+        free(snap);
+        itd_labeler_destroy(a);
+        itd_labeler_destroy(b);
+}
+
+Test(labeler, restore_detects_corruption_truncation_and_other_conf) {
+        itd_labeler_conf_t c = small_conf();
+        itd_labeler_t *lb = itd_labeler_new(&c, NULL, 0);
+        unsigned seed = 2;
+        int64_t now = 0;
+        itd_example_t ex[16];
+        size_t n;
+        for (int i = 0; i < 1500; i++)
+                random_op(lb, &seed, &now, ex, &n);
+        size_t len;
+        unsigned char *snap = labeler_bytes(lb, &len);
+        char err[512];
+        size_t at[] = {3, 20, 100, len / 2, len - 1};
+        for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+                snap[at[k]] ^= 0x01;
+                err[0] = '\0';
+                itd_labeler_t *r = labeler_from(snap, len, &c, err,
+                                                sizeof(err));
+                cr_expect_null(r, "flip at byte %zu went unnoticed", at[k]);
+                itd_labeler_destroy(r);
+                cr_expect(strstr(err, "corrupt labeler snapshot") ||
+                              strstr(err, "incompatible labeler snapshot"),
+                          "flip at %zu: %s", at[k], err);
+                snap[at[k]] ^= 0x01;
+        }
+        size_t cut[] = {0, 50, len / 2, len - 1};
+        for (size_t k = 0; k < sizeof(cut) / sizeof(cut[0]); k++) {
+                err[0] = '\0';
+                itd_labeler_t *r = labeler_from(snap, cut[k], &c, err,
+                                                sizeof(err));
+                cr_expect_null(r);
+                itd_labeler_destroy(r);
+                char want[64];
+                snprintf(want, sizeof(want), "input ended at byte %zu",
+                         cut[k]);
+                cr_expect(strstr(err, "truncated labeler snapshot") &&
+                              strstr(err, want),
+                          "cut at %zu: %s", cut[k], err);
+        }
+        itd_labeler_conf_t other = c;
+        other.dim = 4;
+        cr_expect_null(labeler_from(snap, len, &other, err, sizeof(err)));
+        cr_expect(strstr(err, "incompatible labeler snapshot") &&
+                      strstr(err, "labeler.dim = 3"), "%s", err);
+        other = c;
+        other.horizon_ms = H + 1;
+        cr_expect_null(labeler_from(snap, len, &other, err, sizeof(err)));
+        cr_expect(strstr(err, "horizon_ms"), "%s", err);
+        itd_labeler_stats_t s;
+        itd_labeler_stats(lb, &s);
+        other = c;
+        other.max_pending = 1;
+        cr_expect_null(labeler_from(snap, len, &other, err, sizeof(err)));
+        cr_expect(strstr(err, "max_pending"), "%s", err);
+        itd_labeler_t *r = labeler_from(snap, len, &c, err, sizeof(err));
+        cr_expect_not_null(r, "%s", err);
+        itd_labeler_destroy(r);
+        free(snap);
+        itd_labeler_destroy(lb);
 }

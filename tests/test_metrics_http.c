@@ -103,7 +103,7 @@ Test(metrics, renders_help_type_and_every_labelled_value) {
                      ITD_OK);
         cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_CONSUMED, NULL, 1),
                      ITD_OK);
-        cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_DEAD_LETTERED, "decode",
+        cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_DEAD_LETTERED, "truncated",
                                      3), ITD_OK);
         cr_assert_eq(itd_metrics_inc(m, ITD_M_TRAINING_EXAMPLES, "positive",
                                      7), ITD_OK);
@@ -118,11 +118,11 @@ Test(metrics, renders_help_type_and_every_labelled_value) {
                             "histogram\n"));
         cr_expect_eq(sample(t, "intentd_events_consumed_total"), 42);
         cr_expect_eq(sample(t, "intentd_events_dead_lettered_total"
-                               "{reason=\"decode\"}"), 3);
+                               "{reason=\"truncated\"}"), 3);
         /* Values never touched are still exported, at 0, so rate() works
          * from the first scrape. */
         cr_expect_eq(sample(t, "intentd_events_dead_lettered_total"
-                               "{reason=\"invalid\"}"), 0);
+                               "{reason=\"bad_price\"}"), 0);
         cr_expect_eq(sample(t, "intentd_training_examples_total"
                                "{label=\"positive\"}"), 7);
         cr_expect_eq(sample(t, "intentd_training_examples_total"

@@ -2,7 +2,8 @@
  * test_model.c - the model facade (model/model.c): both model types behind
  * one interface, checkpoints that restore a model exactly (bit-identical
  * predictions, identical further training), refused checkpoints that leave
- * the model untouched, and seeded training runs against stored loss curves.
+ * the model untouched, seeded training runs against stored loss curves, and
+ * the MLP against the logistic baseline on the simulator.
  */
 #include <math.h>
 #include <stdint.h>
@@ -12,7 +13,10 @@
 
 #include <criterion/criterion.h>
 
+#include "intentd/metrics.h"
 #include "intentd/model.h"
+#include "intentd/simulator.h"
+#include "intentd/state.h"
 #include "testutil.h"
 
 /* ---- shared data ------------------------------------------------------- */
@@ -324,12 +328,12 @@ Test(model, a_refused_checkpoint_leaves_the_model_unchanged) {
 #define CURVE_TOL_LOGISTIC 1e-6
 
 static const double curve_mlp[10] = {
-    0.7635765, 0.5679687, 0.4795861, 0.4355760, 0.4239265,
-    0.5117281, 0.4120927, 0.3990162, 0.3806598, 0.3950096,
+    0.7439919, 0.5370511, 0.5045819, 0.4267356, 0.4422509,
+    0.4954947, 0.3868697, 0.4025488, 0.3815236, 0.4048079,
 };
 static const double curve_logistic[10] = {
-    0.7089213, 0.6354885, 0.4453110, 0.4104805, 0.4479219,
-    0.5125308, 0.4675429, 0.3905575, 0.3894872, 0.4207458,
+    0.6568775, 0.5151768, 0.3988663, 0.3947613, 0.4306082,
+    0.4859702, 0.4123547, 0.3734790, 0.3854092, 0.4118083,
 };
 
 static void check_curve(int type, const double *want, double tol) {
@@ -366,4 +370,143 @@ Test(model, mlp_seeded_loss_curve_matches_the_stored_one) {
 Test(model, logistic_seeded_loss_curve_matches_the_stored_one) {
         check_curve(ITD_MODEL_KIND_LOGISTIC, curve_logistic,
                     CURVE_TOL_LOGISTIC);
+}
+
+/* ---- the MLP against the baseline -------------------------------------- */
+
+#define HORIZON_MS (30 * 60000ll)
+
+typedef struct sim_ev_s {
+        int64_t ts_ms;
+        int purchase;
+        size_t i; /* position in time order */
+        char user[ITD_ID_MAX];
+} sim_ev_t;
+
+static int by_user_then_time(const void *a, const void *b) {
+        const sim_ev_t *x = a, *y = b;
+        int c = strcmp(x->user, y->user);
+        if (c)
+                return c;
+        return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
+}
+
+/*
+ * The simulator's stream through the real state and features, labelled
+ * "this user purchases within 30 minutes" by looking ahead, then both
+ * models judged progressively: each batch of 32 is scored, then learned
+ * from. (The daemon learns only once a label resolves; the delay is the
+ * same for both models, so it is left out here.)
+ *
+ * With the defaults (MLP emb_lr 0.1, FTRL alpha 0.1: the same first step
+ * for a sparse id in both) the MLP scores AUC 0.853-0.859 on this stream
+ * (2,000 users, 3 days, ~105k events, seeds 1-3) and FTRL 0.822-0.829.
+ * The margin belongs to these step sizes: with steps of 1.0 for both the
+ * baseline reaches 0.90 and the MLP 0.89. 0.01 leaves room for simulator
+ * changes without letting a broken MLP pass.
+ */
+Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
+     .timeout = 60) {
+        itd_sim_conf_t sc = {.users = 2000, .days = 3.0, .seed = 1,
+                             .start_ms = 1700000000000ll};
+        char err[256];
+        itd_sim_t *sim = itd_sim_new(&sc, err, sizeof(err));
+        cr_assert_not_null(sim, "%s", err);
+        size_t cap = 1 << 16, n = 0;
+        itd_event_t *ev = malloc(cap * sizeof(*ev));
+        while (itd_sim_next(sim, &ev[n]) == ITD_OK)
+                if (++n == cap)
+                        ev = realloc(ev, (cap *= 2) * sizeof(*ev));
+        itd_sim_destroy(sim);
+        cr_assert(n > 50000, "%zu events", n);
+
+        /* labels: a purchase by the same user in (ts, ts + horizon] */
+        sim_ev_t *by_user = malloc(n * sizeof(*by_user));
+        for (size_t i = 0; i < n; i++) {
+                by_user[i].ts_ms = ev[i].ts_ms;
+                by_user[i].purchase = ev[i].type == ITD_EV_PURCHASE;
+                by_user[i].i = i;
+                memcpy(by_user[i].user, ev[i].user_id, ITD_ID_MAX);
+        }
+        qsort(by_user, n, sizeof(*by_user), by_user_then_time);
+        float *label = calloc(n, sizeof(float));
+        for (size_t a = 0; a < n; a++)
+                for (size_t b = a + 1;
+                     b < n && strcmp(by_user[b].user, by_user[a].user) == 0 &&
+                     by_user[b].ts_ms <= by_user[a].ts_ms + HORIZON_MS;
+                     b++)
+                        if (by_user[b].purchase &&
+                            by_user[b].ts_ms > by_user[a].ts_ms) {
+                                label[by_user[a].i] = 1.0f;
+                                break;
+                        }
+        free(by_user);
+
+        itd_state_conf_t stc;
+        memset(&stc, 0, sizeof(stc));
+        stc.n_windows = 4;
+        stc.window_ms[0] = 5 * 60000;
+        stc.window_ms[1] = 3600000;
+        stc.window_ms[2] = 24 * 3600000ll;
+        stc.window_ms[3] = 7 * 24 * 3600000ll;
+        stc.session_gap_ms = HORIZON_MS;
+        stc.idle_ttl_ms = 30 * 24 * 3600000ll;
+        stc.max_users = 1000000;
+        itd_state_t *st = itd_state_new(&stc, err, sizeof(err));
+        cr_assert_not_null(st, "%s", err);
+        const size_t dim = itd_features_dim(&stc);
+
+        enum { B = 32 };
+        itd_model_t *m[2];
+        itd_pv_t *pv[2];
+        for (int type = 0; type < 2; type++) {
+                itd_model_conf_t c;
+                itd_model_conf_defaults(&c, type, dim, ITD_SPARSE_FIELDS,
+                                        ITD_SPARSE_SLOTS);
+                c.mlp.max_batch = B;
+                m[type] = itd_model_new(&c, err, sizeof(err));
+                cr_assert_not_null(m[type], "%s", err);
+                pv[type] = itd_pv_new(0.5f);
+        }
+        float *x = malloc(B * dim * sizeof(float)), y[B], p[B];
+        uint32_t ids[B * ITD_SPARSE_IDS];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (itd_state_update(st, &ev[i], x + k * dim,
+                                     ids + k * ITD_SPARSE_IDS,
+                                     NULL) != ITD_OK)
+                        continue;
+                y[k++] = label[i];
+                if (k < B && i + 1 < n)
+                        continue;
+                for (int type = 0; type < 2; type++) {
+                        itd_model_predict(m[type], x, ids, k, p, NULL);
+                        for (size_t b = 0; b < k; b++)
+                                itd_pv_add(pv[type], p[b], y[b] > 0.5f, NULL,
+                                           ITD_NEXT_VIEW);
+                        cr_assert_eq(itd_model_train(m[type], x, ids, y, NULL,
+                                                     k, NULL),
+                                     ITD_OK);
+                }
+                k = 0;
+        }
+        itd_pv_summary_t s[2];
+        for (int type = 0; type < 2; type++)
+                itd_pv_summary(pv[type], &s[type]);
+        cr_log_info("simulator, %llu events, base rate %.3f: mlp AUC %.4f "
+                    "log loss %.4f; logistic AUC %.4f log loss %.4f",
+                    (unsigned long long)s[0].n, s[0].base_rate, s[0].auc,
+                    s[0].logloss, s[1].auc, s[1].logloss);
+        cr_expect_gt(s[0].auc, s[1].auc + 0.01, "mlp %.4f, logistic %.4f",
+                     s[0].auc, s[1].auc);
+        cr_expect_lt(s[0].logloss, s[1].logloss, "mlp %.4f, logistic %.4f",
+                     s[0].logloss, s[1].logloss);
+        for (int type = 0; type < 2; type++) {
+                itd_model_destroy(m[type]);
+                itd_pv_destroy(pv[type]);
+        }
+        itd_state_destroy(st);
+        free(x);
+        free(label);
+        free(ev);
 }

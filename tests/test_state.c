@@ -514,3 +514,303 @@ Test(state, taobao_tail_users_window_counts_match_brute_force) {
         free(uids);
         itd_state_destroy(st);
 }
+
+/* ------------------------------------------------------------ snapshots */
+
+/* A rich event: categories (dictionary), items, queries, prices, long and
+ * short ids, so the snapshot carries every part of the state. */
+static void rich_event(itd_event_t *ev, unsigned *seed, int64_t ts,
+                       int n_users) {
+        itd_event_clear(ev);
+        int u = (int)(n_users * pow((double)rand_r(seed) / RAND_MAX, 2.5));
+        if (u >= n_users)
+                u = n_users - 1;
+        if (u % 3 == 0)
+                long_name(u, ev->user_id);
+        else
+                short_name(u, ev->user_id);
+        ev->ts_ms = ts;
+        ev->type = (itd_event_type_t)(rand_r(seed) % T);
+        int item = rand_r(seed) % 300;
+        snprintf(ev->item_id, sizeof(ev->item_id), "i%d", item);
+        snprintf(ev->category, sizeof(ev->category), "cat-%d", item / 10);
+        if (rand_r(seed) % 2)
+                ev->price = 1.0 + item;
+        if (ev->type == ITD_EV_SEARCH)
+                snprintf(ev->query, sizeof(ev->query), "red shoe %d",
+                         item % 7);
+}
+
+/* Feeds n events from (seed, t) to st; returns the next time. */
+static int64_t feed_rich(itd_state_t *st, unsigned *seed, int64_t t,
+                         size_t n, int n_users) {
+        itd_event_t ev;
+        float x[512];
+        uint32_t ids[ITD_SPARSE_IDS];
+        for (size_t i = 0; i < n; i++) {
+                t += rand_r(seed) % 200000;
+                int64_t ts = t - rand_r(seed) % 90000; /* some late ones */
+                rich_event(&ev, seed, ts, n_users);
+                itd_state_update(st, &ev, x, ids, NULL);
+        }
+        return t;
+}
+
+static char *dump_text(const itd_state_t *st, int64_t now) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        cr_assert_eq(itd_state_dump(st, now, f), ITD_OK);
+        fclose(f);
+        return text;
+}
+
+/* Snapshot of st as bytes (caller frees). */
+static unsigned char *snapshot_bytes(const itd_state_t *st, size_t *len) {
+        char *buf = NULL;
+        FILE *f = open_memstream(&buf, len);
+        char err[256] = "";
+        cr_assert_eq(itd_state_snapshot(st, f, err, sizeof(err)), ITD_OK,
+                     "%s", err);
+        fclose(f);
+        return (unsigned char *)buf;
+}
+
+static itd_state_t *restore_bytes(const unsigned char *buf, size_t len,
+                                  const itd_state_conf_t *conf, char *err,
+                                  size_t cap) {
+        FILE *f = fmemopen((void *)buf, len ? len : 1, "r");
+        cr_assert_not_null(f);
+        if (!len)
+                fgetc(f); /* an empty input: fmemopen needs 1 byte */
+        itd_state_t *st = itd_state_restore(f, conf, err, cap);
+        fclose(f);
+        return st;
+}
+
+Test(state, restored_snapshot_behaves_identically_on_further_events) {
+        itd_state_conf_t conf = default_conf();
+        conf.max_users = 150; /* LRU eviction before and after */
+        conf.idle_ttl_ms = 2 * DAY_MS;
+        itd_state_t *a = itd_state_new(&conf, NULL, 0);
+        unsigned seed = 11;
+        int64_t t = feed_rich(a, &seed, 1511848894000LL, 6000, 400);
+        itd_state_advance(a, itd_state_watermark(a) + HOUR_MS);
+        size_t len;
+        unsigned char *snap = snapshot_bytes(a, &len);
+        char err[256] = "";
+        itd_state_t *b = restore_bytes(snap, len, &conf, err, sizeof(err));
+        cr_assert_not_null(b, "%s", err);
+        cr_expect_eq(itd_state_watermark(b), itd_state_watermark(a));
+
+        /* the same further events, features compared bit for bit */
+        unsigned sa = 99, sb = 99;
+        itd_event_t ea, eb;
+        float xa[512], xb[512];
+        uint32_t ia[ITD_SPARSE_IDS], ib[ITD_SPARSE_IDS];
+        itd_topcats_t ta, tb;
+        size_t dim = itd_features_dim(&conf);
+        int64_t ts_a = t, ts_b = t;
+        for (int i = 0; i < 4000; i++) {
+                ts_a += rand_r(&sa) % 200000;
+                ts_b += rand_r(&sb) % 200000;
+                rich_event(&ea, &sa, ts_a - rand_r(&sa) % 90000, 400);
+                rich_event(&eb, &sb, ts_b - rand_r(&sb) % 90000, 400);
+                itd_err_t ra = itd_state_update(a, &ea, xa, ia, &ta);
+                itd_err_t rb = itd_state_update(b, &eb, xb, ib, &tb);
+                cr_assert_eq(ra, rb, "event %d", i);
+                if (ra != ITD_OK)
+                        continue;
+                cr_assert(memcmp(xa, xb, dim * sizeof(float)) == 0,
+                          "features differ at event %d", i);
+                cr_assert(memcmp(ia, ib, sizeof(ia)) == 0, "event %d", i);
+                cr_assert_eq(ta.n, tb.n);
+                for (size_t k = 0; k < ta.n; k++) {
+                        cr_assert_str_eq(ta.name[k], tb.name[k]);
+                        cr_assert(ta.score[k] == tb.score[k]);
+                }
+                if (i % 1000 == 999) {
+                        itd_state_advance(a, itd_state_watermark(a) + DAY_MS);
+                        itd_state_advance(b, itd_state_watermark(b) + DAY_MS);
+                }
+        }
+        int64_t now = itd_state_watermark(a);
+        char *da = dump_text(a, now), *db = dump_text(b, now);
+        cr_expect_str_eq(da, db);
+        cr_expect_gt(strlen(da), 1000);
+        itd_state_stats_t sta, stb;
+        itd_state_stats(a, &sta);
+        itd_state_stats(b, &stb);
+        cr_expect(memcmp(&sta, &stb, sizeof(sta)) == 0,
+                  "stats differ: users %" PRIu64 "/%" PRIu64 ", evicted cap %"
+                  PRIu64 "/%" PRIu64, sta.users, stb.users, sta.evicted_cap,
+                  stb.evicted_cap);
+        cr_expect_gt(sta.evicted_cap, 0);
+        cr_expect_gt(sta.late_events, 0);
+        /* and a snapshot of the restored state is the same bytes */
+        size_t len2;
+        unsigned char *snap_a = snapshot_bytes(a, &len);
+        unsigned char *snap_b = snapshot_bytes(b, &len2);
+        cr_expect_eq(len, len2);
+        cr_expect(len == len2 && memcmp(snap_a, snap_b, len) == 0);
+        free(snap);
+        free(snap_a);
+        free(snap_b);
+        free(da);
+        free(db);
+        itd_state_destroy(a);
+        itd_state_destroy(b);
+}
+
+Test(state, snapshots_of_several_partitions_read_back_in_sequence) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *p0 = itd_state_new(&conf, NULL, 0);
+        itd_state_t *p1 = itd_state_new(&conf, NULL, 0);
+        unsigned seed = 5;
+        feed_rich(p0, &seed, 1511848894000LL, 500, 50);
+        feed_rich(p1, &seed, 1511848894000LL, 700, 80);
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        cr_assert_eq(itd_state_snapshot(p0, f, NULL, 0), ITD_OK);
+        cr_assert_eq(itd_state_snapshot(p1, f, NULL, 0), ITD_OK);
+        fclose(f);
+        f = fmemopen(buf, len, "r");
+        char err[256] = "";
+        itd_state_t *r0 = itd_state_restore(f, &conf, err, sizeof(err));
+        cr_assert_not_null(r0, "%s", err);
+        itd_state_t *r1 = itd_state_restore(f, &conf, err, sizeof(err));
+        cr_assert_not_null(r1, "%s", err);
+        cr_expect_eq(fgetc(f), EOF);
+        fclose(f);
+        int64_t now = itd_state_watermark(p1);
+        char *a0 = dump_text(p0, now), *b0 = dump_text(r0, now);
+        char *a1 = dump_text(p1, now), *b1 = dump_text(r1, now);
+        cr_expect_str_eq(a0, b0);
+        cr_expect_str_eq(a1, b1);
+        free(a0);
+        free(b0);
+        free(a1);
+        free(b1);
+        free(buf);
+        itd_state_destroy(p0);
+        itd_state_destroy(p1);
+        itd_state_destroy(r0);
+        itd_state_destroy(r1);
+}
+
+Test(state, restore_detects_bit_flips_and_truncation) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        unsigned seed = 3;
+        feed_rich(st, &seed, 1511848894000LL, 2000, 60);
+        size_t len;
+        unsigned char *snap = snapshot_bytes(st, &len);
+        char err[512];
+        /* one flipped bit anywhere: header, users, ids, dictionary */
+        size_t at[] = {0, 9, 30, 200, len / 3, len / 2, len - 40, len - 1};
+        for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+                snap[at[k]] ^= 0x10;
+                err[0] = '\0';
+                itd_state_t *r = restore_bytes(snap, len, &conf, err,
+                                               sizeof(err));
+                cr_expect_null(r, "flip at byte %zu went unnoticed", at[k]);
+                itd_state_destroy(r);
+                cr_expect(strstr(err, "corrupt state snapshot") ||
+                              strstr(err, "incompatible state snapshot"),
+                          "flip at %zu: %s", at[k], err);
+                cr_expect(strstr(err, "byte") != NULL, "%s", err);
+                snap[at[k]] ^= 0x10;
+        }
+        /* cut short anywhere: the message names where input ended */
+        size_t cut[] = {0, 7, 100, len / 2, len - 1};
+        for (size_t k = 0; k < sizeof(cut) / sizeof(cut[0]); k++) {
+                err[0] = '\0';
+                itd_state_t *r = restore_bytes(snap, cut[k], &conf, err,
+                                               sizeof(err));
+                cr_expect_null(r);
+                itd_state_destroy(r);
+                char want[64];
+                snprintf(want, sizeof(want), "input ended at byte %zu",
+                         cut[k]);
+                cr_expect(strstr(err, "truncated state snapshot") &&
+                              strstr(err, want),
+                          "cut at %zu: %s", cut[k], err);
+        }
+        /* intact, it restores */
+        itd_state_t *r = restore_bytes(snap, len, &conf, err, sizeof(err));
+        cr_expect_not_null(r, "%s", err);
+        itd_state_destroy(r);
+        free(snap);
+        itd_state_destroy(st);
+}
+
+Test(state, restore_refuses_a_snapshot_of_other_windows_and_names_them) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        unsigned seed = 8;
+        feed_rich(st, &seed, 1511848894000LL, 300, 40);
+        size_t len;
+        unsigned char *snap = snapshot_bytes(st, &len);
+        char err[512];
+        itd_state_conf_t other = conf;
+        other.window_ms[1] = 2 * HOUR_MS;
+        cr_expect_null(restore_bytes(snap, len, &other, err, sizeof(err)));
+        cr_expect(strstr(err, "incompatible state snapshot") &&
+                      strstr(err, "state.window_ms[1] = 3600000") &&
+                      strstr(err, "7200000"), "%s", err);
+        other = conf;
+        other.allowed_lateness_ms = 0;
+        cr_expect_null(restore_bytes(snap, len, &other, err, sizeof(err)));
+        cr_expect(strstr(err, "allowed_lateness_ms"), "%s", err);
+        other = conf;
+        other.n_windows = 3;
+        cr_expect_null(restore_bytes(snap, len, &other, err, sizeof(err)));
+        cr_expect(strstr(err, "n_windows"), "%s", err);
+        /* limits may change: fewer max_users evicts the least recent */
+        other = conf;
+        other.max_users = 10;
+        other.idle_ttl_ms = DAY_MS;
+        itd_state_t *r = restore_bytes(snap, len, &other, err, sizeof(err));
+        cr_assert_not_null(r, "%s", err);
+        itd_state_stats_t s0, s1;
+        itd_state_stats(st, &s0);
+        itd_state_stats(r, &s1);
+        cr_expect_eq(s1.users, 10);
+        cr_expect_eq(s1.evicted_cap, s0.evicted_cap + s0.users - 10);
+        itd_state_destroy(r);
+        /* not a state snapshot at all */
+        const char junk[] = "{\"user_id\":\"u1\"}\n and more bytes here...";
+        cr_expect_null(restore_bytes((const unsigned char *)junk,
+                                     sizeof(junk), &conf, err, sizeof(err)));
+        cr_expect(strstr(err, "bad magic at byte 0"), "%s", err);
+        free(snap);
+        itd_state_destroy(st);
+}
+
+Test(state, prefetch_changes_nothing) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *a = itd_state_new(&conf, NULL, 0);
+        itd_state_t *b = itd_state_new(&conf, NULL, 0);
+        unsigned seed = 4;
+        itd_event_t evs[64];
+        float xa[512], xb[512];
+        uint32_t ids[ITD_SPARSE_IDS];
+        int64_t t = 1511848894000LL;
+        size_t dim = itd_features_dim(&conf);
+        for (int batch = 0; batch < 40; batch++) {
+                for (int i = 0; i < 64; i++)
+                        rich_event(&evs[i], &seed, t += 5000, 500);
+                for (int i = 0; i < 64; i++)
+                        itd_state_prefetch(b, &evs[i]);
+                for (int i = 0; i < 64; i++) {
+                        cr_assert_eq(itd_state_update(a, &evs[i], xa, ids,
+                                                      NULL),
+                                     itd_state_update(b, &evs[i], xb, ids,
+                                                      NULL));
+                        cr_assert(memcmp(xa, xb, dim * sizeof(float)) == 0);
+                }
+        }
+        itd_state_destroy(a);
+        itd_state_destroy(b);
+}

@@ -39,6 +39,10 @@ void itd_codec_destroy(itd_codec_t *codec);
  * @brief Decodes one event message.
  * @param buf,len  the message value; borrowed for the call only.
  * @param ev       filled on ITD_OK; undefined otherwise.
+ * Every Confluent schema id is read with the built-in schema and no content
+ * rules apply: this is for tools and tests; the daemon decodes through
+ * itd_decoder_t (input.h), which resolves writer schemas by id and
+ * validates.
  * @returns ITD_OK, or ITD_ERR_DECODE with "what, where, why" in errstr
  * (truncated payload, trailing bytes, unknown enum, string too long, ...).
  * @thread the codec's owner.

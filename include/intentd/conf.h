@@ -20,6 +20,15 @@
 
 typedef enum { ITD_INPUT_AVRO = 0, ITD_INPUT_JSON } itd_input_format_t;
 typedef enum { ITD_MODEL_MLP = 0, ITD_MODEL_LOGISTIC } itd_model_type_t;
+/* log.format; the last three follow itd_log_format_t (log.h) + 1. AUTO
+ * picks JOURNAL when stderr is journald's stream (JOURNAL_STREAM), else
+ * PLAIN. */
+typedef enum {
+        ITD_CONF_LOG_AUTO = 0,
+        ITD_CONF_LOG_PLAIN,
+        ITD_CONF_LOG_JOURNAL,
+        ITD_CONF_LOG_JSON
+} itd_conf_log_format_t;
 
 typedef struct itd_conf_s {
         /* kafka.* pass-through, in file order (key without the prefix) */
@@ -34,6 +43,11 @@ typedef struct itd_conf_s {
 
         int input_format;           /* itd_input_format_t */
         int input_framing;          /* itd_framing_t (codec.h) */
+        char *input_schemas_dir;    /* "" = none */
+        char *input_schema_registry_url; /* "" = none */
+        int64_t input_max_future_ms;
+        int64_t input_max_string_bytes;
+        int64_t input_max_message_bytes;
         int64_t output_schema_id;   /* -1: bare Avro */
 
         size_t n_windows;
@@ -64,6 +78,7 @@ typedef struct itd_conf_s {
         int64_t health_liveness_timeout_ms;
         int64_t output_max_in_flight;
         int log_level;              /* ITD_LOG_* (log.h) */
+        int log_format;             /* itd_conf_log_format_t */
         int64_t shutdown_timeout_ms;
 } itd_conf_t;
 

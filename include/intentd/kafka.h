@@ -16,25 +16,28 @@
 /* A NULL-terminated list of key/value pairs, e.g. {"linger.ms","5",NULL}. */
 typedef const char *const itd_kafka_pairs_t[];
 
+/* Callbacks a client may need; unused ones NULL. They run on the thread
+ * that polls the handle. */
+typedef struct itd_kafka_cbs_s {
+        void (*dr_msg)(rd_kafka_t *, const rd_kafka_message_t *, void *);
+        void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t,
+                          rd_kafka_topic_partition_list_t *, void *);
+        int (*stats)(rd_kafka_t *, char *json, size_t len, void *);
+} itd_kafka_cbs_t;
+
 /**
  * @brief Creates a consumer or producer. defaults are applied first, then
  * the user's n pairs (user keys win). Keys that belong only to the other
  * client type are skipped for this one, so a shared `kafka:` section does
  * not warn. librdkafka's log goes through itd_log (facility "kafka").
- * @param dr_msg_cb     delivery report callback for producers, or NULL.
- * @param rebalance_cb  rebalance callback for consumers, or NULL.
- * @param opaque        rd_kafka_opaque() of the new handle.
+ * @param cbs     callbacks (may be NULL).
+ * @param opaque  rd_kafka_opaque() of the new handle.
  * @returns the handle (caller owns; rd_kafka_destroy), or NULL with errstr.
  */
 rd_kafka_t *itd_kafka_new(rd_kafka_type_t type, itd_kafka_pairs_t defaults,
                           size_t n, char *const *keys, char *const *values,
-                          void (*dr_msg_cb)(rd_kafka_t *,
-                                            const rd_kafka_message_t *,
-                                            void *),
-                          void (*rebalance_cb)(
-                              rd_kafka_t *, rd_kafka_resp_err_t,
-                              rd_kafka_topic_partition_list_t *, void *),
-                          void *opaque, char *errstr, size_t errstr_size);
+                          const itd_kafka_cbs_t *cbs, void *opaque,
+                          char *errstr, size_t errstr_size);
 
 /**
  * @brief Produces one message (copied). When the local queue is full it

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "intentd/err.h"
 #include "intentd/event.h"
@@ -83,5 +84,30 @@ void itd_labeler_advance(itd_labeler_t *lb, int64_t watermark_ms);
 size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max);
 
 void itd_labeler_stats(const itd_labeler_t *lb, itd_labeler_stats_t *stats);
+
+/**
+ * @brief Writes the pending predictions (with their features), resolved
+ * examples not yet taken, the per-user order and the counters as one
+ * versioned, checksummed snapshot (docs/FEATURES.md, "Snapshots"), so that
+ * itd_labeler_restore gives a labeler that resolves and hands out the same
+ * examples in the same order. Examples already handed out by
+ * itd_labeler_take are not included.
+ * @returns ITD_OK, or ITD_ERR_IO with errstr.
+ */
+itd_err_t itd_labeler_snapshot(const itd_labeler_t *lb, FILE *out,
+                               char *errstr, size_t errstr_size);
+
+/**
+ * @brief Reads one labeler snapshot (exactly its bytes) into a new labeler
+ * the caller owns.
+ * @param conf  the running configuration: dim, n_ids, horizon_ms and
+ *              session_gap_ms must equal the snapshot's; max_pending must
+ *              hold its predictions; max_pending_per_user may differ.
+ * @returns the labeler, or NULL with errstr starting "incompatible labeler
+ * snapshot:", "corrupt labeler snapshot:" or "truncated labeler snapshot:"
+ * and naming the field or byte offset.
+ */
+itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
+                                   char *errstr, size_t errstr_size);
 
 #endif

@@ -9,6 +9,7 @@
 #ifndef INTENTD_LOG_H
 #define INTENTD_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum {
@@ -68,6 +69,35 @@ typedef struct itd_ratelimit_s {
  */
 int itd_ratelimit_allow(itd_ratelimit_t *rl, int64_t now_ms,
                         uint64_t *suppressed_out);
+
+/*
+ * Pseudonyms: a user id never reaches a log line in clear. A line that
+ * needs to say "the same user again" prints itd_log_pseudonym() instead:
+ * "u:" and 16 hex digits of SipHash-2-4 (a keyed PRF, unlike xxhash whose
+ * seed can be solved for from one known id) under a 128-bit key drawn from
+ * getrandom() once per process. Lines of one process can be correlated;
+ * lines of two runs, or logs and a list of candidate ids, cannot, since the
+ * key never leaves memory. Deliberately not configurable: a stable key
+ * would make the pseudonym a lasting identifier of the person.
+ */
+#define ITD_LOG_PSEUDONYM_SIZE 19 /* "u:" + 16 hex + NUL */
+
+/**
+ * @brief Writes the pseudonym of id[0..len) (a user id, a Kafka key; any
+ * bytes) into buf[cap], cut to fit and NUL-terminated when cap > 0;
+ * "u:-" when there is no id (len 0 or id NULL).
+ * @returns buf, to use directly as a "%s" argument.
+ * @thread any (the key is set once, thread-safely, on first use).
+ */
+const char *itd_log_pseudonym(const void *id, size_t len, char *buf,
+                              size_t cap);
+
+/**
+ * @brief Replaces the pseudonym key (16 bytes); NULL draws a new random
+ * one. For tests (known-answer vectors) and nothing else.
+ * @thread main, while no other thread logs.
+ */
+void itd_log_pseudonym_key(const uint8_t key[16]);
 
 /** @brief Monotonic clock in milliseconds. */
 int64_t itd_now_mono_ms(void);

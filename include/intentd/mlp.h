@@ -38,6 +38,11 @@ typedef struct itd_mlp_conf_s {
         float beta1, beta2, eps;   /* Adam (eps also AdaGrad) */
         float loss_weight_next;    /* weight of the next-action loss */
         uint64_t seed;
+        /* learning rate of the embedding rows; 0 = lr. A row learns only
+         * in the steps whose batch holds its id, so it needs larger steps
+         * than the dense layers that learn every step. (Appended by the
+         * model's implementer.) */
+        float emb_lr;
 } itd_mlp_conf_t;
 
 typedef struct itd_mlp_s itd_mlp_t;

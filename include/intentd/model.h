@@ -144,4 +144,8 @@ itd_err_t itd_model_load(itd_model_t *m, const char *path,
                          const itd_ckpt_meta_t *expect, char *errstr,
                          size_t errstr_size);
 
+/** @brief New MLP learning rate from the next step (SIGHUP reload); the
+ * logistic model's FTRL rates are unaffected. */
+void itd_model_set_lr(itd_model_t *m, float lr);
+
 #endif

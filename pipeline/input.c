@@ -1,0 +1,520 @@
+/*
+ * input.c - from a message value to a validated event, or to the stable
+ * reason it goes to the dead-letter topic.
+ *
+ * Order of checks, so each bad message gets one well-defined reason: size
+ * (empty, too large), then framing (magic byte, schema id look-up), then
+ * the payload walk (codec.c: structure, strings, enum symbols, price
+ * finite), then content (user id, timestamp range, price sign).
+ *
+ * Writer schemas by Confluent id: an open-addressing table of resolved
+ * plans, kept for the decoder's life (a registered id never changes its
+ * schema), and a small direct-mapped table of failed look-ups that are not
+ * retried for ITD_DECODER_MISS_RETRY_MS, so a flood of unknown ids costs a
+ * compare per message rather than a file open or an HTTP request each.
+ * Registry requests are also capped per second for floods of distinct ids.
+ */
+#include "intentd/input.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <avro.h>
+
+#include "codec_int.h"
+#include "intentd/codec.h"
+#include "intentd/conf.h"
+#include "intentd/log.h"
+#include "intentd/mem.h"
+#include "registry_int.h"
+
+#define CONFLUENT_HDR 5
+#define MISS_SLOTS 256           /* direct-mapped failed look-ups */
+#define MAX_SCHEMA_FILE (1 << 20) /* a schema file larger than this is refused */
+
+static const char *const reason_names[ITD_REASON__COUNT] = {
+    [ITD_REASON_OK] = "ok",
+    [ITD_REASON_EMPTY_MESSAGE] = "empty_message",
+    [ITD_REASON_MESSAGE_TOO_LARGE] = "message_too_large",
+    [ITD_REASON_BAD_MAGIC_BYTE] = "bad_magic_byte",
+    [ITD_REASON_UNKNOWN_SCHEMA_ID] = "unknown_schema_id",
+    [ITD_REASON_SCHEMA_INCOMPATIBLE] = "schema_incompatible",
+    [ITD_REASON_TRUNCATED] = "truncated",
+    [ITD_REASON_TRAILING_BYTES] = "trailing_bytes",
+    [ITD_REASON_NEGATIVE_LENGTH] = "negative_length",
+    [ITD_REASON_BAD_UNION_BRANCH] = "bad_union_branch",
+    [ITD_REASON_BAD_ENUM_INDEX] = "bad_enum_index",
+    [ITD_REASON_MALFORMED_AVRO] = "malformed_avro",
+    [ITD_REASON_JSON_SYNTAX] = "json_syntax",
+    [ITD_REASON_JSON_NOT_OBJECT] = "json_not_object",
+    [ITD_REASON_WRONG_TYPE] = "wrong_type",
+    [ITD_REASON_MISSING_FIELD] = "missing_field",
+    [ITD_REASON_MISSING_USER_ID] = "missing_user_id",
+    [ITD_REASON_UNKNOWN_EVENT_TYPE] = "unknown_event_type",
+    [ITD_REASON_TS_TOO_OLD] = "ts_too_old",
+    [ITD_REASON_TS_IN_FUTURE] = "ts_in_future",
+    [ITD_REASON_BAD_PRICE] = "bad_price",
+    [ITD_REASON_STRING_TOO_LONG] = "string_too_long",
+    [ITD_REASON_INVALID_UTF8] = "invalid_utf8",
+    [ITD_REASON_NUL_IN_STRING] = "nul_in_string",
+};
+
+const char *itd_reason_name(itd_reason_t r) {
+        if ((int)r < 0 || r >= ITD_REASON__COUNT || !reason_names[r])
+                return "unknown";
+        return reason_names[r];
+}
+
+void itd_input_conf_defaults(itd_input_conf_t *conf) {
+        memset(conf, 0, sizeof *conf);
+        conf->format = ITD_INPUT_AVRO;
+        conf->framing = ITD_FRAMING_AUTO;
+        conf->schemas_dir = "";
+        conf->registry_url = "";
+        conf->max_future_ms = 3600 * 1000LL;
+        conf->max_string_bytes = ITD_ID_MAX - 1;
+        conf->max_message_bytes = 65536;
+}
+
+typedef struct {
+        uint32_t id;
+        itd_plan_t *plan; /* NULL: empty slot */
+} entry_t;
+
+typedef struct {
+        uint32_t id;
+        int used;
+        itd_reason_t reason;  /* unknown_schema_id or schema_incompatible */
+        int64_t retry_at_ms;  /* monotonic */
+        char why[300];
+} miss_t;
+
+struct itd_decoder_s {
+        itd_input_conf_t conf;
+        char *schemas_dir;     /* NULL: none */
+        char *registry_url;    /* NULL: none */
+        itd_codec_t *codec;    /* owns the built-in plan */
+        const itd_plan_t *own; /* borrowed from codec */
+        entry_t *tab;          /* capacity a power of two, half full at most */
+        size_t tab_cap, tab_n;
+        miss_t miss[MISS_SLOTS];
+        itd_registry_t *reg;
+        int64_t reg_window_ms; /* start of the current one-second budget */
+        unsigned reg_in_window;
+        itd_decoder_stats_t st;
+};
+
+static void msg(char *detail, size_t detail_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void msg(char *detail, size_t detail_size, const char *fmt, ...) {
+        if (!detail || !detail_size)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, detail_size, fmt, ap);
+        va_end(ap);
+}
+
+itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
+                               size_t errstr_size) {
+        itd_decoder_t *dec = itd_xcalloc(1, sizeof *dec);
+        dec->conf = *conf;
+        if (conf->format != ITD_INPUT_AVRO && conf->format != ITD_INPUT_JSON) {
+                snprintf(errstr, errstr_size, "input format %d is unknown",
+                         conf->format);
+                goto fail;
+        }
+        if (conf->framing < ITD_FRAMING_AUTO ||
+            conf->framing > ITD_FRAMING_BARE) {
+                snprintf(errstr, errstr_size, "input framing %d is unknown",
+                         conf->framing);
+                goto fail;
+        }
+        if (conf->max_string_bytes == 0 || conf->max_message_bytes == 0) {
+                snprintf(errstr, errstr_size,
+                         "input limits must be positive (max_string_bytes "
+                         "%zu, max_message_bytes %zu)",
+                         conf->max_string_bytes, conf->max_message_bytes);
+                goto fail;
+        }
+        if (conf->schemas_dir && conf->schemas_dir[0]) {
+                struct stat sb;
+                if (stat(conf->schemas_dir, &sb) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "input.schemas_dir \"%s\": %s",
+                                 conf->schemas_dir, strerror(errno));
+                        goto fail;
+                }
+                if (!S_ISDIR(sb.st_mode)) {
+                        snprintf(errstr, errstr_size,
+                                 "input.schemas_dir \"%s\": not a folder",
+                                 conf->schemas_dir);
+                        goto fail;
+                }
+                dec->schemas_dir = itd_xstrdup(conf->schemas_dir);
+        }
+        if (conf->registry_url && conf->registry_url[0]) {
+                dec->registry_url = itd_xstrdup(conf->registry_url);
+                for (size_t n = strlen(dec->registry_url);
+                     n > 0 && dec->registry_url[n - 1] == '/';)
+                        dec->registry_url[--n] = '\0';
+                dec->reg = itd_registry_new(conf->registry_url, errstr,
+                                            errstr_size);
+                if (!dec->reg)
+                        goto fail;
+        }
+        dec->conf.schemas_dir = dec->schemas_dir;
+        dec->conf.registry_url = dec->registry_url;
+        dec->codec = itd_codec_new(errstr, errstr_size);
+        if (!dec->codec)
+                goto fail;
+        dec->own = itd_codec_event_plan(dec->codec);
+        dec->tab_cap = 16;
+        dec->tab = itd_xcalloc(dec->tab_cap, sizeof *dec->tab);
+        return dec;
+fail:
+        itd_decoder_destroy(dec);
+        return NULL;
+}
+
+void itd_decoder_destroy(itd_decoder_t *dec) {
+        if (!dec)
+                return;
+        for (size_t i = 0; i < dec->tab_cap; i++)
+                itd_plan_destroy(dec->tab[i].plan);
+        free(dec->tab);
+        itd_registry_destroy(dec->reg);
+        itd_codec_destroy(dec->codec);
+        free(dec->schemas_dir);
+        free(dec->registry_url);
+        free(dec);
+}
+
+void itd_decoder_stats(const itd_decoder_t *dec, itd_decoder_stats_t *st) {
+        *st = dec->st;
+}
+
+static size_t slot_of_id(uint32_t id, size_t cap) {
+        /* Fibonacci hashing: ids are small consecutive integers. */
+        return (size_t)((id * 2654435769u) & (uint32_t)(cap - 1));
+}
+
+static const itd_plan_t *tab_get(const itd_decoder_t *dec, uint32_t id) {
+        for (size_t i = slot_of_id(id, dec->tab_cap);;
+             i = (i + 1) & (dec->tab_cap - 1)) {
+                if (!dec->tab[i].plan)
+                        return NULL;
+                if (dec->tab[i].id == id)
+                        return dec->tab[i].plan;
+        }
+}
+
+static void tab_put(itd_decoder_t *dec, uint32_t id, itd_plan_t *plan) {
+        if ((dec->tab_n + 1) * 2 > dec->tab_cap) {
+                entry_t *old = dec->tab;
+                size_t old_cap = dec->tab_cap;
+                dec->tab_cap *= 2;
+                dec->tab = itd_xcalloc(dec->tab_cap, sizeof *dec->tab);
+                dec->tab_n = 0;
+                for (size_t i = 0; i < old_cap; i++)
+                        if (old[i].plan)
+                                tab_put(dec, old[i].id, old[i].plan);
+                free(old);
+        }
+        size_t i = slot_of_id(id, dec->tab_cap);
+        while (dec->tab[i].plan)
+                i = (i + 1) & (dec->tab_cap - 1);
+        dec->tab[i].id = id;
+        dec->tab[i].plan = plan;
+        dec->tab_n++;
+}
+
+/* Reads a whole schema file; NULL if absent. Sets *err on other faults. */
+static char *read_schema_file(const char *path, char *errstr,
+                              size_t errstr_size, int *err) {
+        FILE *f = fopen(path, "rb");
+        *err = 0;
+        if (!f) {
+                if (errno != ENOENT) {
+                        *err = 1;
+                        snprintf(errstr, errstr_size, "%.200s: %s", path,
+                                 strerror(errno));
+                }
+                return NULL;
+        }
+        char *text = itd_xmalloc(MAX_SCHEMA_FILE + 1);
+        size_t n = fread(text, 1, MAX_SCHEMA_FILE + 1, f);
+        fclose(f);
+        if (n > MAX_SCHEMA_FILE) {
+                *err = 1;
+                snprintf(errstr, errstr_size, "%.200s: larger than 1 MiB",
+                         path);
+                free(text);
+                return NULL;
+        }
+        text[n] = '\0';
+        return text;
+}
+
+/*
+ * Finds the writer schema text of id: schemas_dir/<id>.avsc, then
+ * schemas_dir/<id>, then the registry. Returns the text (caller frees) and
+ * where it came from, or NULL with the reason in why.
+ */
+static char *find_schema(itd_decoder_t *dec, uint32_t id, char *from,
+                         size_t from_size, char *why, size_t why_size,
+                         int *retry) {
+        char path[4096];
+        int err = 0;
+        *retry = 1;
+        if (dec->schemas_dir) {
+                static const char *const suffix[2] = {".avsc", ""};
+                for (int k = 0; k < 2; k++) {
+                        snprintf(path, sizeof path, "%s/%" PRIu32 "%s",
+                                 dec->schemas_dir, id, suffix[k]);
+                        char *text =
+                            read_schema_file(path, why, why_size, &err);
+                        if (text) {
+                                snprintf(from, from_size, "%s", path);
+                                return text;
+                        }
+                        if (err)
+                                return NULL;
+                }
+        }
+        if (!dec->reg) {
+                snprintf(why, why_size, "not in input.schemas_dir%s",
+                         dec->schemas_dir ? "" : " (none configured)");
+                return NULL;
+        }
+        int64_t now = itd_now_mono_ms();
+        if (now - dec->reg_window_ms >= 1000) {
+                dec->reg_window_ms = now;
+                dec->reg_in_window = 0;
+        }
+        if (dec->reg_in_window >= ITD_DECODER_REGISTRY_PER_SEC) {
+                /* Not remembered as a miss: the next message may ask. */
+                *retry = 0;
+                snprintf(why, why_size,
+                         "not in input.schemas_dir, and the registry "
+                         "look-up budget (%d/s) is spent",
+                         ITD_DECODER_REGISTRY_PER_SEC);
+                return NULL;
+        }
+        dec->reg_in_window++;
+        dec->st.registry_requests++;
+        char *text = NULL;
+        char rerr[300];
+        itd_err_t rc = itd_registry_fetch(dec->reg, id, &text, rerr,
+                                          sizeof rerr);
+        if (rc == ITD_OK) {
+                snprintf(from, from_size, "%s/schemas/ids/%" PRIu32,
+                         dec->registry_url, id);
+                return text;
+        }
+        if (rc != ITD_ERR_NOT_FOUND) {
+                dec->st.registry_errors++;
+                itd_log(ITD_LOG_WARNING, "avro",
+                        "schema registry look-up failed: %s", rerr);
+        }
+        snprintf(why, why_size, "%s", rerr);
+        return NULL;
+}
+
+/* The plan for a Confluent schema id, or NULL with the reason. */
+static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
+                                itd_reason_t *reason, char *detail,
+                                size_t detail_size) {
+        const itd_plan_t *hit = tab_get(dec, id);
+        if (hit)
+                return hit;
+        /* Neither source configured: every id is the built-in schema. */
+        if (!dec->schemas_dir && !dec->reg)
+                return dec->own;
+        miss_t *m = &dec->miss[id % MISS_SLOTS];
+        int64_t now = itd_now_mono_ms();
+        if (m->used && m->id == id && now < m->retry_at_ms) {
+                *reason = m->reason;
+                msg(detail, detail_size, "schema id %" PRIu32 ": %s", id,
+                    m->why);
+                return NULL;
+        }
+        char from[4200], why[300] = "";
+        int retry;
+        itd_reason_t r = ITD_REASON_UNKNOWN_SCHEMA_ID;
+        char *text = find_schema(dec, id, from, sizeof from, why, sizeof why,
+                                 &retry);
+        if (text) {
+                avro_schema_t writer = NULL;
+                if (avro_schema_from_json_length(text, strlen(text),
+                                                 &writer)) {
+                        r = ITD_REASON_SCHEMA_INCOMPATIBLE;
+                        snprintf(why, sizeof why,
+                                 "%.150s does not parse as Avro: %.80s",
+                                 from, avro_strerror());
+                } else {
+                        char perr[256];
+                        itd_plan_t *plan =
+                            itd_plan_new(writer, perr, sizeof perr);
+                        avro_schema_decref(writer);
+                        if (plan) {
+                                free(text);
+                                tab_put(dec, id, plan);
+                                dec->st.schemas_loaded++;
+                                itd_log(ITD_LOG_INFO, "avro",
+                                        "schema id %" PRIu32 " loaded from "
+                                        "%s",
+                                        id, from);
+                                return plan;
+                        }
+                        r = ITD_REASON_SCHEMA_INCOMPATIBLE;
+                        snprintf(why, sizeof why, "%.100s: %.190s", from,
+                                 perr);
+                }
+                free(text);
+        }
+        dec->st.schema_misses++;
+        *reason = r;
+        msg(detail, detail_size, "schema id %" PRIu32 ": %s", id, why);
+        if (retry) {
+                m->used = 1;
+                m->id = id;
+                m->reason = r;
+                m->retry_at_ms = now + ITD_DECODER_MISS_RETRY_MS;
+                itd_strlcpy(m->why, why, sizeof m->why);
+                itd_log(ITD_LOG_WARNING, "avro",
+                        "schema id %" PRIu32 ": %s (not retried for %d s)",
+                        id, why, ITD_DECODER_MISS_RETRY_MS / 1000);
+        }
+        return NULL;
+}
+
+static itd_reason_t decode_confluent(itd_decoder_t *dec, const uint8_t *buf,
+                                     size_t len, itd_event_t *ev,
+                                     char *detail, size_t detail_size) {
+        itd_reason_t r = ITD_REASON_OK;
+        uint32_t id = (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
+                      (uint32_t)buf[3] << 8 | buf[4];
+        const itd_plan_t *plan = lookup(dec, id, &r, detail, detail_size);
+        if (!plan)
+                return r;
+        return itd_plan_decode(plan, buf, len, CONFLUENT_HDR,
+                               dec->conf.max_string_bytes, ev, detail,
+                               detail_size);
+}
+
+static itd_reason_t decode_avro(itd_decoder_t *dec, const uint8_t *buf,
+                                size_t len, itd_event_t *ev, char *detail,
+                                size_t detail_size) {
+        size_t max_str = dec->conf.max_string_bytes;
+        switch (dec->conf.framing) {
+        case ITD_FRAMING_CONFLUENT:
+                if (len < CONFLUENT_HDR) {
+                        msg(detail, detail_size,
+                            "%zu bytes, too short for the 5-byte Confluent "
+                            "header",
+                            len);
+                        return ITD_REASON_TRUNCATED;
+                }
+                if (buf[0] != 0) {
+                        msg(detail, detail_size,
+                            "Confluent magic byte is 0x%02x, expected 0x00",
+                            buf[0]);
+                        return ITD_REASON_BAD_MAGIC_BYTE;
+                }
+                return decode_confluent(dec, buf, len, ev, detail,
+                                        detail_size);
+        case ITD_FRAMING_BARE:
+                return itd_plan_decode(dec->own, buf, len, 0, max_str, ev,
+                                       detail, detail_size);
+        default:
+                break;
+        }
+        if (len < CONFLUENT_HDR || buf[0] != 0)
+                return itd_plan_decode(dec->own, buf, len, 0, max_str, ev,
+                                       detail, detail_size);
+        /*
+         * Byte 0 is 0 both for a Confluent header and for a bare record
+         * whose first field is a null union branch: try the header first,
+         * then bare. When both fail the message is reported as Confluent,
+         * since that is what its first byte says it is.
+         */
+        char why[300], why_bare[300];
+        itd_reason_t r = decode_confluent(dec, buf, len, ev, why, sizeof why);
+        if (r == ITD_REASON_OK)
+                return r;
+        if (itd_plan_decode(dec->own, buf, len, 0, max_str, ev, why_bare,
+                            sizeof why_bare) == ITD_REASON_OK)
+                return ITD_REASON_OK;
+        msg(detail, detail_size, "as Confluent: %s; as bare Avro: %s", why,
+            why_bare);
+        return r;
+}
+
+/* Content rules shared by Avro and JSON. */
+static itd_reason_t validate(const itd_decoder_t *dec, const itd_event_t *ev,
+                             int64_t now_wall_ms, char *detail,
+                             size_t detail_size) {
+        if (!ev->user_id[0]) {
+                msg(detail, detail_size,
+                    "field 'user_id': empty string (required)");
+                return ITD_REASON_MISSING_USER_ID;
+        }
+        if (ev->ts_ms < ITD_DECODER_MIN_TS_MS) {
+                msg(detail, detail_size,
+                    "field 'ts': %" PRId64 " is before 2000-01-01 (%lld)",
+                    ev->ts_ms, ITD_DECODER_MIN_TS_MS);
+                return ITD_REASON_TS_TOO_OLD;
+        }
+        if (ev->ts_ms > now_wall_ms &&
+            ev->ts_ms - now_wall_ms > dec->conf.max_future_ms) {
+                msg(detail, detail_size,
+                    "field 'ts': %" PRId64 " is %" PRId64 " ms ahead of the "
+                    "wall clock (input.max_future is %" PRId64 " ms)",
+                    ev->ts_ms, ev->ts_ms - now_wall_ms,
+                    dec->conf.max_future_ms);
+                return ITD_REASON_TS_IN_FUTURE;
+        }
+        /* NAN is "absent" here; a NaN on the wire was refused already. */
+        if (ev->price < 0) {
+                msg(detail, detail_size, "field 'price': %g is negative",
+                    ev->price);
+                return ITD_REASON_BAD_PRICE;
+        }
+        return ITD_REASON_OK;
+}
+
+itd_reason_t itd_decoder_decode(itd_decoder_t *dec, const void *vbuf,
+                                size_t len, int64_t now_wall_ms,
+                                itd_event_t *ev, char *detail,
+                                size_t detail_size) {
+        const uint8_t *buf = vbuf;
+        itd_reason_t r;
+        if (detail && detail_size)
+                detail[0] = '\0';
+        if (len == 0 || !buf) {
+                msg(detail, detail_size, "empty message");
+                return ITD_REASON_EMPTY_MESSAGE;
+        }
+        if (len > dec->conf.max_message_bytes) {
+                msg(detail, detail_size,
+                    "%zu bytes exceeds input.max_message_bytes (%zu)", len,
+                    dec->conf.max_message_bytes);
+                return ITD_REASON_MESSAGE_TOO_LARGE;
+        }
+        if (dec->conf.format == ITD_INPUT_JSON)
+                r = itd_event_json_decode((const char *)buf, len,
+                                          dec->conf.max_string_bytes, ev,
+                                          detail, detail_size);
+        else
+                r = decode_avro(dec, buf, len, ev, detail, detail_size);
+        if (r)
+                return r;
+        return validate(dec, ev, now_wall_ms, detail, detail_size);
+}

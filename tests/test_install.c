@@ -1,0 +1,328 @@
+/*
+ * test_install.c - what `cmake --install` lays out (the contents of the
+ * .deb), checked in a DESTDIR: binary, units, sysusers/tmpfiles snippets,
+ * default config, schemas, docs, man page; the paths inside the units
+ * follow the prefix; the installed binary accepts the installed config.
+ * Also the documents operators read next to them: every alert's runbook
+ * anchor exists in OPERATIONS.md, and intentd(8) names every command and
+ * option of the --help texts. The build folder is the one holding
+ * ITD_BINARY; without cmake (or groff) those parts are skipped.
+ */
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "intentd/mem.h"
+#include "testutil.h"
+
+static int have(const char *cmd) {
+        char line[256];
+        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
+        char *argv[] = {"/bin/sh", "-c", line, NULL};
+        return tu_run(argv, NULL, 10000) == 0;
+}
+
+/* Runs a shell line with output to dir/cmd.log; returns rc, *out the log
+ * (caller frees). */
+static int sh(const char *dir, const char *line, char **out) {
+        char log[512];
+        snprintf(log, sizeof log, "%s/cmd.log", dir);
+        unlink(log);
+        char *argv[] = {"/bin/sh", "-c", (char *)line, NULL};
+        int rc = tu_run(argv, log, 120000);
+        *out = tu_read_file(log);
+        if (!*out)
+                *out = itd_xstrdup("");
+        return rc;
+}
+
+static char *read_src(const char *rel) {
+        char path[512];
+        char *text = tu_read_file(tu_src(rel, path, sizeof path));
+        cr_assert_not_null(text, "cannot read %s", rel);
+        return text;
+}
+
+/* Installs the build folder of ITD_BINARY into root with prefix; returns
+ * the install log (caller frees). */
+static char *install_into(const char *root, const char *prefix) {
+        if (!have("cmake"))
+                cr_skip_test("cmake not installed");
+        char bin[512], line[2048];
+        itd_strlcpy(bin, ITD_BINARY, sizeof bin);
+        snprintf(line, sizeof line,
+                 "DESTDIR='%s' cmake --install '%s' --prefix '%s'", root,
+                 dirname(bin), prefix);
+        char *out;
+        int rc = sh(root, line, &out);
+        cr_assert_eq(rc, 0, "cmake --install: rc %d\n%s", rc, out);
+        return out;
+}
+
+/* Mode of root/rel, or -1 if it does not exist. */
+static int mode_of(const char *root, const char *rel) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", root, rel);
+        struct stat sb;
+        return stat(path, &sb) == 0 ? (int)(sb.st_mode & 07777) : -1;
+}
+
+static char *read_in(const char *root, const char *rel) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", root, rel);
+        char *text = tu_read_file(path);
+        cr_assert_not_null(text, "cannot read %s", path);
+        return text;
+}
+
+Test(install, lays_out_what_the_package_ships) {
+        char root[256];
+        cr_assert_not_null(tu_tmpdir(root, sizeof root));
+        free(install_into(root, "/usr"));
+
+        static const char *const files[] = {
+            "usr/bin/intentd",
+            "usr/lib/systemd/system/intentd.service",
+            "usr/lib/systemd/system/intentd@.service",
+            "usr/lib/sysusers.d/intentd.conf",
+            "usr/lib/tmpfiles.d/intentd.conf",
+            "etc/intentd/intentd.yaml",
+            "usr/share/intentd/event.avsc",
+            "usr/share/intentd/prediction.avsc",
+            "usr/share/doc/intentd/README.md",
+            "usr/share/doc/intentd/OPERATIONS.md",
+            "usr/share/doc/intentd/CONFIGURATION.md",
+            "usr/share/doc/intentd/METRICS.md",
+            "usr/share/doc/intentd/ARCHITECTURE.md",
+            "usr/share/doc/intentd/ops/alerts.yml",
+            "usr/share/doc/intentd/ops/grafana-dashboard.json",
+            "usr/share/man/man8/intentd.8",
+        };
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+                cr_expect_neq(mode_of(root, files[i]), -1, "missing %s",
+                              files[i]);
+        cr_expect_eq(mode_of(root, "usr/bin/intentd") & 0111, 0111,
+                     "intentd is not executable");
+        /* The config may hold Kafka credentials: not world-readable
+         * (postinst hands the group to intentd). */
+        cr_expect_eq(mode_of(root, "etc/intentd/intentd.yaml"), 0640);
+
+        /* Installed copies are the files of the tree. */
+        static const char *const same[][2] = {
+            {"etc/intentd/intentd.yaml", "config/intentd.yaml"},
+            {"usr/lib/sysusers.d/intentd.conf", "systemd/intentd.sysusers"},
+            {"usr/share/intentd/event.avsc", "config/event.avsc"},
+            {"usr/share/man/man8/intentd.8", "docs/intentd.8"},
+        };
+        for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+                char *a = read_in(root, same[i][0]);
+                char *b = read_src(same[i][1]);
+                cr_expect_str_eq(a, b, "%s differs from %s", same[i][0],
+                                 same[i][1]);
+                free(a);
+                free(b);
+        }
+        char *unit = read_in(root, "usr/lib/systemd/system/intentd.service");
+        cr_expect(strstr(unit, "\nExecStart=/usr/bin/intentd run --config "
+                               "/etc/intentd/intentd.yaml\n"),
+                  "%s", unit);
+        free(unit);
+}
+
+Test(install, installed_binary_accepts_the_installed_default_config) {
+        char root[256], line[1200];
+        cr_assert_not_null(tu_tmpdir(root, sizeof root));
+        free(install_into(root, "/usr"));
+        snprintf(line, sizeof line,
+                 "'%s/usr/bin/intentd' check-config '%s/etc/intentd/"
+                 "intentd.yaml' && '%s/usr/bin/intentd' --version",
+                 root, root, root);
+        char *out;
+        int rc = sh(root, line, &out);
+        cr_expect_eq(rc, 0, "rc %d\n%s", rc, out);
+        cr_expect(strstr(out, ": ok") && strstr(out, "intentd "), "%s", out);
+        free(out);
+}
+
+Test(install, paths_inside_the_units_follow_the_prefix) {
+        char root[256];
+        cr_assert_not_null(tu_tmpdir(root, sizeof root));
+        free(install_into(root, "/opt/intentd"));
+        cr_expect_neq(mode_of(root, "opt/intentd/etc/intentd/intentd.yaml"),
+                      -1, "config not under PREFIX/etc");
+        cr_expect_eq(mode_of(root, "etc/intentd/intentd.yaml"), -1,
+                     "a non-/usr prefix must not write to /etc");
+        static const char *const units[] = {"intentd.service",
+                                            "intentd@.service"};
+        for (size_t i = 0; i < 2; i++) {
+                char rel[256];
+                snprintf(rel, sizeof rel, "opt/intentd/lib/systemd/system/%s",
+                         units[i]);
+                char *u = read_in(root, rel);
+                cr_expect(strstr(u, "ExecStart=/opt/intentd/bin/intentd run "
+                                    "--config /opt/intentd/etc/intentd/"),
+                          "%s: %s", units[i], u);
+                cr_expect_null(strstr(u, "/usr/bin/intentd"), "%s", units[i]);
+                free(u);
+        }
+        char *tmpf = read_in(root, "opt/intentd/lib/tmpfiles.d/intentd.conf");
+        cr_expect(strstr(tmpf, "/opt/intentd/etc/intentd "), "%s", tmpf);
+        free(tmpf);
+}
+
+/* ---- the documents next to the install ---------------------------------- */
+
+/* GitHub's heading slug: lower case, spaces to '-', other punctuation
+ * dropped. */
+static void slug(const char *heading, char *out, size_t cap) {
+        size_t k = 0;
+        for (const char *p = heading; *p && *p != '\n' && k + 1 < cap; p++) {
+                unsigned char c = (unsigned char)*p;
+                if (isalnum(c) || c == '-' || c == '_')
+                        out[k++] = (char)tolower(c);
+                else if (c == ' ')
+                        out[k++] = '-';
+        }
+        out[k] = '\0';
+}
+
+/* 1 if the Markdown text has an anchor named a: an explicit id or the slug
+ * of a heading. */
+static int has_anchor(const char *md, const char *a) {
+        char want[160];
+        snprintf(want, sizeof want, "id=\"%s\"", a);
+        if (strstr(md, want))
+                return 1;
+        for (const char *p = md; p; p = strchr(p, '\n')) {
+                if (*p == '\n')
+                        p++;
+                if (*p != '#')
+                        continue;
+                const char *h = p;
+                while (*h == '#')
+                        h++;
+                while (*h == ' ')
+                        h++;
+                char s[160];
+                slug(h, s, sizeof s);
+                if (!strcmp(s, a))
+                        return 1;
+        }
+        return 0;
+}
+
+Test(docs, every_runbook_link_of_the_alerts_has_its_section) {
+        char *rules = read_src("docs/ops/alerts.yml");
+        char *ops = read_src("docs/OPERATIONS.md");
+        const char *key = "docs/OPERATIONS.md#";
+        size_t n = 0;
+        for (const char *p = rules; (p = strstr(p, key)); n++) {
+                p += strlen(key);
+                char a[128];
+                size_t k = 0;
+                while (p[k] && p[k] != '"' && k < sizeof a - 1) {
+                        a[k] = p[k];
+                        k++;
+                }
+                a[k] = '\0';
+                cr_expect(has_anchor(ops, a),
+                          "OPERATIONS.md has no section #%s", a);
+        }
+        cr_expect_geq(n, 8, "alerts.yml links only %zu runbook sections", n);
+        free(rules);
+        free(ops);
+}
+
+/* The help text of `intentd ARGS`, via the built binary. */
+static char *help_of(const char *dir, const char *args) {
+        char line[1024];
+        snprintf(line, sizeof line, "'%s' %s", ITD_BINARY, args);
+        char *out;
+        int rc = sh(dir, line, &out);
+        cr_assert_eq(rc, 0, "intentd %s: rc %d\n%s", args, rc, out);
+        return out;
+}
+
+/* The man page as plain text: roff's "\-" is a "-". */
+static char *man_text(void) {
+        char *roff = read_src("docs/intentd.8");
+        char *o = roff;
+        for (const char *p = roff; *p; p++) {
+                if (p[0] == '\\' && p[1] == '-') {
+                        *o++ = '-';
+                        p++;
+                } else {
+                        *o++ = *p;
+                }
+        }
+        *o = '\0';
+        return roff;
+}
+
+Test(docs, man_page_names_every_command_and_option_of_the_help) {
+        char dir[256];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        char *man = man_text();
+        static const char *const cmds[] = {"run",      "check-config",
+                                           "broker",   "simulate",
+                                           "load",     "replay",
+                                           "demo"};
+        char *top = help_of(dir, "--help");
+        for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+                char needle[64];
+                snprintf(needle, sizeof needle, "  %s ", cmds[i]);
+                cr_expect(strstr(top, needle), "`intentd --help` lacks %s",
+                          cmds[i]);
+                snprintf(needle, sizeof needle, ".SY intentd\\ %s", cmds[i]);
+                cr_expect(strstr(man, needle), "no synopsis of %s", cmds[i]);
+        }
+        /* Every --long option (and -o) of every help text. */
+        for (size_t i = 0; i <= sizeof cmds / sizeof cmds[0]; i++) {
+                char args[64];
+                if (i == sizeof cmds / sizeof cmds[0])
+                        snprintf(args, sizeof args, "--help");
+                else
+                        snprintf(args, sizeof args, "%s --help", cmds[i]);
+                char *h = i == sizeof cmds / sizeof cmds[0] ? top
+                                                            : help_of(dir, args);
+                for (const char *p = h; (p = strstr(p, "--")); p += 2) {
+                        char opt[64];
+                        size_t k = 0;
+                        while ((isalnum((unsigned char)p[k]) || p[k] == '-') &&
+                               k < sizeof opt - 1) {
+                                opt[k] = p[k];
+                                k++;
+                        }
+                        opt[k] = '\0';
+                        if (k > 2)
+                                cr_expect(strstr(man, opt),
+                                          "intentd(8) lacks %s (from "
+                                          "`intentd %s`)",
+                                          opt, args);
+                }
+                if (h != top)
+                        free(h);
+        }
+        cr_expect(strstr(man, "-o") != NULL);
+        free(top);
+        free(man);
+}
+
+Test(docs, man_page_renders_without_groff_warnings) {
+        if (!have("groff"))
+                cr_skip_test("groff not installed");
+        char dir[256], path[512], line[1200];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        char *out;
+        snprintf(line, sizeof line, "groff -man -ww -z '%s' 2>&1",
+                 tu_src("docs/intentd.8", path, sizeof path));
+        int rc = sh(dir, line, &out);
+        cr_expect_eq(rc, 0, "groff: rc %d\n%s", rc, out);
+        cr_expect_str_eq(out, "", "groff warnings:\n%s", out);
+        free(out);
+}
