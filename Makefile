@@ -3,7 +3,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench docs clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build test demo bench docs fuzz clean
 
 all: build
 
@@ -19,6 +21,17 @@ test: build
 
 demo: build
 	@$(BUILD)/intentd demo
+
+# libFuzzer over the message decoder (tests/fuzz/); CI runs it for 60 s.
+fuzz: deps
+	@scripts/deps.sh fuzz
+	@OUT=$(BUILD)/fuzz tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Issue 8: every benchmark in one run (~10 min on 2 cores): the table on
+# stdout, build/bench/results.json; docs/BENCHMARKS.md says how to read it.
+bench: build
+	@scripts/deps.sh bench
+	@bench/run.sh $(BUILD)
 
 docs: build
 	@cmake --build $(BUILD) --target docs

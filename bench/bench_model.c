@@ -1,8 +1,9 @@
 /*
  * bench_model.c - speed of the model: forward and training ns/example at
- * batch 1, 32 and 256 for the default MLP shape, the training GFLOP/s of
- * its dense layers against the single-thread sgemm peak measured in the
- * same run, and the logistic baseline's ns/example.
+ * batch 1, 32, 64 (the daemon's model.batch.size) and 256 for the default
+ * MLP shape, the training GFLOP/s of its dense layers against the
+ * single-thread sgemm peak measured in the same run, and the logistic
+ * baseline's ns/example.
  *
  * Prints a table, then one JSON object on the last line
  * ({"bench":"model",...}) for `make bench` to collect. Measured, never
@@ -23,9 +24,9 @@
 #include "intentd/state.h"
 
 #define MIN_SECONDS 0.4 /* per measurement: long enough to average noise */
-#define N_BATCHES 3
+#define N_BATCHES 4
 
-static const size_t batches[N_BATCHES] = {1, 32, 256};
+static const size_t batches[N_BATCHES] = {1, 32, 64, 256};
 
 static double now_s(void) {
         struct timespec ts;

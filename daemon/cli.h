@@ -49,7 +49,8 @@ void itd_cli_log_setup(const itd_conf_t *conf);
 long long itd_cli_int(const char *cmd, const char *opt, const char *s,
                       long long min, long long max);
 
-/** @brief Format from a file name: .jsonl/.json -> jsonl, else taobao. */
+/** @brief Format from a file name (.avro, .jsonl/.json, REES46 and
+ * RetailRocket names); anything else is taken for Taobao. */
 itd_format_t itd_cli_guess_format(const char *path);
 
 /**

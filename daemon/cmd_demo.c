@@ -29,7 +29,7 @@
 
 static const char demo_usage[] =
     "usage: intentd demo [--users N] [--days D] [--seed S]\n"
-    "                    [--input DATA [--format taobao|jsonl]]\n"
+    "                    [--input DATA [--format FORMAT]]\n"
     "                    [--partitions P] [--config FILE] [-o key=value]...\n"
     "\n"
     "Starts the embedded broker, publishes simulated shoppers (or DATA) to\n"
@@ -169,7 +169,8 @@ int itd_cmd_demo(int argc, char **argv) {
                 if (format_arg &&
                     itd_format_parse(format_arg, &format) != ITD_OK) {
                         fprintf(stderr, "intentd demo: --format \"%s\": "
-                                "expected taobao or jsonl\n", format_arg);
+                                "expected taobao, rees46, retailrocket, "
+                                "jsonl or avro\n", format_arg);
                         goto out;
                 }
                 rd = itd_reader_open(input, format, 1, errstr, sizeof errstr);

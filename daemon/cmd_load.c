@@ -16,22 +16,44 @@
 #define MAX_OVERRIDES 64
 
 static const char load_usage[] =
-    "usage: intentd load --config FILE --input DATA [--format taobao|jsonl]\n"
+    "usage: intentd load --config FILE --input DATA [--format FORMAT]\n"
     "                    [--rate N] [--no-sort] [-o key=value]...\n"
     "\n"
     "Publishes every event of DATA to topics.events as Avro, keyed by user\n"
     "id. DATA may be gzip-compressed (.gz). Events are sorted by event time\n"
     "first (stable), since some datasets are grouped by user.\n"
     "\n"
-    "  --format F   taobao (UserBehavior CSV) or jsonl (event schema);\n"
-    "               default from the file name (.jsonl/.json -> jsonl)\n"
+    "  --format F   taobao (UserBehavior CSV), rees46, retailrocket,\n"
+    "               jsonl (event schema) or avro (container file);\n"
+    "               default from the file name\n"
     "  --rate N     events per second (default: as fast as possible)\n"
     "  --no-sort    publish in file order\n";
 
-/* Guesses the format from the file name when --format is not given. */
+/* Guesses the format from the file name when --format is not given, by the
+ * names the datasets ship with: REES46 as "2019-Oct.csv",
+ * RetailRocket as "events.csv"; anything else CSV is taken for Taobao. */
 itd_format_t itd_cli_guess_format(const char *path) {
-        if (strstr(path, ".jsonl") || strstr(path, ".json"))
+        static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
+                                             "May", "Jun", "Jul", "Aug",
+                                             "Sep", "Oct", "Nov", "Dec"};
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        if (strstr(base, ".avro"))
+                return ITD_FORMAT_AVRO;
+        if (strstr(base, ".jsonl") || strstr(base, ".json"))
                 return ITD_FORMAT_JSONL;
+        if (strstr(base, "rees46"))
+                return ITD_FORMAT_REES46;
+        if (strstr(base, "retailrocket") ||
+            strncmp(base, "events.csv", 10) == 0)
+                return ITD_FORMAT_RETAILROCKET;
+        int year;
+        char mon[4];
+        if (sscanf(base, "%4d-%3[A-Za-z].csv", &year, mon) == 2) {
+                for (size_t i = 0; i < sizeof months / sizeof months[0]; i++)
+                        if (strcmp(mon, months[i]) == 0)
+                                return ITD_FORMAT_REES46;
+        }
         return ITD_FORMAT_TAOBAO;
 }
 
@@ -75,7 +97,8 @@ int itd_cmd_load(int argc, char **argv) {
         itd_format_t format = itd_cli_guess_format(input);
         if (format_arg && itd_format_parse(format_arg, &format) != ITD_OK) {
                 fprintf(stderr, "intentd load: --format \"%s\": expected "
-                        "taobao or jsonl\n", format_arg);
+                        "taobao, rees46, retailrocket, jsonl or avro\n",
+                        format_arg);
                 return 2;
         }
         itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);

@@ -55,6 +55,20 @@ int itd_cmd_run(int argc, char **argv) {
         itd_conf_t *conf = itd_cli_conf(path, overrides, n_overrides);
         if (!conf)
                 return ITD_EXIT_CONFIG;
+        /* Without brokers the consumer would wait forever and systemd
+         * would restart it in a loop; say so once and stay down. */
+        int have_brokers = 0;
+        for (size_t i = 0; i < conf->n_kafka; i++)
+                if ((!strcmp(conf->kafka_keys[i], "bootstrap.servers") ||
+                     !strcmp(conf->kafka_keys[i], "metadata.broker.list")) &&
+                    *conf->kafka_values[i])
+                        have_brokers = 1;
+        if (!have_brokers) {
+                fprintf(stderr, "intentd run: %s: kafka.bootstrap.servers is "
+                        "not set (see docs/OPERATIONS.md)\n", path);
+                itd_conf_destroy(conf);
+                return ITD_EXIT_CONFIG;
+        }
         itd_cli_log_setup(conf);
         itd_cli_signals();
 

@@ -187,6 +187,36 @@ static const struct prop props[] = {
              "produced Avro records; -1 produces bare Avro without a "
              "header."},
 
+    /* triggers (rules: include/intentd/trigger.h, docs/SCHEMAS.md) */
+    {.name = "triggers.enter", .type = PT_DOUBLE, .off = F_DBL(triggers_enter),
+     .dmin = 0, .dmax = 1, .def = "0.5",
+     .help = "A user's trigger fires (direction `UP` on `topics.triggers`) "
+             "when a prediction's `purchase_probability` is at or above "
+             "this while the user is armed and out of cool-down. Firing "
+             "disarms the user."},
+    {.name = "triggers.exit", .type = PT_DOUBLE, .off = F_DBL(triggers_exit),
+     .dmin = 0, .dmax = 1, .def = "0.3",
+     .help = "A disarmed user is re-armed (a `DOWN` record) when a score "
+             "falls below this, so a score hovering around "
+             "`triggers.enter` fires once (hysteresis). Must not exceed "
+             "`triggers.enter`."},
+    {.name = "triggers.cooldown", .type = PT_DURATION,
+     .off = F_I64(triggers_cooldown_ms), .min = 0, .max = 7 * DAY_MS,
+     .def = "1h",
+     .help = "Least event time between two `UP` triggers of one user; a "
+             "crossing inside it is held back until the first event after "
+             "it that still scores at or above `triggers.enter`. Measured "
+             "in event time, so replays and backlogs behave like the live "
+             "stream."},
+    {.name = "triggers.max_users", .type = PT_INT,
+     .off = F_I64(triggers_max_users), .min = 1, .max = 100000000,
+     .def = "1000000", .unit = "users",
+     .help = "Users whose trigger state (armed flag, last firing) is "
+             "remembered, per assigned partition; only users who have "
+             "fired are kept (32 bytes each). Beyond it the least recently "
+             "seen is forgotten and comes back armed and out of "
+             "cool-down."},
+
     /* windows, session, state */
     {.name = "windows.spans", .type = PT_DURATION_LIST,
      .off = F_LIST(windows_ms), .count_off = F_CNT(n_windows),
@@ -214,8 +244,11 @@ static const struct prop props[] = {
              "dropped, so users who never return do not hold memory."},
     {.name = "state.max_users", .type = PT_INT, .off = F_I64(state_max_users),
      .min = 1, .max = 1000000000, .def = "5000000", .unit = "users",
-     .help = "Upper bound on users with state in memory; with "
-             "`state.idle_ttl` it bounds the daemon's memory."},
+     .help = "Upper bound on users with state in memory, per assigned "
+             "partition (state is kept per partition so it can be "
+             "checkpointed and handed over); beyond it the least recently "
+             "active user is evicted. With `state.idle_ttl` it bounds the "
+             "daemon's memory: about 256 bytes per user."},
 
     /* labels */
     {.name = "labels.horizon", .type = PT_DURATION,
@@ -228,9 +261,12 @@ static const struct prop props[] = {
     {.name = "labels.max_pending", .type = PT_INT,
      .off = F_I64(labels_max_pending), .min = 1000, .max = 100000000,
      .def = "1000000", .unit = "predictions",
-     .help = "Most predictions waiting for their label at once; when "
-             "reached, consumption pauses until labels resolve "
-             "(back-pressure: nothing is dropped)."},
+     .help = "Most predictions waiting for their label at once, per "
+             "assigned partition (each partition labels against its own "
+             "watermark). The pool grows on demand up to this. When it is "
+             "full, the batch waits instead of dropping a label; size it "
+             "above the events a partition sees within `labels.horizon` "
+             "plus `windows.allowed_lateness`."},
 
     /* model */
     {.name = "model.type", .type = PT_ENUM, .off = F_INT(model_type),
@@ -281,6 +317,27 @@ static const struct prop props[] = {
      .help = "Weight of the next-action head's cross-entropy in the "
              "training loss, relative to the purchase head's log loss; 0 "
              "trains the purchase head alone."},
+    {.name = "model.wide.learning.rate", .type = PT_DOUBLE,
+     .off = F_DBL(model_wide_learning_rate), .dmin = 0, .dmax = 1,
+     .def = "0.01",
+     .help = "MLP: step size of the wide path, a linear model over the "
+             "standardised dense features added to the network's purchase "
+             "logit (weights by SGD, the purchase bias by AdaGrad). It "
+             "learns the purchase history within the first thousands of "
+             "examples while the network catches up; 0 removes the path."},
+    {.name = "model.embedding.learning.rate", .type = PT_DOUBLE,
+     .off = F_DBL(model_embedding_learning_rate), .dmin = 0, .dmax = 1,
+     .def = "0.1",
+     .help = "MLP: step size of the hashed embedding rows (a row learns "
+             "only in the steps whose batch holds its id, so it steps "
+             "larger than the dense layers); 0 = model.learning.rate."},
+    {.name = "model.inputs.standardize", .type = PT_BOOL,
+     .off = F_INT(model_inputs_standardize), .def = "true",
+     .help = "MLP: the wide path reads every dense feature scaled to "
+             "zero mean and unit variance (clipped to +-3) with running "
+             "statistics of the training examples, kept in checkpoints. "
+             "Part of the model's shape: a checkpoint made with the other "
+             "setting does not load."},
 
     /* predict, metrics, log, shutdown */
     {.name = "predict.threshold", .type = PT_DOUBLE,
@@ -332,6 +389,29 @@ static const struct prop props[] = {
      .def = "30s",
      .help = "On SIGTERM, time allowed to finish in-flight work, flush the "
              "producer and commit offsets before exiting anyway."},
+
+    /* checkpoints (docs/CHECKPOINTS.md) */
+    {.name = "checkpoint.dir", .type = PT_STRING, .off = F_STR(checkpoint_dir),
+     .min = 0, .max = 4095, .def = "auto",
+     .help = "Folder of the checkpoints: per assigned partition its user "
+             "state, pending labels, watermark and next offset, plus the "
+             "model and optimizer state. On start the newest complete one "
+             "is restored and consumption resumes where it was cut; offsets "
+             "committed to Kafka never run ahead of it. `auto` uses "
+             "`$STATE_DIRECTORY` (set by the systemd unit to "
+             "/var/lib/intentd) and turns checkpoints off when it is unset; "
+             "empty turns them off. See docs/CHECKPOINTS.md."},
+    {.name = "checkpoint.interval", .type = PT_DURATION,
+     .off = F_I64(checkpoint_interval_ms), .min = SEC_MS, .max = DAY_MS,
+     .def = "60s",
+     .help = "Time between checkpoints (one more is written at stop and on "
+             "partition revoke). Events after the last checkpoint are "
+             "consumed again after a crash, so this bounds the replay."},
+    {.name = "checkpoint.keep", .type = PT_INT, .off = F_I64(checkpoint_keep),
+     .min = 2, .max = 100, .def = "2", .unit = "checkpoints",
+     .help = "Complete checkpoints kept. The newest is restored; when it is "
+             "damaged or refused the next older one is used. An old one is "
+             "removed only after a newer one is complete."},
 };
 
 #define N_PROPS (sizeof props / sizeof props[0])
@@ -344,6 +424,7 @@ static const struct {
     {"topics", "Kafka topics"},
     {"input", "Event input"},
     {"output", "Prediction output"},
+    {"triggers", "Marketing triggers"},
     {"windows", "Feature windows"},
     {"session", "Sessions"},
     {"state", "Per-user state"},
@@ -354,6 +435,7 @@ static const struct {
     {"health", "Health"},
     {"log", "Logging"},
     {"shutdown", "Shutdown"},
+    {"checkpoint", "Checkpoints"},
 };
 
 static const char *const kafka_help =
@@ -1507,6 +1589,14 @@ itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
                 goto done;
         }
         err = walk_map(&ld, root, NULL);
+        /* The one rule across options the table cannot express. */
+        if (!err && tmp->triggers_exit > tmp->triggers_enter) {
+                seterr(errstr, errstr_size,
+                       "%s: triggers.exit: %g is above triggers.enter (%g); "
+                       "the re-arm level must not exceed the firing level",
+                       path, tmp->triggers_exit, tmp->triggers_enter);
+                err = ITD_ERR_CONF;
+        }
         if (!err) {
                 itd_conf_t old = *conf;
                 *conf = *tmp;

@@ -4,9 +4,12 @@
  */
 #include "engine.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "intentd/codec.h"
 #include "intentd/labeler.h"
@@ -22,6 +25,9 @@
 typedef struct part_s {
         itd_state_t *st;
         itd_labeler_t *lb;
+        itd_triggers_t *trg;  /* marketing triggers of its users */
+        int64_t last_wall_ms; /* wall clock of its latest event */
+        int64_t last_ts_ms;   /* event time of its latest event */
 } part_t;
 
 struct itd_engine_s {
@@ -51,6 +57,14 @@ struct itd_engine_s {
         int *tnext;         /* (train_batch) */
         size_t tn;
 
+        itd_example_hook_t hook;
+        void *hook_arg;
+
+        itd_trigger_conf_t trigger_conf;
+        int triggers_on;
+        itd_trigger_rec_t *trig;   /* (max_batch) records of the last batch */
+        unsigned char *fired;      /* (max_batch) 1 where trig[i] is due */
+
         uint64_t events, predictions, filtered_late;
         uint64_t examples_pos, examples_neg;
 };
@@ -73,9 +87,13 @@ static part_t *part_get(itd_engine_t *eng, int32_t partition, char *errstr,
                         return NULL;
                 pt->lb = itd_labeler_new(&eng->labeler_conf, errstr,
                                          errstr_size);
-                if (!pt->lb) {
+                pt->trg = itd_triggers_new(&eng->trigger_conf, errstr,
+                                           errstr_size);
+                if (!pt->lb || !pt->trg) {
                         itd_state_destroy(pt->st);
-                        pt->st = NULL;
+                        itd_labeler_destroy(pt->lb);
+                        itd_triggers_destroy(pt->trg);
+                        memset(pt, 0, sizeof *pt);
                         return NULL;
                 }
         }
@@ -95,6 +113,14 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         sc->idle_ttl_ms = conf->state_idle_ttl_ms;
         sc->max_users = (size_t)conf->state_max_users;
         if (itd_state_conf_check(sc, errstr, errstr_size) != ITD_OK)
+                goto fail;
+
+        itd_trigger_conf_t *tc = &eng->trigger_conf;
+        tc->enter = (float)conf->triggers_enter;
+        tc->exit = (float)conf->triggers_exit;
+        tc->cooldown_ms = conf->triggers_cooldown_ms;
+        tc->max_users = (size_t)conf->triggers_max_users;
+        if (itd_trigger_conf_check(tc, errstr, errstr_size) != ITD_OK)
                 goto fail;
 
         eng->dim = itd_features_dim(sc);
@@ -123,6 +149,10 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         mc.mlp.l2 = (float)conf->model_l2;
         mc.mlp.loss_weight_next = (float)conf->model_loss_weight_next;
         mc.mlp.seed = (uint64_t)conf->model_seed;
+        mc.mlp.wide = conf->model_wide_learning_rate > 0.0;
+        mc.mlp.wide_lr = (float)conf->model_wide_learning_rate;
+        mc.mlp.emb_lr = (float)conf->model_embedding_learning_rate;
+        mc.mlp.norm_inputs = conf->model_inputs_standardize;
         mc.mlp.max_batch = ENGINE_MAX_BATCH > eng->train_batch
                                ? ENGINE_MAX_BATCH
                                : eng->train_batch;
@@ -130,6 +160,8 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         if (!eng->model)
                 goto fail;
         eng->pv = itd_pv_new((float)conf->predict_threshold);
+        eng->trig = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->trig);
+        eng->fired = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->fired);
 
         eng->x = itd_xcalloc(ENGINE_MAX_BATCH * eng->dim, sizeof *eng->x);
         eng->ids = itd_xcalloc(ENGINE_MAX_BATCH * eng->n_ids, sizeof *eng->ids);
@@ -154,6 +186,7 @@ void itd_engine_destroy(itd_engine_t *eng) {
         for (size_t i = 0; i < eng->n_parts; i++) {
                 itd_state_destroy(eng->parts[i].st);
                 itd_labeler_destroy(eng->parts[i].lb);
+                itd_triggers_destroy(eng->parts[i].trg);
         }
         free(eng->parts);
         itd_model_destroy(eng->model);
@@ -167,7 +200,31 @@ void itd_engine_destroy(itd_engine_t *eng) {
         free(eng->tids);
         free(eng->ty);
         free(eng->tnext);
+        free(eng->trig);
+        free(eng->fired);
         free(eng);
+}
+
+void itd_engine_enable_triggers(itd_engine_t *eng) {
+        eng->triggers_on = 1;
+}
+
+itd_trigger_rec_t *itd_engine_trigger(itd_engine_t *eng, size_t i) {
+        return i < ENGINE_MAX_BATCH && eng->fired[i] ? &eng->trig[i] : NULL;
+}
+
+void itd_engine_set_example_hook(itd_engine_t *eng, itd_example_hook_t hook,
+                                 void *arg) {
+        eng->hook = hook;
+        eng->hook_arg = arg;
+}
+
+const itd_state_conf_t *itd_engine_state_conf(const itd_engine_t *eng) {
+        return &eng->state_conf;
+}
+
+size_t itd_engine_dim(const itd_engine_t *eng) {
+        return eng->dim;
 }
 
 size_t itd_engine_max_batch(const itd_engine_t *eng) {
@@ -196,6 +253,12 @@ static void learn_resolved(itd_engine_t *eng, part_t *pt) {
                 for (size_t i = 0; i < n; i++) {
                         itd_pv_add(eng->pv, ex[i].score, ex[i].label,
                                    ex[i].next_probs, ex[i].next);
+                        if (eng->hook)
+                                eng->hook(eng->hook_arg, ex[i].x, eng->dim,
+                                          ex[i].ids, eng->n_ids,
+                                          ex[i].user_hash, ex[i].ts_ms,
+                                          ex[i].score, ex[i].next_probs,
+                                          ex[i].label, ex[i].next);
                         if (ex[i].label)
                                 eng->examples_pos++;
                         else
@@ -235,8 +298,16 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                         return ITD_ERR_FULL;
         }
 
+        /* Users of a poll batch are scattered over a large table: fetch
+         * their slots while earlier events are being worked on. */
+        for (size_t i = 0; i < n; i++)
+                itd_state_prefetch(
+                    eng->parts[in[i].partition < 0 ? 0 : in[i].partition].st,
+                    &in[i].ev);
+
         /* (1) state and features, in input order. */
         size_t rows = 0;
+        int64_t wall_ms = itd_now_wall_ms();
         size_t row_of[ENGINE_MAX_BATCH];
         for (size_t i = 0; i < n; i++) {
                 part_t *pt = &eng->parts[in[i].partition < 0 ? 0
@@ -247,8 +318,12 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                 itd_err_t err = itd_state_update(pt->st, &in[i].ev, x, ids,
                                                  &top);
                 eng->events++;
+                pt->last_wall_ms = wall_ms;
+                if (in[i].ev.ts_ms > pt->last_ts_ms)
+                        pt->last_ts_ms = in[i].ev.ts_ms;
                 if (err != ITD_OK) {
                         outcome[i] = ITD_OUT_FILTERED_LATE;
+                        eng->fired[i] = 0;
                         eng->filtered_late++;
                         continue;
                 }
@@ -309,6 +384,20 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                 pr->model_version = version;
                 pr->n_explanation = 0;
                 eng->predictions++;
+
+                /* Marketing triggers in event time: hysteresis and
+                 * cool-down per user (pipeline/trigger.c). */
+                eng->fired[i] = 0;
+                if (eng->triggers_on) {
+                        itd_trigger_direction_t dir;
+                        eng->fired[i] = (unsigned char)itd_triggers_update(
+                            pt->trg, eng->user_hash[r], in[i].ev.ts_ms,
+                            eng->p[r], &dir);
+                        if (eng->fired[i])
+                                itd_triggers_make_record(pt->trg, pr, dir,
+                                                         now_ms,
+                                                         &eng->trig[i]);
+                }
         }
 
         /* (4) watermarks move with the batch; learn what they resolve. */
@@ -320,6 +409,30 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                 learn_resolved(eng, pt);
         }
         return ITD_OK;
+}
+
+void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_wall_ms) {
+        /* Idle longer than this: event time is taken to move on with the
+         * wall clock from the partition's newest event. Never to another
+         * partition's watermark: partitions run ahead of each other
+         * (FACTS.md), and a partition fetched late would see its events
+         * refused as late. */
+        int64_t idle_ms = eng->state_conf.allowed_lateness_ms > 10000
+                              ? eng->state_conf.allowed_lateness_ms
+                              : 10000;
+        for (size_t p = 0; p < eng->n_parts; p++) {
+                part_t *pt = &eng->parts[p];
+                if (!pt->st || now_wall_ms - pt->last_wall_ms <= idle_ms)
+                        continue;
+                int64_t target = pt->last_ts_ms +
+                                 (now_wall_ms - pt->last_wall_ms) -
+                                 eng->state_conf.allowed_lateness_ms;
+                if (target <= itd_state_watermark(pt->st))
+                        continue;
+                itd_state_advance(pt->st, target);
+                itd_labeler_advance(pt->lb, itd_state_watermark(pt->st));
+                learn_resolved(eng, pt);
+        }
 }
 
 void itd_engine_advance(itd_engine_t *eng, int64_t wm_ms) {
@@ -380,4 +493,255 @@ itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out) {
                         return err;
         }
         return ITD_OK;
+}
+
+/* ------------------------------------------------------- checkpoints */
+
+size_t itd_engine_partitions(const itd_engine_t *eng, int32_t *out,
+                             size_t cap) {
+        size_t n = 0;
+        for (size_t p = 0; p < eng->n_parts; p++) {
+                if (!eng->parts[p].st)
+                        continue;
+                if (n < cap)
+                        out[n] = (int32_t)p;
+                n++;
+        }
+        return n;
+}
+
+static const part_t *part_find(const itd_engine_t *eng, int32_t p) {
+        if (p < 0 || (size_t)p >= eng->n_parts || !eng->parts[p].st)
+                return NULL;
+        return &eng->parts[p];
+}
+
+itd_err_t itd_engine_partition_info(const itd_engine_t *eng, int32_t p,
+                                    itd_engine_part_info_t *info) {
+        const part_t *pt = part_find(eng, p);
+        if (!pt)
+                return ITD_ERR_NOT_FOUND;
+        itd_state_stats_t ss;
+        itd_labeler_stats_t ls;
+        itd_state_stats(pt->st, &ss);
+        itd_labeler_stats(pt->lb, &ls);
+        info->watermark_ms = itd_state_watermark(pt->st);
+        info->last_ts_ms = pt->last_ts_ms;
+        info->users = ss.users;
+        info->pending = ls.pending;
+        info->state_bytes = ss.bytes;
+        return ITD_OK;
+}
+
+itd_err_t itd_engine_write_partition(const itd_engine_t *eng, int32_t p,
+                                     FILE *out, char *errstr,
+                                     size_t errstr_size) {
+        const part_t *pt = part_find(eng, p);
+        if (!pt) {
+                snprintf(errstr, errstr_size, "partition %d holds no state",
+                         (int)p);
+                return ITD_ERR_NOT_FOUND;
+        }
+        itd_err_t err = itd_state_snapshot(pt->st, out, errstr, errstr_size);
+        if (!err)
+                err = itd_labeler_snapshot(pt->lb, out, errstr, errstr_size);
+        if (!err)
+                err = itd_triggers_snapshot(pt->trg, out, errstr, errstr_size);
+        return err;
+}
+
+/* The snapshot messages start with the class of failure (state.h). */
+static itd_err_t snapshot_err(const char *errstr) {
+        if (!strncmp(errstr, "incompatible", 12))
+                return ITD_ERR_INCOMPATIBLE;
+        if (!strncmp(errstr, "corrupt", 7) || !strncmp(errstr, "truncated", 9))
+                return ITD_ERR_CORRUPT;
+        return ITD_ERR_IO;
+}
+
+itd_err_t itd_engine_read_partition(const itd_engine_t *eng, FILE *in,
+                                    itd_state_t **st, itd_labeler_t **lb,
+                                    itd_triggers_t **trg, char *errstr,
+                                    size_t errstr_size) {
+        *st = itd_state_restore(in, &eng->state_conf, errstr, errstr_size);
+        if (!*st)
+                return snapshot_err(errstr);
+        *lb = itd_labeler_restore(in, &eng->labeler_conf, errstr,
+                                  errstr_size);
+        if (!*lb) {
+                itd_state_destroy(*st);
+                *st = NULL;
+                return snapshot_err(errstr);
+        }
+        *trg = itd_triggers_restore(in, &eng->trigger_conf, errstr,
+                                    errstr_size);
+        if (!*trg) {
+                itd_state_destroy(*st);
+                itd_labeler_destroy(*lb);
+                *st = NULL;
+                *lb = NULL;
+                return snapshot_err(errstr);
+        }
+        return ITD_OK;
+}
+
+void itd_engine_adopt_partition(itd_engine_t *eng, int32_t p,
+                                itd_state_t *st, itd_labeler_t *lb,
+                                itd_triggers_t *trg, int64_t last_ts_ms) {
+        char errstr[64];
+        itd_engine_drop_partition(eng, p);
+        /* part_get grows the array and makes an empty partition, which is
+         * then replaced: simpler than a second way to grow. */
+        part_t *pt = part_get(eng, p, errstr, sizeof errstr);
+        if (pt) {
+                itd_state_destroy(pt->st);
+                itd_labeler_destroy(pt->lb);
+                itd_triggers_destroy(pt->trg);
+        } else {
+                pt = &eng->parts[p < 0 ? 0 : p];
+        }
+        pt->st = st;
+        pt->lb = lb;
+        pt->trg = trg;
+        pt->last_ts_ms = last_ts_ms;
+        /* Restored partitions count as active from now on: idle
+         * advancement waits a full idle period before moving them. */
+        pt->last_wall_ms = itd_now_wall_ms();
+}
+
+void itd_engine_drop_partition(itd_engine_t *eng, int32_t p) {
+        if (p < 0 || (size_t)p >= eng->n_parts)
+                return;
+        part_t *pt = &eng->parts[p];
+        itd_state_destroy(pt->st);
+        itd_labeler_destroy(pt->lb);
+        itd_triggers_destroy(pt->trg);
+        memset(pt, 0, sizeof *pt);
+}
+
+/*
+ * Trainer file: "ITDTRAIN", u64 version, u64 dim, u64 n_ids, u64 tn,
+ * u64 counters[5], then tn rows (x: dim floats, ids: n_ids u32, y: float,
+ * next: int32), then the XXH64 of every byte before it. Native byte order,
+ * like the state snapshots.
+ */
+#define TRAINER_MAGIC "ITDTRAIN"
+#define TRAINER_VERSION 1
+#define TRAINER_HEAD (8 + 9 * 8)
+
+static size_t trainer_row_bytes(const itd_engine_t *eng) {
+        return eng->dim * sizeof(float) + eng->n_ids * sizeof(uint32_t) +
+               sizeof(float) + sizeof(int32_t);
+}
+
+itd_err_t itd_engine_write_trainer(const itd_engine_t *eng, FILE *out,
+                                   char *errstr, size_t errstr_size) {
+        size_t len = TRAINER_HEAD + eng->tn * trainer_row_bytes(eng);
+        unsigned char *buf = itd_xmalloc(len + 8);
+        unsigned char *w = buf;
+        uint64_t head[9] = {TRAINER_VERSION,     eng->dim,
+                            eng->n_ids,          eng->tn,
+                            eng->events,         eng->predictions,
+                            eng->filtered_late,  eng->examples_pos,
+                            eng->examples_neg};
+        memcpy(w, TRAINER_MAGIC, 8);
+        memcpy(w + 8, head, sizeof head);
+        w += TRAINER_HEAD;
+        for (size_t r = 0; r < eng->tn; r++) {
+                int32_t next = eng->tnext[r];
+                memcpy(w, eng->tx + r * eng->dim, eng->dim * sizeof(float));
+                w += eng->dim * sizeof(float);
+                memcpy(w, eng->tids + r * eng->n_ids,
+                       eng->n_ids * sizeof(uint32_t));
+                w += eng->n_ids * sizeof(uint32_t);
+                memcpy(w, &eng->ty[r], sizeof(float));
+                w += sizeof(float);
+                memcpy(w, &next, sizeof next);
+                w += sizeof next;
+        }
+        uint64_t h = XXH64(buf, len, 0);
+        memcpy(w, &h, 8);
+        itd_err_t err = ITD_OK;
+        if (fwrite(buf, 1, len + 8, out) != len + 8) {
+                snprintf(errstr, errstr_size, "writing the trainer: %s",
+                         strerror(errno));
+                err = ITD_ERR_IO;
+        }
+        free(buf);
+        return err;
+}
+
+itd_err_t itd_engine_read_trainer(itd_engine_t *eng, const void *data,
+                                  size_t len, int apply, char *errstr,
+                                  size_t errstr_size) {
+        const unsigned char *buf = data;
+        uint64_t head[9], h;
+        if (len < TRAINER_HEAD + 8 || memcmp(buf, TRAINER_MAGIC, 8) != 0) {
+                snprintf(errstr, errstr_size,
+                         "corrupt trainer: %zu bytes, no \"%s\" header", len,
+                         TRAINER_MAGIC);
+                return ITD_ERR_CORRUPT;
+        }
+        memcpy(&h, buf + len - 8, 8);
+        if (XXH64(buf, len - 8, 0) != h) {
+                snprintf(errstr, errstr_size,
+                         "corrupt trainer: checksum mismatch over bytes "
+                         "0..%zu", len - 8);
+                return ITD_ERR_CORRUPT;
+        }
+        memcpy(head, buf + 8, sizeof head);
+        if (head[0] != TRAINER_VERSION || head[1] != eng->dim ||
+            head[2] != eng->n_ids) {
+                snprintf(errstr, errstr_size,
+                         "incompatible trainer: version %llu, %llu dense and "
+                         "%llu sparse features; this build: %d, %zu, %zu",
+                         (unsigned long long)head[0],
+                         (unsigned long long)head[1],
+                         (unsigned long long)head[2], TRAINER_VERSION,
+                         eng->dim, eng->n_ids);
+                return ITD_ERR_INCOMPATIBLE;
+        }
+        size_t tn = (size_t)head[3];
+        if (len != TRAINER_HEAD + tn * trainer_row_bytes(eng) + 8) {
+                snprintf(errstr, errstr_size,
+                         "corrupt trainer: %zu rows do not fit %zu bytes", tn,
+                         len);
+                return ITD_ERR_CORRUPT;
+        }
+        /* A smaller model.batch.size than at the cut: the surplus rows are
+         * learned from at once, in steps of the new size. */
+        if (!apply)
+                return ITD_OK;
+        eng->tn = 0;
+        eng->events = head[4];
+        eng->predictions = head[5];
+        eng->filtered_late = head[6];
+        eng->examples_pos = head[7];
+        eng->examples_neg = head[8];
+        const unsigned char *r = buf + TRAINER_HEAD;
+        for (size_t i = 0; i < tn; i++) {
+                size_t k = eng->tn++;
+                int32_t next;
+                memcpy(eng->tx + k * eng->dim, r, eng->dim * sizeof(float));
+                r += eng->dim * sizeof(float);
+                memcpy(eng->tids + k * eng->n_ids, r,
+                       eng->n_ids * sizeof(uint32_t));
+                r += eng->n_ids * sizeof(uint32_t);
+                memcpy(&eng->ty[k], r, sizeof(float));
+                r += sizeof(float);
+                memcpy(&next, r, sizeof next);
+                r += sizeof next;
+                eng->tnext[k] = next;
+                if (eng->tn == eng->train_batch)
+                        train_flush(eng);
+        }
+        return ITD_OK;
+}
+
+itd_model_t *itd_engine_model(itd_engine_t *eng) {
+        return eng->model;
+}
+
+const itd_labeler_conf_t *itd_engine_labeler_conf(const itd_engine_t *eng) {
+        return &eng->labeler_conf;
 }

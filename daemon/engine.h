@@ -23,8 +23,12 @@
 #include "intentd/conf.h"
 #include "intentd/err.h"
 #include "intentd/event.h"
+#include "intentd/labeler.h"
 #include "intentd/metrics.h"
+#include "intentd/model.h"
 #include "intentd/prediction.h"
+#include "intentd/state.h"
+#include "intentd/trigger.h"
 
 /* One event of a batch, with where it came from (for prediction_id). */
 typedef struct itd_input_s {
@@ -57,6 +61,19 @@ typedef struct itd_engine_stats_s {
 
 typedef struct itd_engine_s itd_engine_t;
 
+/*
+ * Called for every resolved example, after it was judged and before the
+ * model learns from it: what the model saw (x: dim floats, ids), what it
+ * said (score, next_probs) and what happened (label, next). Pointers are
+ * borrowed for the call. For replay reports and feature export.
+ */
+typedef void (*itd_example_hook_t)(void *arg, const float *x, size_t dim,
+                                   const uint32_t *ids, size_t n_ids,
+                                   uint64_t user_hash, int64_t ts_ms,
+                                   float score,
+                                   const float *next_probs, int label,
+                                   itd_next_t next);
+
 /**
  * @brief Builds state, labeler and model from conf (conf is copied where
  * needed, not kept).
@@ -65,6 +82,31 @@ typedef struct itd_engine_s itd_engine_t;
 itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
                              size_t errstr_size);
 void itd_engine_destroy(itd_engine_t *eng);
+
+/**
+ * @brief Turns marketing triggers on (conf triggers.*): from then on
+ * itd_engine_trigger() tells, per input of the last batch, whether a
+ * trigger record is due. Off by default (replay, tests).
+ */
+void itd_engine_enable_triggers(itd_engine_t *eng);
+
+/**
+ * @brief The trigger record due for input i of the last itd_engine_process
+ * call, or NULL. Borrowed until the next call; fired_at_ms is the caller's
+ * to set when it produces the record.
+ */
+itd_trigger_rec_t *itd_engine_trigger(itd_engine_t *eng, size_t i);
+
+/** @brief Sets (or clears, with NULL) the example hook. */
+void itd_engine_set_example_hook(itd_engine_t *eng, itd_example_hook_t hook,
+                                 void *arg);
+
+/** @brief Dense feature width (names: itd_features_name). */
+size_t itd_engine_dim(const itd_engine_t *eng);
+
+/** @brief The state configuration the engine built from conf (for
+ * itd_features_name). Borrowed, valid for the engine's life. */
+const itd_state_conf_t *itd_engine_state_conf(const itd_engine_t *eng);
 
 /** @brief Largest batch itd_engine_process accepts. */
 size_t itd_engine_max_batch(const itd_engine_t *eng);
@@ -91,10 +133,99 @@ void itd_engine_set_threshold(itd_engine_t *eng, float threshold);
 /** @brief New learning rate from the next training step on (SIGHUP). */
 void itd_engine_set_learning_rate(itd_engine_t *eng, float lr);
 
+/**
+ * @brief For partitions idle (no event) for longer than max(allowed
+ * lateness, 10 s) of wall time, lets event time move on with the wall clock
+ * from the partition's newest event, so pending labels still resolve.
+ * Call periodically, and only while nothing at all arrives: a partition
+ * merely fetched later than the others is not idle.
+ */
+void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_wall_ms);
+
 /** @brief Counters and progressive metrics so far. */
 void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *stats);
 
 /** @brief Writes every partition's users as JSON lines (--dump-state). */
 itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out);
+
+/* ---- checkpoints (daemon/checkpoint.c) ------------------------------- */
+
+/* What a partition holds, for checkpoint manifests and `inspect`. */
+typedef struct itd_engine_part_info_s {
+        int64_t watermark_ms; /* INT64_MIN before any event */
+        int64_t last_ts_ms;   /* newest event time seen (0: none) */
+        uint64_t users;
+        uint64_t pending;     /* predictions waiting for their label */
+        uint64_t state_bytes;
+} itd_engine_part_info_t;
+
+/**
+ * @brief Partitions that hold state, ascending, into out (up to cap).
+ * @returns how many there are (may exceed cap).
+ */
+size_t itd_engine_partitions(const itd_engine_t *eng, int32_t *out,
+                             size_t cap);
+
+/** @brief ITD_OK with *info, or ITD_ERR_NOT_FOUND (no state for p). */
+itd_err_t itd_engine_partition_info(const itd_engine_t *eng, int32_t p,
+                                    itd_engine_part_info_t *info);
+
+/**
+ * @brief Writes partition p's state snapshot then its labeler snapshot
+ * (state.h, labeler.h) to out.
+ * @returns ITD_OK; ITD_ERR_NOT_FOUND; ITD_ERR_IO with errstr.
+ */
+itd_err_t itd_engine_write_partition(const itd_engine_t *eng, int32_t p,
+                                     FILE *out, char *errstr,
+                                     size_t errstr_size);
+
+/**
+ * @brief Reads what itd_engine_write_partition wrote, checked against the
+ * engine's configuration, into a new state and labeler the caller owns
+ * (give them to itd_engine_adopt_partition or destroy them).
+ * @returns ITD_OK; ITD_ERR_INCOMPATIBLE or ITD_ERR_CORRUPT with errstr
+ * (the snapshot's own message: "incompatible state snapshot: ...").
+ */
+itd_err_t itd_engine_read_partition(const itd_engine_t *eng, FILE *in,
+                                    itd_state_t **st, itd_labeler_t **lb,
+                                    itd_triggers_t **trg, char *errstr,
+                                    size_t errstr_size);
+
+/**
+ * @brief Installs st and lb (taken over; the caller's copies should be set
+ * to NULL) as partition p, replacing what p held. last_ts_ms: the newest
+ * event time of the partition (for idle advancement).
+ */
+void itd_engine_adopt_partition(itd_engine_t *eng, int32_t p,
+                                itd_state_t *st, itd_labeler_t *lb,
+                                itd_triggers_t *trg, int64_t last_ts_ms);
+
+/** @brief Forgets partition p (revoked, or restored but not assigned). */
+void itd_engine_drop_partition(itd_engine_t *eng, int32_t p);
+
+/**
+ * @brief Writes what the engine holds besides partitions and the model:
+ * its counters and the training examples taken from the labelers but not
+ * yet learned from (a partial mini-batch), checksummed.
+ * @returns ITD_OK or ITD_ERR_IO with errstr.
+ */
+itd_err_t itd_engine_write_trainer(const itd_engine_t *eng, FILE *out,
+                                   char *errstr, size_t errstr_size);
+
+/**
+ * @brief Checks (apply 0) or checks and installs (apply 1) what
+ * itd_engine_write_trainer wrote. A check that passed guarantees the
+ * install succeeds, so it can come after the model is loaded.
+ * @returns ITD_OK; ITD_ERR_CORRUPT or ITD_ERR_INCOMPATIBLE with errstr.
+ */
+itd_err_t itd_engine_read_trainer(itd_engine_t *eng, const void *buf,
+                                  size_t len, int apply, char *errstr,
+                                  size_t errstr_size);
+
+/** @brief The engine's model (borrowed; for checkpoints). */
+itd_model_t *itd_engine_model(itd_engine_t *eng);
+
+/** @brief The labeler configuration the engine built from conf. */
+const itd_labeler_conf_t *itd_engine_labeler_conf(const itd_engine_t *eng);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "cli.h"
 #include "intentd/conf.h"
 #include "metrics.h"
@@ -22,6 +23,7 @@ static const char usage[] =
     "  load --config F --input DATA   publish a dataset file to the events topic\n"
     "  replay --config F --input DATA the same pipeline over a file, no Kafka\n"
     "  demo                     broker + simulator + daemon in one: live progress, summary\n"
+    "  inspect model FILE | inspect state DIR   what a checkpoint holds\n"
     "\n"
     "  --help, --version        on every command: `intentd COMMAND --help`\n"
     "  --config-docs            print docs/CONFIGURATION.md from the option table\n"
@@ -64,7 +66,8 @@ int main(int argc, char **argv) {
                     {"simulate", itd_cmd_simulate},
                     {"load", itd_cmd_load},
                     {"replay", itd_cmd_replay},
-                    {"demo", itd_cmd_demo}};
+                    {"demo", itd_cmd_demo},
+                    {"inspect", itd_cmd_inspect}};
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
                 if (!strcmp(cmd, cmds[i].name))
                         return cmds[i].fn(argc - 1, argv + 1);

@@ -13,14 +13,24 @@
  * partition is stored for (auto-)commit. A failed delivery is produced again;
  * too many outputs in flight pause the assigned partitions (polling goes on,
  * so the group does not evict us) until the producer drains.
+ *
+ * With checkpoints (checkpoint.dir, docs/CHECKPOINTS.md) nothing is stored
+ * for auto-commit: every checkpoint.interval a cut of the engine is written
+ * in the background (checkpoint.h), published once every output before its
+ * positions is acknowledged, and only then are exactly its positions
+ * committed. So the group's committed offsets never run ahead of the last
+ * complete cut, and a restart restores the cut and seeks each partition to
+ * the cut's position. On revoke and at stop a cut is written in place.
  */
 #include "run.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "http.h"
 #include "lag.h"
 #include "intentd/codec.h"
@@ -43,12 +53,33 @@ static const char *const consumer_defaults[] = {
     /* Consumer lag per partition for /metrics comes from statistics. */
     "statistics.interval.ms", "5000",
     NULL};
+/* With checkpoints, commits follow complete cuts only (run.c header). */
+static const char *const checkpoint_consumer_defaults[] = {
+    "group.id", "intentd",
+    "auto.offset.reset", "earliest",
+    "enable.auto.offset.store", "false",
+    "enable.auto.commit", "false",
+    "enable.partition.eof", "false",
+    "queued.min.messages", "1000000",
+    "statistics.interval.ms", "5000",
+    NULL};
 static const char *const producer_defaults[] = {
     "linger.ms", "5",
     "queue.buffering.max.messages", "1000000",
     "enable.idempotence", "true",
     NULL};
 
+
+/* Per partition, where processing stands (checkpoint mode). Positions are
+ * "next offset": one past the last offset handled. */
+typedef struct ppos_s {
+        int64_t applied;  /* every event below it is in the engine (or was
+                           * dead-lettered); -1 unknown */
+        int64_t acked;    /* every output below it is acknowledged */
+        int held;         /* an event was consumed but not applied (stop
+                           * during back-pressure): positions stop here */
+        int assigned;
+} ppos_t;
 
 /* A delivery that failed and is produced again from the main loop (never
  * from inside the delivery report, which runs within rd_kafka_poll). */
@@ -69,6 +100,7 @@ typedef struct loop_s {
         rd_kafka_t *producer;
         rd_kafka_topic_t *rkt_pred;
         rd_kafka_topic_t *rkt_dlq;
+        rd_kafka_topic_t *rkt_trg;
         itd_codec_t *codec;       /* encodes predictions */
         itd_decoder_t *dec;       /* decodes and validates events */
         itd_engine_t *eng;
@@ -87,7 +119,26 @@ typedef struct loop_s {
         itd_ratelimit_t rl_kafka;
         int64_t lag_total;        /* from the last statistics, -1 unknown */
         uint64_t output_failed;   /* outputs given up as undeliverable */
+
+        itd_ckdir_t *ck;          /* NULL: checkpoints off */
+        ppos_t *pp;               /* indexed by partition */
+        size_t n_pp;
+        int64_t last_cut_ms;      /* monotonic, last cut started */
+        uint64_t consumed_at_cut; /* res->consumed at the last complete
+                                   * cut */
+        uint64_t consumed_at_pending; /* ... at the cut in progress */
 } loop_t;
+
+static ppos_t *ppos(loop_t *lp, int32_t p) {
+        if ((size_t)p >= lp->n_pp) {
+                size_t n = (size_t)p + 1;
+                lp->pp = itd_xrealloc(lp->pp, n * sizeof *lp->pp);
+                for (size_t i = lp->n_pp; i < n; i++)
+                        lp->pp[i] = (ppos_t){.applied = -1, .acked = -1};
+                lp->n_pp = n;
+        }
+        return &lp->pp[p];
+}
 
 /* Errors that another attempt cannot fix: the output is given up on,
  * counted and logged, so one bad record cannot stall its partition. */
@@ -115,6 +166,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                         lp->res->published++;
                         itd_metrics_inc(lp->m, ITD_M_PREDICTIONS_PUBLISHED,
                                         NULL, 1);
+                } else if (msg->rkt == lp->rkt_trg) {
+                        lp->res->triggers++;
+                        itd_metrics_inc(lp->m, ITD_M_TRIGGERS_PUBLISHED, NULL,
+                                        1);
                 }
                 itd_offsets_ack(lp->offsets, token);
                 return;
@@ -306,13 +361,24 @@ static void publish_gauges(loop_t *lp) {
 }
 
 /* Stores, for every partition whose acknowledged prefix moved, the
- * position after it; auto-commit (or the final commit) sends it. */
+ * position after it; auto-commit (or the final commit) sends it. With
+ * checkpoints it is only noted: commits follow complete cuts. */
 static void store_acknowledged(loop_t *lp) {
         int32_t n = itd_offsets_partitions(lp->offsets);
         rd_kafka_topic_partition_list_t *tp = NULL;
         for (int32_t p = 0; p < n; p++) {
                 int64_t next;
                 if (!itd_offsets_advance(lp->offsets, p, &next) || next < 0)
+                        continue;
+                ppos_t *pp = ppos(lp, p);
+                if (lp->ck) {
+                        if (next > pp->acked)
+                                pp->acked = next;
+                        continue;
+                }
+                /* Events from here on were never applied: storing past
+                 * them would skip them after a restart. */
+                if (pp->held)
                         continue;
                 if (!tp)
                         tp = rd_kafka_topic_partition_list_new(8);
@@ -340,6 +406,210 @@ static void drain_outputs(loop_t *lp, int64_t deadline_ms) {
         store_acknowledged(lp);
 }
 
+/* ------------------------------------------------------- checkpoints */
+
+/* Positions of every partition the engine holds (caller frees). */
+static itd_cut_pos_t *cut_positions(loop_t *lp, size_t *n_out) {
+        size_t n = itd_engine_partitions(lp->eng, NULL, 0);
+        int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
+        itd_engine_partitions(lp->eng, ps, n);
+        itd_cut_pos_t *pos = itd_xcalloc(n ? n : 1, sizeof *pos);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const ppos_t *pp = ppos(lp, ps[i]);
+                if (pp->applied < 0)
+                        continue;
+                pos[k++] = (itd_cut_pos_t){ps[i], pp->applied};
+        }
+        free(ps);
+        *n_out = k;
+        return pos;
+}
+
+/* 1 when every output before the cut's positions is acknowledged. */
+static int cut_covered(loop_t *lp) {
+        size_t n;
+        const itd_cut_pos_t *pos = itd_ckdir_pending(lp->ck, &n);
+        for (size_t i = 0; i < n; i++)
+                if (ppos(lp, pos[i].partition)->acked < pos[i].next_offset)
+                        return 0;
+        return 1;
+}
+
+/* Publishes the written cut and commits its positions of the partitions
+ * still assigned; sync at stop and on revoke. */
+static void publish_cut(loop_t *lp, int sync) {
+        char errstr[1024];
+        size_t n;
+        const itd_cut_pos_t *pos = itd_ckdir_pending(lp->ck, &n);
+        rd_kafka_topic_partition_list_t *tp =
+            rd_kafka_topic_partition_list_new(n ? (int)n : 1);
+        for (size_t i = 0; i < n; i++)
+                if (ppos(lp, pos[i].partition)->assigned)
+                        rd_kafka_topic_partition_list_add(
+                            tp, lp->conf->topic_events, pos[i].partition)
+                            ->offset = pos[i].next_offset;
+        if (itd_ckdir_publish(lp->ck, errstr, sizeof errstr) != ITD_OK) {
+                itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
+                rd_kafka_topic_partition_list_destroy(tp);
+                return;
+        }
+        itd_metrics_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
+        lp->consumed_at_cut = lp->consumed_at_pending;
+        itd_log(ITD_LOG_INFO, "checkpoint", "checkpoint %llu complete "
+                "(%zu partitions)",
+                (unsigned long long)itd_ckdir_last_seq(lp->ck), n);
+        if (tp->cnt > 0) {
+                rd_kafka_resp_err_t err = rd_kafka_commit(lp->consumer, tp,
+                                                          !sync);
+                if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                        itd_log(ITD_LOG_WARNING, "kafka",
+                                "commit of checkpoint %llu: %s",
+                                (unsigned long long)itd_ckdir_last_seq(lp->ck),
+                                rd_kafka_err2str(err));
+        }
+        rd_kafka_topic_partition_list_destroy(tp);
+}
+
+/* Main loop: finishes the cut in progress, or starts one when due. */
+static void checkpoint_tick(loop_t *lp) {
+        char errstr[1024];
+        itd_cut_state_t cs = itd_ckdir_poll(lp->ck, 0, errstr, sizeof errstr);
+        if (cs == ITD_CUT_FAILED)
+                itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
+        if (cs == ITD_CUT_WRITTEN && cut_covered(lp))
+                publish_cut(lp, 0);
+        if (cs == ITD_CUT_WRITING || cs == ITD_CUT_WRITTEN)
+                return;
+        int64_t now = itd_now_mono_ms();
+        if (now - lp->last_cut_ms < lp->conf->checkpoint_interval_ms)
+                return;
+        lp->last_cut_ms = now;
+        /* Nothing consumed since the last cut: it still stands. */
+        if (lp->res->consumed == lp->consumed_at_cut)
+                return;
+        size_t n;
+        itd_cut_pos_t *pos = cut_positions(lp, &n);
+        int64_t t0 = itd_now_mono_ms();
+        lp->consumed_at_pending = lp->res->consumed;
+        if (itd_ckdir_cut(lp->ck, lp->eng, pos, n, 1, errstr,
+                          sizeof errstr) != ITD_OK)
+                itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
+        itd_log(ITD_LOG_DEBUG, "checkpoint", "cut started: %lld ms pause",
+                (long long)(itd_now_mono_ms() - t0));
+        free(pos);
+}
+
+/*
+ * A cut in place, now: at stop and on revoke, after the outputs were
+ * drained. A background cut still running is finished first (it is older
+ * and may be published on its own). If some output is still unacknowledged
+ * no cut is written: the last complete one stands, and the events after it
+ * are consumed again after a restart.
+ */
+static int checkpoint_now(loop_t *lp, const char *why) {
+        char errstr[1024];
+        store_acknowledged(lp);
+        itd_cut_state_t cs = itd_ckdir_poll(lp->ck, 1, errstr, sizeof errstr);
+        if (cs == ITD_CUT_FAILED)
+                itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
+        if (cs == ITD_CUT_WRITTEN) {
+                if (cut_covered(lp))
+                        publish_cut(lp, 1);
+                else
+                        itd_ckdir_abandon(lp->ck);
+        }
+        /* The last complete cut already holds everything consumed. */
+        if (itd_ckdir_last_seq(lp->ck) > 0 &&
+            lp->res->consumed == lp->consumed_at_cut)
+                return 1;
+        size_t n;
+        itd_cut_pos_t *pos = cut_positions(lp, &n);
+        for (size_t i = 0; i < n; i++) {
+                if (ppos(lp, pos[i].partition)->acked < pos[i].next_offset) {
+                        itd_log(ITD_LOG_ERR, "checkpoint",
+                                "no checkpoint %s: outputs of partition %d "
+                                "below offset %lld are unacknowledged; "
+                                "events after checkpoint %llu will be "
+                                "consumed again",
+                                why, (int)pos[i].partition,
+                                (long long)pos[i].next_offset,
+                                (unsigned long long)itd_ckdir_last_seq(
+                                    lp->ck));
+                        free(pos);
+                        return 0;
+                }
+        }
+        int64_t t0 = itd_now_mono_ms();
+        int ok = 0;
+        lp->consumed_at_pending = lp->res->consumed;
+        if (itd_ckdir_cut(lp->ck, lp->eng, pos, n, 0, errstr,
+                          sizeof errstr) != ITD_OK) {
+                itd_log(ITD_LOG_ERR, "checkpoint", "%s: %s", why, errstr);
+        } else {
+                ok = 1;
+                publish_cut(lp, 1);
+                itd_log(ITD_LOG_NOTICE, "checkpoint",
+                        "checkpoint %llu written %s in %lld ms",
+                        (unsigned long long)itd_ckdir_last_seq(lp->ck), why,
+                        (long long)(itd_now_mono_ms() - t0));
+        }
+        free(pos);
+        return ok;
+}
+
+/*
+ * Before an assignment takes effect: each partition the engine holds
+ * (restored at start, or parked by an eager revoke) resumes at its
+ * checkpointed position, not the group's committed one; the others start
+ * empty from the committed offset. An eager assignment is the whole new
+ * set, so held partitions missing from it now belong to someone else.
+ */
+static void assign_from_checkpoint(loop_t *lp,
+                                   rd_kafka_topic_partition_list_t *parts,
+                                   int cooperative) {
+        if (!cooperative) {
+                size_t n = itd_engine_partitions(lp->eng, NULL, 0);
+                int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
+                itd_engine_partitions(lp->eng, ps, n);
+                for (size_t i = 0; i < n; i++) {
+                        if (rd_kafka_topic_partition_list_find(
+                                parts, lp->conf->topic_events, ps[i]))
+                                continue;
+                        itd_log(ITD_LOG_NOTICE, "checkpoint",
+                                "partition %d is assigned elsewhere: "
+                                "dropping its state",
+                                (int)ps[i]);
+                        itd_engine_drop_partition(lp->eng, ps[i]);
+                        *ppos(lp, ps[i]) = (ppos_t){.applied = -1,
+                                                    .acked = -1};
+                }
+                free(ps);
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *el = &parts->elems[i];
+                ppos_t *pp = ppos(lp, el->partition);
+                itd_engine_part_info_t info;
+                pp->assigned = 1;
+                pp->held = 0;
+                if (itd_engine_partition_info(lp->eng, el->partition,
+                                              &info) == ITD_OK &&
+                    pp->applied >= 0) {
+                        el->offset = pp->applied;
+                        pp->acked = pp->applied;
+                        itd_log(ITD_LOG_INFO, "checkpoint",
+                                "partition %d resumes at offset %lld with "
+                                "%llu users and %llu pending labels",
+                                (int)el->partition, (long long)pp->applied,
+                                (unsigned long long)info.users,
+                                (unsigned long long)info.pending);
+                        continue;
+                }
+                itd_engine_drop_partition(lp->eng, el->partition);
+                pp->applied = pp->acked = -1;
+        }
+}
+
 /* librdkafka's statistics: consumer lag per partition into /metrics. */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         (void)rk;
@@ -360,6 +630,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 itd_log(ITD_LOG_NOTICE, "kafka", "assigned %d partition(s)",
                         parts->cnt);
+                if (lp->ck)
+                        assign_from_checkpoint(lp, parts, cooperative);
                 if (cooperative)
                         rd_kafka_error_destroy(
                             rd_kafka_incremental_assign(rk, parts));
@@ -384,8 +656,30 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         itd_log(ITD_LOG_NOTICE, "kafka", "revoking %d partition(s)",
                 parts->cnt);
         drain_outputs(lp, itd_now_mono_ms() + lp->conf->shutdown_timeout_ms);
-        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS &&
-            !rd_kafka_assignment_lost(rk)) {
+        int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ||
+                   rd_kafka_assignment_lost(rk);
+        if (lp->ck) {
+                /* Checkpoint first, so the partitions' next owner (maybe
+                 * us again) resumes exactly at a complete cut. Lost ones
+                 * may already be someone else's: no cut, no commit. */
+                /* Without a fresh cut the state holds events whose
+                 * outputs may be lost: not safe to keep. */
+                if (!lost && !checkpoint_now(lp, "on revoke"))
+                        lost = 1;
+                for (int i = 0; i < parts->cnt; i++) {
+                        int32_t p = parts->elems[i].partition;
+                        ppos(lp, p)->assigned = 0;
+                        /* Eager rebalancing revokes everything before
+                         * each assignment: keep the state, parked at the
+                         * cut, until the assignment says whether it
+                         * stays ours. */
+                        if (lost || cooperative) {
+                                itd_engine_drop_partition(lp->eng, p);
+                                *ppos(lp, p) = (ppos_t){.applied = -1,
+                                                        .acked = -1};
+                        }
+                }
+        } else if (!lost) {
                 rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
                 if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
                         itd_log(ITD_LOG_WARNING, "kafka",
@@ -423,6 +717,26 @@ static void flow_control(loop_t *lp) {
         }
         lp->paused = want_pause;
         rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Moves each partition's applied position past the messages of a batch,
+ * in order. unapplied (n_un entries, indexes into msgs) are events the
+ * engine did not take: their partition is held there for this life. */
+static void note_applied(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
+                         const size_t *unapplied, size_t n_un) {
+        size_t u = 0;
+        for (size_t i = 0; i < n; i++) {
+                const rd_kafka_message_t *m = msgs[i];
+                if (!m)
+                        continue;
+                ppos_t *pp = ppos(lp, m->partition);
+                if (u < n_un && unapplied[u] == i) {
+                        u++;
+                        pp->held = 1;
+                }
+                if (!pp->held && m->offset + 1 > pp->applied)
+                        pp->applied = m->offset + 1;
+        }
 }
 
 static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
@@ -479,8 +793,10 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
                 msg_of[k] = i;
                 k++;
         }
-        if (k == 0)
+        if (k == 0) {
+                note_applied(lp, msgs, n, NULL, 0);
                 return;
+        }
         itd_err_t err;
         while ((err = itd_engine_process(lp->eng, lp->conf->topic_events, in, k,
                                          preds, outcome)) == ITD_ERR_FULL &&
@@ -495,8 +811,10 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
         if (err) {
                 /* Nothing of the batch was applied and nothing is tracked:
                  * these events are consumed again after a restart. */
+                note_applied(lp, msgs, n, msg_of, k);
                 return;
         }
+        note_applied(lp, msgs, n, NULL, 0);
         unsigned char buf[4096];
         int64_t now_wall = itd_now_wall_ms();
         for (size_t j = 0; j < k; j++) {
@@ -509,8 +827,28 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
                                           0);
                         continue;
                 }
+                /* A trigger is a second output of the same event: its
+                 * offset waits for both acknowledgements. */
+                itd_trigger_rec_t *trg = itd_engine_trigger(lp->eng, j);
                 uint64_t token = itd_offsets_track(lp->offsets, m->partition,
-                                                   m->offset, 1);
+                                                   m->offset, trg ? 2 : 1);
+                if (trg) {
+                        unsigned char tbuf[512];
+                        size_t tlen;
+                        trg->fired_at_ms = now_wall;
+                        if (itd_codec_encode_trigger(
+                                lp->codec, trg,
+                                (int32_t)lp->conf->output_schema_id, tbuf,
+                                sizeof tbuf, &tlen) == ITD_OK) {
+                                produce_output(lp, lp->rkt_trg, trg->user_id,
+                                               strlen(trg->user_id), tbuf,
+                                               tlen, NULL, token);
+                        } else {
+                                itd_log(ITD_LOG_ERR, "run",
+                                        "trigger record did not encode");
+                                itd_offsets_ack(lp->offsets, token);
+                        }
+                }
                 size_t len;
                 if (itd_codec_encode_prediction(
                         lp->codec, &preds[j],
@@ -559,6 +897,76 @@ static void reload(loop_t *lp) {
         }
         itd_conf_destroy(fresh);
         itd_notify_ready();
+}
+
+/*
+ * checkpoint.dir: "auto" is $STATE_DIRECTORY (systemd's StateDirectory=,
+ * the first of a colon-separated list) or off, "" is off. Opens the
+ * folder and restores the newest usable cut into the engine.
+ * @returns ITD_OK; ITD_ERR_CONF (no cut usable, some refused: starting
+ * empty would throw away what they hold); ITD_ERR_IO.
+ */
+static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
+                                  size_t errstr_size) {
+        char dir[4096];
+        const char *conf_dir = lp->conf->checkpoint_dir;
+        if (!strcmp(conf_dir, "auto")) {
+                const char *sd = getenv("STATE_DIRECTORY");
+                snprintf(dir, sizeof dir, "%.*s",
+                         sd ? (int)strcspn(sd, ":") : 0, sd ? sd : "");
+        } else {
+                snprintf(dir, sizeof dir, "%s", conf_dir);
+        }
+        if (!*dir) {
+                itd_log(ITD_LOG_NOTICE, "checkpoint",
+                        "checkpoints are off (checkpoint.dir); a restart "
+                        "starts with empty state");
+                return ITD_OK;
+        }
+        /* Test hook (docs/CHECKPOINTS.md): a sleep between the files of a
+         * cut, so a test can kill the daemon while one is written. */
+        const char *hook = getenv("ITD_TEST_CHECKPOINT_PAUSE_MS");
+        int64_t pause_ms = hook ? strtoll(hook, NULL, 10) : 0;
+        lp->ck = itd_ckdir_open(dir, lp->eng, lp->conf->topic_events,
+                                (size_t)lp->conf->checkpoint_keep, pause_ms,
+                                errstr, errstr_size);
+        if (!lp->ck)
+                return ITD_ERR_IO;
+        itd_cut_pos_t *pos;
+        size_t n;
+        itd_cut_info_t info;
+        char why[2048];
+        itd_err_t err = itd_ckdir_restore(lp->ck, lp->eng, &pos, &n, &info,
+                                          why, sizeof why);
+        lp->last_cut_ms = itd_now_mono_ms();
+        if (err == ITD_ERR_INCOMPATIBLE) {
+                snprintf(errstr, errstr_size, "%s", why);
+                return ITD_ERR_CONF;
+        }
+        if (err) {
+                itd_log(ITD_LOG_NOTICE, "checkpoint",
+                        "%s: starting with empty state", why);
+                itd_metrics_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
+                return ITD_OK;
+        }
+        uint64_t users = 0, pending = 0;
+        for (size_t i = 0; i < n; i++) {
+                ppos_t *pp = ppos(lp, pos[i].partition);
+                pp->applied = pp->acked = pos[i].next_offset;
+                users += info.parts[i].users;
+                pending += info.parts[i].pending;
+        }
+        double age_s = (double)(itd_now_wall_ms() - info.created_ms) / 1000.0;
+        itd_metrics_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
+                        age_s > 0 ? age_s : 0);
+        itd_log(ITD_LOG_NOTICE, "checkpoint",
+                "restored checkpoint %llu from %s (%.0f s old): %zu "
+                "partitions, %llu users, %llu pending labels",
+                (unsigned long long)info.seq, dir, age_s, n,
+                (unsigned long long)users, (unsigned long long)pending);
+        free(pos);
+        itd_cut_info_fini(&info);
+        return ITD_OK;
 }
 
 /* Demo: done when every published event was consumed, or when the
@@ -618,6 +1026,11 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         lp.eng = itd_engine_new(conf, errstr, errstr_size);
         if (!lp.eng)
                 goto out;
+        itd_engine_enable_triggers(lp.eng);
+        err = open_checkpoints(&lp, errstr, errstr_size);
+        if (err)
+                goto out;
+        err = ITD_ERR_ARG;
         atomic_store(&lp.health.model_loaded, 1);
         lp.producer = itd_kafka_new(RD_KAFKA_PRODUCER, producer_defaults,
                                     conf->n_kafka, conf->kafka_keys,
@@ -628,7 +1041,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 err = ITD_ERR_KAFKA;
                 goto out;
         }
-        lp.consumer = itd_kafka_new(RD_KAFKA_CONSUMER, consumer_defaults,
+        const char *const *cdefs = lp.ck ? checkpoint_consumer_defaults
+                                         : consumer_defaults;
+        lp.consumer = itd_kafka_new(RD_KAFKA_CONSUMER, cdefs,
                                     conf->n_kafka, conf->kafka_keys,
                                     conf->kafka_values,
                                     &(itd_kafka_cbs_t){.rebalance = rebalance_cb,
@@ -641,6 +1056,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         lp.rkt_pred = rd_kafka_topic_new(lp.producer, conf->topic_predictions,
                                          NULL);
         lp.rkt_dlq = rd_kafka_topic_new(lp.producer, conf->topic_dead_letter,
+                                        NULL);
+        lp.rkt_trg = rd_kafka_topic_new(lp.producer, conf->topic_triggers,
                                         NULL);
         rd_kafka_poll_set_consumer(lp.consumer);
         rd_kafka_topic_partition_list_t *sub =
@@ -705,9 +1122,18 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 produce_retries(&lp);
                 rd_kafka_poll(lp.producer, 0);
                 store_acknowledged(&lp);
+                if (lp.ck)
+                        checkpoint_tick(&lp);
                 flow_control(&lp);
                 if (itd_now_mono_ms() - last_gauges >= 500) {
                         last_gauges = itd_now_mono_ms();
+                        /* Only when nothing at all arrives: a partition
+                         * merely fetched later than others (a backlog)
+                         * must not have its watermark pushed past events
+                         * still on the broker. */
+                        if (itd_now_mono_ms() - last_msg_ms > 10000)
+                                itd_engine_advance_idle(lp.eng,
+                                                        itd_now_wall_ms());
                         publish_gauges(&lp);
                 }
                 if (itd_now_mono_ms() - last_ms >= interval)
@@ -726,10 +1152,14 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                         "shutdown.timeout; their events will be consumed "
                         "again on restart",
                         (unsigned long long)itd_offsets_in_flight(lp.offsets));
-        kerr = rd_kafka_commit(lp.consumer, NULL, 0);
-        if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                itd_log(ITD_LOG_WARNING, "kafka", "final commit: %s",
-                        rd_kafka_err2str(kerr));
+        if (lp.ck) {
+                checkpoint_now(&lp, "at stop");
+        } else {
+                kerr = rd_kafka_commit(lp.consumer, NULL, 0);
+                if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                        itd_log(ITD_LOG_WARNING, "kafka", "final commit: %s",
+                                rd_kafka_err2str(kerr));
+        }
         report(&lp, t0, &last_events, &last_ms, 1);
         publish_gauges(&lp);
         /* The promise of DESIGN.md, in one line a test can check: every
@@ -764,10 +1194,14 @@ out:
                 rd_kafka_topic_destroy(lp.rkt_pred);
         if (lp.rkt_dlq)
                 rd_kafka_topic_destroy(lp.rkt_dlq);
+        if (lp.rkt_trg)
+                rd_kafka_topic_destroy(lp.rkt_trg);
         if (lp.consumer)
                 rd_kafka_destroy(lp.consumer);
         if (lp.producer)
                 rd_kafka_destroy(lp.producer);
+        itd_ckdir_close(lp.ck);
+        free(lp.pp);
         itd_engine_destroy(lp.eng);
         itd_codec_destroy(lp.codec);
         itd_decoder_destroy(lp.dec);

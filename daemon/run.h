@@ -33,6 +33,7 @@ typedef struct itd_run_result_s {
         uint64_t predicted;       /* predictions produced */
         uint64_t filtered;        /* counted and dropped (late events) */
         uint64_t published;       /* predictions delivered */
+        uint64_t triggers;        /* trigger records delivered */
         double seconds;           /* wall time of the loop */
         itd_engine_stats_t engine;
         size_t n_examples;        /* a few recent high-intent predictions */

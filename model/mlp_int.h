@@ -7,7 +7,8 @@
  * (parameters, gradients, optimizer moments), each carved into the same
  * named tensors in the same order:
  *   w[0] (hidden[0], in_dim), b[0] (hidden[0]), ..., w[L-1], b[L-1],
- *   wp (1, H), bp (1), wn (K, H), bn (K), emb (n_fields, emb_buckets, emb_dim)
+ *   wp (1, H), bp (1), wn (K, H), bn (K), [ww (n_dense) with conf.wide],
+ *   emb (n_fields, emb_buckets, emb_dim)
  * with H = hidden[L-1] and K = ITD_NEXT__COUNT. The embedding tables come
  * last, so [0, n_dense_params) is everything updated densely every step.
  * Scratch activations are one more block, sized for max_batch.
@@ -24,14 +25,16 @@
 #include "intentd/mlp.h"
 
 #define ITD_MLP_K ITD_NEXT__COUNT
-/* w and b per hidden layer, two heads of two, the embedding tables */
-#define ITD_MLP_MAX_TENSORS (2 * ITD_MLP_MAX_HIDDEN + 5)
+/* w and b per hidden layer, two heads of two, the wide weights, the
+ * embedding tables */
+#define ITD_MLP_MAX_TENSORS (2 * ITD_MLP_MAX_HIDDEN + 6)
 
 typedef struct itd_tensor_s {
         const char *name; /* "w0", "b0", ..., "wp", "bp", "wn", "bn", "emb" */
         size_t off;       /* offset in the parameter block */
         size_t n;         /* floats */
         int decay;        /* 1: L2 weight decay applies (weights, not biases) */
+        int wide;         /* 1: steps with conf.wide_lr (ww, bp) */
 } itd_tensor_t;
 
 struct itd_mlp_s {
@@ -53,10 +56,21 @@ struct itd_mlp_s {
 
         /* views into params */
         float *w[ITD_MLP_MAX_HIDDEN], *b[ITD_MLP_MAX_HIDDEN];
-        float *wp, *bp, *wn, *bn, *emb;
+        float *wp, *bp, *wn, *bn, *ww, *emb; /* ww NULL without wide */
         /* the same views into grads */
         float *dw[ITD_MLP_MAX_HIDDEN], *db[ITD_MLP_MAX_HIDDEN];
-        float *dwp, *dbp, *dwn, *dbn, *demb;
+        float *dwp, *dbp, *dwn, *dbn, *dww, *demb;
+
+        /*
+         * Input standardisation (conf.norm_inputs): running mean and
+         * population variance per dense input over the training examples,
+         * in double (Welford); norm_count is the (capped) count. shift and
+         * scale are their float form used by forward: x' = (x - shift) *
+         * scale, refreshed after each update.
+         */
+        double *norm_mean, *norm_var; /* (n_dense) */
+        double norm_count;
+        float *norm_shift, *norm_scale; /* (n_dense) */
 
         /* scratch, (max_batch, width) each */
         float *scratch;
@@ -65,6 +79,7 @@ struct itd_mlp_s {
         float *dz;             /* d loss / d pre-activation, widest layer */
         float *logit, *p, *dlogit;     /* (max_batch) */
         float *nlogit, *nprob, *dnlogit; /* (max_batch, K) */
+        float *xn; /* (max_batch, n_dense): standardised x, the wide input */
 
         /* embedding rows (index f * emb_buckets + id % emb_buckets) with a
          * gradient this step; mark[row] says whether row is in the list */
@@ -77,6 +92,12 @@ struct itd_mlp_s {
 };
 
 /* ---- mlp.c ------------------------------------------------------------- */
+
+/**
+ * @brief Adds the B rows of x to the running input statistics and refreshes
+ * the shift and scale forward uses (no-op without conf.norm_inputs).
+ */
+void itd_mlp_norm_update(itd_mlp_t *m, const float *x, size_t B);
 
 /** @brief Zeroes the dense gradients and the touched embedding rows. */
 void itd_mlp_zero_grad(itd_mlp_t *m);

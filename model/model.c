@@ -7,7 +7,11 @@
  *             "emb"), flagged as parameters; the optimizer's moments as one
  *             block each ("adam.m", "adam.v" or "adagrad.G", n_params
  *             floats in the parameter layout); "counters" (u64: steps,
- *             skipped, examples). Adam's step t is `steps`.
+ *             skipped, examples). Adam's step t is `steps`. With input
+ *             standardisation: "norm.mean", "norm.var" (f64, n_dense) and
+ *             "norm.count" (f64, 1). With the wide path, its weights are
+ *             the tensor "ww" and the bias' AdaGrad accumulator sits in
+ *             the last moment block.
  *   logistic  "ftrl.z", "ftrl.n" (f64, n_weights) are the state; "weights"
  *             (f32, derived from them) is for people reading a dump;
  *             "next.counts" (f64, K) and "counters" as above.
@@ -83,6 +87,9 @@ uint64_t itd_model_conf_hash(const itd_model_conf_t *conf) {
                      l++)
                         fnv_u64(&h, c->hidden[l]);
                 fnv_u64(&h, (uint64_t)c->optimizer);
+                /* both add state: the "ww" tensor, the "norm.*" sections */
+                fnv_u64(&h, (uint64_t)(c->wide != 0));
+                fnv_u64(&h, (uint64_t)(c->norm_inputs != 0));
         }
         return h;
 }
@@ -229,6 +236,18 @@ itd_err_t itd_model_save(const itd_model_t *m, const char *path,
                             w, moment_name(mlp->conf.optimizer, (int)k),
                             ITD_CKPT_F32, 0, mlp->moments + k * mlp->n_params,
                             mlp->n_params * sizeof(float));
+                if (mlp->norm_mean) {
+                        const size_t D = mlp->conf.n_dense;
+                        itd_ckpt_writer_section(w, "norm.mean", ITD_CKPT_F64,
+                                                0, mlp->norm_mean,
+                                                D * sizeof(double));
+                        itd_ckpt_writer_section(w, "norm.var", ITD_CKPT_F64, 0,
+                                                mlp->norm_var,
+                                                D * sizeof(double));
+                        itd_ckpt_writer_section(w, "norm.count", ITD_CKPT_F64,
+                                                0, &mlp->norm_count,
+                                                sizeof(double));
+                }
         } else {
                 const itd_logistic_t *lr = m->lr;
                 float *wts = itd_xmalloc(lr->n_weights * sizeof(float));
@@ -332,8 +351,11 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
                           uint64_t *counters, char *errstr,
                           size_t errstr_size) {
         const size_t np = mlp->n_params, nm = n_moments(mlp->conf.optimizer);
+        const size_t D = mlp->norm_mean ? mlp->conf.n_dense : 0;
         float *params = itd_xmalloc(np * sizeof(float));
         float *moments = nm ? itd_xmalloc(nm * np * sizeof(float)) : NULL;
+        /* mean, var, count */
+        double *norm = D ? itd_xmalloc((2 * D + 1) * sizeof(double)) : NULL;
         itd_err_t err = ITD_OK;
         for (size_t i = 0; i < mlp->n_tensors && !err; i++) {
                 const itd_tensor_t *t = &mlp->tensors[i];
@@ -349,6 +371,16 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
                 err = itd_ckpt_get(ck, moment_name(mlp->conf.optimizer, (int)k),
                                    ITD_CKPT_F32, moments + k * np,
                                    np * sizeof(float), errstr, errstr_size);
+        if (D && !err)
+                err = itd_ckpt_get(ck, "norm.mean", ITD_CKPT_F64, norm,
+                                   D * sizeof(double), errstr, errstr_size);
+        if (D && !err)
+                err = itd_ckpt_get(ck, "norm.var", ITD_CKPT_F64, norm + D,
+                                   D * sizeof(double), errstr, errstr_size);
+        if (D && !err)
+                err = itd_ckpt_get(ck, "norm.count", ITD_CKPT_F64,
+                                   norm + 2 * D, sizeof(double), errstr,
+                                   errstr_size);
         if (!err)
                 err = itd_ckpt_get(ck, "counters", ITD_CKPT_U64, counters,
                                    3 * sizeof(uint64_t), errstr, errstr_size);
@@ -356,12 +388,19 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
                 memcpy(mlp->params, params, np * sizeof(float));
                 if (nm)
                         memcpy(mlp->moments, moments, nm * np * sizeof(float));
+                if (D) {
+                        memcpy(mlp->norm_mean, norm, 2 * D * sizeof(double));
+                        mlp->norm_count = norm[2 * D];
+                        /* shift and scale from the loaded statistics */
+                        itd_mlp_norm_update(mlp, NULL, 0);
+                }
                 mlp->steps = (int64_t)counters[0];
                 mlp->skipped = counters[1];
                 itd_mlp_zero_grad(mlp);
         }
         free(params);
         free(moments);
+        free(norm);
         return err;
 }
 

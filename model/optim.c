@@ -11,6 +11,10 @@
 
 #include "mlp_int.h"
 
+/* AdaGrad's eps for the wide path's bias: only guards a zero accumulator
+ * (its first step is then lr, whatever the gradient's size) */
+#define WIDE_EPS 1e-6f
+
 void itd_sgd_update(float *w, const float *g, size_t n, float gscale,
                     float lr, float l2) {
         for (size_t i = 0; i < n; i++) {
@@ -123,14 +127,48 @@ static void update_span(itd_mlp_t *m, size_t off, size_t n, float gscale,
         }
 }
 
+/*
+ * The wide path: its weights take plain SGD steps, its bias (the purchase
+ * head's) AdaGrad steps, whatever the network's optimizer. SGD moves each
+ * weight in proportion to its gradient, so with few examples the inputs
+ * that agree with the label (the purchase history) pull ahead of the
+ * noisy ones; per-coordinate rules (AdaGrad, Adam) give every weight about
+ * the same step at first, noise included. Progressive AUC on the 114
+ * Taobao tail users: 0.63 with SGD, 0.59 with AdaGrad, the same on the
+ * simulator. The bias steps with AdaGrad so it settles on the base rate
+ * whatever its scale; its accumulator lives in the optimizer's last
+ * moment block (Adam's v, AdaGrad's G), so it is checkpointed with the
+ * rest. Without moments (SGD) the bias takes SGD steps too.
+ */
+static void wide_update(itd_mlp_t *m, const itd_tensor_t *ten, float gscale,
+                        float lr) {
+        const itd_mlp_conf_t *c = &m->conf;
+        float *w = m->params + ten->off;
+        const float *g = m->grads + ten->off;
+        const float l2 = ten->decay ? c->l2 : 0.0f;
+        if (ten->decay || !m->moments) {
+                itd_sgd_update(w, g, ten->n, gscale, lr, l2);
+                return;
+        }
+        float *G = m->moments +
+                   (c->optimizer == ITD_OPT_ADAM ? m->n_params : 0) + ten->off;
+        itd_adagrad_update(w, g, G, ten->n, gscale, lr, l2, WIDE_EPS);
+}
+
 void itd_mlp_apply_step(itd_mlp_t *m, float gscale) {
         const itd_mlp_conf_t *c = &m->conf;
         /* t counts steps taken, so a skipped step does not advance it */
         double t = (double)(m->steps + 1);
         float bc1 = (float)(1.0 - pow(c->beta1, t));
         float bc2 = (float)(1.0 - pow(c->beta2, t));
+        /* the wide path (and the purchase bias with it) has its own rate */
+        const float wide_lr = c->wide_lr > 0.0f ? c->wide_lr : c->lr;
         for (size_t i = 0; i < m->n_tensors; i++) {
                 const itd_tensor_t *ten = &m->tensors[i];
+                if (ten->wide) {
+                        wide_update(m, ten, gscale, wide_lr);
+                        continue;
+                }
                 update_span(m, ten->off, ten->n, gscale, c->lr,
                             ten->decay ? c->l2 : 0.0f, bc1, bc2);
         }

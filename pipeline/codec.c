@@ -1,5 +1,6 @@
 /*
- * codec.c - Avro binary encoding and decoding of events and predictions.
+ * codec.c - Avro binary encoding and decoding of events, predictions and
+ * triggers.
  *
  * Encoding goes through Avro C's value API into a memory writer: one
  * reusable record value per schema lives in the codec, so steady-state
@@ -16,8 +17,9 @@
  * and reader fields the writer lacks start from the reader's default (read
  * from the schema JSON with jansson, since Avro C's parser drops
  * "default"). Decoding costs no allocation, and every fault gets a stable
- * reason code (input.h) plus the field and byte offset. Predictions are
- * decoded by the same cursor in our own schema's order (tests, demo).
+ * reason code (input.h) plus the field and byte offset. Predictions and
+ * triggers are decoded by the same cursor in our own schema's order
+ * (tests, demo).
  */
 #include "intentd/codec.h"
 
@@ -89,6 +91,9 @@ struct itd_codec_s {
         itd_plan_t *ev_plan;     /* for our own event schema as writer */
         int ev_idx[SLOT__COUNT]; /* field index in our event schema */
         int pred_idx[10];        /* field index in our prediction schema */
+        avro_schema_t trg_schema;
+        avro_value_iface_t *trg_iface;
+        avro_value_t trg_val;
 };
 
 /* ------------------------------------------------------------------ */
@@ -775,6 +780,11 @@ static const char *const pred_fields[10] = {
     "next_action_probabilities", "model_version", "top_categories",
     "explanation"};
 
+#define TRG_FIELDS 7
+static const char *const trg_fields[TRG_FIELDS] = {
+    "prediction_id", "user_id", "score", "threshold", "direction",
+    "event_ts", "fired_at"};
+
 itd_codec_t *itd_codec_new(char *errstr, size_t errstr_size) {
         itd_codec_t *codec = itd_xcalloc(1, sizeof *codec);
         if (avro_schema_from_json_length(itd_schema_event_avsc,
@@ -813,6 +823,32 @@ itd_codec_t *itd_codec_new(char *errstr, size_t errstr_size) {
                                  pred_fields[i], i);
                         goto fail;
                 }
+        }
+        if (avro_schema_from_json_length(itd_schema_trigger_avsc,
+                                         strlen(itd_schema_trigger_avsc),
+                                         &codec->trg_schema)) {
+                snprintf(errstr, errstr_size,
+                         "built-in trigger schema does not parse: %s",
+                         avro_strerror());
+                goto fail;
+        }
+        for (int i = 0; i < TRG_FIELDS; i++) {
+                /* Encoder and decoder use our own layout in order. */
+                if (field_index(codec->trg_schema, trg_fields[i]) != i) {
+                        snprintf(errstr, errstr_size,
+                                 "built-in trigger schema: field '%s' "
+                                 "is not at position %d",
+                                 trg_fields[i], i);
+                        goto fail;
+                }
+        }
+        codec->trg_iface = avro_generic_class_from_schema(codec->trg_schema);
+        if (!codec->trg_iface ||
+            avro_generic_value_new(codec->trg_iface, &codec->trg_val)) {
+                snprintf(errstr, errstr_size,
+                         "avro trigger value set-up failed: %s",
+                         avro_strerror());
+                goto fail;
         }
         char why[256];
         codec->ev_plan = itd_plan_new(codec->ev_schema, why, sizeof why);
@@ -854,6 +890,12 @@ void itd_codec_destroy(itd_codec_t *codec) {
                 avro_value_iface_decref(codec->ev_iface);
         if (codec->pred_iface)
                 avro_value_iface_decref(codec->pred_iface);
+        if (codec->trg_val.self)
+                avro_value_decref(&codec->trg_val);
+        if (codec->trg_iface)
+                avro_value_iface_decref(codec->trg_iface);
+        if (codec->trg_schema)
+                avro_schema_decref(codec->trg_schema);
         itd_plan_destroy(codec->ev_plan);
         if (codec->ev_schema)
                 avro_schema_decref(codec->ev_schema);
@@ -1027,6 +1069,39 @@ itd_err_t itd_codec_decode_prediction(itd_codec_t *codec, const void *buf,
                              framing, p, errstr, errstr_size);
 }
 
+static itd_reason_t trigger_payload(itd_codec_t *codec, const uint8_t *buf,
+                                    size_t len, size_t off, void *out,
+                                    char *errstr, size_t errstr_size) {
+        itd_trigger_rec_t *t = out;
+        cur_t c = {buf, buf + off, buf + len, "", SIZE_MAX, errstr,
+                   errstr_size};
+        itd_reason_t r;
+        int dir;
+        (void)codec;
+        memset(t, 0, sizeof *t);
+#define FIELD(i) (c.field = trg_fields[i])
+        if ((FIELD(0), r = rd_string(&c, t->prediction_id,
+                                     sizeof t->prediction_id)) ||
+            (FIELD(1), r = rd_string(&c, t->user_id, sizeof t->user_id)) ||
+            (FIELD(2), r = rd_float(&c, &t->score)) ||
+            (FIELD(3), r = rd_float(&c, &t->threshold)) ||
+            (FIELD(4), r = rd_enum(&c, ITD_TRIGGER__COUNT, &dir)) ||
+            (FIELD(5), r = rd_long(&c, &t->event_ts_ms)) ||
+            (FIELD(6), r = rd_long(&c, &t->fired_at_ms)))
+                return r;
+#undef FIELD
+        t->direction = (itd_trigger_direction_t)dir;
+        return check_end(&c);
+}
+
+itd_err_t itd_codec_decode_trigger(itd_codec_t *codec, const void *buf,
+                                   size_t len, itd_framing_t framing,
+                                   itd_trigger_rec_t *rec, char *errstr,
+                                   size_t errstr_size) {
+        return decode_framed(codec, "trigger", trigger_payload, buf, len,
+                             framing, rec, errstr, errstr_size);
+}
+
 /* ------------------------------------------------------------------ */
 /* Encoding.                                                          */
 
@@ -1191,4 +1266,24 @@ itd_err_t itd_codec_encode_prediction(itd_codec_t *codec,
                         return ITD_ERR_ENCODE;
         }
         return write_value(codec, rec, schema_id, buf, cap, len);
+}
+
+itd_err_t itd_codec_encode_trigger(itd_codec_t *codec,
+                                   const itd_trigger_rec_t *rec,
+                                   int32_t schema_id, void *buf, size_t cap,
+                                   size_t *len) {
+        avro_value_t *v = &codec->trg_val;
+        avro_value_t f;
+        if ((int)rec->direction < 0 || rec->direction >= ITD_TRIGGER__COUNT)
+                return ITD_ERR_ENCODE;
+        if (set_string(v, 0, rec->prediction_id) ||
+            set_string(v, 1, rec->user_id) ||
+            set_float(v, 2, rec->score) ||
+            set_float(v, 3, rec->threshold) ||
+            avro_value_get_by_index(v, 4, &f, NULL) ||
+            avro_value_set_enum(&f, (int)rec->direction) ||
+            set_long(v, 5, rec->event_ts_ms) ||
+            set_long(v, 6, rec->fired_at_ms))
+                return ITD_ERR_ENCODE;
+        return write_value(codec, v, schema_id, buf, cap, len);
 }

@@ -146,10 +146,17 @@ itd_reason_t itd_event_json_decode(const char *json, size_t len,
         json_t *obj = json_loadb(json, len,
                                  JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES,
                                  &jerr);
-        if (!obj)
+        if (!obj) {
+                /* jansson quotes the token near the error, which may be a
+                 * user id: the detail reaches logs, so keep only the
+                 * message and the column. */
+                char *near = strstr(jerr.text, " near ");
+                if (near)
+                        *near = '\0';
                 return fail(ITD_REASON_JSON_SYNTAX, errstr, errstr_size,
                             "event JSON: %s at column %d", jerr.text,
                             jerr.column);
+        }
         if (!json_is_object(obj)) {
                 r = fail(ITD_REASON_JSON_NOT_OBJECT, errstr, errstr_size,
                          "event JSON: expected an object, got %s",

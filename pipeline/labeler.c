@@ -25,6 +25,10 @@
  * training example is lost). A full pool returns ITD_ERR_FULL instead, so
  * the caller back-pressures and nothing is lost.
  *
+ * Snapshots (end of file) keep the live slots renumbered densely, and the
+ * heaps as arrays: their shape decides which of two equal times resolves
+ * first, so a restored labeler hands out examples in the same order.
+ *
  * @thread pipeline thread only.
  */
 #include "intentd/labeler.h"
@@ -35,7 +39,7 @@
 #include <string.h>
 
 #include "intentd/mem.h"
-#include "state_int.h" /* the snapshot I/O helpers */
+#include "snap_int.h"
 
 #define NIL UINT32_MAX
 #define POOL_FIRST 1024 /* slots allocated up front */
@@ -498,7 +502,14 @@ enum {
         LH_PENDING, LH_POSITIVES, LH_NEGATIVES, LH_DROPPED,
         LH__COUNT
 };
-#define LSNAP_HDR_BYTES (8 + 8 + 8 + 8 * LH__COUNT + 16 + 8)
+#define LSNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(LH__COUNT)
+
+static const itd_snap_kind_t snap_kind = {
+    .name = "labeler",
+    .magic = LSNAP_MAGIC,
+    .version = LSNAP_VERSION,
+    .n_values = LH__COUNT,
+};
 
 /* ts, user hash, score, next probs, user links, label, next, state, pad */
 static void put_slot(unsigned char *rec, const slot_t *sl, uint32_t prev,
@@ -535,8 +546,14 @@ static uint32_t map_of(const uint32_t *map, uint32_t s) {
 /* Live slots (pending, resolved) in index order, renumbered 0..n-1 by map;
  * then their features, the two heaps as arrays (their shape decides the
  * order of equal times) and the resolved queue. */
-static void write_payload(const itd_labeler_t *lb, const uint32_t *map,
-                          itd_snap_t *s) {
+typedef struct snap_src_s {
+        const itd_labeler_t *lb;
+        const uint32_t *map; /* slot -> its number in the snapshot, or NIL */
+} snap_src_t;
+
+static void write_payload(itd_snap_t *s, const void *obj) {
+        const itd_labeler_t *lb = ((const snap_src_t *)obj)->lb;
+        const uint32_t *map = ((const snap_src_t *)obj)->map;
         unsigned char rec[LSNAP_REC];
         for (size_t i = 0; i < lb->cap; i++) {
                 const slot_t *sl = &lb->slots[i];
@@ -578,12 +595,6 @@ itd_err_t itd_labeler_snapshot(const itd_labeler_t *lb, FILE *out,
         }
         for (uint32_t r = lb->res_head; r != NIL; r = lb->slots[r].link)
                 n_res++;
-        itd_snap_t s = {0};
-        itd_snap_hash_begin(&s);
-        write_payload(lb, map, &s);
-        uint64_t payload_bytes = s.off;
-        uint64_t payload_hash = itd_snap_hash_end(&s);
-
         uint64_t v[LH__COUNT] = {
             [LH_DIM] = lb->conf.dim,
             [LH_N_IDS] = lb->conf.n_ids,
@@ -601,31 +612,11 @@ itd_err_t itd_labeler_snapshot(const itd_labeler_t *lb, FILE *out,
             [LH_NEGATIVES] = lb->stats.negatives,
             [LH_DROPPED] = lb->stats.dropped_full,
         };
-        unsigned char hdr[LSNAP_HDR_BYTES];
-        size_t pos = 8;
-        memcpy(hdr, LSNAP_MAGIC, 8);
-        itd_snap_put(hdr, &pos, (uint64_t)LSNAP_VERSION |
-                                    (uint64_t)LSNAP_HDR_BYTES << 32);
-        itd_snap_put(hdr, &pos, ITD_SNAP_ENDIAN);
-        for (size_t i = 0; i < LH__COUNT; i++)
-                itd_snap_put(hdr, &pos, v[i]);
-        itd_snap_put(hdr, &pos, payload_bytes);
-        itd_snap_put(hdr, &pos, payload_hash);
-        itd_snap_put(hdr, &pos, itd_snap_hash(hdr, pos));
-
-        itd_snap_t w = {.f = out};
-        itd_snap_write(&w, hdr, sizeof(hdr));
-        write_payload(lb, map, &w);
+        snap_src_t src = {lb, map};
+        itd_err_t err = itd_snap_save(out, &snap_kind, v, write_payload, &src,
+                                      errstr, errstr_size);
         free(map);
-        if (w.failed) {
-                if (errstr && errstr_size)
-                        snprintf(errstr, errstr_size,
-                                 "writing labeler snapshot failed at byte %"
-                                 PRIu64 ": %s", w.off,
-                                 strerror(w.saved_errno));
-                return ITD_ERR_IO;
-        }
-        return ITD_OK;
+        return err;
 }
 
 /* Rebuilds heap positions, the resolved queue, the user lists and map
@@ -725,12 +716,7 @@ static const char *restore_links(itd_labeler_t *lb, size_t n_live,
 
 itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
                                    char *errstr, size_t errstr_size) {
-#define FAIL(...)                                                         \
-        do {                                                              \
-                if (errstr && errstr_size)                                \
-                        snprintf(errstr, errstr_size, __VA_ARGS__);       \
-                goto fail;                                                \
-        } while (0)
+#define FAIL ITD_SNAP_FAIL
         static const char *const names[LH__COUNT] = {
             [LH_DIM] = "labeler.dim", [LH_N_IDS] = "labeler.n_ids",
             [LH_NEXT_COUNT] = "next-action classes",
@@ -739,43 +725,10 @@ itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         itd_labeler_t *lb = NULL;
         uint32_t *links = NULL;
         itd_snap_t s = {.f = in};
-        unsigned char hdr[LSNAP_HDR_BYTES];
-        if (itd_snap_read(&s, hdr, 16) != 0) {
-                itd_snap_read_error(&s, "labeler", "the header", 0, 16,
-                                    errstr, errstr_size);
+        uint64_t v[LH__COUNT], payload_bytes, payload_hash;
+        if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
+                                 &payload_hash, errstr, errstr_size) != 0)
                 goto fail;
-        }
-        if (memcmp(hdr, LSNAP_MAGIC, 8) != 0)
-                FAIL("corrupt labeler snapshot: bad magic at byte 0 (not a "
-                     "labeler snapshot)");
-        size_t pos = 8;
-        uint64_t vw = itd_snap_get(hdr, &pos);
-        if ((uint32_t)vw != LSNAP_VERSION || vw >> 32 != LSNAP_HDR_BYTES)
-                FAIL("incompatible labeler snapshot: format version %" PRIu32
-                     " with a %" PRIu32 "-byte header at byte 8; this build "
-                     "reads version %d (%d bytes)", (uint32_t)vw,
-                     (uint32_t)(vw >> 32), LSNAP_VERSION, LSNAP_HDR_BYTES);
-        if (itd_snap_read(&s, hdr + 16, LSNAP_HDR_BYTES - 16) != 0) {
-                itd_snap_read_error(&s, "labeler", "the header", 0,
-                                    LSNAP_HDR_BYTES, errstr, errstr_size);
-                goto fail;
-        }
-        pos = LSNAP_HDR_BYTES - 8;
-        uint64_t stored = itd_snap_get(hdr, &pos);
-        uint64_t computed = itd_snap_hash(hdr, LSNAP_HDR_BYTES - 8);
-        if (stored != computed)
-                FAIL("corrupt labeler snapshot: header checksum mismatch "
-                     "over bytes 0..%d (stored %016" PRIx64 ", computed %016"
-                     PRIx64 ")", LSNAP_HDR_BYTES - 9, stored, computed);
-        pos = 16;
-        if (itd_snap_get(hdr, &pos) != ITD_SNAP_ENDIAN)
-                FAIL("incompatible labeler snapshot: written on a host of "
-                     "another byte order");
-        uint64_t v[LH__COUNT];
-        for (size_t i = 0; i < LH__COUNT; i++)
-                v[i] = itd_snap_get(hdr, &pos);
-        uint64_t payload_bytes = itd_snap_get(hdr, &pos);
-        uint64_t payload_hash = itd_snap_get(hdr, &pos);
         const uint64_t mine[LH_GAP + 1] = {
             [LH_DIM] = conf->dim, [LH_N_IDS] = conf->n_ids,
             [LH_NEXT_COUNT] = ITD_NEXT__COUNT,
@@ -841,12 +794,9 @@ itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         start = s.off;
         if (itd_snap_read(&s, links, n_links * sizeof(*links)))
                 goto short_read;
-        computed = itd_snap_hash_end(&s);
-        if (computed != payload_hash)
-                FAIL("corrupt labeler snapshot: payload checksum mismatch "
-                     "over bytes %d..%" PRIu64 " (stored %016" PRIx64
-                     ", computed %016" PRIx64 ")", LSNAP_HDR_BYTES,
-                     s.off - 1, payload_hash, computed);
+        if (itd_snap_payload_check(&s, &snap_kind, payload_hash, errstr,
+                                   errstr_size) != 0)
+                goto fail;
         const uint32_t *heap_a[2] = {links, links + heap_n[0]};
         const char *bad = restore_links(lb, n_live, heap_a, heap_n,
                                         links + heap_n[0] + heap_n[1], n_res);

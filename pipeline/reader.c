@@ -1,6 +1,9 @@
 /*
- * reader.c - events from files: Taobao UserBehavior CSV and JSON lines,
- * plain or gzip (zlib's gzopen reads plain files transparently).
+ * reader.c - events from files: Taobao UserBehavior CSV, REES46 and
+ * RetailRocket CSV, JSON lines and Avro object container files, plain or
+ * gzip (zlib's gzopen reads plain files transparently; an Avro file inside
+ * gzip is inflated to an anonymous temporary file, since Avro C reads a
+ * FILE).
  *
  * Streaming mode reads one line per itd_reader_next. Sorted mode reads the
  * whole file at open and stable-sorts by event time, because the Taobao
@@ -11,20 +14,36 @@
 #include "intentd/reader.h"
 
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
+#include <avro.h>
 #include <zlib.h>
 
+#include "codec_int.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
 
 #define LINE_MAX_BYTES 8192 /* longer lines are bad lines */
 #define LOG_FIRST_BAD 3     /* bad lines logged before going quiet */
+#define CSV_FIELDS_MAX 32   /* more columns than this: a bad line */
+
+/* Columns of the CSV formats with a header, in their documented order
+ * (the order assumed when a file has no header). */
+enum { R_TIME, R_TYPE, R_PRODUCT, R_CAT_ID, R_CAT_CODE, R_BRAND, R_PRICE,
+       R_USER, R_SESSION, R__COUNT };
+static const char *const rees46_cols[R__COUNT] = {
+    "event_time", "event_type", "product_id", "category_id", "category_code",
+    "brand", "price", "user_id", "user_session"};
+enum { RR_TS, RR_VISITOR, RR_EVENT, RR_ITEM, RR_TXN, RR__COUNT };
+static const char *const retailrocket_cols[RR__COUNT] = {
+    "timestamp", "visitorid", "event", "itemid", "transactionid"};
 
 typedef struct {
         int64_t ts_ms;
@@ -40,6 +59,19 @@ struct itd_reader_s {
         uint64_t total_bytes;
         char line[LINE_MAX_BYTES];
         char last_error[512];
+        /* CSV with a header: column of each field, -1 = absent */
+        int header_seen;
+        int col[CSV_FIELDS_MAX];
+        /* Avro container */
+        FILE *avro_fp;
+        avro_file_reader_t avro_rd;
+        avro_schema_t avro_writer; /* ours: get_writer_schema increfs */
+        avro_value_iface_t *avro_iface;
+        avro_value_t avro_val;
+        int avro_val_ok;
+        itd_plan_t *avro_plan;
+        char *avro_buf;
+        size_t avro_cap;
         /* sorted mode */
         int sorted;
         itd_event_t *events;
@@ -47,14 +79,27 @@ struct itd_reader_s {
         size_t n_events, next;
 };
 
+static const char *const format_names[ITD_FORMAT__COUNT] = {
+    [ITD_FORMAT_TAOBAO] = "taobao",
+    [ITD_FORMAT_JSONL] = "jsonl",
+    [ITD_FORMAT_REES46] = "rees46",
+    [ITD_FORMAT_RETAILROCKET] = "retailrocket",
+    [ITD_FORMAT_AVRO] = "avro"};
+
 itd_err_t itd_format_parse(const char *s, itd_format_t *format) {
-        if (strcmp(s, "taobao") == 0)
-                *format = ITD_FORMAT_TAOBAO;
-        else if (strcmp(s, "jsonl") == 0)
-                *format = ITD_FORMAT_JSONL;
-        else
-                return ITD_ERR_PARSE;
-        return ITD_OK;
+        for (int f = 0; f < ITD_FORMAT__COUNT; f++) {
+                if (strcmp(s, format_names[f]) == 0) {
+                        *format = (itd_format_t)f;
+                        return ITD_OK;
+                }
+        }
+        return ITD_ERR_PARSE;
+}
+
+const char *itd_format_name(itd_format_t format) {
+        if ((int)format < 0 || format >= ITD_FORMAT__COUNT)
+                return "?";
+        return format_names[format];
 }
 
 static void bad_line(itd_reader_t *rd, const char *fmt, ...)
@@ -168,11 +213,362 @@ static int parse_jsonl(itd_reader_t *rd, const char *line, size_t n,
 }
 
 /*
+ * Splits a CSV line in place into at most CSV_FIELDS_MAX fields. Quoted
+ * fields ("a,b", "say ""hi""") are unquoted; REES46 exports quote some
+ * category codes and brands. Returns the field count, or -1 if too many
+ * fields or an unterminated quote.
+ */
+static int csv_split(char *line, char **field, size_t *len) {
+        int n = 0;
+        char *p = line;
+        for (;;) {
+                if (n == CSV_FIELDS_MAX)
+                        return -1;
+                char *out = p;
+                field[n] = p;
+                if (*p == '"') {
+                        p++;
+                        for (;;) {
+                                if (*p == '\0')
+                                        return -1;
+                                if (*p == '"' && p[1] == '"') {
+                                        *out++ = '"';
+                                        p += 2;
+                                } else if (*p == '"') {
+                                        p++;
+                                        break;
+                                } else {
+                                        *out++ = *p++;
+                                }
+                        }
+                        if (*p != ',' && *p != '\0')
+                                return -1;
+                } else {
+                        while (*p != ',' && *p != '\0')
+                                out++, p++;
+                }
+                len[n] = (size_t)(out - field[n]);
+                n++;
+                if (*p == '\0') {
+                        *out = '\0';
+                        return n;
+                }
+                p++;
+                *out = '\0';
+        }
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil), so parsing needs neither timegm nor the TZ. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+        y -= m <= 2;
+        int64_t era = (y >= 0 ? y : y - 399) / 400;
+        int64_t yoe = y - era * 400;
+        int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + doe - 719468;
+}
+
+/* "2019-10-01 00:00:00 UTC" (also with 'T', ".123", "Z" or "+00:00"):
+ * ms since the epoch; 0 on success. Only UTC: the dataset writes UTC. */
+static int parse_utc_time(const char *s, int64_t *ms) {
+        int y, mo, d, h, mi, sec, used = 0;
+        if (sscanf(s, "%4d-%2d-%2d%*1[ T]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
+                   &sec, &used) != 6 ||
+            used == 0)
+                return -1;
+        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+            sec > 60 || h < 0 || mi < 0 || sec < 0)
+                return -1;
+        const char *p = s + used;
+        int64_t frac = 0;
+        if (*p == '.') {
+                int digits = 0;
+                for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+                        if (digits < 3)
+                                frac = frac * 10 + (*p - '0');
+                if (digits == 0)
+                        return -1;
+                for (; digits < 3; digits++)
+                        frac *= 10;
+        }
+        if (strcmp(p, " UTC") != 0 && strcmp(p, "Z") != 0 &&
+            strcmp(p, "+00:00") != 0 && *p != '\0')
+                return -1;
+        *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
+              (int64_t)sec * 1000 + frac;
+        return 0;
+}
+
+/* A whole-token integer; 0 on success. */
+static int parse_int64(const char *s, size_t n, int64_t *v) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(s, &end, 10);
+        if (n == 0 || end != s + n || errno)
+                return -1;
+        *v = x;
+        return 0;
+}
+
+/*
+ * The first line of a REES46 or RetailRocket file: a header (found by its
+ * first character not being a digit) names the columns, so extra or
+ * reordered columns are fine; without one the documented order is used.
+ * Returns 1 if the line was the header, 0 if it is data, -1 (errstr) if a
+ * required column is missing.
+ */
+static int csv_header(itd_reader_t *rd, char *line, const char *const *names,
+                      int n_names, const int *required, char *errstr,
+                      size_t errstr_size) {
+        rd->header_seen = 1;
+        for (int k = 0; k < n_names; k++)
+                rd->col[k] = k;
+        if ((line[0] >= '0' && line[0] <= '9') || line[0] == '-')
+                return 0;
+        char copy[LINE_MAX_BYTES];
+        snprintf(copy, sizeof copy, "%s", line);
+        char *field[CSV_FIELDS_MAX];
+        size_t len[CSV_FIELDS_MAX];
+        int nf = csv_split(copy, field, len);
+        for (int k = 0; k < n_names; k++) {
+                rd->col[k] = -1;
+                for (int i = 0; i < nf; i++) {
+                        /* tolerate a UTF-8 byte order mark and spaces */
+                        const char *f = field[i];
+                        if (i == 0 && strncmp(f, "\xEF\xBB\xBF", 3) == 0)
+                                f += 3;
+                        f += strspn(f, " ");
+                        size_t fl = strcspn(f, " ");
+                        if (fl == strlen(names[k]) &&
+                            strncasecmp(f, names[k], fl) == 0)
+                                rd->col[k] = i;
+                }
+        }
+        for (int k = 0; k < n_names; k++) {
+                if (required[k] && rd->col[k] < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "%s:%" PRIu64 ": the header has no column "
+                                 "\"%s\" (a %s file needs it)",
+                                 rd->path, rd->line_no, names[k],
+                                 itd_format_name(rd->format));
+                        return -1;
+                }
+        }
+        return 1;
+}
+
+/* Field k of a split line per the header map, "" when absent. */
+static const char *csv_get(const itd_reader_t *rd, char **field,
+                           const size_t *len, int nf, int k, size_t *n) {
+        int i = rd->col[k];
+        if (i < 0 || i >= nf) {
+                *n = 0;
+                return "";
+        }
+        *n = len[i];
+        return field[i];
+}
+
+/* An optional id: empty stays "", too long is a bad line. */
+static int copy_opt(itd_reader_t *rd, char *dst, const char *s, size_t n,
+                    const char *what) {
+        if (n >= ITD_ID_MAX) {
+                bad_line(rd, "%s is longer than %d bytes", what,
+                         ITD_ID_MAX - 1);
+                return -1;
+        }
+        memcpy(dst, s, n);
+        dst[n] = '\0';
+        return 0;
+}
+
+/* event_time,event_type,product_id,category_id,category_code,brand,price,
+ * user_id,user_session (REES46). 0 = event, -1 = bad line. */
+static int parse_rees46(itd_reader_t *rd, char *line, itd_event_t *ev) {
+        char *field[CSV_FIELDS_MAX];
+        size_t len[CSV_FIELDS_MAX], n;
+        int nf = csv_split(line, field, len);
+        if (nf < 0) {
+                bad_line(rd, "not CSV (unterminated quote or more than %d "
+                             "fields)", CSV_FIELDS_MAX);
+                return -1;
+        }
+        if (rd->col[R_USER] >= nf || rd->col[R_TYPE] >= nf) {
+                bad_line(rd, "%d fields, expected %d (event_time,event_type,"
+                             "product_id,category_id,category_code,brand,"
+                             "price,user_id,user_session)",
+                         nf, R__COUNT);
+                return -1;
+        }
+        itd_event_clear(ev);
+        const char *s = csv_get(rd, field, len, nf, R_TIME, &n);
+        if (parse_utc_time(s, &ev->ts_ms)) {
+                bad_line(rd, "event_time \"%.*s\" is not like \"2019-10-01 "
+                             "00:00:00 UTC\"",
+                         (int)(n > 32 ? 32 : n), s);
+                return -1;
+        }
+        static const struct {
+                const char *name;
+                itd_event_type_t type;
+        } types[] = {{"view", ITD_EV_VIEW},
+                     {"cart", ITD_EV_ADD_TO_CART},
+                     {"remove_from_cart", ITD_EV_REMOVE_FROM_CART},
+                     {"purchase", ITD_EV_PURCHASE}};
+        s = csv_get(rd, field, len, nf, R_TYPE, &n);
+        size_t t;
+        for (t = 0; t < sizeof types / sizeof types[0]; t++)
+                if (strcmp(s, types[t].name) == 0)
+                        break;
+        if (t == sizeof types / sizeof types[0]) {
+                bad_line(rd, "event_type \"%.*s\" is not view, cart, "
+                             "remove_from_cart or purchase",
+                         (int)(n > 20 ? 20 : n), s);
+                return -1;
+        }
+        ev->type = types[t].type;
+        s = csv_get(rd, field, len, nf, R_USER, &n);
+        if (copy_token(ev->user_id, ITD_ID_MAX, s, n)) {
+                bad_line(rd, "user_id is %s", n ? "too long" : "empty");
+                return -1;
+        }
+        s = csv_get(rd, field, len, nf, R_PRODUCT, &n);
+        if (copy_opt(rd, ev->item_id, s, n, "product_id"))
+                return -1;
+        /* The readable code when there is one (same id -> same code in
+         * this dataset), else the numeric id: never two names for one
+         * category. */
+        s = csv_get(rd, field, len, nf, R_CAT_CODE, &n);
+        if (n == 0)
+                s = csv_get(rd, field, len, nf, R_CAT_ID, &n);
+        if (copy_opt(rd, ev->category, s, n, "category"))
+                return -1;
+        s = csv_get(rd, field, len, nf, R_SESSION, &n);
+        if (copy_opt(rd, ev->session_id, s, n, "user_session"))
+                return -1;
+        s = csv_get(rd, field, len, nf, R_PRICE, &n);
+        if (n) {
+                char *end;
+                double price = strtod(s, &end);
+                if (end != s + n || !isfinite(price) || price < 0) {
+                        bad_line(rd, "price \"%.*s\" is not a number >= 0",
+                                 (int)(n > 24 ? 24 : n), s);
+                        return -1;
+                }
+                ev->price = price;
+        }
+        return 0;
+}
+
+/* timestamp,visitorid,event,itemid,transactionid (RetailRocket;
+ * timestamp in ms). 0 = event, -1 = bad line. */
+static int parse_retailrocket(itd_reader_t *rd, char *line, itd_event_t *ev) {
+        char *field[CSV_FIELDS_MAX];
+        size_t len[CSV_FIELDS_MAX], n;
+        int nf = csv_split(line, field, len);
+        if (nf < 0 || rd->col[RR_EVENT] >= nf || rd->col[RR_VISITOR] >= nf) {
+                bad_line(rd, "expected 5 fields (timestamp,visitorid,event,"
+                             "itemid,transactionid)");
+                return -1;
+        }
+        itd_event_clear(ev);
+        const char *s = csv_get(rd, field, len, nf, RR_TS, &n);
+        if (parse_int64(s, n, &ev->ts_ms)) {
+                bad_line(rd, "timestamp \"%.*s\" is not an integer number of "
+                             "milliseconds",
+                         (int)(n > 24 ? 24 : n), s);
+                return -1;
+        }
+        s = csv_get(rd, field, len, nf, RR_EVENT, &n);
+        if (strcmp(s, "view") == 0)
+                ev->type = ITD_EV_VIEW;
+        else if (strcmp(s, "addtocart") == 0)
+                ev->type = ITD_EV_ADD_TO_CART;
+        else if (strcmp(s, "transaction") == 0)
+                ev->type = ITD_EV_PURCHASE;
+        else {
+                bad_line(rd, "event \"%.*s\" is not view, addtocart or "
+                             "transaction",
+                         (int)(n > 20 ? 20 : n), s);
+                return -1;
+        }
+        s = csv_get(rd, field, len, nf, RR_VISITOR, &n);
+        if (copy_token(ev->user_id, ITD_ID_MAX, s, n)) {
+                bad_line(rd, "visitorid is %s", n ? "too long" : "empty");
+                return -1;
+        }
+        s = csv_get(rd, field, len, nf, RR_ITEM, &n);
+        if (copy_opt(rd, ev->item_id, s, n, "itemid"))
+                return -1;
+        return 0;
+}
+
+/* The next record of an Avro container, through the same validated
+ * decoder (and schema resolution) as Kafka messages: each record is
+ * written back to bytes in its writer schema and decoded by the plan. A
+ * record that does not validate is a bad "line" (record number). 1 =
+ * event, 0 = end, -1 = error (errstr). */
+static int read_avro(itd_reader_t *rd, itd_event_t *ev, char *errstr,
+                     size_t errstr_size) {
+        for (;;) {
+                int rc = avro_file_reader_read_value(rd->avro_rd,
+                                                     &rd->avro_val);
+                if (rc == EOF)
+                        return 0;
+                if (rc != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: reading Avro record %" PRIu64
+                                 " failed: %s",
+                                 rd->path, rd->line_no + 1, avro_strerror());
+                        return -1;
+                }
+                rd->line_no++;
+                size_t size = 0;
+                if (avro_value_sizeof(&rd->avro_val, &size) != 0) {
+                        bad_line(rd, "record cannot be sized: %s",
+                                 avro_strerror());
+                        continue;
+                }
+                if (size > rd->avro_cap) {
+                        rd->avro_cap = size * 2;
+                        rd->avro_buf = itd_xrealloc(rd->avro_buf,
+                                                    rd->avro_cap);
+                }
+                avro_writer_t w = avro_writer_memory(rd->avro_buf,
+                                                     (int64_t)size);
+                rc = avro_value_write(w, &rd->avro_val);
+                avro_writer_free(w);
+                if (rc != 0) {
+                        bad_line(rd, "record cannot be re-encoded: %s",
+                                 avro_strerror());
+                        continue;
+                }
+                char why[300];
+                itd_event_clear(ev);
+                itd_reason_t r = itd_plan_decode(
+                    rd->avro_plan, (const uint8_t *)rd->avro_buf, size, 0,
+                    SIZE_MAX, ev, why, sizeof why);
+                if (r != ITD_REASON_OK) {
+                        bad_line(rd, "record: %s", why);
+                        continue;
+                }
+                return 1;
+        }
+}
+
+/*
  * Reads lines until one parses. 1 = event, 0 = end of input, -1 = I/O
  * error (errstr set).
  */
 static int read_one(itd_reader_t *rd, itd_event_t *ev, char *errstr,
                     size_t errstr_size) {
+        static const int rees46_required[R__COUNT] = {
+            [R_TIME] = 1, [R_TYPE] = 1, [R_USER] = 1};
+        static const int retailrocket_required[RR__COUNT] = {
+            [RR_TS] = 1, [RR_VISITOR] = 1, [RR_EVENT] = 1};
+        if (rd->format == ITD_FORMAT_AVRO)
+                return read_avro(rd, ev, errstr, errstr_size);
         for (;;) {
                 if (!gzgets(rd->gz, rd->line, sizeof rd->line)) {
                         int zerr;
@@ -204,9 +600,35 @@ static int read_one(itd_reader_t *rd, itd_event_t *ev, char *errstr,
                         rd->line[--n] = '\0';
                 if (strspn(rd->line, " \t") == n)
                         continue; /* blank lines are not events */
-                int rc = rd->format == ITD_FORMAT_TAOBAO
-                             ? parse_taobao(rd, rd->line, ev)
-                             : parse_jsonl(rd, rd->line, n, ev);
+                int rc;
+                switch (rd->format) {
+                case ITD_FORMAT_TAOBAO:
+                        rc = parse_taobao(rd, rd->line, ev);
+                        break;
+                case ITD_FORMAT_REES46:
+                case ITD_FORMAT_RETAILROCKET: {
+                        int rees = rd->format == ITD_FORMAT_REES46;
+                        if (!rd->header_seen) {
+                                int h = csv_header(
+                                    rd, rd->line,
+                                    rees ? rees46_cols : retailrocket_cols,
+                                    rees ? R__COUNT : RR__COUNT,
+                                    rees ? rees46_required
+                                         : retailrocket_required,
+                                    errstr, errstr_size);
+                                if (h < 0)
+                                        return -1;
+                                if (h > 0)
+                                        continue;
+                        }
+                        rc = rees ? parse_rees46(rd, rd->line, ev)
+                                  : parse_retailrocket(rd, rd->line, ev);
+                        break;
+                }
+                default:
+                        rc = parse_jsonl(rd, rd->line, n, ev);
+                        break;
+                }
                 if (rc == 0)
                         return 1;
         }
@@ -246,6 +668,82 @@ static int load_sorted(itd_reader_t *rd, char *errstr, size_t errstr_size) {
         return 0;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+        return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Opens the Avro container (inflating a .gz one into an anonymous temporary
+ * file first) and resolves its writer schema against ours. 0 or -1. */
+static int open_avro(itd_reader_t *rd, char *errstr, size_t errstr_size) {
+        if (ends_with(rd->path, ".gz")) {
+                gzFile gz = gzopen(rd->path, "rb");
+                rd->avro_fp = tmpfile();
+                if (!gz || !rd->avro_fp) {
+                        snprintf(errstr, errstr_size, "%s: cannot open%s: %s",
+                                 rd->path, gz ? " a temporary file" : "",
+                                 strerror(errno));
+                        if (gz)
+                                gzclose(gz);
+                        return -1;
+                }
+                char buf[65536];
+                int n;
+                while ((n = gzread(gz, buf, sizeof buf)) > 0)
+                        if (fwrite(buf, 1, (size_t)n, rd->avro_fp) !=
+                            (size_t)n)
+                                break;
+                int zerr;
+                const char *msg = gzerror(gz, &zerr);
+                if (n < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR) ||
+                    fflush(rd->avro_fp) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: cannot inflate: %s", rd->path,
+                                 n < 0 ? msg : strerror(errno));
+                        gzclose(gz);
+                        return -1;
+                }
+                gzclose(gz);
+                rd->total_bytes = (uint64_t)ftell(rd->avro_fp);
+                rewind(rd->avro_fp);
+        } else {
+                rd->avro_fp = fopen(rd->path, "rb");
+                if (!rd->avro_fp) {
+                        snprintf(errstr, errstr_size, "%s: cannot open: %s",
+                                 rd->path, strerror(errno));
+                        return -1;
+                }
+        }
+        /* should_close 0: we close avro_fp ourselves, on every path */
+        if (avro_file_reader_fp(rd->avro_fp, rd->path, 0, &rd->avro_rd)) {
+                snprintf(errstr, errstr_size,
+                         "%s: not an Avro object container file: %s",
+                         rd->path, avro_strerror());
+                rd->avro_rd = NULL;
+                return -1;
+        }
+        avro_schema_t writer = avro_file_reader_get_writer_schema(
+            rd->avro_rd);
+        rd->avro_writer = writer;
+        char why[400];
+        rd->avro_plan = itd_plan_new(writer, why, sizeof why);
+        if (!rd->avro_plan) {
+                snprintf(errstr, errstr_size, "%s: the file's schema does "
+                         "not resolve against config/event.avsc: %s",
+                         rd->path, why);
+                return -1;
+        }
+        rd->avro_iface = avro_generic_class_from_schema(writer);
+        if (!rd->avro_iface ||
+            avro_generic_value_new(rd->avro_iface, &rd->avro_val)) {
+                snprintf(errstr, errstr_size, "%s: Avro value for the "
+                         "file's schema: %s", rd->path, avro_strerror());
+                return -1;
+        }
+        rd->avro_val_ok = 1;
+        return 0;
+}
+
 itd_reader_t *itd_reader_open(const char *path, itd_format_t format, int sort,
                               char *errstr, size_t errstr_size) {
         struct stat sb;
@@ -267,6 +765,13 @@ itd_reader_t *itd_reader_open(const char *path, itd_format_t format, int sort,
         rd->format = format;
         rd->sorted = sort;
         rd->total_bytes = S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
+        if (format == ITD_FORMAT_AVRO) {
+                if (open_avro(rd, errstr, errstr_size))
+                        goto fail;
+                if (sort && load_sorted(rd, errstr, errstr_size))
+                        goto fail;
+                return rd;
+        }
         rd->gz = gzopen(path, "rb");
         if (!rd->gz) {
                 snprintf(errstr, errstr_size, "%s: cannot open: %s", path,
@@ -287,6 +792,18 @@ void itd_reader_destroy(itd_reader_t *rd) {
                 return;
         if (rd->gz)
                 gzclose(rd->gz);
+        if (rd->avro_val_ok)
+                avro_value_decref(&rd->avro_val);
+        if (rd->avro_iface)
+                avro_value_iface_decref(rd->avro_iface);
+        if (rd->avro_rd)
+                avro_file_reader_close(rd->avro_rd);
+        if (rd->avro_fp)
+                fclose(rd->avro_fp);
+        itd_plan_destroy(rd->avro_plan);
+        if (rd->avro_writer)
+                avro_schema_decref(rd->avro_writer);
+        free(rd->avro_buf);
         free(rd->events);
         free(rd->order);
         free(rd->path);
@@ -323,6 +840,13 @@ void itd_reader_progress(const itd_reader_t *rd, uint64_t *done,
                                          (double)rd->next /
                                          (double)rd->n_events)
                             : rd->total_bytes;
+                return;
+        }
+        if (rd->format == ITD_FORMAT_AVRO) {
+                long off = ftell(rd->avro_fp);
+                *done = off > 0 ? (uint64_t)off : 0;
+                if (*total && *done > *total)
+                        *done = *total;
                 return;
         }
         z_off_t off = gzoffset(rd->gz);

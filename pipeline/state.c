@@ -13,18 +13,21 @@
  * and last-event-time order differ by at most the allowed lateness; the TTL
  * sweep uses that bound to stop early (see sweep_idle).
  *
+ * Snapshots (end of file) write the arrays as they are, behind a header
+ * with the layout, configuration, sizes and XXH64 checksums; restore
+ * rebuilds the hash tables, so a restored state is the same state.
+ *
  * @thread pipeline thread only; no locks.
  */
 #include "state_int.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "intentd/mem.h"
+#include "snap_int.h"
 
 /* Event times beyond +-2^62 ms would overflow the window arithmetic. */
 #define TS_LIMIT (INT64_C(1) << 62)
@@ -877,18 +880,19 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
         return ITD_OK;
 }
 
+/* Reading the slot may stall on a miss, but consecutive calls are
+ * independent, so the core keeps several in flight; by the time the batch
+ * is updated, slots and records are (mostly) cached. */
 void itd_state_prefetch(const itd_state_t *st, const itd_event_t *ev) {
         uint32_t tag = id_tag(ev->user_id);
         const uint64_t *slot = &st->slots[tag & (st->slot_cap - 1)];
         __builtin_prefetch(slot);
-#ifndef PF_SLOT_ONLY
         uint64_t s = *slot;
         if (s && (uint32_t)(s >> 32) == tag) {
                 const char *u = (const char *)&st->users[(uint32_t)s - 1];
                 for (size_t off = 0; off < sizeof(itd_user_t); off += 64)
                         __builtin_prefetch(u + off, 1);
         }
-#endif
 }
 
 /* ---------------------------------------------------- counts and dump */
@@ -994,85 +998,6 @@ void itd_state_stats(const itd_state_t *st, itd_state_stats_t *stats) {
                        st->cats.arena_cap;
 }
 
-/* ---------------------------------------------------- snapshot I/O */
-
-void itd_snap_write(itd_snap_t *s, const void *p, size_t n) {
-        if (s->failed || n == 0)
-                return;
-        if (s->h)
-                XXH64_update(s->h, p, n);
-        if (s->f && fwrite(p, 1, n, s->f) != n) {
-                s->failed = 1;
-                s->saved_errno = errno;
-                return;
-        }
-        s->off += n;
-}
-
-int itd_snap_read(itd_snap_t *s, void *p, size_t n) {
-        if (s->failed)
-                return -1;
-        size_t got = n ? fread(p, 1, n, s->f) : 0;
-        if (s->h)
-                XXH64_update(s->h, p, got);
-        s->off += got;
-        if (got != n) {
-                s->failed = 1;
-                s->eof = feof(s->f) != 0;
-                s->saved_errno = errno;
-                return -1;
-        }
-        return 0;
-}
-
-void itd_snap_hash_begin(itd_snap_t *s) {
-        s->h = XXH64_createState();
-        if (!s->h) {
-                fprintf(stderr, "<2>intentd: out of memory allocating a "
-                        "hash state\n");
-                abort();
-        }
-        XXH64_reset(s->h, 0);
-}
-
-uint64_t itd_snap_hash_end(itd_snap_t *s) {
-        uint64_t d = XXH64_digest(s->h);
-        XXH64_freeState(s->h);
-        s->h = NULL;
-        return d;
-}
-
-void itd_snap_put(unsigned char *buf, size_t *pos, uint64_t v) {
-        memcpy(buf + *pos, &v, sizeof(v));
-        *pos += sizeof(v);
-}
-
-uint64_t itd_snap_get(const unsigned char *buf, size_t *pos) {
-        uint64_t v;
-        memcpy(&v, buf + *pos, sizeof(v));
-        *pos += sizeof(v);
-        return v;
-}
-
-uint64_t itd_snap_hash(const void *p, size_t n) { return XXH64(p, n, 0); }
-
-void itd_snap_read_error(const itd_snap_t *s, const char *kind,
-                         const char *what, uint64_t start, uint64_t want,
-                         char *errstr, size_t errstr_size) {
-        if (!errstr || !errstr_size)
-                return;
-        if (s->eof)
-                snprintf(errstr, errstr_size,
-                         "truncated %s snapshot: input ended at byte %" PRIu64
-                         ", inside %s (%" PRIu64 " bytes from byte %" PRIu64
-                         ")", kind, s->off, what, want, start);
-        else
-                snprintf(errstr, errstr_size,
-                         "reading %s snapshot failed at byte %" PRIu64
-                         " (%s): %s", kind, s->off, what,
-                         strerror(s->saved_errno));
-}
-
 /* ------------------------------------------------- state snapshots */
 
 #define SNAP_MAGIC "ITDSTATE"
@@ -1092,12 +1017,18 @@ enum {
         SC__COUNT
 };
 
-/* magic, version + header size, endianness, 8 layout words, conf,
- * scalars, payload length and hash, header hash */
+/* The header values (snap_int.h): 8 layout words, the configuration,
+ * the scalars. */
 #define SNAP_LAYOUT_WORDS 8
-#define SNAP_HDR_BYTES                                                    \
-        (8 + 8 + 8 + 8 * SNAP_LAYOUT_WORDS + 8 * SNAP_CONF_WORDS +        \
-         8 * SC__COUNT + 16 + 8)
+#define SNAP_WORDS (SNAP_LAYOUT_WORDS + SNAP_CONF_WORDS + SC__COUNT)
+#define SNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(SNAP_WORDS)
+
+static const itd_snap_kind_t snap_kind = {
+    .name = "state",
+    .magic = SNAP_MAGIC,
+    .version = SNAP_VERSION,
+    .n_values = SNAP_WORDS,
+};
 
 static const char *const layout_names[SNAP_LAYOUT_WORDS] = {
     "user record bytes", "ring entries", "overflow buckets per span",
@@ -1153,7 +1084,8 @@ static void scalar_words(const itd_state_t *st, uint64_t *v) {
 
 /* The arrays, in payload order. The table slots are not stored: restore
  * rebuilds them from the ids. */
-static void write_payload(const itd_state_t *st, itd_snap_t *s) {
+static void write_payload(itd_snap_t *s, const void *obj) {
+        const itd_state_t *st = obj;
         itd_snap_write(s, st->users, st->n_users * sizeof(*st->users));
         itd_snap_write(s, st->ids, st->ids_len);
         itd_snap_write(s, st->ov, st->ov_n * st->ov_bytes);
@@ -1164,46 +1096,12 @@ static void write_payload(const itd_state_t *st, itd_snap_t *s) {
 
 itd_err_t itd_state_snapshot(const itd_state_t *st, FILE *out, char *errstr,
                              size_t errstr_size) {
-        /* pass 1 measures and hashes, so the header can lead */
-        itd_snap_t s = {0};
-        itd_snap_hash_begin(&s);
-        write_payload(st, &s);
-        uint64_t payload_bytes = s.off;
-        uint64_t payload_hash = itd_snap_hash_end(&s);
-
-        unsigned char hdr[SNAP_HDR_BYTES];
-        size_t pos = 0;
-        uint64_t v[SC__COUNT > SNAP_CONF_WORDS ? SC__COUNT : SNAP_CONF_WORDS];
-        memcpy(hdr, SNAP_MAGIC, 8);
-        pos = 8;
-        itd_snap_put(hdr, &pos, (uint64_t)SNAP_VERSION |
-                                    (uint64_t)SNAP_HDR_BYTES << 32);
-        itd_snap_put(hdr, &pos, ITD_SNAP_ENDIAN);
+        uint64_t v[SNAP_WORDS];
         layout_words(v);
-        for (size_t i = 0; i < SNAP_LAYOUT_WORDS; i++)
-                itd_snap_put(hdr, &pos, v[i]);
-        conf_words(&st->conf, v);
-        for (size_t i = 0; i < SNAP_CONF_WORDS; i++)
-                itd_snap_put(hdr, &pos, v[i]);
-        scalar_words(st, v);
-        for (size_t i = 0; i < SC__COUNT; i++)
-                itd_snap_put(hdr, &pos, v[i]);
-        itd_snap_put(hdr, &pos, payload_bytes);
-        itd_snap_put(hdr, &pos, payload_hash);
-        itd_snap_put(hdr, &pos, itd_snap_hash(hdr, pos));
-
-        itd_snap_t w = {.f = out};
-        itd_snap_write(&w, hdr, sizeof(hdr));
-        write_payload(st, &w);
-        if (w.failed) {
-                if (errstr && errstr_size)
-                        snprintf(errstr, errstr_size,
-                                 "writing state snapshot failed at byte %"
-                                 PRIu64 ": %s", w.off,
-                                 strerror(w.saved_errno));
-                return ITD_ERR_IO;
-        }
-        return ITD_OK;
+        conf_words(&st->conf, v + SNAP_LAYOUT_WORDS);
+        scalar_words(st, v + SNAP_LAYOUT_WORDS + SNAP_CONF_WORDS);
+        return itd_snap_save(out, &snap_kind, v, write_payload, st, errstr,
+                             errstr_size);
 }
 
 static const char *conf_word_name(size_t i, char *buf, size_t cap) {
@@ -1279,63 +1177,27 @@ static const char *restore_check(itd_state_t *st, char *buf, size_t cap) {
 
 itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                                char *errstr, size_t errstr_size) {
-#define FAIL(...)                                                         \
-        do {                                                              \
-                if (errstr && errstr_size)                                \
-                        snprintf(errstr, errstr_size, __VA_ARGS__);       \
-                goto fail;                                                \
-        } while (0)
+#define FAIL ITD_SNAP_FAIL
         itd_state_t *st = NULL;
         itd_snap_t s = {.f = in};
-        unsigned char hdr[SNAP_HDR_BYTES];
+        uint64_t hv[SNAP_WORDS], payload_bytes, payload_hash;
         char buf[128];
         if (itd_state_conf_check(conf, errstr, errstr_size) != ITD_OK)
                 return NULL;
-        /* the fixed part first, so a foreign file is named as such */
-        if (itd_snap_read(&s, hdr, 16) != 0) {
-                itd_snap_read_error(&s, "state", "the header", 0, 16, errstr,
-                                    errstr_size);
+        if (itd_snap_header_read(&s, &snap_kind, hv, &payload_bytes,
+                                 &payload_hash, errstr, errstr_size) != 0)
                 goto fail;
-        }
-        if (memcmp(hdr, SNAP_MAGIC, 8) != 0)
-                FAIL("corrupt state snapshot: bad magic at byte 0 (not a "
-                     "state snapshot)");
-        size_t pos = 8;
-        uint64_t vw = itd_snap_get(hdr, &pos);
-        if ((uint32_t)vw != SNAP_VERSION || vw >> 32 != SNAP_HDR_BYTES)
-                FAIL("incompatible state snapshot: format version %" PRIu32
-                     " with a %" PRIu32 "-byte header at byte 8; this build "
-                     "reads version %d (%d bytes)", (uint32_t)vw,
-                     (uint32_t)(vw >> 32), SNAP_VERSION, SNAP_HDR_BYTES);
-        if (itd_snap_read(&s, hdr + 16, SNAP_HDR_BYTES - 16) != 0) {
-                itd_snap_read_error(&s, "state", "the header", 0,
-                                    SNAP_HDR_BYTES, errstr, errstr_size);
-                goto fail;
-        }
-        pos = SNAP_HDR_BYTES - 8;
-        uint64_t stored = itd_snap_get(hdr, &pos);
-        uint64_t computed = itd_snap_hash(hdr, SNAP_HDR_BYTES - 8);
-        if (stored != computed)
-                FAIL("corrupt state snapshot: header checksum mismatch over "
-                     "bytes 0..%d (stored %016" PRIx64 ", computed %016"
-                     PRIx64 ")", SNAP_HDR_BYTES - 9, stored, computed);
-        pos = 16;
-        if (itd_snap_get(hdr, &pos) != ITD_SNAP_ENDIAN)
-                FAIL("incompatible state snapshot: written on a host of "
-                     "another byte order");
+        const uint64_t *lw = hv;
         uint64_t lay[SNAP_LAYOUT_WORDS];
         layout_words(lay);
-        for (size_t i = 0; i < SNAP_LAYOUT_WORDS; i++) {
-                uint64_t x = itd_snap_get(hdr, &pos);
-                if (x != lay[i])
+        for (size_t i = 0; i < SNAP_LAYOUT_WORDS; i++)
+                if (lw[i] != lay[i])
                         FAIL("incompatible state snapshot: written by a build "
                              "with %s = %" PRIu64 ", this build has %" PRIu64,
-                             layout_names[i], x, lay[i]);
-        }
-        uint64_t cw[SNAP_CONF_WORDS], mine[SNAP_CONF_WORDS];
+                             layout_names[i], lw[i], lay[i]);
+        const uint64_t *cw = hv + SNAP_LAYOUT_WORDS;
+        uint64_t mine[SNAP_CONF_WORDS];
         conf_words(conf, mine);
-        for (size_t i = 0; i < SNAP_CONF_WORDS; i++)
-                cw[i] = itd_snap_get(hdr, &pos);
         /* windows, lateness and session gap shape what is stored; the
          * TTL and max_users are limits that may change between runs */
         for (size_t i = 0; i < SNAP_CONF_WORDS - 2; i++)
@@ -1344,11 +1206,7 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                              PRId64 ", the configuration has %" PRId64,
                              conf_word_name(i, buf, sizeof(buf)),
                              (int64_t)cw[i], (int64_t)mine[i]);
-        uint64_t v[SC__COUNT];
-        for (size_t i = 0; i < SC__COUNT; i++)
-                v[i] = itd_snap_get(hdr, &pos);
-        uint64_t payload_bytes = itd_snap_get(hdr, &pos);
-        uint64_t payload_hash = itd_snap_get(hdr, &pos);
+        const uint64_t *v = hv + SNAP_LAYOUT_WORDS + SNAP_CONF_WORDS;
 
         /* sizes are covered by the header checksum; still refuse shapes
          * this code could not have written */
@@ -1444,12 +1302,9 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                         goto fail;
                 }
         }
-        computed = itd_snap_hash_end(&s);
-        if (computed != payload_hash)
-                FAIL("corrupt state snapshot: payload checksum mismatch over "
-                     "bytes %d..%" PRIu64 " (stored %016" PRIx64
-                     ", computed %016" PRIx64 ")", SNAP_HDR_BYTES,
-                     s.off - 1, payload_hash, computed);
+        if (itd_snap_payload_check(&s, &snap_kind, payload_hash, errstr,
+                                   errstr_size) != 0)
+                goto fail;
         const char *bad = restore_check(st, buf, sizeof(buf));
         if (bad)
                 FAIL("corrupt state snapshot: %s", bad);

@@ -158,37 +158,4 @@ void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
 /* 32-bit sparse id of s for a field seed, never ITD_SPARSE_NONE. */
 uint32_t itd_sparse_hash(const char *s, uint32_t seed);
 
-/*
- * Snapshot I/O shared by state.c and labeler.c. A snapshot is a fixed
- * header (magic, format version, build layout, configuration, sizes, the
- * payload's length and XXH64, then the XXH64 of the header itself) and a
- * payload of arrays in native byte order. Writers run the payload twice:
- * once to measure and hash it (f == NULL), once to write it.
- */
-#define ITD_SNAP_ENDIAN UINT64_C(0x0102030405060708)
-
-typedef struct itd_snap_s {
-        FILE *f;           /* NULL: count (and hash) only */
-        void *h;           /* XXH64_state_t * or NULL */
-        uint64_t off;      /* bytes so far, from the snapshot's start */
-        int failed;        /* sticky: a read or write came up short */
-        int eof;           /* the short read hit end of input */
-        int saved_errno;
-} itd_snap_t;
-
-void itd_snap_write(itd_snap_t *s, const void *p, size_t n);
-/* Reads n bytes (hashing them when s->h); returns 0, or -1 (sticky). */
-int itd_snap_read(itd_snap_t *s, void *p, size_t n);
-void itd_snap_hash_begin(itd_snap_t *s);
-uint64_t itd_snap_hash_end(itd_snap_t *s);
-/* Little helpers for the fixed-size header, native byte order. */
-void itd_snap_put(unsigned char *buf, size_t *pos, uint64_t v);
-uint64_t itd_snap_get(const unsigned char *buf, size_t *pos);
-uint64_t itd_snap_hash(const void *p, size_t n);
-/* "truncated ... snapshot: input ended at byte N (...)" or an I/O error,
- * for a failed read of what (e.g. "the users") that began at byte start. */
-void itd_snap_read_error(const itd_snap_t *s, const char *kind,
-                         const char *what, uint64_t start, uint64_t want,
-                         char *errstr, size_t errstr_size);
-
 #endif

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian packages intentd needs to build and test, only those
-# missing. Idempotent; uses sudo when not root. Usage: scripts/deps.sh [bench]
+# missing. Idempotent; uses sudo when not root.
+# Usage: scripts/deps.sh [fuzz|bench]
 set -euo pipefail
 
+# Build: compiler, CMake and the -dev packages of every library linked.
 pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev
       libopenblas-dev libyaml-dev libcriterion-dev libmicrohttpd-dev
-      libsystemd-dev libjansson-dev libxxhash-dev libcurl4-openssl-dev zlib1g-dev kcat
-      prometheus systemd)
-if [ "${1:-}" = bench ]; then
-  pkgs+=(valgrind python3-confluent-kafka python3-avro python3-torch
-         python3-xgboost python3-sklearn)
-fi
+      libsystemd-dev libjansson-dev libxxhash-dev libcurl4-openssl-dev
+      zlib1g-dev)
+# Tests: kcat, promtool (prometheus), systemd-analyze (systemd), a third-party
+# Kafka/Avro client (python3-confluent-kafka, python3-avro), and headless
+# chromium to render the HTML report.
+pkgs+=(kcat prometheus systemd python3-confluent-kafka python3-avro chromium)
+case "${1:-}" in
+  fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+  # Peers and baselines of `make bench` (large: not for `make test`).
+  bench) pkgs+=(valgrind python3-torch python3-xgboost python3-sklearn) ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -94,6 +94,7 @@ Test(install, lays_out_what_the_package_ships) {
             "etc/intentd/intentd.yaml",
             "usr/share/intentd/event.avsc",
             "usr/share/intentd/prediction.avsc",
+            "usr/share/intentd/trigger.avsc",
             "usr/share/doc/intentd/README.md",
             "usr/share/doc/intentd/OPERATIONS.md",
             "usr/share/doc/intentd/CONFIGURATION.md",
@@ -288,8 +289,9 @@ Test(docs, man_page_names_every_command_and_option_of_the_help) {
                         snprintf(args, sizeof args, "--help");
                 else
                         snprintf(args, sizeof args, "%s --help", cmds[i]);
-                char *h = i == sizeof cmds / sizeof cmds[0] ? top
-                                                            : help_of(dir, args);
+                char *h = i == sizeof cmds / sizeof cmds[0]
+                              ? top
+                              : help_of(dir, args);
                 for (const char *p = h; (p = strstr(p, "--")); p += 2) {
                         char opt[64];
                         size_t k = 0;
@@ -325,4 +327,91 @@ Test(docs, man_page_renders_without_groff_warnings) {
         cr_expect_eq(rc, 0, "groff: rc %d\n%s", rc, out);
         cr_expect_str_eq(out, "", "groff warnings:\n%s", out);
         free(out);
+}
+
+/* ---- the package's Depends ---------------------------------------------- */
+
+Test(install, package_depends_on_every_library_the_binary_needs) {
+        if (!have("readelf") || !have("dpkg") || !have("ldd"))
+                cr_skip_test("readelf, ldd or dpkg not installed");
+        char dir[256], bin[512], cfg[1024];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        itd_strlcpy(bin, ITD_BINARY, sizeof bin);
+        snprintf(cfg, sizeof cfg, "%s/CPackConfig.cmake", dirname(bin));
+        char *cpack = tu_read_file(cfg);
+        if (!cpack)
+                cr_skip_test("no CPackConfig.cmake next to the binary");
+        const char *dep = strstr(cpack, "CPACK_DEBIAN_PACKAGE_DEPENDS \"");
+        cr_assert_not_null(dep, "no Depends in %s", cfg);
+        /* "L lib path" per DT_NEEDED library, then "D pkg: path" from one
+         * dpkg -S over every spelling of those paths (usrmerge: dpkg may
+         * know /lib/... or /usr/lib/...); dpkg costs ~0.7 s per call. */
+        char line[2048];
+        snprintf(line, sizeof line,
+                 "B='%s'; T='%s/ldd.txt'; ldd \"$B\" > \"$T\"; "
+                 "for lib in $(readelf -d \"$B\" | sed -n "
+                 "'s/.*Shared library: \\[\\(.*\\)\\]/\\1/p'); do "
+                 "r=$(readlink -f \"$(awk -v l=\"$lib\" '$1==l {print $3}' "
+                 "\"$T\")\"); echo \"L $lib $r\"; "
+                 "set -- \"$@\" \"$r\" \"/usr$r\" \"${r#/usr}\"; done; "
+                 "dpkg -S \"$@\" 2>/dev/null | sed 's/^/D /'; true",
+                 ITD_BINARY, dir);
+        char *out;
+        int rc = sh(dir, line, &out);
+        cr_assert_eq(rc, 0, "rc %d\n%s", rc, out);
+        size_t n = 0;
+        for (const char *l = out; l && *l; l = strchr(l, '\n')) {
+                if (*l == '\n')
+                        l++;
+                char lib[256], path[768];
+                if (sscanf(l, "L %255s %767s", lib, path) != 2)
+                        continue;
+                n++;
+                /* The owner: a "D" line ending in ": <path spelling>". */
+                char pkg[128] = "";
+                for (const char *d = out; !*pkg && (d = strstr(d, "\nD "));
+                     d++) {
+                        const char *eol = strchr(d + 1, '\n');
+                        size_t len = eol ? (size_t)(eol - d) : strlen(d);
+                        const char *colon = strstr(d, ": ");
+                        if (!colon || (size_t)(colon - d) > len)
+                                continue;
+                        const char *dp = colon + 2;
+                        size_t dl = len - (size_t)(dp - d);
+                        size_t pl = strlen(path);
+                        int same = (dl == pl && !strncmp(dp, path, pl)) ||
+                                   (dl + 4 == pl && !strncmp(path, "/usr", 4) &&
+                                    !strncmp(dp, path + 4, dl)) ||
+                                   (dl == pl + 4 && !strncmp(dp, "/usr", 4) &&
+                                    !strncmp(dp + 4, path, pl));
+                        if (!same)
+                                continue;
+                        size_t k = 0;
+                        for (const char *q = d + 3; *q && *q != ':' &&
+                                                    *q != ',' && k < 127;
+                             q++)
+                                pkg[k++] = *q;
+                        pkg[k] = '\0';
+                }
+                if (!*pkg) {
+                        /* Not from a Debian package (a local build of a
+                         * library): nothing to check it against. */
+                        cr_log_warn("%s (%s) belongs to no package", lib, path);
+                        continue;
+                }
+                /* The package name as a whole word of the Depends line. */
+                int found = 0;
+                const char *ends = ", |\"(";
+                for (const char *p = dep; !found && (p = strstr(p, pkg)); p++) {
+                        size_t k = strlen(pkg);
+                        int before = p[-1] == ' ' || p[-1] == '"';
+                        found = before && p[k] && strchr(ends, p[k]);
+                }
+                cr_expect(found, "the binary needs %s of package %s, which "
+                          "CPACK_DEBIAN_PACKAGE_DEPENDS does not name",
+                          lib, pkg);
+        }
+        cr_expect_geq(n, 5, "too few libraries found:\n%s", out);
+        free(out);
+        free(cpack);
 }

@@ -105,8 +105,8 @@ Test(lag, accepts_documents_without_topics_and_odd_types) {
                 cr_expect_eq(s.n, 0, "%s", ok[i]);
         }
         /* No "partition" field: the key names the partition. */
-        const char *keyed =
-            "{\"topics\":{\"t\":{\"partitions\":{\"4\":{\"consumer_lag\":9}}}}}";
+        const char *keyed = "{\"topics\":{\"t\":{\"partitions\":"
+                            "{\"4\":{\"consumer_lag\":9}}}}}";
         struct seen s = {0};
         cr_assert_eq(itd_lag_parse(keyed, strlen(keyed), "t", record, &s, NULL,
                                    0),
@@ -191,10 +191,10 @@ Test(lag, reads_the_lag_from_a_real_librdkafka_consumer, .timeout = 60) {
                                         sizeof errstr);
         cr_assert_not_null(prod, "%s", errstr);
         for (int i = 0; i < 10; i++)
-                cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("lagtest"),
-                                               RD_KAFKA_V_PARTITION(0),
-                                               RD_KAFKA_V_VALUE("x", 1),
-                                               RD_KAFKA_V_END),
+                cr_assert_eq(rd_kafka_producev(
+                                 prod, RD_KAFKA_V_TOPIC("lagtest"),
+                                 RD_KAFKA_V_PARTITION(0),
+                                 RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_END),
                              0);
         cr_assert_eq(rd_kafka_flush(prod, 10000), 0);
         rd_kafka_destroy(prod);

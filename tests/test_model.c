@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 
+#include "intentd/labeler.h"
 #include "intentd/metrics.h"
 #include "intentd/model.h"
 #include "intentd/simulator.h"
@@ -145,7 +146,8 @@ Test(model, both_types_score_train_and_count_through_one_interface) {
                                   ? 1 + D + F * 64
                                   : (D + F * 4) * 16 + 16 + 16 * 8 + 8 + 8 +
                                         1 + 8 * ITD_NEXT__COUNT +
-                                        ITD_NEXT__COUNT + F * 64 * 4;
+                                        ITD_NEXT__COUNT + D /* wide */ +
+                                        F * 64 * 4;
                 cr_assert_eq(itd_model_n_params(m), want, "type %d", type);
                 itd_model_destroy(m);
         }
@@ -327,9 +329,18 @@ Test(model, a_refused_checkpoint_leaves_the_model_unchanged) {
 #define CURVE_TOL_MLP 1e-4
 #define CURVE_TOL_LOGISTIC 1e-6
 
+/*
+ * MLP curve re-stored when the defaults gained input standardisation and
+ * the wide path (issues 5, 6): the network's purchase output now starts
+ * at 0 and the first blocks are learned by the wide path alone, so the
+ * start is higher (0.76 vs 0.74); the end is about the same (0.410 vs
+ * 0.405).
+ * The previous curve: 0.7439919, 0.5370511, 0.5045819, 0.4267356,
+ * 0.4422509, 0.4954947, 0.3868697, 0.4025488, 0.3815236, 0.4048079.
+ */
 static const double curve_mlp[10] = {
-    0.7439919, 0.5370511, 0.5045819, 0.4267356, 0.4422509,
-    0.4954947, 0.3868697, 0.4025488, 0.3815236, 0.4048079,
+    0.7598258, 0.7459066, 0.4800858, 0.3997532, 0.4564669,
+    0.5192799, 0.4145577, 0.4131123, 0.3592793, 0.4097731,
 };
 static const double curve_logistic[10] = {
     0.6568775, 0.5151768, 0.3988663, 0.3947613, 0.4306082,
@@ -376,34 +387,23 @@ Test(model, logistic_seeded_loss_curve_matches_the_stored_one) {
 
 #define HORIZON_MS (30 * 60000ll)
 
-typedef struct sim_ev_s {
-        int64_t ts_ms;
-        int purchase;
-        size_t i; /* position in time order */
-        char user[ITD_ID_MAX];
-} sim_ev_t;
-
-static int by_user_then_time(const void *a, const void *b) {
-        const sim_ev_t *x = a, *y = b;
-        int c = strcmp(x->user, y->user);
-        if (c)
-                return c;
-        return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
-}
-
 /*
- * The simulator's stream through the real state and features, labelled
- * "this user purchases within 30 minutes" by looking ahead, then both
- * models judged progressively: each batch of 32 is scored, then learned
- * from. (The daemon learns only once a label resolves; the delay is the
- * same for both models, so it is left out here.)
+ * The simulator's stream through the real state, features and labeler, in
+ * the daemon's order of work (daemon/engine.c): each chunk of 256 events
+ * is scored, the predictions wait in the labeler, and both models learn in
+ * mini-batches of 64 from the examples the watermark resolves. Judged
+ * progressively on those examples.
  *
- * With the defaults (MLP emb_lr 0.1, FTRL alpha 0.1: the same first step
- * for a sparse id in both) the MLP scores AUC 0.853-0.859 on this stream
- * (2,000 users, 3 days, ~105k events, seeds 1-3) and FTRL 0.822-0.829.
- * The margin belongs to these step sizes: with steps of 1.0 for both the
- * baseline reaches 0.90 and the MLP 0.89. 0.01 leaves room for simulator
- * changes without letting a broken MLP pass.
+ * An earlier form of this test labelled by looking ahead and learned every
+ * label at once. That leaks the future: the session goes on with the same
+ * item and category ids, whose embedding rows or FTRL weights have just
+ * learned whether it ends in a purchase; it scored AUC 0.85 and rewarded
+ * the fastest-memorising model, where the daemon sees 0.66-0.71.
+ *
+ * With the defaults the MLP (wide path, standardised inputs) scores ~0.71
+ * here and FTRL ~0.68, as `intentd replay` does on seeds 1-3 (0.71-0.72
+ * and 0.67-0.68). 0.01 leaves room for simulator changes without letting
+ * a broken MLP pass.
  */
 Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
      .timeout = 60) {
@@ -420,28 +420,6 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
         itd_sim_destroy(sim);
         cr_assert(n > 50000, "%zu events", n);
 
-        /* labels: a purchase by the same user in (ts, ts + horizon] */
-        sim_ev_t *by_user = malloc(n * sizeof(*by_user));
-        for (size_t i = 0; i < n; i++) {
-                by_user[i].ts_ms = ev[i].ts_ms;
-                by_user[i].purchase = ev[i].type == ITD_EV_PURCHASE;
-                by_user[i].i = i;
-                memcpy(by_user[i].user, ev[i].user_id, ITD_ID_MAX);
-        }
-        qsort(by_user, n, sizeof(*by_user), by_user_then_time);
-        float *label = calloc(n, sizeof(float));
-        for (size_t a = 0; a < n; a++)
-                for (size_t b = a + 1;
-                     b < n && strcmp(by_user[b].user, by_user[a].user) == 0 &&
-                     by_user[b].ts_ms <= by_user[a].ts_ms + HORIZON_MS;
-                     b++)
-                        if (by_user[b].purchase &&
-                            by_user[b].ts_ms > by_user[a].ts_ms) {
-                                label[by_user[a].i] = 1.0f;
-                                break;
-                        }
-        free(by_user);
-
         itd_state_conf_t stc;
         memset(&stc, 0, sizeof(stc));
         stc.n_windows = 4;
@@ -456,7 +434,7 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
         cr_assert_not_null(st, "%s", err);
         const size_t dim = itd_features_dim(&stc);
 
-        enum { B = 32 };
+        enum { B = 256 };
         itd_model_t *m[2];
         itd_pv_t *pv[2];
         for (int type = 0; type < 2; type++) {
@@ -468,28 +446,85 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
                 cr_assert_not_null(m[type], "%s", err);
                 pv[type] = itd_pv_new(0.5f);
         }
-        float *x = malloc(B * dim * sizeof(float)), y[B], p[B];
-        uint32_t ids[B * ITD_SPARSE_IDS];
+        /*
+         * The daemon's order of work (daemon/engine.c): score a chunk of
+         * events, hand the predictions to the labeler, and learn, in
+         * mini-batches of TB, from what the watermark has resolved.
+         */
+        itd_labeler_conf_t lc = {.dim = dim, .n_ids = ITD_SPARSE_IDS,
+                                 .horizon_ms = HORIZON_MS,
+                                 .session_gap_ms = HORIZON_MS,
+                                 .max_pending = 1000000,
+                                 .max_pending_per_user = 256};
+        itd_labeler_t *lb[2];
+        enum { TB = 64 };
+        float *x = malloc(B * dim * sizeof(float)), p[B];
+        float *tx = malloc(TB * dim * sizeof(float)), ty[TB];
+        uint32_t ids[B * ITD_SPARSE_IDS], tids[TB * ITD_SPARSE_IDS];
+        uint64_t uh[B];
+        int tnext[TB];
+        size_t tn[2] = {0, 0};
+        itd_event_t *chunk[B];
+        for (int type = 0; type < 2; type++) {
+                lb[type] = itd_labeler_new(&lc, err, sizeof(err));
+                cr_assert_not_null(lb[type], "%s", err);
+        }
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 if (itd_state_update(st, &ev[i], x + k * dim,
                                      ids + k * ITD_SPARSE_IDS,
                                      NULL) != ITD_OK)
                         continue;
-                y[k++] = label[i];
+                uh[k] = itd_hash_str(ev[i].user_id, 1);
+                chunk[k++] = &ev[i];
                 if (k < B && i + 1 < n)
                         continue;
                 for (int type = 0; type < 2; type++) {
                         itd_model_predict(m[type], x, ids, k, p, NULL);
-                        for (size_t b = 0; b < k; b++)
-                                itd_pv_add(pv[type], p[b], y[b] > 0.5f, NULL,
-                                           ITD_NEXT_VIEW);
-                        cr_assert_eq(itd_model_train(m[type], x, ids, y, NULL,
-                                                     k, NULL),
-                                     ITD_OK);
+                        for (size_t b = 0; b < k; b++) {
+                                itd_labeler_observe(lb[type], uh[b],
+                                                    chunk[b]->ts_ms,
+                                                    chunk[b]->type);
+                                cr_assert_eq(itd_labeler_add(
+                                                 lb[type], uh[b],
+                                                 chunk[b]->ts_ms,
+                                                 x + b * dim,
+                                                 ids + b * ITD_SPARSE_IDS,
+                                                 p[b], NULL),
+                                             ITD_OK);
+                        }
+                        itd_labeler_advance(lb[type], itd_state_watermark(st));
+                        itd_example_t ex[64];
+                        size_t got;
+                        while ((got = itd_labeler_take(lb[type], ex, 64)) > 0)
+                                for (size_t e = 0; e < got; e++) {
+                                        itd_pv_add(pv[type], ex[e].score,
+                                                   ex[e].label, NULL,
+                                                   ITD_NEXT_VIEW);
+                                        size_t r = tn[type]++;
+                                        memcpy(tx + r * dim, ex[e].x,
+                                               dim * sizeof(float));
+                                        memcpy(tids + r * ITD_SPARSE_IDS,
+                                               ex[e].ids,
+                                               sizeof(uint32_t) *
+                                                   ITD_SPARSE_IDS);
+                                        ty[r] = (float)ex[e].label;
+                                        tnext[r] = (int)ex[e].next;
+                                        if (tn[type] < TB)
+                                                continue;
+                                        cr_assert_eq(
+                                            itd_model_train(m[type], tx, tids,
+                                                            ty, tnext, TB,
+                                                            NULL),
+                                            ITD_OK);
+                                        tn[type] = 0;
+                                }
                 }
                 k = 0;
         }
+        for (int type = 0; type < 2; type++)
+                itd_labeler_destroy(lb[type]);
+        free(tx);
         itd_pv_summary_t s[2];
         for (int type = 0; type < 2; type++)
                 itd_pv_summary(pv[type], &s[type]);
@@ -507,6 +542,5 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
         }
         itd_state_destroy(st);
         free(x);
-        free(label);
         free(ev);
 }

@@ -1,7 +1,8 @@
 /*
- * test_reader.c - events from files: the synthetic Taobao and JSON-lines
- * fixtures, gzip, stable sorting, bad-line counting, and (when present) the
- * shared real Taobao files.
+ * test_reader.c - events from files: the synthetic Taobao, REES46,
+ * RetailRocket and JSON-lines fixtures, Avro containers written here, gzip,
+ * stable sorting, bad-line counting, and (when present) the shared real
+ * Taobao files.
  */
 #include <criterion/criterion.h>
 
@@ -9,8 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <avro.h>
 #include <zlib.h>
 
+#include "intentd/codec.h"
 #include "intentd/reader.h"
 #include "testutil.h"
 
@@ -287,4 +290,377 @@ Test(reader, shared_taobao_files_read_without_bad_lines) {
         cr_assert_eq(s.bad, 0, "%s", s.last_error);
         cr_assert(s.sorted); /* this slice is in time order already */
         cr_assert_eq(s.by_type[ITD_EV_PURCHASE], 2493);
+}
+
+/* --- REES46, RetailRocket, Avro (issue 6) --------------------------------- */
+
+Test(reader, every_format_name_parses_and_prints_back) {
+        const char *names[] = {"taobao", "jsonl", "rees46", "retailrocket",
+                               "avro"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+                itd_format_t f;
+                cr_expect_eq(itd_format_parse(names[i], &f), ITD_OK, "%s",
+                             names[i]);
+                cr_expect_str_eq(itd_format_name(f), names[i]);
+        }
+        cr_assert_str_eq(itd_format_name(ITD_FORMAT__COUNT), "?");
+}
+
+Test(reader, rees46_fixture_maps_columns_types_and_times) {
+        char path[512], err[256];
+        tu_src("tests/fixtures/rees46_small.csv", path, sizeof path);
+        itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_REES46, 0, err,
+                                           sizeof err);
+        cr_assert_not_null(rd, "%s", err);
+        itd_event_t ev;
+        cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_OK, "%s",
+                     err);
+        /* 2019-10-01 00:01:00 UTC,remove_from_cart,1000002,
+         * 2232732093077520756,construction.tools.light,bosch,5.40,
+         * 512000002,00001402-0000-4000-8000-00001e848002 */
+        cr_assert_eq(ev.ts_ms, 1569888060000LL);
+        cr_assert_eq(ev.type, ITD_EV_REMOVE_FROM_CART);
+        cr_assert_str_eq(ev.item_id, "1000002");
+        cr_assert_str_eq(ev.category, "construction.tools.light");
+        cr_assert_str_eq(ev.user_id, "512000002");
+        cr_assert_str_eq(ev.session_id,
+                         "00001402-0000-4000-8000-00001e848002");
+        cr_assert_float_eq(ev.price, 5.40, 1e-9); /* exact decimal parse */
+        cr_assert_str_empty(ev.event_id);
+        /* line 4 quotes a brand with a comma: the columns after it hold */
+        cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_OK);
+        cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_OK);
+        cr_assert_str_eq(ev.category, "computers.notebook");
+        cr_assert_str_eq(ev.user_id, "512000015");
+        cr_assert_float_eq(ev.price, 486.78, 1e-9);
+        itd_reader_destroy(rd);
+
+        summary_t s = read_all(path, ITD_FORMAT_REES46, 0);
+        cr_assert_eq(s.n, 120);
+        cr_assert_eq(s.bad, 1);
+        cr_assert_eq(s.by_type[ITD_EV_VIEW], 85);
+        cr_assert_eq(s.by_type[ITD_EV_ADD_TO_CART], 21);
+        cr_assert_eq(s.by_type[ITD_EV_REMOVE_FROM_CART], 6);
+        cr_assert_eq(s.by_type[ITD_EV_PURCHASE], 8);
+        cr_assert(strstr(s.last_error, "rees46_small.csv:53: ") &&
+                      strstr(s.last_error, "\"click\""),
+                  "%s", s.last_error);
+        cr_assert_not(s.sorted, "the fixture has small disorder");
+        summary_t t = read_all(path, ITD_FORMAT_REES46, 1);
+        cr_assert(t.sorted);
+        cr_assert_eq(t.n, s.n);
+}
+
+Test(reader, rees46_uses_the_category_id_when_the_code_is_empty) {
+        char dir[256], path[512], err[256];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/r.csv", dir);
+        /* reordered columns, no brand column at all, an empty price */
+        cr_assert_eq(tu_write_file(
+                         path, "user_id,event_type,event_time,category_id,"
+                               "category_code,price,product_id\n"
+                               "7,purchase,2020-02-29 23:59:59 UTC,42,,,9\n"),
+                     0);
+        itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_REES46, 0, err,
+                                           sizeof err);
+        cr_assert_not_null(rd, "%s", err);
+        itd_event_t ev;
+        cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_OK, "%s",
+                     err);
+        cr_assert_str_eq(ev.user_id, "7");
+        cr_assert_eq(ev.type, ITD_EV_PURCHASE);
+        cr_assert_eq(ev.ts_ms, 1583020799000LL); /* date -u -d ... +%s */
+        cr_assert_str_eq(ev.category, "42");
+        cr_assert_str_eq(ev.item_id, "9");
+        cr_assert(isnan(ev.price));
+        cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_ERR_EOF);
+        itd_reader_destroy(rd);
+        remove(path);
+        remove(dir);
+}
+
+Test(reader, rees46_rejects_bad_rows_and_a_header_without_user_id) {
+        char dir[256], path[512], err[256];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/r.csv", dir);
+        const struct {
+                const char *row, *want;
+        } rows[] = {
+            {"2019-10-01 00:00:00,view,1,2,,,1.0,", "user_id is empty"},
+            {"2019-13-01 00:00:00 UTC,view,1,2,,,1.0,5", "event_time"},
+            {"yesterday,view,1,2,,,1.0,5", "event_time \"yesterday\""},
+            {"2019-10-01 00:00:00 UTC,view,1,2,,,cheap,5", "price \"cheap\""},
+            {"2019-10-01 00:00:00 UTC,view,1,2,\"x,,,1.0,5", "not CSV"},
+            {"2019-10-01 00:00:00 UTC,view", "fields"},
+        };
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                char text[256];
+                snprintf(text, sizeof text, "%s\n%s\n",
+                         "event_time,event_type,product_id,category_id,"
+                         "category_code,brand,price,user_id",
+                         rows[i].row);
+                cr_assert_eq(tu_write_file(path, text), 0);
+                itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_REES46, 0,
+                                                   err, sizeof err);
+                cr_assert_not_null(rd, "%s", err);
+                itd_event_t ev;
+                cr_expect_eq(itd_reader_next(rd, &ev, err, sizeof err),
+                             ITD_ERR_EOF, "row %zu accepted", i);
+                cr_expect(strstr(itd_reader_last_error(rd), ":2: ") &&
+                              strstr(itd_reader_last_error(rd), rows[i].want),
+                          "row %zu: \"%s\"", i, itd_reader_last_error(rd));
+                itd_reader_destroy(rd);
+        }
+        cr_assert_eq(tu_write_file(path, "event_time,event_type,visitor\n"
+                                         "2019-10-01 00:00:00 UTC,view,1\n"),
+                     0);
+        itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_REES46, 0, err,
+                                           sizeof err);
+        cr_assert_not_null(rd, "%s", err);
+        itd_event_t ev;
+        cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_ERR_IO);
+        cr_assert(strstr(err, "r.csv:1: ") && strstr(err, "\"user_id\""),
+                  "%s", err);
+        itd_reader_destroy(rd);
+        remove(path);
+        remove(dir);
+}
+
+Test(reader, retailrocket_fixture_reads_ms_times_and_maps_events) {
+        char path[512], err[256];
+        tu_src("tests/fixtures/retailrocket_small.csv", path, sizeof path);
+        itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_RETAILROCKET, 0,
+                                           err, sizeof err);
+        cr_assert_not_null(rd, "%s", err);
+        itd_event_t ev;
+        cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_OK, "%s",
+                     err);
+        /* 1433221333117,2,view,221, */
+        cr_assert_eq(ev.ts_ms, 1433221333117LL);
+        cr_assert_str_eq(ev.user_id, "2");
+        cr_assert_eq(ev.type, ITD_EV_VIEW);
+        cr_assert_str_eq(ev.item_id, "221");
+        cr_assert_str_empty(ev.category);
+        cr_assert(isnan(ev.price));
+        itd_reader_destroy(rd);
+
+        summary_t s = read_all(path, ITD_FORMAT_RETAILROCKET, 0);
+        cr_assert_eq(s.n, 150);
+        cr_assert_eq(s.bad, 1);
+        cr_assert_eq(s.by_type[ITD_EV_VIEW], 118);
+        cr_assert_eq(s.by_type[ITD_EV_ADD_TO_CART], 20);
+        cr_assert_eq(s.by_type[ITD_EV_PURCHASE], 12);
+        cr_assert(strstr(s.last_error, "retailrocket_small.csv:33: ") &&
+                      strstr(s.last_error, "\"purchase\""),
+                  "%s", s.last_error);
+        cr_assert_not(s.sorted);
+        summary_t t = read_all(path, ITD_FORMAT_RETAILROCKET, 1);
+        cr_assert(t.sorted);
+        cr_assert_eq(t.n, 150);
+        cr_assert_eq(t.first_ts, 1433221333117LL);
+}
+
+Test(reader, csv_formats_read_the_same_through_gzip) {
+        char dir[256], src[512], gz[512];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        const struct {
+                const char *fixture, *name;
+                itd_format_t format;
+        } files[] = {
+            {"tests/fixtures/rees46_small.csv", "r.csv.gz", ITD_FORMAT_REES46},
+            {"tests/fixtures/retailrocket_small.csv", "e.csv.gz",
+             ITD_FORMAT_RETAILROCKET},
+        };
+        for (size_t i = 0; i < 2; i++) {
+                tu_src(files[i].fixture, src, sizeof src);
+                gzip_to(src, dir, files[i].name, gz, sizeof gz);
+                summary_t a = read_all(src, files[i].format, 1);
+                summary_t b = read_all(gz, files[i].format, 1);
+                cr_assert_eq(a.n, b.n);
+                cr_assert_eq(a.bad, b.bad);
+                cr_assert_eq(a.first_ts, b.first_ts);
+                cr_assert_eq(a.last_ts, b.last_ts);
+                for (int t = 0; t < ITD_EV__COUNT; t++)
+                        cr_assert_eq(a.by_type[t], b.by_type[t]);
+                remove(gz);
+        }
+        remove(dir);
+}
+
+/* An older writer schema: no event_id, query or session_id, price as a
+ * plain double; resolution must still give events. */
+static const char old_schema[] =
+    "{\"type\":\"record\",\"name\":\"Event\",\"namespace\":\"io.intentd\","
+    "\"fields\":[{\"name\":\"user_id\",\"type\":\"string\"},"
+    "{\"name\":\"ts\",\"type\":\"long\"},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"EventType\","
+    "\"symbols\":[\"VIEW\",\"SEARCH\",\"ADD_TO_CART\",\"REMOVE_FROM_CART\","
+    "\"PURCHASE\",\"FAVORITE\"]}},"
+    "{\"name\":\"item_id\",\"type\":[\"null\",\"string\"]},"
+    "{\"name\":\"category\",\"type\":[\"null\",\"string\"]}]}";
+
+/* Writes n events to an Avro container at path with the given schema
+ * (NULL: config/event.avsc); event i: user "u<i%7>", ts 1000 * (n - i)
+ * (reverse time order), type i % 6, item "i<i>" on even i. With bad_at
+ * < n, that record's user_id is 80 bytes (over the limit). */
+static void write_avro(const char *path, const char *schema_json, size_t n,
+                       size_t bad_at) {
+        avro_schema_t schema;
+        const char *js = schema_json ? schema_json : itd_schema_event_avsc;
+        cr_assert_eq(avro_schema_from_json_length(js, strlen(js), &schema), 0,
+                     "%s", avro_strerror());
+        remove(path);
+        avro_file_writer_t w;
+        cr_assert_eq(avro_file_writer_create(path, schema, &w), 0, "%s",
+                     avro_strerror());
+        avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
+        avro_value_t rec, f, br;
+        cr_assert_eq(avro_generic_value_new(iface, &rec), 0);
+        for (size_t i = 0; i < n; i++) {
+                char user[100], item[32];
+                if (i == bad_at)
+                        memset(user, 'x', 80), user[80] = '\0';
+                else
+                        snprintf(user, sizeof user, "u%zu", i % 7);
+                snprintf(item, sizeof item, "i%zu", i);
+                avro_value_reset(&rec);
+                avro_value_get_by_name(&rec, "user_id", &f, NULL);
+                avro_value_set_string(&f, user);
+                avro_value_get_by_name(&rec, "ts", &f, NULL);
+                avro_value_set_long(&f, (int64_t)(1000 * (n - i)));
+                avro_value_get_by_name(&rec, "type", &f, NULL);
+                avro_value_set_enum(&f, (int)(i % 6));
+                avro_value_get_by_name(&rec, "item_id", &f, NULL);
+                if (i % 2 == 0) {
+                        avro_value_set_branch(&f, 1, &br);
+                        avro_value_set_string(&br, item);
+                } else {
+                        avro_value_set_branch(&f, 0, &br);
+                        avro_value_set_null(&br);
+                }
+                avro_value_get_by_name(&rec, "category", &f, NULL);
+                avro_value_set_branch(&f, 0, &br);
+                avro_value_set_null(&br);
+                if (!schema_json) {
+                        const char *opt[] = {"event_id", "query",
+                                             "session_id"};
+                        for (int k = 0; k < 3; k++) {
+                                avro_value_get_by_name(&rec, opt[k], &f, NULL);
+                                avro_value_set_branch(&f, 0, &br);
+                                avro_value_set_null(&br);
+                        }
+                        avro_value_get_by_name(&rec, "price", &f, NULL);
+                        avro_value_set_branch(&f, 1, &br);
+                        avro_value_set_double(&br, 2.5 * (double)i);
+                }
+                cr_assert_eq(avro_file_writer_append_value(w, &rec), 0, "%s",
+                             avro_strerror());
+        }
+        avro_value_decref(&rec);
+        avro_value_iface_decref(iface);
+        cr_assert_eq(avro_file_writer_close(w), 0);
+        avro_schema_decref(schema);
+}
+
+static void check_avro_events(const char *path, size_t n, int with_price) {
+        char err[512];
+        itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_AVRO, 0, err,
+                                           sizeof err);
+        cr_assert_not_null(rd, "%s", err);
+        itd_event_t ev;
+        for (size_t i = 0; i < n; i++) {
+                cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_OK,
+                             "record %zu: %s", i, err);
+                char want[32];
+                snprintf(want, sizeof want, "u%zu", i % 7);
+                cr_expect_str_eq(ev.user_id, want);
+                cr_expect_eq(ev.ts_ms, (int64_t)(1000 * (n - i)));
+                cr_expect_eq((int)ev.type, (int)(i % 6));
+                snprintf(want, sizeof want, "i%zu", i);
+                cr_expect_str_eq(ev.item_id, i % 2 ? "" : want);
+                cr_expect_str_empty(ev.category);
+                if (with_price)
+                        cr_expect_float_eq(ev.price, 2.5 * (double)i, 1e-12);
+                else
+                        cr_expect(isnan(ev.price));
+        }
+        cr_assert_eq(itd_reader_next(rd, &ev, err, sizeof err), ITD_ERR_EOF);
+        cr_assert_eq(itd_reader_bad_lines(rd), 0);
+        uint64_t done, total;
+        itd_reader_progress(rd, &done, &total);
+        cr_assert_gt(total, 0);
+        cr_assert_eq(done, total);
+        itd_reader_destroy(rd);
+}
+
+Test(reader, avro_container_files_read_back_what_was_written) {
+        char dir[256], path[512], gz[512];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/e.avro", dir);
+        write_avro(path, NULL, 300, SIZE_MAX);
+        check_avro_events(path, 300, 1);
+        /* sorted: the file is in reverse time order */
+        summary_t s = read_all(path, ITD_FORMAT_AVRO, 1);
+        cr_assert(s.sorted);
+        cr_assert_eq(s.n, 300);
+        cr_assert_eq(s.by_type[ITD_EV_PURCHASE], 50);
+        /* inside gzip (binary copy: gzip_to is for text) */
+        snprintf(gz, sizeof gz, "%s/e.avro.gz", dir);
+        FILE *in = fopen(path, "rb");
+        gzFile out = gzopen(gz, "wb");
+        cr_assert(in && out);
+        char buf[4096];
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, in)) > 0)
+                cr_assert_eq(gzwrite(out, buf, (unsigned)got), (int)got);
+        fclose(in);
+        cr_assert_eq(gzclose(out), Z_OK);
+        summary_t g = read_all(gz, ITD_FORMAT_AVRO, 1);
+        cr_assert_eq(g.n, 300);
+        cr_assert_eq(g.first_ts, s.first_ts);
+        remove(gz);
+        remove(path);
+        remove(dir);
+}
+
+Test(reader, avro_files_of_an_older_schema_resolve) {
+        char dir[256], path[512];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/old.avro", dir);
+        write_avro(path, old_schema, 40, SIZE_MAX);
+        check_avro_events(path, 40, 0);
+        remove(path);
+        remove(dir);
+}
+
+Test(reader, avro_bad_records_are_counted_and_bad_files_named) {
+        char dir[256], path[512], err[512];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/bad.avro", dir);
+        write_avro(path, NULL, 20, 4);
+        summary_t s = read_all(path, ITD_FORMAT_AVRO, 0);
+        cr_assert_eq(s.n, 19);
+        cr_assert_eq(s.bad, 1);
+        cr_assert(strstr(s.last_error, "bad.avro:5: "), "%s", s.last_error);
+
+        /* not a container at all */
+        cr_assert_eq(tu_write_file(path, "{\"user_id\":\"u\"}\n"), 0);
+        itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_AVRO, 0, err,
+                                           sizeof err);
+        cr_assert_null(rd);
+        cr_assert(strstr(err, "bad.avro") &&
+                      strstr(err, "not an Avro object container"),
+                  "%s", err);
+        /* a container of something else */
+        avro_schema_t other = avro_schema_long();
+        avro_file_writer_t w;
+        remove(path);
+        cr_assert_eq(avro_file_writer_create(path, other, &w), 0);
+        avro_file_writer_close(w);
+        avro_schema_decref(other);
+        rd = itd_reader_open(path, ITD_FORMAT_AVRO, 0, err, sizeof err);
+        cr_assert_null(rd);
+        cr_assert(strstr(err, "does not resolve"), "%s", err);
+        remove(path);
+        remove(dir);
 }

@@ -1,5 +1,6 @@
 /*
- * codec.h - Avro encoding and decoding of events and predictions.
+ * codec.h - Avro encoding and decoding of events, predictions and
+ * triggers.
  *
  * The schemas are compiled into the binary from config/ (*.avsc). Decoding
  * accepts the Confluent wire format (magic byte 0, 4-byte big-endian schema
@@ -15,6 +16,7 @@
 #include "intentd/err.h"
 #include "intentd/event.h"
 #include "intentd/prediction.h"
+#include "intentd/trigger.h"
 
 typedef struct itd_codec_s itd_codec_t;
 
@@ -27,6 +29,7 @@ typedef enum {
 /** @brief The schema texts compiled in (NUL-terminated JSON). */
 extern const char itd_schema_event_avsc[];
 extern const char itd_schema_prediction_avsc[];
+extern const char itd_schema_trigger_avsc[];
 
 /**
  * @brief Creates a codec with the built-in schemas.
@@ -75,5 +78,26 @@ itd_err_t itd_codec_decode_prediction(itd_codec_t *codec, const void *buf,
                                       size_t len, itd_framing_t framing,
                                       itd_prediction_t *p, char *errstr,
                                       size_t errstr_size);
+
+/**
+ * @brief As itd_codec_encode_event, for a trigger record
+ * (config/trigger.avsc).
+ * @returns ITD_OK with *len set, ITD_ERR_FULL if cap is too small,
+ * ITD_ERR_ENCODE for a direction out of range.
+ * @thread the codec's owner.
+ */
+itd_err_t itd_codec_encode_trigger(itd_codec_t *codec,
+                                   const itd_trigger_rec_t *rec,
+                                   int32_t schema_id, void *buf, size_t cap,
+                                   size_t *len);
+
+/**
+ * @brief Decodes a trigger record (tests, tools).
+ * @returns ITD_OK, or ITD_ERR_DECODE with errstr.
+ */
+itd_err_t itd_codec_decode_trigger(itd_codec_t *codec, const void *buf,
+                                   size_t len, itd_framing_t framing,
+                                   itd_trigger_rec_t *rec, char *errstr,
+                                   size_t errstr_size);
 
 #endif

@@ -71,6 +71,10 @@ typedef struct itd_conf_s {
         int64_t model_batch_size;
         int64_t model_seed;
         double model_loss_weight_next;
+        /* issues 5, 6 (model/mlp.h): wide path, input standardisation */
+        double model_wide_learning_rate;
+        double model_embedding_learning_rate;
+        int model_inputs_standardize;
 
         double predict_threshold;
         int64_t metrics_log_interval_ms;
@@ -80,6 +84,17 @@ typedef struct itd_conf_s {
         int log_level;              /* ITD_LOG_* (log.h) */
         int log_format;             /* itd_conf_log_format_t */
         int64_t shutdown_timeout_ms;
+
+        /* triggers (trigger.h); exit <= enter is checked by itd_conf_load */
+        double triggers_enter;
+        double triggers_exit;
+        int64_t triggers_cooldown_ms;
+        int64_t triggers_max_users;
+
+        /* checkpoints (daemon/checkpoint.h, docs/CHECKPOINTS.md) */
+        char *checkpoint_dir;       /* "auto": $STATE_DIRECTORY or off; "" off */
+        int64_t checkpoint_interval_ms;
+        int64_t checkpoint_keep;    /* complete cuts kept, >= 2 */
 } itd_conf_t;
 
 /** @brief New config holding every default (caller owns). */

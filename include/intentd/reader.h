@@ -2,10 +2,22 @@
  * reader.h - events from files: the replay source and `intentd load`.
  *
  * Formats: Taobao UserBehavior CSV (user,item,category,behavior,ts seconds;
- * pv/cart/fav/buy), JSON lines in the event schema. Files ending in .gz are
- * read through zlib transparently. With sort set, the whole file is read and
- * stable-sorted by event time first (the Taobao user-grouped files need it);
+ * pv/cart/fav/buy), REES46 "eCommerce behavior data from multi category
+ * store" CSV (header; event_time "2019-10-01 00:00:00 UTC", event_type
+ * view/cart/remove_from_cart/purchase, product_id, category_id,
+ * category_code, brand, price, user_id, user_session), RetailRocket
+ * events.csv (header; timestamp ms, visitorid, event
+ * view/addtocart/transaction, itemid, transactionid), JSON lines in the
+ * event schema, and Avro object container files whose records resolve
+ * against config/event.avsc. Files ending in .gz are read through zlib
+ * transparently (an Avro file inside gzip included). With sort set, the
+ * whole file is read and stable-sorted by event time first (the Taobao
+ * user-grouped files need it, the others have ties and small disorder);
  * otherwise events stream in file order.
+ *
+ * The CSV formats with a header find their columns by name, so extra or
+ * reordered columns are fine; without a header the documented order is
+ * assumed.
  */
 #ifndef INTENTD_READER_H
 #define INTENTD_READER_H
@@ -19,12 +31,16 @@
 typedef enum {
         ITD_FORMAT_TAOBAO = 0,
         ITD_FORMAT_JSONL,
+        ITD_FORMAT_REES46,       /* added with issue 6 */
+        ITD_FORMAT_RETAILROCKET, /* added with issue 6 */
+        ITD_FORMAT_AVRO,         /* added with issue 6 */
         ITD_FORMAT__COUNT
 } itd_format_t;
 
 typedef struct itd_reader_s itd_reader_t;
 
-/** @brief "taobao" / "jsonl" -> format. @returns ITD_ERR_PARSE if unknown. */
+/** @brief "taobao" / "jsonl" / "rees46" / "retailrocket" / "avro" -> format.
+ * @returns ITD_ERR_PARSE if unknown. */
 itd_err_t itd_format_parse(const char *s, itd_format_t *format);
 
 /**
@@ -52,6 +68,10 @@ uint64_t itd_reader_bad_lines(const itd_reader_t *rd);
  * (Added by the reader's implementer: lets `replay` report what was wrong.)
  */
 const char *itd_reader_last_error(const itd_reader_t *rd);
+
+/** @brief The name itd_format_parse accepts for format ("?" if none).
+ * (Added with issue 6, for messages and the replay report.) */
+const char *itd_format_name(itd_format_t format);
 
 /** @brief Bytes of the input consumed so far and in all (0 if unknown). */
 void itd_reader_progress(const itd_reader_t *rd, uint64_t *done,

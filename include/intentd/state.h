@@ -115,8 +115,7 @@ void itd_state_stats(const itd_state_t *st, itd_state_stats_t *stats);
 
 /**
  * @brief Starts loading what itd_state_update(st, ev) will touch (the
- * user's table slot and, when the slot is already cached, the user's
- * record) without changing anything. Call it over a whole poll batch before
+ * user's table slot, then the user's record) without changing anything. Call it over a whole poll batch before
  * updating the batch, so the cache misses of different users overlap
  * instead of following one another (docs/FEATURES.md, "Speed").
  */

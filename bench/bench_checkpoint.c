@@ -1,0 +1,203 @@
+/*
+ * bench_checkpoint.c - what a checkpoint costs at 1M users (issue 9).
+ *
+ * Builds one partition's state with USERS users (1..20 events each,
+ * P(k) ~ k^-1.5 like bench_state.c, spread over 6 days) and a labeler with
+ * PENDING pending predictions (70 dense features + 12 sparse ids each, as
+ * the engine keeps them), then measures:
+ *
+ *   pause   what the pipeline thread waits for when a background cut
+ *           starts: fork() of the process holding all of it (the child
+ *           exits at once; the copy-on-write cost of pages the parent then
+ *           writes is paid later, spread over the next batches);
+ *   write   itd_state_snapshot + itd_labeler_snapshot into a file, with
+ *           fflush + fsync: what the child does, and what a cut written in
+ *           place (at stop, on revoke) takes;
+ *   bytes   per user of the state snapshot, per pending label of the
+ *           labeler snapshot.
+ *
+ * Medians of 5. Last line: one JSON object {"bench":"checkpoint",...}.
+ * Run by `make bench`; USERS from argv[1] for a quick look.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "intentd/event.h"
+#include "intentd/labeler.h"
+#include "intentd/state.h"
+
+#define MIN_MS 60000LL
+#define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
+#define T0_MS 1700000000000LL
+#define REPS 5
+#define DIM 70
+#define N_IDS 12
+
+static double now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint64_t next_rand(void) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        return rng;
+}
+
+/* Events per user: P(k) ~ k^-1.5 on 1..20, by inversion of a table. */
+static int draw_k(void) {
+        static double cdf[21];
+        if (cdf[20] == 0) {
+                double s = 0;
+                for (int k = 1; k <= 20; k++)
+                        cdf[k] = s += 1.0 / (k * __builtin_sqrt((double)k));
+                for (int k = 1; k <= 20; k++)
+                        cdf[k] /= s;
+        }
+        double u = (double)(next_rand() >> 11) / 9007199254740992.0;
+        int k = 1;
+        while (k < 20 && cdf[k] < u)
+                k++;
+        return k;
+}
+
+static int cmp_d(const void *a, const void *b) {
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+static double median(double *v) {
+        qsort(v, REPS, sizeof *v, cmp_d);
+        return v[REPS / 2];
+}
+
+static size_t snapshot_bytes(const itd_state_t *st, const itd_labeler_t *lb,
+                             FILE *out, size_t *state_bytes) {
+        char err[256];
+        long t0 = ftell(out);
+        if (itd_state_snapshot(st, out, err, sizeof err) != ITD_OK) {
+                fprintf(stderr, "snapshot: %s\n", err);
+                exit(1);
+        }
+        fflush(out);
+        *state_bytes = (size_t)(ftell(out) - t0);
+        if (itd_labeler_snapshot(lb, out, err, sizeof err) != ITD_OK) {
+                fprintf(stderr, "labeler snapshot: %s\n", err);
+                exit(1);
+        }
+        fflush(out);
+        return (size_t)(ftell(out) - t0);
+}
+
+int main(int argc, char **argv) {
+        size_t users = argc > 1 ? (size_t)atoll(argv[1]) : 1000000;
+        size_t pending = users / 5;
+        itd_state_conf_t sc = {
+            .n_windows = 4,
+            .window_ms = {5 * MIN_MS, HOUR_MS, DAY_MS, 7 * DAY_MS},
+            .allowed_lateness_ms = 60000,
+            .session_gap_ms = 30 * MIN_MS,
+            .idle_ttl_ms = 30 * DAY_MS,
+            .max_users = users * 2,
+        };
+        itd_labeler_conf_t lc = {.dim = DIM, .n_ids = N_IDS,
+                                 .horizon_ms = 30 * MIN_MS,
+                                 .session_gap_ms = 30 * MIN_MS,
+                                 .max_pending = pending + 1,
+                                 .max_pending_per_user = 256};
+        char err[256];
+        itd_state_t *st = itd_state_new(&sc, err, sizeof err);
+        itd_labeler_t *lb = itd_labeler_new(&lc, err, sizeof err);
+        if (!st || !lb) {
+                fprintf(stderr, "bench_checkpoint: %s\n", err);
+                return 1;
+        }
+
+        /* Users in a random order of their events over 6 days; each
+         * event's time grows with its index, so the stream is in order. */
+        static float x[DIM];
+        static uint32_t ids[N_IDS];
+        itd_event_t ev;
+        memset(&ev, 0, sizeof ev);
+        size_t events = 0;
+        int64_t span = 6 * DAY_MS;
+        for (size_t u = 0; u < users; u++) {
+                int k = draw_k();
+                for (int j = 0; j < k; j++) {
+                        uint64_t r = next_rand();
+                        ev.ts_ms = T0_MS + (int64_t)((double)span *
+                                                     ((double)u + j / 20.0) /
+                                                     (double)users);
+                        ev.type = (itd_event_type_t)(r % 3);
+                        ev.price = 10 + (double)(r % 100);
+                        snprintf(ev.user_id, sizeof ev.user_id, "u%zu", u);
+                        snprintf(ev.item_id, sizeof ev.item_id, "i%u",
+                                 (unsigned)(r >> 20) % 100000);
+                        snprintf(ev.category, sizeof ev.category, "c%u",
+                                 (unsigned)(r >> 40) % 1000);
+                        itd_state_update(st, &ev, x, ids, NULL);
+                        events++;
+                }
+                if (u >= users - pending) {
+                        uint64_t h = itd_hash_str(ev.user_id, 1);
+                        itd_labeler_observe(lb, h, ev.ts_ms, ev.type);
+                        itd_labeler_add(lb, h, ev.ts_ms, x, ids, 0.1f, NULL);
+                }
+        }
+        itd_state_stats_t ss;
+        itd_state_stats(st, &ss);
+        fprintf(stderr, "built %" PRIu64 " users from %zu events, %zu "
+                "pending labels; state %.0f MiB\n",
+                ss.users, events, pending, (double)ss.bytes / 1048576.0);
+
+        double t_fork[REPS], t_write[REPS];
+        size_t total = 0, state_bytes = 0;
+        for (int r = 0; r < REPS; r++) {
+                double t0 = now_ms();
+                pid_t pid = fork();
+                if (pid == 0)
+                        _exit(0);
+                t_fork[r] = now_ms() - t0;
+                waitpid(pid, NULL, 0);
+
+                char path[] = "/tmp/bench_checkpoint_XXXXXX";
+                int fd = mkstemp(path);
+                FILE *f = fdopen(fd, "wb");
+                static char vbuf[1 << 20];
+                setvbuf(f, vbuf, _IOFBF, sizeof vbuf);
+                t0 = now_ms();
+                total = snapshot_bytes(st, lb, f, &state_bytes);
+                fsync(fileno(f));
+                t_write[r] = now_ms() - t0;
+                fclose(f);
+                unlink(path);
+        }
+        double pause = median(t_fork), wr = median(t_write);
+        double per_user = (double)state_bytes / (double)ss.users;
+        double per_pending = (double)(total - state_bytes) / (double)pending;
+        printf("users %" PRIu64 ", pending labels %zu\n", ss.users, pending);
+        printf("pause (fork)            %8.1f ms\n", pause);
+        printf("snapshot to file+fsync  %8.1f ms\n", wr);
+        printf("state snapshot          %8.1f bytes/user (%.0f MiB)\n",
+               per_user, (double)state_bytes / 1048576.0);
+        printf("labeler snapshot        %8.1f bytes/pending label\n",
+               per_pending);
+        printf("{\"bench\":\"checkpoint\",\"users\":%" PRIu64
+               ",\"pending\":%zu,\"pause_fork_ms\":%.2f,"
+               "\"snapshot_file_fsync_ms\":%.1f,"
+               "\"state_bytes_per_user\":%.1f,"
+               "\"labeler_bytes_per_pending\":%.1f}\n",
+               ss.users, pending, pause, wr, per_user, per_pending);
+        itd_state_destroy(st);
+        itd_labeler_destroy(lb);
+        return 0;
+}

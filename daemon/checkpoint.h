@@ -1,0 +1,191 @@
+/*
+ * checkpoint.h - consistent cuts of the daemon in checkpoint.dir: per
+ * partition the user state, pending labels, watermark and next offset to
+ * consume, plus the model, its optimizer state and the engine's counters
+ * (docs/CHECKPOINTS.md).
+ *
+ * On disk, one folder per cut, named by a sequence number:
+ *
+ *   cut-000000000042/
+ *     MANIFEST        text: what the cut holds, the configuration that
+ *                     shapes it, the feature spec, per partition the next
+ *                     offset, and per file its size; CRC32C last
+ *     part-<P>.snap   partition P: state snapshot + labeler snapshot
+ *     engine.bin      counters and the partial training mini-batch
+ *     model.ckpt      the model (model.h: itd_model_save)
+ *
+ * A cut is written into "cut-N.tmp", every file fsync'ed, MANIFEST last;
+ * it becomes complete when the folder is renamed to "cut-N" and the parent
+ * folder is fsync'ed. The caller publishes (renames) only once every output
+ * of the events before the cut's positions was acknowledged, so a complete
+ * cut never holds state whose predictions could be lost. Older cuts are
+ * removed after a newer one is complete, keeping checkpoint.keep of them.
+ *
+ * Background cuts run in a forked child: the child sees the engine frozen
+ * at the fork (copy-on-write) and writes it while the parent goes on, so
+ * the pipeline pauses only for the fork. The child touches nothing but
+ * the engine's memory and its own files, never librdkafka.
+ *
+ * @thread the pipeline thread (the owner of the engine).
+ */
+#ifndef INTENTD_DAEMON_CHECKPOINT_H
+#define INTENTD_DAEMON_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine.h"
+#include "intentd/err.h"
+#include "intentd/labeler.h"
+#include "intentd/state.h"
+
+/* Where a partition of a cut resumes: the next offset to consume. */
+typedef struct itd_cut_pos_s {
+        int32_t partition;
+        int64_t next_offset;
+} itd_cut_pos_t;
+
+/* One partition as the manifest describes it. */
+typedef struct itd_cut_part_s {
+        int32_t partition;
+        int64_t next_offset;
+        int64_t watermark_ms;
+        int64_t last_ts_ms;
+        uint64_t users, pending, bytes; /* bytes: of its .snap file */
+} itd_cut_part_t;
+
+/* A parsed MANIFEST. */
+typedef struct itd_cut_info_s {
+        uint64_t seq;
+        int64_t created_ms;
+        char version[32];        /* intentd version that wrote it */
+        char topic[256];         /* events topic the offsets belong to */
+        uint64_t feature_spec_hash;
+        char feature_spec[512];  /* readable form of what the hash covers */
+        itd_state_conf_t state_conf;
+        itd_labeler_conf_t labeler_conf;
+        uint64_t engine_bytes, model_bytes;
+        size_t n_parts;
+        itd_cut_part_t *parts;   /* n_parts, ascending partition */
+} itd_cut_info_t;
+
+/* Where a background cut stands. */
+typedef enum {
+        ITD_CUT_IDLE = 0,  /* none in progress */
+        ITD_CUT_WRITING,   /* the child is writing */
+        ITD_CUT_WRITTEN,   /* complete in cut-N.tmp: publish it */
+        ITD_CUT_FAILED     /* writing failed (errstr); back to idle */
+} itd_cut_state_t;
+
+typedef struct itd_ckdir_s itd_ckdir_t;
+
+/**
+ * @brief The feature spec of a state configuration: an XXH64 over the
+ * dense feature names, the sparse id layout, the window spans, session gap
+ * and allowed lateness, and a readable summary of it in desc.
+ */
+uint64_t itd_ckdir_feature_spec(const itd_state_conf_t *sc, char *desc,
+                                size_t desc_size);
+
+/**
+ * @brief Opens (creating it, mode 0750) the checkpoint folder for an
+ * engine and events topic; removes unfinished cuts ("*.tmp") left by a
+ * crash. keep: complete cuts to keep (>= 2). pause_ms: test hook, a sleep
+ * between the files of a cut (0 in production).
+ * @returns the manager (caller owns), or NULL with errstr.
+ */
+itd_ckdir_t *itd_ckdir_open(const char *dir, const itd_engine_t *eng,
+                            const char *topic, size_t keep, int64_t pause_ms,
+                            char *errstr, size_t errstr_size);
+
+/** @brief Waits for a background cut still running, then frees cd. */
+void itd_ckdir_close(itd_ckdir_t *cd);
+
+/**
+ * @brief Restores the newest usable cut into eng (which must be fresh):
+ * partitions, model, counters. A damaged cut (truncated, corrupt, missing
+ * file) or an incompatible one (another feature spec, configuration or
+ * topic) is logged with why, and the next older one is tried.
+ * @param pos     gets the restored partitions' positions (caller frees).
+ * @param info    gets the restored cut's manifest (itd_cut_info_fini), or
+ *                NULL.
+ * @returns ITD_OK; ITD_ERR_NOT_FOUND when there is no usable cut and none
+ * was refused as incompatible (start empty); ITD_ERR_INCOMPATIBLE when no
+ * cut is usable and at least one was refused for its feature spec or
+ * configuration (errstr says which and why: the caller should not start
+ * empty over them).
+ */
+itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
+                            itd_cut_pos_t **pos, size_t *n_pos,
+                            itd_cut_info_t *info, char *errstr,
+                            size_t errstr_size);
+
+/**
+ * @brief Starts a cut of every partition eng holds; pos gives each one's
+ * next offset (copied; a partition missing from pos is left out).
+ * background 1 forks a writer (state ITD_CUT_WRITING); 0 writes before
+ * returning (ITD_CUT_WRITTEN). Then itd_ckdir_publish.
+ * @returns ITD_OK; ITD_ERR_FULL if a cut is already in progress; ITD_ERR_IO
+ * with errstr.
+ */
+itd_err_t itd_ckdir_cut(itd_ckdir_t *cd, itd_engine_t *eng,
+                        const itd_cut_pos_t *pos, size_t n_pos,
+                        int background, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Where the cut in progress stands; wait 1 blocks until the writer
+ * is done. After ITD_CUT_FAILED (errstr says why) the manager is idle.
+ */
+itd_cut_state_t itd_ckdir_poll(itd_ckdir_t *cd, int wait, char *errstr,
+                               size_t errstr_size);
+
+/** @brief Positions of the cut in progress (borrowed), NULL if none. */
+const itd_cut_pos_t *itd_ckdir_pending(const itd_ckdir_t *cd, size_t *n);
+
+/**
+ * @brief Makes a written cut complete (rename, fsync) and removes the cuts
+ * beyond checkpoint.keep. Call only once every output of the events before
+ * the cut's positions was acknowledged.
+ * @returns ITD_OK, or ITD_ERR_IO with errstr (the cut is dropped).
+ */
+itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
+                            size_t errstr_size);
+
+/** @brief Drops a cut in progress (kills the writer, removes the files). */
+void itd_ckdir_abandon(itd_ckdir_t *cd);
+
+/** @brief Sequence number of the last cut published or restored (0 none). */
+uint64_t itd_ckdir_last_seq(const itd_ckdir_t *cd);
+
+/* ---- reading, for `intentd inspect` ---------------------------------- */
+
+/**
+ * @brief Reads and checks cutdir/MANIFEST into info (itd_cut_info_fini).
+ * @returns ITD_OK; ITD_ERR_NOT_FOUND; ITD_ERR_CORRUPT with errstr.
+ */
+itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
+                            char *errstr, size_t errstr_size);
+void itd_cut_info_fini(itd_cut_info_t *info);
+
+/**
+ * @brief Complete cuts of a checkpoint folder, newest first, as paths
+ * (caller frees each and the array).
+ * @returns how many; 0 also when dir cannot be read.
+ */
+size_t itd_ckdir_list(const char *dir, char ***paths);
+
+/**
+ * @brief Restores partition p of the cut at cutdir with the cut's own
+ * configuration (no engine needed).
+ * @returns ITD_OK; else errstr says why.
+ */
+itd_err_t itd_cut_read_partition(const char *cutdir,
+                                 const itd_cut_info_t *info, int32_t p,
+                                 itd_state_t **st, itd_labeler_t **lb,
+                                 char *errstr, size_t errstr_size);
+
+/** @brief `intentd inspect`: see daemon/cmd_inspect.c. */
+int itd_cmd_inspect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * report.h - the evaluation report of `intentd replay`: every judged example
+ * (through the engine's example hook) and every event go into constant-size
+ * accumulators, from which the report is written as JSON (--report) and as
+ * one self-contained HTML page with inline SVG charts (--html).
+ *
+ * Accumulators: purchase-score histograms (ITD_PV_BINS bins per class, the
+ * binning of model/metrics.c, so the overall AUC equals the engine's),
+ * exact confusion counts at the 99 sweep thresholds 0.01..0.99, 10
+ * calibration bins, the next-action confusion matrix, and per event-time
+ * bucket (one hour wide, doubled as needed to stay within
+ * ITD_REPORT_TIME_BUCKETS) coarser histograms for AUC and log loss over
+ * time. Memory is about 1 MiB whatever the input size.
+ *
+ * @thread the replay's one thread.
+ */
+#ifndef INTENTD_REPORT_H
+#define INTENTD_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "engine.h"
+#include "intentd/conf.h"
+#include "intentd/err.h"
+#include "intentd/event.h"
+#include "intentd/prediction.h"
+
+#define ITD_REPORT_TIME_BUCKETS 240 /* most event-time buckets kept */
+#define ITD_REPORT_SWEEP 99         /* thresholds 0.01 .. 0.99 */
+
+typedef struct itd_report_s itd_report_t;
+
+/* What the report says about the run besides the examples. Borrowed. */
+typedef struct itd_report_run_s {
+        const char *input;               /* the file replayed */
+        const char *format;              /* its format name */
+        const itd_conf_t *conf;          /* the configuration used */
+        const itd_engine_stats_t *stats; /* engine counters at the end */
+        double seconds;                  /* wall time of the replay */
+        uint64_t events;                 /* events read */
+        uint64_t bad_lines;              /* input lines skipped */
+        uint64_t filtered;               /* events refused as late */
+} itd_report_run_t;
+
+/** @brief New empty report; threshold as predict.threshold. Caller owns. */
+itd_report_t *itd_report_new(double threshold);
+void itd_report_destroy(itd_report_t *rep);
+
+/** @brief Counts one input event (event mix, event-time range). Call in
+ * input order, before the event is processed. */
+void itd_report_event(itd_report_t *rep, const itd_event_t *ev);
+
+/** @brief Adds one judged example (non-finite scores are left out, as in
+ * model/metrics.c). next_probs may be NULL (no next-action head). */
+void itd_report_example(itd_report_t *rep, int64_t ts_ms, float score,
+                        const float *next_probs, int label, itd_next_t next);
+
+/** @brief itd_example_hook_t that calls itd_report_example(arg, ...). */
+void itd_report_example_hook(void *arg, const float *x, size_t dim,
+                             const uint32_t *ids, size_t n_ids,
+                             uint64_t user_hash, int64_t ts_ms, float score,
+                             const float *next_probs, int label,
+                             itd_next_t next);
+
+/** @brief Records events processed after `seconds` of wall time, for the
+ * throughput chart (keeps at most a few hundred samples). */
+void itd_report_progress(itd_report_t *rep, uint64_t events,
+                         double seconds);
+
+/**
+ * @brief The whole report as a JSON object (docs/ACCURACY.md, "Report").
+ * @returns a new reference (caller json_decref's it).
+ */
+json_t *itd_report_json(const itd_report_t *rep, const itd_report_run_t *run);
+
+/** @brief Writes the JSON report to path (indented). ITD_ERR_IO + errstr. */
+itd_err_t itd_report_write_json(const json_t *report, const char *path,
+                                char *errstr, size_t errstr_size);
+
+/**
+ * @brief Writes one self-contained HTML page (inline SVG, no scripts, no
+ * network) drawn from a report of itd_report_json: summary table, ROC,
+ * precision-recall, calibration, AUC and log loss over event time, event
+ * mix, throughput; each chart is <svg id="chart-NAME">.
+ * @returns ITD_OK, or ITD_ERR_IO with errstr.
+ */
+itd_err_t itd_report_write_html(const json_t *report, const char *path,
+                                char *errstr, size_t errstr_size);
+
+#endif

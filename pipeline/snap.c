@@ -1,0 +1,203 @@
+/*
+ * snap.c - snapshot I/O shared by the state, labeler and trigger tables:
+ * counted, hashed reads and writes, and the common header (snap_int.h).
+ *
+ * Each kind keeps its own payload and its own checks of the header values
+ * (layout, configuration, sizes); what is the same for every kind, and so
+ * must read the same in every message, lives here.
+ *
+ * @thread any; no shared state.
+ */
+#include "snap_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "intentd/mem.h"
+
+void itd_snap_write(itd_snap_t *s, const void *p, size_t n) {
+        if (s->failed || n == 0)
+                return;
+        if (s->h)
+                XXH64_update(s->h, p, n);
+        if (s->f && fwrite(p, 1, n, s->f) != n) {
+                s->failed = 1;
+                s->saved_errno = errno;
+                return;
+        }
+        s->off += n;
+}
+
+int itd_snap_read(itd_snap_t *s, void *p, size_t n) {
+        if (s->failed)
+                return -1;
+        size_t got = n ? fread(p, 1, n, s->f) : 0;
+        if (s->h)
+                XXH64_update(s->h, p, got);
+        s->off += got;
+        if (got != n) {
+                s->failed = 1;
+                s->eof = feof(s->f) != 0;
+                s->saved_errno = errno;
+                return -1;
+        }
+        return 0;
+}
+
+void itd_snap_hash_begin(itd_snap_t *s) {
+        s->h = XXH64_createState();
+        if (!s->h) {
+                fprintf(stderr, "<2>intentd: out of memory allocating a "
+                        "hash state\n");
+                abort();
+        }
+        XXH64_reset(s->h, 0);
+}
+
+uint64_t itd_snap_hash_end(itd_snap_t *s) {
+        uint64_t d = XXH64_digest(s->h);
+        XXH64_freeState(s->h);
+        s->h = NULL;
+        return d;
+}
+
+void itd_snap_put(unsigned char *buf, size_t *pos, uint64_t v) {
+        memcpy(buf + *pos, &v, sizeof(v));
+        *pos += sizeof(v);
+}
+
+uint64_t itd_snap_get(const unsigned char *buf, size_t *pos) {
+        uint64_t v;
+        memcpy(&v, buf + *pos, sizeof(v));
+        *pos += sizeof(v);
+        return v;
+}
+
+void itd_snap_read_error(const itd_snap_t *s, const char *kind,
+                         const char *what, uint64_t start, uint64_t want,
+                         char *errstr, size_t errstr_size) {
+        if (!errstr || !errstr_size)
+                return;
+        if (s->eof)
+                snprintf(errstr, errstr_size,
+                         "truncated %s snapshot: input ended at byte %" PRIu64
+                         ", inside %s (%" PRIu64 " bytes from byte %" PRIu64
+                         ")", kind, s->off, what, want, start);
+        else
+                snprintf(errstr, errstr_size,
+                         "reading %s snapshot failed at byte %" PRIu64
+                         " (%s): %s", kind, s->off, what,
+                         strerror(s->saved_errno));
+}
+
+itd_err_t itd_snap_save(FILE *out, const itd_snap_kind_t *k,
+                        const uint64_t *values, itd_snap_payload_fn *payload,
+                        const void *obj, char *errstr, size_t errstr_size) {
+        /* pass 1 measures and hashes, so the header can lead */
+        itd_snap_t s = {0};
+        itd_snap_hash_begin(&s);
+        payload(&s, obj);
+        uint64_t payload_bytes = s.off;
+        uint64_t payload_hash = itd_snap_hash_end(&s);
+
+        /* built whole and written in one piece, so a refused write is
+         * reported at byte 0 whatever the kind */
+        size_t hdr_bytes = ITD_SNAP_HDR_BYTES(k->n_values);
+        unsigned char *hdr = itd_xmalloc(hdr_bytes);
+        size_t pos = 8;
+        memcpy(hdr, k->magic, 8);
+        itd_snap_put(hdr, &pos, (uint64_t)k->version |
+                                    (uint64_t)hdr_bytes << 32);
+        itd_snap_put(hdr, &pos, ITD_SNAP_ENDIAN);
+        for (size_t i = 0; i < k->n_values; i++)
+                itd_snap_put(hdr, &pos, values[i]);
+        itd_snap_put(hdr, &pos, payload_bytes);
+        itd_snap_put(hdr, &pos, payload_hash);
+        itd_snap_put(hdr, &pos, XXH64(hdr, pos, 0));
+
+        itd_snap_t w = {.f = out};
+        itd_snap_write(&w, hdr, hdr_bytes);
+        free(hdr);
+        payload(&w, obj);
+        if (w.failed) {
+                if (errstr && errstr_size)
+                        snprintf(errstr, errstr_size,
+                                 "writing %s snapshot failed at byte %"
+                                 PRIu64 ": %s", k->name, w.off,
+                                 strerror(w.saved_errno));
+                return ITD_ERR_IO;
+        }
+        return ITD_OK;
+}
+
+int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
+                         uint64_t *values, uint64_t *payload_bytes,
+                         uint64_t *payload_hash, char *errstr,
+                         size_t errstr_size) {
+        const char *name = k->name;
+        int hdr_bytes = (int)ITD_SNAP_HDR_BYTES(k->n_values);
+        unsigned char head[16];
+        uint64_t vw, endian, stored, computed;
+        /* hashed as it is read: the header's checksum covers all of it
+         * but the checksum itself */
+        itd_snap_hash_begin(s);
+        /* the fixed part first, so a foreign file is named as such */
+        if (itd_snap_read(s, head, sizeof(head)) != 0) {
+                itd_snap_read_error(s, name, "the header", 0, 16, errstr,
+                                    errstr_size);
+                goto fail;
+        }
+        if (memcmp(head, k->magic, 8) != 0)
+                ITD_SNAP_FAIL("corrupt %s snapshot: bad magic at byte 0 (not "
+                              "a %s snapshot)", name, name);
+        memcpy(&vw, head + 8, sizeof(vw));
+        if ((uint32_t)vw != k->version || vw >> 32 != (uint64_t)hdr_bytes)
+                ITD_SNAP_FAIL("incompatible %s snapshot: format version %"
+                              PRIu32 " with a %" PRIu32 "-byte header at "
+                              "byte 8; this build reads version %d (%d "
+                              "bytes)", name, (uint32_t)vw,
+                              (uint32_t)(vw >> 32), (int)k->version,
+                              hdr_bytes);
+        itd_snap_read(s, &endian, sizeof(endian));
+        itd_snap_read(s, values, k->n_values * sizeof(*values));
+        itd_snap_read(s, payload_bytes, sizeof(*payload_bytes));
+        itd_snap_read(s, payload_hash, sizeof(*payload_hash));
+        computed = itd_snap_hash_end(s);
+        if (itd_snap_read(s, &stored, sizeof(stored)) != 0) {
+                itd_snap_read_error(s, name, "the header", 0,
+                                    (uint64_t)hdr_bytes, errstr, errstr_size);
+                goto fail;
+        }
+        if (stored != computed)
+                ITD_SNAP_FAIL("corrupt %s snapshot: header checksum mismatch "
+                              "over bytes 0..%d (stored %016" PRIx64
+                              ", computed %016" PRIx64 ")", name,
+                              hdr_bytes - 9, stored, computed);
+        if (endian != ITD_SNAP_ENDIAN)
+                ITD_SNAP_FAIL("incompatible %s snapshot: written on a host "
+                              "of another byte order", name);
+        return 0;
+fail:
+        if (s->h)
+                itd_snap_hash_end(s);
+        return -1;
+}
+
+int itd_snap_payload_check(itd_snap_t *s, const itd_snap_kind_t *k,
+                           uint64_t stored, char *errstr,
+                           size_t errstr_size) {
+        uint64_t computed = itd_snap_hash_end(s);
+        if (computed == stored)
+                return 0;
+        if (errstr && errstr_size)
+                snprintf(errstr, errstr_size,
+                         "corrupt %s snapshot: payload checksum mismatch "
+                         "over bytes %d..%" PRIu64 " (stored %016" PRIx64
+                         ", computed %016" PRIx64 ")", k->name,
+                         (int)ITD_SNAP_HDR_BYTES(k->n_values), s->off - 1,
+                         stored, computed);
+        return -1;
+}

@@ -1,0 +1,455 @@
+/*
+ * trigger.c - per-partition trigger state: hysteresis and cool-down per
+ * user (rules in trigger.h).
+ *
+ * A user needs an entry only once an UP has fired: before that they are
+ * armed and out of cool-down, which is what "no entry" means. So the table
+ * holds the users marketing is currently watching, not every shopper, and
+ * most events cost one failed probe.
+ *
+ * Entries live in one dense array of 32-byte records; an open-addressing
+ * index (linear probing, uint32 entry numbers, at most half full) maps the
+ * user hash to its record. Both grow by doubling up to max_users. LRU
+ * order (most recently seen at the head) is a doubly linked list through
+ * the records; when the table is full, the tail's record is reused for the
+ * newcomer and its index slot removed by backward shifting, so no
+ * tombstones accumulate.
+ *
+ * Snapshots (end of file) write the users least recently seen first, so
+ * re-inserting them in file order rebuilds the same LRU order.
+ *
+ * @thread pipeline thread only; no locks.
+ */
+#include "intentd/trigger.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+#include "intentd/mem.h"
+#include "snap_int.h"
+
+#define NIL UINT32_MAX
+#define NO_UP INT64_MIN   /* last_up_ms of a user with no UP yet */
+#define INITIAL_CAP 1024  /* records before the first doubling */
+#define MAX_USERS_LIMIT (UINT32_C(1) << 31)
+
+typedef struct entry_s {
+        uint64_t hash;
+        int64_t last_up_ms; /* event time of the user's last UP */
+        uint32_t prev;      /* more recently seen, NIL at the head */
+        uint32_t next;      /* less recently seen, NIL at the tail */
+        uint32_t armed;     /* 1: the next crossing of enter may fire */
+        uint32_t pad;
+} entry_t;
+_Static_assert(sizeof(entry_t) == 32, "trigger.h promises 32 bytes a user");
+
+struct itd_triggers_s {
+        itd_trigger_conf_t conf;
+        entry_t *e;          /* n used of cap */
+        size_t n, cap;
+        uint32_t *slot;      /* index: entry number or NIL */
+        size_t slot_mask;    /* slots - 1, a power of two minus one */
+        uint32_t head, tail; /* LRU ends */
+        itd_triggers_stats_t stats; /* .users kept equal to n on read */
+};
+
+const char *itd_trigger_direction_name(itd_trigger_direction_t dir) {
+        switch (dir) {
+        case ITD_TRIGGER_UP:
+                return "UP";
+        case ITD_TRIGGER_DOWN:
+                return "DOWN";
+        default:
+                return "?";
+        }
+}
+
+itd_err_t itd_trigger_conf_check(const itd_trigger_conf_t *c, char *errstr,
+                                 size_t errstr_size) {
+        const char *bad = NULL;
+        double v = 0;
+        if (!(c->enter >= 0.0f && c->enter <= 1.0f))
+                bad = "triggers.enter", v = c->enter;
+        else if (!(c->exit >= 0.0f && c->exit <= 1.0f))
+                bad = "triggers.exit", v = c->exit;
+        if (bad) {
+                snprintf(errstr, errstr_size, "%s: %g is outside 0..1", bad,
+                         v);
+                return ITD_ERR_CONF;
+        }
+        if (c->exit > c->enter) {
+                snprintf(errstr, errstr_size,
+                         "triggers.exit: %g is above triggers.enter (%g); "
+                         "the re-arm level must not exceed the firing level",
+                         (double)c->exit, (double)c->enter);
+                return ITD_ERR_CONF;
+        }
+        if (c->cooldown_ms < 0) {
+                snprintf(errstr, errstr_size,
+                         "triggers.cooldown: %" PRId64 " ms is negative",
+                         c->cooldown_ms);
+                return ITD_ERR_CONF;
+        }
+        if (c->max_users < 1 || c->max_users > MAX_USERS_LIMIT) {
+                snprintf(errstr, errstr_size,
+                         "triggers.max_users: %zu is outside 1..%" PRIu32,
+                         c->max_users, MAX_USERS_LIMIT);
+                return ITD_ERR_CONF;
+        }
+        return ITD_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Index and LRU.                                                      */
+
+static size_t home(const itd_triggers_t *t, uint64_t hash) {
+        /* The user hash is already an XXH64 output: its bits are mixed. */
+        return (size_t)(hash ^ (hash >> 32)) & t->slot_mask;
+}
+
+/* The slot holding hash, or the empty slot where it would go. */
+static size_t probe(const itd_triggers_t *t, uint64_t hash) {
+        size_t i = home(t, hash);
+        while (t->slot[i] != NIL && t->e[t->slot[i]].hash != hash)
+                i = (i + 1) & t->slot_mask;
+        return i;
+}
+
+/* Removes slot i, shifting later members of its cluster back so every
+ * entry stays reachable from its home without tombstones. */
+static void slot_remove(itd_triggers_t *t, size_t i) {
+        size_t j = i;
+        for (;;) {
+                j = (j + 1) & t->slot_mask;
+                if (t->slot[j] == NIL)
+                        break;
+                size_t k = home(t, t->e[t->slot[j]].hash);
+                /* j's entry may move to i unless its home lies cyclically
+                 * in (i, j]. */
+                int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+                if (!stays) {
+                        t->slot[i] = t->slot[j];
+                        i = j;
+                }
+        }
+        t->slot[i] = NIL;
+}
+
+static void lru_unlink(itd_triggers_t *t, uint32_t x) {
+        entry_t *u = &t->e[x];
+        if (u->prev != NIL)
+                t->e[u->prev].next = u->next;
+        else
+                t->head = u->next;
+        if (u->next != NIL)
+                t->e[u->next].prev = u->prev;
+        else
+                t->tail = u->prev;
+        u->prev = u->next = NIL;
+}
+
+static void lru_push_head(itd_triggers_t *t, uint32_t x) {
+        entry_t *u = &t->e[x];
+        u->prev = NIL;
+        u->next = t->head;
+        if (t->head != NIL)
+                t->e[t->head].prev = x;
+        else
+                t->tail = x;
+        t->head = x;
+}
+
+static void index_build(itd_triggers_t *t, size_t n_slots) {
+        free(t->slot);
+        t->slot = itd_xmalloc(n_slots * sizeof *t->slot);
+        memset(t->slot, 0xff, n_slots * sizeof *t->slot); /* all NIL */
+        t->slot_mask = n_slots - 1;
+        for (size_t x = 0; x < t->n; x++)
+                t->slot[probe(t, t->e[x].hash)] = (uint32_t)x;
+}
+
+/* Doubles the records (up to max_users) and rebuilds the index at no more
+ * than half full. */
+static void grow(itd_triggers_t *t) {
+        size_t cap = t->cap * 2;
+        if (cap > t->conf.max_users)
+                cap = t->conf.max_users;
+        t->e = itd_xrealloc(t->e, cap * sizeof *t->e);
+        t->cap = cap;
+        size_t n_slots = 16;
+        while (n_slots < 2 * cap)
+                n_slots *= 2;
+        index_build(t, n_slots);
+}
+
+/* A record for a user known to be absent: a free one, a new one, or the
+ * least recently seen user's. Linked at the head, indexed, armed. */
+static entry_t *insert(itd_triggers_t *t, uint64_t hash) {
+        uint32_t x;
+        if (t->n == t->cap && t->cap < t->conf.max_users)
+                grow(t);
+        if (t->n < t->cap) {
+                x = (uint32_t)t->n++;
+        } else {
+                x = t->tail;
+                slot_remove(t, probe(t, t->e[x].hash));
+                lru_unlink(t, x);
+                t->stats.evicted++;
+        }
+        entry_t *u = &t->e[x];
+        *u = (entry_t){.hash = hash, .last_up_ms = NO_UP, .armed = 1,
+                       .prev = NIL, .next = NIL};
+        t->slot[probe(t, hash)] = x;
+        lru_push_head(t, x);
+        return u;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public.                                                             */
+
+itd_triggers_t *itd_triggers_new(const itd_trigger_conf_t *c, char *errstr,
+                                 size_t errstr_size) {
+        if (itd_trigger_conf_check(c, errstr, errstr_size) != ITD_OK)
+                return NULL;
+        itd_triggers_t *t = itd_xcalloc(1, sizeof *t);
+        t->conf = *c;
+        t->cap = c->max_users < INITIAL_CAP ? c->max_users : INITIAL_CAP;
+        t->e = itd_xmalloc(t->cap * sizeof *t->e);
+        t->head = t->tail = NIL;
+        size_t n_slots = 16;
+        while (n_slots < 2 * t->cap)
+                n_slots *= 2;
+        index_build(t, n_slots);
+        return t;
+}
+
+void itd_triggers_destroy(itd_triggers_t *t) {
+        if (!t)
+                return;
+        free(t->e);
+        free(t->slot);
+        free(t);
+}
+
+/* Inside the cool-down of the last UP? Written so no subtraction can
+ * overflow, whatever the timestamps. */
+static int cooling(const itd_triggers_t *t, const entry_t *u, int64_t ts) {
+        if (u->last_up_ms == NO_UP)
+                return 0;
+        if (ts < u->last_up_ms)
+                return 1; /* out of order: older than the UP itself */
+        return (uint64_t)ts - (uint64_t)u->last_up_ms <
+               (uint64_t)t->conf.cooldown_ms;
+}
+
+int itd_triggers_update(itd_triggers_t *t, uint64_t user_hash,
+                        int64_t event_ts_ms, float score,
+                        itd_trigger_direction_t *dir) {
+        if (!isfinite(score))
+                return 0;
+        size_t i = probe(t, user_hash);
+        uint32_t x = t->slot[i];
+        if (x == NIL) {
+                /* No entry: armed and out of cool-down. Only a crossing
+                 * makes the user worth remembering. */
+                if (score < t->conf.enter)
+                        return 0;
+                entry_t *u = insert(t, user_hash);
+                u->armed = 0;
+                u->last_up_ms = event_ts_ms;
+                t->stats.fired_up++;
+                if (dir)
+                        *dir = ITD_TRIGGER_UP;
+                return 1;
+        }
+        entry_t *u = &t->e[x];
+        if (t->head != x) {
+                lru_unlink(t, x);
+                lru_push_head(t, x);
+        }
+        if (u->armed) {
+                if (score < t->conf.enter)
+                        return 0;
+                if (cooling(t, u, event_ts_ms)) {
+                        /* Held back, still armed: the first event past the
+                         * cool-down that is still high fires. */
+                        t->stats.held_back++;
+                        return 0;
+                }
+                u->armed = 0;
+                u->last_up_ms = event_ts_ms;
+                t->stats.fired_up++;
+                if (dir)
+                        *dir = ITD_TRIGGER_UP;
+                return 1;
+        }
+        if (score < t->conf.exit) {
+                u->armed = 1;
+                t->stats.fired_down++;
+                if (dir)
+                        *dir = ITD_TRIGGER_DOWN;
+                return 1;
+        }
+        return 0;
+}
+
+void itd_triggers_make_record(const itd_triggers_t *t,
+                              const itd_prediction_t *p,
+                              itd_trigger_direction_t dir,
+                              int64_t fired_at_ms, itd_trigger_rec_t *rec) {
+        itd_strlcpy(rec->prediction_id, p->prediction_id,
+                    sizeof rec->prediction_id);
+        itd_strlcpy(rec->user_id, p->user_id, sizeof rec->user_id);
+        rec->score = p->purchase_probability;
+        rec->threshold = dir == ITD_TRIGGER_UP ? t->conf.enter
+                                               : t->conf.exit;
+        rec->direction = dir;
+        rec->event_ts_ms = p->event_ts_ms;
+        rec->fired_at_ms = fired_at_ms;
+}
+
+void itd_triggers_stats(const itd_triggers_t *t, itd_triggers_stats_t *s) {
+        *s = t->stats;
+        s->users = t->n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots: header (magic, version | header bytes << 32, byte order,  */
+/* configuration, counts, payload bytes and XXH64, header XXH64), then  */
+/* one 24-byte record per user, least recently seen first.              */
+
+#define TSNAP_MAGIC "ITDTRIGR"
+#define TSNAP_VERSION 1
+#define TSNAP_REC 24 /* hash u64, last_up_ms i64, armed u64 */
+
+enum {
+        TH_ENTER,     /* float bits */
+        TH_EXIT,      /* float bits */
+        TH_COOLDOWN,
+        TH_MAX_USERS,
+        TH_N,
+        TH_FIRED_UP,
+        TH_FIRED_DOWN,
+        TH_HELD_BACK,
+        TH_EVICTED,
+        TH__COUNT
+};
+
+#define TSNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(TH__COUNT)
+
+static const itd_snap_kind_t snap_kind = {
+    .name = "trigger",
+    .magic = TSNAP_MAGIC,
+    .version = TSNAP_VERSION,
+    .n_values = TH__COUNT,
+};
+
+static uint64_t float_bits(float f) {
+        uint32_t u;
+        memcpy(&u, &f, sizeof u);
+        return u;
+}
+
+static void write_payload(itd_snap_t *s, const void *obj) {
+        const itd_triggers_t *t = obj;
+        unsigned char rec[TSNAP_REC];
+        for (uint32_t x = t->tail; x != NIL; x = t->e[x].prev) {
+                const entry_t *u = &t->e[x];
+                size_t pos = 0;
+                itd_snap_put(rec, &pos, u->hash);
+                itd_snap_put(rec, &pos, (uint64_t)u->last_up_ms);
+                itd_snap_put(rec, &pos, u->armed);
+                itd_snap_write(s, rec, sizeof rec);
+        }
+}
+
+itd_err_t itd_triggers_snapshot(const itd_triggers_t *t, FILE *out,
+                                char *errstr, size_t errstr_size) {
+        uint64_t v[TH__COUNT] = {
+            [TH_ENTER] = float_bits(t->conf.enter),
+            [TH_EXIT] = float_bits(t->conf.exit),
+            [TH_COOLDOWN] = (uint64_t)t->conf.cooldown_ms,
+            [TH_MAX_USERS] = t->conf.max_users,
+            [TH_N] = t->n,
+            [TH_FIRED_UP] = t->stats.fired_up,
+            [TH_FIRED_DOWN] = t->stats.fired_down,
+            [TH_HELD_BACK] = t->stats.held_back,
+            [TH_EVICTED] = t->stats.evicted,
+        };
+        return itd_snap_save(out, &snap_kind, v, write_payload, t, errstr,
+                             errstr_size);
+}
+
+itd_triggers_t *itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
+                                     char *errstr, size_t errstr_size) {
+#define FAIL ITD_SNAP_FAIL
+        itd_triggers_t *t = NULL;
+        itd_snap_t s = {.f = in};
+        uint64_t v[TH__COUNT], payload_bytes, payload_hash;
+        if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
+                                 &payload_hash, errstr, errstr_size) != 0)
+                goto fail;
+        uint64_t n = v[TH_N];
+        if (n > MAX_USERS_LIMIT || payload_bytes != n * TSNAP_REC)
+                FAIL("corrupt trigger snapshot: sizes in the header (bytes "
+                     "24..%d) do not describe a trigger table",
+                     TSNAP_HDR_BYTES - 1);
+
+        t = itd_triggers_new(c, errstr, errstr_size);
+        if (!t)
+                goto fail;
+        t->stats.fired_up = v[TH_FIRED_UP];
+        t->stats.fired_down = v[TH_FIRED_DOWN];
+        t->stats.held_back = v[TH_HELD_BACK];
+        t->stats.evicted = v[TH_EVICTED];
+        /* Users beyond this configuration's max_users: the least recently
+         * seen, first in the file, are read (for the checksum) and
+         * dropped. */
+        uint64_t skip = n > c->max_users ? n - c->max_users : 0;
+        itd_snap_hash_begin(&s);
+        unsigned char rec[TSNAP_REC];
+        const char *bad = NULL;
+        for (uint64_t i = 0; i < n; i++) {
+                if (itd_snap_read(&s, rec, sizeof rec) != 0) {
+                        itd_snap_hash_end(&s);
+                        itd_snap_read_error(&s, "trigger", "the users",
+                                            TSNAP_HDR_BYTES, payload_bytes,
+                                            errstr, errstr_size);
+                        goto fail;
+                }
+                if (i < skip || bad)
+                        continue;
+                size_t rp = 0;
+                uint64_t hash = itd_snap_get(rec, &rp);
+                int64_t last_up = (int64_t)itd_snap_get(rec, &rp);
+                uint64_t armed = itd_snap_get(rec, &rp);
+                if (armed > 1) {
+                        bad = "an armed flag other than 0 or 1";
+                        continue;
+                }
+                if (!armed && last_up == NO_UP) {
+                        bad = "a disarmed user without an UP";
+                        continue;
+                }
+                if (t->slot[probe(t, hash)] != NIL) {
+                        bad = "a user hash listed twice";
+                        continue;
+                }
+                entry_t *u = insert(t, hash);
+                u->last_up_ms = last_up;
+                u->armed = (uint32_t)armed;
+        }
+        if (itd_snap_payload_check(&s, &snap_kind, payload_hash, errstr,
+                                   errstr_size) != 0)
+                goto fail;
+        if (bad)
+                FAIL("corrupt trigger snapshot: %s", bad);
+        /* insert() counted nothing: the table never filled. */
+        t->stats.evicted += skip;
+        return t;
+fail:
+        itd_triggers_destroy(t);
+        return NULL;
+#undef FAIL
+}

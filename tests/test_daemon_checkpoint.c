@@ -1,0 +1,400 @@
+/*
+ * test_daemon_checkpoint.c - the checkpoint folder (daemon/checkpoint.h):
+ * a cut restores to the same state, pending labels and positions; a
+ * damaged newest cut falls back to the previous one; a cut of another
+ * feature spec is refused with a clear error; old cuts go only after a
+ * newer one is complete; unfinished ones are cleaned up.
+ *
+ * Events come from the seeded simulator, spread over three partitions by
+ * user, with offsets counting per partition like Kafka's.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "engine.h"
+#include "intentd/conf.h"
+#include "intentd/event.h"
+#include "intentd/simulator.h"
+#include "testutil.h"
+
+#define PARTS 3
+#define BATCH 256
+
+typedef struct feed_s {
+        itd_sim_t *sim;
+        int64_t next_offset[PARTS];
+} feed_t;
+
+static itd_conf_t *small_conf(const char *windows) {
+        itd_conf_t *conf = itd_conf_new();
+        char err[256];
+        /* A small model keeps each cut at a few hundred KiB. */
+        cr_assert_eq(itd_conf_set(conf, "model.embedding.buckets", "1024",
+                                  err, sizeof err), ITD_OK, "%s", err);
+        cr_assert_eq(itd_conf_set(conf, "model.hidden", "16", err,
+                                  sizeof err), ITD_OK, "%s", err);
+        cr_assert_eq(itd_conf_set(conf, "labels.max_pending", "100000", err,
+                                  sizeof err), ITD_OK, "%s", err);
+        if (windows)
+                cr_assert_eq(itd_conf_set(conf, "windows.spans", windows, err,
+                                          sizeof err), ITD_OK, "%s", err);
+        return conf;
+}
+
+static itd_engine_t *engine(const itd_conf_t *conf) {
+        char err[256];
+        itd_engine_t *eng = itd_engine_new(conf, err, sizeof err);
+        cr_assert(eng, "%s", err);
+        return eng;
+}
+
+static void feed_init(feed_t *f) {
+        memset(f, 0, sizeof *f);
+        itd_sim_conf_t sc = {.users = 3000, .days = 2, .seed = 7,
+                             .start_ms = 1700000000000LL};
+        char err[256];
+        f->sim = itd_sim_new(&sc, err, sizeof err);
+        cr_assert(f->sim, "%s", err);
+}
+
+/* Feeds n events (in batches) to each engine given. */
+static void feed(feed_t *f, itd_engine_t **engs, size_t n_engs, size_t n) {
+        static itd_input_t in[BATCH];
+        static itd_prediction_t out[BATCH];
+        static itd_outcome_t oc[BATCH];
+        while (n > 0) {
+                size_t k = 0;
+                while (k < BATCH && k < n &&
+                       itd_sim_next(f->sim, &in[k].ev) == ITD_OK) {
+                        int32_t p = (int32_t)(itd_hash_str(in[k].ev.user_id,
+                                                           1) % PARTS);
+                        in[k].partition = p;
+                        in[k].offset = f->next_offset[p]++;
+                        k++;
+                }
+                cr_assert(k > 0, "simulator ran dry");
+                for (size_t e = 0; e < n_engs; e++)
+                        cr_assert_eq(itd_engine_process(engs[e], "events", in,
+                                                        k, out, oc),
+                                     ITD_OK);
+                n -= k;
+        }
+}
+
+static itd_cut_pos_t *positions(const feed_t *f) {
+        static itd_cut_pos_t pos[PARTS];
+        for (int p = 0; p < PARTS; p++)
+                pos[p] = (itd_cut_pos_t){p, f->next_offset[p]};
+        return pos;
+}
+
+/* The engine's dump (what `inspect state` prints), malloc'd. */
+static char *dump(const itd_engine_t *eng) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        cr_assert_eq(itd_engine_dump_state(eng, m), ITD_OK);
+        fclose(m);
+        return buf;
+}
+
+static uint64_t pending(const itd_engine_t *eng) {
+        itd_engine_stats_t es;
+        itd_engine_stats(eng, &es);
+        return es.pending;
+}
+
+static void cut(itd_ckdir_t *cd, itd_engine_t *eng, const feed_t *f,
+                int background) {
+        char err[1024];
+        cr_assert_eq(itd_ckdir_cut(cd, eng, positions(f), PARTS, background,
+                                   err, sizeof err), ITD_OK, "%s", err);
+        cr_assert_eq(itd_ckdir_poll(cd, 1, err, sizeof err), ITD_CUT_WRITTEN,
+                     "%s", err);
+        cr_assert_eq(itd_ckdir_publish(cd, err, sizeof err), ITD_OK, "%s",
+                     err);
+}
+
+static char dir[256];
+
+static itd_ckdir_t *open_dir(const itd_engine_t *eng) {
+        char err[1024];
+        itd_ckdir_t *cd = itd_ckdir_open(dir, eng, "events", 2, 0, err,
+                                         sizeof err);
+        cr_assert(cd, "%s", err);
+        return cd;
+}
+
+/* Two cuts: after 3000 events (dump1, offsets1) and 6000 (dump2). */
+typedef struct two_cuts_s {
+        char *dump1, *dump2;
+        uint64_t pending1, pending2;
+        int64_t off1[PARTS], off2[PARTS];
+} two_cuts_t;
+
+static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        itd_engine_t *eng = engine(conf);
+        feed_t f;
+        feed_init(&f);
+        itd_ckdir_t *cd = open_dir(eng);
+        feed(&f, &eng, 1, 3000);
+        cut(cd, eng, &f, 0);
+        tc->dump1 = dump(eng);
+        tc->pending1 = pending(eng);
+        memcpy(tc->off1, f.next_offset, sizeof tc->off1);
+        feed(&f, &eng, 1, 3000);
+        cut(cd, eng, &f, 1);
+        tc->dump2 = dump(eng);
+        tc->pending2 = pending(eng);
+        memcpy(tc->off2, f.next_offset, sizeof tc->off2);
+        itd_ckdir_close(cd);
+        itd_sim_destroy(f.sim);
+        itd_engine_destroy(eng);
+}
+
+/* Restores dir into a fresh engine; checks against dump/pending/offsets. */
+static void expect_restored(itd_conf_t *conf, const char *want_dump,
+                            uint64_t want_pending, const int64_t *want_off) {
+        itd_engine_t *eng = engine(conf);
+        itd_ckdir_t *cd = open_dir(eng);
+        itd_cut_pos_t *pos;
+        size_t n;
+        char err[2048];
+        cr_assert_eq(itd_ckdir_restore(cd, eng, &pos, &n, NULL, err,
+                                       sizeof err), ITD_OK, "%s", err);
+        cr_assert_eq(n, PARTS);
+        for (size_t i = 0; i < n; i++)
+                cr_expect_eq(pos[i].next_offset, want_off[pos[i].partition],
+                             "partition %d resumes at %lld, expected %lld",
+                             (int)pos[i].partition,
+                             (long long)pos[i].next_offset,
+                             (long long)want_off[pos[i].partition]);
+        char *got = dump(eng);
+        cr_expect_str_eq(got, want_dump);
+        cr_expect_eq(pending(eng), want_pending);
+        free(got);
+        free(pos);
+        itd_ckdir_close(cd);
+        itd_engine_destroy(eng);
+}
+
+static char *newest_file(const char *name, char *buf, size_t cap) {
+        char **paths;
+        size_t n = itd_ckdir_list(dir, &paths);
+        cr_assert(n >= 1);
+        snprintf(buf, cap, "%s/%s", paths[0], name);
+        for (size_t i = 0; i < n; i++)
+                free(paths[i]);
+        free(paths);
+        return buf;
+}
+
+Test(daemon_checkpoint, restores_state_pending_labels_and_positions) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        cr_assert(tc.pending2 > 0, "the test needs pending labels");
+        expect_restored(conf, tc.dump2, tc.pending2, tc.off2);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {
+        itd_conf_t *conf = small_conf(NULL);
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        itd_engine_t *a = engine(conf);
+        feed_t f;
+        feed_init(&f);
+        itd_ckdir_t *cd = open_dir(a);
+        feed(&f, &a, 1, 2500);
+        cut(cd, a, &f, 1);
+        itd_ckdir_close(cd);
+
+        itd_engine_t *b = engine(conf);
+        cd = open_dir(b);
+        itd_cut_pos_t *pos;
+        size_t n;
+        char err[2048];
+        cr_assert_eq(itd_ckdir_restore(cd, b, &pos, &n, NULL, err, sizeof err),
+                     ITD_OK, "%s", err);
+        free(pos);
+        itd_ckdir_close(cd);
+        itd_engine_t *both[] = {a, b};
+        feed(&f, both, 2, 4000);
+        char *da = dump(a), *db = dump(b);
+        cr_expect_str_eq(db, da);
+        cr_expect_eq(pending(b), pending(a));
+        free(da);
+        free(db);
+        itd_sim_destroy(f.sim);
+        itd_engine_destroy(a);
+        itd_engine_destroy(b);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, truncated_partition_file_falls_back_to_previous_cut) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        char path[4096];
+        newest_file("part-1.snap", path, sizeof path);
+        struct stat sb;
+        cr_assert_eq(stat(path, &sb), 0);
+        cr_assert_eq(truncate(path, sb.st_size / 2), 0);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, corrupted_model_falls_back_to_previous_cut) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        char path[4096];
+        newest_file("model.ckpt", path, sizeof path);
+        FILE *fp = fopen(path, "r+b");
+        cr_assert(fp);
+        fseek(fp, 1000, SEEK_SET);
+        int c = fgetc(fp);
+        fseek(fp, 1000, SEEK_SET);
+        fputc(c ^ 0x5a, fp);
+        fclose(fp);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, corrupted_state_byte_falls_back_to_previous_cut) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        char path[4096];
+        newest_file("part-0.snap", path, sizeof path);
+        FILE *fp = fopen(path, "r+b");
+        cr_assert(fp);
+        fseek(fp, -100, SEEK_END);
+        int c = fgetc(fp);
+        fseek(fp, -100, SEEK_END);
+        fputc(c ^ 0x01, fp);
+        fclose(fp);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, other_feature_spec_is_refused_naming_both_specs) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        itd_conf_t *other = small_conf("10m,1h,24h,7d");
+        itd_engine_t *eng = engine(other);
+        itd_ckdir_t *cd = open_dir(eng);
+        itd_cut_pos_t *pos;
+        size_t n;
+        char err[2048];
+        cr_assert_eq(itd_ckdir_restore(cd, eng, &pos, &n, NULL, err,
+                                       sizeof err), ITD_ERR_INCOMPATIBLE);
+        cr_expect(strstr(err, "feature spec") != NULL, "%s", err);
+        cr_expect(strstr(err, "windows 5m,1h,1d,7d") != NULL, "%s", err);
+        cr_expect(strstr(err, "windows 10m,1h,1d,7d") != NULL, "%s", err);
+        itd_engine_stats_t es;
+        itd_engine_stats(eng, &es);
+        cr_expect_eq(es.users, 0, "a refused cut must leave the engine empty");
+        itd_ckdir_close(cd);
+        itd_engine_destroy(eng);
+        itd_conf_destroy(other);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, empty_folder_means_start_empty) {
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        itd_conf_t *conf = small_conf(NULL);
+        itd_engine_t *eng = engine(conf);
+        itd_ckdir_t *cd = open_dir(eng);
+        itd_cut_pos_t *pos;
+        size_t n;
+        char err[2048];
+        cr_expect_eq(itd_ckdir_restore(cd, eng, &pos, &n, NULL, err,
+                                       sizeof err), ITD_ERR_NOT_FOUND);
+        cr_expect(strstr(err, "no checkpoint") != NULL, "%s", err);
+        itd_ckdir_close(cd);
+        itd_engine_destroy(eng);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, keeps_two_cuts_and_removes_unfinished_ones) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        itd_engine_t *eng = engine(conf);
+        itd_ckdir_t *cd = open_dir(eng);
+        feed_t f;
+        feed_init(&f);
+        feed(&f, &eng, 1, 500);
+        cut(cd, eng, &f, 1);
+        /* An unfinished cut, as a kill -9 during writing leaves it. */
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "%s/cut-000000000009.tmp", dir);
+        cr_assert_eq(mkdir(tmp, 0750), 0);
+        itd_ckdir_close(cd);
+        char **paths;
+        size_t n = itd_ckdir_list(dir, &paths);
+        cr_expect_eq(n, 2, "checkpoint.keep is 2, found %zu cuts", n);
+        cr_expect(strstr(paths[0], "cut-000000000003") != NULL, "%s",
+                  paths[0]);
+        for (size_t i = 0; i < n; i++)
+                free(paths[i]);
+        free(paths);
+        cd = open_dir(eng);
+        struct stat sb;
+        cr_expect_neq(stat(tmp, &sb), 0, "unfinished cut not removed");
+        itd_ckdir_close(cd);
+        itd_sim_destroy(f.sim);
+        itd_engine_destroy(eng);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, inspect_state_prints_the_dump_of_the_newest_cut) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        char out[512], log[512];
+        snprintf(out, sizeof out, "%s.out", dir);
+        snprintf(log, sizeof log, "%s.log", dir);
+        char *argv[] = {ITD_BINARY, "inspect", "state", dir, NULL};
+        pid_t pid = tu_spawn(argv, out);
+        cr_assert(pid > 0);
+        cr_assert_eq(tu_wait(pid, 20000), 0);
+        (void)log;
+        /* tu_spawn sends stderr to the same file: keep the JSON lines. */
+        FILE *fp = fopen(out, "r");
+        cr_assert(fp);
+        char *json = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&json, &len);
+        char line[4096];
+        while (fgets(line, sizeof line, fp))
+                if (line[0] == '{')
+                        fputs(line, m);
+        fclose(m);
+        fclose(fp);
+        cr_expect_str_eq(json, tc.dump2);
+        free(json);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}

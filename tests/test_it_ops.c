@@ -1,0 +1,496 @@
+/*
+ * test_it_ops.c - intentd as systemd and an SRE see it, end to end with
+ * separate processes: `intentd broker`, `intentd load` of a shipped fixture,
+ * and `intentd run` under a fake NOTIFY_SOCKET (a unix datagram socket this
+ * test binds) with a watchdog. The story, in order: READY=1 and STATUS=;
+ * /metrics scraped until every event is counted (and linted by promtool);
+ * /livez and /readyz; consumer lag per partition; WATCHDOG=1 pings;
+ * SIGHUP with a good config (RELOADING=1, READY=1, the applied keys
+ * logged); SIGHUP with a bad one (refused, still alive, counted as
+ * failed); SIGTERM (STOPPING=1, exit 0
+ * within shutdown.timeout, every consumed event accounted for) - and no
+ * user id of the fixture in clear in the log.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "intentd/log.h"
+#include "testutil.h"
+
+/* Generous bounds for a loaded 2-core machine; a healthy run takes a few
+ * seconds for all of it. */
+#define READY_TIMEOUT_MS 30000
+#define CONSUME_TIMEOUT_MS 60000
+#define NOTIFY_TIMEOUT_MS 10000
+/* Lag comes with librdkafka's statistics (statistics.interval.ms in
+ * run.c); the first document may predate the first fetch: allow a few. */
+#define LAG_TIMEOUT_MS 15000
+/* shutdown.timeout written into the config, and the slack allowed on top
+ * of it for process exit (librdkafka's consumer close, thread joins). */
+#define SHUTDOWN_TIMEOUT_S 10
+#define EXIT_SLACK_MS 5000
+
+static char dir[256], bs_path[512], conf_path[512], log_broker[512],
+    log_run[512], notify_path[512];
+static char *bootstrap;
+static int port;
+static pid_t broker_pid = -1, run_pid = -1;
+static int notify_fd = -1;
+
+/* ---- processes ---------------------------------------------------------- */
+
+/* A free TCP port on loopback: bind port 0, read it back, close. Another
+ * process could take it before intentd binds it; on this test machine
+ * nothing else races for ephemeral ports within a second. */
+static int free_port(void) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(fd, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        socklen_t len = sizeof sa;
+        cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+        close(fd);
+        return ntohs(sa.sin_port);
+}
+
+/* The config of this test with `extra` YAML appended at top level. */
+static void write_conf(const char *extra) {
+        char yaml[2048];
+        snprintf(yaml, sizeof yaml,
+                 "kafka:\n"
+                 "  bootstrap.servers: \"%s\"\n"
+                 "  session.timeout.ms: 6000\n"
+                 "  heartbeat.interval.ms: 500\n"
+                 "metrics:\n"
+                 "  listen: \"127.0.0.1:%d\"\n"
+                 "  log.interval: 1s\n"
+                 "shutdown:\n"
+                 "  timeout: %ds\n"
+                 "%s",
+                 bootstrap, port, SHUTDOWN_TIMEOUT_S, extra);
+        cr_assert_eq(tu_write_file(conf_path, yaml), 0);
+}
+
+static void setup(void) {
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
+        snprintf(log_broker, sizeof log_broker, "%s/broker.log", dir);
+        snprintf(log_run, sizeof log_run, "%s/run.log", dir);
+        snprintf(conf_path, sizeof conf_path, "%s/intentd.yaml", dir);
+        snprintf(notify_path, sizeof notify_path, "%s/notify", dir);
+        char *argv[] = {ITD_BINARY, "broker", "--partitions", "3",
+                        "--bootstrap-file", bs_path, NULL};
+        broker_pid = tu_spawn(argv, log_broker);
+        cr_assert(broker_pid > 0);
+        cr_assert_eq(tu_wait_file(bs_path, 10000), 0,
+                     "broker wrote no bootstrap file (see %s)", log_broker);
+        bootstrap = tu_read_file(bs_path);
+        cr_assert(bootstrap);
+        port = free_port();
+        write_conf("");
+
+        /* What systemd's manager listens on for sd_notify. */
+        notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(notify_fd, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        cr_assert_lt(strlen(notify_path), sizeof sa.sun_path,
+                     "TMPDIR too long for a unix socket path");
+        memcpy(sa.sun_path, notify_path, strlen(notify_path) + 1);
+        cr_assert_eq(bind(notify_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+}
+
+static void teardown(void) {
+        /* After a failed assertion the daemon may still run. */
+        if (run_pid > 0 && tu_wait(run_pid, 0) == -1) {
+                kill(run_pid, SIGKILL);
+                waitpid(run_pid, NULL, 0);
+        }
+        if (broker_pid > 0) {
+                kill(broker_pid, SIGTERM);
+                tu_wait(broker_pid, 5000);
+        }
+        if (notify_fd >= 0)
+                close(notify_fd);
+        free(bootstrap);
+}
+
+/* ---- the notify socket -------------------------------------------------- */
+
+#define MAX_MSGS 4096
+static char *msgs[MAX_MSGS];
+static size_t n_msgs, cursor;
+
+/* 1 if one line of the datagram is exactly `line`. */
+static int has_line(const char *msg, const char *line) {
+        size_t n = strlen(line);
+        for (const char *p = msg; p; p = strchr(p, '\n')) {
+                if (*p == '\n')
+                        p++;
+                if (!strncmp(p, line, n) && (p[n] == '\n' || !p[n]))
+                        return 1;
+        }
+        return 0;
+}
+
+/* Receives datagrams for up to timeout_ms (returns early after one). */
+static void pump(int timeout_ms) {
+        struct pollfd pfd = {.fd = notify_fd, .events = POLLIN};
+        if (poll(&pfd, 1, timeout_ms) <= 0)
+                return;
+        char buf[4096];
+        ssize_t n;
+        while ((n = recv(notify_fd, buf, sizeof buf - 1, MSG_DONTWAIT)) > 0) {
+                buf[n] = '\0';
+                if (n_msgs < MAX_MSGS)
+                        msgs[n_msgs++] = strdup(buf);
+        }
+}
+
+/* Waits for the next datagram after the cursor with that line; moves the
+ * cursor past it. Returns 1 if it came, 0 on timeout. */
+static int expect_line(const char *line, int timeout_ms) {
+        int64_t deadline = itd_now_mono_ms() + timeout_ms;
+        for (;;) {
+                for (; cursor < n_msgs; cursor++)
+                        if (has_line(msgs[cursor], line)) {
+                                cursor++;
+                                return 1;
+                        }
+                int64_t left = deadline - itd_now_mono_ms();
+                if (left <= 0)
+                        return 0;
+                pump(left > 200 ? 200 : (int)left);
+        }
+}
+
+/* Datagrams so far with a line starting with prefix. */
+static size_t count_prefix(const char *prefix) {
+        pump(0);
+        size_t n = 0;
+        for (size_t i = 0; i < n_msgs; i++)
+                for (const char *p = msgs[i]; p; p = strchr(p, '\n')) {
+                        if (*p == '\n')
+                                p++;
+                        if (!strncmp(p, prefix, strlen(prefix))) {
+                                n++;
+                                break;
+                        }
+                }
+        return n;
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+/* GET path on the daemon's port (HTTP/1.0, read to EOF): returns the status
+ * (or -1) and the body in *body (malloc'd; caller frees). */
+static int http_get(const char *path, char **body) {
+        *body = NULL;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+                return -1;
+        struct timeval tv = {5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        char req[256];
+        int n = snprintf(req, sizeof req,
+                         "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+            write(fd, req, (size_t)n) != n) {
+                close(fd);
+                return -1;
+        }
+        size_t cap = 1 << 16, len = 0;
+        char *raw = malloc(cap);
+        ssize_t k;
+        while ((k = read(fd, raw + len, cap - 1 - len)) > 0) {
+                len += (size_t)k;
+                if (cap - 1 - len == 0)
+                        raw = realloc(raw, cap *= 2);
+        }
+        close(fd);
+        raw[len] = '\0';
+        int status;
+        char *sep = strstr(raw, "\r\n\r\n");
+        if (!sep || sscanf(raw, "HTTP/1.%*d %d", &status) != 1) {
+                free(raw);
+                return -1;
+        }
+        *body = strdup(sep + 4);
+        free(raw);
+        return status;
+}
+
+/* Value of one exact series ("name" or "name{l=\"v\"}") in a scrape. */
+static double series(const char *text, const char *name) {
+        size_t n = strlen(name);
+        for (const char *p = text; p && *p; p = strchr(p, '\n')) {
+                if (*p == '\n')
+                        p++;
+                if (!strncmp(p, name, n) && p[n] == ' ')
+                        return strtod(p + n + 1, NULL);
+        }
+        return NAN;
+}
+
+static double scrape(const char *name) {
+        char *body;
+        int status = http_get("/metrics", &body);
+        double v = status == 200 ? series(body, name) : NAN;
+        free(body);
+        return v;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int have(const char *cmd) {
+        char line[256];
+        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
+        char *argv[] = {"/bin/sh", "-c", line, NULL};
+        return tu_run(argv, NULL, 10000) == 0;
+}
+
+static long count_lines(const char *path) {
+        char *text = tu_read_file(path);
+        cr_assert(text, "cannot read %s", path);
+        long n = *text ? 1 : 0;
+        for (const char *p = text; *p; p++)
+                n += *p == '\n';
+        free(text);
+        return n;
+}
+
+/* Waits until the run log contains needle; returns the log (caller frees)
+ * or NULL on timeout. */
+static char *wait_log(const char *needle, int timeout_ms) {
+        for (int waited = 0;; waited += 100) {
+                char *text = tu_read_file(log_run);
+                if (text && strstr(text, needle))
+                        return text;
+                free(text);
+                if (waited >= timeout_ms)
+                        return NULL;
+                usleep(100 * 1000);
+        }
+}
+
+/* Every distinct "user_id" value of the fixture that occurs in text as a
+ * whole word; returns the first such id (static) or NULL. */
+static const char *user_id_in(const char *fixture, const char *text) {
+        static char found[128];
+        char *fx = tu_read_file(fixture);
+        cr_assert(fx);
+        const char *key = "\"user_id\":\"";
+        const char *hit = NULL;
+        for (const char *p = fx; !hit && (p = strstr(p, key));) {
+                p += strlen(key);
+                const char *q = strchr(p, '"');
+                if (!q || q - p >= (long)sizeof found)
+                        continue;
+                memcpy(found, p, (size_t)(q - p));
+                found[q - p] = '\0';
+                size_t n = strlen(found);
+                for (const char *t = text; (t = strstr(t, found)); t++) {
+                        int before =
+                            t == text ||
+                            !(isalnum((unsigned char)t[-1]) || t[-1] == '_');
+                        int after = !(isalnum((unsigned char)t[n]) ||
+                                      t[n] == '_');
+                        if (before && after) {
+                                hit = found;
+                                break;
+                        }
+                }
+        }
+        free(fx);
+        return hit;
+}
+
+TestSuite(ops, .init = setup, .fini = teardown, .timeout = 240);
+
+Test(ops, runs_reloads_and_stops_like_a_systemd_service) {
+        char fixture[512], log_load[512];
+        tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
+        long expected = count_lines(fixture);
+        cr_assert_gt(expected, 100, "fixture too small: %ld", expected);
+        snprintf(log_load, sizeof log_load, "%s/load.log", dir);
+        char *load_argv[] = {ITD_BINARY, "load", "--config", conf_path,
+                             "--input", fixture, "--format", "jsonl", NULL};
+        cr_assert_eq(tu_run(load_argv, log_load, 60000), 0,
+                     "intentd load failed (see %s)", log_load);
+
+        /* What systemd puts in the environment of a Type=notify service
+         * with WatchdogSec=2s. WATCHDOG_PID stays unset: it would have to
+         * be the child's pid, and sd_watchdog_enabled() accepts any pid
+         * when it is absent. */
+        setenv("NOTIFY_SOCKET", notify_path, 1);
+        setenv("WATCHDOG_USEC", "2000000", 1);
+        unsetenv("WATCHDOG_PID");
+        unsetenv("JOURNAL_STREAM");
+        char *run_argv[] = {ITD_BINARY, "run", "--config", conf_path, NULL};
+        run_pid = tu_spawn(run_argv, log_run);
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_USEC");
+        cr_assert(run_pid > 0);
+
+        /* --- start-up: READY=1 once the first assignment came ---------- */
+        cr_assert(expect_line("READY=1", READY_TIMEOUT_MS),
+                  "no READY=1 (see %s)", log_run);
+        char *text = tu_read_file(log_run);
+        cr_expect(text && strstr(text, "assigned"),
+                  "READY=1 before any assignment was logged: %s", text);
+        free(text);
+
+        /* --- metrics: every event counted ----------------------------- */
+        double consumed = NAN;
+        for (int waited = 0; waited < CONSUME_TIMEOUT_MS; waited += 250) {
+                consumed = scrape("intentd_events_consumed_total");
+                if (consumed >= (double)expected)
+                        break;
+                usleep(250 * 1000);
+        }
+        cr_assert_geq(consumed, (double)expected,
+                      "intentd_events_consumed_total %g of %ld (see %s)",
+                      consumed, expected, log_run);
+        char *body;
+        cr_assert_eq(http_get("/metrics", &body), 200);
+        cr_expect(strstr(body, "\nintentd_build_info{version=\""),
+                  "no build info");
+        cr_expect_gt(series(body, "intentd_assigned_partitions"), 0);
+        cr_expect_eq(
+            series(body, "intentd_config_reloads_total{result=\"ok\"}"), 0);
+        if (have("promtool")) {
+                char file[512], plog[512], cmd[1200];
+                snprintf(file, sizeof file, "%s/metrics.txt", dir);
+                snprintf(plog, sizeof plog, "%s/promtool.log", dir);
+                cr_assert_eq(tu_write_file(file, body), 0);
+                snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'",
+                         file);
+                char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+                int rc = tu_run(argv, plog, 20000);
+                char *out = tu_read_file(plog);
+                cr_expect_eq(rc, 0, "promtool check metrics: rc %d\n%s", rc,
+                             out ? out : "");
+                free(out);
+        }
+        free(body);
+
+        /* --- health ---------------------------------------------------- */
+        cr_expect_eq(http_get("/livez", &body), 200, "/livez: %s", body);
+        free(body);
+        cr_expect_eq(http_get("/readyz", &body), 200, "/readyz: %s", body);
+        free(body);
+
+        /* --- consumer lag per partition, from librdkafka's statistics:
+         * everything consumed, so each of the 3 partitions shows 0. */
+        int lag_series = 0, lag_zero = 0;
+        for (int waited = 0; waited < LAG_TIMEOUT_MS; waited += 500) {
+                cr_assert_eq(http_get("/metrics", &body), 200);
+                lag_series = lag_zero = 0;
+                for (const char *q = body;
+                     (q = strstr(q, "\nintentd_consumer_lag{")); q++) {
+                        lag_series++;
+                        const char *v = strchr(q, ' ');
+                        lag_zero += v && strtod(v + 1, NULL) == 0.0;
+                }
+                free(body);
+                if (lag_series == 3 && lag_zero == 3)
+                        break;
+                usleep(500 * 1000);
+        }
+        cr_expect(lag_series == 3 && lag_zero == 3,
+                  "consumer lag: %d series, %d at 0; expected 3 at 0",
+                  lag_series, lag_zero);
+
+        /* --- watchdog and status: WatchdogSec=2s -> a ping a second ---- */
+        usleep(2500 * 1000);
+        cr_expect_geq(count_prefix("WATCHDOG=1"), 2,
+                      "WATCHDOG=1 pings: %zu", count_prefix("WATCHDOG=1"));
+        cr_expect_geq(count_prefix("STATUS="), 1, "no STATUS= line");
+
+        /* --- SIGHUP, good config --------------------------------------- */
+        write_conf("log:\n  level: debug\n"
+                   "labels:\n  max_pending: 12345\n");
+        kill(run_pid, SIGHUP);
+        cr_expect(expect_line("RELOADING=1", NOTIFY_TIMEOUT_MS),
+                  "no RELOADING=1 after SIGHUP");
+        cr_expect(expect_line("READY=1", NOTIFY_TIMEOUT_MS),
+                  "no READY=1 after the reload");
+        text = wait_log("reloaded", NOTIFY_TIMEOUT_MS);
+        cr_assert(text, "no reload logged (see %s)", log_run);
+        cr_expect(strstr(text, "log.level=debug"),
+                  "the applied key is not named: %s", text);
+        cr_expect(strstr(text, "restart to change: labels.max_pending"),
+                  "the key needing a restart is not named: %s", text);
+        free(text);
+        cr_expect_eq(scrape("intentd_config_reloads_total{result=\"ok\"}"), 1);
+
+        /* --- SIGHUP, bad config: refused, running on the old one ------ */
+        write_conf("log:\n  level: loud\n");
+        kill(run_pid, SIGHUP);
+        cr_expect(expect_line("RELOADING=1", NOTIFY_TIMEOUT_MS),
+                  "no RELOADING=1 after the second SIGHUP");
+        cr_expect(expect_line("READY=1", NOTIFY_TIMEOUT_MS),
+                  "no READY=1 after the refused reload");
+        text = wait_log("reload refused", NOTIFY_TIMEOUT_MS);
+        cr_assert(text, "no refusal logged (see %s)", log_run);
+        cr_expect(strstr(text, "intentd.yaml:") && strstr(text, "log.level"),
+                  "the refusal does not name file:line and key: %s", text);
+        free(text);
+        cr_expect_eq(tu_wait(run_pid, 0), -1, "the daemon exited");
+        cr_expect_eq(http_get("/livez", &body), 200, "/livez after a refused "
+                     "reload: %s", body);
+        free(body);
+        cr_expect_eq(
+            scrape("intentd_config_reloads_total{result=\"failed\"}"), 1);
+        cr_expect_eq(scrape("intentd_config_reloads_total{result=\"ok\"}"), 1);
+
+        /* --- SIGTERM --------------------------------------------------- */
+        int64_t t0 = itd_now_mono_ms();
+        kill(run_pid, SIGTERM);
+        cr_expect(expect_line("STOPPING=1", NOTIFY_TIMEOUT_MS),
+                  "no STOPPING=1 after SIGTERM");
+        int rc = tu_wait(run_pid, SHUTDOWN_TIMEOUT_S * 1000 + EXIT_SLACK_MS);
+        int64_t took = itd_now_mono_ms() - t0;
+        cr_assert_eq(rc, 0, "exit status %d after SIGTERM (see %s)", rc,
+                     log_run);
+        run_pid = -1;
+        cr_expect_lt(took, SHUTDOWN_TIMEOUT_S * 1000 + EXIT_SLACK_MS);
+
+        text = tu_read_file(log_run);
+        cr_assert(text);
+        const char *acc = strstr(text, "accounting: ");
+        cr_assert(acc, "no accounting line: %s", text);
+        unsigned long long c, p, d, f, u;
+        cr_assert_eq(sscanf(acc,
+                            "accounting: consumed=%llu predicted=%llu "
+                            "dead_lettered=%llu filtered=%llu "
+                            "undeliverable=%llu",
+                            &c, &p, &d, &f, &u),
+                     5, "%s", acc);
+        cr_expect_geq(c, (unsigned long long)expected);
+        cr_expect_eq(c, p + d + f,
+                     "consumed %llu != predicted %llu + dead-lettered %llu "
+                     "+ filtered %llu",
+                     c, p, d, f);
+        const char *leaked = user_id_in(fixture, text);
+        cr_expect_null(leaked, "user id \"%s\" in clear in the log",
+                       leaked ? leaked : "");
+        free(text);
+        for (size_t i = 0; i < n_msgs; i++)
+                free(msgs[i]);
+}

@@ -1,0 +1,334 @@
+/*
+ * test_report.c - the replay report: its JSON fields are present and agree
+ * with each other (counts add up, the sweep meets the confusion matrix at
+ * the threshold, calibration bins hold every example), and with the
+ * engine's own progressive metrics on the same examples; the HTML page has
+ * one SVG per chart with drawn paths.
+ */
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "intentd/conf.h"
+#include "intentd/metrics.h"
+#include "intentd/reader.h"
+#include "report.h"
+#include "testutil.h"
+
+/* Sums over a JSON array of objects. */
+static double sum_of(const json_t *arr, const char *key) {
+        double s = 0;
+        for (size_t i = 0; i < json_array_size(arr); i++)
+                s += json_number_value(json_object_get(json_array_get(arr, i),
+                                                       key));
+        return s;
+}
+
+static double num(const json_t *o, const char *key) {
+        const json_t *v = json_object_get(o, key);
+        cr_assert(json_is_number(v), "field \"%s\" missing or not a number",
+                  key);
+        return json_number_value(v);
+}
+
+/* xorshift: reproducible scores without rand()'s global state */
+static double uniform(uint64_t *s) {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        return (double)(*s >> 11) / 9007199254740992.0;
+}
+
+/* n examples over `hours` hours; positives score higher on average. */
+static void feed(itd_report_t *rep, itd_pv_t *pv, size_t n, int hours,
+                 uint64_t seed) {
+        uint64_t s = seed;
+        for (size_t i = 0; i < n; i++) {
+                int64_t ts = 1500001200000LL + /* on the hour */
+                             (int64_t)((double)i / (double)n * hours *
+                                       3600000.0);
+                int label = uniform(&s) < 0.2;
+                float score = (float)(label ? 0.3 + 0.7 * uniform(&s)
+                                            : 0.8 * uniform(&s));
+                float next[ITD_NEXT__COUNT];
+                double z = 0;
+                for (int k = 0; k < ITD_NEXT__COUNT; k++)
+                        z += next[k] = (float)(0.1 + uniform(&s));
+                for (int k = 0; k < ITD_NEXT__COUNT; k++)
+                        next[k] = (float)(next[k] / z);
+                itd_next_t nx = (itd_next_t)(i % ITD_NEXT__COUNT);
+                itd_report_example(rep, ts, score, next, label, nx);
+                if (pv)
+                        itd_pv_add(pv, score, label, next, nx);
+        }
+}
+
+Test(report, counts_add_up_across_every_section) {
+        itd_report_t *rep = itd_report_new(0.5);
+        itd_event_t ev;
+        itd_event_clear(&ev);
+        snprintf(ev.user_id, sizeof ev.user_id, "u");
+        for (int i = 0; i < 60; i++) {
+                ev.ts_ms = 1500001200000LL + i * 60000;
+                ev.type = (itd_event_type_t)(i % 3);
+                itd_report_event(rep, &ev);
+        }
+        feed(rep, NULL, 20000, 30, 7);
+        itd_report_run_t run = {.input = "x.jsonl", .format = "jsonl",
+                                .seconds = 2.0, .events = 60};
+        json_t *doc = itd_report_json(rep, &run);
+        cr_assert_not_null(doc);
+        const json_t *pur = json_object_get(doc, "purchase");
+        const json_t *ov = json_object_get(pur, "overall");
+        double n = num(ov, "n"), pos = num(ov, "positives");
+        cr_assert_eq(n, 20000);
+        cr_assert_gt(pos, 3000);
+        cr_assert_lt(pos, 5000);
+        /* confusion */
+        const json_t *cm = json_object_get(pur, "confusion");
+        cr_assert_eq(num(cm, "tp") + num(cm, "fp") + num(cm, "tn") +
+                         num(cm, "fn"),
+                     n);
+        cr_assert_eq(num(cm, "tp") + num(cm, "fn"), pos);
+        /* sweep: 99 rows, every row a full confusion matrix, recall falls */
+        const json_t *sweep = json_object_get(pur, "sweep");
+        cr_assert_eq(json_array_size(sweep), 99);
+        double last_recall = 2;
+        for (size_t i = 0; i < 99; i++) {
+                const json_t *row = json_array_get(sweep, i);
+                cr_expect_float_eq(num(row, "threshold"), (i + 1) / 100.0,
+                                   1e-12);
+                cr_expect_eq(num(row, "tp") + num(row, "fp") +
+                                 num(row, "tn") + num(row, "fn"),
+                             n);
+                cr_expect_eq(num(row, "tp") + num(row, "fn"), pos);
+                cr_expect_leq(num(row, "recall"), last_recall);
+                last_recall = num(row, "recall");
+        }
+        /* the sweep row at 0.50 is the confusion matrix at threshold 0.5 */
+        const json_t *mid = json_array_get(sweep, 49);
+        cr_assert_eq(num(mid, "tp"), num(cm, "tp"));
+        cr_assert_eq(num(mid, "fp"), num(cm, "fp"));
+        const json_t *best = json_object_get(pur, "best_f1");
+        cr_assert_geq(num(best, "f1"), num(mid, "f1"));
+        /* calibration bins hold every example; observed rates sum up */
+        const json_t *cal = json_object_get(pur, "calibration");
+        cr_assert_eq(json_array_size(cal), 10);
+        cr_assert_eq(sum_of(cal, "count"), n);
+        double pos_from_bins = 0;
+        for (size_t i = 0; i < 10; i++) {
+                const json_t *b = json_array_get(cal, i);
+                if (num(b, "count") > 0)
+                        pos_from_bins +=
+                            num(b, "count") * num(b, "observed_rate");
+        }
+        cr_assert_float_eq(pos_from_bins, pos, 1e-6 * n);
+        /* over time: 30 hourly buckets, counts add up */
+        const json_t *ot = json_object_get(pur, "over_time");
+        cr_assert_eq(num(ot, "bucket_ms"), 3600000);
+        const json_t *buckets = json_object_get(ot, "buckets");
+        cr_assert_eq(json_array_size(buckets), 30);
+        cr_assert_eq(sum_of(buckets, "n"), n);
+        cr_assert_eq(sum_of(buckets, "positives"), pos);
+        /* ROC and PR run from one corner to the other */
+        const json_t *roc = json_object_get(pur, "roc");
+        cr_assert_gt(json_array_size(roc), 20);
+        const json_t *end = json_array_get(roc, json_array_size(roc) - 1);
+        cr_assert_float_eq(num(end, "fpr"), 1.0, 1e-12);
+        cr_assert_float_eq(num(end, "tpr"), 1.0, 1e-12);
+        cr_assert_gt(json_array_size(json_object_get(pur, "pr")), 20);
+        /* next action */
+        const json_t *nx = json_object_get(doc, "next_action");
+        cr_assert_eq(num(nx, "n"), n);
+        const json_t *m = json_object_get(nx, "confusion");
+        double cells = 0, diag = 0;
+        for (size_t i = 0; i < json_array_size(m); i++)
+                for (size_t j = 0; j < json_array_size(json_array_get(m, i));
+                     j++) {
+                        double v = json_number_value(
+                            json_array_get(json_array_get(m, i), j));
+                        cells += v;
+                        diag += i == j ? v : 0;
+                }
+        cr_assert_eq(cells, n);
+        cr_assert_float_eq(num(nx, "accuracy"), diag / n, 1e-12);
+        /* event mix and throughput */
+        const json_t *mix = json_object_get(doc, "event_mix");
+        cr_assert_eq(num(mix, "VIEW") + num(mix, "SEARCH") +
+                         num(mix, "ADD_TO_CART"),
+                     60);
+        cr_assert_eq(num(mix, "PURCHASE"), 0);
+        cr_assert_float_eq(num(json_object_get(doc, "throughput"),
+                               "events_per_s"),
+                           30.0, 1e-9);
+        json_decref(doc);
+        itd_report_destroy(rep);
+}
+
+Test(report, auc_and_log_loss_equal_the_progressive_metrics) {
+        itd_report_t *rep = itd_report_new(0.3);
+        itd_pv_t *pv = itd_pv_new(0.3f);
+        feed(rep, pv, 50000, 5, 99);
+        itd_pv_summary_t sum;
+        itd_pv_summary(pv, &sum);
+        itd_report_run_t run = {0};
+        json_t *doc = itd_report_json(rep, &run);
+        const json_t *ov =
+            json_object_get(json_object_get(doc, "purchase"), "overall");
+        /* Same bins, same examples: equal up to summation order. */
+        const double sum_eps = 1e-9;
+        cr_assert_float_eq(num(ov, "auc"), sum.auc, sum_eps);
+        cr_assert_float_eq(num(ov, "logloss"), sum.logloss, sum_eps);
+        cr_assert_float_eq(num(ov, "ece"), sum.ece, sum_eps);
+        cr_assert_float_eq(num(ov, "f1"), sum.f1, sum_eps);
+        cr_assert_float_eq(
+            num(json_object_get(doc, "next_action"), "accuracy"),
+            sum.next_accuracy, sum_eps);
+        /* AUC over time, with coarser bins, within their error */
+        const json_t *b = json_object_get(
+            json_object_get(json_object_get(doc, "purchase"), "over_time"),
+            "buckets");
+        cr_assert_eq(json_array_size(b), 5);
+        for (size_t i = 0; i < 5; i++)
+                cr_expect_float_eq(num(json_array_get(b, i), "auc"), sum.auc,
+                                   0.03, "bucket %zu", i); /* ~10k each */
+        json_decref(doc);
+        itd_pv_destroy(pv);
+        itd_report_destroy(rep);
+}
+
+Test(report, long_inputs_widen_the_time_buckets) {
+        itd_report_t *rep = itd_report_new(0.5);
+        feed(rep, NULL, 30000, 24 * 60, 3); /* 60 days of hours */
+        itd_report_run_t run = {0};
+        json_t *doc = itd_report_json(rep, &run);
+        const json_t *ot = json_object_get(json_object_get(doc, "purchase"),
+                                           "over_time");
+        const json_t *buckets = json_object_get(ot, "buckets");
+        cr_assert_leq(json_array_size(buckets), ITD_REPORT_TIME_BUCKETS);
+        cr_assert_gt(json_array_size(buckets), ITD_REPORT_TIME_BUCKETS / 4);
+        cr_assert_eq(num(ot, "bucket_ms"), 8 * 3600000.0); /* 1440 h / 8 */
+        cr_assert_eq(sum_of(buckets, "n"), 30000);
+        json_decref(doc);
+        itd_report_destroy(rep);
+}
+
+Test(report, an_empty_report_is_valid_json_with_nulls) {
+        itd_report_t *rep = itd_report_new(0.5);
+        itd_report_run_t run = {0};
+        json_t *doc = itd_report_json(rep, &run);
+        const json_t *ov =
+            json_object_get(json_object_get(doc, "purchase"), "overall");
+        cr_assert(json_is_null(json_object_get(ov, "auc")));
+        cr_assert_eq(json_integer_value(json_object_get(ov, "n")), 0);
+        char *text = json_dumps(doc, 0);
+        cr_assert_not_null(text, "not serialisable");
+        free(text);
+        json_decref(doc);
+        itd_report_destroy(rep);
+}
+
+/* The engine over the simulator fixture, report fed by its hook: the
+ * report's AUC is the engine's summary AUC (same examples, same bins). */
+Test(report, agrees_with_the_engine_summary_on_a_real_run) {
+        itd_conf_t *conf = itd_conf_new();
+        char err[512], path[512];
+        itd_engine_t *eng = itd_engine_new(conf, err, sizeof err);
+        cr_assert_not_null(eng, "%s", err);
+        itd_report_t *rep = itd_report_new(conf->predict_threshold);
+        itd_engine_set_example_hook(eng, itd_report_example_hook, rep);
+        tu_src("tests/fixtures/events_small.jsonl", path, sizeof path);
+        itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_JSONL, 1, err,
+                                           sizeof err);
+        cr_assert_not_null(rd, "%s", err);
+        size_t max = itd_engine_max_batch(eng);
+        itd_input_t *in = calloc(max, sizeof *in);
+        itd_prediction_t *out = calloc(max, sizeof *out);
+        itd_outcome_t *oc = calloc(max, sizeof *oc);
+        uint64_t events = 0;
+        for (;;) {
+                size_t n = 0;
+                while (n < max &&
+                       itd_reader_next(rd, &in[n].ev, err, sizeof err) ==
+                           ITD_OK) {
+                        itd_report_event(rep, &in[n].ev);
+                        in[n].offset = (int64_t)events++;
+                        n++;
+                }
+                if (n == 0)
+                        break;
+                cr_assert_eq(itd_engine_process(eng, "t", in, n, out, oc),
+                             ITD_OK);
+                itd_report_progress(rep, events, (double)events / 1e4);
+        }
+        itd_engine_stats_t es;
+        itd_engine_stats(eng, &es);
+        itd_report_run_t run = {.input = path, .format = "jsonl",
+                                .conf = conf, .stats = &es, .seconds = 1,
+                                .events = events};
+        json_t *doc = itd_report_json(rep, &run);
+        const json_t *ov =
+            json_object_get(json_object_get(doc, "purchase"), "overall");
+        cr_assert_gt(es.pv.n, 1000);
+        cr_assert_eq(num(ov, "n"), (double)es.pv.n);
+        cr_assert_eq(num(ov, "positives"), (double)es.pv.positives);
+        cr_assert_float_eq(num(ov, "auc"), es.pv.auc, es.pv.auc_err_bound +
+                                                          1e-9);
+        cr_assert_float_eq(num(ov, "logloss"), es.pv.logloss, 1e-9);
+        cr_assert_eq(num(json_object_get(doc, "engine"), "examples_pos") +
+                         num(json_object_get(doc, "engine"),
+                             "examples_neg"),
+                     num(ov, "n"));
+        const json_t *mix = json_object_get(doc, "event_mix");
+        double total = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)mix, k, v) total += json_number_value(v);
+        cr_assert_eq(total, (double)events);
+        cr_assert_str_eq(json_string_value(json_object_get(
+                             json_object_get(doc, "config"), "model.type")),
+                         "mlp");
+
+        /* and the HTML page draws every chart */
+        char dir[256], html[512];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(html, sizeof html, "%s/r.html", dir);
+        cr_assert_eq(itd_report_write_html(doc, html, err, sizeof err),
+                     ITD_OK, "%s", err);
+        char *page = tu_read_file(html);
+        cr_assert_not_null(page);
+        const char *charts[] = {"roc", "pr", "calibration", "auc_time",
+                                "logloss_time", "event_mix", "throughput"};
+        for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++) {
+                char id[64];
+                snprintf(id, sizeof id, "<svg id=\"chart-%s\"", charts[i]);
+                const char *at = strstr(page, id);
+                cr_expect_not_null(at, "no %s", id);
+                if (!at)
+                        continue;
+                const char *end = strstr(at, "</svg>");
+                const char *path_d = strstr(at, "class=\"series\"");
+                cr_expect(path_d && path_d < end, "%s draws no series", id);
+                if (path_d && path_d < end)
+                        cr_expect_neq(strncmp(strstr(path_d, " d=\"") + 4,
+                                              "\"", 1),
+                                      0, "%s: empty path", id);
+        }
+        cr_assert_null(strstr(page, "<script"));
+        cr_assert_null(strstr(page, "http://www.w3.org/2000/svg\" href"));
+        free(page);
+        remove(html);
+        remove(dir);
+
+        json_decref(doc);
+        free(in), free(out), free(oc);
+        itd_reader_destroy(rd);
+        itd_report_destroy(rep);
+        itd_engine_destroy(eng);
+        itd_conf_destroy(conf);
+}
