@@ -39,7 +39,8 @@
 
 #define MANIFEST "MANIFEST"
 #define MANIFEST_MAGIC "intentd-checkpoint"
-#define MANIFEST_VERSION 1
+/* 2 added pv.bin; version 1 cuts (without it) still load. */
+#define MANIFEST_VERSION 2
 #define FEATURE_SPEC_VERSION 1
 
 struct itd_ckdir_s {
@@ -251,6 +252,7 @@ static itd_err_t write_manifest(const char *dir, const itd_cut_info_t *in,
                 lc->max_pending, lc->max_pending_per_user);
         fprintf(m, "engine_bytes %" PRIu64 "\n", in->engine_bytes);
         fprintf(m, "model_bytes %" PRIu64 "\n", in->model_bytes);
+        fprintf(m, "pv_bytes %" PRIu64 "\n", in->pv_bytes);
         fprintf(m, "partitions %zu\n", in->n_parts);
         for (size_t i = 0; i < in->n_parts; i++) {
                 const itd_cut_part_t *p = &in->parts[i];
@@ -305,7 +307,7 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
         }
         char line[1024];
         uint32_t crc = 0, stored = 0;
-        int have_crc = 0, bad = 0, magic = 0;
+        int have_crc = 0, bad = 0, magic = 0, have_pv = 0;
         size_t want_parts = 0;
         size_t cap = 0;
         while (fgets(line, sizeof line, f)) {
@@ -361,6 +363,10 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
                 } else if (!strncmp(line, "model_bytes ", 12)) {
                         bad |= sscanf(line + 12, "%" SCNu64,
                                       &info->model_bytes) != 1;
+                } else if (!strncmp(line, "pv_bytes ", 9)) {
+                        bad |= sscanf(line + 9, "%" SCNu64,
+                                      &info->pv_bytes) != 1;
+                        have_pv = 1;
                 } else if (!strncmp(line, "partitions ", 11)) {
                         bad |= sscanf(line + 11, "%zu", &want_parts) != 1;
                 } else if (!strncmp(line, "partition ", 10)) {
@@ -395,12 +401,13 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
                 itd_cut_info_fini(info);
                 return ITD_ERR_CORRUPT;
         }
-        if (magic != MANIFEST_VERSION || bad ||
-            want_parts != info->n_parts) {
+        int known = magic >= 1 && magic <= MANIFEST_VERSION;
+        if (!known || bad || want_parts != info->n_parts ||
+            (magic >= 2 && (!have_pv || !info->pv_bytes))) {
                 seterr(errstr, errstr_size,
                        "corrupt manifest \"%s\": %s", path,
-                       magic != MANIFEST_VERSION ? "unknown format version"
-                                                 : "malformed line");
+                       !known ? "unknown format version"
+                              : "malformed line");
                 itd_cut_info_fini(info);
                 return ITD_ERR_CORRUPT;
         }
@@ -532,6 +539,12 @@ static itd_err_t write_trainer_fn(itd_engine_t *eng, int32_t p, FILE *out,
         return itd_engine_write_trainer(eng, out, errstr, errstr_size);
 }
 
+static itd_err_t write_pv_fn(itd_engine_t *eng, int32_t p, FILE *out,
+                             char *errstr, size_t errstr_size) {
+        (void)p;
+        return itd_pv_snapshot(itd_engine_pv(eng), out, errstr, errstr_size);
+}
+
 static const itd_cut_pos_t *pos_find(const itd_cut_pos_t *pos, size_t n,
                                      int32_t p) {
         for (size_t i = 0; i < n; i++)
@@ -588,6 +601,11 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 path_join(path, sizeof path, tmpdir, "engine.bin");
                 err = write_file(path, write_trainer_fn, eng, 0,
                                  &info.engine_bytes, errstr, errstr_size);
+        }
+        if (!err) {
+                path_join(path, sizeof path, tmpdir, "pv.bin");
+                err = write_file(path, write_pv_fn, eng, 0, &info.pv_bytes,
+                                 errstr, errstr_size);
         }
         if (!err) {
                 path_join(path, sizeof path, tmpdir, "model.ckpt");
@@ -879,6 +897,41 @@ itd_err_t itd_cut_read_partition(const char *cutdir,
         return ITD_ERR_NOT_FOUND;
 }
 
+/* Reads pv.bin into a new accumulator (its threshold is the engine's
+ * business: merging into the engine's keeps the configured one). */
+static itd_err_t read_pv(const char *path, itd_pv_t **pv, char *errstr,
+                         size_t errstr_size) {
+        FILE *f = fopen(path, "rbe");
+        if (!f) {
+                seterr(errstr, errstr_size, "cannot open \"%s\": %s", path,
+                       strerror(errno));
+                return ITD_ERR_CORRUPT;
+        }
+        char why[512];
+        *pv = itd_pv_new(0.5f);
+        itd_err_t err = itd_pv_restore(*pv, f, why, sizeof why);
+        if (!err && fgetc(f) != EOF) {
+                snprintf(why, sizeof why, "bytes after the snapshot");
+                err = ITD_ERR_CORRUPT;
+        }
+        fclose(f);
+        if (err) {
+                itd_pv_destroy(*pv);
+                *pv = NULL;
+        }
+        if (err == ITD_ERR_INCOMPATIBLE) {
+                /* Metrics of another layout (another build): not worth
+                 * losing the state and model over. */
+                itd_log(ITD_LOG_WARNING, "checkpoint",
+                        "ignoring \"%s\": %s; progressive metrics start "
+                        "empty", path, why);
+                return ITD_OK;
+        }
+        if (err)
+                seterr(errstr, errstr_size, "\"%s\": %s", path, why);
+        return err;
+}
+
 /* Tries one cut; on success everything is installed in eng. */
 static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                              const char *cutdir, itd_cut_info_t *info,
@@ -911,6 +964,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         itd_triggers_t **trgs = itd_xcalloc(n ? n : 1, sizeof *trgs);
         void *trainer = NULL;
         size_t trainer_len = 0;
+        itd_pv_t *pv = NULL;
 
         /* Everything is read and checked before anything is installed, and
          * the model loads last (it is unchanged when its load fails). */
@@ -926,6 +980,12 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                                               why, sizeof why);
                 if (err)
                         seterr(errstr, errstr_size, "\"%s\": %s", path, why);
+        }
+        if (!err && info->pv_bytes) {
+                path_join(path, sizeof path, cutdir, "pv.bin");
+                err = check_size(path, info->pv_bytes, errstr, errstr_size);
+                if (!err)
+                        err = read_pv(path, &pv, errstr, errstr_size);
         }
         for (size_t i = 0; i < n && !err; i++) {
                 snprintf(name, sizeof name, "part-%d.snap",
@@ -949,6 +1009,17 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 char why[64];
                 itd_engine_read_trainer(eng, trainer, trainer_len, 1, why,
                                         sizeof why);
+                /* Replaced, not added to: the engine may have judged
+                 * examples of a newer cut that failed to load. */
+                itd_pv_reset(itd_engine_pv(eng));
+                if (pv)
+                        itd_pv_merge(itd_engine_pv(eng), pv);
+                else if (!info->pv_bytes)
+                        itd_log(ITD_LOG_NOTICE, "checkpoint",
+                                "checkpoint %s holds no progressive "
+                                "metrics (written by an older version): "
+                                "they start empty",
+                                cutdir);
                 for (size_t i = 0; i < n; i++) {
                         itd_engine_adopt_partition(
                             eng, info->parts[i].partition, sts[i], lbs[i],
@@ -967,6 +1038,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         free(lbs);
         free(trgs);
         free(trainer);
+        itd_pv_destroy(pv);
         if (err)
                 itd_cut_info_fini(info);
         return err;

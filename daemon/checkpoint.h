@@ -13,6 +13,7 @@
  *     part-<P>.snap   partition P: state snapshot + labeler snapshot
  *     engine.bin      counters and the partial training mini-batch
  *     model.ckpt      the model (model.h: itd_model_save)
+ *     pv.bin          progressive-validation metrics (itd_pv_snapshot)
  *
  * A cut is written into "cut-N.tmp", every file fsync'ed, MANIFEST last;
  * it becomes complete when the folder is renamed to "cut-N" and the parent
@@ -66,6 +67,7 @@ typedef struct itd_cut_info_s {
         itd_state_conf_t state_conf;
         itd_labeler_conf_t labeler_conf;
         uint64_t engine_bytes, model_bytes;
+        uint64_t pv_bytes;       /* pv.bin; 0: none (a version 1 cut) */
         size_t n_parts;
         itd_cut_part_t *parts;   /* n_parts, ascending partition */
 } itd_cut_info_t;

@@ -238,6 +238,11 @@ int itd_cmd_demo(int argc, char **argv) {
         itd_cli_summary(stdout, &res->engine, res->seconds, res->consumed,
                         res->dead_lettered, res->filtered,
                         conf->predict_threshold);
+        printf("  triggers        %llu records to \"%s\" (score above %.2f, "
+               "re-armed below %.2f, cool-down %lld min)\n",
+               (unsigned long long)res->triggers, conf->topic_triggers,
+               conf->triggers_enter, conf->triggers_exit,
+               (long long)(conf->triggers_cooldown_ms / 60000));
         if (res->n_examples > 0) {
                 printf("\n  recent predictions above the threshold "
                        "(topic \"%s\"):\n", conf->topic_predictions);

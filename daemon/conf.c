@@ -297,9 +297,12 @@ static const struct prop props[] = {
              "(Kingma & Ba 2015)."},
     {.name = "model.learning.rate", .type = PT_DOUBLE,
      .off = F_DBL(model_learning_rate), .dmin = 0, .dmin_excl = true,
-     .dmax = 1, .def = "0.001", .reloadable = true,
-     .help = "Step size of the optimizer. On SIGHUP a new value applies "
-             "from the next training step."},
+     .dmax = 1, .def = "0.0003", .reloadable = true,
+     .help = "Step size of the optimizer. Below Adam's usual 0.001, whose "
+             "steps add noise where data is scarce (on the simulator and "
+             "on Taobao's least active users 0.0003 scored a higher "
+             "progressive AUC). On SIGHUP a new value applies from the "
+             "next training step."},
     {.name = "model.l2", .type = PT_DOUBLE, .off = F_DBL(model_l2), .dmin = 0,
      .dmax = 1, .def = "1e-6",
      .help = "L2 weight decay on the weights (not the biases)."},

@@ -742,6 +742,10 @@ itd_model_t *itd_engine_model(itd_engine_t *eng) {
         return eng->model;
 }
 
+itd_pv_t *itd_engine_pv(itd_engine_t *eng) {
+        return eng->pv;
+}
+
 const itd_labeler_conf_t *itd_engine_labeler_conf(const itd_engine_t *eng) {
         return &eng->labeler_conf;
 }

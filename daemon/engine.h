@@ -225,6 +225,10 @@ itd_err_t itd_engine_read_trainer(itd_engine_t *eng, const void *buf,
 /** @brief The engine's model (borrowed; for checkpoints). */
 itd_model_t *itd_engine_model(itd_engine_t *eng);
 
+/** @brief The engine's progressive-validation accumulator (borrowed; for
+ * checkpoints). */
+itd_pv_t *itd_engine_pv(itd_engine_t *eng);
+
 /** @brief The labeler configuration the engine built from conf. */
 const itd_labeler_conf_t *itd_engine_labeler_conf(const itd_engine_t *eng);
 

@@ -10,10 +10,16 @@
  *
  * Accumulators merge by adding their counts, which is how the sliding
  * window (itd_pv_window_t) is built: a ring of per-chunk accumulators.
+ * A snapshot writes the counts field by field (never the struct's bytes,
+ * whose padding is unspecified) under a CRC32C.
  */
+#include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "intentd/checkpoint.h"
 #include "intentd/mem.h"
 #include "intentd/metrics.h"
 
@@ -246,4 +252,203 @@ void itd_pv_set_threshold(itd_pv_t *pv, float threshold) {
         /* Only the decision counts depend on it; the judged examples so far
          * keep the threshold they were counted with. */
         pv->threshold = threshold;
+}
+
+/* ---- snapshots --------------------------------------------------------- */
+
+#define SNAP_MAGIC "ITDPV\0\0\0"
+#define SNAP_MAGIC_BYTES 8
+#define SNAP_VERSION 1
+#define SNAP_HEADER_BYTES (SNAP_MAGIC_BYTES + 4 * 4)
+#define SNAP_CRC_BYTES 4
+
+/* Payload: pos, neg, 6 counts, logloss_sum, 3 calibration arrays, next_n,
+ * next_correct, next_logloss_sum; 8 bytes each. */
+#define SNAP_PAYLOAD_BYTES \
+        (8 * (2 * (size_t)ITD_PV_BINS + 6 + 1 + 3 * ECE_BINS + 3))
+
+static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...) {
+        if (!errstr || errstr_size == 0)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+}
+
+static unsigned char *put(unsigned char *w, const void *v, size_t n) {
+        memcpy(w, v, n);
+        return w + n;
+}
+
+static const unsigned char *get(const unsigned char *r, void *v, size_t n) {
+        memcpy(v, r, n);
+        return r + n;
+}
+
+itd_err_t itd_pv_snapshot(const itd_pv_t *pv, FILE *out, char *errstr,
+                          size_t errstr_size) {
+        const size_t total =
+            SNAP_HEADER_BYTES + SNAP_PAYLOAD_BYTES + SNAP_CRC_BYTES;
+        unsigned char *buf = itd_xmalloc(total), *w = buf;
+        const uint32_t head[4] = {SNAP_VERSION, ITD_PV_BINS, ECE_BINS,
+                                  (uint32_t)SNAP_PAYLOAD_BYTES};
+        w = put(w, SNAP_MAGIC, SNAP_MAGIC_BYTES);
+        w = put(w, head, sizeof head);
+        w = put(w, pv->pos, sizeof pv->pos);
+        w = put(w, pv->neg, sizeof pv->neg);
+        const uint64_t counts[6] = {pv->n,  pv->positives, pv->tp,
+                                    pv->fp, pv->tn,        pv->fn};
+        w = put(w, counts, sizeof counts);
+        w = put(w, &pv->logloss_sum, sizeof pv->logloss_sum);
+        w = put(w, pv->ece_n, sizeof pv->ece_n);
+        w = put(w, pv->ece_score, sizeof pv->ece_score);
+        w = put(w, pv->ece_label, sizeof pv->ece_label);
+        w = put(w, &pv->next_n, sizeof pv->next_n);
+        w = put(w, &pv->next_correct, sizeof pv->next_correct);
+        w = put(w, &pv->next_logloss_sum, sizeof pv->next_logloss_sum);
+        uint32_t crc = itd_crc32c(0, buf, (size_t)(w - buf));
+        w = put(w, &crc, sizeof crc);
+        itd_err_t err = ITD_OK;
+        if ((size_t)(w - buf) != total ||
+            fwrite(buf, 1, total, out) != total) {
+                seterr(errstr, errstr_size,
+                       "writing the progressive-metrics snapshot: %s",
+                       ferror(out) ? "write error" : "short write");
+                err = ITD_ERR_IO;
+        }
+        free(buf);
+        return err;
+}
+
+/* The counts of a snapshot that passed its CRC must still agree with each
+ * other: a writer bug, not a flipped bit, would show here. */
+static const char *inconsistency(const itd_pv_t *pv) {
+        uint64_t pos = 0, neg = 0, ece = 0;
+        for (size_t b = 0; b < ITD_PV_BINS; b++) {
+                pos += pv->pos[b];
+                neg += pv->neg[b];
+        }
+        for (size_t b = 0; b < ECE_BINS; b++)
+                ece += pv->ece_n[b];
+        if (pos != pv->positives || pos + neg != pv->n)
+                return "the score histograms do not add up to n and "
+                       "positives";
+        if (pv->tp + pv->fp + pv->tn + pv->fn != pv->n ||
+            pv->tp + pv->fn != pv->positives)
+                return "the confusion counts do not add up to n and "
+                       "positives";
+        if (ece != pv->n)
+                return "the calibration bins do not add up to n";
+        if (pv->next_correct > pv->next_n)
+                return "more correct next actions than judged ones";
+        if (!isfinite(pv->logloss_sum) || !isfinite(pv->next_logloss_sum))
+                return "a non-finite log-loss sum";
+        return NULL;
+}
+
+itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
+                         size_t errstr_size) {
+        unsigned char head[SNAP_HEADER_BYTES];
+        if (fread(head, 1, sizeof head, in) != sizeof head) {
+                seterr(errstr, errstr_size,
+                       "progressive-metrics snapshot truncated: %s",
+                       ferror(in) ? "read error" : "no complete header");
+                return ITD_ERR_CORRUPT;
+        }
+        uint32_t h[4];
+        memcpy(h, head + SNAP_MAGIC_BYTES, sizeof h);
+        if (memcmp(head, SNAP_MAGIC, SNAP_MAGIC_BYTES) != 0) {
+                seterr(errstr, errstr_size,
+                       "not a progressive-metrics snapshot (bad magic)");
+                return ITD_ERR_CORRUPT;
+        }
+        /*
+         * The size is read before the CRC can vouch for it, so it is only
+         * trusted within a bound: a flipped bit there reads as truncation
+         * or a CRC mismatch, never as a huge allocation.
+         */
+        uint32_t payload = h[3];
+        if (payload > 64 * SNAP_PAYLOAD_BYTES) {
+                seterr(errstr, errstr_size,
+                       "corrupt progressive-metrics snapshot: payload of "
+                       "%" PRIu32 " bytes (this build writes %zu)",
+                       payload, (size_t)SNAP_PAYLOAD_BYTES);
+                return ITD_ERR_CORRUPT;
+        }
+        size_t rest = (size_t)payload + SNAP_CRC_BYTES;
+        unsigned char *buf = itd_xmalloc(sizeof head + rest);
+        memcpy(buf, head, sizeof head);
+        itd_err_t err = ITD_OK;
+        uint32_t stored;
+        if (fread(buf + sizeof head, 1, rest, in) != rest) {
+                seterr(errstr, errstr_size,
+                       "progressive-metrics snapshot truncated: fewer than "
+                       "the %zu bytes its header announces",
+                       sizeof head + rest);
+                err = ITD_ERR_CORRUPT;
+                goto done;
+        }
+        memcpy(&stored, buf + sizeof head + payload, sizeof stored);
+        if (itd_crc32c(0, buf, sizeof head + payload) != stored) {
+                seterr(errstr, errstr_size,
+                       "corrupt progressive-metrics snapshot: CRC32C "
+                       "mismatch");
+                err = ITD_ERR_CORRUPT;
+                goto done;
+        }
+        if (h[0] != SNAP_VERSION || h[1] != ITD_PV_BINS ||
+            h[2] != ECE_BINS) {
+                seterr(errstr, errstr_size,
+                       "progressive-metrics snapshot of version %" PRIu32
+                       " with %" PRIu32 "+%" PRIu32
+                       " bins; this build reads version %d with %d+%d",
+                       h[0], h[1], h[2], SNAP_VERSION, ITD_PV_BINS,
+                       ECE_BINS);
+                err = ITD_ERR_INCOMPATIBLE;
+                goto done;
+        }
+        if (payload != SNAP_PAYLOAD_BYTES) {
+                seterr(errstr, errstr_size,
+                       "corrupt progressive-metrics snapshot: payload of "
+                       "%" PRIu32 " bytes, version %d has %zu",
+                       payload, SNAP_VERSION, (size_t)SNAP_PAYLOAD_BYTES);
+                err = ITD_ERR_CORRUPT;
+                goto done;
+        }
+        itd_pv_t *tmp = itd_xcalloc(1, sizeof *tmp);
+        const unsigned char *r = buf + sizeof head;
+        r = get(r, tmp->pos, sizeof tmp->pos);
+        r = get(r, tmp->neg, sizeof tmp->neg);
+        uint64_t counts[6];
+        r = get(r, counts, sizeof counts);
+        tmp->n = counts[0];
+        tmp->positives = counts[1];
+        tmp->tp = counts[2];
+        tmp->fp = counts[3];
+        tmp->tn = counts[4];
+        tmp->fn = counts[5];
+        r = get(r, &tmp->logloss_sum, sizeof tmp->logloss_sum);
+        r = get(r, tmp->ece_n, sizeof tmp->ece_n);
+        r = get(r, tmp->ece_score, sizeof tmp->ece_score);
+        r = get(r, tmp->ece_label, sizeof tmp->ece_label);
+        r = get(r, &tmp->next_n, sizeof tmp->next_n);
+        r = get(r, &tmp->next_correct, sizeof tmp->next_correct);
+        get(r, &tmp->next_logloss_sum, sizeof tmp->next_logloss_sum);
+        const char *why = inconsistency(tmp);
+        if (why) {
+                seterr(errstr, errstr_size,
+                       "corrupt progressive-metrics snapshot: %s", why);
+                err = ITD_ERR_CORRUPT;
+        } else {
+                tmp->threshold = pv->threshold;
+                *pv = *tmp;
+        }
+        free(tmp);
+done:
+        free(buf);
+        return err;
 }

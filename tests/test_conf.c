@@ -178,7 +178,7 @@ Test(conf, new_holds_the_documented_default_of_every_option) {
         cr_expect_eq(conf->model_embedding_buckets, 65536);
         cr_expect_eq(conf->model_embedding_dim, 8);
         cr_expect_eq(conf->model_optimizer, ITD_OPT_ADAM);
-        cr_expect_float_eq(conf->model_learning_rate, 0.001, EXACT_EPS);
+        cr_expect_float_eq(conf->model_learning_rate, 0.0003, EXACT_EPS);
         cr_expect_float_eq(conf->model_l2, 1e-6, EXACT_EPS);
         cr_expect_eq(conf->model_batch_size, 64);
         cr_expect_eq(conf->model_seed, 42);

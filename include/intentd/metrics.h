@@ -11,7 +11,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "intentd/err.h"
 #include "intentd/prediction.h"
 
 #define ITD_PV_BINS 4096
@@ -89,5 +91,36 @@ void itd_pv_window_summary(itd_pv_window_t *pvw, itd_pv_summary_t *out);
 
 /** @brief Changes the decision threshold for examples added from now on. */
 void itd_pv_set_threshold(itd_pv_t *pv, float threshold);
+
+/*
+ * Snapshots, so progressive metrics survive a restart (a checkpoint holds
+ * them beside the model). Layout, native byte order, no padding:
+ *
+ *   magic "ITDPV\0\0\0" (8) | u32 version | u32 ITD_PV_BINS |
+ *   u32 calibration bins | u32 payload bytes |
+ *   payload: the histograms, confusion counts, sums and next-action
+ *            counts, field by field |
+ *   u32 CRC32C of every byte before it
+ *
+ * The threshold is not stored: the restored accumulator keeps its own (the
+ * configured one decides the examples to come), as itd_pv_merge does.
+ */
+
+/**
+ * @brief Writes pv to out (about 66 KiB; not flushed).
+ * @returns ITD_OK, or ITD_ERR_IO with errstr.
+ */
+itd_err_t itd_pv_snapshot(const itd_pv_t *pv, FILE *out, char *errstr,
+                          size_t errstr_size);
+
+/**
+ * @brief Reads what itd_pv_snapshot wrote, exactly its bytes, into pv
+ * (its counts replaced, its threshold kept). pv is unchanged on failure.
+ * @returns ITD_OK; ITD_ERR_CORRUPT (truncated, checksum or counts that do
+ * not add up) or ITD_ERR_INCOMPATIBLE (another version or bin count) with
+ * errstr.
+ */
+itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
+                         size_t errstr_size);
 
 #endif
