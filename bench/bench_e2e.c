@@ -18,9 +18,12 @@
  *      intentd's client settings) from intentd.events to bench.passthrough.
  *   3. intentd: `intentd run` from intentd.events to intentd.predictions,
  *      training on, defaults otherwise.
- *   4. latency: a fresh `intentd run` on its own topics while this program
- *      produces the same events at a fixed rate (the rate measured in 3,
- *      then half of it); each prediction's id "topic/partition/offset" is
+ *   4. latency: a fresh `intentd run` on its own topics (--latency-
+ *      partitions, 4: the mock broker is one thread, and every fetch and
+ *      produce request walks all partitions; with 32 it saturates at
+ *      ~5k live events/s) while this program produces the same events at
+ *      a fixed rate (the rate measured in 3, half of it, and a low
+ *      --floor-rate); each prediction's id "topic/partition/offset" is
  *      matched to the time its event was handed to the producer (one
  *      CLOCK_MONOTONIC, one host). The mock broker delays an empty fetch
  *      response by the full fetch.wait.max.ms even when data arrives
@@ -85,6 +88,7 @@ typedef struct opts_s {
         double floor_rate;        /* a low rate: the fixed part of latency */
         const char *phases;       /* comma list; default all */
         const char *python;       /* the interpreter with Debian's torch */
+        int lat_partitions;       /* of the latency runs' topics */
 } opts_t;
 
 static int phase(const opts_t *o, const char *name) {
@@ -615,22 +619,25 @@ static latency_t run_latency(const opts_t *o, const char *conf,
                              const corpus_t *c, const char *name, double rate,
                              const char *fetch_wait) {
         latency_t L = {.rate = rate};
+        const int P = o->lat_partitions;
         char ev_topic[MAX_TOPIC], pred_topic[MAX_TOPIC], log[512];
         char o1[160], o2[160], o3[160], o4[160];
         snprintf(ev_topic, sizeof ev_topic, "%s.events", name);
         snprintf(pred_topic, sizeof pred_topic, "%s.predictions", name);
-        topic(ev_topic, o->partitions);
-        topic(pred_topic, o->partitions);
+        topic(ev_topic, P);
+        topic(pred_topic, P);
         long total = (long)(rate * o->latency_seconds) + 2000;
         if (total > c->n)
                 total = c->n;
-        pace_t pc = {.partitions = o->partitions};
+        pace_t pc = {.partitions = P};
         pc.t_prod = calloc((size_t)total, sizeof *pc.t_prod);
-        pc.idx_of = calloc((size_t)o->partitions, sizeof *pc.idx_of);
-        pc.idx_cap = calloc((size_t)o->partitions, sizeof *pc.idx_cap);
-        /* linger 0: "produced" is the call, not the end of our batching */
-        rd_kafka_t *rk = producer("0", &pc);
-        counter_t *ct = counter_start(pred_topic, o->partitions, total, 1);
+        pc.idx_of = calloc((size_t)P, sizeof *pc.idx_of);
+        pc.idx_cap = calloc((size_t)P, sizeof *pc.idx_cap);
+        /* "produced" is the produce() call, so our own batching counts
+         * against intentd: linger 1 ms (linger 0 made the single-threaded
+         * mock broker the bottleneck with one request per message) */
+        rd_kafka_t *rk = producer("1", &pc);
+        counter_t *ct = counter_start(pred_topic, P, total, 1);
 
         snprintf(o1, sizeof o1, "topics.events=%s", ev_topic);
         snprintf(o2, sizeof o2, "topics.predictions=%s", pred_topic);
@@ -697,7 +704,7 @@ static latency_t run_latency(const opts_t *o, const char *conf,
                 fprintf(tsv, "index\tproduced_s\tlatency_ms\n");
         for (size_t k = 0; k < ct->n_arr; k++) {
                 const arrival_t *a = &ct->arr[k];
-                if (a->partition < 0 || a->partition >= o->partitions ||
+                if (a->partition < 0 || a->partition >= P ||
                     (size_t)a->offset >= pc.idx_cap[a->partition])
                         continue;
                 int32_t ix = pc.idx_of[a->partition][a->offset];
@@ -729,12 +736,13 @@ static latency_t run_latency(const opts_t *o, const char *conf,
                 "%.0f/s): "
                 "p50 %.2f ms, p99 %.2f ms, max %.1f ms over %zu events "
                 "(%ld of %ld predictions matched)\n",
-                name, rate, L.achieved, L.served, L.p50_ms, L.p99_ms, L.max_ms, n_lat,
+                name, rate, L.achieved, L.served, L.p50_ms, L.p99_ms,
+                L.max_ms, n_lat,
                 L.matched, total);
         free(lat);
         counter_free(ct);
         rd_kafka_destroy(rk);
-        for (int p = 0; p < o->partitions; p++)
+        for (int p = 0; p < P; p++)
                 free(pc.idx_of[p]);
         free(pc.idx_of);
         free(pc.idx_cap);
@@ -753,14 +761,16 @@ static void print_latency(const char *name, const latency_t *L, int comma) {
                "\"p50_ms\":%.3f,"
                "\"p99_ms\":%.3f,\"max_ms\":%.2f,\"produced\":%ld,"
                "\"matched\":%ld}%s",
-               name, L->rate, L->achieved, L->served, L->p50_ms, L->p99_ms, L->max_ms,
+               name, L->rate, L->achieved, L->served, L->p50_ms, L->p99_ms,
+               L->max_ms,
                L->produced, L->matched, comma ? "," : "");
 }
 
 int main(int argc, char **argv) {
         opts_t o = {.n = 1000000, .partitions = 32, .latency_seconds = 8,
                     .peer_batched = 100000, .peer_naive = 20000,
-                    .floor_rate = 2000, .python = "python3"};
+                    .floor_rate = 2000, .python = "python3",
+                    .lat_partitions = 4};
         static const struct option longopts[] = {
             {"intentd", required_argument, NULL, 'i'},
             {"passthrough", required_argument, NULL, 't'},
@@ -775,6 +785,7 @@ int main(int argc, char **argv) {
             {"floor-rate", required_argument, NULL, 'f'},
             {"phases", required_argument, NULL, 'h'},
             {"python", required_argument, NULL, 'y'},
+            {"latency-partitions", required_argument, NULL, 'L'},
             {NULL, 0, NULL, 0}};
         int ch;
         while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -792,6 +803,7 @@ int main(int argc, char **argv) {
                 case 'f': o.floor_rate = atof(optarg); break;
                 case 'h': o.phases = optarg; break;
                 case 'y': o.python = optarg; break;
+                case 'L': o.lat_partitions = atoi(optarg); break;
                 default: return 2;
                 }
         }
@@ -838,13 +850,15 @@ int main(int argc, char **argv) {
                            "session.timeout.ms=6000",
                            "heartbeat.interval.ms=500", NULL};
         if (phase(&o, "passthrough"))
-                pt = run_contender(&o, "passthrough", pt_argv, "bench.passthrough", o.partitions,
+                pt = run_contender(&o, "passthrough", pt_argv,
+                                   "bench.passthrough", o.partitions,
                                     o.n, log, 1);
 
         snprintf(log, sizeof log, "%s/intentd-run.log", o.dir);
         char *run_argv[] = {(char *)o.intentd, "run", "--config", conf, NULL};
         if (phase(&o, "intentd"))
-                it = run_contender(&o, "intentd-run", run_argv, "intentd.predictions",
+                it = run_contender(&o, "intentd-run", run_argv,
+                                   "intentd.predictions",
                                     o.partitions, o.n, log, 0);
 
         double full = it.rate > 0 ? it.rate : 10000;
@@ -879,8 +893,10 @@ int main(int argc, char **argv) {
         }
 
         printf("{\"bench\":\"e2e\",\"events\":%ld,\"partitions\":%d,"
+               "\"latency_partitions\":%d,"
                "\"avro_bytes_per_event\":%.1f,\"load_s\":%.2f,",
-               c.n, o.partitions, (double)c.used / (double)c.n, load_s);
+               c.n, o.partitions, o.lat_partitions,
+               (double)c.used / (double)c.n, load_s);
         print_result("passthrough", &pt, 1);
         print_result("intentd", &it, 1);
         printf("\"latency\":{");

@@ -100,6 +100,7 @@ static const char *const syms_format[] = {"avro", "json", NULL};
 static const char *const syms_framing[] = {"auto", "confluent", "bare", NULL};
 static const char *const syms_model[] = {"mlp", "logistic", NULL};
 static const char *const syms_opt[] = {"sgd", "adagrad", "adam", NULL};
+static const char *const syms_policy[] = {"wait", "fake_negative", NULL};
 static const char *const syms_level[] = {"emerg",  "alert", "crit",
                                          "err",    "warning", "notice",
                                          "info",   "debug", NULL};
@@ -267,6 +268,15 @@ static const struct prop props[] = {
              "full, the batch waits instead of dropping a label; size it "
              "above the events a partition sees within `labels.horizon` "
              "plus `windows.allowed_lateness`."},
+    {.name = "labels.policy", .type = PT_ENUM, .off = F_INT(labels_policy),
+     .syms = syms_policy, .def = "wait",
+     .help = "`wait`: learn from a prediction once its label is known "
+             "(after `labels.horizon` for a negative). `fake_negative` "
+             "(Ktena et al. 2019): learn it at once as a negative and once "
+             "more as a positive if the purchase arrives within the "
+             "horizon; fresher, but the purchase probability is biased "
+             "low (no importance weighting). Progressive metrics judge "
+             "each prediction once, with its true label (docs/MODEL.md)."},
 
     /* model */
     {.name = "model.type", .type = PT_ENUM, .off = F_INT(model_type),

@@ -134,6 +134,7 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         lc->session_gap_ms = conf->session_gap_ms;
         lc->max_pending = (size_t)conf->labels_max_pending;
         lc->max_pending_per_user = 256;
+        lc->policy = conf->labels_policy;
 
         itd_model_conf_t mc;
         itd_model_conf_defaults(&mc, conf->model_type, eng->dim,
@@ -251,14 +252,23 @@ static void learn_resolved(itd_engine_t *eng, part_t *pt) {
         size_t n;
         while ((n = itd_labeler_take(pt->lb, ex, 64)) > 0) {
                 for (size_t i = 0; i < n; i++) {
-                        itd_pv_add(eng->pv, ex[i].score, ex[i].label,
-                                   ex[i].next_probs, ex[i].next);
-                        if (eng->hook)
-                                eng->hook(eng->hook_arg, ex[i].x, eng->dim,
-                                          ex[i].ids, eng->n_ids,
-                                          ex[i].user_hash, ex[i].ts_ms,
-                                          ex[i].score, ex[i].next_probs,
-                                          ex[i].label, ex[i].next);
+                        /* labels.policy fake_negative: each prediction is
+                         * judged once, with its final label; its fake
+                         * negative is trained only, and a final negative
+                         * (already learned) judged only (labeler.h) */
+                        if (ex[i].judge) {
+                                itd_pv_add(eng->pv, ex[i].score, ex[i].label,
+                                           ex[i].next_probs, ex[i].next);
+                                if (eng->hook)
+                                        eng->hook(eng->hook_arg, ex[i].x,
+                                                  eng->dim, ex[i].ids,
+                                                  eng->n_ids, ex[i].user_hash,
+                                                  ex[i].ts_ms, ex[i].score,
+                                                  ex[i].next_probs,
+                                                  ex[i].label, ex[i].next);
+                        }
+                        if (!ex[i].train)
+                                continue;
                         if (ex[i].label)
                                 eng->examples_pos++;
                         else

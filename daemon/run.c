@@ -642,6 +642,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 if (lp->paused)
                         rd_kafka_pause_partitions(rk, parts);
                 atomic_store(&lp->health.assigned, lp->assigned);
+                /* At once, not at the next periodic mirror: a scrape right
+                 * after a fast start must not read 0. */
+                itd_metrics_set(lp->m, ITD_M_ASSIGNED_PARTITIONS, NULL,
+                                lp->assigned);
                 /* READY on the first assignment, even an empty one: with
                  * more instances than partitions some get none, and they
                  * are still up and standing by. */
@@ -693,6 +697,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_assign(rk, NULL);
         lp->assigned = cooperative ? lp->assigned - parts->cnt : 0;
         atomic_store(&lp->health.assigned, lp->assigned);
+        itd_metrics_set(lp->m, ITD_M_ASSIGNED_PARTITIONS, NULL, lp->assigned);
 }
 
 /* Back-pressure: pause every assigned partition while too much output is

@@ -25,6 +25,19 @@
  * training example is lost). A full pool returns ITD_ERR_FULL instead, so
  * the caller back-pressures and nothing is lost.
  *
+ * labels.policy FAKE_NEGATIVE (Ktena et al. 2019): itd_labeler_add also
+ * queues the new prediction as a negative example at once (judge 0, next
+ * ITD_NEXT__COUNT: the next-action head has no label for it). The
+ * prediction then stays pending exactly as under WAIT and is handed out
+ * again when both outcomes are known: judged, and trained only when it is
+ * a positive (its negative was learned already). The queue of examples
+ * to hand out holds entries "slot" and "slot | QFAKE"; a slot can be in it
+ * twice (fake, then final), so the fake entry links through fake_link.
+ * A slot stays allocated while its fake entry is queued, even when the
+ * per-user cap drops it (state ORPHAN), since take hands out its memory.
+ * Whether a fake was made is kept per slot (F_FAKED), so a restart under
+ * another policy never trains one prediction's negative twice.
+ *
  * Snapshots (end of file) keep the live slots renumbered densely, and the
  * heaps as arrays: their shape decides which of two equal times resolves
  * first, so a restored labeler hands out examples in the same order.
@@ -44,7 +57,10 @@
 #define NIL UINT32_MAX
 #define POOL_FIRST 1024 /* slots allocated up front */
 
-enum { FREE = 0, PENDING, RESOLVED, TAKEN };
+/* ORPHAN: dropped by the per-user cap while its fake negative is queued */
+enum { FREE = 0, PENDING, RESOLVED, TAKEN, ORPHAN };
+enum { F_FAKED = 1, F_FAKE_QUEUED = 2 }; /* slot flags */
+#define QFAKE UINT32_C(0x80000000)       /* queue entry: the fake negative */
 enum { H_LABEL = 0, H_NEXT = 1 };
 
 typedef struct slot_s {
@@ -55,9 +71,11 @@ typedef struct slot_s {
         uint32_t user_prev, user_next; /* this user's pending, add order */
         uint32_t hpos[2];              /* heap positions or NIL */
         uint32_t link;                 /* free / resolved / taken list */
+        uint32_t fake_link;            /* queue link of its fake entry */
         int8_t label;                  /* -1 open, 0, 1 */
         int8_t next;                   /* -1 open, else itd_next_t */
         uint8_t state;
+        uint8_t flags;                 /* F_* */
 } slot_t;
 
 typedef struct umap_entry_s {
@@ -77,7 +95,7 @@ struct itd_labeler_s {
         float *x;          /* cap * dim */
         uint32_t *ids;     /* cap * n_ids */
         uint32_t free_head;
-        uint32_t res_head, res_tail; /* resolved, oldest first */
+        uint32_t res_head, res_tail; /* queue entries, oldest first */
         uint32_t taken_head;         /* handed out by take; freed next call */
         umap_entry_t *umap;
         size_t umap_cap;             /* power of two, >= 2 * umap_used */
@@ -254,6 +272,27 @@ static void slot_free(itd_labeler_t *lb, uint32_t s) {
         lb->free_head = s;
 }
 
+/* The queue entry after q. */
+static uint32_t queue_next(const itd_labeler_t *lb, uint32_t q) {
+        const slot_t *sl = &lb->slots[q & ~QFAKE];
+        return q & QFAKE ? sl->fake_link : sl->link;
+}
+
+/* The link field that follows queue entry q. */
+static uint32_t *queue_link(itd_labeler_t *lb, uint32_t q) {
+        slot_t *sl = &lb->slots[q & ~QFAKE];
+        return q & QFAKE ? &sl->fake_link : &sl->link;
+}
+
+static void queue_push(itd_labeler_t *lb, uint32_t q) {
+        *queue_link(lb, q) = NIL;
+        if (lb->res_tail != NIL)
+                *queue_link(lb, lb->res_tail) = q;
+        else
+                lb->res_head = q;
+        lb->res_tail = q;
+}
+
 /* Both outcomes known: leave the pending structures, queue for take. */
 static void resolve(itd_labeler_t *lb, uint32_t s) {
         slot_t *sl = &lb->slots[s];
@@ -261,12 +300,7 @@ static void resolve(itd_labeler_t *lb, uint32_t s) {
         heap_remove(lb, H_LABEL, s);
         heap_remove(lb, H_NEXT, s);
         sl->state = RESOLVED;
-        sl->link = NIL;
-        if (lb->res_tail != NIL)
-                lb->slots[lb->res_tail].link = s;
-        else
-                lb->res_head = s;
-        lb->res_tail = s;
+        queue_push(lb, s);
         lb->stats.pending--;
         if (sl->label)
                 lb->stats.positives++;
@@ -294,11 +328,15 @@ itd_labeler_t *itd_labeler_new(const itd_labeler_conf_t *conf, char *errstr,
                 bad = "horizon_ms";
         else if (conf->session_gap_ms < 1)
                 bad = "session_gap_ms";
+        else if (conf->policy != ITD_LABELS_WAIT &&
+                 conf->policy != ITD_LABELS_FAKE_NEGATIVE)
+                bad = "policy";
         if (bad) {
                 if (errstr && errstr_size)
                         snprintf(errstr, errstr_size,
                                  "labeler.%s: value is out of range "
-                                 "(max_pending 1..%u, durations >= 1 ms)",
+                                 "(max_pending 1..%u, durations >= 1 ms, "
+                                 "policy 0 or 1)",
                                  bad, NIL / 2 - 1);
                 return NULL;
         }
@@ -378,7 +416,11 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
                 heap_remove(lb, H_LABEL, old);
                 heap_remove(lb, H_NEXT, old);
                 user_unlink(lb, old);
-                slot_free(lb, old);
+                /* a queued fake negative still needs its features */
+                if (lb->slots[old].flags & F_FAKE_QUEUED)
+                        lb->slots[old].state = ORPHAN;
+                else
+                        slot_free(lb, old);
                 lb->stats.pending--;
                 lb->stats.dropped_full++;
         }
@@ -405,6 +447,7 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
         sl->label = -1;
         sl->next = -1;
         sl->state = PENDING;
+        sl->flags = 0;
         sl->link = NIL;
         sl->hpos[0] = sl->hpos[1] = NIL;
         if (lb->conf.dim)
@@ -424,6 +467,10 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
         heap_push(lb, H_LABEL, s);
         heap_push(lb, H_NEXT, s);
         lb->stats.pending++;
+        if (lb->conf.policy == ITD_LABELS_FAKE_NEGATIVE) {
+                sl->flags = F_FAKED | F_FAKE_QUEUED;
+                queue_push(lb, s | QFAKE);
+        }
         return ITD_OK;
 }
 
@@ -459,9 +506,9 @@ size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max) {
         size_t n = 0;
         uint32_t taken_tail = NIL;
         while (n < max && lb->res_head != NIL) {
-                uint32_t s = lb->res_head;
+                uint32_t q = lb->res_head, s = q & ~QFAKE;
                 slot_t *sl = &lb->slots[s];
-                lb->res_head = sl->link;
+                lb->res_head = queue_next(lb, q);
                 if (lb->res_head == NIL)
                         lb->res_tail = NIL;
                 itd_example_t *ex = &out[n++];
@@ -471,8 +518,21 @@ size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max) {
                 ex->user_hash = sl->user_hash;
                 ex->score = sl->score;
                 memcpy(ex->next_probs, sl->next_probs, sizeof(ex->next_probs));
-                ex->label = sl->label;
-                ex->next = (itd_next_t)sl->next;
+                if (q & QFAKE) {
+                        ex->label = 0;
+                        ex->next = ITD_NEXT__COUNT;
+                        ex->judge = 0;
+                        ex->train = 1;
+                        sl->flags &= (uint8_t)~F_FAKE_QUEUED;
+                        /* a pending or resolved slot lives on */
+                        if (sl->state != ORPHAN)
+                                continue;
+                } else {
+                        ex->label = sl->label;
+                        ex->next = (itd_next_t)sl->next;
+                        ex->judge = 1;
+                        ex->train = sl->label == 1 || !(sl->flags & F_FAKED);
+                }
                 /* kept until the next call so the pointers stay valid */
                 sl->state = TAKEN;
                 sl->link = NIL;
@@ -492,7 +552,7 @@ void itd_labeler_stats(const itd_labeler_t *lb, itd_labeler_stats_t *stats) {
 /* ---------------------------------------------------------- snapshots */
 
 #define LSNAP_MAGIC "ITDLABEL"
-#define LSNAP_VERSION 1
+#define LSNAP_VERSION 2 /* 2: slot flags, fake-negative queue entries */
 #define LSNAP_REC 52 /* bytes per slot record, see put_slot */
 #define UNLINKED (NIL - 1)
 
@@ -511,7 +571,8 @@ static const itd_snap_kind_t snap_kind = {
     .n_values = LH__COUNT,
 };
 
-/* ts, user hash, score, next probs, user links, label, next, state, pad */
+/* ts, user hash, score, next probs, user links, label, next, state, flags
+ * (version 1 wrote 0 there) */
 static void put_slot(unsigned char *rec, const slot_t *sl, uint32_t prev,
                      uint32_t next) {
         unsigned char *p = rec;
@@ -524,7 +585,7 @@ static void put_slot(unsigned char *rec, const slot_t *sl, uint32_t prev,
         p[48] = (unsigned char)sl->label;
         p[49] = (unsigned char)sl->next;
         p[50] = sl->state;
-        p[51] = 0;
+        p[51] = sl->flags;
 }
 
 static void get_slot(const unsigned char *p, slot_t *sl) {
@@ -537,15 +598,17 @@ static void get_slot(const unsigned char *p, slot_t *sl) {
         sl->label = (int8_t)p[48];
         sl->next = (int8_t)p[49];
         sl->state = p[50];
+        sl->flags = p[51];
 }
 
 static uint32_t map_of(const uint32_t *map, uint32_t s) {
         return s == NIL ? NIL : map[s];
 }
 
-/* Live slots (pending, resolved) in index order, renumbered 0..n-1 by map;
- * then their features, the two heaps as arrays (their shape decides the
- * order of equal times) and the resolved queue. */
+/* Live slots (pending, resolved, orphan) in index order, renumbered
+ * 0..n-1 by map; then their features, the two heaps as arrays (their shape
+ * decides the order of equal times) and the queue of examples to hand out
+ * (fake-negative entries with QFAKE set). */
 typedef struct snap_src_s {
         const itd_labeler_t *lb;
         const uint32_t *map; /* slot -> its number in the snapshot, or NIL */
@@ -577,8 +640,9 @@ static void write_payload(itd_snap_t *s, const void *obj) {
                         uint32_t v = map[lb->heap[h].a[i]];
                         itd_snap_write(s, &v, sizeof(v));
                 }
-        for (uint32_t r = lb->res_head; r != NIL; r = lb->slots[r].link) {
-                uint32_t v = map[r];
+        for (uint32_t q = lb->res_head; q != NIL;
+             q = queue_next(lb, q)) {
+                uint32_t v = map[q & ~QFAKE] | (q & QFAKE);
                 itd_snap_write(s, &v, sizeof(v));
         }
 }
@@ -589,11 +653,13 @@ itd_err_t itd_labeler_snapshot(const itd_labeler_t *lb, FILE *out,
         uint64_t n_live = 0, n_res = 0;
         for (size_t i = 0; i < lb->cap; i++) {
                 uint8_t state = lb->slots[i].state;
-                map[i] = state == PENDING || state == RESOLVED
+                map[i] = state == PENDING || state == RESOLVED ||
+                                 state == ORPHAN
                              ? (uint32_t)n_live++
                              : NIL;
         }
-        for (uint32_t r = lb->res_head; r != NIL; r = lb->slots[r].link)
+        for (uint32_t q = lb->res_head; q != NIL;
+             q = queue_next(lb, q))
                 n_res++;
         uint64_t v[LH__COUNT] = {
             [LH_DIM] = lb->conf.dim,
@@ -625,12 +691,20 @@ static const char *restore_links(itd_labeler_t *lb, size_t n_live,
                                  const uint32_t *heap_a[2],
                                  const size_t heap_n[2], const uint32_t *res,
                                  size_t n_res) {
-        size_t pending = 0, open[2] = {0, 0}, resolved = 0;
+        size_t pending = 0, open[2] = {0, 0}, resolved = 0, fakes = 0;
         for (size_t i = 0; i < n_live; i++) {
                 slot_t *sl = &lb->slots[i];
                 sl->hpos[0] = sl->hpos[1] = NIL;
-                sl->link = UNLINKED;
-                if (sl->state == PENDING) {
+                sl->link = sl->fake_link = UNLINKED;
+                if ((sl->flags & ~(F_FAKED | F_FAKE_QUEUED)) ||
+                    ((sl->flags & F_FAKE_QUEUED) && !(sl->flags & F_FAKED)))
+                        return "unknown slot flags";
+                fakes += (sl->flags & F_FAKE_QUEUED) != 0;
+                if (sl->state == ORPHAN) {
+                        if (!(sl->flags & F_FAKE_QUEUED))
+                                return "a dropped prediction without its "
+                                       "fake negative";
+                } else if (sl->state == PENDING) {
                         if (sl->label < -1 || sl->label > 1 ||
                             sl->next < -1 || sl->next >= ITD_NEXT__COUNT ||
                             (sl->label >= 0 && sl->next >= 0))
@@ -651,7 +725,7 @@ static const char *restore_links(itd_labeler_t *lb, size_t n_live,
                         return "a slot in an unknown state";
                 }
         }
-        if (pending != lb->stats.pending || resolved != n_res ||
+        if (pending != lb->stats.pending || resolved + fakes != n_res ||
             open[0] != heap_n[0] || open[1] != heap_n[1])
                 return "counts disagree with the slots";
         for (int h = 0; h < 2; h++) {
@@ -671,17 +745,21 @@ static const char *restore_links(itd_labeler_t *lb, size_t n_live,
                 }
                 lb->heap[h].n = heap_n[h];
         }
+        /* each fake entry once, before its slot's final entry: take
+         * frees a slot with its final entry */
         for (size_t i = 0; i < n_res; i++) {
-                uint32_t s = res[i];
-                if (s >= n_live || lb->slots[s].state != RESOLVED ||
-                    lb->slots[s].link != UNLINKED)
+                uint32_t q = res[i], s = q & ~QFAKE;
+                if (s >= n_live)
                         return "a bad resolved-queue entry";
-                lb->slots[s].link = NIL;
-                if (lb->res_tail != NIL)
-                        lb->slots[lb->res_tail].link = s;
-                else
-                        lb->res_head = s;
-                lb->res_tail = s;
+                slot_t *sl = &lb->slots[s];
+                if (q & QFAKE ? !(sl->flags & F_FAKE_QUEUED) ||
+                                    sl->fake_link != UNLINKED
+                              : sl->state != RESOLVED ||
+                                    sl->link != UNLINKED ||
+                                    ((sl->flags & F_FAKE_QUEUED) &&
+                                     sl->fake_link == UNLINKED))
+                        return "a bad resolved-queue entry";
+                queue_push(lb, q);
         }
         size_t linked = 0;
         for (size_t i = 0; i < n_live; i++) {
@@ -746,7 +824,8 @@ itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
                      n_live, conf->max_pending);
         size_t heap_n[2] = {v[LH_HEAP_LABEL], v[LH_HEAP_NEXT]};
         size_t n_res = v[LH_N_RES];
-        if (heap_n[0] > n_live || heap_n[1] > n_live || n_res > n_live ||
+        if (heap_n[0] > n_live || heap_n[1] > n_live ||
+            n_res > 2 * n_live || /* a final and a fake entry per slot */
             payload_bytes !=
                 n_live * (LSNAP_REC + conf->dim * sizeof(float) +
                           conf->n_ids * sizeof(uint32_t)) +

@@ -1,6 +1,7 @@
 /*
  * test_daemon_checkpoint.c - the checkpoint folder (daemon/checkpoint.h):
- * a cut restores to the same state, pending labels and positions; a
+ * a cut restores to the same state, pending labels, positions and
+ * progressive metrics; a cut of the older format without metrics loads; a
  * damaged newest cut falls back to the previous one; a cut of another
  * feature spec is refused with a clear error; old cuts go only after a
  * newer one is complete; unfinished ones are cleaned up.
@@ -17,6 +18,7 @@
 
 #include "checkpoint.h"
 #include "engine.h"
+#include "intentd/checkpoint.h"
 #include "intentd/conf.h"
 #include "intentd/event.h"
 #include "intentd/simulator.h"
@@ -24,6 +26,8 @@
 
 #define PARTS 3
 #define BATCH 256
+/* Restored metrics come from the very same counts: bit-identical. */
+#define SAME_COUNTS_EPS 0.0
 
 typedef struct feed_s {
         itd_sim_t *sim;
@@ -103,6 +107,12 @@ static char *dump(const itd_engine_t *eng) {
         return buf;
 }
 
+static itd_pv_summary_t pv_of(const itd_engine_t *eng) {
+        itd_engine_stats_t es;
+        itd_engine_stats(eng, &es);
+        return es.pv;
+}
+
 static uint64_t pending(const itd_engine_t *eng) {
         itd_engine_stats_t es;
         itd_engine_stats(eng, &es);
@@ -135,6 +145,7 @@ typedef struct two_cuts_s {
         char *dump1, *dump2;
         uint64_t pending1, pending2;
         int64_t off1[PARTS], off2[PARTS];
+        itd_pv_summary_t pv1, pv2;
 } two_cuts_t;
 
 static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
@@ -147,20 +158,24 @@ static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
         cut(cd, eng, &f, 0);
         tc->dump1 = dump(eng);
         tc->pending1 = pending(eng);
+        tc->pv1 = pv_of(eng);
         memcpy(tc->off1, f.next_offset, sizeof tc->off1);
         feed(&f, &eng, 1, 3000);
         cut(cd, eng, &f, 1);
         tc->dump2 = dump(eng);
         tc->pending2 = pending(eng);
+        tc->pv2 = pv_of(eng);
         memcpy(tc->off2, f.next_offset, sizeof tc->off2);
         itd_ckdir_close(cd);
         itd_sim_destroy(f.sim);
         itd_engine_destroy(eng);
 }
 
-/* Restores dir into a fresh engine; checks against dump/pending/offsets. */
+/* Restores dir into a fresh engine; checks against dump/pending/offsets
+ * and the progressive summary (want_pv). */
 static void expect_restored(itd_conf_t *conf, const char *want_dump,
-                            uint64_t want_pending, const int64_t *want_off) {
+                            uint64_t want_pending, const int64_t *want_off,
+                            const itd_pv_summary_t *want_pv) {
         itd_engine_t *eng = engine(conf);
         itd_ckdir_t *cd = open_dir(eng);
         itd_cut_pos_t *pos;
@@ -178,6 +193,17 @@ static void expect_restored(itd_conf_t *conf, const char *want_dump,
         char *got = dump(eng);
         cr_expect_str_eq(got, want_dump);
         cr_expect_eq(pending(eng), want_pending);
+        itd_pv_summary_t pv = pv_of(eng);
+        cr_expect_eq(pv.n, want_pv->n, "judged %llu, expected %llu",
+                     (unsigned long long)pv.n,
+                     (unsigned long long)want_pv->n);
+        cr_expect_eq(pv.positives, want_pv->positives);
+        if (want_pv->n) {
+                cr_expect_float_eq(pv.auc, want_pv->auc, SAME_COUNTS_EPS);
+                cr_expect_float_eq(pv.logloss, want_pv->logloss,
+                                   SAME_COUNTS_EPS);
+                cr_expect_float_eq(pv.f1, want_pv->f1, SAME_COUNTS_EPS);
+        }
         free(got);
         free(pos);
         itd_ckdir_close(cd);
@@ -200,7 +226,81 @@ Test(daemon_checkpoint, restores_state_pending_labels_and_positions) {
         two_cuts_t tc;
         make_two_cuts(conf, &tc);
         cr_assert(tc.pending2 > 0, "the test needs pending labels");
-        expect_restored(conf, tc.dump2, tc.pending2, tc.off2);
+        cr_assert(tc.pv2.positives > 0 && tc.pv2.positives < tc.pv2.n,
+                  "the test needs judged examples of both classes "
+                  "(%llu of %llu positive)",
+                  (unsigned long long)tc.pv2.positives,
+                  (unsigned long long)tc.pv2.n);
+        cr_assert(tc.pv2.n > tc.pv1.n, "the cuts need different metrics");
+        expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &tc.pv2);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+/* Rewrites the newest cut as intentd wrote it before pv.bin existed: a
+ * version 1 MANIFEST without its pv_bytes line (CRC32C recomputed). */
+static void make_newest_cut_version_1(void) {
+        char path[4096], pvpath[4096];
+        newest_file("MANIFEST", path, sizeof path);
+        newest_file("pv.bin", pvpath, sizeof pvpath);
+        cr_assert_eq(unlink(pvpath), 0);
+        FILE *fp = fopen(path, "r");
+        cr_assert(fp);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+        char line[1024];
+        int dropped = 0;
+        while (fgets(line, sizeof line, fp)) {
+                if (!strncmp(line, "crc32c ", 7))
+                        break;
+                if (!strncmp(line, "pv_bytes ", 9)) {
+                        dropped = 1;
+                        continue;
+                }
+                if (!strncmp(line, "intentd-checkpoint ", 19))
+                        snprintf(line, sizeof line, "intentd-checkpoint 1\n");
+                fputs(line, m);
+        }
+        fclose(fp);
+        fflush(m);
+        cr_assert(dropped, "the manifest lists no pv_bytes");
+        fprintf(m, "crc32c 0x%08x\n", (unsigned)itd_crc32c(0, text, len));
+        fclose(m);
+        fp = fopen(path, "w");
+        cr_assert(fp);
+        fputs(text, fp);
+        fclose(fp);
+        free(text);
+}
+
+Test(daemon_checkpoint, cut_without_metrics_loads_with_metrics_empty) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        make_newest_cut_version_1();
+        const itd_pv_summary_t none = {0};
+        expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &none);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, corrupted_metrics_fall_back_to_previous_cut) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        char path[4096];
+        newest_file("pv.bin", path, sizeof path);
+        FILE *fp = fopen(path, "r+b");
+        cr_assert(fp);
+        fseek(fp, 4000, SEEK_SET);
+        int c = fgetc(fp);
+        fseek(fp, 4000, SEEK_SET);
+        fputc(c ^ 0x10, fp);
+        fclose(fp);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1, &tc.pv1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -231,6 +331,10 @@ Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {
         char *da = dump(a), *db = dump(b);
         cr_expect_str_eq(db, da);
         cr_expect_eq(pending(b), pending(a));
+        itd_pv_summary_t pa = pv_of(a), pb = pv_of(b);
+        cr_expect_eq(pb.n, pa.n);
+        cr_expect_eq(pb.positives, pa.positives);
+        cr_expect_float_eq(pb.logloss, pa.logloss, SAME_COUNTS_EPS);
         free(da);
         free(db);
         itd_sim_destroy(f.sim);
@@ -248,7 +352,8 @@ Test(daemon_checkpoint, truncated_partition_file_falls_back_to_previous_cut) {
         struct stat sb;
         cr_assert_eq(stat(path, &sb), 0);
         cr_assert_eq(truncate(path, sb.st_size / 2), 0);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
+                        &tc.pv1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -267,7 +372,8 @@ Test(daemon_checkpoint, corrupted_model_falls_back_to_previous_cut) {
         fseek(fp, 1000, SEEK_SET);
         fputc(c ^ 0x5a, fp);
         fclose(fp);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
+                        &tc.pv1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -286,7 +392,8 @@ Test(daemon_checkpoint, corrupted_state_byte_falls_back_to_previous_cut) {
         fseek(fp, -100, SEEK_END);
         fputc(c ^ 0x01, fp);
         fclose(fp);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
+                        &tc.pv1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);

@@ -36,7 +36,7 @@
 #define NOTIFY_TIMEOUT_MS 10000
 /* Lag comes with librdkafka's statistics (statistics.interval.ms in
  * run.c); the first document may predate the first fetch: allow a few. */
-#define LAG_TIMEOUT_MS 15000
+#define LAG_TIMEOUT_MS 30000
 /* shutdown.timeout written into the config, and the slack allowed on top
  * of it for process exit (librdkafka's consumer close, thread joins). */
 #define SHUTDOWN_TIMEOUT_S 10

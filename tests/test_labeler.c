@@ -366,8 +366,10 @@ static itd_labeler_conf_t small_conf(void) {
         return c;
 }
 
-Test(labeler, restored_snapshot_resolves_the_same_examples_in_order) {
+/* Snapshot mid-stream, restore, and drive both with the same calls. */
+static void check_snapshot_round_trip(int policy) {
         itd_labeler_conf_t c = small_conf();
+        c.policy = policy;
         itd_labeler_t *a = itd_labeler_new(&c, NULL, 0);
         unsigned seed = 17;
         int64_t now = 1000000;
@@ -403,6 +405,8 @@ Test(labeler, restored_snapshot_resolves_the_same_examples_in_order) {
                         cr_assert_eq(ex[j].user_hash, ey[j].user_hash);
                         cr_assert_eq(ex[j].label, ey[j].label);
                         cr_assert_eq(ex[j].next, ey[j].next);
+                        cr_assert_eq(ex[j].judge, ey[j].judge);
+                        cr_assert_eq(ex[j].train, ey[j].train);
                         cr_assert(ex[j].score == ey[j].score);
                         cr_assert(memcmp(ex[j].next_probs, ey[j].next_probs,
                                          sizeof(ex[j].next_probs)) == 0);
@@ -433,6 +437,16 @@ Test(labeler, restored_snapshot_resolves_the_same_examples_in_order) {
         free(snap);
         itd_labeler_destroy(a);
         itd_labeler_destroy(b);
+}
+
+Test(labeler, restored_snapshot_resolves_the_same_examples_in_order) {
+        check_snapshot_round_trip(ITD_LABELS_WAIT);
+}
+
+/* Fake entries queued, dropped predictions kept for them (per-user cap 6),
+ * slot flags: all survive a snapshot. */
+Test(labeler, fake_negative_snapshot_resolves_the_same_examples_in_order) {
+        check_snapshot_round_trip(ITD_LABELS_FAKE_NEGATIVE);
 }
 
 Test(labeler, restore_detects_corruption_truncation_and_other_conf) {
@@ -494,4 +508,189 @@ Test(labeler, restore_detects_corruption_truncation_and_other_conf) {
         itd_labeler_destroy(r);
         free(snap);
         itd_labeler_destroy(lb);
+}
+
+/* ------------------------------------------------ labels.policy */
+
+static itd_labeler_t *make_fake(size_t max_pending, size_t per_user) {
+        itd_labeler_conf_t c = {.dim = 3,
+                                .n_ids = 2,
+                                .horizon_ms = H,
+                                .session_gap_ms = GAP,
+                                .max_pending = max_pending,
+                                .max_pending_per_user = per_user,
+                                .policy = ITD_LABELS_FAKE_NEGATIVE};
+        itd_labeler_t *lb = itd_labeler_new(&c, NULL, 0);
+        cr_assert_not_null(lb);
+        return lb;
+}
+
+Test(labeler, fake_negative_emits_a_negative_at_once_and_a_positive_later) {
+        itd_labeler_t *lb = make_fake(16, 0);
+        cr_assert_eq(add(lb, 1, 1000), ITD_OK);
+        itd_example_t ex[4];
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 1, "the fake negative");
+        cr_expect_eq(ex[0].label, 0);
+        cr_expect_eq(ex[0].next, ITD_NEXT__COUNT, "no next-action label");
+        cr_expect_eq(ex[0].judge, 0);
+        cr_expect_eq(ex[0].train, 1);
+        cr_expect_eq(ex[0].ts_ms, 1000);
+        cr_expect_float_eq(ex[0].x[0], 1000.0f, 0.0f);
+        cr_expect_float_eq(ex[0].score, 0.25f, 0.0f);
+        itd_labeler_stats_t s;
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.pending, 1, "still waiting for a purchase");
+        cr_expect_eq(s.negatives, 0, "a fake negative is no resolution");
+
+        itd_labeler_observe(lb, 1, 2000, ITD_EV_VIEW);
+        cr_expect_eq(itd_labeler_take(lb, ex, 4), 0);
+        itd_labeler_observe(lb, 1, 1000 + H, ITD_EV_PURCHASE);
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 1, "the positive");
+        cr_expect_eq(ex[0].label, 1);
+        cr_expect_eq(ex[0].next, ITD_NEXT_VIEW);
+        cr_expect_eq(ex[0].judge, 1);
+        cr_expect_eq(ex[0].train, 1);
+        cr_expect_float_eq(ex[0].x[0], 1000.0f, 0.0f);
+        itd_labeler_advance(lb, INT64_MAX);
+        cr_expect_eq(itd_labeler_take(lb, ex, 4), 0, "nothing more");
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.positives, 1);
+        cr_expect_eq(s.pending, 0);
+        itd_labeler_destroy(lb);
+}
+
+Test(labeler, fake_negative_judges_a_negative_once_and_trains_it_once) {
+        itd_labeler_t *lb = make_fake(16, 0);
+        cr_assert_eq(add(lb, 1, 1000), ITD_OK);
+        itd_example_t ex[4];
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 1);
+        cr_expect(ex[0].train && !ex[0].judge && ex[0].label == 0);
+        itd_labeler_advance(lb, 1000 + H);
+        cr_expect_eq(itd_labeler_take(lb, ex, 4), 0, "horizon not passed");
+        itd_labeler_advance(lb, 1000 + H + 1);
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 1);
+        cr_expect_eq(ex[0].label, 0);
+        cr_expect_eq(ex[0].next, ITD_NEXT_LEAVE);
+        cr_expect_eq(ex[0].judge, 1, "judged with its true label");
+        cr_expect_eq(ex[0].train, 0, "no second negative");
+        itd_labeler_stats_t s;
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.negatives, 1);
+        itd_labeler_destroy(lb);
+}
+
+Test(labeler, wait_judges_and_trains_every_example_once) {
+        itd_labeler_t *lb = make(16, 0);
+        cr_assert_eq(add(lb, 1, 1000), ITD_OK);
+        cr_assert_eq(add(lb, 2, 1000), ITD_OK);
+        itd_example_t ex[4];
+        cr_expect_eq(itd_labeler_take(lb, ex, 4), 0, "nothing at once");
+        itd_labeler_observe(lb, 1, 2000, ITD_EV_PURCHASE);
+        itd_labeler_advance(lb, INT64_MAX);
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 2);
+        cr_expect(ex[0].label == 1 && ex[0].judge && ex[0].train);
+        cr_expect(ex[1].label == 0 && ex[1].judge && ex[1].train);
+        itd_labeler_destroy(lb);
+}
+
+/* The fake of a prediction the per-user cap drops before it is taken
+ * keeps its features until taken. */
+Test(labeler, fake_negative_of_a_dropped_prediction_keeps_its_features) {
+        itd_labeler_t *lb = make_fake(16, 1);
+        cr_assert_eq(add(lb, 1, 1000), ITD_OK);
+        cr_assert_eq(add(lb, 1, 2000), ITD_OK); /* drops the first */
+        cr_assert_eq(add(lb, 2, 3000), ITD_OK); /* may reuse a free slot */
+        itd_example_t ex[8];
+        cr_assert_eq(itd_labeler_take(lb, ex, 8), 3);
+        for (int i = 0; i < 3; i++) {
+                cr_expect_eq(ex[i].ts_ms, 1000 + 1000 * i);
+                cr_expect_float_eq(ex[i].x[0], (float)ex[i].ts_ms, 0.0f);
+                cr_expect_eq(ex[i].judge, 0);
+        }
+        itd_labeler_advance(lb, INT64_MAX);
+        cr_expect_eq(itd_labeler_take(lb, ex, 8), 2, "the dropped is gone");
+        itd_labeler_destroy(lb);
+}
+
+typedef struct logged_s {
+        int64_t ts_ms;
+        uint64_t user_hash;
+        int label, next, judge, train;
+} logged_t;
+
+static void log_examples(logged_t **log, size_t *n, size_t *cap,
+                         const itd_example_t *ex, size_t k) {
+        for (size_t j = 0; j < k; j++) {
+                /* random_op writes the prediction time into x[1]: a slot
+                 * reused too early would show another */
+                cr_assert_float_eq(ex[j].x[1], (float)ex[j].ts_ms, 0.0f);
+                if (*n == *cap) {
+                        *cap = *cap ? 2 * *cap : 1024;
+                        *log = realloc(*log, *cap * sizeof(**log));
+                        cr_assert_not_null(*log);
+                }
+                (*log)[(*n)++] = (logged_t){ex[j].ts_ms, ex[j].user_hash,
+                                            ex[j].label, (int)ex[j].next,
+                                            ex[j].judge, ex[j].train};
+        }
+}
+
+/* The same random stream through both policies: fake_negative judges
+ * exactly the examples wait hands out, in the same order, and trains one
+ * negative per prediction plus the positives. */
+Test(labeler, fake_negative_judges_each_prediction_once_like_wait) {
+        itd_labeler_conf_t c = small_conf();
+        itd_labeler_t *w = itd_labeler_new(&c, NULL, 0);
+        c.policy = ITD_LABELS_FAKE_NEGATIVE;
+        itd_labeler_t *f = itd_labeler_new(&c, NULL, 0);
+        unsigned seed_w = 5, seed_f = 5;
+        int64_t now_w = 1000000, now_f = 1000000;
+        itd_example_t ex[16];
+        logged_t *lw = NULL, *lf = NULL;
+        size_t nw = 0, nf = 0, cw = 0, cf = 0, k;
+        for (int i = 0; i < 8000; i++) {
+                random_op(w, &seed_w, &now_w, ex, &k);
+                log_examples(&lw, &nw, &cw, ex, k);
+                random_op(f, &seed_f, &now_f, ex, &k);
+                log_examples(&lf, &nf, &cf, ex, k);
+        }
+        itd_labeler_advance(w, INT64_MAX);
+        itd_labeler_advance(f, INT64_MAX);
+        while ((k = itd_labeler_take(w, ex, 16)) > 0)
+                log_examples(&lw, &nw, &cw, ex, k);
+        while ((k = itd_labeler_take(f, ex, 16)) > 0)
+                log_examples(&lf, &nf, &cf, ex, k);
+
+        size_t judged = 0, fakes = 0, pos = 0;
+        for (size_t i = 0; i < nw; i++)
+                cr_assert(lw[i].judge && lw[i].train, "wait: all judged");
+        for (size_t i = 0; i < nf; i++) {
+                if (!lf[i].judge) {
+                        cr_assert(lf[i].train && lf[i].label == 0 &&
+                                  lf[i].next == ITD_NEXT__COUNT);
+                        fakes++;
+                        continue;
+                }
+                cr_assert_lt(judged, nw);
+                const logged_t *a = &lw[judged++], *b = &lf[i];
+                cr_assert(a->ts_ms == b->ts_ms &&
+                              a->user_hash == b->user_hash &&
+                              a->label == b->label && a->next == b->next,
+                          "judged example %zu differs", judged - 1);
+                cr_assert_eq(b->train, b->label, "train positives only");
+                pos += b->label;
+        }
+        cr_expect_eq(judged, nw);
+        itd_labeler_stats_t sw, sf;
+        itd_labeler_stats(w, &sw);
+        itd_labeler_stats(f, &sf);
+        cr_expect(memcmp(&sw, &sf, sizeof(sw)) == 0, "same stats");
+        /* one fake per prediction added, dropped ones included */
+        cr_expect_eq(fakes, sw.positives + sw.negatives + sw.dropped_full);
+        cr_expect_gt(pos, 50);
+        cr_expect_gt(sw.dropped_full, 0);
+        free(lw);
+        free(lf);
+        itd_labeler_destroy(w);
+        itd_labeler_destroy(f);
 }

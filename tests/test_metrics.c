@@ -3,7 +3,7 @@
  * the histogram AUC against an exact rank AUC within its stated bound, and
  * log loss, F1, ECE and the next-action metrics on hand-computed cases;
  * merging, and the sliding window against a fresh accumulator fed the
- * same last examples.
+ * same last examples; snapshots round trip exactly and refuse damage.
  */
 #include <math.h>
 #include <stdint.h>
@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 
+#include "intentd/checkpoint.h"
 #include "intentd/metrics.h"
 
 /* sums of a handful of doubles: exact to ~1e-15 */
@@ -331,4 +332,196 @@ Test(metrics, sliding_window_refuses_impossible_sizes) {
         cr_expect_eq(s.positives, 0);
         itd_pv_window_destroy(pvw);
         itd_pv_window_destroy(NULL);
+}
+
+/* ---- snapshots --------------------------------------------------------- */
+
+/* A restored accumulator holds the very same counts, so unlike merged ones
+ * (expect_same_summary) its summary must be bit-identical. */
+#define SAME_COUNTS_EPS 0.0
+
+static itd_pv_t *filled_pv(float threshold, size_t n) {
+        itd_pv_t *pv = itd_pv_new(threshold);
+        for (size_t i = 0; i < n; i++) {
+                int y = urand() < 0.2;
+                float s = (float)(y ? pow(urand(), 0.5) : pow(urand(), 2.0));
+                float probs[ITD_NEXT__COUNT];
+                for (size_t k = 0; k < ITD_NEXT__COUNT; k++)
+                        probs[k] = (float)urand() / ITD_NEXT__COUNT;
+                itd_pv_add(pv, s, y, probs,
+                           (itd_next_t)(i % ITD_NEXT__COUNT));
+        }
+        return pv;
+}
+
+static char *snapshot_of(const itd_pv_t *pv, size_t *len) {
+        char *buf = NULL;
+        FILE *m = open_memstream(&buf, len);
+        char err[256];
+        cr_assert_eq(itd_pv_snapshot(pv, m, err, sizeof err), ITD_OK, "%s",
+                     err);
+        fclose(m);
+        return buf;
+}
+
+static itd_err_t restore_from(itd_pv_t *pv, const void *buf, size_t len,
+                              char *err, size_t err_size) {
+        FILE *f = fmemopen((void *)buf, len, "rb");
+        cr_assert(f);
+        itd_err_t rc = itd_pv_restore(pv, f, err, err_size);
+        fclose(f);
+        return rc;
+}
+
+static void expect_identical_summary(const itd_pv_summary_t *a,
+                                     const itd_pv_summary_t *b) {
+        cr_expect_eq(a->n, b->n);
+        cr_expect_eq(a->positives, b->positives);
+        cr_expect_eq(a->next_n, b->next_n);
+        const double got[] = {a->auc, a->auc_err_bound, a->logloss,
+                              a->accuracy, a->precision, a->recall, a->f1,
+                              a->ece, a->next_accuracy, a->next_logloss};
+        const double want[] = {b->auc, b->auc_err_bound, b->logloss,
+                               b->accuracy, b->precision, b->recall, b->f1,
+                               b->ece, b->next_accuracy, b->next_logloss};
+        for (size_t i = 0; i < sizeof got / sizeof *got; i++) {
+                if (isnan(got[i]) || isnan(want[i]))
+                        cr_expect(isnan(got[i]) && isnan(want[i]),
+                                  "metric %zu: %g vs %g", i, got[i],
+                                  want[i]);
+                else
+                        cr_expect_float_eq(got[i], want[i], SAME_COUNTS_EPS,
+                                           "metric %zu: %.17g vs %.17g", i,
+                                           got[i], want[i]);
+        }
+}
+
+Test(metrics, snapshot_round_trip_restores_every_metric) {
+        itd_pv_t *pv = filled_pv(0.5f, 5000);
+        size_t len;
+        char *buf = snapshot_of(pv, &len);
+        /* a marker after the snapshot: restore reads exactly its bytes */
+        buf = realloc(buf, len + 1);
+        buf[len] = 'X';
+        FILE *f = fmemopen(buf, len + 1, "rb");
+        cr_assert(f);
+        itd_pv_t *back = itd_pv_new(0.9f);
+        itd_pv_add(back, 0.3f, 1, NULL, ITD_NEXT_VIEW); /* replaced */
+        char err[256];
+        cr_assert_eq(itd_pv_restore(back, f, err, sizeof err), ITD_OK, "%s",
+                     err);
+        cr_expect_eq(fgetc(f), 'X', "restore read past its snapshot");
+        fclose(f);
+        itd_pv_summary_t a, b;
+        itd_pv_summary(pv, &a);
+        itd_pv_summary(back, &b);
+        cr_assert_eq(a.n, 5000);
+        expect_identical_summary(&b, &a);
+
+        /* The restored accumulator keeps its own threshold (0.9): a
+         * positive scored 0.7 is a miss there, a hit at 0.5. */
+        itd_pv_add(pv, 0.7f, 1, NULL, ITD_NEXT_VIEW);
+        itd_pv_add(back, 0.7f, 1, NULL, ITD_NEXT_VIEW);
+        itd_pv_summary(pv, &a);
+        itd_pv_summary(back, &b);
+        cr_expect(b.recall < a.recall, "recall %g at 0.9, %g at 0.5",
+                  b.recall, a.recall);
+        free(buf);
+        itd_pv_destroy(pv);
+        itd_pv_destroy(back);
+}
+
+Test(metrics, empty_accumulator_round_trips) {
+        itd_pv_t *pv = itd_pv_new(0.5f), *back = filled_pv(0.5f, 10);
+        size_t len;
+        char *buf = snapshot_of(pv, &len);
+        char err[256];
+        cr_assert_eq(restore_from(back, buf, len, err, sizeof err), ITD_OK,
+                     "%s", err);
+        itd_pv_summary_t b;
+        itd_pv_summary(back, &b);
+        cr_expect_eq(b.n, 0);
+        cr_expect_eq(b.next_n, 0);
+        cr_expect(isnan(b.auc));
+        free(buf);
+        itd_pv_destroy(pv);
+        itd_pv_destroy(back);
+}
+
+Test(metrics, damaged_snapshot_is_refused_and_leaves_the_accumulator) {
+        itd_pv_t *pv = filled_pv(0.5f, 2000);
+        size_t len;
+        char *buf = snapshot_of(pv, &len);
+        itd_pv_t *target = filled_pv(0.5f, 300);
+        itd_pv_summary_t before, after;
+        itd_pv_summary(target, &before);
+        char err[256];
+        /* a flipped bit in the magic, the header, the histograms, the
+         * sums and the CRC itself */
+        const size_t at[] = {0, 9, 30, 4000, len / 2, len - 40, len - 1};
+        for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+                buf[at[i]] ^= 0x04;
+                cr_expect_eq(restore_from(target, buf, len, err, sizeof err),
+                             ITD_ERR_CORRUPT, "flip at byte %zu accepted",
+                             at[i]);
+                buf[at[i]] ^= 0x04;
+        }
+        cr_expect(strstr(err, "CRC32C") != NULL, "%s", err);
+        /* truncated anywhere */
+        const size_t cut[] = {0, 10, 24, len / 3, len - 1};
+        for (size_t i = 0; i < sizeof cut / sizeof *cut; i++)
+                cr_expect_eq(restore_from(target, buf, cut[i], err,
+                                          sizeof err),
+                             ITD_ERR_CORRUPT, "%zu of %zu bytes accepted",
+                             cut[i], len);
+        cr_expect(strstr(err, "truncated") != NULL, "%s", err);
+        itd_pv_summary(target, &after);
+        expect_identical_summary(&after, &before);
+        free(buf);
+        itd_pv_destroy(pv);
+        itd_pv_destroy(target);
+}
+
+/* Rewrites a u32 of the snapshot and its CRC, as a writer would have. */
+static void patch_u32(char *buf, size_t len, size_t off, uint32_t v) {
+        memcpy(buf + off, &v, sizeof v);
+        uint32_t crc = itd_crc32c(0, buf, len - 4);
+        memcpy(buf + len - 4, &crc, sizeof crc);
+}
+
+Test(metrics, snapshot_of_another_version_or_bin_count_is_incompatible) {
+        itd_pv_t *pv = filled_pv(0.5f, 100);
+        size_t len;
+        char *buf = snapshot_of(pv, &len);
+        char err[256];
+        patch_u32(buf, len, 8, 99); /* version */
+        cr_expect_eq(restore_from(pv, buf, len, err, sizeof err),
+                     ITD_ERR_INCOMPATIBLE);
+        cr_expect(strstr(err, "version 99") != NULL, "%s", err);
+        patch_u32(buf, len, 8, 1);
+        patch_u32(buf, len, 12, 1024); /* histogram bins */
+        cr_expect_eq(restore_from(pv, buf, len, err, sizeof err),
+                     ITD_ERR_INCOMPATIBLE);
+        patch_u32(buf, len, 12, ITD_PV_BINS);
+        cr_expect_eq(restore_from(pv, buf, len, err, sizeof err), ITD_OK,
+                     "%s", err);
+        free(buf);
+        itd_pv_destroy(pv);
+}
+
+Test(metrics, snapshot_whose_counts_disagree_is_corrupt) {
+        itd_pv_t *pv = filled_pv(0.5f, 100);
+        size_t len;
+        char *buf = snapshot_of(pv, &len);
+        /* the first histogram bin, 24 header bytes in: one more positive
+         * than n and positives say, under a valid CRC */
+        uint32_t lo;
+        memcpy(&lo, buf + 24, sizeof lo);
+        patch_u32(buf, len, 24, lo + 1);
+        char err[256];
+        cr_expect_eq(restore_from(pv, buf, len, err, sizeof err),
+                     ITD_ERR_CORRUPT);
+        cr_expect(strstr(err, "histograms") != NULL, "%s", err);
+        free(buf);
+        itd_pv_destroy(pv);
 }

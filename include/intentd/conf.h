@@ -59,6 +59,7 @@ typedef struct itd_conf_s {
 
         int64_t labels_horizon_ms;
         int64_t labels_max_pending;
+        int labels_policy;          /* itd_labels_policy_t (labeler.h) */
 
         int model_type;             /* itd_model_type_t */
         size_t n_model_hidden;

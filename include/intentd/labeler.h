@@ -9,6 +9,12 @@
  * once both are known. The features used at prediction time are copied into
  * a bounded pool, so the model learns from exactly what it scored.
  *
+ * labels.policy (docs/MODEL.md): WAIT hands out each prediction once, when
+ * both outcomes are known. FAKE_NEGATIVE (Ktena et al. 2019) also hands it
+ * out at once as a negative with no next-action label (next =
+ * ITD_NEXT__COUNT, which the models skip), then once more when it resolves:
+ * a purchase gives a trained positive, no purchase a judged-only negative.
+ *
  * One labeler per partition. @thread pipeline thread only.
  */
 #ifndef INTENTD_LABELER_H
@@ -22,6 +28,12 @@
 #include "intentd/event.h"
 #include "intentd/prediction.h"
 
+/* labels.policy; the symbols of daemon/conf.c follow this order. */
+typedef enum {
+        ITD_LABELS_WAIT = 0,          /* learn once the label is known */
+        ITD_LABELS_FAKE_NEGATIVE = 1  /* learn a negative at once */
+} itd_labels_policy_t;
+
 typedef struct itd_labeler_conf_s {
         size_t dim;                  /* dense features per example */
         size_t n_ids;                /* sparse ids per example */
@@ -29,6 +41,7 @@ typedef struct itd_labeler_conf_s {
         int64_t session_gap_ms;      /* no event within it -> LEAVE */
         size_t max_pending;          /* pool capacity */
         size_t max_pending_per_user; /* oldest of a user resolved early */
+        int policy;                  /* itd_labels_policy_t; 0 = WAIT */
 } itd_labeler_conf_t;
 
 /* A resolved example. Pointers are borrowed from the labeler and valid
@@ -41,7 +54,16 @@ typedef struct itd_example_s {
         float score;           /* purchase probability given at the time */
         float next_probs[ITD_NEXT__COUNT];
         int label;             /* 1: purchased within horizon */
-        itd_next_t next;       /* what the user did next */
+        itd_next_t next;       /* what the user did next; ITD_NEXT__COUNT:
+                                * unknown (a fake negative), no label for
+                                * the next-action head */
+        int judge;             /* 1: label and next are the prediction's
+                                * final outcome; count it in progressive
+                                * validation (exactly one per prediction).
+                                * 0: a fake negative, train only */
+        int train;             /* 1: learn from it. 0: a FAKE_NEGATIVE
+                                * prediction that ended negative; its
+                                * negative was already learned */
 } itd_example_t;
 
 typedef struct itd_labeler_stats_s {
