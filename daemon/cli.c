@@ -133,3 +133,15 @@ void itd_cli_summary(FILE *out, const itd_engine_stats_t *es, double seconds,
                 pv->precision, pv->recall, pv->f1, pv->accuracy,
                 pv->next_accuracy, pv->next_logloss);
 }
+
+int itd_cli_format(const char *cmd, const char *input, const char *format_arg,
+                   itd_format_t *format) {
+        *format = itd_cli_guess_format(input);
+        if (format_arg && itd_format_parse(format_arg, format) != ITD_OK) {
+                fprintf(stderr, "intentd %s: --format \"%s\": expected "
+                        "taobao, rees46, retailrocket, jsonl or avro\n", cmd,
+                        format_arg);
+                return -1;
+        }
+        return 0;
+}

@@ -54,6 +54,14 @@ long long itd_cli_int(const char *cmd, const char *opt, const char *s,
 itd_format_t itd_cli_guess_format(const char *path);
 
 /**
+ * @brief The input format: --format's value if given, else guessed from
+ * the file name. Prints "intentd CMD: --format ..." when it is unknown.
+ * @returns 0, or -1 after printing.
+ */
+int itd_cli_format(const char *cmd, const char *input, const char *format_arg,
+                   itd_format_t *format);
+
+/**
  * @brief Prints the end-of-run summary shared by demo and replay: volume,
  * throughput, progressive metrics at the threshold, labels still pending.
  */

@@ -165,14 +165,9 @@ int itd_cmd_demo(int argc, char **argv) {
 
         prod->conf = conf;
         if (input) {
-                itd_format_t format = itd_cli_guess_format(input);
-                if (format_arg &&
-                    itd_format_parse(format_arg, &format) != ITD_OK) {
-                        fprintf(stderr, "intentd demo: --format \"%s\": "
-                                "expected taobao, rees46, retailrocket, "
-                                "jsonl or avro\n", format_arg);
+                itd_format_t format;
+                if (itd_cli_format("demo", input, format_arg, &format) != 0)
                         goto out;
-                }
                 rd = itd_reader_open(input, format, 1, errstr, sizeof errstr);
                 if (!rd) {
                         fprintf(stderr, "intentd demo: %s\n", errstr);

@@ -313,13 +313,9 @@ int itd_cmd_replay(int argc, char **argv) {
                         replay_usage);
                 return 2;
         }
-        itd_format_t format = itd_cli_guess_format(input);
-        if (format_arg && itd_format_parse(format_arg, &format) != ITD_OK) {
-                fprintf(stderr, "intentd replay: --format \"%s\": expected "
-                        "taobao, rees46, retailrocket, jsonl or avro\n",
-                        format_arg);
+        itd_format_t format;
+        if (itd_cli_format("replay", input, format_arg, &format) != 0)
                 return 2;
-        }
         itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);
         if (!conf)
                 return 1;
