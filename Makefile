@@ -32,6 +32,7 @@ fuzz: deps
 bench: build
 	@scripts/deps.sh bench
 	@bench/run.sh $(BUILD)
+	@BUILD=$(BUILD) bench/accuracy.sh
 
 docs: build
 	@cmake --build $(BUILD) --target docs

@@ -17,11 +17,31 @@ const char *itd_next_name(itd_next_t next) {
         return next_names[next];
 }
 
+/* Writes "/<n>" at dst (no NUL); returns its length. Called for every
+ * prediction: snprintf's format parsing cost several times more. */
+static size_t put_slash_int(char *dst, int64_t n) {
+        char digits[24];
+        size_t len = 0;
+        uint64_t u = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
+        do {
+                digits[len++] = (char)('0' + u % 10);
+                u /= 10;
+        } while (u);
+        size_t out = 0;
+        dst[out++] = '/';
+        if (n < 0)
+                dst[out++] = '-';
+        while (len)
+                dst[out++] = digits[--len];
+        return out;
+}
+
 void itd_prediction_make_id(itd_prediction_t *p, const char *topic,
                             int32_t partition, int64_t offset) {
-        char tail[40];
-        int tn = snprintf(tail, sizeof tail, "/%" PRId32 "/%" PRId64,
-                          partition, offset);
+        char tail[48];
+        size_t t1 = put_slash_int(tail, partition);
+        int tn = (int)(t1 + put_slash_int(tail + t1, offset));
+        tail[tn] = '\0';
         size_t cap = sizeof p->prediction_id;
         size_t tlen = strlen(topic);
         if (tlen + (size_t)tn < cap) {

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "intentd/event.h"
+#include "intentd/prediction.h"
+
+#include <stdint.h>
 
 static void full_event(itd_event_t *ev) {
         itd_event_clear(ev);
@@ -205,4 +208,23 @@ Test(event, hash_is_stable_and_seeded) {
         snprintf(buf, sizeof buf, "%016llx",
                  (unsigned long long)itd_hash_str("", 0));
         cr_assert_str_eq(buf, "2d06800538d394c2");
+}
+
+/* The id is written by hand (no snprintf on the hot path): check it against
+ * snprintf over the edge values. */
+Test(event, prediction_id_is_topic_partition_offset) {
+        const struct {
+                int32_t partition;
+                int64_t offset;
+        } rows[] = {{0, 0},          {3, 81234},      {31, 9000000000LL},
+                    {2147483647, INT64_MAX}, {-1, -1}, {7, INT64_MIN}};
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                itd_prediction_t p;
+                char want[128];
+                snprintf(want, sizeof want, "intentd.events/%d/%lld",
+                         (int)rows[i].partition, (long long)rows[i].offset);
+                itd_prediction_make_id(&p, "intentd.events", rows[i].partition,
+                                       rows[i].offset);
+                cr_expect_str_eq(p.prediction_id, want);
+        }
 }

@@ -1,0 +1,410 @@
+/*
+ * conf_table.c - the option table: every option's name, type, range,
+ * default, unit, reload rule and help text, plus the docs' group headings
+ * and the kafka: help. Only data lives here; conf.c parses and checks by
+ * it, conf_yaml.c loads files by it and conf_docs.c generates
+ * docs/CONFIGURATION.md and config/intentd.yaml from it, so the reference
+ * cannot drift from the code (STYLE.md section 5). Rows are in docs order.
+ */
+#include "conf_int.h"
+
+#include <stddef.h>
+
+#include "intentd/codec.h"
+#include "intentd/log.h"
+#include "intentd/mlp.h"
+
+/* Enum options store the index of their symbol, so the symbol lists below
+ * must follow the enums of the modules that read them. */
+_Static_assert(ITD_INPUT_AVRO == 0 && ITD_INPUT_JSON == 1,
+               "input.format symbols follow itd_input_format_t");
+_Static_assert(ITD_FRAMING_AUTO == 0 && ITD_FRAMING_CONFLUENT == 1 &&
+                   ITD_FRAMING_BARE == 2,
+               "input.framing symbols follow itd_framing_t");
+_Static_assert(ITD_MODEL_MLP == 0 && ITD_MODEL_LOGISTIC == 1,
+               "model.type symbols follow itd_model_type_t");
+_Static_assert(ITD_OPT_SGD == 0 && ITD_OPT_ADAGRAD == 1 && ITD_OPT_ADAM == 2,
+               "model.optimizer symbols follow itd_opt_t");
+_Static_assert(ITD_LOG_EMERG == 0 && ITD_LOG_DEBUG == 7,
+               "log.level symbols follow ITD_LOG_*");
+_Static_assert(ITD_CONF_LIST_MAX >= 8, "windows.spans takes up to 8 entries");
+_Static_assert(ITD_MLP_MAX_HIDDEN >= 4, "model.hidden takes up to 4 layers");
+
+/* Offsets that fail to compile when the field has another C type than the
+ * option type stores, so a table row cannot write an int64_t into an int. */
+#define F_STR(f) _Generic(((itd_conf_t *)0)->f, char *: offsetof(itd_conf_t, f))
+#define F_I64(f)                                                          \
+        _Generic(((itd_conf_t *)0)->f, int64_t: offsetof(itd_conf_t, f))
+#define F_INT(f) _Generic(((itd_conf_t *)0)->f, int: offsetof(itd_conf_t, f))
+#define F_DBL(f)                                                          \
+        _Generic(((itd_conf_t *)0)->f, double: offsetof(itd_conf_t, f))
+#define F_LIST(f)                                                         \
+        _Generic(((itd_conf_t *)0)->f, int64_t *: offsetof(itd_conf_t, f))
+#define F_CNT(f)                                                          \
+        _Generic(((itd_conf_t *)0)->f, size_t: offsetof(itd_conf_t, f))
+
+static const char *const syms_format[] = {"avro", "json", NULL};
+static const char *const syms_framing[] = {"auto", "confluent", "bare", NULL};
+static const char *const syms_model[] = {"mlp", "logistic", NULL};
+static const char *const syms_opt[] = {"sgd", "adagrad", "adam", NULL};
+static const char *const syms_policy[] = {"wait", "fake_negative", NULL};
+static const char *const syms_level[] = {"emerg",  "alert", "crit",
+                                         "err",    "warning", "notice",
+                                         "info",   "debug", NULL};
+
+const struct prop itd_conf_props[] = {
+    /* topics */
+    {.name = "topics.events", .type = PT_STRING, .off = F_STR(topic_events),
+     .min = 1, .max = 249, .topic = true, .def = "intentd.events",
+     .help = "Topic the shopper events are consumed from, keyed by user id. "
+             "Values are Avro or JSON, see `input.format`."},
+    {.name = "topics.predictions", .type = PT_STRING,
+     .off = F_STR(topic_predictions), .min = 1, .max = 249, .topic = true,
+     .def = "intentd.predictions",
+     .help = "Topic one prediction record per scored event is produced to "
+             "(Avro, `config/prediction.avsc`), keyed by user id."},
+    {.name = "topics.triggers", .type = PT_STRING,
+     .off = F_STR(topic_triggers), .min = 1, .max = 249, .topic = true,
+     .def = "intentd.triggers",
+     .help = "Topic a trigger record is produced to when a user's "
+             "purchase-intent score crosses a trigger threshold, for "
+             "marketing systems that react to live intent."},
+    {.name = "topics.dead_letter", .type = PT_STRING,
+     .off = F_STR(topic_dead_letter), .min = 1, .max = 249, .topic = true,
+     .def = "intentd.dead_letter",
+     .help = "Topic events that cannot be decoded or fail validation are "
+             "copied to, bytes unchanged, with headers naming the reason, "
+             "source topic, partition and offset."},
+
+    /* input, output */
+    {.name = "input.format", .type = PT_ENUM, .off = F_INT(input_format),
+     .syms = syms_format, .def = "avro",
+     .help = "Encoding of event values: `avro` (schema "
+             "`config/event.avsc`, framing per `input.framing`) or `json` "
+             "(one JSON object with the same field names)."},
+    {.name = "input.framing", .type = PT_ENUM, .off = F_INT(input_framing),
+     .syms = syms_framing, .def = "auto",
+     .help = "Framing of Avro event values: `confluent` expects the "
+             "Confluent wire format (magic byte 0 and a 4-byte schema id), "
+             "`bare` plain Avro binary, `auto` takes the Confluent header "
+             "when byte 0 is 0 and the rest decodes, else bare Avro."},
+    {.name = "input.schemas_dir", .type = PT_STRING,
+     .off = F_STR(input_schemas_dir), .min = 0, .max = 4095, .def = "",
+     .help = "Folder of Avro writer schemas for Confluent-framed events, "
+             "one file per schema id named `<id>.avsc` (or `<id>`). Looked "
+             "up before `input.schema_registry.url`. With neither set, every "
+             "schema id is read with the built-in `config/event.avsc`. "
+             "Writer schemas resolve to that reader schema by the rules in "
+             "docs/SCHEMAS.md; an id found nowhere dead-letters its events "
+             "as `unknown_schema_id`."},
+    {.name = "input.schema_registry.url", .type = PT_STRING,
+     .off = F_STR(input_schema_registry_url), .min = 0, .max = 1023,
+     .def = "",
+     .help = "Base URL of a Confluent Schema Registry (`http://host:8081`; "
+             "https and `user:password@` work). Schema ids not in "
+             "`input.schemas_dir` are fetched once with GET "
+             "`/schemas/ids/{id}` and cached; failed look-ups are retried "
+             "after 30 s, and at most 10 requests are made per second. "
+             "Empty: no registry."},
+    {.name = "input.max_future", .type = PT_DURATION,
+     .off = F_I64(input_max_future_ms), .min = SEC_MS, .max = 365 * DAY_MS,
+     .def = "1h",
+     .help = "Events whose `ts` is further than this ahead of the wall clock "
+             "are dead-lettered as `ts_in_future` (events before 2000-01-01 "
+             "always are, as `ts_too_old`): one bad clock must not move the "
+             "watermark and resolve every pending label."},
+    {.name = "input.max_string_bytes", .type = PT_INT,
+     .off = F_I64(input_max_string_bytes), .min = 1, .max = 127,
+     .def = "63", .unit = "bytes",
+     .help = "Longest string field accepted, in bytes; longer ones are "
+             "dead-lettered as `string_too_long`, never cut (a cut id would "
+             "merge two users). Ids (`user_id`, `event_id`, `item_id`, "
+             "`category`, `session_id`) are capped at 63 bytes whatever the "
+             "setting, `query` at 127: raise this to 127 to accept long "
+             "search queries."},
+    {.name = "input.max_message_bytes", .type = PT_INT,
+     .off = F_I64(input_max_message_bytes), .min = 64, .max = 16777216,
+     .def = "65536", .unit = "bytes",
+     .help = "Largest event value accepted, framing header included; "
+             "larger ones are dead-lettered as `message_too_large` without "
+             "being parsed."},
+    {.name = "output.schema_id", .type = PT_INT,
+     .off = F_I64(output_schema_id), .min = -1, .max = 2147483647,
+     .def = "-1",
+     .help = "Schema registry id written in the Confluent header of the "
+             "produced Avro records; -1 produces bare Avro without a "
+             "header."},
+
+    /* triggers (rules: include/intentd/trigger.h, docs/SCHEMAS.md) */
+    {.name = "triggers.enter", .type = PT_DOUBLE, .off = F_DBL(triggers_enter),
+     .dmin = 0, .dmax = 1, .def = "0.5",
+     .help = "A user's trigger fires (direction `UP` on `topics.triggers`) "
+             "when a prediction's `purchase_probability` is at or above "
+             "this while the user is armed and out of cool-down. Firing "
+             "disarms the user."},
+    {.name = "triggers.exit", .type = PT_DOUBLE, .off = F_DBL(triggers_exit),
+     .dmin = 0, .dmax = 1, .def = "0.3",
+     .help = "A disarmed user is re-armed (a `DOWN` record) when a score "
+             "falls below this, so a score hovering around "
+             "`triggers.enter` fires once (hysteresis). Must not exceed "
+             "`triggers.enter`."},
+    {.name = "triggers.cooldown", .type = PT_DURATION,
+     .off = F_I64(triggers_cooldown_ms), .min = 0, .max = 7 * DAY_MS,
+     .def = "1h",
+     .help = "Least event time between two `UP` triggers of one user; a "
+             "crossing inside it is held back until the first event after "
+             "it that still scores at or above `triggers.enter`. Measured "
+             "in event time, so replays and backlogs behave like the live "
+             "stream."},
+    {.name = "triggers.max_users", .type = PT_INT,
+     .off = F_I64(triggers_max_users), .min = 1, .max = 100000000,
+     .def = "1000000", .unit = "users",
+     .help = "Users whose trigger state (armed flag, last firing) is "
+             "remembered, per assigned partition; only users who have "
+             "fired are kept (32 bytes each). Beyond it the least recently "
+             "seen is forgotten and comes back armed and out of "
+             "cool-down."},
+
+    /* windows, session, state */
+    {.name = "windows.spans", .type = PT_DURATION_LIST,
+     .off = F_LIST(windows_ms), .count_off = F_CNT(n_windows),
+     .min = SEC_MS, .max = 30 * DAY_MS, .nmin = 1, .nmax = 8,
+     .ascending = true, .def = "5m,1h,24h,7d",
+     .help = "Spans of the rolling per-user feature windows in event time, "
+             "ascending; each window adds its own counts and rates to the "
+             "features. They shape the model input, so a checkpoint made "
+             "with other spans does not load."},
+    {.name = "windows.allowed_lateness", .type = PT_DURATION,
+     .off = F_I64(windows_allowed_lateness_ms), .min = 0, .max = HOUR_MS,
+     .def = "5s",
+     .help = "Out-of-order tolerance: the watermark trails the newest event "
+             "time seen by this much. Events older than the watermark count "
+             "as late; a pending prediction resolves as negative only once "
+             "the watermark passes its horizon."},
+    {.name = "session.gap", .type = PT_DURATION, .off = F_I64(session_gap_ms),
+     .min = MIN_MS, .max = DAY_MS, .def = "30m",
+     .help = "Inactivity after which a user's next event starts a new "
+             "session; session features restart from zero."},
+    {.name = "state.idle_ttl", .type = PT_DURATION,
+     .off = F_I64(state_idle_ttl_ms), .min = HOUR_MS, .max = 90 * DAY_MS,
+     .def = "7d",
+     .help = "Per-user state untouched for this long in event time is "
+             "dropped, so users who never return do not hold memory."},
+    {.name = "state.max_users", .type = PT_INT, .off = F_I64(state_max_users),
+     .min = 1, .max = 1000000000, .def = "5000000", .unit = "users",
+     .help = "Upper bound on users with state in memory, per assigned "
+             "partition (state is kept per partition so it can be "
+             "checkpointed and handed over); beyond it the least recently "
+             "active user is evicted. With `state.idle_ttl` it bounds the "
+             "daemon's memory: about 256 bytes per user."},
+
+    /* labels */
+    {.name = "labels.horizon", .type = PT_DURATION,
+     .off = F_I64(labels_horizon_ms), .min = MIN_MS, .max = 7 * DAY_MS,
+     .def = "30m",
+     .help = "Label horizon: a prediction made at event time t is positive "
+             "if the user purchases in (t, t + horizon], negative once the "
+             "watermark passes t + horizon. `purchase_probability` is the "
+             "probability of a purchase within this horizon."},
+    {.name = "labels.max_pending", .type = PT_INT,
+     .off = F_I64(labels_max_pending), .min = 1000, .max = 100000000,
+     .def = "1000000", .unit = "predictions",
+     .help = "Most predictions waiting for their label at once, per "
+             "assigned partition (each partition labels against its own "
+             "watermark). The pool grows on demand up to this. When it is "
+             "full, the batch waits instead of dropping a label; size it "
+             "above the events a partition sees within `labels.horizon` "
+             "plus `windows.allowed_lateness`."},
+    {.name = "labels.policy", .type = PT_ENUM, .off = F_INT(labels_policy),
+     .syms = syms_policy, .def = "wait",
+     .help = "`wait`: learn from a prediction once its label is known "
+             "(after `labels.horizon` for a negative). `fake_negative` "
+             "(Ktena et al. 2019): learn it at once as a negative and once "
+             "more as a positive if the purchase arrives within the "
+             "horizon; fresher, but the purchase probability is biased "
+             "low (no importance weighting). Progressive metrics judge "
+             "each prediction once, with its true label (docs/MODEL.md)."},
+
+    /* model */
+    {.name = "model.type", .type = PT_ENUM, .off = F_INT(model_type),
+     .syms = syms_model, .def = "mlp",
+     .help = "`mlp`: the neural network with hashed embeddings and a "
+             "next-action head; `logistic`: a logistic-regression baseline "
+             "on the same features (`model.hidden` is ignored)."},
+    {.name = "model.hidden", .type = PT_INT_LIST, .off = F_LIST(model_hidden),
+     .count_off = F_CNT(n_model_hidden), .min = 1, .max = 4096, .nmin = 1,
+     .nmax = 4, .def = "128,64", .unit = "units",
+     .help = "Widths of the MLP's hidden ReLU layers, from the input "
+             "side. Part of the model's shape: a checkpoint made with other "
+             "widths does not load."},
+    {.name = "model.embedding.buckets", .type = PT_INT,
+     .off = F_I64(model_embedding_buckets), .min = 16, .max = 16777216,
+     .def = "65536", .unit = "rows",
+     .help = "Rows of each hashed embedding table (categories, items, query "
+             "tokens; ids are taken modulo this). More rows mean fewer "
+             "collisions and more memory: rows x dim floats per table."},
+    {.name = "model.embedding.dim", .type = PT_INT,
+     .off = F_I64(model_embedding_dim), .min = 0, .max = 128, .def = "8",
+     .unit = "floats",
+     .help = "Width of each embedding row; 0 disables the hashed sparse "
+             "features and leaves the dense ones."},
+    {.name = "model.optimizer", .type = PT_ENUM, .off = F_INT(model_optimizer),
+     .syms = syms_opt, .def = "adam",
+     .help = "Update rule: `sgd`, `adagrad` (Duchi et al. 2011) or `adam` "
+             "(Kingma & Ba 2015)."},
+    {.name = "model.learning.rate", .type = PT_DOUBLE,
+     .off = F_DBL(model_learning_rate), .dmin = 0, .dmin_excl = true,
+     .dmax = 1, .def = "0.0003", .reloadable = true,
+     .help = "Step size of the optimizer. Below Adam's usual 0.001, whose "
+             "steps add noise where data is scarce (on the simulator and "
+             "on Taobao's least active users 0.0003 scored a higher "
+             "progressive AUC). On SIGHUP a new value applies from the "
+             "next training step."},
+    {.name = "model.l2", .type = PT_DOUBLE, .off = F_DBL(model_l2), .dmin = 0,
+     .dmax = 1, .def = "1e-6",
+     .help = "L2 weight decay on the weights (not the biases)."},
+    {.name = "model.batch.size", .type = PT_INT,
+     .off = F_I64(model_batch_size), .min = 1, .max = 256, .def = "64",
+     .unit = "examples",
+     .help = "Resolved examples per training step (mini-batch)."},
+    {.name = "model.seed", .type = PT_INT, .off = F_I64(model_seed), .min = 0,
+     .max = INT64_C(4611686018427387904), .def = "42",
+     .help = "Seed of the weight initialisation; the same seed, "
+             "configuration and events give the same model."},
+    {.name = "model.loss.weight.next", .type = PT_DOUBLE,
+     .off = F_DBL(model_loss_weight_next), .dmin = 0, .dmax = 10,
+     .def = "0.3",
+     .help = "Weight of the next-action head's cross-entropy in the "
+             "training loss, relative to the purchase head's log loss; 0 "
+             "trains the purchase head alone."},
+    {.name = "model.wide.learning.rate", .type = PT_DOUBLE,
+     .off = F_DBL(model_wide_learning_rate), .dmin = 0, .dmax = 1,
+     .def = "0.01",
+     .help = "MLP: step size of the wide path, a linear model over the "
+             "standardised dense features added to the network's purchase "
+             "logit (weights by SGD, the purchase bias by AdaGrad). It "
+             "learns the purchase history within the first thousands of "
+             "examples while the network catches up; 0 removes the path."},
+    {.name = "model.embedding.learning.rate", .type = PT_DOUBLE,
+     .off = F_DBL(model_embedding_learning_rate), .dmin = 0, .dmax = 1,
+     .def = "0.1",
+     .help = "MLP: step size of the hashed embedding rows (a row learns "
+             "only in the steps whose batch holds its id, so it steps "
+             "larger than the dense layers); 0 = model.learning.rate."},
+    {.name = "model.inputs.standardize", .type = PT_BOOL,
+     .off = F_INT(model_inputs_standardize), .def = "true",
+     .help = "MLP: the wide path reads every dense feature scaled to "
+             "zero mean and unit variance (clipped to +-3) with running "
+             "statistics of the training examples, kept in checkpoints. "
+             "Part of the model's shape: a checkpoint made with the other "
+             "setting does not load."},
+
+    /* predict, metrics, log, shutdown */
+    {.name = "predict.threshold", .type = PT_DOUBLE,
+     .off = F_DBL(predict_threshold), .dmin = 0, .dmax = 1, .def = "0.2",
+     .reloadable = true,
+     .help = "Decision threshold on `purchase_probability` for the "
+             "accuracy, precision, recall and F1 reported in logs, metrics "
+             "and the run summary. It does not change the published "
+             "scores."},
+    {.name = "metrics.log.interval", .type = PT_DURATION,
+     .off = F_I64(metrics_log_interval_ms), .min = SEC_MS, .max = HOUR_MS,
+     .def = "10s", .reloadable = true,
+     .help = "How often a progress line (throughput, lag, AUC, log loss) "
+             "is logged."},
+    {.name = "metrics.listen", .type = PT_STRING, .off = F_STR(metrics_listen),
+     .min = 0, .max = 255, .def = "127.0.0.1:9464",
+     .help = "Address of the HTTP endpoint serving /metrics (Prometheus "
+             "text format), /livez and /readyz: `host:port`, `[v6]:port`, "
+             "or `:port` for every IPv4 address. Empty turns the endpoint "
+             "off."},
+    {.name = "health.liveness.timeout", .type = PT_DURATION,
+     .off = F_I64(health_liveness_timeout_ms), .min = SEC_MS,
+     .max = 10 * MIN_MS, .def = "10s",
+     .help = "/livez answers 503 when the main loop has not turned for this "
+             "long."},
+    {.name = "output.max_in_flight", .type = PT_INT,
+     .off = F_I64(output_max_in_flight), .min = 1000, .max = 10000000,
+     .def = "200000",
+     .help = "Outputs (predictions, dead letters) produced but not yet "
+             "acknowledged by the broker before consumption pauses; it "
+             "resumes below a quarter of this. Back-pressure: nothing is "
+             "dropped, and polling goes on so the group keeps us."},
+    {.name = "log.level", .type = PT_ENUM, .off = F_INT(log_level),
+     .syms = syms_level, .def = "info", .reloadable = true,
+     .help = "Most verbose syslog level written to stderr."},
+    {.name = "log.format", .type = PT_ENUM, .off = F_INT(log_format),
+     /* index = itd_conf_log_format_t (conf.h) */
+     .syms = (const char *const[]){"auto", "plain", "journal", "json", NULL},
+     .def = "auto",
+     .help = "How stderr lines look. `journal`: a `<N>` syslog priority "
+             "prefix that journald turns into the level; `plain`: "
+             "`intentd LEVEL FACILITY: message` for a terminal; `json`: one "
+             "object per line (level, facility, message) for log shippers; "
+             "`auto`: `journal` when stderr is journald's stream "
+             "(JOURNAL_STREAM is set), else `plain`. Not reloadable: a "
+             "format change mid-stream would confuse the log parser."},
+    {.name = "shutdown.timeout", .type = PT_DURATION,
+     .off = F_I64(shutdown_timeout_ms), .min = SEC_MS, .max = 10 * MIN_MS,
+     .def = "30s",
+     .help = "On SIGTERM, time allowed to finish in-flight work, flush the "
+             "producer and commit offsets before exiting anyway."},
+
+    /* checkpoints (docs/CHECKPOINTS.md) */
+    {.name = "checkpoint.dir", .type = PT_STRING, .off = F_STR(checkpoint_dir),
+     .min = 0, .max = 4095, .def = "auto",
+     .help = "Folder of the checkpoints: per assigned partition its user "
+             "state, pending labels, watermark and next offset, plus the "
+             "model and optimizer state. On start the newest complete one "
+             "is restored and consumption resumes where it was cut; offsets "
+             "committed to Kafka never run ahead of it. `auto` uses "
+             "`$STATE_DIRECTORY` (set by the systemd unit to "
+             "/var/lib/intentd) and turns checkpoints off when it is unset; "
+             "empty turns them off. See docs/CHECKPOINTS.md."},
+    {.name = "checkpoint.interval", .type = PT_DURATION,
+     .off = F_I64(checkpoint_interval_ms), .min = SEC_MS, .max = DAY_MS,
+     .def = "60s",
+     .help = "Time between checkpoints (one more is written at stop and on "
+             "partition revoke). Events after the last checkpoint are "
+             "consumed again after a crash, so this bounds the replay."},
+    {.name = "checkpoint.keep", .type = PT_INT, .off = F_I64(checkpoint_keep),
+     .min = 2, .max = 100, .def = "2", .unit = "checkpoints",
+     .help = "Complete checkpoints kept. The newest is restored; when it is "
+             "damaged or refused the next older one is used. An old one is "
+             "removed only after a newer one is complete."},
+};
+
+const size_t itd_conf_n_props =
+    sizeof itd_conf_props / sizeof itd_conf_props[0];
+
+/* Headings of the generated docs, one per first name segment. A new
+ * segment in the table needs its line here. */
+const struct itd_conf_group itd_conf_groups[] = {
+    {"topics", "Kafka topics"},
+    {"input", "Event input"},
+    {"output", "Prediction output"},
+    {"triggers", "Marketing triggers"},
+    {"windows", "Feature windows"},
+    {"session", "Sessions"},
+    {"state", "Per-user state"},
+    {"labels", "Delayed labels"},
+    {"model", "Model and training"},
+    {"predict", "Prediction quality"},
+    {"metrics", "Metrics"},
+    {"health", "Health"},
+    {"log", "Logging"},
+    {"shutdown", "Shutdown"},
+    {"checkpoint", "Checkpoints"},
+};
+
+const size_t itd_conf_n_groups =
+    sizeof itd_conf_groups / sizeof itd_conf_groups[0];
+
+const char *const itd_conf_kafka_help =
+    "Every key under `kafka:` is handed to librdkafka with the `kafka.` "
+    "prefix stripped, in file order (a later duplicate replaces the earlier "
+    "value), so librdkafka's CONFIGURATION.md applies. Nested maps are "
+    "joined with dots: `kafka: {bootstrap: {servers: ...}}` is "
+    "`bootstrap.servers`. A list value is joined with commas. Unknown "
+    "properties and bad values are reported at load time, with the line.";
+

@@ -1,0 +1,456 @@
+/*
+ * conf_yaml.c - itd_conf_load: reads one YAML file with libyaml's document
+ * API into a copy of the conf, all-or-nothing. Nested maps and dotted keys
+ * mix freely: `model: {learning.rate: 0.01}` is the same option as
+ * `model.learning.rate: 0.01`. Everything below `kafka:` is joined with
+ * dots and kept, in file order, for librdkafka. Every error names
+ * file:line:column and the key, because a config error stops start-up and
+ * the operator has to find the line; an unknown key comes with the
+ * closest known name.
+ */
+#include "intentd/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <yaml.h>
+
+#include "conf_int.h"
+#include "intentd/mem.h"
+
+static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...) {
+        if (!errstr || errstr_size == 0)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+}
+
+/* 1 if some option lives below `prefix.` (so `prefix: {...}` is a group). */
+static bool prefix_known(const char *prefix) {
+        size_t n = strlen(prefix);
+        for (size_t i = 0; i < itd_conf_n_props; i++)
+                if (strncmp(itd_conf_props[i].name, prefix, n) == 0 &&
+                    itd_conf_props[i].name[n] == '.')
+                        return true;
+        return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* suggestions for unknown names */
+
+static size_t edit_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        if (la > 127 || lb > 127)
+                return SIZE_MAX;
+        size_t row[128];
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = j;
+        for (size_t i = 1; i <= la; i++) {
+                size_t diag = row[0];
+                row[0] = i;
+                for (size_t j = 1; j <= lb; j++) {
+                        size_t up = row[j];
+                        size_t best = diag + (a[i - 1] != b[j - 1]);
+                        if (up + 1 < best)
+                                best = up + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        row[j] = best;
+                        diag = up;
+                }
+        }
+        return row[lb];
+}
+
+/* Dots, dashes and underscores all separate words in what people type. */
+static void normalise(const char *s, char *buf, size_t cap) {
+        size_t i = 0;
+        for (; s[i] && i + 1 < cap; i++)
+                buf[i] = (s[i] == '_' || s[i] == '-')
+                             ? '.'
+                             : (char)tolower((unsigned char)s[i]);
+        buf[i] = '\0';
+}
+
+/* The known option closest to name, or NULL if none is plausibly meant. */
+static const char *suggest(const char *name) {
+        char key[128], cand[128];
+        normalise(name, key, sizeof key);
+        size_t klen = strlen(key);
+        const char *best = NULL;
+        size_t best_d = SIZE_MAX;
+        for (size_t i = 0; i < itd_conf_n_props; i++) {
+                normalise(itd_conf_props[i].name, cand, sizeof cand);
+                size_t clen = strlen(cand);
+                /* "learning_rate" or "events" alone: the tail of a name. */
+                if (strcmp(cand, key) == 0 ||
+                    (clen > klen && cand[clen - klen - 1] == '.' &&
+                     strcmp(cand + clen - klen, key) == 0))
+                        return itd_conf_props[i].name;
+                size_t d = edit_distance(key, cand);
+                if (d < best_d) {
+                        best_d = d;
+                        best = itd_conf_props[i].name;
+                }
+        }
+        size_t limit = klen / 3 > 2 ? klen / 3 : 2;
+        return best_d <= limit ? best : NULL;
+}
+
+void itd_conf_unknown_option(const char *name, char *errstr,
+                             size_t errstr_size) {
+        const char *hint = suggest(name);
+        if (hint)
+                seterr(errstr, errstr_size,
+                       "%s: unknown option; did you mean \"%s\"?", name, hint);
+        else
+                seterr(errstr, errstr_size,
+                       "%s: unknown option (docs/CONFIGURATION.md lists them)",
+                       name);
+}
+
+/* ------------------------------------------------------------------ */
+/* YAML */
+
+struct loader {
+        itd_conf_t *conf;
+        yaml_document_t *doc;
+        const char *path;
+        char *errstr;
+        size_t errstr_size;
+};
+
+/* "file:line:column: " + why, at the node the error is about. */
+static itd_err_t fail_at(struct loader *ld, const yaml_node_t *node,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static itd_err_t fail_at(struct loader *ld, const yaml_node_t *node,
+                         const char *fmt, ...) {
+        char why[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof why, fmt, ap);
+        va_end(ap);
+        seterr(ld->errstr, ld->errstr_size, "%s:%zu:%zu: %s", ld->path,
+               node->start_mark.line + 1, node->start_mark.column + 1, why);
+        return ITD_ERR_CONF;
+}
+
+static const char *node_kind(const yaml_node_t *node) {
+        switch (node->type) {
+        case YAML_SCALAR_NODE: return "single value";
+        case YAML_SEQUENCE_NODE: return "list";
+        case YAML_MAPPING_NODE: return "mapping";
+        default: return "empty node";
+        }
+}
+
+static const char *scalar(const yaml_node_t *node) {
+        return (const char *)node->data.scalar.value;
+}
+
+/* `key:`, `key: ~` and `key: null` (plain, not quoted) mean no value. */
+static bool is_null(const yaml_node_t *node) {
+        if (node->type != YAML_SCALAR_NODE ||
+            node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return false;
+        const char *s = scalar(node);
+        return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+               strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+static bool is_empty_map(const yaml_node_t *node) {
+        return node->type == YAML_MAPPING_NODE &&
+               node->data.mapping.pairs.top == node->data.mapping.pairs.start;
+}
+
+/* A scalar we can hand on as C text: not null and without NUL bytes. */
+static itd_err_t scalar_text(struct loader *ld, const char *name,
+                             const yaml_node_t *node, const char **text) {
+        if (node->type != YAML_SCALAR_NODE)
+                return fail_at(ld, node, "%s: expected a single value, got a "
+                                         "%s",
+                               name, node_kind(node));
+        if (is_null(node))
+                return fail_at(ld, node, "%s: no value", name);
+        if (strlen(scalar(node)) != node->data.scalar.length)
+                return fail_at(ld, node, "%s: the value contains a NUL byte",
+                               name);
+        *text = scalar(node);
+        return ITD_OK;
+}
+
+static itd_err_t walk_map(struct loader *ld, const yaml_node_t *map,
+                          const char *prefix);
+
+/* kafka.*: a scalar, or a list joined with commas ("a:9092,b:9092"). */
+static itd_err_t load_kafka(struct loader *ld, const char *name,
+                            yaml_node_t *value) {
+        char why[768];
+        const char *text;
+        itd_err_t err;
+        if (value->type != YAML_SEQUENCE_NODE) {
+                if ((err = scalar_text(ld, name, value, &text)))
+                        return err;
+                if (itd_conf_set(ld->conf, name, text, why, sizeof why))
+                        return fail_at(ld, value, "%s", why);
+                return ITD_OK;
+        }
+        size_t cap = 1, len = 0;
+        yaml_node_item_t *it;
+        for (it = value->data.sequence.items.start;
+             it < value->data.sequence.items.top; it++) {
+                yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+                if ((err = scalar_text(ld, name, item, &text)))
+                        return err;
+                cap += strlen(text) + 1;
+        }
+        char *joined = itd_xmalloc(cap);
+        joined[0] = '\0';
+        for (it = value->data.sequence.items.start;
+             it < value->data.sequence.items.top; it++) {
+                yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+                size_t n = item->data.scalar.length;
+                if (len)
+                        joined[len++] = ',';
+                memcpy(joined + len, scalar(item), n + 1);
+                len += n;
+        }
+        err = ITD_OK;
+        if (itd_conf_set(ld->conf, name, joined, why, sizeof why))
+                err = fail_at(ld, value, "%s", why);
+        free(joined);
+        return err;
+}
+
+/* A table option from a YAML scalar or sequence. */
+static itd_err_t load_option(struct loader *ld, const struct prop *p,
+                             yaml_node_t *value) {
+        char why[768];
+        const char *text;
+        itd_err_t err;
+        if (value->type == YAML_MAPPING_NODE)
+                return fail_at(ld, value, "%s: expected a %s, got a mapping",
+                               p->name, itd_conf_type_name(p));
+        if (value->type == YAML_SCALAR_NODE) {
+                if ((err = scalar_text(ld, p->name, value, &text)))
+                        return err;
+                if (itd_conf_prop_set_text(ld->conf, p, text, why, sizeof why))
+                        return fail_at(ld, value, "%s", why);
+                return ITD_OK;
+        }
+        if (!is_list(p))
+                return fail_at(ld, value,
+                               "%s: expected a single %s, got a list",
+                               p->name, itd_conf_type_name(p));
+        yaml_node_item_t *start = value->data.sequence.items.start;
+        size_t n = (size_t)(value->data.sequence.items.top - start);
+        const char **items = itd_xcalloc(n, sizeof *items);
+        for (size_t i = 0; i < n; i++) {
+                yaml_node_t *item = yaml_document_get_node(ld->doc, start[i]);
+                if ((err = scalar_text(ld, p->name, item, &items[i]))) {
+                        free(items);
+                        return err;
+                }
+        }
+        size_t bad;
+        err = itd_conf_prop_set(ld->conf, p, items, n, &bad, why, sizeof why);
+        free(items);
+        if (err) {
+                /* Point at the entry at fault when there is one. */
+                const yaml_node_t *at =
+                    bad < n ? yaml_document_get_node(ld->doc, start[bad])
+                            : value;
+                return fail_at(ld, at, "%s", why);
+        }
+        return ITD_OK;
+}
+
+static itd_err_t load_pair(struct loader *ld, const char *name,
+                           yaml_node_t *key, yaml_node_t *value) {
+        if (strcmp(name, "kafka") == 0 || strncmp(name, "kafka.", 6) == 0) {
+                if (value->type == YAML_MAPPING_NODE)
+                        return walk_map(ld, value, name);
+                if (strcmp(name, "kafka") != 0)
+                        return load_kafka(ld, name, value);
+                if (is_null(value))
+                        return ITD_OK;
+                return fail_at(ld, value,
+                               "kafka: expected a mapping of librdkafka "
+                               "properties, got a %s",
+                               node_kind(value));
+        }
+        const struct prop *p = itd_conf_prop_find(name);
+        if (p)
+                return load_option(ld, p, value);
+        if (value->type == YAML_MAPPING_NODE && !is_empty_map(value))
+                return walk_map(ld, value, name);
+        /* `topics:` with nothing below it is an empty group, not an error. */
+        if ((is_null(value) || is_empty_map(value)) && prefix_known(name))
+                return ITD_OK;
+        if (prefix_known(name))
+                return fail_at(ld, value,
+                               "%s: expected a mapping of %s.* options, got "
+                               "a %s",
+                               name, name, node_kind(value));
+        char why[768];
+        itd_conf_unknown_option(name, why, sizeof why);
+        return fail_at(ld, key, "%s", why);
+}
+
+static itd_err_t walk_map(struct loader *ld, const yaml_node_t *map,
+                          const char *prefix) {
+        yaml_node_pair_t *pair;
+        for (pair = map->data.mapping.pairs.start;
+             pair < map->data.mapping.pairs.top; pair++) {
+                yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
+                yaml_node_t *value =
+                    yaml_document_get_node(ld->doc, pair->value);
+                if (key->type != YAML_SCALAR_NODE)
+                        return fail_at(ld, key,
+                                       "%s%skeys must be names, not a %s",
+                                       prefix ? prefix : "",
+                                       prefix ? ": " : "", node_kind(key));
+                const char *k = scalar(key);
+                if (!*k || strlen(k) != key->data.scalar.length)
+                        return fail_at(ld, key, "%s%sempty or invalid key",
+                                       prefix ? prefix : "",
+                                       prefix ? ": " : "");
+                char name[256];
+                int n = snprintf(name, sizeof name, "%s%s%s",
+                                 prefix ? prefix : "", prefix ? "." : "", k);
+                if (n < 0 || (size_t)n >= sizeof name)
+                        return fail_at(ld, key, "%.64s...: key too long",
+                                       name);
+                itd_err_t err = load_pair(ld, name, key, value);
+                if (err)
+                        return err;
+        }
+        return ITD_OK;
+}
+
+static itd_err_t yaml_error(const char *path, const yaml_parser_t *parser,
+                            char *errstr, size_t errstr_size) {
+        const yaml_mark_t *m = &parser->problem_mark;
+        const char *problem = parser->problem ? parser->problem : "error";
+        if (parser->error == YAML_READER_ERROR) {
+                seterr(errstr, errstr_size,
+                       "%s: cannot read as YAML: %s at byte %zu", path,
+                       problem, parser->problem_offset);
+                return ITD_ERR_CONF;
+        }
+        seterr(errstr, errstr_size, "%s:%zu:%zu: YAML syntax error: %s%s%s%s",
+               path, m->line + 1, m->column + 1, problem,
+               parser->context ? " (" : "",
+               parser->context ? parser->context : "",
+               parser->context ? ")" : "");
+        return ITD_ERR_CONF;
+}
+
+itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
+                        size_t errstr_size) {
+        if (!conf || !path) {
+                seterr(errstr, errstr_size, "no configuration file given");
+                return ITD_ERR_ARG;
+        }
+        FILE *fp = fopen(path, "rb");
+        if (!fp) {
+                seterr(errstr, errstr_size, "%s: cannot open: %s", path,
+                       strerror(errno));
+                return ITD_ERR_IO;
+        }
+        struct stat sb;
+        if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+                fclose(fp);
+                seterr(errstr, errstr_size, "%s: cannot read: is a directory",
+                       path);
+                return ITD_ERR_IO;
+        }
+
+        itd_err_t err = ITD_OK;
+        itd_conf_t *tmp = NULL;
+        yaml_parser_t parser;
+        yaml_document_t doc, extra;
+        bool have_doc = false;
+        if (!yaml_parser_initialize(&parser)) {
+                fclose(fp);
+                seterr(errstr, errstr_size, "%s: cannot start the YAML parser",
+                       path);
+                return ITD_ERR_CONF;
+        }
+        yaml_parser_set_input_file(&parser, fp);
+        if (!yaml_parser_load(&parser, &doc)) {
+                err = ferror(fp) ? ITD_ERR_IO : ITD_ERR_CONF;
+                yaml_error(path, &parser, errstr, errstr_size);
+                goto done;
+        }
+        have_doc = true;
+
+        /* One document per file; a second one would be silently ignored. */
+        if (!yaml_parser_load(&parser, &extra)) {
+                err = yaml_error(path, &parser, errstr, errstr_size);
+                goto done;
+        }
+        yaml_node_t *root2 = yaml_document_get_root_node(&extra);
+        if (root2) {
+                seterr(errstr, errstr_size,
+                       "%s:%zu:%zu: only one YAML document is allowed", path,
+                       extra.start_mark.line + 1, extra.start_mark.column + 1);
+                err = ITD_ERR_CONF;
+        }
+        yaml_document_delete(&extra);
+        if (err)
+                goto done;
+
+        /* An empty file (or a lone `---`) is a valid, all-default config. */
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        if (!root || is_null(root))
+                goto done;
+
+        /* Load into a copy so a bad file changes nothing. */
+        tmp = itd_conf_dup(conf);
+        struct loader ld = {tmp, &doc, path, errstr, errstr_size};
+        if (root->type != YAML_MAPPING_NODE) {
+                err = fail_at(&ld, root,
+                              "expected a mapping of options at the top "
+                              "level, got a %s",
+                              node_kind(root));
+                goto done;
+        }
+        err = walk_map(&ld, root, NULL);
+        /* The one rule across options the table cannot express. */
+        if (!err && tmp->triggers_exit > tmp->triggers_enter) {
+                seterr(errstr, errstr_size,
+                       "%s: triggers.exit: %g is above triggers.enter (%g); "
+                       "the re-arm level must not exceed the firing level",
+                       path, tmp->triggers_exit, tmp->triggers_enter);
+                err = ITD_ERR_CONF;
+        }
+        if (!err) {
+                itd_conf_t old = *conf;
+                *conf = *tmp;
+                *tmp = old;
+        }
+
+done:
+        itd_conf_destroy(tmp);
+        if (have_doc)
+                yaml_document_delete(&doc);
+        yaml_parser_delete(&parser);
+        fclose(fp);
+        return err;
+}
+
