@@ -212,9 +212,11 @@ const struct prop itd_conf_props[] = {
      .help = "Most predictions waiting for their label at once, per "
              "assigned partition (each partition labels against its own "
              "watermark). The pool grows on demand up to this. When it is "
-             "full, the batch waits instead of dropping a label; size it "
-             "above the events a partition sees within `labels.horizon` "
-             "plus `windows.allowed_lateness`."},
+             "full, the oldest pending prediction is dropped from training "
+             "(counted; it was published, only its training example and "
+             "its progressive-validation judgement are lost); size it above "
+             "the events a partition sees within `labels.horizon` plus "
+             "`windows.allowed_lateness`."},
     {.name = "labels.policy", .type = PT_ENUM, .off = F_INT(labels_policy),
      .syms = syms_policy, .def = "wait",
      .help = "`wait`: learn from a prediction once its label is known "

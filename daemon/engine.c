@@ -293,7 +293,9 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
         if (n > ENGINE_MAX_BATCH)
                 return ITD_ERR_ARG;
 
-        /* The pool must take the whole batch, or nothing is applied. */
+        /* Every partition of the batch exists before anything is applied.
+         * A full pending pool is no reason to refuse: the labeler gives up
+         * its oldest pending prediction (labeler.h). */
         for (size_t i = 0; i < n; i++) {
                 part_t *pt = part_get(eng, in[i].partition, errstr,
                                       sizeof errstr);
@@ -302,10 +304,6 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                                 (int)in[i].partition, errstr);
                         return ITD_ERR_ARG;
                 }
-                itd_labeler_stats_t ls;
-                itd_labeler_stats(pt->lb, &ls);
-                if (ls.pending + n > eng->labeler_conf.max_pending)
-                        return ITD_ERR_FULL;
         }
 
         /* Users of a poll batch are scattered over a large table: fetch
@@ -373,8 +371,8 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                     pt->lb, eng->user_hash[r], in[i].ev.ts_ms,
                     eng->x + r * eng->dim, eng->ids + r * eng->n_ids,
                     eng->p[r], np);
-                /* The capacity check above makes a full pool impossible
-                 * here; an assert would be too strong for a label. */
+                /* A full pool drops its oldest pending prediction, so
+                 * add only ever succeeds (labeler.h). */
                 (void)err;
 
                 itd_prediction_t *pr = &out[i];
@@ -487,6 +485,7 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
                 itd_labeler_stats_t ls;
                 itd_labeler_stats(pt->lb, &ls);
                 s->pending += ls.pending;
+                s->labels_dropped += ls.dropped_full;
         }
         itd_pv_summary(eng->pv, &s->pv);
 }

@@ -52,6 +52,8 @@ typedef struct itd_engine_stats_s {
         uint64_t train_steps;     /* optimizer steps */
         uint64_t train_skipped;   /* steps skipped (non-finite loss) */
         uint64_t pending;         /* predictions waiting for their label */
+        uint64_t labels_dropped;  /* pending predictions given up (pool or
+                                   * per-user cap full): not trained on */
         uint64_t users;           /* users held in state */
         uint64_t state_bytes;     /* bytes held by the state */
         uint64_t evicted_ttl;     /* users dropped for idling */
@@ -115,8 +117,8 @@ size_t itd_engine_max_batch(const itd_engine_t *eng);
  * @brief Processes n <= max_batch inputs of one source topic.
  * @param out      n predictions (written where outcome is PREDICTED).
  * @param outcome  n outcomes.
- * @returns ITD_OK; ITD_ERR_FULL when the pending pool cannot take the batch
- * (nothing of the batch was applied: the caller pauses and retries).
+ * @returns ITD_OK (a full pending pool drops its oldest prediction from
+ * training instead of refusing the batch: labeler.h).
  */
 itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                              const itd_input_t *in, size_t n,

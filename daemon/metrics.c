@@ -135,6 +135,11 @@ static const row_t rows[ITD_M__COUNT] = {
     {ITD_M_LABELS_PENDING, "intentd_labels_pending", MT_GAUGE, MK_PLAIN,
      "Predictions whose horizon has not closed yet (label unknown).", NULL,
      NULL, 0, NULL, 0, 0},
+    {ITD_M_LABELS_DROPPED, "intentd_labels_dropped_total", MT_COUNTER,
+     MK_PLAIN, "Pending predictions given up before their label was known, "
+     "because the partition's pool (labels.max_pending) or the user's cap "
+     "was full: published, but neither judged nor trained on.", NULL, NULL,
+     0, NULL, 0, 0},
     {ITD_M_MODEL_VERSION, "intentd_model_version", MT_GAUGE, MK_PLAIN,
      "Version of the model that scores events (as in the prediction "
      "records' model_version).", NULL, NULL, 0, NULL, 0, 0},
@@ -154,8 +159,9 @@ static const row_t rows[ITD_M__COUNT] = {
      "watermark, per assigned partition.", "partition", NULL,
      ITD_METRICS_MAX_PARTITIONS, NULL, 0, 0},
     {ITD_M_CONSUMER_PAUSED, "intentd_consumer_paused", MT_GAUGE, MK_PLAIN,
-     "1 while consumption is paused for back-pressure (pending pool or "
-     "producer queue full), else 0.", NULL, NULL, 0, NULL, 0, 0},
+     "1 while consumption is paused for back-pressure (too many outputs "
+     "not yet acknowledged by the broker), else 0.", NULL, NULL, 0, NULL, 0,
+     0},
     {ITD_M_EVENT_TO_PREDICTION_SECONDS, "intentd_event_to_prediction_seconds",
      MT_HISTOGRAM, MK_PLAIN, "From the event's own timestamp to its "
      "prediction being handed to the producer (includes producer-side "

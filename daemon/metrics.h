@@ -49,6 +49,7 @@ typedef enum {
         ITD_M_PROGRESSIVE_PRECISION, /* gauge */
         ITD_M_PROGRESSIVE_RECALL,    /* gauge */
         ITD_M_LABELS_PENDING,        /* gauge */
+        ITD_M_LABELS_DROPPED,        /* counter */
         ITD_M_MODEL_VERSION,         /* gauge */
         /* state */
         ITD_M_USERS,                 /* gauge */

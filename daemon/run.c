@@ -349,6 +349,8 @@ static void publish_gauges(loop_t *lp) {
         itd_metrics_set(m, ITD_M_PROGRESSIVE_PRECISION, NULL, es.pv.precision);
         itd_metrics_set(m, ITD_M_PROGRESSIVE_RECALL, NULL, es.pv.recall);
         itd_metrics_set(m, ITD_M_LABELS_PENDING, NULL, (double)es.pending);
+        itd_metrics_set(m, ITD_M_LABELS_DROPPED, NULL,
+                        (double)es.labels_dropped);
         itd_metrics_set(m, ITD_M_MODEL_VERSION, NULL, (double)es.train_steps);
         itd_metrics_set(m, ITD_M_USERS, NULL, (double)es.users);
         itd_metrics_set(m, ITD_M_STATE_BYTES, NULL, (double)es.state_bytes);

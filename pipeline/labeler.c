@@ -22,8 +22,13 @@
  * max_pending_per_user: adding a prediction for a user who already has
  * that many drops the user's oldest pending one: it is not trained on and
  * is counted in dropped_full (its prediction was published; only the
- * training example is lost). A full pool returns ITD_ERR_FULL instead, so
- * the caller back-pressures and nothing is lost.
+ * training example and its progressive-validation judgement are lost).
+ * A full pool (max_pending) drops the labeler's oldest pending prediction
+ * the same way, the earliest of the two heap tops (every pending slot is
+ * in at least one heap): nothing frees the pool but the watermark, which
+ * moves only with new events, so refusing the add would stall the daemon.
+ * Only when every slot holds an example not yet taken (none pending) is
+ * the new prediction itself the one not kept, counted the same way.
  *
  * labels.policy FAKE_NEGATIVE (Ktena et al. 2019): itd_labeler_add also
  * queues the new prediction as a negative example at once (judge 0, next
@@ -308,6 +313,33 @@ static void resolve(itd_labeler_t *lb, uint32_t s) {
                 lb->stats.negatives++;
 }
 
+/* Gives up pending slot s (per-user cap or full pool): it is neither
+ * trained on nor judged, and counted in dropped_full. */
+static void drop_pending(itd_labeler_t *lb, uint32_t s) {
+        heap_remove(lb, H_LABEL, s);
+        heap_remove(lb, H_NEXT, s);
+        user_unlink(lb, s);
+        /* a queued fake negative still needs its features */
+        if (lb->slots[s].flags & F_FAKE_QUEUED)
+                lb->slots[s].state = ORPHAN;
+        else
+                slot_free(lb, s);
+        lb->stats.pending--;
+        lb->stats.dropped_full++;
+}
+
+/* The pending slot with the earliest event time, or NIL if none. A pending
+ * slot has an open outcome, so it is in at least one heap. */
+static uint32_t oldest_pending(const itd_labeler_t *lb) {
+        const heap_t *hl = &lb->heap[H_LABEL], *hn = &lb->heap[H_NEXT];
+        if (!hl->n)
+                return hn->n ? hn->a[0] : NIL;
+        if (!hn->n)
+                return hl->a[0];
+        return heap_key(lb, hn->a[0]) < heap_key(lb, hl->a[0]) ? hn->a[0]
+                                                               : hl->a[0];
+}
+
 /* Examples handed out by the previous take are released now. */
 static void release_taken(itd_labeler_t *lb) {
         while (lb->taken_head != NIL) {
@@ -411,25 +443,23 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
         release_taken(lb);
         umap_entry_t *e = umap_find(lb, user_hash, 0);
         if (e && lb->conf.max_pending_per_user &&
-            e->count >= lb->conf.max_pending_per_user) {
-                uint32_t old = e->head;
-                heap_remove(lb, H_LABEL, old);
-                heap_remove(lb, H_NEXT, old);
-                user_unlink(lb, old);
-                /* a queued fake negative still needs its features */
-                if (lb->slots[old].flags & F_FAKE_QUEUED)
-                        lb->slots[old].state = ORPHAN;
-                else
-                        slot_free(lb, old);
-                lb->stats.pending--;
-                lb->stats.dropped_full++;
-        }
-        if (lb->free_head == NIL) {
-                if (lb->cap >= lb->conf.max_pending)
-                        return ITD_ERR_FULL;
-                pool_grow(lb, lb->cap * 2 < lb->conf.max_pending
-                                  ? lb->cap * 2
-                                  : lb->conf.max_pending);
+            e->count >= lb->conf.max_pending_per_user)
+                drop_pending(lb, e->head);
+        while (lb->free_head == NIL) {
+                if (lb->cap < lb->conf.max_pending) {
+                        pool_grow(lb, lb->cap * 2 < lb->conf.max_pending
+                                          ? lb->cap * 2
+                                          : lb->conf.max_pending);
+                        break;
+                }
+                /* an orphaned drop frees no slot: go on to the next */
+                uint32_t old = oldest_pending(lb);
+                if (old == NIL) {
+                        /* every slot waits for take: keep the new one out */
+                        lb->stats.dropped_full++;
+                        return ITD_OK;
+                }
+                drop_pending(lb, old);
         }
         if ((lb->umap_used + 1) * 2 > lb->umap_cap)
                 umap_grow(lb);

@@ -1,8 +1,9 @@
 /*
  * test_labeler.c - delayed labels: positives within the horizon, negatives
  * once the watermark passes it, next actions and LEAVE, the bounded pool
- * (grown on demand), a random stream against a brute-force labelling, and
- * snapshots (round trip, corruption, configuration mismatch).
+ * (grown on demand, its oldest pending dropped when full), a random stream
+ * against a brute-force labelling, and snapshots (round trip, corruption,
+ * configuration mismatch).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -112,23 +113,96 @@ Test(labeler, next_action_maps_event_types_and_leave) {
         itd_labeler_destroy(lb);
 }
 
-Test(labeler, full_pool_refuses_until_examples_are_taken) {
+Test(labeler, full_pool_drops_its_oldest_pending_predictions) {
+        enum { N = 5, K = 3 };
+        itd_labeler_t *lb = make(N, 0);
+        /* one user each, so only the pool (not the per-user cap) is full */
+        for (int i = 0; i < N + K; i++)
+                cr_assert_eq(add(lb, (uint64_t)i, 1000 + 100 * i), ITD_OK,
+                             "add %d", i);
+        itd_labeler_stats_t s;
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.pending, N);
+        cr_expect_eq(s.dropped_full, K);
+        /* every user purchases: the K oldest resolve nothing, the newest
+         * N resolve positive with their own features */
+        for (int i = 0; i < N + K; i++)
+                itd_labeler_observe(lb, (uint64_t)i, 1000 + 100 * i + 50,
+                                    ITD_EV_PURCHASE);
+        itd_example_t ex[N + K];
+        cr_assert_eq(itd_labeler_take(lb, ex, N + K), N);
+        for (int i = 0; i < N; i++) {
+                int64_t want = 1000 + 100 * (K + i);
+                cr_expect_eq(ex[i].ts_ms, want, "example %d", i);
+                cr_expect_eq(ex[i].user_hash, (uint64_t)(K + i));
+                cr_expect_eq(ex[i].label, 1);
+                cr_expect_eq(ex[i].next, ITD_NEXT_PURCHASE);
+                cr_expect_eq(ex[i].judge, 1);
+                cr_expect_float_eq(ex[i].x[0], (float)want, 0.0f,
+                                   "features of the slot's new owner");
+        }
+        itd_labeler_advance(lb, INT64_MAX);
+        cr_expect_eq(itd_labeler_take(lb, ex, N + K), 0, "nothing left");
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.pending, 0);
+        cr_expect_eq(s.positives, N);
+        cr_expect_eq(s.negatives, 0);
+        cr_expect_eq(s.dropped_full, K);
+        itd_labeler_destroy(lb);
+}
+
+Test(labeler, full_pool_drops_by_event_time_not_add_order) {
+        itd_labeler_t *lb = make(3, 0);
+        cr_assert_eq(add(lb, 1, 3000), ITD_OK);
+        cr_assert_eq(add(lb, 2, 1000), ITD_OK); /* late: the oldest */
+        cr_assert_eq(add(lb, 3, 2000), ITD_OK);
+        cr_assert_eq(add(lb, 4, 4000), ITD_OK);
+        itd_labeler_advance(lb, INT64_MAX);
+        itd_example_t ex[4];
+        size_t n = itd_labeler_take(lb, ex, 4);
+        cr_assert_eq(n, 3);
+        for (size_t i = 0; i < n; i++)
+                cr_expect_neq(ex[i].user_hash, 2, "ts 1000 was dropped");
+        itd_labeler_destroy(lb);
+}
+
+Test(labeler, full_pool_keeps_examples_not_yet_taken) {
         itd_labeler_t *lb = make(3, 0);
         for (int i = 0; i < 3; i++)
                 cr_assert_eq(add(lb, (uint64_t)i, 1000 + i), ITD_OK);
-        cr_expect_eq(add(lb, 5, 2000), ITD_ERR_FULL);
+        itd_labeler_advance(lb, 1000 + H + 1); /* resolves user 0 only */
+        /* the oldest pending (user 1) makes room, not the resolved one */
+        cr_expect_eq(add(lb, 5, 2000), ITD_OK);
         itd_labeler_stats_t s;
         itd_labeler_stats(lb, &s);
-        cr_expect_eq(s.pending, 3);
-        itd_labeler_advance(lb, 1000 + H + 1); /* resolves user 0 only */
-        cr_expect_eq(add(lb, 5, 2000), ITD_ERR_FULL,
-                     "resolved but not taken still holds its slot");
+        cr_expect_eq(s.pending, 2);
+        cr_expect_eq(s.dropped_full, 1);
         itd_example_t ex[4];
         cr_assert_eq(itd_labeler_take(lb, ex, 4), 1);
         cr_expect_eq(ex[0].user_hash, 0);
         cr_expect_float_eq(ex[0].x[0], 1000.0f, 0.0f,
                            "valid until the next call");
-        cr_expect_eq(add(lb, 5, 2000), ITD_OK);
+        itd_labeler_advance(lb, INT64_MAX);
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 2);
+        cr_expect_eq(ex[0].user_hash, 2);
+        cr_expect_eq(ex[1].user_hash, 5);
+        itd_labeler_destroy(lb);
+
+        /* nothing pending, every slot waits for take: the new prediction
+         * is the one not kept, and the waiting example stays intact */
+        lb = make(1, 0);
+        cr_assert_eq(add(lb, 1, 1000), ITD_OK);
+        itd_labeler_advance(lb, INT64_MAX);
+        cr_expect_eq(add(lb, 2, 5000), ITD_OK);
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.pending, 0);
+        cr_expect_eq(s.dropped_full, 1);
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 1);
+        cr_expect_eq(ex[0].user_hash, 1);
+        cr_expect_float_eq(ex[0].x[0], 1000.0f, 0.0f);
+        itd_labeler_observe(lb, 2, 5100, ITD_EV_PURCHASE);
+        itd_labeler_advance(lb, INT64_MAX);
+        cr_expect_eq(itd_labeler_take(lb, ex, 4), 0, "user 2 was not kept");
         itd_labeler_destroy(lb);
 }
 
@@ -292,10 +366,12 @@ Test(labeler, pool_grows_on_demand_up_to_max_pending) {
         for (int i = 0; i < 3000; i++)
                 cr_assert_eq(add(lb, (uint64_t)(i % 700), 1000 + i), ITD_OK,
                              "add %d", i);
-        cr_expect_eq(add(lb, 1, 5000), ITD_ERR_FULL);
+        /* full: the oldest (ts 1000) makes room, the pool does not grow */
+        cr_expect_eq(add(lb, 1, 5000), ITD_OK);
         itd_labeler_stats_t s;
         itd_labeler_stats(lb, &s);
         cr_expect_eq(s.pending, 3000);
+        cr_expect_eq(s.dropped_full, 1);
         /* every one of them resolves, features intact after the moves */
         itd_labeler_advance(lb, INT64_MAX);
         itd_example_t ex[256];
@@ -609,6 +685,28 @@ Test(labeler, fake_negative_of_a_dropped_prediction_keeps_its_features) {
         }
         itd_labeler_advance(lb, INT64_MAX);
         cr_expect_eq(itd_labeler_take(lb, ex, 8), 2, "the dropped is gone");
+        itd_labeler_destroy(lb);
+}
+
+Test(labeler, fake_negative_full_pool_drops_the_oldest_final_example) {
+        itd_labeler_t *lb = make_fake(2, 0);
+        cr_assert_eq(add(lb, 1, 1000), ITD_OK);
+        cr_assert_eq(add(lb, 2, 2000), ITD_OK);
+        itd_example_t ex[8];
+        cr_assert_eq(itd_labeler_take(lb, ex, 8), 2, "the fake negatives");
+        cr_assert_eq(add(lb, 3, 3000), ITD_OK); /* drops ts 1000 */
+        itd_labeler_stats_t s;
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.pending, 2);
+        cr_expect_eq(s.dropped_full, 1);
+        cr_assert_eq(itd_labeler_take(lb, ex, 8), 1);
+        cr_expect_eq(ex[0].ts_ms, 3000);
+        cr_expect_eq(ex[0].judge, 0);
+        itd_labeler_advance(lb, INT64_MAX);
+        cr_assert_eq(itd_labeler_take(lb, ex, 8), 2, "judged once each");
+        cr_expect_eq(ex[0].ts_ms, 2000);
+        cr_expect_eq(ex[1].ts_ms, 3000);
+        cr_expect_eq(ex[0].judge + ex[1].judge, 2);
         itd_labeler_destroy(lb);
 }
 

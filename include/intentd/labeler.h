@@ -70,7 +70,8 @@ typedef struct itd_labeler_stats_s {
         uint64_t pending;      /* predictions waiting for their label */
         uint64_t positives;    /* resolved positive so far */
         uint64_t negatives;    /* resolved negative so far */
-        uint64_t dropped_full; /* resolved early because the pool was full */
+        uint64_t dropped_full; /* given up, not trained on nor judged:
+                                * pool or per-user cap full */
 } itd_labeler_stats_t;
 
 typedef struct itd_labeler_s itd_labeler_t;
@@ -88,8 +89,15 @@ void itd_labeler_observe(itd_labeler_t *lb, uint64_t user_hash, int64_t ts_ms,
 
 /**
  * @brief Adds a pending prediction; x and ids are copied.
- * @returns ITD_OK, or ITD_ERR_FULL when the pool is full (the caller
- * back-pressures; nothing is dropped silently).
+ *
+ * When the pool is full (max_pending), the labeler's oldest pending
+ * prediction (earliest event time) is given up to make room, as the
+ * per-user cap gives up the user's oldest; if none is pending (every slot
+ * holds an example not yet taken), the new one is not kept. Either way it
+ * is counted in dropped_full. That prediction was already published; only
+ * its training example and its progressive-validation judgement are lost.
+ * @returns ITD_OK; never ITD_ERR_FULL (a full pool must not stall the
+ * daemon, and nothing but new events frees it).
  */
 itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
                           int64_t ts_ms, const float *x, const uint32_t *ids,
