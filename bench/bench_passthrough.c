@@ -2,8 +2,8 @@
  * bench_passthrough.c - the transport limit: what librdkafka alone moves on
  * this machine. Consumes a topic and produces the same bytes (key and
  * value) to another topic, with no processing, using the consumer and
- * producer settings `intentd run` ships (daemon/run.c consumer_defaults and
- * producer_defaults: keep the two lists in step) and the same loop shape:
+ * producer settings `intentd run` ships (itd_kafka_consumer_defaults and
+ * itd_kafka_producer_defaults, pipeline/kafka.c) and the same loop shape:
  * poll one message, then take what is already fetched, up to 512.
  *
  * Usage: bench_passthrough BOOTSTRAP FROM TO GROUP COUNT [key=value]...
@@ -20,23 +20,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "intentd/kafka.h"
+
 #define MAX_BATCH 512 /* daemon/engine.c ENGINE_MAX_BATCH */
 
 /* As daemon/run.c ships them. */
-static const char *const consumer_defaults[] = {
-    "group.id", "intentd",
-    "auto.offset.reset", "earliest",
-    "enable.auto.offset.store", "false",
-    "enable.partition.eof", "false",
-    "queued.min.messages", "1000000",
-    "statistics.interval.ms", "5000",
-    NULL};
-static const char *const producer_defaults[] = {
-    "linger.ms", "5",
-    "queue.buffering.max.messages", "1000000",
-    "enable.idempotence", "true",
-    NULL};
-
 static volatile sig_atomic_t stop;
 static long long delivered, failed;
 
@@ -112,9 +100,9 @@ int main(int argc, char **argv) {
         long long want = atoll(argv[5]);
         signal(SIGTERM, on_signal);
         signal(SIGINT, on_signal);
-        rd_kafka_t *cons = client(RD_KAFKA_CONSUMER, consumer_defaults,
+        rd_kafka_t *cons = client(RD_KAFKA_CONSUMER, itd_kafka_consumer_defaults,
                                   bootstrap, argv[4], argc - 6, argv + 6);
-        rd_kafka_t *prod = client(RD_KAFKA_PRODUCER, producer_defaults,
+        rd_kafka_t *prod = client(RD_KAFKA_PRODUCER, itd_kafka_producer_defaults,
                                   bootstrap, argv[4], argc - 6, argv + 6);
         if (!cons || !prod)
                 return 1;

@@ -12,10 +12,6 @@
 #include "intentd/kafka.h"
 #include "intentd/log.h"
 
-static const char *const producer_defaults[] = {
-    "linger.ms", "5", "queue.buffering.max.messages", "1000000",
-    "enable.idempotence", "true", NULL};
-
 /* Counts messages the broker did not take; publishing then fails. */
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                   void *opaque) {
@@ -37,7 +33,8 @@ itd_err_t itd_publish(const itd_conf_t *conf, itd_source_next_fn next,
         if (!codec)
                 return ITD_ERR_ARG;
         uint64_t failed = 0;
-        rd_kafka_t *rk = itd_kafka_new(RD_KAFKA_PRODUCER, producer_defaults,
+        rd_kafka_t *rk = itd_kafka_new(RD_KAFKA_PRODUCER,
+                                       itd_kafka_producer_defaults, NULL,
                                        conf->n_kafka, conf->kafka_keys,
                                        conf->kafka_values,
                                        &(itd_kafka_cbs_t){.dr_msg = dr_cb},

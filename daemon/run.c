@@ -42,33 +42,10 @@
 #include "metrics.h"
 #include "notify.h"
 
-static const char *const consumer_defaults[] = {
-    "group.id", "intentd",
-    "auto.offset.reset", "earliest",
-    "enable.auto.offset.store", "false",
-    "enable.partition.eof", "false",
-    /* Prefetch is what matters most for throughput (FACTS.md: 190k/s with
-     * librdkafka's default, 800k/s with this). */
-    "queued.min.messages", "1000000",
-    /* Consumer lag per partition for /metrics comes from statistics. */
-    "statistics.interval.ms", "5000",
-    NULL};
-/* With checkpoints, commits follow complete cuts only (run.c header). */
-static const char *const checkpoint_consumer_defaults[] = {
-    "group.id", "intentd",
-    "auto.offset.reset", "earliest",
-    "enable.auto.offset.store", "false",
-    "enable.auto.commit", "false",
-    "enable.partition.eof", "false",
-    "queued.min.messages", "1000000",
-    "statistics.interval.ms", "5000",
-    NULL};
-static const char *const producer_defaults[] = {
-    "linger.ms", "5",
-    "queue.buffering.max.messages", "1000000",
-    "enable.idempotence", "true",
-    NULL};
-
+/* With checkpoints, commits follow complete cuts only (run.c header), on
+ * top of the shipped consumer settings (itd_kafka_consumer_defaults). */
+static const char *const checkpoint_consumer_extra[] = {
+    "enable.auto.commit", "false", NULL};
 
 /* Per partition, where processing stands (checkpoint mode). Positions are
  * "next offset": one past the last offset handled. */
@@ -1039,7 +1016,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 goto out;
         err = ITD_ERR_ARG;
         atomic_store(&lp.health.model_loaded, 1);
-        lp.producer = itd_kafka_new(RD_KAFKA_PRODUCER, producer_defaults,
+        lp.producer = itd_kafka_new(RD_KAFKA_PRODUCER,
+                                    itd_kafka_producer_defaults, NULL,
                                     conf->n_kafka, conf->kafka_keys,
                                     conf->kafka_values,
                                     &(itd_kafka_cbs_t){.dr_msg = dr_cb}, &lp,
@@ -1048,9 +1026,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 err = ITD_ERR_KAFKA;
                 goto out;
         }
-        const char *const *cdefs = lp.ck ? checkpoint_consumer_defaults
-                                         : consumer_defaults;
-        lp.consumer = itd_kafka_new(RD_KAFKA_CONSUMER, cdefs,
+        lp.consumer = itd_kafka_new(RD_KAFKA_CONSUMER,
+                                    itd_kafka_consumer_defaults,
+                                    lp.ck ? checkpoint_consumer_extra : NULL,
                                     conf->n_kafka, conf->kafka_keys,
                                     conf->kafka_values,
                                     &(itd_kafka_cbs_t){.rebalance = rebalance_cb,

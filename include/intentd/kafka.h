@@ -25,9 +25,17 @@ typedef struct itd_kafka_cbs_s {
         int (*stats)(rd_kafka_t *, char *json, size_t len, void *);
 } itd_kafka_cbs_t;
 
+/*
+ * The client settings intentd ships (daemon, load/simulate/demo publishing,
+ * and the pass-through benchmark, which must measure the same settings).
+ * The user's `kafka.*` keys override them.
+ */
+extern const char *const itd_kafka_consumer_defaults[];
+extern const char *const itd_kafka_producer_defaults[];
+
 /**
- * @brief Creates a consumer or producer. defaults are applied first, then
- * the user's n pairs (user keys win). Keys that belong only to the other
+ * @brief Creates a consumer or producer. defaults, then extra (may be
+ * NULL), are applied first, then the user's n pairs (user keys win). Keys that belong only to the other
  * client type are skipped for this one, so a shared `kafka:` section does
  * not warn. librdkafka's log goes through itd_log (facility "kafka").
  * @param cbs     callbacks (may be NULL).
@@ -35,7 +43,8 @@ typedef struct itd_kafka_cbs_s {
  * @returns the handle (caller owns; rd_kafka_destroy), or NULL with errstr.
  */
 rd_kafka_t *itd_kafka_new(rd_kafka_type_t type, itd_kafka_pairs_t defaults,
-                          size_t n, char *const *keys, char *const *values,
+                          const char *const *extra, size_t n,
+                          char *const *keys, char *const *values,
                           const itd_kafka_cbs_t *cbs, void *opaque,
                           char *errstr, size_t errstr_size);
 
