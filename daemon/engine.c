@@ -69,6 +69,12 @@ struct itd_engine_s {
         uint64_t examples_pos, examples_neg;
 };
 
+/* A partition part_get() has already created (negative numbers: 0, as
+ * there). */
+static part_t *part_at(itd_engine_t *eng, int32_t partition) {
+        return &eng->parts[partition < 0 ? 0 : partition];
+}
+
 static part_t *part_get(itd_engine_t *eng, int32_t partition, char *errstr,
                         size_t errstr_size) {
         if (partition < 0)
@@ -293,9 +299,11 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
         if (n > ENGINE_MAX_BATCH)
                 return ITD_ERR_ARG;
 
-        /* Every partition of the batch exists before anything is applied.
-         * A full pending pool is no reason to refuse: the labeler gives up
-         * its oldest pending prediction (labeler.h). */
+        /* Every partition of the batch exists before anything is applied
+         * (a full pending pool is no reason to refuse: the labeler gives up
+         * its oldest pending prediction, labeler.h). Users of a poll batch
+         * are scattered over a large table: fetch their slots now, while
+         * earlier events are being worked on. */
         for (size_t i = 0; i < n; i++) {
                 part_t *pt = part_get(eng, in[i].partition, errstr,
                                       sizeof errstr);
@@ -304,22 +312,15 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                                 (int)in[i].partition, errstr);
                         return ITD_ERR_ARG;
                 }
+                itd_state_prefetch(pt->st, &in[i].ev);
         }
-
-        /* Users of a poll batch are scattered over a large table: fetch
-         * their slots while earlier events are being worked on. */
-        for (size_t i = 0; i < n; i++)
-                itd_state_prefetch(
-                    eng->parts[in[i].partition < 0 ? 0 : in[i].partition].st,
-                    &in[i].ev);
 
         /* (1) state and features, in input order. */
         size_t rows = 0;
         int64_t wall_ms = itd_now_wall_ms();
         size_t row_of[ENGINE_MAX_BATCH];
         for (size_t i = 0; i < n; i++) {
-                part_t *pt = &eng->parts[in[i].partition < 0 ? 0
-                                                             : in[i].partition];
+                part_t *pt = part_at(eng, in[i].partition);
                 itd_topcats_t top;
                 float *x = eng->x + rows * eng->dim;
                 uint32_t *ids = eng->ids + rows * eng->n_ids;
@@ -362,8 +363,7 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                 if (outcome[i] != ITD_OUT_PREDICTED)
                         continue;
                 size_t r = row_of[i];
-                part_t *pt = &eng->parts[in[i].partition < 0 ? 0
-                                                             : in[i].partition];
+                part_t *pt = part_at(eng, in[i].partition);
                 itd_labeler_observe(pt->lb, eng->user_hash[r], in[i].ev.ts_ms,
                                     in[i].ev.type);
                 const float *np = eng->next + r * ITD_NEXT__COUNT;
