@@ -108,7 +108,8 @@ void itd_cli_summary(FILE *out, const itd_engine_stats_t *es, double seconds,
         fprintf(out,
                 "\n"
                 "  events          %llu in %.1f s (%.0f events/s)\n"
-                "  predictions     %llu   dead letters %llu   filtered %llu\n"
+                "  predictions     %llu (%llu late)   dead letters %llu   "
+                "filtered %llu\n"
                 "  users in state  %llu (%.1f MiB)\n"
                 "  labelled        %llu (%llu purchased within the horizon, "
                 "base rate %.1f%%); %llu still pending\n"
@@ -116,6 +117,7 @@ void itd_cli_summary(FILE *out, const itd_engine_stats_t *es, double seconds,
                 (unsigned long long)events, seconds,
                 seconds > 0 ? (double)events / seconds : 0.0,
                 (unsigned long long)es->predictions,
+                (unsigned long long)es->late,
                 (unsigned long long)dead_lettered,
                 (unsigned long long)filtered, (unsigned long long)es->users,
                 (double)es->state_bytes / 1048576.0,

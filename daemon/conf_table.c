@@ -177,10 +177,13 @@ const struct prop itd_conf_props[] = {
     {.name = "windows.allowed_lateness", .type = PT_DURATION,
      .off = F_I64(windows_allowed_lateness_ms), .min = 0, .max = HOUR_MS,
      .def = "5s",
-     .help = "Out-of-order tolerance: the watermark trails the newest event "
-             "time seen by this much. Events older than the watermark count "
-             "as late; a pending prediction resolves as negative only once "
-             "the watermark passes its horizon."},
+     .help = "Out-of-order tolerance: the watermark trails the partition's "
+             "event-time frontier (the time most of its recent users agree "
+             "on; one client with a clock ahead cannot move it) by this "
+             "much. Events older than the watermark are late: still "
+             "predicted, but they change no state and are not learned from "
+             "(docs/FEATURES.md, Late data). A pending prediction resolves "
+             "as negative only once the watermark passes its horizon."},
     {.name = "session.gap", .type = PT_DURATION, .off = F_I64(session_gap_ms),
      .min = MIN_MS, .max = DAY_MS, .def = "30m",
      .help = "Inactivity after which a user's next event starts a new "

@@ -65,7 +65,7 @@ struct itd_engine_s {
         itd_trigger_rec_t *trig;   /* (max_batch) records of the last batch */
         unsigned char *fired;      /* (max_batch) 1 where trig[i] is due */
 
-        uint64_t events, predictions, filtered_late;
+        uint64_t events, predictions, late, filtered;
         uint64_t examples_pos, examples_neg;
 };
 
@@ -315,10 +315,12 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                 itd_state_prefetch(pt->st, &in[i].ev);
         }
 
-        /* (1) state and features, in input order. */
+        /* (1) state and features, in input order. A late event is scored
+         * from its user's state as it stands and changes nothing. */
         size_t rows = 0;
         int64_t wall_ms = itd_now_wall_ms();
         size_t row_of[ENGINE_MAX_BATCH];
+        unsigned char late[ENGINE_MAX_BATCH];
         for (size_t i = 0; i < n; i++) {
                 part_t *pt = part_at(eng, in[i].partition);
                 itd_topcats_t top;
@@ -330,12 +332,17 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                 pt->last_wall_ms = wall_ms;
                 if (in[i].ev.ts_ms > pt->last_ts_ms)
                         pt->last_ts_ms = in[i].ev.ts_ms;
+                late[i] = err == ITD_ERR_RANGE &&
+                          in[i].ev.ts_ms < itd_state_watermark(pt->st);
+                if (late[i])
+                        err = itd_state_peek(pt->st, &in[i].ev, x, ids, &top);
                 if (err != ITD_OK) {
-                        outcome[i] = ITD_OUT_FILTERED_LATE;
+                        outcome[i] = ITD_OUT_FILTERED;
                         eng->fired[i] = 0;
-                        eng->filtered_late++;
+                        eng->filtered++;
                         continue;
                 }
+                eng->late += late[i];
                 outcome[i] = ITD_OUT_PREDICTED;
                 row_of[i] = rows;
                 eng->user_hash[rows] = itd_hash_str(in[i].ev.user_id,
@@ -367,13 +374,16 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                 itd_labeler_observe(pt->lb, eng->user_hash[r], in[i].ev.ts_ms,
                                     in[i].ev.type);
                 const float *np = eng->next + r * ITD_NEXT__COUNT;
-                itd_err_t err = itd_labeler_add(
-                    pt->lb, eng->user_hash[r], in[i].ev.ts_ms,
-                    eng->x + r * eng->dim, eng->ids + r * eng->n_ids,
-                    eng->p[r], np);
-                /* A full pool drops its oldest pending prediction, so
-                 * add only ever succeeds (labeler.h). */
-                (void)err;
+                /* A late prediction is not learned from: its features may
+                 * hold events after it (leakage), and its horizon may
+                 * have closed already. A full pool drops its oldest
+                 * pending prediction, so add only ever succeeds
+                 * (labeler.h). */
+                if (!late[i])
+                        (void)itd_labeler_add(
+                            pt->lb, eng->user_hash[r], in[i].ev.ts_ms,
+                            eng->x + r * eng->dim, eng->ids + r * eng->n_ids,
+                            eng->p[r], np);
 
                 itd_prediction_t *pr = &out[i];
                 itd_prediction_make_id(pr, topic, in[i].partition,
@@ -395,8 +405,10 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
 
                 /* Marketing triggers in event time: hysteresis and
                  * cool-down per user (pipeline/trigger.c). */
+                /* Triggers run in event time per user; a late event would
+                 * move that time back. */
                 eng->fired[i] = 0;
-                if (eng->triggers_on) {
+                if (eng->triggers_on && !late[i]) {
                         itd_trigger_direction_t dir;
                         eng->fired[i] = (unsigned char)itd_triggers_update(
                             pt->trg, eng->user_hash[r], in[i].ev.ts_ms,
@@ -432,8 +444,12 @@ void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_wall_ms) {
                 part_t *pt = &eng->parts[p];
                 if (!pt->st || now_wall_ms - pt->last_wall_ms <= idle_ms)
                         continue;
-                int64_t target = pt->last_ts_ms +
-                                 (now_wall_ms - pt->last_wall_ms) -
+                /* From the partition's frontier, not its newest event: one
+                 * future-dated event must not carry the watermark along. */
+                int64_t frontier = itd_state_frontier(pt->st);
+                if (frontier == INT64_MIN)
+                        continue;
+                int64_t target = frontier + (now_wall_ms - pt->last_wall_ms) -
                                  eng->state_conf.allowed_lateness_ms;
                 if (target <= itd_state_watermark(pt->st))
                         continue;
@@ -467,7 +483,8 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         memset(s, 0, sizeof *s);
         s->events = eng->events;
         s->predictions = eng->predictions;
-        s->filtered_late = eng->filtered_late;
+        s->late = eng->late;
+        s->filtered = eng->filtered;
         s->examples_pos = eng->examples_pos;
         s->examples_neg = eng->examples_neg;
         s->train_steps = (uint64_t)itd_model_steps(eng->model);
@@ -651,7 +668,7 @@ itd_err_t itd_engine_write_trainer(const itd_engine_t *eng, FILE *out,
         uint64_t head[9] = {TRAINER_VERSION,     eng->dim,
                             eng->n_ids,          eng->tn,
                             eng->events,         eng->predictions,
-                            eng->filtered_late,  eng->examples_pos,
+                            eng->late,           eng->examples_pos,
                             eng->examples_neg};
         memcpy(w, TRAINER_MAGIC, 8);
         memcpy(w + 8, head, sizeof head);
@@ -724,7 +741,7 @@ itd_err_t itd_engine_read_trainer(itd_engine_t *eng, const void *data,
         eng->tn = 0;
         eng->events = head[4];
         eng->predictions = head[5];
-        eng->filtered_late = head[6];
+        eng->late = head[6];
         eng->examples_pos = head[7];
         eng->examples_neg = head[8];
         const unsigned char *r = buf + TRAINER_HEAD;

@@ -11,6 +11,11 @@
  * own prediction as pending; (4) watermarks advance, resolved examples are
  * judged (progressive validation) and then learned from in mini-batches.
  *
+ * Late events (older than their partition's watermark) are predicted too,
+ * from the user's state as it stands; they change no state, add no
+ * pending prediction and fire no trigger, but still resolve the open
+ * labels of earlier predictions (docs/FEATURES.md, "Late data").
+ *
  * @thread one pipeline thread owns an engine; no locks.
  */
 #ifndef INTENTD_ENGINE_H
@@ -37,16 +42,20 @@ typedef struct itd_input_s {
         int64_t offset;
 } itd_input_t;
 
-/* What became of each input. */
+/* What became of each input. Late events are PREDICTED (and counted in
+ * itd_engine_stats_t.late). */
 typedef enum {
         ITD_OUT_PREDICTED = 0, /* out[i] holds its prediction */
-        ITD_OUT_FILTERED_LATE  /* older than the partition's watermark */
+        ITD_OUT_FILTERED       /* time beyond +-2^62 ms or type outside the
+                                * enum: input validation never passes one */
 } itd_outcome_t;
 
 typedef struct itd_engine_stats_s {
         uint64_t events;          /* events processed */
         uint64_t predictions;     /* predictions made */
-        uint64_t filtered_late;   /* events refused as late */
+        uint64_t late;            /* events older than their partition's
+                                   * watermark: predicted, not applied */
+        uint64_t filtered;        /* events refused (ITD_OUT_FILTERED) */
         uint64_t examples_pos;    /* resolved training examples, positive */
         uint64_t examples_neg;    /* resolved training examples, negative */
         uint64_t train_steps;     /* optimizer steps */

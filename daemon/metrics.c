@@ -95,8 +95,14 @@ static const row_t rows[ITD_M__COUNT] = {
      "reason", dead_letter_reasons, 0, NULL, 0, 0},
     {ITD_M_EVENTS_FILTERED, "intentd_events_filtered_total", MT_COUNTER,
      MK_PLAIN, "Events counted and dropped without a prediction, by reason: "
-     "late (older than the partition's watermark), duplicate, other.",
+     "duplicate, other. late stays 0: late events get a prediction "
+     "(intentd_events_late_total).",
      "reason", filter_reasons, 0, NULL, 0, 0},
+    {ITD_M_EVENTS_LATE, "intentd_events_late_total", MT_COUNTER, MK_PLAIN,
+     "Events older than their partition's watermark when they arrived. Each "
+     "got a prediction from its user's state as it stood, without changing "
+     "that state or adding a pending label (docs/FEATURES.md, Late data).",
+     NULL, NULL, 0, NULL, 0, 0},
     {ITD_M_PREDICTIONS_PUBLISHED, "intentd_predictions_published_total",
      MT_COUNTER, MK_PLAIN, "Predictions delivered to the predictions topic "
      "(acknowledged by the broker).", NULL, NULL, 0, NULL, 0, 0},

@@ -36,6 +36,7 @@ typedef enum {
         ITD_M_EVENTS_CONSUMED = 0,   /* counter */
         ITD_M_EVENTS_DEAD_LETTERED,  /* counter {reason} */
         ITD_M_EVENTS_FILTERED,       /* counter {reason} */
+        ITD_M_EVENTS_LATE,           /* counter */
         ITD_M_PREDICTIONS_PUBLISHED, /* counter */
         ITD_M_TRIGGERS_PUBLISHED,    /* counter */
         ITD_M_DELIVERY_FAILURES,     /* counter */

@@ -550,10 +550,11 @@ json_t *itd_report_json(const itd_report_t *rep, const itd_report_run_t *run) {
                 json_object_set_new(mix, itd_event_type_name(t),
                                     jint(rep->by_type[t]));
         json_t *input = json_pack(
-            "{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "path",
+            "{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "path",
             run->input ? run->input : "", "format",
             run->format ? run->format : "", "events", jint(run->events),
-            "bad_lines", jint(run->bad_lines), "filtered_late",
+            "bad_lines", jint(run->bad_lines), "late",
+            jint(run->stats ? run->stats->late : 0), "filtered",
             jint(run->filtered), "first_event_ts",
             rep->events ? json_integer(rep->first_ts) : json_null(),
             "last_event_ts",
@@ -991,8 +992,9 @@ static void html_summary(FILE *f, const json_t *r) {
         row(f, "event time", "%s .. %s",
             str_or(json_object_get(in, "first_event_time"), "-"),
             str_or(json_object_get(in, "last_event_time"), "-"));
-        row(f, "events", "%.0f read, %.0f bad lines, %.0f refused as late",
-            jd(in, "events"), jd(in, "bad_lines"), jd(in, "filtered_late"));
+        row(f, "events", "%.0f read, %.0f bad lines, %.0f late (predicted, "
+            "not learned from)", jd(in, "events"), jd(in, "bad_lines"),
+            jd(in, "late"));
         row(f, "judged examples", "%.0f (%.0f positive, base rate %.4f)",
             jd(ov, "n"), jd(ov, "positives"), jd(ov, "base_rate"));
         row(f, "AUC", "%.4f (histogram error at most %.4f)", jd(ov, "auc"),

@@ -43,7 +43,8 @@ typedef struct itd_report_run_s {
         double seconds;                  /* wall time of the replay */
         uint64_t events;                 /* events read */
         uint64_t bad_lines;              /* input lines skipped */
-        uint64_t filtered;               /* events refused as late */
+        uint64_t filtered;               /* events refused (engine
+                                          * ITD_OUT_FILTERED) */
 } itd_report_run_t;
 
 /** @brief New empty report; threshold as predict.threshold. Caller owns. */

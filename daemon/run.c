@@ -313,6 +313,7 @@ static void publish_gauges(loop_t *lp) {
         itd_engine_stats_t es;
         itd_engine_stats(lp->eng, &es);
         itd_metrics_t *m = lp->m;
+        itd_metrics_set(m, ITD_M_EVENTS_LATE, NULL, (double)es.late);
         itd_metrics_set(m, ITD_M_TRAINING_EXAMPLES, "positive",
                         (double)es.examples_pos);
         itd_metrics_set(m, ITD_M_TRAINING_EXAMPLES, "negative",
@@ -805,7 +806,7 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
                 const rd_kafka_message_t *m = msgs[msg_of[j]];
                 if (outcome[j] != ITD_OUT_PREDICTED) {
                         lp->res->filtered++;
-                        itd_metrics_inc(lp->m, ITD_M_EVENTS_FILTERED, "late",
+                        itd_metrics_inc(lp->m, ITD_M_EVENTS_FILTERED, "other",
                                         1);
                         itd_offsets_track(lp->offsets, m->partition, m->offset,
                                           0);

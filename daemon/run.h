@@ -31,7 +31,7 @@ typedef struct itd_run_result_s {
         uint64_t consumed;        /* messages taken from the events topic */
         uint64_t dead_lettered;   /* sent to the dead-letter topic */
         uint64_t predicted;       /* predictions produced */
-        uint64_t filtered;        /* counted and dropped (late events) */
+        uint64_t filtered;        /* counted and dropped (engine ITD_OUT_FILTERED) */
         uint64_t published;       /* predictions delivered */
         uint64_t triggers;        /* trigger records delivered */
         double seconds;           /* wall time of the loop */

@@ -154,13 +154,19 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
                 ITD_SNAP_FAIL("corrupt %s snapshot: bad magic at byte 0 (not "
                               "a %s snapshot)", name, name);
         memcpy(&vw, head + 8, sizeof(vw));
-        if ((uint32_t)vw != k->version || vw >> 32 != (uint64_t)hdr_bytes)
+        if (k->older && (uint32_t)vw == k->older->version &&
+            vw >> 32 == ITD_SNAP_HDR_BYTES(k->older->n_values))
+                k = k->older;
+        else if ((uint32_t)vw != k->version ||
+                 vw >> 32 != (uint64_t)hdr_bytes)
                 ITD_SNAP_FAIL("incompatible %s snapshot: format version %"
                               PRIu32 " with a %" PRIu32 "-byte header at "
                               "byte 8; this build reads version %d (%d "
                               "bytes)", name, (uint32_t)vw,
                               (uint32_t)(vw >> 32), (int)k->version,
                               hdr_bytes);
+        s->version = k->version;
+        hdr_bytes = (int)ITD_SNAP_HDR_BYTES(k->n_values);
         itd_snap_read(s, &endian, sizeof(endian));
         itd_snap_read(s, values, k->n_values * sizeof(*values));
         itd_snap_read(s, payload_bytes, sizeof(*payload_bytes));

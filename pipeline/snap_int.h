@@ -27,6 +27,9 @@ typedef struct itd_snap_kind_s {
         const char *magic; /* 8 bytes, no terminator needed */
         uint32_t version;
         size_t n_values;   /* header words between byte order and sizes */
+        /* The previous format version, still read (its own n_values), or
+         * NULL. Writers always write this version. */
+        const struct itd_snap_kind_s *older;
 } itd_snap_kind_t;
 
 typedef struct itd_snap_s {
@@ -36,6 +39,7 @@ typedef struct itd_snap_s {
         int failed;        /* sticky: a read or write came up short */
         int eof;           /* the short read hit end of input */
         int saved_errno;
+        uint32_t version;  /* format version itd_snap_header_read found */
 } itd_snap_t;
 
 void itd_snap_write(itd_snap_t *s, const void *p, size_t n);
@@ -78,8 +82,9 @@ itd_err_t itd_snap_save(FILE *out, const itd_snap_kind_t *k,
  * Reads and verifies the header of a kind k snapshot from s (a fresh
  * reader at the snapshot's start): magic, version and header size, header
  * checksum, byte order, in that order, so a foreign file is named as such
- * before anything else. Fills values (k->n_values), the payload's length
- * and hash. Returns 0, or -1 with errstr ("corrupt <name> snapshot: ...",
+ * before anything else. Fills values (k->n_values, or k->older->n_values
+ * when the snapshot is of that version: s->version says which), the
+ * payload's length and hash. Returns 0, or -1 with errstr ("corrupt <name> snapshot: ...",
  * "incompatible <name> snapshot: ...", "truncated ...").
  */
 int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,

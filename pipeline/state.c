@@ -9,9 +9,11 @@
  * keeps the array dense for dumps and snapshots.
  *
  * LRU order is update order (a doubly linked list through the records).
- * Because accepted events are never older than the watermark, update order
- * and last-event-time order differ by at most the allowed lateness; the TTL
- * sweep uses that bound to stop early (see sweep_idle).
+ * Because applied events are never older than the watermark, update order
+ * and last-event-time order differ by at most the allowed lateness, except
+ * for users whose clock runs ahead of the partition's frontier; the TTL
+ * sweep uses that bound to stop early and walks past such users (see
+ * sweep_idle).
  *
  * Snapshots (end of file) write the arrays as they are, behind a header
  * with the layout, configuration, sizes and XXH64 checksums; restore
@@ -118,6 +120,7 @@ itd_state_t *itd_state_new(const itd_state_conf_t *conf, char *errstr,
                     (conf->window_ms[w] + ITD_OV_K - 1) / ITD_OV_K;
         st->max_ts = INT64_MIN;
         st->wm = INT64_MIN;
+        st->frontier = INT64_MIN;
         st->slot_cap = 1024;
         st->slots = itd_xcalloc(st->slot_cap, sizeof(*st->slots));
         st->users_cap = 256;
@@ -152,6 +155,60 @@ void itd_state_destroy(itd_state_t *st) {
 }
 
 int64_t itd_state_watermark(const itd_state_t *st) { return st->wm; }
+
+int64_t itd_state_frontier(const itd_state_t *st) { return st->frontier; }
+
+/* ------------------------------------------------------- the frontier */
+
+static void sorted_remove(int64_t *a, uint32_t n, int64_t v) {
+        uint32_t i = 0;
+        while (i < n && a[i] != v)
+                i++;
+        if (i < n)
+                memmove(a + i, a + i + 1, (n - 1 - i) * sizeof(*a));
+}
+
+static void sorted_insert(int64_t *a, uint32_t n, int64_t v) {
+        uint32_t i = n;
+        while (i > 0 && a[i - 1] > v) {
+                a[i] = a[i - 1];
+                i--;
+        }
+        a[i] = v;
+}
+
+/*
+ * An on-time event of the user with tag moves that user's entry to the
+ * newest place (keeping the user's newest time); a new user pushes out
+ * the least recent one. The frontier becomes the lower median of the
+ * entries once two users are in it: a minority of users with clocks ahead
+ * (up to half of the last 16) cannot pull it forward, and a single user
+ * counts once however many events it sends. In an in-order stream it
+ * trails the newest event by about 8 users' arrivals.
+ */
+static void front_note(itd_state_t *st, uint32_t tag, int64_t ts) {
+        uint32_t n = st->front_n, i = 0;
+        while (i < n && st->front_tag[i] != tag)
+                i++;
+        if (i < n || n == ITD_FRONT_USERS) {
+                if (i == n)
+                        i = 0; /* a new user: the least recent one leaves */
+                else if (st->front_ts[i] > ts)
+                        ts = st->front_ts[i];
+                sorted_remove(st->front_sorted, n, st->front_ts[i]);
+                memmove(st->front_tag + i, st->front_tag + i + 1,
+                        (n - 1 - i) * sizeof(*st->front_tag));
+                memmove(st->front_ts + i, st->front_ts + i + 1,
+                        (n - 1 - i) * sizeof(*st->front_ts));
+                n--;
+        }
+        st->front_tag[n] = tag;
+        st->front_ts[n] = ts;
+        sorted_insert(st->front_sorted, n, ts);
+        st->front_n = ++n;
+        if (n >= 2 && st->front_sorted[(n - 1) / 2] > st->frontier)
+                st->frontier = st->front_sorted[(n - 1) / 2];
+}
 
 /* ------------------------------------------------------------ user ids */
 
@@ -533,6 +590,19 @@ static void user_evict(itd_state_t *st, uint32_t idx) {
                 ids_compact(st);
 }
 
+/* A user with no events yet, first seen at ts (no id, no links). */
+static void user_init(const itd_state_t *st, itd_user_t *u, int64_t ts) {
+        memset(u, 0, sizeof(*u));
+        u->last_ts = ts;
+        u->ring_type = UINT64_MAX; /* every nibble ITD_RING_EMPTY */
+        for (int t = 0; t < TYPES; t++)
+                u->last_sec[t] = ITD_NEVER;
+        int32_t sec = itd_state_sec(st, ts);
+        u->first_sec = u->sess_start_sec = u->aff_sec = sec;
+        for (int i = 0; i < ITD_SPARSE_SLOTS; i++)
+                u->sp_item[i] = u->sp_tok[i] = ITD_SPARSE_NONE;
+}
+
 static uint32_t user_create(itd_state_t *st, const char *id, uint32_t tag,
                             int64_t ts) {
         if (st->n_users >= st->conf.max_users) {
@@ -548,16 +618,8 @@ static uint32_t user_create(itd_state_t *st, const char *id, uint32_t tag,
         }
         uint32_t idx = (uint32_t)st->n_users++;
         itd_user_t *u = &st->users[idx];
-        memset(u, 0, sizeof(*u));
+        user_init(st, u, ts);
         user_set_id(st, u, id);
-        u->last_ts = ts;
-        u->ring_type = UINT64_MAX; /* every nibble ITD_RING_EMPTY */
-        for (int t = 0; t < TYPES; t++)
-                u->last_sec[t] = ITD_NEVER;
-        int32_t sec = itd_state_sec(st, ts);
-        u->first_sec = u->sess_start_sec = u->aff_sec = sec;
-        for (int i = 0; i < ITD_SPARSE_SLOTS; i++)
-                u->sp_item[i] = u->sp_tok[i] = ITD_SPARSE_NONE;
         int found;
         size_t pos = table_probe(st, id, tag, &found);
         st->slots[pos] = (uint64_t)tag << 32 | (uint64_t)(idx + 1);
@@ -570,6 +632,9 @@ static void sweep_idle(itd_state_t *st) {
                 return;
         int64_t cutoff = st->wm - st->conf.idle_ttl_ms;
         int64_t stop = cutoff + st->conf.allowed_lateness_ms;
+        int64_t ahead = st->wm > INT64_MAX - st->conf.allowed_lateness_ms
+                            ? INT64_MAX
+                            : st->wm + st->conf.allowed_lateness_ms;
         uint32_t idx = st->lru_tail;
         while (idx != ITD_NIL) {
                 itd_user_t *u = &st->users[idx];
@@ -580,9 +645,12 @@ static void sweep_idle(itd_state_t *st) {
                         st->stats.evicted_ttl++;
                         if (toward_head == last)
                                 toward_head = idx;
-                } else if (u->last_ts >= stop) {
+                } else if (u->last_ts >= stop && u->last_ts <= ahead) {
                         /* every user updated later has last_ts >= this
-                         * one's - lateness >= cutoff: none is idle */
+                         * one's - lateness >= cutoff: none is idle. A user
+                         * whose clock runs ahead of the partition's
+                         * frontier proves nothing about later ones: the
+                         * walk goes past it. */
                         break;
                 }
                 idx = toward_head;
@@ -624,10 +692,10 @@ static void catdict_grow(itd_catdict_t *cd) {
 
 /* Interned id of a category name; 0 for "" or once the dictionary holds
  * ITD_CAT_MAX names (such categories get no per-user memory). */
-static uint16_t catdict_intern(itd_catdict_t *cd, const char *name,
-                               uint32_t hash) {
-        if (!name[0])
-                return 0;
+/* Interned id of name (0: not interned), or 0 with *at the free slot
+ * where it would go. */
+static uint16_t catdict_find(const itd_catdict_t *cd, const char *name,
+                             uint32_t hash, size_t *at) {
         size_t mask = cd->cap - 1;
         size_t pos = hash & mask;
         uint32_t tag = hash >> 16;
@@ -641,6 +709,20 @@ static uint16_t catdict_intern(itd_catdict_t *cd, const char *name,
                         return id;
                 pos = (pos + 1) & mask;
         }
+        if (at)
+                *at = pos;
+        return 0;
+}
+
+static uint16_t catdict_intern(itd_catdict_t *cd, const char *name,
+                               uint32_t hash) {
+        if (!name[0])
+                return 0;
+        size_t pos = 0;
+        uint16_t found = catdict_find(cd, name, hash, &pos);
+        if (found)
+                return found;
+        uint32_t tag = hash >> 16;
         if (cd->n >= ITD_CAT_MAX)
                 return 0;
         uint16_t id = (uint16_t)(++cd->n);
@@ -827,14 +909,16 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
         }
         if (ts > st->max_ts)
                 st->max_ts = ts;
-        if (st->max_ts - st->conf.allowed_lateness_ms > st->wm)
-                st->wm = st->max_ts - st->conf.allowed_lateness_ms;
 
         /* At a million users every step below misses the cache: start the
          * slot load, hash while it is in flight, then fetch the record's
          * lines (and its overflow block) together rather than one by one. */
         uint32_t tag = id_tag(ev->user_id);
         __builtin_prefetch(&st->slots[tag & (st->slot_cap - 1)]);
+        front_note(st, tag, ts);
+        if (st->frontier != INT64_MIN &&
+            st->frontier - st->conf.allowed_lateness_ms > st->wm)
+                st->wm = st->frontier - st->conf.allowed_lateness_ms;
         uint32_t cat_hash = ev->category[0]
                                 ? itd_sparse_hash(ev->category, ITD_SEED_CAT)
                                 : ITD_SPARSE_NONE;
@@ -866,7 +950,13 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
 
         if (ts > u->last_ts)
                 ring_shift(st, u, ts);
-        ring_insert(st, u, ts, (unsigned)ev->type);
+        /* The ring holds offsets from the user's newest event up to the
+         * largest window plus the lateness. An event further behind its
+         * user's newest one (whose clock ran ahead of the partition) has
+         * no place in the ring: it counts in no window, the rest of the
+         * user's state takes it. */
+        if (u->last_ts - ts <= st->live_ms)
+                ring_insert(st, u, ts, (unsigned)ev->type);
         if (u->ov && ov_heads(st, u->ov - 1)[st->conf.n_windows] <=
                          st->wm - st->max_span_ms)
                 ov_release(st, u); /* its events left every window */
@@ -877,6 +967,46 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
                 lru_unlink(st, idx);
                 lru_push_front(st, idx);
         }
+        return ITD_OK;
+}
+
+itd_err_t itd_state_peek(const itd_state_t *st, const itd_event_t *ev,
+                         float *x, uint32_t *ids, itd_topcats_t *top) {
+        if ((int)ev->type < 0 || ev->type >= ITD_EV__COUNT)
+                return ITD_ERR_ARG;
+        if (ev->ts_ms < -TS_LIMIT || ev->ts_ms > TS_LIMIT)
+                return ITD_ERR_RANGE;
+        /* Before any event there is no time reference; the event's own
+         * time serves (the state itself stays as it is). */
+        itd_state_t tmp;
+        if (!st->have_epoch) {
+                tmp = *st;
+                tmp.epoch_ms = ev->ts_ms;
+                tmp.have_epoch = 1;
+                st = &tmp;
+        }
+        uint32_t tag = id_tag(ev->user_id);
+        int found;
+        size_t pos = table_probe(st, ev->user_id, tag, &found);
+        itd_user_t fresh;
+        const itd_user_t *u;
+        if (found) {
+                u = &st->users[(uint32_t)st->slots[pos] - 1];
+        } else {
+                user_init(st, &fresh, ev->ts_ms);
+                u = &fresh;
+        }
+        itd_prev_t prev;
+        prev.is_new = !found;
+        prev.last_ts = u->last_ts;
+        memcpy(prev.last_sec, u->last_sec, sizeof(prev.last_sec));
+        prev.cat = ev->category[0]
+                       ? catdict_find(&st->cats, ev->category,
+                                      itd_sparse_hash(ev->category,
+                                                      ITD_SEED_CAT),
+                                      NULL)
+                       : 0;
+        itd_features_extract(st, u, &prev, ev, x, ids, top);
         return ITD_OK;
 }
 
@@ -1001,7 +1131,7 @@ void itd_state_stats(const itd_state_t *st, itd_state_stats_t *stats) {
 /* ------------------------------------------------- state snapshots */
 
 #define SNAP_MAGIC "ITDSTATE"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2 /* 2: the event-time frontier and its users */
 #define SNAP_CONF_WORDS (1 + ITD_WINDOWS_MAX + 4)
 
 /* Everything that sizes the payload or is not in an array, in header
@@ -1014,6 +1144,7 @@ enum {
         SC_CATS_N, SC_CATS_CAP, SC_CATS_OFF_CAP, SC_CATS_ARENA_LEN,
         SC_CATS_ARENA_CAP,
         SC_EVICTED_TTL, SC_EVICTED_CAP, SC_LATE,
+        SC_FRONTIER, SC_FRONT_N,
         SC__COUNT
 };
 
@@ -1023,11 +1154,22 @@ enum {
 #define SNAP_WORDS (SNAP_LAYOUT_WORDS + SNAP_CONF_WORDS + SC__COUNT)
 #define SNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(SNAP_WORDS)
 
+/* Version 1 (no frontier) is still read: its watermark was the newest
+ * event time minus the lateness, so that time becomes the frontier, and
+ * the list of recent users starts empty. */
+static const itd_snap_kind_t snap_kind_v1 = {
+    .name = "state",
+    .magic = SNAP_MAGIC,
+    .version = 1,
+    .n_values = SNAP_WORDS - 2,
+};
+
 static const itd_snap_kind_t snap_kind = {
     .name = "state",
     .magic = SNAP_MAGIC,
     .version = SNAP_VERSION,
     .n_values = SNAP_WORDS,
+    .older = &snap_kind_v1,
 };
 
 static const char *const layout_names[SNAP_LAYOUT_WORDS] = {
@@ -1080,6 +1222,8 @@ static void scalar_words(const itd_state_t *st, uint64_t *v) {
         v[SC_EVICTED_TTL] = st->stats.evicted_ttl;
         v[SC_EVICTED_CAP] = st->stats.evicted_cap;
         v[SC_LATE] = st->stats.late_events;
+        v[SC_FRONTIER] = (uint64_t)st->frontier;
+        v[SC_FRONT_N] = st->front_n;
 }
 
 /* The arrays, in payload order. The table slots are not stored: restore
@@ -1092,6 +1236,8 @@ static void write_payload(itd_snap_t *s, const void *obj) {
         itd_snap_write(s, st->cats.off, (st->cats.n + 1) * sizeof(uint32_t));
         itd_snap_write(s, st->cats.hash, (st->cats.n + 1) * sizeof(uint32_t));
         itd_snap_write(s, st->cats.arena, st->cats.arena_len);
+        itd_snap_write(s, st->front_tag, st->front_n * sizeof(uint32_t));
+        itd_snap_write(s, st->front_ts, st->front_n * sizeof(int64_t));
 }
 
 itd_err_t itd_state_snapshot(const itd_state_t *st, FILE *out, char *errstr,
@@ -1206,7 +1352,14 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                              PRId64 ", the configuration has %" PRId64,
                              conf_word_name(i, buf, sizeof(buf)),
                              (int64_t)cw[i], (int64_t)mine[i]);
-        const uint64_t *v = hv + SNAP_LAYOUT_WORDS + SNAP_CONF_WORDS;
+        uint64_t *v = hv + SNAP_LAYOUT_WORDS + SNAP_CONF_WORDS;
+        if (s.version == 1) {
+                int64_t wm = (int64_t)v[SC_WM];
+                v[SC_FRONTIER] = (uint64_t)(wm == INT64_MIN
+                                                ? INT64_MIN
+                                                : wm + conf->allowed_lateness_ms);
+                v[SC_FRONT_N] = 0;
+        }
 
         /* sizes are covered by the header checksum; still refuse shapes
          * this code could not have written */
@@ -1228,10 +1381,12 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
             v[SC_CATS_N] * 2 > v[SC_CATS_CAP] ||
             v[SC_CATS_ARENA_LEN] > v[SC_CATS_ARENA_CAP] ||
             v[SC_CATS_ARENA_CAP] > UINT32_MAX ||
+            v[SC_FRONT_N] > ITD_FRONT_USERS ||
             payload_bytes != v[SC_N_USERS] * sizeof(itd_user_t) +
                                  v[SC_IDS_LEN] + v[SC_OV_N] * ov_bytes +
                                  (v[SC_CATS_N] + 1) * 8 +
-                                 v[SC_CATS_ARENA_LEN])
+                                 v[SC_CATS_ARENA_LEN] +
+                                 v[SC_FRONT_N] * (4 + 8))
                 FAIL("corrupt state snapshot: sizes in the header (bytes "
                      "24..%d) do not describe a state", SNAP_HDR_BYTES - 1);
 
@@ -1261,6 +1416,8 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
         st->stats.evicted_ttl = v[SC_EVICTED_TTL];
         st->stats.evicted_cap = v[SC_EVICTED_CAP];
         st->stats.late_events = v[SC_LATE];
+        st->frontier = (int64_t)v[SC_FRONTIER];
+        st->front_n = (uint32_t)v[SC_FRONT_N];
         /* the same capacities as the original: same growth points, same
          * itd_state_stats bytes */
         free(st->slots);
@@ -1292,6 +1449,10 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
             {st->cats.hash, (st->cats.n + 1) * sizeof(uint32_t),
              "the category hashes"},
             {st->cats.arena, st->cats.arena_len, "the category names"},
+            {st->front_tag, st->front_n * sizeof(uint32_t),
+             "the frontier's users"},
+            {st->front_ts, st->front_n * sizeof(int64_t),
+             "the frontier's times"},
         };
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
                 uint64_t start = s.off;
@@ -1302,13 +1463,16 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                         goto fail;
                 }
         }
-        if (itd_snap_payload_check(&s, &snap_kind, payload_hash, errstr,
-                                   errstr_size) != 0)
+        if (itd_snap_payload_check(&s,
+                                   s.version == 1 ? &snap_kind_v1 : &snap_kind,
+                                   payload_hash, errstr, errstr_size) != 0)
                 goto fail;
         const char *bad = restore_check(st, buf, sizeof(buf));
         if (bad)
                 FAIL("corrupt state snapshot: %s", bad);
 
+        for (uint32_t i = 0; i < st->front_n; i++)
+                sorted_insert(st->front_sorted, i, st->front_ts[i]);
         /* rebuild the two hash tables */
         for (size_t i = 0; i < st->n_users; i++) {
                 const char *id = itd_user_id(st, &st->users[i]);

@@ -42,6 +42,9 @@
 #define ITD_NEVER INT32_MIN  /* "never" in per-type last-seen seconds */
 /* Largest window + allowed lateness must fit the ring's uint32 ms offsets. */
 #define ITD_LIVE_MAX_MS 4000000000LL
+/* The event-time frontier follows the newest event times of this many
+ * distinct recent users (docs/FEATURES.md, "Watermark"). */
+#define ITD_FRONT_USERS 16
 /* Affinity scores halve every this many seconds of event time. */
 #define ITD_AFF_HALF_LIFE_S (24.0 * 3600.0)
 
@@ -111,6 +114,16 @@ struct itd_state_s {
         int have_epoch;
         int64_t max_ts;              /* INT64_MIN before any event */
         int64_t wm;                  /* INT64_MIN before any event */
+
+        /* Event-time frontier: the lower median of the newest event times
+         * of the last ITD_FRONT_USERS distinct users with an on-time
+         * event, never moving back; INT64_MIN until two users agree. One
+         * user (or one bad clock) cannot move it. */
+        int64_t frontier;
+        uint32_t front_n;
+        uint32_t front_tag[ITD_FRONT_USERS];  /* arrival order, oldest 1st */
+        int64_t front_ts[ITD_FRONT_USERS];    /* that user's newest time */
+        int64_t front_sorted[ITD_FRONT_USERS]; /* front_ts ascending */
 
         /* open addressing, linear probing: slot = tag << 32 | (index + 1) */
         uint64_t *slots;

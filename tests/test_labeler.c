@@ -79,6 +79,43 @@ Test(labeler, negative_only_once_the_watermark_passes_the_horizon) {
         itd_labeler_destroy(lb);
 }
 
+/* Late data (docs/FEATURES.md): an event older than the watermark is
+ * only observed, never added. It resolves what is still open and nothing
+ * already resolved; it never makes a negative. */
+Test(labeler, a_late_event_resolves_open_labels_and_never_closed_ones) {
+        itd_labeler_t *lb = make(16, 0);
+        cr_assert_eq(add(lb, 1, 1000), ITD_OK);        /* A */
+        cr_assert_eq(add(lb, 1, 1000 + GAP / 2), ITD_OK); /* B */
+        cr_assert_eq(add(lb, 2, 1000 + GAP / 2), ITD_OK); /* C, other user */
+        int64_t wm = 1000 + H + 1; /* A's horizon closed, B's open */
+        itd_labeler_advance(lb, wm);
+        itd_example_t ex[4];
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 1);
+        cr_expect_eq(ex[0].ts_ms, 1000);
+        cr_expect_eq(ex[0].label, 0);
+        /* a purchase at 1000 + H arrives late (older than wm): inside A's
+         * horizon, but A is resolved; inside B's, which is open */
+        itd_labeler_observe(lb, 1, 1000 + H, ITD_EV_PURCHASE);
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 1);
+        cr_expect_eq(ex[0].ts_ms, 1000 + GAP / 2);
+        cr_expect_eq(ex[0].user_hash, 1);
+        cr_expect_eq(ex[0].label, 1);
+        /* a late view of user 2 before C's time says nothing about C; C
+         * stays pending until the watermark closes its horizon */
+        itd_labeler_observe(lb, 2, 1000, ITD_EV_VIEW);
+        cr_expect_eq(itd_labeler_take(lb, ex, 4), 0);
+        itd_labeler_stats_t s;
+        itd_labeler_stats(lb, &s);
+        cr_expect_eq(s.pending, 1);
+        cr_expect_eq(s.positives, 1);
+        cr_expect_eq(s.negatives, 1);
+        itd_labeler_advance(lb, 1000 + GAP / 2 + H + 1);
+        cr_assert_eq(itd_labeler_take(lb, ex, 4), 1);
+        cr_expect_eq(ex[0].label, 0);
+        cr_expect_eq(ex[0].user_hash, 2);
+        itd_labeler_destroy(lb);
+}
+
 Test(labeler, next_action_maps_event_types_and_leave) {
         static const struct {
                 itd_event_type_t type;

@@ -1,7 +1,9 @@
 /*
  * test_state.c - per-user windows against a brute-force sliding-window
  * count (random streams with out-of-order, late and duplicate events, and
- * the real Taobao tail users), the watermark, TTL and LRU eviction, dumps.
+ * the real Taobao tail users), the watermark (a robust frontier that one
+ * future-dated event cannot move), late events scored without changing
+ * the state, TTL and LRU eviction, dumps.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -186,12 +188,15 @@ static void random_stream_case(unsigned seed,
                         e.type = rand() % T;
                         e.ts = base - rand() % 50000; /* out of order */
                         if (r >= 97)
+                                /* late: the frontier trails the
+                                 * newest event by ~8 users' arrivals,
+                                 * about 8 minutes here */
                                 e.ts = base - conf.allowed_lateness_ms -
-                                       1 - rand() % 100000; /* late */
+                                       30 * MIN_MS - rand() % 100000;
                 }
-                int64_t wm = max_ts == INT64_MIN
-                                 ? INT64_MIN
-                                 : max_ts - conf.allowed_lateness_ms;
+                /* the watermark's own rule is checked below
+                 * (watermark_is_the_lower_median_of_recent_users) */
+                int64_t wm = itd_state_watermark(st);
                 itd_err_t err = feed(st, name(e.user, buf), e.ts, e.type);
                 if (e.ts < wm) {
                         cr_assert_eq(err, ITD_ERR_RANGE);
@@ -264,15 +269,19 @@ Test(state, refuses_events_older_than_the_watermark_and_counts_them) {
         itd_state_t *st = itd_state_new(&conf, NULL, 0);
         cr_expect_eq(itd_state_watermark(st), INT64_MIN);
         cr_assert_eq(feed(st, "a", 1000, ITD_EV_VIEW), ITD_OK);
+        cr_expect_eq(itd_state_watermark(st), INT64_MIN,
+                     "one user alone does not move the watermark");
+        cr_assert_eq(feed(st, "b", 1000, ITD_EV_VIEW), ITD_OK);
+        cr_expect_eq(itd_state_frontier(st), 1000);
         cr_expect_eq(itd_state_watermark(st), 900);
         cr_assert_eq(feed(st, "a", 950, ITD_EV_VIEW), ITD_OK);  /* in order */
         cr_assert_eq(feed(st, "a", 900, ITD_EV_VIEW), ITD_OK);  /* at wm */
         cr_assert_eq(feed(st, "a", 899, ITD_EV_VIEW), ITD_ERR_RANGE);
-        cr_assert_eq(feed(st, "b", 10, ITD_EV_VIEW), ITD_ERR_RANGE);
+        cr_assert_eq(feed(st, "c", 10, ITD_EV_VIEW), ITD_ERR_RANGE);
         uint32_t c[4 * T];
         cr_assert_eq(itd_state_counts(st, "a", 1000, c), ITD_OK);
         cr_expect_eq(c[ITD_EV_VIEW], 3);
-        cr_expect_eq(itd_state_counts(st, "b", 1000, c), ITD_ERR_NOT_FOUND,
+        cr_expect_eq(itd_state_counts(st, "c", 1000, c), ITD_ERR_NOT_FOUND,
                      "a refused event must not create its user");
         itd_state_stats_t s;
         itd_state_stats(st, &s);
@@ -282,6 +291,217 @@ Test(state, refuses_events_older_than_the_watermark_and_counts_them) {
         itd_state_advance(st, 10);
         cr_expect_eq(itd_state_watermark(st), 5000, "watermark never recedes");
         cr_expect_eq(feed(st, "a", 4999, ITD_EV_VIEW), ITD_ERR_RANGE);
+        itd_state_destroy(st);
+}
+
+/* A stray event an hour ahead (a bad client clock), even a burst of them
+ * from one user, or a minority of users ahead, must not move the
+ * watermark: the events that follow are on time. */
+Test(state, future_dated_events_do_not_move_the_watermark) {
+        itd_state_conf_t conf = default_conf();
+        conf.allowed_lateness_ms = 5000;
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        int64_t t0 = 1700000000000LL;
+        char user[32];
+        /* the very first event of the partition is the stray one */
+        cr_assert_eq(feed(st, "stray", t0 + HOUR_MS, ITD_EV_VIEW), ITD_OK);
+        for (int i = 0; i < 100; i++) {
+                snprintf(user, sizeof user, "u%d", i % 40);
+                cr_assert_eq(feed(st, user, t0 + i * 1000, ITD_EV_VIEW), ITD_OK,
+                             "event %d refused as late", i);
+                if (i == 50) /* one user's burst from a clock an hour ahead */
+                        for (int k = 0; k < 20; k++)
+                                cr_assert_eq(feed(st, "burst",
+                                                  t0 + HOUR_MS + k, 0),
+                                             ITD_OK);
+                if (i == 70) /* seven other users ahead, interleaved */
+                        for (int k = 0; k < 7; k++) {
+                                snprintf(user, sizeof user, "ahead%d", k);
+                                cr_assert_eq(feed(st, user,
+                                                  t0 + 50 * MIN_MS, 0),
+                                             ITD_OK);
+                        }
+        }
+        cr_expect_leq(itd_state_frontier(st), t0 + 99 * 1000);
+        cr_expect_geq(itd_state_frontier(st), t0 + 80 * 1000,
+                      "the frontier follows the many users in order");
+        itd_state_stats_t s;
+        itd_state_stats(st, &s);
+        cr_expect_eq(s.late_events, 0);
+        /* once most recent users agree on a later time, it moves */
+        for (int i = 0; i < 16; i++) {
+                snprintf(user, sizeof user, "v%d", i);
+                cr_assert_eq(feed(st, user, t0 + 2 * HOUR_MS, 0), ITD_OK);
+        }
+        cr_expect_eq(itd_state_frontier(st), t0 + 2 * HOUR_MS);
+        cr_expect_eq(itd_state_watermark(st), t0 + 2 * HOUR_MS - 5000);
+        itd_state_destroy(st);
+}
+
+/* Reference: the newest time of each of the last 16 distinct users (by
+ * arrival of an on-time event), lower median, never back, from 2 users. */
+Test(state, watermark_is_the_lower_median_of_recent_users) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        enum { K = ITD_FRONT_USERS };
+        int ref_user[K];
+        int64_t ref_ts[K];
+        int n = 0;
+        int64_t frontier = INT64_MIN, base = 1600000000000LL;
+        char user[32];
+        srand(11);
+        for (int i = 0; i < 20000; i++) {
+                base += rand() % 2000;
+                int u = rand() % 30;
+                int64_t ts = base - rand() % 90000;
+                if (rand() % 50 == 0)
+                        ts += HOUR_MS; /* a clock ahead */
+                snprintf(user, sizeof user, "user-%d", u);
+                int64_t wm = itd_state_watermark(st);
+                itd_err_t err = feed(st, user, ts, rand() % T);
+                cr_assert_eq(err, ts < wm ? ITD_ERR_RANGE : ITD_OK);
+                if (err != ITD_OK)
+                        continue;
+                int j = 0;
+                while (j < n && ref_user[j] != u)
+                        j++;
+                if (j < n || n == K) {
+                        if (j == n)
+                                j = 0;
+                        else if (ref_ts[j] > ts)
+                                ts = ref_ts[j];
+                        memmove(ref_user + j, ref_user + j + 1,
+                                (size_t)(n - 1 - j) * sizeof(int));
+                        memmove(ref_ts + j, ref_ts + j + 1,
+                                (size_t)(n - 1 - j) * sizeof(int64_t));
+                        n--;
+                }
+                ref_user[n] = u;
+                ref_ts[n++] = ts;
+                if (n >= 2) {
+                        int64_t sorted[K];
+                        memcpy(sorted, ref_ts, (size_t)n * sizeof(int64_t));
+                        for (int a = 1; a < n; a++)
+                                for (int b = a; b > 0 &&
+                                                sorted[b - 1] > sorted[b];
+                                     b--) {
+                                        int64_t t = sorted[b];
+                                        sorted[b] = sorted[b - 1];
+                                        sorted[b - 1] = t;
+                                }
+                        if (sorted[(n - 1) / 2] > frontier)
+                                frontier = sorted[(n - 1) / 2];
+                }
+                cr_assert_eq(itd_state_frontier(st), frontier, "event %d", i);
+                cr_assert_eq(itd_state_watermark(st),
+                             frontier == INT64_MIN
+                                 ? INT64_MIN
+                                 : frontier - conf.allowed_lateness_ms);
+        }
+        itd_state_destroy(st);
+}
+
+static unsigned char *snapshot_bytes(const itd_state_t *st, size_t *len);
+
+/* A late event is scored from its user's state as it stands (window
+ * counts as of its own time) and changes nothing at all. */
+Test(state, peek_scores_a_late_event_and_changes_nothing) {
+        itd_state_conf_t conf = default_conf();
+        conf.allowed_lateness_ms = 1000;
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        int64_t t0 = 1700000000000LL;
+        cr_assert_eq(feed(st, "a", t0, ITD_EV_VIEW), ITD_OK);
+        cr_assert_eq(feed(st, "a", t0 + 10 * MIN_MS, ITD_EV_ADD_TO_CART),
+                     ITD_OK);
+        cr_assert_eq(feed(st, "b", t0 + 10 * MIN_MS, ITD_EV_VIEW), ITD_OK);
+        cr_assert_eq(itd_state_watermark(st), t0 + 10 * MIN_MS - 1000);
+        size_t n_before, n_after;
+        unsigned char *before = snapshot_bytes(st, &n_before);
+
+        itd_event_t ev;
+        make_event(&ev, "a", t0 + 2 * MIN_MS, ITD_EV_SEARCH);
+        snprintf(ev.category, sizeof ev.category, "%s", "never-seen");
+        float x[512], y[512];
+        uint32_t ids[ITD_SPARSE_IDS];
+        cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_ERR_RANGE);
+        cr_assert_eq(itd_state_peek(st, &ev, x, ids, NULL), ITD_OK);
+        /* 5m window as of t0 + 2m: the view at t0 only, not the cart */
+        char name[64];
+        size_t dim = itd_features_dim(&conf);
+        for (size_t i = 0; i < dim; i++) {
+                itd_features_name(&conf, i, name, sizeof name);
+                if (!strcmp(name, "count_5m_view"))
+                        cr_expect_float_eq(x[i], logf(2.0f), 1e-6f);
+                if (!strcmp(name, "count_5m_add_to_cart"))
+                        cr_expect_float_eq(x[i], 0.0f, 1e-6f);
+                if (!strcmp(name, "life_add_to_cart"))
+                        cr_expect_float_eq(x[i], logf(2.0f), 1e-6f,
+                                           "lifetime: the user as it is");
+        }
+        /* an unknown user reads as a new one */
+        make_event(&ev, "nobody", t0, ITD_EV_VIEW);
+        cr_assert_eq(itd_state_peek(st, &ev, y, ids, NULL), ITD_OK);
+        unsigned char *after = snapshot_bytes(st, &n_after);
+        itd_state_stats_t s;
+        itd_state_stats(st, &s);
+        cr_expect_eq(s.late_events, 1, "counted by update, not by peek");
+        cr_expect_eq(s.users, 2);
+        /* only the late counter differs */
+        cr_assert_eq(n_after, n_before);
+        size_t diff = 0;
+        for (size_t i = 0; i < n_before; i++)
+                diff += before[i] != after[i];
+        cr_expect_leq(diff, 16, "late counter and checksums only");
+        free(before);
+        free(after);
+        itd_state_destroy(st);
+}
+
+/* A user whose clock ran ahead by more than the ring can span still gets
+ * its normal events applied, just not counted in windows: no offset
+ * wraps around. */
+Test(state, events_far_behind_their_users_newest_do_not_wrap_the_ring) {
+        itd_state_conf_t conf = default_conf();
+        conf.n_windows = 2;
+        conf.window_ms[0] = MIN_MS;
+        conf.window_ms[1] = 5 * MIN_MS;
+        conf.allowed_lateness_ms = 1000;
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        int64_t t0 = 1700000000000LL;
+        cr_assert_eq(feed(st, "x", t0, ITD_EV_VIEW), ITD_OK);
+        cr_assert_eq(feed(st, "y", t0, ITD_EV_VIEW), ITD_OK);
+        /* 60 days ahead: past the ring's 32-bit millisecond offsets */
+        cr_assert_eq(feed(st, "a", t0 + 60 * DAY_MS, ITD_EV_PURCHASE), ITD_OK);
+        for (int i = 1; i <= 3; i++)
+                cr_assert_eq(feed(st, "a", t0 + i * 1000, ITD_EV_VIEW),
+                             ITD_OK);
+        uint32_t c[2 * T];
+        cr_assert_eq(itd_state_counts(st, "a", t0 + 3000, c), ITD_OK);
+        cr_expect_eq(c[ITD_EV_VIEW], 0);
+        cr_expect_eq(c[1 * T + ITD_EV_VIEW], 0);
+        cr_assert_eq(itd_state_counts(st, "a", t0 + 60 * DAY_MS, c), ITD_OK);
+        cr_expect_eq(c[ITD_EV_PURCHASE], 1);
+        cr_expect_eq(c[ITD_EV_VIEW], 0);
+        itd_state_destroy(st);
+}
+
+/* The TTL sweep stops early at the first user that proves the rest are
+ * fresh; a user ahead of the partition proves nothing. */
+Test(state, a_user_ahead_of_the_partition_does_not_stop_ttl_eviction) {
+        itd_state_conf_t conf = default_conf();
+        conf.idle_ttl_ms = HOUR_MS;
+        conf.allowed_lateness_ms = 1000;
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        int64_t t0 = 1700000000000LL;
+        cr_assert_eq(feed(st, "a", t0, ITD_EV_VIEW), ITD_OK);
+        cr_assert_eq(feed(st, "b", t0, ITD_EV_VIEW), ITD_OK);
+        cr_assert_eq(feed(st, "ahead", t0 + 5 * DAY_MS, ITD_EV_VIEW), ITD_OK);
+        cr_assert_eq(feed(st, "c", t0 + 1000, ITD_EV_VIEW), ITD_OK);
+        itd_state_advance(st, t0 + 2 * HOUR_MS);
+        itd_state_stats_t s;
+        itd_state_stats(st, &s);
+        cr_expect_eq(s.users, 1, "only the user ahead is fresh");
+        cr_expect_eq(s.evicted_ttl, 3);
         itd_state_destroy(st);
 }
 
@@ -697,6 +917,51 @@ Test(state, snapshots_of_several_partitions_read_back_in_sequence) {
         itd_state_destroy(p1);
         itd_state_destroy(r0);
         itd_state_destroy(r1);
+}
+
+/* tests/fixtures/state_v1.snap: 30 events of 3 users (one id past the
+ * inline bytes), 4 categories, ts 1700000000000 + 20 s each, written by
+ * the build before the frontier (snapshot version 1, x86-64 layout, the
+ * default_conf of this file). It still loads; its watermark, the newest
+ * event time minus the lateness, gives the frontier. */
+Test(state, restores_a_version_1_snapshot) {
+        itd_state_conf_t conf = default_conf();
+        char path[1024], err[256] = "";
+        tu_src("tests/fixtures/state_v1.snap", path, sizeof path);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f, "%s", path);
+        itd_state_t *st = itd_state_restore(f, &conf, err, sizeof err);
+        fclose(f);
+        cr_assert_not_null(st, "%s", err);
+        int64_t t0 = 1700000000000LL, wm = t0 + 29 * 20000 - 60000;
+        cr_expect_eq(itd_state_watermark(st), wm);
+        cr_expect_eq(itd_state_frontier(st), wm + 60000);
+        itd_state_stats_t s;
+        itd_state_stats(st, &s);
+        cr_expect_eq(s.users, 3);
+        uint32_t c[4 * T];
+        cr_assert_eq(itd_state_counts(st, "alice", t0 + 29 * 20000, c),
+                     ITD_OK);
+        uint32_t total = 0;
+        for (int t = 0; t < T; t++)
+                total += c[3 * T + t];
+        cr_expect_eq(total, 10);
+        cr_assert_eq(itd_state_counts(st,
+                                      "a-user-id-longer-than-15-bytes",
+                                      t0 + 29 * 20000, c), ITD_OK);
+        /* it goes on like a fresh state, and snapshots as version 2 */
+        cr_expect_eq(feed(st, "bob", wm - 1, ITD_EV_VIEW), ITD_ERR_RANGE);
+        cr_expect_eq(feed(st, "bob", wm + 1, ITD_EV_VIEW), ITD_OK);
+        size_t len;
+        unsigned char *snap = snapshot_bytes(st, &len);
+        uint64_t vw;
+        memcpy(&vw, snap + 8, sizeof vw);
+        cr_expect_eq((uint32_t)vw, 2);
+        itd_state_t *b = restore_bytes(snap, len, &conf, err, sizeof err);
+        cr_expect_not_null(b, "%s", err);
+        itd_state_destroy(b);
+        free(snap);
+        itd_state_destroy(st);
 }
 
 Test(state, restore_detects_bit_flips_and_truncation) {

@@ -4,7 +4,10 @@
  * One itd_state_t per assigned partition: users of one partition together,
  * so state can be snapshotted, handed over and dropped per partition
  * (DESIGN.md). Windows are in event time. The state also keeps the
- * partition's watermark (max event time seen minus allowed lateness).
+ * partition's event-time frontier (a robust statistic of recent users'
+ * event times, which one stray future-dated event cannot move) and its
+ * watermark (frontier minus allowed lateness): docs/FEATURES.md, "Late
+ * data".
  *
  * Features at an event use only events at or before it (the event itself
  * included): itd_state_update applies the event, then extracts.
@@ -33,7 +36,7 @@
 typedef struct itd_state_conf_s {
         size_t n_windows;
         int64_t window_ms[ITD_WINDOWS_MAX]; /* ascending, e.g. 5m,1h,24h,7d */
-        int64_t allowed_lateness_ms;        /* watermark = max ts - this */
+        int64_t allowed_lateness_ms;        /* watermark = frontier - this */
         int64_t session_gap_ms;             /* inactivity that ends a session */
         int64_t idle_ttl_ms;                /* users idle longer are evicted */
         size_t max_users;                   /* hard cap; LRU eviction */
@@ -52,7 +55,8 @@ typedef struct itd_state_stats_s {
         uint64_t bytes;          /* bytes held by the state */
         uint64_t evicted_ttl;    /* users dropped for idling past idle_ttl */
         uint64_t evicted_cap;    /* users dropped for max_users */
-        uint64_t late_events;    /* events refused as older than watermark */
+        uint64_t late_events;    /* events older than the watermark, not
+                                  * applied (itd_state_update) */
 } itd_state_stats_t;
 
 typedef struct itd_state_s itd_state_t;
@@ -81,14 +85,36 @@ const char *itd_features_name(const itd_state_conf_t *conf, size_t i,
  * @param x    out: dense features, itd_features_dim() floats, normalised.
  * @param ids  out: ITD_SPARSE_IDS hashed sparse ids.
  * @param top  out (may be NULL): the user's top categories.
- * @returns ITD_OK; ITD_ERR_RANGE if ev is older than the watermark (state
- * untouched, counted as late; the caller filters it).
+ * @returns ITD_OK; ITD_ERR_RANGE if ev is older than the watermark (late:
+ * state untouched, counted in late_events, x/ids/top not written; score it
+ * with itd_state_peek) or its time is beyond +-2^62 ms; ITD_ERR_ARG for a
+ * type outside the enum.
  */
 itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
                            uint32_t *ids, itd_topcats_t *top);
 
-/** @brief Watermark of this partition (INT64_MIN before any event). */
+/**
+ * @brief Features of ev from its user's state as it stands, without
+ * applying ev: window counts as of ev's time, everything else (lifetime
+ * counts, session, prices, affinities, recent items) as the user's state
+ * is now. For late events, which still get a prediction. A user not held
+ * reads as a new user. Changes nothing.
+ * @returns ITD_OK; ITD_ERR_RANGE or ITD_ERR_ARG as itd_state_update.
+ */
+itd_err_t itd_state_peek(const itd_state_t *st, const itd_event_t *ev,
+                         float *x, uint32_t *ids, itd_topcats_t *top);
+
+/** @brief Watermark of this partition (INT64_MIN before two users' events
+ * agree on a time, unless itd_state_advance moved it). */
 int64_t itd_state_watermark(const itd_state_t *st);
+
+/**
+ * @brief Event-time frontier of this partition: the lower median of the
+ * newest event times of the last 16 distinct users with an on-time event,
+ * never moving back; INT64_MIN while fewer than two users were seen. The
+ * watermark is this minus the allowed lateness (or later, when advanced).
+ */
+int64_t itd_state_frontier(const itd_state_t *st);
 
 /**
  * @brief Moves the watermark to at least wm_ms (idle partitions advance by
