@@ -13,6 +13,7 @@
  * fork) and leaves by _exit, never touching librdkafka's threads' state.
  */
 #include "checkpoint.h"
+#include "checkpoint_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -61,21 +62,15 @@ struct itd_ckdir_s {
         itd_cut_pos_t *pos;
         size_t n_pos;
         char err[512];          /* of a failed in-place write */
+
+        /* cuts the last restore found damaged (for set-aside) */
+        uint64_t *damaged;
+        size_t n_damaged;
 };
 
 /* ------------------------------------------------------------ helpers */
 
-static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...) {
-        if (!errstr || errstr_size == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errstr_size, fmt, ap);
-        va_end(ap);
-}
+#define seterr itd_ck_seterr
 
 /* Paths longer than cap are cut; such a path then names nothing, and the
  * open or stat that follows reports it. */
@@ -100,71 +95,8 @@ static int fsync_path(const char *path) {
         return rc;
 }
 
-/* Removes a cut folder: its files (no subfolders are made), then it. */
-static void remove_tree(const char *path) {
-        DIR *d = opendir(path);
-        if (d) {
-                struct dirent *de;
-                while ((de = readdir(d)) != NULL) {
-                        if (!strcmp(de->d_name, ".") ||
-                            !strcmp(de->d_name, ".."))
-                                continue;
-                        unlinkat(dirfd(d), de->d_name, 0);
-                }
-                closedir(d);
-        }
-        rmdir(path);
-}
-
-/* "cut-<digits>" exactly -> seq; else 0 (sequences start at 1). */
-static uint64_t parse_cut_name(const char *name, int *tmp) {
-        if (strncmp(name, "cut-", 4) != 0)
-                return 0;
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(name + 4, &end, 10);
-        if (errno || end == name + 4)
-                return 0;
-        *tmp = !strcmp(end, ".tmp");
-        if (*end && !*tmp)
-                return 0;
-        return v;
-}
-
-static int cmp_desc(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-        return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* Sequences of complete cuts in dir, newest first (caller frees). */
 static size_t list_seqs(const char *dir, uint64_t **out, uint64_t *max_seq) {
-        *out = NULL;
-        if (max_seq)
-                *max_seq = 0;
-        DIR *d = opendir(dir);
-        if (!d)
-                return 0;
-        size_t n = 0, cap = 0;
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-                int tmp = 0;
-                uint64_t seq = parse_cut_name(de->d_name, &tmp);
-                if (!seq)
-                        continue;
-                if (max_seq && seq > *max_seq)
-                        *max_seq = seq;
-                if (tmp)
-                        continue;
-                if (n == cap) {
-                        cap = cap ? 2 * cap : 16;
-                        *out = itd_xrealloc(*out, cap * sizeof **out);
-                }
-                (*out)[n++] = seq;
-        }
-        closedir(d);
-        if (n)
-                qsort(*out, n, sizeof **out, cmp_desc);
-        return n;
+        return itd_ck_list_seqs(dir, out, max_seq, 0);
 }
 
 size_t itd_ckdir_list(const char *dir, char ***paths) {
@@ -299,11 +231,24 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
         memset(info, 0, sizeof *info);
         char path[4096];
         path_join(path, sizeof path, cutdir, MANIFEST);
-        FILE *f = fopen(path, "r");
-        if (!f) {
-                seterr(errstr, errstr_size, "cannot open \"%s\": %s", path,
-                       strerror(errno));
-                return errno == ENOENT ? ITD_ERR_NOT_FOUND : ITD_ERR_IO;
+        /* A regular file of bounded size, read whole: a MANIFEST that is
+         * a FIFO, a device or a link to /dev/zero must not block or spin
+         * (that happened before any signal handling could help). */
+        uint64_t len;
+        int fd = itd_ck_open_regular(path, UINT64_MAX, ITD_CK_MANIFEST_MAX,
+                                     &len, errstr, errstr_size);
+        if (fd < 0)
+                return errno == ENOENT ? ITD_ERR_NOT_FOUND : ITD_ERR_CORRUPT;
+        char *text = itd_ck_read_fd(fd, (size_t)len);
+        close(fd);
+        FILE *f = text ? fmemopen(text, len ? (size_t)len : 1, "r") : NULL;
+        if (!f || !len) {
+                seterr(errstr, errstr_size, "cannot read \"%s\"%s", path,
+                       text && !len ? ": empty" : "");
+                if (f)
+                        fclose(f);
+                free(text);
+                return ITD_ERR_CORRUPT;
         }
         char line[1024];
         uint32_t crc = 0, stored = 0;
@@ -376,7 +321,7 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
                                     info->parts, cap * sizeof *info->parts);
                         }
                         itd_cut_part_t *p = &info->parts[info->n_parts++];
-                        int part;
+                        int part = -1;
                         bad |= sscanf(line + 10,
                                       "%d next_offset %" SCNd64
                                       " watermark_ms %" SCNd64
@@ -388,11 +333,18 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
                                       &p->users, &p->pending,
                                       &p->bytes) != 7;
                         p->partition = part;
+                        /* ascending, each once, in range: the engine sizes
+                         * its partition table by the largest number */
+                        bad |= part < 0 || part >= ITD_CK_PARTITION_MAX ||
+                               (info->n_parts > 1 &&
+                                part <= info->parts[info->n_parts - 2]
+                                            .partition);
                 } else {
                         bad = 1;
                 }
         }
         fclose(f);
+        free(text);
         if (!have_crc || crc != stored) {
                 seterr(errstr, errstr_size,
                        "corrupt manifest \"%s\": %s", path,
@@ -443,25 +395,7 @@ itd_ckdir_t *itd_ckdir_open(const char *dir, const itd_engine_t *eng,
                                                cd->spec, sizeof cd->spec);
         /* Unfinished cuts of an earlier life: their writer is gone (it
          * dies with its parent), so nothing else uses them. */
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        uint64_t max_seq = 0;
-        while (d && (de = readdir(d)) != NULL) {
-                int tmp = 0;
-                uint64_t seq = parse_cut_name(de->d_name, &tmp);
-                if (seq > max_seq)
-                        max_seq = seq;
-                if (!seq || !tmp)
-                        continue;
-                char path[4096];
-                path_join(path, sizeof path, dir, de->d_name);
-                itd_log(ITD_LOG_NOTICE, "checkpoint",
-                        "removing unfinished checkpoint \"%s\" (interrupted "
-                        "while it was written)", path);
-                remove_tree(path);
-        }
-        if (d)
-                closedir(d);
+        uint64_t max_seq = itd_ck_remove_unfinished(dir);
         cd->next_seq = max_seq + 1;
         return cd;
 }
@@ -475,6 +409,7 @@ void itd_ckdir_close(itd_ckdir_t *cd) {
         }
         if (cd->err_fd >= 0)
                 close(cd->err_fd);
+        free(cd->damaged);
         free(cd->pos);
         free(cd->dir);
         free(cd);
@@ -648,7 +583,7 @@ itd_err_t itd_ckdir_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 itd_err_t err = write_cut(cd, eng, tmpdir, errstr,
                                           errstr_size);
                 if (err) {
-                        remove_tree(tmpdir);
+                        itd_ck_remove_tree(tmpdir);
                         cd->state = ITD_CUT_IDLE;
                         return err;
                 }
@@ -724,7 +659,7 @@ itd_cut_state_t itd_ckdir_poll(itd_ckdir_t *cd, int wait, char *errstr,
                why);
         char tmpdir[4096];
         cut_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
-        remove_tree(tmpdir);
+        itd_ck_remove_tree(tmpdir);
         cd->state = ITD_CUT_IDLE;
         return ITD_CUT_FAILED;
 }
@@ -748,7 +683,7 @@ void itd_ckdir_abandon(itd_ckdir_t *cd) {
         }
         char tmpdir[4096];
         cut_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
-        remove_tree(tmpdir);
+        itd_ck_remove_tree(tmpdir);
         cd->state = ITD_CUT_IDLE;
 }
 
@@ -765,7 +700,7 @@ itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
         if (rename(tmpdir, final) != 0 || fsync_path(cd->dir) != 0) {
                 seterr(errstr, errstr_size, "publishing \"%s\": %s", final,
                        strerror(errno));
-                remove_tree(tmpdir);
+                itd_ck_remove_tree(tmpdir);
                 return ITD_ERR_IO;
         }
         cd->last_seq = cd->seq;
@@ -775,7 +710,7 @@ itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
         for (size_t i = cd->keep; i < n; i++) {
                 char old[4096];
                 cut_name(old, sizeof old, cd->dir, seqs[i], 0);
-                remove_tree(old);
+                itd_ck_remove_tree(old);
         }
         free(seqs);
         return ITD_OK;
@@ -783,57 +718,36 @@ itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
 
 /* ---------------------------------------------------------- restoring */
 
-static itd_err_t check_size(const char *path, uint64_t want, char *errstr,
-                            size_t errstr_size) {
-        struct stat sb;
-        if (stat(path, &sb) != 0) {
-                seterr(errstr, errstr_size, "missing file \"%s\": %s", path,
+/* A file of the cut, opened as a stream when it is a regular file of
+ * exactly want bytes (at most max_bytes); NULL with errstr otherwise. */
+static FILE *open_cut_file(const char *path, uint64_t want,
+                           uint64_t max_bytes, char *errstr,
+                           size_t errstr_size) {
+        int fd = itd_ck_open_regular(path, want, max_bytes, NULL, errstr,
+                                     errstr_size);
+        if (fd < 0)
+                return NULL;
+        FILE *f = fdopen(fd, "rb");
+        if (!f) {
+                seterr(errstr, errstr_size, "cannot read \"%s\": %s", path,
                        strerror(errno));
-                return ITD_ERR_CORRUPT;
+                close(fd);
         }
-        if ((uint64_t)sb.st_size != want) {
-                seterr(errstr, errstr_size,
-                       "\"%s\" has %lld bytes, the manifest says %" PRIu64
-                       " (truncated or overwritten)",
-                       path, (long long)sb.st_size, want);
-                return ITD_ERR_CORRUPT;
-        }
-        return ITD_OK;
-}
-
-static void *read_all(const char *path, size_t *len) {
-        FILE *f = fopen(path, "rbe");
-        if (!f)
-                return NULL;
-        struct stat sb;
-        if (fstat(fileno(f), &sb) != 0) {
-                fclose(f);
-                return NULL;
-        }
-        *len = (size_t)sb.st_size;
-        void *buf = itd_xmalloc(*len ? *len : 1);
-        if (fread(buf, 1, *len, f) != *len) {
-                free(buf);
-                buf = NULL;
-        }
-        fclose(f);
-        return buf;
+        return f;
 }
 
 /* Reads one partition file: exactly its bytes, nothing after. */
-static itd_err_t read_part(const char *path, const itd_engine_t *eng,
+static itd_err_t read_part(const char *path, uint64_t bytes,
+                           const itd_engine_t *eng,
                            const itd_cut_info_t *info, itd_state_t **st,
                            itd_labeler_t **lb, itd_triggers_t **trg,
                            char *errstr, size_t errstr_size) {
         *st = NULL;
         *lb = NULL;
         *trg = NULL;
-        FILE *f = fopen(path, "rbe");
-        if (!f) {
-                seterr(errstr, errstr_size, "cannot open \"%s\": %s", path,
-                       strerror(errno));
+        FILE *f = open_cut_file(path, bytes, UINT64_MAX, errstr, errstr_size);
+        if (!f)
                 return ITD_ERR_CORRUPT;
-        }
         char why[512];
         itd_err_t err;
         if (eng) {
@@ -882,13 +796,10 @@ itd_err_t itd_cut_read_partition(const char *cutdir,
         for (size_t i = 0; i < info->n_parts; i++) {
                 if (info->parts[i].partition != p)
                         continue;
-                itd_err_t err = check_size(path, info->parts[i].bytes, errstr,
-                                           errstr_size);
-                if (err)
-                        return err;
                 itd_triggers_t *trg;
-                itd_err_t rerr = read_part(path, NULL, info, st, lb, &trg,
-                                           errstr, errstr_size);
+                itd_err_t rerr = read_part(path, info->parts[i].bytes, NULL,
+                                           info, st, lb, &trg, errstr,
+                                           errstr_size);
                 itd_triggers_destroy(trg);
                 return rerr;
         }
@@ -899,14 +810,12 @@ itd_err_t itd_cut_read_partition(const char *cutdir,
 
 /* Reads pv.bin into a new accumulator (its threshold is the engine's
  * business: merging into the engine's keeps the configured one). */
-static itd_err_t read_pv(const char *path, itd_pv_t **pv, char *errstr,
-                         size_t errstr_size) {
-        FILE *f = fopen(path, "rbe");
-        if (!f) {
-                seterr(errstr, errstr_size, "cannot open \"%s\": %s", path,
-                       strerror(errno));
+static itd_err_t read_pv(const char *path, uint64_t bytes, itd_pv_t **pv,
+                         char *errstr, size_t errstr_size) {
+        FILE *f = open_cut_file(path, bytes, ITD_CK_SMALL_FILE_MAX, errstr,
+                                errstr_size);
+        if (!f)
                 return ITD_ERR_CORRUPT;
-        }
         char why[512];
         *pv = itd_pv_new(0.5f);
         itd_err_t err = itd_pv_restore(*pv, f, why, sizeof why);
@@ -969,11 +878,17 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         /* Everything is read and checked before anything is installed, and
          * the model loads last (it is unchanged when its load fails). */
         path_join(path, sizeof path, cutdir, "engine.bin");
-        err = check_size(path, info->engine_bytes, errstr, errstr_size);
-        if (!err && !(trainer = read_all(path, &trainer_len))) {
+        int fd = itd_ck_open_regular(path, info->engine_bytes,
+                                     ITD_CK_SMALL_FILE_MAX, NULL, errstr,
+                                     errstr_size);
+        err = fd < 0 ? ITD_ERR_CORRUPT : ITD_OK;
+        trainer_len = (size_t)info->engine_bytes;
+        if (!err && !(trainer = itd_ck_read_fd(fd, trainer_len))) {
                 seterr(errstr, errstr_size, "cannot read \"%s\"", path);
                 err = ITD_ERR_CORRUPT;
         }
+        if (fd >= 0)
+                close(fd);
         if (!err) {
                 char why[512];
                 err = itd_engine_read_trainer(eng, trainer, trainer_len, 0,
@@ -983,22 +898,28 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         }
         if (!err && info->pv_bytes) {
                 path_join(path, sizeof path, cutdir, "pv.bin");
-                err = check_size(path, info->pv_bytes, errstr, errstr_size);
-                if (!err)
-                        err = read_pv(path, &pv, errstr, errstr_size);
+                err = read_pv(path, info->pv_bytes, &pv, errstr, errstr_size);
         }
         for (size_t i = 0; i < n && !err; i++) {
                 snprintf(name, sizeof name, "part-%d.snap",
                          (int)info->parts[i].partition);
                 path_join(path, sizeof path, cutdir, name);
-                err = check_size(path, info->parts[i].bytes, errstr,
-                                 errstr_size);
-                if (!err)
-                        err = read_part(path, eng, info, &sts[i], &lbs[i],
-                                        &trgs[i], errstr, errstr_size);
+                err = read_part(path, info->parts[i].bytes, eng, info,
+                                &sts[i], &lbs[i], &trgs[i], errstr,
+                                errstr_size);
         }
         if (!err) {
                 path_join(path, sizeof path, cutdir, "model.ckpt");
+                /* the model file opens itself; check what it is first */
+                int mfd = itd_ck_open_regular(path, info->model_bytes,
+                                              UINT64_MAX, NULL, errstr,
+                                              errstr_size);
+                if (mfd < 0)
+                        err = ITD_ERR_CORRUPT;
+                else
+                        close(mfd);
+        }
+        if (!err) {
                 itd_ckpt_meta_t expect = {.feature_spec_hash = cd->spec_hash};
                 err = itd_model_load(itd_engine_model(eng), path, &expect,
                                      errstr, errstr_size);
@@ -1051,8 +972,11 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
         *pos = NULL;
         *n_pos = 0;
         uint64_t *seqs;
-        size_t n = list_seqs(cd->dir, &seqs, NULL);
+        size_t n = itd_ck_list_seqs(cd->dir, &seqs, NULL, 1);
         size_t refused = 0, damaged = 0;
+        free(cd->damaged);
+        cd->damaged = itd_xcalloc(n ? n : 1, sizeof *cd->damaged);
+        cd->n_damaged = 0;
         char first_refusal[1024] = "";
         itd_err_t result = ITD_ERR_NOT_FOUND;
         for (size_t i = 0; i < n; i++) {
@@ -1065,6 +989,8 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
                         int incompatible = err == ITD_ERR_INCOMPATIBLE;
                         refused += incompatible;
                         damaged += !incompatible;
+                        if (!incompatible)
+                                cd->damaged[cd->n_damaged++] = seqs[i];
                         if (incompatible && !*first_refusal)
                                 snprintf(first_refusal, sizeof first_refusal,
                                          "%s", why);
@@ -1102,12 +1028,35 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
                        cd->dir, refused, damaged, first_refusal);
                 return ITD_ERR_INCOMPATIBLE;
         }
-        if (n)
+        if (n) {
                 seterr(errstr, errstr_size,
-                       "no usable checkpoint in \"%s\" (%zu damaged)",
+                       "no usable checkpoint in \"%s\": all %zu damaged",
                        cd->dir, damaged);
-        else
-                seterr(errstr, errstr_size, "no checkpoint in \"%s\"",
-                       cd->dir);
+                return ITD_ERR_CORRUPT;
+        }
+        seterr(errstr, errstr_size, "no checkpoint in \"%s\"", cd->dir);
         return ITD_ERR_NOT_FOUND;
+}
+
+size_t itd_ckdir_damaged(const itd_ckdir_t *cd) {
+        return cd->n_damaged;
+}
+
+void itd_ckdir_set_aside_damaged(itd_ckdir_t *cd) {
+        for (size_t i = 0; i < cd->n_damaged; i++) {
+                char from[4096], to[4096];
+                cut_name(from, sizeof from, cd->dir, cd->damaged[i], 0);
+                snprintf(to, sizeof to, "%s/damaged-cut-%012" PRIu64, cd->dir,
+                         cd->damaged[i]);
+                if (rename(from, to) != 0)
+                        itd_log(ITD_LOG_ERR, "checkpoint",
+                                "could not move the damaged checkpoint "
+                                "\"%s\" aside: %s", from, strerror(errno));
+                else
+                        itd_log(ITD_LOG_ERR, "checkpoint",
+                                "moved the damaged checkpoint \"%s\" to "
+                                "\"%s\": kept for inspection, never removed "
+                                "by intentd", from, to);
+        }
+        cd->n_damaged = 0;
 }

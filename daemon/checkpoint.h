@@ -112,8 +112,12 @@ void itd_ckdir_close(itd_ckdir_t *cd);
  * @param pos     gets the restored partitions' positions (caller frees).
  * @param info    gets the restored cut's manifest (itd_cut_info_fini), or
  *                NULL.
- * @returns ITD_OK; ITD_ERR_NOT_FOUND when there is no usable cut and none
- * was refused as incompatible (start empty); ITD_ERR_INCOMPATIBLE when no
+ * Only real folders named "cut-<digits>" are cuts; anything else named
+ * like one is logged and ignored.
+ * @returns ITD_OK (older cuts may have been damaged: itd_ckdir_damaged);
+ * ITD_ERR_NOT_FOUND when there is no cut at all (start empty);
+ * ITD_ERR_CORRUPT when there are cuts and every one is damaged (the
+ * caller decides by checkpoint.on_corrupt); ITD_ERR_INCOMPATIBLE when no
  * cut is usable and at least one was refused for its feature spec or
  * configuration (errstr says which and why: the caller should not start
  * empty over them).
@@ -122,6 +126,18 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
                             itd_cut_pos_t **pos, size_t *n_pos,
                             itd_cut_info_t *info, char *errstr,
                             size_t errstr_size);
+
+/** @brief Cuts the last itd_ckdir_restore found damaged and skipped. */
+size_t itd_ckdir_damaged(const itd_ckdir_t *cd);
+
+/**
+ * @brief Renames the damaged cuts of the last restore to
+ * "damaged-cut-N", logged at error level: kept for inspection, out of the
+ * way of pruning (which would otherwise remove an older good cut before
+ * them) and never removed by intentd. Call once the daemon goes on
+ * without them.
+ */
+void itd_ckdir_set_aside_damaged(itd_ckdir_t *cd);
 
 /**
  * @brief Starts a cut of every partition eng holds; pos gives each one's

@@ -27,6 +27,8 @@ _Static_assert(ITD_OPT_SGD == 0 && ITD_OPT_ADAGRAD == 1 && ITD_OPT_ADAM == 2,
                "model.optimizer symbols follow itd_opt_t");
 _Static_assert(ITD_LOG_EMERG == 0 && ITD_LOG_DEBUG == 7,
                "log.level symbols follow ITD_LOG_*");
+_Static_assert(ITD_ON_CORRUPT_START_EMPTY == 0 && ITD_ON_CORRUPT_REFUSE == 1,
+               "checkpoint.on_corrupt symbols follow itd_conf_on_corrupt_t");
 _Static_assert(ITD_CONF_LIST_MAX >= 8, "windows.spans takes up to 8 entries");
 _Static_assert(ITD_MLP_MAX_HIDDEN >= 4, "model.hidden takes up to 4 layers");
 
@@ -377,6 +379,18 @@ const struct prop itd_conf_props[] = {
      .help = "Complete checkpoints kept. The newest is restored; when it is "
              "damaged or refused the next older one is used. An old one is "
              "removed only after a newer one is complete."},
+    {.name = "checkpoint.on_corrupt", .type = PT_ENUM,
+     .off = F_INT(checkpoint_on_corrupt),
+     .syms = (const char *const[]){"start_empty", "refuse", NULL},
+     .def = "start_empty",
+     .help = "What start-up does when checkpoints exist but every one is "
+             "damaged (truncated, checksum mismatch, not regular files). "
+             "`start_empty`: log an error, count them in "
+             "`intentd_checkpoint_damaged_total`, move them aside as "
+             "`damaged-cut-N` and start with empty state and a fresh "
+             "model. `refuse`: log why and exit 78 (not restarted), so an "
+             "operator decides. Checkpoints refused for another "
+             "configuration always stop start-up (docs/CHECKPOINTS.md)."},
 };
 
 const size_t itd_conf_n_props =

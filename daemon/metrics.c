@@ -181,6 +181,11 @@ static const row_t rows[ITD_M__COUNT] = {
      MK_AGE, "Seconds since the last successful checkpoint (since start "
      "until the first one). NaN when checkpointing is off.", NULL, NULL, 0,
      NULL, 0, 0},
+    {ITD_M_CHECKPOINT_DAMAGED, "intentd_checkpoint_damaged_total",
+     MT_COUNTER, MK_PLAIN, "Checkpoints found damaged at start-up (truncated, "
+     "checksum mismatch, unreadable, not regular files) and skipped; each "
+     "was moved aside as damaged-cut-N. Above 0: look at the disk and the "
+     "error log (docs/CHECKPOINTS.md).", NULL, NULL, 0, NULL, 0, 0},
     {ITD_M_CONFIG_RELOADS, "intentd_config_reloads_total", MT_COUNTER,
      MK_PLAIN, "SIGHUP reloads of the configuration file, by result.",
      "result", reload_results, 0, NULL, 0, 0},

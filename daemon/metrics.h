@@ -65,6 +65,7 @@ typedef enum {
         ITD_M_CONSUME_TO_PRODUCE_SECONDS,  /* histogram */
         /* lifecycle */
         ITD_M_CHECKPOINT_AGE_SECONDS, /* gauge, ages by itself (see _set) */
+        ITD_M_CHECKPOINT_DAMAGED,     /* counter */
         ITD_M_CONFIG_RELOADS,         /* counter {result} */
         ITD_M_BUILD_INFO,             /* gauge 1 {version} */
         /* process (read from /proc/self when rendered; not writable) */

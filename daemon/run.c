@@ -888,8 +888,9 @@ static void reload(loop_t *lp) {
  * checkpoint.dir: "auto" is $STATE_DIRECTORY (systemd's StateDirectory=,
  * the first of a colon-separated list) or off, "" is off. Opens the
  * folder and restores the newest usable cut into the engine.
- * @returns ITD_OK; ITD_ERR_CONF (no cut usable, some refused: starting
- * empty would throw away what they hold); ITD_ERR_IO.
+ * @returns ITD_OK; ITD_ERR_CONF (the folder cannot be used; no cut usable
+ * and some refused, since starting empty would throw away what they hold;
+ * or every cut damaged under checkpoint.on_corrupt refuse).
  */
 static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
                                   size_t errstr_size) {
@@ -916,7 +917,7 @@ static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
                                 (size_t)lp->conf->checkpoint_keep, pause_ms,
                                 errstr, errstr_size);
         if (!lp->ck)
-                return ITD_ERR_IO;
+                return ITD_ERR_CONF; /* exit 78: a restart cannot help */
         itd_cut_pos_t *pos;
         size_t n;
         itd_cut_info_t info;
@@ -928,9 +929,23 @@ static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
                 snprintf(errstr, errstr_size, "%s", why);
                 return ITD_ERR_CONF;
         }
+        itd_metrics_inc(lp->m, ITD_M_CHECKPOINT_DAMAGED, NULL,
+                        itd_ckdir_damaged(lp->ck));
+        if (err == ITD_ERR_CORRUPT &&
+            lp->conf->checkpoint_on_corrupt == ITD_ON_CORRUPT_REFUSE) {
+                snprintf(errstr, errstr_size, "%s; checkpoint.on_corrupt is "
+                         "refuse: not starting over them (move them away, "
+                         "or set start_empty, to start from scratch)", why);
+                return ITD_ERR_CONF;
+        }
+        itd_ckdir_set_aside_damaged(lp->ck);
         if (err) {
-                itd_log(ITD_LOG_NOTICE, "checkpoint",
-                        "%s: starting with empty state", why);
+                itd_log(err == ITD_ERR_CORRUPT ? ITD_LOG_ERR : ITD_LOG_NOTICE,
+                        "checkpoint", "%s: starting with %s", why,
+                        err == ITD_ERR_CORRUPT
+                            ? "EMPTY state and a fresh model "
+                              "(checkpoint.on_corrupt: start_empty)"
+                            : "empty state");
                 itd_metrics_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
                 return ITD_OK;
         }

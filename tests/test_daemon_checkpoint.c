@@ -4,12 +4,16 @@
  * progressive metrics; a cut of the older format without metrics loads; a
  * damaged newest cut falls back to the previous one; a cut of another
  * feature spec is refused with a clear error; old cuts go only after a
- * newer one is complete; unfinished ones are cleaned up.
+ * newer one is complete; unfinished ones are cleaned up. A folder holding
+ * what intentd did not write (symlinks named like cuts, odd names, a
+ * MANIFEST that is /dev/zero, a FIFO or huge) loses nothing outside it and
+ * never hangs; every cut damaged is reported as such.
  *
  * Events come from the seeded simulator, spread over three partitions by
  * user, with offsets counting per partition like Kafka's.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,6 +505,185 @@ Test(daemon_checkpoint, inspect_state_prints_the_dump_of_the_newest_cut) {
         fclose(fp);
         cr_expect_str_eq(json, tc.dump2);
         free(json);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+/* ---- a folder holding things intentd did not write ------------------- */
+
+static int exists(const char *path) {
+        struct stat sb;
+        return lstat(path, &sb) == 0;
+}
+
+/* Cleaning up (unfinished cuts at open, old cuts after a publish) never
+ * follows a symlink named like a cut out of checkpoint.dir. */
+Test(daemon_checkpoint, cleanup_never_follows_a_symlink_out_of_the_folder) {
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        char outside[256], victim[512], link1[512], link2[512];
+        cr_assert(tu_tmpdir(outside, sizeof outside));
+        snprintf(victim, sizeof victim, "%s/precious", outside);
+        cr_assert_eq(tu_write_file(victim, "not intentd's\n"), 0);
+        snprintf(link1, sizeof link1, "%s/cut-000000000001", dir);
+        snprintf(link2, sizeof link2, "%s/cut-000000000007.tmp", dir);
+        cr_assert_eq(symlink(outside, link1), 0);
+        cr_assert_eq(symlink(outside, link2), 0);
+        itd_conf_t *conf = small_conf(NULL);
+        itd_engine_t *eng = engine(conf);
+        itd_ckdir_t *cd = open_dir(eng); /* removes unfinished cuts */
+        feed_t f;
+        feed_init(&f);
+        for (int i = 0; i < 3; i++) { /* keep 2: pruning runs */
+                feed(&f, &eng, 1, 300);
+                cut(cd, eng, &f, 0);
+        }
+        itd_ckdir_close(cd);
+        cr_expect(exists(victim), "a file outside checkpoint.dir was "
+                                  "deleted");
+        cr_expect(exists(link1) && exists(link2), "the symlinks stay");
+        char **paths;
+        size_t n = itd_ckdir_list(dir, &paths);
+        cr_expect_eq(n, 2);
+        for (size_t i = 0; i < n; i++) {
+                cr_expect(strstr(paths[i], "cut-000000000001") == NULL,
+                          "a symlink listed as a cut: %s", paths[i]);
+                free(paths[i]);
+        }
+        free(paths);
+        itd_sim_destroy(f.sim);
+        itd_engine_destroy(eng);
+        itd_conf_destroy(conf);
+}
+
+/* Only "cut-<digits>" is a cut: "cut--1" (which strtoull reads as
+ * 2^64 - 1) must not wrap the next sequence to 0. */
+Test(daemon_checkpoint, names_with_signs_or_too_many_digits_are_not_cuts) {
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        static const char *const junk[] = {
+            "cut--1", "cut-+5", "cut- 3", "cut-12x", "cut-0",
+            "cut-99999999999999999999", "cut-000000000004.tmp.old"};
+        char path[512];
+        for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, junk[i]);
+                cr_assert_eq(mkdir(path, 0750), 0, "%s", path);
+        }
+        itd_conf_t *conf = small_conf(NULL);
+        itd_engine_t *eng = engine(conf);
+        itd_ckdir_t *cd = open_dir(eng);
+        feed_t f;
+        feed_init(&f);
+        feed(&f, &eng, 1, 300);
+        cut(cd, eng, &f, 0);
+        cr_expect_eq(itd_ckdir_last_seq(cd), 1);
+        itd_ckdir_close(cd);
+        char **paths;
+        size_t n = itd_ckdir_list(dir, &paths);
+        cr_assert_eq(n, 1);
+        cr_expect(strstr(paths[0], "/cut-000000000001") != NULL, "%s",
+                  paths[0]);
+        free(paths[0]);
+        free(paths);
+        itd_engine_t *fresh = engine(conf);
+        cd = open_dir(fresh);
+        itd_cut_pos_t *pos;
+        size_t np;
+        char err[2048];
+        cr_expect_eq(itd_ckdir_restore(cd, fresh, &pos, &np, NULL, err,
+                                       sizeof err), ITD_OK, "%s", err);
+        free(pos);
+        itd_ckdir_close(cd);
+        for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, junk[i]);
+                cr_expect(exists(path), "%s was removed", path);
+        }
+        itd_sim_destroy(f.sim);
+        itd_engine_destroy(eng);
+        itd_engine_destroy(fresh);
+        itd_conf_destroy(conf);
+}
+
+/* The newest MANIFEST replaced by something that is not a regular file of
+ * sane size: the cut is damaged (quickly), the previous one loads. */
+static void manifest_replaced_by(void (*replace)(const char *path)) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        char path[4096];
+        newest_file("MANIFEST", path, sizeof path);
+        cr_assert_eq(unlink(path), 0);
+        replace(path);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1, &tc.pv1);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+static void to_dev_zero(const char *path) {
+        cr_assert_eq(symlink("/dev/zero", path), 0);
+}
+
+static void to_fifo(const char *path) {
+        cr_assert_eq(mkfifo(path, 0640), 0);
+}
+
+static void to_huge(const char *path) {
+        int fd = open(path, O_WRONLY | O_CREAT, 0640);
+        cr_assert(fd >= 0);
+        cr_assert_eq(ftruncate(fd, (off_t)1 << 32), 0); /* sparse 4 GiB */
+        close(fd);
+}
+
+Test(daemon_checkpoint, a_manifest_linked_to_dev_zero_is_damaged,
+     .timeout = 60) {
+        manifest_replaced_by(to_dev_zero);
+}
+
+Test(daemon_checkpoint, a_manifest_that_is_a_fifo_is_damaged,
+     .timeout = 60) {
+        manifest_replaced_by(to_fifo);
+}
+
+Test(daemon_checkpoint, a_huge_manifest_is_damaged, .timeout = 60) {
+        manifest_replaced_by(to_huge);
+}
+
+/* Every cut damaged is not "no checkpoint": restore says so (the daemon
+ * logs an error, counts them, and refuses or starts empty by
+ * checkpoint.on_corrupt), and set-aside moves them out of pruning's way. */
+Test(daemon_checkpoint, every_cut_damaged_is_reported_not_taken_for_none) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_cuts_t tc;
+        make_two_cuts(conf, &tc);
+        char **paths;
+        size_t n = itd_ckdir_list(dir, &paths);
+        cr_assert_eq(n, 2);
+        char path[4096];
+        for (size_t i = 0; i < n; i++) {
+                snprintf(path, sizeof path, "%s/part-1.snap", paths[i]);
+                cr_assert_eq(truncate(path, 100), 0);
+                free(paths[i]);
+        }
+        free(paths);
+        itd_engine_t *eng = engine(conf);
+        itd_ckdir_t *cd = open_dir(eng);
+        itd_cut_pos_t *pos;
+        size_t np;
+        char err[2048];
+        cr_expect_eq(itd_ckdir_restore(cd, eng, &pos, &np, NULL, err,
+                                       sizeof err), ITD_ERR_CORRUPT);
+        cr_expect(strstr(err, "all 2 damaged") != NULL, "%s", err);
+        cr_expect_eq(itd_ckdir_damaged(cd), 2);
+        itd_ckdir_set_aside_damaged(cd);
+        snprintf(path, sizeof path, "%s/damaged-cut-000000000001", dir);
+        cr_expect(exists(path), "%s", path);
+        snprintf(path, sizeof path, "%s/damaged-cut-000000000002", dir);
+        cr_expect(exists(path), "%s", path);
+        cr_expect_eq(itd_ckdir_list(dir, &paths), 0);
+        cr_expect_eq(itd_ckdir_restore(cd, eng, &pos, &np, NULL, err,
+                                       sizeof err), ITD_ERR_NOT_FOUND);
+        itd_ckdir_close(cd);
+        itd_engine_destroy(eng);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);

@@ -30,6 +30,13 @@ typedef enum {
         ITD_CONF_LOG_JSON
 } itd_conf_log_format_t;
 
+/* checkpoint.on_corrupt: what start-up does when every checkpoint is
+ * damaged. */
+typedef enum {
+        ITD_ON_CORRUPT_START_EMPTY = 0,
+        ITD_ON_CORRUPT_REFUSE
+} itd_conf_on_corrupt_t;
+
 typedef struct itd_conf_s {
         /* kafka.* pass-through, in file order (key without the prefix) */
         size_t n_kafka;
@@ -96,6 +103,7 @@ typedef struct itd_conf_s {
         char *checkpoint_dir;       /* "auto": $STATE_DIRECTORY or off; "" off */
         int64_t checkpoint_interval_ms;
         int64_t checkpoint_keep;    /* complete cuts kept, >= 2 */
+        int checkpoint_on_corrupt;  /* itd_conf_on_corrupt_t */
 } itd_conf_t;
 
 /** @brief New config holding every default (caller owns). */

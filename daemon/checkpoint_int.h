@@ -1,0 +1,69 @@
+/*
+ * checkpoint_int.h - file-system helpers of the checkpoint folder
+ * (checkpoint_fs.c), shared by checkpoint.c. checkpoint.dir may hold
+ * things intentd did not write (a symlink named like a cut, a MANIFEST
+ * that is a FIFO or /dev/zero): these helpers never follow a symlink out
+ * of the folder, never block on a special file and never read without a
+ * bound.
+ */
+#ifndef INTENTD_DAEMON_CHECKPOINT_INT_H
+#define INTENTD_DAEMON_CHECKPOINT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest MANIFEST read: ~120 bytes per partition, so 100k partitions. */
+#define ITD_CK_MANIFEST_MAX (16u << 20)
+/* Largest engine.bin or pv.bin: both hold a few hundred KiB at most. */
+#define ITD_CK_SMALL_FILE_MAX (64u << 20)
+/* Partitions a manifest may name: 0 .. this - 1. */
+#define ITD_CK_PARTITION_MAX (1 << 20)
+
+void itd_ck_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/**
+ * @brief "cut-<1..19 digits>" -> seq, with *tmp = 1 for the ".tmp" form;
+ * 0 for anything else ("cut--1", "cut-+1", "cut-1x", "cut-0", 20 digits).
+ */
+uint64_t itd_ck_parse_cut_name(const char *name, int *tmp);
+
+/**
+ * @brief Sequences of complete cuts in dir, newest first (caller frees
+ * *out). Only real folders count (lstat); with warn, anything else named
+ * like a cut is logged as ignored. max_seq (may be NULL) gets the highest
+ * sequence of any name that parses (folder or not, complete or not), so a
+ * new cut's name is free.
+ */
+size_t itd_ck_list_seqs(const char *dir, uint64_t **out, uint64_t *max_seq,
+                        int warn);
+
+/**
+ * @brief Removes a cut folder: opened with O_NOFOLLOW (a symlink is left
+ * alone and logged), its entries unlinked without following them, then the
+ * folder. @returns 0, or -1 when something stayed.
+ */
+int itd_ck_remove_tree(const char *path);
+
+/**
+ * @brief Opens path for reading when it is a regular file (not a symlink:
+ * O_NOFOLLOW; not a FIFO or device: checked after a non-blocking open)
+ * of exactly want bytes (UINT64_MAX: any) and at most max_bytes.
+ * @returns the descriptor (caller closes) with *size (may be NULL), or -1
+ * with errstr naming the file and why.
+ */
+int itd_ck_open_regular(const char *path, uint64_t want, uint64_t max_bytes,
+                        uint64_t *size, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Removes the unfinished cuts ("cut-N.tmp" folders) of dir, logging
+ * each, and warns about entries named like cuts that are not folders.
+ * @returns the highest sequence of any name that parses (0: none).
+ */
+uint64_t itd_ck_remove_unfinished(const char *dir);
+
+/** @brief Reads exactly len bytes of fd into a new buffer (caller frees),
+ * or NULL. */
+void *itd_ck_read_fd(int fd, size_t len);
+
+#endif
