@@ -4,16 +4,21 @@
  * The same engine as `run` (state, features, labeler, model, metrics),
  * fed from a reader in event-time order, deterministic. All events go to
  * partition 0, so one watermark covers the whole file. Besides the summary
- * it can write the evaluation report (JSON, HTML; daemon/report.c), every
- * resolved example as the model saw it (CSV), and the users' window state.
+ * it judges the model beside two rules and an optional baseline model on
+ * the same examples (daemon/compare.c), and can write the evaluation
+ * report (JSON, HTML; daemon/report.c), every resolved example as the
+ * model saw it (CSV), and the users' window state.
  *
- * The feature export names each example's user by a hash, for evaluations
- * that resample users. The engine's example hook does not pass the user,
- * and examples resolve inside itd_engine_process, before the batch's
- * predictions are known here; so rows are held until the call returns,
- * then matched to their prediction by (event time, score bits) -- equal
- * only for predictions of one event time and bit-identical score, where a
- * wrong user costs a resampling nothing.
+ * A resolved example does not say which event it was predicted on (the
+ * hook passes the engine's user hash, ts and score), and examples resolve
+ * inside itd_engine_process, before the batch's predictions are known
+ * here; so they are held until the call returns, then matched to their
+ * event by (event time, score bits) -- equal only for predictions of one
+ * event time and bit-identical score, which the summary counts.
+ *
+ * The baseline is a second engine with another model.type over the same
+ * batches; labels and their order do not depend on the model, so its
+ * examples pair with the model's one to one (checked).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,6 +35,7 @@
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/reader.h"
+#include "compare.h"
 #include "report.h"
 
 #define MAX_OVERRIDES 64
@@ -42,6 +48,7 @@ static const char replay_usage[] =
     "                      [--format taobao|rees46|retailrocket|jsonl|avro]\n"
     "                      [--report OUT.json] [--html OUT.html]\n"
     "                      [--export-features OUT.csv]\n"
+    "                      [--baseline mlp|logistic] [--resamples N]\n"
     "                      [--dump-state OUT.jsonl] [-o key=value]...\n"
     "\n"
     "Runs the pipeline of `intentd run` over a file, without Kafka, and\n"
@@ -62,16 +69,34 @@ static const char replay_usage[] =
     "  --export-features F every resolved example as the model saw it:\n"
     "                      ts, user (hashed), the features of FEATURES.md,\n"
     "                      sparse ids, label, next_action, score\n"
+    "  --baseline TYPE     also run model.type TYPE over the same stream and\n"
+    "                      judge it on the same examples (FTRL: logistic)\n"
+    "  --resamples N       bootstrap resamples of users for the 95%\n"
+    "                      intervals (default 1000, fewer on very large\n"
+    "                      inputs; 0: none)\n"
     "  --dump-state F      one JSON line per user: window counts per event\n"
-    "                      type as of the end-of-input watermark\n";
+    "                      type as of the end-of-input watermark\n"
+    "\n"
+    "Beside the progressive summary it prints, on the same examples, the\n"
+    "model, the baseline, the purchase-rate rule and the label-rate rule\n"
+    "over all labelled events and the last 30% of event time: exact AUC\n"
+    "with its interval from resampling users, top-decile lift, ECE over\n"
+    "equal-mass bins, log loss (docs/ACCURACY.md).\n";
 
-/* ---- (event time, score) -> user, for the feature export ------------- */
+/* ---- (event time, score) -> what the event was ----------------------- */
+
+/* What replay knows of a predicted event when its prediction resolves:
+ * the rules' view of it and the export's pseudonym of its user. */
+typedef struct {
+        itd_compare_ev_t ev;
+        uint64_t user;
+} known_t;
 
 typedef struct {
         int64_t ts;
         uint32_t score_bits;
         uint8_t state; /* 0 empty, 1 live, 2 deleted */
-        uint64_t user;
+        known_t k;
 } slot_t;
 
 typedef struct {
@@ -92,7 +117,20 @@ static size_t umap_hash(int64_t ts, uint32_t bits, size_t cap) {
         return (size_t)(h & (cap - 1));
 }
 
-static void umap_put(umap_t *m, int64_t ts, uint32_t bits, uint64_t user);
+static slot_t *umap_find(umap_t *m, int64_t ts, uint32_t bits) {
+        if (!m->cap)
+                return NULL;
+        size_t i = umap_hash(ts, bits, m->cap);
+        while (m->slot[i].state != 0) {
+                slot_t *s = &m->slot[i];
+                if (s->state == 1 && s->ts == ts && s->score_bits == bits)
+                        return s;
+                i = (i + 1) & (m->cap - 1);
+        }
+        return NULL;
+}
+
+static void umap_put(umap_t *m, int64_t ts, uint32_t bits, const known_t *k);
 
 static void umap_grow(umap_t *m) {
         umap_t old = *m;
@@ -107,11 +145,11 @@ static void umap_grow(umap_t *m) {
         for (size_t i = 0; i < old.cap; i++)
                 if (old.slot[i].state == 1)
                         umap_put(m, old.slot[i].ts, old.slot[i].score_bits,
-                                 old.slot[i].user);
+                                 &old.slot[i].k);
         free(old.slot);
 }
 
-static void umap_put(umap_t *m, int64_t ts, uint32_t bits, uint64_t user) {
+static void umap_put(umap_t *m, int64_t ts, uint32_t bits, const known_t *k) {
         if ((m->used + 1) * 10 >= m->cap * 7)
                 umap_grow(m);
         size_t i = umap_hash(ts, bits, m->cap);
@@ -119,44 +157,44 @@ static void umap_put(umap_t *m, int64_t ts, uint32_t bits, uint64_t user) {
                 i = (i + 1) & (m->cap - 1);
         if (m->slot[i].state == 0)
                 m->used++;
-        m->slot[i] = (slot_t){ts, bits, 1, user};
+        m->slot[i] = (slot_t){ts, bits, 1, *k};
 }
 
-/* Finds and removes; 0 if absent. */
-static int umap_take(umap_t *m, int64_t ts, uint32_t bits, uint64_t *user) {
-        if (!m->cap)
-                return 0;
-        size_t i = umap_hash(ts, bits, m->cap);
-        while (m->slot[i].state != 0) {
-                slot_t *s = &m->slot[i];
-                if (s->state == 1 && s->ts == ts && s->score_bits == bits) {
-                        *user = s->user;
-                        s->state = 2;
-                        return 1;
-                }
-                i = (i + 1) & (m->cap - 1);
-        }
-        return 0;
-}
-
-/* ---- the example hook: report + export -------------------------------- */
+/* ---- the example hooks: report, comparison, export -------------------- */
 
 typedef struct {
         int64_t ts;
-        uint32_t score_bits;
-        size_t off, len; /* of the row text after "ts,user," */
+        float score;
+        int label;
+        size_t off, len; /* of the export row's text after "ts,user," */
 } held_t;
+
+typedef struct {
+        held_t *v;
+        size_t n, cap;
+} held_list_t;
 
 typedef struct replay_s {
         itd_report_t *rep;
+        itd_compare_t *cmp;
         FILE *csv;
-        umap_t users;
-        held_t *held;
-        size_t n_held, cap_held;
+        umap_t known;
+        held_list_t held, base; /* the model's, the baseline's examples */
         char *text;
         size_t text_len, text_cap;
-        uint64_t rows, unmatched;
+        uint64_t rows, unmatched, ambiguous, mismatched;
 } replay_t;
+
+static held_t *held_push(held_list_t *l, int64_t ts, float score,
+                         int label) {
+        if (l->n == l->cap) {
+                l->cap = l->cap ? l->cap * 2 : 1024;
+                l->v = itd_xrealloc(l->v, l->cap * sizeof *l->v);
+        }
+        held_t *h = &l->v[l->n++];
+        *h = (held_t){.ts = ts, .score = score, .label = label != 0};
+        return h;
+}
 
 static void text_add(replay_t *r, const char *s, size_t n) {
         if (r->text_len + n + 1 > r->text_cap) {
@@ -176,16 +214,9 @@ static void example_hook(void *arg, const float *x, size_t dim,
         if (r->rep)
                 itd_report_example(r->rep, ts_ms, score, next_probs, label,
                                    next);
+        held_t *h = held_push(&r->held, ts_ms, score, label);
         if (!r->csv)
                 return;
-        if (r->n_held == r->cap_held) {
-                r->cap_held = r->cap_held ? r->cap_held * 2 : 1024;
-                r->held = itd_xrealloc(r->held,
-                                       r->cap_held * sizeof *r->held);
-        }
-        held_t *h = &r->held[r->n_held++];
-        h->ts = ts_ms;
-        h->score_bits = float_bits(score);
         h->off = r->text_len;
         char buf[48];
         for (size_t i = 0; i < dim; i++) {
@@ -206,23 +237,60 @@ static void example_hook(void *arg, const float *x, size_t dim,
         h->len = r->text_len - h->off;
 }
 
-/* Writes the rows held so far, now that every prediction they came from
- * is in the map. */
-static void flush_held(replay_t *r) {
-        for (size_t i = 0; i < r->n_held; i++) {
-                const held_t *h = &r->held[i];
-                uint64_t user;
-                if (umap_take(&r->users, h->ts, h->score_bits, &user))
-                        fprintf(r->csv, "%" PRId64 ",%016" PRIx64 ",", h->ts,
-                                user);
-                else {
-                        fprintf(r->csv, "%" PRId64 ",,", h->ts);
-                        r->unmatched++;
+/* The baseline engine resolves the same examples in the same order (labels
+ * and their order do not depend on the model); flush_held checks that. */
+static void baseline_hook(void *arg, const float *x, size_t dim,
+                          const uint32_t *ids, size_t n_ids,
+                          uint64_t user_hash, int64_t ts_ms, float score,
+                          const float *next_probs, int label,
+                          itd_next_t next) {
+        replay_t *r = arg;
+        (void)x, (void)dim, (void)ids, (void)n_ids, (void)user_hash;
+        (void)next_probs, (void)next;
+        held_push(&r->base, ts_ms, score, label);
+}
+
+/* Hands the examples resolved in the last batch on, now that every
+ * prediction they came from is known. */
+static void flush_held(replay_t *r, int have_baseline) {
+        if (have_baseline && r->base.n != r->held.n)
+                r->mismatched += r->base.n > r->held.n
+                                     ? r->base.n - r->held.n
+                                     : r->held.n - r->base.n;
+        for (size_t i = 0; i < r->held.n; i++) {
+                const held_t *h = &r->held.v[i];
+                float base = NAN;
+                int same = 1;
+                if (have_baseline) {
+                        const held_t *b =
+                            i < r->base.n ? &r->base.v[i] : NULL;
+                        if (b && b->ts == h->ts && b->label == h->label)
+                                base = b->score;
+                        else
+                                same = 0, r->mismatched++;
                 }
+                slot_t *s = umap_find(&r->known, h->ts, float_bits(h->score));
+                known_t k = {0};
+                int found = s != NULL;
+                if (s) {
+                        k = s->k;
+                        s->state = 2;
+                        if (same)
+                                itd_compare_add(r->cmp, &k.ev, h->ts,
+                                                h->score, base, h->label);
+                } else
+                        r->unmatched++;
+                if (!r->csv)
+                        continue;
+                if (found)
+                        fprintf(r->csv, "%" PRId64 ",%016" PRIx64 ",", h->ts,
+                                k.user);
+                else
+                        fprintf(r->csv, "%" PRId64 ",,", h->ts);
                 fwrite(r->text + h->off, 1, h->len, r->csv);
                 r->rows++;
         }
-        r->n_held = 0;
+        r->held.n = r->base.n = 0;
         r->text_len = 0;
 }
 
@@ -267,6 +335,25 @@ static FILE *open_out(const char *path) {
         return f;
 }
 
+/* A second configuration, the same but for model.type: the baseline. */
+static itd_conf_t *baseline_conf(const char *conf_path, char **overrides,
+                                 int n_overrides, const char *type) {
+        itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);
+        char errstr[256];
+        if (conf && itd_conf_set(conf, "model.type", type, errstr,
+                                 sizeof errstr) != ITD_OK) {
+                fprintf(stderr, "intentd replay: --baseline \"%s\": %s\n",
+                        type, errstr);
+                itd_conf_destroy(conf);
+                return NULL;
+        }
+        return conf;
+}
+
+static const char *model_name(const itd_conf_t *conf) {
+        return conf->model_type == ITD_MODEL_LOGISTIC ? "logistic" : "mlp";
+}
+
 int itd_cmd_replay(int argc, char **argv) {
         static const struct option longopts[] = {
             {"config", required_argument, NULL, 'c'},
@@ -276,12 +363,15 @@ int itd_cmd_replay(int argc, char **argv) {
             {"report", required_argument, NULL, 'R'},
             {"html", required_argument, NULL, 'H'},
             {"export-features", required_argument, NULL, 'X'},
+            {"baseline", required_argument, NULL, 'B'},
+            {"resamples", required_argument, NULL, 'N'},
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
             {NULL, 0, NULL, 0}};
         const char *conf_path = NULL, *input = NULL, *format_arg = NULL;
         const char *dump_path = NULL, *report_path = NULL, *html_path = NULL;
-        const char *export_path = NULL;
+        const char *export_path = NULL, *baseline = NULL;
+        long long resamples = -1;
         char *overrides[MAX_OVERRIDES];
         int n_overrides = 0;
         int c;
@@ -295,6 +385,13 @@ int itd_cmd_replay(int argc, char **argv) {
                 case 'R': report_path = optarg; break;
                 case 'H': html_path = optarg; break;
                 case 'X': export_path = optarg; break;
+                case 'B': baseline = optarg; break;
+                case 'N':
+                        resamples = itd_cli_int("replay", "--resamples",
+                                                optarg, 0, 1000000);
+                        if (resamples < 0)
+                                return 2;
+                        break;
                 case 'o':
                         if (n_overrides == MAX_OVERRIDES) {
                                 fprintf(stderr, "intentd replay: more than "
@@ -313,12 +410,21 @@ int itd_cmd_replay(int argc, char **argv) {
                         replay_usage);
                 return 2;
         }
+        if (baseline && strcmp(baseline, "none") == 0)
+                baseline = NULL;
         itd_format_t format;
         if (itd_cli_format("replay", input, format_arg, &format) != 0)
                 return 2;
         itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);
         if (!conf)
                 return 1;
+        itd_conf_t *bconf = NULL;
+        if (baseline &&
+            !(bconf = baseline_conf(conf_path, overrides, n_overrides,
+                                    baseline))) {
+                itd_conf_destroy(conf);
+                return 2;
+        }
         itd_cli_log_setup(conf);
         itd_cli_signals();
 
@@ -326,8 +432,10 @@ int itd_cmd_replay(int argc, char **argv) {
         int rc = 1;
         itd_reader_t *rd = NULL;
         itd_input_t *in = NULL;
-        itd_prediction_t *preds = NULL;
-        itd_outcome_t *outcome = NULL;
+        itd_prediction_t *preds = NULL, *bpreds = NULL;
+        itd_outcome_t *outcome = NULL, *boutcome = NULL;
+        itd_compare_ev_t *known = NULL;
+        itd_engine_t *beng = NULL;
         json_t *doc = NULL;
         replay_t r = {0};
         itd_engine_t *eng = itd_engine_new(conf, errstr, sizeof errstr);
@@ -335,6 +443,17 @@ int itd_cmd_replay(int argc, char **argv) {
                 fprintf(stderr, "intentd replay: %s\n", errstr);
                 goto out;
         }
+        if (bconf && !(beng = itd_engine_new(bconf, errstr, sizeof errstr))) {
+                fprintf(stderr, "intentd replay: baseline: %s\n", errstr);
+                goto out;
+        }
+        itd_compare_conf_t cc;
+        itd_compare_conf_defaults(&cc, conf->labels_horizon_ms);
+        cc.model_name = model_name(conf);
+        cc.baseline = bconf ? model_name(bconf) : NULL;
+        if (resamples >= 0)
+                cc.resamples = (size_t)resamples;
+        r.cmp = itd_compare_new(&cc);
         if (report_path || html_path)
                 r.rep = itd_report_new(conf->predict_threshold);
         if (export_path) {
@@ -342,8 +461,9 @@ int itd_cmd_replay(int argc, char **argv) {
                         goto out;
                 csv_header(r.csv, eng);
         }
-        if (r.rep || r.csv)
-                itd_engine_set_example_hook(eng, example_hook, &r);
+        itd_engine_set_example_hook(eng, example_hook, &r);
+        if (beng)
+                itd_engine_set_example_hook(beng, baseline_hook, &r);
         rd = itd_reader_open(input, format, 1, errstr, sizeof errstr);
         if (!rd) {
                 fprintf(stderr, "intentd replay: %s\n", errstr);
@@ -353,6 +473,9 @@ int itd_cmd_replay(int argc, char **argv) {
         in = itd_xcalloc(max_batch, sizeof *in);
         preds = itd_xcalloc(max_batch, sizeof *preds);
         outcome = itd_xcalloc(max_batch, sizeof *outcome);
+        bpreds = itd_xcalloc(max_batch, sizeof *bpreds);
+        boutcome = itd_xcalloc(max_batch, sizeof *boutcome);
+        known = itd_xcalloc(max_batch, sizeof *known);
 
         int tty = isatty(STDERR_FILENO);
         int64_t t0 = itd_now_mono_ms(), last_shown = t0;
@@ -368,14 +491,20 @@ int itd_cmd_replay(int argc, char **argv) {
                         in[n].offset = offset++;
                         if (r.rep)
                                 itd_report_event(r.rep, &in[n].ev);
+                        itd_compare_event(r.cmp, &in[n].ev, &known[n]);
                         n++;
                 }
                 if (n == 0)
                         break;
+                /* A full pending pool drops its oldest prediction instead
+                 * of refusing the batch (engine.h): process cannot fail
+                 * on input that reached it. */
                 if (itd_engine_process(eng, input, in, n, preds, outcome) !=
-                    ITD_OK) {
-                        fprintf(stderr, "intentd replay: the pending-label "
-                                "pool is full (labels.max_pending)\n");
+                        ITD_OK ||
+                    (beng && itd_engine_process(beng, input, in, n, bpreds,
+                                                boutcome) != ITD_OK)) {
+                        fprintf(stderr, "intentd replay: the engine refused "
+                                "a batch\n");
                         goto out;
                 }
                 events += n;
@@ -384,15 +513,17 @@ int itd_cmd_replay(int argc, char **argv) {
                                 filtered++;
                                 continue;
                         }
+                        known_t k = {known[i], 0};
                         if (r.csv)
-                                umap_put(&r.users, in[i].ev.ts_ms,
-                                         float_bits(
-                                             preds[i].purchase_probability),
-                                         itd_hash_str(in[i].ev.user_id,
-                                                      USER_SEED));
+                                k.user = itd_hash_str(in[i].ev.user_id,
+                                                      USER_SEED);
+                        uint32_t bits =
+                            float_bits(preds[i].purchase_probability);
+                        if (umap_find(&r.known, in[i].ev.ts_ms, bits))
+                                r.ambiguous++;
+                        umap_put(&r.known, in[i].ev.ts_ms, bits, &k);
                 }
-                if (r.csv)
-                        flush_held(&r);
+                flush_held(&r, beng != NULL);
                 int64_t now = itd_now_mono_ms();
                 if (r.rep)
                         itd_report_progress(r.rep, events,
@@ -433,17 +564,28 @@ int itd_cmd_replay(int argc, char **argv) {
                                 "\"%s\"\n", export_path);
                         goto out;
                 }
-                if (r.unmatched)
-                        fprintf(stderr, "replay: %llu exported examples "
-                                "could not be matched to their user\n",
-                                (unsigned long long)r.unmatched);
         }
+        if (r.unmatched)
+                fprintf(stderr, "replay: %llu examples could not be matched "
+                        "to their event (left out of the comparison and "
+                        "without a user in the export)\n",
+                        (unsigned long long)r.unmatched);
+        if (r.ambiguous)
+                fprintf(stderr, "replay: %llu predictions shared event time "
+                        "and score bits with another pending one (their "
+                        "examples may be matched to each other's event)\n",
+                        (unsigned long long)r.ambiguous);
+        if (r.mismatched)
+                fprintf(stderr, "replay: %llu baseline examples differ from "
+                        "the model's (left out of the comparison)\n",
+                        (unsigned long long)r.mismatched);
+        itd_compare_finish(r.cmp);
         if (r.rep) {
                 itd_report_run_t run = {
                     .input = input, .format = itd_format_name(format),
                     .conf = conf, .stats = &es, .seconds = seconds,
                     .events = events, .bad_lines = bad,
-                    .filtered = filtered};
+                    .filtered = filtered, .cmp = r.cmp};
                 doc = itd_report_json(r.rep, &run);
                 if ((report_path && itd_report_write_json(
                                         doc, report_path, errstr,
@@ -458,7 +600,8 @@ int itd_cmd_replay(int argc, char **argv) {
         printf("replay of %s", input);
         itd_cli_summary(stdout, &es, seconds, events, bad, filtered,
                         conf->predict_threshold);
-        if (r.csv == NULL && export_path)
+        itd_compare_print(r.cmp, stdout);
+        if (export_path)
                 printf("  exported        %llu examples to %s\n",
                        (unsigned long long)r.rows, export_path);
         rc = 0;
@@ -467,14 +610,21 @@ out:
                 fclose(r.csv);
         json_decref(doc);
         itd_report_destroy(r.rep);
-        free(r.users.slot);
-        free(r.held);
+        itd_compare_destroy(r.cmp);
+        free(r.known.slot);
+        free(r.held.v);
+        free(r.base.v);
         free(r.text);
         free(in);
         free(preds);
         free(outcome);
+        free(bpreds);
+        free(boutcome);
+        free(known);
         itd_reader_destroy(rd);
         itd_engine_destroy(eng);
+        itd_engine_destroy(beng);
         itd_conf_destroy(conf);
+        itd_conf_destroy(bconf);
         return rc;
 }

@@ -609,6 +609,9 @@ json_t *itd_report_json(const itd_report_t *rep, const itd_report_run_t *run) {
         json_object_set_new(root, "threshold", jnum(rep->threshold));
         json_object_set_new(root, "purchase", purchase_json(rep));
         json_object_set_new(root, "next_action", next_json(rep));
+        if (run->cmp)
+                json_object_set_new(root, "compare",
+                                    itd_compare_json(run->cmp));
         return root;
 }
 

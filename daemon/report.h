@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "compare.h"
 #include "engine.h"
 #include "intentd/conf.h"
 #include "intentd/err.h"
@@ -45,6 +46,7 @@ typedef struct itd_report_run_s {
         uint64_t bad_lines;              /* input lines skipped */
         uint64_t filtered;               /* events refused (engine
                                           * ITD_OUT_FILTERED) */
+        const itd_compare_t *cmp;        /* finished comparison, or NULL */
 } itd_report_run_t;
 
 /** @brief New empty report; threshold as predict.threshold. Caller owns. */
