@@ -4,12 +4,14 @@
  * Plain text for a terminal, `<N>` priority prefixes for journald, or one
  * JSON object per line. Each line is formatted into a local buffer and
  * written with a single write(2), so lines from librdkafka's threads and the
- * pipeline thread never interleave mid-line. Also the keyed pseudonyms that
+ * pipeline thread never interleave mid-line; every value in it is escaped,
+ * so no value can forge a line. Also the keyed pseudonyms that
  * stand for user ids in log lines (SipHash-2-4, see log.h).
  */
 #include "intentd/log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-int itd_log_level = ITD_LOG_INFO;
-static itd_log_format_t log_format = ITD_LOG_FORMAT_PLAIN;
+_Atomic int itd_log_level = ITD_LOG_INFO;
+static _Atomic int log_format = ITD_LOG_FORMAT_PLAIN;
 
 static const char *const level_names[] = {"emerg", "alert",   "crit",
                                           "err",   "warning", "notice",
@@ -29,12 +31,13 @@ void itd_log_setup(int level, itd_log_format_t format) {
                 level = ITD_LOG_EMERG;
         if (level > ITD_LOG_DEBUG)
                 level = ITD_LOG_DEBUG;
-        itd_log_level = level;
-        log_format = format;
+        atomic_store_explicit(&itd_log_level, level, memory_order_relaxed);
+        atomic_store_explicit(&log_format, (int)format, memory_order_relaxed);
 }
 
 itd_log_format_t itd_log_format_get(void) {
-        return log_format;
+        return (itd_log_format_t)atomic_load_explicit(&log_format,
+                                                      memory_order_relaxed);
 }
 
 int itd_log_level_parse(const char *s) {
@@ -46,20 +49,100 @@ int itd_log_level_parse(const char *s) {
         return -1;
 }
 
-/* Appends s as a JSON string body (without quotes) to buf at *len. */
-static void json_escape(char *buf, size_t cap, size_t *len, const char *s) {
-        for (; *s && *len + 7 < cap; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (c == '"' || c == '\\') {
-                        buf[(*len)++] = '\\';
-                        buf[(*len)++] = (char)c;
-                } else if (c < 0x20) {
-                        *len += (size_t)snprintf(buf + *len, cap - *len,
-                                                 "\\u%04x", c);
-                } else {
-                        buf[(*len)++] = (char)c;
-                }
+/* Length of the well-formed UTF-8 sequence at s (2..4 bytes), or 0 for a
+ * stray byte, an overlong form, a surrogate or a code point past
+ * U+10FFFF. s is NUL-terminated, and a NUL fails the continuation test
+ * before anything beyond it is read. */
+static size_t utf8_len(const unsigned char *s) {
+        unsigned c = s[0];
+        if (c >= 0xc2 && c <= 0xdf)
+                return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+        if (c >= 0xe0 && c <= 0xef) {
+                if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+                        return 0;
+                if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
+                        return 0;
+                return 3;
         }
+        if (c >= 0xf0 && c <= 0xf4) {
+                if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+                    (s[3] & 0xc0) != 0x80)
+                        return 0;
+                if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
+                        return 0;
+                return 4;
+        }
+        return 0;
+}
+
+/*
+ * Appends s to buf[0..cap) at *len, escaped so the text stays on one line
+ * and holds no terminal control: C0 controls and DEL as \n \r \t or \xNN
+ * (all as \u00NN in JSON), C1 controls (U+0080..U+009F, which terminals
+ * may read as CSI and the like) as \u00NN, bytes that are not UTF-8 as
+ * \xNN (in JSON a literal backslash-x, since JSON strings hold code
+ * points, not bytes). In JSON '"' and '\\' are escaped too. Stops before
+ * a piece that does not fit, so an escape is never cut; buf is not
+ * NUL-terminated.
+ */
+static void escape(char *buf, size_t cap, size_t *len, const char *str,
+                   int json) {
+        const unsigned char *s = (const unsigned char *)str;
+        while (*s) {
+                char piece[8];
+                const char *src = piece;
+                size_t n;
+                unsigned c = *s;
+                size_t seq = c >= 0x80 ? utf8_len(s) : 1;
+                if (!json && (c == '\n' || c == '\r' || c == '\t')) {
+                        piece[0] = '\\';
+                        piece[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+                        n = 2;
+                } else if (c < 0x20 || c == 0x7f) {
+                        n = (size_t)snprintf(piece, sizeof piece,
+                                             json ? "\\u%04x" : "\\x%02x", c);
+                } else if (json && (c == '"' || c == '\\')) {
+                        piece[0] = '\\';
+                        piece[1] = (char)c;
+                        n = 2;
+                } else if (c < 0x80) {
+                        src = (const char *)s;
+                        n = 1;
+                } else if (seq == 2 && c == 0xc2 && s[1] < 0xa0) {
+                        n = (size_t)snprintf(piece, sizeof piece, "\\u%04x",
+                                             (unsigned)s[1]);
+                } else if (seq) {
+                        src = (const char *)s;
+                        n = seq;
+                } else {
+                        n = (size_t)snprintf(piece, sizeof piece,
+                                             json ? "\\\\x%02x" : "\\x%02x", c);
+                        seq = 1;
+                }
+                if (*len + n >= cap)
+                        return;
+                memcpy(buf + *len, src, n);
+                *len += n;
+                s += seq;
+        }
+}
+
+size_t itd_log_escape(char *buf, size_t cap, const char *s) {
+        size_t len = 0;
+        if (cap == 0)
+                return 0;
+        escape(buf, cap, &len, s, 0);
+        buf[len] = '\0';
+        return len;
+}
+
+/* Appends literal text (ours, not a value) to buf at *len, cut to fit. */
+static void append(char *buf, size_t cap, size_t *len, const char *s) {
+        size_t n = strlen(s);
+        if (*len + n >= cap)
+                n = cap - 1 - *len;
+        memcpy(buf + *len, s, n);
+        *len += n;
 }
 
 void itd_log_write(int level, const char *facility, const char *fmt, ...) {
@@ -73,32 +156,40 @@ void itd_log_write(int level, const char *facility, const char *fmt, ...) {
         if (level > ITD_LOG_DEBUG)
                 level = ITD_LOG_DEBUG;
 
+        /* Every value is escaped on its way into the line (escape() above):
+         * the one place that sees each line, so no caller can forget. The
+         * last bytes are kept for the closing text and the newline. */
         char line[4096];
+        const size_t body = sizeof line - 8;
         size_t len = 0;
-        switch (log_format) {
+        char head[64];
+        switch (itd_log_format_get()) {
         case ITD_LOG_FORMAT_JOURNAL:
-                len = (size_t)snprintf(line, sizeof line, "<%d>%s: %s\n",
-                                       level, facility, msg);
+                snprintf(head, sizeof head, "<%d>", level);
+                append(line, body, &len, head);
+                escape(line, body, &len, facility, 0);
+                append(line, body, &len, ": ");
+                escape(line, body, &len, msg, 0);
                 break;
         case ITD_LOG_FORMAT_JSON:
-                len = (size_t)snprintf(line, sizeof line,
-                                       "{\"level\":\"%s\",\"facility\":\"",
-                                       level_names[level]);
-                json_escape(line, sizeof line, &len, facility);
-                len += (size_t)snprintf(line + len, sizeof line - len,
-                                        "\",\"message\":\"");
-                json_escape(line, sizeof line, &len, msg);
-                len += (size_t)snprintf(line + len, sizeof line - len, "\"}\n");
+                snprintf(head, sizeof head, "{\"level\":\"%s\",\"facility\":\"",
+                         level_names[level]);
+                append(line, body, &len, head);
+                escape(line, body, &len, facility, 1);
+                append(line, body, &len, "\",\"message\":\"");
+                escape(line, body, &len, msg, 1);
+                memcpy(line + len, "\"}", 2);
+                len += 2;
                 break;
         default:
-                len = (size_t)snprintf(line, sizeof line, "intentd %s %s: %s\n",
-                                       level_names[level], facility, msg);
+                snprintf(head, sizeof head, "intentd %s ", level_names[level]);
+                append(line, body, &len, head);
+                escape(line, body, &len, facility, 0);
+                append(line, body, &len, ": ");
+                escape(line, body, &len, msg, 0);
                 break;
         }
-        if (len >= sizeof line) {
-                len = sizeof line - 1;
-                line[len - 1] = '\n';
-        }
+        line[len++] = '\n';
         /* One write per line; a short write to stderr is not worth a retry
          * loop that could block the pipeline thread. */
         ssize_t rc = write(STDERR_FILENO, line, len);

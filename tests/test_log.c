@@ -5,6 +5,7 @@
  * published vectors.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,4 +140,115 @@ Test(log, log_format_auto_follows_journal_stream) {
         cr_expect(strstr(errstr, "log.format") != NULL, "%s", errstr);
         itd_conf_destroy(conf);
         itd_log_setup(ITD_LOG_INFO, ITD_LOG_FORMAT_PLAIN);
+}
+
+/* A value that tries every way out of its line: newlines with a forged
+ * priority prefix and a forged crit line, a carriage return, a terminal
+ * escape (ESC and the one-byte C1 CSI), DEL and bytes that are not
+ * UTF-8. */
+static const char forged[] = "VIEW\n<2>run: forged crit\r\n"
+                             "intentd crit run: forged\x1b[2J\xc2\x9b"
+                             "\x7f\xff\xc3";
+
+Test(log, a_value_cannot_forge_a_line_in_any_format) {
+        /* capture_line's reader drops the one closing newline, so a whole
+         * line has none left. */
+        char *t = capture_line(ITD_LOG_FORMAT_PLAIN, forged);
+        cr_expect_str_eq(t, "intentd warning kafka: VIEW\\n<2>run: forged "
+                            "crit\\r\\nintentd crit run: forged\\x1b[2J"
+                            "\\u009b\\x7f\\xff\\xc3");
+        free(t);
+        t = capture_line(ITD_LOG_FORMAT_JOURNAL, forged);
+        cr_expect_str_eq(t, "<4>kafka: VIEW\\n<2>run: forged crit\\r\\n"
+                            "intentd crit run: forged\\x1b[2J\\u009b\\x7f"
+                            "\\xff\\xc3");
+        free(t);
+        t = capture_line(ITD_LOG_FORMAT_JSON, forged);
+        cr_expect_str_eq(t, "{\"level\":\"warning\",\"facility\":\"kafka\","
+                            "\"message\":\"VIEW\\u000a<2>run: forged crit"
+                            "\\u000d\\u000aintentd crit run: forged"
+                            "\\u001b[2J\\u009b\\u007f\\\\xff\\\\xc3\"}");
+        free(t);
+        itd_log_setup(ITD_LOG_INFO, ITD_LOG_FORMAT_PLAIN);
+}
+
+Test(log, text_that_is_clean_passes_unchanged) {
+        /* UTF-8 of two, three and four bytes, a backslash, quotes. */
+        const char *clean = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9b\x92 a\\b \"q\"";
+        char buf[128];
+        cr_expect_eq(itd_log_escape(buf, sizeof buf, clean), strlen(clean));
+        cr_expect_str_eq(buf, clean);
+        /* Overlong forms and surrogates are not UTF-8. */
+        cr_expect_eq(itd_log_escape(buf, sizeof buf, "\xc0\xaf\xed\xa0\x80"),
+                     strlen("\\xc0\\xaf\\xed\\xa0\\x80"));
+        cr_expect_str_eq(buf, "\\xc0\\xaf\\xed\\xa0\\x80");
+        /* A cut never splits an escape. */
+        char small[6];
+        itd_log_escape(small, sizeof small, "ab\ncd");
+        cr_expect_str_eq(small, "ab\\nc");
+        itd_log_escape(small, sizeof small, "abcd\n");
+        cr_expect_str_eq(small, "abcd", "the escape did not fit whole");
+}
+
+/* Logs from several threads while another keeps changing level and
+ * format, as a SIGHUP reload does while librdkafka's threads log. */
+typedef struct {
+        int n;
+} logger_arg_t;
+
+static void *logger(void *arg) {
+        logger_arg_t *a = arg;
+        for (int i = 0; i < a->n; i++)
+                itd_log(ITD_LOG_WARNING, "kafka", "line %d", i);
+        return NULL;
+}
+
+Test(log, setup_during_logging_is_race_free_and_lines_stay_whole) {
+        /* The level is an atomic object: a reload on one thread and the
+         * macro's read on another are not a data race (C11 5.1.2.4). */
+        cr_expect(_Generic(&itd_log_level, _Atomic int *: 1, default: 0),
+                  "itd_log_level is a plain int: setup races with readers");
+
+        char dir[256], path[512];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/stderr", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        int saved = dup(STDERR_FILENO);
+        dup2(fileno(f), STDERR_FILENO);
+        enum { THREADS = 3, LINES = 2000 };
+        pthread_t th[THREADS];
+        logger_arg_t arg = {LINES};
+        itd_log_setup(ITD_LOG_INFO, ITD_LOG_FORMAT_PLAIN);
+        for (int i = 0; i < THREADS; i++)
+                pthread_create(&th[i], NULL, logger, &arg);
+        for (int i = 0; i < 3000; i++)
+                itd_log_setup(i % 2 ? ITD_LOG_INFO : ITD_LOG_DEBUG,
+                              (itd_log_format_t)(i % 3));
+        for (int i = 0; i < THREADS; i++)
+                pthread_join(th[i], NULL);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        fclose(f);
+        itd_log_setup(ITD_LOG_INFO, ITD_LOG_FORMAT_PLAIN);
+
+        /* Every line whole, in one of the three shapes. */
+        FILE *in = fopen(path, "r");
+        cr_assert_not_null(in);
+        char line[256];
+        int n = 0, bad = 0;
+        while (fgets(line, sizeof line, in)) {
+                n++;
+                static const char *const shapes[] = {
+                    "intentd warning kafka: line ", "<4>kafka: line ",
+                    "{\"level\":\"warning\",\"facility\":\"kafka\","
+                    "\"message\":\"line "};
+                int ok = 0;
+                for (size_t k = 0; k < 3; k++)
+                        ok |= !strncmp(line, shapes[k], strlen(shapes[k]));
+                bad += !ok;
+        }
+        fclose(in);
+        cr_expect_eq(n, THREADS * LINES, "%d lines", n);
+        cr_expect_eq(bad, 0, "%d torn or mixed lines", bad);
 }

@@ -9,6 +9,7 @@
 #ifndef INTENTD_LOG_H
 #define INTENTD_LOG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,25 +26,49 @@ enum {
 
 typedef enum { ITD_LOG_FORMAT_PLAIN, ITD_LOG_FORMAT_JOURNAL, ITD_LOG_FORMAT_JSON } itd_log_format_t;
 
-/* Current maximum level printed; read by the macro, set by itd_log_setup. */
-extern int itd_log_level;
+/* Current maximum level printed; read by the macro on every thread
+ * (librdkafka's included), set by itd_log_setup, also on SIGHUP while those
+ * threads run: hence atomic. Relaxed loads suffice, since a line printed at
+ * the old level during a reload is harmless. */
+extern _Atomic int itd_log_level;
 
-/** @brief Sets the level and format. @thread main, before other threads. */
+/**
+ * @brief Sets the level and format.
+ * @thread any: both are atomics, so a reload may call it while other
+ * threads log (a line racing it uses the old or the new setting).
+ */
 void itd_log_setup(int level, itd_log_format_t format);
 
-/** @brief The format set by itd_log_setup. */
+/** @brief The format set by itd_log_setup. @thread any. */
 itd_log_format_t itd_log_format_get(void);
 
 /** @brief Parses "emerg".."debug" (or 0..7); returns -1 if unknown. */
 int itd_log_level_parse(const char *s);
 
-/** @brief Prints one line. @thread any (one write(2) per line). */
+/**
+ * @brief Prints one line. Whatever the arguments hold, the line stays one
+ * line: control characters (C0, DEL, C1) are written as escapes (`\n`,
+ * `\r`, `\t`, `\xNN`, `\u0085`) and bytes that are not UTF-8 as `\xNN`,
+ * so a value from a message (an event type, a URL, a Kafka error) cannot
+ * forge a second line, a priority prefix or a terminal escape. Lines longer
+ * than 4 KiB are cut.
+ * @thread any (one write(2) per line).
+ */
 void itd_log_write(int level, const char *facility, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/**
+ * @brief The escaping itd_log_write applies, for callers that show text
+ * elsewhere (tests, a one-line detail): writes s into buf[cap], escaped as
+ * above, cut to fit (never inside an escape), NUL-terminated when cap > 0.
+ * @returns the length written. @thread any.
+ */
+size_t itd_log_escape(char *buf, size_t cap, const char *s);
+
 #define itd_log(level, facility, ...)                                     \
         do {                                                              \
-                if ((level) <= itd_log_level)                             \
+                if ((level) <= atomic_load_explicit(                      \
+                                   &itd_log_level, memory_order_relaxed)) \
                         itd_log_write((level), (facility), __VA_ARGS__);  \
         } while (0)
 
