@@ -58,18 +58,6 @@ typedef struct ppos_s {
         int assigned;
 } ppos_t;
 
-/* A delivery that failed and is produced again from the main loop (never
- * from inside the delivery report, which runs within rd_kafka_poll). */
-typedef struct retry_s {
-        rd_kafka_topic_t *rkt;
-        void *key;
-        size_t key_len;
-        void *value;
-        size_t len;
-        rd_kafka_headers_t *headers;
-        uint64_t token;
-} retry_t;
-
 typedef struct loop_s {
         itd_conf_t *conf;
         const itd_run_opts_t *opts;
@@ -83,8 +71,10 @@ typedef struct loop_s {
         itd_engine_t *eng;
         itd_offsets_t *offsets;
         itd_run_result_t *res;
-        retry_t *retries;
-        size_t n_retries, cap_retries;
+        itd_kafka_retryq_t *rq;   /* failed deliveries, produced again */
+        size_t max_msg_bytes;     /* the producer's message.max.bytes */
+        _Atomic int fatal;        /* a client reported a fatal error */
+        char fatal_why[512];      /* ... this one (set before fatal) */
         int paused;
         int assigned;             /* partitions currently assigned */
         itd_metrics_t *m;
@@ -95,7 +85,6 @@ typedef struct loop_s {
         itd_ratelimit_t rl_decode;
         itd_ratelimit_t rl_kafka;
         int64_t lag_total;        /* from the last statistics, -1 unknown */
-        uint64_t output_failed;   /* outputs given up as undeliverable */
 
         itd_ckdir_t *ck;          /* NULL: checkpoints off */
         ppos_t *pp;               /* indexed by partition */
@@ -133,6 +122,44 @@ static int permanent(rd_kafka_resp_err_t err) {
         }
 }
 
+/* Header a dead letter carries when its value (or key) had to be cut to
+ * fit the topic: the original length in bytes (DESIGN.md: truncated with
+ * a header saying so). */
+#define HDR_VALUE_TRUNCATED "intentd.value.truncated"
+#define HDR_KEY_TRUNCATED "intentd.key.truncated"
+
+/* Broker answers meaning "this record is too large", as opposed to other
+ * permanent refusals. */
+static int too_large(rd_kafka_resp_err_t err) {
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+               err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+               err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+/* An output that will never be delivered: counted, logged, and its offset
+ * released, so one record cannot hold its partition back for good. */
+static void give_up(loop_t *lp, uint64_t token, const char *why) {
+        uint64_t sup;
+        lp->res->undeliverable++;
+        if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
+                itd_log(ITD_LOG_ERR, "kafka", "%s (giving up on this record)",
+                        why);
+        itd_offsets_ack(lp->offsets, token);
+}
+
+static void gave_up_cb(void *msg_opaque, const char *why, void *arg) {
+        give_up(arg, (uint64_t)(uintptr_t)msg_opaque, why);
+}
+
+static int has_header(const rd_kafka_message_t *msg, const char *name) {
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t n;
+        return rd_kafka_message_headers(msg, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+               h && rd_kafka_header_get_last(h, name, &v, &n) ==
+                        RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                   void *opaque) {
         (void)rk;
@@ -147,90 +174,135 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                         lp->res->triggers++;
                         itd_metrics_inc(lp->m, ITD_M_TRIGGERS_PUBLISHED, NULL,
                                         1);
+                } else if (msg->rkt == lp->rkt_dlq &&
+                           has_header(msg, HDR_VALUE_TRUNCATED)) {
+                        lp->res->dead_letters_truncated++;
                 }
                 itd_offsets_ack(lp->offsets, token);
                 return;
         }
-        uint64_t sup;
-        if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
-                itd_log(ITD_LOG_ERR, "kafka", "delivery to \"%s\" failed: %s%s",
-                        rd_kafka_topic_name(msg->rkt),
-                        rd_kafka_err2str(msg->err),
-                        permanent(msg->err) ? " (giving up on this record)"
-                                            : " (will retry)");
         itd_metrics_inc(lp->m, ITD_M_DELIVERY_FAILURES, NULL, 1);
-        if (permanent(msg->err)) {
-                lp->output_failed++;
-                itd_offsets_ack(lp->offsets, token);
+        char why[512];
+        snprintf(why, sizeof why, "delivery to \"%s\" failed: %s",
+                 rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
+        /* A dead letter the topic refuses as too large goes again as key
+         * and headers only, the value's length in a header. */
+        if (msg->rkt == lp->rkt_dlq && too_large(msg->err) && msg->len > 0) {
+                char orig[32];
+                const void *v = NULL;
+                size_t vn = 0;
+                rd_kafka_headers_t *h = NULL;
+                if (rd_kafka_message_headers(msg, &h) == 0 && h &&
+                    rd_kafka_header_get_last(h, HDR_VALUE_TRUNCATED, &v,
+                                             &vn) == 0 &&
+                    vn < sizeof orig) {
+                        memcpy(orig, v, vn);
+                        orig[vn] = '\0';
+                } else {
+                        snprintf(orig, sizeof orig, "%zu", msg->len);
+                }
+                uint64_t sup;
+                if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(),
+                                        &sup))
+                        itd_log(ITD_LOG_WARNING, "kafka",
+                                "%s; sending the dead letter again without "
+                                "its %zu-byte value",
+                                why, msg->len);
+                itd_kafka_retryq_push(lp->rq, msg, 1, HDR_VALUE_TRUNCATED,
+                                      orig);
                 return;
         }
-        if (lp->n_retries == lp->cap_retries) {
-                lp->cap_retries = lp->cap_retries ? 2 * lp->cap_retries : 64;
-                lp->retries = itd_xrealloc(lp->retries, lp->cap_retries *
-                                                            sizeof *lp->retries);
+        if (permanent(msg->err)) {
+                give_up(lp, token, why);
+                return;
         }
-        retry_t *r = &lp->retries[lp->n_retries++];
-        r->rkt = msg->rkt;
-        r->key_len = msg->key_len;
-        r->key = itd_xmalloc(msg->key_len);
-        memcpy(r->key, msg->key, msg->key_len);
-        r->len = msg->len;
-        r->value = itd_xmalloc(msg->len);
-        memcpy(r->value, msg->payload, msg->len);
-        rd_kafka_headers_t *h = NULL;
-        r->headers = rd_kafka_message_headers(msg, &h) == 0
-                         ? rd_kafka_headers_copy(h)
-                         : NULL;
-        r->token = token;
+        uint64_t sup;
+        if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
+                itd_log(ITD_LOG_ERR, "kafka", "%s (will retry)", why);
+        itd_kafka_retryq_push(lp->rq, msg, 0, NULL, NULL);
+}
+
+/* librdkafka's client-wide errors. A fatal one leaves the client unusable:
+ * it stops the run (run.h), whose caller logs it once, with its cause,
+ * and exits non-zero so systemd restarts us. The others are transient:
+ * librdkafka retries. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque) {
+        loop_t *lp = opaque;
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char why[400];
+                rd_kafka_resp_err_t orig =
+                    rd_kafka_fatal_error(rk, why, sizeof why);
+                if (atomic_load(&lp->fatal))
+                        return;
+                snprintf(lp->fatal_why, sizeof lp->fatal_why,
+                         "fatal error in the Kafka %s: %s: %s",
+                         rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer"
+                                                                : "consumer",
+                         rd_kafka_err2name(orig), why);
+                atomic_store(&lp->fatal, 1);
+                return;
+        }
+        uint64_t sup;
+        if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
+                itd_log(ITD_LOG_WARNING, "kafka", "%s: %s",
+                        rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 static void produce_retries(loop_t *lp) {
-        size_t n = lp->n_retries;
-        lp->n_retries = 0;
-        for (size_t i = 0; i < n; i++) {
-                retry_t *r = &lp->retries[i];
-                char errstr[256];
-                if (itd_kafka_produce(lp->producer, r->rkt,
-                                      RD_KAFKA_PARTITION_UA, r->key,
-                                      r->key_len, r->value, r->len, r->headers,
-                                      (void *)(uintptr_t)r->token,
-                                      lp->opts->stop, errstr,
-                                      sizeof errstr) != ITD_OK) {
-                        /* Still failing locally (stopping): keep it. */
-                        lp->retries[lp->n_retries++] = *r;
-                        continue;
-                }
-                free(r->key);
-                free(r->value);
-        }
+        itd_kafka_retryq_flush(lp->rq, lp->producer, lp->opts->stop,
+                               gave_up_cb, lp);
 }
 
-/* Produces one output of a tracked event; token rides in the opaque. */
-static void produce_output(loop_t *lp, rd_kafka_topic_t *rkt, const void *key,
-                           size_t key_len, const void *value, size_t len,
-                           rd_kafka_headers_t *hdrs, uint64_t token) {
+/* Produces one output of a tracked event; token rides in the opaque.
+ * @returns ITD_OK; ITD_ERR_RANGE (larger than message.max.bytes: nothing
+ * was produced, the caller decides); another error when stopping
+ * interrupted a full queue or the producer refused the record, and then
+ * the offset stays unacknowledged so the event is consumed again after a
+ * restart, never silently lost. hdrs are consumed either way. */
+static itd_err_t produce_output(loop_t *lp, rd_kafka_topic_t *rkt,
+                                const void *key, size_t key_len,
+                                const void *value, size_t len,
+                                rd_kafka_headers_t *hdrs, uint64_t token) {
         char errstr[256];
-        if (itd_kafka_produce(lp->producer, rkt, RD_KAFKA_PARTITION_UA, key,
-                              key_len, value, len, hdrs,
-                              (void *)(uintptr_t)token, lp->opts->stop,
-                              errstr, sizeof errstr) == ITD_OK)
-                return;
-        /* Only a stop interrupts a full queue, or the producer refuses the
-         * record outright: leave the offset unacknowledged so the event is
-         * consumed again after restart, never silently lost. */
+        itd_err_t err = itd_kafka_produce(
+            lp->producer, rkt, RD_KAFKA_PARTITION_UA, key, key_len, value,
+            len, hdrs, (void *)(uintptr_t)token, lp->opts->stop, errstr,
+            sizeof errstr);
+        if (err == ITD_OK)
+                return ITD_OK;
         if (hdrs)
                 rd_kafka_headers_destroy(hdrs);
+        if (err == ITD_ERR_RANGE)
+                return err;
         uint64_t sup;
         if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
                 itd_log(ITD_LOG_ERR, "kafka", "%s", errstr);
+        return err;
 }
 
-/* The original bytes, unchanged, with headers naming why and where from. */
-static void dead_letter(loop_t *lp, const rd_kafka_message_t *msg,
-                        const char *reason, const char *detail,
-                        uint64_t token) {
+/* What librdkafka charges a record's headers against message.max.bytes,
+ * bounded above: name and value with a 5-byte varint length each. */
+static size_t headers_bytes(const rd_kafka_headers_t *h) {
+        size_t total = 0, n;
+        const char *name;
+        const void *v;
+        for (size_t i = 0;
+             rd_kafka_header_get_all(h, i, &name, &v, &n) == 0; i++)
+                total += strlen(name) + n + 10;
+        return total;
+}
+
+/* Per-record wire overhead, bounded above (librdkafka's v2 maximum is 36
+ * bytes), plus room for the two truncation headers. */
+#define RECORD_OVERHEAD 64
+#define TRUNC_HEADERS_ROOM 128
+
+static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *msg,
+                                               const char *reason,
+                                               const char *detail) {
         char num[32];
-        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(5);
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(7);
         rd_kafka_header_add(hdrs, "intentd.error.reason", -1, reason, -1);
         rd_kafka_header_add(hdrs, "intentd.error.detail", -1, detail, -1);
         rd_kafka_header_add(hdrs, "intentd.source.topic", -1,
@@ -239,13 +311,60 @@ static void dead_letter(loop_t *lp, const rd_kafka_message_t *msg,
         rd_kafka_header_add(hdrs, "intentd.source.partition", -1, num, -1);
         snprintf(num, sizeof num, "%lld", (long long)msg->offset);
         rd_kafka_header_add(hdrs, "intentd.source.offset", -1, num, -1);
-        produce_output(lp, lp->rkt_dlq, msg->key, msg->key_len, msg->payload,
-                       msg->len, hdrs, token);
+        return hdrs;
+}
+
+/*
+ * The original bytes, unchanged, with headers naming why and where from.
+ * A record the dead-letter topic cannot take whole (key, value and headers
+ * over the producer's message.max.bytes) has its value cut to fit, and its
+ * key too if that alone is too large, each with a header giving the
+ * original length; if even that is refused the value goes entirely. A
+ * dead letter the broker refuses as too large is sent again without its
+ * value (dr_cb). Either way the offset is released once it lands.
+ */
+static void dead_letter(loop_t *lp, const rd_kafka_message_t *msg,
+                        const char *reason, const char *detail,
+                        uint64_t token) {
+        rd_kafka_headers_t *hdrs = dead_letter_headers(msg, reason, detail);
+        size_t key_len = msg->key ? msg->key_len : 0;
+        size_t len = msg->payload ? msg->len : 0;
+        size_t fixed = RECORD_OVERHEAD + TRUNC_HEADERS_ROOM +
+                       headers_bytes(hdrs);
+        size_t room = lp->max_msg_bytes > fixed ? lp->max_msg_bytes - fixed
+                                                : 0;
+        size_t key_keep = key_len < room ? key_len : room;
+        size_t len_keep = len < room - key_keep ? len : room - key_keep;
+        char num[32];
+        if (key_keep < key_len) {
+                snprintf(num, sizeof num, "%zu", key_len);
+                rd_kafka_header_add(hdrs, HDR_KEY_TRUNCATED, -1, num, -1);
+        }
+        if (len_keep < len) {
+                snprintf(num, sizeof num, "%zu", len);
+                rd_kafka_header_add(hdrs, HDR_VALUE_TRUNCATED, -1, num, -1);
+        }
         lp->res->dead_lettered++;
         if (itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, reason, 1))
                 itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, "other", 1);
+        if (produce_output(lp, lp->rkt_dlq, msg->key, key_keep, msg->payload,
+                           len_keep, hdrs, token) != ITD_ERR_RANGE)
+                return;
+        /* The bound above was not enough (it should be): no value, and no
+         * more key than a user id needs. */
+        hdrs = dead_letter_headers(msg, reason, detail);
+        snprintf(num, sizeof num, "%zu", len);
+        rd_kafka_header_add(hdrs, HDR_VALUE_TRUNCATED, -1, num, -1);
+        if (key_keep > 256) {
+                key_keep = 256;
+                snprintf(num, sizeof num, "%zu", key_len);
+                rd_kafka_header_add(hdrs, HDR_KEY_TRUNCATED, -1, num, -1);
+        }
+        if (produce_output(lp, lp->rkt_dlq, msg->key, key_keep, NULL, 0, hdrs,
+                           token) == ITD_ERR_RANGE)
+                give_up(lp, token, "dead letter larger than message.max.bytes "
+                                   "even without its value");
 }
-
 
 static void keep_example(itd_run_result_t *res, const itd_prediction_t *pr,
                          float threshold) {
@@ -378,7 +497,8 @@ static void store_acknowledged(loop_t *lp) {
 
 /* Serves delivery reports until nothing is in flight or the deadline. */
 static void drain_outputs(loop_t *lp, int64_t deadline_ms) {
-        while ((itd_offsets_in_flight(lp->offsets) > 0 || lp->n_retries > 0) &&
+        while ((itd_offsets_in_flight(lp->offsets) > 0 ||
+                itd_kafka_retryq_len(lp->rq) > 0) &&
                itd_now_mono_ms() < deadline_ms) {
                 produce_retries(lp);
                 rd_kafka_poll(lp->producer, 50);
@@ -825,9 +945,14 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
                                 lp->codec, trg,
                                 (int32_t)lp->conf->output_schema_id, tbuf,
                                 sizeof tbuf, &tlen) == ITD_OK) {
-                                produce_output(lp, lp->rkt_trg, trg->user_id,
-                                               strlen(trg->user_id), tbuf,
-                                               tlen, NULL, token);
+                                if (produce_output(lp, lp->rkt_trg,
+                                                   trg->user_id,
+                                                   strlen(trg->user_id), tbuf,
+                                                   tlen, NULL, token) ==
+                                    ITD_ERR_RANGE)
+                                        give_up(lp, token,
+                                                "trigger record larger than "
+                                                "message.max.bytes");
                         } else {
                                 itd_log(ITD_LOG_ERR, "run",
                                         "trigger record did not encode");
@@ -843,8 +968,11 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
                                     "prediction did not fit 4 KiB", token);
                         continue;
                 }
-                produce_output(lp, lp->rkt_pred, preds[j].user_id,
-                               strlen(preds[j].user_id), buf, len, NULL, token);
+                if (produce_output(lp, lp->rkt_pred, preds[j].user_id,
+                                   strlen(preds[j].user_id), buf, len, NULL,
+                                   token) == ITD_ERR_RANGE)
+                        give_up(lp, token,
+                                "prediction larger than message.max.bytes");
                 lp->res->predicted++;
                 itd_metrics_observe(lp->m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
                                     (double)(now_wall - preds[j].event_ts_ms) /
@@ -994,6 +1122,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         size_t *msg_of = NULL;
 
         lp.offsets = itd_offsets_new();
+        lp.rq = itd_kafka_retryq_new();
         lp.m = itd_metrics_new();
         itd_health_init(&lp.health, conf->health_liveness_timeout_ms);
         itd_watchdog_init(&lp.wd);
@@ -1036,19 +1165,27 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                                     itd_kafka_producer_defaults, NULL,
                                     conf->n_kafka, conf->kafka_keys,
                                     conf->kafka_values,
-                                    &(itd_kafka_cbs_t){.dr_msg = dr_cb}, &lp,
-                                    errstr, errstr_size);
+                                    &(itd_kafka_cbs_t){.dr_msg = dr_cb,
+                                                       .error = error_cb},
+                                    &lp, errstr, errstr_size);
         if (!lp.producer) {
                 err = ITD_ERR_KAFKA;
                 goto out;
         }
+        char mmb[32];
+        size_t mmb_size = sizeof mmb;
+        lp.max_msg_bytes = 1000000; /* librdkafka's default */
+        if (rd_kafka_conf_get(rd_kafka_conf(lp.producer), "message.max.bytes",
+                              mmb, &mmb_size) == RD_KAFKA_CONF_OK)
+                lp.max_msg_bytes = (size_t)strtoull(mmb, NULL, 10);
         lp.consumer = itd_kafka_new(RD_KAFKA_CONSUMER,
                                     itd_kafka_consumer_defaults,
                                     lp.ck ? checkpoint_consumer_extra : NULL,
                                     conf->n_kafka, conf->kafka_keys,
                                     conf->kafka_values,
                                     &(itd_kafka_cbs_t){.rebalance = rebalance_cb,
-                                                       .stats = stats_cb},
+                                                       .stats = stats_cb,
+                                                       .error = error_cb},
                                     &lp, errstr, errstr_size);
         if (!lp.consumer) {
                 err = ITD_ERR_KAFKA;
@@ -1090,7 +1227,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                            : isatty(STDERR_FILENO) ? 250
                                                    : 2000;
         int64_t last_gauges = t0, last_msg_ms = t0;
-        while (!*opts->stop && !demo_done(&lp, last_msg_ms)) {
+        while (!*opts->stop && !atomic_load(&lp.fatal) &&
+               !demo_done(&lp, last_msg_ms)) {
                 size_t n = 0;
                 int64_t now = itd_now_mono_ms();
                 itd_health_beat(&lp.health);
@@ -1145,8 +1283,16 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         /* Graceful stop: outputs first, then the offsets that cover them. */
         atomic_store(&lp.health.stopping, 1);
         itd_notify_stopping();
-        itd_log(ITD_LOG_NOTICE, "run", "stopping: flushing outputs");
-        drain_outputs(&lp, itd_now_mono_ms() + conf->shutdown_timeout_ms);
+        itd_log(ITD_LOG_NOTICE, "run", "stopping%s: flushing outputs",
+                atomic_load(&lp.fatal) ? " on a fatal Kafka error" : "");
+        /* A producer in fatal state delivers nothing more: what is in
+         * flight stays unacknowledged (consumed again after a restart),
+         * and waiting for it would only delay the exit. */
+        char fwhy[256];
+        int producer_dead = rd_kafka_fatal_error(lp.producer, fwhy,
+                                                 sizeof fwhy) != 0;
+        drain_outputs(&lp, itd_now_mono_ms() +
+                               (producer_dead ? 0 : conf->shutdown_timeout_ms));
         if (itd_offsets_in_flight(lp.offsets) > 0)
                 itd_log(ITD_LOG_ERR, "run",
                         "%llu outputs still unacknowledged after "
@@ -1167,15 +1313,21 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
          * consumed event is a prediction, a dead letter or a filter. */
         itd_log(ITD_LOG_NOTICE, "run",
                 "accounting: consumed=%llu predicted=%llu dead_lettered=%llu "
-                "filtered=%llu undeliverable=%llu",
+                "filtered=%llu undeliverable=%llu "
+                "dead_letters_truncated=%llu",
                 (unsigned long long)res->consumed,
                 (unsigned long long)res->predicted,
                 (unsigned long long)res->dead_lettered,
                 (unsigned long long)res->filtered,
-                (unsigned long long)lp.output_failed);
+                (unsigned long long)res->undeliverable,
+                (unsigned long long)res->dead_letters_truncated);
         res->seconds = (double)(itd_now_mono_ms() - t0) / 1000.0;
         rd_kafka_consumer_close(lp.consumer);
         err = ITD_OK;
+        if (atomic_load(&lp.fatal)) {
+                snprintf(errstr, errstr_size, "%s", lp.fatal_why);
+                err = ITD_ERR_KAFKA;
+        }
 out:
         if (lp.eng)
                 itd_engine_stats(lp.eng, &res->engine);
@@ -1184,13 +1336,7 @@ out:
         free(preds);
         free(outcome);
         free(msg_of);
-        for (size_t i = 0; i < lp.n_retries; i++) {
-                free(lp.retries[i].key);
-                free(lp.retries[i].value);
-                if (lp.retries[i].headers)
-                        rd_kafka_headers_destroy(lp.retries[i].headers);
-        }
-        free(lp.retries);
+        itd_kafka_retryq_destroy(lp.rq);
         if (lp.rkt_pred)
                 rd_kafka_topic_destroy(lp.rkt_pred);
         if (lp.rkt_dlq)

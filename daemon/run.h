@@ -30,6 +30,10 @@ typedef struct itd_run_opts_s {
 typedef struct itd_run_result_s {
         uint64_t consumed;        /* messages taken from the events topic */
         uint64_t dead_lettered;   /* sent to the dead-letter topic */
+        uint64_t dead_letters_truncated; /* ... of which landed with the
+                                  * value (or key) cut to fit the topic */
+        uint64_t undeliverable;   /* outputs given up on (never fit, or
+                                   * refused for good); offsets released */
         uint64_t predicted;       /* predictions produced */
         uint64_t filtered;        /* counted and dropped (engine ITD_OUT_FILTERED) */
         uint64_t published;       /* predictions delivered */

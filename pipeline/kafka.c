@@ -4,9 +4,11 @@
 #include "intentd/kafka.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "intentd/log.h"
+#include "intentd/mem.h"
 
 /* Properties that only one client type understands. librdkafka warns at
  * rd_kafka_new() about the others; one `kafka:` section serves both
@@ -115,6 +117,8 @@ rd_kafka_t *itd_kafka_new(rd_kafka_type_t type, itd_kafka_pairs_t defaults,
                 rd_kafka_conf_set_rebalance_cb(kc, cbs->rebalance);
         if (cbs && cbs->stats)
                 rd_kafka_conf_set_stats_cb(kc, cbs->stats);
+        if (cbs && cbs->error)
+                rd_kafka_conf_set_error_cb(kc, cbs->error);
         rd_kafka_conf_set_opaque(kc, opaque);
         rd_kafka_t *rk = rd_kafka_new(type, kc, why, sizeof why);
         if (!rk) {
@@ -154,6 +158,15 @@ itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
                 }
                 if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
                         return ITD_OK;
+                if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+                        snprintf(errstr, errstr_size,
+                                 "produce to \"%s\" failed: %zu-byte record "
+                                 "(key %zu, value %zu, headers) exceeds the "
+                                 "producer's message.max.bytes",
+                                 rd_kafka_topic_name(rkt), keylen + len,
+                                 keylen, len);
+                        return ITD_ERR_RANGE;
+                }
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
                     (stop && *stop)) {
                         snprintf(errstr, errstr_size,
@@ -165,4 +178,116 @@ itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
                 /* Queue full: serve delivery reports so it drains. */
                 rd_kafka_poll(rk, 10);
         }
+}
+
+/* ---------------------------------------------------------- retries */
+
+typedef struct retry_s {
+        rd_kafka_topic_t *rkt; /* borrowed: outlives the queue */
+        void *key;
+        size_t key_len;
+        void *value;
+        size_t len;
+        rd_kafka_headers_t *headers;
+        void *opaque;
+} retry_t;
+
+struct itd_kafka_retryq_s {
+        retry_t *r;
+        size_t n, cap;
+};
+
+itd_kafka_retryq_t *itd_kafka_retryq_new(void) {
+        return itd_xcalloc(1, sizeof(itd_kafka_retryq_t));
+}
+
+static void retry_free(retry_t *r) {
+        free(r->key);
+        free(r->value);
+        if (r->headers)
+                rd_kafka_headers_destroy(r->headers);
+}
+
+static void retry_put(itd_kafka_retryq_t *q, const retry_t *r) {
+        if (q->n == q->cap) {
+                q->cap = q->cap ? 2 * q->cap : 64;
+                q->r = itd_xrealloc(q->r, q->cap * sizeof *q->r);
+        }
+        q->r[q->n++] = *r;
+}
+
+void itd_kafka_retryq_destroy(itd_kafka_retryq_t *q) {
+        if (!q)
+                return;
+        for (size_t i = 0; i < q->n; i++)
+                retry_free(&q->r[i]);
+        free(q->r);
+        free(q);
+}
+
+static void *dup_bytes(const void *p, size_t n) {
+        void *d = itd_xmalloc(n ? n : 1);
+        if (n)
+                memcpy(d, p, n);
+        return d;
+}
+
+void itd_kafka_retryq_push(itd_kafka_retryq_t *q, const rd_kafka_message_t *msg,
+                           int drop_value, const char *header_name,
+                           const char *header_value) {
+        retry_t r = {0};
+        r.rkt = msg->rkt; /* the application's handle (kafka.h) */
+        r.key_len = msg->key ? msg->key_len : 0;
+        r.key = dup_bytes(msg->key, r.key_len);
+        r.len = drop_value || !msg->payload ? 0 : msg->len;
+        r.value = dup_bytes(msg->payload, r.len);
+        rd_kafka_headers_t *h = NULL;
+        if (rd_kafka_message_headers(msg, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            h)
+                r.headers = rd_kafka_headers_copy(h);
+        if (header_name) {
+                if (!r.headers)
+                        r.headers = rd_kafka_headers_new(1);
+                rd_kafka_header_remove(r.headers, header_name);
+                rd_kafka_header_add(r.headers, header_name, -1, header_value,
+                                    -1);
+        }
+        r.opaque = msg->_private;
+        retry_put(q, &r);
+}
+
+size_t itd_kafka_retryq_len(const itd_kafka_retryq_t *q) { return q->n; }
+
+size_t itd_kafka_retryq_flush(itd_kafka_retryq_t *q, rd_kafka_t *rk,
+                              volatile sig_atomic_t *stop,
+                              itd_kafka_gave_up_cb *gave_up, void *arg) {
+        /* Take the records out first: a delivery report served inside
+         * itd_kafka_produce (queue full) pushes onto q, which must not be
+         * the array being walked (kafka.h). */
+        retry_t *r = q->r;
+        size_t n = q->n, produced = 0;
+        q->r = NULL;
+        q->n = q->cap = 0;
+        for (size_t i = 0; i < n; i++) {
+                char errstr[256];
+                itd_err_t err = itd_kafka_produce(
+                    rk, r[i].rkt, RD_KAFKA_PARTITION_UA, r[i].key,
+                    r[i].key_len, r[i].value, r[i].len, r[i].headers,
+                    r[i].opaque, stop, errstr, sizeof errstr);
+                if (err == ITD_ERR_RANGE && gave_up) {
+                        /* Never fits: another flush cannot help. */
+                        gave_up(r[i].opaque, errstr, arg);
+                        retry_free(&r[i]);
+                        continue;
+                }
+                if (err) {
+                        retry_put(q, &r[i]); /* headers still ours */
+                        continue;
+                }
+                r[i].headers = NULL; /* librdkafka's now */
+                retry_free(&r[i]);
+                produced++;
+        }
+        free(r);
+        return produced;
 }

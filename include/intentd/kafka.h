@@ -23,6 +23,11 @@ typedef struct itd_kafka_cbs_s {
         void (*rebalance)(rd_kafka_t *, rd_kafka_resp_err_t,
                           rd_kafka_topic_partition_list_t *, void *);
         int (*stats)(rd_kafka_t *, char *json, size_t len, void *);
+        /* Client-wide errors (broker down, fatal); with it set librdkafka
+         * no longer logs them itself. err is an rd_kafka_resp_err_t;
+         * RD_KAFKA_RESP_ERR__FATAL means rd_kafka_fatal_error() holds the
+         * cause and the handle is unusable. */
+        void (*error)(rd_kafka_t *, int err, const char *reason, void *);
 } itd_kafka_cbs_t;
 
 /*
@@ -54,8 +59,11 @@ rd_kafka_t *itd_kafka_new(rd_kafka_type_t type, itd_kafka_pairs_t defaults,
  * non-zero: back-pressure, never a drop.
  * @param headers  owned by librdkafka on success (may be NULL).
  * @param msg_opaque  handed back in the delivery report.
- * @returns ITD_OK, or ITD_ERR_KAFKA with errstr (headers then still the
- * caller's).
+ * @returns ITD_OK; ITD_ERR_RANGE when the record is larger than the
+ * producer's message.max.bytes (key, value and headers together: no
+ * retry can help, a smaller record might); ITD_ERR_KAFKA for any other
+ * refusal, or a full queue once *stop is set. With errstr; headers then
+ * still the caller's.
  */
 itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
                             int32_t partition, const void *key, size_t keylen,
@@ -63,5 +71,53 @@ itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
                             rd_kafka_headers_t *headers, void *msg_opaque,
                             volatile sig_atomic_t *stop, char *errstr,
                             size_t errstr_size);
+
+/*
+ * Outputs whose delivery failed and that are produced again from the main
+ * loop, never from inside the delivery report (which runs within
+ * rd_kafka_poll). Re-entry safe: a flush takes the queued records out
+ * before producing any, so a delivery report served meanwhile (the
+ * producer polls while its queue is full) appends to the emptied queue
+ * and can neither free nor skip a record the flush holds.
+ * @thread the thread that polls the producer (single-threaded).
+ */
+typedef struct itd_kafka_retryq_s itd_kafka_retryq_t;
+
+itd_kafka_retryq_t *itd_kafka_retryq_new(void);
+/** @brief Frees the queue and every record still in it. */
+void itd_kafka_retryq_destroy(itd_kafka_retryq_t *q);
+
+/**
+ * @brief Queues a copy of msg (a failed delivery report's message: key,
+ * value, headers, opaque) to be produced again to msg->rkt, the
+ * application's topic handle, which must outlive the queue.
+ * @param drop_value  queue it without its value (key and headers only),
+ * for a record the broker refused as too large.
+ * @param header_name,header_value  one header added to the copy (NULL:
+ * none).
+ */
+void itd_kafka_retryq_push(itd_kafka_retryq_t *q, const rd_kafka_message_t *msg,
+                           int drop_value, const char *header_name,
+                           const char *header_value);
+
+/** @brief Records queued. */
+size_t itd_kafka_retryq_len(const itd_kafka_retryq_t *q);
+
+/* Told about a queued record dropped because it can never be produced
+ * (larger than message.max.bytes): its opaque and why. */
+typedef void itd_kafka_gave_up_cb(void *msg_opaque, const char *why,
+                                  void *arg);
+
+/**
+ * @brief Produces every queued record once (itd_kafka_produce, partition
+ * chosen by the partitioner again). A record larger than the producer
+ * allows is dropped and handed to gave_up (when not NULL; else kept);
+ * records refused for other reasons (the queue stays full while *stop is
+ * set) stay queued for the next flush.
+ * @returns how many were handed to the producer.
+ */
+size_t itd_kafka_retryq_flush(itd_kafka_retryq_t *q, rd_kafka_t *rk,
+                              volatile sig_atomic_t *stop,
+                              itd_kafka_gave_up_cb *gave_up, void *arg);
 
 #endif
