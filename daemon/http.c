@@ -3,13 +3,26 @@
  *
  * libmicrohttpd runs one internal thread (epoll or poll, its choice); each
  * request renders from atomics, so a slow scraper never holds up the
- * pipeline. Responses are small text; connections are capped so a
- * misbehaving client cannot pile up memory.
+ * pipeline. Responses are small text.
+ *
+ * Slow or hostile clients must not keep a health probe out (an orchestrator
+ * would kill a healthy daemon): the event loop never waits on one client,
+ * and the connection slots are what a slowloris attack goes for. So there
+ * are many slots (MAX_CONNECTIONS, each with a small memory pool), one
+ * address may hold only MAX_PER_IP of them (an attacker cannot take the
+ * slots of the prober's address), and a connection must deliver a whole
+ * request within REQUEST_DEADLINE_MS of opening or of its previous answer:
+ * libmicrohttpd's own timeout only counts idle time, which a client
+ * trickling a byte a second never reaches. A small reaper thread enforces
+ * the deadline by shutting the socket down; libmicrohttpd then closes it
+ * as it would any dropped connection. libmicrohttpd's messages (one per
+ * refused connection or bad request) go through a rate limiter.
  */
 #include "http.h"
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -21,8 +34,21 @@
 #include "intentd/log.h"
 #include "intentd/mem.h"
 
-#define MAX_CONNECTIONS 16u
-#define CONNECTION_TIMEOUT_S 10u
+#define MAX_CONNECTIONS 512u   /* slots; each holds CONNECTION_MEMORY */
+#define MAX_PER_IP 64u         /* slots one client address may hold */
+#define CONNECTION_MEMORY 16384u /* per connection; requests are tiny GETs */
+#define CONNECTION_TIMEOUT_S 10u /* idle time before libmicrohttpd closes */
+#define REQUEST_DEADLINE_MS 5000 /* a whole request within this */
+#define REAP_EVERY_MS 250
+
+/* One open connection, as the reaper sees it. */
+typedef struct conn_s {
+        int used;
+        int fd;
+        int busy;          /* a request is being answered */
+        int cut;           /* shut down by the reaper already */
+        int64_t since_ms;  /* waiting for a request since (monotonic) */
+} conn_t;
 
 struct itd_http_s {
         struct MHD_Daemon *d;
@@ -31,6 +57,19 @@ struct itd_http_s {
         int port;
         _Atomic int starting;  /* libmicrohttpd's messages go to start_err */
         char start_err[256];
+
+        /* Connections and the reaper; mu also guards rl. A slot's fd is
+         * shut down only under mu, and libmicrohttpd reports a close
+         * (which takes mu) before it closes the fd, so the reaper never
+         * touches a descriptor that was closed and reused. */
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        pthread_t reaper;
+        int reaper_running;
+        int stopping;
+        conn_t conns[MAX_CONNECTIONS + 16];
+        itd_ratelimit_t rl;
+        uint64_t reaped;
 };
 
 /* ---- health ------------------------------------------------------------- */
@@ -132,6 +171,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
          * documented pattern that also copes with a (pointless) body. */
         if (!*req_cls) {
                 *req_cls = &seen;
+                /* The whole request head is in: the deadline no longer
+                 * applies until it is answered (request_done). */
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+                    conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+                conn_t *c = ci ? ci->socket_context : NULL;
+                if (c) {
+                        pthread_mutex_lock(&srv->mu);
+                        c->busy = 1;
+                        pthread_mutex_unlock(&srv->mu);
+                }
                 return MHD_YES;
         }
         if (*upload_data_size) {
@@ -169,7 +218,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
 }
 
 /* libmicrohttpd's own messages: kept for the error string while starting,
- * logged (rate is bounded by the connection limit) afterwards. */
+ * afterwards logged through a rate limiter, since each refused connection
+ * or malformed request makes one and clients choose how many. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
         itd_http_t *srv = cls;
         char msg[256];
@@ -177,10 +227,95 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
         size_t n = strlen(msg);
         while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
                 msg[--n] = '\0';
-        if (srv->starting)
+        if (srv->starting) {
                 itd_strlcpy(srv->start_err, msg, sizeof srv->start_err);
-        else
+                return;
+        }
+        uint64_t sup;
+        pthread_mutex_lock(&srv->mu);
+        int ok = itd_ratelimit_allow(&srv->rl, itd_now_mono_ms(), &sup);
+        pthread_mutex_unlock(&srv->mu);
+        if (sup)
+                itd_log(ITD_LOG_WARNING, "http",
+                        "%llu similar lines suppressed",
+                        (unsigned long long)sup);
+        if (ok)
                 itd_log(ITD_LOG_WARNING, "http", "%s", msg);
+}
+
+/* Connection opened or closed: the reaper's table. */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        itd_http_t *srv = cls;
+        pthread_mutex_lock(&srv->mu);
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+                    conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                *socket_context = NULL;
+                for (size_t i = 0; ci && i < sizeof srv->conns /
+                                                 sizeof srv->conns[0];
+                     i++) {
+                        conn_t *c = &srv->conns[i];
+                        if (c->used)
+                                continue;
+                        *c = (conn_t){.used = 1,
+                                      .fd = ci->connect_fd,
+                                      .since_ms = itd_now_mono_ms()};
+                        *socket_context = c;
+                        break;
+                }
+        } else if (*socket_context) {
+                conn_t *c = *socket_context;
+                c->used = 0;
+                *socket_context = NULL;
+        }
+        pthread_mutex_unlock(&srv->mu);
+}
+
+/* A request was answered (or failed): the next one's deadline starts. */
+static void request_done(void *cls, struct MHD_Connection *conn,
+                         void **req_cls, enum MHD_RequestTerminationCode toe) {
+        itd_http_t *srv = cls;
+        (void)req_cls;
+        (void)toe;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        conn_t *c = ci ? ci->socket_context : NULL;
+        if (!c)
+                return;
+        pthread_mutex_lock(&srv->mu);
+        c->busy = 0;
+        c->since_ms = itd_now_mono_ms();
+        pthread_mutex_unlock(&srv->mu);
+}
+
+/* Cuts connections that took longer than REQUEST_DEADLINE_MS to send a
+ * request (http.c header). */
+static void *reaper(void *arg) {
+        itd_http_t *srv = arg;
+        pthread_mutex_lock(&srv->mu);
+        while (!srv->stopping) {
+                int64_t now = itd_now_mono_ms();
+                for (size_t i = 0;
+                     i < sizeof srv->conns / sizeof srv->conns[0]; i++) {
+                        conn_t *c = &srv->conns[i];
+                        if (!c->used || c->busy || c->cut ||
+                            now - c->since_ms < REQUEST_DEADLINE_MS)
+                                continue;
+                        shutdown(c->fd, SHUT_RDWR);
+                        c->cut = 1;
+                        srv->reaped++;
+                }
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += REAP_EVERY_MS * 1000000L;
+                ts.tv_sec += ts.tv_nsec / 1000000000L;
+                ts.tv_nsec %= 1000000000L;
+                pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+        }
+        pthread_mutex_unlock(&srv->mu);
+        return NULL;
 }
 
 /* Splits "host:port" / "[v6]:port" / ":port"; host gets "" for "any". */
@@ -252,6 +387,9 @@ itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
         srv->m = m;
         srv->h = h;
         srv->starting = 1;
+        srv->rl = (itd_ratelimit_t){.interval_ms = 10000, .burst = 5};
+        pthread_mutex_init(&srv->mu, NULL);
+        pthread_cond_init(&srv->cv, NULL);
         unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
@@ -261,7 +399,11 @@ itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
             MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, MAX_PER_IP,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
             MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+            MHD_OPTION_NOTIFY_COMPLETED, request_done, srv,
             MHD_OPTION_END);
         int saved_errno = errno;
         freeaddrinfo(ai);
@@ -270,9 +412,19 @@ itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
                          "metrics.listen \"%s\": cannot listen: %s", listen,
                          srv->start_err[0] ? srv->start_err
                                            : strerror(saved_errno));
+                pthread_mutex_destroy(&srv->mu);
+                pthread_cond_destroy(&srv->cv);
                 free(srv);
                 return NULL;
         }
+        if (pthread_create(&srv->reaper, NULL, reaper, srv) != 0) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen \"%s\": cannot start a thread",
+                         listen);
+                itd_http_stop(srv);
+                return NULL;
+        }
+        srv->reaper_running = 1;
         const union MHD_DaemonInfo *info =
             MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
         srv->port = info ? (int)info->port : atoi(port);
@@ -285,6 +437,15 @@ int itd_http_port(const itd_http_t *srv) { return srv->port; }
 void itd_http_stop(itd_http_t *srv) {
         if (!srv)
                 return;
+        if (srv->reaper_running) {
+                pthread_mutex_lock(&srv->mu);
+                srv->stopping = 1;
+                pthread_cond_signal(&srv->cv);
+                pthread_mutex_unlock(&srv->mu);
+                pthread_join(srv->reaper, NULL);
+        }
         MHD_stop_daemon(srv->d);
+        pthread_mutex_destroy(&srv->mu);
+        pthread_cond_destroy(&srv->cv);
         free(srv);
 }

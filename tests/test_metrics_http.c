@@ -6,7 +6,9 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -566,4 +568,192 @@ Test(http, any_address_form_listens_on_ipv4) {
         cr_expect_eq(r.status, 200);
         itd_http_stop(srv);
         itd_metrics_destroy(m);
+}
+
+/* ---- hostile clients ------------------------------------------------------ */
+
+/* A connection from source address src (NULL: any) to the server, with a
+ * request head begun but never finished. -1 if it could not connect. */
+static int slow_client(int port, const char *src) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+                return -1;
+        if (src) {
+                struct sockaddr_in me = {.sin_family = AF_INET};
+                inet_pton(AF_INET, src, &me.sin_addr);
+                if (bind(fd, (struct sockaddr *)&me, sizeof me) != 0) {
+                        close(fd);
+                        return -1;
+                }
+        }
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const char part[] = "GET /livez HTTP/1.1\r\nHost: x\r\n";
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+            write(fd, part, sizeof part - 1) != (ssize_t)(sizeof part - 1)) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* GET /livez; its status and how long the answer took. */
+static int probe(int port, double *seconds) {
+        struct timespec t0, t1;
+        resp_t *r = malloc(sizeof *r);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int rc = http_req(port, "GET", "/livez", r);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        *seconds = (double)(t1.tv_sec - t0.tv_sec) +
+                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        int status = rc == 0 ? r->status : -1;
+        free(r);
+        return status;
+}
+
+/* Sends stderr to a file from here on; restore_stderr() gives it back and
+ * returns what was written (caller frees). */
+static int saved_stderr = -1;
+static char capture_path[512];
+
+static void capture_stderr(void) {
+        char dir[256];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(capture_path, sizeof capture_path, "%s/stderr", dir);
+        FILE *f = fopen(capture_path, "w");
+        cr_assert_not_null(f);
+        saved_stderr = dup(STDERR_FILENO);
+        dup2(fileno(f), STDERR_FILENO);
+        fclose(f);
+}
+
+static char *restore_stderr(void) {
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+        char *text = tu_read_file(capture_path);
+        return text ? text : calloc(1, 1);
+}
+
+static size_t lines_of(const char *text, const char *what) {
+        size_t n = 0;
+        for (const char *p = text; (p = strstr(p, what)); p++)
+                n++;
+        return n;
+}
+
+Test(http, forty_slow_clients_do_not_keep_a_probe_out, .timeout = 60) {
+        srv_fixture_t fx;
+        start(&fx);
+        enum { SLOW = 40 };
+        int fds[SLOW];
+        for (int i = 0; i < SLOW; i++) {
+                fds[i] = slow_client(fx.port, NULL);
+                cr_assert_geq(fds[i], 0, "slow client %d did not connect", i);
+        }
+        /* The probe queues behind all of them (the kernel hands the
+         * server its connections in order). */
+        itd_health_beat(&fx.h);
+        double secs;
+        int status = probe(fx.port, &secs);
+        cr_expect_eq(status, 200, "/livez answered %d with %d slow clients",
+                     status, SLOW);
+        cr_expect_lt(secs, 2.0, "/livez took %.1f s", secs);
+        for (int i = 0; i < SLOW; i++)
+                close(fds[i]);
+        stop(&fx);
+}
+
+Test(http, one_address_cannot_take_the_slots_of_another, .timeout = 60) {
+        srv_fixture_t fx;
+        start(&fx);
+        enum { SLOW = 150 };
+        int fds[SLOW], n = 0;
+        capture_stderr();
+        /* From 127.0.0.2: the whole 127/8 is loopback on Linux. */
+        for (int i = 0; i < SLOW; i++) {
+                int fd = slow_client(fx.port, "127.0.0.2");
+                if (fd >= 0)
+                        fds[n++] = fd;
+        }
+        itd_health_beat(&fx.h);
+        double secs;
+        int status = probe(fx.port, &secs);
+        /* One more round of refusals, to see their log lines limited. */
+        for (int i = 0; i < 40; i++) {
+                int fd = slow_client(fx.port, "127.0.0.2");
+                if (fd >= 0)
+                        close(fd);
+        }
+        stop(&fx);
+        char *text = restore_stderr();
+        cr_assert_gt(n, 100, "only %d of %d connections opened", n, SLOW);
+        cr_expect_eq(status, 200, "/livez answered %d while one address held "
+                     "%d connections", status, n);
+        cr_expect_lt(secs, 2.0, "/livez took %.1f s", secs);
+        cr_expect_leq(lines_of(text, " http: "), 6,
+                      "refused connections flood the log:\n%s", text);
+        free(text);
+        for (int i = 0; i < n; i++)
+                close(fds[i]);
+}
+
+Test(http, a_request_trickled_byte_by_byte_is_cut_at_the_deadline,
+     .timeout = 60) {
+        srv_fixture_t fx;
+        start(&fx);
+        int fd = slow_client(fx.port, NULL);
+        cr_assert_geq(fd, 0);
+        struct timeval tv = {0, 200000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double secs = 0;
+        int closed = 0;
+        /* One header byte every 200 ms: never idle long enough for an
+         * idle timeout, never done. */
+        while (!closed && secs < 15) {
+                char c;
+                ssize_t k = read(fd, &c, 1);
+                if (k == 0 || (k < 0 && errno != EAGAIN &&
+                               errno != EWOULDBLOCK))
+                        closed = 1;
+                else if (send(fd, "X", 1, MSG_NOSIGNAL) != 1)
+                        closed = 1;
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                secs = (double)(t1.tv_sec - t0.tv_sec) +
+                       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        }
+        close(fd);
+        cr_expect(closed, "a trickling client kept its connection %.0f s",
+                  secs);
+        cr_expect_gt(secs, 4.0, "cut after %.1f s, before the deadline",
+                     secs);
+        cr_expect_lt(secs, 8.0, "cut only after %.1f s", secs);
+        /* The server is still there for everyone else. */
+        itd_health_beat(&fx.h);
+        cr_expect_eq(probe(fx.port, &secs), 200);
+        stop(&fx);
+}
+
+Test(http, bad_requests_do_not_flood_the_log, .timeout = 60) {
+        srv_fixture_t fx;
+        start(&fx);
+        capture_stderr();
+        /* Requests broken off half-way: libmicrohttpd reports each. */
+        for (int i = 0; i < 50; i++) {
+                int fd = slow_client(fx.port, NULL);
+                if (fd >= 0)
+                        close(fd);
+        }
+        /* Answered requests, polled for, so the server has seen every
+         * connection above before it stops. */
+        itd_health_beat(&fx.h);
+        double secs;
+        cr_expect_eq(probe(fx.port, &secs), 200);
+        stop(&fx);
+        char *text = restore_stderr();
+        cr_expect_leq(lines_of(text, " http: "), 6,
+                      "one line per bad request:\n%.2000s", text);
+        free(text);
 }
