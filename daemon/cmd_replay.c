@@ -60,10 +60,11 @@ static const char replay_usage[] =
     "                      .jsonl/.json -> jsonl, 2019-Oct.csv or *rees46*\n"
     "                      -> rees46, events.csv or *retailrocket* ->\n"
     "                      retailrocket, else taobao\n"
-    "  --report F          evaluation report as JSON: metrics overall and\n"
-    "                      over event time, confusion matrix, threshold\n"
-    "                      sweep, calibration, next action, event mix,\n"
-    "                      throughput, configuration\n"
+    "  --report F          evaluation report as JSON: metrics overall,\n"
+    "                      confusion matrix, threshold sweep, next action,\n"
+    "                      the comparison with the rules and the baseline\n"
+    "                      (curves, calibration, over event time, segments),\n"
+    "                      event mix, throughput, configuration\n"
     "  --html F            the same as one self-contained HTML page with\n"
     "                      charts\n"
     "  --export-features F every resolved example as the model saw it:\n"
@@ -212,8 +213,7 @@ static void example_hook(void *arg, const float *x, size_t dim,
         replay_t *r = arg;
         (void)user_hash;
         if (r->rep)
-                itd_report_example(r->rep, ts_ms, score, next_probs, label,
-                                   next);
+                itd_report_example(r->rep, score, next_probs, label, next);
         held_t *h = held_push(&r->held, ts_ms, score, label);
         if (!r->csv)
                 return;

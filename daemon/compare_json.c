@@ -24,6 +24,7 @@
 #define WINDOW_SHARE 10       /* rolling window: n / 10 examples ... */
 #define WINDOW_MIN 200        /* ... but at least this many */
 #define HIST_BINS 40
+#define WINDOW_CLASS_MIN 10   /* a window's AUC needs this many of each */
 
 static json_t *jnum(double v) {
         return isfinite(v) ? json_real(v) : json_null();
@@ -173,12 +174,16 @@ static json_t *over_time_json(const itd_compare_t *cmp) {
                 for (size_t j = 0; j < s.n; j++)
                         pos += s.label[j];
                 json_t *auc = json_object(), *ll = json_object();
+                int judged = pos >= WINDOW_CLASS_MIN &&
+                             s.n - pos >= WINDOW_CLASS_MIN;
                 for (int c = 0; c < ITD_SC__COUNT; c++) {
                         if (!cmp->has[c])
                                 continue;
                         json_object_set_new(
                             auc, itd_scorer_key(c),
-                            jnum(itd_eval_auc(s.score[c], s.label, s.n)));
+                            jnum(judged ? itd_eval_auc(s.score[c], s.label,
+                                                       s.n)
+                                        : NAN));
                         json_object_set_new(
                             ll, itd_scorer_key(c),
                             jnum(cmp_logloss(s.score[c], s.label, s.n)));
@@ -248,7 +253,8 @@ static json_t *segment_json(const itd_compare_t *cmp, const char *name,
                          "positives", jint(pos), "auc", auc);
 }
 
-/* Before the user's first purchase, after it, then by event type. */
+/* Before the user's first purchase, after it (the event itself counts),
+ * then by the type of the event predicted on. */
 static json_t *segments_json(const itd_compare_t *cmp) {
         size_t n = cmp->n;
         uint32_t *idx = itd_xcalloc(n + 1, sizeof *idx);
@@ -260,8 +266,8 @@ static json_t *segments_json(const itd_compare_t *cmp) {
                                 idx[m++] = cmp->by_time[i];
                 json_array_append_new(
                     arr, segment_json(cmp,
-                                      bought ? "after the first purchase"
-                                             : "before the first purchase",
+                                      bought ? "after first purchase"
+                                             : "before first purchase",
                                       idx, m));
         }
         for (int t = 0; t < ITD_EV__COUNT; t++) {
@@ -271,10 +277,10 @@ static json_t *segments_json(const itd_compare_t *cmp) {
                                 idx[m++] = cmp->by_time[i];
                 if (m == 0)
                         continue;
-                char name[48];
-                snprintf(name, sizeof name, "on %s events",
-                         itd_event_type_name((itd_event_type_t)t));
-                json_array_append_new(arr, segment_json(cmp, name, idx, m));
+                json_array_append_new(
+                    arr, segment_json(cmp,
+                                      itd_event_type_name((itd_event_type_t)t),
+                                      idx, m));
         }
         free(idx);
         return arr;

@@ -7,10 +7,10 @@
  * Accumulators: purchase-score histograms (ITD_PV_BINS bins per class, the
  * binning of model/metrics.c, so the overall AUC equals the engine's),
  * exact confusion counts at the 99 sweep thresholds 0.01..0.99, 10
- * calibration bins, the next-action confusion matrix, and per event-time
- * bucket (one hour wide, doubled as needed to stay within
- * ITD_REPORT_TIME_BUCKETS) coarser histograms for AUC and log loss over
- * time. Memory is about 1 MiB whatever the input size.
+ * equal-width bins for the engine's ECE, the next-action confusion matrix,
+ * the event mix and throughput: about 70 KiB whatever the input size. The
+ * comparison with the rules and the baseline, and every chart drawn from
+ * judged examples, come from daemon/compare.c (itd_report_run_t.cmp).
  *
  * @thread the replay's one thread.
  */
@@ -30,8 +30,7 @@
 #include "intentd/event.h"
 #include "intentd/prediction.h"
 
-#define ITD_REPORT_TIME_BUCKETS 240 /* most event-time buckets kept */
-#define ITD_REPORT_SWEEP 99         /* thresholds 0.01 .. 0.99 */
+#define ITD_REPORT_SWEEP 99 /* thresholds 0.01 .. 0.99 */
 
 typedef struct itd_report_s itd_report_t;
 
@@ -59,7 +58,7 @@ void itd_report_event(itd_report_t *rep, const itd_event_t *ev);
 
 /** @brief Adds one judged example (non-finite scores are left out, as in
  * model/metrics.c). next_probs may be NULL (no next-action head). */
-void itd_report_example(itd_report_t *rep, int64_t ts_ms, float score,
+void itd_report_example(itd_report_t *rep, float score,
                         const float *next_probs, int label, itd_next_t next);
 
 /** @brief itd_example_hook_t that calls itd_report_example(arg, ...). */
@@ -86,9 +85,12 @@ itd_err_t itd_report_write_json(const json_t *report, const char *path,
 
 /**
  * @brief Writes one self-contained HTML page (inline SVG, no scripts, no
- * network) drawn from a report of itd_report_json: summary table, ROC,
- * precision-recall, calibration, AUC and log loss over event time, event
- * mix, throughput; each chart is <svg id="chart-NAME">.
+ * network) drawn from a report of itd_report_json (report_html.c): summary
+ * and comparison tables; with a "compare" section ROC, precision-recall,
+ * cumulative gains, equal-mass calibration, AUC and log loss over event
+ * time (every scorer on the same axes), the model's score histogram per
+ * class and AUC per segment; then event mix and throughput. Each chart is
+ * <svg id="chart-NAME">.
  * @returns ITD_OK, or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_report_write_html(const json_t *report, const char *path,

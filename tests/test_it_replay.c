@@ -25,7 +25,9 @@ typedef struct {
         char dir[256], json[512], html[512], csv[512], log[512];
 } outs_t;
 
-static void replay(outs_t *o, const char *fixture, const char *format) {
+/* Replays a fixture with every output; baseline: NULL or a model.type. */
+static void replay_with(outs_t *o, const char *fixture, const char *format,
+                        const char *baseline) {
         char input[512];
         tu_src(fixture, input, sizeof input);
         cr_assert_not_null(tu_tmpdir(o->dir, sizeof o->dir));
@@ -36,11 +38,16 @@ static void replay(outs_t *o, const char *fixture, const char *format) {
         char *argv[] = {ITD_BINARY, "replay", "--input", input,
                         "--format", (char *)format, "--report", o->json,
                         "--html", o->html, "--export-features", o->csv,
+                        baseline ? "--baseline" : NULL, (char *)baseline,
                         NULL};
         int rc = tu_run(argv, o->log, RUN_MS);
         char *log = tu_read_file(o->log);
         cr_assert_eq(rc, 0, "replay exited %d: %s", rc, log ? log : "");
         free(log);
+}
+
+static void replay(outs_t *o, const char *fixture, const char *format) {
+        replay_with(o, fixture, format, NULL);
 }
 
 static void cleanup(outs_t *o) {
@@ -102,6 +109,25 @@ Test(it_replay, report_export_and_summary_agree) {
         snprintf(auc, sizeof auc, "AUC %.3f",
                  num_at(doc, "purchase", "overall", "auc"));
         cr_assert(strstr(log, auc), "summary lacks \"%s\":\n%s", auc, log);
+        /* the comparison judged the same examples: same count, and its
+         * exact AUC within the histogram's error bound */
+        const json_t *all = json_object_get(
+            json_object_get(json_object_get(doc, "compare"), "periods"),
+            "all");
+        cr_assert_eq(json_number_value(json_object_get(all, "n")), n);
+        cr_assert_eq(json_number_value(json_object_get(all, "positives")),
+                     pos);
+        const json_t *model =
+            json_object_get(json_object_get(all, "scorers"), "model");
+        cr_assert_float_eq(
+            json_number_value(json_object_get(model, "auc")),
+            num_at(doc, "purchase", "overall", "auc"),
+            num_at(doc, "purchase", "overall", "auc_err_bound") + 1e-9);
+        const char *table[] = {"model (mlp)", "purchase-rate rule",
+                               "label-rate rule", "last 30% of event time"};
+        for (size_t i = 0; i < 4; i++)
+                cr_expect(strstr(log, table[i]), "table lacks \"%s\"",
+                          table[i]);
         free(log);
 
         /* CSV: header + one row per judged example, labels add up */
@@ -310,14 +336,33 @@ Test(it_replay, html_report_renders_its_charts_in_headless_chromium,
                 cr_skip_test("chromium is not installed (Debian package "
                              "chromium)");
         outs_t o;
-        replay(&o, "tests/fixtures/events_small.jsonl", "jsonl");
+        replay_with(&o, "tests/fixtures/events_small.jsonl", "jsonl",
+                    "logistic");
         char *page = tu_read_file(o.html);
         cr_assert_not_null(page);
         size_t svgs = 0;
         for (const char *p = page; (p = strstr(p, "<svg id=\"chart-"));
              p++)
                 svgs++;
-        cr_assert_eq(svgs, 7, "one <svg> per chart");
+        cr_assert_eq(svgs, 10, "one <svg> per chart");
+        /* the rules and the baseline are drawn beside the model */
+        const char *charts[] = {"roc",      "pr",           "gains",
+                                "calibration", "auc_time", "logloss_time",
+                                "score_hist", "segments",  "event_mix",
+                                "throughput"};
+        for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++) {
+                char id[64];
+                snprintf(id, sizeof id, "<svg id=\"chart-%s\"", charts[i]);
+                cr_expect_not_null(strstr(page, id), "no %s", id);
+        }
+        const char *roc = strstr(page, "<svg id=\"chart-roc\"");
+        const char *roc_end = roc ? strstr(roc, "</svg>") : NULL;
+        const char *names[] = {"model (mlp)", "baseline (logistic)",
+                               "purchase-rate rule", "label-rate rule"};
+        for (size_t i = 0; roc && i < 4; i++) {
+                const char *at = strstr(roc, names[i]);
+                cr_expect(at && at < roc_end, "ROC lacks %s", names[i]);
+        }
         cr_assert_null(strstr(page, "<script"), "no scripts");
         cr_assert_null(strstr(page, "https://"), "nothing from the network");
         free(page);

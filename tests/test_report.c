@@ -1,9 +1,10 @@
 /*
  * test_report.c - the replay report: its JSON fields are present and agree
  * with each other (counts add up, the sweep meets the confusion matrix at
- * the threshold, calibration bins hold every example), and with the
- * engine's own progressive metrics on the same examples; the HTML page has
- * one SVG per chart with drawn paths.
+ * the threshold), and with the engine's own progressive metrics on the
+ * same examples; with a comparison, the rolling AUC over event time picks
+ * a round step from the data's span; the HTML page has one SVG per chart,
+ * every scorer drawn, on round-numbered ticks.
  */
 #include <criterion/criterion.h>
 
@@ -17,17 +18,10 @@
 #include "intentd/conf.h"
 #include "intentd/metrics.h"
 #include "intentd/reader.h"
+#include "compare.h"
 #include "report.h"
+#include "report_svg.h"
 #include "testutil.h"
-
-/* Sums over a JSON array of objects. */
-static double sum_of(const json_t *arr, const char *key) {
-        double s = 0;
-        for (size_t i = 0; i < json_array_size(arr); i++)
-                s += json_number_value(json_object_get(json_array_get(arr, i),
-                                                       key));
-        return s;
-}
 
 static double num(const json_t *o, const char *key) {
         const json_t *v = json_object_get(o, key);
@@ -44,14 +38,10 @@ static double uniform(uint64_t *s) {
         return (double)(*s >> 11) / 9007199254740992.0;
 }
 
-/* n examples over `hours` hours; positives score higher on average. */
-static void feed(itd_report_t *rep, itd_pv_t *pv, size_t n, int hours,
-                 uint64_t seed) {
+/* n examples; positives score higher on average. */
+static void feed(itd_report_t *rep, itd_pv_t *pv, size_t n, uint64_t seed) {
         uint64_t s = seed;
         for (size_t i = 0; i < n; i++) {
-                int64_t ts = 1500001200000LL + /* on the hour */
-                             (int64_t)((double)i / (double)n * hours *
-                                       3600000.0);
                 int label = uniform(&s) < 0.2;
                 float score = (float)(label ? 0.3 + 0.7 * uniform(&s)
                                             : 0.8 * uniform(&s));
@@ -62,7 +52,7 @@ static void feed(itd_report_t *rep, itd_pv_t *pv, size_t n, int hours,
                 for (int k = 0; k < ITD_NEXT__COUNT; k++)
                         next[k] = (float)(next[k] / z);
                 itd_next_t nx = (itd_next_t)(i % ITD_NEXT__COUNT);
-                itd_report_example(rep, ts, score, next, label, nx);
+                itd_report_example(rep, score, next, label, nx);
                 if (pv)
                         itd_pv_add(pv, score, label, next, nx);
         }
@@ -78,7 +68,7 @@ Test(report, counts_add_up_across_every_section) {
                 ev.type = (itd_event_type_t)(i % 3);
                 itd_report_event(rep, &ev);
         }
-        feed(rep, NULL, 20000, 30, 7);
+        feed(rep, NULL, 20000, 7);
         itd_report_run_t run = {.input = "x.jsonl", .format = "jsonl",
                                 .seconds = 2.0, .events = 60};
         json_t *doc = itd_report_json(rep, &run);
@@ -116,32 +106,6 @@ Test(report, counts_add_up_across_every_section) {
         cr_assert_eq(num(mid, "fp"), num(cm, "fp"));
         const json_t *best = json_object_get(pur, "best_f1");
         cr_assert_geq(num(best, "f1"), num(mid, "f1"));
-        /* calibration bins hold every example; observed rates sum up */
-        const json_t *cal = json_object_get(pur, "calibration");
-        cr_assert_eq(json_array_size(cal), 10);
-        cr_assert_eq(sum_of(cal, "count"), n);
-        double pos_from_bins = 0;
-        for (size_t i = 0; i < 10; i++) {
-                const json_t *b = json_array_get(cal, i);
-                if (num(b, "count") > 0)
-                        pos_from_bins +=
-                            num(b, "count") * num(b, "observed_rate");
-        }
-        cr_assert_float_eq(pos_from_bins, pos, 1e-6 * n);
-        /* over time: 30 hourly buckets, counts add up */
-        const json_t *ot = json_object_get(pur, "over_time");
-        cr_assert_eq(num(ot, "bucket_ms"), 3600000);
-        const json_t *buckets = json_object_get(ot, "buckets");
-        cr_assert_eq(json_array_size(buckets), 30);
-        cr_assert_eq(sum_of(buckets, "n"), n);
-        cr_assert_eq(sum_of(buckets, "positives"), pos);
-        /* ROC and PR run from one corner to the other */
-        const json_t *roc = json_object_get(pur, "roc");
-        cr_assert_gt(json_array_size(roc), 20);
-        const json_t *end = json_array_get(roc, json_array_size(roc) - 1);
-        cr_assert_float_eq(num(end, "fpr"), 1.0, 1e-12);
-        cr_assert_float_eq(num(end, "tpr"), 1.0, 1e-12);
-        cr_assert_gt(json_array_size(json_object_get(pur, "pr")), 20);
         /* next action */
         const json_t *nx = json_object_get(doc, "next_action");
         cr_assert_eq(num(nx, "n"), n);
@@ -173,7 +137,7 @@ Test(report, counts_add_up_across_every_section) {
 Test(report, auc_and_log_loss_equal_the_progressive_metrics) {
         itd_report_t *rep = itd_report_new(0.3);
         itd_pv_t *pv = itd_pv_new(0.3f);
-        feed(rep, pv, 50000, 5, 99);
+        feed(rep, pv, 50000, 99);
         itd_pv_summary_t sum;
         itd_pv_summary(pv, &sum);
         itd_report_run_t run = {0};
@@ -189,33 +153,127 @@ Test(report, auc_and_log_loss_equal_the_progressive_metrics) {
         cr_assert_float_eq(
             num(json_object_get(doc, "next_action"), "accuracy"),
             sum.next_accuracy, sum_eps);
-        /* AUC over time, with coarser bins, within their error */
-        const json_t *b = json_object_get(
-            json_object_get(json_object_get(doc, "purchase"), "over_time"),
-            "buckets");
-        cr_assert_eq(json_array_size(b), 5);
-        for (size_t i = 0; i < 5; i++)
-                cr_expect_float_eq(num(json_array_get(b, i), "auc"), sum.auc,
-                                   0.03, "bucket %zu", i); /* ~10k each */
         json_decref(doc);
         itd_pv_destroy(pv);
         itd_report_destroy(rep);
 }
 
-Test(report, long_inputs_widen_the_time_buckets) {
-        itd_report_t *rep = itd_report_new(0.5);
-        feed(rep, NULL, 30000, 24 * 60, 3); /* 60 days of hours */
-        itd_report_run_t run = {0};
-        json_t *doc = itd_report_json(rep, &run);
-        const json_t *ot = json_object_get(json_object_get(doc, "purchase"),
-                                           "over_time");
-        const json_t *buckets = json_object_get(ot, "buckets");
-        cr_assert_leq(json_array_size(buckets), ITD_REPORT_TIME_BUCKETS);
-        cr_assert_gt(json_array_size(buckets), ITD_REPORT_TIME_BUCKETS / 4);
-        cr_assert_eq(num(ot, "bucket_ms"), 8 * 3600000.0); /* 1440 h / 8 */
-        cr_assert_eq(sum_of(buckets, "n"), 30000);
+/* n examples of `users` users over `days` days, scores better for
+ * positives; a baseline score that knows less. */
+static itd_compare_t *compared(size_t n, size_t users, double days,
+                               uint64_t seed) {
+        itd_compare_conf_t cc;
+        itd_compare_conf_defaults(&cc, 1800000);
+        cc.resamples = 100;
+        cc.model_name = "mlp";
+        cc.baseline = "logistic";
+        itd_compare_t *cmp = itd_compare_new(&cc);
+        uint64_t s = seed;
+        for (size_t i = 0; i < n; i++) {
+                itd_event_t ev;
+                itd_event_clear(&ev);
+                snprintf(ev.user_id, sizeof ev.user_id, "u%zu", i % users);
+                ev.ts_ms = 1500001200000LL +
+                           (int64_t)((double)i / (double)n * days * 864e5);
+                int label = uniform(&s) < 0.1;
+                ev.type = uniform(&s) < 0.1 ? ITD_EV_ADD_TO_CART
+                                             : ITD_EV_VIEW;
+                if (uniform(&s) < 0.02)
+                        ev.type = ITD_EV_PURCHASE;
+                itd_compare_ev_t k;
+                itd_compare_event(cmp, &ev, &k);
+                float score = (float)(0.05 + 0.1 * label +
+                                      0.2 * uniform(&s));
+                float base = (float)(0.05 + 0.03 * label +
+                                     0.2 * uniform(&s));
+                itd_compare_add(cmp, &k, ev.ts_ms, score, base, label);
+        }
+        itd_compare_finish(cmp);
+        return cmp;
+}
+
+Test(report, auc_over_time_is_a_rolling_window_at_round_steps) {
+        itd_compare_t *cmp = compared(30000, 300, 60, 3);
+        json_t *doc = itd_compare_json(cmp);
+        const json_t *ot = json_object_get(doc, "over_time");
+        /* 60 days: 1 d steps would be 60 points, 2 d the first under 48 */
+        cr_assert_eq(num(ot, "step_ms"), 2 * 86400000.0);
+        cr_assert_eq(num(ot, "window"), 3000); /* n / 10 */
+        const json_t *pts = json_object_get(ot, "points");
+        cr_assert_geq(json_array_size(pts), 29);
+        cr_assert_leq(json_array_size(pts), 31);
+        double last_ts = 0;
+        for (size_t i = 0; i < json_array_size(pts); i++) {
+                const json_t *p = json_array_get(pts, i);
+                cr_expect_gt(num(p, "ts"), last_ts);
+                last_ts = num(p, "ts");
+                /* ticks fall on UTC midnights of even step */
+                cr_expect_eq(fmod(num(p, "ts"), 2 * 86400000.0), 0.0);
+                cr_expect_leq(num(p, "n"), 3000);
+                if (i > 2) {
+                        cr_expect_eq(num(p, "n"), 3000, "point %zu", i);
+                        const json_t *auc = json_object_get(p, "auc");
+                        cr_expect_gt(num(auc, "model"),
+                                     num(auc, "baseline"));
+                }
+        }
+        /* segments: before / after the first purchase hold everything */
+        const json_t *seg = json_object_get(doc, "segments");
+        cr_assert_str_eq(json_string_value(json_object_get(
+                             json_array_get(seg, 0), "name")),
+                         "before first purchase");
+        cr_assert_eq(num(json_array_get(seg, 0), "n") +
+                         num(json_array_get(seg, 1), "n"),
+                     30000);
+        /* curves run from one corner to the other */
+        const json_t *roc = json_object_get(
+            json_object_get(json_object_get(doc, "curves"), "model"), "roc");
+        const json_t *end = json_array_get(roc, json_array_size(roc) - 1);
+        cr_assert_float_eq(num(end, "fpr"), 1.0, 1e-12);
+        cr_assert_float_eq(num(end, "tpr"), 1.0, 1e-12);
         json_decref(doc);
-        itd_report_destroy(rep);
+        itd_compare_destroy(cmp);
+}
+
+Test(report, axis_ticks_fall_on_round_numbers) {
+        double lo = 0.0312, hi = 0.1317;
+        itd_svg_nice(&lo, &hi, 5); /* raw step 0.02 -> 0.025 */
+        cr_assert_float_eq(lo, 0.025, 1e-12);
+        cr_assert_float_eq(hi, 0.15, 1e-12);
+        lo = 0, hi = 93457;
+        itd_svg_nice(&lo, &hi, 5);
+        cr_assert_float_eq(hi, 100000, 1e-6);
+        lo = 0.5, hi = 0.5; /* empty */
+        itd_svg_nice(&lo, &hi, 5);
+        cr_assert_gt(hi, lo);
+
+        char dir[256], path[512];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/c.svg", dir);
+        FILE *f = fopen(path, "w");
+        itd_chart_t c = {.x0 = 0, .x1 = 1, .y0 = 0, .y1 = 0.4};
+        itd_chart_open(&c, f, "t", "t", "x", "y");
+        itd_chart_close(&c, "");
+        /* a day and a half of event time from 13:20 UTC: 6 h steps on
+         * the UTC clock */
+        itd_chart_t t = {.time_x = 1, .x0 = 1500038400000.0,
+                         .x1 = 1500038400000.0 + 1.5 * 864e5, .y0 = 0,
+                         .y1 = 1};
+        itd_chart_open(&t, f, "u", "u", "x", "y");
+        itd_chart_close(&t, "");
+        fclose(f);
+        char *svg = tu_read_file(path);
+        const char *want[] = {">0<",    ">0.1<",   ">0.2<",   ">0.3<",
+                              ">0.4<",  ">0.2<",   ">1.0<",
+                              ">07-14 18:00<", ">07-15 00:00<",
+                              ">07-15 06:00<"};
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+                cr_expect_not_null(strstr(svg, want[i]), "no tick %s",
+                                   want[i]);
+        cr_expect_null(strstr(svg, ">0.3333"), "an unround tick");
+        free(svg);
+        remove(path);
+        remove(dir);
 }
 
 Test(report, an_empty_report_is_valid_json_with_nulls) {
@@ -294,7 +352,11 @@ Test(report, agrees_with_the_engine_summary_on_a_real_run) {
                              json_object_get(doc, "config"), "model.type")),
                          "mlp");
 
-        /* and the HTML page draws every chart */
+        /* and the HTML page draws every chart; a comparison (here of
+         * synthetic examples) adds the charts of every scorer */
+        itd_compare_t *cmp = compared(20000, 200, 3, 5);
+        json_object_set_new(doc, "compare", itd_compare_json(cmp));
+        itd_compare_destroy(cmp);
         char dir[256], html[512];
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
         snprintf(html, sizeof html, "%s/r.html", dir);
@@ -302,23 +364,40 @@ Test(report, agrees_with_the_engine_summary_on_a_real_run) {
                      ITD_OK, "%s", err);
         char *page = tu_read_file(html);
         cr_assert_not_null(page);
-        const char *charts[] = {"roc", "pr", "calibration", "auc_time",
-                                "logloss_time", "event_mix", "throughput"};
+        /* chart, and how many series it draws at least: the four
+         * scorers (and a reference line), two classes, bars */
+        const struct {
+                const char *id;
+                int series;
+        } charts[] = {{"roc", 5},          {"pr", 5},
+                      {"gains", 6},        {"calibration", 5},
+                      {"auc_time", 5},     {"logloss_time", 4},
+                      {"score_hist", 2},   {"segments", 1 + 4 * 4},
+                      {"event_mix", 6},    {"throughput", 1}};
         for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++) {
                 char id[64];
-                snprintf(id, sizeof id, "<svg id=\"chart-%s\"", charts[i]);
+                snprintf(id, sizeof id, "<svg id=\"chart-%s\"",
+                         charts[i].id);
                 const char *at = strstr(page, id);
                 cr_expect_not_null(at, "no %s", id);
                 if (!at)
                         continue;
                 const char *end = strstr(at, "</svg>");
-                const char *path_d = strstr(at, "class=\"series\"");
-                cr_expect(path_d && path_d < end, "%s draws no series", id);
-                if (path_d && path_d < end)
-                        cr_expect_neq(strncmp(strstr(path_d, " d=\"") + 4,
-                                              "\"", 1),
-                                      0, "%s: empty path", id);
+                int drawn = 0;
+                for (const char *p = at;
+                     (p = strstr(p, "class=\"series\"")) && p < end; p++) {
+                        const char *d = strstr(p, " d=\"");
+                        cr_expect(d && d[4] != '"', "%s: empty path", id);
+                        drawn++;
+                }
+                cr_expect_geq(drawn, charts[i].series, "%s draws %d series",
+                              id, drawn);
         }
+        /* the four scorers are named in the legends and tables */
+        const char *names[] = {"model (mlp)", "baseline (logistic)",
+                               "purchase-rate rule", "label-rate rule"};
+        for (size_t i = 0; i < 4; i++)
+                cr_expect_not_null(strstr(page, names[i]), "%s", names[i]);
         cr_assert_null(strstr(page, "<script"));
         cr_assert_null(strstr(page, "http://www.w3.org/2000/svg\" href"));
         free(page);
