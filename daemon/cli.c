@@ -66,6 +66,7 @@ itd_conf_t *itd_cli_conf(const char *path, char **overrides, int n_overrides) {
                         itd_conf_destroy(conf);
                         return NULL;
                 }
+                itd_conf_note_override(conf, kv);
                 free(kv);
         }
         return conf;

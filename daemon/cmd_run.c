@@ -24,6 +24,22 @@ static const char run_usage[] =
     "  -h, --help          this text\n"
     "  -V, --version       print the version\n";
 
+/* Prints every problem itd_conf_check_run finds; 1 if there were any. */
+static int refuse_unrunnable(const char *cmd, const itd_conf_t *conf,
+                             const char *path) {
+        char problems[8192];
+        size_t n = itd_conf_check_run(conf, path, problems, sizeof problems);
+        if (!n)
+                return 0;
+        for (char *line = problems, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                fprintf(stderr, "intentd %s: %s\n", cmd, line);
+        }
+        return 1;
+}
+
 int itd_cmd_run(int argc, char **argv) {
         static const struct option longopts[] = {
             {"config", required_argument, NULL, 'c'},
@@ -55,17 +71,11 @@ int itd_cmd_run(int argc, char **argv) {
         itd_conf_t *conf = itd_cli_conf(path, overrides, n_overrides);
         if (!conf)
                 return ITD_EXIT_CONFIG;
-        /* Without brokers the consumer would wait forever and systemd
-         * would restart it in a loop; say so once and stay down. */
-        int have_brokers = 0;
-        for (size_t i = 0; i < conf->n_kafka; i++)
-                if ((!strcmp(conf->kafka_keys[i], "bootstrap.servers") ||
-                     !strcmp(conf->kafka_keys[i], "metadata.broker.list")) &&
-                    *conf->kafka_values[i])
-                        have_brokers = 1;
-        if (!have_brokers) {
-                fprintf(stderr, "intentd run: %s: kafka.bootstrap.servers is "
-                        "not set (see docs/OPERATIONS.md)\n", path);
+        /* What cannot work (no brokers, a model larger than memory, an
+         * unusable folder or address) is refused now, once, with exit 78,
+         * instead of a crash or a restart loop; check-config says the
+         * same. */
+        if (refuse_unrunnable("run", conf, path)) {
                 itd_conf_destroy(conf);
                 return ITD_EXIT_CONFIG;
         }
@@ -98,8 +108,13 @@ int itd_cmd_run(int argc, char **argv) {
 int itd_cmd_check_config(int argc, char **argv) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
                 fputs("usage: intentd check-config FILE\n\n"
-                      "Validates FILE; errors name file:line:column and the "
-                      "key.\nExit status 0 when valid, 1 when not.\n",
+                      "Validates FILE as `intentd run` would before it "
+                      "connects: every\nvalue, no key set twice, brokers "
+                      "set, the metrics address, librdkafka\nplugins, the "
+                      "model against this host's memory, input schemas, "
+                      "the\ncheckpoint folder. Errors name file:line:column "
+                      "and the key.\nExit status 0 when valid, 1 when "
+                      "not.\n",
                       stdout);
                 return 0;
         }
@@ -114,7 +129,10 @@ int itd_cmd_check_config(int argc, char **argv) {
         itd_conf_t *conf = itd_cli_conf(argv[1], NULL, 0);
         if (!conf)
                 return 1;
+        int bad = refuse_unrunnable("check-config", conf, argv[1]);
         itd_conf_destroy(conf);
+        if (bad)
+                return 1;
         printf("%s: ok\n", argv[1]);
         return 0;
 }

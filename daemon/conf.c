@@ -281,6 +281,12 @@ static itd_err_t check_value(const struct prop *p, const char *text,
                                what, text, range);
                         return ITD_ERR_CONF;
                 }
+                char why[256];
+                if (p->check && !p->check(text, why, sizeof why)) {
+                        seterr(errstr, errstr_size, "%s: \"%.64s\": %s",
+                               what, text, why);
+                        return ITD_ERR_CONF;
+                }
                 return ITD_OK;
         }
         case PT_INT:
@@ -525,7 +531,61 @@ static itd_err_t kafka_set(itd_conf_t *conf, const char *key,
 /* ------------------------------------------------------------------ */
 /* the conf object */
 
+/* Where options got their values: name -> "file:line:column" or "-o". */
+struct itd_conf_src_s {
+        size_t n, cap;
+        char **name, **where;
+};
+
+static void src_free(struct itd_conf_src_s *src) {
+        if (!src)
+                return;
+        for (size_t i = 0; i < src->n; i++) {
+                free(src->name[i]);
+                free(src->where[i]);
+        }
+        free(src->name);
+        free(src->where);
+        free(src);
+}
+
+void itd_conf_note(itd_conf_t *conf, const char *name, const char *where) {
+        struct itd_conf_src_s *src = conf->src;
+        if (!src)
+                src = conf->src = itd_xcalloc(1, sizeof *src);
+        for (size_t i = 0; i < src->n; i++) {
+                if (strcmp(src->name[i], name) == 0) {
+                        free(src->where[i]);
+                        src->where[i] = itd_xstrdup(where);
+                        return;
+                }
+        }
+        if (src->n == src->cap) {
+                src->cap = src->cap ? 2 * src->cap : 16;
+                src->name = itd_xrealloc(src->name,
+                                         src->cap * sizeof *src->name);
+                src->where = itd_xrealloc(src->where,
+                                          src->cap * sizeof *src->where);
+        }
+        src->name[src->n] = itd_xstrdup(name);
+        src->where[src->n++] = itd_xstrdup(where);
+}
+
+const char *itd_conf_where(const itd_conf_t *conf, const char *name) {
+        const struct itd_conf_src_s *src = conf->src;
+        for (size_t i = 0; src && i < src->n; i++)
+                if (strcmp(src->name[i], name) == 0)
+                        return src->where[i];
+        return NULL;
+}
+
+void itd_conf_note_override(itd_conf_t *conf, const char *name) {
+        itd_conf_note(conf, name, "-o");
+}
+
 static void conf_fini(itd_conf_t *conf) {
+        src_free(conf->src);
+        conf->src = NULL;
         for (size_t i = 0; i < itd_conf_n_props; i++)
                 if (itd_conf_props[i].type == PT_STRING)
                         free(*(char **)field(conf, &itd_conf_props[i]));
@@ -575,6 +635,9 @@ itd_conf_t *itd_conf_dup(const itd_conf_t *src) {
         }
         conf->kafka_keys = NULL;
         conf->kafka_values = NULL;
+        conf->src = NULL;
+        for (size_t i = 0; src->src && i < src->src->n; i++)
+                itd_conf_note(conf, src->src->name[i], src->src->where[i]);
         if (src->n_kafka) {
                 conf->kafka_keys = itd_xcalloc(src->n_kafka, sizeof(char *));
                 conf->kafka_values = itd_xcalloc(src->n_kafka, sizeof(char *));

@@ -46,6 +46,8 @@ struct prop {
         const char *unit;
         bool reloadable;       /* takes effect on SIGHUP without restart */
         const char *help;
+        /* string: a further check of the text, or NULL; writes why */
+        bool (*check)(const char *text, char *why, size_t why_size);
 };
 
 /* The option table, in docs order (conf_table.c). */
@@ -125,6 +127,12 @@ void itd_conf_format_value(const itd_conf_t *conf, const struct prop *p,
 
 /* Deep copy, for loading a file all-or-nothing. Caller destroys it. */
 itd_conf_t *itd_conf_dup(const itd_conf_t *src);
+
+/* Records where name got its value ("file:line:column", "-o"). */
+void itd_conf_note(itd_conf_t *conf, const char *name, const char *where);
+
+/* metrics.listen syntax (conf_table.c row check). */
+bool itd_conf_listen_ok(const char *text, char *why, size_t why_size);
 
 /* "name: unknown option; did you mean ...?" into errstr (conf_yaml.c). */
 void itd_conf_unknown_option(const char *name, char *errstr,

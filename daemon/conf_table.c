@@ -136,6 +136,13 @@ const struct prop itd_conf_props[] = {
      .help = "Schema registry id written in the Confluent header of the "
              "produced Avro records; -1 produces bare Avro without a "
              "header."},
+    {.name = "output.max_in_flight", .type = PT_INT,
+     .off = F_I64(output_max_in_flight), .min = 1000, .max = 10000000,
+     .def = "200000",
+     .help = "Outputs (predictions, dead letters) produced but not yet "
+             "acknowledged by the broker before consumption pauses; it "
+             "resumes below a quarter of this. Back-pressure: nothing is "
+             "dropped, and polling goes on so the group keeps us."},
 
     /* triggers (rules: include/intentd/trigger.h, docs/SCHEMAS.md) */
     {.name = "triggers.enter", .type = PT_DOUBLE, .off = F_DBL(triggers_enter),
@@ -321,22 +328,17 @@ const struct prop itd_conf_props[] = {
              "is logged."},
     {.name = "metrics.listen", .type = PT_STRING, .off = F_STR(metrics_listen),
      .min = 0, .max = 255, .def = "127.0.0.1:9464",
+     .check = itd_conf_listen_ok,
      .help = "Address of the HTTP endpoint serving /metrics (Prometheus "
              "text format), /livez and /readyz: `host:port`, `[v6]:port`, "
              "or `:port` for every IPv4 address. Empty turns the endpoint "
-             "off."},
+             "off. An address that cannot be bound (port in use) stops "
+             "start-up with exit 78."},
     {.name = "health.liveness.timeout", .type = PT_DURATION,
      .off = F_I64(health_liveness_timeout_ms), .min = SEC_MS,
      .max = 10 * MIN_MS, .def = "10s",
      .help = "/livez answers 503 when the main loop has not turned for this "
              "long."},
-    {.name = "output.max_in_flight", .type = PT_INT,
-     .off = F_I64(output_max_in_flight), .min = 1000, .max = 10000000,
-     .def = "200000",
-     .help = "Outputs (predictions, dead letters) produced but not yet "
-             "acknowledged by the broker before consumption pauses; it "
-             "resumes below a quarter of this. Back-pressure: nothing is "
-             "dropped, and polling goes on so the group keeps us."},
     {.name = "log.level", .type = PT_ENUM, .off = F_INT(log_level),
      .syms = syms_level, .def = "info", .reloadable = true,
      .help = "Most verbose syslog level written to stderr."},
@@ -421,9 +423,12 @@ const size_t itd_conf_n_groups =
 
 const char *const itd_conf_kafka_help =
     "Every key under `kafka:` is handed to librdkafka with the `kafka.` "
-    "prefix stripped, in file order (a later duplicate replaces the earlier "
-    "value), so librdkafka's CONFIGURATION.md applies. Nested maps are "
+    "prefix stripped, in file order (setting one twice in a file is an "
+    "error; a `-o` override replaces the file's value), so librdkafka's "
+    "CONFIGURATION.md applies. Nested maps are "
     "joined with dots: `kafka: {bootstrap: {servers: ...}}` is "
     "`bootstrap.servers`. A list value is joined with commas. Unknown "
-    "properties and bad values are reported at load time, with the line.";
+    "properties and bad values are reported at load time, with the line. "
+    "`bootstrap.servers` has no default: `intentd run` (and "
+    "`intentd check-config`) refuse a file without it.";
 

@@ -130,6 +130,11 @@ struct loader {
         const char *path;
         char *errstr;
         size_t errstr_size;
+        /* options set so far by this file, with their key's mark: the
+         * same option twice (`a.b:` and `a: {b:}`) is an error */
+        size_t n_seen, cap_seen;
+        char **seen;
+        yaml_mark_t *seen_at;
 };
 
 /* "file:line:column: " + why, at the node the error is about. */
@@ -147,6 +152,34 @@ static itd_err_t fail_at(struct loader *ld, const yaml_node_t *node,
         seterr(ld->errstr, ld->errstr_size, "%s:%zu:%zu: %s", ld->path,
                node->start_mark.line + 1, node->start_mark.column + 1, why);
         return ITD_ERR_CONF;
+}
+
+/* A file that sets one option twice (two spellings, or a key repeated)
+ * has no meaning an operator can rely on: which one wins would be ours to
+ * guess. Records name and where it was set for itd_conf_where. */
+static itd_err_t set_once(struct loader *ld, const char *name,
+                          const yaml_node_t *key) {
+        for (size_t i = 0; i < ld->n_seen; i++)
+                if (strcmp(ld->seen[i], name) == 0)
+                        return fail_at(ld, key,
+                                       "%s: set twice in this file; first at "
+                                       "line %zu, column %zu",
+                                       name, ld->seen_at[i].line + 1,
+                                       ld->seen_at[i].column + 1);
+        if (ld->n_seen == ld->cap_seen) {
+                ld->cap_seen = ld->cap_seen ? 2 * ld->cap_seen : 32;
+                ld->seen = itd_xrealloc(ld->seen,
+                                        ld->cap_seen * sizeof *ld->seen);
+                ld->seen_at = itd_xrealloc(ld->seen_at,
+                                           ld->cap_seen * sizeof *ld->seen_at);
+        }
+        ld->seen[ld->n_seen] = itd_xstrdup(name);
+        ld->seen_at[ld->n_seen++] = key->start_mark;
+        char where[4200];
+        snprintf(where, sizeof where, "%s:%zu:%zu", ld->path,
+                 key->start_mark.line + 1, key->start_mark.column + 1);
+        itd_conf_note(ld->conf, name, where);
+        return ITD_OK;
 }
 
 static const char *node_kind(const yaml_node_t *node) {
@@ -284,8 +317,10 @@ static itd_err_t load_pair(struct loader *ld, const char *name,
         if (strcmp(name, "kafka") == 0 || strncmp(name, "kafka.", 6) == 0) {
                 if (value->type == YAML_MAPPING_NODE)
                         return walk_map(ld, value, name);
-                if (strcmp(name, "kafka") != 0)
-                        return load_kafka(ld, name, value);
+                if (strcmp(name, "kafka") != 0) {
+                        itd_err_t err = set_once(ld, name, key);
+                        return err ? err : load_kafka(ld, name, value);
+                }
                 if (is_null(value))
                         return ITD_OK;
                 return fail_at(ld, value,
@@ -294,8 +329,10 @@ static itd_err_t load_pair(struct loader *ld, const char *name,
                                node_kind(value));
         }
         const struct prop *p = itd_conf_prop_find(name);
-        if (p)
-                return load_option(ld, p, value);
+        if (p) {
+                itd_err_t err = set_once(ld, name, key);
+                return err ? err : load_option(ld, p, value);
+        }
         if (value->type == YAML_MAPPING_NODE && !is_empty_map(value))
                 return walk_map(ld, value, name);
         /* `topics:` with nothing below it is an empty group, not an error. */
@@ -329,6 +366,23 @@ static itd_err_t walk_map(struct loader *ld, const yaml_node_t *map,
                         return fail_at(ld, key, "%s%sempty or invalid key",
                                        prefix ? prefix : "",
                                        prefix ? ": " : "");
+                /* YAML wants the keys of a mapping unique; libyaml does
+                 * not check. A repeated group (`output:` twice) is the
+                 * same mistake as a repeated option. */
+                for (yaml_node_pair_t *q = map->data.mapping.pairs.start;
+                     q < pair; q++) {
+                        yaml_node_t *qk =
+                            yaml_document_get_node(ld->doc, q->key);
+                        if (qk->type == YAML_SCALAR_NODE &&
+                            strcmp(scalar(qk), k) == 0)
+                                return fail_at(
+                                    ld, key,
+                                    "%s%s%s: duplicate key; first at line "
+                                    "%zu, column %zu",
+                                    prefix ? prefix : "", prefix ? "." : "",
+                                    k, qk->start_mark.line + 1,
+                                    qk->start_mark.column + 1);
+                }
                 char name[256];
                 int n = snprintf(name, sizeof name, "%s%s%s",
                                  prefix ? prefix : "", prefix ? "." : "", k);
@@ -422,7 +476,8 @@ itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
 
         /* Load into a copy so a bad file changes nothing. */
         tmp = itd_conf_dup(conf);
-        struct loader ld = {tmp, &doc, path, errstr, errstr_size};
+        struct loader ld = {tmp, &doc, path, errstr, errstr_size, 0, 0,
+                            NULL, NULL};
         if (root->type != YAML_MAPPING_NODE) {
                 err = fail_at(&ld, root,
                               "expected a mapping of options at the top "
@@ -431,12 +486,20 @@ itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
                 goto done;
         }
         err = walk_map(&ld, root, NULL);
+        for (size_t i = 0; i < ld.n_seen; i++)
+                free(ld.seen[i]);
+        free(ld.seen);
+        free(ld.seen_at);
         /* The one rule across options the table cannot express. */
         if (!err && tmp->triggers_exit > tmp->triggers_enter) {
+                const char *at = itd_conf_where(tmp, "triggers.exit");
+                if (!at)
+                        at = itd_conf_where(tmp, "triggers.enter");
                 seterr(errstr, errstr_size,
                        "%s: triggers.exit: %g is above triggers.enter (%g); "
                        "the re-arm level must not exceed the firing level",
-                       path, tmp->triggers_exit, tmp->triggers_enter);
+                       at ? at : path, tmp->triggers_exit,
+                       tmp->triggers_enter);
                 err = ITD_ERR_CONF;
         }
         if (!err) {

@@ -318,9 +318,8 @@ static void *reaper(void *arg) {
         return NULL;
 }
 
-/* Splits "host:port" / "[v6]:port" / ":port"; host gets "" for "any". */
-static int split_listen(const char *listen, char *host, size_t host_size,
-                        char *port, size_t port_size) {
+int itd_http_listen_split(const char *listen, char *host, size_t host_size,
+                          char *port, size_t port_size) {
         const char *colon;
         if (listen[0] == '[') {
                 const char *close = strchr(listen, ']');
@@ -362,8 +361,8 @@ itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
                            const itd_health_t *h, char *errstr,
                            size_t errstr_size) {
         char host[256], port[8];
-        if (!listen || split_listen(listen, host, sizeof host, port,
-                                    sizeof port) != 0) {
+        if (!listen || itd_http_listen_split(listen, host, sizeof host, port,
+                                             sizeof port) != 0) {
                 snprintf(errstr, errstr_size,
                          "metrics.listen \"%s\": expected host:port, "
                          "[ipv6]:port or :port with port 0..65535",

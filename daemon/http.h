@@ -62,6 +62,15 @@ int itd_health_ready(const itd_health_t *h, char *why, size_t why_size);
 typedef struct itd_http_s itd_http_t;
 
 /**
+ * @brief Splits a metrics.listen value: "host:port" / "[v6]:port" /
+ * ":port" ("*:port"); host gets "" for every IPv4 address.
+ * @returns 0, or -1 when it is none of these or the port is not 0..65535.
+ * @thread any
+ */
+int itd_http_listen_split(const char *listen, char *host, size_t host_size,
+                          char *port, size_t port_size);
+
+/**
  * @brief Starts serving on listen: "host:port", "[v6addr]:port", or
  * ":port" / "*:port" for every IPv4 address; port 0 picks a free port (see
  * itd_http_port). host may be a name; its first address is used.

@@ -1130,7 +1130,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 lp.http = itd_http_start(conf->metrics_listen, lp.m, &lp.health,
                                          errstr, errstr_size);
                 if (!lp.http) {
-                        err = ITD_ERR_IO;
+                        err = ITD_ERR_CONF; /* port in use: exit 78 */
                         goto out;
                 }
         }
@@ -1169,7 +1169,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                                                        .error = error_cb},
                                     &lp, errstr, errstr_size);
         if (!lp.producer) {
-                err = ITD_ERR_KAFKA;
+                /* librdkafka refused its configuration (a plugin that
+                 * does not load, inconsistent settings): exit 78 */
+                err = ITD_ERR_CONF;
                 goto out;
         }
         char mmb[32];
@@ -1188,7 +1190,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                                                        .error = error_cb},
                                     &lp, errstr, errstr_size);
         if (!lp.consumer) {
-                err = ITD_ERR_KAFKA;
+                err = ITD_ERR_CONF;
                 goto out;
         }
         lp.rkt_pred = rd_kafka_topic_new(lp.producer, conf->topic_predictions,

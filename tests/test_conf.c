@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
+#include "conf_int.h"
+#include "engine.h"
 #include "intentd/codec.h"
 #include "intentd/conf.h"
 #include "intentd/log.h"
 #include "intentd/mlp.h"
+#include "intentd/model.h"
 #include "testutil.h"
 
 /* Doubles below are parsed from the same decimal text on both sides or are
@@ -581,12 +585,13 @@ Test(conf, nested_dotted_and_mixed_keys_load_the_same_values) {
         itd_conf_destroy(mixed);
 }
 
-Test(conf, passes_kafka_keys_through_in_file_order_and_later_values_replace) {
-        static const char *const keys[] = {"bootstrap.servers", "client.id",
-                                           "group.id", "enable.auto.commit",
+Test(conf, passes_kafka_keys_through_in_file_order) {
+        static const char *const keys[] = {"client.id", "enable.auto.commit",
+                                           "group.id", "bootstrap.servers",
                                            "linger.ms"};
-        static const char *const values[] = {"a.example:9092,b.example:9092",
-                                             "intentd-test", "second", "false",
+        static const char *const values[] = {"intentd-test", "false",
+                                             "second",
+                                             "a.example:9092,b.example:9092",
                                              "5"};
         itd_conf_t *conf = load_fixture("conf_kafka.yaml");
         cr_assert_eq(conf->n_kafka, 5);
@@ -596,6 +601,70 @@ Test(conf, passes_kafka_keys_through_in_file_order_and_later_values_replace) {
                                  i);
         }
         cr_expect_str_eq(conf->topic_events, "shop.events");
+        itd_conf_destroy(conf);
+}
+
+/* A file that sets one option twice has no meaning an operator can rely
+ * on; the shipped config/intentd.yaml itself once had `output:` twice. */
+Test(conf, rejects_a_key_set_twice_naming_both_places) {
+        static const struct {
+                const char *text;
+                const char *want; /* in the error, after "file:" */
+        } rows[] = {
+            {"output:\n  schema_id: 3\nlog.level: info\noutput:\n"
+             "  max_in_flight: 5000\n",
+             ":4:1: output: duplicate key; first at line 1, column 1"},
+            {"model.learning.rate: 0.01\nmodel:\n  learning.rate: 0.02\n",
+             ":3:3: model.learning.rate: set twice in this file; first at "
+             "line 1, column 1"},
+            {"model:\n  hidden: [8]\n  hidden: [16]\n",
+             ":3:3: model.hidden: duplicate key; first at line 2, column 3"},
+            {"kafka:\n  bootstrap.servers: a:1\n"
+             "kafka.bootstrap: {servers: b:2}\n",
+             ":3:19: kafka.bootstrap.servers: set twice in this file; first "
+             "at line 2, column 3"},
+            {"topics: {events: a}\ntopics.events: b\n",
+             ":2:1: topics.events: set twice in this file; first at line 1, "
+             "column 10"},
+        };
+        char dir[256], path[512], errstr[512];
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/dup.yaml", dir);
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                cr_assert_eq(tu_write_file(path, rows[i].text), 0);
+                itd_conf_t *conf = itd_conf_new();
+                cr_expect_eq(itd_conf_load(conf, path, errstr,
+                                           sizeof errstr),
+                             ITD_ERR_CONF, "row %zu loaded", i);
+                cr_expect(strstr(errstr, rows[i].want) != NULL,
+                          "row %zu: %s", i, errstr);
+                cr_expect(strncmp(errstr, path, strlen(path)) == 0,
+                          "row %zu: %s", i, errstr);
+                itd_conf_destroy(conf);
+        }
+}
+
+/* itd_conf_where: the key's position for options from a file, "-o" for
+ * overrides, NULL for defaults. */
+Test(conf, remembers_where_each_option_was_set) {
+        char dir[256], path[512], errstr[512];
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/where.yaml", dir);
+        cr_assert_eq(tu_write_file(path, "model:\n  hidden: [8]\n"
+                                         "kafka:\n  acks: all\n"), 0);
+        itd_conf_t *conf = itd_conf_new();
+        cr_assert_eq(itd_conf_load(conf, path, errstr, sizeof errstr), ITD_OK,
+                     "%s", errstr);
+        char want[600];
+        snprintf(want, sizeof want, "%s:2:3", path);
+        cr_expect_str_eq(itd_conf_where(conf, "model.hidden"), want);
+        snprintf(want, sizeof want, "%s:4:3", path);
+        cr_expect_str_eq(itd_conf_where(conf, "kafka.acks"), want);
+        cr_expect_null(itd_conf_where(conf, "model.l2"));
+        itd_conf_note_override(conf, "model.l2");
+        itd_conf_t *copy = itd_conf_dup(conf);
+        cr_expect_str_eq(itd_conf_where(copy, "model.l2"), "-o");
+        itd_conf_destroy(copy);
         itd_conf_destroy(conf);
 }
 
@@ -829,4 +898,134 @@ Test(conf, committed_docs_and_config_match_the_option_table) {
                 free(committed);
                 free(now);
         }
+}
+
+/* ---- what run refuses (itd_conf_check_run) --------------------------- */
+
+/* The memory check's parameter count is the model's own: if the model's
+ * layout changes, this fails and the estimate must follow. */
+Test(conf, model_bytes_counts_the_parameters_the_model_allocates) {
+        static const char *const rows[][2] = {
+            {"model.type", "mlp"},
+            {"model.wide.learning.rate", "0"},
+            {"model.optimizer", "sgd"},
+            {"model.embedding.dim", "0"},
+            {"model.hidden", "32,16,8"},
+            {"model.type", "logistic"},
+        };
+        itd_conf_t *conf = itd_conf_new();
+        char errstr[512];
+        cr_assert_eq(itd_conf_set(conf, "model.embedding.buckets", "4096",
+                                  errstr, sizeof errstr), ITD_OK);
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                cr_assert_eq(itd_conf_set(conf, rows[i][0], rows[i][1],
+                                          errstr, sizeof errstr),
+                             ITD_OK, "%s", errstr);
+                uint64_t np;
+                uint64_t bytes = itd_conf_model_bytes(conf, &np);
+                itd_engine_t *eng = itd_engine_new(conf, errstr,
+                                                   sizeof errstr);
+                cr_assert(eng, "%s", errstr);
+                cr_expect_eq(np, itd_model_n_params(itd_engine_model(eng)),
+                             "after %s=%s", rows[i][0], rows[i][1]);
+                cr_expect_gt(bytes, np * 4);
+                itd_engine_destroy(eng);
+        }
+        itd_conf_destroy(conf);
+}
+
+/* Loads text (with brokers unless told otherwise) and runs the checks. */
+static size_t run_checks(const char *text, char *out, size_t cap) {
+        char dir[256], path[512], errstr[1024];
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/c.yaml", dir);
+        cr_assert_eq(tu_write_file(path, text), 0);
+        itd_conf_t *conf = itd_conf_new();
+        cr_assert_eq(itd_conf_load(conf, path, errstr, sizeof errstr), ITD_OK,
+                     "%s", errstr);
+        size_t n = itd_conf_check_run(conf, path, out, cap);
+        itd_conf_destroy(conf);
+        return n;
+}
+
+#define BROKERS "kafka: {bootstrap.servers: \"127.0.0.1:1\"}\n" \
+                "checkpoint.dir: \"\"\n"
+
+Test(conf, check_run_accepts_a_runnable_file) {
+        char out[2048];
+        cr_expect_eq(run_checks(BROKERS, out, sizeof out), 0, "%s", out);
+}
+
+Test(conf, check_run_refuses_a_file_without_brokers) {
+        char out[2048];
+        cr_expect_eq(run_checks("log.level: info\n", out, sizeof out), 1);
+        cr_expect(strstr(out, "c.yaml: kafka.bootstrap.servers: not set; "
+                              "intentd run refuses"), "%s", out);
+        cr_expect_eq(run_checks("kafka:\n  bootstrap.servers: \"\"\n"
+                                "checkpoint.dir: \"\"\n", out, sizeof out),
+                     1);
+        cr_expect(strstr(out, "c.yaml:2:3: kafka.bootstrap.servers: empty"),
+                  "%s", out);
+}
+
+/* 16M rows x 128 floats x 3 tables is 25.8 GB of parameters alone; the
+ * process here may use 2 GiB (RLIMIT_AS, set for this test's process). */
+Test(conf, check_run_refuses_a_model_larger_than_memory) {
+        struct rlimit rl = {.rlim_cur = (rlim_t)2 << 30,
+                            .rlim_max = RLIM_INFINITY};
+        cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+        char out[2048];
+        cr_expect_eq(run_checks(BROKERS "model:\n  embedding.buckets: 16777216"
+                                "\n  embedding.dim: 128\n",
+                                out, sizeof out),
+                     1);
+        cr_expect(strstr(out, "c.yaml:4:3: model.embedding.buckets: the "
+                              "model needs 103.1 GB"), "%s", out);
+        cr_expect(strstr(out, "2.1 GB this process may use (RLIMIT_AS:"),
+                  "%s", out);
+        cr_expect_eq(run_checks(BROKERS, out, sizeof out), 0, "%s", out);
+}
+
+Test(conf, check_run_names_each_unusable_path) {
+        char dir[256], file[512], text[2048], out[4096];
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(file, sizeof file, "%s/a-file", dir);
+        cr_assert_eq(tu_write_file(file, "x\n"), 0);
+        snprintf(text, sizeof text,
+                 "kafka:\n"
+                 "  bootstrap.servers: \"127.0.0.1:1\"\n"
+                 "  plugin.library.paths: \"%s/no-such-plugin\"\n"
+                 "checkpoint.dir: \"%s/sub\"\n"
+                 "input.schemas_dir: \"%s/no-such-dir\"\n",
+                 dir, file, dir);
+        cr_expect_eq(run_checks(text, out, sizeof out), 3, "%s", out);
+        cr_expect(strstr(out, "c.yaml:3:3: kafka.plugin.library.paths: "
+                              "librdkafka: "), "%s", out);
+        cr_expect(strstr(out, "c.yaml:4:1: checkpoint.dir: "), "%s", out);
+        cr_expect(strstr(out, "c.yaml:5:1: input.schemas_dir: "), "%s", out);
+}
+
+Test(conf, an_unparsable_metrics_address_fails_at_its_line) {
+        static const char *const bad[] = {"localhost", "1.2.3.4:99999",
+                                          "[::1]9464", ":port", "a:b:9"};
+        char dir[256], path[512], text[256], errstr[512];
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/m.yaml", dir);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                snprintf(text, sizeof text, "metrics:\n  listen: \"%s\"\n",
+                         bad[i]);
+                cr_assert_eq(tu_write_file(path, text), 0);
+                itd_conf_t *conf = itd_conf_new();
+                cr_expect_eq(itd_conf_load(conf, path, errstr, sizeof errstr),
+                             ITD_ERR_CONF, "%s", bad[i]);
+                cr_expect(strstr(errstr, "m.yaml:2:11: metrics.listen: "),
+                          "%s: %s", bad[i], errstr);
+                itd_conf_destroy(conf);
+        }
+        itd_conf_t *conf = itd_conf_new();
+        cr_expect_eq(itd_conf_set(conf, "metrics.listen", "[::1]:0", errstr,
+                                  sizeof errstr), ITD_OK, "%s", errstr);
+        cr_expect_eq(itd_conf_set(conf, "metrics.listen", "", errstr,
+                                  sizeof errstr), ITD_OK, "%s", errstr);
+        itd_conf_destroy(conf);
 }

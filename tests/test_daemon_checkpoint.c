@@ -688,3 +688,52 @@ Test(daemon_checkpoint, every_cut_damaged_is_reported_not_taken_for_none) {
         free(tc.dump2);
         itd_conf_destroy(conf);
 }
+
+/* Rewrites the newest MANIFEST with from -> to in its text and a valid
+ * CRC32C, as someone who knows the format could. */
+static void rewrite_manifest(const char *from, const char *to) {
+        char path[4096];
+        newest_file("MANIFEST", path, sizeof path);
+        char *text = tu_read_file(path);
+        cr_assert(text);
+        char *crc = strstr(text, "crc32c ");
+        cr_assert(crc);
+        *crc = '\0';
+        char *at = strstr(text, from);
+        cr_assert(at, "\"%s\" not in the manifest", from);
+        char body[65536];
+        snprintf(body, sizeof body, "%.*s%s%s", (int)(at - text), text, to,
+                 at + strlen(from));
+        char out[70000];
+        snprintf(out, sizeof out, "%scrc32c 0x%08x\n", body,
+                 (unsigned)itd_crc32c(0, body, strlen(body)));
+        cr_assert_eq(tu_write_file(path, out), 0);
+        free(text);
+}
+
+/* The engine sizes its partition table by the largest number a manifest
+ * names: a crafted 2000000000 must not allocate gigabytes, and a
+ * partition named twice must not install twice. */
+Test(daemon_checkpoint, a_manifest_naming_absurd_or_repeated_partitions_is_damaged) {
+        static const char *const to[] = {"partition 2000000000 ",
+                                         "partition -1 ", "partition 0 "};
+        static const char *const file[] = {"part-2000000000.snap",
+                                           "part--1.snap", NULL};
+        for (size_t i = 0; i < sizeof to / sizeof to[0]; i++) {
+                itd_conf_t *conf = small_conf(NULL);
+                two_cuts_t tc;
+                make_two_cuts(conf, &tc);
+                rewrite_manifest("partition 1 ", to[i]);
+                if (file[i]) { /* the file the manifest now names */
+                        char from[4096], dest[4096];
+                        newest_file("part-1.snap", from, sizeof from);
+                        newest_file(file[i], dest, sizeof dest);
+                        cr_assert_eq(rename(from, dest), 0);
+                }
+                expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
+                                &tc.pv1);
+                free(tc.dump1);
+                free(tc.dump2);
+                itd_conf_destroy(conf);
+        }
+}

@@ -135,18 +135,29 @@ Test(install, lays_out_what_the_package_ships) {
         free(unit);
 }
 
-Test(install, installed_binary_accepts_the_installed_default_config) {
-        char root[256], line[1200];
+/* The installed config holds every default and no brokers: check-config
+ * says exactly that (run would refuse it), and accepts it once brokers are
+ * set. */
+Test(install, installed_binary_checks_the_installed_default_config) {
+        char root[256], line[3072];
         cr_assert_not_null(tu_tmpdir(root, sizeof root));
         free(install_into(root, "/usr"));
         snprintf(line, sizeof line,
                  "'%s/usr/bin/intentd' check-config '%s/etc/intentd/"
-                 "intentd.yaml' && '%s/usr/bin/intentd' --version",
-                 root, root, root);
+                 "intentd.yaml'; echo rc=$?; "
+                 "cp '%s/etc/intentd/intentd.yaml' '%s/with-brokers.yaml' && "
+                 "printf 'kafka.bootstrap.servers: \"127.0.0.1:9092\"\\n' "
+                 ">> '%s/with-brokers.yaml' && "
+                 "'%s/usr/bin/intentd' check-config '%s/with-brokers.yaml' "
+                 "&& '%s/usr/bin/intentd' --version",
+                 root, root, root, root, root, root, root, root);
         char *out;
         int rc = sh(root, line, &out);
         cr_expect_eq(rc, 0, "rc %d\n%s", rc, out);
-        cr_expect(strstr(out, ": ok") && strstr(out, "intentd "), "%s", out);
+        cr_expect(strstr(out, "intentd.yaml: kafka.bootstrap.servers: not "
+                              "set") && strstr(out, "rc=1"), "%s", out);
+        cr_expect(strstr(out, "with-brokers.yaml: ok") &&
+                      strstr(out, "intentd "), "%s", out);
         free(out);
 }
 

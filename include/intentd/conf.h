@@ -104,6 +104,9 @@ typedef struct itd_conf_s {
         int64_t checkpoint_interval_ms;
         int64_t checkpoint_keep;    /* complete cuts kept, >= 2 */
         int checkpoint_on_corrupt;  /* itd_conf_on_corrupt_t */
+
+        /* Where each option got its value (itd_conf_where); owned. */
+        struct itd_conf_src_s *src;
 } itd_conf_t;
 
 /** @brief New config holding every default (caller owns). */
@@ -125,6 +128,47 @@ itd_err_t itd_conf_set(itd_conf_t *conf, const char *name, const char *value,
  */
 itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
                         size_t errstr_size);
+
+/**
+ * @brief Where option name (a table name, or "kafka.<property>") got its
+ * value: "file:line:column" of its key when loaded from a file, "-o" when
+ * set by itd_conf_note_override, NULL for a default (or a plain
+ * itd_conf_set). Borrowed from conf.
+ */
+const char *itd_conf_where(const itd_conf_t *conf, const char *name);
+
+/** @brief Records that name was set by a command-line `-o` override. */
+void itd_conf_note_override(itd_conf_t *conf, const char *name);
+
+/**
+ * @brief Bytes the model of conf allocates when the daemon starts:
+ * parameters, gradients and optimizer moments (MLP: 4-byte floats, Adam
+ * two moments, AdaGrad one; logistic: FTRL's z and n as doubles), plus one
+ * byte per embedding row. *n_params (may be NULL) gets the parameter
+ * count, as itd_model_n_params will report it.
+ */
+uint64_t itd_conf_model_bytes(const itd_conf_t *conf, uint64_t *n_params);
+
+/**
+ * @brief Memory this process may use: the least of physical memory, its
+ * memory cgroup's limit (systemd MemoryMax=) and RLIMIT_AS / RLIMIT_DATA;
+ * what (may be NULL) gets which one that is.
+ */
+uint64_t itd_conf_memory_budget(char *what, size_t what_size);
+
+/**
+ * @brief Everything `intentd run` refuses before it touches the network,
+ * checked without side effects beyond reading: brokers set, the metrics
+ * address resolvable, librdkafka plugins loadable, the model within the
+ * memory budget, input.schemas_dir and input.schema_registry.url usable,
+ * checkpoint.dir a writable folder (or creatable). `intentd check-config`
+ * and `intentd run` both call it.
+ * @param path  the config file, for messages (may be NULL).
+ * @returns how many problems; each is one line "where: key: why" in
+ * errstr (lines joined by '\n', cut at errstr_size).
+ */
+size_t itd_conf_check_run(const itd_conf_t *conf, const char *path,
+                          char *errstr, size_t errstr_size);
 
 /** @brief Prints docs/CONFIGURATION.md from the option table. */
 void itd_conf_write_docs(FILE *out);
