@@ -103,11 +103,34 @@ const struct prop itd_conf_props[] = {
      .off = F_STR(input_schema_registry_url), .min = 0, .max = 1023,
      .def = "",
      .help = "Base URL of a Confluent Schema Registry (`http://host:8081`; "
-             "https and `user:password@` work). Schema ids not in "
-             "`input.schemas_dir` are fetched once with GET "
-             "`/schemas/ids/{id}` and cached; failed look-ups are retried "
-             "after 30 s, and at most 10 requests are made per second. "
-             "Empty: no registry."},
+             "https works; credentials go in "
+             "`input.schema_registry.basic_auth_user_info`, or as "
+             "`user:password@` here, and are never logged). Schema ids not "
+             "in `input.schemas_dir` are fetched once with GET "
+             "`/schemas/ids/{id}` and cached, in the background: events "
+             "whose id is being fetched wait (in order per partition, "
+             "offsets held) while all others flow on. Failed look-ups are "
+             "retried after 30 s; at most 10 requests start per second and "
+             "64 wait; at most 1024 ids are pending or failed at once, and "
+             "an id beyond that is dead-lettered as `unknown_schema_id` "
+             "without a look-up. Empty: no registry."},
+    {.name = "input.schema_registry.basic_auth_user_info",
+     .type = PT_STRING, .off = F_STR(input_schema_registry_user_info),
+     .min = 0, .max = 1023, .def = "",
+     .help = "Credentials for the schema registry as `user:password` (the "
+             "password may hold `:`), sent with HTTP basic authentication; "
+             "what Confluent clients call `basic.auth.user.info`. Kept out "
+             "of the URL, so out of every log line and dead-letter header. "
+             "Setting this and `user:password@` in the URL is an error. "
+             "Empty: none."},
+    {.name = "input.schema_registry.timeout", .type = PT_DURATION,
+     .off = F_I64(input_schema_registry_timeout_ms), .min = 100,
+     .max = MIN_MS, .def = "5s",
+     .help = "Longest a schema registry look-up may take. Events waiting "
+             "for it are dead-lettered as `unknown_schema_id` when it fails "
+             "or times out (the id is asked again after 30 s). A "
+             "checkpoint that falls due meanwhile dead-letters the events "
+             "still waiting, so its cut is exact."},
     {.name = "input.max_future", .type = PT_DURATION,
      .off = F_I64(input_max_future_ms), .min = SEC_MS, .max = 365 * DAY_MS,
      .def = "1h",

@@ -41,6 +41,7 @@
 #include "intentd/offsets.h"
 #include "metrics.h"
 #include "notify.h"
+#include "park.h"
 
 /* With checkpoints, commits follow complete cuts only (run.c header), on
  * top of the shipped consumer settings (itd_kafka_consumer_defaults). */
@@ -56,7 +57,29 @@ typedef struct ppos_s {
         int held;         /* an event was consumed but not applied (stop
                            * during back-pressure): positions stop here */
         int assigned;
+        uint64_t abandoned; /* outputs tracked that will never be
+                             * acknowledged (parked events left for a
+                             * restart), until the partition is reset */
 } ppos_t;
+
+/* Every consumed event's offset is tracked as it is taken from the batch,
+ * in offset order (offsets.h requires it, and a dead letter or a parked
+ * event must not be tracked ahead of the events before it), with room for
+ * the most outputs an event causes (a prediction and a trigger); what its
+ * outcome leaves unused is acknowledged at once (track()). */
+#define EVENT_OUTPUTS 2
+
+/* A consumed event as its outputs see it: where it came from, its bytes
+ * for a dead letter, and its offset's token (EVENT_OUTPUTS). */
+typedef struct src_s {
+        const void *key;
+        size_t key_len;
+        const void *value;
+        size_t len;
+        int32_t partition;
+        int64_t offset;
+        uint64_t token;
+} src_t;
 
 typedef struct loop_s {
         itd_conf_t *conf;
@@ -70,6 +93,16 @@ typedef struct loop_s {
         itd_decoder_t *dec;       /* decodes and validates events */
         itd_engine_t *eng;
         itd_offsets_t *offsets;
+        itd_park_t *park;         /* events waiting for their schema */
+        uint64_t abandoned;       /* sum of ppos_t.abandoned */
+        /* One batch's worth, max_batch each: decoded events, where they
+         * came from, engine results. */
+        itd_input_t *in;
+        src_t *src;
+        size_t *msg_of;           /* in[k] came from msgs[msg_of[k]] */
+        itd_prediction_t *preds;
+        itd_outcome_t *outcome;
+        itd_parked_t **taken;     /* parked events released this turn */
         itd_run_result_t *res;
         itd_kafka_retryq_t *rq;   /* failed deliveries, produced again */
         size_t max_msg_bytes;     /* the producer's message.max.bytes */
@@ -94,6 +127,9 @@ typedef struct loop_s {
                                    * cut */
         uint64_t consumed_at_pending; /* ... at the cut in progress */
 } loop_t;
+
+static void release_parked(loop_t *lp, int settle);
+static size_t abandon_parked(loop_t *lp, int32_t partition);
 
 static ppos_t *ppos(loop_t *lp, int32_t p) {
         if ((size_t)p >= lp->n_pp) {
@@ -121,12 +157,6 @@ static int permanent(rd_kafka_resp_err_t err) {
                 return 0;
         }
 }
-
-/* Header a dead letter carries when its value (or key) had to be cut to
- * fit the topic: the original length in bytes (DESIGN.md: truncated with
- * a header saying so). */
-#define HDR_VALUE_TRUNCATED "intentd.value.truncated"
-#define HDR_KEY_TRUNCATED "intentd.key.truncated"
 
 /* Broker answers meaning "this record is too large", as opposed to other
  * permanent refusals. */
@@ -175,7 +205,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                         itd_metrics_inc(lp->m, ITD_M_TRIGGERS_PUBLISHED, NULL,
                                         1);
                 } else if (msg->rkt == lp->rkt_dlq &&
-                           has_header(msg, HDR_VALUE_TRUNCATED)) {
+                           has_header(msg, ITD_KAFKA_HDR_VALUE_TRUNCATED)) {
                         lp->res->dead_letters_truncated++;
                 }
                 itd_offsets_ack(lp->offsets, token);
@@ -193,7 +223,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                 size_t vn = 0;
                 rd_kafka_headers_t *h = NULL;
                 if (rd_kafka_message_headers(msg, &h) == 0 && h &&
-                    rd_kafka_header_get_last(h, HDR_VALUE_TRUNCATED, &v,
+                    rd_kafka_header_get_last(h, ITD_KAFKA_HDR_VALUE_TRUNCATED, &v,
                                              &vn) == 0 &&
                     vn < sizeof orig) {
                         memcpy(orig, v, vn);
@@ -208,7 +238,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                                 "%s; sending the dead letter again without "
                                 "its %zu-byte value",
                                 why, msg->len);
-                itd_kafka_retryq_push(lp->rq, msg, 1, HDR_VALUE_TRUNCATED,
+                itd_kafka_retryq_push(lp->rq, msg, 1, ITD_KAFKA_HDR_VALUE_TRUNCATED,
                                       orig);
                 return;
         }
@@ -281,24 +311,33 @@ static itd_err_t produce_output(loop_t *lp, rd_kafka_topic_t *rkt,
         return err;
 }
 
-/* What librdkafka charges a record's headers against message.max.bytes,
- * bounded above: name and value with a 5-byte varint length each. */
-static size_t headers_bytes(const rd_kafka_headers_t *h) {
-        size_t total = 0, n;
-        const char *name;
-        const void *v;
-        for (size_t i = 0;
-             rd_kafka_header_get_all(h, i, &name, &v, &n) == 0; i++)
-                total += strlen(name) + n + 10;
-        return total;
+/* The token an event's `outputs` outputs are produced with; the
+ * EVENT_OUTPUTS - outputs it does not need are acknowledged now. */
+static uint64_t track(loop_t *lp, const src_t *s, unsigned outputs) {
+        for (unsigned i = outputs; i < EVENT_OUTPUTS; i++)
+                itd_offsets_ack(lp->offsets, s->token);
+        return s->token;
 }
 
-/* Per-record wire overhead, bounded above (librdkafka's v2 maximum is 36
- * bytes), plus room for the two truncation headers. */
-#define RECORD_OVERHEAD 64
-#define TRUNC_HEADERS_ROOM 128
+/* Outputs an event's token waits for that will never come (the event is
+ * left for a restart): drains stop waiting for them. */
+static void abandon(loop_t *lp, int32_t partition, uint64_t outputs) {
+        ppos(lp, partition)->abandoned += outputs;
+        lp->abandoned += outputs;
+}
 
-static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *msg,
+static src_t src_of(const rd_kafka_message_t *m, uint64_t token) {
+        return (src_t){.key = m->key,
+                       .key_len = m->key_len,
+                       .value = m->payload,
+                       .len = m->len,
+                       .partition = m->partition,
+                       .offset = m->offset,
+                       .token = token};
+}
+
+static rd_kafka_headers_t *dead_letter_headers(const loop_t *lp,
+                                               const src_t *s,
                                                const char *reason,
                                                const char *detail) {
         char num[32];
@@ -306,10 +345,10 @@ static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *msg,
         rd_kafka_header_add(hdrs, "intentd.error.reason", -1, reason, -1);
         rd_kafka_header_add(hdrs, "intentd.error.detail", -1, detail, -1);
         rd_kafka_header_add(hdrs, "intentd.source.topic", -1,
-                            rd_kafka_topic_name(msg->rkt), -1);
-        snprintf(num, sizeof num, "%d", (int)msg->partition);
+                            lp->conf->topic_events, -1);
+        snprintf(num, sizeof num, "%d", (int)s->partition);
         rd_kafka_header_add(hdrs, "intentd.source.partition", -1, num, -1);
-        snprintf(num, sizeof num, "%lld", (long long)msg->offset);
+        snprintf(num, sizeof num, "%lld", (long long)s->offset);
         rd_kafka_header_add(hdrs, "intentd.source.offset", -1, num, -1);
         return hdrs;
 }
@@ -323,44 +362,25 @@ static rd_kafka_headers_t *dead_letter_headers(const rd_kafka_message_t *msg,
  * dead letter the broker refuses as too large is sent again without its
  * value (dr_cb). Either way the offset is released once it lands.
  */
-static void dead_letter(loop_t *lp, const rd_kafka_message_t *msg,
-                        const char *reason, const char *detail,
-                        uint64_t token) {
-        rd_kafka_headers_t *hdrs = dead_letter_headers(msg, reason, detail);
+static void dead_letter(loop_t *lp, const src_t *msg, const char *reason,
+                        const char *detail, uint64_t token) {
+        rd_kafka_headers_t *hdrs = dead_letter_headers(lp, msg, reason,
+                                                       detail);
         size_t key_len = msg->key ? msg->key_len : 0;
-        size_t len = msg->payload ? msg->len : 0;
-        size_t fixed = RECORD_OVERHEAD + TRUNC_HEADERS_ROOM +
-                       headers_bytes(hdrs);
-        size_t room = lp->max_msg_bytes > fixed ? lp->max_msg_bytes - fixed
-                                                : 0;
-        size_t key_keep = key_len < room ? key_len : room;
-        size_t len_keep = len < room - key_keep ? len : room - key_keep;
-        char num[32];
-        if (key_keep < key_len) {
-                snprintf(num, sizeof num, "%zu", key_len);
-                rd_kafka_header_add(hdrs, HDR_KEY_TRUNCATED, -1, num, -1);
-        }
-        if (len_keep < len) {
-                snprintf(num, sizeof num, "%zu", len);
-                rd_kafka_header_add(hdrs, HDR_VALUE_TRUNCATED, -1, num, -1);
-        }
+        size_t len = msg->value ? msg->len : 0;
+        itd_kafka_fit(lp->max_msg_bytes, hdrs, &key_len, &len);
         lp->res->dead_lettered++;
         if (itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, reason, 1))
                 itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, "other", 1);
-        if (produce_output(lp, lp->rkt_dlq, msg->key, key_keep, msg->payload,
-                           len_keep, hdrs, token) != ITD_ERR_RANGE)
+        if (produce_output(lp, lp->rkt_dlq, msg->key, key_len, msg->value,
+                           len, hdrs, token) != ITD_ERR_RANGE)
                 return;
-        /* The bound above was not enough (it should be): no value, and no
-         * more key than a user id needs. */
-        hdrs = dead_letter_headers(msg, reason, detail);
-        snprintf(num, sizeof num, "%zu", len);
-        rd_kafka_header_add(hdrs, HDR_VALUE_TRUNCATED, -1, num, -1);
-        if (key_keep > 256) {
-                key_keep = 256;
-                snprintf(num, sizeof num, "%zu", key_len);
-                rd_kafka_header_add(hdrs, HDR_KEY_TRUNCATED, -1, num, -1);
-        }
-        if (produce_output(lp, lp->rkt_dlq, msg->key, key_keep, NULL, 0, hdrs,
+        /* The bound was not enough (it should be): no value at all. */
+        hdrs = dead_letter_headers(lp, msg, reason, detail);
+        key_len = msg->key ? msg->key_len : 0;
+        len = msg->value ? msg->len : 0;
+        itd_kafka_fit(0, hdrs, &key_len, &len);
+        if (produce_output(lp, lp->rkt_dlq, msg->key, key_len, NULL, 0, hdrs,
                            token) == ITD_ERR_RANGE)
                 give_up(lp, token, "dead letter larger than message.max.bytes "
                                    "even without its value");
@@ -497,7 +517,11 @@ static void store_acknowledged(loop_t *lp) {
 
 /* Serves delivery reports until nothing is in flight or the deadline. */
 static void drain_outputs(loop_t *lp, int64_t deadline_ms) {
-        while ((itd_offsets_in_flight(lp->offsets) > 0 ||
+        /* Parked events' offsets are tracked too, but no output of theirs
+         * is in flight. */
+        while ((itd_offsets_in_flight(lp->offsets) >
+                    lp->abandoned +
+                        EVENT_OUTPUTS * itd_park_count(lp->park) ||
                 itd_kafka_retryq_len(lp->rq) > 0) &&
                itd_now_mono_ms() < deadline_ms) {
                 produce_retries(lp);
@@ -588,6 +612,10 @@ static void checkpoint_tick(loop_t *lp) {
         /* Nothing consumed since the last cut: it still stands. */
         if (lp->res->consumed == lp->consumed_at_cut)
                 return;
+        /* Events waiting for their schema are settled first: a cut holds
+         * every event before its positions, in the engine or
+         * dead-lettered. */
+        release_parked(lp, 1);
         size_t n;
         itd_cut_pos_t *pos = cut_positions(lp, &n);
         int64_t t0 = itd_now_mono_ms();
@@ -759,6 +787,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * owner starts exactly after what we delivered. */
         itd_log(ITD_LOG_NOTICE, "kafka", "revoking %d partition(s)",
                 parts->cnt);
+        /* Events waiting for their schema: settled when a checkpoint
+         * follows, else left to the next owner. */
+        if (lp->ck)
+                release_parked(lp, 1);
+        else
+                for (int i = 0; i < parts->cnt; i++)
+                        abandon_parked(lp, parts->elems[i].partition);
         drain_outputs(lp, itd_now_mono_ms() + lp->conf->shutdown_timeout_ms);
         int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ||
                    rd_kafka_assignment_lost(rk);
@@ -789,8 +824,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         itd_log(ITD_LOG_WARNING, "kafka",
                                 "commit on revoke: %s", rd_kafka_err2str(cerr));
         }
-        for (int i = 0; i < parts->cnt; i++)
+        for (int i = 0; i < parts->cnt; i++) {
+                ppos_t *pp = ppos(lp, parts->elems[i].partition);
                 itd_offsets_reset(lp->offsets, parts->elems[i].partition);
+                lp->abandoned -= pp->abandoned;
+                pp->abandoned = 0;
+        }
         if (cooperative)
                 rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
         else
@@ -800,12 +839,21 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         itd_metrics_set(lp->m, ITD_M_ASSIGNED_PARTITIONS, NULL, lp->assigned);
 }
 
+/* Bytes of events waiting for their schema (park.h) before consumption
+ * pauses; their offsets count as outputs in flight as well. */
+#define PARK_MAX_BYTES ((size_t)64 << 20)
+
 /* Back-pressure: pause every assigned partition while too much output is
- * unacknowledged; resume once the producer has drained. */
+ * unacknowledged, or too many bytes wait for their schema; resume once the
+ * producer has drained and the park emptied. */
 static void flow_control(loop_t *lp) {
         uint64_t in_flight = itd_offsets_in_flight(lp->offsets);
         uint64_t high = (uint64_t)lp->conf->output_max_in_flight;
-        int want_pause = lp->paused ? in_flight > high / 4 : in_flight > high;
+        size_t parked = itd_park_bytes(lp->park);
+        int want_pause = lp->paused ? in_flight > high / 4 ||
+                                          parked > PARK_MAX_BYTES / 4
+                                    : in_flight > high ||
+                                          parked > PARK_MAX_BYTES;
         if (want_pause == lp->paused)
                 return;
         rd_kafka_topic_partition_list_t *parts = NULL;
@@ -844,67 +892,32 @@ static void note_applied(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
         }
 }
 
-static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
-                          itd_input_t *in, size_t *msg_of,
-                          itd_prediction_t *preds, itd_outcome_t *outcome) {
-        char errstr[512];
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-                rd_kafka_message_t *m = msgs[i];
-                if (m->err) {
-                        uint64_t sup;
-                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
-                            itd_ratelimit_allow(&lp->rl_kafka,
-                                                itd_now_mono_ms(), &sup))
-                                itd_log(ITD_LOG_WARNING, "kafka",
-                                        "consume: %s",
-                                        rd_kafka_message_errstr(m));
-                        msgs[i] = NULL;
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
-                lp->res->consumed++;
-                itd_metrics_inc(lp->m, ITD_M_EVENTS_CONSUMED, NULL, 1);
-                itd_reason_t why = itd_decoder_decode(
-                    lp->dec, m->payload, m->len, itd_now_wall_ms(), &in[k].ev,
-                    errstr, sizeof errstr);
-                if (why != ITD_REASON_OK) {
-                        uint64_t sup;
-                        /* The key is the user id: only its pseudonym
-                         * may be logged (log.h). */
-                        char pseud[ITD_LOG_PSEUDONYM_SIZE];
-                        if (itd_ratelimit_allow(&lp->rl_decode,
-                                                itd_now_mono_ms(), &sup))
-                                itd_log(ITD_LOG_WARNING, "decode",
-                                        "%s/%d@%lld (key %s): %s: %s",
-                                        rd_kafka_topic_name(m->rkt),
-                                        (int)m->partition,
-                                        (long long)m->offset,
-                                        itd_log_pseudonym(m->key, m->key_len,
-                                                          pseud, sizeof pseud),
-                                        itd_reason_name(why), errstr);
-                        if (sup)
-                                itd_log(ITD_LOG_WARNING, "decode",
-                                        "%llu similar lines suppressed",
-                                        (unsigned long long)sup);
-                        uint64_t token = itd_offsets_track(
-                            lp->offsets, m->partition, m->offset, 1);
-                        dead_letter(lp, m, itd_reason_name(why), errstr,
-                                    token);
-                        continue;
-                }
-                in[k].partition = m->partition;
-                in[k].offset = m->offset;
-                msg_of[k] = i;
-                k++;
-        }
-        if (k == 0) {
-                note_applied(lp, msgs, n, NULL, 0);
-                return;
-        }
+/* One bad event: a rate-limited line (the key is the user id: only its
+ * pseudonym may be logged, log.h), then its dead letter. */
+static void reject(loop_t *lp, const src_t *s, itd_reason_t why,
+                   const char *detail) {
+        uint64_t sup;
+        char pseud[ITD_LOG_PSEUDONYM_SIZE];
+        if (itd_ratelimit_allow(&lp->rl_decode, itd_now_mono_ms(), &sup))
+                itd_log(ITD_LOG_WARNING, "decode", "%s/%d@%lld (key %s): %s: %s",
+                        lp->conf->topic_events, (int)s->partition,
+                        (long long)s->offset,
+                        itd_log_pseudonym(s->key, s->key_len, pseud,
+                                          sizeof pseud),
+                        itd_reason_name(why), detail);
+        if (sup)
+                itd_log(ITD_LOG_WARNING, "decode",
+                        "%llu similar lines suppressed",
+                        (unsigned long long)sup);
+        dead_letter(lp, s, itd_reason_name(why), detail, track(lp, s, 1));
+}
+
+/* Runs lp->in[0..k) through the engine. */
+static itd_err_t run_engine(loop_t *lp, size_t k) {
         itd_err_t err;
-        while ((err = itd_engine_process(lp->eng, lp->conf->topic_events, in, k,
-                                         preds, outcome)) == ITD_ERR_FULL &&
+        while ((err = itd_engine_process(lp->eng, lp->conf->topic_events,
+                                         lp->in, k, lp->preds,
+                                         lp->outcome)) == ITD_ERR_FULL &&
                !*lp->opts->stop) {
                 uint64_t sup;
                 if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
@@ -913,30 +926,28 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
                                 "waiting");
                 rd_kafka_poll(lp->producer, 100);
         }
-        if (err) {
-                /* Nothing of the batch was applied and nothing is tracked:
-                 * these events are consumed again after a restart. */
-                note_applied(lp, msgs, n, msg_of, k);
-                return;
-        }
-        note_applied(lp, msgs, n, NULL, 0);
+        return err;
+}
+
+/* The outputs of lp->in[0..k), processed by the engine; lp->src[j] says
+ * where event j came from. */
+static void emit(loop_t *lp, size_t k) {
         unsigned char buf[4096];
         int64_t now_wall = itd_now_wall_ms();
+        itd_prediction_t *preds = lp->preds;
         for (size_t j = 0; j < k; j++) {
-                const rd_kafka_message_t *m = msgs[msg_of[j]];
-                if (outcome[j] != ITD_OUT_PREDICTED) {
+                const src_t *m = &lp->src[j];
+                if (lp->outcome[j] != ITD_OUT_PREDICTED) {
                         lp->res->filtered++;
                         itd_metrics_inc(lp->m, ITD_M_EVENTS_FILTERED, "other",
                                         1);
-                        itd_offsets_track(lp->offsets, m->partition, m->offset,
-                                          0);
+                        track(lp, m, 0);
                         continue;
                 }
                 /* A trigger is a second output of the same event: its
                  * offset waits for both acknowledgements. */
                 itd_trigger_rec_t *trg = itd_engine_trigger(lp->eng, j);
-                uint64_t token = itd_offsets_track(lp->offsets, m->partition,
-                                                   m->offset, trg ? 2 : 1);
+                uint64_t token = track(lp, m, trg ? 2 : 1);
                 if (trg) {
                         unsigned char tbuf[512];
                         size_t tlen;
@@ -979,6 +990,170 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n,
                                         1000.0);
                 keep_example(lp->res, &preds[j],
                              (float)lp->conf->predict_threshold);
+        }
+}
+
+static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n) {
+        char errstr[512];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                rd_kafka_message_t *m = msgs[i];
+                if (m->err) {
+                        uint64_t sup;
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+                            itd_ratelimit_allow(&lp->rl_kafka,
+                                                itd_now_mono_ms(), &sup))
+                                itd_log(ITD_LOG_WARNING, "kafka",
+                                        "consume: %s",
+                                        rd_kafka_message_errstr(m));
+                        msgs[i] = NULL;
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                lp->res->consumed++;
+                itd_metrics_inc(lp->m, ITD_M_EVENTS_CONSUMED, NULL, 1);
+                uint64_t token = itd_offsets_track(lp->offsets, m->partition,
+                                                   m->offset, EVENT_OUTPUTS);
+                itd_reason_t why = itd_decoder_decode(
+                    lp->dec, m->payload, m->len, itd_now_wall_ms(),
+                    &lp->in[k].ev, errstr, sizeof errstr);
+                if (why == ITD_REASON_PENDING) {
+                        /* Waits for its schema (park.h); the rest flows
+                         * on. Its offset holds commits and checkpoints. */
+                        uint64_t sup;
+                        if (itd_ratelimit_allow(&lp->rl_decode,
+                                                itd_now_mono_ms(), &sup))
+                                itd_log(ITD_LOG_INFO, "decode",
+                                        "%s/%d@%lld waits: %s",
+                                        lp->conf->topic_events,
+                                        (int)m->partition,
+                                        (long long)m->offset, errstr);
+                        itd_park_add(
+                            lp->park, m->partition, m->offset, m->key,
+                            m->key_len, m->payload, m->len, token,
+                            itd_now_mono_ms() +
+                                lp->conf->input_schema_registry_timeout_ms);
+                        continue;
+                }
+                if (why != ITD_REASON_OK) {
+                        src_t s = src_of(m, token);
+                        reject(lp, &s, why, errstr);
+                        continue;
+                }
+                lp->in[k].partition = m->partition;
+                lp->in[k].offset = m->offset;
+                lp->src[k] = src_of(m, token);
+                lp->msg_of[k] = i;
+                k++;
+        }
+        if (k == 0) {
+                note_applied(lp, msgs, n, NULL, 0);
+                return;
+        }
+        if (run_engine(lp, k)) {
+                /* Nothing of the batch was applied: these events are
+                 * consumed again after a restart. */
+                for (size_t j = 0; j < k; j++)
+                        abandon(lp, lp->src[j].partition, EVENT_OUTPUTS);
+                note_applied(lp, msgs, n, lp->msg_of, k);
+                return;
+        }
+        note_applied(lp, msgs, n, NULL, 0);
+        emit(lp, k);
+}
+
+/* Parked events that will not be released: their offsets stay
+ * unacknowledged (consumed again by the partition's next owner), and
+ * draining stops waiting for them. partition -1: all. */
+static size_t abandon_parked(loop_t *lp, int32_t partition) {
+        int32_t p = partition;
+        size_t n = 0;
+        for (;;) {
+                if (partition < 0) {
+                        if (!itd_park_partitions(lp->park, &p, 1))
+                                break;
+                }
+                itd_parked_t *e = itd_park_take(lp->park, p);
+                if (!e)
+                        break;
+                abandon(lp, p, EVENT_OUTPUTS);
+                itd_parked_free(e);
+                n++;
+        }
+        return n;
+}
+
+/*
+ * Parked events whose look-up ended leave the park, in order per
+ * partition: decoded ones go through the engine, the others are
+ * dead-lettered with their reason. One still pending past its deadline is
+ * dead-lettered as unknown_schema_id; so is every pending one when
+ * settling (a checkpoint is due: its cut must not claim an event that is
+ * neither in the engine nor dead-lettered).
+ */
+static void release_parked(loop_t *lp, int settle) {
+        char errstr[512], detail[700];
+        size_t max = itd_engine_max_batch(lp->eng);
+        while (itd_park_count(lp->park) > 0) {
+                size_t n_parts = itd_park_count(lp->park);
+                int32_t *parts = itd_xmalloc(n_parts * sizeof *parts);
+                n_parts = itd_park_partitions(lp->park, parts, n_parts);
+                int64_t now = itd_now_mono_ms(), wall = itd_now_wall_ms();
+                size_t k = 0;
+                for (size_t i = 0; i < n_parts; i++) {
+                        int32_t p = parts[i];
+                        const itd_parked_t *f;
+                        while (k < max && (f = itd_park_front(lp->park, p))) {
+                                itd_reason_t why = itd_decoder_decode(
+                                    lp->dec, f->value, f->len, wall,
+                                    &lp->in[k].ev, errstr, sizeof errstr);
+                                if (why == ITD_REASON_PENDING && !settle &&
+                                    now < f->deadline_ms)
+                                        break;
+                                itd_parked_t *e = itd_park_take(lp->park, p);
+                                src_t s = {e->key,   e->key_len, e->value,
+                                           e->len,   p,          e->offset,
+                                           e->token};
+                                if (why == ITD_REASON_PENDING) {
+                                        snprintf(detail, sizeof detail,
+                                                 "%s; %s", errstr,
+                                                 settle ? "no answer yet when "
+                                                          "a checkpoint was "
+                                                          "due"
+                                                        : "no answer within "
+                                                          "input.schema_"
+                                                          "registry.timeout");
+                                        reject(lp, &s,
+                                               ITD_REASON_UNKNOWN_SCHEMA_ID,
+                                               detail);
+                                } else if (why != ITD_REASON_OK) {
+                                        reject(lp, &s, why, errstr);
+                                } else {
+                                        lp->in[k].partition = p;
+                                        lp->in[k].offset = e->offset;
+                                        lp->src[k] = s;
+                                        lp->taken[k++] = e;
+                                        continue;
+                                }
+                                itd_parked_free(e);
+                        }
+                }
+                free(parts);
+                if (k > 0 && run_engine(lp, k) == ITD_OK) {
+                        emit(lp, k);
+                } else {
+                        /* Not applied: held like any such event, and left
+                         * for a restart (run_engine logs). */
+                        for (size_t j = 0; j < k; j++) {
+                                ppos(lp, lp->src[j].partition)->held = 1;
+                                abandon(lp, lp->src[j].partition,
+                                        EVENT_OUTPUTS);
+                        }
+                }
+                for (size_t j = 0; j < k; j++)
+                        itd_parked_free(lp->taken[j]);
+                if (!settle || k == 0)
+                        break;
         }
 }
 
@@ -1116,12 +1291,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         lp.rl_kafka = (itd_ratelimit_t){.interval_ms = 10000, .burst = 10};
         itd_err_t err = ITD_ERR_ARG;
         rd_kafka_message_t **msgs = NULL;
-        itd_input_t *in = NULL;
-        itd_prediction_t *preds = NULL;
-        itd_outcome_t *outcome = NULL;
-        size_t *msg_of = NULL;
 
         lp.offsets = itd_offsets_new();
+        lp.park = itd_park_new();
         lp.rq = itd_kafka_retryq_new();
         lp.m = itd_metrics_new();
         itd_health_init(&lp.health, conf->health_liveness_timeout_ms);
@@ -1144,6 +1316,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         ic.framing = conf->input_framing;
         ic.schemas_dir = conf->input_schemas_dir;
         ic.registry_url = conf->input_schema_registry_url;
+        ic.registry_user_info = conf->input_schema_registry_user_info;
+        ic.registry_timeout_ms = conf->input_schema_registry_timeout_ms;
         ic.max_future_ms = conf->input_max_future_ms;
         ic.max_string_bytes = (size_t)conf->input_max_string_bytes;
         ic.max_message_bytes = (size_t)conf->input_max_message_bytes;
@@ -1174,12 +1348,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 err = ITD_ERR_CONF;
                 goto out;
         }
-        char mmb[32];
-        size_t mmb_size = sizeof mmb;
-        lp.max_msg_bytes = 1000000; /* librdkafka's default */
-        if (rd_kafka_conf_get(rd_kafka_conf(lp.producer), "message.max.bytes",
-                              mmb, &mmb_size) == RD_KAFKA_CONF_OK)
-                lp.max_msg_bytes = (size_t)strtoull(mmb, NULL, 10);
+        lp.max_msg_bytes = itd_kafka_max_message_bytes(lp.producer);
         lp.consumer = itd_kafka_new(RD_KAFKA_CONSUMER,
                                     itd_kafka_consumer_defaults,
                                     lp.ck ? checkpoint_consumer_extra : NULL,
@@ -1217,10 +1386,12 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
 
         size_t max_batch = itd_engine_max_batch(lp.eng);
         msgs = itd_xcalloc(max_batch, sizeof *msgs);
-        in = itd_xcalloc(max_batch, sizeof *in);
-        preds = itd_xcalloc(max_batch, sizeof *preds);
-        outcome = itd_xcalloc(max_batch, sizeof *outcome);
-        msg_of = itd_xcalloc(max_batch, sizeof *msg_of);
+        lp.in = itd_xcalloc(max_batch, sizeof *lp.in);
+        lp.src = itd_xcalloc(max_batch, sizeof *lp.src);
+        lp.preds = itd_xcalloc(max_batch, sizeof *lp.preds);
+        lp.outcome = itd_xcalloc(max_batch, sizeof *lp.outcome);
+        lp.msg_of = itd_xcalloc(max_batch, sizeof *lp.msg_of);
+        lp.taken = itd_xcalloc(max_batch, sizeof *lp.taken);
         rd_kafka_queue_t *rkq = rd_kafka_queue_get_consumer(lp.consumer);
 
         int64_t t0 = itd_now_mono_ms(), last_ms = t0;
@@ -1251,8 +1422,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                             rkq, 0, msgs + 1, max_batch - 1);
                         if (more > 0)
                                 n += (size_t)more;
-                        process_batch(&lp, msgs, n, in, msg_of, preds,
-                                      outcome);
+                        process_batch(&lp, msgs, n);
                         itd_metrics_observe(
                             lp.m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
                             (double)(itd_now_mono_ms() - now) / 1000.0);
@@ -1260,6 +1430,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                                 if (msgs[i])
                                         rd_kafka_message_destroy(msgs[i]);
                 }
+                itd_decoder_poll(lp.dec, 0);
+                release_parked(&lp, 0);
                 produce_retries(&lp);
                 rd_kafka_poll(lp.producer, 0);
                 store_acknowledged(&lp);
@@ -1293,6 +1465,12 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         char fwhy[256];
         int producer_dead = rd_kafka_fatal_error(lp.producer, fwhy,
                                                  sizeof fwhy) != 0;
+        /* Events still waiting for their schema: a final checkpoint
+         * settles them (its cut must be exact); without checkpoints they
+         * are left, unacknowledged, to be consumed again after a restart. */
+        if (lp.ck && !producer_dead)
+                release_parked(&lp, 1);
+        res->awaiting_schema = abandon_parked(&lp, -1);
         drain_outputs(&lp, itd_now_mono_ms() +
                                (producer_dead ? 0 : conf->shutdown_timeout_ms));
         if (itd_offsets_in_flight(lp.offsets) > 0)
@@ -1316,13 +1494,14 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         itd_log(ITD_LOG_NOTICE, "run",
                 "accounting: consumed=%llu predicted=%llu dead_lettered=%llu "
                 "filtered=%llu undeliverable=%llu "
-                "dead_letters_truncated=%llu",
+                "dead_letters_truncated=%llu awaiting_schema=%llu",
                 (unsigned long long)res->consumed,
                 (unsigned long long)res->predicted,
                 (unsigned long long)res->dead_lettered,
                 (unsigned long long)res->filtered,
                 (unsigned long long)res->undeliverable,
-                (unsigned long long)res->dead_letters_truncated);
+                (unsigned long long)res->dead_letters_truncated,
+                (unsigned long long)res->awaiting_schema);
         res->seconds = (double)(itd_now_mono_ms() - t0) / 1000.0;
         rd_kafka_consumer_close(lp.consumer);
         err = ITD_OK;
@@ -1334,10 +1513,13 @@ out:
         if (lp.eng)
                 itd_engine_stats(lp.eng, &res->engine);
         free(msgs);
-        free(in);
-        free(preds);
-        free(outcome);
-        free(msg_of);
+        free(lp.in);
+        free(lp.src);
+        free(lp.preds);
+        free(lp.outcome);
+        free(lp.msg_of);
+        free(lp.taken);
+        itd_park_destroy(lp.park);
         itd_kafka_retryq_destroy(lp.rq);
         if (lp.rkt_pred)
                 rd_kafka_topic_destroy(lp.rkt_pred);

@@ -34,6 +34,8 @@ typedef struct itd_run_result_s {
                                   * value (or key) cut to fit the topic */
         uint64_t undeliverable;   /* outputs given up on (never fit, or
                                    * refused for good); offsets released */
+        uint64_t awaiting_schema; /* still waiting for their schema at stop
+                                   * (no checkpoints): consumed again */
         uint64_t predicted;       /* predictions produced */
         uint64_t filtered;        /* counted and dropped (engine ITD_OUT_FILTERED) */
         uint64_t published;       /* predictions delivered */

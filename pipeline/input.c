@@ -9,10 +9,18 @@
  *
  * Writer schemas by Confluent id: an open-addressing table of resolved
  * plans, kept for the decoder's life (a registered id never changes its
- * schema), and a small direct-mapped table of failed look-ups that are not
- * retried for ITD_DECODER_MISS_RETRY_MS, so a flood of unknown ids costs a
- * compare per message rather than a file open or an HTTP request each.
- * Registry requests are also capped per second for floods of distinct ids.
+ * schema), and a bounded table of unresolved ids: those being looked up in
+ * the registry (the message is answered ITD_REASON_PENDING, the caller
+ * keeps it and asks again) and those that failed, not asked again for
+ * ITD_DECODER_MISS_RETRY_MS. A flood of unknown ids costs a probe per
+ * message rather than a file open or an HTTP request each. That table is
+ * never cycled: an entry stays until it expires, however many other ids
+ * arrive, and when it is full a new id is answered unknown_schema_id
+ * without a look-up (and not remembered), so an attacker with many ids can
+ * neither evict a failed id to force a refetch nor queue unbounded
+ * requests. Registry look-ups run on pipeline/fetcher.c's thread, at most
+ * ITD_DECODER_REGISTRY_PER_SEC started per second; lines about failed ids
+ * go through a rate limiter.
  */
 #include "intentd/input.h"
 
@@ -34,7 +42,8 @@
 #include "registry_int.h"
 
 #define CONFLUENT_HDR 5
-#define MISS_SLOTS 256           /* direct-mapped failed look-ups */
+#define UNRESOLVED_MAX 1024      /* ids pending or failed at once */
+#define UNRESOLVED_CAP 2048      /* their table's slots (power of two) */
 #define MAX_SCHEMA_FILE (1 << 20) /* a schema file larger than this is refused */
 
 static const char *const reason_names[ITD_REASON__COUNT] = {
@@ -65,6 +74,8 @@ static const char *const reason_names[ITD_REASON__COUNT] = {
 };
 
 const char *itd_reason_name(itd_reason_t r) {
+        if (r == ITD_REASON_PENDING)
+                return "pending";
         if ((int)r < 0 || r >= ITD_REASON__COUNT || !reason_names[r])
                 return "unknown";
         return reason_names[r];
@@ -76,6 +87,8 @@ void itd_input_conf_defaults(itd_input_conf_t *conf) {
         conf->framing = ITD_FRAMING_AUTO;
         conf->schemas_dir = "";
         conf->registry_url = "";
+        conf->registry_user_info = "";
+        conf->registry_timeout_ms = 5000;
         conf->max_future_ms = 3600 * 1000LL;
         conf->max_string_bytes = ITD_ID_MAX - 1;
         conf->max_message_bytes = 65536;
@@ -86,26 +99,31 @@ typedef struct {
         itd_plan_t *plan; /* NULL: empty slot */
 } entry_t;
 
+typedef enum { ID_FREE = 0, ID_PENDING, ID_MISS } id_state_t;
+
+/* An id without a plan: being looked up, or failed until until_ms. */
 typedef struct {
         uint32_t id;
-        int used;
-        itd_reason_t reason;  /* unknown_schema_id or schema_incompatible */
-        int64_t retry_at_ms;  /* monotonic */
-        char why[300];
-} miss_t;
+        uint8_t state;        /* id_state_t */
+        itd_reason_t reason;  /* ID_MISS: unknown_schema_id or
+                               * schema_incompatible */
+        int64_t until_ms;     /* ID_MISS: asked again after (monotonic) */
+        char why[200];
+} unresolved_t;
 
 struct itd_decoder_s {
         itd_input_conf_t conf;
         char *schemas_dir;     /* NULL: none */
-        char *registry_url;    /* NULL: none */
         itd_codec_t *codec;    /* owns the built-in plan */
         const itd_plan_t *own; /* borrowed from codec */
         entry_t *tab;          /* capacity a power of two, half full at most */
         size_t tab_cap, tab_n;
-        miss_t miss[MISS_SLOTS];
-        itd_registry_t *reg;
-        int64_t reg_window_ms; /* start of the current one-second budget */
-        unsigned reg_in_window;
+        unresolved_t un[UNRESOLVED_CAP]; /* linear probing, no deletion:
+                                          * expired ones go at a sweep */
+        size_t un_used;        /* slots not ID_FREE */
+        int64_t next_sweep_ms; /* a full table is swept at most 1/s */
+        itd_fetcher_t *fetch;  /* NULL: no registry */
+        itd_ratelimit_t rl;    /* lines about ids, per decoder */
         itd_decoder_stats_t st;
 };
 
@@ -160,17 +178,21 @@ itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
                 dec->schemas_dir = itd_xstrdup(conf->schemas_dir);
         }
         if (conf->registry_url && conf->registry_url[0]) {
-                dec->registry_url = itd_xstrdup(conf->registry_url);
-                for (size_t n = strlen(dec->registry_url);
-                     n > 0 && dec->registry_url[n - 1] == '/';)
-                        dec->registry_url[--n] = '\0';
-                dec->reg = itd_registry_new(conf->registry_url, errstr,
-                                            errstr_size);
-                if (!dec->reg)
+                itd_registry_t *reg = itd_registry_new(
+                    conf->registry_url, conf->registry_user_info,
+                    conf->registry_timeout_ms, errstr, errstr_size);
+                if (!reg)
+                        goto fail;
+                dec->fetch = itd_fetcher_new(reg, ITD_DECODER_REGISTRY_PER_SEC,
+                                             errstr, errstr_size);
+                if (!dec->fetch)
                         goto fail;
         }
+        dec->rl = (itd_ratelimit_t){.interval_ms = 10000, .burst = 10};
+        /* Strings the caller may free: none kept but schemas_dir. */
         dec->conf.schemas_dir = dec->schemas_dir;
-        dec->conf.registry_url = dec->registry_url;
+        dec->conf.registry_url = NULL;
+        dec->conf.registry_user_info = NULL;
         dec->codec = itd_codec_new(errstr, errstr_size);
         if (!dec->codec)
                 goto fail;
@@ -189,10 +211,9 @@ void itd_decoder_destroy(itd_decoder_t *dec) {
         for (size_t i = 0; i < dec->tab_cap; i++)
                 itd_plan_destroy(dec->tab[i].plan);
         free(dec->tab);
-        itd_registry_destroy(dec->reg);
+        itd_fetcher_destroy(dec->fetch);
         itd_codec_destroy(dec->codec);
         free(dec->schemas_dir);
-        free(dec->registry_url);
         free(dec);
 }
 
@@ -262,72 +283,194 @@ static char *read_schema_file(const char *path, char *errstr,
         return text;
 }
 
-/*
- * Finds the writer schema text of id: schemas_dir/<id>.avsc, then
- * schemas_dir/<id>, then the registry. Returns the text (caller frees) and
- * where it came from, or NULL with the reason in why.
- */
-static char *find_schema(itd_decoder_t *dec, uint32_t id, char *from,
-                         size_t from_size, char *why, size_t why_size,
-                         int *retry) {
-        char path[4096];
-        int err = 0;
-        *retry = 1;
-        if (dec->schemas_dir) {
-                static const char *const suffix[2] = {".avsc", ""};
-                for (int k = 0; k < 2; k++) {
-                        snprintf(path, sizeof path, "%s/%" PRIu32 "%s",
-                                 dec->schemas_dir, id, suffix[k]);
-                        char *text =
-                            read_schema_file(path, why, why_size, &err);
-                        if (text) {
-                                snprintf(from, from_size, "%s", path);
-                                return text;
-                        }
-                        if (err)
-                                return NULL;
-                }
+/* ---- unresolved ids ---- */
+
+static unresolved_t *un_get(itd_decoder_t *dec, uint32_t id) {
+        for (size_t i = slot_of_id(id, UNRESOLVED_CAP);;
+             i = (i + 1) & (UNRESOLVED_CAP - 1)) {
+                unresolved_t *u = &dec->un[i];
+                if (u->state == ID_FREE)
+                        return NULL;
+                if (u->id == id)
+                        return u;
         }
-        if (!dec->reg) {
-                snprintf(why, why_size, "not in input.schemas_dir%s",
-                         dec->schemas_dir ? "" : " (none configured)");
-                return NULL;
+}
+
+/* Rebuilds the table without the misses that expired (and the pending
+ * entries resolved since, which apply() marks expired). */
+static void un_sweep(itd_decoder_t *dec, int64_t now) {
+        unresolved_t *keep = itd_xmalloc(UNRESOLVED_MAX * sizeof *keep);
+        size_t n = 0;
+        for (size_t i = 0; i < UNRESOLVED_CAP; i++) {
+                unresolved_t *u = &dec->un[i];
+                if (u->state == ID_PENDING ||
+                    (u->state == ID_MISS && now < u->until_ms))
+                        if (n < UNRESOLVED_MAX)
+                                keep[n++] = *u;
         }
-        int64_t now = itd_now_mono_ms();
-        if (now - dec->reg_window_ms >= 1000) {
-                dec->reg_window_ms = now;
-                dec->reg_in_window = 0;
+        memset(dec->un, 0, sizeof dec->un);
+        dec->un_used = 0;
+        for (size_t k = 0; k < n; k++) {
+                size_t i = slot_of_id(keep[k].id, UNRESOLVED_CAP);
+                while (dec->un[i].state != ID_FREE)
+                        i = (i + 1) & (UNRESOLVED_CAP - 1);
+                dec->un[i] = keep[k];
+                dec->un_used++;
         }
-        if (dec->reg_in_window >= ITD_DECODER_REGISTRY_PER_SEC) {
-                /* Not remembered as a miss: the next message may ask. */
-                *retry = 0;
-                snprintf(why, why_size,
-                         "not in input.schemas_dir, and the registry "
-                         "look-up budget (%d/s) is spent",
-                         ITD_DECODER_REGISTRY_PER_SEC);
-                return NULL;
+        free(keep);
+}
+
+/* A slot for id (new or its own), or NULL when UNRESOLVED_MAX live entries
+ * leave no room: nothing is ever evicted before it expires. */
+static unresolved_t *un_put(itd_decoder_t *dec, uint32_t id, int64_t now) {
+        unresolved_t *u = un_get(dec, id);
+        if (u)
+                return u;
+        if (dec->un_used >= UNRESOLVED_MAX) {
+                if (now < dec->next_sweep_ms)
+                        return NULL;
+                dec->next_sweep_ms = now + 1000;
+                un_sweep(dec, now);
+                if (dec->un_used >= UNRESOLVED_MAX)
+                        return NULL;
         }
-        dec->reg_in_window++;
-        dec->st.registry_requests++;
-        char *text = NULL;
-        char rerr[300];
-        itd_err_t rc = itd_registry_fetch(dec->reg, id, &text, rerr,
-                                          sizeof rerr);
-        if (rc == ITD_OK) {
-                snprintf(from, from_size, "%s/schemas/ids/%" PRIu32,
-                         dec->registry_url, id);
-                return text;
-        }
-        if (rc != ITD_ERR_NOT_FOUND) {
-                dec->st.registry_errors++;
+        size_t i = slot_of_id(id, UNRESOLVED_CAP);
+        while (dec->un[i].state != ID_FREE)
+                i = (i + 1) & (UNRESOLVED_CAP - 1);
+        u = &dec->un[i];
+        u->id = id;
+        dec->un_used++;
+        return u;
+}
+
+/* Logs a line about an id through the decoder's rate limiter. */
+static void id_log(itd_decoder_t *dec, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void id_log(itd_decoder_t *dec, int level, const char *fmt, ...) {
+        uint64_t sup;
+        int ok = itd_ratelimit_allow(&dec->rl, itd_now_mono_ms(), &sup);
+        if (sup)
                 itd_log(ITD_LOG_WARNING, "avro",
-                        "schema registry look-up failed: %s", rerr);
+                        "%llu similar lines about schema ids suppressed",
+                        (unsigned long long)sup);
+        if (!ok)
+                return;
+        char line[600];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        itd_log(level, "avro", "%s", line);
+}
+
+/* Remembers id as failed (reason, why) for ITD_DECODER_MISS_RETRY_MS; a
+ * full table remembers nothing, and the id is simply asked again. */
+static void remember_miss(itd_decoder_t *dec, uint32_t id, itd_reason_t r,
+                          const char *why, int64_t now) {
+        dec->st.schema_misses++;
+        unresolved_t *u = un_put(dec, id, now);
+        if (u) {
+                u->state = ID_MISS;
+                u->reason = r;
+                u->until_ms = now + ITD_DECODER_MISS_RETRY_MS;
+                itd_strlcpy(u->why, why, sizeof u->why);
         }
-        snprintf(why, why_size, "%s", rerr);
+        id_log(dec, ITD_LOG_WARNING, "schema id %" PRIu32 ": %s (not retried "
+               "for %d s)", id, why, ITD_DECODER_MISS_RETRY_MS / 1000);
+}
+
+/* Turns schema text into a cached plan, or a remembered miss. */
+static const itd_plan_t *compile(itd_decoder_t *dec, uint32_t id,
+                                 const char *text, const char *from,
+                                 int64_t now) {
+        char why[300];
+        avro_schema_t writer = NULL;
+        if (avro_schema_from_json_length(text, strlen(text), &writer)) {
+                snprintf(why, sizeof why, "%.150s does not parse as Avro: "
+                         "%.80s", from, avro_strerror());
+                remember_miss(dec, id, ITD_REASON_SCHEMA_INCOMPATIBLE, why,
+                              now);
+                return NULL;
+        }
+        char perr[256];
+        itd_plan_t *plan = itd_plan_new(writer, perr, sizeof perr);
+        avro_schema_decref(writer);
+        if (!plan) {
+                snprintf(why, sizeof why, "%.100s: %.190s", from, perr);
+                remember_miss(dec, id, ITD_REASON_SCHEMA_INCOMPATIBLE, why,
+                              now);
+                return NULL;
+        }
+        tab_put(dec, id, plan);
+        dec->st.schemas_loaded++;
+        id_log(dec, ITD_LOG_INFO, "schema id %" PRIu32 " loaded from %s", id,
+               from);
+        return plan;
+}
+
+/* A finished registry look-up: a plan, or a miss. */
+static void apply(itd_decoder_t *dec, itd_fetch_result_t *r, int64_t now) {
+        unresolved_t *u = un_get(dec, r->id);
+        if (u && u->state == ID_PENDING) {
+                /* Resolved either way: the sweep may drop it. */
+                u->state = ID_MISS;
+                u->until_ms = 0;
+        }
+        if (r->rc == ITD_OK) {
+                char from[1300];
+                snprintf(from, sizeof from, "%s/schemas/ids/%" PRIu32,
+                         itd_registry_url(itd_fetcher_registry(dec->fetch)),
+                         r->id);
+                compile(dec, r->id, r->schema, from, now);
+        } else {
+                if (r->rc != ITD_ERR_NOT_FOUND) {
+                        dec->st.registry_errors++;
+                        id_log(dec, ITD_LOG_WARNING,
+                               "schema registry look-up failed: %s", r->why);
+                }
+                remember_miss(dec, r->id, ITD_REASON_UNKNOWN_SCHEMA_ID,
+                              r->why, now);
+        }
+        free(r->schema);
+        r->schema = NULL;
+}
+
+size_t itd_decoder_poll(itd_decoder_t *dec, int wait_ms) {
+        if (!dec->fetch)
+                return 0;
+        itd_fetch_result_t res[16];
+        size_t total = 0, n;
+        int64_t now = itd_now_mono_ms();
+        while ((n = itd_fetcher_take(dec->fetch, res, 16,
+                                     total ? 0 : wait_ms)) > 0) {
+                for (size_t i = 0; i < n; i++)
+                        apply(dec, &res[i], now);
+                total += n;
+        }
+        return total;
+}
+
+/* Reads schemas_dir/<id>.avsc, then schemas_dir/<id>. @returns the text
+ * (caller frees) with its path in from, or NULL; *err when a file exists
+ * but cannot be read (why says so). */
+static char *read_schema_dir(itd_decoder_t *dec, uint32_t id, char *from,
+                             size_t from_size, char *why, size_t why_size,
+                             int *err) {
+        static const char *const suffix[2] = {".avsc", ""};
+        *err = 0;
+        for (int k = 0; k < 2; k++) {
+                snprintf(from, from_size, "%s/%" PRIu32 "%s",
+                         dec->schemas_dir, id, suffix[k]);
+                char *text = read_schema_file(from, why, why_size, err);
+                if (text || *err)
+                        return text;
+        }
         return NULL;
 }
 
-/* The plan for a Confluent schema id, or NULL with the reason. */
+/* The plan for a Confluent schema id, or NULL with the reason
+ * (ITD_REASON_PENDING while the registry is being asked). */
 static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
                                 itd_reason_t *reason, char *detail,
                                 size_t detail_size) {
@@ -335,63 +478,85 @@ static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
         if (hit)
                 return hit;
         /* Neither source configured: every id is the built-in schema. */
-        if (!dec->schemas_dir && !dec->reg)
+        if (!dec->schemas_dir && !dec->fetch)
                 return dec->own;
-        miss_t *m = &dec->miss[id % MISS_SLOTS];
         int64_t now = itd_now_mono_ms();
-        if (m->used && m->id == id && now < m->retry_at_ms) {
-                *reason = m->reason;
+        unresolved_t *u = un_get(dec, id);
+        if (u && u->state == ID_PENDING) {
+                *reason = ITD_REASON_PENDING;
+                msg(detail, detail_size,
+                    "schema id %" PRIu32 ": being looked up in the schema "
+                    "registry", id);
+                return NULL;
+        }
+        if (u && u->state == ID_MISS && now < u->until_ms) {
+                *reason = u->reason;
                 msg(detail, detail_size, "schema id %" PRIu32 ": %s", id,
-                    m->why);
+                    u->why);
                 return NULL;
         }
         char from[4200], why[300] = "";
-        int retry;
-        itd_reason_t r = ITD_REASON_UNKNOWN_SCHEMA_ID;
-        char *text = find_schema(dec, id, from, sizeof from, why, sizeof why,
-                                 &retry);
-        if (text) {
-                avro_schema_t writer = NULL;
-                if (avro_schema_from_json_length(text, strlen(text),
-                                                 &writer)) {
-                        r = ITD_REASON_SCHEMA_INCOMPATIBLE;
-                        snprintf(why, sizeof why,
-                                 "%.150s does not parse as Avro: %.80s",
-                                 from, avro_strerror());
-                } else {
-                        char perr[256];
-                        itd_plan_t *plan =
-                            itd_plan_new(writer, perr, sizeof perr);
-                        avro_schema_decref(writer);
-                        if (plan) {
-                                free(text);
-                                tab_put(dec, id, plan);
-                                dec->st.schemas_loaded++;
-                                itd_log(ITD_LOG_INFO, "avro",
-                                        "schema id %" PRIu32 " loaded from "
-                                        "%s",
-                                        id, from);
+        if (dec->schemas_dir) {
+                int err;
+                char *text = read_schema_dir(dec, id, from, sizeof from, why,
+                                             sizeof why, &err);
+                if (text) {
+                        const itd_plan_t *plan = compile(dec, id, text, from,
+                                                         now);
+                        free(text);
+                        if (plan)
                                 return plan;
-                        }
-                        r = ITD_REASON_SCHEMA_INCOMPATIBLE;
-                        snprintf(why, sizeof why, "%.100s: %.190s", from,
-                                 perr);
+                        u = un_get(dec, id);
+                        *reason = u ? u->reason
+                                    : ITD_REASON_SCHEMA_INCOMPATIBLE;
+                        msg(detail, detail_size, "schema id %" PRIu32 ": %s",
+                            id, u ? u->why : "writer schema does not resolve");
+                        return NULL;
                 }
-                free(text);
+                if (err || !dec->fetch) {
+                        if (!err)
+                                snprintf(why, sizeof why,
+                                         "not in input.schemas_dir");
+                        remember_miss(dec, id, ITD_REASON_UNKNOWN_SCHEMA_ID,
+                                      why, now);
+                        *reason = ITD_REASON_UNKNOWN_SCHEMA_ID;
+                        msg(detail, detail_size, "schema id %" PRIu32 ": %s",
+                            id, why);
+                        return NULL;
+                }
         }
-        dec->st.schema_misses++;
-        *reason = r;
-        msg(detail, detail_size, "schema id %" PRIu32 ": %s", id, why);
-        if (retry) {
-                m->used = 1;
-                m->id = id;
-                m->reason = r;
-                m->retry_at_ms = now + ITD_DECODER_MISS_RETRY_MS;
-                itd_strlcpy(m->why, why, sizeof m->why);
-                itd_log(ITD_LOG_WARNING, "avro",
-                        "schema id %" PRIu32 ": %s (not retried for %d s)",
-                        id, why, ITD_DECODER_MISS_RETRY_MS / 1000);
+        /* The registry, in the background. Refused look-ups are answered
+         * unknown and not remembered: a later message may ask again. */
+        *reason = ITD_REASON_UNKNOWN_SCHEMA_ID;
+        u = un_put(dec, id, now);
+        if (!u) {
+                dec->st.registry_refused++;
+                msg(detail, detail_size,
+                    "schema id %" PRIu32 ": not looked up: %d schema ids "
+                    "are already pending or failed in the last %d s",
+                    id, UNRESOLVED_MAX, ITD_DECODER_MISS_RETRY_MS / 1000);
+                id_log(dec, ITD_LOG_WARNING, "%s", detail ? detail : "");
+                return NULL;
         }
+        if (itd_fetcher_request(dec->fetch, id) != 0) {
+                /* Give the slot back: it was new (un_get found none). */
+                u->state = ID_MISS;
+                u->until_ms = 0;
+                dec->st.registry_refused++;
+                msg(detail, detail_size,
+                    "schema id %" PRIu32 ": not looked up: %d registry "
+                    "look-ups are already queued",
+                    id, ITD_FETCH_QUEUE);
+                id_log(dec, ITD_LOG_WARNING, "%s", detail ? detail : "");
+                return NULL;
+        }
+        u->state = ID_PENDING;
+        u->why[0] = '\0';
+        dec->st.registry_requests++;
+        *reason = ITD_REASON_PENDING;
+        msg(detail, detail_size,
+            "schema id %" PRIu32 ": being looked up in the schema registry",
+            id);
         return NULL;
 }
 
@@ -449,6 +614,11 @@ static itd_reason_t decode_avro(itd_decoder_t *dec, const uint8_t *buf,
         itd_reason_t r = decode_confluent(dec, buf, len, ev, why, sizeof why);
         if (r == ITD_REASON_OK)
                 return r;
+        if (r == ITD_REASON_PENDING) {
+                /* Whether it is Confluent depends on the answer. */
+                msg(detail, detail_size, "%s", why);
+                return r;
+        }
         if (itd_plan_decode(dec->own, buf, len, 0, max_str, ev, why_bare,
                             sizeof why_bare) == ITD_REASON_OK)
                 return ITD_REASON_OK;

@@ -180,6 +180,71 @@ itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
         }
 }
 
+/* ------------------------------------------------------------- fitting */
+
+/* Per-record wire overhead, bounded above (librdkafka's v2 maximum is 36
+ * bytes), and room for the two truncation headers itd_kafka_fit adds. */
+#define RECORD_OVERHEAD 64
+#define TRUNC_HEADERS_ROOM 128
+#define LAST_RESORT_KEY 256
+
+size_t itd_kafka_max_message_bytes(rd_kafka_t *rk) {
+        char v[32];
+        size_t n = sizeof v;
+        if (rd_kafka_conf_get(rd_kafka_conf(rk), "message.max.bytes", v, &n) !=
+            RD_KAFKA_CONF_OK)
+                return 1000000;
+        return (size_t)strtoull(v, NULL, 10);
+}
+
+/* What librdkafka charges a record's headers against message.max.bytes,
+ * bounded above: name and value with a 5-byte varint length each. */
+static size_t headers_bytes(const rd_kafka_headers_t *h) {
+        size_t total = 0, n;
+        const char *name;
+        const void *v;
+        for (size_t i = 0;
+             h && rd_kafka_header_get_all(h, i, &name, &v, &n) == 0; i++)
+                total += strlen(name) + n + 10;
+        return total;
+}
+
+static void add_length(rd_kafka_headers_t *hdrs, const char *name,
+                       size_t n) {
+        char num[32];
+        snprintf(num, sizeof num, "%zu", n);
+        rd_kafka_header_remove(hdrs, name);
+        rd_kafka_header_add(hdrs, name, -1, num, -1);
+}
+
+int itd_kafka_fit(size_t max_bytes, rd_kafka_headers_t *hdrs,
+                  size_t *key_len, size_t *len) {
+        size_t key_keep, len_keep;
+        if (max_bytes == 0) {
+                key_keep = *key_len < LAST_RESORT_KEY ? *key_len
+                                                      : LAST_RESORT_KEY;
+                len_keep = 0;
+        } else {
+                size_t fixed = RECORD_OVERHEAD + TRUNC_HEADERS_ROOM +
+                               headers_bytes(hdrs);
+                size_t room = max_bytes > fixed ? max_bytes - fixed : 0;
+                key_keep = *key_len < room ? *key_len : room;
+                len_keep = *len < room - key_keep ? *len : room - key_keep;
+        }
+        int cut = 0;
+        if (key_keep < *key_len) {
+                add_length(hdrs, ITD_KAFKA_HDR_KEY_TRUNCATED, *key_len);
+                cut = 1;
+        }
+        if (len_keep < *len) {
+                add_length(hdrs, ITD_KAFKA_HDR_VALUE_TRUNCATED, *len);
+                cut = 1;
+        }
+        *key_len = key_keep;
+        *len = len_keep;
+        return cut;
+}
+
 /* ---------------------------------------------------------- retries */
 
 typedef struct retry_s {

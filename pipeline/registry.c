@@ -1,14 +1,15 @@
 /*
  * registry.c - GET {url}/schemas/ids/{id} against a Confluent Schema
- * Registry, through libcurl.
+ * Registry, through libcurl (see registry_int.h).
  *
  * Why libcurl rather than a socket and a hand-written HTTP/1.1 GET:
  * registries in production sit behind https, basic auth, proxies and
  * chunked responses; libcurl handles all of them, is packaged and kept
  * patched by Debian, and is only on the cold path (the first message of a
- * new schema id). One easy handle per client keeps the connection alive
- * between look-ups. Built without libcurl (ITD_HAVE_CURL undefined), the
- * client refuses to start and says so.
+ * new schema id). Each look-up is one easy handle that pipeline/fetcher.c
+ * runs on a multi handle in its own thread, so a registry that hangs
+ * never holds up decoding. Built without libcurl (ITD_HAVE_CURL
+ * undefined), the client refuses to start and says so.
  */
 #include "registry_int.h"
 
@@ -22,44 +23,103 @@
 
 #define MAX_BODY (1 << 20)   /* a schema answer larger than this is refused */
 #define CONNECT_TIMEOUT_MS 2000L
-#define TOTAL_TIMEOUT_MS 5000L
+
+/* Where the userinfo of url ends ('@' included) and starts, or 0 when it
+ * has none: "scheme://user:pass@host/...". */
+static size_t userinfo_span(const char *url, size_t *start) {
+        const char *sep = strstr(url, "://");
+        if (!sep)
+                return 0;
+        const char *auth = sep + 3;
+        size_t auth_len = strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (const char *p = auth; p < auth + auth_len; p++)
+                if (*p == '@')
+                        at = p;
+        if (!at)
+                return 0;
+        *start = (size_t)(auth - url);
+        return (size_t)(at + 1 - auth);
+}
+
+const char *itd_url_redact(const char *url, char *buf, size_t cap) {
+        size_t start, n = userinfo_span(url, &start);
+        if (cap == 0)
+                return buf;
+        if (!n)
+                snprintf(buf, cap, "%s", url);
+        else
+                snprintf(buf, cap, "%.*s***@%s", (int)start, url,
+                         url + start + n);
+        return buf;
+}
 
 #ifdef ITD_HAVE_CURL
 #include <curl/curl.h>
 
 struct itd_registry_s {
+        char *base;     /* url without credentials or trailing slashes */
+        char *user;     /* NULL: no credentials */
+        char *password;
+        long timeout_ms;
+};
+
+struct itd_reg_req_s {
         CURL *curl;
-        char *base; /* url without trailing slashes */
+        uint32_t id;
+        char url[1200];   /* with credentials removed */
         char *body;
         size_t len, cap;
         int too_big;
 };
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
-        itd_registry_t *reg = arg;
-        size_t n = size * nmemb;
-        if (reg->len + n > MAX_BODY) {
-                reg->too_big = 1;
-                return 0; /* makes libcurl fail the transfer */
+/* Splits "user:password" (the first ':' separates; the password may hold
+ * more) into reg; url-decoded when it came from a URL. */
+static void set_credentials(itd_registry_t *reg, const char *text,
+                            size_t len, int url_encoded) {
+        const char *colon = memchr(text, ':', len);
+        size_t ulen = colon ? (size_t)(colon - text) : len;
+        const char *pw = colon ? colon + 1 : "";
+        size_t plen = colon ? len - ulen - 1 : 0;
+        if (url_encoded) {
+                int n;
+                char *u = curl_easy_unescape(NULL, text, (int)ulen, &n);
+                char *p = curl_easy_unescape(NULL, pw, (int)plen, &n);
+                reg->user = itd_xstrdup(u ? u : "");
+                reg->password = itd_xstrdup(p ? p : "");
+                curl_free(u);
+                curl_free(p);
+                return;
         }
-        if (reg->len + n + 1 > reg->cap) {
-                reg->cap = (reg->len + n + 1) * 2;
-                reg->body = itd_xrealloc(reg->body, reg->cap);
-        }
-        memcpy(reg->body + reg->len, data, n);
-        reg->len += n;
-        reg->body[reg->len] = '\0';
-        return n;
+        reg->user = itd_xmalloc(ulen + 1);
+        memcpy(reg->user, text, ulen);
+        reg->user[ulen] = '\0';
+        reg->password = itd_xmalloc(plen + 1);
+        memcpy(reg->password, pw, plen);
+        reg->password[plen] = '\0';
 }
 
-itd_registry_t *itd_registry_new(const char *url, char *errstr,
+itd_registry_t *itd_registry_new(const char *url, const char *user_info,
+                                 int64_t timeout_ms, char *errstr,
                                  size_t errstr_size) {
+        char shown[1100];
+        itd_url_redact(url, shown, sizeof shown);
         if (strncmp(url, "http://", 7) != 0 &&
             strncmp(url, "https://", 8) != 0) {
                 snprintf(errstr, errstr_size,
-                         "schema registry url \"%s\": expected http:// or "
-                         "https://",
-                         url);
+                         "input.schema_registry.url \"%s\": expected http:// "
+                         "or https://",
+                         shown);
+                return NULL;
+        }
+        size_t start, n = userinfo_span(url, &start);
+        if (n && user_info && *user_info) {
+                snprintf(errstr, errstr_size,
+                         "input.schema_registry.url \"%s\" carries "
+                         "credentials and "
+                         "input.schema_registry.basic_auth_user_info is "
+                         "set: give them once",
+                         shown);
                 return NULL;
         }
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -67,78 +127,137 @@ itd_registry_t *itd_registry_new(const char *url, char *errstr,
                 return NULL;
         }
         itd_registry_t *reg = itd_xcalloc(1, sizeof *reg);
-        reg->base = itd_xstrdup(url);
-        for (size_t n = strlen(reg->base); n > 0 && reg->base[n - 1] == '/';)
-                reg->base[--n] = '\0';
-        reg->curl = curl_easy_init();
-        if (!reg->curl) {
-                snprintf(errstr, errstr_size, "curl_easy_init failed");
-                itd_registry_destroy(reg);
-                return NULL;
-        }
-        curl_easy_setopt(reg->curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(reg->curl, CURLOPT_CONNECTTIMEOUT_MS,
-                         CONNECT_TIMEOUT_MS);
-        curl_easy_setopt(reg->curl, CURLOPT_TIMEOUT_MS, TOTAL_TIMEOUT_MS);
-        curl_easy_setopt(reg->curl, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(reg->curl, CURLOPT_MAXREDIRS, 3L);
-        curl_easy_setopt(reg->curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(reg->curl, CURLOPT_WRITEDATA, reg);
-        curl_easy_setopt(reg->curl, CURLOPT_USERAGENT, "intentd");
+        reg->timeout_ms = timeout_ms > 0 ? (long)timeout_ms : 5000L;
+        size_t len = strlen(url) - n;
+        reg->base = itd_xmalloc(len + 1);
+        memcpy(reg->base, url, n ? start : len);
+        if (n)
+                memcpy(reg->base + start, url + start + n, len - start);
+        reg->base[len] = '\0';
+        for (size_t k = strlen(reg->base); k > 0 && reg->base[k - 1] == '/';)
+                reg->base[--k] = '\0';
+        if (n)
+                set_credentials(reg, url + start, n - 1, 1);
+        else if (user_info && *user_info)
+                set_credentials(reg, user_info, strlen(user_info), 0);
         return reg;
 }
 
 void itd_registry_destroy(itd_registry_t *reg) {
         if (!reg)
                 return;
-        if (reg->curl)
-                curl_easy_cleanup(reg->curl);
         free(reg->base);
-        free(reg->body);
+        free(reg->user);
+        if (reg->password) {
+                /* Not left behind in freed memory (a core dump). */
+                volatile char *p = reg->password;
+                while (*p)
+                        *p++ = '\0';
+                free(reg->password);
+        }
         free(reg);
         /* curl_global_cleanup is left to process exit: other clients may
          * still be alive, and it is not thread-safe. */
 }
 
-itd_err_t itd_registry_fetch(itd_registry_t *reg, uint32_t id, char **schema,
-                             char *errstr, size_t errstr_size) {
-        char url[1024];
+const char *itd_registry_url(const itd_registry_t *reg) { return reg->base; }
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
+        itd_reg_req_t *req = arg;
+        size_t n = size * nmemb;
+        if (req->len + n > MAX_BODY) {
+                req->too_big = 1;
+                return 0; /* makes libcurl fail the transfer */
+        }
+        if (req->len + n + 1 > req->cap) {
+                req->cap = (req->len + n + 1) * 2;
+                req->body = itd_xrealloc(req->body, req->cap);
+        }
+        memcpy(req->body + req->len, data, n);
+        req->len += n;
+        req->body[req->len] = '\0';
+        return n;
+}
+
+itd_reg_req_t *itd_registry_req_new(itd_registry_t *reg, uint32_t id) {
+        CURL *c = curl_easy_init();
+        if (!c)
+                return NULL;
+        itd_reg_req_t *req = itd_xcalloc(1, sizeof *req);
+        req->curl = c;
+        req->id = id;
+        snprintf(req->url, sizeof req->url, "%s/schemas/ids/%u", reg->base,
+                 id);
+        curl_easy_setopt(c, CURLOPT_URL, req->url);
+        if (reg->user) {
+                curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+                curl_easy_setopt(c, CURLOPT_USERNAME, reg->user);
+                curl_easy_setopt(c, CURLOPT_PASSWORD, reg->password);
+        }
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                         reg->timeout_ms < CONNECT_TIMEOUT_MS
+                             ? reg->timeout_ms
+                             : CONNECT_TIMEOUT_MS);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, reg->timeout_ms);
+        /* Redirects within the registry; libcurl does not send the
+         * credentials on to another host. */
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, req);
+        curl_easy_setopt(c, CURLOPT_PRIVATE, req);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "intentd");
+        return req;
+}
+
+void *itd_registry_req_easy(itd_reg_req_t *req) { return req->curl; }
+
+uint32_t itd_registry_req_id(const itd_reg_req_t *req) { return req->id; }
+
+void itd_registry_req_destroy(itd_reg_req_t *req) {
+        if (!req)
+                return;
+        curl_easy_cleanup(req->curl);
+        free(req->body);
+        free(req);
+}
+
+itd_err_t itd_registry_req_finish(itd_reg_req_t *req, int curl_rc,
+                                  char **schema, char *why,
+                                  size_t why_size) {
         long status = 0;
         *schema = NULL;
-        snprintf(url, sizeof url, "%s/schemas/ids/%u", reg->base, id);
-        reg->len = 0;
-        reg->too_big = 0;
-        curl_easy_setopt(reg->curl, CURLOPT_URL, url);
-        CURLcode rc = curl_easy_perform(reg->curl);
-        if (rc != CURLE_OK) {
-                snprintf(errstr, errstr_size, "GET %s: %s", url,
-                         reg->too_big ? "answer larger than 1 MiB"
-                                      : curl_easy_strerror(rc));
+        if (curl_rc != CURLE_OK) {
+                snprintf(why, why_size, "GET %s: %s", req->url,
+                         req->too_big ? "answer larger than 1 MiB"
+                                      : curl_easy_strerror(curl_rc));
                 return ITD_ERR_IO;
         }
-        curl_easy_getinfo(reg->curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &status);
         if (status == 404) {
-                snprintf(errstr, errstr_size, "GET %s: 404 not found", url);
+                snprintf(why, why_size, "GET %s: 404 not found", req->url);
                 return ITD_ERR_NOT_FOUND;
         }
         if (status != 200) {
-                snprintf(errstr, errstr_size, "GET %s: HTTP status %ld", url,
+                snprintf(why, why_size, "GET %s: HTTP status %ld", req->url,
                          status);
                 return ITD_ERR_IO;
         }
         json_error_t jerr;
-        json_t *root = json_loadb(reg->body ? reg->body : "", reg->len, 0,
+        json_t *root = json_loadb(req->body ? req->body : "", req->len, 0,
                                   &jerr);
         json_t *s = root ? json_object_get(root, "schema") : NULL;
         json_t *type = root ? json_object_get(root, "schemaType") : NULL;
         itd_err_t err = ITD_ERR_PARSE;
         if (!json_is_string(s)) {
-                snprintf(errstr, errstr_size,
-                         "GET %s: answer is not {\"schema\": \"...\"}", url);
+                snprintf(why, why_size,
+                         "GET %s: answer is not {\"schema\": \"...\"}",
+                         req->url);
         } else if (type && !(json_is_string(type) &&
                              strcmp(json_string_value(type), "AVRO") == 0)) {
-                snprintf(errstr, errstr_size,
-                         "GET %s: schemaType is %s, not AVRO", url,
+                snprintf(why, why_size, "GET %s: schemaType is %.40s, not AVRO",
+                         req->url,
                          json_is_string(type) ? json_string_value(type)
                                               : "not a string");
         } else {
@@ -151,24 +270,57 @@ itd_err_t itd_registry_fetch(itd_registry_t *reg, uint32_t id, char **schema,
 
 #else /* !ITD_HAVE_CURL */
 
-itd_registry_t *itd_registry_new(const char *url, char *errstr,
+struct itd_registry_s {
+        int unused;
+};
+
+itd_registry_t *itd_registry_new(const char *url, const char *user_info,
+                                 int64_t timeout_ms, char *errstr,
                                  size_t errstr_size) {
+        char shown[1100];
+        (void)user_info;
+        (void)timeout_ms;
         snprintf(errstr, errstr_size,
                  "input.schema_registry.url \"%s\": intentd was built "
                  "without libcurl, so it cannot query a schema registry "
                  "(use input.schemas_dir)",
-                 url);
+                 itd_url_redact(url, shown, sizeof shown));
         return NULL;
 }
 
 void itd_registry_destroy(itd_registry_t *reg) { (void)reg; }
 
-itd_err_t itd_registry_fetch(itd_registry_t *reg, uint32_t id, char **schema,
-                             char *errstr, size_t errstr_size) {
+const char *itd_registry_url(const itd_registry_t *reg) {
         (void)reg;
+        return "";
+}
+
+itd_reg_req_t *itd_registry_req_new(itd_registry_t *reg, uint32_t id) {
+        (void)reg;
+        (void)id;
+        return NULL;
+}
+
+void *itd_registry_req_easy(itd_reg_req_t *req) {
+        (void)req;
+        return NULL;
+}
+
+uint32_t itd_registry_req_id(const itd_reg_req_t *req) {
+        (void)req;
+        return 0;
+}
+
+itd_err_t itd_registry_req_finish(itd_reg_req_t *req, int curl_rc,
+                                  char **schema, char *why,
+                                  size_t why_size) {
+        (void)req;
+        (void)curl_rc;
         *schema = NULL;
-        snprintf(errstr, errstr_size, "schema id %u: no registry client", id);
+        snprintf(why, why_size, "no registry client");
         return ITD_ERR_IO;
 }
+
+void itd_registry_req_destroy(itd_reg_req_t *req) { (void)req; }
 
 #endif

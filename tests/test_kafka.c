@@ -131,3 +131,111 @@ Test(kafka, retry_queue_survives_reports_served_inside_its_flush,
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
 }
+
+/* The dead-letter headers run.c sends with every dead letter. */
+static rd_kafka_headers_t *dlq_headers(void) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+        rd_kafka_header_add(h, "intentd.error.reason", -1,
+                            "message_too_large", -1);
+        rd_kafka_header_add(h, "intentd.error.detail", -1,
+                            "999900 bytes exceeds input.max_message_bytes "
+                            "(65536)", -1);
+        rd_kafka_header_add(h, "intentd.source.topic", -1, "intentd.events",
+                            -1);
+        rd_kafka_header_add(h, "intentd.source.partition", -1, "0", -1);
+        rd_kafka_header_add(h, "intentd.source.offset", -1, "12", -1);
+        return h;
+}
+
+static const char *header_of(rd_kafka_headers_t *h, const char *name,
+                             char *buf, size_t cap) {
+        const void *v;
+        size_t n;
+        if (rd_kafka_header_get_last(h, name, &v, &n) != 0)
+                return NULL;
+        snprintf(buf, cap, "%.*s", (int)n, (const char *)v);
+        return buf;
+}
+
+Test(kafka, a_record_too_large_is_cut_to_what_the_producer_takes) {
+        char err[512], num[32];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        static const char *const kv[] = {"test.mock.num.brokers", "1",
+                                         "log_level", "0", NULL};
+        for (size_t i = 0; kv[i]; i += 2)
+                cr_assert_eq(rd_kafka_conf_set(kc, kv[i], kv[i + 1], err,
+                                               sizeof err),
+                             RD_KAFKA_CONF_OK);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
+        cr_assert_not_null(rk, "%s", err);
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, "dlq", NULL);
+        size_t max = itd_kafka_max_message_bytes(rk);
+        cr_expect_eq(max, 1000000, "librdkafka's default");
+
+        /* Value, key, or both too large; the cut record is accepted. */
+        static const struct {
+                size_t key, value;
+                int key_cut, value_cut;
+        } rows[] = {{3, 999900, 0, 1},
+                    {3, 1000, 0, 0},
+                    {2000000, 10, 1, 1},
+                    {999990, 0, 1, 0}};
+        size_t big = 2000000;
+        char *bytes = malloc(big);
+        memset(bytes, 'x', big);
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                rd_kafka_headers_t *h = dlq_headers();
+                size_t key = rows[i].key, value = rows[i].value;
+                int cut = itd_kafka_fit(max, h, &key, &value);
+                cr_expect_eq(cut, rows[i].key_cut || rows[i].value_cut,
+                             "row %zu", i);
+                cr_expect_eq(key < rows[i].key, rows[i].key_cut, "row %zu",
+                             i);
+                cr_expect_eq(value < rows[i].value, rows[i].value_cut,
+                             "row %zu", i);
+                snprintf(num, sizeof num, "%zu", rows[i].value);
+                char got[32];
+                const char *vh = header_of(h, ITD_KAFKA_HDR_VALUE_TRUNCATED,
+                                           got, sizeof got);
+                cr_expect_eq(vh != NULL, rows[i].value_cut, "row %zu", i);
+                if (vh)
+                        cr_expect_str_eq(vh, num, "row %zu", i);
+                snprintf(num, sizeof num, "%zu", rows[i].key);
+                const char *kh = header_of(h, ITD_KAFKA_HDR_KEY_TRUNCATED,
+                                           got, sizeof got);
+                cr_expect_eq(kh != NULL, rows[i].key_cut, "row %zu", i);
+                if (kh)
+                        cr_expect_str_eq(kh, num, "row %zu", i);
+                /* What librdkafka itself says of the cut record. */
+                rd_kafka_resp_err_t e = rd_kafka_producev(
+                    rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(bytes, key),
+                    RD_KAFKA_V_VALUE(bytes, value),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+                cr_expect_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "row %zu: %s", i,
+                             rd_kafka_err2str(e));
+                if (e)
+                        rd_kafka_headers_destroy(h);
+        }
+        /* And the uncut first row is what the daemon used to meet. */
+        rd_kafka_headers_t *h = dlq_headers();
+        cr_expect_eq(rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt),
+                                       RD_KAFKA_V_KEY(bytes, 3),
+                                       RD_KAFKA_V_VALUE(bytes, 999900),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+        rd_kafka_headers_destroy(h);
+
+        /* The last resort: no value, a key of 256 bytes at most. */
+        h = dlq_headers();
+        size_t key = 5000, value = 70;
+        cr_expect(itd_kafka_fit(0, h, &key, &value));
+        cr_expect_eq(key, 256);
+        cr_expect_eq(value, 0);
+        rd_kafka_headers_destroy(h);
+        free(bytes);
+        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+}

@@ -52,6 +52,8 @@ typedef struct itd_conf_s {
         int input_framing;          /* itd_framing_t (codec.h) */
         char *input_schemas_dir;    /* "" = none */
         char *input_schema_registry_url; /* "" = none */
+        char *input_schema_registry_user_info; /* "user:password", "" */
+        int64_t input_schema_registry_timeout_ms;
         int64_t input_max_future_ms;
         int64_t input_max_string_bytes;
         int64_t input_max_message_bytes;

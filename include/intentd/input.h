@@ -13,7 +13,11 @@
  * a Confluent id is looked up in a schema directory (`<id>.avsc` or `<id>`)
  * and then in a Schema Registry (GET {url}/schemas/ids/{id}); resolved
  * schemas are cached for the decoder's life, failed look-ups for
- * ITD_DECODER_MISS_RETRY_MS. With neither source configured every id is
+ * ITD_DECODER_MISS_RETRY_MS. Registry look-ups never block: they run on a
+ * thread of the decoder's own, and a message whose id is being looked up
+ * is answered ITD_REASON_PENDING; the caller keeps it, calls
+ * itd_decoder_poll, and decodes it again later (the run loop parks such
+ * messages, daemon/park.h). With neither source configured every id is
  * taken to be the built-in schema (config/event.avsc). Bare Avro is always
  * read with the built-in schema. The writer is resolved against the reader
  * schema config/event.avsc by the Avro rules (fields by name, reader
@@ -31,6 +35,10 @@
 /* Order is free (names are the contract); append new codes before
  * ITD_REASON__COUNT and document them in docs/SCHEMAS.md. */
 typedef enum {
+        /* Not a verdict: the message's schema id is being looked up in
+         * the registry. Decode the same bytes again after
+         * itd_decoder_poll; never a dead-letter reason. */
+        ITD_REASON_PENDING = -1,
         ITD_REASON_OK = 0,
         /* the message as a whole */
         ITD_REASON_EMPTY_MESSAGE,      /* zero bytes (or a null value) */
@@ -64,15 +72,17 @@ typedef enum {
 
 /**
  * @brief Stable snake_case code of a reason ("ok", "truncated",
- * "unknown_schema_id", ...); "unknown" if r is out of range.
+ * "unknown_schema_id", ..., "pending"); "unknown" if r is out of range.
  * @returns a static string. @thread any.
  */
 const char *itd_reason_name(itd_reason_t r);
 
 /* Failed schema look-ups are retried after this long. */
 #define ITD_DECODER_MISS_RETRY_MS 30000
-/* Registry requests allowed per second; more look-ups in the same second
- * are answered "unknown schema id" without asking (and not cached). */
+/* Registry look-ups started per second; more wait their turn (at most
+ * ITD_FETCH_QUEUE, pipeline/registry_int.h, queued or running: beyond
+ * that, and beyond 1024 ids pending or failed at once, a new id is
+ * answered unknown_schema_id without asking and not remembered). */
 #define ITD_DECODER_REGISTRY_PER_SEC 10
 /* The earliest accepted event time: 2000-01-01T00:00:00Z. */
 #define ITD_DECODER_MIN_TS_MS 946684800000LL
@@ -81,7 +91,11 @@ typedef struct itd_input_conf_s {
         int format;               /* itd_input_format_t (conf.h) */
         int framing;              /* itd_framing_t (codec.h) */
         const char *schemas_dir;  /* NULL or "": none */
-        const char *registry_url; /* NULL or "": none */
+        const char *registry_url; /* NULL or "": none; may hold
+                                   * user:password@ */
+        const char *registry_user_info; /* "user:password", NULL or "":
+                                   * none (not both this and the URL's) */
+        int64_t registry_timeout_ms; /* one look-up at most */
         int64_t max_future_ms;    /* ts may be this far ahead of the wall */
         size_t max_string_bytes;  /* per string; capped by the event buffers
                                    * (ITD_ID_MAX-1, ITD_QUERY_MAX-1) */
@@ -89,17 +103,19 @@ typedef struct itd_input_conf_s {
 } itd_input_conf_t;
 
 /** @brief Fills conf with the defaults of the option table (avro, auto,
- * no schema sources, 1 h, 63 bytes, 65536 bytes). */
+ * no schema sources, 5 s look-ups, 1 h, 63 bytes, 65536 bytes). */
 void itd_input_conf_defaults(itd_input_conf_t *conf);
 
 typedef struct itd_decoder_s itd_decoder_t;
 
 /**
- * @brief Creates a decoder. Strings in conf are copied. With a registry
- * URL it initialises libcurl globally: call from the main thread before
- * other threads start.
- * @returns the decoder (caller owns; itd_decoder_destroy), or NULL with
- * errstr (schemas_dir not a folder, registry support not built, ...).
+ * @brief Creates a decoder. Strings in conf are copied (the credentials
+ * into the registry client only; no message ever shows them). With a
+ * registry URL it initialises libcurl globally and starts the look-up
+ * thread: call from the main thread before other threads start.
+ * @returns the decoder (caller owns; itd_decoder_destroy, which abandons
+ * look-ups in flight at once), or NULL with errstr (schemas_dir not a
+ * folder, registry support not built, credentials given twice, ...).
  */
 itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
                                size_t errstr_size);
@@ -114,10 +130,11 @@ void itd_decoder_destroy(itd_decoder_t *dec);
  * @param detail   one line for people ("field 'user_id' at byte 9: ...",
  *                 "schema id 17: not in schemas_dir or the registry");
  *                 set on failure, "" on success. May be NULL.
- * @returns ITD_REASON_OK or the reason the message is dead-lettered.
+ * @returns ITD_REASON_OK, the reason the message is dead-lettered, or
+ * ITD_REASON_PENDING (its schema id is being looked up; detail says which).
  * Steady state allocates nothing for Avro; the first message of a new
- * schema id may read a file or make one HTTP request (blocking, 5 s at
- * most). JSON goes through jansson, which allocates.
+ * schema id may read a file from input.schemas_dir, never waits for the
+ * registry. JSON goes through jansson, which allocates.
  * @thread the decoder's owner (one decoder per consumer thread).
  */
 itd_reason_t itd_decoder_decode(itd_decoder_t *dec, const void *buf,
@@ -125,11 +142,22 @@ itd_reason_t itd_decoder_decode(itd_decoder_t *dec, const void *buf,
                                 itd_event_t *ev, char *detail,
                                 size_t detail_size);
 
+/**
+ * @brief Applies registry look-ups that finished: their ids decode, or are
+ * remembered as failed. Waits up to wait_ms for the first when none has
+ * finished (0: never waits). @returns how many were applied (0 without a
+ * registry). @thread the decoder's owner; the run loop calls it every
+ * turn with 0.
+ */
+size_t itd_decoder_poll(itd_decoder_t *dec, int wait_ms);
+
 typedef struct itd_decoder_stats_s {
         uint64_t schemas_loaded;    /* writer schemas resolved and cached */
         uint64_t schema_misses;     /* look-ups that found nothing usable */
-        uint64_t registry_requests; /* HTTP GETs made */
+        uint64_t registry_requests; /* HTTP GETs queued */
         uint64_t registry_errors;   /* GETs that failed (not 404) */
+        uint64_t registry_refused;  /* ids not looked up: queue or table of
+                                     * unresolved ids full */
 } itd_decoder_stats_t;
 
 /** @brief Counters since creation. @thread the decoder's owner. */

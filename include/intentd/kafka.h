@@ -72,6 +72,29 @@ itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
                             volatile sig_atomic_t *stop, char *errstr,
                             size_t errstr_size);
 
+/* Headers of a record cut to fit (DESIGN.md: a dead letter too large for
+ * the topic is truncated with a header saying so): the original length of
+ * the value, or of the key, in bytes, decimal. */
+#define ITD_KAFKA_HDR_VALUE_TRUNCATED "intentd.value.truncated"
+#define ITD_KAFKA_HDR_KEY_TRUNCATED "intentd.key.truncated"
+
+/** @brief The producer's message.max.bytes (librdkafka's default if it
+ * cannot be read). */
+size_t itd_kafka_max_message_bytes(rd_kafka_t *rk);
+
+/**
+ * @brief Fits a record into max_bytes, what librdkafka checks against
+ * message.max.bytes (key, value, headers and per-record overhead, bounded
+ * above): cuts the value to a prefix, and the key too if it alone is too
+ * large, and adds ITD_KAFKA_HDR_*_TRUNCATED to hdrs for each part cut.
+ * max_bytes 0 drops the value whatever it is, and cuts the key to 256
+ * bytes, the last resort when a bounded record was still refused.
+ * @param key_len,len  in: the whole lengths; out: the lengths to send.
+ * @returns 1 if anything was cut.
+ */
+int itd_kafka_fit(size_t max_bytes, rd_kafka_headers_t *hdrs,
+                  size_t *key_len, size_t *len);
+
 /*
  * Outputs whose delivery failed and that are produced again from the main
  * loop, never from inside the delivery report (which runs within

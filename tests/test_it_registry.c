@@ -1,0 +1,454 @@
+/*
+ * test_it_registry.c - a schema registry that hangs holds up nothing, as
+ * separate processes: `intentd broker`, a registry in this process that
+ * accepts connections and never answers (credentials in its URL), and
+ * `intentd run`. Events of a known schema must all be predicted at once
+ * while twenty messages of unknown ids wait; /livez stays 200; SIGTERM
+ * stops the daemon within shutdown.timeout, the waiting events' offsets
+ * uncommitted (they are consumed again). A second run with a short
+ * look-up timeout dead-letters them as unknown_schema_id. The password
+ * appears in no log line and no dead-letter header.
+ */
+#include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "intentd/codec.h"
+#include "intentd/event.h"
+#include "testutil.h"
+
+#define PARTITIONS 2
+#define N_GOOD 40
+#define N_UNKNOWN 20
+#define PASSWORD "hunter2"
+
+static char dir[256], bs_path[512], log_broker[512];
+static pid_t broker_pid;
+
+/* ---- a registry that never answers ---- */
+
+static int reg_fd = -1, reg_port;
+static int held[64], n_held;
+static pthread_t reg_th;
+static volatile int reg_stop;
+
+static void *reg_run(void *arg) {
+        (void)arg;
+        while (!reg_stop) {
+                struct pollfd pfd = {.fd = reg_fd, .events = POLLIN};
+                if (poll(&pfd, 1, 50) <= 0)
+                        continue;
+                int c = accept(reg_fd, NULL, NULL);
+                if (c >= 0 && n_held < 64)
+                        held[n_held++] = c; /* read nothing, answer never */
+                else if (c >= 0)
+                        close(c);
+        }
+        return NULL;
+}
+
+static void start_all(void) {
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
+        snprintf(log_broker, sizeof log_broker, "%s/broker.log", dir);
+        char parts[8];
+        snprintf(parts, sizeof parts, "%d", PARTITIONS);
+        char *argv[] = {ITD_BINARY, "broker", "--partitions", parts,
+                        "--bootstrap-file", bs_path, NULL};
+        broker_pid = tu_spawn(argv, log_broker);
+        cr_assert(broker_pid > 0);
+        cr_assert_eq(tu_wait_file(bs_path, 10000), 0,
+                     "broker wrote no bootstrap file");
+
+        reg_fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t alen = sizeof a;
+        cr_assert_eq(bind(reg_fd, (struct sockaddr *)&a, sizeof a), 0);
+        cr_assert_eq(listen(reg_fd, 64), 0);
+        cr_assert_eq(getsockname(reg_fd, (struct sockaddr *)&a, &alen), 0);
+        reg_port = ntohs(a.sin_port);
+        cr_assert_eq(pthread_create(&reg_th, NULL, reg_run, NULL), 0);
+}
+
+static void stop_all(void) {
+        reg_stop = 1;
+        pthread_join(reg_th, NULL);
+        for (int i = 0; i < n_held; i++)
+                close(held[i]);
+        if (reg_fd >= 0)
+                close(reg_fd);
+        if (broker_pid > 0) {
+                kill(broker_pid, SIGTERM);
+                tu_wait(broker_pid, 5000);
+        }
+}
+
+static int free_port(void) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t alen = sizeof a;
+        int port = -1;
+        if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+                port = ntohs(a.sin_port);
+        if (fd >= 0)
+                close(fd);
+        return port;
+}
+
+/* GET /livez: its status, or -1. */
+static int livez(int port) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct timeval tv = {2, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int status = -1;
+        char buf[512];
+        const char req[] = "GET /livez HTTP/1.0\r\n\r\n";
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+            write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
+                ssize_t n = read(fd, buf, sizeof buf - 1);
+                if (n > 0) {
+                        buf[n] = '\0';
+                        sscanf(buf, "HTTP/1.%*d %d", &status);
+                }
+        }
+        close(fd);
+        return status;
+}
+
+static void write_conf(const char *path, const char *bs, const char *group,
+                       int port, const char *timeout) {
+        char sdir[512], yaml[2048];
+        snprintf(sdir, sizeof sdir, "%s/schemas", dir);
+        snprintf(yaml, sizeof yaml,
+                 "kafka:\n"
+                 "  bootstrap.servers: \"%s\"\n"
+                 "  group.id: \"%s\"\n"
+                 "  session.timeout.ms: 6000\n"
+                 "  heartbeat.interval.ms: 500\n"
+                 "input:\n"
+                 "  framing: confluent\n"
+                 "  schemas_dir: \"%s\"\n"
+                 "  schema_registry:\n"
+                 "    url: \"http://svc:" PASSWORD "@127.0.0.1:%d/\"\n"
+                 "    timeout: %s\n"
+                 "metrics:\n"
+                 "  listen: \"127.0.0.1:%d\"\n"
+                 "  log.interval: 1s\n"
+                 "health.liveness.timeout: 2s\n"
+                 "shutdown.timeout: 5s\n",
+                 bs, group, sdir, reg_port, timeout, port);
+        cr_assert_eq(tu_write_file(path, yaml), 0);
+}
+
+/* The events: per partition, good ones with unknown-id ones in between. */
+typedef struct {
+        unsigned char b[512];
+        size_t n;
+        int partition;
+        int unknown;
+        int64_t offset;
+} rec_t;
+
+static rec_t recs[N_GOOD + N_UNKNOWN];
+static size_t n_recs;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                        void *opaque) {
+        (void)rk;
+        (void)opaque;
+        rec_t *r = m->_private;
+        if (!m->err)
+                r->offset = m->offset;
+}
+
+static void produce_all(const char *bs) {
+        char err[512];
+        itd_codec_t *codec = itd_codec_new(err, sizeof err);
+        cr_assert(codec, "%s", err);
+        int64_t t0 = (int64_t)time(NULL) * 1000 - 600000;
+        for (int i = 0; i < N_GOOD + N_UNKNOWN; i++) {
+                rec_t *r = &recs[n_recs++];
+                itd_event_t ev;
+                itd_event_clear(&ev);
+                snprintf(ev.user_id, sizeof ev.user_id, "u%d", i % 9);
+                ev.ts_ms = t0 + i * 1000;
+                ev.type = ITD_EV_VIEW;
+                /* Every third record: an id no schema source has (the
+                 * registry is asked, and hangs). */
+                r->unknown = i % 3 == 2;
+                cr_assert_eq(itd_codec_encode_event(codec, &ev,
+                                                    r->unknown ? 500 + i : 1,
+                                                    r->b, sizeof r->b, &r->n),
+                             ITD_OK);
+                r->partition = i % PARTITIONS;
+                r->offset = -1;
+        }
+        itd_codec_destroy(codec);
+        size_t unknown = 0;
+        for (size_t i = 0; i < n_recs; i++)
+                unknown += (size_t)recs[i].unknown;
+        cr_assert_eq(unknown, N_UNKNOWN);
+
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
+        rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
+        cr_assert(rk, "%s", err);
+        for (size_t i = 0; i < n_recs; i++) {
+                rec_t *r = &recs[i];
+                char key[16];
+                snprintf(key, sizeof key, "u%zu", i % 9);
+                cr_assert_eq(rd_kafka_producev(
+                                 rk, RD_KAFKA_V_TOPIC("intentd.events"),
+                                 RD_KAFKA_V_PARTITION(r->partition),
+                                 RD_KAFKA_V_KEY(key, strlen(key)),
+                                 RD_KAFKA_V_VALUE(r->b, r->n),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END),
+                             RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+        cr_assert_eq(rd_kafka_flush(rk, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_destroy(rk);
+        for (size_t i = 0; i < n_recs; i++)
+                cr_assert_geq(recs[i].offset, 0);
+}
+
+static rd_kafka_t *output_reader(const char *bs) {
+        char err[512];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
+        rd_kafka_conf_set(kc, "group.id", "registry-test", err, sizeof err);
+        rd_kafka_conf_set(kc, "enable.auto.commit", "false", err, sizeof err);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
+        cr_assert(rk, "%s", err);
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_topic_partition_list_t *as =
+            rd_kafka_topic_partition_list_new(2 * PARTITIONS);
+        for (int p = 0; p < PARTITIONS; p++) {
+                rd_kafka_topic_partition_list_add(as, "intentd.predictions", p)
+                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+                rd_kafka_topic_partition_list_add(as, "intentd.dead_letter", p)
+                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+        }
+        cr_assert_eq(rd_kafka_assign(rk, as), RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_topic_partition_list_destroy(as);
+        return rk;
+}
+
+static double since(const struct timespec *t0) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        return (double)(t1.tv_sec - t0->tv_sec) +
+               (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Reads outputs for up to wait_s seconds or until the counts are
+ * reached; probes /livez every 500 ms meanwhile. */
+typedef struct {
+        size_t preds, dlq, dlq_unknown, dlq_leaks, livez_bad, livez_probes;
+        int live; /* /livez answered once (the listener is up) */
+} seen_t;
+
+static void read_outputs(rd_kafka_t *rk, int port, seen_t *s,
+                         size_t want_preds, size_t want_dlq, double wait_s) {
+        struct timespec t0, last_probe = {0, 0};
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while ((s->preds < want_preds || s->dlq < want_dlq) &&
+               since(&t0) < wait_s) {
+                if (since(&last_probe) > 0.5) {
+                        clock_gettime(CLOCK_MONOTONIC, &last_probe);
+                        int status = livez(port);
+                        if (status == 200)
+                                s->live = 1;
+                        if (s->live) {
+                                s->livez_probes++;
+                                s->livez_bad += status != 200;
+                        }
+                }
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m)
+                        continue;
+                if (!m->err) {
+                        if (!strcmp(rd_kafka_topic_name(m->rkt),
+                                    "intentd.predictions")) {
+                                s->preds++;
+                        } else {
+                                s->dlq++;
+                                rd_kafka_headers_t *h = NULL;
+                                const void *v;
+                                size_t n;
+                                if (!rd_kafka_message_headers(m, &h) && h) {
+                                        if (!rd_kafka_header_get_last(
+                                                h, "intentd.error.reason", &v,
+                                                &n) &&
+                                            n == 17 &&
+                                            !memcmp(v, "unknown_schema_id",
+                                                    17))
+                                                s->dlq_unknown++;
+                                        for (size_t k = 0;
+                                             !rd_kafka_header_get_all(
+                                                 h, k, &(const char *){NULL},
+                                                 &v, &n);
+                                             k++) {
+                                                char text[1024];
+                                                snprintf(text, sizeof text,
+                                                         "%.*s", (int)n,
+                                                         (const char *)v);
+                                                if (strstr(text, PASSWORD))
+                                                        s->dlq_leaks++;
+                                        }
+                                }
+                        }
+                }
+                rd_kafka_message_destroy(m);
+        }
+}
+
+TestSuite(registry, .init = start_all, .fini = stop_all, .timeout = 240);
+
+Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
+        char *bs = tu_read_file(bs_path);
+        cr_assert(bs);
+        char schemas[512], src[600], conf1[512], conf2[512], log1[512],
+            log2[512];
+        snprintf(schemas, sizeof schemas, "%s/schemas", dir);
+        cr_assert_eq(mkdir(schemas, 0755), 0);
+        char *own = tu_read_file(tu_src("config/event.avsc", src, sizeof src));
+        cr_assert(own);
+        snprintf(src, sizeof src, "%s/1.avsc", schemas);
+        cr_assert_eq(tu_write_file(src, own), 0);
+        free(own);
+        produce_all(bs);
+
+        int port = free_port();
+        cr_assert_gt(port, 0);
+        snprintf(conf1, sizeof conf1, "%s/run1.yaml", dir);
+        snprintf(log1, sizeof log1, "%s/run1.log", dir);
+        /* A look-up may take 60 s: everything that needs one waits. */
+        write_conf(conf1, bs, "intentd", port, "60s");
+        rd_kafka_t *rk = output_reader(bs);
+        char *argv1[] = {ITD_BINARY, "run", "--config", conf1, NULL};
+        pid_t pid = tu_spawn(argv1, log1);
+        cr_assert_gt(pid, 0);
+
+        /* Every known-schema event is predicted, promptly, though twenty
+         * look-ups hang; none of the waiting ones is dead-lettered. */
+        seen_t s = {0};
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        read_outputs(rk, port, &s, N_GOOD, 0, 60);
+        double took = since(&t0);
+        cr_expect_eq(s.preds, N_GOOD, "%zu of %d predictions (see %s)",
+                     s.preds, N_GOOD, log1);
+        cr_expect_lt(took, 30, "the predictions took %.0f s", took);
+        cr_expect_eq(s.dlq, 0);
+        cr_expect(s.live, "/livez never answered 200");
+        cr_expect_eq(s.livez_bad, 0, "/livez failed %zu of %zu probes",
+                     s.livez_bad, s.livez_probes);
+
+        /* SIGTERM while they wait: out within shutdown.timeout (5 s). */
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        kill(pid, SIGTERM);
+        int rc = tu_wait(pid, 30000);
+        double stop_s = since(&t0);
+        if (rc == -1) {
+                kill(pid, SIGKILL);
+                tu_wait(pid, 5000);
+        }
+        cr_expect_eq(rc, 0, "exit %d (see %s)", rc, log1);
+        cr_expect_lt(stop_s, 7.0, "SIGTERM took %.1f s", stop_s);
+        char *text = tu_read_file(log1);
+        cr_assert(text);
+        cr_expect_null(strstr(text, PASSWORD), "the password is in %s", log1);
+        char *acc = strstr(text, "accounting: ");
+        cr_assert(acc, "no accounting line in %s", log1);
+        unsigned long long consumed, predicted, dead, filtered, undeliv,
+            trunc, awaiting;
+        cr_assert_eq(sscanf(acc, "accounting: consumed=%llu predicted=%llu "
+                                 "dead_lettered=%llu filtered=%llu "
+                                 "undeliverable=%llu "
+                                 "dead_letters_truncated=%llu "
+                                 "awaiting_schema=%llu",
+                            &consumed, &predicted, &dead, &filtered, &undeliv,
+                            &trunc, &awaiting),
+                     7, "%.300s", acc);
+        cr_expect_eq(consumed, n_recs);
+        cr_expect_eq(awaiting, N_UNKNOWN);
+        cr_expect_eq(consumed, predicted + dead + filtered + awaiting);
+        free(text);
+
+        /* Their offsets held the commits: each partition's committed
+         * position is its first waiting event, consumed again next time. */
+        char err[512];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
+        rd_kafka_conf_set(kc, "group.id", "intentd", err, sizeof err);
+        rd_kafka_t *gk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
+        cr_assert(gk, "%s", err);
+        rd_kafka_topic_partition_list_t *cp =
+            rd_kafka_topic_partition_list_new(PARTITIONS);
+        for (int p = 0; p < PARTITIONS; p++)
+                rd_kafka_topic_partition_list_add(cp, "intentd.events", p);
+        cr_assert_eq(rd_kafka_committed(gk, cp, 10000),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        for (int p = 0; p < PARTITIONS; p++) {
+                int64_t first = -1;
+                for (size_t i = 0; i < n_recs && first < 0; i++)
+                        if (recs[i].partition == p && recs[i].unknown)
+                                first = recs[i].offset;
+                cr_expect_eq(cp->elems[p].offset, first,
+                             "partition %d committed %lld, first waiting "
+                             "event at %lld",
+                             p, (long long)cp->elems[p].offset,
+                             (long long)first);
+        }
+        rd_kafka_topic_partition_list_destroy(cp);
+        rd_kafka_destroy(gk);
+
+        /* Second run, another group, a 1 s look-up: the twenty are
+         * dead-lettered as unknown_schema_id, without the password. */
+        snprintf(conf2, sizeof conf2, "%s/run2.yaml", dir);
+        snprintf(log2, sizeof log2, "%s/run2.log", dir);
+        write_conf(conf2, bs, "intentd-second", port, "1s");
+        char *argv2[] = {ITD_BINARY, "run", "--config", conf2, NULL};
+        pid = tu_spawn(argv2, log2);
+        cr_assert_gt(pid, 0);
+        seen_t s2 = {0};
+        read_outputs(rk, port, &s2, N_GOOD, N_UNKNOWN, 60);
+        kill(pid, SIGTERM);
+        rc = tu_wait(pid, 30000);
+        if (rc == -1) {
+                kill(pid, SIGKILL);
+                tu_wait(pid, 5000);
+        }
+        cr_expect_eq(rc, 0, "exit %d (see %s)", rc, log2);
+        cr_expect_eq(s2.preds, N_GOOD, "see %s", log2);
+        cr_expect_eq(s2.dlq, N_UNKNOWN, "see %s", log2);
+        cr_expect_eq(s2.dlq_unknown, N_UNKNOWN);
+        cr_expect_eq(s2.dlq_leaks, 0, "%zu dead-letter headers hold the "
+                     "password", s2.dlq_leaks);
+        text = tu_read_file(log2);
+        cr_assert(text);
+        cr_expect_null(strstr(text, PASSWORD), "the password is in %s", log2);
+        free(text);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        free(bs);
+}
