@@ -133,9 +133,14 @@ static int livez(int port) {
 }
 
 static void write_conf(const char *path, const char *bs, const char *group,
-                       int port, const char *timeout) {
-        char sdir[512], yaml[2048];
+                       int port, const char *timeout, const char *ck) {
+        char sdir[512], yaml[2048], ckdir[600] = "";
         snprintf(sdir, sizeof sdir, "%s/schemas", dir);
+        if (ck)
+                snprintf(ckdir, sizeof ckdir,
+                         "checkpoint.dir: \"%s/%s\"\n"
+                         "checkpoint.interval: 1s\n",
+                         dir, ck);
         snprintf(yaml, sizeof yaml,
                  "kafka:\n"
                  "  bootstrap.servers: \"%s\"\n"
@@ -152,8 +157,9 @@ static void write_conf(const char *path, const char *bs, const char *group,
                  "  listen: \"127.0.0.1:%d\"\n"
                  "  log.interval: 1s\n"
                  "health.liveness.timeout: 2s\n"
-                 "shutdown.timeout: 5s\n",
-                 bs, group, sdir, reg_port, timeout, port);
+                 "shutdown.timeout: 5s\n"
+                 "%s",
+                 bs, group, sdir, reg_port, timeout, port, ckdir);
         cr_assert_eq(tu_write_file(path, yaml), 0);
 }
 
@@ -263,6 +269,7 @@ static double since(const struct timespec *t0) {
  * reached; probes /livez every 500 ms meanwhile. */
 typedef struct {
         size_t preds, dlq, dlq_unknown, dlq_leaks, livez_bad, livez_probes;
+        size_t dlq_at_checkpoint; /* detail: settled by a checkpoint */
         int live; /* /livez answered once (the listener is up) */
 } seen_t;
 
@@ -313,6 +320,10 @@ static void read_outputs(rd_kafka_t *rk, int port, seen_t *s,
                                                          (const char *)v);
                                                 if (strstr(text, PASSWORD))
                                                         s->dlq_leaks++;
+                                                if (strstr(text, "when a "
+                                                                 "checkpoint "
+                                                                 "was due"))
+                                                        s->dlq_at_checkpoint++;
                                         }
                                 }
                         }
@@ -321,13 +332,12 @@ static void read_outputs(rd_kafka_t *rk, int port, seen_t *s,
         }
 }
 
-TestSuite(registry, .init = start_all, .fini = stop_all, .timeout = 240);
-
-Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
+/* The schema folder (id 1: the built-in schema) and the events on the
+ * broker; returns the bootstrap string (caller frees). */
+static char *setup_events(void) {
         char *bs = tu_read_file(bs_path);
         cr_assert(bs);
-        char schemas[512], src[600], conf1[512], conf2[512], log1[512],
-            log2[512];
+        char schemas[512], src[600];
         snprintf(schemas, sizeof schemas, "%s/schemas", dir);
         cr_assert_eq(mkdir(schemas, 0755), 0);
         char *own = tu_read_file(tu_src("config/event.avsc", src, sizeof src));
@@ -336,13 +346,33 @@ Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
         cr_assert_eq(tu_write_file(src, own), 0);
         free(own);
         produce_all(bs);
+        return bs;
+}
+
+/* The closing accounting line of a run's log; 1 if parsed. */
+static int accounting(const char *text, unsigned long long v[7]) {
+        const char *acc = strstr(text, "accounting: ");
+        return acc && sscanf(acc, "accounting: consumed=%llu predicted=%llu "
+                                  "dead_lettered=%llu filtered=%llu "
+                                  "undeliverable=%llu "
+                                  "dead_letters_truncated=%llu "
+                                  "awaiting_schema=%llu",
+                             &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                             &v[6]) == 7;
+}
+
+TestSuite(registry, .init = start_all, .fini = stop_all, .timeout = 240);
+
+Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
+        char *bs = setup_events();
+        char conf1[512], conf2[512], log1[512], log2[512];
 
         int port = free_port();
         cr_assert_gt(port, 0);
         snprintf(conf1, sizeof conf1, "%s/run1.yaml", dir);
         snprintf(log1, sizeof log1, "%s/run1.log", dir);
         /* A look-up may take 60 s: everything that needs one waits. */
-        write_conf(conf1, bs, "intentd", port, "60s");
+        write_conf(conf1, bs, "intentd", port, "60s", NULL);
         rd_kafka_t *rk = output_reader(bs);
         char *argv1[] = {ITD_BINARY, "run", "--config", conf1, NULL};
         pid_t pid = tu_spawn(argv1, log1);
@@ -377,18 +407,10 @@ Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
         char *text = tu_read_file(log1);
         cr_assert(text);
         cr_expect_null(strstr(text, PASSWORD), "the password is in %s", log1);
-        char *acc = strstr(text, "accounting: ");
-        cr_assert(acc, "no accounting line in %s", log1);
-        unsigned long long consumed, predicted, dead, filtered, undeliv,
-            trunc, awaiting;
-        cr_assert_eq(sscanf(acc, "accounting: consumed=%llu predicted=%llu "
-                                 "dead_lettered=%llu filtered=%llu "
-                                 "undeliverable=%llu "
-                                 "dead_letters_truncated=%llu "
-                                 "awaiting_schema=%llu",
-                            &consumed, &predicted, &dead, &filtered, &undeliv,
-                            &trunc, &awaiting),
-                     7, "%.300s", acc);
+        unsigned long long v[7];
+        cr_assert(accounting(text, v), "no accounting line in %s", log1);
+        unsigned long long consumed = v[0], predicted = v[1], dead = v[2],
+                           filtered = v[3], awaiting = v[6];
         cr_expect_eq(consumed, n_recs);
         cr_expect_eq(awaiting, N_UNKNOWN);
         cr_expect_eq(consumed, predicted + dead + filtered + awaiting);
@@ -426,7 +448,7 @@ Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
          * dead-lettered as unknown_schema_id, without the password. */
         snprintf(conf2, sizeof conf2, "%s/run2.yaml", dir);
         snprintf(log2, sizeof log2, "%s/run2.log", dir);
-        write_conf(conf2, bs, "intentd-second", port, "1s");
+        write_conf(conf2, bs, "intentd-second", port, "1s", NULL);
         char *argv2[] = {ITD_BINARY, "run", "--config", conf2, NULL};
         pid = tu_spawn(argv2, log2);
         cr_assert_gt(pid, 0);
@@ -447,6 +469,53 @@ Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
         text = tu_read_file(log2);
         cr_assert(text);
         cr_expect_null(strstr(text, PASSWORD), "the password is in %s", log2);
+        free(text);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        free(bs);
+}
+
+Test(registry, a_due_checkpoint_settles_the_waiting_events) {
+        char *bs = setup_events();
+        char conf[512], log[512];
+        int port = free_port();
+        cr_assert_gt(port, 0);
+        snprintf(conf, sizeof conf, "%s/run.yaml", dir);
+        snprintf(log, sizeof log, "%s/run.log", dir);
+        /* Look-ups may take 60 s, checkpoints are due every second: the
+         * first due cut dead-letters the waiting events so that it holds
+         * every event before its positions. */
+        write_conf(conf, bs, "intentd", port, "60s", "ck");
+        rd_kafka_t *rk = output_reader(bs);
+        char *argv[] = {ITD_BINARY, "run", "--config", conf, NULL};
+        pid_t pid = tu_spawn(argv, log);
+        cr_assert_gt(pid, 0);
+        seen_t s = {0};
+        read_outputs(rk, port, &s, N_GOOD, N_UNKNOWN, 60);
+        kill(pid, SIGTERM);
+        int rc = tu_wait(pid, 30000);
+        if (rc == -1) {
+                kill(pid, SIGKILL);
+                tu_wait(pid, 5000);
+        }
+        cr_expect_eq(rc, 0, "exit %d (see %s)", rc, log);
+        cr_expect_eq(s.preds, N_GOOD, "see %s", log);
+        cr_expect_eq(s.dlq, N_UNKNOWN, "see %s", log);
+        cr_expect_eq(s.dlq_unknown, N_UNKNOWN);
+        cr_expect_eq(s.dlq_at_checkpoint, N_UNKNOWN,
+                     "%zu of %d dead letters say a checkpoint settled them",
+                     s.dlq_at_checkpoint, N_UNKNOWN);
+        char *text = tu_read_file(log);
+        cr_assert(text);
+        unsigned long long v[7];
+        cr_assert(accounting(text, v), "no accounting line in %s", log);
+        cr_expect_eq(v[0], n_recs);
+        cr_expect_eq(v[6], 0, "awaiting_schema=%llu with checkpoints", v[6]);
+        cr_expect_eq(v[0], v[1] + v[2] + v[3]);
+        cr_expect(strstr(text, " complete ("), "no checkpoint completed (%s)",
+                  log);
+        cr_expect_null(strstr(text, "no checkpoint at stop"),
+                       "the final cut was refused (%s)", log);
         free(text);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);

@@ -239,3 +239,75 @@ Test(kafka, a_record_too_large_is_cut_to_what_the_producer_takes) {
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
 }
+
+/* A record the broker refused as too large goes again without its value,
+ * a header giving the original length (run.c's dead-letter fallback). */
+typedef struct {
+        itd_kafka_retryq_t *q;
+        int reports;
+        size_t last_len;
+        char header[32];
+} drop_ctx_t;
+
+static void drop_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                    void *opaque) {
+        (void)rk;
+        drop_ctx_t *c = opaque;
+        c->reports++;
+        c->last_len = m->len;
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t n;
+        c->header[0] = '\0';
+        if (!rd_kafka_message_headers(m, &h) && h &&
+            !rd_kafka_header_get_last(h, ITD_KAFKA_HDR_VALUE_TRUNCATED, &v,
+                                      &n))
+                snprintf(c->header, sizeof c->header, "%.*s", (int)n,
+                         (const char *)v);
+        if (c->reports == 1)
+                itd_kafka_retryq_push(c->q, m, 1,
+                                      ITD_KAFKA_HDR_VALUE_TRUNCATED, "5");
+}
+
+Test(kafka, a_retry_can_drop_the_value_and_say_so) {
+        char err[512];
+        drop_ctx_t c = {.q = itd_kafka_retryq_new()};
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        static const char *const kv[] = {"test.mock.num.brokers", "1",
+                                         "message.send.max.retries", "0",
+                                         "log_level", "0", NULL};
+        for (size_t i = 0; kv[i]; i += 2)
+                cr_assert_eq(rd_kafka_conf_set(kc, kv[i], kv[i + 1], err,
+                                               sizeof err),
+                             RD_KAFKA_CONF_OK);
+        rd_kafka_conf_set_dr_msg_cb(kc, drop_dr);
+        rd_kafka_conf_set_opaque(kc, &c);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
+        cr_assert_not_null(rk, "%s", err);
+        rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(rk);
+        cr_assert_eq(rd_kafka_mock_topic_create(mc, "dlq", 1, 1), 0);
+        /* The broker refuses the first produce as too large. */
+        rd_kafka_resp_err_t refuse = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+        rd_kafka_mock_push_request_errors_array(mc, 0, 1, &refuse);
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, "dlq", NULL);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+        rd_kafka_header_add(h, "intentd.error.reason", -1, "x", -1);
+        cr_assert_eq(itd_kafka_produce(rk, rkt, RD_KAFKA_PARTITION_UA, "k", 1,
+                                       "value", 5, h, NULL, NULL, err,
+                                       sizeof err),
+                     ITD_OK, "%s", err);
+        for (int i = 0; i < 500 && c.reports < 1; i++)
+                rd_kafka_poll(rk, 10);
+        cr_assert_eq(c.reports, 1);
+        cr_expect_eq(c.last_len, 5);
+        cr_assert_eq(itd_kafka_retryq_len(c.q), 1);
+        cr_expect_eq(itd_kafka_retryq_flush(c.q, rk, NULL, NULL, NULL), 1);
+        for (int i = 0; i < 500 && c.reports < 2; i++)
+                rd_kafka_poll(rk, 10);
+        cr_assert_eq(c.reports, 2);
+        cr_expect_eq(c.last_len, 0, "the value went again");
+        cr_expect_str_eq(c.header, "5");
+        itd_kafka_retryq_destroy(c.q);
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+}

@@ -36,7 +36,8 @@ $cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
         -Wall -Wextra -I"$src/include" -I"$src/pipeline" \
         "$here/fuzz_decoder.c" "$src/pipeline/codec.c" \
         "$src/pipeline/event.c" "$src/pipeline/input.c" \
-        "$src/pipeline/registry.c" "$src/pipeline/log.c" "$gen" \
+        "$src/pipeline/registry.c" "$src/pipeline/fetcher.c" \
+        "$src/pipeline/log.c" "$gen" -pthread \
         $(pkg-config --cflags --libs avro-c jansson libxxhash) -lm \
         -o "$out/fuzz_decoder"
 
