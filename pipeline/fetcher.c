@@ -223,10 +223,12 @@ size_t itd_fetcher_take(itd_fetcher_t *f, itd_fetch_result_t *out,
                         ;
         }
         size_t n = f->n_results < max ? f->n_results : max;
-        memcpy(out, f->results, n * sizeof *out);
-        memmove(f->results, f->results + n,
-                (f->n_results - n) * sizeof *f->results);
-        f->n_results -= n;
+        if (n) {
+                memcpy(out, f->results, n * sizeof *out);
+                memmove(f->results, f->results + n,
+                        (f->n_results - n) * sizeof *f->results);
+                f->n_results -= n;
+        }
         pthread_mutex_unlock(&f->mu);
         return n;
 }
