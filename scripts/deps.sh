@@ -9,6 +9,10 @@ pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev
       libopenblas-dev libyaml-dev libcriterion-dev libmicrohttpd-dev
       libsystemd-dev libjansson-dev libxxhash-dev libcurl4-openssl-dev
       zlib1g-dev)
+# Packaging: dpkg-dev (dpkg-shlibdeps computes the .deb's Depends from the
+# binary's libraries), file (CPack's shlibdeps step reads ELF types with it),
+# lintian (a test checks the built .deb against Debian policy).
+pkgs+=(dpkg-dev file lintian)
 # Tests: kcat, promtool (prometheus), systemd-analyze (systemd), a third-party
 # Kafka/Avro client (python3-confluent-kafka, python3-avro), and headless
 # chromium to render the HTML report.

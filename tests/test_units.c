@@ -75,7 +75,7 @@ Test(units, pass_systemd_analyze_verify) {
         char dir[256];
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                char rel[64], path[512], line[1024];
+                char rel[64], path[512], man[512], line[2600];
                 snprintf(rel, sizeof rel, "systemd/%s", units[i]);
                 char *text = read_src(rel);
                 /* verify insists that ExecStart= binaries exist; the unit
@@ -83,8 +83,13 @@ Test(units, pass_systemd_analyze_verify) {
                 char *copy = replace_all(text, "/usr/bin/intentd", "/bin/true");
                 snprintf(path, sizeof path, "%s/%s", dir, units[i]);
                 cr_assert_eq(tu_write_file(path, copy), 0);
-                snprintf(line, sizeof line, "systemd-analyze verify '%s'",
-                         path);
+                /* Documentation=man:intentd(8) must resolve: verify runs
+                 * man(1); give it the tree's page. */
+                snprintf(line, sizeof line,
+                         "mkdir -p '%s/man/man8' && cp '%s' '%s/man/man8/' && "
+                         "MANPATH='%s/man' systemd-analyze verify '%s'",
+                         dir, tu_src("docs/intentd.8", man, sizeof man), dir,
+                         dir, path);
                 char *out;
                 int rc = sh(dir, line, &out);
                 cr_expect_eq(rc, 0, "%s: rc %d\n%s", units[i], rc, out);
@@ -153,6 +158,16 @@ Test(units, sysusers_and_tmpfiles_set_up_an_empty_root) {
         cr_assert_eq(mkdir(root, 0755), 0);
         snprintf(path, sizeof path, "%s/etc", root);
         cr_assert_eq(mkdir(path, 0755), 0);
+        /* As dpkg unpacks them: folder 0755, config 0644, both root's;
+         * plus an instance config an operator copied in. */
+        snprintf(path, sizeof path, "%s/etc/intentd", root);
+        cr_assert_eq(mkdir(path, 0755), 0);
+        static const char *const cfgs[] = {"intentd.yaml", "eu.yaml"};
+        for (size_t i = 0; i < 2; i++) {
+                snprintf(path, sizeof path, "%s/etc/intentd/%s", root, cfgs[i]);
+                cr_assert_eq(tu_write_file(path, "log:\n  level: info\n"), 0);
+                cr_assert_eq(chmod(path, 0644), 0);
+        }
         tu_src("systemd/intentd.sysusers", src[0], sizeof src[0]);
         tu_src("systemd/intentd.tmpfiles", src[1], sizeof src[1]);
         /* With --root, file arguments are looked up inside the root:
@@ -176,6 +191,15 @@ Test(units, sysusers_and_tmpfiles_set_up_an_empty_root) {
         cr_assert_eq(stat(path, &sb), 0);
         cr_expect_eq(sb.st_mode & 07777, 0750);
         cr_expect_eq(sb.st_uid, 0, "config stays root's");
+        gid_t gid = sb.st_gid;
+        cr_expect_neq(gid, 0, "the service's group reads the config");
+        for (size_t i = 0; i < 2; i++) {
+                snprintf(path, sizeof path, "%s/etc/intentd/%s", root, cfgs[i]);
+                cr_assert_eq(stat(path, &sb), 0);
+                cr_expect_eq(sb.st_mode & 07777, 0640, "%s: may hold "
+                             "credentials: not for others", cfgs[i]);
+                cr_expect(sb.st_uid == 0 && sb.st_gid == gid, "%s", cfgs[i]);
+        }
         snprintf(path, sizeof path, "%s/var/lib/intentd", root);
         cr_assert_eq(stat(path, &sb), 0);
         cr_expect_eq(sb.st_mode & 07777, 0750);
