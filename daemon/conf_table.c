@@ -372,7 +372,8 @@ const struct prop itd_conf_props[] = {
      .help = "How stderr lines look. `journal`: a `<N>` syslog priority "
              "prefix that journald turns into the level; `plain`: "
              "`intentd LEVEL FACILITY: message` for a terminal; `json`: one "
-             "object per line (level, facility, message) for log shippers; "
+             "object per line (time in RFC 3339 UTC with milliseconds, "
+             "level, facility, message) for log shippers; "
              "`auto`: `journal` when stderr is journald's stream "
              "(JOURNAL_STREAM is set), else `plain`. Not reloadable: a "
              "format change mid-stream would confuse the log parser."},

@@ -162,7 +162,7 @@ void itd_log_write(int level, const char *facility, const char *fmt, ...) {
         char line[4096];
         const size_t body = sizeof line - 8;
         size_t len = 0;
-        char head[64];
+        char head[128];
         switch (itd_log_format_get()) {
         case ITD_LOG_FORMAT_JOURNAL:
                 snprintf(head, sizeof head, "<%d>", level);
@@ -171,9 +171,20 @@ void itd_log_write(int level, const char *facility, const char *fmt, ...) {
                 append(line, body, &len, ": ");
                 escape(line, body, &len, msg, 0);
                 break;
-        case ITD_LOG_FORMAT_JSON:
-                snprintf(head, sizeof head, "{\"level\":\"%s\",\"facility\":\"",
-                         level_names[level]);
+        case ITD_LOG_FORMAT_JSON: {
+                /* Shippers order and merge lines by "time": RFC 3339 in
+                 * UTC with milliseconds, fixed width. The field set and
+                 * order are documented (OPERATIONS.md, "Logs"). */
+                struct timespec ts;
+                struct tm tm;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                gmtime_r(&ts.tv_sec, &tm);
+                char when[32];
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+                snprintf(head, sizeof head,
+                         "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\","
+                         "\"facility\":\"",
+                         when, ts.tv_nsec / 1000000L, level_names[level]);
                 append(line, body, &len, head);
                 escape(line, body, &len, facility, 1);
                 append(line, body, &len, "\",\"message\":\"");
@@ -181,6 +192,7 @@ void itd_log_write(int level, const char *facility, const char *fmt, ...) {
                 memcpy(line + len, "\"}", 2);
                 len += 2;
                 break;
+        }
         default:
                 snprintf(head, sizeof head, "intentd %s ", level_names[level]);
                 append(line, body, &len, head);

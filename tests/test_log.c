@@ -2,13 +2,17 @@
  * test_log.c - what reaches stderr (pipeline/log.c, daemon/cli.c): the
  * three line formats, log.format (auto follows JOURNAL_STREAM) and the keyed
  * pseudonyms that stand for user ids, checked against SipHash-2-4's
- * published vectors.
+ * published vectors. JSON lines are parsed as JSON: their fields, in their
+ * order, are the documented ones (docs/OPERATIONS.md, "Logs").
  */
 #include <criterion/criterion.h>
+#include <ctype.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -73,8 +77,35 @@ Test(log, pseudonym_of_no_id_and_short_buffers) {
         cr_expect_eq(none[0], 'z', "cap 0 writes nothing");
 }
 
-/* Runs one itd_log_write with stderr sent to a file; returns the text. */
+/* Length of the "time" member a JSON line starts with,
+ * `"time":"2026-12-04T16:28:40.123Z",` after the `{`, or 0 if the line
+ * does not start with one of exactly that shape (RFC 3339, UTC,
+ * milliseconds). */
+static size_t time_member(const char *line) {
+        static const char shape[] = "{\"time\":\"dddd-dd-ddTdd:dd:dd.dddZ\",";
+        for (size_t i = 0; shape[i]; i++) {
+                if (shape[i] == 'd' ? !isdigit((unsigned char)line[i])
+                                    : line[i] != shape[i])
+                        return 0;
+        }
+        return sizeof shape - 2;
+}
+
+/* Runs one itd_log_write with stderr sent to a file; returns the text. A
+ * JSON line comes back without its (checked) "time" member, so the rest
+ * can be compared exactly. */
+static char *capture_raw(itd_log_format_t format, const char *msg);
 static char *capture_line(itd_log_format_t format, const char *msg) {
+        char *text = capture_raw(format, msg);
+        if (format == ITD_LOG_FORMAT_JSON) {
+                size_t n = time_member(text);
+                cr_assert_gt(n, 0, "no RFC 3339 time first: %s", text);
+                memmove(text + 1, text + 1 + n, strlen(text + 1 + n) + 1);
+        }
+        return text;
+}
+
+static char *capture_raw(itd_log_format_t format, const char *msg) {
         char dir[256], path[512];
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
         snprintf(path, sizeof path, "%s/stderr", dir);
@@ -243,6 +274,9 @@ Test(log, setup_during_logging_is_race_free_and_lines_stay_whole) {
                     "intentd warning kafka: line ", "<4>kafka: line ",
                     "{\"level\":\"warning\",\"facility\":\"kafka\","
                     "\"message\":\"line "};
+                size_t t = time_member(line);
+                if (t)
+                        memmove(line + 1, line + 1 + t, strlen(line + 1 + t) + 1);
                 int ok = 0;
                 for (size_t k = 0; k < 3; k++)
                         ok |= !strncmp(line, shapes[k], strlen(shapes[k]));
@@ -251,4 +285,61 @@ Test(log, setup_during_logging_is_race_free_and_lines_stay_whole) {
         fclose(in);
         cr_expect_eq(n, THREADS * LINES, "%d lines", n);
         cr_expect_eq(bad, 0, "%d torn or mixed lines", bad);
+}
+
+/* A JSON line is one JSON object with exactly the documented members, in
+ * order: time (RFC 3339, UTC, milliseconds, the time of the call), level,
+ * facility, message; whatever the message holds. */
+Test(log, json_lines_parse_with_the_documented_fields) {
+        static const char *const msgs[] = {"broker down", forged,
+                                           "caf\xc3\xa9 \"q\" a\\b"};
+        for (size_t m = 0; m < sizeof msgs / sizeof msgs[0]; m++) {
+                struct timespec before, after;
+                clock_gettime(CLOCK_REALTIME, &before);
+                char *line = capture_raw(ITD_LOG_FORMAT_JSON, msgs[m]);
+                clock_gettime(CLOCK_REALTIME, &after);
+                cr_expect_null(strchr(line, '\n'), "more than one line");
+                json_error_t jerr;
+                json_t *o = json_loads(line, 0, &jerr);
+                cr_assert_not_null(o, "not JSON (%s): %s", jerr.text, line);
+                cr_assert(json_is_object(o));
+                static const char *const keys[] = {"time", "level",
+                                                   "facility", "message"};
+                size_t k = 0;
+                const char *key;
+                json_t *val;
+                json_object_foreach(o, key, val) {
+                        cr_expect(k < 4 && !strcmp(key, keys[k]),
+                                  "member %zu is \"%s\"", k, key);
+                        cr_expect(json_is_string(val), "%s", key);
+                        k++;
+                }
+                cr_expect_eq(k, 4, "%zu members: %s", k, line);
+                cr_expect_str_eq(json_string_value(json_object_get(o, "level")),
+                                 "warning");
+                cr_expect_str_eq(
+                    json_string_value(json_object_get(o, "facility")), "kafka");
+
+                const char *t = json_string_value(json_object_get(o, "time"));
+                cr_assert_not_null(t);
+                struct tm tm = {0};
+                int ms = -1, used = 0;
+                int got = sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%n",
+                                 &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                                 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms,
+                                 &used);
+                cr_assert(got == 7 && used == 23 && !strcmp(t + 23, "Z"),
+                          "time %s: not YYYY-MM-DDTHH:MM:SS.mmmZ", t);
+                tm.tm_year -= 1900;
+                tm.tm_mon -= 1;
+                double at = (double)timegm(&tm) + ms / 1000.0;
+                double lo = (double)before.tv_sec - 0.001 +
+                            (double)(before.tv_nsec / 1000000) / 1000.0;
+                double hi = (double)after.tv_sec + after.tv_nsec / 1e9;
+                cr_expect(at >= lo && at <= hi, "time %s is not when the line "
+                          "was written (%.3f..%.3f)", t, lo, hi);
+                json_decref(o);
+                free(line);
+        }
+        itd_log_setup(ITD_LOG_INFO, ITD_LOG_FORMAT_PLAIN);
 }

@@ -2,7 +2,8 @@
  * log.h - one log line per event on stderr.
  *
  * Lines carry a `<N>` syslog priority prefix so journald keeps the level
- * (STYLE.md section 7); no timestamps, journald adds them. The macro checks
+ * (STYLE.md section 7); no timestamps, journald adds them. JSON lines, for
+ * shippers that read stderr directly, carry their own RFC 3339 "time". The macro checks
  * the level before the arguments are evaluated, so a disabled debug line
  * costs one compare on the hot path.
  */
