@@ -80,6 +80,13 @@ static const double process_latency_buckets[] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 10};
 
+/* Published purchase probabilities. Base rates differ by 10x between
+ * shops, so the low end is roughly logarithmic; the high end, where
+ * absolute trigger thresholds sit, in tenths. */
+static const double score_buckets[] = {
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+    0.2,   0.3,   0.4,   0.5,  0.6,  0.7,  0.8,  0.9,   0.95, 0.99};
+
 #define NB(a) (sizeof(a) / sizeof((a)[0]))
 
 static const row_t rows[ITD_M__COUNT] = {
@@ -138,6 +145,30 @@ static const row_t rows[ITD_M__COUNT] = {
     {ITD_M_PROGRESSIVE_RECALL, "intentd_progressive_recall", MT_GAUGE,
      MK_PLAIN, "Progressive-validation recall at predict.threshold.", NULL,
      NULL, 0, NULL, 0, NAN},
+    {ITD_M_PROGRESSIVE_ECE, "intentd_progressive_ece", MT_GAUGE, MK_PLAIN,
+     "Progressive-validation expected calibration error: the mean gap "
+     "between predicted and observed purchase rates over 10 equal-width "
+     "score bins, weighted by examples (0 = calibrated).", NULL, NULL, 0,
+     NULL, 0, NAN},
+    {ITD_M_WINDOW_EXAMPLES, "intentd_progressive_window_examples", MT_GAUGE,
+     MK_PLAIN, "Judged examples in the sliding window behind the "
+     "intentd_progressive_window_* gauges: the last metrics.window, less "
+     "up to a tenth of it (the window drops its oldest tenth at once). "
+     "Starts empty after a restart.", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_WINDOW_AUC, "intentd_progressive_window_auc", MT_GAUGE, MK_PLAIN,
+     "Progressive-validation ROC AUC over the last metrics.window judged "
+     "examples only, so a drop shows within one window. NaN until the "
+     "window holds both classes.", NULL, NULL, 0, NULL, 0, NAN},
+    {ITD_M_WINDOW_LOGLOSS, "intentd_progressive_window_logloss", MT_GAUGE,
+     MK_PLAIN, "Progressive-validation log loss over the last "
+     "metrics.window judged examples.", NULL, NULL, 0, NULL, 0, NAN},
+    {ITD_M_WINDOW_ECE, "intentd_progressive_window_ece", MT_GAUGE, MK_PLAIN,
+     "Expected calibration error (as intentd_progressive_ece) over the last "
+     "metrics.window judged examples.", NULL, NULL, 0, NULL, 0, NAN},
+    {ITD_M_WINDOW_BASE_RATE, "intentd_progressive_window_base_rate",
+     MT_GAUGE, MK_PLAIN, "Share of positive labels (purchases within "
+     "labels.horizon) among the last metrics.window judged examples.", NULL,
+     NULL, 0, NULL, 0, NAN},
     {ITD_M_LABELS_PENDING, "intentd_labels_pending", MT_GAUGE, MK_PLAIN,
      "Predictions whose horizon has not closed yet (label unknown).", NULL,
      NULL, 0, NULL, 0, 0},
@@ -177,6 +208,11 @@ static const row_t rows[ITD_M__COUNT] = {
      MT_HISTOGRAM, MK_PLAIN, "From a batch being taken from the consumer to "
      "its predictions being handed to the producer.", NULL, NULL, 0,
      process_latency_buckets, NB(process_latency_buckets), 0},
+    {ITD_M_SCORE, "intentd_score", MT_HISTOGRAM, MK_PLAIN,
+     "purchase_probability of every prediction handed to the producer: the "
+     "live score distribution, for drift (compare "
+     "histogram_quantile over two ranges) and for choosing trigger "
+     "thresholds.", NULL, NULL, 0, score_buckets, NB(score_buckets), 0},
     {ITD_M_CHECKPOINT_AGE_SECONDS, "intentd_checkpoint_age_seconds", MT_GAUGE,
      MK_AGE, "Seconds since the last successful checkpoint (since start "
      "until the first one). NaN when checkpointing is off.", NULL, NULL, 0,
@@ -715,7 +751,9 @@ void itd_metrics_write_docs(FILE *out) {
                 }
                 fprintf(out, " | %s", r->help);
                 if (r->type == MT_HISTOGRAM) {
-                        fputs(" Buckets (s): ", out);
+                        /* Every histogram is in seconds but the scores. */
+                        fprintf(out, " Buckets (%s): ",
+                                r->id == ITD_M_SCORE ? "probability" : "s");
                         for (size_t b = 0; b < r->n_buckets; b++)
                                 fprintf(out, "%s%g", b ? ", " : "",
                                         r->buckets[b]);

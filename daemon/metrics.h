@@ -49,6 +49,12 @@ typedef enum {
         ITD_M_PROGRESSIVE_F1,        /* gauge */
         ITD_M_PROGRESSIVE_PRECISION, /* gauge */
         ITD_M_PROGRESSIVE_RECALL,    /* gauge */
+        ITD_M_PROGRESSIVE_ECE,       /* gauge */
+        ITD_M_WINDOW_EXAMPLES,       /* gauge: examples in the window */
+        ITD_M_WINDOW_AUC,            /* gauge, last metrics.window examples */
+        ITD_M_WINDOW_LOGLOSS,        /* gauge */
+        ITD_M_WINDOW_ECE,            /* gauge */
+        ITD_M_WINDOW_BASE_RATE,      /* gauge */
         ITD_M_LABELS_PENDING,        /* gauge */
         ITD_M_LABELS_DROPPED,        /* counter */
         ITD_M_MODEL_VERSION,         /* gauge */
@@ -63,6 +69,7 @@ typedef enum {
         /* latency */
         ITD_M_EVENT_TO_PREDICTION_SECONDS, /* histogram */
         ITD_M_CONSUME_TO_PRODUCE_SECONDS,  /* histogram */
+        ITD_M_SCORE,                 /* histogram of published scores */
         /* lifecycle */
         ITD_M_CHECKPOINT_AGE_SECONDS, /* gauge, ages by itself (see _set) */
         ITD_M_CHECKPOINT_DAMAGED,     /* counter */

@@ -40,6 +40,7 @@
 #include "intentd/mem.h"
 #include "intentd/offsets.h"
 #include "metrics.h"
+#include "monitor.h"
 #include "notify.h"
 #include "park.h"
 
@@ -92,6 +93,7 @@ typedef struct loop_s {
         itd_codec_t *codec;       /* encodes predictions */
         itd_decoder_t *dec;       /* decodes and validates events */
         itd_engine_t *eng;
+        itd_monitor_t *mon;       /* windowed progressive metrics */
         itd_offsets_t *offsets;
         itd_park_t *park;         /* events waiting for their schema */
         uint64_t abandoned;       /* sum of ppos_t.abandoned */
@@ -465,6 +467,8 @@ static void publish_gauges(loop_t *lp) {
         itd_metrics_set(m, ITD_M_PROGRESSIVE_F1, NULL, es.pv.f1);
         itd_metrics_set(m, ITD_M_PROGRESSIVE_PRECISION, NULL, es.pv.precision);
         itd_metrics_set(m, ITD_M_PROGRESSIVE_RECALL, NULL, es.pv.recall);
+        itd_metrics_set(m, ITD_M_PROGRESSIVE_ECE, NULL, es.pv.ece);
+        itd_monitor_publish(lp->mon, m);
         itd_metrics_set(m, ITD_M_LABELS_PENDING, NULL, (double)es.pending);
         itd_metrics_set(m, ITD_M_LABELS_DROPPED, NULL,
                         (double)es.labels_dropped);
@@ -985,6 +989,8 @@ static void emit(loop_t *lp, size_t k) {
                         give_up(lp, token,
                                 "prediction larger than message.max.bytes");
                 lp->res->predicted++;
+                itd_metrics_observe(lp->m, ITD_M_SCORE,
+                                    preds[j].purchase_probability);
                 itd_metrics_observe(lp->m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
                                     (double)(now_wall - preds[j].event_ts_ms) /
                                         1000.0);
@@ -1330,6 +1336,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         if (!lp.eng)
                 goto out;
         itd_engine_enable_triggers(lp.eng);
+        lp.mon = itd_monitor_new((uint64_t)conf->metrics_window,
+                                 (float)conf->predict_threshold);
+        itd_engine_set_example_hook(lp.eng, itd_monitor_hook, lp.mon);
         err = open_checkpoints(&lp, errstr, errstr_size);
         if (err)
                 goto out;
@@ -1534,6 +1543,7 @@ out:
         itd_ckdir_close(lp.ck);
         free(lp.pp);
         itd_engine_destroy(lp.eng);
+        itd_monitor_destroy(lp.mon);
         itd_codec_destroy(lp.codec);
         itd_decoder_destroy(lp.dec);
         itd_offsets_destroy(lp.offsets);

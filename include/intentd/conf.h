@@ -89,6 +89,8 @@ typedef struct itd_conf_s {
         double predict_threshold;
         int64_t metrics_log_interval_ms;
         char *metrics_listen;       /* "" = no HTTP endpoint */
+        int64_t metrics_window;     /* judged examples behind the
+                                     * intentd_progressive_window_* gauges */
         int64_t health_liveness_timeout_ms;
         int64_t output_max_in_flight;
         int log_level;              /* ITD_LOG_* (log.h) */

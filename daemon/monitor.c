@@ -1,0 +1,61 @@
+/*
+ * monitor.c - sliding-window progressive metrics for /metrics (see
+ * monitor.h). The window itself is model/metrics.c's itd_pv_window_t: a
+ * ring of ten per-chunk accumulators, so once warm the gauges cover
+ * between 90% and 100% of the last `window` examples.
+ */
+#include "monitor.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "intentd/mem.h"
+#include "intentd/metrics.h"
+
+#define WINDOW_CHUNKS 10
+
+struct itd_monitor_s {
+        itd_pv_window_t *pvw;
+};
+
+itd_monitor_t *itd_monitor_new(uint64_t window, float threshold) {
+        if (window < WINDOW_CHUNKS)
+                return NULL;
+        itd_monitor_t *mon = itd_xcalloc(1, sizeof *mon);
+        mon->pvw = itd_pv_window_new(threshold, window, WINDOW_CHUNKS);
+        return mon;
+}
+
+void itd_monitor_destroy(itd_monitor_t *mon) {
+        if (!mon)
+                return;
+        itd_pv_window_destroy(mon->pvw);
+        free(mon);
+}
+
+void itd_monitor_hook(void *arg, const float *x, size_t dim,
+                      const uint32_t *ids, size_t n_ids, uint64_t user_hash,
+                      int64_t ts_ms, float score, const float *next_probs,
+                      int label, itd_next_t next) {
+        itd_monitor_t *mon = arg;
+        (void)x;
+        (void)dim;
+        (void)ids;
+        (void)n_ids;
+        (void)user_hash;
+        (void)ts_ms;
+        itd_pv_window_add(mon->pvw, score, label, next_probs, next);
+}
+
+void itd_monitor_publish(itd_monitor_t *mon, itd_metrics_t *m) {
+        itd_pv_summary_t s;
+        itd_pv_window_summary(mon->pvw, &s);
+        int any = s.n > 0;
+        itd_metrics_set(m, ITD_M_WINDOW_EXAMPLES, NULL, (double)s.n);
+        itd_metrics_set(m, ITD_M_WINDOW_AUC, NULL, any ? s.auc : NAN);
+        itd_metrics_set(m, ITD_M_WINDOW_LOGLOSS, NULL,
+                        any ? s.logloss : NAN);
+        itd_metrics_set(m, ITD_M_WINDOW_ECE, NULL, any ? s.ece : NAN);
+        itd_metrics_set(m, ITD_M_WINDOW_BASE_RATE, NULL,
+                        any ? s.base_rate : NAN);
+}
