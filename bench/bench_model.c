@@ -150,6 +150,14 @@ int main(void) {
         itd_model_conf_defaults(&mc, ITD_MODEL_KIND_MLP, n_dense,
                                 ITD_SPARSE_FIELDS, ITD_SPARSE_SLOTS);
         mc.mlp.max_batch = 256;
+        /* and, as the daemon (model.user.offset), its two offsets */
+        char nm[64];
+        for (size_t i = 0; i < n_dense; i++) {
+                itd_features_name(&sc, i, nm, sizeof nm);
+                if (!strcmp(nm, "label_logodds") ||
+                    !strcmp(nm, "purchase_logodds"))
+                        mc.mlp.offset_input[mc.mlp.n_offsets++] = i;
+        }
         itd_model_conf_defaults(&lc, ITD_MODEL_KIND_LOGISTIC, n_dense,
                                 ITD_SPARSE_FIELDS, ITD_SPARSE_SLOTS);
         lc.mlp.max_batch = 256;

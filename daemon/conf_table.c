@@ -335,6 +335,36 @@ const struct prop itd_conf_props[] = {
              "statistics of the training examples, kept in checkpoints. "
              "Part of the model's shape: a checkpoint made with the other "
              "setting does not load."},
+    {.name = "model.user.offset", .type = PT_BOOL,
+     .off = F_INT(model_user_offset), .def = "true",
+     .help = "MLP: adds the user's propensity to buy, the features "
+             "`purchase_logodds` and `label_logodds` (log-odds against the "
+             "partition's rates, docs/FEATURES.md), to the purchase logit "
+             "as offsets whose two weights are fitted online by Newton's "
+             "method from 1/2 each; the network and the wide path learn "
+             "what moves a prediction away from the user's own rate. Part "
+             "of the model's shape: a checkpoint made with the other "
+             "setting does not load."},
+    {.name = "model.average.steps", .type = PT_INT,
+     .off = F_I64(model_average_steps), .min = 0, .max = 1000000,
+     .def = "100", .unit = "steps",
+     .help = "MLP: predictions read an average of the parameters, weighted "
+             "by step number and then exponential over about this many "
+             "training steps; training steps on the parameters themselves. "
+             "Labels arrive in bursts and each step follows the latest "
+             "one: the average keeps what recent steps agree on. 0 scores "
+             "with the latest parameters. On or off is part of the model's "
+             "shape: a checkpoint made with the other setting does not "
+             "load."},
+    {.name = "model.score.span", .type = PT_DURATION,
+     .off = F_I64(model_score_span_ms), .min = 0, .max = DAY_MS,
+     .def = "3m",
+     .help = "Longest stretch of event time that one scoring pass covers: "
+             "a poll batch spanning more is scored in chunks, and what "
+             "resolves after each chunk is learned from before the next is "
+             "scored. On a sparse stream a batch can span hours, all scored "
+             "with the model of its start; a dense stream's batches span "
+             "well under it and stay one pass. 0 = one pass per batch."},
 
     /* predict, metrics, log, shutdown */
     {.name = "predict.threshold", .type = PT_DOUBLE,

@@ -19,7 +19,6 @@
 #include "intentd/state.h"
 
 #define ENGINE_MAX_BATCH 512
-#define USER_HASH_SEED 0x1d2e3f4a5b6c7d8eULL
 
 /* What intentd keeps per assigned partition. */
 typedef struct part_s {
@@ -36,6 +35,7 @@ struct itd_engine_s {
         size_t dim;         /* dense features */
         size_t n_ids;       /* sparse ids per example */
         size_t train_batch; /* examples per optimizer step */
+        int64_t chunk_span_ms; /* event time one scoring chunk may span */
 
         part_t *parts;      /* indexed by partition number */
         size_t n_parts;
@@ -132,6 +132,7 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         eng->dim = itd_features_dim(sc);
         eng->n_ids = ITD_SPARSE_IDS;
         eng->train_batch = (size_t)conf->model_batch_size;
+        eng->chunk_span_ms = conf->model_score_span_ms;
 
         itd_labeler_conf_t *lc = &eng->labeler_conf;
         lc->dim = eng->dim;
@@ -160,6 +161,20 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         mc.mlp.wide_lr = (float)conf->model_wide_learning_rate;
         mc.mlp.emb_lr = (float)conf->model_embedding_learning_rate;
         mc.mlp.norm_inputs = conf->model_inputs_standardize;
+        mc.mlp.avg_steps = (size_t)conf->model_average_steps;
+        if (conf->model_user_offset) {
+                /* the user's propensity, two ways (docs/FEATURES.md) */
+                static const char *const offsets[] = {"label_logodds",
+                                                      "purchase_logodds"};
+                char nm[128];
+                for (size_t k = 0; k < 2; k++)
+                        for (size_t i = 0; i < eng->dim; i++)
+                                if (!strcmp(itd_features_name(sc, i, nm,
+                                                              sizeof nm),
+                                            offsets[k]))
+                                        mc.mlp.offset_input
+                                            [mc.mlp.n_offsets++] = i;
+        }
         mc.mlp.max_batch = ENGINE_MAX_BATCH > eng->train_batch
                                ? ENGINE_MAX_BATCH
                                : eng->train_batch;
@@ -263,6 +278,11 @@ static void learn_resolved(itd_engine_t *eng, part_t *pt) {
                          * negative is trained only, and a final negative
                          * (already learned) judged only (labeler.h) */
                         if (ex[i].judge) {
+                                /* the user's label counts (features
+                                 * label_logodds, labels_resolved) take the
+                                 * final label of every prediction */
+                                itd_state_label(pt->st, ex[i].user_hash,
+                                                ex[i].label);
                                 itd_pv_add(eng->pv, ex[i].score, ex[i].label,
                                            ex[i].next_probs, ex[i].next);
                                 if (eng->hook)
@@ -292,36 +312,31 @@ static void learn_resolved(itd_engine_t *eng, part_t *pt) {
         }
 }
 
-itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
-                             const itd_input_t *in, size_t n,
-                             itd_prediction_t *out, itd_outcome_t *outcome) {
-        char errstr[256];
-        if (n > ENGINE_MAX_BATCH)
-                return ITD_ERR_ARG;
+/* How many of the n inputs at in form the next scoring chunk: up to the
+ * first whose event time is more than chunk_span_ms after the chunk's
+ * first input (all n when chunk_span_ms is 0). */
+static size_t chunk_len(const itd_engine_t *eng, const itd_input_t *in,
+                        size_t n) {
+        if (eng->chunk_span_ms <= 0)
+                return n;
+        int64_t end = in[0].ev.ts_ms + eng->chunk_span_ms;
+        size_t i = 1;
+        while (i < n && in[i].ev.ts_ms <= end)
+                i++;
+        return i;
+}
 
-        /* Every partition of the batch exists before anything is applied
-         * (a full pending pool is no reason to refuse: the labeler gives up
-         * its oldest pending prediction, labeler.h). Users of a poll batch
-         * are scattered over a large table: fetch their slots now, while
-         * earlier events are being worked on. */
-        for (size_t i = 0; i < n; i++) {
-                part_t *pt = part_get(eng, in[i].partition, errstr,
-                                      sizeof errstr);
-                if (!pt) {
-                        itd_log(ITD_LOG_ERR, "engine", "partition %d: %s",
-                                (int)in[i].partition, errstr);
-                        return ITD_ERR_ARG;
-                }
-                itd_state_prefetch(pt->st, &in[i].ev);
-        }
-
+/* Steps (1) to (4) of engine.h for inputs i0 .. i0 + n - 1 of a batch. */
+static void process_chunk(itd_engine_t *eng, const char *topic,
+                          const itd_input_t *in, size_t i0, size_t n,
+                          itd_prediction_t *out, itd_outcome_t *outcome) {
         /* (1) state and features, in input order. A late event is scored
          * from its user's state as it stands and changes nothing. */
         size_t rows = 0;
         int64_t wall_ms = itd_now_wall_ms();
         size_t row_of[ENGINE_MAX_BATCH];
         unsigned char late[ENGINE_MAX_BATCH];
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = i0; i < i0 + n; i++) {
                 part_t *pt = part_at(eng, in[i].partition);
                 itd_topcats_t top;
                 float *x = eng->x + rows * eng->dim;
@@ -345,8 +360,7 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                 eng->late += late[i];
                 outcome[i] = ITD_OUT_PREDICTED;
                 row_of[i] = rows;
-                eng->user_hash[rows] = itd_hash_str(in[i].ev.user_id,
-                                                    USER_HASH_SEED);
+                eng->user_hash[rows] = itd_state_user_key(in[i].ev.user_id);
                 itd_prediction_t *pr = &out[i];
                 pr->n_top_categories = top.n;
                 for (size_t k = 0; k < top.n && k < ITD_TOPCAT_MAX; k++) {
@@ -366,7 +380,7 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
          * predictions of its user but never its own. */
         int64_t now_ms = itd_now_wall_ms();
         int64_t version = itd_model_steps(eng->model);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = i0; i < i0 + n; i++) {
                 if (outcome[i] != ITD_OUT_PREDICTED)
                         continue;
                 size_t r = row_of[i];
@@ -427,6 +441,39 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
                         continue;
                 itd_labeler_advance(pt->lb, itd_state_watermark(pt->st));
                 learn_resolved(eng, pt);
+        }
+}
+
+itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
+                             const itd_input_t *in, size_t n,
+                             itd_prediction_t *out, itd_outcome_t *outcome) {
+        char errstr[256];
+        if (n > ENGINE_MAX_BATCH)
+                return ITD_ERR_ARG;
+
+        /* Every partition of the batch exists before anything is applied
+         * (a full pending pool is no reason to refuse: the labeler gives up
+         * its oldest pending prediction, labeler.h). Users of a poll batch
+         * are scattered over a large table: fetch their slots now, while
+         * earlier events are being worked on. */
+        for (size_t i = 0; i < n; i++) {
+                part_t *pt = part_get(eng, in[i].partition, errstr,
+                                      sizeof errstr);
+                if (!pt) {
+                        itd_log(ITD_LOG_ERR, "engine", "partition %d: %s",
+                                (int)in[i].partition, errstr);
+                        return ITD_ERR_ARG;
+                }
+                itd_state_prefetch(pt->st, &in[i].ev);
+        }
+
+        /* Scoring chunks of bounded event-time span: on a sparse stream one
+         * poll batch can cover hours, and the model would score all of it
+         * with parameters from before its first event. */
+        for (size_t i0 = 0; i0 < n;) {
+                size_t n0 = chunk_len(eng, in + i0, n - i0);
+                process_chunk(eng, topic, in, i0, n0, out, outcome);
+                i0 += n0;
         }
         return ITD_OK;
 }

@@ -79,6 +79,27 @@ void itd_mlp_conf_defaults(itd_mlp_conf_t *conf, size_t n_dense,
          */
         conf->norm_inputs = 1;
         conf->norm_max_count = 1e5f;
+        /*
+         * Offset weights: the prior's precision, in units of the Fisher
+         * information p (1 - p) o^2 an example adds (about 0.03 at a 6%
+         * base rate and a log-odds offset of sd 0.7): 300 is worth some
+         * 10,000 examples, so theta follows a stream that clearly prefers
+         * one estimate and otherwise stays near the even mix. Measured
+         * (Taobao tail users, 3 seeds / simulator seeds 1-3, progressive
+         * AUC): 100: 0.683 / 0.718; 300: 0.686 / 0.718; 1000: 0.687 /
+         * 0.717. No offsets unless the caller names them.
+         */
+        conf->offset_prior = 300.0f;
+        /*
+         * Scoring with averaged parameters over about the last 100 steps
+         * (6,400 examples at batch 64). Measured, progressive AUC over
+         * all labelled events / the last 30% of event time, 3 seeds
+         * (Taobao tail users; simulator seed 7): off 0.684 / 0.725,
+         * 0.703 / 0.712; 100 steps 0.689 / 0.736, 0.701 / 0.720; uniform
+         * weights over 33 steps 0.689 / 0.732, 0.702 / 0.717; both halves
+         * of the Taobao users gain alike (docs/MODEL.md).
+         */
+        conf->avg_steps = 100;
         conf->wide = 1;
         conf->wide_lr = 1e-2f;
 }
@@ -155,6 +176,18 @@ static int check_conf(const itd_mlp_conf_t *c, char *errstr,
         if (!(c->wide_lr >= 0.0f) || !isfinite(c->wide_lr))
                 BAD("mlp wide_lr: %g, must be >= 0 (0 = lr)",
                     (double)c->wide_lr);
+        if (c->n_offsets > ITD_MLP_MAX_OFFSETS)
+                BAD("mlp n_offsets: %zu is more than %d", c->n_offsets,
+                    ITD_MLP_MAX_OFFSETS);
+        for (size_t k = 0; k < c->n_offsets; k++)
+                if (c->offset_input[k] >= c->n_dense)
+                        BAD("mlp offset_input[%zu]: %zu is not one of the %zu "
+                            "dense inputs", k, c->offset_input[k],
+                            c->n_dense);
+        if (c->n_offsets && (!(c->offset_prior > 0.0f) ||
+                             !isfinite(c->offset_prior)))
+                BAD("mlp offset_prior: %g, must be a positive number",
+                    (double)c->offset_prior);
         if (!(c->loss_weight_next >= 0.0f) || !isfinite(c->loss_weight_next))
                 BAD("mlp loss_weight_next: %g, must be >= 0",
                     (double)c->loss_weight_next);
@@ -171,6 +204,24 @@ static void add_tensor(itd_mlp_t *m, const char *name, size_t n, int decay,
         t->decay = decay;
         t->wide = wide;
         m->n_params += n;
+}
+
+/*
+ * Points the parameter views (w, b, wp, bp, wn, bn, ww) into base, a block
+ * in the parameter layout: the parameters, or their average (scoring).
+ */
+static void point_views(itd_mlp_t *m, float *base) {
+        size_t ti = 0;
+        for (size_t l = 0; l < m->n_layers; l++) {
+                m->w[l] = base + m->tensors[ti++].off;
+                m->b[l] = base + m->tensors[ti++].off;
+        }
+        m->wp = base + m->tensors[ti++].off;
+        m->bp = base + m->tensors[ti++].off;
+        m->wn = base + m->tensors[ti++].off;
+        m->bn = base + m->tensors[ti++].off;
+        if (ti < m->n_tensors) /* the wide path's weights */
+                m->ww = base + m->tensors[ti].off;
 }
 
 itd_mlp_t *itd_mlp_new(const itd_mlp_conf_t *conf, char *errstr,
@@ -221,25 +272,18 @@ itd_mlp_t *itd_mlp_new(const itd_mlp_conf_t *conf, char *errstr,
                          ? itd_xcalloc(n_moments * m->n_params, sizeof(float))
                          : NULL;
 
+        point_views(m, m->params);
         size_t ti = 0;
         for (size_t l = 0; l < m->n_layers; l++) {
-                m->w[l] = m->params + m->tensors[ti].off;
                 m->dw[l] = m->grads + m->tensors[ti++].off;
-                m->b[l] = m->params + m->tensors[ti].off;
                 m->db[l] = m->grads + m->tensors[ti++].off;
         }
-        m->wp = m->params + m->tensors[ti].off;
         m->dwp = m->grads + m->tensors[ti++].off;
-        m->bp = m->params + m->tensors[ti].off;
         m->dbp = m->grads + m->tensors[ti++].off;
-        m->wn = m->params + m->tensors[ti].off;
         m->dwn = m->grads + m->tensors[ti++].off;
-        m->bn = m->params + m->tensors[ti].off;
         m->dbn = m->grads + m->tensors[ti++].off;
-        if (wide) {
-                m->ww = m->params + m->tensors[ti].off;
+        if (wide)
                 m->dww = m->grads + m->tensors[ti++].off;
-        }
         m->emb = m->params + m->n_dense_params;
         m->demb = m->grads + m->n_dense_params;
 
@@ -276,6 +320,8 @@ itd_mlp_t *itd_mlp_new(const itd_mlp_conf_t *conf, char *errstr,
                 for (size_t d = 0; d < c->n_dense; d++)
                         m->norm_scale[d] = 1.0f;
         }
+        if (c->avg_steps)
+                m->avg = itd_xcalloc(m->n_dense_params, sizeof(float));
         if (emb) {
                 m->mark = itd_xcalloc(m->emb_rows, 1);
                 m->touched = itd_xmalloc(MB * c->n_fields * c->ids_per_field *
@@ -305,9 +351,19 @@ itd_mlp_t *itd_mlp_new(const itd_mlp_conf_t *conf, char *errstr,
                 memset(m->wp, 0, H * sizeof(float));
         fill_normal(m->wn, K * H, sqrt(2.0 / (double)(H + K)), &rng);
         m->bp[0] = (float)log(PURCHASE_BASE_RATE / (1.0 - PURCHASE_BASE_RATE));
+        /* offsets: theta at its prior mean, the curvature at the prior's */
+        for (size_t k = 0; k < c->n_offsets; k++) {
+                m->theta[k] = 1.0 / (double)c->n_offsets;
+                m->offset_h[k * c->n_offsets + k] = c->offset_prior;
+        }
         if (emb)
                 fill_normal(m->emb, m->emb_rows * c->emb_dim, EMB_INIT_STD,
                             &rng);
+        /* before any step the average is the initial model */
+        if (m->avg) {
+                memcpy(m->avg, m->params, m->n_dense_params * sizeof(float));
+                memcpy(m->theta_avg, m->theta, sizeof(m->theta));
+        }
         return m;
 }
 
@@ -321,6 +377,7 @@ void itd_mlp_destroy(itd_mlp_t *m) {
         free(m->mark);
         free(m->touched);
         free(m->norm_mean);
+        free(m->avg);
         free(m->norm_shift);
         free(m);
 }
@@ -390,6 +447,13 @@ static const float *forward(itd_mlp_t *m, const float *x, const uint32_t *ids,
                                 acc += m->ww[d] * xi[d];
                         m->logit[i] += acc;
                 }
+        /* offsets: logit += sum_k theta_k x[offset_input[k]] */
+        for (size_t k = 0; k < c->n_offsets; k++) {
+                const float th = (float)m->theta[k];
+                for (size_t i = 0; i < B; i++)
+                        m->logit[i] += th * x[i * c->n_dense +
+                                              c->offset_input[k]];
+        }
         if (want_next)
                 itd_linear_forward(m->nlogit, a, m->wn, m->bn, B, H,
                                    ITD_MLP_K);
@@ -416,6 +480,14 @@ void itd_mlp_predict(itd_mlp_t *m, const float *x, const uint32_t *ids,
                      size_t B, float *p, float *next) {
         const itd_mlp_conf_t *c = &m->conf;
         const size_t ids_w = c->n_fields * c->ids_per_field;
+        /* score with the averaged parameters: views and theta on them for
+         * this call (the owner thread trains only between calls) */
+        double theta[ITD_MLP_MAX_OFFSETS];
+        if (m->avg) {
+                point_views(m, m->avg);
+                memcpy(theta, m->theta, sizeof(theta));
+                memcpy(m->theta, m->theta_avg, sizeof(theta));
+        }
         /* more rows than the scratch holds: score in max_batch chunks */
         for (size_t i0 = 0; i0 < B; i0 += c->max_batch) {
                 size_t n = B - i0 < c->max_batch ? B - i0 : c->max_batch;
@@ -426,6 +498,10 @@ void itd_mlp_predict(itd_mlp_t *m, const float *x, const uint32_t *ids,
                         itd_softmax_ce_forward(next + i0 * ITD_MLP_K,
                                                m->nlogit, NULL, n, ITD_MLP_K,
                                                NULL);
+        }
+        if (m->avg) {
+                point_views(m, m->params);
+                memcpy(m->theta, theta, sizeof(theta));
         }
 }
 
@@ -471,6 +547,7 @@ static void touch_rows(itd_mlp_t *m, const uint32_t *ids, size_t B) {
 void itd_mlp_zero_grad(itd_mlp_t *m) {
         const size_t E = m->conf.emb_dim;
         memset(m->grads, 0, m->n_dense_params * sizeof(float));
+        memset(m->dtheta, 0, sizeof(m->dtheta));
         for (size_t i = 0; i < m->n_touched; i++) {
                 size_t row = m->touched[i];
                 memset(m->demb + row * E, 0, E * sizeof(float));
@@ -511,6 +588,11 @@ double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
                                 m->dww[d] += m->dlogit[i] * xi[d];
                 }
         }
+        /* offsets: d loss / d theta_k = sum_i dlogit_i o_ik */
+        for (size_t k = 0; k < c->n_offsets; k++)
+                for (size_t i = 0; i < B; i++)
+                        m->dtheta[k] += (double)m->dlogit[i] *
+                                        x[i * c->n_dense + c->offset_input[k]];
         if (n_valid) {
                 memset(m->dnlogit, 0, B * K * sizeof(float));
                 itd_softmax_ce_backward(m->dnlogit, m->nprob, next, B, K,
@@ -593,6 +675,85 @@ void itd_mlp_norm_update(itd_mlp_t *m, const float *x, size_t B) {
         }
 }
 
+/* ---- offset weights ---------------------------------------------------- */
+
+/*
+ * Solves A z = b for a symmetric positive definite A (K, K) by Cholesky
+ * (K <= ITD_MLP_MAX_OFFSETS); A is left untouched. Returns -1 if A is not
+ * numerically positive definite.
+ */
+static int spd_solve(const double *A, const double *b, double *z, size_t K) {
+        double L[ITD_MLP_MAX_OFFSETS * ITD_MLP_MAX_OFFSETS] = {0};
+        for (size_t i = 0; i < K; i++)
+                for (size_t j = 0; j <= i; j++) {
+                        double s = A[i * K + j];
+                        for (size_t k = 0; k < j; k++)
+                                s -= L[i * K + k] * L[j * K + k];
+                        if (i == j) {
+                                if (!(s > 0.0))
+                                        return -1;
+                                L[i * K + i] = sqrt(s);
+                        } else {
+                                L[i * K + j] = s / L[j * K + j];
+                        }
+                }
+        double t[ITD_MLP_MAX_OFFSETS];
+        for (size_t i = 0; i < K; i++) { /* L t = b */
+                double s = b[i];
+                for (size_t k = 0; k < i; k++)
+                        s -= L[i * K + k] * t[k];
+                t[i] = s / L[i * K + i];
+        }
+        for (size_t i = K; i-- > 0;) { /* L^T z = t */
+                double s = t[i];
+                for (size_t k = i + 1; k < K; k++)
+                        s -= L[k * K + i] * z[k];
+                z[i] = s / L[i * K + i];
+        }
+        return 0;
+}
+
+void itd_mlp_offset_step(itd_mlp_t *m, const float *x, size_t B) {
+        const itd_mlp_conf_t *c = &m->conf;
+        const size_t K = c->n_offsets, D = c->n_dense;
+        if (K == 0)
+                return;
+        /* H += sum_i p_i (1 - p_i) o_i o_i^T: the Fisher information of
+         * theta in this batch (the BCE's Hessian in the logit is p(1-p)) */
+        for (size_t i = 0; i < B; i++) {
+                double w = (double)m->p[i] * (1.0 - (double)m->p[i]);
+                const float *xi = x + i * D;
+                for (size_t a = 0; a < K; a++)
+                        for (size_t b = 0; b < K; b++)
+                                m->offset_h[a * K + b] +=
+                                    w * xi[c->offset_input[a]] *
+                                    xi[c->offset_input[b]];
+        }
+        double g[ITD_MLP_MAX_OFFSETS], step[ITD_MLP_MAX_OFFSETS];
+        for (size_t k = 0; k < K; k++)
+                g[k] = (double)B * m->dtheta[k];
+        if (spd_solve(m->offset_h, g, step, K) != 0)
+                return; /* cannot happen from a positive prior; be safe */
+        for (size_t k = 0; k < K; k++)
+                m->theta[k] -= step[k];
+}
+
+/* ---- parameter averaging ----------------------------------------------- */
+
+void itd_mlp_avg_update(itd_mlp_t *m) {
+        if (!m->avg)
+                return;
+        /* a_1 = 1: the first average is the first step's parameters */
+        double a = 2.0 / ((double)m->steps + 1.0);
+        double floor_a = 1.0 / (double)m->conf.avg_steps;
+        const float af = (float)(a > floor_a ? a : floor_a);
+        for (size_t i = 0; i < m->n_dense_params; i++)
+                m->avg[i] += af * (m->params[i] - m->avg[i]);
+        for (size_t k = 0; k < m->conf.n_offsets; k++)
+                m->theta_avg[k] +=
+                    (double)af * (m->theta[k] - m->theta_avg[k]);
+}
+
 /* ---- training step ----------------------------------------------------- */
 
 itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
@@ -629,9 +790,11 @@ itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
         float gscale = 1.0f;
         if (m->conf.clip > 0.0f && gnorm > m->conf.clip)
                 gscale = (float)(m->conf.clip / gnorm);
+        itd_mlp_offset_step(m, x, B);
         itd_mlp_apply_step(m, gscale);
         itd_mlp_zero_grad(m);
         m->steps++;
+        itd_mlp_avg_update(m);
         return ITD_OK;
 }
 

@@ -72,6 +72,25 @@ struct itd_mlp_s {
         double norm_count;
         float *norm_shift, *norm_scale; /* (n_dense) */
 
+        /*
+         * Offset weights (conf.n_offsets): theta, the gradient of the loss
+         * by theta (summed into like every gradient), and the accumulated
+         * curvature offset_h = prior + sum p (1 - p) o o^T, (K, K)
+         * row-major with K = n_offsets. Doubles: offset_h only grows.
+         */
+        double theta[ITD_MLP_MAX_OFFSETS];
+        double dtheta[ITD_MLP_MAX_OFFSETS];
+        double offset_h[ITD_MLP_MAX_OFFSETS * ITD_MLP_MAX_OFFSETS];
+
+        /*
+         * Averaged parameters (conf.avg_steps): the dense tensors in the
+         * parameter layout, (n_dense_params), and the offset weights.
+         * NULL without averaging. predict points the views (w, b, wp, bp,
+         * wn, bn, ww) and theta at them for the time of a forward pass.
+         */
+        float *avg;
+        double theta_avg[ITD_MLP_MAX_OFFSETS];
+
         /* scratch, (max_batch, width) each */
         float *scratch;
         float *act[ITD_MLP_MAX_HIDDEN + 1];  /* [0] input, [l+1] ReLU output */
@@ -98,6 +117,22 @@ struct itd_mlp_s {
  * the shift and scale forward uses (no-op without conf.norm_inputs).
  */
 void itd_mlp_norm_update(itd_mlp_t *m, const float *x, size_t B);
+
+/**
+ * @brief The offset weights' Newton step on one batch, after
+ * itd_mlp_forward_backward of that batch (which left p and dtheta):
+ * offset_h += sum_i p_i (1 - p_i) o_i o_i^T; theta -= offset_h^-1 B dtheta
+ * (dtheta is of the mean loss; the step wants the sum). No-op without
+ * offsets.
+ */
+void itd_mlp_offset_step(itd_mlp_t *m, const float *x, size_t B);
+
+/**
+ * @brief Moves the averaged parameters towards the current ones after step
+ * t = steps (1-based): avg += a_t (params - avg), a_t = max(2 / (t + 1),
+ * 1 / avg_steps). No-op without averaging.
+ */
+void itd_mlp_avg_update(itd_mlp_t *m);
 
 /** @brief Zeroes the dense gradients and the touched embedding rows. */
 void itd_mlp_zero_grad(itd_mlp_t *m);

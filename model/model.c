@@ -11,7 +11,10 @@
  *             standardisation: "norm.mean", "norm.var" (f64, n_dense) and
  *             "norm.count" (f64, 1). With the wide path, its weights are
  *             the tensor "ww" and the bias' AdaGrad accumulator sits in
- *             the last moment block.
+ *             the last moment block. With offsets: "offset.theta" (f64,
+ *             K, flagged as parameters) and "offset.h" (f64, K x K).
+ *             With averaging: "avg" (f32, the dense tensors in their
+ *             layout) and "avg.theta" (f64, K).
  *   logistic  "ftrl.z", "ftrl.n" (f64, n_weights) are the state; "weights"
  *             (f32, derived from them) is for people reading a dump;
  *             "next.counts" (f64, K) and "counters" as above.
@@ -90,6 +93,12 @@ uint64_t itd_model_conf_hash(const itd_model_conf_t *conf) {
                 /* both add state: the "ww" tensor, the "norm.*" sections */
                 fnv_u64(&h, (uint64_t)(c->wide != 0));
                 fnv_u64(&h, (uint64_t)(c->norm_inputs != 0));
+                /* averaging adds state: the "avg" sections */
+                fnv_u64(&h, (uint64_t)(c->avg_steps != 0));
+                /* offsets change what every parameter means */
+                fnv_u64(&h, c->n_offsets);
+                for (size_t k = 0; k < c->n_offsets; k++)
+                        fnv_u64(&h, c->offset_input[k]);
         }
         return h;
 }
@@ -248,6 +257,24 @@ itd_err_t itd_model_save(const itd_model_t *m, const char *path,
                                                 0, &mlp->norm_count,
                                                 sizeof(double));
                 }
+                if (mlp->conf.n_offsets) {
+                        const size_t K = mlp->conf.n_offsets;
+                        itd_ckpt_writer_section(w, "offset.theta",
+                                                ITD_CKPT_F64,
+                                                ITD_CKPT_SEC_PARAM,
+                                                mlp->theta, K * sizeof(double));
+                        itd_ckpt_writer_section(w, "offset.h", ITD_CKPT_F64,
+                                                0, mlp->offset_h,
+                                                K * K * sizeof(double));
+                }
+                if (mlp->avg) {
+                        itd_ckpt_writer_section(
+                            w, "avg", ITD_CKPT_F32, 0, mlp->avg,
+                            mlp->n_dense_params * sizeof(float));
+                        itd_ckpt_writer_section(
+                            w, "avg.theta", ITD_CKPT_F64, 0, mlp->theta_avg,
+                            mlp->conf.n_offsets * sizeof(double));
+                }
         } else {
                 const itd_logistic_t *lr = m->lr;
                 float *wts = itd_xmalloc(lr->n_weights * sizeof(float));
@@ -381,10 +408,36 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
                 err = itd_ckpt_get(ck, "norm.count", ITD_CKPT_F64,
                                    norm + 2 * D, sizeof(double), errstr,
                                    errstr_size);
+        /* theta (K), then the curvature (K, K) */
+        const size_t K = mlp->conf.n_offsets;
+        double off[ITD_MLP_MAX_OFFSETS * (ITD_MLP_MAX_OFFSETS + 1)];
+        if (K && !err)
+                err = itd_ckpt_get(ck, "offset.theta", ITD_CKPT_F64, off,
+                                   K * sizeof(double), errstr, errstr_size);
+        if (K && !err)
+                err = itd_ckpt_get(ck, "offset.h", ITD_CKPT_F64, off + K,
+                                   K * K * sizeof(double), errstr,
+                                   errstr_size);
+        /* the averaged parameters, then the averaged offset weights */
+        const size_t NA = mlp->avg ? mlp->n_dense_params : 0;
+        float *avg = NA ? itd_xmalloc(NA * sizeof(float)) : NULL;
+        double theta_avg[ITD_MLP_MAX_OFFSETS];
+        if (NA && !err)
+                err = itd_ckpt_get(ck, "avg", ITD_CKPT_F32, avg,
+                                   NA * sizeof(float), errstr, errstr_size);
+        if (NA && !err)
+                err = itd_ckpt_get(ck, "avg.theta", ITD_CKPT_F64, theta_avg,
+                                   K * sizeof(double), errstr, errstr_size);
         if (!err)
                 err = itd_ckpt_get(ck, "counters", ITD_CKPT_U64, counters,
                                    3 * sizeof(uint64_t), errstr, errstr_size);
         if (!err) {
+                if (NA) {
+                        memcpy(mlp->avg, avg, NA * sizeof(float));
+                        memcpy(mlp->theta_avg, theta_avg, K * sizeof(double));
+                }
+                memcpy(mlp->theta, off, K * sizeof(double));
+                memcpy(mlp->offset_h, off + K, K * K * sizeof(double));
                 memcpy(mlp->params, params, np * sizeof(float));
                 if (nm)
                         memcpy(mlp->moments, moments, nm * np * sizeof(float));
@@ -401,6 +454,7 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
         free(params);
         free(moments);
         free(norm);
+        free(avg);
         return err;
 }
 

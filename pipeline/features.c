@@ -11,7 +11,8 @@
  *   never_<type>            T    1 if there was none
  *   secs_since_prev_event, secs_since_first
  *   sess_* (7), price features (5), is_<type> (T), time of day/week (4),
- *   cat_affinity, top_cat_affinity
+ *   cat_affinity, top_cat_affinity, purchase_logodds, label_logodds,
+ *   labels_resolved
  *
  * @thread pipeline thread only.
  */
@@ -68,6 +69,9 @@ enum {
         F_DOW_COS,
         F_CAT_AFF,
         F_TOP_CAT_AFF,
+        F_PURCHASE_LOGODDS,
+        F_LABEL_LOGODDS,
+        F_LABELS,
         F__COUNT
 };
 
@@ -94,6 +98,9 @@ static const char *const fixed_names[F__COUNT] = {
     [F_DOW_COS] = "dow_cos",
     [F_CAT_AFF] = "cat_affinity",
     [F_TOP_CAT_AFF] = "top_cat_affinity",
+    [F_PURCHASE_LOGODDS] = "purchase_logodds",
+    [F_LABEL_LOGODDS] = "label_logodds",
+    [F_LABELS] = "labels_resolved",
 };
 
 size_t itd_features_dim(const itd_state_conf_t *conf) {
@@ -145,6 +152,33 @@ static float log_secs(double s) {
 }
 
 static float log_price(float p) { return flog1p(p > 0 ? p : 0) / PRICE_SCALE; }
+
+/*
+ * The user's propensity to buy, two ways, each a Beta posterior mean: the
+ * user's own share, shrunk towards the partition's by a prior worth PRIOR_N
+ * observations, as log-odds relative to the partition's share (0 for a
+ * user never seen, > 0 for one who buys more than most). A user's events
+ * and labels come in bursts (every event of the half hour before a
+ * purchase is a positive), so n observations are worth far fewer
+ * independent ones and the prior must outweigh a short history.
+ */
+#define PURCHASE_PRIOR_N 30.0 /* events */
+#define LABEL_PRIOR_N 50.0    /* resolved predictions */
+/* Neither is sharp: with the model's defaults, label priors of 20 and 100
+ * and purchase priors of 10 and 100 move the progressive AUC on the 114
+ * Taobao tail users by at most 0.004, on the simulator by at most 0.001
+ * (docs/MODEL.md). */
+
+static double logit(double p) { return log(p / (1.0 - p)); }
+
+/* pos of n against the partition's pos0 of n0; Laplace's rule for the
+ * partition, so that its first counts cannot make the prior 0 or 1 */
+static float rel_logodds(double pos, double n, double pos0, double n0,
+                         double prior_n) {
+        double p0 = (pos0 + 1.0) / (n0 + 2.0);
+        double pu = (pos + prior_n * p0) / (n + prior_n);
+        return (float)(logit(pu) - logit(p0));
+}
 
 void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
                           const itd_prev_t *prev, const itd_event_t *ev,
@@ -240,6 +274,12 @@ void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
         }
         f[F_CAT_AFF] = flog1p(cat_aff);
         f[F_TOP_CAT_AFF] = flog1p(top_aff);
+        f[F_PURCHASE_LOGODDS] =
+            rel_logodds(u->life[ITD_EV_PURCHASE], events, st->ev_pos,
+                        st->ev_n, PURCHASE_PRIOR_N);
+        f[F_LABEL_LOGODDS] = rel_logodds(u->lab_pos, u->lab_n, st->lab_pos,
+                                         st->lab_n, LABEL_PRIOR_N);
+        f[F_LABELS] = flog1p(u->lab_n);
         if (top) {
                 top->n = 0;
                 for (int k = 0; k < n && k < ITD_TOPCAT_MAX; k++) {

@@ -154,9 +154,12 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
                 ITD_SNAP_FAIL("corrupt %s snapshot: bad magic at byte 0 (not "
                               "a %s snapshot)", name, name);
         memcpy(&vw, head + 8, sizeof(vw));
-        if (k->older && (uint32_t)vw == k->older->version &&
-            vw >> 32 == ITD_SNAP_HDR_BYTES(k->older->n_values))
-                k = k->older;
+        const itd_snap_kind_t *o = k->older;
+        while (o && !((uint32_t)vw == o->version &&
+                      vw >> 32 == ITD_SNAP_HDR_BYTES(o->n_values)))
+                o = o->older;
+        if (o)
+                k = o;
         else if ((uint32_t)vw != k->version ||
                  vw >> 32 != (uint64_t)hdr_bytes)
                 ITD_SNAP_FAIL("incompatible %s snapshot: format version %"

@@ -28,7 +28,8 @@ typedef struct itd_snap_kind_s {
         uint32_t version;
         size_t n_values;   /* header words between byte order and sizes */
         /* The previous format version, still read (its own n_values), or
-         * NULL. Writers always write this version. */
+         * NULL; its own `older` may name one more. Writers always write
+         * this version. */
         const struct itd_snap_kind_s *older;
 } itd_snap_kind_t;
 

@@ -304,6 +304,43 @@ static size_t table_probe(const itd_state_t *st, const char *id, uint32_t tag,
         }
 }
 
+uint64_t itd_state_user_key(const char *user_id) {
+        return itd_hash_str(user_id, 0);
+}
+
+/* n / 2 rounded to nearest, ties to even (255 -> 128, 3 -> 2, 5 -> 2) */
+static uint8_t half_even(uint8_t n) {
+        return (uint8_t)((n + ((n >> 1) & 1)) >> 1);
+}
+
+itd_err_t itd_state_label(itd_state_t *st, uint64_t user_key, int label) {
+        uint8_t pos = label ? 1 : 0;
+        st->lab_n += 1.0;
+        st->lab_pos += pos;
+        /* the table is keyed by the key's top half (id_tag); the whole key
+         * of a candidate is recomputed from its id, so another user with
+         * the same tag is never taken for this one */
+        uint32_t tag = (uint32_t)(user_key >> 32);
+        size_t mask = st->slot_cap - 1;
+        for (size_t at = tag & mask;; at = (at + 1) & mask) {
+                uint64_t s = st->slots[at];
+                if (s == 0)
+                        return ITD_ERR_NOT_FOUND;
+                if ((uint32_t)(s >> 32) != tag)
+                        continue;
+                itd_user_t *u = &st->users[(uint32_t)s - 1];
+                if (itd_state_user_key(itd_user_id(st, u)) != user_key)
+                        continue;
+                if (u->lab_n == UINT8_MAX) {
+                        u->lab_n = half_even(u->lab_n);
+                        u->lab_pos = half_even(u->lab_pos);
+                }
+                u->lab_n++;
+                u->lab_pos += pos;
+                return ITD_OK;
+        }
+}
+
 /* Slot position that points at user index idx (which must be present). */
 static size_t table_slot_of(const itd_state_t *st, size_t idx) {
         uint32_t tag = id_tag(itd_user_id(st, &st->users[idx]));
@@ -853,7 +890,7 @@ static void user_apply(itd_state_t *st, itd_user_t *u, const itd_event_t *ev,
         } else if (sec < u->sess_start_sec) {
                 u->sess_start_sec = sec; /* out of order, same session */
         }
-        if (u->sess_events < UINT16_MAX)
+        if (u->sess_events < UINT8_MAX)
                 u->sess_events++;
         int has_price = isfinite(ev->price) && ev->price >= 0.0;
         if (type == ITD_EV_ADD_TO_CART) {
@@ -869,7 +906,7 @@ static void user_apply(itd_state_t *st, itd_user_t *u, const itd_event_t *ev,
                 u->sess_searches++;
         }
         if (type == ITD_EV_VIEW && has_price) {
-                if (u->priced_views < UINT16_MAX)
+                if (u->priced_views < UINT8_MAX)
                         u->priced_views++;
                 u->price_mean += ((float)ev->price - u->price_mean) /
                                  (float)u->priced_views;
@@ -909,6 +946,9 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
         }
         if (ts > st->max_ts)
                 st->max_ts = ts;
+        st->ev_n += 1.0;
+        if (ev->type == ITD_EV_PURCHASE)
+                st->ev_pos += 1.0;
 
         /* At a million users every step below misses the cache: start the
          * slot load, hash while it is in flight, then fetch the record's
@@ -1131,7 +1171,8 @@ void itd_state_stats(const itd_state_t *st, itd_state_stats_t *stats) {
 /* ------------------------------------------------- state snapshots */
 
 #define SNAP_MAGIC "ITDSTATE"
-#define SNAP_VERSION 2 /* 2: the event-time frontier and its users */
+#define SNAP_VERSION 3 /* 2: the event-time frontier and its users;
+                         * 3: label and purchase counts */
 #define SNAP_CONF_WORDS (1 + ITD_WINDOWS_MAX + 4)
 
 /* Everything that sizes the payload or is not in an array, in header
@@ -1145,6 +1186,7 @@ enum {
         SC_CATS_ARENA_CAP,
         SC_EVICTED_TTL, SC_EVICTED_CAP, SC_LATE,
         SC_FRONTIER, SC_FRONT_N,
+        SC_LAB_N, SC_LAB_POS, SC_EV_N, SC_EV_POS, /* doubles, as bits */
         SC__COUNT
 };
 
@@ -1161,7 +1203,20 @@ static const itd_snap_kind_t snap_kind_v1 = {
     .name = "state",
     .magic = SNAP_MAGIC,
     .version = 1,
-    .n_values = SNAP_WORDS - 2,
+    .n_values = SNAP_WORDS - 6,
+};
+
+/* Versions 1 and 2 (no label or purchase counts) are still read: their
+ * user records held 16-bit sess_events and priced_views where today's hold
+ * those two in 8 bits and the two label counts (convert_v2_users); the
+ * partition's event and purchase counts are rebuilt from its users'
+ * lifetime counts. */
+static const itd_snap_kind_t snap_kind_v2 = {
+    .name = "state",
+    .magic = SNAP_MAGIC,
+    .version = 2,
+    .n_values = SNAP_WORDS - 4,
+    .older = &snap_kind_v1,
 };
 
 static const itd_snap_kind_t snap_kind = {
@@ -1169,8 +1224,33 @@ static const itd_snap_kind_t snap_kind = {
     .magic = SNAP_MAGIC,
     .version = SNAP_VERSION,
     .n_values = SNAP_WORDS,
-    .older = &snap_kind_v1,
+    .older = &snap_kind_v2,
 };
+_Static_assert(offsetof(itd_user_t, lab_n) ==
+                   offsetof(itd_user_t, sess_events) + 2 &&
+               offsetof(itd_user_t, sess_carts) ==
+                   offsetof(itd_user_t, sess_events) + 4,
+               "convert_v2_users knows the version 2 layout of these bytes");
+
+/* Version 1 and 2 records: uint16 sess_events, uint16 priced_views where
+ * today's have four uint8 (sess_events, priced_views, lab_n, lab_pos). */
+static void convert_v2_users(itd_state_t *st) {
+        for (size_t i = 0; i < st->n_users; i++) {
+                itd_user_t *u = &st->users[i];
+                uint16_t old[2];
+                memcpy(old, &u->sess_events, sizeof(old));
+                u->sess_events = old[0] > UINT8_MAX ? UINT8_MAX
+                                                    : (uint8_t)old[0];
+                u->priced_views = old[1] > UINT8_MAX ? UINT8_MAX
+                                                     : (uint8_t)old[1];
+                u->lab_n = u->lab_pos = 0;
+                for (int t = 0; t < TYPES; t++) {
+                        st->ev_n += u->life[t];
+                        if (t == ITD_EV_PURCHASE)
+                                st->ev_pos += u->life[t];
+                }
+        }
+}
 
 static const char *const layout_names[SNAP_LAYOUT_WORDS] = {
     "user record bytes", "ring entries", "overflow buckets per span",
@@ -1224,6 +1304,10 @@ static void scalar_words(const itd_state_t *st, uint64_t *v) {
         v[SC_LATE] = st->stats.late_events;
         v[SC_FRONTIER] = (uint64_t)st->frontier;
         v[SC_FRONT_N] = st->front_n;
+        memcpy(&v[SC_LAB_N], &st->lab_n, sizeof(double));
+        memcpy(&v[SC_LAB_POS], &st->lab_pos, sizeof(double));
+        memcpy(&v[SC_EV_N], &st->ev_n, sizeof(double));
+        memcpy(&v[SC_EV_POS], &st->ev_pos, sizeof(double));
 }
 
 /* The arrays, in payload order. The table slots are not stored: restore
@@ -1360,6 +1444,8 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                                                 : wm + conf->allowed_lateness_ms);
                 v[SC_FRONT_N] = 0;
         }
+        if (s.version < 3) /* rebuilt below */
+                memset(&v[SC_LAB_N], 0, 4 * sizeof(uint64_t));
 
         /* sizes are covered by the header checksum; still refuse shapes
          * this code could not have written */
@@ -1418,6 +1504,10 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
         st->stats.late_events = v[SC_LATE];
         st->frontier = (int64_t)v[SC_FRONTIER];
         st->front_n = (uint32_t)v[SC_FRONT_N];
+        memcpy(&st->lab_n, &v[SC_LAB_N], sizeof(double));
+        memcpy(&st->lab_pos, &v[SC_LAB_POS], sizeof(double));
+        memcpy(&st->ev_n, &v[SC_EV_N], sizeof(double));
+        memcpy(&st->ev_pos, &v[SC_EV_POS], sizeof(double));
         /* the same capacities as the original: same growth points, same
          * itd_state_stats bytes */
         free(st->slots);
@@ -1464,9 +1554,13 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                 }
         }
         if (itd_snap_payload_check(&s,
-                                   s.version == 1 ? &snap_kind_v1 : &snap_kind,
+                                   s.version == 1   ? &snap_kind_v1
+                                   : s.version == 2 ? &snap_kind_v2
+                                                    : &snap_kind,
                                    payload_hash, errstr, errstr_size) != 0)
                 goto fail;
+        if (s.version < 3)
+                convert_v2_users(st);
         const char *bad = restore_check(st, buf, sizeof(buf));
         if (bad)
                 FAIL("corrupt state snapshot: %s", bad);

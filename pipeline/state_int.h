@@ -83,8 +83,13 @@ typedef struct itd_user_s {
         /* events per type, lifetime; saturates at 65535 (a log feature:
          * 16 bits keep the record inside its budget) */
         uint16_t life[ITD_EV__COUNT];
-        uint16_t sess_events;
-        uint16_t priced_views;               /* saturates at 65535 */
+        /* saturate at 255 (log features; only bots get there), so the
+         * label counts fit the record */
+        uint8_t sess_events, priced_views;
+        /* this user's resolved predictions and how many were positive
+         * (itd_state_label); when lab_n would pass 255 both halve, so the
+         * share stays and older labels weigh half */
+        uint8_t lab_n, lab_pos;
         uint8_t sess_carts, sess_searches;   /* saturate at 255 */
 } itd_user_t;
 
@@ -142,6 +147,12 @@ struct itd_state_s {
         uint32_t ov_free;            /* free list head (+1), 0: empty */
 
         itd_catdict_t cats;
+
+        /* resolved predictions of every user of the partition and how
+         * many were positive, events accepted and how many were
+         * purchases: the priors of label_logodds and purchase_logodds */
+        double lab_n, lab_pos;
+        double ev_n, ev_pos;
 
         itd_state_stats_t stats;
 };

@@ -41,6 +41,8 @@ static size_t feature_index(const itd_state_conf_t *conf, const char *name) {
         return 0;
 }
 
+static double logit(double p) { return log(p / (1.0 - p)); }
+
 static void ev_set(itd_event_t *ev, const char *user, int64_t ts, int type,
                    const char *item, const char *cat, double price,
                    const char *query) {
@@ -117,6 +119,14 @@ Test(features, values_follow_their_definitions) {
         cr_expect_float_eq(x[feature_index(&conf, "price")],
                            log1pf(99.0f) / 4.0f, EPS);
         cr_expect_float_eq(x[feature_index(&conf, "is_view")], 1.0f, EPS);
+        /* user propensity (FEATURES.md, "User propensity"): 0 purchases of
+         * 1 event against the partition's (0 + 1) / (1 + 2), prior 30 */
+        cr_expect_float_eq(x[feature_index(&conf, "purchase_logodds")],
+                           logit(10.0 / 31.0) - logit(1.0 / 3.0), EPS);
+        cr_expect_float_eq(x[feature_index(&conf, "label_logodds")], 0.0f,
+                           EPS);
+        cr_expect_float_eq(x[feature_index(&conf, "labels_resolved")], 0.0f,
+                           EPS);
 
         ev_set(&ev, "a", t0 + 100000, ITD_EV_ADD_TO_CART, "i1", "c1", 99.0,
                NULL);
@@ -148,6 +158,9 @@ Test(features, values_follow_their_definitions) {
         cr_expect_float_eq(x[feature_index(&conf, "is_purchase")], 1.0f,
                            EPS);
         cr_expect_float_eq(x[feature_index(&conf, "is_view")], 0.0f, EPS);
+        /* 1 purchase of 3 events; the partition's (1 + 1) / (3 + 2) */
+        cr_expect_float_eq(x[feature_index(&conf, "purchase_logodds")],
+                           logit(13.0 / 33.0) - logit(0.4), EPS);
 
         /* after the session gap a new session starts */
         ev_set(&ev, "a", t0 + 200000 + 31 * MIN_MS, ITD_EV_VIEW, "i2", "c2",
@@ -299,9 +312,9 @@ Test(features, top_categories_rank_decayed_weighted_scores) {
         free(x);
 }
 
-/* The record keeps lifetime counts in 16 bits and session cart / search
- * counts in 8 (docs/FEATURES.md, "Memory per user"): they saturate rather
- * than wrap. */
+/* The record keeps lifetime counts in 16 bits and session event, cart and
+ * search counts in 8 (docs/FEATURES.md, "Memory per user"): they saturate
+ * rather than wrap. */
 Test(features, lifetime_and_session_counts_saturate_instead_of_wrapping) {
         itd_state_conf_t conf = default_conf();
         itd_state_t *st = itd_state_new(&conf, NULL, 0);
@@ -323,7 +336,7 @@ Test(features, lifetime_and_session_counts_saturate_instead_of_wrapping) {
         cr_expect_float_eq(x[feature_index(&conf, "sess_carts")],
                            logf(1.0f + 255.0f), EPS);
         cr_expect_float_eq(x[feature_index(&conf, "sess_events")],
-                           logf(1.0f + 65535.0f), EPS);
+                           logf(1.0f + 255.0f), EPS);
         free(x);
         itd_state_destroy(st);
 }

@@ -704,3 +704,132 @@ Test(mlp, the_wide_path_alone_learns_a_feature_of_tiny_scale) {
         free(tx);
         itd_mlp_destroy(m);
 }
+
+/* ---- offsets ----------------------------------------------------------- */
+
+/* tiny_conf with inputs 1 and 3 as offsets, theta moved off its prior */
+static itd_mlp_t *tiny_offset_model(void) {
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_SGD);
+        c.n_offsets = 2;
+        c.offset_input[0] = 1;
+        c.offset_input[1] = 3;
+        c.offset_prior = 2.0f;
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        cr_assert_not_null(m);
+        cr_assert_float_eq(m->theta[0], 0.5, 1e-12, "prior mean 1/K");
+        cr_assert_float_eq(m->theta[1], 0.5, 1e-12, "prior mean 1/K");
+        m->theta[0] = 0.7;
+        m->theta[1] = -0.4;
+        return m;
+}
+
+Test(mlp, offset_weight_gradients_match_finite_differences) {
+        itd_mlp_t *m = tiny_offset_model();
+        float x[TB * TD];
+        tiny_x(x);
+        itd_mlp_zero_grad(m);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        for (size_t k = 0; k < 2; k++) {
+                /* the loss is smooth in theta (no ReLU in its path) */
+                const double eps = 1e-3, saved = m->theta[k];
+                m->theta[k] = saved + eps;
+                double lp = itd_mlp_loss(m, x, tiny_ids, tiny_y, tiny_next, TB);
+                m->theta[k] = saved - eps;
+                double lm = itd_mlp_loss(m, x, tiny_ids, tiny_y, tiny_next, TB);
+                m->theta[k] = saved;
+                double fd = (lp - lm) / (2 * eps);
+                cr_log_info("theta[%zu]: analytic %.6f, finite difference "
+                            "%.6f", k, m->dtheta[k], fd);
+                cr_expect(fabs(fd) > 1e-3, "theta[%zu] must matter", k);
+                cr_expect_float_eq(m->dtheta[k], fd,
+                                   1e-3 * fabs(fd) + 1e-5, "theta[%zu]", k);
+        }
+        itd_mlp_destroy(m);
+}
+
+Test(mlp, offset_newton_step_matches_hand_computed_values) {
+        itd_mlp_t *m = tiny_offset_model();
+        float x[TB * TD];
+        tiny_x(x);
+        itd_mlp_zero_grad(m);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        /* by hand: H = prior I + sum p (1 - p) o o^T, g = sum (p - y) o,
+         * step = H^-1 g by Cramer's rule */
+        double H[4] = {2.0, 0.0, 0.0, 2.0}, g[2] = {0, 0};
+        for (size_t i = 0; i < TB; i++) {
+                double p = m->p[i], o[2] = {x[i * TD + 1], x[i * TD + 3]};
+                for (int a = 0; a < 2; a++) {
+                        g[a] += (p - tiny_y[i]) * o[a];
+                        for (int b = 0; b < 2; b++)
+                                H[a * 2 + b] += p * (1 - p) * o[a] * o[b];
+                }
+        }
+        double det = H[0] * H[3] - H[1] * H[2];
+        double s0 = (H[3] * g[0] - H[1] * g[1]) / det;
+        double s1 = (H[0] * g[1] - H[2] * g[0]) / det;
+        itd_mlp_offset_step(m, x, TB);
+        /* p is float, the rest double */
+        cr_expect_float_eq(m->theta[0], 0.7 - s0, 1e-6, "%.9f", m->theta[0]);
+        cr_expect_float_eq(m->theta[1], -0.4 - s1, 1e-6, "%.9f",
+                           m->theta[1]);
+        for (int k = 0; k < 4; k++)
+                cr_expect_float_eq(m->offset_h[k], H[k], 1e-6, "H[%d]", k);
+        itd_mlp_destroy(m);
+}
+
+Test(mlp, offset_weights_find_which_log_odds_input_tells_the_label) {
+        /*
+         * Two log-odds inputs: the label follows the first exactly (weight
+         * 1), the second is noise of the same spread. From the prior's
+         * 1/2 each, the Newton steps take theta to about (1, 0) while the
+         * rest of the model, silent here, learns nothing. A weak prior
+         * (worth some 300 examples), so the data decide.
+         */
+        enum { ND = 4, NBS = 64, STEPS = 300 };
+        itd_mlp_conf_t c;
+        itd_mlp_conf_defaults(&c, ND, 0, 0);
+        c.max_batch = NBS;
+        c.lr = 1e-7f;
+        c.wide_lr = 1e-7f;
+        c.n_offsets = 2;
+        c.offset_input[0] = 0;
+        c.offset_input[1] = 2;
+        c.offset_prior = 10.0f;
+        itd_mlp_t *m = itd_mlp_new(&c, NULL, 0);
+        rng_state = 99;
+        float x[NBS * ND], y[NBS];
+        const double bias = log(0.05 / 0.95); /* the model's initial bias */
+        for (int s = 0; s < STEPS; s++) {
+                for (size_t i = 0; i < NBS; i++) {
+                        for (size_t d = 0; d < ND; d++)
+                                x[i * ND + d] = (float)(0.8 * nrand());
+                        y[i] = urand() < sigm(bias + x[i * ND]);
+                }
+                cr_assert_eq(itd_mlp_train(m, x, NULL, y, NULL, NBS, NULL),
+                             ITD_OK);
+        }
+        cr_log_info("theta after %d steps: %.3f %.3f", STEPS, m->theta[0],
+                    m->theta[1]);
+        /* 19,200 examples: the standard error of each is ~0.04 */
+        cr_expect_float_eq(m->theta[0], 1.0, 0.15, "%g", m->theta[0]);
+        cr_expect_float_eq(m->theta[1], 0.0, 0.15, "%g", m->theta[1]);
+        itd_mlp_destroy(m);
+}
+
+Test(mlp, offsets_out_of_range_are_refused_with_the_field_named) {
+        char err[256];
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_ADAM);
+        c.n_offsets = 1;
+        c.offset_input[0] = TD;
+        c.offset_prior = 1.0f;
+        cr_assert_null(itd_mlp_new(&c, err, sizeof(err)));
+        cr_assert(strstr(err, "offset_input[0]") != NULL, "%s", err);
+        c.offset_input[0] = 0;
+        c.offset_prior = 0.0f;
+        cr_assert_null(itd_mlp_new(&c, err, sizeof(err)));
+        cr_assert(strstr(err, "offset_prior") != NULL, "%s", err);
+        c.offset_prior = 1.0f;
+        c.n_offsets = ITD_MLP_MAX_OFFSETS + 1;
+        cr_assert_null(itd_mlp_new(&c, err, sizeof(err)));
+        cr_assert(strstr(err, "n_offsets") != NULL, "%s", err);
+}

@@ -91,6 +91,14 @@ static itd_model_conf_t conf_of(int type, itd_opt_t opt) {
         return c;
 }
 
+/* conf_of with dense inputs 4 and 5 as offsets (mlp.h) */
+static itd_model_conf_t with_offsets(itd_model_conf_t c) {
+        c.mlp.n_offsets = 2;
+        c.mlp.offset_input[0] = 4;
+        c.mlp.offset_input[1] = 5;
+        return c;
+}
+
 static itd_model_t *new_model(int type, itd_opt_t opt) {
         itd_model_conf_t c = conf_of(type, opt);
         char err[256];
@@ -183,6 +191,15 @@ Test(model, config_hash_follows_the_state_shape_not_the_step_size) {
         b = a;
         b.type = ITD_MODEL_KIND_LOGISTIC;
         cr_assert_neq(itd_model_conf_hash(&a), itd_model_conf_hash(&b));
+        /* offsets change what every weight means; their prior does not
+         * shape the state */
+        b = with_offsets(a);
+        cr_assert_neq(itd_model_conf_hash(&a), itd_model_conf_hash(&b));
+        itd_model_conf_t b2 = b;
+        b2.mlp.offset_prior *= 3.0f;
+        cr_assert_eq(itd_model_conf_hash(&b), itd_model_conf_hash(&b2));
+        b2.mlp.offset_input[1] = 6;
+        cr_assert_neq(itd_model_conf_hash(&b), itd_model_conf_hash(&b2));
 }
 
 /* ---- checkpoints restore exactly --------------------------------------- */
@@ -201,19 +218,23 @@ static void same_predictions(itd_model_t *a, itd_model_t *b, const data_t *d,
         cr_assert_eq(memcmp(pa, pb, sizeof(float)), 0, "B = 1 differs");
 }
 
-static void check_restores_exactly(int type, itd_opt_t opt) {
+static void check_restores_exactly_as(int type, itd_opt_t opt, int offsets) {
         char dir[512], path[600], err[512];
         cr_assert_not_null(tu_tmpdir(dir, sizeof(dir)));
         snprintf(path, sizeof(path), "%s/model.ckpt", dir);
         data_t *d = make_data(2);
-        itd_model_t *a = new_model(type, opt);
+        itd_model_conf_t ca = conf_of(type, opt);
+        if (offsets)
+                ca = with_offsets(ca);
+        itd_model_t *a = itd_model_new(&ca, err, sizeof(err));
+        cr_assert_not_null(a, "%s", err);
         train_range(a, d, 0, 30, NULL);
         itd_ckpt_meta_t meta = {.feature_spec_hash = 5};
         cr_assert_eq(itd_model_save(a, path, &meta, err, sizeof(err)), ITD_OK,
                      "%s", err);
 
         /* another seed: every value must come from the file */
-        itd_model_conf_t c = conf_of(type, opt);
+        itd_model_conf_t c = ca;
         c.mlp.seed = 12345;
         itd_model_t *b = itd_model_new(&c, err, sizeof(err));
         cr_assert_not_null(b);
@@ -234,6 +255,16 @@ static void check_restores_exactly(int type, itd_opt_t opt) {
         itd_model_destroy(a);
         itd_model_destroy(b);
         free(d);
+}
+
+static void check_restores_exactly(int type, itd_opt_t opt) {
+        check_restores_exactly_as(type, opt, 0);
+}
+
+Test(model, mlp_with_offsets_checkpoint_restores_exactly_and_trains_on_alike) {
+        /* theta and its curvature come back too: predictions and the
+         * Newton steps after the reload are bit for bit the same */
+        check_restores_exactly_as(ITD_MODEL_KIND_MLP, ITD_OPT_ADAM, 1);
 }
 
 Test(model, mlp_adam_checkpoint_restores_exactly_and_trains_on_alike) {

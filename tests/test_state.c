@@ -57,6 +57,17 @@ static itd_err_t feed(itd_state_t *st, const char *user, int64_t ts,
         return itd_state_update(st, &ev, x, ids, NULL);
 }
 
+static double logit(double p) { return log(p / (1.0 - p)); }
+
+static size_t feature_at(const itd_state_conf_t *conf, const char *name) {
+        char buf[64];
+        for (size_t i = 0; i < itd_features_dim(conf); i++)
+                if (!strcmp(itd_features_name(conf, i, buf, sizeof buf), name))
+                        return i;
+        cr_assert_fail("no feature %s", name);
+        return 0;
+}
+
 static int64_t fdiv(int64_t a, int64_t b) {
         int64_t q = a / b;
         if (a % b != 0 && (a < 0) != (b < 0))
@@ -882,6 +893,92 @@ Test(state, restored_snapshot_behaves_identically_on_further_events) {
         itd_state_destroy(b);
 }
 
+/* Labels reach their user by the user's key, and only that user; the
+ * features read them (FEATURES.md, "User propensity"); snapshots keep
+ * them. */
+Test(state, labels_count_for_their_user_by_key_and_survive_a_snapshot) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        const char *lng = "a-user-id-longer-than-15-bytes";
+        int64_t t0 = 1700000000000LL;
+        cr_assert_eq(feed(st, "alice", t0, ITD_EV_VIEW), ITD_OK);
+        cr_assert_eq(feed(st, "bob", t0 + 1000, ITD_EV_VIEW), ITD_OK);
+        cr_assert_eq(feed(st, lng, t0 + 2000, ITD_EV_VIEW), ITD_OK);
+        for (int i = 0; i < 3; i++)
+                cr_expect_eq(itd_state_label(st, itd_state_user_key("alice"),
+                                             1), ITD_OK);
+        cr_expect_eq(itd_state_label(st, itd_state_user_key("alice"), 0),
+                     ITD_OK);
+        cr_expect_eq(itd_state_label(st, itd_state_user_key(lng), 0), ITD_OK);
+        /* a user no longer held: the partition counts it, nobody else */
+        cr_expect_eq(itd_state_label(st, itd_state_user_key("carol"), 0),
+                     ITD_ERR_NOT_FOUND);
+        itd_state_stats_t s;
+        itd_state_stats(st, &s);
+        cr_expect_eq(s.users, 3, "a label creates no user");
+
+        size_t len;
+        unsigned char *snap = snapshot_bytes(st, &len);
+        char err[256] = "";
+        itd_state_t *b = restore_bytes(snap, len, &conf, err, sizeof err);
+        cr_assert_not_null(b, "%s", err);
+        size_t f_lo = feature_at(&conf, "label_logodds");
+        size_t f_n = feature_at(&conf, "labels_resolved");
+        itd_state_t *both[] = {st, b};
+        for (int k = 0; k < 2; k++) {
+                float x[512];
+                uint32_t ids[ITD_SPARSE_IDS];
+                itd_event_t ev;
+                /* partition: 3 of 6 positive -> (3 + 1) / (6 + 2) = 1/2;
+                 * alice 3 of 4, bob none, the long id 0 of 1; prior 50 */
+                make_event(&ev, "alice", t0 + 5000, ITD_EV_VIEW);
+                cr_assert_eq(itd_state_update(both[k], &ev, x, ids, NULL),
+                             ITD_OK);
+                cr_expect_float_eq(x[f_lo], logit(28.0 / 54.0), 1e-5,
+                                   "alice: %g", (double)x[f_lo]);
+                cr_expect_float_eq(x[f_n], log1pf(4.0f), 1e-5);
+                make_event(&ev, "bob", t0 + 6000, ITD_EV_VIEW);
+                cr_assert_eq(itd_state_update(both[k], &ev, x, ids, NULL),
+                             ITD_OK);
+                cr_expect_float_eq(x[f_lo], 0.0f, 1e-6, "bob: no labels");
+                cr_expect_float_eq(x[f_n], 0.0f, 1e-6);
+                make_event(&ev, lng, t0 + 7000, ITD_EV_VIEW);
+                cr_assert_eq(itd_state_update(both[k], &ev, x, ids, NULL),
+                             ITD_OK);
+                cr_expect_float_eq(x[f_lo], logit(25.0 / 51.0), 1e-5,
+                                   "long id: %g", (double)x[f_lo]);
+        }
+        free(snap);
+        itd_state_destroy(b);
+        itd_state_destroy(st);
+}
+
+/* 8-bit label counts halve together instead of saturating: the share
+ * stays, and a heavy user's label history never freezes. */
+Test(state, label_counts_halve_together_when_full) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        cr_assert_eq(feed(st, "heavy", 1700000000000LL, ITD_EV_VIEW), ITD_OK);
+        uint64_t key = itd_state_user_key("heavy");
+        const itd_user_t *u = &st->users[0];
+        for (int i = 0; i < 255; i++)
+                itd_state_label(st, key, i % 4 == 0);
+        cr_expect_eq(u->lab_n, 255);
+        cr_expect_eq(u->lab_pos, 64);
+        /* the 256th halves first: 255 -> 128, 64 -> 32, then counts */
+        itd_state_label(st, key, 1);
+        cr_expect_eq(u->lab_n, 129);
+        cr_expect_eq(u->lab_pos, 33);
+        for (int i = 0; i < 2000; i++)
+                itd_state_label(st, key, i % 4 == 0);
+        cr_expect_leq(u->lab_n, 255);
+        cr_expect_geq(u->lab_n, 128);
+        double share = (double)u->lab_pos / (double)u->lab_n;
+        cr_expect_float_eq(share, 0.25, 0.02, "share %g of %u", share,
+                           (unsigned)u->lab_n);
+        itd_state_destroy(st);
+}
+
 Test(state, snapshots_of_several_partitions_read_back_in_sequence) {
         itd_state_conf_t conf = default_conf();
         itd_state_t *p0 = itd_state_new(&conf, NULL, 0);
@@ -949,14 +1046,37 @@ Test(state, restores_a_version_1_snapshot) {
         cr_assert_eq(itd_state_counts(st,
                                       "a-user-id-longer-than-15-bytes",
                                       t0 + 29 * 20000, c), ITD_OK);
-        /* it goes on like a fresh state, and snapshots as version 2 */
+        /* its 224-byte records widened: no labels yet, and the
+         * partition's event counts rebuilt from the users' */
+        {
+                float x[512];
+                uint32_t ids[ITD_SPARSE_IDS];
+                itd_event_t ev;
+                make_event(&ev, "alice", wm + 2, ITD_EV_VIEW);
+                FILE *g = fopen(path, "rb");
+                cr_assert_not_null(g, "%s", path);
+                itd_state_t *tmp = itd_state_restore(g, &conf, err,
+                                                     sizeof err);
+                fclose(g);
+                cr_assert_not_null(tmp, "%s", err);
+                cr_assert_eq(itd_state_update(tmp, &ev, x, ids, NULL),
+                             ITD_OK);
+                cr_expect_eq(x[feature_at(&conf, "label_logodds")], 0.0f);
+                cr_expect_eq(x[feature_at(&conf, "labels_resolved")], 0.0f);
+                cr_expect(isfinite(x[feature_at(&conf, "purchase_logodds")]));
+                itd_state_stats_t ts;
+                itd_state_stats(tmp, &ts);
+                cr_expect_eq(ts.users, 3);
+                itd_state_destroy(tmp);
+        }
+        /* it goes on like a fresh state, and snapshots as version 3 */
         cr_expect_eq(feed(st, "bob", wm - 1, ITD_EV_VIEW), ITD_ERR_RANGE);
         cr_expect_eq(feed(st, "bob", wm + 1, ITD_EV_VIEW), ITD_OK);
         size_t len;
         unsigned char *snap = snapshot_bytes(st, &len);
         uint64_t vw;
         memcpy(&vw, snap + 8, sizeof vw);
-        cr_expect_eq((uint32_t)vw, 2);
+        cr_expect_eq((uint32_t)vw, 3);
         itd_state_t *b = restore_bytes(snap, len, &conf, err, sizeof err);
         cr_expect_not_null(b, "%s", err);
         itd_state_destroy(b);

@@ -85,6 +85,11 @@ typedef struct itd_conf_s {
         double model_wide_learning_rate;
         double model_embedding_learning_rate;
         int model_inputs_standardize;
+        /* user propensity as stacked offsets; event-time span of a
+         * scoring chunk (docs/MODEL.md) */
+        int model_user_offset;
+        int64_t model_score_span_ms;
+        int64_t model_average_steps;
 
         double predict_threshold;
         int64_t metrics_log_interval_ms;

@@ -19,6 +19,7 @@
 #include "intentd/prediction.h"
 
 #define ITD_MLP_MAX_HIDDEN 4
+#define ITD_MLP_MAX_OFFSETS 4
 
 typedef enum { ITD_OPT_SGD = 0, ITD_OPT_ADAGRAD, ITD_OPT_ADAM } itd_opt_t;
 
@@ -73,6 +74,39 @@ typedef struct itd_mlp_conf_s {
          */
         int wide;
         float wide_lr;
+        /*
+         * Offsets (appended by the model's implementer): n_offsets dense
+         * inputs that already are log-odds, each an estimate of how much
+         * more (or less) likely than average this user is to buy, such as
+         * label_logodds and purchase_logodds (docs/FEATURES.md). They
+         * enter the purchase logit as sum_k theta_k x[offset_input[k]],
+         * a stacked GLM offset: the network and the wide path then learn
+         * what moves a prediction away from the user's own rate, from
+         * their first step on. theta is fitted by its own online Newton
+         * step (a Laplace approximation of its posterior given everything
+         * learned so far, the rest of the model held fixed), from a prior
+         * N(1 / n_offsets, 1 / offset_prior): few parameters fitted on
+         * every example, so it can learn fast without being noisy, and
+         * settles on which estimate a stream rewards.
+         */
+        size_t n_offsets;
+        size_t offset_input[ITD_MLP_MAX_OFFSETS];
+        float offset_prior;
+        /*
+         * avg_steps: > 0 scores with averaged parameters (Polyak-Ruppert
+         * averaging): after step t, avg += a_t (params - avg) with
+         * a_t = max(2 / (t + 1), 1 / avg_steps), an average weighted by
+         * step number (Lacoste-Julien, Schmidt & Bach 2012) that becomes
+         * an exponential average over about the last avg_steps steps.
+         * Training steps on the parameters themselves; only predictions
+         * read the average. Online, labels arrive in bursts (every event
+         * of a buyer's last half hour at once), and each step follows the
+         * latest burst: the average keeps what the recent steps agree on.
+         * Covers the dense tensors and the offset weights; embedding rows
+         * (updated lazily, a few times in a thousand steps) score as they
+         * are. 0 = off.
+         */
+        size_t avg_steps;
 } itd_mlp_conf_t;
 
 /* Standardised inputs are clipped to +- this many standard deviations: a

@@ -123,6 +123,23 @@ int64_t itd_state_frontier(const itd_state_t *st);
 void itd_state_advance(itd_state_t *st, int64_t wm_ms);
 
 /**
+ * @brief The 64-bit key of a user id (XXH3 of the id): what the engine,
+ * the labeler and the triggers call user_hash, and what itd_state_label
+ * finds the user by.
+ */
+uint64_t itd_state_user_key(const char *user_id);
+
+/**
+ * @brief Counts one resolved prediction of the user with key user_key
+ * (label 1: purchased within the horizon) in the user's label counts and
+ * the partition's, which the features label_logodds and labels_resolved
+ * read (docs/FEATURES.md). Call once per prediction, with its final label.
+ * @returns ITD_OK, or ITD_ERR_NOT_FOUND when the user is no longer held
+ * (evicted): only the partition's counts take the label then.
+ */
+itd_err_t itd_state_label(itd_state_t *st, uint64_t user_key, int label);
+
+/**
  * @brief Event counts of user_id per window and type as of now_ms
  * (counts[w * ITD_EV__COUNT + type]).
  * @returns ITD_OK, ITD_ERR_NOT_FOUND if the user is not held.
