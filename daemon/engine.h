@@ -4,12 +4,15 @@
  * on the way. It knows nothing of Kafka or files; the callers feed it
  * batches and deliver what it returns.
  *
- * Per batch: (1) every event updates its user's state and yields features
- * (in order, so later events of a user see earlier ones); (2) the batch is
- * scored as one matrix product; (3) in order again, each event tells the
- * labeler what happened (resolving earlier predictions) and then adds its
- * own prediction as pending; (4) watermarks advance, resolved examples are
- * judged (progressive validation) and then learned from in mini-batches.
+ * A batch is cut into chunks of at most model.score.span of event time
+ * (one chunk on a dense stream). Per chunk: (1) every event updates its
+ * user's state and yields features (in order, so later events of a user
+ * see earlier ones); (2) the chunk is scored as one matrix product; (3) in
+ * order again, each event tells the labeler what happened (resolving
+ * earlier predictions) and then adds its own prediction as pending; (4)
+ * watermarks advance, resolved examples are judged (progressive
+ * validation), their labels counted for their users in the state, and
+ * then learned from in mini-batches, before the next chunk is scored.
  *
  * Late events (older than their partition's watermark) are predicted too,
  * from the user's state as it stands; they change no state, add no
