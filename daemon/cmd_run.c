@@ -105,34 +105,112 @@ int itd_cmd_run(int argc, char **argv) {
         return 0;
 }
 
+static const char check_usage[] =
+    "usage: intentd check-config FILE [-o key=value]...\n"
+    "       intentd check-config --config FILE [-o key=value]...\n"
+    "\n"
+    "Validates FILE, with the same -o overrides, as `intentd run` would\n"
+    "before it connects: every value, no key set twice, brokers set, the\n"
+    "metrics address, librdkafka plugins, the model against this host's\n"
+    "memory, input schemas, the checkpoint folder. Reports every problem,\n"
+    "not only the first; errors name file:line:column (or -o) and the key.\n"
+    "Exit status 0 when valid, 1 when not.\n"
+    "\n"
+    "  -c, --config FILE   the file (or give it as the argument)\n"
+    "  -o key=value        override one option (repeatable), as for run\n"
+    "  -h, --help          this text\n"
+    "  -V, --version       print the version\n";
+
+/* Prints each '\n'-separated line of text as "intentd check-config: LINE"
+ * on stderr. */
+static void print_lines(char *text) {
+        for (char *line = text, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                fprintf(stderr, "intentd check-config: %s\n", line);
+        }
+}
+
 int itd_cmd_check_config(int argc, char **argv) {
-        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-                fputs("usage: intentd check-config FILE\n\n"
-                      "Validates FILE as `intentd run` would before it "
-                      "connects: every\nvalue, no key set twice, brokers "
-                      "set, the metrics address, librdkafka\nplugins, the "
-                      "model against this host's memory, input schemas, "
-                      "the\ncheckpoint folder. Errors name file:line:column "
-                      "and the key.\nExit status 0 when valid, 1 when "
-                      "not.\n",
-                      stdout);
-                return 0;
+        static const struct option longopts[] = {
+            {"config", required_argument, NULL, 'c'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {NULL, 0, NULL, 0}};
+        const char *path = NULL;
+        char *overrides[MAX_OVERRIDES];
+        int n_overrides = 0;
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "c:o:hV", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'c': path = optarg; break;
+                case 'o':
+                        if (n_overrides < MAX_OVERRIDES)
+                                overrides[n_overrides++] = optarg;
+                        break;
+                case 'h': fputs(check_usage, stdout); return 0;
+                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
+                default: fputs(check_usage, stderr); return 2;
+                }
         }
-        if (argc >= 2 && !strcmp(argv[1], "--version")) {
-                printf("intentd %s\n", ITD_VERSION);
-                return 0;
-        }
-        if (argc != 2) {
-                fputs("usage: intentd check-config FILE\n", stderr);
+        if (optind < argc && !path)
+                path = argv[optind++];
+        if (!path || optind < argc) {
+                fputs(check_usage, stderr);
                 return 2;
         }
-        itd_conf_t *conf = itd_cli_conf(argv[1], NULL, 0);
-        if (!conf)
+
+        /* Everything wrong, in one run: each bad option of the file, each
+         * bad override, then what run would refuse about the rest. */
+        itd_conf_t *conf = itd_conf_new();
+        char text[16384];
+        size_t problems = 0, n = 0;
+        itd_err_t err = itd_conf_load_all(conf, path, text, sizeof text, &n);
+        if (err) {
+                print_lines(text);
+                problems += n;
+        }
+        if (err == ITD_ERR_IO || err == ITD_ERR_PARSE) {
+                /* No option could be read: checking the defaults in its
+                 * place would only add noise. */
+                itd_conf_destroy(conf);
                 return 1;
-        int bad = refuse_unrunnable("check-config", conf, argv[1]);
+        }
+        for (int i = 0; i < n_overrides; i++) {
+                char why[1024];
+                char *eq = strchr(overrides[i], '=');
+                if (!eq) {
+                        fprintf(stderr,
+                                "intentd check-config: -o \"%s\": expected "
+                                "key=value\n",
+                                overrides[i]);
+                        problems++;
+                        continue;
+                }
+                *eq = '\0';
+                if (itd_conf_set(conf, overrides[i], eq + 1, why,
+                                 sizeof why) != ITD_OK) {
+                        fprintf(stderr, "intentd check-config: -o %s=%s: %s\n",
+                                overrides[i], eq + 1, why);
+                        problems++;
+                } else {
+                        itd_conf_note_override(conf, overrides[i]);
+                }
+                *eq = '=';
+        }
+        n = itd_conf_check_run(conf, path, text, sizeof text);
+        if (n) {
+                print_lines(text);
+                problems += n;
+        }
         itd_conf_destroy(conf);
-        if (bad)
+        if (problems) {
+                fprintf(stderr, "intentd check-config: %s: %zu problem%s\n",
+                        path, problems, problems == 1 ? "" : "s");
                 return 1;
-        printf("%s: ok\n", argv[1]);
+        }
+        printf("%s: ok\n", path);
         return 0;
 }

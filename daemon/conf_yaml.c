@@ -6,7 +6,9 @@
  * dots and kept, in file order, for librdkafka. Every error names
  * file:line:column and the key, because a config error stops start-up and
  * the operator has to find the line; an unknown key comes with the
- * closest known name.
+ * closest known name. itd_conf_load_all goes on past a bad option and
+ * reports every one (check-config), where itd_conf_load stops at the
+ * first.
  */
 #include "intentd/conf.h"
 
@@ -130,6 +132,10 @@ struct loader {
         const char *path;
         char *errstr;
         size_t errstr_size;
+        /* all: report every error, one line each, and skip the option at
+         * fault; errlen is what errstr holds so far */
+        bool all;
+        size_t n_errors, errlen;
         /* options set so far by this file, with their key's mark: the
          * same option twice (`a.b:` and `a: {b:}`) is an error */
         size_t n_seen, cap_seen;
@@ -149,8 +155,23 @@ static itd_err_t fail_at(struct loader *ld, const yaml_node_t *node,
         va_start(ap, fmt);
         vsnprintf(why, sizeof why, fmt, ap);
         va_end(ap);
-        seterr(ld->errstr, ld->errstr_size, "%s:%zu:%zu: %s", ld->path,
-               node->start_mark.line + 1, node->start_mark.column + 1, why);
+        char line[1400];
+        snprintf(line, sizeof line, "%s:%zu:%zu: %s", ld->path,
+                 node->start_mark.line + 1, node->start_mark.column + 1, why);
+        ld->n_errors++;
+        if (!ld->all) {
+                seterr(ld->errstr, ld->errstr_size, "%s", line);
+                return ITD_ERR_CONF;
+        }
+        /* One line per error; a line that no longer fits is dropped
+         * whole, and the count still says how many there were. */
+        size_t n = strlen(line);
+        if (ld->errstr && ld->errlen + n + 2 <= ld->errstr_size) {
+                if (ld->errlen)
+                        ld->errstr[ld->errlen++] = '\n';
+                memcpy(ld->errstr + ld->errlen, line, n + 1);
+                ld->errlen += n;
+        }
         return ITD_ERR_CONF;
 }
 
@@ -356,26 +377,35 @@ static itd_err_t walk_map(struct loader *ld, const yaml_node_t *map,
                 yaml_node_t *key = yaml_document_get_node(ld->doc, pair->key);
                 yaml_node_t *value =
                     yaml_document_get_node(ld->doc, pair->value);
-                if (key->type != YAML_SCALAR_NODE)
-                        return fail_at(ld, key,
-                                       "%s%skeys must be names, not a %s",
-                                       prefix ? prefix : "",
-                                       prefix ? ": " : "", node_kind(key));
+                itd_err_t err = ITD_OK;
+                if (key->type != YAML_SCALAR_NODE) {
+                        err = fail_at(ld, key,
+                                      "%s%skeys must be names, not a %s",
+                                      prefix ? prefix : "",
+                                      prefix ? ": " : "", node_kind(key));
+                        if (ld->all)
+                                continue;
+                        return err;
+                }
                 const char *k = scalar(key);
-                if (!*k || strlen(k) != key->data.scalar.length)
-                        return fail_at(ld, key, "%s%sempty or invalid key",
-                                       prefix ? prefix : "",
-                                       prefix ? ": " : "");
+                if (!*k || strlen(k) != key->data.scalar.length) {
+                        err = fail_at(ld, key, "%s%sempty or invalid key",
+                                      prefix ? prefix : "",
+                                      prefix ? ": " : "");
+                        if (ld->all)
+                                continue;
+                        return err;
+                }
                 /* YAML wants the keys of a mapping unique; libyaml does
                  * not check. A repeated group (`output:` twice) is the
                  * same mistake as a repeated option. */
                 for (yaml_node_pair_t *q = map->data.mapping.pairs.start;
-                     q < pair; q++) {
+                     !err && q < pair; q++) {
                         yaml_node_t *qk =
                             yaml_document_get_node(ld->doc, q->key);
                         if (qk->type == YAML_SCALAR_NODE &&
                             strcmp(scalar(qk), k) == 0)
-                                return fail_at(
+                                err = fail_at(
                                     ld, key,
                                     "%s%s%s: duplicate key; first at line "
                                     "%zu, column %zu",
@@ -383,17 +413,24 @@ static itd_err_t walk_map(struct loader *ld, const yaml_node_t *map,
                                     k, qk->start_mark.line + 1,
                                     qk->start_mark.column + 1);
                 }
-                char name[256];
-                int n = snprintf(name, sizeof name, "%s%s%s",
-                                 prefix ? prefix : "", prefix ? "." : "", k);
-                if (n < 0 || (size_t)n >= sizeof name)
-                        return fail_at(ld, key, "%.64s...: key too long",
-                                       name);
-                itd_err_t err = load_pair(ld, name, key, value);
-                if (err)
+                if (!err) {
+                        char name[256];
+                        int n = snprintf(name, sizeof name, "%s%s%s",
+                                         prefix ? prefix : "",
+                                         prefix ? "." : "", k);
+                        if (n < 0 || (size_t)n >= sizeof name)
+                                err = fail_at(ld, key,
+                                              "%.64s...: key too long", name);
+                        else
+                                err = load_pair(ld, name, key, value);
+                }
+                /* Reporting all: the option at fault keeps its previous
+                 * value and the walk goes on; errors deeper down were
+                 * counted where they happened. */
+                if (err && !ld->all)
                         return err;
         }
-        return ITD_OK;
+        return ld->n_errors ? ITD_ERR_CONF : ITD_OK;
 }
 
 static itd_err_t yaml_error(const char *path, const yaml_parser_t *parser,
@@ -414,8 +451,11 @@ static itd_err_t yaml_error(const char *path, const yaml_parser_t *parser,
         return ITD_ERR_CONF;
 }
 
-itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
-                        size_t errstr_size) {
+static itd_err_t load(itd_conf_t *conf, const char *path, bool all,
+                      char *errstr, size_t errstr_size, size_t *n_errors) {
+        *n_errors = 1; /* until the walk counts them */
+        if (errstr && errstr_size)
+                errstr[0] = '\0';
         if (!conf || !path) {
                 seterr(errstr, errstr_size, "no configuration file given");
                 return ITD_ERR_ARG;
@@ -438,7 +478,7 @@ itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
         itd_conf_t *tmp = NULL;
         yaml_parser_t parser;
         yaml_document_t doc, extra;
-        bool have_doc = false;
+        bool have_doc = false, walked = false;
         if (!yaml_parser_initialize(&parser)) {
                 fclose(fp);
                 seterr(errstr, errstr_size, "%s: cannot start the YAML parser",
@@ -476,8 +516,8 @@ itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
 
         /* Load into a copy so a bad file changes nothing. */
         tmp = itd_conf_dup(conf);
-        struct loader ld = {tmp, &doc, path, errstr, errstr_size, 0, 0,
-                            NULL, NULL};
+        struct loader ld = {tmp,  &doc, path, errstr, errstr_size, all,
+                            0,    0,    0,    0,      NULL,        NULL};
         if (root->type != YAML_MAPPING_NODE) {
                 err = fail_at(&ld, root,
                               "expected a mapping of options at the top "
@@ -485,35 +525,64 @@ itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
                               node_kind(root));
                 goto done;
         }
+        walked = true;
         err = walk_map(&ld, root, NULL);
         for (size_t i = 0; i < ld.n_seen; i++)
                 free(ld.seen[i]);
         free(ld.seen);
         free(ld.seen_at);
         /* The one rule across options the table cannot express. */
-        if (!err && tmp->triggers_exit > tmp->triggers_enter) {
+        if ((!err || all) && tmp->triggers_exit > tmp->triggers_enter) {
                 const char *at = itd_conf_where(tmp, "triggers.exit");
                 if (!at)
                         at = itd_conf_where(tmp, "triggers.enter");
-                seterr(errstr, errstr_size,
-                       "%s: triggers.exit: %g is above triggers.enter (%g); "
-                       "the re-arm level must not exceed the firing level",
-                       at ? at : path, tmp->triggers_exit,
-                       tmp->triggers_enter);
+                char line[600];
+                snprintf(line, sizeof line,
+                         "%s: triggers.exit: %g is above triggers.enter (%g); "
+                         "the re-arm level must not exceed the firing level",
+                         at ? at : path, tmp->triggers_exit,
+                         tmp->triggers_enter);
+                size_t n = strlen(line);
+                if (!all)
+                        seterr(errstr, errstr_size, "%s", line);
+                else if (errstr && ld.errlen + n + 2 <= errstr_size)
+                        snprintf(errstr + ld.errlen, errstr_size - ld.errlen,
+                                 "%s%s", ld.errlen ? "\n" : "", line);
+                ld.n_errors++;
                 err = ITD_ERR_CONF;
         }
-        if (!err) {
+        *n_errors = ld.n_errors;
+        /* Reporting all, the options that loaded count, so the checks that
+         * follow (check-config) see the file as far as it is valid. */
+        if (!err || all) {
                 itd_conf_t old = *conf;
                 *conf = *tmp;
                 *tmp = old;
         }
 
 done:
+        if (!err)
+                *n_errors = 0;
+        /* Nothing of the file could be read as options: say so apart from
+         * bad options, so a caller does not check a default config. */
+        if (all && err == ITD_ERR_CONF && !walked)
+                err = ITD_ERR_PARSE;
         itd_conf_destroy(tmp);
         if (have_doc)
                 yaml_document_delete(&doc);
         yaml_parser_delete(&parser);
         fclose(fp);
         return err;
+}
+
+itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
+                        size_t errstr_size) {
+        size_t n;
+        return load(conf, path, false, errstr, errstr_size, &n);
+}
+
+itd_err_t itd_conf_load_all(itd_conf_t *conf, const char *path, char *errstr,
+                            size_t errstr_size, size_t *n_errors) {
+        return load(conf, path, true, errstr, errstr_size, n_errors);
 }
 

@@ -139,6 +139,21 @@ itd_err_t itd_conf_load(itd_conf_t *conf, const char *path, char *errstr,
                         size_t errstr_size);
 
 /**
+ * @brief itd_conf_load that does not stop at the first bad option: every
+ * one is reported, and the options that load are applied to conf (the
+ * others keep their value), so a check can go on with the rest. For
+ * `intentd check-config`; the daemon loads all-or-nothing.
+ * @param n_errors  gets how many errors (0 on ITD_OK).
+ * @returns ITD_OK; ITD_ERR_CONF with one "file:line:column: key: why"
+ * line per error in errstr (joined by '\n'; lines that do not fit are
+ * left out, still counted); or, when no option could be read at all
+ * (ITD_ERR_IO: the file cannot be read; ITD_ERR_PARSE: not YAML, or not a
+ * mapping of options), that one error, with conf unchanged.
+ */
+itd_err_t itd_conf_load_all(itd_conf_t *conf, const char *path, char *errstr,
+                            size_t errstr_size, size_t *n_errors);
+
+/**
  * @brief Where option name (a table name, or "kafka.<property>") got its
  * value: "file:line:column" of its key when loaded from a file, "-o" when
  * set by itd_conf_note_override, NULL for a default (or a plain
