@@ -20,7 +20,8 @@
 
 static const char sim_usage[] =
     "usage: intentd simulate [--users N] [--days D] [--seed S]\n"
-    "                        [--out FILE | --config FILE [-o key=value]...]\n"
+    "                        [--out FILE | --config FILE [--rate R]\n"
+    "                         [-o key=value]...]\n"
     "\n"
     "Streams simulated shopper events in event-time order: JSON lines to\n"
     "FILE (or stdout), or, with --config, Avro to topics.events keyed by\n"

@@ -43,7 +43,7 @@ itd_err_t itd_notify_reloading(void);
 
 /**
  * @brief EXTEND_TIMEOUT_USEC=<usec>: asks for more time before start-up (or
- * stop) is declared failed, e.g. while restoring state from the changelog.
+ * stop) is declared failed, e.g. while restoring a large checkpoint.
  */
 itd_err_t itd_notify_extend_timeout(int64_t usec);
 

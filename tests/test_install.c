@@ -375,6 +375,110 @@ Test(docs, man_page_names_every_command_and_option_of_the_help) {
         free(man);
 }
 
+/* Collapses every run of whitespace to one space, trims; in place. */
+static char *squash(char *s) {
+        char *o = s;
+        int space = 0;
+        for (const char *p = s; *p; p++) {
+                if (isspace((unsigned char)*p)) {
+                        space = o != s;
+                        continue;
+                }
+                if (space)
+                        *o++ = ' ';
+                space = 0;
+                *o++ = *p;
+        }
+        *o = '\0';
+        return s;
+}
+
+/* SYNOPSIS lines as groff renders them, one string per entry, compared
+ * with the usage lines of each `intentd COMMAND --help`: the page states
+ * what the binary accepts (required and optional alike), both ways. */
+Test(docs, man_synopsis_is_the_usage_of_every_help) {
+        if (!have("groff"))
+                cr_skip_test("groff not installed");
+        char dir[256], path[512], line[1200];
+        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
+        snprintf(line, sizeof line,
+                 "groff -man -Tascii -P-cbou '%s' 2>/dev/null",
+                 tu_src("docs/intentd.8", path, sizeof path));
+        char *page;
+        cr_assert_eq(sh(dir, line, &page), 0, "%s", page);
+        char *syn = strstr(page, "\nSYNOPSIS\n");
+        cr_assert_not_null(syn, "%s", page);
+        syn += strlen("\nSYNOPSIS\n");
+        char *end = strstr(syn, "\nDESCRIPTION\n");
+        cr_assert_not_null(end);
+        *end = '\0';
+        char *man[32];
+        size_t n_man = 0;
+        for (char *p = syn; p && *p && n_man < 32;) {
+                char *next = strstr(p, "\n\n");
+                if (next) {
+                        *next = '\0';
+                        next += 2;
+                }
+                if (*squash(p))
+                        man[n_man++] = p;
+                p = next;
+        }
+        static const char *const cmds[] = {"run",    "check-config", "broker",
+                                           "simulate", "load",       "replay",
+                                           "demo",     "inspect"};
+        for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+                char args[64];
+                snprintf(args, sizeof args, "%s --help", cmds[i]);
+                char *h = help_of(dir, args);
+                char *stop = strstr(h, "\n\n");
+                cr_assert_not_null(stop, "%s", h);
+                *stop = '\0';
+                cr_assert(!strncmp(h, "usage: ", 7), "%s", h);
+                /* A line that does not start with "intentd" continues the
+                 * usage above it: join them, then one usage per line. */
+                char *body = h + 7;
+                for (char *nl = strchr(body, '\n'); nl;
+                     nl = strchr(nl + 1, '\n'))
+                        if (strncmp(nl + 1 + strspn(nl + 1, " "), "intentd ",
+                                    8))
+                                *nl = ' ';
+                char *use[8];
+                size_t n_use = 0;
+                for (char *l = body; l && n_use < 8;) {
+                        char *nl = strchr(l, '\n');
+                        if (nl)
+                                *nl++ = '\0';
+                        use[n_use++] = l;
+                        l = nl;
+                }
+                cr_assert_gt(n_use, 0, "%s", h);
+                char prefix[64];
+                snprintf(prefix, sizeof prefix, "intentd %s", cmds[i]);
+                for (size_t u = 0; u < n_use; u++) {
+                        squash(use[u]);
+                        int found = 0;
+                        for (size_t m = 0; m < n_man; m++)
+                                found |= !strcmp(man[m], use[u]);
+                        cr_expect(found, "intentd(8) SYNOPSIS lacks \"%s\"",
+                                  use[u]);
+                }
+                for (size_t m = 0; m < n_man; m++) {
+                        size_t k = strlen(prefix);
+                        if (strncmp(man[m], prefix, k) ||
+                            (man[m][k] && man[m][k] != ' '))
+                                continue;
+                        int found = 0;
+                        for (size_t u = 0; u < n_use; u++)
+                                found |= !strcmp(man[m], use[u]);
+                        cr_expect(found, "intentd(8) SYNOPSIS \"%s\" is not "
+                                  "a usage of `intentd %s`", man[m], args);
+                }
+                free(h);
+        }
+        free(page);
+}
+
 Test(docs, man_page_renders_without_groff_warnings) {
         if (!have("groff"))
                 cr_skip_test("groff not installed");
