@@ -1,25 +1,14 @@
 /*
- * codec.c - Avro binary encoding and decoding of events, predictions and
- * triggers.
+ * codec.c - Avro binary encoding of events, predictions and triggers, and
+ * decoding with the built-in schemas.
  *
  * Encoding goes through Avro C's value API into a memory writer: one
  * reusable record value per schema lives in the codec, so steady-state
  * encoding allocates nothing (string buffers are reused once grown).
  *
- * Decoding of events does not use avro_value_read(). Avro C allocates every
- * string it reads, leaks it when the payload is truncated, gives one generic
- * message for every failure, does not notice trailing bytes and does not
- * apply reader defaults (FACTS.md). Instead a small walker reads the binary
- * encoding directly, guided by a *plan*: the writer schema (as parsed by
- * Avro C) resolved once against the reader schema config/event.avsc. Writer
- * fields are matched to itd_event_t slots by name or skipped, enum symbols
- * are mapped by name, int/long/float promote to the reader's long/double,
- * and reader fields the writer lacks start from the reader's default (read
- * from the schema JSON with jansson, since Avro C's parser drops
- * "default"). Decoding costs no allocation, and every fault gets a stable
- * reason code (input.h) plus the field and byte offset. Predictions and
- * triggers are decoded by the same cursor in our own schema's order
- * (tests, demo).
+ * Events decode through the walker of plan.c (for the codec: the built-in
+ * schema as writer); predictions and triggers are read by the same cursor
+ * (avro_cur.h) in our own schema's field order (tests, demo, inspect).
  */
 #include "intentd/codec.h"
 
@@ -33,52 +22,11 @@
 #include <avro.h>
 #include <jansson.h>
 
+#include "avro_cur.h"
 #include "codec_int.h"
 #include "intentd/mem.h"
 
 #define CONFLUENT_HDR 5 /* magic byte 0 + 4-byte big-endian schema id */
-#define MAX_DEPTH 32    /* writer schemas nest no deeper than this */
-
-/* Where a writer field lands in itd_event_t. */
-typedef enum {
-        SLOT_NONE = 0, /* unknown to us: skipped */
-        SLOT_EVENT_ID,
-        SLOT_USER_ID,
-        SLOT_TS,
-        SLOT_TYPE,
-        SLOT_ITEM_ID,
-        SLOT_CATEGORY,
-        SLOT_PRICE,
-        SLOT_QUERY,
-        SLOT_SESSION_ID,
-        SLOT__COUNT
-} slot_t;
-
-static const char *const slot_names[SLOT__COUNT] = {
-    "", "event_id", "user_id", "ts", "type", "item_id", "category", "price",
-    "query", "session_id"};
-
-typedef struct {
-        avro_schema_t type; /* borrowed from the plan's writer schema */
-        slot_t slot;
-        const char *name;   /* borrowed from the writer schema */
-        /*
-         * Looked up once per writer schema rather than per message (Avro
-         * C's accessors go through hash tables): the union's branches, and
-         * for the event type the writer's symbol index -> our enum.
-         */
-        size_t n_branch;       /* 0: not a union */
-        avro_schema_t *branch; /* link targets resolved */
-        int n_symbol;          /* 0: not an enum */
-        int8_t *symbol;        /* -1: symbol unknown to the reader */
-} plan_field_t;
-
-struct itd_plan_s {
-        avro_schema_t writer; /* own reference */
-        size_t n;
-        plan_field_t *f;
-        itd_event_t defaults; /* reader defaults; the start of every decode */
-};
 
 struct itd_codec_s {
         avro_schema_t ev_schema;
@@ -89,683 +37,12 @@ struct itd_codec_s {
         avro_value_t pred_val;
         avro_writer_t writer;
         itd_plan_t *ev_plan;     /* for our own event schema as writer */
-        int ev_idx[SLOT__COUNT]; /* field index in our event schema */
+        int ev_idx[ITD_SLOT__COUNT]; /* field index in our event schema */
         int pred_idx[10];        /* field index in our prediction schema */
         avro_schema_t trg_schema;
         avro_value_iface_t *trg_iface;
         avro_value_t trg_val;
 };
-
-/* ------------------------------------------------------------------ */
-/* The cursor: bounds-checked reads with errors that name the field.   */
-
-typedef struct {
-        const uint8_t *base; /* message start: offsets count from here */
-        const uint8_t *p;
-        const uint8_t *end;
-        const char *field; /* name of the field being read, for errors */
-        size_t max_str;    /* longest string accepted, bytes */
-        char *errstr;
-        size_t errstr_size;
-} cur_t;
-
-static itd_reason_t cur_fail(cur_t *c, itd_reason_t r, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static itd_reason_t cur_fail(cur_t *c, itd_reason_t r, const char *fmt,
-                             ...) {
-        if (c->errstr && c->errstr_size) {
-                int n = snprintf(c->errstr, c->errstr_size,
-                                 "field '%s' at byte %zu: ", c->field,
-                                 (size_t)(c->p - c->base));
-                if (n >= 0 && (size_t)n < c->errstr_size) {
-                        va_list ap;
-                        va_start(ap, fmt);
-                        vsnprintf(c->errstr + n, c->errstr_size - (size_t)n,
-                                  fmt, ap);
-                        va_end(ap);
-                }
-        }
-        return r;
-}
-
-static size_t cur_left(const cur_t *c) { return (size_t)(c->end - c->p); }
-
-/* Zig-zag varint, at most 10 bytes (Avro long). */
-static itd_reason_t rd_long(cur_t *c, int64_t *out) {
-        uint64_t v = 0;
-        const uint8_t *p = c->p;
-        *out = 0;
-        for (int shift = 0; shift < 70; shift += 7) {
-                if (p == c->end)
-                        return cur_fail(c, ITD_REASON_TRUNCATED,
-                                        "truncated payload: varint runs "
-                                        "past the end (%zu bytes left)",
-                                        cur_left(c));
-                uint8_t b = *p++;
-                v |= (uint64_t)(b & 0x7f) << shift;
-                if (!(b & 0x80)) {
-                        c->p = p;
-                        *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-                        return ITD_REASON_OK;
-                }
-        }
-        return cur_fail(c, ITD_REASON_MALFORMED_AVRO,
-                        "varint longer than 10 bytes");
-}
-
-/* A length prefix (string, bytes): non-negative and within the payload. */
-static itd_reason_t rd_len(cur_t *c, size_t *out) {
-        const uint8_t *at = c->p;
-        int64_t n;
-        itd_reason_t r;
-        *out = 0;
-        if ((r = rd_long(c, &n)))
-                return r;
-        if (n < 0) {
-                c->p = at;
-                return cur_fail(c, ITD_REASON_NEGATIVE_LENGTH,
-                                "negative string length %" PRId64, n);
-        }
-        if ((uint64_t)n > cur_left(c))
-                return cur_fail(c, ITD_REASON_TRUNCATED,
-                                "truncated payload: %" PRId64
-                                " bytes announced, only %zu left",
-                                n, cur_left(c));
-        *out = (size_t)n;
-        return ITD_REASON_OK;
-}
-
-static itd_reason_t rd_fixed(cur_t *c, size_t n, const char *what) {
-        if (cur_left(c) < n)
-                return cur_fail(c, ITD_REASON_TRUNCATED,
-                                "truncated payload: %s needs %zu bytes, "
-                                "only %zu left",
-                                what, n, cur_left(c));
-        c->p += n;
-        return ITD_REASON_OK;
-}
-
-static itd_reason_t rd_float(cur_t *c, float *out) {
-        itd_reason_t r = rd_fixed(c, 4, "float");
-        if (r)
-                return r;
-        const uint8_t *b = c->p - 4;
-        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
-                     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        memcpy(out, &u, sizeof *out);
-        return ITD_REASON_OK;
-}
-
-static itd_reason_t rd_double(cur_t *c, double *out) {
-        itd_reason_t r = rd_fixed(c, 8, "double");
-        if (r)
-                return r;
-        const uint8_t *b = c->p - 8;
-        uint64_t u = 0;
-        for (int i = 7; i >= 0; i--)
-                u = u << 8 | b[i];
-        memcpy(out, &u, sizeof *out);
-        return ITD_REASON_OK;
-}
-
-size_t itd_utf8_check(const uint8_t *s, size_t n) {
-        size_t i = 0;
-        while (i < n) {
-                uint8_t b = s[i];
-                if (b < 0x80) {
-                        i++;
-                        continue;
-                }
-                size_t k;
-                uint32_t cp, min;
-                if ((b & 0xe0) == 0xc0) {
-                        k = 1, cp = b & 0x1f, min = 0x80;
-                } else if ((b & 0xf0) == 0xe0) {
-                        k = 2, cp = b & 0x0f, min = 0x800;
-                } else if ((b & 0xf8) == 0xf0) {
-                        k = 3, cp = b & 0x07, min = 0x10000;
-                } else {
-                        return i;
-                }
-                if (n - i <= k)
-                        return i;
-                for (size_t j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return i;
-                        cp = cp << 6 | (s[i + j] & 0x3f);
-                }
-                /* overlong forms, UTF-16 surrogates, beyond Unicode */
-                if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) ||
-                    cp > 0x10ffff)
-                        return i;
-                i += k + 1;
-        }
-        return n;
-}
-
-/* A string into dst[cap], refused (not cut) when it does not fit. */
-static itd_reason_t rd_string(cur_t *c, char *dst, size_t cap) {
-        const uint8_t *at = c->p;
-        size_t n, bad, limit = cap - 1;
-        itd_reason_t r = rd_len(c, &n);
-        if (r)
-                return r;
-        const uint8_t *s = c->p;
-        if (c->max_str < limit)
-                limit = c->max_str;
-        if (n > limit) {
-                c->p = at;
-                return cur_fail(c, ITD_REASON_STRING_TOO_LONG,
-                                "string of %zu bytes exceeds the limit "
-                                "of %zu",
-                                n, limit);
-        }
-        if (memchr(s, 0, n)) {
-                c->p = at;
-                return cur_fail(c, ITD_REASON_NUL_IN_STRING,
-                                "string contains a NUL byte");
-        }
-        if ((bad = itd_utf8_check(s, n)) != n) {
-                c->p = at;
-                return cur_fail(c, ITD_REASON_INVALID_UTF8,
-                                "string is not valid UTF-8 (byte %zu of "
-                                "the string is 0x%02x)",
-                                bad, s[bad]);
-        }
-        memcpy(dst, s, n);
-        dst[n] = '\0';
-        c->p += n;
-        return ITD_REASON_OK;
-}
-
-static itd_reason_t rd_enum(cur_t *c, int nsym, int *out) {
-        const uint8_t *at = c->p;
-        int64_t i;
-        *out = 0;
-        itd_reason_t r = rd_long(c, &i);
-        if (r)
-                return r;
-        if (i < 0 || i >= nsym) {
-                c->p = at;
-                return cur_fail(c, ITD_REASON_BAD_ENUM_INDEX,
-                                "enum index %" PRId64 " outside 0..%d", i,
-                                nsym - 1);
-        }
-        *out = (int)i;
-        return ITD_REASON_OK;
-}
-
-static itd_reason_t rd_branch(cur_t *c, size_t nbranch, size_t *out) {
-        const uint8_t *at = c->p;
-        int64_t i;
-        *out = 0;
-        itd_reason_t r = rd_long(c, &i);
-        if (r)
-                return r;
-        if (i < 0 || (uint64_t)i >= nbranch) {
-                c->p = at;
-                return cur_fail(c, ITD_REASON_BAD_UNION_BRANCH,
-                                "union branch %" PRId64 " outside 0..%zu", i,
-                                nbranch - 1);
-        }
-        *out = (size_t)i;
-        return ITD_REASON_OK;
-}
-
-/*
- * Array and map block header: count, and for a negative count the block's
- * byte size (which we do not need). 0 ends the sequence. Items of at least
- * one byte cannot outnumber the bytes left; zero-byte items (null) are not
- * iterated at all, so no count makes the walk slow.
- */
-static itd_reason_t rd_block(cur_t *c, int min_item_bytes, int64_t *count) {
-        const uint8_t *at = c->p;
-        *count = 0;
-        itd_reason_t r = rd_long(c, count);
-        if (r)
-                return r;
-        if (*count < 0) {
-                int64_t bytes;
-                if (*count == INT64_MIN) {
-                        c->p = at;
-                        return cur_fail(c, ITD_REASON_MALFORMED_AVRO,
-                                        "bad block count");
-                }
-                *count = -*count;
-                if ((r = rd_long(c, &bytes)))
-                        return r;
-        }
-        if (min_item_bytes > 0 && (uint64_t)*count > cur_left(c)) {
-                c->p = at;
-                return cur_fail(c, ITD_REASON_TRUNCATED,
-                                "truncated payload: block of %" PRId64
-                                " items, only %zu bytes left",
-                                *count, cur_left(c));
-        }
-        return ITD_REASON_OK;
-}
-
-static avro_schema_t deref(avro_schema_t w) {
-        return is_avro_link(w) ? avro_schema_link_target(w) : w;
-}
-
-/* 1 if every value of w encodes to zero bytes (null, records of nulls). */
-static int zero_size(avro_schema_t w, int depth) {
-        w = deref(w);
-        if (depth > MAX_DEPTH)
-                return 0;
-        if (is_avro_null(w))
-                return 1;
-        if (!is_avro_record(w))
-                return 0;
-        for (size_t i = 0; i < avro_schema_record_size(w); i++)
-                if (!zero_size(avro_schema_record_field_get_by_index(w, (int)i),
-                               depth + 1))
-                        return 0;
-        return 1;
-}
-
-/* Skips one value of writer type w (fields we do not know). */
-static itd_reason_t skip_value(cur_t *c, avro_schema_t w, int depth) {
-        itd_reason_t r = ITD_REASON_OK;
-        int64_t v;
-        size_t n;
-        if (depth > MAX_DEPTH)
-                return cur_fail(c, ITD_REASON_SCHEMA_INCOMPATIBLE,
-                                "writer schema nests deeper than %d levels",
-                                MAX_DEPTH);
-        w = deref(w);
-        switch (avro_typeof(w)) {
-        case AVRO_NULL:
-                return ITD_REASON_OK;
-        case AVRO_BOOLEAN:
-                return rd_fixed(c, 1, "boolean");
-        case AVRO_INT32:
-        case AVRO_INT64:
-                return rd_long(c, &v);
-        case AVRO_FLOAT:
-                return rd_fixed(c, 4, "float");
-        case AVRO_DOUBLE:
-                return rd_fixed(c, 8, "double");
-        case AVRO_STRING:
-        case AVRO_BYTES:
-                if ((r = rd_len(c, &n)))
-                        return r;
-                c->p += n;
-                return ITD_REASON_OK;
-        case AVRO_FIXED:
-                return rd_fixed(c, (size_t)avro_schema_fixed_size(w),
-                                "fixed");
-        case AVRO_ENUM: {
-                int i;
-                return rd_enum(c, avro_schema_enum_number_of_symbols(w), &i);
-        }
-        case AVRO_UNION:
-                if ((r = rd_branch(c, avro_schema_union_size(w), &n)))
-                        return r;
-                return skip_value(c, avro_schema_union_branch(w, (int)n),
-                                  depth + 1);
-        case AVRO_RECORD:
-                for (size_t i = 0; i < avro_schema_record_size(w); i++)
-                        if ((r = skip_value(
-                                 c,
-                                 avro_schema_record_field_get_by_index(
-                                     w, (int)i),
-                                 depth + 1)))
-                                return r;
-                return ITD_REASON_OK;
-        case AVRO_ARRAY:
-        case AVRO_MAP: {
-                int is_map = avro_typeof(w) == AVRO_MAP;
-                avro_schema_t item = is_map ? avro_schema_map_values(w)
-                                            : avro_schema_array_items(w);
-                int min_bytes = is_map || !zero_size(item, depth + 1);
-                for (;;) {
-                        int64_t count;
-                        if ((r = rd_block(c, min_bytes, &count)))
-                                return r;
-                        if (count == 0)
-                                return ITD_REASON_OK;
-                        if (!min_bytes)
-                                continue; /* nothing to read per item */
-                        for (int64_t i = 0; i < count; i++) {
-                                if (is_map) {
-                                        if ((r = rd_len(c, &n)))
-                                                return r;
-                                        c->p += n;
-                                }
-                                if ((r = skip_value(c, item, depth + 1)))
-                                        return r;
-                        }
-                }
-        }
-        default:
-                return cur_fail(c, ITD_REASON_SCHEMA_INCOMPATIBLE,
-                                "unsupported writer type %s",
-                                avro_schema_type_name(w));
-        }
-}
-
-static char *slot_buf(itd_event_t *ev, slot_t slot, size_t *cap) {
-        switch (slot) {
-        case SLOT_EVENT_ID: *cap = sizeof ev->event_id; return ev->event_id;
-        case SLOT_USER_ID: *cap = sizeof ev->user_id; return ev->user_id;
-        case SLOT_ITEM_ID: *cap = sizeof ev->item_id; return ev->item_id;
-        case SLOT_CATEGORY: *cap = sizeof ev->category; return ev->category;
-        case SLOT_QUERY: *cap = sizeof ev->query; return ev->query;
-        case SLOT_SESSION_ID:
-                *cap = sizeof ev->session_id;
-                return ev->session_id;
-        default: return NULL;
-        }
-}
-
-/* Can a writer value of type t be read into slot (Avro promotion rules)? */
-static int slot_accepts(slot_t slot, avro_type_t t) {
-        if (t == AVRO_NULL)
-                return 1; /* optional: absent; required: a per-message reason */
-        switch (slot) {
-        case SLOT_TS: return t == AVRO_INT32 || t == AVRO_INT64;
-        case SLOT_TYPE: return t == AVRO_ENUM;
-        case SLOT_PRICE:
-                return t == AVRO_INT32 || t == AVRO_INT64 ||
-                       t == AVRO_FLOAT || t == AVRO_DOUBLE;
-        case SLOT_NONE: return 1;
-        default: return t == AVRO_STRING || t == AVRO_BYTES;
-        }
-}
-
-/* Reads one value of writer type w into the event slot of field f. */
-static itd_reason_t read_slot(cur_t *c, const plan_field_t *f,
-                              avro_schema_t w, itd_event_t *ev) {
-        itd_reason_t r;
-        slot_t slot = f->slot;
-        w = deref(w);
-        if (is_avro_union(w)) {
-                size_t b;
-                if ((r = rd_branch(c, f->n_branch, &b)))
-                        return r;
-                w = f->branch[b];
-                if (is_avro_union(w))
-                        return cur_fail(c, ITD_REASON_SCHEMA_INCOMPATIBLE,
-                                        "union inside a union");
-        }
-        switch (avro_typeof(w)) {
-        case AVRO_NULL:
-                if (slot == SLOT_USER_ID)
-                        return cur_fail(c, ITD_REASON_MISSING_USER_ID,
-                                        "null (required)");
-                if (slot == SLOT_TS || slot == SLOT_TYPE)
-                        return cur_fail(c, ITD_REASON_MISSING_FIELD,
-                                        "null (required)");
-                if (slot == SLOT_PRICE) {
-                        ev->price = NAN;
-                } else {
-                        size_t cap;
-                        slot_buf(ev, slot, &cap)[0] = '\0';
-                }
-                return ITD_REASON_OK;
-        case AVRO_STRING:
-        case AVRO_BYTES: {
-                size_t cap;
-                char *dst = slot_buf(ev, slot, &cap);
-                if (!dst)
-                        break;
-                return rd_string(c, dst, cap);
-        }
-        case AVRO_INT32:
-        case AVRO_INT64: {
-                int64_t v;
-                if (slot != SLOT_TS && slot != SLOT_PRICE)
-                        break;
-                if ((r = rd_long(c, &v)))
-                        return r;
-                if (slot == SLOT_TS)
-                        ev->ts_ms = v;
-                else
-                        ev->price = (double)v;
-                return ITD_REASON_OK;
-        }
-        case AVRO_FLOAT:
-        case AVRO_DOUBLE: {
-                const uint8_t *at = c->p;
-                if (slot != SLOT_PRICE)
-                        break;
-                if (avro_typeof(w) == AVRO_FLOAT) {
-                        float fl;
-                        if ((r = rd_float(c, &fl)))
-                                return r;
-                        ev->price = fl;
-                } else if ((r = rd_double(c, &ev->price))) {
-                        return r;
-                }
-                /* Checked here: after decoding, NAN means "absent". */
-                if (!isfinite(ev->price)) {
-                        c->p = at;
-                        return cur_fail(c, ITD_REASON_BAD_PRICE,
-                                        "price is not finite");
-                }
-                return ITD_REASON_OK;
-        }
-        case AVRO_ENUM: {
-                int i;
-                if (slot != SLOT_TYPE)
-                        break;
-                const uint8_t *at = c->p;
-                if ((r = rd_enum(c, f->n_symbol, &i)))
-                        return r;
-                if (f->symbol[i] < 0) {
-                        c->p = at;
-                        return cur_fail(c, ITD_REASON_UNKNOWN_EVENT_TYPE,
-                                        "unknown event type symbol \"%s\"",
-                                        avro_schema_enum_get(w, i));
-                }
-                ev->type = (itd_event_type_t)f->symbol[i];
-                return ITD_REASON_OK;
-        }
-        default:
-                break;
-        }
-        return cur_fail(c, ITD_REASON_SCHEMA_INCOMPATIBLE,
-                        "writer type %s cannot be read into this field",
-                        avro_schema_type_name(w));
-}
-
-/* ------------------------------------------------------------------ */
-/* Plans: a writer schema resolved against the reader.                */
-
-static slot_t slot_of(const char *name) {
-        for (int s = 1; s < SLOT__COUNT; s++)
-                if (strcmp(name, slot_names[s]) == 0)
-                        return (slot_t)s;
-        return SLOT_NONE;
-}
-
-/*
- * The reader's defaults, from the schema text itself: Avro C's parser
- * drops "default" (FACTS.md), so jansson reads them. has_def[slot] says
- * whether a field may be missing from a writer.
- */
-static int reader_defaults(itd_event_t *def, int has_def[SLOT__COUNT],
-                           char *errstr, size_t errstr_size) {
-        json_error_t jerr;
-        json_t *root = json_loads(itd_schema_event_avsc, 0, &jerr);
-        json_t *fields = root ? json_object_get(root, "fields") : NULL;
-        size_t i;
-        json_t *fld;
-        int rc = -1;
-        itd_event_clear(def);
-        if (!json_is_array(fields)) {
-                snprintf(errstr, errstr_size,
-                         "built-in event schema: no \"fields\" array");
-                goto done;
-        }
-        json_array_foreach(fields, i, fld) {
-                json_t *name = json_object_get(fld, "name");
-                json_t *v = json_object_get(fld, "default");
-                slot_t s = slot_of(json_is_string(name)
-                                       ? json_string_value(name)
-                                       : "");
-                if (s == SLOT_NONE || !v)
-                        continue;
-                has_def[s] = 1;
-                size_t cap;
-                char *dst = slot_buf(def, s, &cap);
-                if (json_is_null(v))
-                        continue;
-                if (dst && json_is_string(v))
-                        itd_strlcpy(dst, json_string_value(v), cap);
-                else if (s == SLOT_TS && json_is_integer(v))
-                        def->ts_ms = (int64_t)json_integer_value(v);
-                else if (s == SLOT_PRICE && json_is_number(v))
-                        def->price = json_number_value(v);
-                else if (!(s == SLOT_TYPE && json_is_string(v) &&
-                           itd_event_type_parse(json_string_value(v),
-                                                &def->type) == ITD_OK)) {
-                        snprintf(errstr, errstr_size,
-                                 "built-in event schema: default of '%s' "
-                                 "is not supported",
-                                 slot_names[s]);
-                        goto done;
-                }
-        }
-        rc = 0;
-done:
-        json_decref(root);
-        return rc;
-}
-
-void itd_plan_destroy(itd_plan_t *plan) {
-        if (!plan)
-                return;
-        for (size_t i = 0; i < plan->n; i++) {
-                free(plan->f[i].branch);
-                free(plan->f[i].symbol);
-        }
-        free(plan->f);
-        if (plan->writer)
-                avro_schema_decref(plan->writer);
-        free(plan);
-}
-
-itd_plan_t *itd_plan_new(avro_schema_t writer, char *errstr,
-                         size_t errstr_size) {
-        int seen[SLOT__COUNT] = {0}, has_def[SLOT__COUNT] = {0};
-        itd_plan_t *plan = itd_xcalloc(1, sizeof *plan);
-        writer = deref(writer);
-        plan->writer = avro_schema_incref(writer);
-        if (!is_avro_record(writer)) {
-                snprintf(errstr, errstr_size,
-                         "writer schema is a %s, not a record",
-                         avro_schema_type_name(writer));
-                goto fail;
-        }
-        if (reader_defaults(&plan->defaults, has_def, errstr, errstr_size))
-                goto fail;
-        plan->n = avro_schema_record_size(writer);
-        plan->f = itd_xcalloc(plan->n, sizeof *plan->f);
-        for (size_t i = 0; i < plan->n; i++) {
-                plan_field_t *f = &plan->f[i];
-                f->name = avro_schema_record_field_name(writer, (int)i);
-                f->type = avro_schema_record_field_get_by_index(writer,
-                                                                (int)i);
-                f->slot = slot_of(f->name);
-                seen[f->slot] = 1;
-                avro_schema_t t = deref(f->type);
-                int ok = 0;
-                if (is_avro_union(t)) {
-                        f->n_branch = avro_schema_union_size(t);
-                        f->branch = itd_xcalloc(f->n_branch,
-                                                sizeof *f->branch);
-                        for (size_t b = 0; b < f->n_branch; b++) {
-                                f->branch[b] = deref(
-                                    avro_schema_union_branch(t, (int)b));
-                                ok |= slot_accepts(
-                                    f->slot, avro_typeof(f->branch[b]));
-                                if (is_avro_enum(f->branch[b]))
-                                        t = f->branch[b];
-                        }
-                } else {
-                        ok = slot_accepts(f->slot, avro_typeof(t));
-                }
-                if (!ok) {
-                        snprintf(errstr, errstr_size,
-                                 "writer field '%s' of type %s cannot be "
-                                 "read into the reader's '%s'",
-                                 f->name, avro_schema_type_name(t), f->name);
-                        goto fail;
-                }
-                if (f->slot == SLOT_TYPE && is_avro_enum(t)) {
-                        f->n_symbol = avro_schema_enum_number_of_symbols(t);
-                        f->symbol = itd_xcalloc((size_t)f->n_symbol + 1, 1);
-                        for (int k = 0; k < f->n_symbol; k++) {
-                                itd_event_type_t et;
-                                f->symbol[k] =
-                                    itd_event_type_parse(
-                                        avro_schema_enum_get(t, k), &et)
-                                        ? -1
-                                        : (int8_t)et;
-                        }
-                }
-        }
-        for (int s = 1; s < SLOT__COUNT; s++) {
-                if (!seen[s] && !has_def[s]) {
-                        snprintf(errstr, errstr_size,
-                                 "writer schema lacks field '%s', which "
-                                 "has no default in the reader",
-                                 slot_names[s]);
-                        goto fail;
-                }
-        }
-        return plan;
-fail:
-        itd_plan_destroy(plan);
-        return NULL;
-}
-
-static itd_reason_t check_end(cur_t *c) {
-        if (c->p != c->end) {
-                size_t at = (size_t)(c->p - c->base);
-                if (c->errstr && c->errstr_size)
-                        snprintf(c->errstr, c->errstr_size,
-                                 "%zu trailing bytes after the record "
-                                 "(record ends at byte %zu of %zu)",
-                                 cur_left(c), at,
-                                 (size_t)(c->end - c->base));
-                return ITD_REASON_TRAILING_BYTES;
-        }
-        return ITD_REASON_OK;
-}
-
-itd_reason_t itd_plan_decode(const itd_plan_t *plan, const uint8_t *buf,
-                             size_t len, size_t off, size_t max_string_bytes,
-                             itd_event_t *ev, char *detail,
-                             size_t detail_size) {
-        cur_t c = {buf, buf + off, buf + len, "", max_string_bytes, detail,
-                   detail_size};
-        itd_reason_t r;
-        *ev = plan->defaults;
-        for (size_t i = 0; i < plan->n; i++) {
-                const plan_field_t *f = &plan->f[i];
-                c.field = f->name;
-                if (f->slot == SLOT_NONE)
-                        r = skip_value(&c, f->type, 0);
-                else
-                        r = read_slot(&c, f, f->type, ev);
-                if (r)
-                        return r;
-        }
-        if ((r = check_end(&c)))
-                return r;
-        if (!ev->user_id[0]) {
-                if (detail && detail_size)
-                        snprintf(detail, detail_size,
-                                 "field 'user_id': empty string (required)");
-                return ITD_REASON_MISSING_USER_ID;
-        }
-        return ITD_REASON_OK;
-}
 
 /* ------------------------------------------------------------------ */
 /* Set-up.                                                            */
@@ -803,12 +80,13 @@ itd_codec_t *itd_codec_new(char *errstr, size_t errstr_size) {
                          avro_strerror());
                 goto fail;
         }
-        for (int s = 1; s < SLOT__COUNT; s++) {
-                codec->ev_idx[s] = field_index(codec->ev_schema, slot_names[s]);
+        for (int s = 1; s < ITD_SLOT__COUNT; s++) {
+                codec->ev_idx[s] =
+                    field_index(codec->ev_schema, itd_slot_names[s]);
                 if (codec->ev_idx[s] < 0) {
                         snprintf(errstr, errstr_size,
                                  "built-in event schema lacks field '%s'",
-                                 slot_names[s]);
+                                 itd_slot_names[s]);
                         goto fail;
                 }
         }
@@ -997,23 +275,23 @@ itd_err_t itd_codec_decode_event(itd_codec_t *codec, const void *buf,
 }
 
 /* An array of {string, float} records into names[max][name_cap]. */
-static itd_reason_t rd_pairs(cur_t *c, size_t max, char *names,
+static itd_reason_t rd_pairs(itd_cur_t *c, size_t max, char *names,
                              size_t name_cap, float *scores, size_t *n) {
         itd_reason_t r;
         *n = 0;
         for (;;) {
                 int64_t count;
-                if ((r = rd_block(c, 1, &count)))
+                if ((r = itd_cur_block(c, 1, &count)))
                         return r;
                 if (count == 0)
                         return ITD_REASON_OK;
                 if ((uint64_t)count > max - *n)
-                        return cur_fail(c, ITD_REASON_MALFORMED_AVRO,
+                        return itd_cur_fail(c, ITD_REASON_MALFORMED_AVRO,
                                         "more than %zu items", max);
                 for (int64_t i = 0; i < count; i++, (*n)++) {
-                        if ((r = rd_string(c, names + *n * name_cap,
+                        if ((r = itd_cur_string(c, names + *n * name_cap,
                                            name_cap)) ||
-                            (r = rd_float(c, &scores[*n])))
+                            (r = itd_cur_float(c, &scores[*n])))
                                 return r;
                 }
         }
@@ -1024,33 +302,32 @@ static itd_reason_t prediction_payload(itd_codec_t *codec,
                                        size_t off, void *out, char *errstr,
                                        size_t errstr_size) {
         itd_prediction_t *p = out;
-        cur_t c = {buf, buf + off, buf + len, "", SIZE_MAX, errstr,
+        itd_cur_t c = {buf, buf + off, buf + len, "", SIZE_MAX, errstr,
                    errstr_size};
         itd_reason_t r;
-        int next;
-        size_t b;
+        size_t next, b;
         (void)codec;
         memset(p, 0, sizeof *p);
 #define FIELD(i) (c.field = pred_fields[i])
-        if ((FIELD(0), r = rd_string(&c, p->prediction_id,
+        if ((FIELD(0), r = itd_cur_string(&c, p->prediction_id,
                                      sizeof p->prediction_id)) ||
-            (FIELD(1), r = rd_string(&c, p->user_id, sizeof p->user_id)) ||
-            (FIELD(2), r = rd_long(&c, &p->event_ts_ms)) ||
-            (FIELD(3), r = rd_long(&c, &p->predicted_at_ms)) ||
-            (FIELD(4), r = rd_float(&c, &p->purchase_probability)) ||
-            (FIELD(5), r = rd_enum(&c, ITD_NEXT__COUNT, &next)))
+            (FIELD(1), r = itd_cur_string(&c, p->user_id, sizeof p->user_id)) ||
+            (FIELD(2), r = itd_cur_long(&c, &p->event_ts_ms)) ||
+            (FIELD(3), r = itd_cur_long(&c, &p->predicted_at_ms)) ||
+            (FIELD(4), r = itd_cur_float(&c, &p->purchase_probability)) ||
+            (FIELD(5), r = itd_cur_enum(&c, ITD_NEXT__COUNT, &next)))
                 return r;
         p->next_action = (itd_next_t)next;
         FIELD(6);
         for (int i = 0; i < ITD_NEXT__COUNT; i++)
-                if ((r = rd_float(&c, &p->next_probs[i])))
+                if ((r = itd_cur_float(&c, &p->next_probs[i])))
                         return r;
-        if ((FIELD(7), r = rd_long(&c, &p->model_version)) ||
+        if ((FIELD(7), r = itd_cur_long(&c, &p->model_version)) ||
             (FIELD(8), r = rd_pairs(&c, ITD_TOPCAT_MAX,
                                     &p->top_categories[0][0], ITD_ID_MAX,
                                     p->top_category_scores,
                                     &p->n_top_categories)) ||
-            (FIELD(9), r = rd_branch(&c, 2, &b)))
+            (FIELD(9), r = itd_cur_branch(&c, 2, &b)))
                 return r;
         if (b == 1 &&
             (r = rd_pairs(&c, ITD_EXPLAIN_MAX, &p->explanation_feature[0][0],
@@ -1058,7 +335,7 @@ static itd_reason_t prediction_payload(itd_codec_t *codec,
                           p->explanation_contribution, &p->n_explanation)))
                 return r;
 #undef FIELD
-        return check_end(&c);
+        return itd_cur_check_end(&c);
 }
 
 itd_err_t itd_codec_decode_prediction(itd_codec_t *codec, const void *buf,
@@ -1073,25 +350,25 @@ static itd_reason_t trigger_payload(itd_codec_t *codec, const uint8_t *buf,
                                     size_t len, size_t off, void *out,
                                     char *errstr, size_t errstr_size) {
         itd_trigger_rec_t *t = out;
-        cur_t c = {buf, buf + off, buf + len, "", SIZE_MAX, errstr,
+        itd_cur_t c = {buf, buf + off, buf + len, "", SIZE_MAX, errstr,
                    errstr_size};
         itd_reason_t r;
-        int dir;
+        size_t dir;
         (void)codec;
         memset(t, 0, sizeof *t);
 #define FIELD(i) (c.field = trg_fields[i])
-        if ((FIELD(0), r = rd_string(&c, t->prediction_id,
+        if ((FIELD(0), r = itd_cur_string(&c, t->prediction_id,
                                      sizeof t->prediction_id)) ||
-            (FIELD(1), r = rd_string(&c, t->user_id, sizeof t->user_id)) ||
-            (FIELD(2), r = rd_float(&c, &t->score)) ||
-            (FIELD(3), r = rd_float(&c, &t->threshold)) ||
-            (FIELD(4), r = rd_enum(&c, ITD_TRIGGER__COUNT, &dir)) ||
-            (FIELD(5), r = rd_long(&c, &t->event_ts_ms)) ||
-            (FIELD(6), r = rd_long(&c, &t->fired_at_ms)))
+            (FIELD(1), r = itd_cur_string(&c, t->user_id, sizeof t->user_id)) ||
+            (FIELD(2), r = itd_cur_float(&c, &t->score)) ||
+            (FIELD(3), r = itd_cur_float(&c, &t->threshold)) ||
+            (FIELD(4), r = itd_cur_enum(&c, ITD_TRIGGER__COUNT, &dir)) ||
+            (FIELD(5), r = itd_cur_long(&c, &t->event_ts_ms)) ||
+            (FIELD(6), r = itd_cur_long(&c, &t->fired_at_ms)))
                 return r;
 #undef FIELD
         t->direction = (itd_trigger_direction_t)dir;
-        return check_end(&c);
+        return itd_cur_check_end(&c);
 }
 
 itd_err_t itd_codec_decode_trigger(itd_codec_t *codec, const void *buf,
@@ -1172,16 +449,16 @@ itd_err_t itd_codec_encode_event(itd_codec_t *codec, const itd_event_t *ev,
         const int *ix = codec->ev_idx;
         if ((int)ev->type < 0 || ev->type >= ITD_EV__COUNT || !ev->user_id[0])
                 return ITD_ERR_ENCODE;
-        if (set_opt_string(rec, ix[SLOT_EVENT_ID], ev->event_id) ||
-            set_string(rec, ix[SLOT_USER_ID], ev->user_id) ||
-            set_long(rec, ix[SLOT_TS], ev->ts_ms) ||
-            avro_value_get_by_index(rec, (size_t)ix[SLOT_TYPE], &f, NULL) ||
+        if (set_opt_string(rec, ix[ITD_SLOT_EVENT_ID], ev->event_id) ||
+            set_string(rec, ix[ITD_SLOT_USER_ID], ev->user_id) ||
+            set_long(rec, ix[ITD_SLOT_TS], ev->ts_ms) ||
+            avro_value_get_by_index(rec, (size_t)ix[ITD_SLOT_TYPE], &f, NULL) ||
             avro_value_set_enum(&f, (int)ev->type) ||
-            set_opt_string(rec, ix[SLOT_ITEM_ID], ev->item_id) ||
-            set_opt_string(rec, ix[SLOT_CATEGORY], ev->category) ||
-            set_opt_string(rec, ix[SLOT_QUERY], ev->query) ||
-            set_opt_string(rec, ix[SLOT_SESSION_ID], ev->session_id) ||
-            avro_value_get_by_index(rec, (size_t)ix[SLOT_PRICE], &f, NULL))
+            set_opt_string(rec, ix[ITD_SLOT_ITEM_ID], ev->item_id) ||
+            set_opt_string(rec, ix[ITD_SLOT_CATEGORY], ev->category) ||
+            set_opt_string(rec, ix[ITD_SLOT_QUERY], ev->query) ||
+            set_opt_string(rec, ix[ITD_SLOT_SESSION_ID], ev->session_id) ||
+            avro_value_get_by_index(rec, (size_t)ix[ITD_SLOT_PRICE], &f, NULL))
                 return ITD_ERR_ENCODE;
         if (isfinite(ev->price)) {
                 if (avro_value_set_branch(&f, 1, &b) ||

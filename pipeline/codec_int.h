@@ -1,11 +1,12 @@
 /*
- * codec_int.h - the Avro event walker, shared by codec.c (own schema) and
- * input.c (writer schemas by id). Private to the pipeline module.
+ * codec_int.h - the Avro event walker (plan.c), shared by codec.c (own
+ * schema), input.c (writer schemas by id) and the container reader
+ * (ocf.c). Private to the pipeline module.
  *
  * A plan is the resolution of one writer schema against the reader schema
  * config/event.avsc: which writer field lands in which event slot, which
- * are skipped, the enum symbol map, and the event pre-filled with the
- * reader defaults of fields the writer lacks.
+ * are skipped, the symbol map of every writer enum, and the event
+ * pre-filled with the reader defaults of fields the writer lacks.
  */
 #ifndef INTENTD_CODEC_INT_H
 #define INTENTD_CODEC_INT_H
@@ -21,11 +22,33 @@
 
 typedef struct itd_plan_s itd_plan_t;
 
+/* Where a writer field lands in itd_event_t. */
+typedef enum {
+        ITD_SLOT_NONE = 0, /* unknown to the reader: skipped */
+        ITD_SLOT_EVENT_ID,
+        ITD_SLOT_USER_ID,
+        ITD_SLOT_TS,
+        ITD_SLOT_TYPE,
+        ITD_SLOT_ITEM_ID,
+        ITD_SLOT_CATEGORY,
+        ITD_SLOT_PRICE,
+        ITD_SLOT_QUERY,
+        ITD_SLOT_SESSION_ID,
+        ITD_SLOT__COUNT
+} itd_slot_t;
+
+/** @brief The reader's field name of each slot ("" for ITD_SLOT_NONE). */
+extern const char *const itd_slot_names[ITD_SLOT__COUNT];
+
 /**
- * @brief Resolves writer against the built-in reader schema.
+ * @brief Resolves writer against the built-in reader schema. Any schema
+ * Avro C parses either resolves or is refused here; what can only be
+ * judged per message (a null branch of a required field, a symbol the
+ * reader lacks, a value nested too deep) is a reason at decode time.
  * @param writer  borrowed; the plan takes its own reference.
  * @returns the plan (caller owns; itd_plan_destroy), or NULL with errstr
- * naming the field that does not resolve.
+ * naming the field that does not resolve (or the limit the schema
+ * exceeds: 64 levels of nesting, 4096 types).
  * @thread any.
  */
 itd_plan_t *itd_plan_new(avro_schema_t writer, char *errstr,
@@ -44,6 +67,21 @@ itd_reason_t itd_plan_decode(const itd_plan_t *plan, const uint8_t *buf,
                              size_t len, size_t off, size_t max_string_bytes,
                              itd_event_t *ev, char *detail,
                              size_t detail_size);
+
+/**
+ * @brief Decodes the one record at buf[*off..len) per plan into ev, with
+ * more data allowed after it (records in a container block).
+ * @param off  in: where the record starts; out: where it ends, whenever
+ *             the bytes hold a whole record of the writer schema (also when
+ *             its content was refused), else SIZE_MAX (the data is broken:
+ *             nothing after it can be found).
+ * @returns as itd_plan_decode, never ITD_REASON_TRAILING_BYTES.
+ * @thread any (the plan is read-only).
+ */
+itd_reason_t itd_plan_decode_next(const itd_plan_t *plan, const uint8_t *buf,
+                                  size_t len, size_t *off,
+                                  size_t max_string_bytes, itd_event_t *ev,
+                                  char *detail, size_t detail_size);
 
 /** @brief The codec's plan for its own (built-in) schema; borrowed. */
 const itd_plan_t *itd_codec_event_plan(const itd_codec_t *codec);

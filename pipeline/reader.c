@@ -1,15 +1,18 @@
 /*
  * reader.c - events from files: Taobao UserBehavior CSV, REES46 and
  * RetailRocket CSV, JSON lines and Avro object container files, plain or
- * gzip (zlib's gzopen reads plain files transparently; an Avro file inside
- * gzip is inflated to an anonymous temporary file, since Avro C reads a
- * FILE).
+ * gzip. Bytes come through zfile.h, which inflates gzip strictly (a
+ * truncated or corrupt .gz is an error naming the file, never a quiet
+ * end); containers are read by ocf.h with the same walker as Kafka
+ * messages.
  *
- * Streaming mode reads one line per itd_reader_next. Sorted mode reads the
- * whole file at open and stable-sorts by event time, because the Taobao
- * per-user files are grouped by user and a replay must see time order. A
- * bad line never stops the reader: it is counted, the first few are logged,
- * and the last message is kept for itd_reader_last_error.
+ * Streaming mode reads one line (or record) per itd_reader_next. Sorted
+ * mode reads the whole file at open and stable-sorts by event time,
+ * because the Taobao per-user files are grouped by user and a replay must
+ * see time order. A bad line never stops the reader: it is counted, the
+ * first few are logged, and the last message is kept for
+ * itd_reader_last_error. A file that cannot be read to its end is an
+ * error.
  */
 #include "intentd/reader.h"
 
@@ -23,12 +26,11 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include <avro.h>
-#include <zlib.h>
-
 #include "codec_int.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
+#include "ocf.h"
+#include "zfile.h"
 
 #define LINE_MAX_BYTES 8192 /* longer lines are bad lines */
 #define LOG_FIRST_BAD 3     /* bad lines logged before going quiet */
@@ -53,7 +55,7 @@ typedef struct {
 struct itd_reader_s {
         char *path;
         itd_format_t format;
-        gzFile gz;
+        itd_zfile_t *zf;
         uint64_t line_no;
         uint64_t bad_lines;
         uint64_t total_bytes;
@@ -62,16 +64,7 @@ struct itd_reader_s {
         /* CSV with a header: column of each field, -1 = absent */
         int header_seen;
         int col[CSV_FIELDS_MAX];
-        /* Avro container */
-        FILE *avro_fp;
-        avro_file_reader_t avro_rd;
-        avro_schema_t avro_writer; /* ours: get_writer_schema increfs */
-        avro_value_iface_t *avro_iface;
-        avro_value_t avro_val;
-        int avro_val_ok;
-        itd_plan_t *avro_plan;
-        char *avro_buf;
-        size_t avro_cap;
+        itd_ocf_t *ocf; /* Avro container */
         /* sorted mode */
         int sorted;
         itd_event_t *events;
@@ -504,56 +497,24 @@ static int parse_retailrocket(itd_reader_t *rd, char *line, itd_event_t *ev) {
         return 0;
 }
 
-/* The next record of an Avro container, through the same validated
- * decoder (and schema resolution) as Kafka messages: each record is
- * written back to bytes in its writer schema and decoded by the plan. A
- * record that does not validate is a bad "line" (record number). 1 =
- * event, 0 = end, -1 = error (errstr). */
+/* The next record of an Avro container (ocf.h): a refused record is a
+ * bad "line" (its record number). 1 = event, 0 = end, -1 = error. */
 static int read_avro(itd_reader_t *rd, itd_event_t *ev, char *errstr,
                      size_t errstr_size) {
         for (;;) {
-                int rc = avro_file_reader_read_value(rd->avro_rd,
-                                                     &rd->avro_val);
-                if (rc == EOF)
+                char why[400];
+                itd_err_t err = itd_ocf_next(rd->ocf, ev, why, sizeof why);
+                rd->line_no = itd_ocf_record_no(rd->ocf);
+                if (err == ITD_OK)
+                        return 1;
+                if (err == ITD_ERR_EOF)
                         return 0;
-                if (rc != 0) {
-                        snprintf(errstr, errstr_size,
-                                 "%s: reading Avro record %" PRIu64
-                                 " failed: %s",
-                                 rd->path, rd->line_no + 1, avro_strerror());
-                        return -1;
-                }
-                rd->line_no++;
-                size_t size = 0;
-                if (avro_value_sizeof(&rd->avro_val, &size) != 0) {
-                        bad_line(rd, "record cannot be sized: %s",
-                                 avro_strerror());
-                        continue;
-                }
-                if (size > rd->avro_cap) {
-                        rd->avro_cap = size * 2;
-                        rd->avro_buf = itd_xrealloc(rd->avro_buf,
-                                                    rd->avro_cap);
-                }
-                avro_writer_t w = avro_writer_memory(rd->avro_buf,
-                                                     (int64_t)size);
-                rc = avro_value_write(w, &rd->avro_val);
-                avro_writer_free(w);
-                if (rc != 0) {
-                        bad_line(rd, "record cannot be re-encoded: %s",
-                                 avro_strerror());
-                        continue;
-                }
-                char why[300];
-                itd_event_clear(ev);
-                itd_reason_t r = itd_plan_decode(
-                    rd->avro_plan, (const uint8_t *)rd->avro_buf, size, 0,
-                    SIZE_MAX, ev, why, sizeof why);
-                if (r != ITD_REASON_OK) {
+                if (err == ITD_ERR_DECODE) {
                         bad_line(rd, "record: %s", why);
                         continue;
                 }
-                return 1;
+                snprintf(errstr, errstr_size, "%s", why);
+                return -1;
         }
 }
 
@@ -570,29 +531,41 @@ static int read_one(itd_reader_t *rd, itd_event_t *ev, char *errstr,
         if (rd->format == ITD_FORMAT_AVRO)
                 return read_avro(rd, ev, errstr, errstr_size);
         for (;;) {
-                if (!gzgets(rd->gz, rd->line, sizeof rd->line)) {
-                        int zerr;
-                        const char *msg = gzerror(rd->gz, &zerr);
-                        if (zerr != Z_OK && zerr != Z_BUF_ERROR) {
-                                snprintf(errstr, errstr_size,
-                                         "%s: read failed after line %" PRIu64
-                                         ": %s",
-                                         rd->path, rd->line_no, msg);
-                                return -1;
-                        }
+                size_t n;
+                itd_err_t err = itd_zfile_gets(rd->zf, rd->line,
+                                               sizeof rd->line, &n, errstr,
+                                               errstr_size);
+                if (err == ITD_ERR_EOF)
                         return 0;
-                }
+                if (err)
+                        return -1;
                 rd->line_no++;
-                size_t n = strlen(rd->line);
-                if (n == sizeof rd->line - 1 && rd->line[n - 1] != '\n' &&
-                    !gzeof(rd->gz)) {
-                        /* Too long: drop the rest of it, then count it. */
-                        char *got;
-                        do {
-                                got = gzgets(rd->gz, rd->line, sizeof rd->line);
-                        } while (got && rd->line[strlen(rd->line) - 1] != '\n');
-                        bad_line(rd, "line longer than %d bytes",
-                                 LINE_MAX_BYTES - 1);
+                if (n == sizeof rd->line - 1 && rd->line[n - 1] != '\n') {
+                        /* Too long, unless the file ends right here:
+                         * drop the rest of it, then count it. */
+                        char rest[1024];
+                        size_t k;
+                        int more = 0;
+                        for (;;) {
+                                err = itd_zfile_gets(rd->zf, rest,
+                                                     sizeof rest, &k, errstr,
+                                                     errstr_size);
+                                if (err == ITD_ERR_EOF)
+                                        break;
+                                if (err)
+                                        return -1;
+                                more = 1;
+                                if (rest[k - 1] == '\n')
+                                        break;
+                        }
+                        if (more) {
+                                bad_line(rd, "line longer than %d bytes",
+                                         LINE_MAX_BYTES - 1);
+                                continue;
+                        }
+                }
+                if (memchr(rd->line, '\0', n)) {
+                        bad_line(rd, "line holds a NUL byte");
                         continue;
                 }
                 while (n && (rd->line[n - 1] == '\n' ||
@@ -668,80 +641,9 @@ static int load_sorted(itd_reader_t *rd, char *errstr, size_t errstr_size) {
         return 0;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-        size_t n = strlen(s), k = strlen(suffix);
-        return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* Opens the Avro container (inflating a .gz one into an anonymous temporary
- * file first) and resolves its writer schema against ours. 0 or -1. */
-static int open_avro(itd_reader_t *rd, char *errstr, size_t errstr_size) {
-        if (ends_with(rd->path, ".gz")) {
-                gzFile gz = gzopen(rd->path, "rb");
-                rd->avro_fp = tmpfile();
-                if (!gz || !rd->avro_fp) {
-                        snprintf(errstr, errstr_size, "%s: cannot open%s: %s",
-                                 rd->path, gz ? " a temporary file" : "",
-                                 strerror(errno));
-                        if (gz)
-                                gzclose(gz);
-                        return -1;
-                }
-                char buf[65536];
-                int n;
-                while ((n = gzread(gz, buf, sizeof buf)) > 0)
-                        if (fwrite(buf, 1, (size_t)n, rd->avro_fp) !=
-                            (size_t)n)
-                                break;
-                int zerr;
-                const char *msg = gzerror(gz, &zerr);
-                if (n < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR) ||
-                    fflush(rd->avro_fp) != 0) {
-                        snprintf(errstr, errstr_size,
-                                 "%s: cannot inflate: %s", rd->path,
-                                 n < 0 ? msg : strerror(errno));
-                        gzclose(gz);
-                        return -1;
-                }
-                gzclose(gz);
-                rd->total_bytes = (uint64_t)ftell(rd->avro_fp);
-                rewind(rd->avro_fp);
-        } else {
-                rd->avro_fp = fopen(rd->path, "rb");
-                if (!rd->avro_fp) {
-                        snprintf(errstr, errstr_size, "%s: cannot open: %s",
-                                 rd->path, strerror(errno));
-                        return -1;
-                }
-        }
-        /* should_close 0: we close avro_fp ourselves, on every path */
-        if (avro_file_reader_fp(rd->avro_fp, rd->path, 0, &rd->avro_rd)) {
-                snprintf(errstr, errstr_size,
-                         "%s: not an Avro object container file: %s",
-                         rd->path, avro_strerror());
-                rd->avro_rd = NULL;
-                return -1;
-        }
-        avro_schema_t writer = avro_file_reader_get_writer_schema(
-            rd->avro_rd);
-        rd->avro_writer = writer;
-        char why[400];
-        rd->avro_plan = itd_plan_new(writer, why, sizeof why);
-        if (!rd->avro_plan) {
-                snprintf(errstr, errstr_size, "%s: the file's schema does "
-                         "not resolve against config/event.avsc: %s",
-                         rd->path, why);
-                return -1;
-        }
-        rd->avro_iface = avro_generic_class_from_schema(writer);
-        if (!rd->avro_iface ||
-            avro_generic_value_new(rd->avro_iface, &rd->avro_val)) {
-                snprintf(errstr, errstr_size, "%s: Avro value for the "
-                         "file's schema: %s", rd->path, avro_strerror());
-                return -1;
-        }
-        rd->avro_val_ok = 1;
-        return 0;
+static itd_err_t zfile_read(void *src, void *buf, size_t n, size_t *got,
+                            char *errstr, size_t errstr_size) {
+        return itd_zfile_read(src, buf, n, got, errstr, errstr_size);
 }
 
 itd_reader_t *itd_reader_open(const char *path, itd_format_t format, int sort,
@@ -765,20 +667,13 @@ itd_reader_t *itd_reader_open(const char *path, itd_format_t format, int sort,
         rd->format = format;
         rd->sorted = sort;
         rd->total_bytes = S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
-        if (format == ITD_FORMAT_AVRO) {
-                if (open_avro(rd, errstr, errstr_size))
-                        goto fail;
-                if (sort && load_sorted(rd, errstr, errstr_size))
-                        goto fail;
-                return rd;
-        }
-        rd->gz = gzopen(path, "rb");
-        if (!rd->gz) {
-                snprintf(errstr, errstr_size, "%s: cannot open: %s", path,
-                         errno ? strerror(errno) : "out of memory");
+        rd->zf = itd_zfile_open(path, errstr, errstr_size);
+        if (!rd->zf)
                 goto fail;
-        }
-        gzbuffer(rd->gz, 128 * 1024);
+        if (format == ITD_FORMAT_AVRO &&
+            !(rd->ocf = itd_ocf_open(zfile_read, rd->zf, path, errstr,
+                                     errstr_size)))
+                goto fail;
         if (sort && load_sorted(rd, errstr, errstr_size))
                 goto fail;
         return rd;
@@ -790,20 +685,8 @@ fail:
 void itd_reader_destroy(itd_reader_t *rd) {
         if (!rd)
                 return;
-        if (rd->gz)
-                gzclose(rd->gz);
-        if (rd->avro_val_ok)
-                avro_value_decref(&rd->avro_val);
-        if (rd->avro_iface)
-                avro_value_iface_decref(rd->avro_iface);
-        if (rd->avro_rd)
-                avro_file_reader_close(rd->avro_rd);
-        if (rd->avro_fp)
-                fclose(rd->avro_fp);
-        itd_plan_destroy(rd->avro_plan);
-        if (rd->avro_writer)
-                avro_schema_decref(rd->avro_writer);
-        free(rd->avro_buf);
+        itd_ocf_close(rd->ocf);
+        itd_zfile_close(rd->zf);
         free(rd->events);
         free(rd->order);
         free(rd->path);
@@ -842,15 +725,7 @@ void itd_reader_progress(const itd_reader_t *rd, uint64_t *done,
                             : rd->total_bytes;
                 return;
         }
-        if (rd->format == ITD_FORMAT_AVRO) {
-                long off = ftell(rd->avro_fp);
-                *done = off > 0 ? (uint64_t)off : 0;
-                if (*total && *done > *total)
-                        *done = *total;
-                return;
-        }
-        z_off_t off = gzoffset(rd->gz);
-        *done = off > 0 ? (uint64_t)off : 0;
+        *done = itd_zfile_offset(rd->zf);
         if (*total && *done > *total)
                 *done = *total;
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "intentd/codec.h"
+#include "intentd/conf.h"
+#include "intentd/input.h"
 #include "testutil.h"
 
 static itd_codec_t *codec;
@@ -483,5 +485,175 @@ Test(codec, checked_in_payloads_decode_or_fail_as_documented) {
                              ITD_ERR_DECODE, "%s accepted", bad[i].file);
                 cr_expect(strstr(err, bad[i].want), "%s: \"%s\"", bad[i].file,
                           err);
+        }
+}
+
+/* ---- Writer schemas that Avro allows: decode, or refuse with a reason ---- */
+
+#define NOW_MS 1700000000000LL
+#define TS_OK (NOW_MS - 60000)
+
+/* The fields of a writer event around a "type" field of the given JSON. */
+#define EVENT_WITH_TYPE(TYPE_JSON)                                             \
+        "{\"type\":\"record\",\"name\":\"Event\",\"fields\":["               \
+        "{\"name\":\"user_id\",\"type\":\"string\"},"                         \
+        "{\"name\":\"ts\",\"type\":\"long\"},"                                \
+        "{\"name\":\"type\",\"type\":" TYPE_JSON "}]}"
+
+#define ENUM_ALL                                                               \
+        "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"VIEW\","   \
+        "\"SEARCH\",\"ADD_TO_CART\",\"REMOVE_FROM_CART\",\"PURCHASE\","       \
+        "\"FAVORITE\"]}"
+/* Two enums of one union: different symbols, different order. */
+#define ENUM_A "{\"type\":\"enum\",\"name\":\"A\",\"symbols\":[\"VIEW\",\"PURCHASE\"]}"
+#define ENUM_B                                                                 \
+        "{\"type\":\"enum\",\"name\":\"B\",\"symbols\":[\"FAVORITE\",\"SHARE\"," \
+        "\"VIEW\"]}"
+
+/* A Confluent-framed decoder whose schema folder holds text as id 7. */
+static itd_decoder_t *decoder_for(const char *text, char *dir, size_t cap) {
+        char path[512], err[512];
+        cr_assert_not_null(tu_tmpdir(dir, cap));
+        snprintf(path, sizeof path, "%s/7.avsc", dir);
+        cr_assert_eq(tu_write_file(path, text), 0);
+        itd_input_conf_t ic;
+        itd_input_conf_defaults(&ic);
+        ic.format = ITD_INPUT_AVRO;
+        ic.framing = ITD_FRAMING_CONFLUENT;
+        ic.schemas_dir = dir;
+        itd_decoder_t *dec = itd_decoder_new(&ic, err, sizeof err);
+        cr_assert_not_null(dec, "%s", err);
+        return dec;
+}
+
+static void drop_decoder(itd_decoder_t *dec, const char *dir) {
+        char path[512];
+        itd_decoder_destroy(dec);
+        snprintf(path, sizeof path, "%s/7.avsc", dir);
+        remove(path);
+        remove(dir);
+}
+
+/* user "u1", ts, then the type's union branch (-1: none) and index. */
+static itd_reason_t decode_type(itd_decoder_t *dec, int64_t branch,
+                                int64_t index, itd_event_t *ev, char *detail,
+                                size_t cap) {
+        bytes_t b = {.n = 5};
+        memcpy(b.b, "\0\0\0\0\7", 5);
+        put_str(&b, "u1");
+        put_long(&b, TS_OK);
+        if (branch >= 0)
+                put_long(&b, branch);
+        if (index >= 0)
+                put_long(&b, index);
+        detail[0] = '\0';
+        return itd_decoder_decode(dec, b.b, b.n, NOW_MS, ev, detail, cap);
+}
+
+Test(codec, an_optional_enum_with_null_last_decodes_both_branches) {
+        char dir[256], detail[256];
+        itd_event_t ev;
+        itd_decoder_t *dec =
+            decoder_for(EVENT_WITH_TYPE("[" ENUM_ALL ", \"null\"]"), dir,
+                        sizeof dir);
+        cr_assert_eq(decode_type(dec, 0, 4, &ev, detail, sizeof detail),
+                     ITD_REASON_OK, "%s", detail);
+        cr_expect_eq(ev.type, ITD_EV_PURCHASE);
+        cr_expect_str_eq(ev.user_id, "u1");
+        /* the null branch of a required field: a reason naming the field */
+        cr_expect_eq(decode_type(dec, 1, -1, &ev, detail, sizeof detail),
+                     ITD_REASON_MISSING_FIELD);
+        cr_expect(strstr(detail, "'type'"), "%s", detail);
+        cr_expect_eq(decode_type(dec, 2, -1, &ev, detail, sizeof detail),
+                     ITD_REASON_BAD_UNION_BRANCH, "%s", detail);
+        cr_expect_eq(decode_type(dec, 0, 6, &ev, detail, sizeof detail),
+                     ITD_REASON_BAD_ENUM_INDEX, "%s", detail);
+        drop_decoder(dec, dir);
+}
+
+Test(codec, a_union_of_two_enums_maps_each_branch_by_its_own_symbols) {
+        char dir[256], detail[256];
+        itd_event_t ev;
+        itd_decoder_t *dec = decoder_for(
+            EVENT_WITH_TYPE("[" ENUM_A "," ENUM_B "]"), dir, sizeof dir);
+        cr_assert_eq(decode_type(dec, 0, 1, &ev, detail, sizeof detail),
+                     ITD_REASON_OK, "%s", detail);
+        cr_expect_eq(ev.type, ITD_EV_PURCHASE);
+        cr_assert_eq(decode_type(dec, 0, 0, &ev, detail, sizeof detail),
+                     ITD_REASON_OK, "%s", detail);
+        cr_expect_eq(ev.type, ITD_EV_VIEW);
+        cr_assert_eq(decode_type(dec, 1, 0, &ev, detail, sizeof detail),
+                     ITD_REASON_OK, "%s", detail);
+        cr_expect_eq(ev.type, ITD_EV_FAVORITE);
+        cr_assert_eq(decode_type(dec, 1, 2, &ev, detail, sizeof detail),
+                     ITD_REASON_OK, "%s", detail);
+        cr_expect_eq(ev.type, ITD_EV_VIEW);
+        cr_expect_eq(decode_type(dec, 1, 1, &ev, detail, sizeof detail),
+                     ITD_REASON_UNKNOWN_EVENT_TYPE);
+        cr_expect(strstr(detail, "\"SHARE\""), "%s", detail);
+        /* index 2 exists in B only */
+        cr_expect_eq(decode_type(dec, 0, 2, &ev, detail, sizeof detail),
+                     ITD_REASON_BAD_ENUM_INDEX, "%s", detail);
+        drop_decoder(dec, dir);
+}
+
+/*
+ * Legal writer schemas of every shape around the three required fields:
+ * each either resolves (and then a message in it decodes or gets a
+ * reason) or is refused with a message naming the field.
+ */
+Test(codec, every_legal_writer_shape_resolves_or_is_refused_by_name) {
+        static const struct {
+                const char *type_json; /* the writer's "type" field */
+                int resolves;
+                const char *names; /* in the refusal */
+        } cases[] = {
+            {"[\"null\"," ENUM_ALL "]", 1, NULL},
+            {"[" ENUM_ALL ",\"null\"]", 1, NULL},
+            {"[" ENUM_A "," ENUM_B ",\"null\"]", 1, NULL},
+            {"[\"null\"," ENUM_B "," ENUM_A "]", 1, NULL},
+            {"[" ENUM_A ",\"string\"]", 1, NULL},
+            {"[\"string\"," ENUM_B ",\"long\"]", 1, NULL},
+            {"\"string\"", 0, "'type'"},
+            {"[\"string\",\"null\"]", 0, "'type'"},
+            {"\"null\"", 0, "'type'"},
+            {"{\"type\":\"array\",\"items\":" ENUM_ALL "}", 0, "'type'"},
+            {"{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":"
+             "\"e\",\"type\":" ENUM_ALL "}]}",
+             0, "'type'"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char schema[2048], dir[256], detail[256];
+                snprintf(schema, sizeof schema,
+                         "{\"type\":\"record\",\"name\":\"Event\",\"fields\":["
+                         "{\"name\":\"user_id\",\"type\":\"string\"},"
+                         "{\"name\":\"ts\",\"type\":\"long\"},"
+                         "{\"name\":\"type\",\"type\":%s}]}",
+                         cases[i].type_json);
+                itd_decoder_t *dec = decoder_for(schema, dir, sizeof dir);
+                itd_event_t ev;
+                for (int64_t br = 0; br < 4; br++) {
+                        for (int64_t ix = 0; ix < 4; ix++) {
+                                itd_reason_t r = decode_type(
+                                    dec, br, ix, &ev, detail, sizeof detail);
+                                if (!cases[i].resolves) {
+                                        cr_expect_eq(
+                                            r, ITD_REASON_SCHEMA_INCOMPATIBLE,
+                                            "case %zu resolved", i);
+                                        cr_expect(strstr(detail,
+                                                         cases[i].names),
+                                                  "case %zu: %s", i, detail);
+                                        continue;
+                                }
+                                cr_expect(r == ITD_REASON_OK || detail[0],
+                                          "case %zu: reason without detail",
+                                          i);
+                                if (r == ITD_REASON_OK)
+                                        cr_expect(ev.type >= 0 &&
+                                                      ev.type < ITD_EV__COUNT,
+                                                  "case %zu", i);
+                        }
+                }
+                drop_decoder(dec, dir);
         }
 }
