@@ -22,7 +22,9 @@ test: build
 demo: build
 	@$(BUILD)/intentd demo
 
-# libFuzzer over the message decoder (tests/fuzz/); CI runs it for 60 s.
+# libFuzzer (tests/fuzz/): message bytes, generated writer schemas and whole
+# files (containers, gzip, line formats), each for a third of FUZZ_SECONDS;
+# CI gives 60 s in all.
 fuzz: deps
 	@scripts/deps.sh fuzz
 	@OUT=$(BUILD)/fuzz tests/fuzz/run.sh $(FUZZ_SECONDS)

@@ -32,7 +32,7 @@
 #include "intentd/mem.h"
 
 #define SYNC_BYTES 16
-#define IN_BYTES (64 * 1024)
+#define IN_BYTES (16 * 1024)
 #define GROW_STEP (1u << 20) /* a buffer grows by at most this per read */
 
 typedef enum { CODEC_NULL, CODEC_DEFLATE, CODEC_SNAPPY } ocf_codec_t;
@@ -52,9 +52,9 @@ struct itd_ocf_s {
         itd_err_t read_err; /* what the callback last failed with */
         itd_err_t dead;     /* a fatal error ended the file: repeated */
         /* the current block */
-        uint8_t *raw; /* as stored */
+        uint8_t *raw; /* as stored, if compressed */
         size_t raw_cap;
-        uint8_t *data; /* inflated (raw itself for the null codec) */
+        uint8_t *data; /* the records (read here for the null codec) */
         size_t data_cap, data_len, data_pos;
         uint64_t block_no, block_off;
         int64_t block_left; /* records not yet read */
@@ -542,9 +542,12 @@ static int read_block(itd_ocf_t *o, char *errstr, size_t errstr_size) {
                             "block %" PRIu64 " at byte %" PRIu64
                             ": negative record count %" PRId64,
                             o->block_no, o->block_off, count);
+        /* The null codec's bytes are the records: read them in place. */
+        int null = o->codec == CODEC_NULL;
         if (in_len(o, &size, "block size", ITD_OCF_MAX_BLOCK_BYTES, errstr,
                    errstr_size) ||
-            in_grow(o, (size_t)size, &o->raw, &o->raw_cap, "block", errstr,
+            in_grow(o, (size_t)size, null ? &o->data : &o->raw,
+                    null ? &o->data_cap : &o->raw_cap, "block", errstr,
                     errstr_size))
                 return -1;
         int64_t got = in_bytes(o, sync, SYNC_BYTES, errstr, errstr_size);
@@ -560,8 +563,6 @@ static int read_block(itd_ocf_t *o, char *errstr, size_t errstr_size) {
                                   "(corrupt file)");
         switch (o->codec) {
         case CODEC_NULL:
-                data_reserve(o, (size_t)size);
-                memcpy(o->data, o->raw, (size_t)size);
                 o->data_len = (size_t)size;
                 r = 0;
                 break;

@@ -23,8 +23,8 @@
 
 #include "intentd/mem.h"
 
-#define IN_BYTES (128 * 1024)
-#define OUT_BYTES (128 * 1024)
+#define IN_BYTES (64 * 1024)
+#define OUT_BYTES (64 * 1024)
 
 struct itd_zfile_s {
         char *path;
@@ -84,14 +84,26 @@ static int corrupt(itd_zfile_t *zf, char *errstr, size_t errstr_size,
 static int fill_out(itd_zfile_t *zf, char *errstr, size_t errstr_size) {
         zf->out_pos = zf->out_len = 0;
         if (!zf->gzip) {
-                /* plain: hand out in[] as it is */
-                if (fill_in(zf, 1, errstr, errstr_size))
+                /* plain: what open looked at, then straight into out[] */
+                if (zf->zs.avail_in) {
+                        memcpy(zf->out, zf->zs.next_in, zf->zs.avail_in);
+                        zf->out_len = zf->zs.avail_in;
+                        zf->zs.avail_in = 0;
+                        return 0;
+                }
+                ssize_t n;
+                do
+                        n = read(zf->fd, zf->out, OUT_BYTES);
+                while (n < 0 && errno == EINTR);
+                if (n < 0) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: read failed at byte %" PRIu64 ": %s",
+                                 zf->path, zf->raw_read, strerror(errno));
                         return -1;
-                memcpy(zf->out, zf->zs.next_in, zf->zs.avail_in);
-                zf->out_len = zf->zs.avail_in;
-                zf->zs.next_in += zf->zs.avail_in;
-                zf->zs.avail_in = 0;
-                zf->done = zf->out_len == 0;
+                }
+                zf->raw_read += (uint64_t)n;
+                zf->out_len = (size_t)n;
+                zf->done = n == 0;
                 return 0;
         }
         while (zf->out_len == 0 && !zf->done) {

@@ -4,7 +4,8 @@
  * Every input goes through four decoders, so one corpus covers them all:
  * Avro with Confluent framing and writer schemas from tests/fuzz/schemas
  * (copied to a temporary folder: ids 1 = built-in, 2 = a newer writer with
- * arrays, maps and unions, 3 = an older writer), Avro bare, Avro auto with
+ * arrays, maps and unions, 3 = an older writer, 4 = optional enums, a
+ * union of two enums and a recursive record), Avro bare, Avro auto with
  * no schema source, and JSON. A decode must never crash, leak or read out
  * of bounds, and an accepted event must satisfy the documented invariants.
  *
@@ -60,6 +61,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         copy_schema(schemas, dir, "1.avsc");
         copy_schema(schemas, dir, "2.avsc");
         copy_schema(schemas, dir, "3.avsc");
+        copy_schema(schemas, dir, "4.avsc");
         for (int k = 0; k < 4; k++) {
                 itd_input_conf_t ic;
                 itd_input_conf_defaults(&ic);

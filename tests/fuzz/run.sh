@@ -1,12 +1,17 @@
 #!/bin/sh
-# run.sh SECONDS [libFuzzer options...] - builds the message-decoder fuzz
-# target with clang (-fsanitize=fuzzer,address,undefined) straight from the
-# pipeline sources and runs it for SECONDS (default 60) on a copy of the
-# seed corpus in tests/fuzz/corpus. Exits non-zero on a crash, leak or
-# sanitizer report; the reproducer is left in $OUT (default build-fuzz/).
+# run.sh SECONDS [libFuzzer options...] - builds the fuzz targets with clang
+# (-fsanitize=fuzzer,address,undefined) straight from the pipeline sources
+# and runs each for its share of SECONDS (default 60):
+#   fuzz_decoder    message bytes through the Kafka message decoder
+#   fuzz_schema     generated writer schemas and records valid for them
+#   fuzz_container  whole files: Avro containers, gzip, the line formats
+# each on a copy of its seed corpus (tests/fuzz/corpus*). Exits non-zero on
+# the first crash, leak or sanitizer report; the reproducer is left in $OUT
+# (default build-fuzz/).
 #
 # Needs: clang, libclang-rt-dev (libFuzzer), and the -dev packages of
-# avro-c, jansson and libxxhash (pkg-config names as in CMakeLists.txt).
+# avro-c, jansson, libxxhash and zlib (pkg-config names as in
+# CMakeLists.txt).
 set -eu
 
 secs=${1:-60}
@@ -15,7 +20,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 out=${OUT:-$src/build-fuzz}
 cc=${CC_FUZZ:-clang}
-mkdir -p "$out/corpus"
+targets="fuzz_decoder fuzz_schema fuzz_container"
+share=$((secs / 3))
+[ "$share" -ge 1 ] || share=1
+mkdir -p "$out/obj"
 
 # The schemas compiled into intentd, as CMakeLists.txt generates them.
 gen="$out/schemas.c"
@@ -31,18 +39,46 @@ gen="$out/schemas.c"
 } > "$gen"
 
 # shellcheck disable=SC2046
-$cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
-        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -Wall -Wextra -I"$src/include" -I"$src/pipeline" \
-        "$here/fuzz_decoder.c" "$src/pipeline/codec.c" \
-        "$src/pipeline/event.c" "$src/pipeline/input.c" \
-        "$src/pipeline/registry.c" "$src/pipeline/fetcher.c" \
-        "$src/pipeline/log.c" "$gen" -pthread \
-        $(pkg-config --cflags --libs avro-c jansson libxxhash) -lm \
-        -o "$out/fuzz_decoder"
+libs=$(pkg-config --cflags --libs avro-c jansson libxxhash zlib)
+flags="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1
+        -fsanitize=address,undefined -fno-sanitize-recover=undefined
+        -Wall -Wextra -I$src/include -I$src/pipeline"
 
-cp "$here"/corpus/* "$out/corpus/" 2>/dev/null || true
+# The pipeline sources once, instrumented for libFuzzer; then one link per
+# target.
+objs=""
+for f in codec plan avro_cur event input registry fetcher log ocf zfile \
+        reader; do
+        # shellcheck disable=SC2086
+        $cc $flags -fsanitize=fuzzer-no-link \
+                $(pkg-config --cflags avro-c jansson libxxhash zlib) \
+                -c "$src/pipeline/$f.c" -o "$out/obj/$f.o"
+        objs="$objs $out/obj/$f.o"
+done
+# shellcheck disable=SC2086
+$cc $flags -fsanitize=fuzzer-no-link -c "$gen" -o "$out/obj/schemas.o"
+objs="$objs $out/obj/schemas.o"
+for t in $targets; do
+        # shellcheck disable=SC2086
+        $cc $flags -fsanitize=fuzzer "$here/$t.c" $objs $libs -lm -pthread \
+                -o "$out/$t"
+done
+
 cd "$out"
-ITD_FUZZ_SCHEMAS="$here/schemas" ASAN_OPTIONS=detect_leaks=1 \
-        ./fuzz_decoder -max_total_time="$secs" -max_len=4096 -timeout=10 \
-        -print_final_stats=1 "$@" corpus
+for t in $targets; do
+        case $t in
+        fuzz_decoder) seeds=corpus; max_len=4096 ;;
+        fuzz_schema) seeds=corpus_schema; max_len=4096 ;;
+        fuzz_container) seeds=corpus_container; max_len=65536 ;;
+        esac
+        mkdir -p "corpus-$t"
+        cp "$here/$seeds"/* "corpus-$t/" 2>/dev/null || true
+        dict=""
+        [ -f "$here/$t.dict" ] && dict="-dict=$here/$t.dict"
+        echo "run.sh: $t for $share s" >&2
+        # shellcheck disable=SC2086
+        ITD_FUZZ_SCHEMAS="$here/schemas" ASAN_OPTIONS=detect_leaks=1 \
+                "./$t" -max_total_time="$share" -max_len="$max_len" \
+                -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 $dict \
+                "$@" "corpus-$t"
+done
