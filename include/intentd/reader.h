@@ -9,8 +9,11 @@
  * events.csv (header; timestamp ms, visitorid, event
  * view/addtocart/transaction, itemid, transactionid), JSON lines in the
  * event schema, and Avro object container files whose records resolve
- * against config/event.avsc. Files ending in .gz are read through zlib
- * transparently (an Avro file inside gzip included). With sort set, the
+ * against config/event.avsc (codecs null, deflate, snappy; read by the
+ * walker the Kafka path uses). A gzip file (known by its first bytes,
+ * whatever its name; an Avro file inside gzip included) is inflated, and
+ * one that is cut short or corrupt is an error naming the file, not the
+ * end of the data. With sort set, the
  * whole file is read and stable-sorted by event time first (the Taobao
  * user-grouped files need it, the others have ties and small disorder);
  * otherwise events stream in file order.
@@ -52,9 +55,12 @@ itd_reader_t *itd_reader_open(const char *path, itd_format_t format, int sort,
 void itd_reader_destroy(itd_reader_t *rd);
 
 /**
- * @brief Reads the next good event. A bad line is skipped and counted
- * (itd_reader_bad_lines) and, for the first few, logged with file:line.
- * @returns ITD_OK, ITD_ERR_EOF at the end, ITD_ERR_IO on a read error.
+ * @brief Reads the next good event. A bad line (or Avro record) is
+ * skipped and counted (itd_reader_bad_lines) and, for the first few,
+ * logged with file:line.
+ * @returns ITD_OK, ITD_ERR_EOF at the end, ITD_ERR_IO when the file
+ * cannot be read on (a read error, a truncated or corrupt gzip, a broken
+ * container), with errstr naming the file.
  */
 itd_err_t itd_reader_next(itd_reader_t *rd, itd_event_t *ev, char *errstr,
                           size_t errstr_size);
