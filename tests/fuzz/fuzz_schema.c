@@ -187,13 +187,18 @@ static int gen_union(gen_t *g, int depth) {
         int want = 1 + (int)pick(g->in, 4), seen[G__COUNT] = {0};
         int seen_named[MAX_TYPES] = {0}, loops = 0, exits = 0;
         for (int i = 0; i < want; i++) {
+                int before = g->n;
                 int k = gen_type(g, depth + 1, 1);
                 if (k < 0)
                         return -1;
                 gkind_t kk = kind_of(g, k);
                 int id = named_id(g, k);
-                if (id >= 0 ? seen_named[id] : seen[kk])
+                if (id >= 0 ? seen_named[id] : seen[kk]) {
+                        /* dropped: forget it and the types made inside
+                         * it, so that nothing refers to them later */
+                        g->n = before;
                         continue;
+                }
                 if (id >= 0)
                         seen_named[id] = 1;
                 else
