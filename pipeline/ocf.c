@@ -292,10 +292,15 @@ static int read_header(itd_ocf_t *o, char *errstr, size_t errstr_size) {
                 }
                 if (count == 0)
                         break;
+                if (count == INT64_MIN) {
+                        fail(o, errstr, errstr_size,
+                             "not an Avro object container file: bad "
+                             "metadata block count");
+                        goto done;
+                }
                 if (count < 0) {
                         /* a negative count is followed by a byte size */
-                        if (count == INT64_MIN ||
-                            in_len(o, &size, "metadata block size",
+                        if (in_len(o, &size, "metadata block size",
                                    ITD_OCF_MAX_HEADER_BYTES, errstr,
                                    errstr_size))
                                 goto done;

@@ -1109,10 +1109,12 @@ Test(reader, bad_container_headers_are_named) {
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
         snprintf(path, sizeof path, "%s/head.avro", dir);
         static const char good[] = CRAFTED("\"long\"");
-        enum { CODEC, NO_SCHEMA, SYNC_DIFFERS, NOT_JSON, NEG_COUNT, CASES };
+        enum { CODEC, NO_SCHEMA, SYNC_DIFFERS, NOT_JSON, NEG_COUNT, MIN_COUNT,
+               CASES };
         static const char *const want[CASES] = {
             "codec \"xz\" is not supported", "no avro.schema",
-            "sync marker differs", "does not parse", "negative record count"};
+            "sync marker differs", "does not parse", "negative record count",
+            "bad metadata block count"};
         for (int c = 0; c < CASES; c++) {
                 buf_t file = {0}, rec = {0};
                 crafted_prefix(&rec);
@@ -1133,6 +1135,10 @@ Test(reader, bad_container_headers_are_named) {
                 case NEG_COUNT:
                         ocf_header(&file, good, NULL);
                         ocf_block(&file, -1, &rec);
+                        break;
+                case MIN_COUNT: /* found by fuzz_container */
+                        b_put(&file, "Obj\x01", 4);
+                        b_long(&file, INT64_MIN);
                         break;
                 }
                 write_buf(path, &file);
