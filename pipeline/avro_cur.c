@@ -61,40 +61,6 @@ size_t itd_utf8_check(const uint8_t *s, size_t n) {
         return n;
 }
 
-itd_reason_t itd_cur_string(itd_cur_t *c, char *dst, size_t cap) {
-        const uint8_t *at = c->p;
-        size_t n, bad, limit = cap - 1;
-        itd_reason_t r = itd_cur_len(c, &n);
-        if (r)
-                return r;
-        const uint8_t *s = c->p;
-        if (c->max_str < limit)
-                limit = c->max_str;
-        if (n > limit) {
-                c->p = at;
-                return itd_cur_fail(c, ITD_REASON_STRING_TOO_LONG,
-                                    "string of %zu bytes exceeds the limit "
-                                    "of %zu",
-                                    n, limit);
-        }
-        if (memchr(s, 0, n)) {
-                c->p = at;
-                return itd_cur_fail(c, ITD_REASON_NUL_IN_STRING,
-                                    "string contains a NUL byte");
-        }
-        if ((bad = itd_utf8_check(s, n)) != n) {
-                c->p = at;
-                return itd_cur_fail(c, ITD_REASON_INVALID_UTF8,
-                                    "string is not valid UTF-8 (byte %zu of "
-                                    "the string is 0x%02x)",
-                                    bad, s[bad]);
-        }
-        memcpy(dst, s, n);
-        dst[n] = '\0';
-        c->p += n;
-        return ITD_REASON_OK;
-}
-
 itd_reason_t itd_cur_check_end(itd_cur_t *c) {
         if (c->p == c->end)
                 return ITD_REASON_OK;

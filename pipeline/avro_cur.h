@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "codec_int.h" /* itd_utf8_check */
 #include "intentd/input.h"
 
 typedef struct {
@@ -36,14 +37,6 @@ typedef struct {
  */
 itd_reason_t itd_cur_fail(itd_cur_t *c, itd_reason_t r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/**
- * @brief A string into dst[cap] (NUL-terminated), refused (not cut) when it
- * is longer than cap - 1 or c->max_str, holds a NUL byte or is not UTF-8.
- * On failure the cursor stays at the length prefix.
- * @thread any.
- */
-itd_reason_t itd_cur_string(itd_cur_t *c, char *dst, size_t cap);
 
 /** @brief ITD_REASON_TRAILING_BYTES unless the cursor is at its end. */
 itd_reason_t itd_cur_check_end(itd_cur_t *c);
@@ -205,6 +198,46 @@ static inline itd_reason_t itd_cur_block(itd_cur_t *c, int min_item_bytes,
                                     " items, only %zu bytes left",
                                     *count, itd_cur_left(c));
         }
+        return ITD_REASON_OK;
+}
+
+/*
+ * A string into dst[cap] (NUL-terminated), refused (not cut) when it is
+ * longer than cap - 1 or c->max_str, holds a NUL byte or is not UTF-8. On
+ * failure the cursor stays at the length prefix.
+ */
+static inline itd_reason_t itd_cur_string(itd_cur_t *c, char *dst,
+                                          size_t cap) {
+        const uint8_t *at = c->p;
+        size_t n, bad, limit = cap - 1;
+        itd_reason_t r = itd_cur_len(c, &n);
+        if (r)
+                return r;
+        const uint8_t *s = c->p;
+        if (c->max_str < limit)
+                limit = c->max_str;
+        if (n > limit) {
+                c->p = at;
+                return itd_cur_fail(c, ITD_REASON_STRING_TOO_LONG,
+                                    "string of %zu bytes exceeds the limit "
+                                    "of %zu",
+                                    n, limit);
+        }
+        if (memchr(s, 0, n)) {
+                c->p = at;
+                return itd_cur_fail(c, ITD_REASON_NUL_IN_STRING,
+                                    "string contains a NUL byte");
+        }
+        if ((bad = itd_utf8_check(s, n)) != n) {
+                c->p = at;
+                return itd_cur_fail(c, ITD_REASON_INVALID_UTF8,
+                                    "string is not valid UTF-8 (byte %zu of "
+                                    "the string is 0x%02x)",
+                                    bad, s[bad]);
+        }
+        memcpy(dst, s, n);
+        dst[n] = '\0';
+        c->p += n;
         return ITD_REASON_OK;
 }
 
