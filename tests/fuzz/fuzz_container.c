@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_bytes.h"
 #include "intentd/log.h"
 #include "intentd/reader.h"
 #include "ocf.h"
@@ -43,23 +44,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         return 0;
 }
 
-typedef struct {
-        const uint8_t *p, *end;
-} mem_t;
-
-static itd_err_t mem_read(void *src, void *buf, size_t n, size_t *got,
-                          char *errstr, size_t errstr_size) {
-        mem_t *m = src;
-        (void)errstr;
-        (void)errstr_size;
-        size_t left = (size_t)(m->end - m->p);
-        *got = n < left ? n : left;
-        if (*got)
-                memcpy(buf, m->p, *got);
-        m->p += *got;
-        return ITD_OK;
-}
-
 static void check_event(const itd_event_t *ev) {
         const char *s[] = {ev->user_id, ev->event_id, ev->item_id,
                            ev->category, ev->session_id};
@@ -80,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char err[1024];
         itd_event_t ev;
         /* the container reader alone, from memory */
-        mem_t m = {data, data + size};
+        in_t m = {data, data + size};
         err[0] = '\0';
         itd_ocf_t *o = itd_ocf_open(mem_read, &m, "fuzz.avro", err,
                                     sizeof err);
