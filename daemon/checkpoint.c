@@ -756,8 +756,10 @@ static itd_err_t read_part(const char *path, uint64_t bytes,
         } else {
                 /* inspect: no engine; the trigger table's own header says
                  * its size, only max_users bounds it. */
-                const itd_trigger_conf_t tc = {.enter = 1, .exit = 0,
-                                               .max_users = 2147483648u};
+                const itd_trigger_conf_t tc = {
+                    .enter = 1, .exit = 0, .top_percent = 1,
+                    .exit_top_percent = 1, .lift = 1, .exit_lift = 1,
+                    .half_life_events = 1, .max_users = 2147483648u};
                 err = ITD_ERR_CORRUPT;
                 *st = itd_state_restore(f, &info->state_conf, why, sizeof why);
                 if (*st)

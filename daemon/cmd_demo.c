@@ -205,7 +205,8 @@ int itd_cmd_demo(int argc, char **argv) {
         itd_run_opts_t ro = {.stop = &itd_cli_stop,
                              .progress = 1,
                              .published = &prod->published,
-                             .published_done = &prod->done};
+                             .published_done = &prod->done,
+                             .triggers_event_time_only = 1};
         itd_run_result_t *res = calloc(1, sizeof *res);
         itd_err_t err = itd_run(conf, &ro, res, errstr, sizeof errstr);
         itd_cli_stop = 1; /* the producer stops too if run ended early */
@@ -233,11 +234,15 @@ int itd_cmd_demo(int argc, char **argv) {
         itd_cli_summary(stdout, &res->engine, res->seconds, res->consumed,
                         res->dead_lettered, res->filtered,
                         conf->predict_threshold);
-        printf("  triggers        %llu records to \"%s\" (score above %.2f, "
-               "re-armed below %.2f, cool-down %lld min)\n",
+        itd_trigger_conf_t tc;
+        char rule[256];
+        itd_engine_trigger_conf(conf, &tc);
+        printf("  triggers        %llu records to \"%s\" (%llu UP, %llu "
+               "DOWN): %s\n",
                (unsigned long long)res->triggers, conf->topic_triggers,
-               conf->triggers_enter, conf->triggers_exit,
-               (long long)(conf->triggers_cooldown_ms / 60000));
+               (unsigned long long)res->engine.triggers_up,
+               (unsigned long long)res->engine.triggers_down,
+               itd_trigger_conf_text(&tc, rule, sizeof rule));
         if (res->n_examples > 0) {
                 printf("\n  recent predictions above the threshold "
                        "(topic \"%s\"):\n", conf->topic_predictions);

@@ -37,6 +37,7 @@
 #include "intentd/reader.h"
 #include "compare.h"
 #include "report.h"
+#include "trigsweep.h"
 
 #define MAX_OVERRIDES 64
 #define USER_SEED 0x6a09e667f3bcc908ULL /* export pseudonyms: not the
@@ -436,7 +437,8 @@ int itd_cmd_replay(int argc, char **argv) {
         itd_outcome_t *outcome = NULL, *boutcome = NULL;
         itd_compare_ev_t *known = NULL;
         itd_engine_t *beng = NULL;
-        json_t *doc = NULL;
+        json_t *doc = NULL, *trig_json = NULL;
+        itd_trigsweep_t *sweep = NULL;
         replay_t r = {0};
         itd_engine_t *eng = itd_engine_new(conf, errstr, sizeof errstr);
         if (!eng) {
@@ -460,6 +462,14 @@ int itd_cmd_replay(int argc, char **argv) {
                 if (!(r.csv = open_out(export_path)))
                         goto out;
                 csv_header(r.csv, eng);
+        }
+        /* Triggers as `run` decides them (in event time: a replay has no
+         * wall clock), and how many other rules would have fired. */
+        itd_engine_enable_triggers(eng);
+        sweep = itd_trigsweep_new(conf, errstr, sizeof errstr);
+        if (!sweep) {
+                fprintf(stderr, "intentd replay: %s\n", errstr);
+                goto out;
         }
         itd_engine_set_example_hook(eng, example_hook, &r);
         if (beng)
@@ -513,6 +523,9 @@ int itd_cmd_replay(int argc, char **argv) {
                                 filtered++;
                                 continue;
                         }
+                        itd_trigsweep_add(sweep, preds[i].user_id,
+                                          preds[i].event_ts_ms,
+                                          preds[i].purchase_probability);
                         known_t k = {known[i], 0};
                         if (r.csv)
                                 k.user = itd_hash_str(in[i].ev.user_id,
@@ -580,12 +593,14 @@ int itd_cmd_replay(int argc, char **argv) {
                         "the model's (left out of the comparison)\n",
                         (unsigned long long)r.mismatched);
         itd_compare_finish(r.cmp);
+        trig_json = itd_trigsweep_json(sweep);
         if (r.rep) {
                 itd_report_run_t run = {
                     .input = input, .format = itd_format_name(format),
                     .conf = conf, .stats = &es, .seconds = seconds,
                     .events = events, .bad_lines = bad,
-                    .filtered = filtered, .cmp = r.cmp};
+                    .filtered = filtered, .cmp = r.cmp,
+                    .triggers = trig_json};
                 doc = itd_report_json(r.rep, &run);
                 if ((report_path && itd_report_write_json(
                                         doc, report_path, errstr,
@@ -601,6 +616,19 @@ int itd_cmd_replay(int argc, char **argv) {
         itd_cli_summary(stdout, &es, seconds, events, bad, filtered,
                         conf->predict_threshold);
         itd_compare_print(r.cmp, stdout);
+        itd_trigger_conf_t tc;
+        char rule[256];
+        itd_engine_trigger_conf(conf, &tc);
+        printf("  triggers        %llu UP, %llu DOWN; %llu held back by the "
+               "cool-down, %llu stale, %llu before the distribution was "
+               "warm\n                  (%s)\n",
+               (unsigned long long)es.triggers_up,
+               (unsigned long long)es.triggers_down,
+               (unsigned long long)es.triggers_held_back,
+               (unsigned long long)es.triggers_stale,
+               (unsigned long long)es.triggers_warming,
+               itd_trigger_conf_text(&tc, rule, sizeof rule));
+        itd_trigsweep_print(sweep, stdout);
         if (export_path)
                 printf("  exported        %llu examples to %s\n",
                        (unsigned long long)r.rows, export_path);
@@ -609,6 +637,8 @@ out:
         if (r.csv)
                 fclose(r.csv);
         json_decref(doc);
+        json_decref(trig_json);
+        itd_trigsweep_destroy(sweep);
         itd_report_destroy(r.rep);
         itd_compare_destroy(r.cmp);
         free(r.known.slot);

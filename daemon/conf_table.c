@@ -13,6 +13,7 @@
 #include "intentd/codec.h"
 #include "intentd/log.h"
 #include "intentd/mlp.h"
+#include "intentd/trigger.h"
 
 /* Enum options store the index of their symbol, so the symbol lists below
  * must follow the enums of the modules that read them. */
@@ -29,6 +30,10 @@ _Static_assert(ITD_LOG_EMERG == 0 && ITD_LOG_DEBUG == 7,
                "log.level symbols follow ITD_LOG_*");
 _Static_assert(ITD_ON_CORRUPT_START_EMPTY == 0 && ITD_ON_CORRUPT_REFUSE == 1,
                "checkpoint.on_corrupt symbols follow itd_conf_on_corrupt_t");
+_Static_assert(ITD_TRIGGER_RULE_ABSOLUTE == 0 &&
+                   ITD_TRIGGER_RULE_TOP_PERCENT == 1 &&
+                   ITD_TRIGGER_RULE_LIFT == 2,
+               "triggers.rule symbols follow itd_trigger_rule_t");
 _Static_assert(ITD_CONF_LIST_MAX >= 8, "windows.spans takes up to 8 entries");
 _Static_assert(ITD_MLP_MAX_HIDDEN >= 4, "model.hidden takes up to 4 layers");
 
@@ -50,6 +55,8 @@ static const char *const syms_framing[] = {"auto", "confluent", "bare", NULL};
 static const char *const syms_model[] = {"mlp", "logistic", NULL};
 static const char *const syms_opt[] = {"sgd", "adagrad", "adam", NULL};
 static const char *const syms_policy[] = {"wait", "fake_negative", NULL};
+static const char *const syms_rule[] = {"absolute", "top_percent", "lift",
+                                        NULL};
 static const char *const syms_level[] = {"emerg",  "alert", "crit",
                                          "err",    "warning", "notice",
                                          "info",   "debug", NULL};
@@ -156,9 +163,43 @@ const struct prop itd_conf_props[] = {
     {.name = "output.schema_id", .type = PT_INT,
      .off = F_I64(output_schema_id), .min = -1, .max = 2147483647,
      .def = "-1",
-     .help = "Schema registry id written in the Confluent header of the "
-             "produced Avro records; -1 produces bare Avro without a "
-             "header."},
+     .help = "For a registry managed by hand: the schema id of "
+             "`config/prediction.avsc`, written in the Confluent header of "
+             "prediction records only (triggers and events stay bare "
+             "Avro). -1: none. Prefer `output.schema_registry.url`, which "
+             "registers every output schema and frames each topic with its "
+             "own id; setting both is an error."},
+    {.name = "output.schema_registry.url", .type = PT_STRING,
+     .off = F_STR(output_schema_registry_url), .min = 0, .max = 1023,
+     .def = "",
+     .help = "Base URL of a Confluent Schema Registry (`http://host:8081`, "
+             "https works) for intentd's outputs. At start `intentd run` "
+             "registers (or, see `output.schema_registry.auto_register`, "
+             "looks up) `config/prediction.avsc` under "
+             "`<topics.predictions>-value` and `config/trigger.avsc` under "
+             "`<topics.triggers>-value` (the topic-name strategy), and "
+             "`load`, `simulate` and `demo` register `config/event.avsc` "
+             "under `<topics.events>-value`; each topic's records then carry "
+             "the Confluent header with their own schema's id. A refusal "
+             "(credentials, permission, incompatible schema) stops start-up "
+             "with exit 78; an unreachable registry is retried for about "
+             "15 s, then start-up fails (exit 1, so systemd retries). "
+             "Credentials as in `input.schema_registry.url`, never logged. "
+             "Empty: bare Avro, no header."},
+    {.name = "output.schema_registry.basic_auth_user_info",
+     .type = PT_STRING, .off = F_STR(output_schema_registry_user_info),
+     .min = 0, .max = 1023, .def = "",
+     .help = "Credentials for `output.schema_registry.url` as "
+             "`user:password` (HTTP basic authentication), kept out of "
+             "every log line. Empty: none."},
+    {.name = "output.schema_registry.auto_register", .type = PT_BOOL,
+     .off = F_INT(output_schema_registry_auto_register), .def = "true",
+     .help = "`true`: register the output schemas (POST "
+             "`/subjects/<subject>/versions`; a schema registered already "
+             "gets its existing id). `false`: only look them up (POST "
+             "`/subjects/<subject>`), for registries where producers may "
+             "not register; a schema not registered under its subject "
+             "stops start-up with exit 78."},
     {.name = "output.max_in_flight", .type = PT_INT,
      .off = F_I64(output_max_in_flight), .min = 1000, .max = 10000000,
      .def = "200000",
@@ -168,26 +209,91 @@ const struct prop itd_conf_props[] = {
              "dropped, and polling goes on so the group keeps us."},
 
     /* triggers (rules: include/intentd/trigger.h, docs/SCHEMAS.md) */
+    {.name = "triggers.rule", .type = PT_ENUM, .off = F_INT(triggers_rule),
+     .syms = syms_rule, .def = "top_percent", .reloadable = true,
+     .help = "How a score is judged high enough to fire a trigger. "
+             "`top_percent`: it is among the top `triggers.top_percent` % "
+             "of the partition's recent scores (the live score "
+             "distribution, `triggers.distribution.half_life`), so "
+             "triggers fire at a steady share of events whatever the "
+             "stream's base rate or the model's calibration. `lift`: it is "
+             "at least `triggers.lift` times the mean recent score. "
+             "`absolute`: it is at least `triggers.enter`. Each trigger "
+             "record names the rule, its parameter and the threshold in "
+             "force. Reloadable."},
     {.name = "triggers.enter", .type = PT_DOUBLE, .off = F_DBL(triggers_enter),
-     .dmin = 0, .dmax = 1, .def = "0.5",
-     .help = "A user's trigger fires (direction `UP` on `topics.triggers`) "
-             "when a prediction's `purchase_probability` is at or above "
-             "this while the user is armed and out of cool-down. Firing "
-             "disarms the user."},
+     .dmin = 0, .dmax = 1, .def = "0.5", .reloadable = true,
+     .help = "`triggers.rule: absolute`: a user's trigger fires (direction "
+             "`UP` on `topics.triggers`) when a prediction's "
+             "`purchase_probability` is at or above this while the user is "
+             "armed and out of cool-down. Firing disarms the user. "
+             "Reloadable."},
     {.name = "triggers.exit", .type = PT_DOUBLE, .off = F_DBL(triggers_exit),
-     .dmin = 0, .dmax = 1, .def = "0.3",
-     .help = "A disarmed user is re-armed (a `DOWN` record) when a score "
-             "falls below this, so a score hovering around "
-             "`triggers.enter` fires once (hysteresis). Must not exceed "
-             "`triggers.enter`."},
+     .dmin = 0, .dmax = 1, .def = "0.3", .reloadable = true,
+     .help = "`triggers.rule: absolute`: a disarmed user is re-armed (a "
+             "`DOWN` record) when a score falls below this, so a score "
+             "hovering around `triggers.enter` fires once (hysteresis). "
+             "Must not exceed `triggers.enter`. Reloadable."},
+    {.name = "triggers.top_percent", .type = PT_DOUBLE,
+     .off = F_DBL(triggers_top_percent), .dmin = 0, .dmin_excl = true,
+     .dmax = 100, .def = "1", .unit = "%", .reloadable = true,
+     .help = "`triggers.rule: top_percent`: fire when the score is at or "
+             "above the score that this percentage of the partition's "
+             "recent scores reach (1: the 99th percentile). Reloadable."},
+    {.name = "triggers.exit_top_percent", .type = PT_DOUBLE,
+     .off = F_DBL(triggers_exit_top_percent), .dmin = 0, .dmin_excl = true,
+     .dmax = 100, .def = "5", .unit = "%", .reloadable = true,
+     .help = "`triggers.rule: top_percent`: re-arm (a `DOWN` record) when "
+             "the score falls out of this top percentage of recent scores; "
+             "at least `triggers.top_percent` (the hysteresis band). "
+             "Reloadable."},
+    {.name = "triggers.lift", .type = PT_DOUBLE, .off = F_DBL(triggers_lift),
+     .dmin = 1, .dmax = 1000, .def = "3", .reloadable = true,
+     .help = "`triggers.rule: lift`: fire when the score is at least this "
+             "many times the mean of the partition's recent scores (for a "
+             "calibrated model, the purchase base rate). Reloadable."},
+    {.name = "triggers.exit_lift", .type = PT_DOUBLE,
+     .off = F_DBL(triggers_exit_lift), .dmin = 0, .dmin_excl = true,
+     .dmax = 1000, .def = "1.5", .reloadable = true,
+     .help = "`triggers.rule: lift`: re-arm when the score falls below "
+             "this many times the mean recent score; at most "
+             "`triggers.lift`. Reloadable."},
+    {.name = "triggers.distribution.half_life", .type = PT_INT,
+     .off = F_I64(triggers_half_life), .min = 10, .max = 1000000000,
+     .def = "10000", .unit = "scores", .reloadable = true,
+     .help = "Memory of the live score distribution behind the relative "
+             "rules, per assigned partition: a score counts half as much "
+             "after this many newer scores of its partition. Larger is "
+             "steadier, smaller follows a drifting model faster. The "
+             "distribution (a log-odds histogram, 32 KiB per partition) is "
+             "checkpointed with the trigger state. Reloadable."},
+    {.name = "triggers.distribution.min_events", .type = PT_INT,
+     .off = F_I64(triggers_min_events), .min = 0, .max = 1000000000,
+     .def = "1000", .unit = "scores", .reloadable = true,
+     .help = "The relative rules fire nothing (and re-arm nobody) until "
+             "the partition's distribution has seen this many scores: a "
+             "percentile of a handful of scores means nothing. "
+             "Reloadable."},
+    {.name = "triggers.max_event_age", .type = PT_DURATION,
+     .off = F_I64(triggers_max_event_age_ms), .min = 0, .max = 30 * DAY_MS,
+     .def = "30m", .reloadable = true,
+     .help = "In `intentd run`, no trigger fires (and no user is "
+             "re-armed) for an event older than this by the wall clock, so "
+             "a backlog, a restart after an outage or old data loaded "
+             "through Kafka cannot fire offers for visits long over "
+             "(`intentd demo` and `replay` play recorded history and judge "
+             "by event time only, where an event behind its partition's "
+             "watermark never fires anyway). Every trigger record carries "
+             "`expires_at` = event time + this. 0 turns the guard off (and "
+             "records carry no expiry). Reloadable."},
     {.name = "triggers.cooldown", .type = PT_DURATION,
      .off = F_I64(triggers_cooldown_ms), .min = 0, .max = 7 * DAY_MS,
-     .def = "1h",
+     .def = "1h", .reloadable = true,
      .help = "Least event time between two `UP` triggers of one user; a "
              "crossing inside it is held back until the first event after "
-             "it that still scores at or above `triggers.enter`. Measured "
-             "in event time, so replays and backlogs behave like the live "
-             "stream."},
+             "it that still scores above the enter threshold. Measured in "
+             "event time, so replays and backlogs behave like the live "
+             "stream. Reloadable."},
     {.name = "triggers.max_users", .type = PT_INT,
      .off = F_I64(triggers_max_users), .min = 1, .max = 100000000,
      .def = "1000000", .unit = "users",

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,23 +532,48 @@ static itd_err_t load(itd_conf_t *conf, const char *path, bool all,
                 free(ld.seen[i]);
         free(ld.seen);
         free(ld.seen_at);
-        /* The one rule across options the table cannot express. */
-        if ((!err || all) && tmp->triggers_exit > tmp->triggers_enter) {
-                const char *at = itd_conf_where(tmp, "triggers.exit");
+        /* Rules across options the table cannot express: each re-arm
+         * level must not exceed its firing level. */
+        static const struct {
+                const char *lo, *hi;
+                size_t lo_off, hi_off;
+                int wider; /* 1: lo must be >= hi (percentages) */
+        } pairs[] = {
+            {"triggers.exit", "triggers.enter",
+             offsetof(itd_conf_t, triggers_exit),
+             offsetof(itd_conf_t, triggers_enter), 0},
+            {"triggers.exit_lift", "triggers.lift",
+             offsetof(itd_conf_t, triggers_exit_lift),
+             offsetof(itd_conf_t, triggers_lift), 0},
+            {"triggers.exit_top_percent", "triggers.top_percent",
+             offsetof(itd_conf_t, triggers_exit_top_percent),
+             offsetof(itd_conf_t, triggers_top_percent), 1},
+        };
+        for (size_t i = 0; (!err || all) && i < sizeof pairs / sizeof pairs[0];
+             i++) {
+                double lo = *(const double *)(const void *)(
+                    (const char *)tmp + pairs[i].lo_off);
+                double hi = *(const double *)(const void *)(
+                    (const char *)tmp + pairs[i].hi_off);
+                if (pairs[i].wider ? lo >= hi : lo <= hi)
+                        continue;
+                const char *at = itd_conf_where(tmp, pairs[i].lo);
                 if (!at)
-                        at = itd_conf_where(tmp, "triggers.enter");
+                        at = itd_conf_where(tmp, pairs[i].hi);
                 char line[600];
                 snprintf(line, sizeof line,
-                         "%s: triggers.exit: %g is above triggers.enter (%g); "
-                         "the re-arm level must not exceed the firing level",
-                         at ? at : path, tmp->triggers_exit,
-                         tmp->triggers_enter);
+                         "%s: %s: %g is %s %s (%g); the re-arm level must "
+                         "not exceed the firing level",
+                         at ? at : path, pairs[i].lo, lo,
+                         pairs[i].wider ? "below" : "above", pairs[i].hi,
+                         hi);
                 size_t n = strlen(line);
                 if (!all)
                         seterr(errstr, errstr_size, "%s", line);
                 else if (errstr && ld.errlen + n + 2 <= errstr_size)
-                        snprintf(errstr + ld.errlen, errstr_size - ld.errlen,
-                                 "%s%s", ld.errlen ? "\n" : "", line);
+                        ld.errlen += (size_t)snprintf(
+                            errstr + ld.errlen, errstr_size - ld.errlen,
+                            "%s%s", ld.errlen ? "\n" : "", line);
                 ld.n_errors++;
                 err = ITD_ERR_CONF;
         }

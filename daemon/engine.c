@@ -61,6 +61,9 @@ struct itd_engine_s {
         void *hook_arg;
 
         itd_trigger_conf_t trigger_conf;
+        int64_t trigger_clock_ms;  /* caller's clock for staleness, or
+                                    * INT64_MIN */
+        char model_id[ITD_MODEL_ID_MAX]; /* stamped on every prediction */
         int triggers_on;
         itd_trigger_rec_t *trig;   /* (max_batch) records of the last batch */
         unsigned char *fired;      /* (max_batch) 1 where trig[i] is due */
@@ -106,6 +109,21 @@ static part_t *part_get(itd_engine_t *eng, int32_t partition, char *errstr,
         return pt;
 }
 
+void itd_engine_trigger_conf(const itd_conf_t *conf, itd_trigger_conf_t *tc) {
+        tc->rule = (itd_trigger_rule_t)conf->triggers_rule;
+        tc->enter = (float)conf->triggers_enter;
+        tc->exit = (float)conf->triggers_exit;
+        tc->top_percent = conf->triggers_top_percent;
+        tc->exit_top_percent = conf->triggers_exit_top_percent;
+        tc->lift = conf->triggers_lift;
+        tc->exit_lift = conf->triggers_exit_lift;
+        tc->half_life_events = (uint64_t)conf->triggers_half_life;
+        tc->min_events = (uint64_t)conf->triggers_min_events;
+        tc->max_event_age_ms = conf->triggers_max_event_age_ms;
+        tc->cooldown_ms = conf->triggers_cooldown_ms;
+        tc->max_users = (size_t)conf->triggers_max_users;
+}
+
 itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
                              size_t errstr_size) {
         itd_engine_t *eng = itd_xcalloc(1, sizeof *eng);
@@ -121,12 +139,10 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         if (itd_state_conf_check(sc, errstr, errstr_size) != ITD_OK)
                 goto fail;
 
-        itd_trigger_conf_t *tc = &eng->trigger_conf;
-        tc->enter = (float)conf->triggers_enter;
-        tc->exit = (float)conf->triggers_exit;
-        tc->cooldown_ms = conf->triggers_cooldown_ms;
-        tc->max_users = (size_t)conf->triggers_max_users;
-        if (itd_trigger_conf_check(tc, errstr, errstr_size) != ITD_OK)
+        itd_engine_trigger_conf(conf, &eng->trigger_conf);
+        eng->trigger_clock_ms = INT64_MIN;
+        if (itd_trigger_conf_check(&eng->trigger_conf, errstr,
+                                   errstr_size) != ITD_OK)
                 goto fail;
 
         eng->dim = itd_features_dim(sc);
@@ -231,6 +247,30 @@ void itd_engine_enable_triggers(itd_engine_t *eng) {
         eng->triggers_on = 1;
 }
 
+void itd_engine_set_model_id(itd_engine_t *eng, const char *model_id) {
+        memset(eng->model_id, 0, sizeof eng->model_id);
+        itd_strlcpy(eng->model_id, model_id, sizeof eng->model_id);
+}
+
+void itd_engine_set_trigger_clock(itd_engine_t *eng, int64_t now_ms) {
+        eng->trigger_clock_ms = now_ms;
+}
+
+itd_err_t itd_engine_set_triggers(itd_engine_t *eng, const itd_conf_t *conf,
+                                  char *errstr, size_t errstr_size) {
+        itd_trigger_conf_t tc;
+        itd_engine_trigger_conf(conf, &tc);
+        tc.max_users = eng->trigger_conf.max_users;
+        if (itd_trigger_conf_check(&tc, errstr, errstr_size) != ITD_OK)
+                return ITD_ERR_CONF;
+        eng->trigger_conf = tc;
+        for (size_t p = 0; p < eng->n_parts; p++)
+                if (eng->parts[p].trg)
+                        (void)itd_triggers_set_conf(eng->parts[p].trg, &tc,
+                                                    errstr, errstr_size);
+        return ITD_OK;
+}
+
 itd_trigger_rec_t *itd_engine_trigger(itd_engine_t *eng, size_t i) {
         return i < ENGINE_MAX_BATCH && eng->fired[i] ? &eng->trig[i] : NULL;
 }
@@ -310,6 +350,34 @@ static void learn_resolved(itd_engine_t *eng, part_t *pt) {
                                 train_flush(eng);
                 }
         }
+}
+
+/* What makes a prediction name its event and its model (config/
+ * prediction.avsc): the event's own id, session and type, the model id. */
+static void prediction_identity(const itd_engine_t *eng,
+                                const itd_event_t *ev, itd_prediction_t *pr) {
+        itd_strlcpy(pr->event_id, ev->event_id, sizeof pr->event_id);
+        itd_strlcpy(pr->session_id, ev->session_id, sizeof pr->session_id);
+        pr->event_type = (int)ev->type;
+        memcpy(pr->model_id, eng->model_id, sizeof pr->model_id);
+}
+
+/* Marketing triggers of one on-time prediction (pipeline/trigger.c): its
+ * record, when one is due, into eng->trig[i]. In event time, an event
+ * behind the partition's watermark never gets here (late); staleness
+ * beyond that is judged against the caller's clock, when it gave one
+ * (itd_engine_set_trigger_clock). Not against the partition's frontier:
+ * the frontier has already moved over the whole batch, and a decision
+ * must not depend on how events were batched. */
+static void trigger_event(itd_engine_t *eng, part_t *pt, uint64_t user_hash,
+                          const itd_prediction_t *pr, size_t i) {
+        int64_t ref = eng->trigger_clock_ms;
+        itd_trigger_fire_t fire;
+        eng->fired[i] = (unsigned char)itd_triggers_update(
+            pt->trg, user_hash, pr->event_ts_ms, ref,
+            pr->purchase_probability, &fire);
+        if (eng->fired[i])
+                itd_triggers_make_record(pr, &fire, &eng->trig[i]);
 }
 
 /* How many of the n inputs at in form the next scoring chunk: up to the
@@ -415,6 +483,7 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
                 pr->next_action = (itd_next_t)best;
                 pr->model_version = version;
                 pr->n_explanation = 0;
+                prediction_identity(eng, &in[i].ev, pr);
                 eng->predictions++;
 
                 /* Marketing triggers in event time: hysteresis and
@@ -422,16 +491,8 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
                 /* Triggers run in event time per user; a late event would
                  * move that time back. */
                 eng->fired[i] = 0;
-                if (eng->triggers_on && !late[i]) {
-                        itd_trigger_direction_t dir;
-                        eng->fired[i] = (unsigned char)itd_triggers_update(
-                            pt->trg, eng->user_hash[r], in[i].ev.ts_ms,
-                            eng->p[r], &dir);
-                        if (eng->fired[i])
-                                itd_triggers_make_record(pt->trg, pr, dir,
-                                                         now_ms,
-                                                         &eng->trig[i]);
-                }
+                if (eng->triggers_on && !late[i])
+                        trigger_event(eng, pt, eng->user_hash[r], pr, i);
         }
 
         /* (4) watermarks move with the batch; learn what they resolve. */
@@ -550,6 +611,13 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
                 itd_labeler_stats(pt->lb, &ls);
                 s->pending += ls.pending;
                 s->labels_dropped += ls.dropped_full;
+                itd_triggers_stats_t ts;
+                itd_triggers_stats(pt->trg, &ts);
+                s->triggers_up += ts.fired_up;
+                s->triggers_down += ts.fired_down;
+                s->triggers_held_back += ts.held_back;
+                s->triggers_stale += ts.stale;
+                s->triggers_warming += ts.warming;
         }
         itd_pv_summary(eng->pv, &s->pv);
 }

@@ -70,6 +70,12 @@ typedef struct itd_engine_stats_s {
         uint64_t state_bytes;     /* bytes held by the state */
         uint64_t evicted_ttl;     /* users dropped for idling */
         uint64_t evicted_cap;     /* users dropped for state.max_users */
+        /* Triggers decided (trigger.h), over the partitions held now. */
+        uint64_t triggers_up, triggers_down;
+        uint64_t triggers_held_back; /* UP crossings inside a cool-down */
+        uint64_t triggers_stale;     /* events past triggers.max_event_age */
+        uint64_t triggers_warming;   /* events a relative rule could not
+                                      * judge yet (min_events) */
         itd_pv_summary_t pv;      /* progressive validation, whole run */
 } itd_engine_stats_t;
 
@@ -103,6 +109,35 @@ void itd_engine_destroy(itd_engine_t *eng);
  * trigger record is due. Off by default (replay, tests).
  */
 void itd_engine_enable_triggers(itd_engine_t *eng);
+
+/**
+ * @brief The model identity stamped on every prediction from now on
+ * (copied; cut to ITD_MODEL_ID_MAX - 1 bytes). "" until set: the engine
+ * draws no random numbers itself (model_id.h makes the id).
+ */
+void itd_engine_set_model_id(itd_engine_t *eng, const char *model_id);
+
+/** @brief The trigger configuration conf's triggers.* options make. */
+void itd_engine_trigger_conf(const itd_conf_t *conf, itd_trigger_conf_t *tc);
+
+/**
+ * @brief The caller's clock for the triggers' staleness guard
+ * (triggers.max_event_age): an event older than max_event_age before
+ * now_ms fires nothing. The engine has no clock of its own; without this
+ * (INT64_MIN, the default) only event time counts: an event behind its
+ * partition's watermark fires nothing (late data), which is what a replay
+ * wants. `run` sets the wall clock before each batch.
+ */
+void itd_engine_set_trigger_clock(itd_engine_t *eng, int64_t now_ms);
+
+/**
+ * @brief New trigger rule, thresholds, cool-down and staleness from conf
+ * (SIGHUP), for every partition from the next event on; users' flags and
+ * the score distributions are kept; triggers.max_users keeps its value.
+ * @returns ITD_OK, or ITD_ERR_CONF with errstr (nothing changed).
+ */
+itd_err_t itd_engine_set_triggers(itd_engine_t *eng, const itd_conf_t *conf,
+                                  char *errstr, size_t errstr_size);
 
 /**
  * @brief The trigger record due for input i of the last itd_engine_process

@@ -65,6 +65,8 @@ static const char *const dead_letter_reasons[] = {
     "invalid_utf8", "nul_in_string", "encode", "other", NULL};
 static const char *const filter_reasons[] = {"late", "duplicate", "other",
                                              NULL};
+static const char *const trigger_suppress_reasons[] = {
+    "cooldown", "stale", "warming_up", NULL};
 static const char *const example_labels[] = {"positive", "negative", NULL};
 static const char *const eviction_reasons[] = {"ttl", "capacity", NULL};
 static const char *const reload_results[] = {"ok", "failed", NULL};
@@ -116,6 +118,14 @@ static const row_t rows[ITD_M__COUNT] = {
     {ITD_M_TRIGGERS_PUBLISHED, "intentd_triggers_published_total", MT_COUNTER,
      MK_PLAIN, "Trigger records delivered to the triggers topic.", NULL, NULL,
      0, NULL, 0, 0},
+    {ITD_M_TRIGGERS_SUPPRESSED, "intentd_triggers_suppressed_total",
+     MT_COUNTER, MK_PLAIN, "Scores that would have been judged for a "
+     "trigger but were not, by reason: cooldown (an UP crossing within "
+     "triggers.cooldown of the user's last UP, held back), stale (the event "
+     "is older than triggers.max_event_age), warming_up (a relative rule "
+     "has seen fewer than triggers.distribution.min_events scores in the "
+     "partition). Over the partitions held now.", "reason",
+     trigger_suppress_reasons, 0, NULL, 0, 0},
     {ITD_M_DELIVERY_FAILURES, "intentd_delivery_failures_total", MT_COUNTER,
      MK_PLAIN, "Records the producer failed to deliver (any output topic); "
      "their events are consumed again after a restart.", NULL, NULL, 0, NULL,

@@ -39,6 +39,7 @@ typedef enum {
         ITD_M_EVENTS_LATE,           /* counter */
         ITD_M_PREDICTIONS_PUBLISHED, /* counter */
         ITD_M_TRIGGERS_PUBLISHED,    /* counter */
+        ITD_M_TRIGGERS_SUPPRESSED,   /* counter {reason} */
         ITD_M_DELIVERY_FAILURES,     /* counter */
         /* training */
         ITD_M_TRAINING_EXAMPLES,     /* counter {label} */

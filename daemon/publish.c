@@ -11,6 +11,7 @@
 #include "intentd/codec.h"
 #include "intentd/kafka.h"
 #include "intentd/log.h"
+#include "out_schemas.h"
 
 /* Counts messages the broker did not take; publishing then fails. */
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
@@ -50,9 +51,15 @@ itd_err_t itd_publish(const itd_conf_t *conf, itd_source_next_fn next,
         itd_event_t ev;
         unsigned char buf[4096];
         int64_t t0 = itd_now_mono_ms(), last_progress = t0;
-        int32_t schema_id = (int32_t)conf->output_schema_id;
+        /* Events carry the id of config/event.avsc under
+         * <topics.events>-value when an output registry is configured,
+         * else bare Avro (output.schema_id is the prediction schema's). */
+        itd_out_ids_t ids;
+        err = itd_out_schemas_resolve(conf, ITD_OUT_EVENT, opts->stop, &ids,
+                                      errstr, errstr_size);
+        int32_t schema_id = ids.event;
 
-        while (!(opts->stop && *opts->stop)) {
+        while (!err && !(opts->stop && *opts->stop)) {
                 err = next(src, &ev, errstr, errstr_size);
                 if (err == ITD_ERR_EOF) {
                         err = ITD_OK;
@@ -69,10 +76,13 @@ itd_err_t itd_publish(const itd_conf_t *conf, itd_source_next_fn next,
                                  ev.user_id, itd_err_str(err));
                         break;
                 }
-                err = itd_kafka_produce(rk, rkt, RD_KAFKA_PARTITION_UA,
-                                        ev.user_id, strlen(ev.user_id), buf,
-                                        len, NULL, NULL, opts->stop, errstr,
-                                        errstr_size);
+                /* The record's timestamp is the event time, as for
+                                 * intentd's own outputs. */
+                err = itd_kafka_produce_at(
+                    rk, rkt, RD_KAFKA_PARTITION_UA,
+                    ev.ts_ms > 0 ? ev.ts_ms : 0, ev.user_id,
+                    strlen(ev.user_id), buf, len, NULL, NULL, opts->stop,
+                    errstr, errstr_size);
                 if (err)
                         break;
                 (*count)++;

@@ -30,8 +30,10 @@ typedef struct itd_publish_opts_s {
 
 /**
  * @brief Publishes every event of the source to conf->topic_events, then
- * flushes. Messages use output.schema_id framing rules of the events
- * schema (bare Avro unless a schema id is configured).
+ * flushes. Each record's timestamp is its event time. Values are bare
+ * Avro, or, with output.schema_registry.url, carry the id of
+ * config/event.avsc registered under <topics.events>-value
+ * (out_schemas.h).
  * @param count  out: events published.
  * @returns ITD_OK, or an error with errstr.
  */

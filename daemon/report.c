@@ -408,6 +408,8 @@ json_t *itd_report_json(const itd_report_t *rep, const itd_report_run_t *run) {
             rep->events ? ts_json(rep->last_ts) : json_null());
         json_object_set_new(root, "input", input);
         json_object_set_new(root, "event_mix", mix);
+        if (run->triggers)
+                json_object_set(root, "triggers", (json_t *)run->triggers);
 
         json_t *samples = json_array();
         for (size_t i = 0; i < rep->n_tp; i++) {

@@ -46,6 +46,8 @@ typedef struct itd_report_run_s {
         uint64_t filtered;               /* events refused (engine
                                           * ITD_OUT_FILTERED) */
         const itd_compare_t *cmp;        /* finished comparison, or NULL */
+        const json_t *triggers;          /* trigger counts per rule
+                                          * (trigsweep.h), or NULL */
 } itd_report_run_t;
 
 /** @brief New empty report; threshold as predict.threshold. Caller owns. */

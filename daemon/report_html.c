@@ -547,6 +547,35 @@ static void html_next_confusion(FILE *f, const json_t *nx) {
         fputs("</table>\n", f);
 }
 
+/* Triggers per rule and threshold (trigsweep.h): how many would have
+ * fired on this data, the configured rule marked. */
+static void html_triggers(FILE *f, const json_t *tr) {
+        const json_t *rows = json_object_get(tr, "rows");
+        fprintf(f, "<table class=\"summary\"><caption>Marketing triggers "
+                "that would have fired over %" JSON_INTEGER_FORMAT " scores, "
+                "per rule (configured rule in bold; same cool-down and "
+                "staleness guard for all)</caption>\n<tr><th>rule</th>"
+                "<th>parameter</th><th>re-arm at</th><th>UP</th><th>DOWN"
+                "</th><th>users fired</th><th>UP per 1000 events</th></tr>\n",
+                json_integer_value(json_object_get(tr, "scores")));
+        for (size_t i = 0; i < json_array_size(rows); i++) {
+                const json_t *r = json_array_get(rows, i);
+                int cfg = json_is_true(json_object_get(r, "configured"));
+                fprintf(f, "<tr%s><td>%s</td><td>%g</td><td>%g</td>"
+                        "<td>%" JSON_INTEGER_FORMAT "</td><td>%"
+                        JSON_INTEGER_FORMAT "</td><td>%" JSON_INTEGER_FORMAT
+                        "</td><td>%.2f</td></tr>\n",
+                        cfg ? " style=\"font-weight:bold\"" : "",
+                        str_or(json_object_get(r, "rule"), "?"),
+                        jd(r, "parameter"), jd(r, "exit_parameter"),
+                        json_integer_value(json_object_get(r, "up")),
+                        json_integer_value(json_object_get(r, "down")),
+                        json_integer_value(json_object_get(r, "users")),
+                        jd(r, "up_per_1000_events"));
+        }
+        fputs("</table>\n", f);
+}
+
 static void html_config(FILE *f, const json_t *conf) {
         const char *key;
         const json_t *v;
@@ -619,6 +648,8 @@ itd_err_t itd_report_write_html(const json_t *r, const char *path,
         html_throughput(f, json_object_get(r, "throughput"));
         fputs("</div>\n", f);
         html_next_confusion(f, json_object_get(r, "next_action"));
+        if (json_object_get(r, "triggers"))
+                html_triggers(f, json_object_get(r, "triggers"));
         if (json_object_get(r, "config"))
                 html_config(f, json_object_get(r, "config"));
         fputs("</body></html>\n", f);

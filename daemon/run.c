@@ -40,8 +40,10 @@
 #include "intentd/mem.h"
 #include "intentd/offsets.h"
 #include "metrics.h"
+#include "model_id.h"
 #include "monitor.h"
 #include "notify.h"
+#include "out_schemas.h"
 #include "park.h"
 
 /* With checkpoints, commits follow complete cuts only (run.c header), on
@@ -91,6 +93,7 @@ typedef struct loop_s {
         rd_kafka_topic_t *rkt_dlq;
         rd_kafka_topic_t *rkt_trg;
         itd_codec_t *codec;       /* encodes predictions */
+        itd_out_ids_t ids;        /* each output topic's schema id */
         itd_decoder_t *dec;       /* decodes and validates events */
         itd_engine_t *eng;
         itd_monitor_t *mon;       /* windowed progressive metrics */
@@ -293,14 +296,14 @@ static void produce_retries(loop_t *lp) {
  * the offset stays unacknowledged so the event is consumed again after a
  * restart, never silently lost. hdrs are consumed either way. */
 static itd_err_t produce_output(loop_t *lp, rd_kafka_topic_t *rkt,
-                                const void *key, size_t key_len,
-                                const void *value, size_t len,
+                                int64_t ts_ms, const void *key,
+                                size_t key_len, const void *value, size_t len,
                                 rd_kafka_headers_t *hdrs, uint64_t token) {
         char errstr[256];
-        itd_err_t err = itd_kafka_produce(
-            lp->producer, rkt, RD_KAFKA_PARTITION_UA, key, key_len, value,
-            len, hdrs, (void *)(uintptr_t)token, lp->opts->stop, errstr,
-            sizeof errstr);
+        itd_err_t err = itd_kafka_produce_at(
+            lp->producer, rkt, RD_KAFKA_PARTITION_UA, ts_ms, key, key_len,
+            value, len, hdrs, (void *)(uintptr_t)token, lp->opts->stop,
+            errstr, sizeof errstr);
         if (err == ITD_OK)
                 return ITD_OK;
         if (hdrs)
@@ -311,6 +314,15 @@ static itd_err_t produce_output(loop_t *lp, rd_kafka_topic_t *rkt,
         if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
                 itd_log(ITD_LOG_ERR, "kafka", "%s", errstr);
         return err;
+}
+
+/* The Kafka timestamp of an output: its event's time (DESIGN.md), so that
+ * event-time windows downstream see when the shopper acted. Kafka
+ * timestamps are ms since the epoch and >= 0; 0 asks for the current
+ * time, which an event at or before 1970 (refused by input validation
+ * anyway) would get. */
+static int64_t record_ts(int64_t event_ts_ms) {
+        return event_ts_ms > 0 ? event_ts_ms : 0;
 }
 
 /* The token an event's `outputs` outputs are produced with; the
@@ -374,16 +386,16 @@ static void dead_letter(loop_t *lp, const src_t *msg, const char *reason,
         lp->res->dead_lettered++;
         if (itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, reason, 1))
                 itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, "other", 1);
-        if (produce_output(lp, lp->rkt_dlq, msg->key, key_len, msg->value,
-                           len, hdrs, token) != ITD_ERR_RANGE)
+        if (produce_output(lp, lp->rkt_dlq, 0, msg->key, key_len,
+                           msg->value, len, hdrs, token) != ITD_ERR_RANGE)
                 return;
         /* The bound was not enough (it should be): no value at all. */
         hdrs = dead_letter_headers(lp, msg, reason, detail);
         key_len = msg->key ? msg->key_len : 0;
         len = msg->value ? msg->len : 0;
         itd_kafka_fit(0, hdrs, &key_len, &len);
-        if (produce_output(lp, lp->rkt_dlq, msg->key, key_len, NULL, 0, hdrs,
-                           token) == ITD_ERR_RANGE)
+        if (produce_output(lp, lp->rkt_dlq, 0, msg->key, key_len, NULL, 0,
+                           hdrs, token) == ITD_ERR_RANGE)
                 give_up(lp, token, "dead letter larger than message.max.bytes "
                                    "even without its value");
 }
@@ -470,6 +482,12 @@ static void publish_gauges(loop_t *lp) {
         itd_metrics_set(m, ITD_M_PROGRESSIVE_ECE, NULL, es.pv.ece);
         itd_monitor_publish(lp->mon, m);
         itd_metrics_set(m, ITD_M_LABELS_PENDING, NULL, (double)es.pending);
+        itd_metrics_set(m, ITD_M_TRIGGERS_SUPPRESSED, "cooldown",
+                        (double)es.triggers_held_back);
+        itd_metrics_set(m, ITD_M_TRIGGERS_SUPPRESSED, "stale",
+                        (double)es.triggers_stale);
+        itd_metrics_set(m, ITD_M_TRIGGERS_SUPPRESSED, "warming_up",
+                        (double)es.triggers_warming);
         itd_metrics_set(m, ITD_M_LABELS_DROPPED, NULL,
                         (double)es.labels_dropped);
         itd_metrics_set(m, ITD_M_MODEL_VERSION, NULL, (double)es.train_steps);
@@ -919,6 +937,11 @@ static void reject(loop_t *lp, const src_t *s, itd_reason_t why,
 /* Runs lp->in[0..k) through the engine. */
 static itd_err_t run_engine(loop_t *lp, size_t k) {
         itd_err_t err;
+        /* A trigger for an event older than triggers.max_event_age by the
+         * wall clock comes too late to act on (a backlog, old data
+         * loaded); the engine has no clock of its own. */
+        if (!lp->opts->triggers_event_time_only)
+                itd_engine_set_trigger_clock(lp->eng, itd_now_wall_ms());
         while ((err = itd_engine_process(lp->eng, lp->conf->topic_events,
                                          lp->in, k, lp->preds,
                                          lp->outcome)) == ITD_ERR_FULL &&
@@ -956,11 +979,12 @@ static void emit(loop_t *lp, size_t k) {
                         unsigned char tbuf[512];
                         size_t tlen;
                         trg->fired_at_ms = now_wall;
-                        if (itd_codec_encode_trigger(
-                                lp->codec, trg,
-                                (int32_t)lp->conf->output_schema_id, tbuf,
-                                sizeof tbuf, &tlen) == ITD_OK) {
+                        if (itd_codec_encode_trigger(lp->codec, trg,
+                                                     lp->ids.trigger, tbuf,
+                                                     sizeof tbuf,
+                                                     &tlen) == ITD_OK) {
                                 if (produce_output(lp, lp->rkt_trg,
+                                                   record_ts(trg->event_ts_ms),
                                                    trg->user_id,
                                                    strlen(trg->user_id), tbuf,
                                                    tlen, NULL, token) ==
@@ -975,15 +999,17 @@ static void emit(loop_t *lp, size_t k) {
                         }
                 }
                 size_t len;
-                if (itd_codec_encode_prediction(
-                        lp->codec, &preds[j],
-                        (int32_t)lp->conf->output_schema_id, buf, sizeof buf,
-                        &len) != ITD_OK) {
+                if (itd_codec_encode_prediction(lp->codec, &preds[j],
+                                                lp->ids.prediction, buf,
+                                                sizeof buf,
+                                                &len) != ITD_OK) {
                         dead_letter(lp, m, "encode",
                                     "prediction did not fit 4 KiB", token);
                         continue;
                 }
-                if (produce_output(lp, lp->rkt_pred, preds[j].user_id,
+                if (produce_output(lp, lp->rkt_pred,
+                                   record_ts(preds[j].event_ts_ms),
+                                   preds[j].user_id,
                                    strlen(preds[j].user_id), buf, len, NULL,
                                    token) == ITD_ERR_RANGE)
                         give_up(lp, token,
@@ -1183,6 +1209,10 @@ static void reload(loop_t *lp) {
                                          (float)lp->conf->predict_threshold);
                 itd_engine_set_learning_rate(
                     lp->eng, (float)lp->conf->model_learning_rate);
+                if (itd_engine_set_triggers(lp->eng, lp->conf, errstr,
+                                            sizeof errstr) != ITD_OK)
+                        itd_log(ITD_LOG_ERR, "conf",
+                                "trigger settings not applied: %s", errstr);
                 itd_log(ITD_LOG_NOTICE, "conf", "reloaded %s: applied %s%s%s",
                         lp->opts->conf_path, *applied ? applied : "nothing",
                         *restart ? "; needs a restart to change: " : "",
@@ -1316,6 +1346,15 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         lp.codec = itd_codec_new(errstr, errstr_size);
         if (!lp.codec)
                 goto out;
+        /* Before anything is consumed: a record must never go out with
+         * another schema's id (out_schemas.h). */
+        err = itd_out_schemas_resolve(conf,
+                                      ITD_OUT_PREDICTION | ITD_OUT_TRIGGER,
+                                      opts->stop, &lp.ids, errstr,
+                                      errstr_size);
+        if (err)
+                goto out;
+        err = ITD_ERR_ARG;
         itd_input_conf_t ic;
         itd_input_conf_defaults(&ic);
         ic.format = conf->input_format;
@@ -1342,6 +1381,12 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         err = open_checkpoints(&lp, errstr, errstr_size);
         if (err)
                 goto out;
+        /* After the restore: a restored model starts a new lineage too. */
+        char model_id[ITD_MODEL_ID_MAX];
+        itd_engine_set_model_id(lp.eng,
+                                itd_model_id_new(conf, lp.eng, model_id));
+        itd_log(ITD_LOG_NOTICE, "model", "model id %s (step %lld)", model_id,
+                (long long)itd_model_steps(itd_engine_model(lp.eng)));
         err = ITD_ERR_ARG;
         atomic_store(&lp.health.model_loaded, 1);
         lp.producer = itd_kafka_new(RD_KAFKA_PRODUCER,

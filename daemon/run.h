@@ -25,6 +25,10 @@ typedef struct itd_run_opts_s {
          * event has been consumed. NULL for the daemon. */
         _Atomic uint64_t *published;
         _Atomic int *published_done;
+        /* Judge the triggers' staleness (triggers.max_event_age) by event
+         * time only, not the wall clock: the demo plays recorded or
+         * simulated history through Kafka as if it were live. */
+        int triggers_event_time_only;
 } itd_run_opts_t;
 
 typedef struct itd_run_result_s {

@@ -28,6 +28,9 @@
 
 #define CONFLUENT_HDR 5 /* magic byte 0 + 4-byte big-endian schema id */
 
+/* Fields of our prediction schema, in order (pred_fields below). */
+#define PRED_FIELDS 14
+
 struct itd_codec_s {
         avro_schema_t ev_schema;
         avro_schema_t pred_schema;
@@ -38,7 +41,8 @@ struct itd_codec_s {
         avro_writer_t writer;
         itd_plan_t *ev_plan;     /* for our own event schema as writer */
         int ev_idx[ITD_SLOT__COUNT]; /* field index in our event schema */
-        int pred_idx[10];        /* field index in our prediction schema */
+        int pred_idx[PRED_FIELDS]; /* field index in our prediction
+                                    * schema */
         avro_schema_t trg_schema;
         avro_value_iface_t *trg_iface;
         avro_value_t trg_val;
@@ -51,16 +55,17 @@ static int field_index(avro_schema_t rec, const char *name) {
         return avro_schema_record_field_get_index(rec, name);
 }
 
-static const char *const pred_fields[10] = {
+static const char *const pred_fields[PRED_FIELDS] = {
     "prediction_id", "user_id",      "event_ts",
     "predicted_at",  "purchase_probability", "next_action",
     "next_action_probabilities", "model_version", "top_categories",
-    "explanation"};
+    "explanation", "event_id", "session_id", "event_type", "model_id"};
 
-#define TRG_FIELDS 7
+#define TRG_FIELDS 13
 static const char *const trg_fields[TRG_FIELDS] = {
     "prediction_id", "user_id", "score", "threshold", "direction",
-    "event_ts", "fired_at"};
+    "event_ts", "fired_at", "rule", "rule_parameter", "expires_at",
+    "next_action", "next_action_probability", "top_categories"};
 
 itd_codec_t *itd_codec_new(char *errstr, size_t errstr_size) {
         itd_codec_t *codec = itd_xcalloc(1, sizeof *codec);
@@ -90,7 +95,7 @@ itd_codec_t *itd_codec_new(char *errstr, size_t errstr_size) {
                         goto fail;
                 }
         }
-        for (int i = 0; i < 10; i++) {
+        for (int i = 0; i < PRED_FIELDS; i++) {
                 codec->pred_idx[i] =
                     field_index(codec->pred_schema, pred_fields[i]);
                 /* The decoder reads our own layout in order. */
@@ -297,6 +302,18 @@ static itd_reason_t rd_pairs(itd_cur_t *c, size_t max, char *names,
         }
 }
 
+/* ["null", "string"]: "" for null. */
+static itd_reason_t rd_opt_string(itd_cur_t *c, const char *field, char *dst,
+                                  size_t cap) {
+        size_t b;
+        itd_reason_t r;
+        c->field = field;
+        dst[0] = '\0';
+        if ((r = itd_cur_branch(c, 2, &b)))
+                return r;
+        return b == 1 ? itd_cur_string(c, dst, cap) : ITD_REASON_OK;
+}
+
 static itd_reason_t prediction_payload(itd_codec_t *codec,
                                        const uint8_t *buf, size_t len,
                                        size_t off, void *out, char *errstr,
@@ -334,6 +351,21 @@ static itd_reason_t prediction_payload(itd_codec_t *codec,
                           sizeof p->explanation_feature[0],
                           p->explanation_contribution, &p->n_explanation)))
                 return r;
+        if ((r = rd_opt_string(&c, pred_fields[10], p->event_id,
+                               sizeof p->event_id)) ||
+            (r = rd_opt_string(&c, pred_fields[11], p->session_id,
+                               sizeof p->session_id)) ||
+            (FIELD(12), r = itd_cur_branch(&c, 2, &b)))
+                return r;
+        p->event_type = -1;
+        size_t type;
+        if (b == 1) {
+                if ((r = itd_cur_enum(&c, ITD_EV__COUNT, &type)))
+                        return r;
+                p->event_type = (int)type;
+        }
+        if ((FIELD(13), r = itd_cur_string(&c, p->model_id, sizeof p->model_id)))
+                return r;
 #undef FIELD
         return itd_cur_check_end(&c);
 }
@@ -366,8 +398,28 @@ static itd_reason_t trigger_payload(itd_codec_t *codec, const uint8_t *buf,
             (FIELD(5), r = itd_cur_long(&c, &t->event_ts_ms)) ||
             (FIELD(6), r = itd_cur_long(&c, &t->fired_at_ms)))
                 return r;
-#undef FIELD
         t->direction = (itd_trigger_direction_t)dir;
+        size_t rule, next = 0, b;
+        if ((FIELD(7), r = itd_cur_enum(&c, ITD_TRIGGER_RULE__COUNT, &rule)) ||
+            (FIELD(8), r = itd_cur_float(&c, &t->parameter)) ||
+            (FIELD(9), r = itd_cur_branch(&c, 2, &b)))
+                return r;
+        t->rule = (itd_trigger_rule_t)rule;
+        t->expires_at_ms = INT64_MIN;
+        if (b == 1 && (r = itd_cur_long(&c, &t->expires_at_ms)))
+                return r;
+        if ((FIELD(10), r = itd_cur_branch(&c, 2, &b)))
+                return r;
+        if (b == 1 && (r = itd_cur_enum(&c, ITD_NEXT__COUNT, &next)))
+                return r;
+        t->next_action = (itd_next_t)next;
+        if ((FIELD(11), r = itd_cur_float(&c, &t->next_action_probability)) ||
+            (FIELD(12), r = rd_pairs(&c, ITD_TOPCAT_MAX,
+                                     &t->top_categories[0][0], ITD_ID_MAX,
+                                     t->top_category_scores,
+                                     &t->n_top_categories)))
+                return r;
+#undef FIELD
         return itd_cur_check_end(&c);
 }
 
@@ -542,6 +594,20 @@ itd_err_t itd_codec_encode_prediction(itd_codec_t *codec,
                               p->explanation_contribution))
                         return ITD_ERR_ENCODE;
         }
+        if (set_opt_string(rec, 10, p->event_id) ||
+            set_opt_string(rec, 11, p->session_id) ||
+            avro_value_get_by_index(rec, 12, &f, NULL))
+                return ITD_ERR_ENCODE;
+        if (p->event_type >= 0 && p->event_type < ITD_EV__COUNT) {
+                if (avro_value_set_branch(&f, 1, &b) ||
+                    avro_value_set_enum(&b, p->event_type))
+                        return ITD_ERR_ENCODE;
+        } else if (avro_value_set_branch(&f, 0, &b) ||
+                   avro_value_set_null(&b)) {
+                return ITD_ERR_ENCODE;
+        }
+        if (set_string(rec, 13, p->model_id))
+                return ITD_ERR_ENCODE;
         return write_value(codec, rec, schema_id, buf, cap, len);
 }
 
@@ -550,8 +616,11 @@ itd_err_t itd_codec_encode_trigger(itd_codec_t *codec,
                                    int32_t schema_id, void *buf, size_t cap,
                                    size_t *len) {
         avro_value_t *v = &codec->trg_val;
-        avro_value_t f;
-        if ((int)rec->direction < 0 || rec->direction >= ITD_TRIGGER__COUNT)
+        avro_value_t f, b;
+        size_t ntop = rec->n_top_categories;
+        if ((int)rec->direction < 0 || rec->direction >= ITD_TRIGGER__COUNT ||
+            (int)rec->rule < 0 || rec->rule >= ITD_TRIGGER_RULE__COUNT ||
+            ntop > ITD_TOPCAT_MAX)
                 return ITD_ERR_ENCODE;
         if (set_string(v, 0, rec->prediction_id) ||
             set_string(v, 1, rec->user_id) ||
@@ -560,7 +629,35 @@ itd_err_t itd_codec_encode_trigger(itd_codec_t *codec,
             avro_value_get_by_index(v, 4, &f, NULL) ||
             avro_value_set_enum(&f, (int)rec->direction) ||
             set_long(v, 5, rec->event_ts_ms) ||
-            set_long(v, 6, rec->fired_at_ms))
+            set_long(v, 6, rec->fired_at_ms) ||
+            avro_value_get_by_index(v, 7, &f, NULL) ||
+            avro_value_set_enum(&f, (int)rec->rule) ||
+            set_float(v, 8, rec->parameter) ||
+            avro_value_get_by_index(v, 9, &f, NULL))
+                return ITD_ERR_ENCODE;
+        if (rec->expires_at_ms != INT64_MIN) {
+                if (avro_value_set_branch(&f, 1, &b) ||
+                    avro_value_set_long(&b, rec->expires_at_ms))
+                        return ITD_ERR_ENCODE;
+        } else if (avro_value_set_branch(&f, 0, &b) ||
+                   avro_value_set_null(&b)) {
+                return ITD_ERR_ENCODE;
+        }
+        if (avro_value_get_by_index(v, 10, &f, NULL))
+                return ITD_ERR_ENCODE;
+        if ((int)rec->next_action >= 0 &&
+            rec->next_action < ITD_NEXT__COUNT) {
+                if (avro_value_set_branch(&f, 1, &b) ||
+                    avro_value_set_enum(&b, (int)rec->next_action))
+                        return ITD_ERR_ENCODE;
+        } else if (avro_value_set_branch(&f, 0, &b) ||
+                   avro_value_set_null(&b)) {
+                return ITD_ERR_ENCODE;
+        }
+        if (set_float(v, 11, rec->next_action_probability) ||
+            avro_value_get_by_index(v, 12, &f, NULL) ||
+            set_pairs(&f, ntop, &rec->top_categories[0][0], ITD_ID_MAX,
+                      rec->top_category_scores))
                 return ITD_ERR_ENCODE;
         return write_value(codec, v, schema_id, buf, cap, len);
 }

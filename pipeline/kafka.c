@@ -137,15 +137,31 @@ itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
                             rd_kafka_headers_t *headers, void *msg_opaque,
                             volatile sig_atomic_t *stop, char *errstr,
                             size_t errstr_size) {
+        return itd_kafka_produce_at(rk, rkt, partition, 0, key, keylen,
+                                    value, len, headers, msg_opaque, stop,
+                                    errstr, errstr_size);
+}
+
+itd_err_t itd_kafka_produce_at(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
+                               int32_t partition, int64_t timestamp_ms,
+                               const void *key, size_t keylen,
+                               const void *value, size_t len,
+                               rd_kafka_headers_t *headers, void *msg_opaque,
+                               volatile sig_atomic_t *stop, char *errstr,
+                               size_t errstr_size) {
         for (;;) {
                 rd_kafka_resp_err_t err;
-                if (headers) {
+                if (headers || timestamp_ms) {
+                        /* producev takes headers and a timestamp;
+                         * rd_kafka_produce neither. Headers are consumed
+                         * only on success (RD_KAFKA_V_HEADERS). */
                         err = rd_kafka_producev(
                             rk, RD_KAFKA_V_RKT(rkt),
                             RD_KAFKA_V_PARTITION(partition),
                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                             RD_KAFKA_V_KEY(key, keylen),
                             RD_KAFKA_V_VALUE((void *)value, len),
+                            RD_KAFKA_V_TIMESTAMP(timestamp_ms),
                             RD_KAFKA_V_HEADERS(headers),
                             RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
                 } else {
@@ -255,6 +271,7 @@ typedef struct retry_s {
         size_t len;
         rd_kafka_headers_t *headers;
         void *opaque;
+        int64_t timestamp_ms; /* the record's CreateTime; 0: now */
 } retry_t;
 
 struct itd_kafka_retryq_s {
@@ -318,6 +335,10 @@ void itd_kafka_retryq_push(itd_kafka_retryq_t *q, const rd_kafka_message_t *msg,
                                     -1);
         }
         r.opaque = msg->_private;
+        rd_kafka_timestamp_type_t tst;
+        int64_t ts = rd_kafka_message_timestamp(msg, &tst);
+        r.timestamp_ms = tst == RD_KAFKA_TIMESTAMP_CREATE_TIME && ts > 0 ? ts
+                                                                        : 0;
         retry_put(q, &r);
 }
 
@@ -335,10 +356,10 @@ size_t itd_kafka_retryq_flush(itd_kafka_retryq_t *q, rd_kafka_t *rk,
         q->n = q->cap = 0;
         for (size_t i = 0; i < n; i++) {
                 char errstr[256];
-                itd_err_t err = itd_kafka_produce(
-                    rk, r[i].rkt, RD_KAFKA_PARTITION_UA, r[i].key,
-                    r[i].key_len, r[i].value, r[i].len, r[i].headers,
-                    r[i].opaque, stop, errstr, sizeof errstr);
+                itd_err_t err = itd_kafka_produce_at(
+                    rk, r[i].rkt, RD_KAFKA_PARTITION_UA, r[i].timestamp_ms,
+                    r[i].key, r[i].key_len, r[i].value, r[i].len,
+                    r[i].headers, r[i].opaque, stop, errstr, sizeof errstr);
                 if (err == ITD_ERR_RANGE && gave_up) {
                         /* Never fits: another flush cannot help. */
                         gave_up(r[i].opaque, errstr, arg);

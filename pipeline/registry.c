@@ -1,6 +1,8 @@
 /*
  * registry.c - GET {url}/schemas/ids/{id} against a Confluent Schema
- * Registry, through libcurl (see registry_int.h).
+ * Registry, and the registration of intentd's own output schemas (POST
+ * {url}/subjects/{subject}/versions), through libcurl (see
+ * registry_int.h).
  *
  * Why libcurl rather than a socket and a hand-written HTTP/1.1 GET:
  * registries in production sit behind https, basic auth, proxies and
@@ -12,6 +14,7 @@
  * undefined), the client refuses to start and says so.
  */
 #include "registry_int.h"
+#include "intentd/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,6 +271,101 @@ itd_err_t itd_registry_req_finish(itd_reg_req_t *req, int curl_rc,
         return err;
 }
 
+/* The registry's own words on a refusal ({"error_code": 40901,
+ * "message": "..."}), cut to fit, or "". */
+static void refusal(const char *body, size_t len, char *out, size_t cap) {
+        json_error_t jerr;
+        json_t *root = json_loadb(body ? body : "", len, 0, &jerr);
+        json_t *m = root ? json_object_get(root, "message") : NULL;
+        json_t *c = root ? json_object_get(root, "error_code") : NULL;
+        out[0] = '\0';
+        if (json_is_string(m))
+                snprintf(out, cap, ": %.200s (error_code %" JSON_INTEGER_FORMAT
+                         ")",
+                         json_string_value(m),
+                         json_is_integer(c) ? json_integer_value(c) : 0);
+        json_decref(root);
+}
+
+itd_err_t itd_registry_subject(itd_registry_t *reg, const char *subject,
+                               const char *schema, int register_it,
+                               int32_t *id, char *why, size_t why_size) {
+        *id = -1;
+        itd_reg_req_t *req = itd_registry_req_new(reg, 0);
+        if (!req) {
+                snprintf(why, why_size, "libcurl: cannot create a handle");
+                return ITD_ERR_IO;
+        }
+        char *esc = curl_easy_escape(req->curl, subject, 0);
+        snprintf(req->url, sizeof req->url, "%s/subjects/%s%s", reg->base,
+                 esc ? esc : subject, register_it ? "/versions" : "");
+        curl_free(esc);
+        json_t *doc = json_pack("{s:s}", "schema", schema);
+        char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        struct curl_slist *hdrs = curl_slist_append(
+            NULL, "Content-Type: application/vnd.schemaregistry.v1+json");
+        hdrs = curl_slist_append(
+            hdrs, "Accept: application/vnd.schemaregistry.v1+json, "
+                  "application/vnd.schemaregistry+json, application/json");
+        curl_easy_setopt(req->curl, CURLOPT_URL, req->url);
+        curl_easy_setopt(req->curl, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(req->curl, CURLOPT_POSTFIELDS, body ? body : "");
+        /* A POST must not turn into a GET on a redirect. */
+        curl_easy_setopt(req->curl, CURLOPT_POSTREDIR, CURL_REDIR_POST_ALL);
+        CURLcode rc = curl_easy_perform(req->curl);
+        long status = 0;
+        curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &status);
+        itd_err_t err;
+        char words[300];
+        const char *what = register_it ? "register" : "look up";
+        if (rc != CURLE_OK) {
+                snprintf(why, why_size, "POST %s: %s", req->url,
+                         req->too_big ? "answer larger than 1 MiB"
+                                      : curl_easy_strerror(rc));
+                err = ITD_ERR_IO;
+        } else if (status == 200) {
+                json_error_t jerr;
+                json_t *root = json_loadb(req->body ? req->body : "",
+                                          req->len, 0, &jerr);
+                json_t *jid = root ? json_object_get(root, "id") : NULL;
+                if (json_is_integer(jid) && json_integer_value(jid) >= 0 &&
+                    json_integer_value(jid) <= INT32_MAX) {
+                        *id = (int32_t)json_integer_value(jid);
+                        err = ITD_OK;
+                } else {
+                        snprintf(why, why_size,
+                                 "POST %s: answer has no schema id",
+                                 req->url);
+                        err = ITD_ERR_PARSE;
+                }
+                json_decref(root);
+        } else {
+                refusal(req->body, req->len, words, sizeof words);
+                /* Refusals another try cannot fix stop start-up for an
+                 * operator; the rest (5xx, 429, 408) may pass. */
+                int transient = status >= 500 || status == 429 ||
+                                status == 408;
+                const char *hint =
+                    status == 401 || status == 403
+                        ? "; check the credentials and their permissions"
+                    : status == 409 ? "; the schema is incompatible with "
+                                      "the subject's compatibility setting"
+                    : status == 404 && !register_it
+                        ? "; not registered under this subject, and "
+                          "output.schema_registry.auto_register is false"
+                        : "";
+                snprintf(why, why_size, "cannot %s the schema: POST %s: "
+                         "HTTP %ld%s%s",
+                         what, req->url, status, words, hint);
+                err = transient ? ITD_ERR_IO : ITD_ERR_CONF;
+        }
+        curl_slist_free_all(hdrs);
+        free(body);
+        itd_registry_req_destroy(req);
+        return err;
+}
+
 #else /* !ITD_HAVE_CURL */
 
 struct itd_registry_s {
@@ -323,4 +421,31 @@ itd_err_t itd_registry_req_finish(itd_reg_req_t *req, int curl_rc,
 
 void itd_registry_req_destroy(itd_reg_req_t *req) { (void)req; }
 
+itd_err_t itd_registry_subject(itd_registry_t *reg, const char *subject,
+                               const char *schema, int register_it,
+                               int32_t *id, char *why, size_t why_size) {
+        (void)reg;
+        (void)subject;
+        (void)schema;
+        (void)register_it;
+        *id = -1;
+        snprintf(why, why_size, "no registry client");
+        return ITD_ERR_CONF;
+}
+
 #endif
+
+itd_err_t itd_registry_register(const char *url, const char *user_info,
+                                int64_t timeout_ms, const char *subject,
+                                const char *schema, int register_it,
+                                int32_t *id, char *why, size_t why_size) {
+        *id = -1;
+        itd_registry_t *reg = itd_registry_new(url, user_info, timeout_ms, why,
+                                               why_size);
+        if (!reg)
+                return ITD_ERR_CONF;
+        itd_err_t err = itd_registry_subject(reg, subject, schema,
+                                             register_it, id, why, why_size);
+        itd_registry_destroy(reg);
+        return err;
+}

@@ -46,6 +46,25 @@ const char *itd_registry_url(const itd_registry_t *reg);
  */
 const char *itd_url_redact(const char *url, char *buf, size_t cap);
 
+/**
+ * @brief Registers schema (Avro JSON text) under subject and says its id
+ * (POST {url}/subjects/{subject}/versions, which answers the existing id
+ * when the same schema is registered already), or, with register_it 0,
+ * only looks it up (POST {url}/subjects/{subject}). Blocking, bounded by
+ * the client's timeout; for start-up.
+ * @returns ITD_OK with *id; ITD_ERR_CONF when another try cannot help:
+ * the registry refused (401/403 credentials or permission, 409 the schema
+ * is incompatible with the subject's, 422 invalid schema, 404 on a
+ * look-up: not registered under that subject, other 4xx); ITD_ERR_IO for
+ * what may pass (connection, timeout, 5xx, 429); ITD_ERR_PARSE for an
+ * answer without an id. why gets one line with the redacted URL and the
+ * registry's own message.
+ * @thread any; reg is only read.
+ */
+itd_err_t itd_registry_subject(itd_registry_t *reg, const char *subject,
+                               const char *schema, int register_it,
+                               int32_t *id, char *why, size_t why_size);
+
 /* One look-up in flight: a configured easy handle and its answer. */
 typedef struct itd_reg_req_s itd_reg_req_t;
 

@@ -15,8 +15,12 @@
  * newcomer and its index slot removed by backward shifting, so no
  * tombstones accumulate.
  *
+ * Relative thresholds read the table's score distribution (scoredist.h),
+ * which every judged score joins after it was judged.
+ *
  * Snapshots (end of file) write the users least recently seen first, so
- * re-inserting them in file order rebuilds the same LRU order.
+ * re-inserting them in file order rebuilds the same LRU order, then the
+ * distribution word for word.
  *
  * @thread pipeline thread only; no locks.
  */
@@ -27,6 +31,7 @@
 #include <string.h>
 
 #include "intentd/mem.h"
+#include "intentd/scoredist.h"
 #include "snap_int.h"
 
 #define NIL UINT32_MAX
@@ -46,6 +51,7 @@ _Static_assert(sizeof(entry_t) == 32, "trigger.h promises 32 bytes a user");
 
 struct itd_triggers_s {
         itd_trigger_conf_t conf;
+        itd_scoredist_t *dist;   /* the scores judged, decayed */
         entry_t *e;          /* n used of cap */
         size_t n, cap;
         uint32_t *slot;      /* index: entry number or NIL */
@@ -65,10 +71,100 @@ const char *itd_trigger_direction_name(itd_trigger_direction_t dir) {
         }
 }
 
+const char *itd_trigger_rule_name(itd_trigger_rule_t rule) {
+        switch (rule) {
+        case ITD_TRIGGER_RULE_ABSOLUTE:
+                return "ABSOLUTE";
+        case ITD_TRIGGER_RULE_TOP_PERCENT:
+                return "TOP_PERCENT";
+        case ITD_TRIGGER_RULE_LIFT:
+                return "LIFT";
+        default:
+                return "?";
+        }
+}
+
+const char *itd_trigger_conf_text(const itd_trigger_conf_t *c, char *buf,
+                                  size_t cap) {
+        char age[80] = "";
+        if (c->max_event_age_ms > 0)
+                snprintf(age, sizeof age, ", each valid for %lld min "
+                         "after its event",
+                         (long long)(c->max_event_age_ms / 60000));
+        long long cool = (long long)(c->cooldown_ms / 60000);
+        switch (c->rule) {
+        case ITD_TRIGGER_RULE_TOP_PERCENT:
+                snprintf(buf, cap,
+                         "score in the top %g%% of recent scores, re-armed "
+                         "outside the top %g%%, cool-down %lld min%s",
+                         c->top_percent, c->exit_top_percent, cool, age);
+                break;
+        case ITD_TRIGGER_RULE_LIFT:
+                snprintf(buf, cap,
+                         "score at least %g x the mean recent score, "
+                         "re-armed below %g x, cool-down %lld min%s",
+                         c->lift, c->exit_lift, cool, age);
+                break;
+        default:
+                snprintf(buf, cap,
+                         "score at least %.2f, re-armed below %.2f, "
+                         "cool-down %lld min%s",
+                         (double)c->enter, (double)c->exit, cool, age);
+                break;
+        }
+        return buf;
+}
+
 itd_err_t itd_trigger_conf_check(const itd_trigger_conf_t *c, char *errstr,
                                  size_t errstr_size) {
         const char *bad = NULL;
         double v = 0;
+        if ((int)c->rule < 0 || c->rule >= ITD_TRIGGER_RULE__COUNT) {
+                snprintf(errstr, errstr_size,
+                         "triggers.rule: %d is not a rule", (int)c->rule);
+                return ITD_ERR_CONF;
+        }
+        if (!(c->top_percent > 0 && c->top_percent <= 100)) {
+                snprintf(errstr, errstr_size,
+                         "triggers.top_percent: %g is outside (0, 100]",
+                         c->top_percent);
+                return ITD_ERR_CONF;
+        }
+        if (!(c->exit_top_percent >= c->top_percent &&
+              c->exit_top_percent <= 100)) {
+                snprintf(errstr, errstr_size,
+                         "triggers.exit_top_percent: %g is outside "
+                         "triggers.top_percent (%g) .. 100; users re-arm "
+                         "when they leave a wider top than they entered",
+                         c->exit_top_percent, c->top_percent);
+                return ITD_ERR_CONF;
+        }
+        if (!(c->lift >= 1 && isfinite(c->lift))) {
+                snprintf(errstr, errstr_size,
+                         "triggers.lift: %g is below 1 (or not finite)",
+                         c->lift);
+                return ITD_ERR_CONF;
+        }
+        if (!(c->exit_lift > 0 && c->exit_lift <= c->lift)) {
+                snprintf(errstr, errstr_size,
+                         "triggers.exit_lift: %g is outside (0, "
+                         "triggers.lift (%g)]; the re-arm level must not "
+                         "exceed the firing level",
+                         c->exit_lift, c->lift);
+                return ITD_ERR_CONF;
+        }
+        if (c->half_life_events < 1) {
+                snprintf(errstr, errstr_size,
+                         "triggers.distribution.half_life: 0 events");
+                return ITD_ERR_CONF;
+        }
+        if (c->max_event_age_ms < 0) {
+                snprintf(errstr, errstr_size,
+                         "triggers.max_event_age: %" PRId64 " ms is "
+                         "negative",
+                         c->max_event_age_ms);
+                return ITD_ERR_CONF;
+        }
         if (!(c->enter >= 0.0f && c->enter <= 1.0f))
                 bad = "triggers.enter", v = c->enter;
         else if (!(c->exit >= 0.0f && c->exit <= 1.0f))
@@ -214,6 +310,7 @@ itd_triggers_t *itd_triggers_new(const itd_trigger_conf_t *c, char *errstr,
                 return NULL;
         itd_triggers_t *t = itd_xcalloc(1, sizeof *t);
         t->conf = *c;
+        t->dist = itd_scoredist_new(c->half_life_events);
         t->cap = c->max_users < INITIAL_CAP ? c->max_users : INITIAL_CAP;
         t->e = itd_xmalloc(t->cap * sizeof *t->e);
         t->head = t->tail = NIL;
@@ -229,7 +326,50 @@ void itd_triggers_destroy(itd_triggers_t *t) {
                 return;
         free(t->e);
         free(t->slot);
+        itd_scoredist_destroy(t->dist);
         free(t);
+}
+
+itd_err_t itd_triggers_set_conf(itd_triggers_t *t,
+                                const itd_trigger_conf_t *c, char *errstr,
+                                size_t errstr_size) {
+        itd_trigger_conf_t nc = *c;
+        nc.max_users = t->conf.max_users;
+        if (itd_trigger_conf_check(&nc, errstr, errstr_size) != ITD_OK)
+                return ITD_ERR_CONF;
+        t->conf = nc;
+        itd_scoredist_set_half_life(t->dist, nc.half_life_events);
+        return ITD_OK;
+}
+
+const itd_scoredist_t *itd_triggers_dist(const itd_triggers_t *t) {
+        return t->dist;
+}
+
+void itd_trigger_thresholds(const itd_trigger_conf_t *c,
+                            const itd_scoredist_t *d,
+                            itd_trigger_thresholds_t *th) {
+        if (c->rule == ITD_TRIGGER_RULE_ABSOLUTE) {
+                th->enter = c->enter;
+                th->exit = c->exit;
+                return;
+        }
+        th->enter = th->exit = NAN;
+        if (!d || itd_scoredist_count(d) < c->min_events ||
+            itd_scoredist_count(d) == 0)
+                return;
+        if (c->rule == ITD_TRIGGER_RULE_TOP_PERCENT) {
+                th->enter = itd_scoredist_top(d, c->top_percent / 100.0);
+                th->exit = itd_scoredist_top(d, c->exit_top_percent / 100.0);
+        } else {
+                double mean = itd_scoredist_mean(d);
+                th->enter = (float)fmin(1.0, c->lift * mean);
+                th->exit = (float)fmin(1.0, c->exit_lift * mean);
+        }
+        /* Interpolation cannot invert them, but float rounding of two
+         * nearby quantiles could: keep the hysteresis band a band. */
+        if (th->exit > th->enter)
+                th->exit = th->enter;
 }
 
 /* Inside the cool-down of the last UP? Written so no subtraction can
@@ -243,24 +383,70 @@ static int cooling(const itd_triggers_t *t, const entry_t *u, int64_t ts) {
                (uint64_t)t->conf.cooldown_ms;
 }
 
-int itd_triggers_update(itd_triggers_t *t, uint64_t user_hash,
-                        int64_t event_ts_ms, float score,
-                        itd_trigger_direction_t *dir) {
+/* Fills *fire (may be NULL) for a record of direction dir. */
+static void fired(const itd_triggers_t *t, itd_trigger_direction_t dir,
+                  int64_t ts, const itd_trigger_thresholds_t *th,
+                  itd_trigger_fire_t *fire) {
+        if (!fire)
+                return;
+        const itd_trigger_conf_t *c = &t->conf;
+        int up = dir == ITD_TRIGGER_UP;
+        fire->direction = dir;
+        fire->rule = c->rule;
+        fire->threshold = up ? th->enter : th->exit;
+        switch (c->rule) {
+        case ITD_TRIGGER_RULE_TOP_PERCENT:
+                fire->parameter = (float)(up ? c->top_percent
+                                             : c->exit_top_percent);
+                break;
+        case ITD_TRIGGER_RULE_LIFT:
+                fire->parameter = (float)(up ? c->lift : c->exit_lift);
+                break;
+        default:
+                fire->parameter = up ? c->enter : c->exit;
+                break;
+        }
+        /* Saturating: an event time near INT64_MAX never wraps round. */
+        fire->expires_at_ms =
+            c->max_event_age_ms == 0 ? INT64_MIN
+            : ts > INT64_MAX - c->max_event_age_ms ? INT64_MAX
+                                                   : ts + c->max_event_age_ms;
+}
+
+/* Older than max_event_age before ref? Without subtraction overflow. */
+static int stale(const itd_triggers_t *t, int64_t ts, int64_t ref) {
+        if (t->conf.max_event_age_ms == 0 || ref == INT64_MIN || ts >= ref)
+                return 0;
+        return (uint64_t)ref - (uint64_t)ts >
+               (uint64_t)t->conf.max_event_age_ms;
+}
+
+int itd_triggers_decide(itd_triggers_t *t, uint64_t user_hash,
+                        int64_t event_ts_ms, int64_t ref_ts_ms, float score,
+                        const itd_trigger_thresholds_t *th,
+                        itd_trigger_fire_t *fire) {
         if (!isfinite(score))
                 return 0;
+        if (stale(t, event_ts_ms, ref_ts_ms)) {
+                t->stats.stale++;
+                return 0;
+        }
+        if (isnan(th->enter) || isnan(th->exit)) {
+                t->stats.warming++;
+                return 0;
+        }
         size_t i = probe(t, user_hash);
         uint32_t x = t->slot[i];
         if (x == NIL) {
                 /* No entry: armed and out of cool-down. Only a crossing
                  * makes the user worth remembering. */
-                if (score < t->conf.enter)
+                if (score < th->enter)
                         return 0;
                 entry_t *u = insert(t, user_hash);
                 u->armed = 0;
                 u->last_up_ms = event_ts_ms;
                 t->stats.fired_up++;
-                if (dir)
-                        *dir = ITD_TRIGGER_UP;
+                fired(t, ITD_TRIGGER_UP, event_ts_ms, th, fire);
                 return 1;
         }
         entry_t *u = &t->e[x];
@@ -269,7 +455,7 @@ int itd_triggers_update(itd_triggers_t *t, uint64_t user_hash,
                 lru_push_head(t, x);
         }
         if (u->armed) {
-                if (score < t->conf.enter)
+                if (score < th->enter)
                         return 0;
                 if (cooling(t, u, event_ts_ms)) {
                         /* Held back, still armed: the first event past the
@@ -280,33 +466,59 @@ int itd_triggers_update(itd_triggers_t *t, uint64_t user_hash,
                 u->armed = 0;
                 u->last_up_ms = event_ts_ms;
                 t->stats.fired_up++;
-                if (dir)
-                        *dir = ITD_TRIGGER_UP;
+                fired(t, ITD_TRIGGER_UP, event_ts_ms, th, fire);
                 return 1;
         }
-        if (score < t->conf.exit) {
+        if (score < th->exit) {
                 u->armed = 1;
                 t->stats.fired_down++;
-                if (dir)
-                        *dir = ITD_TRIGGER_DOWN;
+                fired(t, ITD_TRIGGER_DOWN, event_ts_ms, th, fire);
                 return 1;
         }
         return 0;
 }
 
-void itd_triggers_make_record(const itd_triggers_t *t,
-                              const itd_prediction_t *p,
-                              itd_trigger_direction_t dir,
-                              int64_t fired_at_ms, itd_trigger_rec_t *rec) {
+int itd_triggers_update(itd_triggers_t *t, uint64_t user_hash,
+                        int64_t event_ts_ms, int64_t ref_ts_ms, float score,
+                        itd_trigger_fire_t *fire) {
+        if (!isfinite(score))
+                return 0;
+        /* Judged against the scores before it, then one of them. */
+        itd_trigger_thresholds_t th;
+        itd_trigger_thresholds(&t->conf, t->dist, &th);
+        int due = itd_triggers_decide(t, user_hash, event_ts_ms, ref_ts_ms,
+                                      score, &th, fire);
+        itd_scoredist_add(t->dist, score);
+        return due;
+}
+
+void itd_triggers_make_record(const itd_prediction_t *p,
+                              const itd_trigger_fire_t *fire,
+                              itd_trigger_rec_t *rec) {
         itd_strlcpy(rec->prediction_id, p->prediction_id,
                     sizeof rec->prediction_id);
         itd_strlcpy(rec->user_id, p->user_id, sizeof rec->user_id);
         rec->score = p->purchase_probability;
-        rec->threshold = dir == ITD_TRIGGER_UP ? t->conf.enter
-                                               : t->conf.exit;
-        rec->direction = dir;
+        rec->threshold = fire->threshold;
+        rec->direction = fire->direction;
         rec->event_ts_ms = p->event_ts_ms;
-        rec->fired_at_ms = fired_at_ms;
+        rec->fired_at_ms = 0;
+        rec->rule = fire->rule;
+        rec->parameter = fire->parameter;
+        rec->expires_at_ms = fire->expires_at_ms;
+        rec->next_action = p->next_action;
+        rec->next_action_probability =
+            (int)p->next_action >= 0 && p->next_action < ITD_NEXT__COUNT
+                ? p->next_probs[p->next_action]
+                : 0.0f;
+        size_t n = p->n_top_categories < ITD_TOPCAT_MAX ? p->n_top_categories
+                                                        : ITD_TOPCAT_MAX;
+        rec->n_top_categories = n;
+        for (size_t k = 0; k < n; k++) {
+                itd_strlcpy(rec->top_categories[k], p->top_categories[k],
+                            ITD_ID_MAX);
+                rec->top_category_scores[k] = p->top_category_scores[k];
+        }
 }
 
 void itd_triggers_stats(const itd_triggers_t *t, itd_triggers_stats_t *s) {
@@ -317,11 +529,13 @@ void itd_triggers_stats(const itd_triggers_t *t, itd_triggers_stats_t *s) {
 /* ------------------------------------------------------------------ */
 /* Snapshots: header (magic, version | header bytes << 32, byte order,  */
 /* configuration, counts, payload bytes and XXH64, header XXH64), then  */
-/* one 24-byte record per user, least recently seen first.              */
+/* one 24-byte record per user, least recently seen first, then (from   */
+/* version 2) the score distribution, ITD_SCOREDIST_WORDS words.        */
 
 #define TSNAP_MAGIC "ITDTRIGR"
-#define TSNAP_VERSION 1
+#define TSNAP_VERSION 2
 #define TSNAP_REC 24 /* hash u64, last_up_ms i64, armed u64 */
+#define TSNAP_DIST_BYTES (ITD_SCOREDIST_WORDS * 8)
 
 enum {
         TH_ENTER,     /* float bits */
@@ -333,16 +547,29 @@ enum {
         TH_FIRED_DOWN,
         TH_HELD_BACK,
         TH_EVICTED,
+        TH_V1_COUNT,  /* version 1 ends here */
+        TH_STALE = TH_V1_COUNT,
+        TH_WARMING,
+        TH_RULE,
+        TH_HALF_LIFE,
         TH__COUNT
 };
 
 #define TSNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(TH__COUNT)
+
+static const itd_snap_kind_t snap_kind_v1 = {
+    .name = "trigger",
+    .magic = TSNAP_MAGIC,
+    .version = 1,
+    .n_values = TH_V1_COUNT,
+};
 
 static const itd_snap_kind_t snap_kind = {
     .name = "trigger",
     .magic = TSNAP_MAGIC,
     .version = TSNAP_VERSION,
     .n_values = TH__COUNT,
+    .older = &snap_kind_v1,
 };
 
 static uint64_t float_bits(float f) {
@@ -362,6 +589,10 @@ static void write_payload(itd_snap_t *s, const void *obj) {
                 itd_snap_put(rec, &pos, u->armed);
                 itd_snap_write(s, rec, sizeof rec);
         }
+        uint64_t *words = itd_xmalloc(TSNAP_DIST_BYTES);
+        itd_scoredist_save(t->dist, words);
+        itd_snap_write(s, words, TSNAP_DIST_BYTES);
+        free(words);
 }
 
 itd_err_t itd_triggers_snapshot(const itd_triggers_t *t, FILE *out,
@@ -376,6 +607,10 @@ itd_err_t itd_triggers_snapshot(const itd_triggers_t *t, FILE *out,
             [TH_FIRED_DOWN] = t->stats.fired_down,
             [TH_HELD_BACK] = t->stats.held_back,
             [TH_EVICTED] = t->stats.evicted,
+            [TH_STALE] = t->stats.stale,
+            [TH_WARMING] = t->stats.warming,
+            [TH_RULE] = (uint64_t)t->conf.rule,
+            [TH_HALF_LIFE] = t->conf.half_life_events,
         };
         return itd_snap_save(out, &snap_kind, v, write_payload, t, errstr,
                              errstr_size);
@@ -386,15 +621,19 @@ itd_triggers_t *itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
 #define FAIL ITD_SNAP_FAIL
         itd_triggers_t *t = NULL;
         itd_snap_t s = {.f = in};
-        uint64_t v[TH__COUNT], payload_bytes, payload_hash;
+        uint64_t v[TH__COUNT] = {0}, payload_bytes, payload_hash;
+        uint64_t *words = NULL;
         if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
                                  &payload_hash, errstr, errstr_size) != 0)
                 goto fail;
+        int v2 = s.version >= 2;
         uint64_t n = v[TH_N];
-        if (n > MAX_USERS_LIMIT || payload_bytes != n * TSNAP_REC)
+        uint64_t dist_bytes = v2 ? TSNAP_DIST_BYTES : 0;
+        if (n > MAX_USERS_LIMIT || payload_bytes != n * TSNAP_REC + dist_bytes)
                 FAIL("corrupt trigger snapshot: sizes in the header (bytes "
                      "24..%d) do not describe a trigger table",
-                     TSNAP_HDR_BYTES - 1);
+                     (int)ITD_SNAP_HDR_BYTES(v2 ? TH__COUNT : TH_V1_COUNT) -
+                         1);
 
         t = itd_triggers_new(c, errstr, errstr_size);
         if (!t)
@@ -403,6 +642,8 @@ itd_triggers_t *itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
         t->stats.fired_down = v[TH_FIRED_DOWN];
         t->stats.held_back = v[TH_HELD_BACK];
         t->stats.evicted = v[TH_EVICTED];
+        t->stats.stale = v[TH_STALE];
+        t->stats.warming = v[TH_WARMING];
         /* Users beyond this configuration's max_users: the least recently
          * seen, first in the file, are read (for the checksum) and
          * dropped. */
@@ -440,15 +681,33 @@ itd_triggers_t *itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
                 u->last_up_ms = last_up;
                 u->armed = (uint32_t)armed;
         }
+        if (v2) {
+                words = itd_xmalloc(TSNAP_DIST_BYTES);
+                if (itd_snap_read(&s, words, TSNAP_DIST_BYTES) != 0) {
+                        itd_snap_hash_end(&s);
+                        itd_snap_read_error(&s, "trigger",
+                                            "the score distribution",
+                                            TSNAP_HDR_BYTES, payload_bytes,
+                                            errstr, errstr_size);
+                        goto fail;
+                }
+        }
         if (itd_snap_payload_check(&s, &snap_kind, payload_hash, errstr,
                                    errstr_size) != 0)
                 goto fail;
         if (bad)
                 FAIL("corrupt trigger snapshot: %s", bad);
+        if (words && itd_scoredist_load(t->dist, words) != 0)
+                FAIL("corrupt trigger snapshot: the score distribution "
+                     "(the last %d payload bytes) holds negative or "
+                     "non-finite masses",
+                     TSNAP_DIST_BYTES);
+        free(words);
         /* insert() counted nothing: the table never filled. */
         t->stats.evicted += skip;
         return t;
 fail:
+        free(words);
         itd_triggers_destroy(t);
         return NULL;
 #undef FAIL

@@ -14,9 +14,11 @@ pkgs=(build-essential cmake pkg-config librdkafka-dev libavro-dev
 # lintian (a test checks the built .deb against Debian policy).
 pkgs+=(dpkg-dev file lintian)
 # Tests: kcat, promtool (prometheus), systemd-analyze (systemd), a third-party
-# Kafka/Avro client (python3-confluent-kafka, python3-avro), and headless
+# Kafka/Avro client (python3-confluent-kafka, python3-avro; python3-requests
+# for its schema registry client), and headless
 # chromium to render the HTML report.
-pkgs+=(kcat prometheus systemd python3-confluent-kafka python3-avro chromium)
+pkgs+=(kcat prometheus systemd python3-confluent-kafka python3-avro
+      python3-requests chromium)
 case "${1:-}" in
   fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
   # Peers and baselines of `make bench` (large: not for `make test`).

@@ -336,12 +336,13 @@ Test(engine_accounting, every_input_ends_as_exactly_one_outcome) {
  * Triggers on, and every score crosses enter: a trigger would fire for
  * any on-time event. */
 static const kv_t late_kv[] = {
+    {"triggers.rule", "absolute"},
     {"triggers.enter", "0.0001"},
     {"triggers.exit", "0.00005"},
 };
 
 static sim_t *late_sim(itd_conf_t **conf) {
-        *conf = conf_with(late_kv, 2);
+        *conf = conf_with(late_kv, 3);
         sim_t *s = sim_new(*conf);
         itd_engine_enable_triggers(s->eng);
         return s;
@@ -499,9 +500,10 @@ Test(engine_checkpoint, write_read_adopt_continues_identically) {
          * event, and never a DOWN; so after the cut only users new to
          * the partition fire, if b holds a's trigger table */
         static const kv_t kv[] = {{"model.batch.size", "16"},
+                                  {"triggers.rule", "absolute"},
                                   {"triggers.enter", "0.0001"},
                                   {"triggers.exit", "0.00005"}};
-        itd_conf_t *conf = conf_with(kv, 3);
+        itd_conf_t *conf = conf_with(kv, 4);
         static itd_input_t in[600];
         gen_stream(in, 600, 30, 100 * MIN_MS, 4);
         for (size_t i = 310; i < 600; i += 29)

@@ -21,9 +21,15 @@
  * bit-identical, and 0.5 parses exactly. */
 #define FLOAT_EXACT 0.0f
 
+/* An absolute rule; the relative parameters valid but unused. */
 static itd_trigger_conf_t conf_of(float enter, float exit, int64_t cool_ms,
                                   size_t max_users) {
-        return (itd_trigger_conf_t){.enter = enter, .exit = exit,
+        return (itd_trigger_conf_t){.rule = ITD_TRIGGER_RULE_ABSOLUTE,
+                                    .enter = enter, .exit = exit,
+                                    .top_percent = 1, .exit_top_percent = 5,
+                                    .lift = 3, .exit_lift = 1.5,
+                                    .half_life_events = 10000,
+                                    .min_events = 100,
                                     .cooldown_ms = cool_ms,
                                     .max_users = max_users};
 }
@@ -37,14 +43,16 @@ static itd_triggers_t *make(float enter, float exit, int64_t cool_ms,
         return t;
 }
 
-/* Feeds one event; returns 0 (nothing), 'U' or 'D'. */
+/* Feeds one event (no staleness reference); returns 0 (nothing), 'U' or
+ * 'D'. */
 static int feed(itd_triggers_t *t, uint64_t user, int64_t ts, float score) {
-        itd_trigger_direction_t dir = ITD_TRIGGER__COUNT;
-        int fired = itd_triggers_update(t, user, ts, score, &dir);
+        itd_trigger_fire_t f = {.direction = ITD_TRIGGER__COUNT};
+        int fired = itd_triggers_update(t, user, ts, INT64_MIN, score, &f);
         if (!fired)
                 return 0;
-        cr_assert(dir == ITD_TRIGGER_UP || dir == ITD_TRIGGER_DOWN);
-        return dir == ITD_TRIGGER_UP ? 'U' : 'D';
+        cr_assert(f.direction == ITD_TRIGGER_UP ||
+                  f.direction == ITD_TRIGGER_DOWN);
+        return f.direction == ITD_TRIGGER_UP ? 'U' : 'D';
 }
 
 Test(trigger, oscillating_around_enter_fires_once_until_below_exit) {
@@ -333,7 +341,10 @@ Test(trigger, record_encodes_and_decodes_in_both_framings) {
         char err[256];
         itd_codec_t *codec = itd_codec_new(err, sizeof err);
         cr_assert(codec, "%s", err);
-        itd_triggers_t *t = make(0.5f, 0.3f, 0, 4);
+        itd_trigger_conf_t c0 = conf_of(0.5f, 0.3f, 0, 4);
+        c0.max_event_age_ms = 30 * MIN_MS;
+        itd_triggers_t *t = itd_triggers_new(&c0, err, sizeof err);
+        cr_assert(t, "%s", err);
         itd_prediction_t p;
         memset(&p, 0, sizeof p);
         itd_prediction_make_id(&p, "intentd.events", 3, 12345);
@@ -341,12 +352,25 @@ Test(trigger, record_encodes_and_decodes_in_both_framings) {
         p.event_ts_ms = T0;
         p.purchase_probability = 0.734f;
 
-        itd_trigger_direction_t dir;
-        cr_assert_eq(itd_triggers_update(t, 17, T0, 0.734f, &dir), 1);
+        p.next_action = ITD_NEXT_ADD_TO_CART;
+        p.next_probs[ITD_NEXT_ADD_TO_CART] = 0.625f;
+        p.n_top_categories = 2;
+        strcpy(p.top_categories[0], "shoes");
+        strcpy(p.top_categories[1], "socks");
+        p.top_category_scores[0] = 2.5f;
+        p.top_category_scores[1] = 0.75f;
+
+        itd_trigger_fire_t fire;
+        cr_assert_eq(itd_triggers_update(t, 17, T0, INT64_MIN, 0.734f,
+                                         &fire), 1);
         itd_trigger_rec_t rec;
-        itd_triggers_make_record(t, &p, dir, T0 + 250, &rec);
+        itd_triggers_make_record(&p, &fire, &rec);
+        rec.fired_at_ms = T0 + 250;
         cr_expect_str_eq(rec.prediction_id, "intentd.events/3/12345");
         cr_expect_float_eq(rec.threshold, 0.5f, FLOAT_EXACT);
+        cr_expect_eq(rec.rule, ITD_TRIGGER_RULE_ABSOLUTE);
+        cr_expect_float_eq(rec.parameter, 0.5f, FLOAT_EXACT);
+        cr_expect_eq(rec.expires_at_ms, T0 + 30 * MIN_MS);
 
         const int32_t ids[] = {-1, 42};
         for (size_t i = 0; i < 2; i++) {
@@ -370,6 +394,17 @@ Test(trigger, record_encodes_and_decodes_in_both_framings) {
                 cr_expect_eq(back.direction, ITD_TRIGGER_UP);
                 cr_expect_eq(back.event_ts_ms, T0);
                 cr_expect_eq(back.fired_at_ms, T0 + 250);
+                cr_expect_eq(back.rule, ITD_TRIGGER_RULE_ABSOLUTE);
+                cr_expect_float_eq(back.parameter, 0.5f, FLOAT_EXACT);
+                cr_expect_eq(back.expires_at_ms, T0 + 30 * MIN_MS);
+                cr_expect_eq(back.next_action, ITD_NEXT_ADD_TO_CART);
+                cr_expect_float_eq(back.next_action_probability, 0.625f,
+                                   FLOAT_EXACT);
+                cr_expect_eq(back.n_top_categories, 2);
+                cr_expect_str_eq(back.top_categories[0], "shoes");
+                cr_expect_str_eq(back.top_categories[1], "socks");
+                cr_expect_float_eq(back.top_category_scores[1], 0.75f,
+                                   FLOAT_EXACT);
                 /* Truncated and too-small buffers fail cleanly. */
                 cr_expect_eq(itd_codec_decode_trigger(
                                  codec, buf, len - 1, ITD_FRAMING_BARE,
@@ -380,9 +415,13 @@ Test(trigger, record_encodes_and_decodes_in_both_framings) {
                              ITD_ERR_FULL);
         }
 
-        /* DOWN carries the exit threshold. */
-        cr_assert_eq(itd_triggers_update(t, 17, T0 + 1, 0.1f, &dir), 1);
-        itd_triggers_make_record(t, &p, dir, T0 + 300, &rec);
+        /* DOWN carries the exit threshold; no expiry without the guard. */
+        itd_trigger_conf_t nc = conf_of(0.5f, 0.3f, 0, 4);
+        cr_assert_eq(itd_triggers_set_conf(t, &nc, err, sizeof err), ITD_OK);
+        cr_assert_eq(itd_triggers_update(t, 17, T0 + 1, INT64_MIN, 0.1f,
+                                         &fire), 1);
+        itd_triggers_make_record(&p, &fire, &rec);
+        rec.fired_at_ms = T0 + 300;
         unsigned char buf[512];
         size_t len;
         cr_assert_eq(itd_codec_encode_trigger(codec, &rec, -1, buf,
@@ -393,6 +432,7 @@ Test(trigger, record_encodes_and_decodes_in_both_framings) {
                                               sizeof err), ITD_OK, "%s", err);
         cr_expect_eq(back.direction, ITD_TRIGGER_DOWN);
         cr_expect_float_eq(back.threshold, 0.3f, FLOAT_EXACT);
+        cr_expect_eq(back.expires_at_ms, INT64_MIN);
         cr_expect_str_eq(itd_trigger_direction_name(back.direction), "DOWN");
 
         rec.direction = ITD_TRIGGER__COUNT;
@@ -401,4 +441,268 @@ Test(trigger, record_encodes_and_decodes_in_both_framings) {
                      ITD_ERR_ENCODE);
         itd_triggers_destroy(t);
         itd_codec_destroy(codec);
+}
+
+/* ------------------------------------------------ relative rules */
+
+static itd_triggers_t *make_rule(itd_trigger_rule_t rule,
+                                 int64_t max_age_ms) {
+        char err[256];
+        itd_trigger_conf_t c = conf_of(0.5f, 0.3f, 0, 100000);
+        c.rule = rule;
+        c.max_event_age_ms = max_age_ms;
+        itd_triggers_t *t = itd_triggers_new(&c, err, sizeof err);
+        cr_assert(t, "%s", err);
+        return t;
+}
+
+/* A deterministic score for user u at step i: most users low (around
+ * 2%), a few high. */
+static float score_of(uint64_t u, int i) {
+        uint64_t h = (u * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)i * 0xBF58476D1CE4E5B9ULL);
+        h ^= h >> 31;
+        double x = (double)(h % 10000) / 10000.0; /* uniform in [0, 1) */
+        return (float)(0.005 + 0.03 * x * x);
+}
+
+Test(trigger, top_percent_fires_for_about_that_share_of_fresh_users) {
+        itd_triggers_t *t = make_rule(ITD_TRIGGER_RULE_TOP_PERCENT, 0);
+        /* 100 warm-up scores, then 20000 users with one score each: with
+         * cool-down 0 and every user seen once, UP fires for each user in
+         * the top 1% of the scores before it. */
+        int ups = 0, warm = 0;
+        for (int i = 0; i < 20100; i++) {
+                itd_trigger_fire_t f;
+                if (!itd_triggers_update(t, (uint64_t)i + 1, T0 + i, INT64_MIN,
+                                         score_of((uint64_t)i, 0), &f))
+                        continue;
+                cr_assert_eq(f.direction, ITD_TRIGGER_UP);
+                cr_expect_eq(f.rule, ITD_TRIGGER_RULE_TOP_PERCENT);
+                cr_expect_float_eq(f.parameter, 1.0f, FLOAT_EXACT);
+                warm += i < 100;
+                ups++;
+        }
+        cr_expect_eq(warm, 0, "fired during the warm-up (min_events 100)");
+        cr_expect(ups >= 150 && ups <= 250, "%d UPs of 20000 (1%% = 200)",
+                  ups);
+        itd_triggers_stats_t st;
+        itd_triggers_stats(t, &st);
+        cr_expect_eq(st.warming, 100);
+        itd_triggers_destroy(t);
+}
+
+Test(trigger, relative_thresholds_follow_the_live_distribution) {
+        /* The same ranking at two base rates, ten times apart: the top-1%
+         * rule fires equally often on both, an absolute 0.1 only on the
+         * high one. */
+        int ups[2][2] = {{0}};
+        for (int scale = 0; scale < 2; scale++) {
+                itd_triggers_t *rel =
+                    make_rule(ITD_TRIGGER_RULE_TOP_PERCENT, 0);
+                itd_triggers_t *abs_ = make(0.1f, 0.05f, 0, 100000);
+                for (int i = 0; i < 20000; i++) {
+                        float s = score_of((uint64_t)i, 1) *
+                                  (scale ? 10.0f : 1.0f);
+                        ups[scale][0] += itd_triggers_update(
+                            rel, (uint64_t)i + 1, T0 + i, INT64_MIN, s, NULL);
+                        ups[scale][1] += feed(abs_, (uint64_t)i + 1, T0 + i,
+                                              s) == 'U';
+                }
+                itd_triggers_destroy(rel);
+                itd_triggers_destroy(abs_);
+        }
+        cr_expect(abs(ups[0][0] - ups[1][0]) <= ups[0][0] / 10,
+                  "top 1%%: %d and %d", ups[0][0], ups[1][0]);
+        cr_expect_eq(ups[0][1], 0);
+        cr_expect_gt(ups[1][1], 1000);
+}
+
+Test(trigger, lift_fires_at_a_multiple_of_the_mean_score) {
+        itd_triggers_t *t = make_rule(ITD_TRIGGER_RULE_LIFT, 0);
+        /* Mean 0.02 from 1000 scores of one user; then 0.059 (below 3x) and
+         * 0.061 (above) for new users; a DOWN below 1.5 x the mean. */
+        for (int i = 0; i < 1000; i++)
+                cr_assert_eq(itd_triggers_update(t, 1, T0 + i, INT64_MIN,
+                                                 0.02f, NULL), 0);
+        itd_trigger_fire_t f;
+        cr_expect_eq(itd_triggers_update(t, 2, T0 + 2000, INT64_MIN, 0.059f,
+                                         &f), 0);
+        cr_expect_eq(itd_triggers_update(t, 3, T0 + 2001, INT64_MIN, 0.061f,
+                                         &f), 1);
+        cr_expect_eq(f.rule, ITD_TRIGGER_RULE_LIFT);
+        cr_expect_float_eq(f.parameter, 3.0f, FLOAT_EXACT);
+        /* The threshold in force: 3 x the mean of the 1001 scores before,
+         * which the distribution keeps within float rounding. */
+        cr_expect_float_eq(f.threshold, 3 * (1000 * 0.02 + 0.059) / 1001,
+                           1e-4);
+        cr_expect_eq(itd_triggers_update(t, 3, T0 + 2002, INT64_MIN, 0.031f,
+                                         &f), 0, "above 1.5 x: stays");
+        cr_expect_eq(itd_triggers_update(t, 3, T0 + 2003, INT64_MIN, 0.029f,
+                                         &f), 1);
+        cr_expect_eq(f.direction, ITD_TRIGGER_DOWN);
+        cr_expect_float_eq(f.parameter, 1.5f, FLOAT_EXACT);
+        itd_triggers_destroy(t);
+}
+
+Test(trigger, stale_events_fire_nothing_and_change_nothing) {
+        itd_triggers_t *t = make_rule(ITD_TRIGGER_RULE_ABSOLUTE, 30 * MIN_MS);
+        itd_trigger_fire_t f;
+        /* 31 minutes behind the reference: stale, user stays armed. */
+        cr_expect_eq(itd_triggers_update(t, 4, T0, T0 + 31 * MIN_MS, 0.9f,
+                                         &f), 0);
+        /* 29 minutes behind: fires, and expires 30 minutes after it. */
+        cr_expect_eq(itd_triggers_update(t, 4, T0 + 2 * MIN_MS,
+                                         T0 + 31 * MIN_MS, 0.9f, &f), 1);
+        cr_expect_eq(f.expires_at_ms, T0 + 32 * MIN_MS);
+        /* A stale low score does not re-arm. */
+        cr_expect_eq(itd_triggers_update(t, 4, T0 - HOUR_MS, T0 + HOUR_MS,
+                                         0.0f, &f), 0);
+        cr_expect_eq(itd_triggers_update(t, 4, T0 + HOUR_MS, T0 + HOUR_MS,
+                                         0.0f, &f), 1);
+        cr_expect_eq(f.direction, ITD_TRIGGER_DOWN);
+        /* No reference: nothing is stale. Extreme times do not wrap. */
+        cr_expect_eq(itd_triggers_update(t, 5, INT64_MIN + 1, INT64_MIN,
+                                         0.9f, &f), 1);
+        cr_expect_eq(itd_triggers_update(t, 6, INT64_MIN + 1, INT64_MAX,
+                                         0.9f, &f), 0);
+        cr_expect_eq(itd_triggers_update(t, 7, INT64_MAX - 1, INT64_MAX,
+                                         0.9f, &f), 1);
+        cr_expect_eq(f.expires_at_ms, INT64_MAX);
+        itd_triggers_stats_t st;
+        itd_triggers_stats(t, &st);
+        cr_expect_eq(st.stale, 3);
+        itd_triggers_destroy(t);
+}
+
+Test(trigger, a_new_configuration_applies_from_the_next_event) {
+        char err[256];
+        itd_triggers_t *t = make(0.5f, 0.3f, 0, 16);
+        cr_expect_eq(feed(t, 1, T0, 0.45f), 0);
+        itd_trigger_conf_t c = conf_of(0.4f, 0.2f, 0, 16);
+        cr_assert_eq(itd_triggers_set_conf(t, &c, err, sizeof err), ITD_OK);
+        cr_expect_eq(feed(t, 1, T0 + 1, 0.45f), 'U');
+        cr_expect_eq(feed(t, 1, T0 + 2, 0.25f), 0, "0.25 is above exit 0.2");
+        /* A bad one is refused whole. */
+        c = conf_of(0.4f, 0.5f, 0, 16);
+        cr_expect_eq(itd_triggers_set_conf(t, &c, err, sizeof err),
+                     ITD_ERR_CONF);
+        cr_expect(strstr(err, "triggers.exit"), "%s", err);
+        cr_expect_eq(feed(t, 1, T0 + 3, 0.19f), 'D');
+        itd_triggers_destroy(t);
+}
+
+Test(trigger, refuses_bad_relative_parameters) {
+        char err[256];
+        itd_trigger_conf_t c = conf_of(0.5f, 0.3f, 0, 16);
+        c.exit_top_percent = 0.5; /* narrower than top_percent 1 */
+        cr_expect_null(itd_triggers_new(&c, err, sizeof err));
+        cr_expect(strstr(err, "triggers.exit_top_percent"), "%s", err);
+        c = conf_of(0.5f, 0.3f, 0, 16);
+        c.exit_lift = 4; /* above lift 3 */
+        cr_expect_null(itd_triggers_new(&c, err, sizeof err));
+        cr_expect(strstr(err, "triggers.exit_lift"), "%s", err);
+        c = conf_of(0.5f, 0.3f, 0, 16);
+        c.top_percent = 0;
+        cr_expect_null(itd_triggers_new(&c, err, sizeof err));
+        c = conf_of(0.5f, 0.3f, 0, 16);
+        c.max_event_age_ms = -1;
+        cr_expect_null(itd_triggers_new(&c, err, sizeof err));
+        c = conf_of(0.5f, 0.3f, 0, 16);
+        c.rule = ITD_TRIGGER_RULE__COUNT;
+        cr_expect_null(itd_triggers_new(&c, err, sizeof err));
+}
+
+Test(trigger, snapshot_keeps_the_score_distribution) {
+        char err[256];
+        itd_triggers_t *t = make_rule(ITD_TRIGGER_RULE_TOP_PERCENT, 0);
+        for (int i = 0; i < 3000; i++)
+                itd_triggers_update(t, (uint64_t)i % 500, T0 + i, INT64_MIN,
+                                    score_of((uint64_t)i, 2), NULL);
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        cr_assert_eq(itd_triggers_snapshot(t, f, err, sizeof err), ITD_OK);
+        fclose(f);
+        itd_trigger_conf_t c = conf_of(0.5f, 0.3f, 0, 100000);
+        c.rule = ITD_TRIGGER_RULE_TOP_PERCENT;
+        f = fmemopen(buf, len, "rb");
+        itd_triggers_t *r = itd_triggers_restore(f, &c, err, sizeof err);
+        fclose(f);
+        cr_assert(r, "%s", err);
+        /* Both tables decide alike from here on, fire for fire. */
+        for (int i = 3000; i < 8000; i++) {
+                itd_trigger_fire_t fa = {0}, fb = {0};
+                float s = score_of((uint64_t)i, 2);
+                int a = itd_triggers_update(t, (uint64_t)i % 500, T0 + i,
+                                            INT64_MIN, s, &fa);
+                int b = itd_triggers_update(r, (uint64_t)i % 500, T0 + i,
+                                            INT64_MIN, s, &fb);
+                cr_assert_eq(a, b, "event %d", i);
+                cr_assert(memcmp(&fa.threshold, &fb.threshold,
+                                 sizeof fa.threshold) == 0);
+        }
+        itd_triggers_destroy(r);
+        itd_triggers_destroy(t);
+        free(buf);
+}
+
+Test(trigger, a_version_1_snapshot_restores_with_an_empty_distribution) {
+        /* tests/fixtures/trigger_v1.snap: written by the version 1 code
+         * (before relative rules): enter 0.5, exit 0.3, cool-down 1 h;
+         * users 1..4 fired UP at T0, user 2 re-armed at T0 + 1 min. */
+        char path[512], err[256];
+        FILE *f = fopen(tu_src("tests/fixtures/trigger_v1.snap", path,
+                               sizeof path), "rb");
+        cr_assert(f, "cannot open %s", path);
+        itd_trigger_conf_t c = conf_of(0.5f, 0.3f, HOUR_MS, 8);
+        itd_triggers_t *t = itd_triggers_restore(f, &c, err, sizeof err);
+        cr_assert(t, "%s", err);
+        cr_expect_eq(fgetc(f), EOF, "read exactly the snapshot's bytes");
+        fclose(f);
+        itd_triggers_stats_t st;
+        itd_triggers_stats(t, &st);
+        cr_expect_eq(st.users, 4);
+        cr_expect_eq(st.fired_up, 4);
+        cr_expect_eq(st.fired_down, 1);
+        cr_expect_eq(itd_scoredist_count(itd_triggers_dist(t)), 0);
+        /* User 1 is disarmed: low re-arms it. User 2 is armed but in its
+         * cool-down: held back. User 5 is new. */
+        cr_expect_eq(feed(t, 1, T0 + 2 * MIN_MS, 0.1f), 'D');
+        cr_expect_eq(feed(t, 2, T0 + 2 * MIN_MS, 0.9f), 0);
+        cr_expect_eq(feed(t, 5, T0 + 2 * MIN_MS, 0.9f), 'U');
+        itd_triggers_destroy(t);
+}
+
+Test(trigger, sighup_reload_applies_the_trigger_options) {
+        char dir[256], path[512], err[512], applied[512], restart[512];
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(path, sizeof path, "%s/t.yaml", dir);
+        itd_conf_t *conf = itd_conf_new();
+        cr_assert_eq(conf->triggers_rule, ITD_TRIGGER_RULE_TOP_PERCENT,
+                     "the default rule is relative");
+        cr_assert_eq(tu_write_file(path, "triggers:\n  rule: lift\n"
+                                         "  lift: 4\n  exit_lift: 2\n"
+                                         "  max_event_age: 10m\n"
+                                         "  cooldown: 5m\n"),
+                     0);
+        itd_conf_t *fresh = itd_conf_new();
+        cr_assert_eq(itd_conf_load(fresh, path, err, sizeof err), ITD_OK,
+                     "%s", err);
+        itd_conf_reload(conf, fresh, applied, sizeof applied, restart,
+                        sizeof restart);
+        cr_expect_eq(conf->triggers_rule, ITD_TRIGGER_RULE_LIFT);
+        cr_expect_float_eq(conf->triggers_lift, 4.0, FLOAT_EXACT);
+        cr_expect_eq(conf->triggers_max_event_age_ms, 10 * MIN_MS);
+        cr_expect(strstr(applied, "triggers.rule"), "applied: %s", applied);
+        cr_expect_str_eq(restart, "");
+        /* A file whose re-arm level exceeds the firing level is refused
+         * at load, before any reload. */
+        cr_assert_eq(tu_write_file(path, "triggers:\n  lift: 2\n"
+                                         "  exit_lift: 3\n"),
+                     0);
+        cr_expect_eq(itd_conf_load(fresh, path, err, sizeof err),
+                     ITD_ERR_CONF);
+        cr_expect(strstr(err, "triggers.exit_lift"), "%s", err);
+        itd_conf_destroy(fresh);
+        itd_conf_destroy(conf);
 }

@@ -58,6 +58,9 @@ typedef struct itd_conf_s {
         int64_t input_max_string_bytes;
         int64_t input_max_message_bytes;
         int64_t output_schema_id;   /* -1: bare Avro */
+        char *output_schema_registry_url; /* "" = none */
+        char *output_schema_registry_user_info; /* "user:password", "" */
+        int output_schema_registry_auto_register;
 
         size_t n_windows;
         int64_t windows_ms[ITD_CONF_LIST_MAX];
@@ -102,9 +105,18 @@ typedef struct itd_conf_s {
         int log_format;             /* itd_conf_log_format_t */
         int64_t shutdown_timeout_ms;
 
-        /* triggers (trigger.h); exit <= enter is checked by itd_conf_load */
+        /* triggers (trigger.h); exit <= enter, exit_top_percent >=
+         * top_percent and exit_lift <= lift are checked by itd_conf_load */
+        int triggers_rule;          /* itd_trigger_rule_t */
         double triggers_enter;
         double triggers_exit;
+        double triggers_top_percent;
+        double triggers_exit_top_percent;
+        double triggers_lift;
+        double triggers_exit_lift;
+        int64_t triggers_half_life;  /* scores */
+        int64_t triggers_min_events; /* scores */
+        int64_t triggers_max_event_age_ms; /* 0: no guard */
         int64_t triggers_cooldown_ms;
         int64_t triggers_max_users;
 

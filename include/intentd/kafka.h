@@ -72,6 +72,21 @@ itd_err_t itd_kafka_produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
                             volatile sig_atomic_t *stop, char *errstr,
                             size_t errstr_size);
 
+/**
+ * @brief As itd_kafka_produce, with the record's timestamp (CreateTime) set
+ * to timestamp_ms, ms since the epoch: an output's event time, so that
+ * downstream event-time windows and time-based look-ups see when the
+ * shopper acted, not when intentd got round to it. 0: the current time
+ * (librdkafka's default). A retry (itd_kafka_retryq) keeps it.
+ */
+itd_err_t itd_kafka_produce_at(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
+                               int32_t partition, int64_t timestamp_ms,
+                               const void *key, size_t keylen,
+                               const void *value, size_t len,
+                               rd_kafka_headers_t *headers, void *msg_opaque,
+                               volatile sig_atomic_t *stop, char *errstr,
+                               size_t errstr_size);
+
 /* Headers of a record cut to fit (DESIGN.md: a dead letter too large for
  * the topic is truncated with a header saying so): the original length of
  * the value, or of the key, in bytes, decimal. */

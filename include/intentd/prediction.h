@@ -22,6 +22,7 @@ typedef enum {
 #define ITD_TOPCAT_MAX 3  /* top categories published per prediction */
 #define ITD_EXPLAIN_MAX 3 /* features named in an explanation */
 #define ITD_PREDICTION_ID_MAX 64
+#define ITD_MODEL_ID_MAX 40 /* "<16 hex>-<16 hex>" and the NUL */
 
 typedef struct itd_prediction_s {
         char prediction_id[ITD_PREDICTION_ID_MAX]; /* topic/partition/offset */
@@ -38,6 +39,11 @@ typedef struct itd_prediction_s {
         size_t n_explanation;                 /* 0: field is null */
         char explanation_feature[ITD_EXPLAIN_MAX][32];
         float explanation_contribution[ITD_EXPLAIN_MAX];
+        /* The event's own identity, echoed ("" / -1 when absent). */
+        char event_id[ITD_ID_MAX];
+        char session_id[ITD_ID_MAX];
+        int event_type;                       /* itd_event_type_t, or -1 */
+        char model_id[ITD_MODEL_ID_MAX];      /* "" when none was set */
 } itd_prediction_t;
 
 /** @brief "VIEW" ... "LEAVE". */

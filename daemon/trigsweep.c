@@ -1,0 +1,199 @@
+/*
+ * trigsweep.c - trigger counts over a ladder of rules and thresholds (see
+ * trigsweep.h).
+ */
+#include "trigsweep.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "intentd/event.h"
+#include "intentd/mem.h"
+#include "intentd/scoredist.h"
+
+#define USER_SEED 0x5bd1e9955bd1e995ULL
+
+/* The ladder: a rule and its enter parameter; exits keep the configured
+ * ratio of exit to enter parameter. */
+static const struct {
+        itd_trigger_rule_t rule;
+        double param;
+} ladder[] = {
+    {ITD_TRIGGER_RULE_TOP_PERCENT, 0.1}, {ITD_TRIGGER_RULE_TOP_PERCENT, 0.5},
+    {ITD_TRIGGER_RULE_TOP_PERCENT, 1},   {ITD_TRIGGER_RULE_TOP_PERCENT, 2},
+    {ITD_TRIGGER_RULE_TOP_PERCENT, 5},   {ITD_TRIGGER_RULE_LIFT, 2},
+    {ITD_TRIGGER_RULE_LIFT, 3},          {ITD_TRIGGER_RULE_LIFT, 5},
+    {ITD_TRIGGER_RULE_LIFT, 10},         {ITD_TRIGGER_RULE_ABSOLUTE, 0.05},
+    {ITD_TRIGGER_RULE_ABSOLUTE, 0.1},    {ITD_TRIGGER_RULE_ABSOLUTE, 0.2},
+    {ITD_TRIGGER_RULE_ABSOLUTE, 0.3},    {ITD_TRIGGER_RULE_ABSOLUTE, 0.5},
+};
+#define N_LADDER (sizeof ladder / sizeof ladder[0])
+#define N_ROWS (N_LADDER + 1) /* row 0: the configured rule */
+
+typedef struct row_s {
+        itd_trigger_conf_t conf;
+        itd_triggers_t *t;
+} row_t;
+
+struct itd_trigsweep_s {
+        itd_scoredist_t *dist;
+        row_t row[N_ROWS];
+        uint64_t scores;
+};
+
+/* c with rule r at enter parameter p, the exit scaled like c's own. */
+static itd_trigger_conf_t rung(const itd_trigger_conf_t *c,
+                               itd_trigger_rule_t r, double p) {
+        itd_trigger_conf_t x = *c;
+        x.rule = r;
+        switch (r) {
+        case ITD_TRIGGER_RULE_TOP_PERCENT:
+                x.top_percent = p;
+                x.exit_top_percent =
+                    fmin(100.0, p * c->exit_top_percent / c->top_percent);
+                break;
+        case ITD_TRIGGER_RULE_LIFT:
+                x.lift = p;
+                x.exit_lift = p * c->exit_lift / c->lift;
+                break;
+        default:
+                x.enter = (float)p;
+                x.exit = c->enter > 0 ? (float)(p * c->exit / c->enter)
+                                      : 0.0f;
+                if (x.exit > x.enter)
+                        x.exit = x.enter;
+                break;
+        }
+        return x;
+}
+
+itd_trigsweep_t *itd_trigsweep_new(const itd_conf_t *conf, char *errstr,
+                                   size_t errstr_size) {
+        itd_trigger_conf_t c;
+        itd_engine_trigger_conf(conf, &c);
+        if (itd_trigger_conf_check(&c, errstr, errstr_size) != ITD_OK)
+                return NULL;
+        itd_trigsweep_t *sw = itd_xcalloc(1, sizeof *sw);
+        sw->dist = itd_scoredist_new(c.half_life_events);
+        for (size_t i = 0; i < N_ROWS; i++) {
+                row_t *r = &sw->row[i];
+                r->conf = i == 0 ? c
+                                 : rung(&c, ladder[i - 1].rule,
+                                        ladder[i - 1].param);
+                r->t = itd_triggers_new(&r->conf, errstr, errstr_size);
+                if (!r->t) {
+                        itd_trigsweep_destroy(sw);
+                        return NULL;
+                }
+        }
+        return sw;
+}
+
+void itd_trigsweep_destroy(itd_trigsweep_t *sw) {
+        if (!sw)
+                return;
+        for (size_t i = 0; i < N_ROWS; i++)
+                itd_triggers_destroy(sw->row[i].t);
+        itd_scoredist_destroy(sw->dist);
+        free(sw);
+}
+
+void itd_trigsweep_add(itd_trigsweep_t *sw, const char *user_id,
+                       int64_t ts_ms, float score) {
+        if (!isfinite(score))
+                return;
+        uint64_t user = itd_hash_str(user_id, USER_SEED);
+        for (size_t i = 0; i < N_ROWS; i++) {
+                itd_trigger_thresholds_t th;
+                itd_trigger_thresholds(&sw->row[i].conf, sw->dist, &th);
+                itd_triggers_decide(sw->row[i].t, user, ts_ms, INT64_MIN,
+                                    score, &th, NULL);
+        }
+        itd_scoredist_add(sw->dist, score);
+        sw->scores++;
+}
+
+static double enter_param(const itd_trigger_conf_t *c) {
+        return c->rule == ITD_TRIGGER_RULE_TOP_PERCENT ? c->top_percent
+               : c->rule == ITD_TRIGGER_RULE_LIFT      ? c->lift
+                                                       : (double)c->enter;
+}
+
+static double exit_param(const itd_trigger_conf_t *c) {
+        return c->rule == ITD_TRIGGER_RULE_TOP_PERCENT ? c->exit_top_percent
+               : c->rule == ITD_TRIGGER_RULE_LIFT      ? c->exit_lift
+                                                       : (double)c->exit;
+}
+
+/* Same rule and parameters as the configured one. */
+static int same_rung(const itd_trigger_conf_t *a,
+                     const itd_trigger_conf_t *b) {
+        return a->rule == b->rule &&
+               fabs(enter_param(a) - enter_param(b)) < 1e-9 &&
+               fabs(exit_param(a) - exit_param(b)) < 1e-6;
+}
+
+static json_t *row_json(const itd_trigsweep_t *sw, const row_t *r,
+                        int configured) {
+        itd_triggers_stats_t st;
+        itd_triggers_stats(r->t, &st);
+        char rule[16];
+        snprintf(rule, sizeof rule, "%s", itd_trigger_rule_name(r->conf.rule));
+        for (char *p = rule; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+        return json_pack(
+            "{s:s, s:f, s:f, s:I, s:I, s:I, s:f, s:b}", "rule", rule,
+            "parameter", enter_param(&r->conf), "exit_parameter",
+            exit_param(&r->conf), "up", (json_int_t)st.fired_up, "down",
+            (json_int_t)st.fired_down, "users",
+            (json_int_t)(st.users + st.evicted), "up_per_1000_events",
+            sw->scores ? 1000.0 * (double)st.fired_up / (double)sw->scores
+                       : 0.0,
+            "configured", configured);
+}
+
+json_t *itd_trigsweep_json(const itd_trigsweep_t *sw) {
+        json_t *rows = json_array();
+        for (size_t i = 1; i < N_ROWS; i++)
+                json_array_append_new(
+                    rows, row_json(sw, &sw->row[i],
+                                   same_rung(&sw->row[i].conf,
+                                             &sw->row[0].conf)));
+        return json_pack("{s:o, s:I, s:o}", "configured",
+                         row_json(sw, &sw->row[0], 1), "scores",
+                         (json_int_t)sw->scores, "rows", rows);
+}
+
+void itd_trigsweep_print(const itd_trigsweep_t *sw, FILE *out) {
+        fprintf(out, "  triggers per rule over %llu scores (UP / DOWN / "
+                "users fired; * = configured):\n",
+                (unsigned long long)sw->scores);
+        for (size_t i = 1; i < N_ROWS; i++) {
+                const row_t *r = &sw->row[i];
+                itd_triggers_stats_t st;
+                itd_triggers_stats(r->t, &st);
+                char label[48];
+                switch (r->conf.rule) {
+                case ITD_TRIGGER_RULE_TOP_PERCENT:
+                        snprintf(label, sizeof label, "top %g%%",
+                                 r->conf.top_percent);
+                        break;
+                case ITD_TRIGGER_RULE_LIFT:
+                        snprintf(label, sizeof label, "lift %gx",
+                                 r->conf.lift);
+                        break;
+                default:
+                        snprintf(label, sizeof label, "score >= %.2f",
+                                 (double)r->conf.enter);
+                        break;
+                }
+                fprintf(out, "    %c %-14s %7llu / %7llu / %6llu\n",
+                        same_rung(&r->conf, &sw->row[0].conf) ? '*' : ' ',
+                        label, (unsigned long long)st.fired_up,
+                        (unsigned long long)st.fired_down,
+                        (unsigned long long)(st.users + st.evicted));
+        }
+}

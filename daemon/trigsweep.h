@@ -1,0 +1,54 @@
+/*
+ * trigsweep.h - how many triggers would have fired, per rule and
+ * threshold, over the scores of a replay: the configured rule and a fixed
+ * ladder of others (top 0.1% .. 5%, lift 2 .. 10, absolute 0.05 .. 0.5),
+ * each with the configured cool-down, staleness guard and distribution
+ * settings, so marketing can pick a threshold from the data before
+ * switching it on. For `intentd replay` (its report and summary).
+ *
+ * Every row runs pipeline/trigger.c's own rules over the same stream of
+ * (user, event time, score); the relative rows share one score
+ * distribution, which is what each row's own would hold (the same scores
+ * in the same order). Like the engine in a replay, it judges staleness by
+ * event time only: a replay has no wall clock, and its sorted input no
+ * late events.
+ *
+ * Memory: one score distribution (32 KiB) and, per row, a trigger table
+ * of the users who fired (32 bytes each, up to triggers.max_users).
+ *
+ * @thread the replay's one thread.
+ */
+#ifndef INTENTD_TRIGSWEEP_H
+#define INTENTD_TRIGSWEEP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "intentd/conf.h"
+#include "intentd/trigger.h"
+
+typedef struct itd_trigsweep_s itd_trigsweep_t;
+
+/** @brief A sweep around conf's triggers.* (copied). NULL with errstr
+ * when they are invalid. Caller owns. */
+itd_trigsweep_t *itd_trigsweep_new(const itd_conf_t *conf, char *errstr,
+                                   size_t errstr_size);
+void itd_trigsweep_destroy(itd_trigsweep_t *sw);
+
+/** @brief One scored, on-time event (call in stream order). */
+void itd_trigsweep_add(itd_trigsweep_t *sw, const char *user_id,
+                       int64_t ts_ms, float score);
+
+/**
+ * @brief {"configured": ROW, "scores": N, "rows": [ROW, ...]} with ROW =
+ * {"rule", "parameter", "exit_parameter", "up", "down", "users",
+ * "up_per_1000_events", "configured"}. New reference.
+ */
+json_t *itd_trigsweep_json(const itd_trigsweep_t *sw);
+
+/** @brief The table as text lines for the replay summary. */
+void itd_trigsweep_print(const itd_trigsweep_t *sw, FILE *out);
+
+#endif
