@@ -493,6 +493,18 @@ const struct prop itd_conf_props[] = {
              "or `:port` for every IPv4 address. Empty turns the endpoint "
              "off. An address that cannot be bound (port in use) stops "
              "start-up with exit 78."},
+    {.name = "metrics.query", .type = PT_ENUM, .off = F_INT(metrics_query),
+     .syms = (const char *const[]){"off", "on", NULL}, .def = "off",
+     .help = "`on` answers `GET /users/<user_id>` on `metrics.listen`: "
+             "the user's state (events per window, first and last event "
+             "time, session, top categories) and latest prediction (score, "
+             "next action, model), as JSON, for support and marketing "
+             "tools. The user is named by the pseudonym of the logs, never "
+             "the id. Loopback clients only (403 otherwise), at most 20 "
+             "requests a second (429), answered by the pipeline between "
+             "two batches (503 after 2 s). Keeps the latest prediction of "
+             "up to 65536 users (about 9 MiB). docs/OPERATIONS.md, "
+             "\"Asking about one user\"."},
     {.name = "metrics.window", .type = PT_INT, .off = F_I64(metrics_window),
      .min = 100, .max = 10000000, .def = "10000", .unit = "examples",
      .help = "Judged examples (predictions whose label is known) behind "

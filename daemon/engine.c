@@ -622,6 +622,22 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         itd_pv_summary(eng->pv, &s->pv);
 }
 
+itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
+                          itd_user_summary_t *out, int32_t *partition) {
+        /* A user's events share a key, so one partition holds them. */
+        for (size_t p = 0; p < eng->n_parts; p++) {
+                const part_t *pt = &eng->parts[p];
+                if (pt->st && itd_state_user_summary(
+                                  pt->st, user_id,
+                                  itd_state_watermark(pt->st),
+                                  out) == ITD_OK) {
+                        *partition = (int32_t)p;
+                        return ITD_OK;
+                }
+        }
+        return ITD_ERR_NOT_FOUND;
+}
+
 itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out) {
         for (size_t p = 0; p < eng->n_parts; p++) {
                 const part_t *pt = &eng->parts[p];

@@ -194,6 +194,14 @@ void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_wall_ms);
 /** @brief Counters and progressive metrics so far. */
 void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *stats);
 
+/**
+ * @brief The state of user_id in whichever partition holds it, window
+ * counts as of that partition's watermark (the query endpoint).
+ * @returns ITD_OK with *out and *partition; ITD_ERR_NOT_FOUND.
+ */
+itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
+                          itd_user_summary_t *out, int32_t *partition);
+
 /** @brief Writes every partition's users as JSON lines (--dump-state). */
 itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out);
 

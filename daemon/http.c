@@ -17,6 +17,12 @@
  * the deadline by shutting the socket down; libmicrohttpd then closes it
  * as it would any dropped connection. libmicrohttpd's messages (one per
  * refused connection or bad request) go through a rate limiter.
+ *
+ * GET /users/<id> (metrics.query, query.h) is answered by the pipeline
+ * thread: the request is posted to the query mailbox and its connection
+ * suspended (so the event loop serves health probes meanwhile), then
+ * resumed by whoever answers it, the pipeline or, after
+ * ITD_QUERY_WAIT_MS, the reaper with a 503.
  */
 #include "http.h"
 
@@ -29,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include "intentd/log.h"
@@ -70,7 +77,16 @@ struct itd_http_s {
         conn_t conns[MAX_CONNECTIONS + 16];
         itd_ratelimit_t rl;
         uint64_t reaped;
+        itd_query_t *q;        /* GET /users/<id>; NULL: off */
 };
+
+/* A request's context (*req_cls): the marker for every request but a
+ * posted /users/ one, which gets a query_req_t. */
+static int seen_marker;
+
+typedef struct query_req_s {
+        int ticket;
+} query_req_t;
 
 /* ---- health ------------------------------------------------------------- */
 
@@ -159,18 +175,86 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn,
                      (size_t)n, MHD_RESPMEM_MUST_COPY);
 }
 
+/* Clients on this host only: the answer is about a person. */
+static int loopback(struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        if (!sa)
+                return 0;
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const void *)sa;
+                return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+        }
+        if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const void *)sa;
+                const struct in6_addr *a = &in6->sin6_addr;
+                return IN6_IS_ADDR_LOOPBACK(a) ||
+                       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        }
+        return 0;
+}
+
+static void wake_conn(void *conn) { MHD_resume_connection(conn); }
+
+/* GET /users/<id>: posts the question and suspends the connection, or,
+ * resumed, answers what the pipeline (or the reaper) left. */
+static enum MHD_Result handle_user(itd_http_t *srv,
+                                   struct MHD_Connection *conn,
+                                   const char *id, void **req_cls) {
+        if (*req_cls != &seen_marker) {
+                query_req_t *r = *req_cls;
+                unsigned status;
+                size_t len;
+                char *body = itd_query_take(srv->q, r->ticket, &status, &len);
+                return reply(conn, status, "application/json; charset=utf-8",
+                             body, len, MHD_RESPMEM_MUST_FREE);
+        }
+        if (!srv->q)
+                return reply_text(conn, MHD_HTTP_NOT_FOUND,
+                                  "the query endpoint is off "
+                                  "(metrics.query)\n");
+        if (!loopback(conn))
+                return reply_text(conn, MHD_HTTP_FORBIDDEN,
+                                  "/users/ answers clients on this host "
+                                  "only\n");
+        size_t n = strlen(id);
+        if (n == 0 || n >= ITD_ID_MAX)
+                return reply_text(conn, MHD_HTTP_BAD_REQUEST,
+                                  "a user id of 1..%d bytes, please\n",
+                                  ITD_ID_MAX - 1);
+        int64_t now = itd_now_mono_ms();
+        if (!itd_query_allow(srv->q, now))
+                return reply_text(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+                                  "more than %d requests a second; try "
+                                  "again\n",
+                                  ITD_QUERY_RATE);
+        int t = itd_query_post(srv->q, id, conn, now);
+        if (t < 0)
+                return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "%d questions wait already; try again\n",
+                                  ITD_QUERY_SLOTS);
+        query_req_t *r = itd_xmalloc(sizeof *r);
+        r->ticket = t;
+        *req_cls = r;
+        /* Suspended before the pipeline can see it: a wake never comes
+         * before the suspension it ends (query.h). */
+        MHD_suspend_connection(conn);
+        itd_query_publish(srv->q, t);
+        return MHD_YES;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                               const char *url, const char *method,
                               const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls) {
-        static int seen;
         itd_http_t *srv = cls;
         (void)version;
         (void)upload_data;
         /* First call: headers only. Answering on the second call is the
          * documented pattern that also copes with a (pointless) body. */
         if (!*req_cls) {
-                *req_cls = &seen;
+                *req_cls = &seen_marker;
                 /* The whole request head is in: the deadline no longer
                  * applies until it is answered (request_done). */
                 const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
@@ -193,6 +277,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                                   "method %s not allowed\n", method);
 
         char why[256];
+        if (strncmp(url, "/users/", 7) == 0)
+                return handle_user(srv, conn, url + 7, req_cls);
         if (strcmp(url, "/metrics") == 0) {
                 size_t len;
                 char *body = itd_metrics_render_dup(srv->m, &len);
@@ -214,7 +300,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                                   "not ready: %s\n", why);
         }
         return reply_text(conn, MHD_HTTP_NOT_FOUND,
-                          "not found; try /metrics, /livez, /readyz\n");
+                          "not found; try /metrics, /livez, /readyz%s\n",
+                          srv->q ? ", /users/<id>" : "");
 }
 
 /* libmicrohttpd's own messages: kept for the error string while starting,
@@ -277,8 +364,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 static void request_done(void *cls, struct MHD_Connection *conn,
                          void **req_cls, enum MHD_RequestTerminationCode toe) {
         itd_http_t *srv = cls;
-        (void)req_cls;
         (void)toe;
+        if (*req_cls && *req_cls != &seen_marker) {
+                free(*req_cls);
+                *req_cls = NULL;
+        }
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         conn_t *c = ci ? ci->socket_context : NULL;
@@ -306,6 +396,13 @@ static void *reaper(void *arg) {
                         shutdown(c->fd, SHUT_RDWR);
                         c->cut = 1;
                         srv->reaped++;
+                }
+                if (srv->q) {
+                        /* Outside mu: waking takes libmicrohttpd's locks,
+                         * and its thread takes mu in on_connection. */
+                        pthread_mutex_unlock(&srv->mu);
+                        itd_query_expire(srv->q, now, 0);
+                        pthread_mutex_lock(&srv->mu);
                 }
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -389,7 +486,10 @@ itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
         srv->rl = (itd_ratelimit_t){.interval_ms = 10000, .burst = 5};
         pthread_mutex_init(&srv->mu, NULL);
         pthread_cond_init(&srv->cv, NULL);
-        unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+        /* Suspend/resume: /users/ requests wait for the pipeline thread
+         * without holding up the event loop. */
+        unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+                         MHD_ALLOW_SUSPEND_RESUME;
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         /* The logger goes first so even start-up messages reach it. */
@@ -433,6 +533,11 @@ itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
 
 int itd_http_port(const itd_http_t *srv) { return srv->port; }
 
+void itd_http_set_query(itd_http_t *srv, itd_query_t *q) {
+        itd_query_set_wake(q, wake_conn);
+        srv->q = q;
+}
+
 void itd_http_stop(itd_http_t *srv) {
         if (!srv)
                 return;
@@ -442,6 +547,15 @@ void itd_http_stop(itd_http_t *srv) {
                 pthread_cond_signal(&srv->cv);
                 pthread_mutex_unlock(&srv->mu);
                 pthread_join(srv->reaper, NULL);
+        }
+        /* libmicrohttpd must not be stopped with connections suspended:
+         * answer every waiting question (503) and give the event loop a
+         * moment to send those answers. */
+        for (int i = 0; srv->q && i < 200; i++) {
+                if (itd_query_expire(srv->q, itd_now_mono_ms(), 1) == 0)
+                        break;
+                struct timespec ts = {0, 10 * 1000000L};
+                nanosleep(&ts, NULL);
         }
         MHD_stop_daemon(srv->d);
         pthread_mutex_destroy(&srv->mu);

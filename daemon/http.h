@@ -1,7 +1,8 @@
 /*
  * http.h - the HTTP endpoint for SREs: GET /metrics (Prometheus text), GET
- * /livez and GET /readyz (health), served by libmicrohttpd from its own
- * thread on metrics.listen.
+ * /livez and GET /readyz (health), and with metrics.query GET /users/<id>
+ * (query.h), served by libmicrohttpd from its own thread on
+ * metrics.listen.
  *
  * The pipeline thread never waits for HTTP: it publishes into the metrics
  * registry (atomics) and into an itd_health_t (atomics), and the HTTP thread
@@ -16,6 +17,7 @@
 
 #include "intentd/err.h"
 #include "metrics.h"
+#include "query.h"
 
 /*
  * What /livez and /readyz report; caller-provided storage, written by the
@@ -83,6 +85,14 @@ int itd_http_listen_split(const char *listen, char *host, size_t host_size,
 itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
                            const itd_health_t *h, char *errstr,
                            size_t errstr_size);
+
+/**
+ * @brief Turns on GET /users/<user_id> (query.h), answered for loopback
+ * clients only (403 otherwise), at most ITD_QUERY_RATE a second (429).
+ * @param q  borrowed; must outlive the server. Call before requests come
+ * (right after itd_http_start).
+ */
+void itd_http_set_query(itd_http_t *srv, itd_query_t *q);
 
 /** @brief The port actually bound (useful after port 0). */
 int itd_http_port(const itd_http_t *srv);

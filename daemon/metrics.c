@@ -739,7 +739,9 @@ void itd_metrics_write_docs(FILE *out) {
               "while the main loop turns, 503 when it stalled) and "
               "`GET /readyz` (200 once the config is loaded, the model "
               "restored and partitions assigned; otherwise 503 with the "
-              "reason).\n\n"
+              "reason). With `metrics.query: on` it also answers "
+              "`GET /users/<user_id>` (docs/OPERATIONS.md, \"Asking about "
+              "one user\").\n\n"
               "| name | type | labels | help |\n"
               "| --- | --- | --- | --- |\n",
               out);

@@ -97,6 +97,7 @@ typedef struct loop_s {
         itd_decoder_t *dec;       /* decodes and validates events */
         itd_engine_t *eng;
         itd_monitor_t *mon;       /* windowed progressive metrics */
+        itd_query_t *query;       /* GET /users/<id>, or NULL */
         itd_offsets_t *offsets;
         itd_park_t *park;         /* events waiting for their schema */
         uint64_t abandoned;       /* sum of ppos_t.abandoned */
@@ -1017,6 +1018,8 @@ static void emit(loop_t *lp, size_t k) {
                 lp->res->predicted++;
                 itd_metrics_observe(lp->m, ITD_M_SCORE,
                                     preds[j].purchase_probability);
+                if (lp->query)
+                        itd_query_note(lp->query, &preds[j]);
                 itd_metrics_observe(lp->m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
                                     (double)(now_wall - preds[j].event_ts_ms) /
                                         1000.0);
@@ -1341,6 +1344,10 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                         err = ITD_ERR_CONF; /* port in use: exit 78 */
                         goto out;
                 }
+                if (conf->metrics_query) {
+                        lp.query = itd_query_new(65536);
+                        itd_http_set_query(lp.http, lp.query);
+                }
         }
         itd_metrics_set(lp.m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, NAN);
         lp.codec = itd_codec_new(errstr, errstr_size);
@@ -1484,6 +1491,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                                 if (msgs[i])
                                         rd_kafka_message_destroy(msgs[i]);
                 }
+                if (lp.query)
+                        itd_query_serve(lp.query, lp.eng);
                 itd_decoder_poll(lp.dec, 0);
                 release_parked(&lp, 0);
                 produce_retries(&lp);
@@ -1593,6 +1602,7 @@ out:
         itd_decoder_destroy(lp.dec);
         itd_offsets_destroy(lp.offsets);
         itd_http_stop(lp.http);
+        itd_query_destroy(lp.query); /* after the server: it used it */
         itd_metrics_destroy(lp.m);
         return err;
 }

@@ -1079,6 +1079,53 @@ itd_err_t itd_state_counts(const itd_state_t *st, const char *user_id,
 }
 
 /* Window label in the largest unit that divides it: "5m", "1h", "1d". */
+itd_err_t itd_state_user_summary(const itd_state_t *st, const char *user_id,
+                                 int64_t now_ms, itd_user_summary_t *out) {
+        int found;
+        size_t pos = table_probe(st, user_id, id_tag(user_id), &found);
+        if (!found)
+                return ITD_ERR_NOT_FOUND;
+        const itd_user_t *u = &st->users[(uint32_t)st->slots[pos] - 1];
+        memset(out, 0, sizeof *out);
+        out->first_ts_ms = st->epoch_ms + (int64_t)u->first_sec * 1000;
+        out->last_ts_ms = u->last_ts;
+        out->session_start_ms = st->epoch_ms +
+                                (int64_t)u->sess_start_sec * 1000;
+        out->session_events = u->sess_events;
+        for (int t = 0; t < ITD_EV__COUNT; t++)
+                out->lifetime[t] = u->life[t];
+        out->n_windows = st->conf.n_windows;
+        for (size_t w = 0; w < st->conf.n_windows; w++)
+                out->window_ms[w] = st->conf.window_ms[w];
+        itd_user_counts(st, u, now_ms == INT64_MIN ? u->last_ts : now_ms,
+                        out->counts);
+        /* Strongest categories first, decayed to the user's newest event
+         * as the features read them (features.c). */
+        double dt = (double)(itd_state_sec(st, u->last_ts) - u->aff_sec);
+        float decay = dt > 0 ? (float)exp2(-dt / ITD_AFF_HALF_LIFE_S) : 1.0f;
+        for (int i = 0; i < ITD_AFF_SLOTS; i++) {
+                if (!u->aff_cat[i])
+                        continue;
+                size_t k = out->top.n;
+                float sc = u->aff_score[i] * decay;
+                while (k > 0 && out->top.score[k - 1] < sc) {
+                        if (k < ITD_TOPCAT_MAX) {
+                                out->top.score[k] = out->top.score[k - 1];
+                                out->top.name[k] = out->top.name[k - 1];
+                        }
+                        k--;
+                }
+                if (k < ITD_TOPCAT_MAX) {
+                        out->top.score[k] = sc;
+                        out->top.name[k] = itd_catdict_name(&st->cats,
+                                                            u->aff_cat[i]);
+                }
+                if (out->top.n < ITD_TOPCAT_MAX)
+                        out->top.n++;
+        }
+        return ITD_OK;
+}
+
 static const char *window_label(int64_t ms, char *buf, size_t cap) {
         static const struct {
                 int64_t ms;

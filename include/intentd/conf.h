@@ -97,6 +97,7 @@ typedef struct itd_conf_s {
         double predict_threshold;
         int64_t metrics_log_interval_ms;
         char *metrics_listen;       /* "" = no HTTP endpoint */
+        int metrics_query;          /* 1: GET /users/<id> (query.h) */
         int64_t metrics_window;     /* judged examples behind the
                                      * intentd_progressive_window_* gauges */
         int64_t health_liveness_timeout_ms;

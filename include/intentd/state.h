@@ -147,6 +147,29 @@ itd_err_t itd_state_label(itd_state_t *st, uint64_t user_key, int label);
 itd_err_t itd_state_counts(const itd_state_t *st, const char *user_id,
                            int64_t now_ms, uint32_t *counts);
 
+/* One user's state as a person asks about it (the query endpoint). Names
+ * are borrowed from the state, valid until its next change. */
+typedef struct itd_user_summary_s {
+        int64_t first_ts_ms;      /* earliest event time seen (s resolution) */
+        int64_t last_ts_ms;       /* newest event time seen */
+        int64_t session_start_ms; /* start of the current session */
+        uint32_t session_events;  /* events in it (saturates at 65535) */
+        uint32_t lifetime[ITD_EV__COUNT]; /* events per type (saturate) */
+        size_t n_windows;
+        int64_t window_ms[ITD_WINDOWS_MAX];
+        uint32_t counts[ITD_WINDOWS_MAX * ITD_EV__COUNT]; /* [w * types + t],
+                                   * as of now_ms */
+        itd_topcats_t top;        /* decayed to last_ts_ms */
+} itd_user_summary_t;
+
+/**
+ * @brief The state of user_id, window counts as of now_ms (INT64_MIN: as
+ * of the user's newest event).
+ * @returns ITD_OK, ITD_ERR_NOT_FOUND if the user is not held.
+ */
+itd_err_t itd_state_user_summary(const itd_state_t *st, const char *user_id,
+                                 int64_t now_ms, itd_user_summary_t *out);
+
 /**
  * @brief Writes one JSON line per user: {"user_id":..,"windows":{"5m":
  * {"VIEW":n,..},..}} with counts as of now_ms. Used by --dump-state.
