@@ -338,6 +338,23 @@ static void check_checkpoint_dir(report_t *r) {
                         dir, parent);
 }
 
+/* The output registry's URL and the legacy id, as out_schemas.c needs
+ * them (registering itself needs the network: left to run). */
+static void check_output(report_t *r) {
+        const itd_conf_t *c = r->conf;
+        const char *url = c->output_schema_registry_url;
+        if (!*url)
+                return;
+        if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8))
+                problem(r, "output.schema_registry.url",
+                        "expected http:// or https://");
+        if (c->output_schema_id >= 0)
+                problem(r, "output.schema_id",
+                        "%lld and output.schema_registry.url are both set: "
+                        "the registry gives each output its own id",
+                        (long long)c->output_schema_id);
+}
+
 size_t itd_conf_check_run(const itd_conf_t *conf, const char *path,
                           char *errstr, size_t errstr_size) {
         report_t r = {.conf = conf, .path = path, .out = errstr,
@@ -349,6 +366,7 @@ size_t itd_conf_check_run(const itd_conf_t *conf, const char *path,
         check_listen(&r);
         check_memory(&r);
         check_input(&r);
+        check_output(&r);
         check_checkpoint_dir(&r);
         return r.n;
 }
