@@ -59,6 +59,8 @@ step "stage micro-benchmarks: model and the sgemm peak"
 "$BUILD/bench_model" | tee /dev/stderr | keep
 step "stage micro-benchmarks: state (speed, memory at 1M and 5M users)"
 "$BUILD/bench_state" | tee /dev/stderr | keep
+step "stage micro-benchmarks: trigger decision (absolute, top_percent)"
+"$BUILD/bench_trigger" | tee /dev/stderr | keep
 
 step "instructions per event (callgrind)"
 ir="{\"bench\":\"ir\""
