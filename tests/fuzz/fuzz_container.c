@@ -28,6 +28,8 @@ static int fd = -1;
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void remove_file(void) { unlink(path); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         (void)argc;
         (void)argv;
@@ -41,6 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                 perror("fuzz: mkstemp");
                 abort();
         }
+        atexit(remove_file); /* libFuzzer ends with exit() */
         return 0;
 }
 
