@@ -738,21 +738,6 @@ Test(input, huge_block_counts_cost_no_time) {
 
 /* ---- Schema Registry: a static file server on loopback ---- */
 
-static int free_port(void) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t alen = sizeof a;
-        if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
-            getsockname(fd, (struct sockaddr *)&a, &alen)) {
-                if (fd >= 0)
-                        close(fd);
-                return -1;
-        }
-        close(fd);
-        return ntohs(a.sin_port);
-}
-
 static int port_open(int port) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET,
@@ -815,7 +800,7 @@ Test(input, schema_registry_answers_are_fetched_once_and_cached,
         cr_assert_not_null(probe, "%s", err);
         itd_decoder_destroy(probe);
 
-        int port = free_port();
+        int port = tu_free_port();
         cr_assert_gt(port, 0);
         snprintf(port_s, sizeof port_s, "%d", port);
         snprintf(log, sizeof log, "%s/http.log", dir);

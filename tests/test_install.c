@@ -21,38 +21,16 @@
 #include "intentd/mem.h"
 #include "testutil.h"
 
-static int have(const char *cmd) {
-        char line[256];
-        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
-        char *argv[] = {"/bin/sh", "-c", line, NULL};
-        return tu_run(argv, NULL, 10000) == 0;
-}
-
 /* Runs a shell line with output to dir/cmd.log; returns rc, *out the log
  * (caller frees). */
 static int sh(const char *dir, const char *line, char **out) {
-        char log[512];
-        snprintf(log, sizeof log, "%s/cmd.log", dir);
-        unlink(log);
-        char *argv[] = {"/bin/sh", "-c", (char *)line, NULL};
-        int rc = tu_run(argv, log, 120000);
-        *out = tu_read_file(log);
-        if (!*out)
-                *out = itd_xstrdup("");
-        return rc;
-}
-
-static char *read_src(const char *rel) {
-        char path[512];
-        char *text = tu_read_file(tu_src(rel, path, sizeof path));
-        cr_assert_not_null(text, "cannot read %s", rel);
-        return text;
+        return tu_sh(dir, line, 120000, out);
 }
 
 /* Installs the build folder of ITD_BINARY into root with prefix; returns
  * the install log (caller frees). */
 static char *install_into(const char *root, const char *prefix) {
-        if (!have("cmake"))
+        if (!tu_have("cmake"))
                 cr_skip_test("cmake not installed");
         char bin[512], line[2048];
         itd_strlcpy(bin, ITD_BINARY, sizeof bin);
@@ -69,18 +47,10 @@ static char *install_into(const char *root, const char *prefix) {
  * ITD_SYSTEMD_UNITDIR (systemd.pc's systemdsystemunitdir; lib/systemd/system
  * on Debian 12). */
 static const char *unitdir(char *buf, size_t cap) {
-        char bin[512], path[600];
-        itd_strlcpy(bin, ITD_BINARY, sizeof bin);
-        snprintf(path, sizeof path, "%s/CMakeCache.txt", dirname(bin));
-        char *cache = tu_read_file(path);
-        cr_assert_not_null(cache, "cannot read %s", path);
-        const char *key = "\nITD_SYSTEMD_UNITDIR:PATH=/";
-        const char *v = strstr(cache, key);
-        cr_assert_not_null(v, "no ITD_SYSTEMD_UNITDIR in %s", path);
-        v += strlen(key);
-        size_t n = strcspn(v, "\n");
-        snprintf(buf, cap, "%.*s", (int)n, v);
-        free(cache);
+        char v[200];
+        tu_cmake_cache("ITD_SYSTEMD_UNITDIR", v, sizeof v);
+        cr_assert_eq(v[0], '/', "ITD_SYSTEMD_UNITDIR %s is not absolute", v);
+        snprintf(buf, cap, "%s", v + 1);
         return buf;
 }
 
@@ -151,7 +121,7 @@ Test(install, lays_out_what_the_package_ships) {
         };
         for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
                 char *a = read_in(root, same[i][0]);
-                char *b = read_src(same[i][1]);
+                char *b = tu_read_src(same[i][1]);
                 cr_expect_str_eq(a, b, "%s differs from %s", same[i][0],
                                  same[i][1]);
                 free(a);
@@ -278,8 +248,8 @@ static int has_anchor(const char *md, const char *a) {
 }
 
 Test(docs, every_runbook_link_of_the_alerts_has_its_section) {
-        char *rules = read_src("docs/ops/alerts.yml");
-        char *ops = read_src("docs/OPERATIONS.md");
+        char *rules = tu_read_src("docs/ops/alerts.yml");
+        char *ops = tu_read_src("docs/OPERATIONS.md");
         const char *key = "docs/OPERATIONS.md#";
         size_t n = 0;
         for (const char *p = rules; (p = strstr(p, key)); n++) {
@@ -311,7 +281,7 @@ static char *help_of(const char *dir, const char *args) {
 
 /* The man page as plain text: roff's "\-" is a "-". */
 static char *man_text(void) {
-        char *roff = read_src("docs/intentd.8");
+        char *roff = tu_read_src("docs/intentd.8");
         char *o = roff;
         for (const char *p = roff; *p; p++) {
                 if (p[0] == '\\' && p[1] == '-') {
@@ -397,7 +367,7 @@ static char *squash(char *s) {
  * with the usage lines of each `intentd COMMAND --help`: the page states
  * what the binary accepts (required and optional alike), both ways. */
 Test(docs, man_synopsis_is_the_usage_of_every_help) {
-        if (!have("groff"))
+        if (!tu_have("groff"))
                 cr_skip_test("groff not installed");
         char dir[256], path[512], line[1200];
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
@@ -480,7 +450,7 @@ Test(docs, man_synopsis_is_the_usage_of_every_help) {
 }
 
 Test(docs, man_page_renders_without_groff_warnings) {
-        if (!have("groff"))
+        if (!tu_have("groff"))
                 cr_skip_test("groff not installed");
         char dir[256], path[512], line[1200];
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));

@@ -35,28 +35,12 @@
 
 #define KILLS 3
 
-static char dir[256], bs_path[512], fixture[512];
-static pid_t broker_pid, load_pid;
-static char *bootstrap;
-
-static void sleep_ms(int ms) {
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-}
+static tu_broker_t broker;
+static char fixture[512];
+static pid_t load_pid;
 
 static void start_broker(void) {
-        cr_assert(tu_tmpdir(dir, sizeof dir));
-        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
-        char log[512];
-        snprintf(log, sizeof log, "%s/broker.log", dir);
-        char *argv[] = {ITD_BINARY, "broker", "--partitions", "3",
-                        "--topics", "intentd.events,pred.a,pred.b,dlq",
-                        "--bootstrap-file", bs_path, NULL};
-        broker_pid = tu_spawn(argv, log);
-        cr_assert(broker_pid > 0);
-        cr_assert_eq(tu_wait_file(bs_path, 10000), 0, "no bootstrap file");
-        bootstrap = tu_read_file(bs_path);
-        cr_assert(bootstrap);
+        tu_broker_start(&broker, 3, "intentd.events,pred.a,pred.b,dlq");
         tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
 }
 
@@ -65,141 +49,77 @@ static void stop_broker(void) {
                 kill(load_pid, SIGKILL);
                 tu_wait(load_pid, 5000);
         }
-        if (broker_pid > 0) {
-                kill(broker_pid, SIGTERM);
-                tu_wait(broker_pid, 5000);
-        }
-        free(bootstrap);
+        tu_broker_stop(&broker);
 }
 
 TestSuite(crash, .init = start_broker, .fini = stop_broker, .timeout = 240);
 
 /* Config of daemon `name` (a or b): its group, topic and folder. */
 static void write_conf(const char *name, char *path, size_t cap) {
-        char yaml[2048];
-        snprintf(yaml, sizeof yaml,
-                 "kafka:\n"
-                 "  bootstrap.servers: \"%s\"\n"
+        char file[64], kafka[128];
+        snprintf(file, sizeof file, "%s.yaml", name);
+        snprintf(kafka, sizeof kafka,
                  "  group.id: \"group.%s\"\n"
                  "  session.timeout.ms: 3000\n"
-                 "  heartbeat.interval.ms: 300\n"
-                 "topics:\n"
-                 "  predictions: \"pred.%s\"\n"
-                 "  dead_letter: dlq\n"
-                 "input:\n"
-                 "  format: avro\n"
-                 "windows:\n"
-                 "  allowed_lateness: 1h\n"
-                 "model:\n"
-                 "  embedding.buckets: 1024\n"
-                 "  hidden: [16]\n"
-                 "metrics:\n"
-                 "  listen: \"\"\n"
-                 "  log.interval: 1s\n"
-                 "checkpoint:\n"
-                 "  dir: \"%s/ckpt.%s\"\n"
-                 "  interval: 1s\n",
-                 bootstrap, name, name, dir, name);
-        snprintf(path, cap, "%s/%s.yaml", dir, name);
-        cr_assert_eq(tu_write_file(path, yaml), 0);
+                 "  heartbeat.interval.ms: 300\n",
+                 name);
+        tu_conf_write(broker.dir, broker.bootstrap, file, path, cap, kafka,
+                      "topics:\n"
+                      "  predictions: \"pred.%s\"\n"
+                      "  dead_letter: dlq\n"
+                      "input:\n"
+                      "  format: avro\n"
+                      "windows:\n"
+                      "  allowed_lateness: 1h\n"
+                      "model:\n"
+                      "  embedding.buckets: 1024\n"
+                      "  hidden: [16]\n"
+                      "metrics:\n"
+                      "  listen: \"\"\n"
+                      "  log.interval: 1s\n"
+                      "checkpoint:\n"
+                      "  dir: \"%s/ckpt.%s\"\n"
+                      "  interval: 1s\n",
+                      name, broker.dir, name);
 }
 
 static pid_t start_run(const char *name, const char *conf) {
         char log[512];
-        snprintf(log, sizeof log, "%s/run.%s.log", dir, name);
-        char *argv[] = {ITD_BINARY, "run", "--config", (char *)conf, NULL};
-        pid_t pid = tu_spawn(argv, log);
-        cr_assert(pid > 0);
-        return pid;
+        snprintf(log, sizeof log, "%s/run.%s.log", broker.dir, name);
+        return tu_daemon_start(conf, log);
 }
 
-static long count_lines(const char *path) {
-        FILE *f = fopen(path, "r");
-        cr_assert(f, "cannot open %s", path);
-        long n = 0;
-        int c;
-        while ((c = fgetc(f)) != EOF)
-                n += c == '\n';
-        fclose(f);
-        return n;
-}
-
-/* Unique prediction ids per topic, read from the start. */
+/* Unique prediction ids of pred.a and pred.b, read from the start. */
 typedef struct seen_s {
-        char **ids;
-        size_t cap;
-        long unique, total;
+        tu_idset_t a, b;
+        long want;
 } seen_t;
 
-static void seen_add(seen_t *s, const char *id) {
-        uint64_t h = itd_hash_str(id, 0) % s->cap;
-        while (s->ids[h] && strcmp(s->ids[h], id))
-                h = (h + 1) % s->cap;
-        s->total++;
-        if (!s->ids[h]) {
-                s->ids[h] = strdup(id);
-                s->unique++;
-        }
+static int on_prediction(void *arg, const rd_kafka_message_t *m,
+                         const itd_prediction_t *p) {
+        seen_t *s = arg;
+        if (p)
+                tu_idset_add(strcmp(rd_kafka_topic_name(m->rkt), "pred.a")
+                                 ? &s->b
+                                 : &s->a,
+                             p->prediction_id);
+        return s->a.unique >= s->want && s->b.unique >= s->want;
 }
 
 /* Reads pred.a and pred.b until each has `want` unique ids (or 150 s). */
-static void collect(long want, seen_t *a, seen_t *b) {
-        char err[512];
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap, err, sizeof err);
-        rd_kafka_conf_set(kc, "group.id", "crash-test-reader", err,
-                          sizeof err);
-        rd_kafka_conf_set(kc, "auto.offset.reset", "earliest", err,
-                          sizeof err);
-        rd_kafka_conf_set(kc, "session.timeout.ms", "6000", err, sizeof err);
-        rd_kafka_conf_set(kc, "heartbeat.interval.ms", "500", err, sizeof err);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
-        cr_assert(rk, "%s", err);
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_t *sub =
-            rd_kafka_topic_partition_list_new(2);
-        rd_kafka_topic_partition_list_add(sub, "pred.a", RD_KAFKA_PARTITION_UA);
-        rd_kafka_topic_partition_list_add(sub, "pred.b", RD_KAFKA_PARTITION_UA);
-        cr_assert_eq(rd_kafka_subscribe(rk, sub), 0);
-        rd_kafka_topic_partition_list_destroy(sub);
-        itd_codec_t *codec = itd_codec_new(err, sizeof err);
-        cr_assert(codec, "%s", err);
-        for (int waited = 0;
-             (a->unique < want || b->unique < want) && waited < 150000;) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-                if (!m) {
-                        waited += 200;
-                        continue;
-                }
-                itd_prediction_t p;
-                if (!m->err &&
-                    itd_codec_decode_prediction(codec, m->payload, m->len,
-                                                ITD_FRAMING_AUTO, &p, err,
-                                                sizeof err) == ITD_OK)
-                        seen_add(strcmp(rd_kafka_topic_name(m->rkt),
-                                        "pred.a")
-                                     ? b
-                                     : a,
-                                 p.prediction_id);
-                rd_kafka_message_destroy(m);
-        }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-        itd_codec_destroy(codec);
-}
-
-static void seen_free(seen_t *s) {
-        for (size_t i = 0; i < s->cap; i++)
-                free(s->ids[i]);
-        free(s->ids);
+static void collect(seen_t *s) {
+        rd_kafka_t *rk = tu_consumer_new(broker.bootstrap, "crash-test-reader",
+                                         "pred.a,pred.b");
+        tu_collect_predictions(rk, 150000, on_prediction, s);
+        tu_consumer_destroy(rk);
 }
 
 /* `intentd inspect state [--summary]` of daemon name's checkpoints: the
  * JSON lines, sorted, as one string (caller frees). */
 static char *inspect(const char *name, int summary) {
         char ck[512], out[512];
-        snprintf(ck, sizeof ck, "%s/ckpt.%s", dir, name);
-        snprintf(out, sizeof out, "%s/inspect.%s.%d", dir, name, summary);
+        snprintf(ck, sizeof ck, "%s/ckpt.%s", broker.dir, name);
+        snprintf(out, sizeof out, "%s/inspect.%s.%d", broker.dir, name, summary);
         char *argv[] = {ITD_BINARY, "inspect", "state", ck,
                         summary ? "--summary" : NULL, NULL};
         cr_assert_eq(tu_run(argv, out, 30000), 0,
@@ -242,7 +162,7 @@ static unsigned long long newest_cut(const char *ck) {
 /* Waits until the checkpoint folder has a complete cut newer than seq. */
 static void wait_new_cut(const char *ck, unsigned long long seq, int k) {
         for (int w = 0; w < 30000 && newest_cut(ck) <= seq; w += 20)
-                sleep_ms(20);
+                tu_sleep_ms(20);
         cr_assert(newest_cut(ck) > seq, "kill %d: no checkpoint after cut %llu",
                   k, seq);
 }
@@ -252,44 +172,25 @@ static void wait_new_cut(const char *ck, unsigned long long seq, int k) {
  * cuts, so then each daemon has a cut of everything (and a restarted one
  * has caught up).
  */
-static void wait_committed(long timeout_ms) {
+static int committed_all(void *arg) {
+        (void)arg;
         const char *groups[] = {"group.a", "group.b"};
-        char err[512];
-        int done = 0;
-        for (long waited = 0; !done && waited < timeout_ms; waited += 500) {
-                done = 1;
-                for (int g = 0; g < 2 && done; g++) {
-                        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-                        rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap,
-                                          err, sizeof err);
-                        rd_kafka_conf_set(kc, "group.id", groups[g], err,
-                                          sizeof err);
-                        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc,
-                                                      err, sizeof err);
-                        cr_assert(rk, "%s", err);
-                        rd_kafka_topic_partition_list_t *tp =
-                            rd_kafka_topic_partition_list_new(3);
-                        for (int p = 0; p < 3; p++)
-                                rd_kafka_topic_partition_list_add(
-                                    tp, "intentd.events", p);
-                        if (rd_kafka_committed(rk, tp, 5000) != 0)
-                                done = 0;
-                        for (int p = 0; done && p < 3; p++) {
-                                int64_t lo, hi;
-                                if (rd_kafka_query_watermark_offsets(
-                                        rk, "intentd.events", p, &lo, &hi,
-                                        5000) != 0 ||
-                                    tp->elems[p].offset != hi)
-                                        done = 0;
-                        }
-                        rd_kafka_topic_partition_list_destroy(tp);
-                        rd_kafka_destroy(rk);
-                }
-                if (!done)
-                        sleep_ms(500);
+        for (int g = 0; g < 2; g++) {
+                int64_t committed[3], end[3];
+                if (tu_offsets(broker.bootstrap, groups[g], "intentd.events", 3,
+                               committed, end) != 0)
+                        return 0;
+                for (int p = 0; p < 3; p++)
+                        if (committed[p] != end[p])
+                                return 0;
         }
-        cr_assert(done, "the daemons did not commit every event in %ld ms",
-                  timeout_ms);
+        return 1;
+}
+
+static void wait_committed(int timeout_ms) {
+        cr_assert_eq(tu_wait_until(committed_all, NULL, timeout_ms), 0,
+                     "the daemons did not commit every event in %d ms",
+                     timeout_ms);
 }
 
 /* 1 when the checkpoint folder holds an unfinished cut. */
@@ -309,10 +210,10 @@ static void crash_and_compare(int during_write) {
         char conf_a[512], conf_b[512], log_load[512];
         write_conf("a", conf_a, sizeof conf_a);
         write_conf("b", conf_b, sizeof conf_b);
-        long events = count_lines(fixture);
+        long events = tu_count_lines(fixture);
 
         /* ~30 s of events, so the kills land while they flow. */
-        snprintf(log_load, sizeof log_load, "%s/load.log", dir);
+        snprintf(log_load, sizeof log_load, "%s/load.log", broker.dir);
         char *load_argv[] = {ITD_BINARY, "load", "--config", conf_a,
                              "--input", fixture, "--format", "jsonl",
                              "--rate", "110", NULL};
@@ -325,7 +226,7 @@ static void crash_and_compare(int during_write) {
 
         srand(during_write ? 4242 : 42);
         char ck_b[512];
-        snprintf(ck_b, sizeof ck_b, "%s/ckpt.b", dir);
+        snprintf(ck_b, sizeof ck_b, "%s/ckpt.b", broker.dir);
         for (int k = 0; k < KILLS; k++) {
                 /* Each life makes progress: one complete cut first. */
                 wait_new_cut(ck_b, newest_cut(ck_b), k);
@@ -333,12 +234,12 @@ static void crash_and_compare(int during_write) {
                         /* ... then the next one is caught mid-write. */
                         for (int w = 0; w < 30000 && !cut_in_progress(ck_b);
                              w += 10)
-                                sleep_ms(10);
+                                tu_sleep_ms(10);
                         cr_assert(cut_in_progress(ck_b),
                                   "no checkpoint write to kill %d", k);
-                        sleep_ms(rand() % 500);
+                        tu_sleep_ms(rand() % 500);
                 } else {
-                        sleep_ms(rand() % 2000);
+                        tu_sleep_ms(rand() % 2000);
                 }
                 cr_assert_eq(kill(b, SIGKILL), 0);
                 cr_assert_eq(tu_wait(b, 10000), 128 + SIGKILL);
@@ -349,10 +250,11 @@ static void crash_and_compare(int during_write) {
                      log_load);
         load_pid = 0;
 
-        seen_t sa = {.cap = (size_t)events * 2}, sb = {.cap = (size_t)events * 2};
-        sa.ids = calloc(sa.cap, sizeof *sa.ids);
-        sb.ids = calloc(sb.cap, sizeof *sb.ids);
-        collect(events, &sa, &sb);
+        seen_t seen = {.want = events};
+        tu_idset_init(&seen.a, (size_t)events * 2);
+        tu_idset_init(&seen.b, (size_t)events * 2);
+        collect(&seen);
+        const tu_idset_t sa = seen.a, sb = seen.b;
         wait_committed(120000);
 
         kill(a, SIGTERM);
@@ -368,12 +270,12 @@ static void crash_and_compare(int during_write) {
         cr_log_info("run b published %ld predictions for %ld events (%ld "
                     "replayed after kills)", sb.total, events,
                     sb.total - sb.unique);
-        seen_free(&sa);
-        seen_free(&sb);
+        tu_idset_free(&seen.a);
+        tu_idset_free(&seen.b);
 
         char *users_a = inspect("a", 0), *users_b = inspect("b", 0);
         cr_expect_str_eq(users_b, users_a,
-                         "window state differs after kills (see %s)", dir);
+                         "window state differs after kills (see %s)", broker.dir);
         char *sum_a = inspect("a", 1), *sum_b = inspect("b", 1);
         /* Per partition: next offset, watermark, users, pending labels
          * and resolved counts, equal. */

@@ -30,8 +30,8 @@
 #define MAX_BYTES 2048 /* input.max_message_bytes in the daemon's config */
 #define BIG_BYTES 999900 /* + key + record overhead: under 1000000 */
 
-static char dir[256], bs_path[512], conf_path[512], log_broker[512];
-static pid_t broker_pid;
+static tu_broker_t broker;
+static char conf_path[512];
 
 /* Writer schemas the daemon reads from input.schemas_dir. */
 static const char *schema_new = /* id 2: an extra field and symbol */
@@ -56,25 +56,14 @@ static const char *schema_null_ts = /* id 4: ts may be null */
 
 static void write_in(const char *name, const char *text) {
         char path[512];
-        snprintf(path, sizeof path, "%s/schemas/%s", dir, name);
+        snprintf(path, sizeof path, "%s/schemas/%s", broker.dir, name);
         cr_assert_eq(tu_write_file(path, text), 0, "cannot write %s", path);
 }
 
 static void start_broker(void) {
-        cr_assert(tu_tmpdir(dir, sizeof dir));
-        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
-        snprintf(log_broker, sizeof log_broker, "%s/broker.log", dir);
-        char parts[8];
-        snprintf(parts, sizeof parts, "%d", PARTITIONS);
-        char *argv[] = {ITD_BINARY, "broker", "--partitions", parts,
-                        "--bootstrap-file", bs_path, NULL};
-        broker_pid = tu_spawn(argv, log_broker);
-        cr_assert(broker_pid > 0);
-        cr_assert_eq(tu_wait_file(bs_path, 10000), 0,
-                     "broker wrote no bootstrap file");
-
+        tu_broker_start(&broker, PARTITIONS, NULL);
         char sdir[512], src[512];
-        snprintf(sdir, sizeof sdir, "%s/schemas", dir);
+        snprintf(sdir, sizeof sdir, "%s/schemas", broker.dir);
         cr_assert_eq(mkdir(sdir, 0755), 0);
         char *own = tu_read_file(tu_src("config/event.avsc", src, sizeof src));
         cr_assert(own);
@@ -83,34 +72,21 @@ static void start_broker(void) {
         write_in("2.avsc", schema_new);
         write_in("3.avsc", schema_no_user);
         write_in("4.avsc", schema_null_ts);
-
-        char *bs = tu_read_file(bs_path);
-        cr_assert(bs);
-        char yaml[2048];
-        snprintf(yaml, sizeof yaml,
-                 "kafka:\n"
-                 "  bootstrap.servers: \"%s\"\n"
-                 "  session.timeout.ms: 6000\n"
-                 "  heartbeat.interval.ms: 500\n"
-                 "input:\n"
-                 "  format: avro\n"
-                 "  framing: confluent\n"
-                 "  schemas_dir: \"%s\"\n"
-                 "  max_message_bytes: %d\n"
-                 "metrics:\n"
-                 "  listen: \"\"\n"
-                 "  log.interval: 1s\n",
-                 bs, sdir, MAX_BYTES);
-        free(bs);
-        snprintf(conf_path, sizeof conf_path, "%s/intentd.yaml", dir);
-        cr_assert_eq(tu_write_file(conf_path, yaml), 0);
+        tu_conf_write(broker.dir, broker.bootstrap, "intentd.yaml", conf_path, sizeof conf_path,
+                      TU_KAFKA_FAST,
+                      "input:\n"
+                      "  format: avro\n"
+                      "  framing: confluent\n"
+                      "  schemas_dir: \"%s\"\n"
+                      "  max_message_bytes: %d\n"
+                      "metrics:\n"
+                      "  listen: \"\"\n"
+                      "  log.interval: 1s\n",
+                      sdir, MAX_BYTES);
 }
 
 static void stop_broker(void) {
-        if (broker_pid > 0) {
-                kill(broker_pid, SIGTERM);
-                tu_wait(broker_pid, 5000);
-        }
+        tu_broker_stop(&broker);
 }
 
 /* ---- the messages ---- */
@@ -368,41 +344,16 @@ static void build_messages(void) {
         itd_codec_destroy(codec);
 }
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                        void *opaque) {
-        (void)rk;
-        (void)opaque;
-        msg_t *msg = m->_private;
-        if (!m->err)
-                msg->offset = m->offset;
-}
-
 static void produce_all(const char *bs) {
-        char err[512];
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        cr_assert_eq(rd_kafka_conf_set(kc, "bootstrap.servers", bs, err,
-                                       sizeof err), RD_KAFKA_CONF_OK);
-        rd_kafka_conf_set(kc, "linger.ms", "5", err, sizeof err);
-        rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
-        cr_assert(rk, "producer: %s", err);
-        for (size_t i = 0; i < n_msgs; i++) {
-                msg_t *m = &msgs[i];
-                rd_kafka_resp_err_t e = rd_kafka_producev(
-                    rk, RD_KAFKA_V_TOPIC("intentd.events"),
-                    RD_KAFKA_V_PARTITION(m->partition),
-                    RD_KAFKA_V_KEY(m->key, strlen(m->key)),
-                    RD_KAFKA_V_VALUE(m->value, m->len),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
-                cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "produce %zu: %s",
-                             i, rd_kafka_err2str(e));
-        }
-        cr_assert_eq(rd_kafka_flush(rk, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
-        rd_kafka_destroy(rk);
+        static tu_record_t recs[MAX_MSGS];
         for (size_t i = 0; i < n_msgs; i++)
-                cr_assert_geq(msgs[i].offset, 0, "message %zu (%s) not "
-                              "delivered", i, msgs[i].what);
+                recs[i] = (tu_record_t){.partition = msgs[i].partition,
+                                        .key = msgs[i].key,
+                                        .value = msgs[i].value,
+                                        .len = msgs[i].len};
+        tu_produce(bs, "intentd.events", recs, n_msgs);
+        for (size_t i = 0; i < n_msgs; i++)
+                msgs[i].offset = recs[i].offset;
 }
 
 /* Copies header name's value (NUL-terminated) into buf; 0 if absent. */
@@ -433,6 +384,76 @@ static msg_t *find_msg(int partition, int64_t offset) {
 TestSuite(dead_letter, .init = start_broker, .fini = stop_broker,
           .timeout = 180);
 
+/* What the two output topics held, against the messages produced. */
+typedef struct tally_s {
+        size_t n_good, n_bad; /* to wait for */
+        size_t preds, dlq, wrong_reason, changed, bad_headers, unknown, dup,
+            cut;
+} tally_t;
+
+static int on_output(void *arg, const rd_kafka_message_t *m) {
+        tally_t *t = arg;
+        if (strcmp(rd_kafka_topic_name(m->rkt), "intentd.predictions") == 0) {
+                t->preds++;
+                return t->preds >= t->n_good && t->dlq >= t->n_bad;
+        }
+        t->dlq++;
+        char reason[64], topic[256], part[32], off[32], detail[512];
+        int ok = header(m, "intentd.error.reason", reason,
+                        sizeof reason) &&
+                 header(m, "intentd.error.detail", detail,
+                        sizeof detail) &&
+                 header(m, "intentd.source.topic", topic,
+                        sizeof topic) &&
+                 header(m, "intentd.source.partition", part,
+                        sizeof part) &&
+                 header(m, "intentd.source.offset", off, sizeof off);
+        msg_t *src = ok ? find_msg(atoi(part), atoll(off)) : NULL;
+        if (!ok || strcmp(topic, "intentd.events") != 0) {
+                t->bad_headers++;
+        } else if (!src) {
+                t->unknown++;
+                cr_log_error("dead letter for %s/%s@%s matches no "
+                             "produced message",
+                             topic, part, off);
+        } else {
+                if (src->seen++)
+                        t->dup++;
+                if (strcmp(reason, itd_reason_name(src->want))) {
+                        t->wrong_reason++;
+                        cr_log_error("%s: reason \"%s\", want "
+                                     "\"%s\" (detail: %s)",
+                                     src->what, reason,
+                                     itd_reason_name(src->want),
+                                     detail);
+                }
+                char orig[32];
+                if (header(m, "intentd.value.truncated", orig,
+                           sizeof orig)) {
+                        /* Cut to fit: a prefix of the original,
+                         * the header naming the original length. */
+                        if (!src->may_truncate ||
+                            (size_t)atoll(orig) != src->len ||
+                            m->len >= src->len ||
+                            (m->len && memcmp(m->payload, src->value,
+                                              m->len)))
+                                t->changed++;
+                        else
+                                t->cut++;
+                } else if (m->len != src->len ||
+                           (src->len &&
+                            memcmp(m->payload, src->value,
+                                   src->len)) ||
+                           m->key_len != strlen(src->key) ||
+                           memcmp(m->key, src->key, m->key_len)) {
+                        t->changed++;
+                }
+                if (detail[0] == '\0')
+                        t->bad_headers++;
+        }
+        return t->preds >= t->n_good && t->dlq >= t->n_bad;
+}
+
 Test(dead_letter, every_bad_message_reaches_the_dead_letter_topic_intact) {
         build_messages();
         size_t n_bad = 0, n_good = 0, kinds = 0;
@@ -449,114 +470,24 @@ Test(dead_letter, every_bad_message_reaches_the_dead_letter_topic_intact) {
         cr_assert_geq(kinds, 20, "only %zu distinct reasons", kinds);
         cr_assert_eq(n_good, N_GOOD);
 
-        char *bs = tu_read_file(bs_path);
-        cr_assert(bs);
-        produce_all(bs);
+        produce_all(broker.bootstrap);
 
         char log_run[512];
-        snprintf(log_run, sizeof log_run, "%s/run.log", dir);
-        char *run_argv[] = {ITD_BINARY, "run", "--config", conf_path, NULL};
-        pid_t run_pid = tu_spawn(run_argv, log_run);
-        cr_assert(run_pid > 0);
+        snprintf(log_run, sizeof log_run, "%s/run.log", broker.dir);
+        pid_t run_pid = tu_daemon_start(conf_path, log_run);
 
         /* Read both output topics from the start, by assignment. */
-        char err[512];
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
-        rd_kafka_conf_set(kc, "group.id", "dead-letter-test", err, sizeof err);
-        rd_kafka_conf_set(kc, "enable.auto.commit", "false", err, sizeof err);
-        free(bs);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
-        cr_assert(rk, "consumer: %s", err);
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_t *as =
-            rd_kafka_topic_partition_list_new(2 * PARTITIONS);
-        for (int p = 0; p < PARTITIONS; p++) {
-                rd_kafka_topic_partition_list_add(as, "intentd.predictions", p)
-                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-                rd_kafka_topic_partition_list_add(as, "intentd.dead_letter", p)
-                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-        }
-        cr_assert_eq(rd_kafka_assign(rk, as), RD_KAFKA_RESP_ERR_NO_ERROR);
-        rd_kafka_topic_partition_list_destroy(as);
+        rd_kafka_t *rk = tu_reader_new(broker.bootstrap, "dead-letter-test",
+                                       "intentd.predictions,"
+                                       "intentd.dead_letter",
+                                       PARTITIONS);
 
-        size_t preds = 0, dlq = 0, wrong_reason = 0, changed = 0,
-               bad_headers = 0, unknown = 0, dup = 0, cut = 0;
-        for (int waited = 0;
-             (preds < n_good || dlq < n_bad) && waited < 90000;) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-                if (!m) {
-                        waited += 200;
-                        continue;
-                }
-                if (m->err) {
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
-                if (strcmp(rd_kafka_topic_name(m->rkt),
-                           "intentd.predictions") == 0) {
-                        preds++;
-                        rd_kafka_message_destroy(m);
-                        continue;
-                }
-                dlq++;
-                char reason[64], topic[256], part[32], off[32], detail[512];
-                int ok = header(m, "intentd.error.reason", reason,
-                                sizeof reason) &&
-                         header(m, "intentd.error.detail", detail,
-                                sizeof detail) &&
-                         header(m, "intentd.source.topic", topic,
-                                sizeof topic) &&
-                         header(m, "intentd.source.partition", part,
-                                sizeof part) &&
-                         header(m, "intentd.source.offset", off, sizeof off);
-                msg_t *src = ok ? find_msg(atoi(part), atoll(off)) : NULL;
-                if (!ok || strcmp(topic, "intentd.events") != 0) {
-                        bad_headers++;
-                } else if (!src) {
-                        unknown++;
-                        cr_log_error("dead letter for %s/%s@%s matches no "
-                                     "produced message",
-                                     topic, part, off);
-                } else {
-                        if (src->seen++)
-                                dup++;
-                        if (strcmp(reason, itd_reason_name(src->want))) {
-                                wrong_reason++;
-                                cr_log_error("%s: reason \"%s\", want "
-                                             "\"%s\" (detail: %s)",
-                                             src->what, reason,
-                                             itd_reason_name(src->want),
-                                             detail);
-                        }
-                        char orig[32];
-                        if (header(m, "intentd.value.truncated", orig,
-                                   sizeof orig)) {
-                                /* Cut to fit: a prefix of the original,
-                                 * the header naming the original length. */
-                                if (!src->may_truncate ||
-                                    (size_t)atoll(orig) != src->len ||
-                                    m->len >= src->len ||
-                                    (m->len && memcmp(m->payload, src->value,
-                                                      m->len)))
-                                        changed++;
-                                else
-                                        cut++;
-                        } else if (m->len != src->len ||
-                                   (src->len &&
-                                    memcmp(m->payload, src->value,
-                                           src->len)) ||
-                                   m->key_len != strlen(src->key) ||
-                                   memcmp(m->key, src->key, m->key_len)) {
-                                changed++;
-                        }
-                        if (detail[0] == '\0')
-                                bad_headers++;
-                }
-                rd_kafka_message_destroy(m);
-        }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
+        tally_t t = {.n_good = n_good, .n_bad = n_bad};
+        tu_poll(rk, 90000, on_output, &t);
+        size_t preds = t.preds, dlq = t.dlq, wrong_reason = t.wrong_reason,
+               changed = t.changed, bad_headers = t.bad_headers,
+               unknown = t.unknown, dup = t.dup, cut = t.cut;
+        tu_consumer_destroy(rk);
 
         kill(run_pid, SIGTERM);
         int rc = tu_wait(run_pid, 60000);
@@ -613,30 +544,13 @@ Test(dead_letter, every_bad_message_reaches_the_dead_letter_topic_intact) {
 
         /* Nothing holds a partition back: the group's committed offsets
          * reached the end of both partitions. */
-        bs = tu_read_file(bs_path);
-        cr_assert(bs);
-        kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
-        rd_kafka_conf_set(kc, "group.id", "intentd", err, sizeof err);
-        free(bs);
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
-        cr_assert(rk, "consumer: %s", err);
-        as = rd_kafka_topic_partition_list_new(PARTITIONS);
+        int64_t committed[PARTITIONS], end[PARTITIONS];
+        cr_assert_eq(tu_offsets(broker.bootstrap, "intentd", "intentd.events",
+                                PARTITIONS, committed, end), 0);
         for (int p = 0; p < PARTITIONS; p++)
-                rd_kafka_topic_partition_list_add(as, "intentd.events", p);
-        cr_assert_eq(rd_kafka_committed(rk, as, 10000),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
-        for (int p = 0; p < PARTITIONS; p++) {
-                int64_t lo, hi;
-                cr_assert_eq(rd_kafka_query_watermark_offsets(
-                                 rk, "intentd.events", p, &lo, &hi, 10000),
-                             RD_KAFKA_RESP_ERR_NO_ERROR);
-                cr_expect_eq(as->elems[p].offset, hi,
+                cr_expect_eq(committed[p], end[p],
                              "partition %d: committed %lld, end %lld", p,
-                             (long long)as->elems[p].offset, (long long)hi);
-        }
-        rd_kafka_topic_partition_list_destroy(as);
-        rd_kafka_destroy(rk);
+                             (long long)committed[p], (long long)end[p]);
         for (size_t i = 0; i < n_msgs; i++)
                 free(msgs[i].value);
 }

@@ -200,48 +200,13 @@ Test(it_exit_codes, a_usage_error_is_2) {
         cr_expect_eq(usage_rc(c), 2);
 }
 
-/* A port nothing listens on now (bound, then closed). */
-static int free_port(void) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof sa;
-        cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, len) == 0 &&
-                  getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
-        close(fd);
-        return ntohs(sa.sin_port);
-}
-
-/* GET /metrics (HTTP/1.0): the body, malloc'd, or NULL. */
-static char *metrics_text(int port) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port)};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-            write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
-                if (fd >= 0)
-                        close(fd);
-                return NULL;
-        }
-        size_t cap = 1 << 20, len = 0;
-        char *buf = malloc(cap);
-        ssize_t k;
-        while (len + 1 < cap && (k = read(fd, buf + len, cap - 1 - len)) > 0)
-                len += (size_t)k;
-        close(fd);
-        buf[len] = '\0';
-        return buf;
-}
-
 /* The default of checkpoint.on_corrupt: start empty, but loudly (error
  * log, counted in intentd_checkpoint_damaged_total, the cut moved aside);
  * then SIGTERM stops cleanly with 0. */
 Test(it_exit_codes, every_checkpoint_damaged_starts_empty_loudly_and_sigterm_is_0) {
         const char *ck = damaged_folder();
         char extra[1024], log_path[512], aside[600];
-        int port = free_port();
+        int port = tu_free_port();
         snprintf(extra, sizeof extra,
                  "checkpoint.dir: \"%s\"\nshutdown.timeout: 2s\n"
                  "log.format: plain\nmetrics.listen: \"127.0.0.1:%d\"\n",
@@ -249,9 +214,7 @@ Test(it_exit_codes, every_checkpoint_damaged_starts_empty_loudly_and_sigterm_is_
         const char *p = conf_file("empty", extra);
         snprintf(log_path, sizeof log_path, "%s/empty.log", dir);
         snprintf(aside, sizeof aside, "%s/damaged-cut-000000000001", ck);
-        char *argv[] = {ITD_BINARY, "run", "--config", (char *)p, NULL};
-        pid_t pid = tu_spawn(argv, log_path);
-        cr_assert(pid > 0);
+        pid_t pid = tu_daemon_start(p, log_path);
         char *log = NULL;
         for (int i = 0; i < 300; i++) { /* up to 30 s */
                 free(log);
@@ -267,7 +230,8 @@ Test(it_exit_codes, every_checkpoint_damaged_starts_empty_loudly_and_sigterm_is_
                   "%s", log ? log : "");
         struct stat sb;
         cr_expect_eq(stat(aside, &sb), 0, "damaged cut not moved aside");
-        char *text = metrics_text(port);
+        char *text;
+        tu_http(port, "GET", "/metrics", 10000, NULL, &text);
         cr_expect(text && strstr(text, "\nintentd_checkpoint_damaged_total 1"),
                   "%s", text ? text : "(no /metrics)");
         free(text);

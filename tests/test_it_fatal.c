@@ -18,13 +18,6 @@
 /* Kafka protocol ApiKey of InitProducerId. */
 #define API_INIT_PRODUCER_ID 22
 
-static size_t count(const char *text, const char *what) {
-        size_t n = 0;
-        for (const char *p = text; (p = strstr(p, what)); p++)
-                n++;
-        return n;
-}
-
 Test(fatal, a_fatal_kafka_error_stops_the_daemon_non_zero, .timeout = 120) {
         char err[512], dir[256], conf_path[512], log_run[512];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -46,22 +39,14 @@ Test(fatal, a_fatal_kafka_error_stops_the_daemon_non_zero, .timeout = 120) {
                                                 refuse);
 
         cr_assert(tu_tmpdir(dir, sizeof dir));
-        char yaml[1024];
-        snprintf(yaml, sizeof yaml,
-                 "kafka:\n"
-                 "  bootstrap.servers: \"%s\"\n"
-                 "  session.timeout.ms: 6000\n"
-                 "  heartbeat.interval.ms: 500\n"
-                 "metrics:\n"
-                 "  listen: \"\"\n"
-                 "shutdown.timeout: 30s\n",
-                 rd_kafka_mock_cluster_bootstraps(mc));
-        snprintf(conf_path, sizeof conf_path, "%s/intentd.yaml", dir);
-        cr_assert_eq(tu_write_file(conf_path, yaml), 0);
+        tu_conf_write(dir, rd_kafka_mock_cluster_bootstraps(mc),
+                      "intentd.yaml", conf_path, sizeof conf_path,
+                      TU_KAFKA_FAST,
+                      "metrics:\n"
+                      "  listen: \"\"\n"
+                      "shutdown.timeout: 30s\n");
         snprintf(log_run, sizeof log_run, "%s/run.log", dir);
-        char *argv[] = {ITD_BINARY, "run", "--config", conf_path, NULL};
-        pid_t pid = tu_spawn(argv, log_run);
-        cr_assert_gt(pid, 0);
+        pid_t pid = tu_daemon_start(conf_path, log_run);
 
         /* Well within shutdown.timeout: a fatal producer has nothing left
          * to flush. */
@@ -76,7 +61,8 @@ Test(fatal, a_fatal_kafka_error_stops_the_daemon_non_zero, .timeout = 120) {
                       "%s)", log_run);
         cr_expect(rc > 0 && rc < 128, "exit status %d, want a non-zero exit "
                   "(see %s)", rc, log_run);
-        cr_expect_eq(count(text, "fatal error in the Kafka producer"), 1,
+        cr_expect_eq(tu_count_str(text, "fatal error in the Kafka producer"),
+                     1,
                      "the fatal error is not logged exactly once:\n%s", text);
         cr_expect(strstr(text, "CLUSTER_AUTHORIZATION_FAILED"),
                   "the cause is not named:\n%s", text);

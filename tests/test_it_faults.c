@@ -93,18 +93,6 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op) {
         fx.acked++;
 }
 
-static int free_port(void) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        cr_assert_geq(fd, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-        socklen_t len = sizeof sa;
-        cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-        close(fd);
-        return ntohs(sa.sin_port);
-}
-
 static void set_up_cluster(const layout_t *lay) {
         char err[512];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -162,31 +150,26 @@ static void set_up_cluster(const layout_t *lay) {
         }
 
         cr_assert(tu_tmpdir(fx.dir, sizeof fx.dir));
-        snprintf(fx.conf_path, sizeof fx.conf_path, "%s/intentd.yaml", fx.dir);
         snprintf(fx.log_run, sizeof fx.log_run, "%s/run.log", fx.dir);
-        fx.port = free_port();
-        char yaml[1024];
-        snprintf(yaml, sizeof yaml,
-                 "kafka:\n"
-                 "  bootstrap.servers: \"%s\"\n"
-                 "  session.timeout.ms: 6000\n"
-                 "  heartbeat.interval.ms: 500\n"
-                 "  reconnect.backoff.max.ms: 300\n"
-                 "metrics:\n"
-                 "  listen: \"127.0.0.1:%d\"\n"
-                 "  log.interval: 2s\n"
-                 /* The test's own producer retries a batch the downed
-                  * broker refused after later batches went out, so a
-                  * partition's simulated event times arrive out of order
-                  * by minutes. That is lateness, not a Kafka fault: with
-                  * the default 5 s those events would be filtered (and
-                  * counted) as late, which is not what these tests judge. */
-                 "windows:\n"
-                 "  allowed_lateness: 1h\n"
-                 "shutdown:\n"
-                 "  timeout: %ds\n",
-                 fx.bootstrap, fx.port, SHUTDOWN_TIMEOUT_S);
-        cr_assert_eq(tu_write_file(fx.conf_path, yaml), 0);
+        fx.port = tu_free_port();
+        tu_conf_write(fx.dir, fx.bootstrap, "intentd.yaml", fx.conf_path,
+                      sizeof fx.conf_path,
+                      TU_KAFKA_FAST "  reconnect.backoff.max.ms: 300\n",
+                      "metrics:\n"
+                      "  listen: \"127.0.0.1:%d\"\n"
+                      "  log.interval: 2s\n"
+                      /* The test's own producer retries a batch the downed
+                       * broker refused after later batches went out, so a
+                       * partition's simulated event times arrive out of
+                       * order by minutes. That is lateness, not a Kafka
+                       * fault: with the default 5 s those events would be
+                       * filtered (and counted) as late, which is not what
+                       * these tests judge. */
+                      "windows:\n"
+                      "  allowed_lateness: 1h\n"
+                      "shutdown:\n"
+                      "  timeout: %ds\n",
+                      fx.port, SHUTDOWN_TIMEOUT_S);
 }
 
 static void tear_down(void) {
@@ -212,25 +195,7 @@ static void tear_down(void) {
 /* ---- the daemon --------------------------------------------------------- */
 
 static int http_status(const char *path) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0)
-                return -1;
-        struct timeval tv = {5, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)fx.port)};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        char req[128], resp[64] = "";
-        int n = snprintf(req, sizeof req,
-                         "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
-        int status = -1;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-            write(fd, req, (size_t)n) == n &&
-            read(fd, resp, sizeof resp - 1) > 0 &&
-            sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-                status = -1;
-        close(fd);
-        return status;
+        return tu_http(fx.port, "GET", path, 5000, NULL, NULL);
 }
 
 static int64_t mono_ms(void) {
@@ -240,9 +205,7 @@ static int64_t mono_ms(void) {
 }
 
 static void start_daemon(void) {
-        char *argv[] = {ITD_BINARY, "run", "--config", fx.conf_path, NULL};
-        fx.run_pid = tu_spawn(argv, fx.log_run);
-        cr_assert(fx.run_pid > 0);
+        fx.run_pid = tu_daemon_start(fx.conf_path, fx.log_run);
         /* Ready means subscribed and assigned (the first join takes ~3 s;
          * after a kill -9 it waits for the dead member's session). */
         int64_t deadline = mono_ms() + 20000;

@@ -47,69 +47,41 @@
 #define SHUTDOWN_TIMEOUT_S 10
 #define EXIT_SLACK_MS 5000
 
-static char dir[256], bs_path[512], conf_path[512], log_broker[512],
-    log_run[512], notify_path[512];
-static char *bootstrap;
+static tu_broker_t broker;
+static char conf_path[512], log_run[512], notify_path[512];
 static int port;
-static pid_t broker_pid = -1, run_pid = -1;
+static pid_t run_pid = -1;
 static int notify_fd = -1;
 
 /* ---- processes ---------------------------------------------------------- */
 
-/* A free TCP port on loopback: bind port 0, read it back, close. Another
- * process could take it before intentd binds it; on this test machine
- * nothing else races for ephemeral ports within a second. */
-static int free_port(void) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        cr_assert_geq(fd, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-        socklen_t len = sizeof sa;
-        cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-        close(fd);
-        return ntohs(sa.sin_port);
-}
-
 /* The config of this test with `extra` YAML appended at top level. */
 static void write_conf(const char *extra) {
-        char yaml[2048];
-        snprintf(yaml, sizeof yaml,
-                 "kafka:\n"
-                 "  bootstrap.servers: \"%s\"\n"
-                 "  session.timeout.ms: 6000\n"
-                 "  heartbeat.interval.ms: 500\n"
-                 /* librdkafka's consumer_lag needs a committed offset and a
-                  * statistics round: both every second, not every 5 s, so
-                  * a loaded CI host still sees lag within the wait. */
-                 "  auto.commit.interval.ms: 1000\n"
-                 "  statistics.interval.ms: 1000\n"
-                 "metrics:\n"
-                 "  listen: \"127.0.0.1:%d\"\n"
-                 "  log.interval: 1s\n"
-                 "shutdown:\n"
-                 "  timeout: %ds\n"
-                 "%s",
-                 bootstrap, port, SHUTDOWN_TIMEOUT_S, extra);
-        cr_assert_eq(tu_write_file(conf_path, yaml), 0);
+        tu_conf_write(broker.dir, broker.bootstrap, "intentd.yaml", conf_path, sizeof conf_path,
+                      TU_KAFKA_FAST
+                      /* librdkafka's consumer_lag needs a committed offset
+                       * and a statistics round: both every second, not
+                       * every 5 s, so a loaded CI host still sees lag within
+                       * the wait. */
+                      "  auto.commit.interval.ms: 1000\n"
+                      "  statistics.interval.ms: 1000\n",
+                      "metrics:\n"
+                      "  listen: \"127.0.0.1:%d\"\n"
+                      "  log.interval: 1s\n"
+                      "shutdown:\n"
+                      "  timeout: %ds\n"
+                      "%s",
+                      port, SHUTDOWN_TIMEOUT_S, extra);
 }
 
 static void setup(void) {
-        cr_assert(tu_tmpdir(dir, sizeof dir));
-        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
-        snprintf(log_broker, sizeof log_broker, "%s/broker.log", dir);
-        snprintf(log_run, sizeof log_run, "%s/run.log", dir);
-        snprintf(conf_path, sizeof conf_path, "%s/intentd.yaml", dir);
-        snprintf(notify_path, sizeof notify_path, "%s/notify", dir);
-        char *argv[] = {ITD_BINARY, "broker", "--partitions", "3",
-                        "--bootstrap-file", bs_path, NULL};
-        broker_pid = tu_spawn(argv, log_broker);
-        cr_assert(broker_pid > 0);
-        cr_assert_eq(tu_wait_file(bs_path, 10000), 0,
-                     "broker wrote no bootstrap file (see %s)", log_broker);
-        bootstrap = tu_read_file(bs_path);
-        cr_assert(bootstrap);
-        port = free_port();
+        tu_broker_start(&broker, 3, NULL);
+        snprintf(log_run, sizeof log_run, "%s/run.log", broker.dir);
+        snprintf(notify_path, sizeof notify_path, "%s/notify", broker.dir);
+        /* Another process could take the port before intentd binds it; on
+         * a test machine nothing else races for ephemeral ports within a
+         * second. */
+        port = tu_free_port();
         write_conf("");
 
         /* What systemd's manager listens on for sd_notify. */
@@ -128,13 +100,9 @@ static void teardown(void) {
                 kill(run_pid, SIGKILL);
                 waitpid(run_pid, NULL, 0);
         }
-        if (broker_pid > 0) {
-                kill(broker_pid, SIGTERM);
-                tu_wait(broker_pid, 5000);
-        }
+        tu_broker_stop(&broker);
         if (notify_fd >= 0)
                 close(notify_fd);
-        free(bootstrap);
 }
 
 /* ---- the notify socket -------------------------------------------------- */
@@ -204,45 +172,10 @@ static size_t count_prefix(const char *prefix) {
 
 /* ---- HTTP --------------------------------------------------------------- */
 
-/* GET path on the daemon's port (HTTP/1.0, read to EOF): returns the status
- * (or -1) and the body in *body (malloc'd; caller frees). */
+/* GET path on the daemon's port: the status (or -1), the body in *body
+ * (malloc'd; caller frees). */
 static int http_get(const char *path, char **body) {
-        *body = NULL;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0)
-                return -1;
-        struct timeval tv = {5, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port)};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        char req[256];
-        int n = snprintf(req, sizeof req,
-                         "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-            write(fd, req, (size_t)n) != n) {
-                close(fd);
-                return -1;
-        }
-        size_t cap = 1 << 16, len = 0;
-        char *raw = malloc(cap);
-        ssize_t k;
-        while ((k = read(fd, raw + len, cap - 1 - len)) > 0) {
-                len += (size_t)k;
-                if (cap - 1 - len == 0)
-                        raw = realloc(raw, cap *= 2);
-        }
-        close(fd);
-        raw[len] = '\0';
-        int status;
-        char *sep = strstr(raw, "\r\n\r\n");
-        if (!sep || sscanf(raw, "HTTP/1.%*d %d", &status) != 1) {
-                free(raw);
-                return -1;
-        }
-        *body = strdup(sep + 4);
-        free(raw);
-        return status;
+        return tu_http(port, "GET", path, 5000, NULL, body);
 }
 
 /* Value of one exact series ("name" or "name{l=\"v\"}") in a scrape. */
@@ -266,23 +199,6 @@ static double scrape(const char *name) {
 }
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static int have(const char *cmd) {
-        char line[256];
-        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
-        char *argv[] = {"/bin/sh", "-c", line, NULL};
-        return tu_run(argv, NULL, 10000) == 0;
-}
-
-static long count_lines(const char *path) {
-        char *text = tu_read_file(path);
-        cr_assert(text, "cannot read %s", path);
-        long n = *text ? 1 : 0;
-        for (const char *p = text; *p; p++)
-                n += *p == '\n';
-        free(text);
-        return n;
-}
 
 /* Waits until the run log contains needle; returns the log (caller frees)
  * or NULL on timeout. */
@@ -335,12 +251,10 @@ TestSuite(ops, .init = setup, .fini = teardown, .timeout = 240);
 Test(ops, runs_reloads_and_stops_like_a_systemd_service) {
         char fixture[512], log_load[512];
         tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
-        long expected = count_lines(fixture);
+        long expected = tu_count_lines(fixture);
         cr_assert_gt(expected, 100, "fixture too small: %ld", expected);
-        snprintf(log_load, sizeof log_load, "%s/load.log", dir);
-        char *load_argv[] = {ITD_BINARY, "load", "--config", conf_path,
-                             "--input", fixture, "--format", "jsonl", NULL};
-        cr_assert_eq(tu_run(load_argv, log_load, 60000), 0,
+        snprintf(log_load, sizeof log_load, "%s/load.log", broker.dir);
+        cr_assert_eq(tu_load(conf_path, fixture, "jsonl", log_load), 0,
                      "intentd load failed (see %s)", log_load);
 
         /* What systemd puts in the environment of a Type=notify service
@@ -351,11 +265,9 @@ Test(ops, runs_reloads_and_stops_like_a_systemd_service) {
         setenv("WATCHDOG_USEC", "2000000", 1);
         unsetenv("WATCHDOG_PID");
         unsetenv("JOURNAL_STREAM");
-        char *run_argv[] = {ITD_BINARY, "run", "--config", conf_path, NULL};
-        run_pid = tu_spawn(run_argv, log_run);
+        run_pid = tu_daemon_start(conf_path, log_run);
         unsetenv("NOTIFY_SOCKET");
         unsetenv("WATCHDOG_USEC");
-        cr_assert(run_pid > 0);
 
         /* --- start-up: READY=1 once the first assignment came ---------- */
         cr_assert(expect_line("READY=1", READY_TIMEOUT_MS),
@@ -371,7 +283,7 @@ Test(ops, runs_reloads_and_stops_like_a_systemd_service) {
                 consumed = scrape("intentd_events_consumed_total");
                 if (consumed >= (double)expected)
                         break;
-                usleep(250 * 1000);
+                tu_sleep_ms(250);
         }
         cr_assert_geq(consumed, (double)expected,
                       "intentd_events_consumed_total %g of %ld (see %s)",
@@ -383,18 +295,11 @@ Test(ops, runs_reloads_and_stops_like_a_systemd_service) {
         cr_expect_gt(series(body, "intentd_assigned_partitions"), 0);
         cr_expect_eq(
             series(body, "intentd_config_reloads_total{result=\"ok\"}"), 0);
-        if (have("promtool")) {
-                char file[512], plog[512], cmd[1200];
-                snprintf(file, sizeof file, "%s/metrics.txt", dir);
-                snprintf(plog, sizeof plog, "%s/promtool.log", dir);
-                cr_assert_eq(tu_write_file(file, body), 0);
-                snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'",
-                         file);
-                char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-                int rc = tu_run(argv, plog, 20000);
-                char *out = tu_read_file(plog);
+        if (tu_have("promtool")) {
+                char *out;
+                int rc = tu_promtool_check(broker.dir, body, &out);
                 cr_expect_eq(rc, 0, "promtool check metrics: rc %d\n%s", rc,
-                             out ? out : "");
+                             out);
                 free(out);
         }
         free(body);
@@ -582,27 +487,23 @@ Test(ops, a_restart_with_the_same_config_is_ready_within_10_s) {
         char fixture[512], log_load[512], log_first[512], ck[512],
             extra[1024];
         tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
-        snprintf(log_load, sizeof log_load, "%s/load.log", dir);
-        snprintf(log_first, sizeof log_first, "%s/run-first.log", dir);
-        snprintf(ck, sizeof ck, "%s/checkpoints", dir);
+        snprintf(log_load, sizeof log_load, "%s/load.log", broker.dir);
+        snprintf(log_first, sizeof log_first, "%s/run-first.log", broker.dir);
+        snprintf(ck, sizeof ck, "%s/checkpoints", broker.dir);
         snprintf(extra, sizeof extra,
                  "log:\n  format: json\n"
                  "checkpoint:\n  dir: \"%s\"\n",
                  ck);
         write_conf(extra);
-        char *load_argv[] = {ITD_BINARY, "load", "--config", conf_path,
-                             "--input", fixture, "--format", "jsonl", NULL};
-        cr_assert_eq(tu_run(load_argv, log_load, 60000), 0,
+        cr_assert_eq(tu_load(conf_path, fixture, "jsonl", log_load), 0,
                      "intentd load failed (see %s)", log_load);
-        long expected = count_lines(fixture);
+        long expected = tu_count_lines(fixture);
         unsetenv("NOTIFY_SOCKET");
         unsetenv("JOURNAL_STREAM");
 
         /* First life: consume everything, then SIGTERM. */
-        char *run_argv[] = {ITD_BINARY, "run", "--config", conf_path, NULL};
         int64_t t0 = itd_now_mono_ms();
-        run_pid = tu_spawn(run_argv, log_first);
-        cr_assert(run_pid > 0);
+        run_pid = tu_daemon_start(conf_path, log_first);
         int64_t first = ready_after(t0, READY_TIMEOUT_MS);
         cr_assert_geq(first, 0, "first start not ready (see %s)", log_first);
         double consumed = NAN;
@@ -629,8 +530,7 @@ Test(ops, a_restart_with_the_same_config_is_ready_within_10_s) {
          * The deadline of the poll is generous so a slow run reports its
          * time instead of a bare timeout. */
         t0 = itd_now_mono_ms();
-        run_pid = tu_spawn(run_argv, log_run);
-        cr_assert(run_pid > 0);
+        run_pid = tu_daemon_start(conf_path, log_run);
         int64_t again = ready_after(t0, 6 * RESTART_READY_MS);
         cr_log_info("time to ready: first start %lld ms, restart %lld ms",
                     (long long)first, (long long)again);

@@ -26,56 +26,28 @@
 
 #define CONSUME_TIMEOUT_MS 90000
 
-static char dir[256], bs_path[512], conf_path[512], log_broker[512],
-    log_run[512];
-static char *bootstrap;
+static tu_broker_t broker;
+static char conf_path[512], log_run[512];
 static int port;
-static pid_t broker_pid = -1, run_pid = -1;
-
-/* A free TCP port on loopback (test_it_ops.c explains the small race). */
-static int free_port(void) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        cr_assert_geq(fd, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-        socklen_t len = sizeof sa;
-        cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-        close(fd);
-        return ntohs(sa.sin_port);
-}
+static pid_t run_pid = -1;
 
 static void write_conf(const char *query) {
-        char yaml[1024];
-        snprintf(yaml, sizeof yaml,
-                 "kafka:\n"
-                 "  bootstrap.servers: \"%s\"\n"
-                 "  session.timeout.ms: 6000\n"
-                 "  heartbeat.interval.ms: 500\n"
-                 "metrics:\n"
-                 "  listen: \"127.0.0.1:%d\"\n"
-                 "  query: %s\n"
-                 "shutdown:\n"
-                 "  timeout: 10s\n",
-                 bootstrap, port, query);
-        cr_assert_eq(tu_write_file(conf_path, yaml), 0);
+        tu_conf_write(broker.dir, broker.bootstrap, "intentd.yaml", conf_path,
+                      sizeof conf_path, TU_KAFKA_FAST,
+                      "metrics:\n"
+                      "  listen: \"127.0.0.1:%d\"\n"
+                      "  query: %s\n"
+                      "shutdown:\n"
+                      "  timeout: 10s\n",
+                      port, query);
 }
 
 static void setup(void) {
-        cr_assert(tu_tmpdir(dir, sizeof dir));
-        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
-        snprintf(log_broker, sizeof log_broker, "%s/broker.log", dir);
-        snprintf(log_run, sizeof log_run, "%s/run.log", dir);
-        snprintf(conf_path, sizeof conf_path, "%s/intentd.yaml", dir);
-        char *argv[] = {ITD_BINARY, "broker", "--partitions", "3",
-                        "--bootstrap-file", bs_path, NULL};
-        broker_pid = tu_spawn(argv, log_broker);
-        cr_assert(broker_pid > 0);
-        cr_assert_eq(tu_wait_file(bs_path, 10000), 0,
-                     "broker wrote no bootstrap file (see %s)", log_broker);
-        bootstrap = tu_read_file(bs_path);
-        cr_assert(bootstrap);
-        port = free_port();
+        tu_broker_start(&broker, 3, NULL);
+        snprintf(log_run, sizeof log_run, "%s/run.log", broker.dir);
+        /* another process could take the port first; nothing on a test
+         * machine races for ephemeral ports within a second */
+        port = tu_free_port();
 }
 
 static void teardown(void) {
@@ -83,51 +55,12 @@ static void teardown(void) {
                 kill(run_pid, SIGKILL);
                 waitpid(run_pid, NULL, 0);
         }
-        if (broker_pid > 0) {
-                kill(broker_pid, SIGTERM);
-                tu_wait(broker_pid, 5000);
-        }
-        free(bootstrap);
+        tu_broker_stop(&broker);
 }
 
-/* GET path (HTTP/1.0, read to EOF): the status, or -1; body malloc'd. */
+/* GET path: the status, or -1; body malloc'd. */
 static int http_get(const char *path, char **body) {
-        *body = NULL;
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0)
-                return -1;
-        struct timeval tv = {10, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port)};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        char req[256];
-        int n = snprintf(req, sizeof req,
-                         "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-            write(fd, req, (size_t)n) != n) {
-                close(fd);
-                return -1;
-        }
-        size_t cap = 1 << 16, len = 0;
-        char *raw = malloc(cap);
-        ssize_t k;
-        while ((k = read(fd, raw + len, cap - 1 - len)) > 0) {
-                len += (size_t)k;
-                if (cap - 1 - len == 0)
-                        raw = realloc(raw, cap *= 2);
-        }
-        close(fd);
-        raw[len] = '\0';
-        int status;
-        char *sep = strstr(raw, "\r\n\r\n");
-        if (!sep || sscanf(raw, "HTTP/1.%*d %d", &status) != 1) {
-                free(raw);
-                return -1;
-        }
-        *body = strdup(sep + 4);
-        free(raw);
-        return status;
+        return tu_http(port, "GET", path, 10000, NULL, body);
 }
 
 /* intentd_predictions_published_total in a scrape, or -1. */
@@ -148,24 +81,14 @@ static long published(void) {
 static long load_fixture(void) {
         char fixture[512], log_load[512];
         tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
-        snprintf(log_load, sizeof log_load, "%s/load.log", dir);
-        char *argv[] = {ITD_BINARY, "load", "--config", conf_path, "--input",
-                        fixture, "--format", "jsonl", NULL};
-        cr_assert_eq(tu_run(argv, log_load, 60000), 0,
+        snprintf(log_load, sizeof log_load, "%s/load.log", broker.dir);
+        cr_assert_eq(tu_load(conf_path, fixture, "jsonl", log_load), 0,
                      "intentd load failed (see %s)", log_load);
-        FILE *f = fopen(fixture, "r");
-        long n = 0;
-        int c;
-        while ((c = fgetc(f)) != EOF)
-                n += c == '\n';
-        fclose(f);
-        return n;
+        return tu_count_lines(fixture);
 }
 
 static void start_run(long expected) {
-        char *argv[] = {ITD_BINARY, "run", "--config", conf_path, NULL};
-        run_pid = tu_spawn(argv, log_run);
-        cr_assert(run_pid > 0);
+        run_pid = tu_daemon_start(conf_path, log_run);
         long n = -1;
         for (int waited = 0; waited < CONSUME_TIMEOUT_MS; waited += 250) {
                 n = published();
@@ -173,7 +96,7 @@ static void start_run(long expected) {
                         break;
                 cr_assert_eq(tu_wait(run_pid, 0), -1,
                              "intentd run exited early (see %s)", log_run);
-                usleep(250 * 1000);
+                tu_sleep_ms(250);
         }
         cr_assert_geq(n, expected, "%ld of %ld predictions published (see "
                       "%s)", n, expected, log_run);

@@ -33,8 +33,7 @@
 #define N_UNKNOWN 20
 #define PASSWORD "hunter2"
 
-static char dir[256], bs_path[512], log_broker[512];
-static pid_t broker_pid;
+static tu_broker_t broker;
 
 /* ---- a registry that never answers ---- */
 
@@ -59,17 +58,7 @@ static void *reg_run(void *arg) {
 }
 
 static void start_all(void) {
-        cr_assert(tu_tmpdir(dir, sizeof dir));
-        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
-        snprintf(log_broker, sizeof log_broker, "%s/broker.log", dir);
-        char parts[8];
-        snprintf(parts, sizeof parts, "%d", PARTITIONS);
-        char *argv[] = {ITD_BINARY, "broker", "--partitions", parts,
-                        "--bootstrap-file", bs_path, NULL};
-        broker_pid = tu_spawn(argv, log_broker);
-        cr_assert(broker_pid > 0);
-        cr_assert_eq(tu_wait_file(bs_path, 10000), 0,
-                     "broker wrote no bootstrap file");
+        tu_broker_start(&broker, PARTITIONS, NULL);
 
         reg_fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET,
@@ -89,78 +78,41 @@ static void stop_all(void) {
                 close(held[i]);
         if (reg_fd >= 0)
                 close(reg_fd);
-        if (broker_pid > 0) {
-                kill(broker_pid, SIGTERM);
-                tu_wait(broker_pid, 5000);
-        }
-}
-
-static int free_port(void) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t alen = sizeof a;
-        int port = -1;
-        if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-            getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-                port = ntohs(a.sin_port);
-        if (fd >= 0)
-                close(fd);
-        return port;
+        tu_broker_stop(&broker);
 }
 
 /* GET /livez: its status, or -1. */
 static int livez(int port) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct timeval tv = {2, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int status = -1;
-        char buf[512];
-        const char req[] = "GET /livez HTTP/1.0\r\n\r\n";
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-            write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
-                ssize_t n = read(fd, buf, sizeof buf - 1);
-                if (n > 0) {
-                        buf[n] = '\0';
-                        sscanf(buf, "HTTP/1.%*d %d", &status);
-                }
-        }
-        close(fd);
-        return status;
+        return tu_http(port, "GET", "/livez", 2000, NULL, NULL);
 }
 
-static void write_conf(const char *path, const char *bs, const char *group,
-                       int port, const char *timeout, const char *ck) {
-        char sdir[512], yaml[2048], ckdir[600] = "";
-        snprintf(sdir, sizeof sdir, "%s/schemas", dir);
+/* Config `name` in the test's folder (its path to path): consumer
+ * group, listener port, registry timeout, checkpoint folder ck (or none). */
+static void write_conf(const char *name, char *path, size_t cap,
+                       const char *group, int port, const char *timeout,
+                       const char *ck) {
+        char kafka[256], ckdir[600] = "";
+        snprintf(kafka, sizeof kafka, "  group.id: \"%s\"\n" TU_KAFKA_FAST,
+                 group);
         if (ck)
                 snprintf(ckdir, sizeof ckdir,
                          "checkpoint.dir: \"%s/%s\"\n"
                          "checkpoint.interval: 1s\n",
-                         dir, ck);
-        snprintf(yaml, sizeof yaml,
-                 "kafka:\n"
-                 "  bootstrap.servers: \"%s\"\n"
-                 "  group.id: \"%s\"\n"
-                 "  session.timeout.ms: 6000\n"
-                 "  heartbeat.interval.ms: 500\n"
-                 "input:\n"
-                 "  framing: confluent\n"
-                 "  schemas_dir: \"%s\"\n"
-                 "  schema_registry:\n"
-                 "    url: \"http://svc:" PASSWORD "@127.0.0.1:%d/\"\n"
-                 "    timeout: %s\n"
-                 "metrics:\n"
-                 "  listen: \"127.0.0.1:%d\"\n"
-                 "  log.interval: 1s\n"
-                 "health.liveness.timeout: 2s\n"
-                 "shutdown.timeout: 5s\n"
-                 "%s",
-                 bs, group, sdir, reg_port, timeout, port, ckdir);
-        cr_assert_eq(tu_write_file(path, yaml), 0);
+                         broker.dir, ck);
+        tu_conf_write(broker.dir, broker.bootstrap, name, path, cap, kafka,
+                      "input:\n"
+                      "  framing: confluent\n"
+                      "  schemas_dir: \"%s/schemas\"\n"
+                      "  schema_registry:\n"
+                      "    url: \"http://svc:" PASSWORD "@127.0.0.1:%d/\"\n"
+                      "    timeout: %s\n"
+                      "metrics:\n"
+                      "  listen: \"127.0.0.1:%d\"\n"
+                      "  log.interval: 1s\n"
+                      "health.liveness.timeout: 2s\n"
+                      "shutdown.timeout: 5s\n"
+                      "%s",
+                      broker.dir, reg_port, timeout, port, ckdir);
 }
 
 /* The events: per partition, good ones with unknown-id ones in between. */
@@ -174,15 +126,6 @@ typedef struct {
 
 static rec_t recs[N_GOOD + N_UNKNOWN];
 static size_t n_recs;
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                        void *opaque) {
-        (void)rk;
-        (void)opaque;
-        rec_t *r = m->_private;
-        if (!m->err)
-                r->offset = m->offset;
-}
 
 static void produce_all(const char *bs) {
         char err[512];
@@ -212,50 +155,24 @@ static void produce_all(const char *bs) {
                 unknown += (size_t)recs[i].unknown;
         cr_assert_eq(unknown, N_UNKNOWN);
 
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
-        rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
-        cr_assert(rk, "%s", err);
+        static tu_record_t out[N_GOOD + N_UNKNOWN];
+        static char keys[N_GOOD + N_UNKNOWN][16];
         for (size_t i = 0; i < n_recs; i++) {
-                rec_t *r = &recs[i];
-                char key[16];
-                snprintf(key, sizeof key, "u%zu", i % 9);
-                cr_assert_eq(rd_kafka_producev(
-                                 rk, RD_KAFKA_V_TOPIC("intentd.events"),
-                                 RD_KAFKA_V_PARTITION(r->partition),
-                                 RD_KAFKA_V_KEY(key, strlen(key)),
-                                 RD_KAFKA_V_VALUE(r->b, r->n),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END),
-                             RD_KAFKA_RESP_ERR_NO_ERROR);
+                snprintf(keys[i], sizeof keys[i], "u%zu", i % 9);
+                out[i] = (tu_record_t){.partition = recs[i].partition,
+                                       .key = keys[i],
+                                       .value = recs[i].b,
+                                       .len = recs[i].n};
         }
-        cr_assert_eq(rd_kafka_flush(rk, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
-        rd_kafka_destroy(rk);
+        tu_produce(bs, "intentd.events", out, n_recs);
         for (size_t i = 0; i < n_recs; i++)
-                cr_assert_geq(recs[i].offset, 0);
+                recs[i].offset = out[i].offset;
 }
 
 static rd_kafka_t *output_reader(const char *bs) {
-        char err[512];
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
-        rd_kafka_conf_set(kc, "group.id", "registry-test", err, sizeof err);
-        rd_kafka_conf_set(kc, "enable.auto.commit", "false", err, sizeof err);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
-        cr_assert(rk, "%s", err);
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_t *as =
-            rd_kafka_topic_partition_list_new(2 * PARTITIONS);
-        for (int p = 0; p < PARTITIONS; p++) {
-                rd_kafka_topic_partition_list_add(as, "intentd.predictions", p)
-                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-                rd_kafka_topic_partition_list_add(as, "intentd.dead_letter", p)
-                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-        }
-        cr_assert_eq(rd_kafka_assign(rk, as), RD_KAFKA_RESP_ERR_NO_ERROR);
-        rd_kafka_topic_partition_list_destroy(as);
-        return rk;
+        return tu_reader_new(bs, "registry-test",
+                             "intentd.predictions,intentd.dead_letter",
+                             PARTITIONS);
 }
 
 static double since(const struct timespec *t0) {
@@ -335,10 +252,10 @@ static void read_outputs(rd_kafka_t *rk, int port, seen_t *s,
 /* The schema folder (id 1: the built-in schema) and the events on the
  * broker; returns the bootstrap string (caller frees). */
 static char *setup_events(void) {
-        char *bs = tu_read_file(bs_path);
+        char *bs = strdup(broker.bootstrap);
         cr_assert(bs);
         char schemas[512], src[600];
-        snprintf(schemas, sizeof schemas, "%s/schemas", dir);
+        snprintf(schemas, sizeof schemas, "%s/schemas", broker.dir);
         cr_assert_eq(mkdir(schemas, 0755), 0);
         char *own = tu_read_file(tu_src("config/event.avsc", src, sizeof src));
         cr_assert(own);
@@ -367,16 +284,14 @@ Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
         char *bs = setup_events();
         char conf1[512], conf2[512], log1[512], log2[512];
 
-        int port = free_port();
+        int port = tu_free_port();
         cr_assert_gt(port, 0);
-        snprintf(conf1, sizeof conf1, "%s/run1.yaml", dir);
-        snprintf(log1, sizeof log1, "%s/run1.log", dir);
+        snprintf(log1, sizeof log1, "%s/run1.log", broker.dir);
         /* A look-up may take 60 s: everything that needs one waits. */
-        write_conf(conf1, bs, "intentd", port, "60s", NULL);
+        write_conf("run1.yaml", conf1, sizeof conf1, "intentd", port, "60s",
+                   NULL);
         rd_kafka_t *rk = output_reader(bs);
-        char *argv1[] = {ITD_BINARY, "run", "--config", conf1, NULL};
-        pid_t pid = tu_spawn(argv1, log1);
-        cr_assert_gt(pid, 0);
+        pid_t pid = tu_daemon_start(conf1, log1);
 
         /* Every known-schema event is predicted, promptly, though twenty
          * look-ups hang; none of the waiting ones is dead-lettered. */
@@ -418,40 +333,26 @@ Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
 
         /* Their offsets held the commits: each partition's committed
          * position is its first waiting event, consumed again next time. */
-        char err[512];
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
-        rd_kafka_conf_set(kc, "group.id", "intentd", err, sizeof err);
-        rd_kafka_t *gk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
-        cr_assert(gk, "%s", err);
-        rd_kafka_topic_partition_list_t *cp =
-            rd_kafka_topic_partition_list_new(PARTITIONS);
-        for (int p = 0; p < PARTITIONS; p++)
-                rd_kafka_topic_partition_list_add(cp, "intentd.events", p);
-        cr_assert_eq(rd_kafka_committed(gk, cp, 10000),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        int64_t committed[PARTITIONS];
+        cr_assert_eq(tu_offsets(bs, "intentd", "intentd.events", PARTITIONS,
+                                committed, NULL), 0);
         for (int p = 0; p < PARTITIONS; p++) {
                 int64_t first = -1;
                 for (size_t i = 0; i < n_recs && first < 0; i++)
                         if (recs[i].partition == p && recs[i].unknown)
                                 first = recs[i].offset;
-                cr_expect_eq(cp->elems[p].offset, first,
+                cr_expect_eq(committed[p], first,
                              "partition %d committed %lld, first waiting "
                              "event at %lld",
-                             p, (long long)cp->elems[p].offset,
-                             (long long)first);
+                             p, (long long)committed[p], (long long)first);
         }
-        rd_kafka_topic_partition_list_destroy(cp);
-        rd_kafka_destroy(gk);
 
         /* Second run, another group, a 1 s look-up: the twenty are
          * dead-lettered as unknown_schema_id, without the password. */
-        snprintf(conf2, sizeof conf2, "%s/run2.yaml", dir);
-        snprintf(log2, sizeof log2, "%s/run2.log", dir);
-        write_conf(conf2, bs, "intentd-second", port, "1s", NULL);
-        char *argv2[] = {ITD_BINARY, "run", "--config", conf2, NULL};
-        pid = tu_spawn(argv2, log2);
-        cr_assert_gt(pid, 0);
+        snprintf(log2, sizeof log2, "%s/run2.log", broker.dir);
+        write_conf("run2.yaml", conf2, sizeof conf2, "intentd-second", port,
+                   "1s", NULL);
+        pid = tu_daemon_start(conf2, log2);
         seen_t s2 = {0};
         read_outputs(rk, port, &s2, N_GOOD, N_UNKNOWN, 60);
         kill(pid, SIGTERM);
@@ -478,18 +379,15 @@ Test(registry, a_hanging_registry_holds_up_only_the_events_that_need_it) {
 Test(registry, a_due_checkpoint_settles_the_waiting_events) {
         char *bs = setup_events();
         char conf[512], log[512];
-        int port = free_port();
+        int port = tu_free_port();
         cr_assert_gt(port, 0);
-        snprintf(conf, sizeof conf, "%s/run.yaml", dir);
-        snprintf(log, sizeof log, "%s/run.log", dir);
+        snprintf(log, sizeof log, "%s/run.log", broker.dir);
         /* Look-ups may take 60 s, checkpoints are due every second: the
          * first due cut dead-letters the waiting events so that it holds
          * every event before its positions. */
-        write_conf(conf, bs, "intentd", port, "60s", "ck");
+        write_conf("run.yaml", conf, sizeof conf, "intentd", port, "60s", "ck");
         rd_kafka_t *rk = output_reader(bs);
-        char *argv[] = {ITD_BINARY, "run", "--config", conf, NULL};
-        pid_t pid = tu_spawn(argv, log);
-        cr_assert_gt(pid, 0);
+        pid_t pid = tu_daemon_start(conf, log);
         seen_t s = {0};
         read_outputs(rk, port, &s, N_GOOD, N_UNKNOWN, 60);
         kill(pid, SIGTERM);

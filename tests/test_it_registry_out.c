@@ -32,21 +32,13 @@
 #define N_PART 3
 #define MAX_AGE_MS "2592000000" /* triggers.max_event_age: 30 days */
 
-static char dir[256], bs_path[512], log_broker[512];
-static pid_t broker_pid = -1, run_pid = -1, reg_pid = -1;
+static tu_broker_t broker;
+static const char *dir; /* broker.dir */
+static pid_t run_pid = -1, reg_pid = -1;
 
 static void start_broker(void) {
-        cr_assert(tu_tmpdir(dir, sizeof dir));
-        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
-        snprintf(log_broker, sizeof log_broker, "%s/broker.log", dir);
-        char parts[8];
-        snprintf(parts, sizeof parts, "%d", N_PART);
-        char *argv[] = {ITD_BINARY, "broker", "--partitions", parts,
-                        "--bootstrap-file", bs_path, NULL};
-        broker_pid = tu_spawn(argv, log_broker);
-        cr_assert(broker_pid > 0);
-        cr_assert_eq(tu_wait_file(bs_path, 10000), 0,
-                     "broker wrote no bootstrap file (see %s)", log_broker);
+        tu_broker_start(&broker, N_PART, NULL);
+        dir = broker.dir;
 }
 
 static void kill_wait(pid_t *pid) {
@@ -60,32 +52,7 @@ static void kill_wait(pid_t *pid) {
 static void stop_all(void) {
         kill_wait(&run_pid);
         kill_wait(&reg_pid);
-        if (broker_pid > 0) {
-                kill(broker_pid, SIGTERM);
-                tu_wait(broker_pid, 5000);
-        }
-}
-
-/* argv prefix of a python3 that imports the client libraries, or NULL. */
-static char **find_python(const char *log) {
-        static char *cands[][2] = {{"/usr/bin/env", NULL},
-                                   {"/usr/bin/env", "python3"},
-                                   {"/usr/bin/python3", NULL}};
-        cands[0][1] = getenv("ITD_PYTHON");
-        for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
-                if (i == 0 && !cands[0][1])
-                        continue;
-                char *argv[6] = {cands[i][0]};
-                size_t k = 1;
-                if (cands[i][1])
-                        argv[k++] = cands[i][1];
-                argv[k++] = "-c";
-                argv[k++] = "import confluent_kafka.avro, avro.io, requests";
-                argv[k] = NULL;
-                if (tu_run(argv, log, 30000) == 0)
-                        return cands[i];
-        }
-        return NULL;
+        tu_broker_stop(&broker);
 }
 
 /* Starts the stand-in (extra: NULL-terminated options); returns its URL. */
@@ -118,32 +85,25 @@ static char *start_registry(char **py, const char *name, char **extra) {
         return url;
 }
 
-static void write_conf(const char *path, const char *url) {
-        char *bs = tu_read_file(bs_path);
-        cr_assert(bs);
-        char yaml[2048];
-        snprintf(yaml, sizeof yaml,
-                 "kafka:\n"
-                 "  bootstrap.servers: \"%s\"\n"
-                 "  session.timeout.ms: 6000\n"
-                 "  heartbeat.interval.ms: 500\n"
-                 "input:\n"
-                 "  framing: confluent\n"
-                 "  schema_registry.url: \"%s\"\n"
-                 "output:\n"
-                 "  schema_registry.url: \"%s\"\n"
-                 "triggers:\n"
-                 "  rule: absolute\n"
-                 "  enter: 0.0001\n"
-                 "  exit: 0.00005\n"
-                 "  max_event_age: " MAX_AGE_MS "\n"
-                 "metrics:\n"
-                 "  listen: \"\"\n"
-                 "shutdown:\n"
-                 "  timeout: 10s\n",
-                 bs, url, url);
-        free(bs);
-        cr_assert_eq(tu_write_file(path, yaml), 0);
+static void write_conf(const char *name, char *path, size_t cap,
+                       const char *url) {
+        tu_conf_write(broker.dir, broker.bootstrap, name, path, cap,
+                      TU_KAFKA_FAST,
+                      "input:\n"
+                      "  framing: confluent\n"
+                      "  schema_registry.url: \"%s\"\n"
+                      "output:\n"
+                      "  schema_registry.url: \"%s\"\n"
+                      "triggers:\n"
+                      "  rule: absolute\n"
+                      "  enter: 0.0001\n"
+                      "  exit: 0.00005\n"
+                      "  max_event_age: " MAX_AGE_MS "\n"
+                      "metrics:\n"
+                      "  listen: \"\"\n"
+                      "shutdown:\n"
+                      "  timeout: 10s\n",
+                      url, url);
 }
 
 /* events_small.jsonl with every ts moved so the last is a minute ago;
@@ -183,47 +143,32 @@ static long shifted_events(const char *out_path) {
         return n;
 }
 
-static long stored(rd_kafka_t *rk, const char *topic) {
-        long total = 0;
-        for (int32_t p = 0; p < N_PART; p++) {
-                int64_t lo, hi;
-                if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
-                                                     5000) == 0)
-                        total += (long)hi;
-        }
-        return total;
-}
-
 TestSuite(registry_out, .init = start_broker, .fini = stop_all,
           .timeout = 240);
 
 Test(registry_out, a_third_party_client_reads_every_output_by_its_ids) {
         char log_py[512];
         snprintf(log_py, sizeof log_py, "%s/python.log", dir);
-        char **py = find_python(log_py);
+        char **py = tu_find_python("confluent_kafka.avro, avro.io, requests",
+                                    log_py);
         if (!py)
                 cr_skip_test("no python3 with confluent_kafka, avro and "
                              "requests (apt install python3-confluent-kafka "
                              "python3-avro python3-requests)");
         char *url = start_registry(py, "registry", NULL);
         char conf_path[512], events[512], log_load[512], log_run[512];
-        snprintf(conf_path, sizeof conf_path, "%s/intentd.yaml", dir);
-        write_conf(conf_path, url);
+        write_conf("intentd.yaml", conf_path, sizeof conf_path, url);
         snprintf(events, sizeof events, "%s/events.jsonl", dir);
         long expected = shifted_events(events);
 
         snprintf(log_load, sizeof log_load, "%s/load.log", dir);
-        char *load_argv[] = {ITD_BINARY, "load", "--config", conf_path,
-                             "--input", events, "--format", "jsonl", NULL};
-        cr_assert_eq(tu_run(load_argv, log_load, 60000), 0,
+        cr_assert_eq(tu_load(conf_path, events, "jsonl", log_load), 0,
                      "intentd load failed (see %s)", log_load);
 
         snprintf(log_run, sizeof log_run, "%s/run.log", dir);
-        char *run_argv[] = {ITD_BINARY, "run", "--config", conf_path, NULL};
-        run_pid = tu_spawn(run_argv, log_run);
-        cr_assert(run_pid > 0);
+        run_pid = tu_daemon_start(conf_path, log_run);
 
-        char *bs = tu_read_file(bs_path);
+        char *bs = strdup(broker.bootstrap);
         char err[256];
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
@@ -231,13 +176,13 @@ Test(registry_out, a_third_party_client_reads_every_output_by_its_ids) {
         cr_assert(rk, "%s", err);
         long preds = 0, trigs = 0;
         for (int waited = 0; waited < 90000; waited += 250) {
-                preds = stored(rk, "intentd.predictions");
-                trigs = stored(rk, "intentd.triggers");
+                preds = tu_topic_records(rk, "intentd.predictions", N_PART);
+                trigs = tu_topic_records(rk, "intentd.triggers", N_PART);
                 if (preds >= expected && trigs > 0)
                         break;
                 cr_assert_eq(tu_wait(run_pid, 0), -1,
                              "intentd run exited early (see %s)", log_run);
-                usleep(250 * 1000);
+                tu_sleep_ms(250);
         }
         rd_kafka_destroy(rk);
         cr_assert_geq(preds, expected,
@@ -300,15 +245,15 @@ Test(registry_out, a_third_party_client_reads_every_output_by_its_ids) {
 Test(registry_out, a_refused_subject_stops_run_with_exit_78) {
         char log_py[512];
         snprintf(log_py, sizeof log_py, "%s/python.log", dir);
-        char **py = find_python(log_py);
+        char **py = tu_find_python("confluent_kafka.avro, avro.io, requests",
+                                    log_py);
         if (!py)
                 cr_skip_test("no python3 with confluent_kafka, avro and "
                              "requests");
         char *extra[] = {"--refuse", "intentd.triggers-value", NULL};
         char *url = start_registry(py, "refusing", extra);
         char conf_path[512], log_run[512];
-        snprintf(conf_path, sizeof conf_path, "%s/refused.yaml", dir);
-        write_conf(conf_path, url);
+        write_conf("refused.yaml", conf_path, sizeof conf_path, url);
         snprintf(log_run, sizeof log_run, "%s/refused.log", dir);
         char *run_argv[] = {ITD_BINARY, "run", "--config", conf_path, NULL};
         int rc = tu_run(run_argv, log_run, 60000);

@@ -96,13 +96,6 @@ static const struct {
 };
 #define N_TABLE (sizeof table / sizeof table[0])
 
-static char *read_src(const char *rel) {
-        char path[512];
-        char *text = tu_read_file(tu_src(rel, path, sizeof path));
-        cr_assert_not_null(text, "cannot read %s", rel);
-        return text;
-}
-
 /* Every command line of the ```sh blocks of text, in order: indentation
  * and trailing `# comments` dropped, backslash continuations joined with
  * one space. Returns the count; *out holds malloc'd strings. */
@@ -163,29 +156,14 @@ static void free_commands(char **cmds, size_t n) {
         free(cmds);
 }
 
-static int have(const char *cmd) {
-        char line[256];
-        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
-        char *argv[] = {"/bin/sh", "-c", line, NULL};
-        return tu_run(argv, NULL, 10000) == 0;
-}
-
 /* Runs a shell line, output (stdout and stderr) to dir/cmd.log; returns
  * the exit status and *out the output (caller frees). */
 static int sh(const char *dir, const char *line, char **out) {
-        char log[512];
-        snprintf(log, sizeof log, "%s/cmd.log", dir);
-        unlink(log);
-        char *argv[] = {"/bin/sh", "-c", (char *)line, NULL};
-        int rc = tu_run(argv, log, 120000);
-        *out = tu_read_file(log);
-        if (!*out)
-                *out = itd_xstrdup("");
-        return rc;
+        return tu_sh(dir, line, 120000, out);
 }
 
 Test(runbook, every_command_has_a_row_and_every_row_a_command) {
-        char *doc = read_src("docs/OPERATIONS.md");
+        char *doc = tu_read_src("docs/OPERATIONS.md");
         char **cmds;
         size_t n = runbook_commands(doc, &cmds);
         cr_expect_geq(n, 20, "only %zu commands found", n);
@@ -211,7 +189,7 @@ Test(runbook, every_command_has_a_row_and_every_row_a_command) {
         free_commands(cmds, n);
 
         /* The package the runbook names is the one cpack makes. */
-        if (have("dpkg")) {
+        if (tu_have("dpkg")) {
                 char dir[256], line[700];
                 cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
                 snprintf(line, sizeof line,
@@ -229,9 +207,10 @@ Test(runbook, every_command_has_a_row_and_every_row_a_command) {
 
 /* ---- the runbook, followed ---------------------------------------------- */
 
-static char dir[256], root[300], bin_dir[400], bs_path[512];
-static char *bootstrap;
-static pid_t broker_pid = -1, daemon_pid = -1;
+static char dir[256], root[300], bin_dir[400];
+static tu_broker_t broker;
+static const char *bootstrap; /* broker.bootstrap once it runs */
+static pid_t daemon_pid = -1;
 static int notify_fd = -1, port = 9464;
 static char **doc_cmds;
 static size_t n_doc_cmds;
@@ -240,7 +219,7 @@ static void setup(void) {
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
         snprintf(root, sizeof root, "%s/root", dir);
         cr_assert_eq(mkdir(root, 0755), 0);
-        char *doc = read_src("docs/OPERATIONS.md");
+        char *doc = tu_read_src("docs/OPERATIONS.md");
         n_doc_cmds = runbook_commands(doc, &doc_cmds);
         free(doc);
 }
@@ -250,13 +229,10 @@ static void teardown(void) {
                 kill(daemon_pid, SIGKILL);
                 waitpid(daemon_pid, NULL, 0);
         }
-        if (broker_pid > 0) {
-                kill(broker_pid, SIGTERM);
-                tu_wait(broker_pid, 5000);
-        }
+        if (bootstrap)
+                tu_broker_stop(&broker);
         if (notify_fd >= 0)
                 close(notify_fd);
-        free(bootstrap);
         free_commands(doc_cmds, n_doc_cmds);
 }
 
@@ -309,18 +285,9 @@ static int run_doc(const char *cmd, const char *cwd, char **out) {
 /* The installed unit's text (caller frees): ITD_SYSTEMD_UNITDIR of the
  * build (systemd.pc's unit folder) under the root. */
 static char *unit_text(const char *unit) {
-        char bin[512], path[1200];
-        itd_strlcpy(bin, ITD_BINARY, sizeof bin);
-        snprintf(path, sizeof path, "%s/CMakeCache.txt", dirname(bin));
-        char *cache = tu_read_file(path);
-        cr_assert_not_null(cache, "cannot read %s", path);
-        const char *key = "\nITD_SYSTEMD_UNITDIR:PATH=";
-        const char *v = strstr(cache, key);
-        cr_assert_not_null(v, "no ITD_SYSTEMD_UNITDIR in %s", path);
-        v += strlen(key);
-        snprintf(path, sizeof path, "%s%.*s/%s", root, (int)strcspn(v, "\n"),
-                 v, unit);
-        free(cache);
+        char v[512], path[1200];
+        tu_cmake_cache("ITD_SYSTEMD_UNITDIR", v, sizeof v);
+        snprintf(path, sizeof path, "%s%s/%s", root, v, unit);
         char *text = tu_read_file(path);
         cr_assert_not_null(text, "no unit %s", path);
         return text;
@@ -444,9 +411,9 @@ static int curl_until(const char *cmd, const char *want, int timeout_ms) {
 
 Test(runbook, followed_in_a_throwaway_root, .init = setup,
      .fini = teardown) {
-        if (!have("cmake") || !have("systemd-sysusers") ||
-            !have("systemd-tmpfiles") || !have("systemctl") ||
-            !have("curl") || !have("kcat"))
+        if (!tu_have("cmake") || !tu_have("systemd-sysusers") ||
+            !tu_have("systemd-tmpfiles") || !tu_have("systemctl") ||
+            !tu_have("curl") || !tu_have("kcat"))
                 cr_skip_test("cmake, systemd, curl or kcat not installed");
         char line[3000], bin[512], etc[400];
         char *out;
@@ -492,14 +459,8 @@ Test(runbook, followed_in_a_throwaway_root, .init = setup,
         cr_expect_eq(rc, 1, "%s", out);
         cr_expect(strstr(out, "kafka.bootstrap.servers: not set"), "%s", out);
         free(out);
-        snprintf(bs_path, sizeof bs_path, "%s/bootstrap", dir);
-        char *bargv[] = {ITD_BINARY, "broker", "--partitions", "2",
-                         "--bootstrap-file", bs_path, NULL};
-        snprintf(line, sizeof line, "%s/broker.log", dir);
-        broker_pid = tu_spawn(bargv, line);
-        cr_assert_eq(tu_wait_file(bs_path, 10000), 0, "no broker");
-        bootstrap = tu_read_file(bs_path);
-        cr_assert_not_null(bootstrap);
+        tu_broker_start(&broker, 2, NULL);
+        bootstrap = broker.bootstrap;
         /* The operator's edit: the shipped file's commented kafka lines,
          * switched on, with this broker. */
         snprintf(line, sizeof line,
@@ -518,7 +479,7 @@ Test(runbook, followed_in_a_throwaway_root, .init = setup,
         free(out);
 
         /* The Configure section's example, as a file of its own. */
-        char *doc = read_src("docs/OPERATIONS.md");
+        char *doc = tu_read_src("docs/OPERATIONS.md");
         const char *y = strstr(doc, "## Configure");
         cr_assert_not_null(y);
         y = strstr(y, "```yaml\n");

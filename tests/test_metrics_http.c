@@ -50,51 +50,18 @@ typedef struct resp_s {
         char body[65536];
 } resp_t;
 
-/* Plain HTTP/1.0 client: one request, read to EOF. */
+/* One request, read to EOF, into r (head and body cut to fit). */
 static int http_req(int port, const char *method, const char *path,
                     resp_t *r) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0)
+        char *head, *body;
+        r->status = tu_http(port, method, path, 5000, &head, &body);
+        if (r->status < 0)
                 return -1;
-        struct timeval tv = {5, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port)};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-                close(fd);
-                return -1;
-        }
-        char req[256];
-        int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: x\r\n\r\n",
-                         method, path);
-        if (write(fd, req, (size_t)n) != n) {
-                close(fd);
-                return -1;
-        }
-        static char raw[sizeof r->head + sizeof r->body];
-        size_t len = 0;
-        ssize_t k;
-        while (len < sizeof raw - 1 &&
-               (k = read(fd, raw + len, sizeof raw - 1 - len)) > 0)
-                len += (size_t)k;
-        close(fd);
-        raw[len] = '\0';
-        char *sep = strstr(raw, "\r\n\r\n");
-        if (!sep || sscanf(raw, "HTTP/1.%*d %d", &r->status) != 1)
-                return -1;
-        *sep = '\0';
-        itd_strlcpy(r->head, raw, sizeof r->head);
-        itd_strlcpy(r->body, sep + 4, sizeof r->body);
+        itd_strlcpy(r->head, head, sizeof r->head);
+        itd_strlcpy(r->body, body, sizeof r->body);
+        free(head);
+        free(body);
         return 0;
-}
-
-/* 1 if the shell finds cmd. */
-static int have(const char *cmd) {
-        char line[256];
-        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
-        char *argv[] = {"/bin/sh", "-c", line, NULL};
-        return tu_run(argv, NULL, 10000) == 0;
 }
 
 /* ---- registry ----------------------------------------------------------- */
@@ -428,7 +395,7 @@ Test(http, serves_metrics_as_prometheus_text) {
 }
 
 Test(http, metrics_output_passes_promtool_check) {
-        if (!have("promtool"))
+        if (!tu_have("promtool"))
                 cr_skip_test("promtool not installed (Debian package "
                              "prometheus)");
         srv_fixture_t fx;
@@ -444,18 +411,10 @@ Test(http, metrics_output_passes_promtool_check) {
         resp_t r;
         cr_assert_eq(http_req(fx.port, "GET", "/metrics", &r), 0);
         cr_assert_eq(r.status, 200);
-        char dir[256], file[512], log[512], cmd[1200];
+        char dir[256], *out;
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
-        snprintf(file, sizeof file, "%s/metrics.txt", dir);
-        snprintf(log, sizeof log, "%s/promtool.log", dir);
-        cr_assert_eq(tu_write_file(file, r.body), 0);
-        snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", file);
-        char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-        int rc = tu_run(argv, log, 20000);
-        char *out = tu_read_file(log);
-        /* rc 3 is a lint problem, 1 a parse error (FACTS.md). */
-        cr_expect_eq(rc, 0, "promtool check metrics: rc %d\n%s", rc,
-                     out ? out : "");
+        int rc = tu_promtool_check(dir, r.body, &out);
+        cr_expect_eq(rc, 0, "promtool check metrics: rc %d\n%s", rc, out);
         free(out);
         stop(&fx);
 }
@@ -635,13 +594,6 @@ static char *restore_stderr(void) {
         return text ? text : calloc(1, 1);
 }
 
-static size_t lines_of(const char *text, const char *what) {
-        size_t n = 0;
-        for (const char *p = text; (p = strstr(p, what)); p++)
-                n++;
-        return n;
-}
-
 Test(http, forty_slow_clients_do_not_keep_a_probe_out, .timeout = 60) {
         srv_fixture_t fx;
         start(&fx);
@@ -691,7 +643,7 @@ Test(http, one_address_cannot_take_the_slots_of_another, .timeout = 60) {
         cr_expect_eq(status, 200, "/livez answered %d while one address held "
                      "%d connections", status, n);
         cr_expect_lt(secs, 2.0, "/livez took %.1f s", secs);
-        cr_expect_leq(lines_of(text, " http: "), 6,
+        cr_expect_leq(tu_count_str(text, " http: "), 6,
                       "refused connections flood the log:\n%s", text);
         free(text);
         for (int i = 0; i < n; i++)
@@ -753,7 +705,7 @@ Test(http, bad_requests_do_not_flood_the_log, .timeout = 60) {
         cr_expect_eq(probe(fx.port, &secs), 200);
         stop(&fx);
         char *text = restore_stderr();
-        cr_expect_leq(lines_of(text, " http: "), 6,
+        cr_expect_leq(tu_count_str(text, " http: "), 6,
                       "one line per bad request:\n%.2000s", text);
         free(text);
 }

@@ -20,32 +20,18 @@
 #include "intentd/mem.h"
 #include "testutil.h"
 
-static int have(const char *cmd) {
-        char line[256];
-        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
-        char *argv[] = {"/bin/sh", "-c", line, NULL};
-        return tu_run(argv, NULL, 10000) == 0;
-}
-
 /* Runs a shell line with output to dir/cmd.log; returns rc, *out the log
  * (caller frees). */
 static int sh(const char *dir, const char *line, char **out) {
-        char log[512];
-        snprintf(log, sizeof log, "%s/cmd.log", dir);
-        unlink(log);
-        char *argv[] = {"/bin/sh", "-c", (char *)line, NULL};
-        int rc = tu_run(argv, log, 180000);
-        *out = tu_read_file(log);
-        if (!*out)
-                *out = itd_xstrdup("");
-        return rc;
+        return tu_sh(dir, line, 180000, out);
 }
 
 /* Path of the .deb, built on first use in this test run: Criterion runs
  * each test in a child of one runner process, so the runner's pid names a
  * folder the tests of one run share, and a later run builds afresh. */
 static const char *deb(char *buf, size_t cap) {
-        if (!have("cpack") || !have("dpkg-shlibdeps") || !have("dpkg-deb"))
+        if (!tu_have("cpack") || !tu_have("dpkg-shlibdeps") ||
+            !tu_have("dpkg-deb"))
                 cr_skip_test("cpack, dpkg-shlibdeps (dpkg-dev) or dpkg-deb "
                              "not installed");
         char bin[512], dir[256], line[1400];
@@ -70,7 +56,7 @@ static const char *deb(char *buf, size_t cap) {
 }
 
 Test(package, lintian_reports_no_error_and_no_warning) {
-        if (!have("lintian"))
+        if (!tu_have("lintian"))
                 cr_skip_test("lintian not installed");
         char path[512], dir[256], line[1024];
         deb(path, sizeof path);
@@ -157,18 +143,10 @@ Test(package, depends_is_what_dpkg_shlibdeps_computes_from_the_binary) {
  * ITD_SYSTEMD_UNITDIR (systemd.pc's systemdsystemunitdir; lib/systemd/system
  * on Debian 12). */
 static const char *unitdir(char *buf, size_t cap) {
-        char bin[512], path[600];
-        itd_strlcpy(bin, ITD_BINARY, sizeof bin);
-        snprintf(path, sizeof path, "%s/CMakeCache.txt", dirname(bin));
-        char *cache = tu_read_file(path);
-        cr_assert_not_null(cache, "cannot read %s", path);
-        const char *key = "\nITD_SYSTEMD_UNITDIR:PATH=/";
-        const char *v = strstr(cache, key);
-        cr_assert_not_null(v, "no ITD_SYSTEMD_UNITDIR in %s", path);
-        v += strlen(key);
-        size_t n = strcspn(v, "\n");
-        snprintf(buf, cap, "%.*s", (int)n, v);
-        free(cache);
+        char v[200];
+        tu_cmake_cache("ITD_SYSTEMD_UNITDIR", v, sizeof v);
+        cr_assert_eq(v[0], '/', "ITD_SYSTEMD_UNITDIR %s is not absolute", v);
+        snprintf(buf, cap, "%s", v + 1);
         return buf;
 }
 
@@ -255,9 +233,9 @@ static char *host_state(const char *dir) {
 Test(package, installs_upgrades_removes_and_purges_in_a_throwaway_root) {
         if (geteuid() != 0)
                 cr_skip_test("needs root: dpkg sets the owners of the files");
-        if (!have("dpkg") || !have("systemd-sysusers") ||
-            !have("systemd-tmpfiles") || !have("deb-systemd-helper") ||
-            !have("systemctl"))
+        if (!tu_have("dpkg") || !tu_have("systemd-sysusers") ||
+            !tu_have("systemd-tmpfiles") || !tu_have("deb-systemd-helper") ||
+            !tu_have("systemctl"))
                 cr_skip_test("dpkg, systemd or init-system-helpers not "
                              "installed");
         struct root r;

@@ -20,20 +20,6 @@
 
 static const char *const units[] = {"intentd.service", "intentd@.service"};
 
-static int have(const char *cmd) {
-        char line[256];
-        snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);
-        char *argv[] = {"/bin/sh", "-c", line, NULL};
-        return tu_run(argv, NULL, 10000) == 0;
-}
-
-static char *read_src(const char *rel) {
-        char path[512];
-        char *text = tu_read_file(tu_src(rel, path, sizeof path));
-        cr_assert_not_null(text, "cannot read %s", rel);
-        return text;
-}
-
 /* Copy of s with every `from` replaced by `to` (caller frees). */
 static char *replace_all(const char *s, const char *from, const char *to) {
         size_t nf = strlen(from), nt = strlen(to), n = 0;
@@ -56,28 +42,20 @@ static char *replace_all(const char *s, const char *from, const char *to) {
         return out;
 }
 
-/* Runs a shell line, output to dir/log; returns rc, *out gets the log. */
+/* Runs a shell line with output to dir/cmd.log; returns rc, *out the log
+ * (caller frees). */
 static int sh(const char *dir, const char *line, char **out) {
-        char log[512];
-        snprintf(log, sizeof log, "%s/cmd.log", dir);
-        unlink(log);
-        char *argv[] = {"/bin/sh", "-c", (char *)line, NULL};
-        int rc = tu_run(argv, log, 60000);
-        *out = tu_read_file(log);
-        if (!*out)
-                *out = itd_xstrdup("");
-        return rc;
+        return tu_sh(dir, line, 60000, out);
 }
-
 Test(units, pass_systemd_analyze_verify) {
-        if (!have("systemd-analyze"))
+        if (!tu_have("systemd-analyze"))
                 cr_skip_test("systemd-analyze not installed");
         char dir[256];
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
                 char rel[64], path[512], man[512], line[2600];
                 snprintf(rel, sizeof rel, "systemd/%s", units[i]);
-                char *text = read_src(rel);
+                char *text = tu_read_src(rel);
                 /* verify insists that ExecStart= binaries exist; the unit
                  * is checked, not the install, so point them at one. */
                 char *copy = replace_all(text, "/usr/bin/intentd", "/bin/true");
@@ -127,7 +105,7 @@ Test(units, declare_the_settings_operators_rely_on) {
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
                 char rel[64];
                 snprintf(rel, sizeof rel, "systemd/%s", units[i]);
-                char *text = read_src(rel);
+                char *text = tu_read_src(rel);
                 for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
                         char needle[128];
                         snprintf(needle, sizeof needle, "\n%s\n", want[k]);
@@ -136,12 +114,12 @@ Test(units, declare_the_settings_operators_rely_on) {
                 }
                 free(text);
         }
-        char *plain = read_src("systemd/intentd.service");
+        char *plain = tu_read_src("systemd/intentd.service");
         cr_expect(strstr(plain, "\nExecStart=/usr/bin/intentd run --config "
                                 "/etc/intentd/intentd.yaml\n"));
         cr_expect(strstr(plain, "\nStateDirectory=intentd\n"));
         free(plain);
-        char *tmpl = read_src("systemd/intentd@.service");
+        char *tmpl = tu_read_src("systemd/intentd@.service");
         cr_expect(strstr(tmpl, "\nExecStart=/usr/bin/intentd run --config "
                                "/etc/intentd/%i.yaml\n"));
         cr_expect(strstr(tmpl, "\nStateDirectory=intentd/%i\n"));
@@ -149,7 +127,7 @@ Test(units, declare_the_settings_operators_rely_on) {
 }
 
 Test(units, sysusers_and_tmpfiles_set_up_an_empty_root) {
-        if (!have("systemd-sysusers") || !have("systemd-tmpfiles"))
+        if (!tu_have("systemd-sysusers") || !tu_have("systemd-tmpfiles"))
                 cr_skip_test("systemd-sysusers/systemd-tmpfiles not "
                              "installed");
         char dir[256], root[300], line[2048], src[2][512], path[600];
@@ -207,7 +185,7 @@ Test(units, sysusers_and_tmpfiles_set_up_an_empty_root) {
 }
 
 Test(units, alert_rules_pass_promtool) {
-        if (!have("promtool"))
+        if (!tu_have("promtool"))
                 cr_skip_test("promtool not installed (Debian package "
                              "prometheus)");
         char dir[256], path[512], line[800];
@@ -222,7 +200,7 @@ Test(units, alert_rules_pass_promtool) {
 }
 
 Test(units, every_alert_has_a_runbook_section) {
-        char *text = read_src("docs/ops/alerts.yml");
+        char *text = tu_read_src("docs/ops/alerts.yml");
         const char *want[] = {"IntentdLagGrowing", "IntentdNoPredictions",
                               "IntentdAucDrop", "IntentdDeadLetterRate",
                               "IntentdCheckpointStale"};
@@ -326,7 +304,7 @@ Test(units, dashboard_and_alerts_use_only_metrics_we_export) {
         cr_expect_geq(n, 20, "dashboard has %zu queries", n);
         json_decref(dash);
 
-        char *rules = read_src("docs/ops/alerts.yml");
+        char *rules = tu_read_src("docs/ops/alerts.yml");
         check_names("alerts.yml", rules);
         free(rules);
 }

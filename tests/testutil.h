@@ -1,12 +1,20 @@
 /*
  * testutil.h - shared helpers for the Criterion tests: temporary folders,
- * the shared real data (skipped cleanly when absent), child processes.
+ * the shared real data (skipped cleanly when absent), child processes and
+ * polling; for the integration tests the embedded broker, daemon configs,
+ * prediction collection with a real consumer, HTTP and free ports.
+ *
+ * Helpers that set up a test (broker, config) fail the test with
+ * cr_assert; the others return an error value for the test to judge.
  */
 #ifndef INTENTD_TESTUTIL_H
 #define INTENTD_TESTUTIL_H
 
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "intentd/prediction.h"
 
 /**
  * Path of a file under ../shared/data (or $ITD_SHARED_DATA), written to
@@ -33,10 +41,186 @@ int tu_wait_file(const char *path, int timeout_ms);
 /** Reads a whole small file into a malloc'd NUL-terminated string (caller frees), trailing newline removed; NULL on error. */
 char *tu_read_file(const char *path);
 
+/** A file of the source tree, whole (malloc'd, trailing newlines
+ * removed); fails the test when it cannot be read. */
+char *tu_read_src(const char *rel);
+
 /** Writes text to path; returns 0 on success. */
 int tu_write_file(const char *path, const char *text);
 
 /** Runs argv to completion (timeout_ms) with output to log_path; returns exit status or -1. */
 int tu_run(char *const argv[], const char *log_path, int timeout_ms);
+
+/** Sleeps ms milliseconds (between polls; never as a way to wait for a
+ * condition: tu_wait_until). */
+void tu_sleep_ms(int ms);
+
+/** Calls cond(arg) every 50 ms until it returns nonzero (returns 0) or
+ * timeout_ms passed (returns -1). */
+int tu_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
+
+/** SIGTERM to pid, waits up to timeout_ms, then SIGKILL; returns its exit
+ * status as tu_wait does, or -1 if it had to be killed. pid <= 0: -1. */
+int tu_stop(pid_t pid, int timeout_ms);
+
+/** Lines of a text file (a last line without a newline counts); fails
+ * the test when the file cannot be read. */
+long tu_count_lines(const char *path);
+
+/** The value of key in the build's CMakeCache.txt (beside ITD_BINARY) into
+ * buf; fails the test when the file or the key is missing. */
+const char *tu_cmake_cache(const char *key, char *buf, size_t cap);
+
+/** Occurrences of what in text. */
+size_t tu_count_str(const char *text, const char *what);
+
+/** The argv prefix (program, optional argument) of a python3 that can run
+ * `import imports` ($ITD_PYTHON first, then python3 on PATH, then
+ * /usr/bin/python3), or NULL; its attempts' output goes to log. */
+char **tu_find_python(const char *imports, const char *log);
+
+/** 1 if the shell finds cmd on PATH. */
+int tu_have(const char *cmd);
+
+/** Runs `sh -c line` (timeout_ms) with its output to dir/cmd.log;
+ * returns the exit status (or -1), *out the output (malloc'd, never NULL). */
+int tu_sh(const char *dir, const char *line, int timeout_ms, char **out);
+
+/** Runs `promtool check metrics` on text (written to dir/metrics.txt);
+ * returns its exit status (0: clean; 1 a parse error, 3 a lint problem),
+ * *out its output (malloc'd, never NULL). */
+int tu_promtool_check(const char *dir, const char *text, char **out);
+
+/* ---- the embedded broker (`intentd broker`) -------------------------- */
+
+typedef struct tu_broker_s {
+        char dir[256];     /* fresh temporary folder, for the whole test */
+        char bs_path[512]; /* the bootstrap file the broker writes */
+        char log[512];     /* its output */
+        char *bootstrap;   /* "host:port" (owned) */
+        pid_t pid;
+} tu_broker_t;
+
+/**
+ * Makes a temporary folder and starts `intentd broker --partitions N`
+ * there (with `--topics topics` unless NULL), waits for its bootstrap
+ * file and reads it into b->bootstrap.
+ */
+void tu_broker_start(tu_broker_t *b, int partitions, const char *topics);
+
+/** Stops the broker (SIGTERM, then SIGKILL after 5 s); frees bootstrap. */
+void tu_broker_stop(tu_broker_t *b);
+
+/* Consumer-group timings short enough for tests: a restarted member gets
+ * its partitions back in seconds. For tu_conf_write's kafka_lines. */
+#define TU_KAFKA_FAST "  session.timeout.ms: 6000\n  heartbeat.interval.ms: 500\n"
+
+/**
+ * Writes the daemon config dir/name: a `kafka:` section with
+ * bootstrap.servers (a tu_broker_t's, or a mock cluster's) and kafka_lines
+ * (each "  key: value\n"; NULL: none), then the other sections,
+ * printf-style (fmt may be NULL). Its path goes to path.
+ */
+const char *tu_conf_write(const char *dir, const char *bootstrap,
+                          const char *name, char *path, size_t cap,
+                          const char *kafka_lines, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/** Starts `intentd run --config conf` with its output to log_path. */
+pid_t tu_daemon_start(const char *conf, const char *log_path);
+
+/** Runs `intentd load --config conf --input input --format format` to
+ * completion (60 s) with its output to log_path; returns its exit status. */
+int tu_load(const char *conf, const char *input, const char *format,
+            const char *log_path);
+
+/* ---- reading topics ---------------------------------------------------- */
+
+/** A consumer of topics (comma-separated) from their beginning, in its
+ * own group; fails the test if it cannot be made. */
+rd_kafka_t *tu_consumer_new(const char *bootstrap, const char *group,
+                            const char *topics);
+
+/** A reader of partitions 0..partitions-1 of each of topics
+ * (comma-separated), assigned from their beginning (no group membership,
+ * no commits); fails the test if it cannot be made. */
+rd_kafka_t *tu_reader_new(const char *bootstrap, const char *group,
+                          const char *topics, int partitions);
+
+/** Closes and destroys a tu_consumer_new or tu_reader_new consumer. */
+void tu_consumer_destroy(rd_kafka_t *rk);
+
+/** Calls on(arg, m) for every record rk reads until it returns nonzero
+ * (returns 0) or timeout_ms of polls came back empty (returns -1). */
+int tu_poll(rd_kafka_t *rk, int timeout_ms,
+            int (*on)(void *arg, const rd_kafka_message_t *m), void *arg);
+
+/**
+ * Called for each record read: its topic and the prediction it decodes to
+ * (NULL: it did not decode). Returns nonzero when enough was read.
+ */
+typedef int (*tu_on_prediction_t)(void *arg, const rd_kafka_message_t *m,
+                                  const itd_prediction_t *p);
+
+/**
+ * Polls rk, decoding each record as a prediction (Confluent-framed or
+ * bare), as tu_poll does.
+ */
+int tu_collect_predictions(rd_kafka_t *rk, int timeout_ms,
+                           tu_on_prediction_t on, void *arg);
+
+/** Records in a topic now (the sum of its partitions' high watermarks
+ * over partitions 0..partitions-1), or -1. rk: any client. */
+long tu_topic_records(rd_kafka_t *rk, const char *topic, int partitions);
+
+/**
+ * Partitions 0..partitions-1 of topic: the offsets group committed
+ * (committed[p], a negative value when none) and their ends (end[p], the
+ * high watermarks; may be NULL). Returns 0, or -1 when the broker did not
+ * answer within 10 s.
+ */
+int tu_offsets(const char *bootstrap, const char *group, const char *topic,
+               int partitions, int64_t *committed, int64_t *end);
+
+/* A record to produce, and where it was stored. */
+typedef struct tu_record_s {
+        int32_t partition;
+        const char *key;   /* NUL-terminated */
+        const void *value; /* NULL: a null value */
+        size_t len;
+        int64_t offset;    /* out: its offset, -1 if not stored */
+} tu_record_t;
+
+/** Produces the n records to topic, waits for their delivery (20 s) and
+ * fails the test naming the first record that was not stored. */
+void tu_produce(const char *bootstrap, const char *topic, tu_record_t *recs,
+                size_t n);
+
+/* A set of ids (prediction ids), for "exactly one per event". */
+typedef struct tu_idset_s {
+        char **ids;
+        size_t cap;
+        long unique, total;
+} tu_idset_t;
+
+/** An empty set for up to about cap/2 ids. */
+void tu_idset_init(tu_idset_t *s, size_t cap);
+/** Adds id; returns 1 if it was new, 0 if seen before. */
+int tu_idset_add(tu_idset_t *s, const char *id);
+void tu_idset_free(tu_idset_t *s);
+
+/* ---- HTTP and ports ---------------------------------------------------- */
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+int tu_free_port(void);
+
+/**
+ * `method path` over HTTP/1.0 to 127.0.0.1:port, read to the end; a read
+ * waiting longer than timeout_ms fails. Returns the status, or -1 (no connection, no valid
+ * response); head and body (each may be NULL) get malloc'd copies of the
+ * response's head and body.
+ */
+int tu_http(int port, const char *method, const char *path, int timeout_ms,
+            char **head, char **body);
 
 #endif
