@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -69,8 +68,6 @@ struct itd_ckdir_s {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-#define seterr itd_ck_seterr
 
 /* Paths longer than cap are cut; such a path then names nothing, and the
  * open or stat that follows reports it. */
@@ -141,7 +138,7 @@ uint64_t itd_ckdir_feature_spec(const itd_state_conf_t *sc, char *desc,
                          itd_duration_format(sc->window_ms[i], d, sizeof d));
         }
         char gap[32], late[32];
-        seterr(desc, desc_size,
+        itd_errf(desc, desc_size,
                "windows %s, session gap %s, allowed lateness %s, %zu dense "
                "+ %dx%d sparse features",
                spans, itd_duration_format(sc->session_gap_ms, gap, sizeof gap),
@@ -161,7 +158,7 @@ static itd_err_t write_manifest(const char *dir, const itd_cut_info_t *in,
         size_t len = 0;
         FILE *m = open_memstream(&text, &len);
         if (!m) {
-                seterr(errstr, errstr_size, "manifest: %s", strerror(errno));
+                itd_errf(errstr, errstr_size, "manifest: %s", strerror(errno));
                 return ITD_ERR_IO;
         }
         const itd_state_conf_t *sc = &in->state_conf;
@@ -206,14 +203,14 @@ static itd_err_t write_manifest(const char *dir, const itd_cut_info_t *in,
         itd_err_t err = ITD_OK;
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-                seterr(errstr, errstr_size, "writing \"%s\": %s", tmp,
+                itd_errf(errstr, errstr_size, "writing \"%s\": %s", tmp,
                        strerror(errno));
                 err = ITD_ERR_IO;
         }
         if (fd >= 0)
                 close(fd);
         if (!err && rename(tmp, path) != 0) {
-                seterr(errstr, errstr_size, "renaming \"%s\": %s", tmp,
+                itd_errf(errstr, errstr_size, "renaming \"%s\": %s", tmp,
                        strerror(errno));
                 err = ITD_ERR_IO;
         }
@@ -243,7 +240,7 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
         close(fd);
         FILE *f = text ? fmemopen(text, len ? (size_t)len : 1, "r") : NULL;
         if (!f || !len) {
-                seterr(errstr, errstr_size, "cannot read \"%s\"%s", path,
+                itd_errf(errstr, errstr_size, "cannot read \"%s\"%s", path,
                        text && !len ? ": empty" : "");
                 if (f)
                         fclose(f);
@@ -346,7 +343,7 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
         fclose(f);
         free(text);
         if (!have_crc || crc != stored) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "corrupt manifest \"%s\": %s", path,
                        have_crc ? "CRC32C mismatch" : "truncated (no crc32c "
                                                       "line)");
@@ -356,7 +353,7 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
         int known = magic >= 1 && magic <= MANIFEST_VERSION;
         if (!known || bad || want_parts != info->n_parts ||
             (magic >= 2 && (!have_pv || !info->pv_bytes))) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "corrupt manifest \"%s\": %s", path,
                        !known ? "unknown format version"
                               : "malformed line");
@@ -372,7 +369,7 @@ itd_ckdir_t *itd_ckdir_open(const char *dir, const itd_engine_t *eng,
                             const char *topic, size_t keep, int64_t pause_ms,
                             char *errstr, size_t errstr_size) {
         if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "checkpoint.dir \"%s\": cannot create: %s", dir,
                        strerror(errno));
                 return NULL;
@@ -380,7 +377,7 @@ itd_ckdir_t *itd_ckdir_open(const char *dir, const itd_engine_t *eng,
         struct stat sb;
         if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
             access(dir, W_OK | X_OK) != 0) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "checkpoint.dir \"%s\": not a writable folder", dir);
                 return NULL;
         }
@@ -438,7 +435,7 @@ static itd_err_t write_file(const char *path, write_fn fn, itd_engine_t *eng,
                             size_t errstr_size) {
         FILE *f = fopen(path, "wbe");
         if (!f) {
-                seterr(errstr, errstr_size, "creating \"%s\": %s", path,
+                itd_errf(errstr, errstr_size, "creating \"%s\": %s", path,
                        strerror(errno));
                 return ITD_ERR_IO;
         }
@@ -456,7 +453,7 @@ static itd_err_t write_file(const char *path, write_fn fn, itd_engine_t *eng,
                 err = ITD_ERR_IO;
         }
         if (err) {
-                seterr(errstr, errstr_size, "writing \"%s\": %s", path, why);
+                itd_errf(errstr, errstr_size, "writing \"%s\": %s", path, why);
                 return err;
         }
         *bytes = (uint64_t)pos;
@@ -493,7 +490,7 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                            const char *tmpdir, char *errstr,
                            size_t errstr_size) {
         if (mkdir(tmpdir, 0750) != 0) {
-                seterr(errstr, errstr_size, "creating \"%s\": %s", tmpdir,
+                itd_errf(errstr, errstr_size, "creating \"%s\": %s", tmpdir,
                        strerror(errno));
                 return ITD_ERR_IO;
         }
@@ -556,7 +553,7 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         if (!err)
                 err = write_manifest(tmpdir, &info, errstr, errstr_size);
         if (!err && fsync_path(tmpdir) != 0) {
-                seterr(errstr, errstr_size, "fsync \"%s\": %s", tmpdir,
+                itd_errf(errstr, errstr_size, "fsync \"%s\": %s", tmpdir,
                        strerror(errno));
                 err = ITD_ERR_IO;
         }
@@ -569,7 +566,7 @@ itd_err_t itd_ckdir_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                         const itd_cut_pos_t *pos, size_t n_pos,
                         int background, char *errstr, size_t errstr_size) {
         if (cd->state != ITD_CUT_IDLE) {
-                seterr(errstr, errstr_size, "a checkpoint is in progress");
+                itd_errf(errstr, errstr_size, "a checkpoint is in progress");
                 return ITD_ERR_FULL;
         }
         cd->seq = cd->next_seq++;
@@ -593,13 +590,13 @@ itd_err_t itd_ckdir_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         int fds[2];
         if (pipe(fds) != 0 || fcntl(fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
             fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0) {
-                seterr(errstr, errstr_size, "pipe: %s", strerror(errno));
+                itd_errf(errstr, errstr_size, "pipe: %s", strerror(errno));
                 return ITD_ERR_IO;
         }
         pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0) {
-                seterr(errstr, errstr_size, "fork: %s", strerror(errno));
+                itd_errf(errstr, errstr_size, "fork: %s", strerror(errno));
                 close(fds[0]);
                 close(fds[1]);
                 return ITD_ERR_IO;
@@ -655,7 +652,7 @@ itd_cut_state_t itd_ckdir_poll(itd_ckdir_t *cd, int wait, char *errstr,
                          r < 0 ? "was lost"
                          : WIFSIGNALED(status) ? "was killed"
                                                : "failed");
-        seterr(errstr, errstr_size, "checkpoint %" PRIu64 ": %s", cd->seq,
+        itd_errf(errstr, errstr_size, "checkpoint %" PRIu64 ": %s", cd->seq,
                why);
         char tmpdir[4096];
         cut_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
@@ -690,7 +687,7 @@ void itd_ckdir_abandon(itd_ckdir_t *cd) {
 itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
                             size_t errstr_size) {
         if (cd->state != ITD_CUT_WRITTEN) {
-                seterr(errstr, errstr_size, "no written checkpoint");
+                itd_errf(errstr, errstr_size, "no written checkpoint");
                 return ITD_ERR_ARG;
         }
         char tmpdir[4096], final[4096];
@@ -698,7 +695,7 @@ itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
         cut_name(final, sizeof final, cd->dir, cd->seq, 0);
         cd->state = ITD_CUT_IDLE;
         if (rename(tmpdir, final) != 0 || fsync_path(cd->dir) != 0) {
-                seterr(errstr, errstr_size, "publishing \"%s\": %s", final,
+                itd_errf(errstr, errstr_size, "publishing \"%s\": %s", final,
                        strerror(errno));
                 itd_ck_remove_tree(tmpdir);
                 return ITD_ERR_IO;
@@ -729,7 +726,7 @@ static FILE *open_cut_file(const char *path, uint64_t want,
                 return NULL;
         FILE *f = fdopen(fd, "rb");
         if (!f) {
-                seterr(errstr, errstr_size, "cannot read \"%s\": %s", path,
+                itd_errf(errstr, errstr_size, "cannot read \"%s\": %s", path,
                        strerror(errno));
                 close(fd);
         }
@@ -784,7 +781,7 @@ static itd_err_t read_part(const char *path, uint64_t bytes,
         }
         fclose(f);
         if (err)
-                seterr(errstr, errstr_size, "\"%s\": %s", path, why);
+                itd_errf(errstr, errstr_size, "\"%s\": %s", path, why);
         return err;
 }
 
@@ -805,7 +802,7 @@ itd_err_t itd_cut_read_partition(const char *cutdir,
                 itd_triggers_destroy(trg);
                 return rerr;
         }
-        seterr(errstr, errstr_size, "cut \"%s\" holds no partition %d",
+        itd_errf(errstr, errstr_size, "cut \"%s\" holds no partition %d",
                cutdir, (int)p);
         return ITD_ERR_NOT_FOUND;
 }
@@ -839,7 +836,7 @@ static itd_err_t read_pv(const char *path, uint64_t bytes, itd_pv_t **pv,
                 return ITD_OK;
         }
         if (err)
-                seterr(errstr, errstr_size, "\"%s\": %s", path, why);
+                itd_errf(errstr, errstr_size, "\"%s\": %s", path, why);
         return err;
 }
 
@@ -851,7 +848,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         if (err)
                 return err == ITD_ERR_NOT_FOUND ? ITD_ERR_CORRUPT : err;
         if (info->feature_spec_hash != cd->spec_hash) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "\"%s\" was written for another feature spec: "
                        "0x%016" PRIx64 " (%s); this configuration has "
                        "0x%016" PRIx64 " (%s)",
@@ -861,7 +858,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 return ITD_ERR_INCOMPATIBLE;
         }
         if (strcmp(info->topic, cd->topic) != 0) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "\"%s\" holds offsets of topic \"%s\", this "
                        "configuration consumes \"%s\"",
                        cutdir, info->topic, cd->topic);
@@ -886,7 +883,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         err = fd < 0 ? ITD_ERR_CORRUPT : ITD_OK;
         trainer_len = (size_t)info->engine_bytes;
         if (!err && !(trainer = itd_ck_read_fd(fd, trainer_len))) {
-                seterr(errstr, errstr_size, "cannot read \"%s\"", path);
+                itd_errf(errstr, errstr_size, "cannot read \"%s\"", path);
                 err = ITD_ERR_CORRUPT;
         }
         if (fd >= 0)
@@ -896,7 +893,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 err = itd_engine_read_trainer(eng, trainer, trainer_len, 0,
                                               why, sizeof why);
                 if (err)
-                        seterr(errstr, errstr_size, "\"%s\": %s", path, why);
+                        itd_errf(errstr, errstr_size, "\"%s\": %s", path, why);
         }
         if (!err && info->pv_bytes) {
                 path_join(path, sizeof path, cutdir, "pv.bin");
@@ -1022,7 +1019,7 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
         if (result == ITD_OK)
                 return ITD_OK;
         if (refused) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "no usable checkpoint in \"%s\": %zu refused, %zu "
                        "damaged; newest refusal: %s. Restore the "
                        "configuration they were made with, or move them "
@@ -1031,12 +1028,12 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
                 return ITD_ERR_INCOMPATIBLE;
         }
         if (n) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "no usable checkpoint in \"%s\": all %zu damaged",
                        cd->dir, damaged);
                 return ITD_ERR_CORRUPT;
         }
-        seterr(errstr, errstr_size, "no checkpoint in \"%s\"", cd->dir);
+        itd_errf(errstr, errstr_size, "no checkpoint in \"%s\"", cd->dir);
         return ITD_ERR_NOT_FOUND;
 }
 

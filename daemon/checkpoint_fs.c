@@ -15,26 +15,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "intentd/err.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
 
 /* 19 digits stay below UINT64_MAX, so seq + 1 cannot wrap. */
 #define SEQ_DIGITS_MAX 19
-
-void itd_ck_seterr(char *errstr, size_t errstr_size, const char *fmt, ...) {
-        if (!errstr || errstr_size == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errstr_size, fmt, ap);
-        va_end(ap);
-}
 
 uint64_t itd_ck_parse_cut_name(const char *name, int *tmp) {
         *tmp = 0;
@@ -152,12 +143,12 @@ int itd_ck_open_regular(const char *path, uint64_t want, uint64_t max_bytes,
         if (fd < 0) {
                 int e = errno;
                 if (e == ELOOP)
-                        itd_ck_seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                       "\"%s\" is a symlink, not a file "
                                       "intentd wrote",
                                       path);
                 else
-                        itd_ck_seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                       "missing file \"%s\": %s", path,
                                       strerror(e));
                 errno = e;
@@ -165,7 +156,7 @@ int itd_ck_open_regular(const char *path, uint64_t want, uint64_t max_bytes,
         }
         struct stat sb;
         if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-                itd_ck_seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                               "\"%s\" is not a regular file (%s)", path,
                               S_ISFIFO(sb.st_mode)   ? "a FIFO"
                               : S_ISCHR(sb.st_mode)  ? "a character device"
@@ -178,7 +169,7 @@ int itd_ck_open_regular(const char *path, uint64_t want, uint64_t max_bytes,
         }
         uint64_t n = (uint64_t)sb.st_size;
         if (want != UINT64_MAX && n != want) {
-                itd_ck_seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                               "\"%s\" has %" PRIu64 " bytes, the manifest "
                               "says %" PRIu64 " (truncated or overwritten)",
                               path, n, want);
@@ -186,7 +177,7 @@ int itd_ck_open_regular(const char *path, uint64_t want, uint64_t max_bytes,
                 return -1;
         }
         if (n > max_bytes) {
-                itd_ck_seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                               "\"%s\" has %" PRIu64 " bytes, more than the "
                               "%" PRIu64 " such a file can have",
                               path, n, max_bytes);

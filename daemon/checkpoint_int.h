@@ -19,9 +19,6 @@
 /* Partitions a manifest may name: 0 .. this - 1. */
 #define ITD_CK_PARTITION_MAX (1 << 20)
 
-void itd_ck_seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /**
  * @brief "cut-<1..19 digits>" -> seq, with *tmp = 1 for the ".tmp" form;
  * 0 for anything else ("cut--1", "cut-+1", "cut-1x", "cut-0", 20 digits).

@@ -24,18 +24,6 @@
 /* ------------------------------------------------------------------ */
 /* small helpers */
 
-static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...) {
-        if (!errstr || errstr_size == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errstr_size, fmt, ap);
-        va_end(ap);
-}
-
 /* Appends to a NUL-terminated buffer; output past cap is cut. */
 static void append(char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -268,14 +256,14 @@ static itd_err_t check_value(const struct prop *p, const char *text,
         case PT_STRING: {
                 size_t n = strlen(text);
                 if ((int64_t)n < p->min || (int64_t)n > p->max) {
-                        seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                "%s: \"%.64s\" has %zu characters, allowed "
                                "%s",
                                what, text, n, range);
                         return ITD_ERR_CONF;
                 }
                 if (p->topic && !topic_ok(text)) {
-                        seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                "%s: \"%.64s\" is not a valid Kafka topic name "
                                "(%s)",
                                what, text, range);
@@ -283,7 +271,7 @@ static itd_err_t check_value(const struct prop *p, const char *text,
                 }
                 char why[256];
                 if (p->check && !p->check(text, why, sizeof why)) {
-                        seterr(errstr, errstr_size, "%s: \"%.64s\": %s",
+                        itd_errf(errstr, errstr_size, "%s: \"%.64s\": %s",
                                what, text, why);
                         return ITD_ERR_CONF;
                 }
@@ -291,7 +279,7 @@ static itd_err_t check_value(const struct prop *p, const char *text,
         }
         case PT_INT:
                 if (!parse_int(text, &v->i)) {
-                        seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                "%s: \"%.64s\" is not an integer", what, text);
                         return ITD_ERR_CONF;
                 }
@@ -302,7 +290,7 @@ static itd_err_t check_value(const struct prop *p, const char *text,
                 if (err == ITD_ERR_RANGE) {
                         in_range = false;
                 } else if (err) {
-                        seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                "%s: \"%.64s\" is not a duration (500ms, 10s, "
                                "30m, 24h, 7d; a bare integer is ms)",
                                what, text);
@@ -314,7 +302,7 @@ static itd_err_t check_value(const struct prop *p, const char *text,
         }
         case PT_DOUBLE:
                 if (!parse_double(text, &v->d)) {
-                        seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                "%s: \"%.64s\" is not a finite number", what,
                                text);
                         return ITD_ERR_CONF;
@@ -324,7 +312,7 @@ static itd_err_t check_value(const struct prop *p, const char *text,
                 break;
         case PT_BOOL:
                 if (!parse_bool(text, &v->e)) {
-                        seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                "%s: \"%.64s\" is not true or false", what,
                                text);
                         return ITD_ERR_CONF;
@@ -337,14 +325,14 @@ static itd_err_t check_value(const struct prop *p, const char *text,
                                 return ITD_OK;
                         }
                 }
-                seterr(errstr, errstr_size, "%s: \"%.64s\" is not one of %s",
+                itd_errf(errstr, errstr_size, "%s: \"%.64s\" is not one of %s",
                        what, text, range);
                 return ITD_ERR_CONF;
         default:
                 return ITD_ERR_CONF;
         }
         if (!in_range) {
-                seterr(errstr, errstr_size, "%s: \"%.64s\" is outside %s", what,
+                itd_errf(errstr, errstr_size, "%s: \"%.64s\" is outside %s", what,
                        text, range);
                 return ITD_ERR_CONF;
         }
@@ -362,7 +350,7 @@ itd_err_t itd_conf_prop_set(itd_conf_t *conf, const struct prop *p,
         *bad = n;
         if (!is_list(p)) {
                 if (n != 1) {
-                        seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                "%s: expected a single %s, got %zu values",
                                p->name, itd_conf_type_name(p), n);
                         return ITD_ERR_CONF;
@@ -394,7 +382,7 @@ itd_err_t itd_conf_prop_set(itd_conf_t *conf, const struct prop *p,
         }
 
         if (n < p->nmin || n > p->nmax) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "%s: %zu entries given, it takes %zu..%zu", p->name, n,
                        p->nmin, p->nmax);
                 return ITD_ERR_CONF;
@@ -410,7 +398,7 @@ itd_err_t itd_conf_prop_set(itd_conf_t *conf, const struct prop *p,
                 if (err)
                         return err;
                 if (p->ascending && i > 0 && v.i <= vals[i - 1]) {
-                        seterr(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                "%s: \"%.64s\" is not greater than the entry "
                                "before (\"%.64s\"); entries must be strictly "
                                "ascending",
@@ -460,7 +448,7 @@ itd_err_t itd_conf_prop_set_text(itd_conf_t *conf, const struct prop *p,
                 n = 0;
         for (size_t i = 0; i < n; i++) {
                 if (items[i][0] == '\0') {
-                        seterr(errstr, errstr_size, "%s: entry %zu is empty",
+                        itd_errf(errstr, errstr_size, "%s: entry %zu is empty",
                                p->name, i + 1);
                         free(items);
                         free(copy);
@@ -491,7 +479,7 @@ static itd_err_t kafka_check(const char *key, const char *value, char *errstr,
             rd_kafka_conf_set(rk_conf, key, value, why, sizeof why);
         rd_kafka_conf_destroy(rk_conf);
         if (res != RD_KAFKA_CONF_OK) {
-                seterr(errstr, errstr_size, "kafka.%s: librdkafka: %s", key,
+                itd_errf(errstr, errstr_size, "kafka.%s: librdkafka: %s", key,
                        why);
                 return ITD_ERR_CONF;
         }
@@ -502,7 +490,7 @@ static itd_err_t kafka_set(itd_conf_t *conf, const char *key,
                            const char *value, char *errstr,
                            size_t errstr_size) {
         if (key[0] == '\0') {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "kafka.: the librdkafka property name is empty");
                 return ITD_ERR_CONF;
         }
@@ -653,7 +641,7 @@ itd_conf_t *itd_conf_dup(const itd_conf_t *src) {
 itd_err_t itd_conf_set(itd_conf_t *conf, const char *name, const char *value,
                        char *errstr, size_t errstr_size) {
         if (!conf || !name || !value) {
-                seterr(errstr, errstr_size, "%s: no value",
+                itd_errf(errstr, errstr_size, "%s: no value",
                        name ? name : "(null)");
                 return ITD_ERR_ARG;
         }

@@ -13,7 +13,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,17 +27,6 @@ static const char MAGIC[8] = {'I', 'T', 'D', 'C', 'K', 'P', 'T', '\0'};
 #define CRC_BYTES 4
 #define MIN_FILE_BYTES \
         (ITD_CKPT_HEADER_BYTES + SECTION_HEADER_BYTES + CRC_BYTES)
-
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...) {
-        if (!errstr || !errstr_size)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errstr_size, fmt, ap);
-        va_end(ap);
-}
 
 /* ---- CRC32C ------------------------------------------------------------ */
 
@@ -253,7 +241,7 @@ itd_ckpt_writer_t *itd_ckpt_writer_new(const char *path,
         snprintf(w->tmp_path, n, "%s.tmp.XXXXXX", path);
         int fd = mkstemp(w->tmp_path);
         if (fd < 0) {
-                set_err(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                         "checkpoint %s: cannot create temporary %s: %s", path,
                         w->tmp_path, strerror(errno));
                 free(w->tmp_path);
@@ -265,7 +253,7 @@ itd_ckpt_writer_t *itd_ckpt_writer_new(const char *path,
         fchmod(fd, 0644);
         w->fp = fdopen(fd, "wb");
         if (!w->fp) {
-                set_err(errstr, errstr_size, "checkpoint %s: fdopen: %s", path,
+                itd_errf(errstr, errstr_size, "checkpoint %s: fdopen: %s", path,
                         strerror(errno));
                 close(fd);
                 unlink(w->tmp_path);
@@ -418,7 +406,7 @@ itd_err_t itd_ckpt_writer_commit(itd_ckpt_writer_t *w, char *errstr,
         itd_err_t err = ITD_OK;
         if (w->failed) {
                 unlink(w->tmp_path);
-                set_err(errstr, errstr_size, "%s", w->err);
+                itd_errf(errstr, errstr_size, "%s", w->err);
                 err = ITD_ERR_IO;
         } else {
                 fsync_dir_of(w->path);
@@ -541,13 +529,13 @@ static itd_err_t read_all(const char *path, uint8_t **out, size_t *size,
                           char *errstr, size_t errstr_size) {
         FILE *fp = fopen(path, "rb");
         if (!fp) {
-                set_err(errstr, errstr_size, "checkpoint %s: cannot open: %s",
+                itd_errf(errstr, errstr_size, "checkpoint %s: cannot open: %s",
                         path, strerror(errno));
                 return errno == ENOENT ? ITD_ERR_NOT_FOUND : ITD_ERR_IO;
         }
         struct stat st;
         if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-                set_err(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                         "checkpoint %s: not a regular file", path);
                 fclose(fp);
                 return ITD_ERR_IO;
@@ -558,7 +546,7 @@ static itd_err_t read_all(const char *path, uint8_t **out, size_t *size,
         int bad = ferror(fp);
         fclose(fp);
         if (bad || got != n) {
-                set_err(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                         "checkpoint %s: read %zu of %zu bytes: %s", path, got,
                         n, bad ? strerror(errno) : "file shrank");
                 free(buf);
@@ -579,14 +567,14 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
                 return err;
         err = ITD_ERR_CORRUPT;
         if (size < 8 || memcmp(buf, MAGIC, 8) != 0) {
-                set_err(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                         "checkpoint %s: not an intentd checkpoint (no "
                         "\"ITDCKPT\" magic at byte 0)",
                         path);
                 goto fail;
         }
         if (size < MIN_FILE_BYTES) {
-                set_err(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                         "checkpoint %s: truncated at byte %zu (the smallest "
                         "checkpoint has %d bytes)",
                         path, size, MIN_FILE_BYTES);
@@ -601,18 +589,18 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
                 if (walk(buf, size, NULL, &n_sec, &bad_at, bad_name, why,
                          sizeof(why)) == -1) {
                         if (bad_name[0])
-                                set_err(errstr, errstr_size,
+                                itd_errf(errstr, errstr_size,
                                         "checkpoint %s: truncated at byte "
                                         "%zu (section '%s' needs bytes up to "
                                         "%zu; CRC mismatch)",
                                         path, size, bad_name, bad_at);
                         else
-                                set_err(errstr, errstr_size,
+                                itd_errf(errstr, errstr_size,
                                         "checkpoint %s: truncated at byte "
                                         "%zu (no end marker; CRC mismatch)",
                                         path, size);
                 } else {
-                        set_err(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                 "checkpoint %s: CRC mismatch (stored 0x%08x, "
                                 "computed 0x%08x)",
                                 path, stored, computed);
@@ -621,7 +609,7 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
         }
         uint32_t version = get_u32(buf + 8);
         if (version != ITD_CKPT_VERSION) {
-                set_err(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                         "checkpoint %s: format version %u, this build reads "
                         "version %d",
                         path, version, ITD_CKPT_VERSION);
@@ -629,7 +617,7 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
                 goto fail;
         }
         if (get_u32(buf + 16) != ITD_CKPT_HEADER_BYTES) {
-                set_err(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                         "checkpoint %s: header of %u bytes, version %d has %d",
                         path, get_u32(buf + 16), ITD_CKPT_VERSION,
                         ITD_CKPT_HEADER_BYTES);
@@ -643,7 +631,7 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
                 rc = -2;
         }
         if (rc == -2) {
-                set_err(errstr, errstr_size, "checkpoint %s: malformed: %s",
+                itd_errf(errstr, errstr_size, "checkpoint %s: malformed: %s",
                         path, why);
                 goto fail;
         }
@@ -652,7 +640,7 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
         rc = walk(buf, size, ck->sec, &ck->n_sec, &bad_at, bad_name, why,
                   sizeof(why));
         if (rc != 0) {
-                set_err(errstr, errstr_size, "checkpoint %s: malformed: %s",
+                itd_errf(errstr, errstr_size, "checkpoint %s: malformed: %s",
                         path, why);
                 free(ck->sec);
                 free(ck);
@@ -688,7 +676,7 @@ itd_err_t itd_ckpt_get(const itd_ckpt_t *ck, const char *name,
                 if (strcmp(s->name, name) != 0)
                         continue;
                 if (s->dtype != (uint32_t)dtype || s->nbytes != nbytes) {
-                        set_err(errstr, errstr_size,
+                        itd_errf(errstr, errstr_size,
                                 "checkpoint section '%s': %s of %zu bytes, "
                                 "expected %s of %zu bytes",
                                 name, dtype_name(s->dtype), s->nbytes,
@@ -698,7 +686,7 @@ itd_err_t itd_ckpt_get(const itd_ckpt_t *ck, const char *name,
                 copy_le(dst, ck->buf + s->off, nbytes, dtype_size(dtype));
                 return ITD_OK;
         }
-        set_err(errstr, errstr_size, "checkpoint has no section '%s'", name);
+        itd_errf(errstr, errstr_size, "checkpoint has no section '%s'", name);
         return ITD_ERR_NOT_FOUND;
 }
 
@@ -769,7 +757,7 @@ itd_err_t itd_ckpt_describe(const char *path, FILE *out, char *errstr,
         itd_err_t err = itd_ckpt_read(path, &ck, err_local, sizeof(err_local));
         if (err) {
                 fprintf(out, "%s\n", err_local);
-                set_err(errstr, errstr_size, "%s", err_local);
+                itd_errf(errstr, errstr_size, "%s", err_local);
                 return err;
         }
         const itd_ckpt_meta_t *m = &ck->meta;

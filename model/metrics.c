@@ -15,7 +15,6 @@
  */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,18 +266,6 @@ void itd_pv_set_threshold(itd_pv_t *pv, float threshold) {
 #define SNAP_PAYLOAD_BYTES \
         (8 * (2 * (size_t)ITD_PV_BINS + 6 + 1 + 3 * ECE_BINS + 3))
 
-static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...) {
-        if (!errstr || errstr_size == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errstr_size, fmt, ap);
-        va_end(ap);
-}
-
 static unsigned char *put(unsigned char *w, const void *v, size_t n) {
         memcpy(w, v, n);
         return w + n;
@@ -315,7 +302,7 @@ itd_err_t itd_pv_snapshot(const itd_pv_t *pv, FILE *out, char *errstr,
         itd_err_t err = ITD_OK;
         if ((size_t)(w - buf) != total ||
             fwrite(buf, 1, total, out) != total) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "writing the progressive-metrics snapshot: %s",
                        ferror(out) ? "write error" : "short write");
                 err = ITD_ERR_IO;
@@ -354,7 +341,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
                          size_t errstr_size) {
         unsigned char head[SNAP_HEADER_BYTES];
         if (fread(head, 1, sizeof head, in) != sizeof head) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "progressive-metrics snapshot truncated: %s",
                        ferror(in) ? "read error" : "no complete header");
                 return ITD_ERR_CORRUPT;
@@ -362,7 +349,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
         uint32_t h[4];
         memcpy(h, head + SNAP_MAGIC_BYTES, sizeof h);
         if (memcmp(head, SNAP_MAGIC, SNAP_MAGIC_BYTES) != 0) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "not a progressive-metrics snapshot (bad magic)");
                 return ITD_ERR_CORRUPT;
         }
@@ -373,7 +360,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
          */
         uint32_t payload = h[3];
         if (payload > 64 * SNAP_PAYLOAD_BYTES) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "corrupt progressive-metrics snapshot: payload of "
                        "%" PRIu32 " bytes (this build writes %zu)",
                        payload, (size_t)SNAP_PAYLOAD_BYTES);
@@ -385,7 +372,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
         itd_err_t err = ITD_OK;
         uint32_t stored;
         if (fread(buf + sizeof head, 1, rest, in) != rest) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "progressive-metrics snapshot truncated: fewer than "
                        "the %zu bytes its header announces",
                        sizeof head + rest);
@@ -394,7 +381,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
         }
         memcpy(&stored, buf + sizeof head + payload, sizeof stored);
         if (itd_crc32c(0, buf, sizeof head + payload) != stored) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "corrupt progressive-metrics snapshot: CRC32C "
                        "mismatch");
                 err = ITD_ERR_CORRUPT;
@@ -402,7 +389,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
         }
         if (h[0] != SNAP_VERSION || h[1] != ITD_PV_BINS ||
             h[2] != ECE_BINS) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "progressive-metrics snapshot of version %" PRIu32
                        " with %" PRIu32 "+%" PRIu32
                        " bins; this build reads version %d with %d+%d",
@@ -412,7 +399,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
                 goto done;
         }
         if (payload != SNAP_PAYLOAD_BYTES) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "corrupt progressive-metrics snapshot: payload of "
                        "%" PRIu32 " bytes, version %d has %zu",
                        payload, SNAP_VERSION, (size_t)SNAP_PAYLOAD_BYTES);
@@ -440,7 +427,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
         get(r, &tmp->next_logloss_sum, sizeof tmp->next_logloss_sum);
         const char *why = inconsistency(tmp);
         if (why) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "corrupt progressive-metrics snapshot: %s", why);
                 err = ITD_ERR_CORRUPT;
         } else {

@@ -64,12 +64,10 @@ static itd_reason_t fail(itd_reason_t r, char *errstr, size_t errstr_size,
 
 static itd_reason_t fail(itd_reason_t r, char *errstr, size_t errstr_size,
                          const char *fmt, ...) {
-        if (errstr && errstr_size) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(errstr, errstr_size, fmt, ap);
-                va_end(ap);
-        }
+        va_list ap;
+        va_start(ap, fmt);
+        itd_verrf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
         return r;
 }
 

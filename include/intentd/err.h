@@ -1,12 +1,20 @@
 /*
- * err.h - the one status enum of intentd.
+ * err.h - the one status enum of intentd, and the one way to fill an
+ * `errstr, errstr_size` pair.
  *
  * Every fallible function returns itd_err_t; ITD_OK is 0 so `if (err)` reads
  * naturally. Detail for people goes into an `errstr, errstr_size` pair, never
  * into the code. The strings are stable: they appear in logs and docs.
+ *
+ * Header-only (like mem.h), so every library, model/ included, uses it
+ * without depending on another.
  */
 #ifndef INTENTD_ERR_H
 #define INTENTD_ERR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
 
 typedef enum {
         ITD_OK = 0,
@@ -38,6 +46,30 @@ static inline const char *itd_err_str(itd_err_t err) {
         if ((int)err < 0 || err >= ITD_ERR__COUNT)
                 return "unknown error";
         return names[err];
+}
+
+/**
+ * @brief Formats the detail of an error into errstr (printf-style, cut to
+ * errstr_size). errstr may be NULL or errstr_size 0: nothing is written.
+ */
+static inline void itd_verrf(char *errstr, size_t errstr_size, const char *fmt,
+                             va_list ap) __attribute__((format(printf, 3, 0)));
+static inline void itd_verrf(char *errstr, size_t errstr_size, const char *fmt,
+                             va_list ap) {
+        if (!errstr || errstr_size == 0)
+                return;
+        vsnprintf(errstr, errstr_size, fmt, ap);
+}
+
+/** @brief itd_verrf with the arguments inline. */
+static inline void itd_errf(char *errstr, size_t errstr_size, const char *fmt,
+                            ...) __attribute__((format(printf, 3, 4)));
+static inline void itd_errf(char *errstr, size_t errstr_size, const char *fmt,
+                            ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        itd_verrf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
 }
 
 #endif
