@@ -89,6 +89,14 @@ void itd_cli_log_setup(const itd_conf_t *conf) {
         itd_log_setup(conf->log_level, format);
 }
 
+int itd_cli_common_opt(int c, const char *usage) {
+        switch (c) {
+        case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+}
+
 long long itd_cli_int(const char *cmd, const char *opt, const char *s,
                       long long min, long long max) {
         char *end;

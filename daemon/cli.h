@@ -6,8 +6,8 @@
 #ifndef INTENTD_CLI_H
 #define INTENTD_CLI_H
 
+#include <getopt.h>
 #include <signal.h>
-
 #include <stdio.h>
 
 #include "engine.h"
@@ -44,6 +44,34 @@ itd_conf_t *itd_cli_conf(const char *path, char **overrides, int n_overrides);
 
 /** @brief Applies log.level and picks the log format for stderr. */
 void itd_cli_log_setup(const itd_conf_t *conf);
+
+/*
+ * Every subcommand parses its options the same way:
+ *
+ *   static const struct option longopts[] = {
+ *       {"config", required_argument, NULL, 'c'}, ..., ITD_CLI_COMMON_OPTS};
+ *   int c;
+ *   optind = 1;
+ *   while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
+ *                           longopts, NULL)) != -1) {
+ *           switch (c) {
+ *           case 'c': ...; break;
+ *           default: return itd_cli_common_opt(c, usage);
+ *           }
+ *   }
+ */
+#define ITD_CLI_COMMON_SHORT "hV"
+#define ITD_CLI_COMMON_OPTS                                                   \
+        {"help", no_argument, NULL, 'h'},                                     \
+            {"version", no_argument, NULL, 'V'}, { NULL, 0, NULL, 0 }
+
+/**
+ * @brief What an option no subcommand handles itself does: -h/--help
+ * prints usage to stdout, -V/--version the version, both exit 0; anything
+ * else is a usage error (usage to stderr, exit 2).
+ * @returns the exit code.
+ */
+int itd_cli_common_opt(int c, const char *usage);
 
 /** @brief Parses a positive integer option; prints and returns -1 if bad. */
 long long itd_cli_int(const char *cmd, const char *opt, const char *s,

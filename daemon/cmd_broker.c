@@ -35,9 +35,7 @@ int itd_cmd_broker(int argc, char **argv) {
             {"partitions", required_argument, NULL, 'p'},
             {"topics", required_argument, NULL, 't'},
             {"bootstrap-file", required_argument, NULL, 'f'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {NULL, 0, NULL, 0}};
+            ITD_CLI_COMMON_OPTS};
         long long brokers = 1, partitions = 4;
         const char *topics_arg =
             "intentd.events,intentd.predictions,intentd.triggers,"
@@ -45,7 +43,8 @@ int itd_cmd_broker(int argc, char **argv) {
         const char *bootstrap_file = NULL;
         int c;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ITD_CLI_COMMON_SHORT,
+                                longopts, NULL)) != -1) {
                 switch (c) {
                 case 'b':
                         if ((brokers = itd_cli_int("broker", "--brokers",
@@ -59,9 +58,7 @@ int itd_cmd_broker(int argc, char **argv) {
                         break;
                 case 't': topics_arg = optarg; break;
                 case 'f': bootstrap_file = optarg; break;
-                case 'h': fputs(broker_usage, stdout); return 0;
-                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-                default: fputs(broker_usage, stderr); return 2;
+                default: return itd_cli_common_opt(c, broker_usage);
                 }
         }
         itd_log_setup(ITD_LOG_NOTICE, ITD_LOG_FORMAT_PLAIN);

@@ -74,9 +74,7 @@ int itd_cmd_demo(int argc, char **argv) {
             {"format", required_argument, NULL, 'f'},
             {"partitions", required_argument, NULL, 'p'},
             {"config", required_argument, NULL, 'c'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {NULL, 0, NULL, 0}};
+            ITD_CLI_COMMON_OPTS};
         itd_sim_conf_t sc = {.users = 10000, .days = 2.0, .seed = 1,
                              .start_ms = SIM_DEFAULT_START_MS};
         const char *input = NULL, *format_arg = NULL, *conf_path = NULL;
@@ -85,7 +83,8 @@ int itd_cmd_demo(int argc, char **argv) {
         long long partitions = 16, v;
         int c;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
+                                longopts, NULL)) != -1) {
                 switch (c) {
                 case 'u':
                         if ((v = itd_cli_int("demo", "--users", optarg, 1,
@@ -119,9 +118,7 @@ int itd_cmd_demo(int argc, char **argv) {
                         if (n_overrides < MAX_OVERRIDES)
                                 overrides[n_overrides++] = optarg;
                         break;
-                case 'h': fputs(demo_usage, stdout); return 0;
-                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-                default: fputs(demo_usage, stderr); return 2;
+                default: return itd_cli_common_opt(c, demo_usage);
                 }
         }
         itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);

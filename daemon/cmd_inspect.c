@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "checkpoint.h"
+#include "cli.h"
 #include "intentd/checkpoint.h"
 #include "intentd/labeler.h"
 #include "intentd/state.h"
@@ -165,17 +166,14 @@ static int inspect_model(const char *path) {
 int itd_cmd_inspect(int argc, char **argv) {
         static const struct option longopts[] = {
             {"summary", no_argument, NULL, 's'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {NULL, 0, NULL, 0}};
+            ITD_CLI_COMMON_OPTS};
         int summary = 0, c;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ITD_CLI_COMMON_SHORT,
+                                longopts, NULL)) != -1) {
                 switch (c) {
                 case 's': summary = 1; break;
-                case 'h': fputs(inspect_usage, stdout); return 0;
-                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-                default: fputs(inspect_usage, stderr); return 2;
+                default: return itd_cli_common_opt(c, inspect_usage);
                 }
         }
         if (argc - optind != 2) {

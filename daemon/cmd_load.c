@@ -64,16 +64,15 @@ int itd_cmd_load(int argc, char **argv) {
             {"format", required_argument, NULL, 'f'},
             {"rate", required_argument, NULL, 'r'},
             {"no-sort", no_argument, NULL, 'n'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {NULL, 0, NULL, 0}};
+            ITD_CLI_COMMON_OPTS};
         const char *conf_path = NULL, *input = NULL, *format_arg = NULL;
         char *overrides[MAX_OVERRIDES];
         int n_overrides = 0, sort = 1;
         double rate = 0;
         int c;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
+                                longopts, NULL)) != -1) {
                 switch (c) {
                 case 'c': conf_path = optarg; break;
                 case 'i': input = optarg; break;
@@ -84,9 +83,7 @@ int itd_cmd_load(int argc, char **argv) {
                         if (n_overrides < MAX_OVERRIDES)
                                 overrides[n_overrides++] = optarg;
                         break;
-                case 'h': fputs(load_usage, stdout); return 0;
-                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-                default: fputs(load_usage, stderr); return 2;
+                default: return itd_cli_common_opt(c, load_usage);
                 }
         }
         if (!conf_path || !input) {

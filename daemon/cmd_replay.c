@@ -366,9 +366,7 @@ int itd_cmd_replay(int argc, char **argv) {
             {"export-features", required_argument, NULL, 'X'},
             {"baseline", required_argument, NULL, 'B'},
             {"resamples", required_argument, NULL, 'N'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {NULL, 0, NULL, 0}};
+            ITD_CLI_COMMON_OPTS};
         const char *conf_path = NULL, *input = NULL, *format_arg = NULL;
         const char *dump_path = NULL, *report_path = NULL, *html_path = NULL;
         const char *export_path = NULL, *baseline = NULL;
@@ -377,7 +375,8 @@ int itd_cmd_replay(int argc, char **argv) {
         int n_overrides = 0;
         int c;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
+                                longopts, NULL)) != -1) {
                 switch (c) {
                 case 'c': conf_path = optarg; break;
                 case 'i': input = optarg; break;
@@ -401,9 +400,7 @@ int itd_cmd_replay(int argc, char **argv) {
                         }
                         overrides[n_overrides++] = optarg;
                         break;
-                case 'h': fputs(replay_usage, stdout); return 0;
-                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-                default: fputs(replay_usage, stderr); return 2;
+                default: return itd_cli_common_opt(c, replay_usage);
                 }
         }
         if (!input) {

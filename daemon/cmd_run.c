@@ -43,24 +43,21 @@ static int refuse_unrunnable(const char *cmd, const itd_conf_t *conf,
 int itd_cmd_run(int argc, char **argv) {
         static const struct option longopts[] = {
             {"config", required_argument, NULL, 'c'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {NULL, 0, NULL, 0}};
+            ITD_CLI_COMMON_OPTS};
         const char *path = NULL;
         char *overrides[MAX_OVERRIDES];
         int n_overrides = 0;
         int c;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "c:o:hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "c:o:" ITD_CLI_COMMON_SHORT,
+                                longopts, NULL)) != -1) {
                 switch (c) {
                 case 'c': path = optarg; break;
                 case 'o':
                         if (n_overrides < MAX_OVERRIDES)
                                 overrides[n_overrides++] = optarg;
                         break;
-                case 'h': fputs(run_usage, stdout); return 0;
-                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-                default: fputs(run_usage, stderr); return 2;
+                default: return itd_cli_common_opt(c, run_usage);
                 }
         }
         if (!path) {

@@ -40,9 +40,7 @@ int itd_cmd_simulate(int argc, char **argv) {
             {"out", required_argument, NULL, 'O'},
             {"config", required_argument, NULL, 'c'},
             {"rate", required_argument, NULL, 'r'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {NULL, 0, NULL, 0}};
+            ITD_CLI_COMMON_OPTS};
         itd_sim_conf_t sc = {.users = 10000, .days = 1.0, .seed = 1,
                              .start_ms = SIM_DEFAULT_START_MS};
         const char *out_path = NULL, *conf_path = NULL;
@@ -52,7 +50,8 @@ int itd_cmd_simulate(int argc, char **argv) {
         long long v;
         int c;
         optind = 1;
-        while ((c = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
+                                longopts, NULL)) != -1) {
                 switch (c) {
                 case 'u':
                         if ((v = itd_cli_int("simulate", "--users", optarg, 1,
@@ -82,9 +81,7 @@ int itd_cmd_simulate(int argc, char **argv) {
                         if (n_overrides < MAX_OVERRIDES)
                                 overrides[n_overrides++] = optarg;
                         break;
-                case 'h': fputs(sim_usage, stdout); return 0;
-                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-                default: fputs(sim_usage, stderr); return 2;
+                default: return itd_cli_common_opt(c, sim_usage);
                 }
         }
         if (out_path && conf_path) {
