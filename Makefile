@@ -29,7 +29,7 @@ fuzz: deps
 	@scripts/deps.sh fuzz
 	@OUT=$(BUILD)/fuzz tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# Issue 8: every benchmark in one run (~10 min on 2 cores): the table on
+# Every benchmark in one run (~10 min on 2 cores): the table on
 # stdout, build/bench/results.json; docs/BENCHMARKS.md says how to read it.
 bench: build
 	@scripts/deps.sh bench

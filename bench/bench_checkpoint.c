@@ -1,5 +1,5 @@
 /*
- * bench_checkpoint.c - what a checkpoint costs at 1M users (issue 9).
+ * bench_checkpoint.c - what a checkpoint costs at 1M users.
  *
  * Builds one partition's state with USERS users (1..20 events each,
  * P(k) ~ k^-1.5 like bench_state.c, spread over 6 days) and a labeler with

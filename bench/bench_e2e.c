@@ -1,6 +1,6 @@
 /*
  * bench_e2e.c - intentd end to end against the transport limit and the
- * Python peer, on one embedded broker and the same events (issue 8).
+ * Python peer, on one embedded broker and the same events.
  *
  * The broker is librdkafka's mock cluster inside this process (as
  * `intentd broker` runs it). Every contender is a separate process that
@@ -13,7 +13,8 @@
  *      simulate`) as bare Avro keyed by user id, as `intentd load` does,
  *      onto intentd.events with --partitions partitions; the watermarks
  *      are checked so nothing was dropped by the broker's retention
- *      (5 MiB or 100k batches per partition: FACTS.md).
+ *      (librdkafka's mock cluster keeps 5 MiB or 100k batches per
+ *      partition).
  *   2. pass-through: bench_passthrough (consume, produce the same bytes;
  *      intentd's client settings) from intentd.events to bench.passthrough.
  *   3. intentd: `intentd run` from intentd.events to intentd.predictions,

@@ -1,5 +1,5 @@
 /*
- * bench_state.c - speed and memory of the per-user state (issue 4).
+ * bench_state.c - speed and memory of the per-user state.
  *
  * Speed: ns per event for itd_state_update (apply the event, extract the
  * features) at 10k and 1M users, each with and without an

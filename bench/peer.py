@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""peer.py - what a team would write instead of intentd (issue 8).
+"""peer.py - what a team would write instead of intentd.
 
 A python3-confluent-kafka consumer of the events topic (bare Avro, keyed
 by user) with a PyTorch MLP of intentd's shape (70 dense features ->
@@ -213,7 +213,7 @@ def features(u, ev):
     x[60] = math.cos(2 * math.pi * hour / 24)
     x[61] = math.sin(2 * math.pi * day / 7)
     x[62] = math.cos(2 * math.pi * day / 7)
-    # purchase history (4), the strongest signal (FACTS.md)
+    # purchase history (4), the strongest signal in the shared data
     lp = u.last_ts[PURCHASE]
     x[63] = (u.counts[PURCHASE] + 0.5) / (total + 10.0)
     x[64] = 1.0 if lp is not None and ts - lp <= 86_400_000 else 0.0

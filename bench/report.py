@@ -3,7 +3,7 @@
 
 Reads the JSON lines bench/run.sh collected (one per benchmark), writes
 them as one object to RESULTS (build/bench/results.json) with the targets
-of issue 8 judged, and prints the table: measured value, target, met.
+judged, and prints the table: measured value, target, met.
 Every ratio uses figures from the same run.
 """
 import json

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh BUILD - every benchmark of issue 8 in one run, on one
+# bench/run.sh BUILD - every benchmark in one run, on one
 # machine: stage micro-benchmarks (ns and, under callgrind, instructions
 # per event), the librdkafka pass-through, `intentd run` end to end with
 # latency, the Python peer, `intentd replay`, memory per user and the sgemm

@@ -144,8 +144,9 @@ int itd_cmd_demo(int argc, char **argv) {
                 fprintf(stderr, "intentd demo: %s\n", errstr);
                 goto out;
         }
-        /* A group join on the mock cluster waits for the session timeout on
-         * rebalance; short timeouts keep the demo snappy (FACTS.md). */
+        /* A group join on the mock cluster takes ~3 s, and a rebalance
+         * waits session.timeout.ms - 1000 ms: short timeouts keep the demo
+         * snappy. */
         const char *kafka_demo[][2] = {
             {"kafka.bootstrap.servers", itd_broker_bootstraps(broker)},
             {"kafka.session.timeout.ms", "6000"},

@@ -542,9 +542,9 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
 void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_wall_ms) {
         /* Idle longer than this: event time is taken to move on with the
          * wall clock from the partition's newest event. Never to another
-         * partition's watermark: partitions run ahead of each other
-         * (FACTS.md), and a partition fetched late would see its events
-         * refused as late. */
+         * partition's watermark: partitions run ahead of each other (a
+         * fetch brings one stored batch per partition), and a partition
+         * fetched late would see its events refused as late. */
         int64_t idle_ms = eng->state_conf.allowed_lateness_ms > 10000
                               ? eng->state_conf.allowed_lateness_ms
                               : 10000;

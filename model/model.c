@@ -51,8 +51,8 @@ void itd_model_conf_defaults(itd_model_conf_t *conf, int type, size_t n_dense,
          * progressively: larger alpha scores higher AUC on the simulator
          * (0.82 at 0.1, 0.89 at 0.5) but its log loss on the 114 Taobao
          * users climbs above the base rate's (0.234 at 0.1, 0.286 at 0.5):
-         * steps that large over-react to one user's purchase burst, as
-         * FACTS.md warns. beta = 1, McMahan et al.'s advice: it only tames
+         * steps that large over-react to one user's purchase burst (a
+         * mini-batch often holds one or two users' bursts). beta = 1, McMahan et al.'s advice: it only tames
          * a coordinate's first steps. l1 = 0.01 in units of z (a sum of
          * gradients): prunes buckets seen a handful of times without a
          * consistent sign, nothing a few dozen examples agree on (l1 = 1

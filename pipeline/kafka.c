@@ -62,8 +62,9 @@ const char *const itd_kafka_consumer_defaults[] = {
     /* at-least-once: offsets are stored only once outputs are delivered */
     "enable.auto.offset.store", "false",
     "enable.partition.eof", "false",
-    /* Prefetch is what matters most for throughput (FACTS.md: 190k/s with
-     * librdkafka's default, 800k/s with this). */
+    /* Prefetch is what matters most for throughput (a C pass-through of
+     * 1M ~100-byte messages on 2 cores: 190k/s with librdkafka's default,
+     * 800k/s with this). */
     "queued.min.messages", "1000000",
     /* Consumer lag per partition for /metrics comes from statistics. */
     "statistics.interval.ms", "5000",

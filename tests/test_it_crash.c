@@ -1,5 +1,5 @@
 /*
- * test_it_crash.c - restart without forgetting (issue 9), as processes on
+ * test_it_crash.c - restart without forgetting, as processes on
  * the embedded broker: the same events go through two `intentd run`
  * daemons at once, each its own consumer group, prediction topic and
  * checkpoint.dir. A runs undisturbed; B is killed with SIGKILL at seeded

@@ -1,5 +1,5 @@
 /*
- * test_it_faults.c - at-least-once under faults (issue 3): the test owns a
+ * test_it_faults.c - at-least-once under faults: the test owns a
  * librdkafka mock cluster (3 brokers) so it can break it, streams
  * simulated events into it while `intentd run` consumes, and injects
  *   (a) the partition leader broker down for 10 s, then up;

@@ -294,7 +294,7 @@ Test(reader, shared_taobao_files_read_without_bad_lines) {
         cr_assert_eq(s.by_type[ITD_EV_PURCHASE], 2493);
 }
 
-/* --- REES46, RetailRocket, Avro (issue 6) --------------------------------- */
+/* --- REES46, RetailRocket, Avro -------------------------------------------- */
 
 Test(reader, every_format_name_parses_and_prints_back) {
         const char *names[] = {"taobao", "jsonl", "rees46", "retailrocket",

@@ -31,7 +31,7 @@ enum { N_DENSE = 24, N_FIELDS = 4, EPOCHS = 8, BATCH = 32 };
 /*
  * Published reference: gradient boosting with feature selection reaches
  * 0.937 held-out (PMC10121810); LR / XGBoost / MLP score 0.917 / 0.934 /
- * 0.923 in 5-fold CV (FACTS.md). 0.90 leaves room for split noise on
+ * 0.923 in 5-fold CV. 0.90 leaves room for split noise on
  * ~2,500 test rows (~0.01) while still failing a model that learns little.
  */
 #define MIN_AUC 0.90

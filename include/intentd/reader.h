@@ -34,9 +34,9 @@
 typedef enum {
         ITD_FORMAT_TAOBAO = 0,
         ITD_FORMAT_JSONL,
-        ITD_FORMAT_REES46,       /* added with issue 6 */
-        ITD_FORMAT_RETAILROCKET, /* added with issue 6 */
-        ITD_FORMAT_AVRO,         /* added with issue 6 */
+        ITD_FORMAT_REES46,
+        ITD_FORMAT_RETAILROCKET,
+        ITD_FORMAT_AVRO,
         ITD_FORMAT__COUNT
 } itd_format_t;
 
@@ -75,8 +75,8 @@ uint64_t itd_reader_bad_lines(const itd_reader_t *rd);
  */
 const char *itd_reader_last_error(const itd_reader_t *rd);
 
-/** @brief The name itd_format_parse accepts for format ("?" if none).
- * (Added with issue 6, for messages and the replay report.) */
+/** @brief The name itd_format_parse accepts for format ("?" if none),
+ * for messages and the replay report. */
 const char *itd_format_name(itd_format_t format);
 
 /** @brief Bytes of the input consumed so far and in all (0 if unknown). */
