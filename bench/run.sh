@@ -61,6 +61,8 @@ step "stage micro-benchmarks: state (speed, memory at 1M and 5M users)"
 "$BUILD/bench_state" | tee /dev/stderr | keep
 step "stage micro-benchmarks: trigger decision (absolute, top_percent)"
 "$BUILD/bench_trigger" | tee /dev/stderr | keep
+step "stage micro-benchmarks: risk score"
+"$BUILD/bench_risk" | tee /dev/stderr | keep
 
 step "instructions per event (callgrind)"
 ir="{\"bench\":\"ir\""

@@ -20,16 +20,22 @@
 
 static const char sim_usage[] =
     "usage: intentd simulate [--users N] [--days D] [--seed S]\n"
+    "                        [--bots FRACTION]\n"
     "                        [--out FILE | --config FILE [--rate R]\n"
     "                         [-o key=value]...]\n"
     "\n"
     "Streams simulated shopper events in event-time order: JSON lines to\n"
     "FILE (or stdout), or, with --config, Avro to topics.events keyed by\n"
-    "user. Deterministic for (users, days, seed).\n"
+    "user. Deterministic for (users, days, seed, bots).\n"
     "\n"
     "  --users N    population (default 10000)\n"
     "  --days D     simulated days, may be fractional (default 1)\n"
     "  --seed S     seed (default 1)\n"
+    "  --bots FRACTION\n"
+    "               share of all users that are bots, 0..0.5 (default 0):\n"
+    "               N shoppers plus N*F/(1-F) bots with ids bot-1, bot-2, ..\n"
+    "               (scrapers, cart-stuffing scalpers, card testers); the\n"
+    "               shoppers' events are the same as without bots\n"
     "  --rate R     with --config: events per second (default: as fast as possible)\n";
 
 int itd_cmd_simulate(int argc, char **argv) {
@@ -37,6 +43,7 @@ int itd_cmd_simulate(int argc, char **argv) {
             {"users", required_argument, NULL, 'u'},
             {"days", required_argument, NULL, 'd'},
             {"seed", required_argument, NULL, 's'},
+            {"bots", required_argument, NULL, 'b'},
             {"out", required_argument, NULL, 'O'},
             {"config", required_argument, NULL, 'c'},
             {"rate", required_argument, NULL, 'r'},
@@ -74,6 +81,19 @@ int itd_cmd_simulate(int argc, char **argv) {
                                 return 2;
                         sc.seed = (uint64_t)v;
                         break;
+                case 'b': {
+                        char *end;
+                        sc.bot_fraction = strtod(optarg, &end);
+                        if (end == optarg || *end ||
+                            !(sc.bot_fraction >= 0 &&
+                              sc.bot_fraction <= 0.5)) {
+                                fprintf(stderr, "intentd simulate: --bots "
+                                        "\"%s\": expected a fraction "
+                                        "0..0.5\n", optarg);
+                                return 2;
+                        }
+                        break;
+                }
                 case 'O': out_path = optarg; break;
                 case 'c': conf_path = optarg; break;
                 case 'r': rate = atof(optarg); break;

@@ -29,8 +29,15 @@
  * Every random draw comes from one xoshiro256** stream consumed in event
  * order (heap ties broken by session number), so the output is a function
  * of (users, days, seed, start_ms).
+ *
+ * Bots (bot_fraction > 0, sim_bots.c) draw from random streams of their
+ * own, so the shoppers' stream is untouched by them; the two are merged
+ * by event time, a shopper first on a tie. The shoppers' next event is
+ * generated one ahead for that.
  */
 #include "intentd/simulator.h"
+
+#include "simulator_int.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -39,10 +46,7 @@
 
 #include "intentd/mem.h"
 
-#define N_CATEGORIES 1000
-#define ITEMS_PER_CATEGORY 500
 #define N_FAVOURITES 3
-#define CART_MAX 8
 #define SESSIONS_PER_DAY 2.5   /* per user, on average */
 #define ZIPF_S 0.4             /* skew of who starts a session */
 #define CYCLE_AMPLITUDE 0.5    /* daily rate swings +-50 % */
@@ -55,7 +59,7 @@
 #define MISSION_CART 0.14     /* cart probability per step */
 #define BROWSE_CART 0.05
 #define REBUY_WINDOW_MS (30 * 60 * 1000)
-#define MS_PER_DAY 86400000.0
+#define BOT_FRACTION_MAX 0.5
 
 typedef struct {
         uint64_t user;
@@ -94,88 +98,20 @@ struct itd_sim_s {
         /* open-addressing set of users with an open session */
         uint64_t *open;
         size_t open_cap, open_n;
+        /* the shoppers' next event, generated ahead to merge with bots */
+        itd_event_t ahead;
+        int have_ahead, shoppers_done;
+        itd_sim_bots_t *bots; /* NULL without bots */
 };
 
 /* ------------------------------------------------------------------ */
 /* Randomness: a stream for event order, hashes for traits.           */
 
-static uint64_t splitmix64(uint64_t *x) {
-        uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* xoshiro256** (Blackman and Vigna, 2018). */
-static uint64_t rng_next(uint64_t s[4]) {
-        uint64_t result = rotl(s[1] * 5, 7) * 9;
-        uint64_t t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = rotl(s[3], 45);
-        return result;
-}
-
-static double to_unit(uint64_t x) { return (double)(x >> 11) * 0x1.0p-53; }
-
 static double uniform(itd_sim_t *sim) { return to_unit(rng_next(sim->rng)); }
-
-/* Standard normal by Box-Muller from two uniforms. */
-static double normal_from(double u1, double u2) {
-        if (u1 < 1e-300)
-                u1 = 1e-300;
-        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
 
 static double normal(itd_sim_t *sim) {
         double u1 = uniform(sim);
         return normal_from(u1, uniform(sim));
-}
-
-/* A hash of (seed, a, b) standing in for a stored attribute. */
-static uint64_t hash3(uint64_t seed, uint64_t a, uint64_t b) {
-        uint64_t x = seed ^ (a * 0xd6e8feb86659fd93ULL) ^
-                     (b * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL);
-        splitmix64(&x);
-        return splitmix64(&x);
-}
-
-static double hash_unit(uint64_t seed, uint64_t a, uint64_t b) {
-        return to_unit(hash3(seed, a, b));
-}
-
-static double hash_normal(uint64_t seed, uint64_t a, uint64_t b) {
-        return normal_from(hash_unit(seed, a, b * 2 + 1000),
-                           hash_unit(seed, a, b * 2 + 1001));
-}
-
-/* ------------------------------------------------------------------ */
-/* The catalogue.                                                     */
-
-static uint32_t item_category(uint64_t item) {
-        return (uint32_t)((item - 1) / ITEMS_PER_CATEGORY);
-}
-
-/* Log-normal around a per-category level: most prices 5..500. */
-static double item_price(uint64_t seed, uint64_t item) {
-        double cat_level = log(35.0) +
-                           0.8 * hash_normal(seed, 1, item_category(item));
-        double p = exp(cat_level + 0.35 * hash_normal(seed, 2, item));
-        if (p < 0.5)
-                p = 0.5;
-        if (p > 20000.0)
-                p = 20000.0;
-        return round(p * 100.0) / 100.0;
-}
-
-/* A popular-skewed category (low numbers are the big ones). */
-static uint32_t popular_category(double u) {
-        return (uint32_t)(N_CATEGORIES * pow(u, 2.0)) % N_CATEGORIES;
 }
 
 /* An item of cat, skewed to its bestsellers. */
@@ -185,16 +121,6 @@ static uint64_t pick_item(itd_sim_t *sim, uint32_t cat) {
                 k = ITEMS_PER_CATEGORY - 1;
         return (uint64_t)cat * ITEMS_PER_CATEGORY + k + 1;
 }
-
-static const char *const vocab[] = {
-    "red",    "dress",  "phone",  "case",   "shoes",   "running", "coat",
-    "winter", "kids",   "toy",    "lamp",   "desk",    "mug",     "tea",
-    "coffee", "cable",  "usb",    "charger", "bag",    "leather", "watch",
-    "smart",  "sofa",   "pillow", "cotton", "shirt",   "jeans",   "skirt",
-    "book",   "pen",    "paper",  "game",   "console", "mouse",   "keyboard",
-    "snack",  "rice",   "oil",    "soap",   "cream",   "face",    "hair",
-    "dog",    "cat",    "food",   "bike",   "helmet",  "gloves"};
-#define N_VOCAB (sizeof vocab / sizeof vocab[0])
 
 /* ------------------------------------------------------------------ */
 /* The heap of open sessions and the set of users in them.            */
@@ -428,10 +354,7 @@ static int in_cart(const session_t *s, uint64_t item) {
 }
 
 static void fill_item(const itd_sim_t *sim, itd_event_t *ev, uint64_t item) {
-        snprintf(ev->item_id, sizeof ev->item_id, "i%" PRIu64, item);
-        snprintf(ev->category, sizeof ev->category, "c%" PRIu32,
-                 item_category(item));
-        ev->price = item_price(sim->conf.seed, item);
+        sim_fill_item(sim->conf.seed, ev, item);
 }
 
 static void do_view(itd_sim_t *sim, session_t *s, itd_event_t *ev) {
@@ -571,6 +494,13 @@ itd_sim_t *itd_sim_new(const itd_sim_conf_t *conf, char *errstr,
                          conf->days);
                 return NULL;
         }
+        if (!(conf->bot_fraction >= 0.0) ||
+            conf->bot_fraction > BOT_FRACTION_MAX) {
+                snprintf(errstr, errstr_size,
+                         "simulator bots: %g is outside 0..%g",
+                         conf->bot_fraction, BOT_FRACTION_MAX);
+                return NULL;
+        }
         if (conf->start_ms < 0 || conf->start_ms > ((int64_t)1 << 52)) {
                 snprintf(errstr, errstr_size,
                          "simulator start: %" PRId64 " ms is outside "
@@ -595,7 +525,21 @@ itd_sim_t *itd_sim_new(const itd_sim_conf_t *conf, char *errstr,
         sim->open = itd_xcalloc(sim->open_cap, sizeof *sim->open);
         sim->next_start_ms = conf->start_ms;
         advance_start(sim);
+        if (itd_sim_bots(conf))
+                sim->bots = itd_sim_bots_new(conf->seed, itd_sim_bots(conf),
+                                             conf->start_ms, sim->end_ms);
         return sim;
+}
+
+uint64_t itd_sim_bots(const itd_sim_conf_t *conf) {
+        if (!(conf->bot_fraction > 0.0))
+                return 0;
+        return (uint64_t)llround((double)conf->users * conf->bot_fraction /
+                                 (1.0 - conf->bot_fraction));
+}
+
+int itd_sim_is_bot(const char *user_id) {
+        return strncmp(user_id, "bot-", 4) == 0;
 }
 
 void itd_sim_destroy(itd_sim_t *sim) {
@@ -610,10 +554,12 @@ void itd_sim_destroy(itd_sim_t *sim) {
         }
         free(sim->heap);
         free(sim->open);
+        itd_sim_bots_destroy(sim->bots);
         free(sim);
 }
 
-itd_err_t itd_sim_next(itd_sim_t *sim, itd_event_t *ev) {
+/* The shoppers' stream alone: what the simulator gives without bots. */
+static itd_err_t shopper_next(itd_sim_t *sim, itd_event_t *ev) {
         for (;;) {
                 int64_t t_heap = sim->heap_n ? sim->heap[0]->next_ms
                                              : INT64_MAX;
@@ -646,4 +592,25 @@ itd_err_t itd_sim_next(itd_sim_t *sim, itd_event_t *ev) {
                         session_free(sim, s);
                 return ITD_OK;
         }
+}
+
+itd_err_t itd_sim_next(itd_sim_t *sim, itd_event_t *ev) {
+        if (!sim->bots)
+                return shopper_next(sim, ev);
+        if (!sim->have_ahead && !sim->shoppers_done) {
+                if (shopper_next(sim, &sim->ahead) == ITD_OK)
+                        sim->have_ahead = 1;
+                else
+                        sim->shoppers_done = 1;
+        }
+        int64_t bot_ms = itd_sim_bots_next_ms(sim->bots);
+        if (sim->have_ahead && sim->ahead.ts_ms <= bot_ms) {
+                *ev = sim->ahead;
+                sim->have_ahead = 0;
+                return ITD_OK;
+        }
+        if (bot_ms == INT64_MAX)
+                return ITD_ERR_EOF;
+        itd_sim_bots_step(sim->bots, ev);
+        return ITD_OK;
 }

@@ -304,6 +304,23 @@ static size_t table_probe(const itd_state_t *st, const char *id, uint32_t tag,
         }
 }
 
+const itd_user_t *itd_state_user_get(const itd_state_t *st,
+                                     const char *user_id) {
+        int found;
+        size_t pos = table_probe(st, user_id, id_tag(user_id), &found);
+        return found ? &st->users[(uint32_t)st->slots[pos] - 1] : NULL;
+}
+
+const itd_user_t *itd_state_user_last(const itd_state_t *st,
+                                      const char *user_id) {
+        if (st->lru_head != ITD_NIL) {
+                const itd_user_t *u = &st->users[st->lru_head];
+                if (strcmp(itd_user_id(st, u), user_id) == 0)
+                        return u;
+        }
+        return itd_state_user_get(st, user_id);
+}
+
 uint64_t itd_state_user_key(const char *user_id) {
         return itd_hash_str(user_id, 0);
 }

@@ -167,6 +167,14 @@ typedef struct itd_prev_s {
 
 /* state.c */
 const char *itd_user_id(const itd_state_t *st, const itd_user_t *u);
+/* The record of user_id, borrowed until the next change to st; NULL when
+ * the user is not held. */
+const itd_user_t *itd_state_user_get(const itd_state_t *st,
+                                     const char *user_id);
+/* The same, found faster right after itd_state_update took an event of
+ * user_id (the user it updated is the most recently updated one). */
+const itd_user_t *itd_state_user_last(const itd_state_t *st,
+                                      const char *user_id);
 void itd_user_counts(const itd_state_t *st, const itd_user_t *u,
                      int64_t now_ms, uint32_t *counts);
 int32_t itd_state_sec(const itd_state_t *st, int64_t ts_ms);

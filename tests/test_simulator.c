@@ -1,7 +1,8 @@
 /*
  * test_simulator.c - the seeded shopper simulator: determinism, time order,
  * event mix near Taobao's, returning users, learnable intent, bounded
- * memory, and that tests/fixtures/events_small.jsonl is its output.
+ * memory, that tests/fixtures/events_small.jsonl is its output, and bots
+ * that mix in without changing the shoppers.
  */
 #include <criterion/criterion.h>
 
@@ -18,7 +19,7 @@
 #define START_MS 1704067200000LL /* 2024-01-01T00:00:00Z */
 
 static itd_sim_t *sim_new(uint64_t users, double days, uint64_t seed) {
-        itd_sim_conf_t conf = {users, days, seed, START_MS};
+        itd_sim_conf_t conf = {users, days, seed, START_MS, 0};
         char err[256];
         itd_sim_t *sim = itd_sim_new(&conf, err, sizeof err);
         cr_assert_not_null(sim, "%s", err);
@@ -68,12 +69,16 @@ static int by_user_time(const void *a, const void *b) {
 
 Test(simulator, rejects_a_bad_configuration_with_a_reason) {
         char err[256];
-        itd_sim_conf_t bad[] = {{0, 1.0, 1, START_MS},
-                                {10, 0.0, 1, START_MS},
-                                {10, NAN, 1, START_MS},
-                                {10, 1.0, 1, -5}};
-        const char *want[] = {"users", "days", "days", "start"};
-        for (size_t i = 0; i < 4; i++) {
+        itd_sim_conf_t bad[] = {{0, 1.0, 1, START_MS, 0},
+                                {10, 0.0, 1, START_MS, 0},
+                                {10, NAN, 1, START_MS, 0},
+                                {10, 1.0, 1, -5, 0},
+                                {10, 1.0, 1, START_MS, -0.1},
+                                {10, 1.0, 1, START_MS, 0.6},
+                                {10, 1.0, 1, START_MS, NAN}};
+        const char *want[] = {"users", "days", "days", "start",
+                              "bots",  "bots", "bots"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 err[0] = '\0';
                 cr_expect_null(itd_sim_new(&bad[i], err, sizeof err));
                 cr_expect(strstr(err, want[i]), "case %zu: %s", i, err);
@@ -319,7 +324,7 @@ Test(simulator, small_fixture_is_this_simulators_output) {
                                sizeof path),
                         "r");
         cr_assert_not_null(f);
-        itd_sim_conf_t conf = {500, 0.5, 7, 1511568000000LL};
+        itd_sim_conf_t conf = {500, 0.5, 7, 1511568000000LL, 0};
         char err[256];
         itd_sim_t *sim = itd_sim_new(&conf, err, sizeof err);
         cr_assert_not_null(sim, "%s", err);
@@ -337,4 +342,133 @@ Test(simulator, small_fixture_is_this_simulators_output) {
                      "simulator has more events than the fixture");
         fclose(f);
         itd_sim_destroy(sim);
+}
+
+static itd_sim_t *sim_bots(uint64_t users, double days, uint64_t seed,
+                           double bots) {
+        itd_sim_conf_t conf = {users, days, seed, START_MS, bots};
+        char err[256];
+        itd_sim_t *sim = itd_sim_new(&conf, err, sizeof err);
+        cr_assert_not_null(sim, "%s", err);
+        return sim;
+}
+
+Test(simulator, bots_mix_in_without_changing_the_shoppers) {
+        /* The shoppers' events with bots on are exactly the events with
+         * bots off, in the same order; bots fill the gaps in time order. */
+        itd_sim_t *plain = sim_new(2000, 0.5, 42);
+        itd_sim_t *mixed = sim_bots(2000, 0.5, 42, 0.05);
+        itd_sim_conf_t conf = {2000, 0.5, 42, START_MS, 0.05};
+        cr_assert_eq(itd_sim_bots(&conf), 105); /* 2000 * 0.05 / 0.95 */
+        itd_event_t ep, em;
+        char jp[512], jm[512];
+        size_t shoppers = 0, bot_events = 0;
+        int64_t last = START_MS;
+        char seen[106] = {0};
+        while (itd_sim_next(mixed, &em) == ITD_OK) {
+                cr_assert_geq(em.ts_ms, last, "event goes back in time");
+                last = em.ts_ms;
+                if (itd_sim_is_bot(em.user_id)) {
+                        long b = strtol(em.user_id + 4, NULL, 10);
+                        cr_assert(b >= 1 && b <= 105, "%s", em.user_id);
+                        seen[b] = 1;
+                        cr_assert_str_not_empty(em.event_id);
+                        cr_assert_str_not_empty(em.session_id);
+                        if (em.type != ITD_EV_SEARCH)
+                                cr_assert(em.item_id[0] == 'i' &&
+                                          em.category[0] == 'c' &&
+                                          em.price > 0.0);
+                        bot_events++;
+                        continue;
+                }
+                cr_assert_eq(itd_sim_next(plain, &ep), ITD_OK,
+                             "more shoppers' events with bots than without");
+                itd_event_to_json(&ep, jp, sizeof jp);
+                itd_event_to_json(&em, jm, sizeof jm);
+                cr_assert_str_eq(jm, jp, "shopper event %zu", shoppers);
+                shoppers++;
+        }
+        cr_assert_eq(itd_sim_next(plain, &ep), ITD_ERR_EOF,
+                     "fewer shoppers' events with bots than without");
+        size_t active = 0;
+        for (int b = 1; b <= 105; b++)
+                active += seen[b];
+        cr_log_info("%zu shopper events, %zu bot events from %zu bots",
+                    shoppers, bot_events, active);
+        cr_assert_gt(bot_events, shoppers / 10);
+        cr_assert_gt(active, 80, "most bots act within half a day");
+        itd_sim_destroy(plain);
+        itd_sim_destroy(mixed);
+}
+
+/* What one bot did: event types and its gaps within a session. */
+typedef struct {
+        unsigned types;  /* bit per event type */
+        int64_t last_ms; /* previous event, same session */
+        char session[ITD_ID_MAX];
+        size_t n_gaps;
+        double gaps[64];
+} bot_seen_t;
+
+static int by_double(const void *a, const void *b) {
+        double x = *(const double *)a, y = *(const double *)b;
+        return (x > y) - (x < y);
+}
+
+Test(simulator, bots_are_of_several_kinds_each_with_its_own_pace) {
+        itd_sim_conf_t conf = {3000, 1.0, 5, START_MS, 0.1};
+        size_t n_bots = itd_sim_bots(&conf);
+        bot_seen_t *bots = calloc(n_bots + 1, sizeof *bots);
+        itd_sim_t *sim = sim_bots(3000, 1.0, 5, 0.1);
+        itd_event_t ev;
+        while (itd_sim_next(sim, &ev) == ITD_OK) {
+                if (!itd_sim_is_bot(ev.user_id))
+                        continue;
+                bot_seen_t *b = &bots[strtoul(ev.user_id + 4, NULL, 10)];
+                b->types |= 1u << ev.type;
+                if (!strcmp(b->session, ev.session_id) && b->n_gaps < 64)
+                        b->gaps[b->n_gaps++] =
+                            (double)(ev.ts_ms - b->last_ms) / 1000.0;
+                snprintf(b->session, sizeof b->session, "%s", ev.session_id);
+                b->last_ms = ev.ts_ms;
+        }
+        itd_sim_destroy(sim);
+        const unsigned view = 1u << ITD_EV_VIEW, search = 1u << ITD_EV_SEARCH,
+                       cart = 1u << ITD_EV_ADD_TO_CART,
+                       buy = 1u << ITD_EV_PURCHASE;
+        size_t scrapers = 0, scalpers = 0, carders = 0, active = 0;
+        double lo = 1e9, hi = 0;
+        for (size_t i = 1; i <= n_bots; i++) {
+                bot_seen_t *b = &bots[i];
+                if (!b->types)
+                        continue;
+                active++;
+                if (!(b->types & ~(view | search))) {
+                        scrapers++;
+                        if (b->n_gaps >= 9) {
+                                /* a scraper's median pause */
+                                qsort(b->gaps, b->n_gaps, sizeof *b->gaps,
+                                      by_double);
+                                double med = b->gaps[b->n_gaps / 2];
+                                lo = med < lo ? med : lo;
+                                hi = med > hi ? med : hi;
+                        }
+                } else if (b->types & cart) {
+                        scalpers++;
+                } else if ((b->types & buy) && !(b->types & search)) {
+                        carders++;
+                }
+        }
+        cr_log_info("%zu active bots: %zu scrapers (median pauses %.1f .. "
+                    "%.1f s), %zu scalpers, %zu carders",
+                    active, scrapers, lo, hi, scalpers, carders);
+        cr_assert_eq(scrapers + scalpers + carders, active,
+                     "a bot of no known kind");
+        cr_expect_gt(scrapers, active / 4);
+        cr_expect_gt(scalpers, active / 6);
+        cr_expect_gt(carders, active / 10);
+        /* habits differ per bot: pauses from under 1.5 s to over 5 s */
+        cr_expect_lt(lo, 1.5);
+        cr_expect_gt(hi, 5.0);
+        free(bots);
 }

@@ -6,7 +6,12 @@
  * from a hash of (seed, user number), and only users with an open session
  * keep state. Purchases depend on the user's recent behaviour (carts, repeat
  * views, searches) and on a per-user propensity, so intent is learnable.
- * Deterministic for (users, days, seed, start_ms).
+ *
+ * Optionally a bot population is mixed in (user ids "bot-<n>"): catalogue
+ * scrapers, cart-stuffing scalpers and card testers, each bot with its own
+ * pace, jitter and habits. Bots draw from their own random streams, so the
+ * shoppers' events are the same with or without bots (only interleaved).
+ * Deterministic for (users, days, seed, start_ms, bot_fraction).
  */
 #ifndef INTENTD_SIMULATOR_H
 #define INTENTD_SIMULATOR_H
@@ -22,6 +27,9 @@ typedef struct itd_sim_conf_s {
         double days;      /* simulated span */
         uint64_t seed;
         int64_t start_ms; /* event time of the start, ms since the epoch */
+        /* share of all simulated users that are bots, 0 .. 0.5: users
+         * shoppers plus round(users * f / (1 - f)) bots; 0 = no bots */
+        double bot_fraction;
 } itd_sim_conf_t;
 
 typedef struct itd_sim_s itd_sim_t;
@@ -36,5 +44,11 @@ void itd_sim_destroy(itd_sim_t *sim);
  * @returns ITD_OK, or ITD_ERR_EOF when the span is over.
  */
 itd_err_t itd_sim_next(itd_sim_t *sim, itd_event_t *ev);
+
+/** @brief Number of bot users the configuration gives (0 without bots). */
+uint64_t itd_sim_bots(const itd_sim_conf_t *conf);
+
+/** @brief Whether user_id names a simulated bot ("bot-" prefix). */
+int itd_sim_is_bot(const char *user_id);
 
 #endif
