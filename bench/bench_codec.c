@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conf_parts.h"
 #include "intentd/codec.h"
 #include "intentd/conf.h"
 #include "intentd/input.h"
@@ -42,7 +43,7 @@ static void sample_event(itd_event_t *ev, int64_t ts_ms) {
 static itd_decoder_t *decoder(int format, int framing) {
         itd_input_conf_t ic;
         char err[256];
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.format = format;
         ic.framing = framing;
         itd_decoder_t *dec = itd_decoder_new(&ic, err, sizeof err);

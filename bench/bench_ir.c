@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_parts.h"
 #include "intentd/codec.h"
 #include "intentd/conf.h"
 #include "intentd/input.h"
@@ -146,7 +147,7 @@ int main(int argc, char **argv) {
 
         /* decode: a real event, bare Avro as `intentd load` writes */
         itd_input_conf_t ic;
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.format = ITD_INPUT_AVRO;
         ic.framing = ITD_FRAMING_BARE;
         if (!(c.dec = itd_decoder_new(&ic, err, sizeof err)))

@@ -22,7 +22,7 @@
 
 #include "intentd/kafka.h"
 
-#define MAX_BATCH 512 /* daemon/engine.c ENGINE_MAX_BATCH */
+#define MAX_BATCH 512 /* core/engine.c ENGINE_MAX_BATCH */
 
 /* As daemon/run.c ships them. */
 static volatile sig_atomic_t stop;

@@ -943,7 +943,8 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 for (size_t i = 0; i < n; i++) {
                         itd_engine_adopt_partition(
                             eng, info->parts[i].partition, sts[i], lbs[i],
-                            trgs[i], info->parts[i].last_ts_ms);
+                            trgs[i], info->parts[i].last_ts_ms,
+                            itd_now_wall_ms());
                         sts[i] = NULL;
                         lbs[i] = NULL;
                         trgs[i] = NULL;

@@ -36,7 +36,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine.h"
+#include "intentd/engine.h"
 #include "intentd/err.h"
 #include "intentd/labeler.h"
 #include "intentd/state.h"

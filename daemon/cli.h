@@ -10,7 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 
-#include "engine.h"
+#include "intentd/engine.h"
 #include "intentd/conf.h"
 #include "intentd/reader.h"
 

@@ -17,6 +17,7 @@
 
 #include "broker.h"
 #include "cli.h"
+#include "conf_parts.h"
 #include "intentd/log.h"
 #include "intentd/reader.h"
 #include "intentd/simulator.h"
@@ -234,7 +235,7 @@ int itd_cmd_demo(int argc, char **argv) {
                         conf->predict_threshold);
         itd_trigger_conf_t tc;
         char rule[256];
-        itd_engine_trigger_conf(conf, &tc);
+        itd_conf_to_triggers(conf, &tc);
         printf("  triggers        %llu records to \"%s\" (%llu UP, %llu "
                "DOWN): %s\n",
                (unsigned long long)res->triggers, conf->topic_triggers,

@@ -31,7 +31,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "engine.h"
+#include "conf_parts.h"
+#include "intentd/engine.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/reader.h"
@@ -437,12 +438,12 @@ int itd_cmd_replay(int argc, char **argv) {
         json_t *doc = NULL, *trig_json = NULL;
         itd_trigsweep_t *sweep = NULL;
         replay_t r = {0};
-        itd_engine_t *eng = itd_engine_new(conf, errstr, sizeof errstr);
+        itd_engine_t *eng = itd_conf_new_engine(conf, errstr, sizeof errstr);
         if (!eng) {
                 fprintf(stderr, "intentd replay: %s\n", errstr);
                 goto out;
         }
-        if (bconf && !(beng = itd_engine_new(bconf, errstr, sizeof errstr))) {
+        if (bconf && !(beng = itd_conf_new_engine(bconf, errstr, sizeof errstr))) {
                 fprintf(stderr, "intentd replay: baseline: %s\n", errstr);
                 goto out;
         }
@@ -506,12 +507,14 @@ int itd_cmd_replay(int argc, char **argv) {
                 /* A full pending pool drops its oldest prediction instead
                  * of refusing the batch (engine.h): process cannot fail
                  * on input that reached it. */
-                if (itd_engine_process(eng, input, in, n, preds, outcome) !=
-                        ITD_OK ||
-                    (beng && itd_engine_process(beng, input, in, n, bpreds,
-                                                boutcome) != ITD_OK)) {
+                int64_t wall = itd_now_wall_ms();
+                if (itd_engine_process(eng, input, in, n, wall, preds, outcome,
+                                       errstr, sizeof errstr) != ITD_OK ||
+                    (beng && itd_engine_process(beng, input, in, n, wall,
+                                                bpreds, boutcome, errstr,
+                                                sizeof errstr) != ITD_OK)) {
                         fprintf(stderr, "intentd replay: the engine refused "
-                                "a batch\n");
+                                "a batch: %s\n", errstr);
                         goto out;
                 }
                 events += n;
@@ -615,7 +618,7 @@ int itd_cmd_replay(int argc, char **argv) {
         itd_compare_print(r.cmp, stdout);
         itd_trigger_conf_t tc;
         char rule[256];
-        itd_engine_trigger_conf(conf, &tc);
+        itd_conf_to_triggers(conf, &tc);
         printf("  triggers        %llu UP, %llu DOWN; %llu held back by the "
                "cool-down, %llu stale, %llu before the distribution was "
                "warm\n                  (%s)\n",

@@ -26,6 +26,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "conf_int.h"
+#include "conf_parts.h"
 #include "http.h"
 #include "intentd/input.h"
 #include "intentd/mlp.h"
@@ -50,9 +51,8 @@ bool itd_conf_listen_ok(const char *text, char *why, size_t why_size) {
 /* ------------------------------------------------------------- memory */
 
 uint64_t itd_conf_model_bytes(const itd_conf_t *conf, uint64_t *n_params) {
-        itd_state_conf_t sc = {.n_windows = conf->n_windows};
-        for (size_t i = 0; i < conf->n_windows && i < ITD_WINDOWS_MAX; i++)
-                sc.window_ms[i] = conf->windows_ms[i];
+        itd_state_conf_t sc;
+        itd_conf_to_state(conf, &sc);
         uint64_t dense = itd_features_dim(&sc);
         uint64_t fields = ITD_SPARSE_FIELDS;
         uint64_t buckets = (uint64_t)conf->model_embedding_buckets;
@@ -274,14 +274,7 @@ static void check_memory(report_t *r) {
 static void check_input(report_t *r) {
         const itd_conf_t *c = r->conf;
         itd_input_conf_t ic;
-        itd_input_conf_defaults(&ic);
-        ic.format = c->input_format;
-        ic.framing = c->input_framing;
-        ic.schemas_dir = c->input_schemas_dir;
-        ic.registry_url = c->input_schema_registry_url;
-        ic.max_future_ms = c->input_max_future_ms;
-        ic.max_string_bytes = (size_t)c->input_max_string_bytes;
-        ic.max_message_bytes = (size_t)c->input_max_message_bytes;
+        itd_conf_to_input(c, &ic);
         char why[512] = "";
         itd_decoder_t *dec = itd_decoder_new(&ic, why, sizeof why);
         if (dec) {

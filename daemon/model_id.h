@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "intentd/engine.h"
 #include "intentd/conf.h"
 
 /** @brief XXH64 of the feature spec and model configuration of conf and

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "intentd/engine.h"
 #include "intentd/prediction.h"
 
 #define ITD_QUERY_SLOTS 16     /* questions waiting at once */

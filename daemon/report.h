@@ -24,7 +24,7 @@
 #include <jansson.h>
 
 #include "compare.h"
-#include "engine.h"
+#include "intentd/engine.h"
 #include "intentd/conf.h"
 #include "intentd/err.h"
 #include "intentd/event.h"

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "conf_parts.h"
 #include "http.h"
 #include "lag.h"
 #include "intentd/codec.h"
@@ -101,6 +102,7 @@ typedef struct loop_s {
         itd_offsets_t *offsets;
         itd_park_t *park;         /* events waiting for their schema */
         uint64_t abandoned;       /* sum of ppos_t.abandoned */
+        uint64_t train_skipped;   /* skipped training steps logged so far */
         /* One batch's worth, max_batch each: decoded events, where they
          * came from, engine results. */
         itd_input_t *in;
@@ -475,6 +477,13 @@ static void publish_gauges(loop_t *lp) {
         itd_metrics_set(m, ITD_M_TRAINING_STEPS, NULL, (double)es.train_steps);
         itd_metrics_set(m, ITD_M_TRAINING_SKIPPED, NULL,
                         (double)es.train_skipped);
+        if (es.train_skipped > lp->train_skipped) {
+                itd_log(ITD_LOG_WARNING, "model",
+                        "skipped %llu training step(s): non-finite loss",
+                        (unsigned long long)(es.train_skipped -
+                                             lp->train_skipped));
+                lp->train_skipped = es.train_skipped;
+        }
         itd_metrics_set(m, ITD_M_PROGRESSIVE_AUC, NULL, es.pv.auc);
         itd_metrics_set(m, ITD_M_PROGRESSIVE_LOGLOSS, NULL, es.pv.logloss);
         itd_metrics_set(m, ITD_M_PROGRESSIVE_F1, NULL, es.pv.f1);
@@ -935,25 +944,20 @@ static void reject(loop_t *lp, const src_t *s, itd_reason_t why,
         dead_letter(lp, s, itd_reason_name(why), detail, track(lp, s, 1));
 }
 
-/* Runs lp->in[0..k) through the engine. */
+/* Runs lp->in[0..k) through the engine; logs why when it refuses the
+ * batch (nothing of it was applied then). */
 static itd_err_t run_engine(loop_t *lp, size_t k) {
-        itd_err_t err;
+        char errstr[256];
         /* A trigger for an event older than triggers.max_event_age by the
          * wall clock comes too late to act on (a backlog, old data
          * loaded); the engine has no clock of its own. */
         if (!lp->opts->triggers_event_time_only)
                 itd_engine_set_trigger_clock(lp->eng, itd_now_wall_ms());
-        while ((err = itd_engine_process(lp->eng, lp->conf->topic_events,
-                                         lp->in, k, lp->preds,
-                                         lp->outcome)) == ITD_ERR_FULL &&
-               !*lp->opts->stop) {
-                uint64_t sup;
-                if (itd_ratelimit_allow(&lp->rl_kafka, itd_now_mono_ms(), &sup))
-                        itd_log(ITD_LOG_WARNING, "labels",
-                                "pending-label pool full (labels.max_pending); "
-                                "waiting");
-                rd_kafka_poll(lp->producer, 100);
-        }
+        itd_err_t err = itd_engine_process(
+            lp->eng, lp->conf->topic_events, lp->in, k, itd_now_wall_ms(),
+            lp->preds, lp->outcome, errstr, sizeof errstr);
+        if (err)
+                itd_log(ITD_LOG_ERR, "engine", "%s", errstr);
         return err;
 }
 
@@ -1212,7 +1216,9 @@ static void reload(loop_t *lp) {
                                          (float)lp->conf->predict_threshold);
                 itd_engine_set_learning_rate(
                     lp->eng, (float)lp->conf->model_learning_rate);
-                if (itd_engine_set_triggers(lp->eng, lp->conf, errstr,
+                itd_trigger_conf_t tc;
+                itd_conf_to_triggers(lp->conf, &tc);
+                if (itd_engine_set_triggers(lp->eng, &tc, errstr,
                                             sizeof errstr) != ITD_OK)
                         itd_log(ITD_LOG_ERR, "conf",
                                 "trigger settings not applied: %s", errstr);
@@ -1267,6 +1273,9 @@ static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
         itd_err_t err = itd_ckdir_restore(lp->ck, lp->eng, &pos, &n, &info,
                                           why, sizeof why);
         lp->last_cut_ms = itd_now_mono_ms();
+        itd_engine_stats_t es;
+        itd_engine_stats(lp->eng, &es);
+        lp->train_skipped = es.train_skipped; /* logged by their run */
         if (err == ITD_ERR_INCOMPATIBLE) {
                 snprintf(errstr, errstr_size, "%s", why);
                 return ITD_ERR_CONF;
@@ -1363,22 +1372,13 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 goto out;
         err = ITD_ERR_ARG;
         itd_input_conf_t ic;
-        itd_input_conf_defaults(&ic);
-        ic.format = conf->input_format;
-        ic.framing = conf->input_framing;
-        ic.schemas_dir = conf->input_schemas_dir;
-        ic.registry_url = conf->input_schema_registry_url;
-        ic.registry_user_info = conf->input_schema_registry_user_info;
-        ic.registry_timeout_ms = conf->input_schema_registry_timeout_ms;
-        ic.max_future_ms = conf->input_max_future_ms;
-        ic.max_string_bytes = (size_t)conf->input_max_string_bytes;
-        ic.max_message_bytes = (size_t)conf->input_max_message_bytes;
+        itd_conf_to_input(conf, &ic);
         lp.dec = itd_decoder_new(&ic, errstr, errstr_size);
         if (!lp.dec) {
                 err = ITD_ERR_CONF;
                 goto out;
         }
-        lp.eng = itd_engine_new(conf, errstr, errstr_size);
+        lp.eng = itd_conf_new_engine(conf, errstr, errstr_size);
         if (!lp.eng)
                 goto out;
         itd_engine_enable_triggers(lp.eng);

@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "intentd/engine.h"
 #include "intentd/conf.h"
 #include "intentd/err.h"
 #include "intentd/prediction.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "conf_parts.h"
 #include "intentd/event.h"
 #include "intentd/mem.h"
 #include "intentd/scoredist.h"
@@ -73,7 +73,7 @@ static itd_trigger_conf_t rung(const itd_trigger_conf_t *c,
 itd_trigsweep_t *itd_trigsweep_new(const itd_conf_t *conf, char *errstr,
                                    size_t errstr_size) {
         itd_trigger_conf_t c;
-        itd_engine_trigger_conf(conf, &c);
+        itd_conf_to_triggers(conf, &c);
         if (itd_trigger_conf_check(&c, errstr, errstr_size) != ITD_OK)
                 return NULL;
         itd_trigsweep_t *sw = itd_xcalloc(1, sizeof *sw);

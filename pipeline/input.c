@@ -81,19 +81,6 @@ const char *itd_reason_name(itd_reason_t r) {
         return reason_names[r];
 }
 
-void itd_input_conf_defaults(itd_input_conf_t *conf) {
-        memset(conf, 0, sizeof *conf);
-        conf->format = ITD_INPUT_AVRO;
-        conf->framing = ITD_FRAMING_AUTO;
-        conf->schemas_dir = "";
-        conf->registry_url = "";
-        conf->registry_user_info = "";
-        conf->registry_timeout_ms = 5000;
-        conf->max_future_ms = 3600 * 1000LL;
-        conf->max_string_bytes = ITD_ID_MAX - 1;
-        conf->max_message_bytes = 65536;
-}
-
 typedef struct {
         uint32_t id;
         itd_plan_t *plan; /* NULL: empty slot */

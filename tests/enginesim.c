@@ -62,7 +62,7 @@ sim_t *sim_new(const itd_conf_t *conf) {
         sim_t *s = calloc(1, sizeof *s);
         cr_assert_not_null(s);
         char err[256];
-        s->eng = itd_engine_new(conf, err, sizeof err);
+        s->eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert_not_null(s->eng, "%s", err);
         s->dim = itd_engine_dim(s->eng);
         itd_engine_set_example_hook(s->eng, on_example, s);
@@ -91,7 +91,9 @@ void sim_feed(sim_t *s, const itd_input_t *in, size_t n, size_t batch) {
                 size_t at = s->n;
                 uint64_t late0 = sim_stats(s).late;
                 cr_assert_eq(itd_engine_process(s->eng, "events", in + i0, k,
-                                                s->out + at, s->oc + at),
+                                                itd_now_wall_ms(),
+                                                s->out + at, s->oc + at,
+                                                NULL, 0),
                              ITD_OK);
                 for (size_t j = 0; j < k; j++) {
                         itd_trigger_rec_t *t = itd_engine_trigger(s->eng, j);

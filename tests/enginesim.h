@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "conf_parts.h"
+#include "intentd/engine.h"
 #include "intentd/conf.h"
+#include "intentd/log.h"
 
 #define SEC_MS 1000LL
 #define MIN_MS 60000LL

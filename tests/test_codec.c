@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "conf_parts.h"
 #include "intentd/codec.h"
 #include "intentd/conf.h"
 #include "intentd/input.h"
@@ -517,7 +518,7 @@ static itd_decoder_t *decoder_for(const char *text, char *dir, size_t cap) {
         snprintf(path, sizeof path, "%s/7.avsc", dir);
         cr_assert_eq(tu_write_file(path, text), 0);
         itd_input_conf_t ic;
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.format = ITD_INPUT_AVRO;
         ic.framing = ITD_FRAMING_CONFLUENT;
         ic.schemas_dir = dir;

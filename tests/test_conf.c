@@ -10,7 +10,8 @@
 #include <sys/resource.h>
 
 #include "conf_int.h"
-#include "engine.h"
+#include "conf_parts.h"
+#include "intentd/engine.h"
 #include "intentd/codec.h"
 #include "intentd/conf.h"
 #include "intentd/log.h"
@@ -923,7 +924,7 @@ Test(conf, model_bytes_counts_the_parameters_the_model_allocates) {
                              ITD_OK, "%s", errstr);
                 uint64_t np;
                 uint64_t bytes = itd_conf_model_bytes(conf, &np);
-                itd_engine_t *eng = itd_engine_new(conf, errstr,
+                itd_engine_t *eng = itd_conf_new_engine(conf, errstr,
                                                    sizeof errstr);
                 cr_assert(eng, "%s", errstr);
                 cr_expect_eq(np, itd_model_n_params(itd_engine_model(eng)),

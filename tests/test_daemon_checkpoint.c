@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "engine.h"
+#include "conf_parts.h"
+#include "intentd/engine.h"
+#include "intentd/log.h"
 #include "intentd/checkpoint.h"
 #include "intentd/conf.h"
 #include "intentd/event.h"
@@ -56,7 +58,7 @@ static itd_conf_t *small_conf(const char *windows) {
 
 static itd_engine_t *engine(const itd_conf_t *conf) {
         char err[256];
-        itd_engine_t *eng = itd_engine_new(conf, err, sizeof err);
+        itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert(eng, "%s", err);
         return eng;
 }
@@ -88,7 +90,8 @@ static void feed(feed_t *f, itd_engine_t **engs, size_t n_engs, size_t n) {
                 cr_assert(k > 0, "simulator ran dry");
                 for (size_t e = 0; e < n_engs; e++)
                         cr_assert_eq(itd_engine_process(engs[e], "events", in,
-                                                        k, out, oc),
+                                                        k, itd_now_wall_ms(),
+                                                        out, oc, NULL, 0),
                                      ITD_OK);
                 n -= k;
         }

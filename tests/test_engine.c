@@ -1,5 +1,5 @@
 /*
- * test_engine.c - the rules of the processing core (daemon/engine.h),
+ * test_engine.c - the rules of the processing core (core/include/intentd/engine.h),
  * through its public interface only, on small hand-built streams:
  *
  *   - observe before add: an event resolves earlier predictions of its
@@ -563,7 +563,7 @@ Test(engine_checkpoint, write_read_adopt_continues_identically) {
                                                        &info),
                              ITD_OK);
                 itd_engine_adopt_partition(b->eng, parts[k], st, lb, trg,
-                                           info.last_ts_ms);
+                                           info.last_ts_ms, itd_now_wall_ms());
                 itd_engine_part_info_t got;
                 cr_assert_eq(itd_engine_partition_info(b->eng, parts[k],
                                                        &got),

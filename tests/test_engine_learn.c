@@ -1,5 +1,5 @@
 /*
- * test_engine_learn.c - how the engine (daemon/engine.c) lets the model
+ * test_engine_learn.c - how the engine (core/engine.c) lets the model
  * learn on a sparse stream: a poll batch spanning more event time than
  * model.score.span is scored in chunks, with training in between; every
  * resolved label reaches its user's label counts, which the next
@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine.h"
+#include "conf_parts.h"
+#include "intentd/engine.h"
+#include "intentd/log.h"
 #include "intentd/conf.h"
 #include "intentd/event.h"
 #include "intentd/state.h"
@@ -57,13 +59,14 @@ static void sparse_stream(itd_input_t *in) {
 static void versions(const char *span, int64_t *first, int64_t *last) {
         itd_conf_t *conf = conf_with(span);
         char err[256];
-        itd_engine_t *eng = itd_engine_new(conf, err, sizeof err);
+        itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert_not_null(eng, "%s", err);
         static itd_input_t in[N_EV];
         static itd_prediction_t out[N_EV];
         static itd_outcome_t oc[N_EV];
         sparse_stream(in);
-        cr_assert_eq(itd_engine_process(eng, "events", in, N_EV, out, oc),
+        cr_assert_eq(itd_engine_process(eng, "events", in, N_EV,
+                                        itd_now_wall_ms(), out, oc, NULL, 0),
                      ITD_OK);
         for (size_t i = 0; i < N_EV; i++)
                 cr_assert_eq(oc[i], ITD_OUT_PREDICTED);
@@ -120,7 +123,7 @@ static void hook(void *arg, const float *x, size_t dim, const uint32_t *ids,
 Test(engine_learn, resolved_labels_reach_their_users_features) {
         itd_conf_t *conf = conf_with("3m");
         char err[256];
-        itd_engine_t *eng = itd_engine_new(conf, err, sizeof err);
+        itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert_not_null(eng, "%s", err);
         seen_t s = {.buyer = itd_state_user_key("u0"), .other_lo_min = 1e9f,
                     .other_lo_max = -1e9f};
@@ -139,7 +142,8 @@ Test(engine_learn, resolved_labels_reach_their_users_features) {
         static itd_prediction_t out[N_EV];
         static itd_outcome_t oc[N_EV];
         sparse_stream(in);
-        cr_assert_eq(itd_engine_process(eng, "events", in, N_EV, out, oc),
+        cr_assert_eq(itd_engine_process(eng, "events", in, N_EV,
+                                        itd_now_wall_ms(), out, oc, NULL, 0),
                      ITD_OK);
         itd_engine_advance(eng, T0 + (N_EV + 60) * MIN_MS);
         cr_expect_eq(s.n, N_EV, "every prediction resolved once");

@@ -1,6 +1,6 @@
 /*
  * test_engine_triggers.c - marketing triggers through the engine
- * (daemon/engine.h): the hysteresis and cool-down rules of trigger.h,
+ * (core/include/intentd/engine.h): the hysteresis and cool-down rules of trigger.h,
  * applied in event time per user to the scores the engine publishes, never
  * to late events; each record names its prediction.
  */

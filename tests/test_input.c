@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf_parts.h"
 #include "intentd/codec.h"
 #include "intentd/conf.h"
 #include "intentd/input.h"
@@ -113,7 +114,7 @@ static itd_decoder_t *new_decoder(int format, int framing, const char *dir,
                                   const char *url) {
         itd_input_conf_t ic;
         char err[512];
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.format = format;
         ic.framing = framing;
         ic.schemas_dir = dir;
@@ -390,7 +391,7 @@ Test(input, every_truncation_of_a_good_message_is_truncated) {
 Test(input, limits_follow_the_configuration) {
         itd_input_conf_t ic;
         char err[256], detail[256];
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.framing = ITD_FRAMING_BARE;
         ic.max_string_bytes = 4;
         ic.max_message_bytes = 40;
@@ -422,10 +423,10 @@ Test(input, limits_follow_the_configuration) {
                      ITD_REASON_MESSAGE_TOO_LARGE);
         itd_decoder_destroy(dec);
 
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.max_string_bytes = 0;
         cr_expect_null(itd_decoder_new(&ic, err, sizeof err));
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.schemas_dir = "/nonexistent/intentd-schemas";
         cr_expect_null(itd_decoder_new(&ic, err, sizeof err));
         cr_expect(strstr(err, "input.schemas_dir"), "%s", err);
@@ -791,7 +792,7 @@ Test(input, schema_registry_answers_are_fetched_once_and_cached,
 
         itd_input_conf_t ic;
         char err[512];
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.framing = ITD_FRAMING_CONFLUENT;
         ic.registry_url = "http://127.0.0.1:1/";
         itd_decoder_t *probe = itd_decoder_new(&ic, err, sizeof err);
@@ -956,7 +957,7 @@ static itd_decoder_t *registry_decoder(const char *dir, const char *url,
                                        int64_t timeout_ms) {
         itd_input_conf_t ic;
         char err[512];
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.framing = ITD_FRAMING_CONFLUENT;
         ic.schemas_dir = dir;
         ic.registry_url = url;
@@ -1101,7 +1102,7 @@ Test(input, registry_credentials_are_sent_but_never_shown, .timeout = 60) {
          * password. */
         itd_input_conf_t ic;
         char err[512];
-        itd_input_conf_defaults(&ic);
+        itd_conf_input_defaults(&ic);
         ic.registry_url = in_url;
         ic.registry_user_info = "bob:x";
         cr_expect_null(itd_decoder_new(&ic, err, sizeof err));

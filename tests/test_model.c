@@ -420,7 +420,7 @@ Test(model, logistic_seeded_loss_curve_matches_the_stored_one) {
 
 /*
  * The simulator's stream through the real state, features and labeler, in
- * the daemon's order of work (daemon/engine.c): each chunk of 256 events
+ * the daemon's order of work (core/engine.c): each chunk of 256 events
  * is scored, the predictions wait in the labeler, and both models learn in
  * mini-batches of 64 from the examples the watermark resolves. Judged
  * progressively on those examples.
@@ -478,7 +478,7 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
                 pv[type] = itd_pv_new(0.5f);
         }
         /*
-         * The daemon's order of work (daemon/engine.c): score a chunk of
+         * The daemon's order of work (core/engine.c): score a chunk of
          * events, hand the predictions to the labeler, and learn, in
          * mini-batches of TB, from what the watermark has resolved.
          */

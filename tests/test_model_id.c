@@ -9,13 +9,15 @@
 #include <regex.h>
 #include <string.h>
 
-#include "engine.h"
+#include "conf_parts.h"
+#include "intentd/engine.h"
+#include "intentd/log.h"
 #include "intentd/conf.h"
 #include "model_id.h"
 
 static itd_engine_t *engine_of(itd_conf_t *conf) {
         char err[256];
-        itd_engine_t *eng = itd_engine_new(conf, err, sizeof err);
+        itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert(eng, "%s", err);
         return eng;
 }
@@ -68,7 +70,7 @@ Test(model_id, a_new_run_never_reuses_an_id) {
         in.ev.price = NAN;
         itd_prediction_t out;
         itd_outcome_t oc;
-        cr_assert_eq(itd_engine_process(a, "t", &in, 1, &out, &oc), ITD_OK);
+        cr_assert_eq(itd_engine_process(a, "t", &in, 1, itd_now_wall_ms(), &out, &oc, NULL, 0), ITD_OK);
         cr_assert_eq(oc, ITD_OUT_PREDICTED);
         cr_expect_str_eq(out.model_id, ida);
         cr_expect_str_eq(out.event_id, "e-9");

@@ -10,7 +10,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine.h"
+#include "conf_parts.h"
+#include "intentd/engine.h"
+#include "intentd/log.h"
 #include "intentd/conf.h"
 #include "intentd/log.h"
 #include "query.h"
@@ -21,7 +23,7 @@ static void wake(void *conn) { woken[(int)(intptr_t)conn]++; }
 static itd_engine_t *engine_with(const char *user, int n) {
         char err[256];
         itd_conf_t *conf = itd_conf_new();
-        itd_engine_t *eng = itd_engine_new(conf, err, sizeof err);
+        itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         itd_conf_destroy(conf);
         cr_assert(eng, "%s", err);
         for (int i = 0; i < n; i++) {
@@ -33,7 +35,7 @@ static itd_engine_t *engine_with(const char *user, int n) {
                 in.ev.price = NAN;
                 itd_prediction_t out;
                 itd_outcome_t oc;
-                cr_assert_eq(itd_engine_process(eng, "t", &in, 1, &out, &oc),
+                cr_assert_eq(itd_engine_process(eng, "t", &in, 1, itd_now_wall_ms(), &out, &oc, NULL, 0),
                              ITD_OK);
         }
         return eng;

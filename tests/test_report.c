@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "conf_parts.h"
+#include "intentd/engine.h"
+#include "intentd/log.h"
 #include "intentd/conf.h"
 #include "intentd/metrics.h"
 #include "intentd/reader.h"
@@ -296,7 +298,7 @@ Test(report, an_empty_report_is_valid_json_with_nulls) {
 Test(report, agrees_with_the_engine_summary_on_a_real_run) {
         itd_conf_t *conf = itd_conf_new();
         char err[512], path[512];
-        itd_engine_t *eng = itd_engine_new(conf, err, sizeof err);
+        itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert_not_null(eng, "%s", err);
         itd_report_t *rep = itd_report_new(conf->predict_threshold);
         itd_engine_set_example_hook(eng, itd_report_example_hook, rep);
@@ -320,7 +322,8 @@ Test(report, agrees_with_the_engine_summary_on_a_real_run) {
                 }
                 if (n == 0)
                         break;
-                cr_assert_eq(itd_engine_process(eng, "t", in, n, out, oc),
+                cr_assert_eq(itd_engine_process(eng, "t", in, n, itd_now_wall_ms(),
+                                                out, oc, NULL, 0),
                              ITD_OK);
                 itd_report_progress(rep, events, (double)events / 1e4);
         }

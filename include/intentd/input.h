@@ -87,6 +87,8 @@ const char *itd_reason_name(itd_reason_t r);
 /* The earliest accepted event time: 2000-01-01T00:00:00Z. */
 #define ITD_DECODER_MIN_TS_MS 946684800000LL
 
+/* Every field is the caller's to set: the daemon fills them from its
+ * option table (input.*), which holds the defaults. */
 typedef struct itd_input_conf_s {
         int format;               /* itd_input_format_t (conf.h) */
         int framing;              /* itd_framing_t (codec.h) */
@@ -101,10 +103,6 @@ typedef struct itd_input_conf_s {
                                    * (ITD_ID_MAX-1, ITD_QUERY_MAX-1) */
         size_t max_message_bytes; /* whole value, header included */
 } itd_input_conf_t;
-
-/** @brief Fills conf with the defaults of the option table (avro, auto,
- * no schema sources, 5 s look-ups, 1 h, 63 bytes, 65536 bytes). */
-void itd_input_conf_defaults(itd_input_conf_t *conf);
 
 typedef struct itd_decoder_s itd_decoder_t;
 

@@ -63,8 +63,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         copy_schema(schemas, dir, "3.avsc");
         copy_schema(schemas, dir, "4.avsc");
         for (int k = 0; k < 4; k++) {
-                itd_input_conf_t ic;
-                itd_input_conf_defaults(&ic);
+                /* the option table's defaults but for the limits */
+                itd_input_conf_t ic = {.registry_url = "",
+                                       .registry_user_info = "",
+                                       .registry_timeout_ms = 5000,
+                                       .max_future_ms = 3600 * 1000LL};
                 ic.max_string_bytes = 127;
                 ic.max_message_bytes = 4096;
                 ic.format = k == 3 ? ITD_INPUT_JSON : ITD_INPUT_AVRO;

@@ -2,7 +2,7 @@
  * engine.c - state -> features -> model -> labeler -> trainer, per batch.
  * See engine.h for the order of work and why it is that order.
  */
-#include "engine.h"
+#include "intentd/engine.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,7 +13,6 @@
 
 #include "intentd/codec.h"
 #include "intentd/labeler.h"
-#include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/model.h"
 #include "intentd/state.h"
@@ -109,87 +108,35 @@ static part_t *part_get(itd_engine_t *eng, int32_t partition, char *errstr,
         return pt;
 }
 
-void itd_engine_trigger_conf(const itd_conf_t *conf, itd_trigger_conf_t *tc) {
-        tc->rule = (itd_trigger_rule_t)conf->triggers_rule;
-        tc->enter = (float)conf->triggers_enter;
-        tc->exit = (float)conf->triggers_exit;
-        tc->top_percent = conf->triggers_top_percent;
-        tc->exit_top_percent = conf->triggers_exit_top_percent;
-        tc->lift = conf->triggers_lift;
-        tc->exit_lift = conf->triggers_exit_lift;
-        tc->half_life_events = (uint64_t)conf->triggers_half_life;
-        tc->min_events = (uint64_t)conf->triggers_min_events;
-        tc->max_event_age_ms = conf->triggers_max_event_age_ms;
-        tc->cooldown_ms = conf->triggers_cooldown_ms;
-        tc->max_users = (size_t)conf->triggers_max_users;
-}
-
-itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
+itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                              size_t errstr_size) {
         itd_engine_t *eng = itd_xcalloc(1, sizeof *eng);
-
-        itd_state_conf_t *sc = &eng->state_conf;
-        sc->n_windows = conf->n_windows;
-        for (size_t i = 0; i < conf->n_windows && i < ITD_WINDOWS_MAX; i++)
-                sc->window_ms[i] = conf->windows_ms[i];
-        sc->allowed_lateness_ms = conf->windows_allowed_lateness_ms;
-        sc->session_gap_ms = conf->session_gap_ms;
-        sc->idle_ttl_ms = conf->state_idle_ttl_ms;
-        sc->max_users = (size_t)conf->state_max_users;
-        if (itd_state_conf_check(sc, errstr, errstr_size) != ITD_OK)
-                goto fail;
-
-        itd_engine_trigger_conf(conf, &eng->trigger_conf);
-        eng->trigger_clock_ms = INT64_MIN;
-        if (itd_trigger_conf_check(&eng->trigger_conf, errstr,
+        eng->state_conf = ec->state;
+        eng->labeler_conf = ec->labels;
+        eng->trigger_conf = ec->triggers;
+        if (itd_state_conf_check(&eng->state_conf, errstr, errstr_size) !=
+                ITD_OK ||
+            itd_trigger_conf_check(&eng->trigger_conf, errstr,
                                    errstr_size) != ITD_OK)
                 goto fail;
-
-        eng->dim = itd_features_dim(sc);
+        eng->trigger_clock_ms = INT64_MIN;
+        eng->dim = itd_features_dim(&eng->state_conf);
         eng->n_ids = ITD_SPARSE_IDS;
-        eng->train_batch = (size_t)conf->model_batch_size;
-        eng->chunk_span_ms = conf->model_score_span_ms;
-
-        itd_labeler_conf_t *lc = &eng->labeler_conf;
-        lc->dim = eng->dim;
-        lc->n_ids = eng->n_ids;
-        lc->horizon_ms = conf->labels_horizon_ms;
-        lc->session_gap_ms = conf->session_gap_ms;
-        lc->max_pending = (size_t)conf->labels_max_pending;
-        lc->max_pending_per_user = 256;
-        lc->policy = conf->labels_policy;
-
-        itd_model_conf_t mc;
-        itd_model_conf_defaults(&mc, conf->model_type, eng->dim,
-                                ITD_SPARSE_FIELDS, ITD_SPARSE_SLOTS);
-        mc.mlp.n_hidden = conf->n_model_hidden;
-        for (size_t i = 0; i < conf->n_model_hidden && i < ITD_MLP_MAX_HIDDEN;
-             i++)
-                mc.mlp.hidden[i] = (size_t)conf->model_hidden[i];
-        mc.mlp.emb_buckets = (size_t)conf->model_embedding_buckets;
-        mc.mlp.emb_dim = (size_t)conf->model_embedding_dim;
-        mc.mlp.optimizer = (itd_opt_t)conf->model_optimizer;
-        mc.mlp.lr = (float)conf->model_learning_rate;
-        mc.mlp.l2 = (float)conf->model_l2;
-        mc.mlp.loss_weight_next = (float)conf->model_loss_weight_next;
-        mc.mlp.seed = (uint64_t)conf->model_seed;
-        mc.mlp.wide = conf->model_wide_learning_rate > 0.0;
-        mc.mlp.wide_lr = (float)conf->model_wide_learning_rate;
-        mc.mlp.emb_lr = (float)conf->model_embedding_learning_rate;
-        mc.mlp.norm_inputs = conf->model_inputs_standardize;
-        mc.mlp.avg_steps = (size_t)conf->model_average_steps;
-        if (conf->model_user_offset) {
-                /* the user's propensity, two ways (docs/FEATURES.md) */
-                static const char *const offsets[] = {"label_logodds",
-                                                      "purchase_logodds"};
-                char nm[128];
-                for (size_t k = 0; k < 2; k++)
-                        for (size_t i = 0; i < eng->dim; i++)
-                                if (!strcmp(itd_features_name(sc, i, nm,
-                                                              sizeof nm),
-                                            offsets[k]))
-                                        mc.mlp.offset_input
-                                            [mc.mlp.n_offsets++] = i;
+        eng->train_batch = ec->train_batch;
+        eng->chunk_span_ms = ec->score_span_ms;
+        itd_model_conf_t mc = ec->model;
+        if (eng->labeler_conf.dim != eng->dim ||
+            eng->labeler_conf.n_ids != eng->n_ids || mc.mlp.n_dense != eng->dim ||
+            mc.mlp.n_fields * mc.mlp.ids_per_field != eng->n_ids) {
+                snprintf(errstr, errstr_size,
+                         "engine: labels and model must take the features' "
+                         "shape (%zu dense, %zu sparse)", eng->dim, eng->n_ids);
+                goto fail;
+        }
+        if (eng->train_batch < 1) {
+                snprintf(errstr, errstr_size,
+                         "engine: train_batch must be at least 1");
+                goto fail;
         }
         mc.mlp.max_batch = ENGINE_MAX_BATCH > eng->train_batch
                                ? ENGINE_MAX_BATCH
@@ -197,7 +144,7 @@ itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
         eng->model = itd_model_new(&mc, errstr, errstr_size);
         if (!eng->model)
                 goto fail;
-        eng->pv = itd_pv_new((float)conf->predict_threshold);
+        eng->pv = itd_pv_new(ec->threshold);
         eng->trig = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->trig);
         eng->fired = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->fired);
 
@@ -256,10 +203,10 @@ void itd_engine_set_trigger_clock(itd_engine_t *eng, int64_t now_ms) {
         eng->trigger_clock_ms = now_ms;
 }
 
-itd_err_t itd_engine_set_triggers(itd_engine_t *eng, const itd_conf_t *conf,
+itd_err_t itd_engine_set_triggers(itd_engine_t *eng,
+                                  const itd_trigger_conf_t *conf,
                                   char *errstr, size_t errstr_size) {
-        itd_trigger_conf_t tc;
-        itd_engine_trigger_conf(conf, &tc);
+        itd_trigger_conf_t tc = *conf;
         tc.max_users = eng->trigger_conf.max_users;
         if (itd_trigger_conf_check(&tc, errstr, errstr_size) != ITD_OK)
                 return ITD_ERR_CONF;
@@ -298,11 +245,10 @@ static void train_flush(itd_engine_t *eng) {
         if (eng->tn == 0)
                 return;
         float loss;
-        itd_err_t err = itd_model_train(eng->model, eng->tx, eng->tids,
-                                        eng->ty, eng->tnext, eng->tn, &loss);
-        if (err == ITD_ERR_NONFINITE)
-                itd_log(ITD_LOG_WARNING, "model",
-                        "skipped a training step: non-finite loss");
+        /* a non-finite loss skips the step; the model counts it
+         * (itd_engine_stats_t.train_skipped) */
+        (void)itd_model_train(eng->model, eng->tx, eng->tids, eng->ty,
+                              eng->tnext, eng->tn, &loss);
         eng->tn = 0;
 }
 
@@ -397,11 +343,11 @@ static size_t chunk_len(const itd_engine_t *eng, const itd_input_t *in,
 /* Steps (1) to (4) of engine.h for inputs i0 .. i0 + n - 1 of a batch. */
 static void process_chunk(itd_engine_t *eng, const char *topic,
                           const itd_input_t *in, size_t i0, size_t n,
-                          itd_prediction_t *out, itd_outcome_t *outcome) {
+                          int64_t now_ms, itd_prediction_t *out,
+                          itd_outcome_t *outcome) {
         /* (1) state and features, in input order. A late event is scored
          * from its user's state as it stands and changes nothing. */
         size_t rows = 0;
-        int64_t wall_ms = itd_now_wall_ms();
         size_t row_of[ENGINE_MAX_BATCH];
         unsigned char late[ENGINE_MAX_BATCH];
         for (size_t i = i0; i < i0 + n; i++) {
@@ -412,7 +358,7 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
                 itd_err_t err = itd_state_update(pt->st, &in[i].ev, x, ids,
                                                  &top);
                 eng->events++;
-                pt->last_wall_ms = wall_ms;
+                pt->last_wall_ms = now_ms;
                 if (in[i].ev.ts_ms > pt->last_ts_ms)
                         pt->last_ts_ms = in[i].ev.ts_ms;
                 late[i] = err == ITD_ERR_RANGE &&
@@ -446,7 +392,6 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
 
         /* (3) labels: observe first, so this event resolves earlier
          * predictions of its user but never its own. */
-        int64_t now_ms = itd_now_wall_ms();
         int64_t version = itd_model_steps(eng->model);
         for (size_t i = i0; i < i0 + n; i++) {
                 if (outcome[i] != ITD_OUT_PREDICTED)
@@ -506,11 +451,15 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
 }
 
 itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
-                             const itd_input_t *in, size_t n,
-                             itd_prediction_t *out, itd_outcome_t *outcome) {
-        char errstr[256];
-        if (n > ENGINE_MAX_BATCH)
+                             const itd_input_t *in, size_t n, int64_t now_ms,
+                             itd_prediction_t *out, itd_outcome_t *outcome,
+                             char *errstr, size_t errstr_size) {
+        if (n > ENGINE_MAX_BATCH) {
+                snprintf(errstr, errstr_size,
+                         "a batch of %zu events; at most %d", n,
+                         ENGINE_MAX_BATCH);
                 return ITD_ERR_ARG;
+        }
 
         /* Every partition of the batch exists before anything is applied
          * (a full pending pool is no reason to refuse: the labeler gives up
@@ -518,11 +467,11 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
          * are scattered over a large table: fetch their slots now, while
          * earlier events are being worked on. */
         for (size_t i = 0; i < n; i++) {
-                part_t *pt = part_get(eng, in[i].partition, errstr,
-                                      sizeof errstr);
+                char why[256];
+                part_t *pt = part_get(eng, in[i].partition, why, sizeof why);
                 if (!pt) {
-                        itd_log(ITD_LOG_ERR, "engine", "partition %d: %s",
-                                (int)in[i].partition, errstr);
+                        snprintf(errstr, errstr_size, "partition %d: %s",
+                                 (int)in[i].partition, why);
                         return ITD_ERR_ARG;
                 }
                 itd_state_prefetch(pt->st, &in[i].ev);
@@ -533,7 +482,7 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
          * with parameters from before its first event. */
         for (size_t i0 = 0; i0 < n;) {
                 size_t n0 = chunk_len(eng, in + i0, n - i0);
-                process_chunk(eng, topic, in, i0, n0, out, outcome);
+                process_chunk(eng, topic, in, i0, n0, now_ms, out, outcome);
                 i0 += n0;
         }
         return ITD_OK;
@@ -744,7 +693,8 @@ itd_err_t itd_engine_read_partition(const itd_engine_t *eng, FILE *in,
 
 void itd_engine_adopt_partition(itd_engine_t *eng, int32_t p,
                                 itd_state_t *st, itd_labeler_t *lb,
-                                itd_triggers_t *trg, int64_t last_ts_ms) {
+                                itd_triggers_t *trg, int64_t last_ts_ms,
+                                int64_t now_ms) {
         char errstr[64];
         itd_engine_drop_partition(eng, p);
         /* part_get grows the array and makes an empty partition, which is
@@ -763,7 +713,7 @@ void itd_engine_adopt_partition(itd_engine_t *eng, int32_t p,
         pt->last_ts_ms = last_ts_ms;
         /* Restored partitions count as active from now on: idle
          * advancement waits a full idle period before moving them. */
-        pt->last_wall_ms = itd_now_wall_ms();
+        pt->last_wall_ms = now_ms;
 }
 
 void itd_engine_drop_partition(itd_engine_t *eng, int32_t p) {

@@ -19,6 +19,12 @@
  * pending prediction and fire no trigger, but still resolve the open
  * labels of earlier predictions (docs/FEATURES.md, "Late data").
  *
+ * The engine takes no configuration object, reads no clock and logs
+ * nothing: its settings come in one itd_engine_conf_t (the daemon
+ * translates its options once, daemon/conf_parts.c), the time comes with
+ * each call, and what a caller may want to log comes back as counters
+ * (itd_engine_stats_t) or errors.
+ *
  * @thread one pipeline thread owns an engine; no locks.
  */
 #ifndef INTENTD_ENGINE_H
@@ -28,7 +34,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "intentd/conf.h"
 #include "intentd/err.h"
 #include "intentd/event.h"
 #include "intentd/labeler.h"
@@ -81,6 +86,23 @@ typedef struct itd_engine_stats_s {
 
 typedef struct itd_engine_s itd_engine_t;
 
+/* Everything the engine is built from. */
+typedef struct itd_engine_conf_s {
+        itd_state_conf_t state;       /* windows, lateness, session, ttl */
+        itd_labeler_conf_t labels;    /* dim and n_ids must be the
+                                       * features' (itd_features_dim,
+                                       * ITD_SPARSE_IDS) */
+        itd_trigger_conf_t triggers;
+        itd_model_conf_t model;       /* n_dense and the sparse shape must
+                                       * be the features'; max_batch is
+                                       * the engine's to set */
+        size_t train_batch;           /* examples per optimizer step */
+        int64_t score_span_ms;        /* event time one scoring chunk may
+                                       * span; 0: a whole batch */
+        float threshold;              /* decision threshold of the
+                                       * progressive metrics */
+} itd_engine_conf_t;
+
 /*
  * Called for every resolved example, after it was judged and before the
  * model learns from it: what the model saw (x: dim floats, ids), what it
@@ -95,11 +117,11 @@ typedef void (*itd_example_hook_t)(void *arg, const float *x, size_t dim,
                                    itd_next_t next);
 
 /**
- * @brief Builds state, labeler and model from conf (conf is copied where
- * needed, not kept).
- * @returns the engine (caller owns), or NULL with errstr.
+ * @brief Builds the model and an empty set of partitions from ec (copied).
+ * @returns the engine (caller owns), or NULL with errstr naming what in
+ * ec is wrong.
  */
-itd_engine_t *itd_engine_new(const itd_conf_t *conf, char *errstr,
+itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                              size_t errstr_size);
 void itd_engine_destroy(itd_engine_t *eng);
 
@@ -117,9 +139,6 @@ void itd_engine_enable_triggers(itd_engine_t *eng);
  */
 void itd_engine_set_model_id(itd_engine_t *eng, const char *model_id);
 
-/** @brief The trigger configuration conf's triggers.* options make. */
-void itd_engine_trigger_conf(const itd_conf_t *conf, itd_trigger_conf_t *tc);
-
 /**
  * @brief The caller's clock for the triggers' staleness guard
  * (triggers.max_event_age): an event older than max_event_age before
@@ -131,12 +150,13 @@ void itd_engine_trigger_conf(const itd_conf_t *conf, itd_trigger_conf_t *tc);
 void itd_engine_set_trigger_clock(itd_engine_t *eng, int64_t now_ms);
 
 /**
- * @brief New trigger rule, thresholds, cool-down and staleness from conf
- * (SIGHUP), for every partition from the next event on; users' flags and
- * the score distributions are kept; triggers.max_users keeps its value.
+ * @brief New trigger rule, thresholds, cool-down and staleness (SIGHUP),
+ * for every partition from the next event on; users' flags and the score
+ * distributions are kept; max_users keeps the engine's value.
  * @returns ITD_OK, or ITD_ERR_CONF with errstr (nothing changed).
  */
-itd_err_t itd_engine_set_triggers(itd_engine_t *eng, const itd_conf_t *conf,
+itd_err_t itd_engine_set_triggers(itd_engine_t *eng,
+                                  const itd_trigger_conf_t *tc,
                                   char *errstr, size_t errstr_size);
 
 /**
@@ -162,14 +182,19 @@ size_t itd_engine_max_batch(const itd_engine_t *eng);
 
 /**
  * @brief Processes n <= max_batch inputs of one source topic.
+ * @param now_ms   the caller's wall clock: predicted_at of the predictions
+ *                 and the partitions' idle bookkeeping.
  * @param out      n predictions (written where outcome is PREDICTED).
  * @param outcome  n outcomes.
  * @returns ITD_OK (a full pending pool drops its oldest prediction from
- * training instead of refusing the batch: labeler.h).
+ * training instead of refusing the batch: labeler.h); ITD_ERR_ARG with
+ * errstr when n is too large or a partition could not be created (nothing
+ * of the batch was applied then).
  */
 itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
-                             const itd_input_t *in, size_t n,
-                             itd_prediction_t *out, itd_outcome_t *outcome);
+                             const itd_input_t *in, size_t n, int64_t now_ms,
+                             itd_prediction_t *out, itd_outcome_t *outcome,
+                             char *errstr, size_t errstr_size);
 
 /**
  * @brief Moves every partition's watermark to at least wm_ms (end of input,
@@ -251,11 +276,13 @@ itd_err_t itd_engine_read_partition(const itd_engine_t *eng, FILE *in,
 /**
  * @brief Installs st and lb (taken over; the caller's copies should be set
  * to NULL) as partition p, replacing what p held. last_ts_ms: the newest
- * event time of the partition (for idle advancement).
+ * event time of the partition (for idle advancement); now_ms: the wall
+ * clock, from which its idle time counts.
  */
 void itd_engine_adopt_partition(itd_engine_t *eng, int32_t p,
                                 itd_state_t *st, itd_labeler_t *lb,
-                                itd_triggers_t *trg, int64_t last_ts_ms);
+                                itd_triggers_t *trg, int64_t last_ts_ms,
+                                int64_t now_ms);
 
 /** @brief Forgets partition p (revoked, or restored but not assigned). */
 void itd_engine_drop_partition(itd_engine_t *eng, int32_t p);
