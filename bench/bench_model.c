@@ -109,10 +109,12 @@ static void free_inputs(inputs_t *in) {
         free(in->next);
 }
 
-/* ns per example of predict (train = 0) or train (train = 1) at B */
+/* ns per example of predict (train = 0), train (train = 1) or predict
+ * with explanations (train = 2, predict.explain) at B */
 static double measure(itd_model_t *m, const inputs_t *in, size_t n_dense,
                       size_t n_ids, size_t B, int train) {
         float p[256], next[256 * ITD_NEXT__COUNT];
+        static float contrib[256 * 256];
         size_t off = 0, examples = 0;
         double t0 = now_s(), t;
         do {
@@ -121,7 +123,10 @@ static double measure(itd_model_t *m, const inputs_t *in, size_t n_dense,
                                 off = 0;
                         const float *x = in->x + off * n_dense;
                         const uint32_t *ids = in->ids + off * n_ids;
-                        if (train)
+                        if (train == 2 && n_dense <= 256)
+                                itd_model_predict_explain(m, x, ids, B, p,
+                                                          next, contrib);
+                        else if (train)
                                 itd_model_train(m, x, ids, in->y + off,
                                                 in->next + off, B, NULL);
                         else
@@ -196,10 +201,11 @@ int main(void) {
         }
 
         double peak = sgemm_peak_gflops();
-        double fwd_ns[N_BATCHES], train_ns[N_BATCHES];
+        double fwd_ns[N_BATCHES], train_ns[N_BATCHES], expl_ns[N_BATCHES];
         double lr_fwd_ns[N_BATCHES], lr_train_ns[N_BATCHES];
         for (size_t i = 0; i < N_BATCHES; i++) {
                 fwd_ns[i] = measure(mlp, &in, n_dense, n_ids, batches[i], 0);
+                expl_ns[i] = measure(mlp, &in, n_dense, n_ids, batches[i], 2);
                 train_ns[i] = measure(mlp, &in, n_dense, n_ids, batches[i], 1);
                 lr_fwd_ns[i] = measure(lr, &in, n_dense, n_ids, batches[i], 0);
                 lr_train_ns[i] =
@@ -215,14 +221,16 @@ int main(void) {
                ITD_NEXT__COUNT, fwd_flops);
         printf("sgemm 256x256x256, 1 thread, best of 7: %.1f GFLOP/s\n\n",
                peak);
-        printf("%-6s %14s %14s %12s %9s %14s %14s\n", "batch",
-               "mlp fwd ns/ex", "mlp train ns/ex", "train GF/s", "of peak",
-               "lr fwd ns/ex", "lr train ns/ex");
+        printf("%-6s %14s %16s %14s %12s %9s %14s %14s\n", "batch",
+               "mlp fwd ns/ex", "+explain ns/ex", "mlp train ns/ex",
+               "train GF/s", "of peak", "lr fwd ns/ex", "lr train ns/ex");
         double gflops[N_BATCHES];
         for (size_t i = 0; i < N_BATCHES; i++) {
                 gflops[i] = train_flops / train_ns[i];
-                printf("%-6zu %14.0f %15.0f %12.2f %8.1f%% %14.0f %14.0f\n",
-                       batches[i], fwd_ns[i], train_ns[i], gflops[i],
+                printf("%-6zu %14.0f %16.0f %15.0f %12.2f %8.1f%% %14.0f "
+                       "%14.0f\n",
+                       batches[i], fwd_ns[i], expl_ns[i], train_ns[i],
+                       gflops[i],
                        100.0 * gflops[i] / peak, lr_fwd_ns[i],
                        lr_train_ns[i]);
         }
@@ -232,11 +240,13 @@ int main(void) {
                 printf("%s%zu", l ? "," : "", c->hidden[l]);
         printf("],\"sgemm_peak_gflops\":%.2f", peak);
         for (size_t i = 0; i < N_BATCHES; i++)
-                printf(",\"b%zu\":{\"fwd_ns\":%.1f,\"train_ns\":%.1f,"
+                printf(",\"b%zu\":{\"fwd_ns\":%.1f,\"explain_ns\":%.1f,"
+                       "\"train_ns\":%.1f,"
                        "\"train_gflops\":%.3f,\"train_of_peak\":%.4f,"
                        "\"logistic_fwd_ns\":%.1f,\"logistic_train_ns\":%.1f}",
-                       batches[i], fwd_ns[i], train_ns[i], gflops[i],
-                       gflops[i] / peak, lr_fwd_ns[i], lr_train_ns[i]);
+                       batches[i], fwd_ns[i], expl_ns[i], train_ns[i],
+                       gflops[i], gflops[i] / peak, lr_fwd_ns[i],
+                       lr_train_ns[i]);
         printf("}\n");
 
         free_inputs(&in);

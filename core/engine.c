@@ -63,6 +63,9 @@ struct itd_engine_s {
         int64_t trigger_clock_ms;  /* caller's clock for staleness, or
                                     * INT64_MIN */
         char model_id[ITD_MODEL_ID_MAX]; /* stamped on every prediction */
+        size_t explain_k;          /* predict.explain */
+        float *contrib;            /* (max_batch, dim) input x gradient */
+        char (*feat_name)[32];     /* (dim) dense feature names */
         int triggers_on;
         itd_trigger_rec_t *trig;   /* (max_batch) records of the last batch */
         unsigned char *fired;      /* (max_batch) 1 where trig[i] is due */
@@ -145,6 +148,20 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
         if (!eng->model)
                 goto fail;
         eng->pv = itd_pv_new(ec->threshold);
+        eng->explain_k = ec->explain_k;
+        if (eng->explain_k > ITD_EXPLAIN_MAX)
+                eng->explain_k = ITD_EXPLAIN_MAX;
+        if (eng->explain_k) {
+                eng->contrib = itd_xcalloc(ENGINE_MAX_BATCH * eng->dim,
+                                           sizeof *eng->contrib);
+                eng->feat_name = itd_xcalloc(eng->dim, sizeof *eng->feat_name);
+                char buf[64];
+                for (size_t d = 0; d < eng->dim; d++)
+                        itd_strlcpy(eng->feat_name[d],
+                                    itd_features_name(&eng->state_conf, d,
+                                                      buf, sizeof buf),
+                                    sizeof eng->feat_name[d]);
+        }
         eng->trig = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->trig);
         eng->fired = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->fired);
 
@@ -187,6 +204,8 @@ void itd_engine_destroy(itd_engine_t *eng) {
         free(eng->tnext);
         free(eng->trig);
         free(eng->fired);
+        free(eng->contrib);
+        free(eng->feat_name);
         free(eng);
 }
 
@@ -308,6 +327,32 @@ static void prediction_identity(const itd_engine_t *eng,
         memcpy(pr->model_id, eng->model_id, sizeof pr->model_id);
 }
 
+/* The explain_k features of one row with the largest contributions to the
+ * purchase logit (by magnitude; the sign says which way), into pr. */
+static void explain(const itd_engine_t *eng, const float *contrib,
+                    itd_prediction_t *pr) {
+        size_t best[ITD_EXPLAIN_MAX], n = 0;
+        for (size_t d = 0; d < eng->dim; d++) {
+                float a = fabsf(contrib[d]);
+                if (!(a > 0)) /* zero, or NaN from a bad input */
+                        continue;
+                size_t k = n < eng->explain_k ? n++ : n;
+                while (k > 0 && fabsf(contrib[best[k - 1]]) < a) {
+                        if (k < eng->explain_k)
+                                best[k] = best[k - 1];
+                        k--;
+                }
+                if (k < eng->explain_k)
+                        best[k] = d;
+        }
+        pr->n_explanation = n;
+        for (size_t k = 0; k < n; k++) {
+                itd_strlcpy(pr->explanation_feature[k], eng->feat_name[best[k]],
+                            sizeof pr->explanation_feature[k]);
+                pr->explanation_contribution[k] = contrib[best[k]];
+        }
+}
+
 /* Marketing triggers of one on-time prediction (pipeline/trigger.c): its
  * record, when one is due, into eng->trig[i]. In event time, an event
  * behind the partition's watermark never gets here (late); staleness
@@ -386,7 +431,12 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
         }
 
         /* (2) one matrix product for the whole batch. */
-        if (rows > 0)
+        int explained = 0;
+        if (rows > 0 && eng->explain_k)
+                explained = itd_model_predict_explain(
+                    eng->model, eng->x, eng->ids, rows, eng->p, eng->next,
+                    eng->contrib);
+        else if (rows > 0)
                 itd_model_predict(eng->model, eng->x, eng->ids, rows, eng->p,
                                   eng->next);
 
@@ -429,6 +479,8 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
                 pr->model_version = version;
                 pr->n_explanation = 0;
                 prediction_identity(eng, &in[i].ev, pr);
+                if (explained)
+                        explain(eng, eng->contrib + r * eng->dim, pr);
                 eng->predictions++;
 
                 /* Marketing triggers in event time: hysteresis and

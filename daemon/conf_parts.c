@@ -90,6 +90,7 @@ itd_err_t itd_conf_to_engine(const itd_conf_t *conf, itd_engine_conf_t *ec,
         ec->train_batch = (size_t)conf->model_batch_size;
         ec->score_span_ms = conf->model_score_span_ms;
         ec->threshold = (float)conf->predict_threshold;
+        ec->explain_k = (size_t)conf->predict_explain;
         return ITD_OK;
 }
 

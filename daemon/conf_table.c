@@ -480,6 +480,16 @@ const struct prop itd_conf_props[] = {
              "accuracy, precision, recall and F1 reported in logs, metrics "
              "and the run summary. It does not change the published "
              "scores."},
+    {.name = "predict.explain", .type = PT_INT, .off = F_I64(predict_explain),
+     .min = 0, .max = 3, .def = "3", .unit = "features",
+     .help = "Dense features named in each prediction's `explanation`, "
+             "largest contribution to the purchase logit first: input times "
+             "gradient (the feature's value times the logit's derivative "
+             "by it, through the network, the wide path and the offsets, "
+             "at the parameters that scored). One more pass down the "
+             "network per batch (docs/SCHEMAS.md). 0 turns it off "
+             "(`explanation` null); the logistic baseline explains "
+             "nothing."},
     {.name = "metrics.log.interval", .type = PT_DURATION,
      .off = F_I64(metrics_log_interval_ms), .min = SEC_MS, .max = HOUR_MS,
      .def = "10s", .reloadable = true,
@@ -503,7 +513,7 @@ const struct prop itd_conf_props[] = {
              "the id. Loopback clients only (403 otherwise), at most 20 "
              "requests a second (429), answered by the pipeline between "
              "two batches (503 after 2 s). Keeps the latest prediction of "
-             "up to 65536 users (about 9 MiB). docs/OPERATIONS.md, "
+             "up to 65536 users (about 16 MiB). docs/OPERATIONS.md, "
              "\"Asking about one user\"."},
     {.name = "metrics.window", .type = PT_INT, .off = F_I64(metrics_window),
      .min = 100, .max = 10000000, .def = "10000", .unit = "examples",

@@ -52,6 +52,9 @@ typedef struct latest_s {
         float score;
         float next_probs[ITD_NEXT__COUNT];
         int32_t next_action;
+        uint32_t n_explanation;
+        char explanation_feature[ITD_EXPLAIN_MAX][32];
+        float explanation_contribution[ITD_EXPLAIN_MAX];
 } latest_t;
 
 struct itd_query_s {
@@ -211,6 +214,13 @@ void itd_query_note(itd_query_t *q, const itd_prediction_t *pr) {
         e->score = pr->purchase_probability;
         memcpy(e->next_probs, pr->next_probs, sizeof e->next_probs);
         e->next_action = (int32_t)pr->next_action;
+        e->n_explanation = (uint32_t)(pr->n_explanation < ITD_EXPLAIN_MAX
+                                          ? pr->n_explanation
+                                          : ITD_EXPLAIN_MAX);
+        memcpy(e->explanation_feature, pr->explanation_feature,
+               sizeof e->explanation_feature);
+        memcpy(e->explanation_contribution, pr->explanation_contribution,
+               sizeof e->explanation_contribution);
         if (strcmp(q->model_id, pr->model_id) != 0)
                 memcpy(q->model_id, pr->model_id, sizeof q->model_id);
 }
@@ -290,8 +300,19 @@ static json_t *latest_json(const itd_query_t *q, const latest_t *e,
         for (int k = 0; k < ITD_NEXT__COUNT; k++)
                 json_object_set_new(probs, keys[k],
                                     json_real((double)e->next_probs[k]));
+        json_t *expl = json_null();
+        if (e->n_explanation) {
+                expl = json_array();
+                for (uint32_t k = 0; k < e->n_explanation; k++)
+                        json_array_append_new(
+                            expl, json_pack("{s:s, s:f}", "feature",
+                                            e->explanation_feature[k],
+                                            "contribution",
+                                            (double)e->
+                                                explanation_contribution[k]));
+        }
         return json_pack(
-            "{s:s, s:I, s:I, s:f, s:s, s:o, s:o, s:s, s:I, s:n}",
+            "{s:s, s:I, s:I, s:f, s:s, s:o, s:o, s:s, s:I, s:o}",
             "prediction_id", e->prediction_id, "event_time_ms",
             (json_int_t)e->event_ts_ms, "predicted_at_ms",
             (json_int_t)e->predicted_at_ms, "purchase_probability",
@@ -299,7 +320,7 @@ static json_t *latest_json(const itd_query_t *q, const latest_t *e,
             itd_next_name((itd_next_t)e->next_action),
             "next_action_probabilities", probs, "top_categories",
             cats_json(&u->top), "model_id", q->model_id, "model_version",
-            (json_int_t)e->model_version, "explanation");
+            (json_int_t)e->model_version, "explanation", expl);
 }
 
 /* The answer to one question: status and malloc'd body. */

@@ -18,7 +18,7 @@
  * log.h), never the id itself; window counts, first and last event time,
  * the current session and top categories; the latest prediction's score,
  * next action and its probabilities, top categories, model id and
- * version, explanation (null: not computed yet). 404 with "known": false
+ * version, explanation (null when predict.explain is 0). 404 with "known": false
  * for a user no assigned partition holds.
  */
 #ifndef INTENTD_QUERY_H

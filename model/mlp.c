@@ -480,8 +480,60 @@ static double losses(itd_mlp_t *m, const float *y, const int *next, size_t B,
         return total;
 }
 
+/*
+ * Input times gradient of the purchase logit for the B rows forward() just
+ * ran: x (B, n_dense), contrib (B, n_dense). dact[L] (B, H) = wp in every
+ * row; down the trunk dz = dact[l+1] where act[l+1] > 0, dact[l] = dz w[l]
+ * (B, width[l]); the dense columns of dact[0] plus the wide weights (times
+ * the standardisation's scale where unclipped) plus the offset weights are
+ * d logit / d x.
+ */
+static void input_contrib(itd_mlp_t *m, const float *x, size_t B,
+                          float *contrib) {
+        const itd_mlp_conf_t *c = &m->conf;
+        const size_t L = m->n_layers, H = m->width[L], D = c->n_dense;
+        for (size_t i = 0; i < B; i++)
+                memcpy(m->dact[L] + i * H, m->wp, H * sizeof(float));
+        for (size_t l = L; l-- > 0;) {
+                size_t out = m->width[l + 1], in = m->width[l];
+                memset(m->dz, 0, B * out * sizeof(float));
+                itd_relu_backward(m->dz, m->dact[l + 1], m->act[l + 1],
+                                  B * out);
+                /* dact[l] (B, in) = dz (B, out) w[l] (out, in) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B,
+                            (int)in, (int)out, 1.0f, m->dz, (int)out, m->w[l],
+                            (int)in, 0.0f, m->dact[l], (int)in);
+        }
+        const size_t W0 = m->width[0];
+        for (size_t i = 0; i < B; i++) {
+                const float *xi = x + i * D;
+                float *ci = contrib + i * D;
+                for (size_t d = 0; d < D; d++) {
+                        float g = m->dact[0][i * W0 + d];
+                        if (m->ww) {
+                                if (!m->norm_shift)
+                                        g += m->ww[d];
+                                else if (fabsf(m->xn[i * D + d]) <
+                                         ITD_MLP_NORM_CLIP)
+                                        g += m->ww[d] * m->norm_scale[d];
+                        }
+                        ci[d] = g;
+                }
+                for (size_t k = 0; k < c->n_offsets; k++)
+                        ci[c->offset_input[k]] += (float)m->theta[k];
+                for (size_t d = 0; d < D; d++)
+                        ci[d] *= xi[d];
+        }
+}
+
 void itd_mlp_predict(itd_mlp_t *m, const float *x, const uint32_t *ids,
                      size_t B, float *p, float *next) {
+        itd_mlp_predict_explain(m, x, ids, B, p, next, NULL);
+}
+
+void itd_mlp_predict_explain(itd_mlp_t *m, const float *x,
+                             const uint32_t *ids, size_t B, float *p,
+                             float *next, float *contrib) {
         const itd_mlp_conf_t *c = &m->conf;
         const size_t ids_w = c->n_fields * c->ids_per_field;
         /* score with the averaged parameters: views and theta on them for
@@ -498,6 +550,9 @@ void itd_mlp_predict(itd_mlp_t *m, const float *x, const uint32_t *ids,
                 forward(m, x + i0 * c->n_dense, ids ? ids + i0 * ids_w : NULL,
                         n, next != NULL);
                 itd_sigmoid_bce_forward(p + i0, m->logit, NULL, n);
+                if (contrib)
+                        input_contrib(m, x + i0 * c->n_dense, n,
+                                      contrib + i0 * c->n_dense);
                 if (next)
                         itd_softmax_ce_forward(next + i0 * ITD_MLP_K,
                                                m->nlogit, NULL, n, ITD_MLP_K,

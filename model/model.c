@@ -152,6 +152,17 @@ void itd_model_predict(itd_model_t *m, const float *x, const uint32_t *ids,
                 itd_logistic_predict(m->lr, x, ids, B, p, next);
 }
 
+int itd_model_predict_explain(itd_model_t *m, const float *x,
+                              const uint32_t *ids, size_t B, float *p,
+                              float *next, float *contrib) {
+        if (m->mlp) {
+                itd_mlp_predict_explain(m->mlp, x, ids, B, p, next, contrib);
+                return contrib != NULL;
+        }
+        itd_logistic_predict(m->lr, x, ids, B, p, next);
+        return 0;
+}
+
 itd_err_t itd_model_train(itd_model_t *m, const float *x, const uint32_t *ids,
                           const float *y, const int *next, size_t B,
                           float *loss) {

@@ -162,7 +162,13 @@ Test(query, answers_for_a_live_user_and_says_unknown_for_another) {
         cr_expect_eq(strlen(json_string_value(
                          json_object_get(lat, "model_id"))),
                      33);
-        cr_expect(json_is_null(json_object_get(lat, "explanation")));
+        /* predict.explain 3 (default): up to three named features */
+        json_t *ex = json_object_get(lat, "explanation");
+        cr_expect(json_is_array(ex) && json_array_size(ex) >= 1 &&
+                      json_array_size(ex) <= 3 &&
+                      json_is_string(json_object_get(json_array_get(ex, 0),
+                                                     "feature")),
+                  "explanation of the latest prediction");
         json_decref(doc);
 
         doc = get_json("/users/nobody-ever", &status);

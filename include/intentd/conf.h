@@ -95,6 +95,7 @@ typedef struct itd_conf_s {
         int64_t model_average_steps;
 
         double predict_threshold;
+        int64_t predict_explain;    /* features named per prediction, 0..3 */
         int64_t metrics_log_interval_ms;
         char *metrics_listen;       /* "" = no HTTP endpoint */
         int metrics_query;          /* 1: GET /users/<id> (query.h) */

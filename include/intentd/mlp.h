@@ -136,6 +136,19 @@ void itd_mlp_predict(itd_mlp_t *m, const float *x, const uint32_t *ids,
                      size_t B, float *p, float *next);
 
 /**
+ * @brief As itd_mlp_predict, and each dense input's contribution to the
+ * purchase logit by input times gradient (Simonyan et al. 2013; Shrikumar
+ * et al. 2016): contrib (B, n_dense) = x * d logit / d x, through the
+ * trunk (its ReLU pattern at x), the wide path (zero where the
+ * standardised input is clipped) and the offsets; the same parameters as
+ * the score (averaged ones when averaging). One more pass down the trunk,
+ * as cheap as the forward pass. Sparse ids are not attributed.
+ */
+void itd_mlp_predict_explain(itd_mlp_t *m, const float *x,
+                             const uint32_t *ids, size_t B, float *p,
+                             float *next, float *contrib);
+
+/**
  * @brief One optimizer step on a mini-batch.
  * y: (B) purchase labels 0/1; next: (B) itd_next_t classes (or NULL to
  * train the purchase head alone). *loss gets the mean purchase BCE.

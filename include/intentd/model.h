@@ -90,6 +90,16 @@ void itd_model_predict(itd_model_t *m, const float *x, const uint32_t *ids,
                        size_t B, float *p, float *next);
 
 /**
+ * @brief itd_model_predict, and contrib (B, n_dense): each dense input's
+ * contribution to the purchase logit (itd_mlp_predict_explain).
+ * @returns 1 when contrib was written; 0 for a model that does not
+ * explain (the logistic baseline), which only scores.
+ */
+int itd_model_predict_explain(itd_model_t *m, const float *x,
+                              const uint32_t *ids, size_t B, float *p,
+                              float *next, float *contrib);
+
+/**
  * @brief One training step on a mini-batch; contract of itd_mlp_train.
  * The logistic model learns from the B examples one after another (FTRL is
  * per example) and counts the batch as one step; *loss is the mean BCE of

@@ -17,8 +17,9 @@ needs fastavro, which Debian does not package). Checks:
   <topic>-value (the topic-name strategy), and the three ids differ;
 - the Kafka timestamp of every prediction and trigger is its event time;
 - predictions echo their event's event_id, session_id and type (looked up
-  in EVENTS_JSONL by event_id) and name a model_id of the form
-  <16 hex>-<16 hex>, the same on every record of one run;
+  in EVENTS_JSONL by event_id), name a model_id of the form
+  <16 hex>-<16 hex>, the same on every record of one run, and explain
+  themselves with 1..3 named features, largest contribution first;
 - triggers name their rule, its parameter and threshold, direction, the
   prediction they come from (which exists), next action and its
   probability, top categories, expiry = event time + --max-age-ms.
@@ -158,6 +159,16 @@ def main():
         p = r.get("purchase_probability")
         if not (isinstance(p, float) and 0 <= p <= 1):
             bad.append(f"{where}: purchase_probability {p!r}")
+        ex = r.get("explanation")
+        # predict.explain 3 (default): 1..3 named dense features, largest
+        # contribution first
+        if not isinstance(ex, list) or not 1 <= len(ex) <= 3 or any(
+                not isinstance(e.get("feature"), str) or not e["feature"] or
+                not isinstance(e.get("contribution"), float) or
+                not math.isfinite(e["contribution"]) for e in ex) or any(
+                abs(ex[k]["contribution"]) < abs(ex[k + 1]["contribution"])
+                for k in range(len(ex) - 1)):
+            bad.append(f"{where}: explanation {ex!r}")
     if len(model_ids) > 1:
         bad.append(f"one run, several model ids: {sorted(model_ids)}")
 

@@ -101,6 +101,9 @@ typedef struct itd_engine_conf_s {
                                        * span; 0: a whole batch */
         float threshold;              /* decision threshold of the
                                        * progressive metrics */
+        size_t explain_k;             /* features named in each
+                                       * prediction's explanation, 0..3
+                                       * (itd_model_predict_explain) */
 } itd_engine_conf_t;
 
 /*
