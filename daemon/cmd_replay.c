@@ -353,7 +353,7 @@ static itd_conf_t *baseline_conf(const char *conf_path, char **overrides,
 }
 
 static const char *model_name(const itd_conf_t *conf) {
-        return conf->model_type == ITD_MODEL_LOGISTIC ? "logistic" : "mlp";
+        return conf->model_type == ITD_MODEL_KIND_LOGISTIC ? "logistic" : "mlp";
 }
 
 int itd_cmd_replay(int argc, char **argv) {

@@ -30,6 +30,7 @@
 #include "http.h"
 #include "intentd/input.h"
 #include "intentd/mlp.h"
+#include "intentd/model.h"
 #include "intentd/prediction.h"
 #include "intentd/state.h"
 
@@ -58,7 +59,7 @@ uint64_t itd_conf_model_bytes(const itd_conf_t *conf, uint64_t *n_params) {
         uint64_t buckets = (uint64_t)conf->model_embedding_buckets;
         uint64_t dim = (uint64_t)conf->model_embedding_dim;
         uint64_t np, bytes;
-        if (conf->model_type == ITD_MODEL_LOGISTIC) {
+        if (conf->model_type == ITD_MODEL_KIND_LOGISTIC) {
                 /* one weight per dense feature and hashed bucket, plus the
                  * bias; FTRL keeps z and n per weight as doubles */
                 np = 1 + dense + fields * buckets;

@@ -11,8 +11,10 @@
 #include <stddef.h>
 
 #include "intentd/codec.h"
+#include "intentd/input.h"
 #include "intentd/log.h"
 #include "intentd/mlp.h"
+#include "intentd/model.h"
 #include "intentd/trigger.h"
 
 /* Enum options store the index of their symbol, so the symbol lists below
@@ -22,8 +24,8 @@ _Static_assert(ITD_INPUT_AVRO == 0 && ITD_INPUT_JSON == 1,
 _Static_assert(ITD_FRAMING_AUTO == 0 && ITD_FRAMING_CONFLUENT == 1 &&
                    ITD_FRAMING_BARE == 2,
                "input.framing symbols follow itd_framing_t");
-_Static_assert(ITD_MODEL_MLP == 0 && ITD_MODEL_LOGISTIC == 1,
-               "model.type symbols follow itd_model_type_t");
+_Static_assert(ITD_MODEL_KIND_MLP == 0 && ITD_MODEL_KIND_LOGISTIC == 1,
+               "model.type symbols follow itd_model_kind_t");
 _Static_assert(ITD_OPT_SGD == 0 && ITD_OPT_ADAGRAD == 1 && ITD_OPT_ADAM == 2,
                "model.optimizer symbols follow itd_opt_t");
 _Static_assert(ITD_LOG_EMERG == 0 && ITD_LOG_DEBUG == 7,
@@ -208,7 +210,7 @@ const struct prop itd_conf_props[] = {
              "resumes below a quarter of this. Back-pressure: nothing is "
              "dropped, and polling goes on so the group keeps us."},
 
-    /* triggers (rules: include/intentd/trigger.h, docs/SCHEMAS.md) */
+    /* triggers (rules: intentd/trigger.h, docs/SCHEMAS.md) */
     {.name = "triggers.rule", .type = PT_ENUM, .off = F_INT(triggers_rule),
      .syms = syms_rule, .def = "top_percent", .reloadable = true,
      .help = "How a score is judged high enough to fire a trigger. "

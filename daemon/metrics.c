@@ -53,8 +53,8 @@ typedef struct row_s {
         double init;              /* initial gauge value */
 } row_t;
 
-/* The stable reason codes of include/intentd/input.h (docs/SCHEMAS.md),
- * plus encode (a prediction that could not be encoded) and other. */
+/* The stable reason codes of intentd/input.h (docs/SCHEMAS.md), plus
+ * encode (a prediction that could not be encoded) and other. */
 static const char *const dead_letter_reasons[] = {
     "empty_message", "message_too_large", "bad_magic_byte",
     "unknown_schema_id", "schema_incompatible", "truncated",

@@ -189,7 +189,7 @@ void itd_softmax_ce_backward(float *dz, const float *probs, const int *target,
 static size_t count_ids(const uint32_t *ids_f, size_t K) {
         size_t c = 0;
         for (size_t k = 0; k < K; k++)
-                c += ids_f[k] != ITD_ID_EMPTY;
+                c += ids_f[k] != ITD_SPARSE_NONE;
         return c;
 }
 
@@ -206,7 +206,7 @@ void itd_embedding_forward(float *y, size_t ldy, const uint32_t *ids,
                                 continue;
                         float inv = 1.0f / (float)c;
                         for (size_t k = 0; k < K; k++) {
-                                if (ids_f[k] == ITD_ID_EMPTY)
+                                if (ids_f[k] == ITD_SPARSE_NONE)
                                         continue;
                                 const float *row =
                                     emb + (f * R + ids_f[k] % R) * E;
@@ -229,7 +229,7 @@ void itd_embedding_backward(float *demb, const float *dy, size_t ldy,
                                 continue;
                         float inv = 1.0f / (float)c;
                         for (size_t k = 0; k < K; k++) {
-                                if (ids_f[k] == ITD_ID_EMPTY)
+                                if (ids_f[k] == ITD_SPARSE_NONE)
                                         continue;
                                 float *drow =
                                     demb + (f * R + ids_f[k] % R) * E;

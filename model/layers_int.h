@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ITD_ID_EMPTY UINT32_MAX /* an unused sparse-id slot */
+#include "intentd/types.h" /* ITD_SPARSE_NONE */
 
 /* ---- linear: y = x w^T + b --------------------------------------------- */
 
@@ -98,7 +98,7 @@ void itd_softmax_ce_backward(float *dz, const float *probs, const int *target,
 /**
  * @brief Per example and field, the mean of the embedding rows of the
  * field's non-empty ids (zeros when it has none).
- * ids: (B, F * K), slot ITD_ID_EMPTY unused, id taken modulo R;
+ * ids: (B, F * K), slot ITD_SPARSE_NONE unused, id taken modulo R;
  * emb: (F, R, E), one table of R rows per field;
  * y: rows of stride ldy; columns f * E .. f * E + E - 1 of row b are written.
  */

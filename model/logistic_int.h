@@ -21,7 +21,7 @@
 
 #include "intentd/err.h"
 #include "intentd/model.h"
-#include "intentd/prediction.h"
+#include "intentd/types.h"
 
 /*
  * Fixed offset added to every logit: logit(0.05), the MLP's initial base

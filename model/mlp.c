@@ -581,7 +581,7 @@ static void touch_rows(itd_mlp_t *m, const uint32_t *ids, size_t B) {
         for (size_t i = 0; i < B; i++) {
                 for (size_t s = 0; s < n_slots; s++) {
                         uint32_t id = ids[i * n_slots + s];
-                        if (id == ITD_ID_EMPTY)
+                        if (id == ITD_SPARSE_NONE)
                                 continue;
                         size_t f = s / c->ids_per_field;
                         size_t row = f * c->emb_buckets + id % c->emb_buckets;

@@ -36,7 +36,6 @@
 
 #include "codec_int.h"
 #include "intentd/codec.h"
-#include "intentd/conf.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "registry_int.h"

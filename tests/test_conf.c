@@ -14,6 +14,7 @@
 #include "intentd/engine.h"
 #include "intentd/codec.h"
 #include "intentd/conf.h"
+#include "intentd/input.h"
 #include "intentd/log.h"
 #include "intentd/mlp.h"
 #include "intentd/model.h"
@@ -176,7 +177,7 @@ Test(conf, new_holds_the_documented_default_of_every_option) {
         cr_expect_eq(conf->state_max_users, 5000000);
         cr_expect_eq(conf->labels_horizon_ms, 30 * 60000);
         cr_expect_eq(conf->labels_max_pending, 1000000);
-        cr_expect_eq(conf->model_type, ITD_MODEL_MLP);
+        cr_expect_eq(conf->model_type, ITD_MODEL_KIND_MLP);
         cr_expect_eq(conf->n_model_hidden, 2);
         cr_expect_eq(conf->model_hidden[0], 128);
         cr_expect_eq(conf->model_hidden[1], 64);
@@ -413,7 +414,7 @@ Test(conf, maps_enum_symbols_to_the_module_enums) {
             {"input.format", "json", offsetof(itd_conf_t, input_format),
              ITD_INPUT_JSON},
             {"model.type", "logistic", offsetof(itd_conf_t, model_type),
-             ITD_MODEL_LOGISTIC},
+             ITD_MODEL_KIND_LOGISTIC},
             {"model.optimizer", "sgd", offsetof(itd_conf_t, model_optimizer),
              ITD_OPT_SGD},
             {"model.optimizer", "AdaGrad",
@@ -566,7 +567,7 @@ Test(conf, nested_dotted_and_mixed_keys_load_the_same_values) {
         cr_expect_eq(nested->state_idle_ttl_ms, 2LL * 24 * 3600000);
         cr_expect_eq(nested->state_max_users, 1000);
         cr_expect_eq(nested->labels_horizon_ms, 7200000);
-        cr_expect_eq(nested->model_type, ITD_MODEL_LOGISTIC);
+        cr_expect_eq(nested->model_type, ITD_MODEL_KIND_LOGISTIC);
         cr_expect_eq(nested->n_model_hidden, 3);
         cr_expect_eq(nested->model_hidden[2], 8);
         cr_expect_eq(nested->model_embedding_buckets, 1024);

@@ -330,7 +330,7 @@ Test(layers, softmax_ce_stays_finite_at_large_logits) {
 /* ---- embeddings -------------------------------------------------------- */
 
 enum { EB = 3, EF = 2, EK = 3, ER = 5, EE = 4, ELD = 10 };
-#define E_ ITD_ID_EMPTY
+#define E_ ITD_SPARSE_NONE
 
 struct emb_ctx {
         uint32_t ids[EB * EF * EK];

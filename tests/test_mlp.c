@@ -52,7 +52,7 @@ static itd_mlp_conf_t tiny_conf(itd_opt_t opt) {
 }
 
 enum { TB = 5, TD = 5, TS = 6 /* 2 fields x 3 slots */ };
-#define E_ ITD_ID_EMPTY
+#define E_ ITD_SPARSE_NONE
 
 static const uint32_t tiny_ids[TB * TS] = {
     1, 8, E_, 3, E_, E_, /* 8 % 7 = row 1 again */

@@ -1,6 +1,6 @@
 /*
  * test_scoredist.c - the live score distribution behind relative trigger
- * thresholds (include/intentd/scoredist.h): quantiles against the exact
+ * thresholds (intentd/scoredist.h): quantiles against the exact
  * ones of a sample, exponential forgetting, the mean, determinism across
  * save and load, refusal of damaged words.
  */

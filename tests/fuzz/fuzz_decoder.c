@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "intentd/codec.h"
-#include "intentd/conf.h"
 #include "intentd/input.h"
 #include "intentd/log.h"
 

@@ -42,7 +42,7 @@ gen="$out/schemas.c"
 libs=$(pkg-config --cflags --libs avro-c jansson libxxhash zlib)
 flags="-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1
         -fsanitize=address,undefined -fno-sanitize-recover=undefined
-        -Wall -Wextra -I$src/include -I$src/pipeline"
+        -Wall -Wextra -I$src/include -I$src/pipeline/include -I$src/pipeline"
 
 # The pipeline sources once, instrumented for libFuzzer; then one link per
 # target.

@@ -24,6 +24,7 @@
 #include "intentd/err.h"
 #include "intentd/event.h"
 #include "intentd/prediction.h"
+#include "intentd/types.h"
 
 #define ITD_WINDOWS_MAX 8
 /* Sparse id slots: fields (category, item, query token), each with
@@ -31,7 +32,6 @@
 #define ITD_SPARSE_FIELDS 3
 #define ITD_SPARSE_SLOTS 4
 #define ITD_SPARSE_IDS (ITD_SPARSE_FIELDS * ITD_SPARSE_SLOTS)
-#define ITD_SPARSE_NONE UINT32_MAX
 
 typedef struct itd_state_conf_s {
         size_t n_windows;

@@ -28,7 +28,7 @@
 #include "intentd/err.h"
 #include "intentd/mlp.h"
 
-/* Same values as itd_model_type_t (conf.h), so the option maps 1:1. */
+/* model.type; the symbols of daemon/conf_table.c follow this order. */
 typedef enum {
         ITD_MODEL_KIND_MLP = 0,
         ITD_MODEL_KIND_LOGISTIC = 1,

@@ -87,10 +87,13 @@ const char *itd_reason_name(itd_reason_t r);
 /* The earliest accepted event time: 2000-01-01T00:00:00Z. */
 #define ITD_DECODER_MIN_TS_MS 946684800000LL
 
+/* input.format; the symbols of daemon/conf_table.c follow this order. */
+typedef enum { ITD_INPUT_AVRO = 0, ITD_INPUT_JSON } itd_input_format_t;
+
 /* Every field is the caller's to set: the daemon fills them from its
  * option table (input.*), which holds the defaults. */
 typedef struct itd_input_conf_s {
-        int format;               /* itd_input_format_t (conf.h) */
+        int format;               /* itd_input_format_t */
         int framing;              /* itd_framing_t (codec.h) */
         const char *schemas_dir;  /* NULL or "": none */
         const char *registry_url; /* NULL or "": none; may hold

@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 #include "intentd/err.h"
-#include "intentd/prediction.h"
+#include "intentd/types.h"
 
 #define ITD_PV_BINS 4096
 

@@ -8,16 +8,7 @@
 #include <stdint.h>
 
 #include "intentd/event.h"
-
-/* Next-action classes of the second head; order matches the Avro enum. */
-typedef enum {
-        ITD_NEXT_VIEW = 0,
-        ITD_NEXT_SEARCH,
-        ITD_NEXT_ADD_TO_CART,
-        ITD_NEXT_PURCHASE,
-        ITD_NEXT_LEAVE,
-        ITD_NEXT__COUNT
-} itd_next_t;
+#include "intentd/types.h" /* itd_next_t */
 
 #define ITD_TOPCAT_MAX 3  /* top categories published per prediction */
 #define ITD_EXPLAIN_MAX 3 /* features named in an explanation */

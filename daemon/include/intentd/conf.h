@@ -18,8 +18,6 @@
 
 #define ITD_CONF_LIST_MAX 8
 
-typedef enum { ITD_INPUT_AVRO = 0, ITD_INPUT_JSON } itd_input_format_t;
-typedef enum { ITD_MODEL_MLP = 0, ITD_MODEL_LOGISTIC } itd_model_type_t;
 /* log.format; the last three follow itd_log_format_t (log.h) + 1. AUTO
  * picks JOURNAL when stderr is journald's stream (JOURNAL_STREAM), else
  * PLAIN. */
@@ -48,7 +46,7 @@ typedef struct itd_conf_s {
         char *topic_triggers;
         char *topic_dead_letter;
 
-        int input_format;           /* itd_input_format_t */
+        int input_format;           /* itd_input_format_t (input.h) */
         int input_framing;          /* itd_framing_t (codec.h) */
         char *input_schemas_dir;    /* "" = none */
         char *input_schema_registry_url; /* "" = none */
@@ -73,7 +71,7 @@ typedef struct itd_conf_s {
         int64_t labels_max_pending;
         int labels_policy;          /* itd_labels_policy_t (labeler.h) */
 
-        int model_type;             /* itd_model_type_t */
+        int model_type;             /* itd_model_kind_t (model.h) */
         size_t n_model_hidden;
         int64_t model_hidden[ITD_CONF_LIST_MAX];
         int64_t model_embedding_buckets;

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "intentd/err.h"
-#include "intentd/prediction.h"
+#include "intentd/types.h"
 
 #define ITD_MLP_MAX_HIDDEN 4
 #define ITD_MLP_MAX_OFFSETS 4
