@@ -15,29 +15,22 @@
 #include "intentd/labeler.h"
 #include "intentd/mem.h"
 #include "intentd/model.h"
+#include "intentd/partition.h"
 #include "intentd/state.h"
 
 #define ENGINE_MAX_BATCH 512
 
-/* What intentd keeps per assigned partition. */
-typedef struct part_s {
-        itd_state_t *st;
-        itd_labeler_t *lb;
-        itd_triggers_t *trg;  /* marketing triggers of its users */
-        int64_t last_wall_ms; /* wall clock of its latest event */
-        int64_t last_ts_ms;   /* event time of its latest event */
-} part_t;
-
 struct itd_engine_s {
-        itd_state_conf_t state_conf;
-        itd_labeler_conf_t labeler_conf;
+        itd_partition_conf_t part_conf; /* what new partitions get */
         size_t dim;         /* dense features */
         size_t n_ids;       /* sparse ids per example */
         size_t train_batch; /* examples per optimizer step */
         int64_t chunk_span_ms; /* event time one scoring chunk may span */
 
-        part_t *parts;      /* indexed by partition number */
+        itd_partition_t **parts; /* indexed by partition number; NULL: not
+                                  * held */
         size_t n_parts;
+        int64_t last_input_ms;   /* wall clock of the last batch */
 
         itd_model_t *model;
         itd_pv_t *pv;
@@ -59,7 +52,6 @@ struct itd_engine_s {
         itd_example_hook_t hook;
         void *hook_arg;
 
-        itd_trigger_conf_t trigger_conf;
         int64_t trigger_clock_ms;  /* caller's clock for staleness, or
                                     * INT64_MIN */
         char model_id[ITD_MODEL_ID_MAX]; /* stamped on every prediction */
@@ -76,60 +68,52 @@ struct itd_engine_s {
 
 /* A partition part_get() has already created (negative numbers: 0, as
  * there). */
-static part_t *part_at(itd_engine_t *eng, int32_t partition) {
-        return &eng->parts[partition < 0 ? 0 : partition];
+static itd_partition_t *part_at(itd_engine_t *eng, int32_t partition) {
+        return eng->parts[partition < 0 ? 0 : partition];
 }
 
-static part_t *part_get(itd_engine_t *eng, int32_t partition, char *errstr,
-                        size_t errstr_size) {
+/* Room for partition p in the array. */
+static void parts_reserve(itd_engine_t *eng, int32_t p) {
+        if ((size_t)p < eng->n_parts)
+                return;
+        size_t n = (size_t)p + 1;
+        eng->parts = itd_xrealloc(eng->parts, n * sizeof *eng->parts);
+        memset(eng->parts + eng->n_parts, 0,
+               (n - eng->n_parts) * sizeof *eng->parts);
+        eng->n_parts = n;
+}
+
+static itd_partition_t *part_get(itd_engine_t *eng, int32_t partition,
+                                 int64_t now_ms, char *errstr,
+                                 size_t errstr_size) {
         if (partition < 0)
                 partition = 0;
-        if ((size_t)partition >= eng->n_parts) {
-                size_t n = (size_t)partition + 1;
-                eng->parts = itd_xrealloc(eng->parts, n * sizeof *eng->parts);
-                memset(eng->parts + eng->n_parts, 0,
-                       (n - eng->n_parts) * sizeof *eng->parts);
-                eng->n_parts = n;
-        }
-        part_t *pt = &eng->parts[partition];
-        if (!pt->st) {
-                pt->st = itd_state_new(&eng->state_conf, errstr, errstr_size);
-                if (!pt->st)
-                        return NULL;
-                pt->lb = itd_labeler_new(&eng->labeler_conf, errstr,
-                                         errstr_size);
-                pt->trg = itd_triggers_new(&eng->trigger_conf, errstr,
-                                           errstr_size);
-                if (!pt->lb || !pt->trg) {
-                        itd_state_destroy(pt->st);
-                        itd_labeler_destroy(pt->lb);
-                        itd_triggers_destroy(pt->trg);
-                        memset(pt, 0, sizeof *pt);
-                        return NULL;
-                }
-        }
-        return pt;
+        parts_reserve(eng, partition);
+        if (!eng->parts[partition])
+                eng->parts[partition] = itd_partition_new(
+                    partition, &eng->part_conf, now_ms, errstr, errstr_size);
+        return eng->parts[partition];
 }
 
 itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                              size_t errstr_size) {
         itd_engine_t *eng = itd_xcalloc(1, sizeof *eng);
-        eng->state_conf = ec->state;
-        eng->labeler_conf = ec->labels;
-        eng->trigger_conf = ec->triggers;
-        if (itd_state_conf_check(&eng->state_conf, errstr, errstr_size) !=
-                ITD_OK ||
-            itd_trigger_conf_check(&eng->trigger_conf, errstr,
+        eng->part_conf = ec->part;
+        if (itd_state_conf_check(&eng->part_conf.state, errstr,
+                                 errstr_size) != ITD_OK ||
+            itd_trigger_conf_check(&eng->part_conf.triggers, errstr,
                                    errstr_size) != ITD_OK)
                 goto fail;
         eng->trigger_clock_ms = INT64_MIN;
-        eng->dim = itd_features_dim(&eng->state_conf);
+        eng->last_input_ms = INT64_MIN;
+        eng->dim = itd_features_dim(&eng->part_conf.state);
         eng->n_ids = ITD_SPARSE_IDS;
         eng->train_batch = ec->train_batch;
         eng->chunk_span_ms = ec->score_span_ms;
         itd_model_conf_t mc = ec->model;
-        if (eng->labeler_conf.dim != eng->dim ||
-            eng->labeler_conf.n_ids != eng->n_ids || mc.mlp.n_dense != eng->dim ||
+        if (eng->part_conf.labels.dim != eng->dim ||
+            eng->part_conf.labels.n_ids != eng->n_ids ||
+            mc.mlp.n_dense != eng->dim ||
             mc.mlp.n_fields * mc.mlp.ids_per_field != eng->n_ids) {
                 snprintf(errstr, errstr_size,
                          "engine: labels and model must take the features' "
@@ -158,7 +142,7 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                 char buf[64];
                 for (size_t d = 0; d < eng->dim; d++)
                         itd_strlcpy(eng->feat_name[d],
-                                    itd_features_name(&eng->state_conf, d,
+                                    itd_features_name(&eng->part_conf.state, d,
                                                       buf, sizeof buf),
                                     sizeof eng->feat_name[d]);
         }
@@ -185,11 +169,8 @@ fail:
 void itd_engine_destroy(itd_engine_t *eng) {
         if (!eng)
                 return;
-        for (size_t i = 0; i < eng->n_parts; i++) {
-                itd_state_destroy(eng->parts[i].st);
-                itd_labeler_destroy(eng->parts[i].lb);
-                itd_triggers_destroy(eng->parts[i].trg);
-        }
+        for (size_t i = 0; i < eng->n_parts; i++)
+                itd_partition_destroy(eng->parts[i]);
         free(eng->parts);
         itd_model_destroy(eng->model);
         itd_pv_destroy(eng->pv);
@@ -226,14 +207,14 @@ itd_err_t itd_engine_set_triggers(itd_engine_t *eng,
                                   const itd_trigger_conf_t *conf,
                                   char *errstr, size_t errstr_size) {
         itd_trigger_conf_t tc = *conf;
-        tc.max_users = eng->trigger_conf.max_users;
+        tc.max_users = eng->part_conf.triggers.max_users;
         if (itd_trigger_conf_check(&tc, errstr, errstr_size) != ITD_OK)
                 return ITD_ERR_CONF;
-        eng->trigger_conf = tc;
+        eng->part_conf.triggers = tc;
         for (size_t p = 0; p < eng->n_parts; p++)
-                if (eng->parts[p].trg)
-                        (void)itd_triggers_set_conf(eng->parts[p].trg, &tc,
-                                                    errstr, errstr_size);
+                if (eng->parts[p])
+                        (void)itd_partition_set_triggers(eng->parts[p], &tc,
+                                                         errstr, errstr_size);
         return ITD_OK;
 }
 
@@ -247,8 +228,9 @@ void itd_engine_set_example_hook(itd_engine_t *eng, itd_example_hook_t hook,
         eng->hook_arg = arg;
 }
 
-const itd_state_conf_t *itd_engine_state_conf(const itd_engine_t *eng) {
-        return &eng->state_conf;
+const itd_partition_conf_t *itd_engine_partition_conf(
+    const itd_engine_t *eng) {
+        return &eng->part_conf;
 }
 
 size_t itd_engine_dim(const itd_engine_t *eng) {
@@ -273,21 +255,16 @@ static void train_flush(itd_engine_t *eng) {
 
 /* Judges resolved examples (they were scored before any learning from
  * them: progressive validation), then queues them for training. */
-static void learn_resolved(itd_engine_t *eng, part_t *pt) {
+static void learn_resolved(itd_engine_t *eng, itd_partition_t *pt) {
         itd_example_t ex[64];
         size_t n;
-        while ((n = itd_labeler_take(pt->lb, ex, 64)) > 0) {
+        while ((n = itd_partition_take(pt, ex, 64)) > 0) {
                 for (size_t i = 0; i < n; i++) {
                         /* labels.policy fake_negative: each prediction is
                          * judged once, with its final label; its fake
                          * negative is trained only, and a final negative
                          * (already learned) judged only (labeler.h) */
                         if (ex[i].judge) {
-                                /* the user's label counts (features
-                                 * label_logodds, labels_resolved) take the
-                                 * final label of every prediction */
-                                itd_state_label(pt->st, ex[i].user_hash,
-                                                ex[i].label);
                                 itd_pv_add(eng->pv, ex[i].score, ex[i].label,
                                            ex[i].next_probs, ex[i].next);
                                 if (eng->hook)
@@ -360,12 +337,12 @@ static void explain(const itd_engine_t *eng, const float *contrib,
  * (itd_engine_set_trigger_clock). Not against the partition's frontier:
  * the frontier has already moved over the whole batch, and a decision
  * must not depend on how events were batched. */
-static void trigger_event(itd_engine_t *eng, part_t *pt, uint64_t user_hash,
-                          const itd_prediction_t *pr, size_t i) {
-        int64_t ref = eng->trigger_clock_ms;
+static void trigger_event(itd_engine_t *eng, itd_partition_t *pt,
+                          uint64_t user_hash, const itd_prediction_t *pr,
+                          size_t i) {
         itd_trigger_fire_t fire;
-        eng->fired[i] = (unsigned char)itd_triggers_update(
-            pt->trg, user_hash, pr->event_ts_ms, ref,
+        eng->fired[i] = (unsigned char)itd_partition_trigger(
+            pt, user_hash, pr->event_ts_ms, eng->trigger_clock_ms,
             pr->purchase_probability, &fire);
         if (eng->fired[i])
                 itd_triggers_make_record(pr, &fire, &eng->trig[i]);
@@ -396,20 +373,15 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
         size_t row_of[ENGINE_MAX_BATCH];
         unsigned char late[ENGINE_MAX_BATCH];
         for (size_t i = i0; i < i0 + n; i++) {
-                part_t *pt = part_at(eng, in[i].partition);
+                itd_partition_t *pt = part_at(eng, in[i].partition);
                 itd_topcats_t top;
                 float *x = eng->x + rows * eng->dim;
                 uint32_t *ids = eng->ids + rows * eng->n_ids;
-                itd_err_t err = itd_state_update(pt->st, &in[i].ev, x, ids,
-                                                 &top);
+                int is_late;
+                itd_err_t err = itd_partition_apply(
+                    pt, &in[i].ev, 0, now_ms, x, ids, &top, &is_late);
+                late[i] = (unsigned char)is_late;
                 eng->events++;
-                pt->last_wall_ms = now_ms;
-                if (in[i].ev.ts_ms > pt->last_ts_ms)
-                        pt->last_ts_ms = in[i].ev.ts_ms;
-                late[i] = err == ITD_ERR_RANGE &&
-                          in[i].ev.ts_ms < itd_state_watermark(pt->st);
-                if (late[i])
-                        err = itd_state_peek(pt->st, &in[i].ev, x, ids, &top);
                 if (err != ITD_OK) {
                         outcome[i] = ITD_OUT_FILTERED;
                         eng->fired[i] = 0;
@@ -447,20 +419,12 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
                 if (outcome[i] != ITD_OUT_PREDICTED)
                         continue;
                 size_t r = row_of[i];
-                part_t *pt = part_at(eng, in[i].partition);
-                itd_labeler_observe(pt->lb, eng->user_hash[r], in[i].ev.ts_ms,
-                                    in[i].ev.type);
+                itd_partition_t *pt = part_at(eng, in[i].partition);
                 const float *np = eng->next + r * ITD_NEXT__COUNT;
-                /* A late prediction is not learned from: its features may
-                 * hold events after it (leakage), and its horizon may
-                 * have closed already. A full pool drops its oldest
-                 * pending prediction, so add only ever succeeds
-                 * (labeler.h). */
-                if (!late[i])
-                        (void)itd_labeler_add(
-                            pt->lb, eng->user_hash[r], in[i].ev.ts_ms,
-                            eng->x + r * eng->dim, eng->ids + r * eng->n_ids,
-                            eng->p[r], np);
+                itd_partition_predicted(pt, &in[i].ev, eng->user_hash[r],
+                                        late[i], eng->x + r * eng->dim,
+                                        eng->ids + r * eng->n_ids, eng->p[r],
+                                        np);
 
                 itd_prediction_t *pr = &out[i];
                 itd_prediction_make_id(pr, topic, in[i].partition,
@@ -494,10 +458,10 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
 
         /* (4) watermarks move with the batch; learn what they resolve. */
         for (size_t p = 0; p < eng->n_parts; p++) {
-                part_t *pt = &eng->parts[p];
-                if (!pt->st)
+                itd_partition_t *pt = eng->parts[p];
+                if (!pt)
                         continue;
-                itd_labeler_advance(pt->lb, itd_state_watermark(pt->st));
+                itd_partition_settle(pt);
                 learn_resolved(eng, pt);
         }
 }
@@ -520,14 +484,17 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
          * earlier events are being worked on. */
         for (size_t i = 0; i < n; i++) {
                 char why[256];
-                part_t *pt = part_get(eng, in[i].partition, why, sizeof why);
+                itd_partition_t *pt = part_get(eng, in[i].partition, now_ms,
+                                               why, sizeof why);
                 if (!pt) {
                         snprintf(errstr, errstr_size, "partition %d: %s",
                                  (int)in[i].partition, why);
                         return ITD_ERR_ARG;
                 }
-                itd_state_prefetch(pt->st, &in[i].ev);
+                itd_partition_prefetch(pt, &in[i].ev, 0);
         }
+        if (n > 0)
+                eng->last_input_ms = now_ms;
 
         /* Scoring chunks of bounded event-time span: on a sparse stream one
          * poll batch can cover hours, and the model would score all of it
@@ -540,41 +507,25 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
         return ITD_OK;
 }
 
-void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_wall_ms) {
-        /* Idle longer than this: event time is taken to move on with the
-         * wall clock from the partition's newest event. Never to another
-         * partition's watermark: partitions run ahead of each other (a
-         * fetch brings one stored batch per partition), and a partition
-         * fetched late would see its events refused as late. */
-        int64_t idle_ms = eng->state_conf.allowed_lateness_ms > 10000
-                              ? eng->state_conf.allowed_lateness_ms
-                              : 10000;
-        for (size_t p = 0; p < eng->n_parts; p++) {
-                part_t *pt = &eng->parts[p];
-                if (!pt->st || now_wall_ms - pt->last_wall_ms <= idle_ms)
-                        continue;
-                /* From the partition's frontier, not its newest event: one
-                 * future-dated event must not carry the watermark along. */
-                int64_t frontier = itd_state_frontier(pt->st);
-                if (frontier == INT64_MIN)
-                        continue;
-                int64_t target = frontier + (now_wall_ms - pt->last_wall_ms) -
-                                 eng->state_conf.allowed_lateness_ms;
-                if (target <= itd_state_watermark(pt->st))
-                        continue;
-                itd_state_advance(pt->st, target);
-                itd_labeler_advance(pt->lb, itd_state_watermark(pt->st));
-                learn_resolved(eng, pt);
-        }
+void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_ms) {
+        /* Only while nothing at all arrives: a partition merely fetched
+         * later than the others (a backlog) must not have its watermark
+         * pushed past events still on the broker. */
+        if (eng->last_input_ms != INT64_MIN &&
+            now_ms - eng->last_input_ms <= eng->part_conf.idle_ms)
+                return;
+        for (size_t p = 0; p < eng->n_parts; p++)
+                if (eng->parts[p] &&
+                    itd_partition_advance_idle(eng->parts[p], now_ms))
+                        learn_resolved(eng, eng->parts[p]);
 }
 
 void itd_engine_advance(itd_engine_t *eng, int64_t wm_ms) {
         for (size_t p = 0; p < eng->n_parts; p++) {
-                part_t *pt = &eng->parts[p];
-                if (!pt->st)
+                itd_partition_t *pt = eng->parts[p];
+                if (!pt)
                         continue;
-                itd_state_advance(pt->st, wm_ms);
-                itd_labeler_advance(pt->lb, itd_state_watermark(pt->st));
+                itd_partition_advance(pt, wm_ms);
                 learn_resolved(eng, pt);
         }
         train_flush(eng);
@@ -599,21 +550,21 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         s->train_steps = (uint64_t)itd_model_steps(eng->model);
         s->train_skipped = itd_model_skipped(eng->model);
         for (size_t p = 0; p < eng->n_parts; p++) {
-                const part_t *pt = &eng->parts[p];
-                if (!pt->st)
+                const itd_partition_t *pt = eng->parts[p];
+                if (!pt)
                         continue;
                 itd_state_stats_t ss;
-                itd_state_stats(pt->st, &ss);
+                itd_state_stats(itd_partition_state(pt), &ss);
                 s->users += ss.users;
                 s->state_bytes += ss.bytes;
                 s->evicted_ttl += ss.evicted_ttl;
                 s->evicted_cap += ss.evicted_cap;
                 itd_labeler_stats_t ls;
-                itd_labeler_stats(pt->lb, &ls);
+                itd_labeler_stats(itd_partition_labeler(pt), &ls);
                 s->pending += ls.pending;
                 s->labels_dropped += ls.dropped_full;
                 itd_triggers_stats_t ts;
-                itd_triggers_stats(pt->trg, &ts);
+                itd_triggers_stats(itd_partition_triggers(pt), &ts);
                 s->triggers_up += ts.fired_up;
                 s->triggers_down += ts.fired_down;
                 s->triggers_held_back += ts.held_back;
@@ -627,11 +578,11 @@ itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
                           itd_user_summary_t *out, int32_t *partition) {
         /* A user's events share a key, so one partition holds them. */
         for (size_t p = 0; p < eng->n_parts; p++) {
-                const part_t *pt = &eng->parts[p];
-                if (pt->st && itd_state_user_summary(
-                                  pt->st, user_id,
-                                  itd_state_watermark(pt->st),
-                                  out) == ITD_OK) {
+                const itd_state_t *st =
+                    eng->parts[p] ? itd_partition_state(eng->parts[p]) : NULL;
+                if (st && itd_state_user_summary(st, user_id,
+                                                 itd_state_watermark(st),
+                                                 out) == ITD_OK) {
                         *partition = (int32_t)p;
                         return ITD_OK;
                 }
@@ -641,11 +592,10 @@ itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
 
 itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out) {
         for (size_t p = 0; p < eng->n_parts; p++) {
-                const part_t *pt = &eng->parts[p];
-                if (!pt->st)
+                if (!eng->parts[p])
                         continue;
-                itd_err_t err = itd_state_dump(pt->st,
-                                               itd_state_watermark(pt->st),
+                const itd_state_t *st = itd_partition_state(eng->parts[p]);
+                itd_err_t err = itd_state_dump(st, itd_state_watermark(st),
                                                out);
                 if (err)
                         return err;
@@ -659,7 +609,7 @@ size_t itd_engine_partitions(const itd_engine_t *eng, int32_t *out,
                              size_t cap) {
         size_t n = 0;
         for (size_t p = 0; p < eng->n_parts; p++) {
-                if (!eng->parts[p].st)
+                if (!eng->parts[p])
                         continue;
                 if (n < cap)
                         out[n] = (int32_t)p;
@@ -668,114 +618,32 @@ size_t itd_engine_partitions(const itd_engine_t *eng, int32_t *out,
         return n;
 }
 
-static const part_t *part_find(const itd_engine_t *eng, int32_t p) {
-        if (p < 0 || (size_t)p >= eng->n_parts || !eng->parts[p].st)
+const itd_partition_t *itd_engine_partition_get(const itd_engine_t *eng,
+                                               int32_t p) {
+        if (p < 0 || (size_t)p >= eng->n_parts)
                 return NULL;
-        return &eng->parts[p];
+        return eng->parts[p];
 }
 
-itd_err_t itd_engine_partition_info(const itd_engine_t *eng, int32_t p,
-                                    itd_engine_part_info_t *info) {
-        const part_t *pt = part_find(eng, p);
-        if (!pt)
-                return ITD_ERR_NOT_FOUND;
-        itd_state_stats_t ss;
-        itd_labeler_stats_t ls;
-        itd_state_stats(pt->st, &ss);
-        itd_labeler_stats(pt->lb, &ls);
-        info->watermark_ms = itd_state_watermark(pt->st);
-        info->last_ts_ms = pt->last_ts_ms;
-        info->users = ss.users;
-        info->pending = ls.pending;
-        info->state_bytes = ss.bytes;
-        return ITD_OK;
+void itd_engine_adopt(itd_engine_t *eng, itd_partition_t *pt) {
+        int32_t p = itd_partition_id(pt);
+        if (p < 0)
+                p = 0;
+        parts_reserve(eng, p);
+        itd_partition_destroy(eng->parts[p]);
+        eng->parts[p] = pt;
 }
 
-itd_err_t itd_engine_write_partition(const itd_engine_t *eng, int32_t p,
-                                     FILE *out, char *errstr,
-                                     size_t errstr_size) {
-        const part_t *pt = part_find(eng, p);
-        if (!pt) {
-                snprintf(errstr, errstr_size, "partition %d holds no state",
-                         (int)p);
-                return ITD_ERR_NOT_FOUND;
-        }
-        itd_err_t err = itd_state_snapshot(pt->st, out, errstr, errstr_size);
-        if (!err)
-                err = itd_labeler_snapshot(pt->lb, out, errstr, errstr_size);
-        if (!err)
-                err = itd_triggers_snapshot(pt->trg, out, errstr, errstr_size);
-        return err;
-}
-
-/* The snapshot messages start with the class of failure (state.h). */
-static itd_err_t snapshot_err(const char *errstr) {
-        if (!strncmp(errstr, "incompatible", 12))
-                return ITD_ERR_INCOMPATIBLE;
-        if (!strncmp(errstr, "corrupt", 7) || !strncmp(errstr, "truncated", 9))
-                return ITD_ERR_CORRUPT;
-        return ITD_ERR_IO;
-}
-
-itd_err_t itd_engine_read_partition(const itd_engine_t *eng, FILE *in,
-                                    itd_state_t **st, itd_labeler_t **lb,
-                                    itd_triggers_t **trg, char *errstr,
-                                    size_t errstr_size) {
-        *st = itd_state_restore(in, &eng->state_conf, errstr, errstr_size);
-        if (!*st)
-                return snapshot_err(errstr);
-        *lb = itd_labeler_restore(in, &eng->labeler_conf, errstr,
-                                  errstr_size);
-        if (!*lb) {
-                itd_state_destroy(*st);
-                *st = NULL;
-                return snapshot_err(errstr);
-        }
-        *trg = itd_triggers_restore(in, &eng->trigger_conf, errstr,
-                                    errstr_size);
-        if (!*trg) {
-                itd_state_destroy(*st);
-                itd_labeler_destroy(*lb);
-                *st = NULL;
-                *lb = NULL;
-                return snapshot_err(errstr);
-        }
-        return ITD_OK;
-}
-
-void itd_engine_adopt_partition(itd_engine_t *eng, int32_t p,
-                                itd_state_t *st, itd_labeler_t *lb,
-                                itd_triggers_t *trg, int64_t last_ts_ms,
-                                int64_t now_ms) {
-        char errstr[64];
-        itd_engine_drop_partition(eng, p);
-        /* part_get grows the array and makes an empty partition, which is
-         * then replaced: simpler than a second way to grow. */
-        part_t *pt = part_get(eng, p, errstr, sizeof errstr);
-        if (pt) {
-                itd_state_destroy(pt->st);
-                itd_labeler_destroy(pt->lb);
-                itd_triggers_destroy(pt->trg);
-        } else {
-                pt = &eng->parts[p < 0 ? 0 : p];
-        }
-        pt->st = st;
-        pt->lb = lb;
-        pt->trg = trg;
-        pt->last_ts_ms = last_ts_ms;
-        /* Restored partitions count as active from now on: idle
-         * advancement waits a full idle period before moving them. */
-        pt->last_wall_ms = now_ms;
+itd_partition_t *itd_engine_detach(itd_engine_t *eng, int32_t p) {
+        if (p < 0 || (size_t)p >= eng->n_parts)
+                return NULL;
+        itd_partition_t *pt = eng->parts[p];
+        eng->parts[p] = NULL;
+        return pt;
 }
 
 void itd_engine_drop_partition(itd_engine_t *eng, int32_t p) {
-        if (p < 0 || (size_t)p >= eng->n_parts)
-                return;
-        part_t *pt = &eng->parts[p];
-        itd_state_destroy(pt->st);
-        itd_labeler_destroy(pt->lb);
-        itd_triggers_destroy(pt->trg);
-        memset(pt, 0, sizeof *pt);
+        itd_partition_destroy(itd_engine_detach(eng, p));
 }
 
 /*
@@ -903,8 +771,4 @@ itd_model_t *itd_engine_model(itd_engine_t *eng) {
 
 itd_pv_t *itd_engine_pv(itd_engine_t *eng) {
         return eng->pv;
-}
-
-const itd_labeler_conf_t *itd_engine_labeler_conf(const itd_engine_t *eng) {
-        return &eng->labeler_conf;
 }

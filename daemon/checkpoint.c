@@ -388,7 +388,7 @@ itd_ckdir_t *itd_ckdir_open(const char *dir, const itd_engine_t *eng,
         cd->keep = keep < 2 ? 2 : keep;
         cd->pause_ms = pause_ms;
         cd->err_fd = -1;
-        cd->spec_hash = itd_ckdir_feature_spec(itd_engine_state_conf(eng),
+        cd->spec_hash = itd_ckdir_feature_spec(&itd_engine_partition_conf(eng)->state,
                                                cd->spec, sizeof cd->spec);
         /* Unfinished cuts of an earlier life: their writer is gone (it
          * dies with its parent), so nothing else uses them. */
@@ -462,7 +462,8 @@ static itd_err_t write_file(const char *path, write_fn fn, itd_engine_t *eng,
 
 static itd_err_t write_part_fn(itd_engine_t *eng, int32_t p, FILE *out,
                                char *errstr, size_t errstr_size) {
-        return itd_engine_write_partition(eng, p, out, errstr, errstr_size);
+        return itd_partition_write(itd_engine_partition_get(eng, p), out,
+                                   errstr, errstr_size);
 }
 
 static itd_err_t write_trainer_fn(itd_engine_t *eng, int32_t p, FILE *out,
@@ -501,8 +502,8 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         itd_strlcpy(info.topic, cd->topic, sizeof info.topic);
         info.feature_spec_hash = cd->spec_hash;
         itd_strlcpy(info.feature_spec, cd->spec, sizeof info.feature_spec);
-        info.state_conf = *itd_engine_state_conf(eng);
-        info.labeler_conf = *itd_engine_labeler_conf(eng);
+        info.state_conf = *&itd_engine_partition_conf(eng)->state;
+        info.labeler_conf = itd_engine_partition_conf(eng)->labels;
 
         size_t n = itd_engine_partitions(eng, NULL, 0);
         int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
@@ -515,8 +516,8 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 if (!pp)
                         continue;
                 itd_cut_part_t *cp = &info.parts[info.n_parts++];
-                itd_engine_part_info_t pi;
-                itd_engine_partition_info(eng, ps[i], &pi);
+                itd_partition_info_t pi;
+                itd_partition_info(itd_engine_partition_get(eng, ps[i]), &pi);
                 cp->partition = ps[i];
                 cp->next_offset = pp->next_offset;
                 cp->watermark_ms = pi.watermark_ms;
@@ -733,51 +734,39 @@ static FILE *open_cut_file(const char *path, uint64_t want,
         return f;
 }
 
-/* Reads one partition file: exactly its bytes, nothing after. */
-static itd_err_t read_part(const char *path, uint64_t bytes,
+/* Reads one partition file (exactly its bytes, nothing after) into a new
+ * partition: with the engine's configuration, or (inspect: no engine) with
+ * the cut's own, the trigger table bounded only by its own header. */
+static itd_err_t read_part(const char *path, const itd_cut_part_t *cp,
                            const itd_engine_t *eng,
-                           const itd_cut_info_t *info, itd_state_t **st,
-                           itd_labeler_t **lb, itd_triggers_t **trg,
+                           const itd_cut_info_t *info, itd_partition_t **pt,
                            char *errstr, size_t errstr_size) {
-        *st = NULL;
-        *lb = NULL;
-        *trg = NULL;
-        FILE *f = open_cut_file(path, bytes, UINT64_MAX, errstr, errstr_size);
+        *pt = NULL;
+        FILE *f = open_cut_file(path, cp->bytes, UINT64_MAX, errstr,
+                                errstr_size);
         if (!f)
                 return ITD_ERR_CORRUPT;
-        char why[512];
-        itd_err_t err;
+        itd_partition_conf_t pc;
         if (eng) {
-                err = itd_engine_read_partition(eng, f, st, lb, trg, why,
-                                                sizeof why);
+                pc = *itd_engine_partition_conf(eng);
         } else {
-                /* inspect: no engine; the trigger table's own header says
-                 * its size, only max_users bounds it. */
-                const itd_trigger_conf_t tc = {
-                    .enter = 1, .exit = 0, .top_percent = 1,
-                    .exit_top_percent = 1, .lift = 1, .exit_lift = 1,
-                    .half_life_events = 1, .max_users = 2147483648u};
-                err = ITD_ERR_CORRUPT;
-                *st = itd_state_restore(f, &info->state_conf, why, sizeof why);
-                if (*st)
-                        *lb = itd_labeler_restore(f, &info->labeler_conf, why,
-                                                  sizeof why);
-                if (*lb)
-                        *trg = itd_triggers_restore(f, &tc, why, sizeof why);
-                if (*trg)
-                        err = ITD_OK;
+                pc = (itd_partition_conf_t){
+                    .state = info->state_conf,
+                    .labels = info->labeler_conf,
+                    .triggers = {.enter = 1, .exit = 0, .top_percent = 1,
+                                 .exit_top_percent = 1, .lift = 1,
+                                 .exit_lift = 1, .half_life_events = 1,
+                                 .max_users = 2147483648u}};
         }
+        char why[512];
+        itd_err_t err = itd_partition_read(f, cp->partition, &pc,
+                                           cp->last_ts_ms, itd_now_wall_ms(),
+                                           pt, why, sizeof why);
         if (!err && fgetc(f) != EOF) {
                 snprintf(why, sizeof why, "bytes after the trigger snapshot");
                 err = ITD_ERR_CORRUPT;
-        }
-        if (err) {
-                itd_state_destroy(*st);
-                itd_labeler_destroy(*lb);
-                itd_triggers_destroy(*trg);
-                *st = NULL;
-                *lb = NULL;
-                *trg = NULL;
+                itd_partition_destroy(*pt);
+                *pt = NULL;
         }
         fclose(f);
         if (err)
@@ -787,20 +776,16 @@ static itd_err_t read_part(const char *path, uint64_t bytes,
 
 itd_err_t itd_cut_read_partition(const char *cutdir,
                                  const itd_cut_info_t *info, int32_t p,
-                                 itd_state_t **st, itd_labeler_t **lb,
-                                 char *errstr, size_t errstr_size) {
+                                 itd_partition_t **pt, char *errstr,
+                                 size_t errstr_size) {
         char path[4096], name[64];
         snprintf(name, sizeof name, "part-%d.snap", (int)p);
         path_join(path, sizeof path, cutdir, name);
         for (size_t i = 0; i < info->n_parts; i++) {
                 if (info->parts[i].partition != p)
                         continue;
-                itd_triggers_t *trg;
-                itd_err_t rerr = read_part(path, info->parts[i].bytes, NULL,
-                                           info, st, lb, &trg, errstr,
-                                           errstr_size);
-                itd_triggers_destroy(trg);
-                return rerr;
+                return read_part(path, &info->parts[i], NULL, info, pt,
+                                 errstr, errstr_size);
         }
         itd_errf(errstr, errstr_size, "cut \"%s\" holds no partition %d",
                cutdir, (int)p);
@@ -867,9 +852,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         }
         char path[4096], name[64];
         size_t n = info->n_parts;
-        itd_state_t **sts = itd_xcalloc(n ? n : 1, sizeof *sts);
-        itd_labeler_t **lbs = itd_xcalloc(n ? n : 1, sizeof *lbs);
-        itd_triggers_t **trgs = itd_xcalloc(n ? n : 1, sizeof *trgs);
+        itd_partition_t **pts = itd_xcalloc(n ? n : 1, sizeof *pts);
         void *trainer = NULL;
         size_t trainer_len = 0;
         itd_pv_t *pv = NULL;
@@ -903,9 +886,8 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 snprintf(name, sizeof name, "part-%d.snap",
                          (int)info->parts[i].partition);
                 path_join(path, sizeof path, cutdir, name);
-                err = read_part(path, info->parts[i].bytes, eng, info,
-                                &sts[i], &lbs[i], &trgs[i], errstr,
-                                errstr_size);
+                err = read_part(path, &info->parts[i], eng, info, &pts[i],
+                                errstr, errstr_size);
         }
         if (!err) {
                 path_join(path, sizeof path, cutdir, "model.ckpt");
@@ -940,24 +922,17 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                                 "metrics (written by an older version): "
                                 "they start empty",
                                 cutdir);
+                /* Restored partitions count as active from now on: idle
+                 * advancement waits a full idle period before moving
+                 * them. */
                 for (size_t i = 0; i < n; i++) {
-                        itd_engine_adopt_partition(
-                            eng, info->parts[i].partition, sts[i], lbs[i],
-                            trgs[i], info->parts[i].last_ts_ms,
-                            itd_now_wall_ms());
-                        sts[i] = NULL;
-                        lbs[i] = NULL;
-                        trgs[i] = NULL;
+                        itd_engine_adopt(eng, pts[i]);
+                        pts[i] = NULL;
                 }
         }
-        for (size_t i = 0; i < n; i++) {
-                itd_state_destroy(sts[i]);
-                itd_labeler_destroy(lbs[i]);
-                itd_triggers_destroy(trgs[i]);
-        }
-        free(sts);
-        free(lbs);
-        free(trgs);
+        for (size_t i = 0; i < n; i++)
+                itd_partition_destroy(pts[i]);
+        free(pts);
         free(trainer);
         itd_pv_destroy(pv);
         if (err)

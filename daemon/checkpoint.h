@@ -195,13 +195,13 @@ size_t itd_ckdir_list(const char *dir, char ***paths);
 
 /**
  * @brief Restores partition p of the cut at cutdir with the cut's own
- * configuration (no engine needed).
+ * configuration (no engine needed) into *pt (caller owns).
  * @returns ITD_OK; else errstr says why.
  */
 itd_err_t itd_cut_read_partition(const char *cutdir,
                                  const itd_cut_info_t *info, int32_t p,
-                                 itd_state_t **st, itd_labeler_t **lb,
-                                 char *errstr, size_t errstr_size);
+                                 itd_partition_t **pt, char *errstr,
+                                 size_t errstr_size);
 
 /** @brief `intentd inspect`: see daemon/cmd_inspect.c. */
 int itd_cmd_inspect(int argc, char **argv);

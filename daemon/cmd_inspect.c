@@ -68,13 +68,12 @@ static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
         if (err)
                 return err;
         size_t n = info.n_parts;
-        itd_state_t **sts = calloc(n ? n : 1, sizeof *sts);
-        itd_labeler_t **lbs = calloc(n ? n : 1, sizeof *lbs);
+        itd_partition_t **pts = calloc(n ? n : 1, sizeof *pts);
         /* Read everything first, so a damaged file prints nothing. */
         for (size_t i = 0; i < n && !err; i++)
                 err = itd_cut_read_partition(cutdir, &info,
-                                             info.parts[i].partition, &sts[i],
-                                             &lbs[i], errstr, errstr_size);
+                                             info.parts[i].partition, &pts[i],
+                                             errstr, errstr_size);
         if (!err) {
                 fprintf(stderr,
                         "checkpoint %s: seq %" PRIu64 ", written by intentd "
@@ -85,9 +84,10 @@ static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
                         info.feature_spec);
         }
         for (size_t i = 0; i < n && !err; i++) {
-                int64_t wm = itd_state_watermark(sts[i]);
+                const itd_state_t *st = itd_partition_state(pts[i]);
+                int64_t wm = itd_state_watermark(st);
                 if (!summary) {
-                        err = itd_state_dump(sts[i], wm, stdout);
+                        err = itd_state_dump(st, wm, stdout);
                         if (err)
                                 snprintf(errstr, errstr_size,
                                          "writing to stdout failed");
@@ -95,8 +95,8 @@ static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
                 }
                 itd_state_stats_t ss;
                 itd_labeler_stats_t ls;
-                itd_state_stats(sts[i], &ss);
-                itd_labeler_stats(lbs[i], &ls);
+                itd_state_stats(st, &ss);
+                itd_labeler_stats(itd_partition_labeler(pts[i]), &ls);
                 printf("{\"partition\":%d,\"next_offset\":%" PRId64
                        ",\"watermark_ms\":%" PRId64 ",\"users\":%" PRIu64
                        ",\"pending\":%" PRIu64 ",\"positives\":%" PRIu64
@@ -106,12 +106,9 @@ static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
                        wm, ss.users, ls.pending, ls.positives, ls.negatives,
                        ss.bytes);
         }
-        for (size_t i = 0; i < n; i++) {
-                itd_state_destroy(sts[i]);
-                itd_labeler_destroy(lbs[i]);
-        }
-        free(sts);
-        free(lbs);
+        for (size_t i = 0; i < n; i++)
+                itd_partition_destroy(pts[i]);
+        free(pts);
         itd_cut_info_fini(&info);
         return err;
 }

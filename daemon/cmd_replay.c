@@ -297,7 +297,7 @@ static void flush_held(replay_t *r, int have_baseline) {
 }
 
 static void csv_header(FILE *csv, const itd_engine_t *eng) {
-        const itd_state_conf_t *sc = itd_engine_state_conf(eng);
+        const itd_state_conf_t *sc = &itd_engine_partition_conf(eng)->state;
         fputs("ts,user", csv);
         char name[64];
         for (size_t i = 0; i < itd_engine_dim(eng); i++) {

@@ -38,15 +38,17 @@ void itd_conf_to_triggers(const itd_conf_t *conf, itd_trigger_conf_t *tc) {
 itd_err_t itd_conf_to_engine(const itd_conf_t *conf, itd_engine_conf_t *ec,
                                char *errstr, size_t errstr_size) {
         memset(ec, 0, sizeof *ec);
-        itd_state_conf_t *sc = &ec->state;
+        itd_state_conf_t *sc = &ec->part.state;
         itd_conf_to_state(conf, sc);
         if (itd_state_conf_check(sc, errstr, errstr_size) != ITD_OK)
                 return ITD_ERR_CONF;
         size_t dim = itd_features_dim(sc);
 
-        itd_conf_to_triggers(conf, &ec->triggers);
+        itd_conf_to_triggers(conf, &ec->part.triggers);
+        /* no event for 10 s: idle (beyond the allowed lateness) */
+        ec->part.idle_ms = 10000;
 
-        itd_labeler_conf_t *lc = &ec->labels;
+        itd_labeler_conf_t *lc = &ec->part.labels;
         lc->dim = dim;
         lc->n_ids = ITD_SPARSE_IDS;
         lc->horizon_ms = conf->labels_horizon_ms;

@@ -32,7 +32,7 @@ uint64_t itd_model_fingerprint(const itd_conf_t *conf,
         XXH64_state_t *h = XXH64_createState();
         XXH64_reset(h, 0);
         char buf[512];
-        const itd_state_conf_t *sc = itd_engine_state_conf(eng);
+        const itd_state_conf_t *sc = &itd_engine_partition_conf(eng)->state;
         size_t dim = itd_engine_dim(eng);
         for (size_t i = 0; i < dim; i++) {
                 const char *name = itd_features_name(sc, i, buf, sizeof buf);

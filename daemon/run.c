@@ -749,12 +749,13 @@ static void assign_from_checkpoint(loop_t *lp,
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *el = &parts->elems[i];
                 ppos_t *pp = ppos(lp, el->partition);
-                itd_engine_part_info_t info;
+                const itd_partition_t *held =
+                    itd_engine_partition_get(lp->eng, el->partition);
                 pp->assigned = 1;
                 pp->held = 0;
-                if (itd_engine_partition_info(lp->eng, el->partition,
-                                              &info) == ITD_OK &&
-                    pp->applied >= 0) {
+                if (held && pp->applied >= 0) {
+                        itd_partition_info_t info;
+                        itd_partition_info(held, &info);
                         el->offset = pp->applied;
                         pp->acked = pp->applied;
                         itd_log(ITD_LOG_INFO, "checkpoint",
@@ -1503,13 +1504,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 flow_control(&lp);
                 if (itd_now_mono_ms() - last_gauges >= 500) {
                         last_gauges = itd_now_mono_ms();
-                        /* Only when nothing at all arrives: a partition
-                         * merely fetched later than others (a backlog)
-                         * must not have its watermark pushed past events
-                         * still on the broker. */
-                        if (itd_now_mono_ms() - last_msg_ms > 10000)
-                                itd_engine_advance_idle(lp.eng,
-                                                        itd_now_wall_ms());
+                        /* the engine decides what is idle */
+                        itd_engine_advance_idle(lp.eng, itd_now_wall_ms());
                         publish_gauges(&lp);
                 }
                 if (itd_now_mono_ms() - last_ms >= interval)

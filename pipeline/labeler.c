@@ -822,9 +822,10 @@ static const char *restore_links(itd_labeler_t *lb, size_t n_live,
         return NULL;
 }
 
-itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
-                                   char *errstr, size_t errstr_size) {
-#define FAIL ITD_SNAP_FAIL
+itd_err_t itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
+                              itd_labeler_t **out, char *errstr,
+                              size_t errstr_size) {
+#define FAIL(cls, ...) ITD_SNAP_FAIL(&s, cls, __VA_ARGS__)
         static const char *const names[LH__COUNT] = {
             [LH_DIM] = "labeler.dim", [LH_N_IDS] = "labeler.n_ids",
             [LH_NEXT_COUNT] = "next-action classes",
@@ -833,6 +834,7 @@ itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         itd_labeler_t *lb = NULL;
         uint32_t *links = NULL;
         itd_snap_t s = {.f = in};
+        *out = NULL;
         uint64_t v[LH__COUNT], payload_bytes, payload_hash;
         if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
                                  &payload_hash, errstr, errstr_size) != 0)
@@ -844,12 +846,14 @@ itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
             [LH_GAP] = (uint64_t)conf->session_gap_ms};
         for (size_t i = 0; i <= LH_GAP; i++)
                 if (v[i] != mine[i])
-                        FAIL("incompatible labeler snapshot: taken with %s = %"
+                        FAIL(ITD_ERR_INCOMPATIBLE,
+                             "incompatible labeler snapshot: taken with %s = %"
                              PRId64 ", the configuration has %" PRId64,
                              names[i], (int64_t)v[i], (int64_t)mine[i]);
         size_t n_live = v[LH_N_LIVE];
         if (n_live > conf->max_pending)
-                FAIL("incompatible labeler snapshot: it holds %zu pending "
+                FAIL(ITD_ERR_INCOMPATIBLE,
+                     "incompatible labeler snapshot: it holds %zu pending "
                      "or unlearned predictions, labeler.max_pending is %zu",
                      n_live, conf->max_pending);
         size_t heap_n[2] = {v[LH_HEAP_LABEL], v[LH_HEAP_NEXT]};
@@ -860,7 +864,8 @@ itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
                 n_live * (LSNAP_REC + conf->dim * sizeof(float) +
                           conf->n_ids * sizeof(uint32_t)) +
                     (heap_n[0] + heap_n[1] + n_res) * sizeof(uint32_t))
-                FAIL("corrupt labeler snapshot: sizes in the header (bytes "
+                FAIL(ITD_ERR_CORRUPT,
+                     "corrupt labeler snapshot: sizes in the header (bytes "
                      "24..%d) do not describe a labeler", LSNAP_HDR_BYTES - 1);
 
         lb = itd_labeler_new(conf, errstr, errstr_size);
@@ -910,9 +915,10 @@ itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         const char *bad = restore_links(lb, n_live, heap_a, heap_n,
                                         links + heap_n[0] + heap_n[1], n_res);
         if (bad)
-                FAIL("corrupt labeler snapshot: %s", bad);
+                FAIL(ITD_ERR_CORRUPT, "corrupt labeler snapshot: %s", bad);
         free(links);
-        return lb;
+        *out = lb;
+        return ITD_OK;
 short_read:
         itd_snap_hash_end(&s);
         itd_snap_read_error(&s, "labeler", "the predictions", start,
@@ -921,6 +927,6 @@ short_read:
 fail:
         free(links);
         itd_labeler_destroy(lb);
-        return NULL;
+        return s.err ? s.err : ITD_ERR_CONF;
 #undef FAIL
 }

@@ -374,10 +374,12 @@ itd_err_t itd_risk_snapshot(const itd_risk_t *rk, FILE *out, char *errstr,
                              errstr_size);
 }
 
-itd_risk_t *itd_risk_restore(FILE *in, char *errstr, size_t errstr_size) {
-#define FAIL ITD_SNAP_FAIL
+itd_err_t itd_risk_restore(FILE *in, itd_risk_t **out, char *errstr,
+                           size_t errstr_size) {
+#define FAIL(cls, ...) ITD_SNAP_FAIL(&s, cls, __VA_ARGS__)
         itd_risk_t *rk = NULL;
         itd_snap_t s = {.f = in};
+        *out = NULL;
         uint64_t v[RH__COUNT], payload_bytes, payload_hash;
         if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
                                  &payload_hash, errstr, errstr_size) != 0)
@@ -385,14 +387,16 @@ itd_risk_t *itd_risk_restore(FILE *in, char *errstr, size_t errstr_size) {
         if (v[RH_BINS] != RISK_BINS || v[RH_LO] != double_bits(RISK_X_LO) ||
             v[RH_WIDTH] != double_bits(RISK_BIN_W) ||
             v[RH_DECAY] != double_bits(RISK_DECAY))
-                FAIL("incompatible risk snapshot: histogram layout (%" PRIu64
+                FAIL(ITD_ERR_INCOMPATIBLE,
+                     "incompatible risk snapshot: histogram layout (%" PRIu64
                      " bins) differs from this build's (%d bins of %g from "
                      "%g, decay %g)",
                      v[RH_BINS], RISK_BINS, RISK_BIN_W, RISK_X_LO,
                      RISK_DECAY);
         rk = itd_xcalloc(1, sizeof *rk);
         if (payload_bytes != sizeof rk->h)
-                FAIL("corrupt risk snapshot: payload of %" PRIu64
+                FAIL(ITD_ERR_CORRUPT,
+                     "corrupt risk snapshot: payload of %" PRIu64
                      " bytes where the header describes %zu",
                      payload_bytes, sizeof rk->h);
         itd_snap_hash_begin(&s);
@@ -408,16 +412,19 @@ itd_risk_t *itd_risk_restore(FILE *in, char *errstr, size_t errstr_size) {
                 goto fail;
         for (int b = 0; b < RISK_BINS; b++)
                 if (!isfinite(rk->h[b]) || rk->h[b] < 0.0)
-                        FAIL("corrupt risk snapshot: bin %d holds %g", b,
+                        FAIL(ITD_ERR_CORRUPT,
+                             "corrupt risk snapshot: bin %d holds %g", b,
                              rk->h[b]);
         rk->sessions = v[RH_SESSIONS];
         summarise(rk);
         if (!(rk->weight > 0.0) || !isfinite(rk->weight))
-                FAIL("corrupt risk snapshot: histogram weight %g",
+                FAIL(ITD_ERR_CORRUPT,
+                     "corrupt risk snapshot: histogram weight %g",
                      rk->weight);
-        return rk;
+        *out = rk;
+        return ITD_OK;
 fail:
         itd_risk_destroy(rk);
-        return NULL;
+        return s.err ? s.err : ITD_ERR_CONF;
 #undef FAIL
 }

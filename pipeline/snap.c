@@ -76,9 +76,10 @@ uint64_t itd_snap_get(const unsigned char *buf, size_t *pos) {
         return v;
 }
 
-void itd_snap_read_error(const itd_snap_t *s, const char *kind,
+void itd_snap_read_error(itd_snap_t *s, const char *kind,
                          const char *what, uint64_t start, uint64_t want,
                          char *errstr, size_t errstr_size) {
+        s->err = s->eof ? ITD_ERR_CORRUPT : ITD_ERR_IO;
         if (!errstr || !errstr_size)
                 return;
         if (s->eof)
@@ -151,7 +152,8 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
                 goto fail;
         }
         if (memcmp(head, k->magic, 8) != 0)
-                ITD_SNAP_FAIL("corrupt %s snapshot: bad magic at byte 0 (not "
+                ITD_SNAP_FAIL(s, ITD_ERR_CORRUPT,
+                              "corrupt %s snapshot: bad magic at byte 0 (not "
                               "a %s snapshot)", name, name);
         memcpy(&vw, head + 8, sizeof(vw));
         const itd_snap_kind_t *o = k->older;
@@ -162,7 +164,8 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
                 k = o;
         else if ((uint32_t)vw != k->version ||
                  vw >> 32 != (uint64_t)hdr_bytes)
-                ITD_SNAP_FAIL("incompatible %s snapshot: format version %"
+                ITD_SNAP_FAIL(s, ITD_ERR_INCOMPATIBLE,
+                              "incompatible %s snapshot: format version %"
                               PRIu32 " with a %" PRIu32 "-byte header at "
                               "byte 8; this build reads version %d (%d "
                               "bytes)", name, (uint32_t)vw,
@@ -181,12 +184,14 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
                 goto fail;
         }
         if (stored != computed)
-                ITD_SNAP_FAIL("corrupt %s snapshot: header checksum mismatch "
+                ITD_SNAP_FAIL(s, ITD_ERR_CORRUPT,
+                              "corrupt %s snapshot: header checksum mismatch "
                               "over bytes 0..%d (stored %016" PRIx64
                               ", computed %016" PRIx64 ")", name,
                               hdr_bytes - 9, stored, computed);
         if (endian != ITD_SNAP_ENDIAN)
-                ITD_SNAP_FAIL("incompatible %s snapshot: written on a host "
+                ITD_SNAP_FAIL(s, ITD_ERR_INCOMPATIBLE,
+                              "incompatible %s snapshot: written on a host "
                               "of another byte order", name);
         return 0;
 fail:
@@ -201,6 +206,7 @@ int itd_snap_payload_check(itd_snap_t *s, const itd_snap_kind_t *k,
         uint64_t computed = itd_snap_hash_end(s);
         if (computed == stored)
                 return 0;
+        s->err = ITD_ERR_CORRUPT;
         if (errstr && errstr_size)
                 snprintf(errstr, errstr_size,
                          "corrupt %s snapshot: payload checksum mismatch "

@@ -41,6 +41,9 @@ typedef struct itd_snap_s {
         int eof;           /* the short read hit end of input */
         int saved_errno;
         uint32_t version;  /* format version itd_snap_header_read found */
+        itd_err_t err;     /* why a read failed: ITD_ERR_CORRUPT (damaged
+                            * or truncated), ITD_ERR_INCOMPATIBLE (another
+                            * version, build or configuration), ITD_ERR_IO */
 } itd_snap_t;
 
 void itd_snap_write(itd_snap_t *s, const void *p, size_t n);
@@ -51,17 +54,20 @@ uint64_t itd_snap_hash_end(itd_snap_t *s);
 /* Little helpers for fixed-size records, native byte order. */
 void itd_snap_put(unsigned char *buf, size_t *pos, uint64_t v);
 uint64_t itd_snap_get(const unsigned char *buf, size_t *pos);
-/* "truncated ... snapshot: input ended at byte N (...)" or an I/O error,
- * for a failed read of what (e.g. "the users") that began at byte start. */
-void itd_snap_read_error(const itd_snap_t *s, const char *kind,
+/* "truncated ... snapshot: input ended at byte N (...)" (s->err
+ * ITD_ERR_CORRUPT) or an I/O error (ITD_ERR_IO), for a failed read of what
+ * (e.g. "the users") that began at byte start. */
+void itd_snap_read_error(itd_snap_t *s, const char *kind,
                          const char *what, uint64_t start, uint64_t want,
                          char *errstr, size_t errstr_size);
 
-/* For restore functions, which all fail the same way: the message into
- * errstr (errstr_size bytes; both in scope, errstr may be NULL), then
- * goto fail. */
-#define ITD_SNAP_FAIL(...)                                                \
+/* For restore functions, which all fail the same way: the class of the
+ * failure into sp->err (an itd_snap_t *), the message into errstr
+ * (errstr_size bytes; both in scope, errstr may be NULL), then goto fail.
+ * Callers tell failures apart by the class, never by the message. */
+#define ITD_SNAP_FAIL(sp, cls, ...)                                       \
         do {                                                              \
+                (sp)->err = (cls);                                        \
                 if (errstr && errstr_size)                                \
                         snprintf(errstr, errstr_size, __VA_ARGS__);       \
                 goto fail;                                                \
@@ -85,8 +91,9 @@ itd_err_t itd_snap_save(FILE *out, const itd_snap_kind_t *k,
  * checksum, byte order, in that order, so a foreign file is named as such
  * before anything else. Fills values (k->n_values, or k->older->n_values
  * when the snapshot is of that version: s->version says which), the
- * payload's length and hash. Returns 0, or -1 with errstr ("corrupt <name> snapshot: ...",
- * "incompatible <name> snapshot: ...", "truncated ...").
+ * payload's length and hash. Returns 0, or -1 with s->err and errstr
+ * (ITD_ERR_CORRUPT: "corrupt <name> snapshot: ...", "truncated ...";
+ * ITD_ERR_INCOMPATIBLE: "incompatible <name> snapshot: ..."; ITD_ERR_IO).
  */
 int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
                          uint64_t *values, uint64_t *payload_bytes,
@@ -96,7 +103,8 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
 /*
  * Ends the payload hash that the caller began with itd_snap_hash_begin
  * right after the header, and compares it with the stored one. Returns 0,
- * or -1 with "corrupt <name> snapshot: payload checksum mismatch ...".
+ * or -1 with s->err ITD_ERR_CORRUPT and "corrupt <name> snapshot: payload
+ * checksum mismatch ...".
  */
 int itd_snap_payload_check(itd_snap_t *s, const itd_snap_kind_t *k,
                            uint64_t stored, char *errstr,

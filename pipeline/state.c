@@ -1469,15 +1469,17 @@ static const char *restore_check(itd_state_t *st, char *buf, size_t cap) {
         return NULL;
 }
 
-itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
-                               char *errstr, size_t errstr_size) {
-#define FAIL ITD_SNAP_FAIL
+itd_err_t itd_state_restore(FILE *in, const itd_state_conf_t *conf,
+                            itd_state_t **out, char *errstr,
+                            size_t errstr_size) {
+#define FAIL(cls, ...) ITD_SNAP_FAIL(&s, cls, __VA_ARGS__)
         itd_state_t *st = NULL;
         itd_snap_t s = {.f = in};
         uint64_t hv[SNAP_WORDS], payload_bytes, payload_hash;
         char buf[128];
+        *out = NULL;
         if (itd_state_conf_check(conf, errstr, errstr_size) != ITD_OK)
-                return NULL;
+                return ITD_ERR_CONF;
         if (itd_snap_header_read(&s, &snap_kind, hv, &payload_bytes,
                                  &payload_hash, errstr, errstr_size) != 0)
                 goto fail;
@@ -1486,7 +1488,8 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
         layout_words(lay);
         for (size_t i = 0; i < SNAP_LAYOUT_WORDS; i++)
                 if (lw[i] != lay[i])
-                        FAIL("incompatible state snapshot: written by a build "
+                        FAIL(ITD_ERR_INCOMPATIBLE,
+                             "incompatible state snapshot: written by a build "
                              "with %s = %" PRIu64 ", this build has %" PRIu64,
                              layout_names[i], lw[i], lay[i]);
         const uint64_t *cw = hv + SNAP_LAYOUT_WORDS;
@@ -1496,7 +1499,8 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
          * TTL and max_users are limits that may change between runs */
         for (size_t i = 0; i < SNAP_CONF_WORDS - 2; i++)
                 if (cw[i] != mine[i])
-                        FAIL("incompatible state snapshot: taken with %s = %"
+                        FAIL(ITD_ERR_INCOMPATIBLE,
+                             "incompatible state snapshot: taken with %s = %"
                              PRId64 ", the configuration has %" PRId64,
                              conf_word_name(i, buf, sizeof(buf)),
                              (int64_t)cw[i], (int64_t)mine[i]);
@@ -1537,7 +1541,8 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                                  (v[SC_CATS_N] + 1) * 8 +
                                  v[SC_CATS_ARENA_LEN] +
                                  v[SC_FRONT_N] * (4 + 8))
-                FAIL("corrupt state snapshot: sizes in the header (bytes "
+                FAIL(ITD_ERR_CORRUPT,
+                     "corrupt state snapshot: sizes in the header (bytes "
                      "24..%d) do not describe a state", SNAP_HDR_BYTES - 1);
 
         st = itd_state_new(conf, errstr, errstr_size);
@@ -1627,7 +1632,7 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                 convert_v2_users(st);
         const char *bad = restore_check(st, buf, sizeof(buf));
         if (bad)
-                FAIL("corrupt state snapshot: %s", bad);
+                FAIL(ITD_ERR_CORRUPT, "corrupt state snapshot: %s", bad);
 
         for (uint32_t i = 0; i < st->front_n; i++)
                 sorted_insert(st->front_sorted, i, st->front_ts[i]);
@@ -1638,7 +1643,8 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                 int found;
                 size_t at = table_probe(st, id, tag, &found);
                 if (found)
-                        FAIL("corrupt state snapshot: user id \"%.64s\" "
+                        FAIL(ITD_ERR_CORRUPT,
+                             "corrupt state snapshot: user id \"%.64s\" "
                              "appears twice", id);
                 st->slots[at] = (uint64_t)tag << 32 | (uint64_t)(i + 1);
         }
@@ -1657,9 +1663,10 @@ itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                 user_evict(st, st->lru_tail);
                 st->stats.evicted_cap++;
         }
-        return st;
+        *out = st;
+        return ITD_OK;
 fail:
         itd_state_destroy(st);
-        return NULL;
+        return s.err ? s.err : ITD_ERR_CONF;
 #undef FAIL
 }

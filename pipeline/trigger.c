@@ -616,11 +616,13 @@ itd_err_t itd_triggers_snapshot(const itd_triggers_t *t, FILE *out,
                              errstr_size);
 }
 
-itd_triggers_t *itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
-                                     char *errstr, size_t errstr_size) {
-#define FAIL ITD_SNAP_FAIL
+itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
+                               itd_triggers_t **out, char *errstr,
+                               size_t errstr_size) {
+#define FAIL(cls, ...) ITD_SNAP_FAIL(&s, cls, __VA_ARGS__)
         itd_triggers_t *t = NULL;
         itd_snap_t s = {.f = in};
+        *out = NULL;
         uint64_t v[TH__COUNT] = {0}, payload_bytes, payload_hash;
         uint64_t *words = NULL;
         if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
@@ -630,7 +632,8 @@ itd_triggers_t *itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
         uint64_t n = v[TH_N];
         uint64_t dist_bytes = v2 ? TSNAP_DIST_BYTES : 0;
         if (n > MAX_USERS_LIMIT || payload_bytes != n * TSNAP_REC + dist_bytes)
-                FAIL("corrupt trigger snapshot: sizes in the header (bytes "
+                FAIL(ITD_ERR_CORRUPT,
+                     "corrupt trigger snapshot: sizes in the header (bytes "
                      "24..%d) do not describe a trigger table",
                      (int)ITD_SNAP_HDR_BYTES(v2 ? TH__COUNT : TH_V1_COUNT) -
                          1);
@@ -696,19 +699,21 @@ itd_triggers_t *itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
                                    errstr_size) != 0)
                 goto fail;
         if (bad)
-                FAIL("corrupt trigger snapshot: %s", bad);
+                FAIL(ITD_ERR_CORRUPT, "corrupt trigger snapshot: %s", bad);
         if (words && itd_scoredist_load(t->dist, words) != 0)
-                FAIL("corrupt trigger snapshot: the score distribution "
+                FAIL(ITD_ERR_CORRUPT,
+                     "corrupt trigger snapshot: the score distribution "
                      "(the last %d payload bytes) holds negative or "
                      "non-finite masses",
                      TSNAP_DIST_BYTES);
         free(words);
         /* insert() counted nothing: the table never filled. */
         t->stats.evicted += skip;
-        return t;
+        *out = t;
+        return ITD_OK;
 fail:
         free(words);
         itd_triggers_destroy(t);
-        return NULL;
+        return s.err ? s.err : ITD_ERR_CONF;
 #undef FAIL
 }

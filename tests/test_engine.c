@@ -204,7 +204,7 @@ Test(engine_leakage, window_counts_ignore_earlier_arrivals_with_later_times) {
         const ex_t *ea = find_ex(a, "u", T0 + 2 * SEC_MS);
         const ex_t *eb = find_ex(b, "u", T0 + 2 * SEC_MS);
         cr_assert(ea && eb);
-        const itd_state_conf_t *sc = itd_engine_state_conf(a->eng);
+        const itd_state_conf_t *sc = &itd_engine_partition_conf(a->eng)->state;
         size_t n_counts = 0;
         for (size_t i = 0; i < a->dim; i++) {
                 char name[64];
@@ -400,8 +400,10 @@ Test(engine_late, one_future_dated_event_does_not_silence_the_partition) {
         /* the stray event's prediction waits like any other: nothing got
          * resolved as negative by a watermark an hour ahead */
         cr_expect_eq(st.examples_neg, 0);
-        itd_engine_part_info_t info;
-        cr_assert_eq(itd_engine_partition_info(s->eng, 0, &info), ITD_OK);
+        itd_partition_info_t info;
+        const itd_partition_t *p0 = itd_engine_partition_get(s->eng, 0);
+        cr_assert_not_null(p0);
+        itd_partition_info(p0, &info);
         cr_expect_lt(info.watermark_ms, T0 + 200 * 1000);
         sim_destroy(s);
         itd_conf_destroy(conf);
@@ -421,8 +423,10 @@ Test(engine_late,
         }
         batch_flush(&b, s);
         itd_engine_stats_t before = sim_stats(s), after;
-        itd_engine_part_info_t info;
-        cr_assert_eq(itd_engine_partition_info(s->eng, 0, &info), ITD_OK);
+        itd_partition_info_t info;
+        const itd_partition_t *p0 = itd_engine_partition_get(s->eng, 0);
+        cr_assert_not_null(p0);
+        itd_partition_info(p0, &info);
         cr_assert_gt(info.watermark_ms, T0 + 5 * MIN_MS);
         cr_assert_eq(before.examples_pos, 0);
         cr_assert_eq(before.late, 0);
@@ -545,29 +549,28 @@ Test(engine_checkpoint, write_read_adopt_continues_identically) {
                 char *buf = NULL;
                 size_t len = 0;
                 FILE *f = open_memstream(&buf, &len);
-                cr_assert_eq(itd_engine_write_partition(a->eng, parts[k], f,
-                                                        err, sizeof err),
+                cr_assert_eq(itd_partition_write(
+                                 itd_engine_partition_get(a->eng, parts[k]), f,
+                                 err, sizeof err),
                              ITD_OK, "%s", err);
                 fclose(f);
+                itd_partition_info_t info;
+                itd_partition_info(itd_engine_partition_get(a->eng, parts[k]),
+                                   &info);
                 f = fmemopen(buf, len, "rb");
-                itd_state_t *st;
-                itd_labeler_t *lb;
-                itd_triggers_t *trg;
-                cr_assert_eq(itd_engine_read_partition(b->eng, f, &st, &lb,
-                                                       &trg, err, sizeof err),
+                itd_partition_t *pt;
+                cr_assert_eq(itd_partition_read(
+                                 f, parts[k], itd_engine_partition_conf(b->eng),
+                                 info.last_ts_ms, itd_now_wall_ms(), &pt, err,
+                                 sizeof err),
                              ITD_OK, "%s", err);
                 fclose(f);
                 free(buf);
-                itd_engine_part_info_t info;
-                cr_assert_eq(itd_engine_partition_info(a->eng, parts[k],
-                                                       &info),
-                             ITD_OK);
-                itd_engine_adopt_partition(b->eng, parts[k], st, lb, trg,
-                                           info.last_ts_ms, itd_now_wall_ms());
-                itd_engine_part_info_t got;
-                cr_assert_eq(itd_engine_partition_info(b->eng, parts[k],
-                                                       &got),
-                             ITD_OK);
+                itd_engine_adopt(b->eng, pt);
+                pt = NULL;
+                itd_partition_info_t got;
+                itd_partition_info(itd_engine_partition_get(b->eng, parts[k]),
+                                   &got);
                 cr_expect_eq(got.watermark_ms, info.watermark_ms);
                 cr_expect_eq(got.users, info.users);
                 cr_expect_eq(got.pending, info.pending);

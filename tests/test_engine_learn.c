@@ -129,7 +129,7 @@ Test(engine_learn, resolved_labels_reach_their_users_features) {
                     .other_lo_max = -1e9f};
         char nm[64];
         for (size_t i = 0; i < itd_engine_dim(eng); i++) {
-                itd_features_name(itd_engine_state_conf(eng), i, nm,
+                itd_features_name(&itd_engine_partition_conf(eng)->state, i, nm,
                                   sizeof nm);
                 if (!strcmp(nm, "label_logodds"))
                         s.f_lo = i;

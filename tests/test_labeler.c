@@ -460,6 +460,9 @@ static unsigned char *labeler_bytes(const itd_labeler_t *lb, size_t *len) {
         return (unsigned char *)buf;
 }
 
+/* The status of the last labeler_from call. */
+static itd_err_t restored_code;
+
 static itd_labeler_t *labeler_from(const unsigned char *buf, size_t len,
                                    const itd_labeler_conf_t *c, char *err,
                                    size_t cap) {
@@ -467,7 +470,10 @@ static itd_labeler_t *labeler_from(const unsigned char *buf, size_t len,
         cr_assert_not_null(f);
         if (!len)
                 fgetc(f);
-        itd_labeler_t *lb = itd_labeler_restore(f, c, err, cap);
+        itd_labeler_t *lb;
+        restored_code = itd_labeler_restore(f, c, &lb, err, cap);
+        cr_expect_eq(restored_code == ITD_OK, lb != NULL,
+                     "a labeler exactly when ITD_OK");
         fclose(f);
         return lb;
 }
@@ -585,6 +591,11 @@ Test(labeler, restore_detects_corruption_truncation_and_other_conf) {
                 cr_expect(strstr(err, "corrupt labeler snapshot") ||
                               strstr(err, "incompatible labeler snapshot"),
                           "flip at %zu: %s", at[k], err);
+                cr_expect_eq(restored_code,
+                             strstr(err, "corrupt") ? ITD_ERR_CORRUPT
+                                                    : ITD_ERR_INCOMPATIBLE,
+                             "flip at %zu: code %d for %s", at[k],
+                             (int)restored_code, err);
                 snap[at[k]] ^= 0x01;
         }
         size_t cut[] = {0, 50, len / 2, len - 1};
@@ -600,12 +611,15 @@ Test(labeler, restore_detects_corruption_truncation_and_other_conf) {
                 cr_expect(strstr(err, "truncated labeler snapshot") &&
                               strstr(err, want),
                           "cut at %zu: %s", cut[k], err);
+                cr_expect_eq(restored_code, ITD_ERR_CORRUPT, "cut at %zu",
+                             cut[k]);
         }
         itd_labeler_conf_t other = c;
         other.dim = 4;
         cr_expect_null(labeler_from(snap, len, &other, err, sizeof(err)));
         cr_expect(strstr(err, "incompatible labeler snapshot") &&
                       strstr(err, "labeler.dim = 3"), "%s", err);
+        cr_expect_eq(restored_code, ITD_ERR_INCOMPATIBLE);
         other = c;
         other.horizon_ms = H + 1;
         cr_expect_null(labeler_from(snap, len, &other, err, sizeof(err)));
@@ -616,6 +630,7 @@ Test(labeler, restore_detects_corruption_truncation_and_other_conf) {
         other.max_pending = 1;
         cr_expect_null(labeler_from(snap, len, &other, err, sizeof(err)));
         cr_expect(strstr(err, "max_pending"), "%s", err);
+        cr_expect_eq(restored_code, ITD_ERR_INCOMPATIBLE);
         itd_labeler_t *r = labeler_from(snap, len, &c, err, sizeof(err));
         cr_expect_not_null(r, "%s", err);
         itd_labeler_destroy(r);

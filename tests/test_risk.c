@@ -478,12 +478,12 @@ Test(risk, a_restored_population_scores_bit_for_bit_the_same) {
         cr_assert_eq(itd_state_snapshot(a.st, fs, err, sizeof err), ITD_OK);
         rewind(fs);
         itd_state_conf_t c = conf();
-        part_t b = {itd_state_restore(fs, &c, err, sizeof err), NULL,
-                    calloc(itd_features_dim(&c), sizeof(float))};
+        part_t b = {NULL, NULL, calloc(itd_features_dim(&c), sizeof(float))};
+        itd_state_restore(fs, &c, &b.st, err, sizeof err);
         cr_assert_not_null(b.st, "%s", err);
         fclose(fs);
         FILE *fr = snapshot(a.rk);
-        b.rk = itd_risk_restore(fr, err, sizeof err);
+        itd_risk_restore(fr, &b.rk, err, sizeof err);
         cr_assert_not_null(b.rk, "%s", err);
         cr_expect_eq(fgetc(fr), EOF, "restore read past its snapshot");
         fclose(fr);
@@ -530,8 +530,10 @@ Test(risk, a_damaged_snapshot_is_refused_with_a_reason) {
                         fputc(k == flip ? buf[k] ^ 0x40 : buf[k], g);
                 rewind(g);
                 err[0] = '\0';
-                cr_expect_null(itd_risk_restore(g, err, sizeof err), "row %zu",
-                               i);
+                itd_risk_t *r;
+                cr_expect_eq(itd_risk_restore(g, &r, err, sizeof err),
+                             ITD_ERR_CORRUPT, "row %zu", i);
+                cr_expect_null(r, "row %zu", i);
                 cr_expect(strstr(err, rows[i].want), "row %zu: %s", i, err);
                 fclose(g);
         }

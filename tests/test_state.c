@@ -807,6 +807,9 @@ static unsigned char *snapshot_bytes(const itd_state_t *st, size_t *len) {
         return (unsigned char *)buf;
 }
 
+/* The status of the last restore_bytes call. */
+static itd_err_t restored_code;
+
 static itd_state_t *restore_bytes(const unsigned char *buf, size_t len,
                                   const itd_state_conf_t *conf, char *err,
                                   size_t cap) {
@@ -814,7 +817,10 @@ static itd_state_t *restore_bytes(const unsigned char *buf, size_t len,
         cr_assert_not_null(f);
         if (!len)
                 fgetc(f); /* an empty input: fmemopen needs 1 byte */
-        itd_state_t *st = itd_state_restore(f, conf, err, cap);
+        itd_state_t *st;
+        restored_code = itd_state_restore(f, conf, &st, err, cap);
+        cr_expect_eq(restored_code == ITD_OK, st != NULL,
+                     "a state exactly when ITD_OK");
         fclose(f);
         return st;
 }
@@ -994,9 +1000,11 @@ Test(state, snapshots_of_several_partitions_read_back_in_sequence) {
         fclose(f);
         f = fmemopen(buf, len, "r");
         char err[256] = "";
-        itd_state_t *r0 = itd_state_restore(f, &conf, err, sizeof(err));
+        itd_state_t *r0;
+        itd_state_restore(f, &conf, &r0, err, sizeof(err));
         cr_assert_not_null(r0, "%s", err);
-        itd_state_t *r1 = itd_state_restore(f, &conf, err, sizeof(err));
+        itd_state_t *r1;
+        itd_state_restore(f, &conf, &r1, err, sizeof(err));
         cr_assert_not_null(r1, "%s", err);
         cr_expect_eq(fgetc(f), EOF);
         fclose(f);
@@ -1027,7 +1035,8 @@ Test(state, restores_a_version_1_snapshot) {
         tu_src("tests/fixtures/state_v1.snap", path, sizeof path);
         FILE *f = fopen(path, "rb");
         cr_assert_not_null(f, "%s", path);
-        itd_state_t *st = itd_state_restore(f, &conf, err, sizeof err);
+        itd_state_t *st;
+        itd_state_restore(f, &conf, &st, err, sizeof err);
         fclose(f);
         cr_assert_not_null(st, "%s", err);
         int64_t t0 = 1700000000000LL, wm = t0 + 29 * 20000 - 60000;
@@ -1055,8 +1064,8 @@ Test(state, restores_a_version_1_snapshot) {
                 make_event(&ev, "alice", wm + 2, ITD_EV_VIEW);
                 FILE *g = fopen(path, "rb");
                 cr_assert_not_null(g, "%s", path);
-                itd_state_t *tmp = itd_state_restore(g, &conf, err,
-                                                     sizeof err);
+                itd_state_t *tmp;
+                itd_state_restore(g, &conf, &tmp, err, sizeof err);
                 fclose(g);
                 cr_assert_not_null(tmp, "%s", err);
                 cr_assert_eq(itd_state_update(tmp, &ev, x, ids, NULL),
@@ -1104,6 +1113,12 @@ Test(state, restore_detects_bit_flips_and_truncation) {
                 cr_expect(strstr(err, "corrupt state snapshot") ||
                               strstr(err, "incompatible state snapshot"),
                           "flip at %zu: %s", at[k], err);
+                /* the class comes as a code, never from the message */
+                cr_expect_eq(restored_code,
+                             strstr(err, "corrupt") ? ITD_ERR_CORRUPT
+                                                    : ITD_ERR_INCOMPATIBLE,
+                             "flip at %zu: code %d for %s", at[k],
+                             (int)restored_code, err);
                 cr_expect(strstr(err, "byte") != NULL, "%s", err);
                 snap[at[k]] ^= 0x10;
         }
@@ -1121,6 +1136,8 @@ Test(state, restore_detects_bit_flips_and_truncation) {
                 cr_expect(strstr(err, "truncated state snapshot") &&
                               strstr(err, want),
                           "cut at %zu: %s", cut[k], err);
+                cr_expect_eq(restored_code, ITD_ERR_CORRUPT, "cut at %zu",
+                             cut[k]);
         }
         /* intact, it restores */
         itd_state_t *r = restore_bytes(snap, len, &conf, err, sizeof(err));
@@ -1144,6 +1161,7 @@ Test(state, restore_refuses_a_snapshot_of_other_windows_and_names_them) {
         cr_expect(strstr(err, "incompatible state snapshot") &&
                       strstr(err, "state.window_ms[1] = 3600000") &&
                       strstr(err, "7200000"), "%s", err);
+        cr_expect_eq(restored_code, ITD_ERR_INCOMPATIBLE);
         other = conf;
         other.allowed_lateness_ms = 0;
         cr_expect_null(restore_bytes(snap, len, &other, err, sizeof(err)));
@@ -1169,6 +1187,7 @@ Test(state, restore_refuses_a_snapshot_of_other_windows_and_names_them) {
         cr_expect_null(restore_bytes((const unsigned char *)junk,
                                      sizeof(junk), &conf, err, sizeof(err)));
         cr_expect(strstr(err, "bad magic at byte 0"), "%s", err);
+        cr_expect_eq(restored_code, ITD_ERR_CORRUPT);
         free(snap);
         itd_state_destroy(st);
 }

@@ -261,10 +261,12 @@ Test(trigger, snapshot_round_trip_restores_flags_cooldowns_and_lru) {
 
         itd_trigger_conf_t c = conf_of(0.5f, 0.3f, HOUR_MS, 8);
         f = fmemopen(buf, len, "rb");
-        itd_triggers_t *r = itd_triggers_restore(f, &c, err, sizeof err);
+        itd_triggers_t *r;
+        itd_triggers_restore(f, &c, &r, err, sizeof err);
         cr_assert(r, "restore: %s", err);
         /* Exactly one snapshot's bytes were read: the second follows. */
-        itd_triggers_t *r2 = itd_triggers_restore(f, &c, err, sizeof err);
+        itd_triggers_t *r2;
+        itd_triggers_restore(f, &c, &r2, err, sizeof err);
         cr_assert(r2, "second restore: %s", err);
         fclose(f);
 
@@ -284,7 +286,8 @@ Test(trigger, snapshot_round_trip_restores_flags_cooldowns_and_lru) {
          * last), then 4 and 2. */
         c.max_users = 3;
         f = fmemopen(buf, len, "rb");
-        itd_triggers_t *small = itd_triggers_restore(f, &c, err, sizeof err);
+        itd_triggers_t *small;
+        itd_triggers_restore(f, &c, &small, err, sizeof err);
         fclose(f);
         cr_assert(small, "%s", err);
         itd_triggers_stats(small, &b);
@@ -317,8 +320,9 @@ Test(trigger, restore_refuses_flipped_and_truncated_snapshots) {
         for (size_t i = 0; i < 2; i++) {
                 buf[spots[i]] ^= 0x10;
                 f = fmemopen(buf, len, "rb");
-                itd_triggers_t *r = itd_triggers_restore(f, &c, err,
-                                                         sizeof err);
+                itd_triggers_t *r;
+                cr_expect_eq(itd_triggers_restore(f, &c, &r, err, sizeof err),
+                             ITD_ERR_CORRUPT);
                 fclose(f);
                 cr_expect_null(r);
                 cr_expect(strstr(err, "corrupt trigger snapshot") != NULL,
@@ -327,7 +331,9 @@ Test(trigger, restore_refuses_flipped_and_truncated_snapshots) {
                 buf[spots[i]] ^= 0x10;
         }
         f = fmemopen(buf, len - 7, "rb");
-        itd_triggers_t *r = itd_triggers_restore(f, &c, err, sizeof err);
+        itd_triggers_t *r;
+        cr_expect_eq(itd_triggers_restore(f, &c, &r, err, sizeof err),
+                     ITD_ERR_CORRUPT);
         fclose(f);
         cr_expect_null(r);
         cr_expect(strstr(err, "truncated trigger snapshot") != NULL, "%s",
@@ -626,7 +632,8 @@ Test(trigger, snapshot_keeps_the_score_distribution) {
         itd_trigger_conf_t c = conf_of(0.5f, 0.3f, 0, 100000);
         c.rule = ITD_TRIGGER_RULE_TOP_PERCENT;
         f = fmemopen(buf, len, "rb");
-        itd_triggers_t *r = itd_triggers_restore(f, &c, err, sizeof err);
+        itd_triggers_t *r;
+        itd_triggers_restore(f, &c, &r, err, sizeof err);
         fclose(f);
         cr_assert(r, "%s", err);
         /* Both tables decide alike from here on, fire for fire. */
@@ -655,7 +662,8 @@ Test(trigger, a_version_1_snapshot_restores_with_an_empty_distribution) {
                                sizeof path), "rb");
         cr_assert(f, "cannot open %s", path);
         itd_trigger_conf_t c = conf_of(0.5f, 0.3f, HOUR_MS, 8);
-        itd_triggers_t *t = itd_triggers_restore(f, &c, err, sizeof err);
+        itd_triggers_t *t;
+        itd_triggers_restore(f, &c, &t, err, sizeof err);
         cr_assert(t, "%s", err);
         cr_expect_eq(fgetc(f), EOF, "read exactly the snapshot's bytes");
         fclose(f);

@@ -39,6 +39,7 @@
 #include "intentd/labeler.h"
 #include "intentd/metrics.h"
 #include "intentd/model.h"
+#include "intentd/partition.h"
 #include "intentd/prediction.h"
 #include "intentd/state.h"
 #include "intentd/trigger.h"
@@ -88,11 +89,13 @@ typedef struct itd_engine_s itd_engine_t;
 
 /* Everything the engine is built from. */
 typedef struct itd_engine_conf_s {
-        itd_state_conf_t state;       /* windows, lateness, session, ttl */
-        itd_labeler_conf_t labels;    /* dim and n_ids must be the
-                                       * features' (itd_features_dim,
-                                       * ITD_SPARSE_IDS) */
-        itd_trigger_conf_t triggers;
+        itd_partition_conf_t part;    /* what each partition is built from:
+                                       * labels.dim and labels.n_ids must
+                                       * be the features' (itd_features_dim,
+                                       * ITD_SPARSE_IDS); idle_ms also
+                                       * bounds how long nothing at all may
+                                       * arrive before idle partitions move
+                                       * on (itd_engine_advance_idle) */
         itd_model_conf_t model;       /* n_dense and the sparse shape must
                                        * be the features'; max_batch is
                                        * the engine's to set */
@@ -176,9 +179,11 @@ void itd_engine_set_example_hook(itd_engine_t *eng, itd_example_hook_t hook,
 /** @brief Dense feature width (names: itd_features_name). */
 size_t itd_engine_dim(const itd_engine_t *eng);
 
-/** @brief The state configuration the engine built from conf (for
- * itd_features_name). Borrowed, valid for the engine's life. */
-const itd_state_conf_t *itd_engine_state_conf(const itd_engine_t *eng);
+/** @brief What the engine builds partitions from (its state part names
+ * the features: itd_features_name). Borrowed, valid for the engine's
+ * life. */
+const itd_partition_conf_t *itd_engine_partition_conf(
+    const itd_engine_t *eng);
 
 /** @brief Largest batch itd_engine_process accepts. */
 size_t itd_engine_max_batch(const itd_engine_t *eng);
@@ -211,13 +216,13 @@ void itd_engine_set_threshold(itd_engine_t *eng, float threshold);
 void itd_engine_set_learning_rate(itd_engine_t *eng, float lr);
 
 /**
- * @brief For partitions idle (no event) for longer than max(allowed
- * lateness, 10 s) of wall time, lets event time move on with the wall clock
- * from the partition's newest event, so pending labels still resolve.
- * Call periodically, and only while nothing at all arrives: a partition
- * merely fetched later than the others is not idle.
+ * @brief Once no event at all has arrived for the partitions' idle_ms of
+ * wall clock (now_ms), lets each idle partition's event time move on with
+ * the wall clock (itd_partition_advance_idle), so pending labels still
+ * resolve, and learns from what that resolves. A partition merely fetched
+ * later than the others is not idle. Call periodically.
  */
-void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_wall_ms);
+void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_ms);
 
 /** @brief Counters and progressive metrics so far. */
 void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *stats);
@@ -235,57 +240,28 @@ itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out);
 
 /* ---- checkpoints (daemon/checkpoint.c) ------------------------------- */
 
-/* What a partition holds, for checkpoint manifests and `inspect`. */
-typedef struct itd_engine_part_info_s {
-        int64_t watermark_ms; /* INT64_MIN before any event */
-        int64_t last_ts_ms;   /* newest event time seen (0: none) */
-        uint64_t users;
-        uint64_t pending;     /* predictions waiting for their label */
-        uint64_t state_bytes;
-} itd_engine_part_info_t;
-
 /**
- * @brief Partitions that hold state, ascending, into out (up to cap).
+ * @brief Partitions held, ascending, into out (up to cap).
  * @returns how many there are (may exceed cap).
  */
 size_t itd_engine_partitions(const itd_engine_t *eng, int32_t *out,
                              size_t cap);
 
-/** @brief ITD_OK with *info, or ITD_ERR_NOT_FOUND (no state for p). */
-itd_err_t itd_engine_partition_info(const itd_engine_t *eng, int32_t p,
-                                    itd_engine_part_info_t *info);
+/** @brief Partition p (borrowed until the next change to the engine's
+ * partitions), or NULL when the engine holds none. */
+const itd_partition_t *itd_engine_partition_get(const itd_engine_t *eng,
+                                               int32_t p);
 
 /**
- * @brief Writes partition p's state snapshot then its labeler snapshot
- * (state.h, labeler.h) to out.
- * @returns ITD_OK; ITD_ERR_NOT_FOUND; ITD_ERR_IO with errstr.
+ * @brief Takes pt over as partition itd_partition_id(pt) (the caller's
+ * copy should be set to NULL), replacing and destroying what the engine
+ * held as that partition.
  */
-itd_err_t itd_engine_write_partition(const itd_engine_t *eng, int32_t p,
-                                     FILE *out, char *errstr,
-                                     size_t errstr_size);
+void itd_engine_adopt(itd_engine_t *eng, itd_partition_t *pt);
 
-/**
- * @brief Reads what itd_engine_write_partition wrote, checked against the
- * engine's configuration, into a new state and labeler the caller owns
- * (give them to itd_engine_adopt_partition or destroy them).
- * @returns ITD_OK; ITD_ERR_INCOMPATIBLE or ITD_ERR_CORRUPT with errstr
- * (the snapshot's own message: "incompatible state snapshot: ...").
- */
-itd_err_t itd_engine_read_partition(const itd_engine_t *eng, FILE *in,
-                                    itd_state_t **st, itd_labeler_t **lb,
-                                    itd_triggers_t **trg, char *errstr,
-                                    size_t errstr_size);
-
-/**
- * @brief Installs st and lb (taken over; the caller's copies should be set
- * to NULL) as partition p, replacing what p held. last_ts_ms: the newest
- * event time of the partition (for idle advancement); now_ms: the wall
- * clock, from which its idle time counts.
- */
-void itd_engine_adopt_partition(itd_engine_t *eng, int32_t p,
-                                itd_state_t *st, itd_labeler_t *lb,
-                                itd_triggers_t *trg, int64_t last_ts_ms,
-                                int64_t now_ms);
+/** @brief Removes partition p from the engine and hands it to the caller
+ * (who owns it now), or NULL when there is none. */
+itd_partition_t *itd_engine_detach(itd_engine_t *eng, int32_t p);
 
 /** @brief Forgets partition p (revoked, or restored but not assigned). */
 void itd_engine_drop_partition(itd_engine_t *eng, int32_t p);
@@ -316,7 +292,5 @@ itd_model_t *itd_engine_model(itd_engine_t *eng);
  * checkpoints). */
 itd_pv_t *itd_engine_pv(itd_engine_t *eng);
 
-/** @brief The labeler configuration the engine built from conf. */
-const itd_labeler_conf_t *itd_engine_labeler_conf(const itd_engine_t *eng);
 
 #endif

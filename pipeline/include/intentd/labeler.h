@@ -133,11 +133,13 @@ itd_err_t itd_labeler_snapshot(const itd_labeler_t *lb, FILE *out,
  * @param conf  the running configuration: dim, n_ids, horizon_ms and
  *              session_gap_ms must equal the snapshot's; max_pending must
  *              hold its predictions; max_pending_per_user may differ.
- * @returns the labeler, or NULL with errstr starting "incompatible labeler
- * snapshot:", "corrupt labeler snapshot:" or "truncated labeler snapshot:"
- * and naming the field or byte offset.
+ * @param out   gets the labeler (caller owns), NULL on failure.
+ * @returns ITD_OK; ITD_ERR_INCOMPATIBLE, ITD_ERR_CORRUPT (damaged or
+ * truncated) or ITD_ERR_IO with errstr naming the field or byte offset;
+ * ITD_ERR_CONF (conf itself is bad).
  */
-itd_labeler_t *itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
-                                   char *errstr, size_t errstr_size);
+itd_err_t itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
+                              itd_labeler_t **out, char *errstr,
+                              size_t errstr_size);
 
 #endif

@@ -89,9 +89,11 @@ itd_err_t itd_risk_snapshot(const itd_risk_t *rk, FILE *out, char *errstr,
 /**
  * @brief Reads exactly one snapshot from in into a new population the
  * caller owns.
- * @returns it, or NULL with errstr ("corrupt risk snapshot: ...",
- * "incompatible risk snapshot: ...", "truncated risk snapshot: ...").
+ * @param out  gets it (caller owns), NULL on failure.
+ * @returns ITD_OK; ITD_ERR_CORRUPT (damaged or truncated),
+ * ITD_ERR_INCOMPATIBLE or ITD_ERR_IO with errstr.
  */
-itd_risk_t *itd_risk_restore(FILE *in, char *errstr, size_t errstr_size);
+itd_err_t itd_risk_restore(FILE *in, itd_risk_t **out, char *errstr,
+                           size_t errstr_size);
 
 #endif

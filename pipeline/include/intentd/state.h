@@ -205,14 +205,15 @@ itd_err_t itd_state_snapshot(const itd_state_t *st, FILE *out, char *errstr,
  *              session gap must equal the snapshot's; idle_ttl_ms and
  *              max_users may differ (users beyond max_users are evicted,
  *              least recently updated first, counted in evicted_cap).
- * @returns the state, or NULL with errstr starting "incompatible state
- * snapshot:" (another format version, build layout or configuration; the
- * differing field is named), "corrupt state snapshot:" (checksum, magic or
- * shape; the byte offset within the snapshot is named), "truncated state
- * snapshot:" (input ended early, at the named offset) or naming an I/O
- * error.
+ * @param out   gets the state (caller owns), NULL on failure.
+ * @returns ITD_OK; ITD_ERR_INCOMPATIBLE (another format version, build
+ * layout or configuration; errstr names the differing field);
+ * ITD_ERR_CORRUPT (checksum, magic or shape, or input ended early; errstr
+ * names the byte offset within the snapshot); ITD_ERR_IO; ITD_ERR_CONF
+ * (conf itself is bad).
  */
-itd_state_t *itd_state_restore(FILE *in, const itd_state_conf_t *conf,
-                               char *errstr, size_t errstr_size);
+itd_err_t itd_state_restore(FILE *in, const itd_state_conf_t *conf,
+                            itd_state_t **out, char *errstr,
+                            size_t errstr_size);
 
 #endif

@@ -262,11 +262,13 @@ itd_err_t itd_triggers_snapshot(const itd_triggers_t *t, FILE *out,
  * When c holds
  * fewer max_users than the snapshot has users, the least recently seen
  * are dropped (counted as evicted).
- * @returns the table, or NULL with errstr starting "incompatible trigger
- * snapshot:", "corrupt trigger snapshot:" (magic, checksums, shape; byte
- * offsets named) or "truncated trigger snapshot:".
+ * @param out  gets the table (caller owns), NULL on failure.
+ * @returns ITD_OK; ITD_ERR_INCOMPATIBLE, ITD_ERR_CORRUPT (magic,
+ * checksums, shape, truncation; byte offsets named in errstr) or
+ * ITD_ERR_IO; ITD_ERR_CONF (c itself is bad).
  */
-itd_triggers_t *itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
-                                     char *errstr, size_t errstr_size);
+itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
+                               itd_triggers_t **out, char *errstr,
+                               size_t errstr_size);
 
 #endif

@@ -1,0 +1,235 @@
+/*
+ * partition.c - one partition's state, labeler and triggers as one object
+ * (partition.h).
+ */
+#include "intentd/partition.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "intentd/mem.h"
+
+struct itd_partition_s {
+        int32_t id;
+        itd_partition_conf_t conf;
+        itd_state_t *st;
+        itd_labeler_t *lb;
+        itd_triggers_t *trg;  /* marketing triggers of its users */
+        int64_t last_wall_ms; /* wall clock of its latest event */
+        int64_t last_ts_ms;   /* event time of its latest event */
+};
+
+static itd_partition_t *assemble(int32_t id, const itd_partition_conf_t *conf,
+                                 itd_state_t *st, itd_labeler_t *lb,
+                                 itd_triggers_t *trg, int64_t last_ts_ms,
+                                 int64_t now_ms) {
+        itd_partition_t *pt = itd_xcalloc(1, sizeof *pt);
+        pt->id = id;
+        pt->conf = *conf;
+        pt->st = st;
+        pt->lb = lb;
+        pt->trg = trg;
+        pt->last_ts_ms = last_ts_ms;
+        pt->last_wall_ms = now_ms;
+        return pt;
+}
+
+itd_partition_t *itd_partition_new(int32_t id,
+                                   const itd_partition_conf_t *conf,
+                                   int64_t now_ms, char *errstr,
+                                   size_t errstr_size) {
+        itd_state_t *st = itd_state_new(&conf->state, errstr, errstr_size);
+        if (!st)
+                return NULL;
+        itd_labeler_t *lb = itd_labeler_new(&conf->labels, errstr,
+                                            errstr_size);
+        itd_triggers_t *trg = lb ? itd_triggers_new(&conf->triggers, errstr,
+                                                    errstr_size)
+                                 : NULL;
+        if (!trg) {
+                itd_state_destroy(st);
+                itd_labeler_destroy(lb);
+                return NULL;
+        }
+        return assemble(id, conf, st, lb, trg, 0, now_ms);
+}
+
+void itd_partition_destroy(itd_partition_t *pt) {
+        if (!pt)
+                return;
+        itd_state_destroy(pt->st);
+        itd_labeler_destroy(pt->lb);
+        itd_triggers_destroy(pt->trg);
+        free(pt);
+}
+
+int32_t itd_partition_id(const itd_partition_t *pt) {
+        return pt->id;
+}
+
+void itd_partition_info(const itd_partition_t *pt,
+                        itd_partition_info_t *info) {
+        itd_state_stats_t ss;
+        itd_labeler_stats_t ls;
+        itd_state_stats(pt->st, &ss);
+        itd_labeler_stats(pt->lb, &ls);
+        info->id = pt->id;
+        info->watermark_ms = itd_state_watermark(pt->st);
+        info->last_ts_ms = pt->last_ts_ms;
+        info->users = ss.users;
+        info->pending = ls.pending;
+        info->state_bytes = ss.bytes;
+}
+
+/* ------------------------------------------------------------ per event */
+
+void itd_partition_prefetch(const itd_partition_t *pt,
+                            const itd_event_t *ev, uint64_t user_hash) {
+        (void)user_hash;
+        itd_state_prefetch(pt->st, ev);
+}
+
+itd_err_t itd_partition_apply(itd_partition_t *pt, const itd_event_t *ev,
+                              uint64_t user_hash, int64_t now_ms, float *x,
+                              uint32_t *ids, itd_topcats_t *top, int *late) {
+        (void)user_hash;
+        itd_err_t err = itd_state_update(pt->st, ev, x, ids, top);
+        pt->last_wall_ms = now_ms;
+        if (ev->ts_ms > pt->last_ts_ms)
+                pt->last_ts_ms = ev->ts_ms;
+        *late = err == ITD_ERR_RANGE &&
+                ev->ts_ms < itd_state_watermark(pt->st);
+        if (*late)
+                err = itd_state_peek(pt->st, ev, x, ids, top);
+        return err;
+}
+
+void itd_partition_predicted(itd_partition_t *pt, const itd_event_t *ev,
+                             uint64_t user_hash, int late, const float *x,
+                             const uint32_t *ids, float score,
+                             const float *next_probs) {
+        itd_labeler_observe(pt->lb, user_hash, ev->ts_ms, ev->type);
+        /* A full pool drops its oldest pending prediction, so add only
+         * ever succeeds (labeler.h). */
+        if (!late)
+                (void)itd_labeler_add(pt->lb, user_hash, ev->ts_ms, x, ids,
+                                      score, next_probs);
+}
+
+int itd_partition_trigger(itd_partition_t *pt, uint64_t user_hash,
+                          int64_t ts_ms, int64_t clock_ms, float score,
+                          itd_trigger_fire_t *fire) {
+        return itd_triggers_update(pt->trg, user_hash, ts_ms, clock_ms, score,
+                                   fire);
+}
+
+/* ------------------------------------------------------- time and labels */
+
+void itd_partition_settle(itd_partition_t *pt) {
+        itd_labeler_advance(pt->lb, itd_state_watermark(pt->st));
+}
+
+void itd_partition_advance(itd_partition_t *pt, int64_t wm_ms) {
+        itd_state_advance(pt->st, wm_ms);
+        itd_partition_settle(pt);
+}
+
+int itd_partition_advance_idle(itd_partition_t *pt, int64_t now_ms) {
+        /* Idle longer than this: event time is taken to move on with the
+         * wall clock from the partition's newest event. Never to another
+         * partition's watermark: partitions run ahead of each other (a
+         * fetch brings one stored batch per partition), and a partition
+         * fetched late would see its events refused as late. */
+        int64_t lateness = pt->conf.state.allowed_lateness_ms;
+        int64_t idle_ms = lateness > pt->conf.idle_ms ? lateness
+                                                      : pt->conf.idle_ms;
+        if (now_ms - pt->last_wall_ms <= idle_ms)
+                return 0;
+        /* From the partition's frontier, not its newest event: one
+         * future-dated event must not carry the watermark along. */
+        int64_t frontier = itd_state_frontier(pt->st);
+        if (frontier == INT64_MIN)
+                return 0;
+        int64_t target = frontier + (now_ms - pt->last_wall_ms) - lateness;
+        if (target <= itd_state_watermark(pt->st))
+                return 0;
+        itd_partition_advance(pt, target);
+        return 1;
+}
+
+size_t itd_partition_take(itd_partition_t *pt, itd_example_t *ex,
+                          size_t max) {
+        size_t n = itd_labeler_take(pt->lb, ex, max);
+        /* labels.policy fake_negative: each prediction is judged once,
+         * with its final label (labeler.h); the user's label counts take
+         * that one. No feature is extracted until the next event, so
+         * counting them all before they are learned from is the same as
+         * counting each on its way. */
+        for (size_t i = 0; i < n; i++)
+                if (ex[i].judge)
+                        (void)itd_state_label(pt->st, ex[i].user_hash,
+                                              ex[i].label);
+        return n;
+}
+
+/* ------------------------------------------------------ settings, reading */
+
+itd_err_t itd_partition_set_triggers(itd_partition_t *pt,
+                                     const itd_trigger_conf_t *tc,
+                                     char *errstr, size_t errstr_size) {
+        itd_err_t err = itd_triggers_set_conf(pt->trg, tc, errstr,
+                                              errstr_size);
+        if (!err)
+                pt->conf.triggers = *tc;
+        return err;
+}
+
+const itd_state_t *itd_partition_state(const itd_partition_t *pt) {
+        return pt->st;
+}
+
+const itd_labeler_t *itd_partition_labeler(const itd_partition_t *pt) {
+        return pt->lb;
+}
+
+const itd_triggers_t *itd_partition_triggers(const itd_partition_t *pt) {
+        return pt->trg;
+}
+
+/* -------------------------------------------------------------- snapshot */
+
+itd_err_t itd_partition_write(const itd_partition_t *pt, FILE *out,
+                              char *errstr, size_t errstr_size) {
+        itd_err_t err = itd_state_snapshot(pt->st, out, errstr, errstr_size);
+        if (!err)
+                err = itd_labeler_snapshot(pt->lb, out, errstr, errstr_size);
+        if (!err)
+                err = itd_triggers_snapshot(pt->trg, out, errstr, errstr_size);
+        return err;
+}
+
+itd_err_t itd_partition_read(FILE *in, int32_t id,
+                             const itd_partition_conf_t *conf,
+                             int64_t last_ts_ms, int64_t now_ms,
+                             itd_partition_t **out, char *errstr,
+                             size_t errstr_size) {
+        itd_state_t *st = NULL;
+        itd_labeler_t *lb = NULL;
+        itd_triggers_t *trg = NULL;
+        *out = NULL;
+        itd_err_t err = itd_state_restore(in, &conf->state, &st, errstr,
+                                          errstr_size);
+        if (!err)
+                err = itd_labeler_restore(in, &conf->labels, &lb, errstr,
+                                          errstr_size);
+        if (!err)
+                err = itd_triggers_restore(in, &conf->triggers, &trg, errstr,
+                                           errstr_size);
+        if (err) {
+                itd_state_destroy(st);
+                itd_labeler_destroy(lb);
+                return err;
+        }
+        *out = assemble(id, conf, st, lb, trg, last_ts_ms, now_ms);
+        return ITD_OK;
+}
