@@ -25,7 +25,7 @@
 #include "intentd/mem.h"
 
 #define USER_SEED 0x5be0cd19137e2179ULL /* the rules' user table only */
-#define PROB_MIN 1e-7                   /* log loss clamp, as metrics.c */
+#define PROB_MIN 1e-7                   /* log loss clamp, as model/metrics.c */
 #define ECE_BINS 10
 /* The bootstrap visits examples x scorers x resamples; past this many
  * visits per period (about 1 s) large inputs get fewer resamples, never

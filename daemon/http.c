@@ -59,7 +59,7 @@ typedef struct conn_s {
 
 struct itd_http_s {
         struct MHD_Daemon *d;
-        itd_metrics_t *m;
+        itd_prom_t *m;
         const itd_health_t *h;
         int port;
         _Atomic int starting;  /* libmicrohttpd's messages go to start_err */
@@ -281,7 +281,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                 return handle_user(srv, conn, url + 7, req_cls);
         if (strcmp(url, "/metrics") == 0) {
                 size_t len;
-                char *body = itd_metrics_render_dup(srv->m, &len);
+                char *body = itd_prom_render_dup(srv->m, &len);
                 return reply(conn, MHD_HTTP_OK,
                              "text/plain; version=0.0.4; charset=utf-8", body,
                              len, MHD_RESPMEM_MUST_FREE);
@@ -454,7 +454,7 @@ int itd_http_listen_split(const char *listen, char *host, size_t host_size,
         return 0;
 }
 
-itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
+itd_http_t *itd_http_start(const char *listen, itd_prom_t *m,
                            const itd_health_t *h, char *errstr,
                            size_t errstr_size) {
         char host[256], port[8];

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "intentd/err.h"
-#include "metrics.h"
+#include "prom.h"
 #include "query.h"
 
 /*
@@ -82,7 +82,7 @@ int itd_http_listen_split(const char *listen, char *host, size_t host_size,
  * "metrics.listen \"...\": why" in errstr (bad address, port in use).
  * @thread main; the server then runs its own thread.
  */
-itd_http_t *itd_http_start(const char *listen, itd_metrics_t *m,
+itd_http_t *itd_http_start(const char *listen, itd_prom_t *m,
                            const itd_health_t *h, char *errstr,
                            size_t errstr_size);
 

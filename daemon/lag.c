@@ -88,7 +88,7 @@ itd_err_t itd_lag_parse(const char *json, size_t len, const char *topic,
 }
 
 struct to_metrics {
-        itd_metrics_t *m;
+        itd_prom_t *m;
         int64_t total;
 };
 
@@ -96,13 +96,13 @@ static void set_gauge(void *opaque, const char *topic, int32_t partition,
                       int64_t lag) {
         (void)topic;
         struct to_metrics *tm = opaque;
-        if (itd_metrics_set_at(tm->m, ITD_M_CONSUMER_LAG, (size_t)partition,
-                               (double)lag) != ITD_OK)
-                return; /* beyond ITD_METRICS_MAX_PARTITIONS */
+        if (itd_prom_set_at(tm->m, ITD_M_CONSUMER_LAG, (size_t)partition,
+                            (double)lag) != ITD_OK)
+                return; /* beyond ITD_PROM_MAX_PARTITIONS */
         tm->total = (tm->total < 0 ? 0 : tm->total) + lag;
 }
 
-itd_err_t itd_lag_to_metrics(itd_metrics_t *m, const char *json, size_t len,
+itd_err_t itd_lag_to_metrics(itd_prom_t *m, const char *json, size_t len,
                              const char *topic, int64_t *total,
                              char *errstr, size_t errstr_size) {
         struct to_metrics tm = {.m = m, .total = -1};

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "intentd/err.h"
-#include "metrics.h"
+#include "prom.h"
 
 /**
  * @brief Called once per partition with a known lag.
@@ -42,13 +42,13 @@ itd_err_t itd_lag_parse(const char *json, size_t len, const char *topic,
 /**
  * @brief itd_lag_parse into the registry: sets intentd_consumer_lag for
  * each partition of topic that has a known lag (partitions at or above
- * ITD_METRICS_MAX_PARTITIONS are left out).
+ * ITD_PROM_MAX_PARTITIONS are left out).
  * @param total  gets the sum over those partitions, or -1 if none had a
  * known lag (for the STATUS= line); may be NULL.
  * @returns as itd_lag_parse.
  * @thread the one that polls the consumer (stats callback).
  */
-itd_err_t itd_lag_to_metrics(itd_metrics_t *m, const char *json, size_t len,
+itd_err_t itd_lag_to_metrics(itd_prom_t *m, const char *json, size_t len,
                              const char *topic, int64_t *total,
                              char *errstr, size_t errstr_size);
 

@@ -7,7 +7,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "intentd/conf.h"
-#include "metrics.h"
+#include "prom.h"
 
 static const char usage[] =
     "usage: intentd COMMAND [OPTIONS]\n"
@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (!strcmp(cmd, "--metrics-docs")) {
-                itd_metrics_write_docs(stdout);
+                itd_prom_write_docs(stdout);
                 return 0;
         }
         if (!strcmp(cmd, "--config-yaml")) {

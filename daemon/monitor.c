@@ -47,15 +47,15 @@ void itd_monitor_hook(void *arg, const float *x, size_t dim,
         itd_pv_window_add(mon->pvw, score, label, next_probs, next);
 }
 
-void itd_monitor_publish(itd_monitor_t *mon, itd_metrics_t *m) {
+void itd_monitor_publish(itd_monitor_t *mon, itd_prom_t *m) {
         itd_pv_summary_t s;
         itd_pv_window_summary(mon->pvw, &s);
         int any = s.n > 0;
-        itd_metrics_set(m, ITD_M_WINDOW_EXAMPLES, NULL, (double)s.n);
-        itd_metrics_set(m, ITD_M_WINDOW_AUC, NULL, any ? s.auc : NAN);
-        itd_metrics_set(m, ITD_M_WINDOW_LOGLOSS, NULL,
-                        any ? s.logloss : NAN);
-        itd_metrics_set(m, ITD_M_WINDOW_ECE, NULL, any ? s.ece : NAN);
-        itd_metrics_set(m, ITD_M_WINDOW_BASE_RATE, NULL,
-                        any ? s.base_rate : NAN);
+        itd_prom_set(m, ITD_M_WINDOW_EXAMPLES, NULL, (double)s.n);
+        itd_prom_set(m, ITD_M_WINDOW_AUC, NULL, any ? s.auc : NAN);
+        itd_prom_set(m, ITD_M_WINDOW_LOGLOSS, NULL,
+                     any ? s.logloss : NAN);
+        itd_prom_set(m, ITD_M_WINDOW_ECE, NULL, any ? s.ece : NAN);
+        itd_prom_set(m, ITD_M_WINDOW_BASE_RATE, NULL,
+                     any ? s.base_rate : NAN);
 }

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "intentd/prediction.h"
-#include "metrics.h"
+#include "prom.h"
 
 typedef struct itd_monitor_s itd_monitor_t;
 
@@ -44,6 +44,6 @@ void itd_monitor_hook(void *arg, const float *x, size_t dim,
  * Costs a merge of the window's chunks: call it periodically, not per
  * event.
  */
-void itd_monitor_publish(itd_monitor_t *mon, itd_metrics_t *m);
+void itd_monitor_publish(itd_monitor_t *mon, itd_prom_t *m);
 
 #endif

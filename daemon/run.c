@@ -40,7 +40,7 @@
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/offsets.h"
-#include "metrics.h"
+#include "prom.h"
 #include "model_id.h"
 #include "monitor.h"
 #include "notify.h"
@@ -118,7 +118,7 @@ typedef struct loop_s {
         char fatal_why[512];      /* ... this one (set before fatal) */
         int paused;
         int assigned;             /* partitions currently assigned */
-        itd_metrics_t *m;
+        itd_prom_t *m;
         itd_health_t health;
         itd_watchdog_t wd;
         itd_http_t *http;
@@ -206,12 +206,12 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
         if (!msg->err) {
                 if (msg->rkt == lp->rkt_pred) {
                         lp->res->published++;
-                        itd_metrics_inc(lp->m, ITD_M_PREDICTIONS_PUBLISHED,
-                                        NULL, 1);
+                        itd_prom_inc(lp->m, ITD_M_PREDICTIONS_PUBLISHED,
+                                     NULL, 1);
                 } else if (msg->rkt == lp->rkt_trg) {
                         lp->res->triggers++;
-                        itd_metrics_inc(lp->m, ITD_M_TRIGGERS_PUBLISHED, NULL,
-                                        1);
+                        itd_prom_inc(lp->m, ITD_M_TRIGGERS_PUBLISHED, NULL,
+                                     1);
                 } else if (msg->rkt == lp->rkt_dlq &&
                            has_header(msg, ITD_KAFKA_HDR_VALUE_TRUNCATED)) {
                         lp->res->dead_letters_truncated++;
@@ -219,7 +219,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                 itd_offsets_ack(lp->offsets, token);
                 return;
         }
-        itd_metrics_inc(lp->m, ITD_M_DELIVERY_FAILURES, NULL, 1);
+        itd_prom_inc(lp->m, ITD_M_DELIVERY_FAILURES, NULL, 1);
         char why[512];
         snprintf(why, sizeof why, "delivery to \"%s\" failed: %s",
                  rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
@@ -387,8 +387,8 @@ static void dead_letter(loop_t *lp, const src_t *msg, const char *reason,
         size_t len = msg->value ? msg->len : 0;
         itd_kafka_fit(lp->max_msg_bytes, hdrs, &key_len, &len);
         lp->res->dead_lettered++;
-        if (itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, reason, 1))
-                itd_metrics_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, "other", 1);
+        if (itd_prom_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, reason, 1))
+                itd_prom_inc(lp->m, ITD_M_EVENTS_DEAD_LETTERED, "other", 1);
         if (produce_output(lp, lp->rkt_dlq, 0, msg->key, key_len,
                            msg->value, len, hdrs, token) != ITD_ERR_RANGE)
                 return;
@@ -468,15 +468,15 @@ static void report(loop_t *lp, int64_t t0, uint64_t *last_events,
 static void publish_gauges(loop_t *lp) {
         itd_engine_stats_t es;
         itd_engine_stats(lp->eng, &es);
-        itd_metrics_t *m = lp->m;
-        itd_metrics_set(m, ITD_M_EVENTS_LATE, NULL, (double)es.late);
-        itd_metrics_set(m, ITD_M_TRAINING_EXAMPLES, "positive",
-                        (double)es.examples_pos);
-        itd_metrics_set(m, ITD_M_TRAINING_EXAMPLES, "negative",
-                        (double)es.examples_neg);
-        itd_metrics_set(m, ITD_M_TRAINING_STEPS, NULL, (double)es.train_steps);
-        itd_metrics_set(m, ITD_M_TRAINING_SKIPPED, NULL,
-                        (double)es.train_skipped);
+        itd_prom_t *m = lp->m;
+        itd_prom_set(m, ITD_M_EVENTS_LATE, NULL, (double)es.late);
+        itd_prom_set(m, ITD_M_TRAINING_EXAMPLES, "positive",
+                     (double)es.examples_pos);
+        itd_prom_set(m, ITD_M_TRAINING_EXAMPLES, "negative",
+                     (double)es.examples_neg);
+        itd_prom_set(m, ITD_M_TRAINING_STEPS, NULL, (double)es.train_steps);
+        itd_prom_set(m, ITD_M_TRAINING_SKIPPED, NULL,
+                     (double)es.train_skipped);
         if (es.train_skipped > lp->train_skipped) {
                 itd_log(ITD_LOG_WARNING, "model",
                         "skipped %llu training step(s): non-finite loss",
@@ -484,31 +484,31 @@ static void publish_gauges(loop_t *lp) {
                                              lp->train_skipped));
                 lp->train_skipped = es.train_skipped;
         }
-        itd_metrics_set(m, ITD_M_PROGRESSIVE_AUC, NULL, es.pv.auc);
-        itd_metrics_set(m, ITD_M_PROGRESSIVE_LOGLOSS, NULL, es.pv.logloss);
-        itd_metrics_set(m, ITD_M_PROGRESSIVE_F1, NULL, es.pv.f1);
-        itd_metrics_set(m, ITD_M_PROGRESSIVE_PRECISION, NULL, es.pv.precision);
-        itd_metrics_set(m, ITD_M_PROGRESSIVE_RECALL, NULL, es.pv.recall);
-        itd_metrics_set(m, ITD_M_PROGRESSIVE_ECE, NULL, es.pv.ece);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_AUC, NULL, es.pv.auc);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_LOGLOSS, NULL, es.pv.logloss);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_F1, NULL, es.pv.f1);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_PRECISION, NULL, es.pv.precision);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_RECALL, NULL, es.pv.recall);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_ECE, NULL, es.pv.ece);
         itd_monitor_publish(lp->mon, m);
-        itd_metrics_set(m, ITD_M_LABELS_PENDING, NULL, (double)es.pending);
-        itd_metrics_set(m, ITD_M_TRIGGERS_SUPPRESSED, "cooldown",
-                        (double)es.triggers_held_back);
-        itd_metrics_set(m, ITD_M_TRIGGERS_SUPPRESSED, "stale",
-                        (double)es.triggers_stale);
-        itd_metrics_set(m, ITD_M_TRIGGERS_SUPPRESSED, "warming_up",
-                        (double)es.triggers_warming);
-        itd_metrics_set(m, ITD_M_LABELS_DROPPED, NULL,
-                        (double)es.labels_dropped);
-        itd_metrics_set(m, ITD_M_MODEL_VERSION, NULL, (double)es.train_steps);
-        itd_metrics_set(m, ITD_M_USERS, NULL, (double)es.users);
-        itd_metrics_set(m, ITD_M_STATE_BYTES, NULL, (double)es.state_bytes);
-        itd_metrics_set(m, ITD_M_STATE_EVICTIONS, "ttl",
-                        (double)es.evicted_ttl);
-        itd_metrics_set(m, ITD_M_STATE_EVICTIONS, "capacity",
-                        (double)es.evicted_cap);
-        itd_metrics_set(m, ITD_M_CONSUMER_PAUSED, NULL, lp->paused);
-        itd_metrics_set(m, ITD_M_ASSIGNED_PARTITIONS, NULL, lp->assigned);
+        itd_prom_set(m, ITD_M_LABELS_PENDING, NULL, (double)es.pending);
+        itd_prom_set(m, ITD_M_TRIGGERS_SUPPRESSED, "cooldown",
+                     (double)es.triggers_held_back);
+        itd_prom_set(m, ITD_M_TRIGGERS_SUPPRESSED, "stale",
+                     (double)es.triggers_stale);
+        itd_prom_set(m, ITD_M_TRIGGERS_SUPPRESSED, "warming_up",
+                     (double)es.triggers_warming);
+        itd_prom_set(m, ITD_M_LABELS_DROPPED, NULL,
+                     (double)es.labels_dropped);
+        itd_prom_set(m, ITD_M_MODEL_VERSION, NULL, (double)es.train_steps);
+        itd_prom_set(m, ITD_M_USERS, NULL, (double)es.users);
+        itd_prom_set(m, ITD_M_STATE_BYTES, NULL, (double)es.state_bytes);
+        itd_prom_set(m, ITD_M_STATE_EVICTIONS, "ttl",
+                     (double)es.evicted_ttl);
+        itd_prom_set(m, ITD_M_STATE_EVICTIONS, "capacity",
+                     (double)es.evicted_cap);
+        itd_prom_set(m, ITD_M_CONSUMER_PAUSED, NULL, lp->paused);
+        itd_prom_set(m, ITD_M_ASSIGNED_PARTITIONS, NULL, lp->assigned);
 }
 
 /* Stores, for every partition whose acknowledged prefix moved, the
@@ -610,7 +610,7 @@ static void publish_cut(loop_t *lp, int sync) {
                 rd_kafka_topic_partition_list_destroy(tp);
                 return;
         }
-        itd_metrics_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
+        itd_prom_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
         lp->consumed_at_cut = lp->consumed_at_pending;
         itd_log(ITD_LOG_INFO, "checkpoint", "checkpoint %llu complete "
                 "(%zu partitions)",
@@ -805,8 +805,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 atomic_store(&lp->health.assigned, lp->assigned);
                 /* At once, not at the next periodic mirror: a scrape right
                  * after a fast start must not read 0. */
-                itd_metrics_set(lp->m, ITD_M_ASSIGNED_PARTITIONS, NULL,
-                                lp->assigned);
+                itd_prom_set(lp->m, ITD_M_ASSIGNED_PARTITIONS, NULL,
+                             lp->assigned);
                 /* READY on the first assignment, even an empty one: with
                  * more instances than partitions some get none, and they
                  * are still up and standing by. */
@@ -869,7 +869,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_assign(rk, NULL);
         lp->assigned = cooperative ? lp->assigned - parts->cnt : 0;
         atomic_store(&lp->health.assigned, lp->assigned);
-        itd_metrics_set(lp->m, ITD_M_ASSIGNED_PARTITIONS, NULL, lp->assigned);
+        itd_prom_set(lp->m, ITD_M_ASSIGNED_PARTITIONS, NULL, lp->assigned);
 }
 
 /* Bytes of events waiting for their schema (park.h) before consumption
@@ -972,8 +972,8 @@ static void emit(loop_t *lp, size_t k) {
                 const src_t *m = &lp->src[j];
                 if (lp->outcome[j] != ITD_OUT_PREDICTED) {
                         lp->res->filtered++;
-                        itd_metrics_inc(lp->m, ITD_M_EVENTS_FILTERED, "other",
-                                        1);
+                        itd_prom_inc(lp->m, ITD_M_EVENTS_FILTERED, "other",
+                                     1);
                         track(lp, m, 0);
                         continue;
                 }
@@ -1021,12 +1021,12 @@ static void emit(loop_t *lp, size_t k) {
                         give_up(lp, token,
                                 "prediction larger than message.max.bytes");
                 lp->res->predicted++;
-                itd_metrics_observe(lp->m, ITD_M_SCORE,
-                                    preds[j].purchase_probability);
+                itd_prom_observe(lp->m, ITD_M_SCORE,
+                                 preds[j].purchase_probability);
                 if (lp->query)
                         itd_query_note(lp->query, &preds[j]);
-                itd_metrics_observe(lp->m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
-                                    (double)(now_wall - preds[j].event_ts_ms) /
+                itd_prom_observe(lp->m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
+                                 (double)(now_wall - preds[j].event_ts_ms) /
                                         1000.0);
                 keep_example(lp->res, &preds[j],
                              (float)lp->conf->predict_threshold);
@@ -1051,7 +1051,7 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n) {
                         continue;
                 }
                 lp->res->consumed++;
-                itd_metrics_inc(lp->m, ITD_M_EVENTS_CONSUMED, NULL, 1);
+                itd_prom_inc(lp->m, ITD_M_EVENTS_CONSUMED, NULL, 1);
                 uint64_t token = itd_offsets_track(lp->offsets, m->partition,
                                                    m->offset, EVENT_OUTPUTS);
                 itd_reason_t why = itd_decoder_decode(
@@ -1208,7 +1208,7 @@ static void reload(loop_t *lp) {
                 itd_log(ITD_LOG_ERR, "conf",
                         "reload refused, keeping the running config: %s",
                         errstr);
-                itd_metrics_inc(lp->m, ITD_M_CONFIG_RELOADS, "failed", 1);
+                itd_prom_inc(lp->m, ITD_M_CONFIG_RELOADS, "failed", 1);
         } else {
                 itd_conf_reload(lp->conf, fresh, applied, sizeof applied,
                                 restart, sizeof restart);
@@ -1227,7 +1227,7 @@ static void reload(loop_t *lp) {
                         lp->opts->conf_path, *applied ? applied : "nothing",
                         *restart ? "; needs a restart to change: " : "",
                         restart);
-                itd_metrics_inc(lp->m, ITD_M_CONFIG_RELOADS, "ok", 1);
+                itd_prom_inc(lp->m, ITD_M_CONFIG_RELOADS, "ok", 1);
         }
         itd_conf_destroy(fresh);
         itd_notify_ready();
@@ -1281,8 +1281,8 @@ static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
                 snprintf(errstr, errstr_size, "%s", why);
                 return ITD_ERR_CONF;
         }
-        itd_metrics_inc(lp->m, ITD_M_CHECKPOINT_DAMAGED, NULL,
-                        itd_ckdir_damaged(lp->ck));
+        itd_prom_inc(lp->m, ITD_M_CHECKPOINT_DAMAGED, NULL,
+                     itd_ckdir_damaged(lp->ck));
         if (err == ITD_ERR_CORRUPT &&
             lp->conf->checkpoint_on_corrupt == ITD_ON_CORRUPT_REFUSE) {
                 snprintf(errstr, errstr_size, "%s; checkpoint.on_corrupt is "
@@ -1298,7 +1298,7 @@ static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
                             ? "EMPTY state and a fresh model "
                               "(checkpoint.on_corrupt: start_empty)"
                             : "empty state");
-                itd_metrics_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
+                itd_prom_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
                 return ITD_OK;
         }
         uint64_t users = 0, pending = 0;
@@ -1309,8 +1309,8 @@ static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
                 pending += info.parts[i].pending;
         }
         double age_s = (double)(itd_now_wall_ms() - info.created_ms) / 1000.0;
-        itd_metrics_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
-                        age_s > 0 ? age_s : 0);
+        itd_prom_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
+                     age_s > 0 ? age_s : 0);
         itd_log(ITD_LOG_NOTICE, "checkpoint",
                 "restored checkpoint %llu from %s (%.0f s old): %zu "
                 "partitions, %llu users, %llu pending labels",
@@ -1344,7 +1344,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         lp.offsets = itd_offsets_new();
         lp.park = itd_park_new();
         lp.rq = itd_kafka_retryq_new();
-        lp.m = itd_metrics_new();
+        lp.m = itd_prom_new();
         itd_health_init(&lp.health, conf->health_liveness_timeout_ms);
         itd_watchdog_init(&lp.wd);
         if (*conf->metrics_listen) {
@@ -1359,7 +1359,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                         itd_http_set_query(lp.http, lp.query);
                 }
         }
-        itd_metrics_set(lp.m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, NAN);
+        itd_prom_set(lp.m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, NAN);
         lp.codec = itd_codec_new(errstr, errstr_size);
         if (!lp.codec)
                 goto out;
@@ -1485,7 +1485,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                         if (more > 0)
                                 n += (size_t)more;
                         process_batch(&lp, msgs, n);
-                        itd_metrics_observe(
+                        itd_prom_observe(
                             lp.m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
                             (double)(itd_now_mono_ms() - now) / 1000.0);
                         for (size_t i = 0; i < n; i++)
@@ -1599,6 +1599,6 @@ out:
         itd_offsets_destroy(lp.offsets);
         itd_http_stop(lp.http);
         itd_query_destroy(lp.query); /* after the server: it used it */
-        itd_metrics_destroy(lp.m);
+        itd_prom_destroy(lp.m);
         return err;
 }

@@ -13,7 +13,7 @@
 #include "broker.h"
 #include "intentd/log.h"
 #include "lag.h"
-#include "metrics.h"
+#include "prom.h"
 
 #define MAX_SEEN 16
 
@@ -137,14 +137,14 @@ static double sample(const char *text, const char *name) {
 }
 
 Test(lag, sets_the_partition_gauges_and_returns_the_total) {
-        itd_metrics_t *m = itd_metrics_new();
+        itd_prom_t *m = itd_prom_new();
         int64_t total = 0;
         cr_assert_eq(itd_lag_to_metrics(m, doc, strlen(doc), "intentd.events",
                                         &total, NULL, 0),
                      ITD_OK);
         cr_expect_eq(total, 42);
         size_t len;
-        char *t = itd_metrics_render_dup(m, &len);
+        char *t = itd_prom_render_dup(m, &len);
         cr_expect_eq(sample(t, "intentd_consumer_lag{partition=\"0\"}"), 42);
         cr_expect_eq(sample(t, "intentd_consumer_lag{partition=\"1\"}"), 0);
         cr_expect_null(strstr(t, "intentd_consumer_lag{partition=\"2\"}"));
@@ -158,7 +158,7 @@ Test(lag, sets_the_partition_gauges_and_returns_the_total) {
                                         &total, NULL, 0),
                      ITD_OK);
         cr_expect_eq(total, -1);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
 /* ---- a real statistics document ---------------------------------------- */

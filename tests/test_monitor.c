@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "intentd/metrics.h"
-#include "metrics.h"
+#include "prom.h"
 #include "monitor.h"
 
 /* The value of an unlabelled series in a /metrics text. */
@@ -36,12 +36,12 @@ Test(monitor, window_gauges_follow_the_recent_examples_only) {
         itd_monitor_t *mon = itd_monitor_new(1000, 0.5f);
         cr_assert(mon);
         itd_pv_t *all = itd_pv_new(0.5f);
-        itd_metrics_t *m = itd_metrics_new();
+        itd_prom_t *m = itd_prom_new();
         size_t len;
 
         /* Before any example: no window, NaN gauges, 0 examples. */
         itd_monitor_publish(mon, m);
-        char *text = itd_metrics_render_dup(m, &len);
+        char *text = itd_prom_render_dup(m, &len);
         cr_expect(isnan(sample(text, "intentd_progressive_window_auc")));
         cr_expect_eq(sample(text, "intentd_progressive_window_examples"), 0);
         free(text);
@@ -54,7 +54,7 @@ Test(monitor, window_gauges_follow_the_recent_examples_only) {
         for (int i = 0; i < 1000; i++)
                 judge(mon, all, i, 0);
         itd_monitor_publish(mon, m);
-        text = itd_metrics_render_dup(m, &len);
+        text = itd_prom_render_dup(m, &len);
         itd_pv_summary_t cum;
         itd_pv_summary(all, &cum);
         double n = sample(text, "intentd_progressive_window_examples");
@@ -72,7 +72,7 @@ Test(monitor, window_gauges_follow_the_recent_examples_only) {
         cr_expect_gt(sample(text, "intentd_progressive_window_logloss"),
                      cum.logloss);
         free(text);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
         itd_pv_destroy(all);
         itd_monitor_destroy(mon);
 }
@@ -82,13 +82,13 @@ Test(monitor, refuses_a_window_below_ten) {
 }
 
 Test(monitor, score_histogram_buckets_probabilities) {
-        itd_metrics_t *m = itd_metrics_new();
+        itd_prom_t *m = itd_prom_new();
         const float scores[] = {0.0005f, 0.015f, 0.015f, 0.5f, 1.0f};
         for (size_t i = 0; i < 5; i++)
-                cr_expect_eq(itd_metrics_observe(m, ITD_M_SCORE, scores[i]),
+                cr_expect_eq(itd_prom_observe(m, ITD_M_SCORE, scores[i]),
                              0);
         size_t len;
-        char *text = itd_metrics_render_dup(m, &len);
+        char *text = itd_prom_render_dup(m, &len);
         /* Cumulative buckets: <= 0.001 one, <= 0.02 three, <= 0.5 four,
          * +Inf all five. */
         cr_expect(strstr(text, "intentd_score_bucket{le=\"0.001\"} 1\n"));
@@ -97,5 +97,5 @@ Test(monitor, score_histogram_buckets_probabilities) {
         cr_expect(strstr(text, "intentd_score_bucket{le=\"+Inf\"} 5\n"));
         cr_expect(strstr(text, "intentd_score_count 5\n"));
         free(text);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }

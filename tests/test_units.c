@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "intentd/mem.h"
-#include "metrics.h"
+#include "prom.h"
 #include "testutil.h"
 
 static const char *const units[] = {"intentd.service", "intentd@.service"};
@@ -256,7 +256,7 @@ static void check_names(const char *what, const char *text) {
                 int known = 0;
                 for (int id = 0; id < ITD_M__COUNT && !known; id++) {
                         const char *name =
-                            itd_metrics_name((itd_metric_id_t)id);
+                            itd_prom_name((itd_metric_id_t)id);
                         size_t nl = strlen(name);
                         known = strcmp(tok, name) == 0 ||
                                 (strncmp(tok, name, nl) == 0 &&

@@ -1,7 +1,7 @@
 /*
- * metrics.h - the Prometheus metrics registry of the daemon.
+ * prom.h - the Prometheus metrics registry of the daemon.
  *
- * One static table in metrics.c (name, type, help, at most one label with a
+ * One static table in prom.c (name, type, help, at most one label with a
  * bounded set of values, histogram buckets) drives the /metrics text, the
  * generated docs/METRICS.md and this enum; the enum order is the table
  * order. Not to be confused with model/include/intentd/metrics.h (progressive
@@ -15,11 +15,11 @@
  *
  * Labels: a metric has no label, or one label whose values are either a
  * fixed list from the table (reasons, "positive|negative") or a number below
- * a fixed maximum (partition numbers, < ITD_METRICS_MAX_PARTITIONS). No
+ * a fixed maximum (partition numbers, < ITD_PROM_MAX_PARTITIONS). No
  * user ids ever: label sets stay bounded whatever the input.
  */
-#ifndef INTENTD_DAEMON_METRICS_H
-#define INTENTD_DAEMON_METRICS_H
+#ifndef INTENTD_DAEMON_PROM_H
+#define INTENTD_DAEMON_PROM_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,9 +28,9 @@
 #include "intentd/err.h"
 
 /* Partition labels: partitions 0 .. this - 1 are exported. */
-#define ITD_METRICS_MAX_PARTITIONS 256
+#define ITD_PROM_MAX_PARTITIONS 256
 
-/* Metric ids; one row each in the table of metrics.c, same order. */
+/* Metric ids; one row each in the table of prom.c, same order. */
 typedef enum {
         /* pipeline counters */
         ITD_M_EVENTS_CONSUMED = 0,   /* counter */
@@ -84,17 +84,17 @@ typedef enum {
         ITD_M__COUNT
 } itd_metric_id_t;
 
-typedef struct itd_metrics_s itd_metrics_t;
+typedef struct itd_prom_s itd_prom_t;
 
 /**
  * @brief New registry: counters 0, gauges 0 (progressive ones NaN),
  * checkpoint age counting from now, build_info 1.
- * @returns the registry (caller owns; itd_metrics_destroy).
+ * @returns the registry (caller owns; itd_prom_destroy).
  */
-itd_metrics_t *itd_metrics_new(void);
+itd_prom_t *itd_prom_new(void);
 
 /** @brief Frees m; NULL does nothing. No reader or writer may remain. */
-void itd_metrics_destroy(itd_metrics_t *m);
+void itd_prom_destroy(itd_prom_t *m);
 
 /**
  * @brief Position of a label value of metric id: its index in the table's
@@ -103,19 +103,19 @@ void itd_metrics_destroy(itd_metrics_t *m);
  * values. Call once and keep the index for the hot path (_at functions).
  * @thread any
  */
-int itd_metrics_label_index(itd_metric_id_t id, const char *value);
+int itd_prom_label_index(itd_metric_id_t id, const char *value);
 
 /**
  * @brief Adds n to a counter; label is the label value, NULL when the metric
  * has none.
  * @returns ITD_OK; ITD_ERR_ARG if id is not a counter or the label is
  * missing/unexpected; ITD_ERR_NOT_FOUND for a label value not in the set;
- * ITD_ERR_RANGE for a partition >= ITD_METRICS_MAX_PARTITIONS. Nothing
+ * ITD_ERR_RANGE for a partition >= ITD_PROM_MAX_PARTITIONS. Nothing
  * changes on error.
  * @thread any; lock-free
  */
-itd_err_t itd_metrics_inc(itd_metrics_t *m, itd_metric_id_t id,
-                          const char *label, uint64_t n);
+itd_err_t itd_prom_inc(itd_prom_t *m, itd_metric_id_t id,
+                       const char *label, uint64_t n);
 
 /**
  * @brief Sets a gauge to v. A counter may be set too, to an absolute total
@@ -124,12 +124,12 @@ itd_err_t itd_metrics_inc(itd_metrics_t *m, itd_metric_id_t id,
  * checkpoint is written, the file's age after a restore) and then ages by
  * itself, so a stuck loop still shows a growing age; NaN means "no
  * checkpointing" and is exported as NaN.
- * @returns as itd_metrics_inc; ITD_ERR_ARG for a histogram, build_info or a
+ * @returns as itd_prom_inc; ITD_ERR_ARG for a histogram, build_info or a
  * process metric.
  * @thread any; lock-free
  */
-itd_err_t itd_metrics_set(itd_metrics_t *m, itd_metric_id_t id,
-                          const char *label, double v);
+itd_err_t itd_prom_set(itd_prom_t *m, itd_metric_id_t id,
+                       const char *label, double v);
 
 /**
  * @brief Records one observation in a histogram. Negative values (clock
@@ -138,24 +138,24 @@ itd_err_t itd_metrics_set(itd_metrics_t *m, itd_metric_id_t id,
  * for NaN or infinity (not recorded).
  * @thread any; lock-free (one CAS loop for the sum)
  */
-itd_err_t itd_metrics_observe(itd_metrics_t *m, itd_metric_id_t id, double v);
+itd_err_t itd_prom_observe(itd_prom_t *m, itd_metric_id_t id, double v);
 
-/** @brief itd_metrics_inc with the label given by itd_metrics_label_index
+/** @brief itd_prom_inc with the label given by itd_prom_label_index
  * (or the partition number); idx is ignored for unlabelled metrics. */
-itd_err_t itd_metrics_inc_at(itd_metrics_t *m, itd_metric_id_t id, size_t idx,
-                             uint64_t n);
+itd_err_t itd_prom_inc_at(itd_prom_t *m, itd_metric_id_t id, size_t idx,
+                          uint64_t n);
 
-/** @brief itd_metrics_set with the label given by index (see _inc_at). */
-itd_err_t itd_metrics_set_at(itd_metrics_t *m, itd_metric_id_t id, size_t idx,
-                             double v);
+/** @brief itd_prom_set with the label given by index (see _inc_at). */
+itd_err_t itd_prom_set_at(itd_prom_t *m, itd_metric_id_t id, size_t idx,
+                          double v);
 
 /**
  * @brief Drops one series of a partition-labelled metric (a revoked
  * partition) until it is set again.
  * @returns ITD_OK; ITD_ERR_ARG if id has no partition label; ITD_ERR_RANGE.
  */
-itd_err_t itd_metrics_unset_at(itd_metrics_t *m, itd_metric_id_t id,
-                               size_t partition);
+itd_err_t itd_prom_unset_at(itd_prom_t *m, itd_metric_id_t id,
+                            size_t partition);
 
 /**
  * @brief Renders every metric in the Prometheus text exposition format
@@ -165,18 +165,18 @@ itd_err_t itd_metrics_unset_at(itd_metrics_t *m, itd_metric_id_t id,
  * text was cut and the caller retries with a larger buffer.
  * @thread any (the HTTP thread); reads atomics and /proc/self
  */
-size_t itd_metrics_render(const itd_metrics_t *m, char *buf, size_t cap);
+size_t itd_prom_render(const itd_prom_t *m, char *buf, size_t cap);
 
 /**
  * @brief Renders into a malloc'd buffer of the right size (caller frees);
  * *len gets the length. Allocates: not for the pipeline thread.
  */
-char *itd_metrics_render_dup(const itd_metrics_t *m, size_t *len);
+char *itd_prom_render_dup(const itd_prom_t *m, size_t *len);
 
 /** @brief Writes docs/METRICS.md (name, type, labels, help) from the table. */
-void itd_metrics_write_docs(FILE *out);
+void itd_prom_write_docs(FILE *out);
 
 /** @brief Name of a metric ("intentd_events_consumed_total"). */
-const char *itd_metrics_name(itd_metric_id_t id);
+const char *itd_prom_name(itd_metric_id_t id);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * metrics.c - the metrics table, its atomic storage, the Prometheus text
- * rendering and the generated docs/METRICS.md (see metrics.h).
+ * prom.c - the metrics table, its atomic storage, the Prometheus text
+ * rendering and the generated docs/METRICS.md (see prom.h).
  *
  * Storage: one array of 64-bit atomic slots. Each metric owns a run of
  * slots: one per label value (or per partition); a histogram owns one slot
@@ -8,8 +8,8 @@
  * pattern of a double, so a gauge write is one relaxed store and a counter
  * increment one fetch_add.
  */
-#include "metrics.h"
-#include "metrics_int.h"
+#include "prom.h"
+#include "prom_int.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -204,7 +204,7 @@ static const row_t rows[ITD_M__COUNT] = {
     {ITD_M_CONSUMER_LAG, "intentd_consumer_lag", MT_GAUGE, MK_PLAIN,
      "Messages between the consumer's position and the partition's high "
      "watermark, per assigned partition.", "partition", NULL,
-     ITD_METRICS_MAX_PARTITIONS, NULL, 0, 0},
+     ITD_PROM_MAX_PARTITIONS, NULL, 0, 0},
     {ITD_M_CONSUMER_PAUSED, "intentd_consumer_paused", MT_GAUGE, MK_PLAIN,
      "1 while consumption is paused for back-pressure (too many outputs "
      "not yet acknowledged by the broker), else 0.", NULL, NULL, 0, NULL, 0,
@@ -254,7 +254,7 @@ static const row_t rows[ITD_M__COUNT] = {
 /* A slot that was never set (partition series) or was unset. */
 #define ABSENT 0
 
-struct itd_metrics_s {
+struct itd_prom_s {
         size_t first[ITD_M__COUNT];  /* first value slot of each row */
         size_t n_series[ITD_M__COUNT];
         _Atomic uint64_t *slot;      /* values (see file comment) */
@@ -286,8 +286,8 @@ static size_t n_values(const row_t *r) {
         return n;
 }
 
-itd_metrics_t *itd_metrics_new(void) {
-        itd_metrics_t *m = itd_xcalloc(1, sizeof *m);
+itd_prom_t *itd_prom_new(void) {
+        itd_prom_t *m = itd_xcalloc(1, sizeof *m);
         size_t n = 0;
         for (size_t i = 0; i < ITD_M__COUNT; i++) {
                 const row_t *r = &rows[i];
@@ -325,7 +325,7 @@ itd_metrics_t *itd_metrics_new(void) {
         return m;
 }
 
-void itd_metrics_destroy(itd_metrics_t *m) {
+void itd_prom_destroy(itd_prom_t *m) {
         if (!m)
                 return;
         free(m->slot);
@@ -333,13 +333,13 @@ void itd_metrics_destroy(itd_metrics_t *m) {
         free(m);
 }
 
-const char *itd_metrics_name(itd_metric_id_t id) {
+const char *itd_prom_name(itd_metric_id_t id) {
         if ((int)id < 0 || id >= ITD_M__COUNT)
                 return "?";
         return rows[id].name;
 }
 
-int itd_metrics_label_index(itd_metric_id_t id, const char *value) {
+int itd_prom_label_index(itd_metric_id_t id, const char *value) {
         if ((int)id < 0 || id >= ITD_M__COUNT || !rows[id].label || !value)
                 return -1;
         const row_t *r = &rows[id];
@@ -358,7 +358,7 @@ int itd_metrics_label_index(itd_metric_id_t id, const char *value) {
         return -1;
 }
 
-/* Resolves a label string to a slot index; see itd_metrics_inc. */
+/* Resolves a label string to a slot index; see itd_prom_inc. */
 static itd_err_t resolve(itd_metric_id_t id, const char *label, size_t *idx) {
         const row_t *r = &rows[id];
         *idx = 0;
@@ -366,7 +366,7 @@ static itd_err_t resolve(itd_metric_id_t id, const char *label, size_t *idx) {
                 return label ? ITD_ERR_ARG : ITD_OK;
         if (!label)
                 return ITD_ERR_ARG;
-        int i = itd_metrics_label_index(id, label);
+        int i = itd_prom_label_index(id, label);
         if (i >= 0) {
                 *idx = (size_t)i;
                 return ITD_OK;
@@ -387,8 +387,8 @@ static itd_err_t check_at(itd_metric_id_t id, size_t *idx) {
         return ITD_OK;
 }
 
-itd_err_t itd_metrics_inc_at(itd_metrics_t *m, itd_metric_id_t id, size_t idx,
-                             uint64_t n) {
+itd_err_t itd_prom_inc_at(itd_prom_t *m, itd_metric_id_t id, size_t idx,
+                          uint64_t n) {
         itd_err_t err = check_at(id, &idx);
         if (err)
                 return err;
@@ -400,8 +400,8 @@ itd_err_t itd_metrics_inc_at(itd_metrics_t *m, itd_metric_id_t id, size_t idx,
         return ITD_OK;
 }
 
-itd_err_t itd_metrics_set_at(itd_metrics_t *m, itd_metric_id_t id, size_t idx,
-                             double v) {
+itd_err_t itd_prom_set_at(itd_prom_t *m, itd_metric_id_t id, size_t idx,
+                          double v) {
         itd_err_t err = check_at(id, &idx);
         if (err)
                 return err;
@@ -428,8 +428,8 @@ itd_err_t itd_metrics_set_at(itd_metrics_t *m, itd_metric_id_t id, size_t idx,
         return ITD_OK;
 }
 
-itd_err_t itd_metrics_unset_at(itd_metrics_t *m, itd_metric_id_t id,
-                               size_t partition) {
+itd_err_t itd_prom_unset_at(itd_prom_t *m, itd_metric_id_t id,
+                            size_t partition) {
         if ((int)id < 0 || id >= ITD_M__COUNT || !rows[id].max_index)
                 return ITD_ERR_ARG;
         if (partition >= rows[id].max_index)
@@ -443,26 +443,26 @@ itd_err_t itd_metrics_unset_at(itd_metrics_t *m, itd_metric_id_t id,
         return ITD_OK;
 }
 
-itd_err_t itd_metrics_inc(itd_metrics_t *m, itd_metric_id_t id,
-                          const char *label, uint64_t n) {
+itd_err_t itd_prom_inc(itd_prom_t *m, itd_metric_id_t id,
+                       const char *label, uint64_t n) {
         size_t idx;
         if ((int)id < 0 || id >= ITD_M__COUNT)
                 return ITD_ERR_ARG;
         itd_err_t err = resolve(id, label, &idx);
-        return err ? err : itd_metrics_inc_at(m, id, idx, n);
+        return err ? err : itd_prom_inc_at(m, id, idx, n);
 }
 
-itd_err_t itd_metrics_set(itd_metrics_t *m, itd_metric_id_t id,
-                          const char *label, double v) {
+itd_err_t itd_prom_set(itd_prom_t *m, itd_metric_id_t id,
+                       const char *label, double v) {
         size_t idx;
         if ((int)id < 0 || id >= ITD_M__COUNT)
                 return ITD_ERR_ARG;
         itd_err_t err = resolve(id, label, &idx);
-        return err ? err : itd_metrics_set_at(m, id, idx, v);
+        return err ? err : itd_prom_set_at(m, id, idx, v);
 }
 
-itd_err_t itd_metrics_observe(itd_metrics_t *m, itd_metric_id_t id,
-                              double v) {
+itd_err_t itd_prom_observe(itd_prom_t *m, itd_metric_id_t id,
+                           double v) {
         if ((int)id < 0 || id >= ITD_M__COUNT ||
             rows[id].type != MT_HISTOGRAM)
                 return ITD_ERR_ARG;
@@ -534,7 +534,7 @@ static void put_escaped(out_t *o, const char *s, int quote) {
         }
 }
 
-size_t itd_metrics_escape(const char *s, int label, char *buf, size_t cap) {
+size_t itd_prom_escape(const char *s, int label, char *buf, size_t cap) {
         out_t o = {buf, cap, 0};
         put_escaped(&o, s, label);
         if (cap > 0)
@@ -636,7 +636,7 @@ static double process_value(itd_metric_id_t id) {
         }
 }
 
-static void render_row(const itd_metrics_t *m, const row_t *r, out_t *o,
+static void render_row(const itd_prom_t *m, const row_t *r, out_t *o,
                        int64_t now_ms) {
         static const char *const type_names[] = {"counter", "gauge",
                                                  "histogram"};
@@ -695,7 +695,7 @@ static void render_row(const itd_metrics_t *m, const row_t *r, out_t *o,
         }
 }
 
-size_t itd_metrics_render(const itd_metrics_t *m, char *buf, size_t cap) {
+size_t itd_prom_render(const itd_prom_t *m, char *buf, size_t cap) {
         out_t o = {buf, cap, 0};
         int64_t now_ms = itd_now_mono_ms();
         for (size_t i = 0; i < ITD_M__COUNT; i++)
@@ -705,13 +705,13 @@ size_t itd_metrics_render(const itd_metrics_t *m, char *buf, size_t cap) {
         return o.len;
 }
 
-char *itd_metrics_render_dup(const itd_metrics_t *m, size_t *len) {
+char *itd_prom_render_dup(const itd_prom_t *m, size_t *len) {
         /* Partition series come and go between two renders: retry until the
          * text fits (it grows by a few lines at most). */
         size_t cap = 16384;
         for (;;) {
                 char *buf = itd_xmalloc(cap);
-                size_t n = itd_metrics_render(m, buf, cap);
+                size_t n = itd_prom_render(m, buf, cap);
                 if (n < cap) {
                         *len = n;
                         return buf;
@@ -723,12 +723,12 @@ char *itd_metrics_render_dup(const itd_metrics_t *m, size_t *len) {
 
 /* ---- docs --------------------------------------------------------------- */
 
-void itd_metrics_write_docs(FILE *out) {
+void itd_prom_write_docs(FILE *out) {
         static const char *const type_names[] = {"counter", "gauge",
                                                  "histogram"};
         fputs("# Metrics\n\n"
               "<!-- Generated by `intentd --metrics-docs` from the table in "
-              "daemon/metrics.c; do not edit. -->\n\n"
+              "daemon/prom.c; do not edit. -->\n\n"
               "intentd serves these on `GET /metrics` (Prometheus text "
               "format 0.0.4) at `metrics.listen`, default "
               "`127.0.0.1:9464`. Labels are bounded: no metric carries a "

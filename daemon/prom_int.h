@@ -1,8 +1,8 @@
 /*
- * metrics_int.h - internals of metrics.c exposed for its tests.
+ * prom_int.h - internals of prom.c exposed for its tests.
  */
-#ifndef INTENTD_DAEMON_METRICS_INT_H
-#define INTENTD_DAEMON_METRICS_INT_H
+#ifndef INTENTD_DAEMON_PROM_INT_H
+#define INTENTD_DAEMON_PROM_INT_H
 
 #include <stddef.h>
 
@@ -12,6 +12,6 @@
  * and newline (label = 0). Writes into buf[cap] like snprintf.
  * @returns the escaped length (without NUL).
  */
-size_t itd_metrics_escape(const char *s, int label, char *buf, size_t cap);
+size_t itd_prom_escape(const char *s, int label, char *buf, size_t cap);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * test_metrics_http.c - the metrics registry (daemon/metrics.c) and the
+ * test_prom.c - the metrics registry (daemon/prom.c) and the
  * HTTP endpoint (daemon/http.c): exposition text, label handling, atomics
  * under concurrent writers, /metrics, /livez, /readyz, errors. The
  * exposition is also checked by `promtool check metrics` when installed.
@@ -21,8 +21,8 @@
 #include "http.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
-#include "metrics.h"
-#include "metrics_int.h"
+#include "prom.h"
+#include "prom_int.h"
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -39,9 +39,9 @@ static double sample(const char *text, const char *series) {
         return NAN;
 }
 
-static char *render(itd_metrics_t *m) {
+static char *render(itd_prom_t *m) {
         size_t len;
-        return itd_metrics_render_dup(m, &len);
+        return itd_prom_render_dup(m, &len);
 }
 
 typedef struct resp_s {
@@ -66,18 +66,18 @@ static int http_req(int port, const char *method, const char *path,
 
 /* ---- registry ----------------------------------------------------------- */
 
-Test(metrics, renders_help_type_and_every_labelled_value) {
-        itd_metrics_t *m = itd_metrics_new();
-        cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_CONSUMED, NULL, 41),
+Test(prom, renders_help_type_and_every_labelled_value) {
+        itd_prom_t *m = itd_prom_new();
+        cr_assert_eq(itd_prom_inc(m, ITD_M_EVENTS_CONSUMED, NULL, 41),
                      ITD_OK);
-        cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_CONSUMED, NULL, 1),
+        cr_assert_eq(itd_prom_inc(m, ITD_M_EVENTS_CONSUMED, NULL, 1),
                      ITD_OK);
-        cr_assert_eq(itd_metrics_inc(m, ITD_M_EVENTS_DEAD_LETTERED, "truncated",
-                                     3), ITD_OK);
-        cr_assert_eq(itd_metrics_inc(m, ITD_M_TRAINING_EXAMPLES, "positive",
-                                     7), ITD_OK);
-        cr_assert_eq(itd_metrics_set(m, ITD_M_USERS, NULL, 1234), ITD_OK);
-        cr_assert_eq(itd_metrics_set(m, ITD_M_PROGRESSIVE_AUC, NULL, 0.8125),
+        cr_assert_eq(itd_prom_inc(m, ITD_M_EVENTS_DEAD_LETTERED, "truncated",
+                                  3), ITD_OK);
+        cr_assert_eq(itd_prom_inc(m, ITD_M_TRAINING_EXAMPLES, "positive",
+                                  7), ITD_OK);
+        cr_assert_eq(itd_prom_set(m, ITD_M_USERS, NULL, 1234), ITD_OK);
+        cr_assert_eq(itd_prom_set(m, ITD_M_PROGRESSIVE_AUC, NULL, 0.8125),
                      ITD_OK);
         char *t = render(m);
         cr_expect(strstr(t, "# HELP intentd_events_consumed_total Messages"));
@@ -103,17 +103,17 @@ Test(metrics, renders_help_type_and_every_labelled_value) {
         cr_expect(strstr(t, "intentd_build_info{version=\""));
         cr_expect(strstr(t, "\"} 1\n"));
         free(t);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
-Test(metrics, every_name_is_prometheus_style_and_without_user_labels) {
+Test(prom, every_name_is_prometheus_style_and_without_user_labels) {
         char *docs = NULL;
         size_t docs_len = 0;
         FILE *f = open_memstream(&docs, &docs_len);
-        itd_metrics_write_docs(f);
+        itd_prom_write_docs(f);
         fclose(f);
         for (int id = 0; id < ITD_M__COUNT; id++) {
-                const char *name = itd_metrics_name((itd_metric_id_t)id);
+                const char *name = itd_prom_name((itd_metric_id_t)id);
                 cr_expect(strncmp(name, "intentd_", 8) == 0 ||
                               strncmp(name, "process_", 8) == 0,
                           "%s: prefix", name);
@@ -130,7 +130,7 @@ Test(metrics, every_name_is_prometheus_style_and_without_user_labels) {
         free(docs);
 }
 
-Test(metrics, docs_file_matches_the_table) {
+Test(prom, docs_file_matches_the_table) {
         char path[512];
         char *committed = tu_read_file(tu_src("docs/METRICS.md", path,
                                               sizeof path));
@@ -138,7 +138,7 @@ Test(metrics, docs_file_matches_the_table) {
         char *docs = NULL;
         size_t docs_len = 0;
         FILE *f = open_memstream(&docs, &docs_len);
-        itd_metrics_write_docs(f);
+        itd_prom_write_docs(f);
         fclose(f);
         /* tu_read_file drops the trailing newline. */
         if (docs_len && docs[docs_len - 1] == '\n')
@@ -150,51 +150,51 @@ Test(metrics, docs_file_matches_the_table) {
         free(docs);
 }
 
-Test(metrics, rejects_unknown_labels_and_wrong_types) {
-        itd_metrics_t *m = itd_metrics_new();
-        cr_expect_eq(itd_metrics_inc(m, ITD_M_EVENTS_FILTERED, "nope", 1),
+Test(prom, rejects_unknown_labels_and_wrong_types) {
+        itd_prom_t *m = itd_prom_new();
+        cr_expect_eq(itd_prom_inc(m, ITD_M_EVENTS_FILTERED, "nope", 1),
                      ITD_ERR_NOT_FOUND);
-        cr_expect_eq(itd_metrics_inc(m, ITD_M_EVENTS_FILTERED, NULL, 1),
+        cr_expect_eq(itd_prom_inc(m, ITD_M_EVENTS_FILTERED, NULL, 1),
                      ITD_ERR_ARG, "a labelled metric needs its label");
-        cr_expect_eq(itd_metrics_inc(m, ITD_M_EVENTS_CONSUMED, "late", 1),
+        cr_expect_eq(itd_prom_inc(m, ITD_M_EVENTS_CONSUMED, "late", 1),
                      ITD_ERR_ARG, "an unlabelled metric takes none");
-        cr_expect_eq(itd_metrics_set(m, ITD_M_CONSUMER_LAG, "256", 1),
+        cr_expect_eq(itd_prom_set(m, ITD_M_CONSUMER_LAG, "256", 1),
                      ITD_ERR_RANGE);
-        cr_expect_eq(itd_metrics_set(m, ITD_M_CONSUMER_LAG, "x1", 1),
+        cr_expect_eq(itd_prom_set(m, ITD_M_CONSUMER_LAG, "x1", 1),
                      ITD_ERR_NOT_FOUND);
-        cr_expect_eq(itd_metrics_inc(m, ITD_M_USERS, NULL, 1), ITD_ERR_ARG,
+        cr_expect_eq(itd_prom_inc(m, ITD_M_USERS, NULL, 1), ITD_ERR_ARG,
                      "inc is for counters");
-        cr_expect_eq(itd_metrics_set(m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
-                                     NULL, 1), ITD_ERR_ARG);
-        cr_expect_eq(itd_metrics_set(m, ITD_M_BUILD_INFO, "x", 1),
+        cr_expect_eq(itd_prom_set(m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
+                                  NULL, 1), ITD_ERR_ARG);
+        cr_expect_eq(itd_prom_set(m, ITD_M_BUILD_INFO, "x", 1),
                      ITD_ERR_NOT_FOUND);
-        cr_expect_eq(itd_metrics_set(m, ITD_M_PROCESS_OPEN_FDS, NULL, 1),
+        cr_expect_eq(itd_prom_set(m, ITD_M_PROCESS_OPEN_FDS, NULL, 1),
                      ITD_ERR_ARG);
-        cr_expect_eq(itd_metrics_observe(m, ITD_M_USERS, 1), ITD_ERR_ARG);
-        cr_expect_eq(itd_metrics_observe(m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
-                                         NAN), ITD_ERR_NONFINITE);
-        cr_expect_eq(itd_metrics_set(m, ITD_M_EVENTS_CONSUMED, NULL, -1),
+        cr_expect_eq(itd_prom_observe(m, ITD_M_USERS, 1), ITD_ERR_ARG);
+        cr_expect_eq(itd_prom_observe(m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
+                                      NAN), ITD_ERR_NONFINITE);
+        cr_expect_eq(itd_prom_set(m, ITD_M_EVENTS_CONSUMED, NULL, -1),
                      ITD_ERR_RANGE);
-        cr_expect_eq(itd_metrics_inc_at(m, ITD_M_STATE_EVICTIONS, 2, 1),
+        cr_expect_eq(itd_prom_inc_at(m, ITD_M_STATE_EVICTIONS, 2, 1),
                      ITD_ERR_NOT_FOUND);
-        cr_expect_eq(itd_metrics_label_index(ITD_M_STATE_EVICTIONS,
-                                             "capacity"), 1);
-        cr_expect_eq(itd_metrics_label_index(ITD_M_CONSUMER_LAG, "17"), 17);
-        cr_expect_eq(itd_metrics_label_index(ITD_M_USERS, "x"), -1);
+        cr_expect_eq(itd_prom_label_index(ITD_M_STATE_EVICTIONS,
+                                          "capacity"), 1);
+        cr_expect_eq(itd_prom_label_index(ITD_M_CONSUMER_LAG, "17"), 17);
+        cr_expect_eq(itd_prom_label_index(ITD_M_USERS, "x"), -1);
         /* Nothing above changed a value. */
         char *t = render(m);
         cr_expect_eq(sample(t, "intentd_events_consumed_total"), 0);
         cr_expect_eq(sample(t, "intentd_users"), 0);
         cr_expect_null(strstr(t, "intentd_consumer_lag{"));
         free(t);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
-Test(metrics, counters_can_mirror_an_absolute_total) {
-        itd_metrics_t *m = itd_metrics_new();
-        cr_assert_eq(itd_metrics_set(m, ITD_M_PREDICTIONS_PUBLISHED, NULL,
-                                     123456789.0), ITD_OK);
-        cr_assert_eq(itd_metrics_inc_at(m, ITD_M_STATE_EVICTIONS, 1, 5),
+Test(prom, counters_can_mirror_an_absolute_total) {
+        itd_prom_t *m = itd_prom_new();
+        cr_assert_eq(itd_prom_set(m, ITD_M_PREDICTIONS_PUBLISHED, NULL,
+                                  123456789.0), ITD_OK);
+        cr_assert_eq(itd_prom_inc_at(m, ITD_M_STATE_EVICTIONS, 1, 5),
                      ITD_OK);
         char *t = render(m);
         cr_expect(strstr(t, "\nintentd_predictions_published_total "
@@ -202,14 +202,14 @@ Test(metrics, counters_can_mirror_an_absolute_total) {
         cr_expect_eq(sample(t, "intentd_state_evictions_total"
                                "{reason=\"capacity\"}"), 5);
         free(t);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
-Test(metrics, histogram_buckets_are_cumulative_and_count_is_inf_bucket) {
-        itd_metrics_t *m = itd_metrics_new();
+Test(prom, histogram_buckets_are_cumulative_and_count_is_inf_bucket) {
+        itd_prom_t *m = itd_prom_new();
         const double obs[] = {0.00005, 0.0003, 0.0003, 0.02, 7, 99, -1};
         for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
-                cr_assert_eq(itd_metrics_observe(
+                cr_assert_eq(itd_prom_observe(
                                  m, ITD_M_CONSUME_TO_PRODUCE_SECONDS, obs[i]),
                              ITD_OK);
         char *t = render(m);
@@ -232,13 +232,13 @@ Test(metrics, histogram_buckets_are_cumulative_and_count_is_inf_bucket) {
         const double sum_eps = 1e-9;
         cr_expect_float_eq(sample(t, s), 106.02065, sum_eps);
         free(t);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
-Test(metrics, partition_series_appear_when_set_and_vanish_when_unset) {
-        itd_metrics_t *m = itd_metrics_new();
-        cr_assert_eq(itd_metrics_set(m, ITD_M_CONSUMER_LAG, "0", 10), ITD_OK);
-        cr_assert_eq(itd_metrics_set_at(m, ITD_M_CONSUMER_LAG, 255, 20),
+Test(prom, partition_series_appear_when_set_and_vanish_when_unset) {
+        itd_prom_t *m = itd_prom_new();
+        cr_assert_eq(itd_prom_set(m, ITD_M_CONSUMER_LAG, "0", 10), ITD_OK);
+        cr_assert_eq(itd_prom_set_at(m, ITD_M_CONSUMER_LAG, 255, 20),
                      ITD_OK);
         char *t = render(m);
         cr_expect_eq(sample(t, "intentd_consumer_lag{partition=\"0\"}"), 10);
@@ -246,79 +246,79 @@ Test(metrics, partition_series_appear_when_set_and_vanish_when_unset) {
                      20);
         cr_expect_null(strstr(t, "intentd_consumer_lag{partition=\"1\"}"));
         free(t);
-        cr_assert_eq(itd_metrics_unset_at(m, ITD_M_CONSUMER_LAG, 0), ITD_OK);
-        cr_expect_eq(itd_metrics_unset_at(m, ITD_M_CONSUMER_LAG, 256),
+        cr_assert_eq(itd_prom_unset_at(m, ITD_M_CONSUMER_LAG, 0), ITD_OK);
+        cr_expect_eq(itd_prom_unset_at(m, ITD_M_CONSUMER_LAG, 256),
                      ITD_ERR_RANGE);
-        cr_expect_eq(itd_metrics_unset_at(m, ITD_M_USERS, 0), ITD_ERR_ARG);
+        cr_expect_eq(itd_prom_unset_at(m, ITD_M_USERS, 0), ITD_ERR_ARG);
         t = render(m);
         cr_expect_null(strstr(t, "intentd_consumer_lag{partition=\"0\"}"));
         cr_expect_eq(sample(t, "intentd_consumer_lag{partition=\"255\"}"),
                      20);
         free(t);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
-Test(metrics, checkpoint_age_grows_by_itself_and_nan_means_off) {
-        itd_metrics_t *m = itd_metrics_new();
-        cr_assert_eq(itd_metrics_set(m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
-                                     5), ITD_OK);
+Test(prom, checkpoint_age_grows_by_itself_and_nan_means_off) {
+        itd_prom_t *m = itd_prom_new();
+        cr_assert_eq(itd_prom_set(m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
+                                  5), ITD_OK);
         usleep(120 * 1000);
         char *t = render(m);
         double age = sample(t, "intentd_checkpoint_age_seconds");
         /* 5 s set + >= 0.12 s slept; under 2 s more even on a busy box. */
         cr_expect(age >= 5.1 && age < 7.0, "age %g", age);
         free(t);
-        cr_assert_eq(itd_metrics_set(m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
-                                     NAN), ITD_OK);
+        cr_assert_eq(itd_prom_set(m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL,
+                                  NAN), ITD_OK);
         t = render(m);
         cr_expect(isnan(sample(t, "intentd_checkpoint_age_seconds")));
         free(t);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
-Test(metrics, render_reports_the_full_size_when_the_buffer_is_short) {
-        itd_metrics_t *m = itd_metrics_new();
+Test(prom, render_reports_the_full_size_when_the_buffer_is_short) {
+        itd_prom_t *m = itd_prom_new();
         char small[16];
-        size_t need = itd_metrics_render(m, small, sizeof small);
+        size_t need = itd_prom_render(m, small, sizeof small);
         cr_expect_gt(need, sizeof small);
         cr_expect_eq(strlen(small), sizeof small - 1);
         /* process_* values (memory, fds) may change the length between two
          * renders by a few digits: leave room for that. */
         size_t slack = 256;
         char *big = malloc(need + slack);
-        size_t got = itd_metrics_render(m, big, need + slack);
+        size_t got = itd_prom_render(m, big, need + slack);
         cr_expect_lt(got, need + slack);
         cr_expect_eq(strlen(big), got);
         cr_expect_eq(strncmp(big, small, sizeof small - 1), 0);
         free(big);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
-Test(metrics, escapes_label_values_and_help_text) {
+Test(prom, escapes_label_values_and_help_text) {
         char buf[64];
-        cr_expect_eq(itd_metrics_escape("a\\b\"c\nd", 1, buf, sizeof buf),
+        cr_expect_eq(itd_prom_escape("a\\b\"c\nd", 1, buf, sizeof buf),
                      strlen("a\\\\b\\\"c\\nd"));
         cr_expect_str_eq(buf, "a\\\\b\\\"c\\nd");
-        itd_metrics_escape("a\\b\"c\nd", 0, buf, sizeof buf);
+        itd_prom_escape("a\\b\"c\nd", 0, buf, sizeof buf);
         cr_expect_str_eq(buf, "a\\\\b\"c\\nd", "HELP keeps quotes");
-        cr_expect_eq(itd_metrics_escape("\"\"\"", 1, buf, 4), 6);
+        cr_expect_eq(itd_prom_escape("\"\"\"", 1, buf, 4), 6);
         cr_expect_str_eq(buf, "\\\"\\");
 }
 
 #define WRITES 200000
 
 static void *writer(void *arg) {
-        itd_metrics_t *m = arg;
+        itd_prom_t *m = arg;
         for (int i = 0; i < WRITES; i++) {
-                itd_metrics_inc_at(m, ITD_M_EVENTS_CONSUMED, 0, 1);
-                itd_metrics_observe(m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
-                                    0.001);
+                itd_prom_inc_at(m, ITD_M_EVENTS_CONSUMED, 0, 1);
+                itd_prom_observe(m, ITD_M_CONSUME_TO_PRODUCE_SECONDS,
+                                 0.001);
         }
         return NULL;
 }
 
-Test(metrics, concurrent_writers_lose_no_increment_while_rendering) {
-        itd_metrics_t *m = itd_metrics_new();
+Test(prom, concurrent_writers_lose_no_increment_while_rendering) {
+        itd_prom_t *m = itd_prom_new();
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
                 pthread_create(&th[i], NULL, writer, m);
@@ -341,13 +341,13 @@ Test(metrics, concurrent_writers_lose_no_increment_while_rendering) {
         cr_expect_float_eq(sample(t, "intentd_consume_to_produce_seconds_sum"),
                            400.0, 400.0 * 1e-9);
         free(t);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
 /* ---- HTTP --------------------------------------------------------------- */
 
 typedef struct srv_fixture_s {
-        itd_metrics_t *m;
+        itd_prom_t *m;
         itd_health_t h;
         itd_http_t *srv;
         int port;
@@ -355,7 +355,7 @@ typedef struct srv_fixture_s {
 
 static void start(srv_fixture_t *fx) {
         char err[256] = "";
-        fx->m = itd_metrics_new();
+        fx->m = itd_prom_new();
         itd_health_init(&fx->h, 500);
         fx->srv = itd_http_start("127.0.0.1:0", fx->m, &fx->h, err,
                                  sizeof err);
@@ -366,15 +366,15 @@ static void start(srv_fixture_t *fx) {
 
 static void stop(srv_fixture_t *fx) {
         itd_http_stop(fx->srv);
-        itd_metrics_destroy(fx->m);
+        itd_prom_destroy(fx->m);
 }
 
 Test(http, serves_metrics_as_prometheus_text) {
         srv_fixture_t fx;
         start(&fx);
-        itd_metrics_inc(fx.m, ITD_M_PREDICTIONS_PUBLISHED, NULL, 17);
-        itd_metrics_set(fx.m, ITD_M_CONSUMER_LAG, "2", 99);
-        itd_metrics_observe(fx.m, ITD_M_EVENT_TO_PREDICTION_SECONDS, 0.2);
+        itd_prom_inc(fx.m, ITD_M_PREDICTIONS_PUBLISHED, NULL, 17);
+        itd_prom_set(fx.m, ITD_M_CONSUMER_LAG, "2", 99);
+        itd_prom_observe(fx.m, ITD_M_EVENT_TO_PREDICTION_SECONDS, 0.2);
         resp_t r;
         cr_assert_eq(http_req(fx.port, "GET", "/metrics", &r), 0);
         cr_expect_eq(r.status, 200);
@@ -401,13 +401,13 @@ Test(http, metrics_output_passes_promtool_check) {
         srv_fixture_t fx;
         start(&fx);
         /* Every kind of series present, special values included. */
-        itd_metrics_inc(fx.m, ITD_M_EVENTS_CONSUMED, NULL, 10);
-        itd_metrics_inc(fx.m, ITD_M_EVENTS_FILTERED, "late", 1);
-        itd_metrics_set(fx.m, ITD_M_CONSUMER_LAG, "0", 3);
-        itd_metrics_set(fx.m, ITD_M_CONSUMER_LAG, "7", 0);
-        itd_metrics_set(fx.m, ITD_M_PROGRESSIVE_F1, NULL, 0.333);
-        itd_metrics_set(fx.m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, NAN);
-        itd_metrics_observe(fx.m, ITD_M_CONSUME_TO_PRODUCE_SECONDS, 0.004);
+        itd_prom_inc(fx.m, ITD_M_EVENTS_CONSUMED, NULL, 10);
+        itd_prom_inc(fx.m, ITD_M_EVENTS_FILTERED, "late", 1);
+        itd_prom_set(fx.m, ITD_M_CONSUMER_LAG, "0", 3);
+        itd_prom_set(fx.m, ITD_M_CONSUMER_LAG, "7", 0);
+        itd_prom_set(fx.m, ITD_M_PROGRESSIVE_F1, NULL, 0.333);
+        itd_prom_set(fx.m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, NAN);
+        itd_prom_observe(fx.m, ITD_M_CONSUME_TO_PRODUCE_SECONDS, 0.004);
         resp_t r;
         cr_assert_eq(http_req(fx.port, "GET", "/metrics", &r), 0);
         cr_assert_eq(r.status, 200);
@@ -483,7 +483,7 @@ Test(http, unknown_paths_are_404_and_other_methods_405) {
 }
 
 Test(http, rejects_bad_listen_addresses_with_the_key_name) {
-        itd_metrics_t *m = itd_metrics_new();
+        itd_prom_t *m = itd_prom_new();
         itd_health_t h;
         itd_health_init(&h, 1000);
         const char *bad[] = {"", "9464", "127.0.0.1", "127.0.0.1:",
@@ -498,7 +498,7 @@ Test(http, rejects_bad_listen_addresses_with_the_key_name) {
                 cr_expect(strstr(err, "metrics.listen \""), "\"%s\": %s",
                           bad[i], err);
         }
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
 Test(http, a_port_in_use_is_an_error_that_says_so) {
@@ -516,7 +516,7 @@ Test(http, a_port_in_use_is_an_error_that_says_so) {
 }
 
 Test(http, any_address_form_listens_on_ipv4) {
-        itd_metrics_t *m = itd_metrics_new();
+        itd_prom_t *m = itd_prom_new();
         itd_health_t h;
         itd_health_init(&h, 1000);
         char err[256] = "";
@@ -526,7 +526,7 @@ Test(http, any_address_form_listens_on_ipv4) {
         cr_assert_eq(http_req(itd_http_port(srv), "GET", "/livez", &r), 0);
         cr_expect_eq(r.status, 200);
         itd_http_stop(srv);
-        itd_metrics_destroy(m);
+        itd_prom_destroy(m);
 }
 
 /* ---- hostile clients ------------------------------------------------------ */
