@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "intentd/blas.h"
 #include "intentd/log.h"
 #include "run.h"
 
@@ -38,6 +39,27 @@ static int refuse_unrunnable(const char *cmd, const itd_conf_t *conf,
                 fprintf(stderr, "intentd %s: %s\n", cmd, line);
         }
         return 1;
+}
+
+/*
+ * OpenBLAS's kernel and threads, once at start: on a VM that masks the CPU
+ * model it falls back to a generic kernel at a third of the speed, which
+ * shows nowhere else (docs/OPERATIONS.md, OpenBLAS kernel).
+ */
+static void log_blas(void) {
+        itd_blas_info_t blas;
+        itd_blas_setup(&blas);
+        itd_log(ITD_LOG_NOTICE, "model",
+                "OpenBLAS kernel %s, %d thread%s, CPU %s AVX2+FMA (%s)",
+                blas.core, blas.threads, blas.threads == 1 ? "" : "s",
+                blas.cpu_avx2 ? "with" : "without", blas.config);
+        if (blas.fallback)
+                itd_log(ITD_LOG_WARNING, "model",
+                        "OpenBLAS chose its %s kernel on a CPU with AVX2 and "
+                        "FMA (a masked CPU model?): matrix products may run "
+                        "at a third of their speed; set OPENBLAS_CORETYPE="
+                        "Haswell in the service's environment",
+                        blas.core);
 }
 
 int itd_cmd_run(int argc, char **argv) {
@@ -78,6 +100,7 @@ int itd_cmd_run(int argc, char **argv) {
         }
         itd_cli_log_setup(conf);
         itd_cli_signals();
+        log_blas();
 
         itd_run_opts_t opts = {.stop = &itd_cli_stop,
                                .reload = &itd_cli_reload,
