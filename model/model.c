@@ -27,8 +27,7 @@
 
 #include "intentd/mem.h"
 #include "intentd/model.h"
-#include "logistic_int.h"
-#include "mlp_int.h"
+#include "model_int.h"
 
 struct itd_model_s {
         itd_model_conf_t conf;
@@ -143,6 +142,12 @@ void itd_model_destroy(itd_model_t *m) {
 }
 
 int itd_model_type(const itd_model_t *m) { return m->conf.type; }
+
+itd_mlp_t *itd_model_mlp(itd_model_t *m) { return m->mlp; }
+itd_logistic_t *itd_model_logistic(itd_model_t *m) { return m->lr; }
+const itd_model_conf_t *itd_model_conf(const itd_model_t *m) {
+        return &m->conf;
+}
 
 void itd_model_predict(itd_model_t *m, const float *x, const uint32_t *ids,
                        size_t B, float *p, float *next) {
