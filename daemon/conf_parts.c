@@ -1,8 +1,9 @@
 /*
- * engine_conf.c - itd_conf_t -> itd_engine_conf_t (conf_parts.h).
+ * conf_parts.c - itd_conf_t -> the settings of the parts (conf_parts.h).
  */
 #include "conf_parts.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "intentd/state.h"
@@ -123,4 +124,64 @@ void itd_conf_input_defaults(itd_input_conf_t *ic) {
         /* the defaults name no schema source: nothing to borrow */
         ic->schemas_dir = ic->registry_url = ic->registry_user_info = "";
         itd_conf_destroy(conf);
+}
+
+static json_t *jduration(int64_t ms) {
+        char buf[32];
+        return json_string(itd_duration_format(ms, buf, sizeof buf));
+}
+
+/* A number, or null when it is not finite (JSON has no NaN). */
+static json_t *jnum(double v) {
+        return isfinite(v) ? json_real(v) : json_null();
+}
+
+json_t *itd_conf_report_json(const itd_conf_t *conf) {
+        static const char *const model_types[] = {"mlp", "logistic"};
+        static const char *const optimizers[] = {"sgd", "adagrad", "adam"};
+        json_t *o = json_object();
+        json_t *w = json_array(), *h = json_array();
+        for (size_t i = 0; i < conf->n_windows; i++)
+                json_array_append_new(w, jduration(conf->windows_ms[i]));
+        for (size_t i = 0; i < conf->n_model_hidden; i++)
+                json_array_append_new(h, json_integer(conf->model_hidden[i]));
+        json_object_set_new(o, "windows", w);
+        json_object_set_new(o, "windows.allowed_lateness",
+                            jduration(conf->windows_allowed_lateness_ms));
+        json_object_set_new(o, "session.gap", jduration(conf->session_gap_ms));
+        json_object_set_new(o, "state.idle_ttl",
+                            jduration(conf->state_idle_ttl_ms));
+        json_object_set_new(o, "state.max_users",
+                            json_integer(conf->state_max_users));
+        json_object_set_new(o, "labels.horizon",
+                            jduration(conf->labels_horizon_ms));
+        json_object_set_new(o, "labels.max_pending",
+                            json_integer(conf->labels_max_pending));
+        json_object_set_new(
+            o, "model.type",
+            json_string(conf->model_type >= 0 && conf->model_type < 2
+                            ? model_types[conf->model_type]
+                            : "?"));
+        json_object_set_new(o, "model.hidden", h);
+        json_object_set_new(o, "model.embedding.buckets",
+                            json_integer(conf->model_embedding_buckets));
+        json_object_set_new(o, "model.embedding.dim",
+                            json_integer(conf->model_embedding_dim));
+        json_object_set_new(
+            o, "model.optimizer",
+            json_string(conf->model_optimizer >= 0 &&
+                                conf->model_optimizer < 3
+                            ? optimizers[conf->model_optimizer]
+                            : "?"));
+        json_object_set_new(o, "model.learning.rate",
+                            jnum(conf->model_learning_rate));
+        json_object_set_new(o, "model.l2", jnum(conf->model_l2));
+        json_object_set_new(o, "model.batch.size",
+                            json_integer(conf->model_batch_size));
+        json_object_set_new(o, "model.seed", json_integer(conf->model_seed));
+        json_object_set_new(o, "model.loss.weight.next",
+                            jnum(conf->model_loss_weight_next));
+        json_object_set_new(o, "predict.threshold",
+                            jnum(conf->predict_threshold));
+        return o;
 }

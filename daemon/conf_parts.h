@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "intentd/conf.h"
 #include "intentd/engine.h"
 #include "intentd/input.h"
@@ -44,5 +46,11 @@ void itd_conf_to_input(const itd_conf_t *conf, itd_input_conf_t *ic);
 /** @brief The decoder's settings from the option table's defaults (for
  * tests and benchmarks); strings are static. */
 void itd_conf_input_defaults(itd_input_conf_t *ic);
+
+/** @brief The options that shape an offline evaluation (windows, state,
+ * labels, model, predict.threshold) as a JSON object, for replay's
+ * report (itd_report_run_t.config). New reference. (A generic dump of
+ * every option needs an accessor on the option table.) */
+json_t *itd_conf_report_json(const itd_conf_t *conf);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * test_compare.c - daemon/compare.c: the two rules on a small stream
+ * test_compare.c - replay/compare.c: the two rules on a small stream
  * computed by hand (each using only what was known at the prediction,
  * whatever order the examples resolve in), the robust last-30% split,
  * and the judgements every scorer gets on the same examples.

@@ -391,7 +391,7 @@ Test(it_replay, html_report_renders_its_charts_in_headless_chromium,
         cr_assert_eq(img.w, 1200);
         cr_assert_eq(img.h, 2400);
         /* The page is mostly white; the charts draw in the palette of
-         * daemon/report.c. Bars and 2-px lines hold exact palette pixels. */
+         * replay/report.c. Bars and 2-px lines hold exact palette pixels. */
         static const uint8_t palette[6][3] = {
             {0x1f, 0x77, 0xb4}, {0xd6, 0x27, 0x28}, {0x2c, 0xa0, 0x2c},
             {0xff, 0x7f, 0x0e}, {0x94, 0x67, 0xbd}, {0x8c, 0x56, 0x4b}};

@@ -20,8 +20,8 @@
 #include "intentd/conf.h"
 #include "intentd/metrics.h"
 #include "intentd/reader.h"
-#include "compare.h"
-#include "report.h"
+#include "intentd/compare.h"
+#include "intentd/report.h"
 #include "report_svg.h"
 #include "testutil.h"
 
@@ -329,10 +329,12 @@ Test(report, agrees_with_the_engine_summary_on_a_real_run) {
         }
         itd_engine_stats_t es;
         itd_engine_stats(eng, &es);
+        json_t *config = itd_conf_report_json(conf);
         itd_report_run_t run = {.input = path, .format = "jsonl",
-                                .conf = conf, .stats = &es, .seconds = 1,
+                                .config = config, .stats = &es, .seconds = 1,
                                 .events = events};
         json_t *doc = itd_report_json(rep, &run);
+        json_decref(config);
         const json_t *ov =
             json_object_get(json_object_get(doc, "purchase"), "overall");
         cr_assert_gt(es.pv.n, 1000);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "intentd/duration.h"
 #include "intentd/err.h"
 
 #define ITD_CONF_LIST_MAX 8
@@ -210,11 +211,6 @@ size_t itd_conf_check_run(const itd_conf_t *conf, const char *path,
 void itd_conf_write_docs(FILE *out);
 /** @brief Prints config/intentd.yaml: every option, default, help. */
 void itd_conf_write_yaml(FILE *out);
-
-/** @brief Parses a duration ("30m"); ITD_ERR_PARSE if malformed. */
-itd_err_t itd_duration_parse(const char *s, int64_t *ms);
-/** @brief Formats ms as the shortest exact duration ("30m"). */
-const char *itd_duration_format(int64_t ms, char *buf, size_t cap);
 
 /**
  * @brief SIGHUP support: copies the options marked reloadable in the option

@@ -219,7 +219,7 @@ int itd_triggers_update(itd_triggers_t *t, uint64_t user_hash,
 /**
  * @brief As itd_triggers_update with thresholds given by the caller (th)
  * and without touching the table's distribution: several tables can share
- * one distribution (a sweep over thresholds, daemon/report.c).
+ * one distribution (a sweep over thresholds, replay/report.c).
  */
 int itd_triggers_decide(itd_triggers_t *t, uint64_t user_hash,
                         int64_t event_ts_ms, int64_t ref_ts_ms, float score,

@@ -10,7 +10,7 @@
  * equal-width bins for the engine's ECE, the next-action confusion matrix,
  * the event mix and throughput: about 70 KiB whatever the input size. The
  * comparison with the rules and the baseline, and every chart drawn from
- * judged examples, come from daemon/compare.c (itd_report_run_t.cmp).
+ * judged examples, come from replay/compare.c (itd_report_run_t.cmp).
  *
  * @thread the replay's one thread.
  */
@@ -23,9 +23,8 @@
 
 #include <jansson.h>
 
-#include "compare.h"
+#include "intentd/compare.h"
 #include "intentd/engine.h"
-#include "intentd/conf.h"
 #include "intentd/err.h"
 #include "intentd/event.h"
 #include "intentd/prediction.h"
@@ -38,7 +37,10 @@ typedef struct itd_report_s itd_report_t;
 typedef struct itd_report_run_s {
         const char *input;               /* the file replayed */
         const char *format;              /* its format name */
-        const itd_conf_t *conf;          /* the configuration used */
+        const json_t *config;            /* the options that shape the
+                                          * evaluation, as an object
+                                          * (the caller builds it), or
+                                          * NULL */
         const itd_engine_stats_t *stats; /* engine counters at the end */
         double seconds;                  /* wall time of the replay */
         uint64_t events;                 /* events read */

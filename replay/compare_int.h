@@ -6,7 +6,7 @@
 #ifndef INTENTD_COMPARE_INT_H
 #define INTENTD_COMPARE_INT_H
 
-#include "compare.h"
+#include "intentd/compare.h"
 
 /* One judged example. */
 typedef struct cmp_ex_s {

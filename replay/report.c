@@ -9,9 +9,9 @@
  * bins for the engine's ECE, the next-action confusion matrix, the event
  * mix and throughput. Everything judged beside the rules and the baseline
  * (curves, equal-mass calibration, AUC over event time, segments) comes
- * from the stored examples of daemon/compare.c, under "compare".
+ * from the stored examples of replay/compare.c, under "compare".
  */
-#include "report.h"
+#include "intentd/report.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -303,63 +303,6 @@ static json_t *next_json(const itd_report_t *rep) {
                          "classes", classes, "confusion", conf);
 }
 
-static json_t *jduration(int64_t ms) {
-        char buf[32];
-        return json_string(itd_duration_format(ms, buf, sizeof buf));
-}
-
-/* The options that shape an offline evaluation. (A generic dump of every
- * option needs an accessor on the option table: asked of the lead.) */
-static json_t *config_json(const itd_conf_t *conf) {
-        static const char *const model_types[] = {"mlp", "logistic"};
-        static const char *const optimizers[] = {"sgd", "adagrad", "adam"};
-        json_t *o = json_object();
-        json_t *w = json_array(), *h = json_array();
-        for (size_t i = 0; i < conf->n_windows; i++)
-                json_array_append_new(w, jduration(conf->windows_ms[i]));
-        for (size_t i = 0; i < conf->n_model_hidden; i++)
-                json_array_append_new(h, json_integer(conf->model_hidden[i]));
-        json_object_set_new(o, "windows", w);
-        json_object_set_new(o, "windows.allowed_lateness",
-                            jduration(conf->windows_allowed_lateness_ms));
-        json_object_set_new(o, "session.gap", jduration(conf->session_gap_ms));
-        json_object_set_new(o, "state.idle_ttl",
-                            jduration(conf->state_idle_ttl_ms));
-        json_object_set_new(o, "state.max_users",
-                            json_integer(conf->state_max_users));
-        json_object_set_new(o, "labels.horizon",
-                            jduration(conf->labels_horizon_ms));
-        json_object_set_new(o, "labels.max_pending",
-                            json_integer(conf->labels_max_pending));
-        json_object_set_new(
-            o, "model.type",
-            json_string(conf->model_type >= 0 && conf->model_type < 2
-                            ? model_types[conf->model_type]
-                            : "?"));
-        json_object_set_new(o, "model.hidden", h);
-        json_object_set_new(o, "model.embedding.buckets",
-                            json_integer(conf->model_embedding_buckets));
-        json_object_set_new(o, "model.embedding.dim",
-                            json_integer(conf->model_embedding_dim));
-        json_object_set_new(
-            o, "model.optimizer",
-            json_string(conf->model_optimizer >= 0 &&
-                                conf->model_optimizer < 3
-                            ? optimizers[conf->model_optimizer]
-                            : "?"));
-        json_object_set_new(o, "model.learning.rate",
-                            jnum(conf->model_learning_rate));
-        json_object_set_new(o, "model.l2", jnum(conf->model_l2));
-        json_object_set_new(o, "model.batch.size",
-                            json_integer(conf->model_batch_size));
-        json_object_set_new(o, "model.seed", json_integer(conf->model_seed));
-        json_object_set_new(o, "model.loss.weight.next",
-                            jnum(conf->model_loss_weight_next));
-        json_object_set_new(o, "predict.threshold",
-                            jnum(conf->predict_threshold));
-        return o;
-}
-
 static json_t *pv_json(const itd_pv_summary_t *pv) {
         return json_pack(
             "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "n",
@@ -449,8 +392,8 @@ json_t *itd_report_json(const itd_report_t *rep, const itd_report_run_t *run) {
                               jint(es->evicted_ttl), "summary",
                               pv_json(&es->pv)));
         }
-        if (run->conf)
-                json_object_set_new(root, "config", config_json(run->conf));
+        if (run->config)
+                json_object_set(root, "config", (json_t *)run->config);
         json_object_set_new(root, "threshold", jnum(rep->threshold));
         json_object_set_new(root, "purchase", purchase_json(rep));
         json_object_set_new(root, "next_action", next_json(rep));

@@ -2,14 +2,13 @@
  * trigsweep.c - trigger counts over a ladder of rules and thresholds (see
  * trigsweep.h).
  */
-#include "trigsweep.h"
+#include "intentd/trigsweep.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf_parts.h"
 #include "intentd/event.h"
 #include "intentd/mem.h"
 #include "intentd/scoredist.h"
@@ -70,10 +69,9 @@ static itd_trigger_conf_t rung(const itd_trigger_conf_t *c,
         return x;
 }
 
-itd_trigsweep_t *itd_trigsweep_new(const itd_conf_t *conf, char *errstr,
-                                   size_t errstr_size) {
-        itd_trigger_conf_t c;
-        itd_conf_to_triggers(conf, &c);
+itd_trigsweep_t *itd_trigsweep_new(const itd_trigger_conf_t *base,
+                                   char *errstr, size_t errstr_size) {
+        itd_trigger_conf_t c = *base;
         if (itd_trigger_conf_check(&c, errstr, errstr_size) != ITD_OK)
                 return NULL;
         itd_trigsweep_t *sw = itd_xcalloc(1, sizeof *sw);

@@ -26,15 +26,14 @@
 
 #include <jansson.h>
 
-#include "intentd/conf.h"
 #include "intentd/trigger.h"
 
 typedef struct itd_trigsweep_s itd_trigsweep_t;
 
-/** @brief A sweep around conf's triggers.* (copied). NULL with errstr
- * when they are invalid. Caller owns. */
-itd_trigsweep_t *itd_trigsweep_new(const itd_conf_t *conf, char *errstr,
-                                   size_t errstr_size);
+/** @brief A sweep around the configured rule base (copied). NULL with
+ * errstr when it is invalid. Caller owns. */
+itd_trigsweep_t *itd_trigsweep_new(const itd_trigger_conf_t *base,
+                                   char *errstr, size_t errstr_size);
 void itd_trigsweep_destroy(itd_trigsweep_t *sw);
 
 /** @brief One scored, on-time event (call in stream order). */

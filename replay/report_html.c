@@ -5,7 +5,7 @@
  * section (model, baseline, purchase-rate rule, label-rate rule) is drawn
  * on the same axes, in the same colour on every chart.
  */
-#include "report.h"
+#include "intentd/report.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intentd/duration.h"
 #include "intentd/mem.h"
 #include "report_svg.h"
 
