@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "conf_parts.h"
 #include "intentd/log.h"
+#include "intentd/mem.h"
 #include "intentd/reader.h"
 #include "intentd/simulator.h"
 #include "publish.h"
@@ -26,6 +27,8 @@
 #include "sources.h"
 
 #define MAX_OVERRIDES 64
+#define EXAMPLES 5          /* recent high-intent predictions shown */
+#define QUIET_MS 5000       /* publishing done, nothing new: the end */
 #define SIM_DEFAULT_START_MS 1511568000000LL
 
 static const char demo_usage[] =
@@ -53,6 +56,40 @@ typedef struct producer_s {
         itd_err_t err;
         char errstr[1024];
 } producer_t;
+
+/* What the demo watches in the run loop (itd_run_hooks_t). */
+typedef struct watch_s {
+        producer_t *prod;
+        float threshold;                     /* predict.threshold */
+        size_t n_examples;
+        itd_prediction_t examples[EXAMPLES]; /* the most recent last */
+} watch_t;
+
+/* Keeps the most recent predictions at or above the threshold. */
+static void keep_example(void *arg, const itd_prediction_t *pr) {
+        watch_t *w = arg;
+        if (pr->purchase_probability < w->threshold)
+                return;
+        if (w->n_examples < EXAMPLES) {
+                w->examples[w->n_examples++] = *pr;
+                return;
+        }
+        /* Keep the most recent ones: shift out the oldest. */
+        memmove(w->examples, w->examples + 1,
+                (EXAMPLES - 1) * sizeof *w->examples);
+        w->examples[EXAMPLES - 1] = *pr;
+}
+
+/* Done when every published event was consumed, or when the producer has
+ * finished and nothing arrived for a while (the embedded broker drops
+ * what exceeds its retention; the summary reports the gap). */
+static int demo_done(void *arg, uint64_t consumed, int64_t last_msg_ms) {
+        const watch_t *w = arg;
+        if (!atomic_load(&w->prod->done))
+                return 0;
+        return consumed >= atomic_load(&w->prod->published) ||
+               itd_now_mono_ms() - last_msg_ms > QUIET_MS;
+}
 
 static void *producer_main(void *arg) {
         producer_t *p = arg;
@@ -201,24 +238,28 @@ int itd_cmd_demo(int argc, char **argv) {
                         "thread\n");
                 goto out;
         }
+        watch_t *w = itd_xcalloc(1, sizeof *w);
+        itd_run_result_t *res = itd_xcalloc(1, sizeof *res);
+        w->prod = prod;
+        w->threshold = (float)conf->predict_threshold;
+        itd_run_hooks_t hooks = {.prediction = keep_example,
+                                 .done = demo_done, .arg = w};
         itd_run_opts_t ro = {.stop = &itd_cli_stop,
                              .progress = 1,
-                             .published = &prod->published,
-                             .published_done = &prod->done,
+                             .hooks = &hooks,
                              .triggers_event_time_only = 1};
-        itd_run_result_t *res = calloc(1, sizeof *res);
         itd_err_t err = itd_run(conf, &ro, res, errstr, sizeof errstr);
         itd_cli_stop = 1; /* the producer stops too if run ended early */
         pthread_join(tid, NULL);
         if (err) {
                 fprintf(stderr, "intentd demo: %s\n", errstr);
-                free(res);
+                free(w), free(res);
                 goto out;
         }
         if (prod->err) {
                 fprintf(stderr, "intentd demo: publishing failed: %s\n",
                         prod->errstr);
-                free(res);
+                free(w), free(res);
                 goto out;
         }
         uint64_t published = atomic_load(&prod->published);
@@ -242,11 +283,11 @@ int itd_cmd_demo(int argc, char **argv) {
                (unsigned long long)res->engine.triggers_up,
                (unsigned long long)res->engine.triggers_down,
                itd_trigger_conf_text(&tc, rule, sizeof rule));
-        if (res->n_examples > 0) {
+        if (w->n_examples > 0) {
                 printf("\n  recent predictions above the threshold "
                        "(topic \"%s\"):\n", conf->topic_predictions);
-                for (size_t i = 0; i < res->n_examples; i++) {
-                        const itd_prediction_t *pr = &res->examples[i];
+                for (size_t i = 0; i < w->n_examples; i++) {
+                        const itd_prediction_t *pr = &w->examples[i];
                         printf("    user %-10s P(purchase in %lld min) = %.2f"
                                "  next: %-11s top category: %s\n",
                                pr->user_id,
@@ -259,7 +300,7 @@ int itd_cmd_demo(int argc, char **argv) {
         }
         printf("\n  next: `intentd --help`, docs/ARCHITECTURE.md, "
                "docs/CONFIGURATION.md\n");
-        free(res);
+        free(w), free(res);
         rc = 0;
 out:
         itd_broker_stop(broker);

@@ -25,6 +25,7 @@
 #include "run.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,7 @@ typedef struct loop_s {
         itd_outcome_t *outcome;
         itd_parked_t **taken;     /* parked events released this turn */
         itd_run_result_t *res;
+        itd_run_hooks_t hooks;    /* the caller's, or all NULL */
         itd_kafka_retryq_t *rq;   /* failed deliveries, produced again */
         size_t max_msg_bytes;     /* the producer's message.max.bytes */
         _Atomic int fatal;        /* a client reported a fatal error */
@@ -401,20 +403,6 @@ static void dead_letter(loop_t *lp, const src_t *msg, const char *reason,
                            hdrs, token) == ITD_ERR_RANGE)
                 give_up(lp, token, "dead letter larger than message.max.bytes "
                                    "even without its value");
-}
-
-static void keep_example(itd_run_result_t *res, const itd_prediction_t *pr,
-                         float threshold) {
-        if (pr->purchase_probability < threshold)
-                return;
-        if (res->n_examples < ITD_RUN_EXAMPLES) {
-                res->examples[res->n_examples++] = *pr;
-                return;
-        }
-        /* Keep the most recent ones: shift out the oldest. */
-        memmove(res->examples, res->examples + 1,
-                (ITD_RUN_EXAMPLES - 1) * sizeof *res->examples);
-        res->examples[ITD_RUN_EXAMPLES - 1] = *pr;
 }
 
 static void report(loop_t *lp, int64_t t0, uint64_t *last_events,
@@ -1028,8 +1016,8 @@ static void emit(loop_t *lp, size_t k) {
                 itd_prom_observe(lp->m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
                                  (double)(now_wall - preds[j].event_ts_ms) /
                                         1000.0);
-                keep_example(lp->res, &preds[j],
-                             (float)lp->conf->predict_threshold);
+                if (lp->hooks.prediction)
+                        lp->hooks.prediction(lp->hooks.arg, &preds[j]);
         }
 }
 
@@ -1321,21 +1309,12 @@ static itd_err_t open_checkpoints(loop_t *lp, char *errstr,
         return ITD_OK;
 }
 
-/* Demo: done when every published event was consumed, or when the
- * producer has finished and nothing arrived for a while (the embedded
- * broker drops what exceeds its retention; the demo reports the gap). */
-static int demo_done(const loop_t *lp, int64_t last_msg_ms) {
-        const itd_run_opts_t *o = lp->opts;
-        if (!o->published_done || !atomic_load(o->published_done))
-                return 0;
-        return lp->res->consumed >= atomic_load(o->published) ||
-               itd_now_mono_ms() - last_msg_ms > 5000;
-}
-
 itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                   itd_run_result_t *res, char *errstr, size_t errstr_size) {
         memset(res, 0, sizeof *res);
         loop_t lp = {.conf = conf, .opts = opts, .res = res, .lag_total = -1};
+        if (opts->hooks)
+                lp.hooks = *opts->hooks;
         lp.rl_decode = (itd_ratelimit_t){.interval_ms = 10000, .burst = 10};
         lp.rl_kafka = (itd_ratelimit_t){.interval_ms = 10000, .burst = 10};
         itd_err_t err = ITD_ERR_ARG;
@@ -1463,7 +1442,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                                                    : 2000;
         int64_t last_gauges = t0, last_msg_ms = t0;
         while (!*opts->stop && !atomic_load(&lp.fatal) &&
-               !demo_done(&lp, last_msg_ms)) {
+               !(lp.hooks.done &&
+                 lp.hooks.done(lp.hooks.arg, res->consumed, last_msg_ms))) {
                 size_t n = 0;
                 int64_t now = itd_now_mono_ms();
                 itd_health_beat(&lp.health);

@@ -6,7 +6,6 @@
 #define INTENTD_RUN_H
 
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 
 #include "intentd/engine.h"
@@ -14,17 +13,26 @@
 #include "intentd/err.h"
 #include "intentd/prediction.h"
 
-#define ITD_RUN_EXAMPLES 5
+/* What a caller that watches the run may add to it (the demo,
+ * daemon/cmd_demo.c); the daemon passes none. Called on the pipeline
+ * thread; a NULL member is skipped. */
+typedef struct itd_run_hooks_s {
+        /* Each prediction, once it was handed to the producer. pr is
+         * borrowed for the call. */
+        void (*prediction)(void *arg, const itd_prediction_t *pr);
+        /* Asked every loop turn: nonzero stops the run as *stop does.
+         * consumed: events taken so far; last_msg_ms: monotonic time of
+         * the last poll that returned a message. */
+        int (*done)(void *arg, uint64_t consumed, int64_t last_msg_ms);
+        void *arg;
+} itd_run_hooks_t;
 
 typedef struct itd_run_opts_s {
         volatile sig_atomic_t *stop; /* set by a signal handler */
         volatile sig_atomic_t *reload; /* SIGHUP: re-read conf_path */
         const char *conf_path;       /* for reload; NULL: none */
         int progress;                /* live one-line progress on stderr */
-        /* Demo: stop once *published_done is set and every published
-         * event has been consumed. NULL for the daemon. */
-        _Atomic uint64_t *published;
-        _Atomic int *published_done;
+        const itd_run_hooks_t *hooks; /* NULL: none */
         /* Judge the triggers' staleness (triggers.max_event_age) by event
          * time only, not the wall clock: the demo plays recorded or
          * simulated history through Kafka as if it were live. */
@@ -46,12 +54,10 @@ typedef struct itd_run_result_s {
         uint64_t triggers;        /* trigger records delivered */
         double seconds;           /* wall time of the loop */
         itd_engine_stats_t engine;
-        size_t n_examples;        /* a few recent high-intent predictions */
-        itd_prediction_t examples[ITD_RUN_EXAMPLES];
 } itd_run_result_t;
 
 /**
- * @brief Runs until *opts->stop (or the demo condition), then flushes,
+ * @brief Runs until *opts->stop (or the hooks' done), then flushes,
  * commits offsets and closes the consumer. Serves /metrics, /livez and
  * /readyz on metrics.listen and talks to systemd (READY, WATCHDOG, STATUS,
  * RELOADING, STOPPING) while it runs. conf changes on SIGHUP reloads.
