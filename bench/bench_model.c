@@ -3,7 +3,7 @@
  * batch 1, 32, 64 (the daemon's model.batch.size) and 256 for the default
  * MLP shape, the training GFLOP/s of its dense layers against the
  * single-thread sgemm peak measured in the same run, and the logistic
- * baseline's ns/example.
+ * baseline's ns/example. Times are the thread's CPU time (see now_s).
  *
  * Prints a table, then one JSON object on the last line
  * ({"bench":"model",...}) for `make bench` to collect. Measured, never
@@ -28,9 +28,15 @@
 
 static const size_t batches[N_BATCHES] = {1, 32, 64, 256};
 
+/*
+ * CPU time of this thread, not wall time: on a shared machine the process
+ * is descheduled for stretches that would count against whichever
+ * measurement they fell in, the sgemm peak included. OpenBLAS runs on the
+ * calling thread (one BLAS thread), so every FLOP is counted here.
+ */
 static double now_s(void) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 

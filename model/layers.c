@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include <cblas.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "layers_int.h"
 
@@ -34,6 +37,15 @@ void itd_linear_forward(float *y, const float *x, const float *w,
                             1.0f, w, (int)IN, x, 1, 1.0f, y, 1);
                 return;
         }
+        if (OUT == 1) {
+                /* y (B) = x (B, IN) w (IN): a head's logit; sgemv skips
+                 * sgemm's packing of a one-column operand */
+                if (!b)
+                        memset(y, 0, B * sizeof(float));
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)B, (int)IN,
+                            1.0f, x, (int)IN, w, 1, 1.0f, y, 1);
+                return;
+        }
         /* y (B, OUT) = x (B, IN) w^T (IN, OUT) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)OUT,
                     (int)IN, 1.0f, x, (int)IN, w, (int)IN, beta, y, (int)OUT);
@@ -55,32 +67,69 @@ void itd_linear_forward_ref(float *y, const float *x, const float *w,
 
 void itd_linear_backward(float *dx, float *dw, float *db, const float *dy,
                          const float *x, const float *w, size_t B, size_t IN,
-                         size_t OUT) {
-        /* dw (OUT, IN) += dy^T (OUT, B) x (B, IN) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OUT, (int)IN,
-                    (int)B, 1.0f, dy, (int)OUT, x, (int)IN, 1.0f, dw, (int)IN);
+                         size_t OUT, float beta) {
+        if (OUT == 1) {
+                /*
+                 * A head of one output: dw (IN) = x^T (IN, B) dy (B) by
+                 * sgemv, dx (B, IN) = beta dx + dy w, an outer product the
+                 * compiler vectorises; sgemm would pack both operands for
+                 * a rank-one product.
+                 */
+                memset(dw, 0, IN * sizeof(float));
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)B, (int)IN, 1.0f,
+                            x, (int)IN, dy, 1, 1.0f, dw, 1);
+        } else {
+                /* dw (OUT, IN) = dy^T (OUT, B) x (B, IN); sgemm with
+                 * beta 0 writes without reading */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OUT,
+                            (int)IN, (int)B, 1.0f, dy, (int)OUT, x, (int)IN,
+                            0.0f, dw, (int)IN);
+        }
         if (db) {
-                for (size_t i = 0; i < B; i++)
+                memcpy(db, dy, OUT * sizeof(float));
+                for (size_t i = 1; i < B; i++)
                         for (size_t o = 0; o < OUT; o++)
                                 db[o] += dy[i * OUT + o];
         }
         if (!dx)
                 return;
+        if (OUT == 1) {
+                for (size_t i = 0; i < B; i++) {
+                        const float g = dy[i];
+                        float *dx_i = dx + i * IN;
+                        if (beta == 0.0f)
+                                for (size_t k = 0; k < IN; k++)
+                                        dx_i[k] = g * w[k];
+                        else
+                                for (size_t k = 0; k < IN; k++)
+                                        dx_i[k] += g * w[k];
+                }
+                return;
+        }
         if (B == 1) {
-                /* dx (IN) += w^T (IN, OUT) dy (OUT) */
+                /* dx (IN) = beta dx + w^T (IN, OUT) dy (OUT); zeroed
+                 * rather than scaled by 0 (a scal by 0 keeps a stale NaN
+                 * in some BLAS versions) */
+                if (beta == 0.0f)
+                        memset(dx, 0, IN * sizeof(float));
                 cblas_sgemv(CblasRowMajor, CblasTrans, (int)OUT, (int)IN, 1.0f,
                             w, (int)IN, dy, 1, 1.0f, dx, 1);
                 return;
         }
-        /* dx (B, IN) += dy (B, OUT) w (OUT, IN) */
+        /* dx (B, IN) = beta dx + dy (B, OUT) w (OUT, IN) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)IN,
-                    (int)OUT, 1.0f, dy, (int)OUT, w, (int)IN, 1.0f, dx,
+                    (int)OUT, 1.0f, dy, (int)OUT, w, (int)IN, beta, dx,
                     (int)IN);
 }
 
 void itd_linear_backward_ref(float *dx, float *dw, float *db, const float *dy,
                              const float *x, const float *w, size_t B,
-                             size_t IN, size_t OUT) {
+                             size_t IN, size_t OUT, float beta) {
+        memset(dw, 0, OUT * IN * sizeof(float));
+        if (db)
+                memset(db, 0, OUT * sizeof(float));
+        if (dx && beta == 0.0f)
+                memset(dx, 0, B * IN * sizeof(float));
         for (size_t i = 0; i < B; i++) {
                 const float *x_i = x + i * IN;
                 const float *dy_i = dy + i * OUT;
@@ -99,18 +148,73 @@ void itd_linear_backward_ref(float *dx, float *dw, float *db, const float *dy,
         }
 }
 
+void itd_linear_input_grad_cols(float *dx, size_t ldx, const float *dy,
+                                const float *w, size_t B, size_t IN,
+                                size_t OUT, size_t col0, size_t ncols) {
+        /* dx[:, 0:ncols] (B, ncols) = dy (B, OUT) w[:, col0:col0+ncols]
+         * (OUT, ncols), w's rows still IN apart */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B,
+                    (int)ncols, (int)OUT, 1.0f, dy, (int)OUT, w + col0,
+                    (int)IN, 0.0f, dx, (int)ldx);
+}
+
+void itd_linear_input_grad_cols_ref(float *dx, size_t ldx, const float *dy,
+                                    const float *w, size_t B, size_t IN,
+                                    size_t OUT, size_t col0, size_t ncols) {
+        for (size_t i = 0; i < B; i++)
+                for (size_t k = 0; k < ncols; k++) {
+                        float acc = 0.0f;
+                        for (size_t o = 0; o < OUT; o++)
+                                acc += dy[i * OUT + o] * w[o * IN + col0 + k];
+                        dx[i * ldx + k] = acc;
+                }
+}
+
 /* ---- ReLU -------------------------------------------------------------- */
 
+/*
+ * Both ReLU directions as a compare and a mask, four lanes at a time: no
+ * branch (the sign of a unit is a coin flip, so a branch mispredicts half
+ * the time), and in place (y == x, dx == dy) without the compiler's alias
+ * check sending the call to its scalar loop. The tails and the plain
+ * references give the same bits.
+ */
 void itd_relu_forward(float *y, const float *x, size_t n) {
         /* `x < 0 ? 0 : x` rather than `x > 0 ? x : 0`: NaN must survive */
-        for (size_t i = 0; i < n; i++)
+        size_t i = 0;
+#ifdef __SSE2__
+        const __m128 zero = _mm_setzero_ps();
+        for (; i + 4 <= n; i += 4) {
+                __m128 xi = _mm_loadu_ps(x + i);
+                _mm_storeu_ps(y + i,
+                              _mm_andnot_ps(_mm_cmplt_ps(xi, zero), xi));
+        }
+#endif
+        for (; i < n; i++)
                 y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void itd_relu_backward(float *dx, const float *dy, const float *y, size_t n) {
-        for (size_t i = 0; i < n; i++)
+        size_t i = 0;
+#ifdef __SSE2__
+        const __m128 zero = _mm_setzero_ps();
+        for (; i + 4 <= n; i += 4) {
+                __m128 on = _mm_cmpgt_ps(_mm_loadu_ps(y + i), zero);
+                _mm_storeu_ps(dx + i, _mm_and_ps(on, _mm_loadu_ps(dy + i)));
+        }
+#endif
+        for (; i < n; i++)
+                dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void itd_relu_backward_ref(float *dx, const float *dy, const float *y,
+                           size_t n) {
+        for (size_t i = 0; i < n; i++) {
                 if (y[i] > 0.0f)
-                        dx[i] += dy[i];
+                        dx[i] = dy[i];
+                else
+                        dx[i] = 0.0f;
+        }
 }
 
 /* ---- sigmoid + BCE ----------------------------------------------------- */
@@ -139,7 +243,7 @@ double itd_sigmoid_bce_forward(float *p, const float *z, const float *y,
 void itd_sigmoid_bce_backward(float *dz, const float *p, const float *y,
                               size_t B, float scale) {
         for (size_t i = 0; i < B; i++)
-                dz[i] += scale * (p[i] - y[i]);
+                dz[i] = scale * (p[i] - y[i]);
 }
 
 /* ---- softmax + CE ------------------------------------------------------ */
@@ -175,11 +279,13 @@ double itd_softmax_ce_forward(float *probs, const float *z, const int *target,
 void itd_softmax_ce_backward(float *dz, const float *probs, const int *target,
                              size_t B, size_t K, float scale) {
         for (size_t i = 0; i < B; i++) {
-                if (target[i] < 0 || (size_t)target[i] >= K)
+                if (target[i] < 0 || (size_t)target[i] >= K) {
+                        memset(dz + i * K, 0, K * sizeof(float));
                         continue;
+                }
                 for (size_t k = 0; k < K; k++) {
                         float onehot = (size_t)target[i] == k ? 1.0f : 0.0f;
-                        dz[i * K + k] += scale * (probs[i * K + k] - onehot);
+                        dz[i * K + k] = scale * (probs[i * K + k] - onehot);
                 }
         }
 }

@@ -8,6 +8,7 @@
  * ITD_NEXT__COUNT, CE). Layer math lives in layers.c, update rules in
  * optim.c; the memory layout is described in mlp_int.h.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -403,14 +404,20 @@ static const float *forward(itd_mlp_t *m, const float *x, const uint32_t *ids,
         const float *xw = x;
         if (m->norm_shift) {
                 const float *sh = m->norm_shift, *sc = m->norm_scale;
-                for (size_t i = 0; i < B * c->n_dense; i++) {
-                        size_t d = i % c->n_dense;
-                        float v = (x[i] - sh[d]) * sc[d];
-                        /* NaN passes through, so a bad input still shows
-                         * in the loss and the step is skipped */
-                        m->xn[i] = v > ITD_MLP_NORM_CLIP    ? ITD_MLP_NORM_CLIP
-                                   : v < -ITD_MLP_NORM_CLIP ? -ITD_MLP_NORM_CLIP
-                                                            : v;
+                const size_t D = c->n_dense;
+                for (size_t i = 0; i < B; i++) {
+                        const float *xi = x + i * D;
+                        float *xni = m->xn + i * D;
+                        for (size_t d = 0; d < D; d++) {
+                                float v = (xi[d] - sh[d]) * sc[d];
+                                /* NaN passes through, so a bad input still
+                                 * shows in the loss and the step is
+                                 * skipped */
+                                xni[d] = v > ITD_MLP_NORM_CLIP ? ITD_MLP_NORM_CLIP
+                                         : v < -ITD_MLP_NORM_CLIP
+                                             ? -ITD_MLP_NORM_CLIP
+                                             : v;
+                        }
                 }
                 xw = m->xn;
         }
@@ -443,14 +450,10 @@ static const float *forward(itd_mlp_t *m, const float *x, const uint32_t *ids,
         }
         const size_t H = m->width[m->n_layers];
         itd_linear_forward(m->logit, a, m->wp, m->bp, B, H, 1);
-        if (m->ww)
-                for (size_t i = 0; i < B; i++) {
-                        const float *xi = xw + i * c->n_dense;
-                        float acc = 0.0f;
-                        for (size_t d = 0; d < c->n_dense; d++)
-                                acc += m->ww[d] * xi[d];
-                        m->logit[i] += acc;
-                }
+        if (m->ww) /* logit (B) += xw (B, D) ww (D) */
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)B,
+                            (int)c->n_dense, 1.0f, xw, (int)c->n_dense, m->ww,
+                            1, 1.0f, m->logit, 1);
         /* offsets: logit += sum_k theta_k x[offset_input[k]] */
         for (size_t k = 0; k < c->n_offsets; k++) {
                 const float th = (float)m->theta[k];
@@ -496,7 +499,6 @@ static void input_contrib(itd_mlp_t *m, const float *x, size_t B,
                 memcpy(m->dact[L] + i * H, m->wp, H * sizeof(float));
         for (size_t l = L; l-- > 0;) {
                 size_t out = m->width[l + 1], in = m->width[l];
-                memset(m->dz, 0, B * out * sizeof(float));
                 itd_relu_backward(m->dz, m->dact[l + 1], m->act[l + 1],
                                   B * out);
                 /* dact[l] (B, in) = dz (B, out) w[l] (out, in) */
@@ -605,7 +607,6 @@ static void touch_rows(itd_mlp_t *m, const uint32_t *ids, size_t B) {
 
 void itd_mlp_zero_grad(itd_mlp_t *m) {
         const size_t E = m->conf.emb_dim;
-        memset(m->grads, 0, m->n_dense_params * sizeof(float));
         memset(m->dtheta, 0, sizeof(m->dtheta));
         for (size_t i = 0; i < m->n_touched; i++) {
                 size_t row = m->touched[i];
@@ -632,48 +633,60 @@ double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
         if (bce)
                 *bce = bce_mean;
 
-        /* heads: dlogit (B), dnlogit (B, K) -> dact[L] (B, H) */
-        memset(m->dlogit, 0, B * sizeof(float));
+        /*
+         * Every dense gradient below is written, not added (sgemm with
+         * beta 0 where it produces one), so no pass zeroes them first;
+         * only the trunk output adds the second head's share.
+         * heads: dlogit (B), dnlogit (B, K) -> dact[L] (B, H)
+         */
         itd_sigmoid_bce_backward(m->dlogit, m->p, y, B, 1.0f / (float)B);
-        memset(m->dact[L], 0, B * H * sizeof(float));
         itd_linear_backward(m->dact[L], m->dwp, m->dbp, m->dlogit, m->act[L],
-                            m->wp, B, H, 1);
+                            m->wp, B, H, 1, 0.0f);
         if (m->ww) {
-                /* what forward read: standardised, or x as it came */
+                /* what forward read: standardised, or x as it came;
+                 * dww (D) = xw^T (D, B) dlogit (B) */
                 const float *xw = m->norm_shift ? m->xn : x;
-                for (size_t i = 0; i < B; i++) {
-                        const float *xi = xw + i * c->n_dense;
-                        for (size_t d = 0; d < c->n_dense; d++)
-                                m->dww[d] += m->dlogit[i] * xi[d];
-                }
+                memset(m->dww, 0, c->n_dense * sizeof(float));
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)B,
+                            (int)c->n_dense, 1.0f, xw, (int)c->n_dense,
+                            m->dlogit, 1, 1.0f, m->dww, 1);
         }
         /* offsets: d loss / d theta_k = sum_i dlogit_i o_ik */
-        for (size_t k = 0; k < c->n_offsets; k++)
+        for (size_t k = 0; k < c->n_offsets; k++) {
+                m->dtheta[k] = 0.0;
                 for (size_t i = 0; i < B; i++)
                         m->dtheta[k] += (double)m->dlogit[i] *
                                         x[i * c->n_dense + c->offset_input[k]];
+        }
         if (n_valid) {
-                memset(m->dnlogit, 0, B * K * sizeof(float));
                 itd_softmax_ce_backward(m->dnlogit, m->nprob, next, B, K,
                                         c->loss_weight_next / (float)n_valid);
                 itd_linear_backward(m->dact[L], m->dwn, m->dbn, m->dnlogit,
-                                    m->act[L], m->wn, B, H, K);
+                                    m->act[L], m->wn, B, H, K, 1.0f);
+        } else {
+                /* no next label in the batch: the head learns nothing */
+                memset(m->dwn, 0, K * H * sizeof(float));
+                memset(m->dbn, 0, K * sizeof(float));
         }
 
-        /* trunk, top down: dact[l+1] -> dz -> dw[l], db[l], dact[l] */
+        /* trunk, top down: dact[l+1] -> dz -> dw[l], db[l], dact[l];
+         * the ReLU's gradient in place (dact[l+1] is not read again) */
         int emb_grad = m->emb_cols && ids;
         for (size_t l = L; l-- > 0;) {
                 const float *a = l ? m->act[l] : in;
                 size_t n_out = B * m->width[l + 1];
-                memset(m->dz, 0, n_out * sizeof(float));
-                itd_relu_backward(m->dz, m->dact[l + 1], m->act[l + 1], n_out);
-                float *dx = NULL;
-                if (l > 0 || emb_grad) {
-                        dx = m->dact[l];
-                        memset(dx, 0, B * m->width[l] * sizeof(float));
-                }
-                itd_linear_backward(dx, m->dw[l], m->db[l], m->dz, a, m->w[l],
-                                    B, m->width[l], m->width[l + 1]);
+                float *dz = m->dact[l + 1];
+                itd_relu_backward(dz, dz, m->act[l + 1], n_out);
+                float *dx = l > 0 ? m->dact[l] : NULL;
+                itd_linear_backward(dx, m->dw[l], m->db[l], dz, a, m->w[l], B,
+                                    m->width[l], m->width[l + 1], 0.0f);
+                /* the first layer's input gradient only where parameters
+                 * are behind it: the embedding columns, not the dense
+                 * features (73 of 97 columns at the defaults) */
+                if (l == 0 && emb_grad)
+                        itd_linear_input_grad_cols(
+                            m->dact[0] + c->n_dense, m->in_dim, dz, m->w[0], B,
+                            m->in_dim, m->width[1], c->n_dense, m->emb_cols);
         }
 
         /* embedding columns of dact[0] -> the rows that were averaged */
@@ -802,12 +815,12 @@ void itd_mlp_offset_step(itd_mlp_t *m, const float *x, size_t B) {
 void itd_mlp_avg_update(itd_mlp_t *m) {
         if (!m->avg)
                 return;
-        /* a_1 = 1: the first average is the first step's parameters */
+        /* a_1 = 1: the first average is the first step's parameters; the
+         * dense parameters were averaged by the step itself
+         * (itd_mlp_apply_step, with the same weight) */
         double a = 2.0 / ((double)m->steps + 1.0);
         double floor_a = 1.0 / (double)m->conf.avg_steps;
         const float af = (float)(a > floor_a ? a : floor_a);
-        for (size_t i = 0; i < m->n_dense_params; i++)
-                m->avg[i] += af * (m->params[i] - m->avg[i]);
         for (size_t k = 0; k < m->conf.n_offsets; k++)
                 m->theta_avg[k] +=
                     (double)af * (m->theta[k] - m->theta_avg[k]);
@@ -823,14 +836,17 @@ itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
                         *loss = NAN;
                 return ITD_ERR_ARG;
         }
-        /* a non-finite input would poison the statistics for good */
+        /* a non-finite input would poison the statistics for good; one
+         * compare per input, or-ed without a branch so it vectorises */
+        int bad = 0;
         for (size_t i = 0; i < B * m->conf.n_dense; i++)
-                if (!isfinite(x[i])) {
-                        if (loss)
-                                *loss = NAN;
-                        m->skipped++;
-                        return ITD_ERR_NONFINITE;
-                }
+                bad |= !(fabsf(x[i]) <= FLT_MAX);
+        if (bad) {
+                if (loss)
+                        *loss = NAN;
+                m->skipped++;
+                return ITD_ERR_NONFINITE;
+        }
         itd_mlp_norm_update(m, x, B);
         double bce;
         double total = itd_mlp_forward_backward(m, x, ids, y, next, B, &bce);

@@ -128,19 +128,27 @@ void itd_mlp_norm_update(itd_mlp_t *m, const float *x, size_t B);
 void itd_mlp_offset_step(itd_mlp_t *m, const float *x, size_t B);
 
 /**
- * @brief Moves the averaged parameters towards the current ones after step
- * t = steps (1-based): avg += a_t (params - avg), a_t = max(2 / (t + 1),
- * 1 / avg_steps). No-op without averaging.
+ * @brief Moves the averaged offset weights towards the current ones after
+ * step t = steps (1-based): avg += a_t (theta - avg), a_t = max(2 / (t +
+ * 1), 1 / avg_steps). The dense parameters' average moves with the same
+ * a_t inside itd_mlp_apply_step. No-op without averaging.
  */
 void itd_mlp_avg_update(itd_mlp_t *m);
 
-/** @brief Zeroes the dense gradients and the touched embedding rows. */
+/**
+ * @brief Zeroes the touched embedding rows' gradients (the only ones
+ * itd_mlp_forward_backward adds into) and the offset gradients, and empties
+ * the touched list. The dense gradients need no zeroing: the next
+ * itd_mlp_forward_backward overwrites them.
+ */
 void itd_mlp_zero_grad(itd_mlp_t *m);
 
 /**
- * @brief Forward and backward over one batch: grads += d loss / d params
- * for loss = mean BCE + loss_weight_next * mean CE (CE over rows whose next
- * is in range). Records the touched embedding rows.
+ * @brief Forward and backward over one batch: for loss = mean BCE +
+ * loss_weight_next * mean CE (CE over rows whose next is in range), the
+ * dense gradients and dtheta are set to d loss / d params (overwritten),
+ * the touched embedding rows' gradients get += (so call itd_mlp_zero_grad
+ * between batches). Records the touched embedding rows.
  * Shapes as in itd_mlp_train; B <= max_batch.
  * @returns the total loss; *bce (if not NULL) gets the mean BCE.
  */
@@ -176,26 +184,42 @@ void itd_adagrad_update(float *w, const float *g, float *G, size_t n,
  * m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2;
  * m_hat = m / bc1; v_hat = v / bc2; w -= lr m_hat / (sqrt(v_hat) + eps),
  * with the bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t of step t
- * (1-based). m, v: (n). Computed as (lr / bc1) m / (sqrt(v) / sqrt(bc2) +
- * eps), four lanes at a time where SSE2 is there, with the same result
- * for every n (the scalar tail does the same operations).
+ * (1-based), then the parameter average avg += a_avg (w - avg) when avg is
+ * not NULL, in the same pass. m, v, avg: (n). Computed as (lr / bc1) m /
+ * (sqrt(v) / sqrt(bc2) + eps): eight lanes with FMA where the CPU has
+ * AVX2 and FMA, else four lanes of SSE2 (the same bits as the reference);
+ * either way the same result for every n (the scalar tail does the same
+ * operations as the lanes).
  */
-void itd_adam_update(float *w, const float *g, float *m, float *v, size_t n,
-                     float gscale, float lr, float l2, float beta1,
-                     float beta2, float eps, float bc1, float bc2);
+void itd_adam_update(float *w, const float *g, float *m, float *v,
+                     float *avg, size_t n, float gscale, float lr, float l2,
+                     float beta1, float beta2, float eps, float bc1,
+                     float bc2, float a_avg);
+/** @brief Plain loop, same contract as itd_adam_update, no FMA. */
+void itd_adam_update_ref(float *w, const float *g, float *m, float *v,
+                         float *avg, size_t n, float gscale, float lr,
+                         float l2, float beta1, float beta2, float eps,
+                         float bc1, float bc2, float a_avg);
 
 /**
  * @brief Global L2 norm of the gradient: dense part plus touched
- * embedding rows (the only rows with a non-zero gradient).
+ * embedding rows (the only rows with a non-zero gradient). The dense part
+ * in eight float lanes with FMA where the CPU has them (blocks of 4096
+ * summed in double; relative error ~1e-6).
  */
 double itd_mlp_grad_norm(const itd_mlp_t *m);
+/** @brief Plain loop in double, same contract as itd_mlp_grad_norm. */
+double itd_mlp_grad_norm_ref(const itd_mlp_t *m);
 
 /**
  * @brief One optimizer step over all parameters with gradients scaled by
  * gscale: dense tensors in full, embedding rows only where touched (lazy;
- * an untouched row keeps its value and moments). Uses step t = steps + 1;
- * does not zero the gradients or count the step.
+ * an untouched row keeps its value and moments), and the dense
+ * parameters' average (conf.avg_steps) in the same pass. Uses step
+ * t = steps + 1; does not zero the gradients or count the step.
  */
 void itd_mlp_apply_step(itd_mlp_t *m, float gscale);
+/** @brief The same step through the plain-loop update rules. */
+void itd_mlp_apply_step_ref(itd_mlp_t *m, float gscale);
 
 #endif

@@ -102,7 +102,8 @@ Test(layers, linear_forward_blas_matches_reference_at_batch_1_7_64) {
         }
 }
 
-static void check_linear_backward(size_t B, size_t IN, size_t OUT) {
+static void check_linear_backward(size_t B, size_t IN, size_t OUT,
+                                  float beta) {
         float *x = malloc(B * IN * sizeof(float));
         float *w = malloc(OUT * IN * sizeof(float));
         float *dy = malloc(B * OUT * sizeof(float));
@@ -114,16 +115,22 @@ static void check_linear_backward(size_t B, size_t IN, size_t OUT) {
         fill(x, B * IN, -1.0, 5.0);
         fill(w, OUT * IN, -0.5, 0.5);
         fill(dy, B * OUT, -1.0, 1.0);
-        /* non-zero starting gradients: backward must add, not overwrite */
-        fill(dx, B * IN, -1.0, 1.0);
+        /* dx: non-zero at beta 1 (backward must add); at beta 0 NaN, which
+         * must not survive. dw, db: always overwritten, so NaN too */
+        if (beta == 0.0f)
+                for (size_t i = 0; i < B * IN; i++)
+                        dx[i] = NAN;
+        else
+                fill(dx, B * IN, -1.0, 1.0);
         memcpy(dx_ref, dx, B * IN * sizeof(float));
-        fill(dw, OUT * IN, -1.0, 1.0);
-        memcpy(dw_ref, dw, OUT * IN * sizeof(float));
-        fill(db, OUT, -1.0, 1.0);
-        memcpy(db_ref, db, OUT * sizeof(float));
-        itd_linear_backward(dx, dw, db, dy, x, w, B, IN, OUT);
-        itd_linear_backward_ref(dx_ref, dw_ref, db_ref, dy, x, w, B, IN, OUT);
-        /* magnitudes: |dw| <= 1 + B * 5, |dx| <= 1 + OUT * 0.5 */
+        for (size_t i = 0; i < OUT * IN; i++)
+                dw[i] = dw_ref[i] = NAN;
+        for (size_t o = 0; o < OUT; o++)
+                db[o] = db_ref[o] = NAN;
+        itd_linear_backward(dx, dw, db, dy, x, w, B, IN, OUT, beta);
+        itd_linear_backward_ref(dx_ref, dw_ref, db_ref, dy, x, w, B, IN, OUT,
+                                beta);
+        /* magnitudes: |dw| <= B * 5, |dx| <= 1 + OUT * 0.5 */
         double tol_dw = BLAS_REL_TOL * (1.0 + 5.0 * (double)B);
         double tol_dx = BLAS_REL_TOL * (1.0 + 0.5 * (double)OUT);
         for (size_t i = 0; i < OUT * IN; i++)
@@ -131,7 +138,8 @@ static void check_linear_backward(size_t B, size_t IN, size_t OUT) {
                           "B=%zu dw[%zu]: %g vs %g", B, i, dw[i], dw_ref[i]);
         for (size_t i = 0; i < B * IN; i++)
                 cr_expect(fabsf(dx[i] - dx_ref[i]) <= tol_dx,
-                          "B=%zu dx[%zu]: %g vs %g", B, i, dx[i], dx_ref[i]);
+                          "B=%zu beta=%g dx[%zu]: %g vs %g", B, beta, i,
+                          dx[i], dx_ref[i]);
         for (size_t o = 0; o < OUT; o++)
                 cr_expect(fabsf(db[o] - db_ref[o]) <= tol_dw,
                           "B=%zu db[%zu]: %g vs %g", B, o, db[o], db_ref[o]);
@@ -141,10 +149,35 @@ static void check_linear_backward(size_t B, size_t IN, size_t OUT) {
 
 Test(layers, linear_backward_blas_matches_reference_at_batch_1_7_64) {
         size_t batches[] = {1, 7, 64};
-        for (size_t t = 0; t < 3; t++) {
-                check_linear_backward(batches[t], 23, 11);
-                check_linear_backward(batches[t], 16, 1);
-        }
+        for (size_t t = 0; t < 3; t++)
+                for (int add = 0; add <= 1; add++) {
+                        check_linear_backward(batches[t], 23, 11,
+                                              (float)add);
+                        check_linear_backward(batches[t], 16, 1, (float)add);
+                }
+}
+
+Test(layers, input_gradient_of_some_columns_matches_reference) {
+        enum { B = 7, IN = 29, OUT = 13, C0 = 21, NC = 8, LD = 31 };
+        float dy[B * OUT], w[OUT * IN], dx[B * LD], dx_ref[B * LD];
+        fill(dy, B * OUT, -1.0, 1.0);
+        fill(w, OUT * IN, -0.5, 0.5);
+        for (size_t i = 0; i < B * LD; i++)
+                dx[i] = dx_ref[i] = NAN; /* written columns: no NaN left */
+        itd_linear_input_grad_cols(dx + 3, LD, dy, w, B, IN, OUT, C0, NC);
+        itd_linear_input_grad_cols_ref(dx_ref + 3, LD, dy, w, B, IN, OUT, C0,
+                                       NC);
+        double tol = BLAS_REL_TOL * (1.0 + 0.5 * OUT);
+        for (size_t i = 0; i < B; i++)
+                for (size_t k = 0; k < LD; k++) {
+                        float a = dx[i * LD + k], r = dx_ref[i * LD + k];
+                        if (k < 3 || k >= 3 + NC)
+                                cr_expect(isnan(a), "column %zu written", k);
+                        else
+                                cr_expect(fabsf(a - r) <= tol,
+                                          "dx[%zu][%zu]: %g vs %g", i, k, a,
+                                          r);
+                }
 }
 
 /* ---- linear: finite differences ---------------------------------------- */
@@ -185,9 +218,9 @@ Test(layers, linear_backward_matches_finite_differences) {
         fill(k.w, LOUT * LIN, -0.5, 0.5);
         fill(k.b, LOUT, -0.5, 0.5);
         fill(k.c, LB * LOUT, -1.0, 1.0);
-        float dx[LB * LIN] = {0}, dw[LOUT * LIN] = {0}, db[LOUT] = {0};
+        float dx[LB * LIN], dw[LOUT * LIN], db[LOUT];
         /* d (sum c y) / dy = c */
-        itd_linear_backward(dx, dw, db, k.c, k.x, k.w, LB, LIN, LOUT);
+        itd_linear_backward(dx, dw, db, k.c, k.x, k.w, LB, LIN, LOUT, 0.0f);
         for (size_t i = 0; i < LOUT * LIN; i++)
                 expect_grad(dw[i], central_diff(k.w, i, lin_loss_cb, &k), "dw",
                             i);
@@ -222,9 +255,14 @@ Test(layers, relu_backward_matches_finite_differences) {
                 k.x[i] = (float)(i % 2 ? u : -u);
         }
         fill(k.c, RN, -1.0, 1.0);
-        float y[RN], dx[RN] = {0};
+        float y[RN], dx[RN], dx_ref[RN];
+        for (size_t i = 0; i < RN; i++)
+                dx[i] = dx_ref[i] = NAN; /* overwritten, never read */
         itd_relu_forward(y, k.x, RN);
         itd_relu_backward(dx, k.c, y, RN);
+        itd_relu_backward_ref(dx_ref, k.c, y, RN);
+        cr_expect_eq(memcmp(dx, dx_ref, sizeof dx), 0,
+                     "branch-free and plain loop differ");
         for (size_t i = 0; i < RN; i++) {
                 expect_grad(dx[i], central_diff(k.x, i, relu_loss_cb, &k),
                             "dx", i);

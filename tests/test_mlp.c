@@ -172,14 +172,15 @@ Test(mlp, adam_update_matches_hand_computed_values) {
          * v_hat = 0.00124975 / 0.001999, w = 0.93661035.
          */
         float w = 1.0f, g = 0.5f, mom = 0.0f, v = 0.0f;
-        itd_adam_update(&w, &g, &mom, &v, 1, 1.0f, 0.1f, 0.0f, 0.9f, 0.999f,
-                        1e-8f, 1.0f - 0.9f, 1.0f - 0.999f);
+        itd_adam_update(&w, &g, &mom, &v, NULL, 1, 1.0f, 0.1f, 0.0f, 0.9f,
+                        0.999f, 1e-8f, 1.0f - 0.9f, 1.0f - 0.999f, 0.0f);
         cr_assert_float_eq(mom, 0.05, STEP_TOL);
         cr_assert_float_eq(v, 0.00025, STEP_TOL);
         cr_assert_float_eq(w, 0.9, STEP_TOL);
         g = -1.0f;
-        itd_adam_update(&w, &g, &mom, &v, 1, 1.0f, 0.1f, 0.0f, 0.9f, 0.999f,
-                        1e-8f, (float)(1.0 - 0.81), (float)(1.0 - 0.998001));
+        itd_adam_update(&w, &g, &mom, &v, NULL, 1, 1.0f, 0.1f, 0.0f, 0.9f,
+                        0.999f, 1e-8f, (float)(1.0 - 0.81),
+                        (float)(1.0 - 0.998001), 0.0f);
         /* bc2 = 0.001999 in float carries ~1e-7 relative: 1e-5 on w */
         cr_assert_float_eq(w, 0.93661035, 1e-5);
 }
@@ -190,23 +191,70 @@ Test(mlp, adam_update_gives_the_same_bits_in_any_lane_and_tail) {
          * element must come out the same whichever did it, or a model's
          * result would depend on tensor sizes.
          */
-        enum { N = 11 };
-        float w[N], g[N], mom[N], v[N], w1[N], m1[N], v1[N];
+        enum { N = 19 }; /* two lanes of eight and a tail of three */
+        float w[N], g[N], mom[N], v[N], a[N], w1[N], m1[N], v1[N], a1[N];
         rng_state = 5;
         for (size_t i = 0; i < N; i++) {
                 w[i] = w1[i] = (float)nrand();
                 g[i] = (float)nrand();
                 mom[i] = m1[i] = (float)(0.1 * nrand());
                 v[i] = v1[i] = (float)(0.01 * urand());
+                a[i] = a1[i] = (float)nrand();
         }
-        itd_adam_update(w, g, mom, v, N, 0.7f, 1e-3f, 1e-4f, 0.9f, 0.999f,
-                        1e-8f, 0.2f, 0.003f);
+        itd_adam_update(w, g, mom, v, a, N, 0.7f, 1e-3f, 1e-4f, 0.9f, 0.999f,
+                        1e-8f, 0.2f, 0.003f, 0.3f);
         for (size_t i = 0; i < N; i++)
-                itd_adam_update(w1 + i, g + i, m1 + i, v1 + i, 1, 0.7f, 1e-3f,
-                                1e-4f, 0.9f, 0.999f, 1e-8f, 0.2f, 0.003f);
+                itd_adam_update(w1 + i, g + i, m1 + i, v1 + i, a1 + i, 1, 0.7f,
+                                1e-3f, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.2f,
+                                0.003f, 0.3f);
         cr_assert_eq(memcmp(w, w1, sizeof(w)), 0, "w differs");
         cr_assert_eq(memcmp(mom, m1, sizeof(mom)), 0, "m differs");
         cr_assert_eq(memcmp(v, v1, sizeof(v)), 0, "v differs");
+        cr_assert_eq(memcmp(a, a1, sizeof(a)), 0, "avg differs");
+}
+
+/*
+ * The vectorised Adam (FMA where the CPU has it) against the plain loop:
+ * FMA rounds once where the loop rounds twice, a few ulps per operation,
+ * so 1e-6 relative on m, v, w and the average after three steps.
+ */
+#define ADAM_VEC_TOL 1e-6
+
+Test(mlp, adam_update_agrees_with_the_plain_loop_reference) {
+        enum { N = 1037 };
+        static float w[N], g[N], mom[N], v[N], a[N];
+        static float w1[N], m1[N], v1[N], a1[N];
+        rng_state = 9;
+        for (size_t i = 0; i < N; i++) {
+                w[i] = w1[i] = (float)nrand();
+                mom[i] = m1[i] = (float)(0.1 * nrand());
+                v[i] = v1[i] = (float)(0.01 * urand());
+                a[i] = a1[i] = (float)nrand();
+        }
+        for (int t = 1; t <= 3; t++) {
+                for (size_t i = 0; i < N; i++)
+                        g[i] = (float)nrand();
+                float bc1 = (float)(1.0 - pow(0.9, t));
+                float bc2 = (float)(1.0 - pow(0.999, t));
+                itd_adam_update(w, g, mom, v, a, N, 0.8f, 1e-3f, 1e-4f, 0.9f,
+                                0.999f, 1e-8f, bc1, bc2, 0.25f);
+                itd_adam_update_ref(w1, g, m1, v1, a1, N, 0.8f, 1e-3f, 1e-4f,
+                                    0.9f, 0.999f, 1e-8f, bc1, bc2, 0.25f);
+        }
+        /* m = 0.9 m + 0.1 g can cancel to near 0: its error is relative
+         * to the terms (~0.1-1), not to the result; w and the average are
+         * ~1, v a sum of positive terms */
+        for (size_t i = 0; i < N; i++) {
+                cr_expect_float_eq(w[i], w1[i],
+                                   ADAM_VEC_TOL * (fabsf(w1[i]) + 1.0f),
+                                   "w[%zu]", i);
+                cr_expect_float_eq(mom[i], m1[i], ADAM_VEC_TOL, "m[%zu]", i);
+                cr_expect_float_eq(v[i], v1[i], ADAM_VEC_TOL * fabsf(v1[i]),
+                                   "v[%zu]", i);
+                cr_expect_float_eq(a[i], a1[i],
+                                   ADAM_VEC_TOL * (fabsf(a1[i]) + 1.0f),
+                                   "avg[%zu]", i);
+        }
 }
 
 /* grads of the tiny net at its initial point; params copied out */
@@ -280,9 +328,11 @@ static void check_sgd_step(float clip) {
         }
         cr_assert(untouched > 0, "test needs an untouched embedding row");
         cr_assert_eq(itd_mlp_steps(m), 1);
-        /* gradients are zero again after the step */
-        for (size_t i = 0; i < m->n_params; i++)
+        /* embedding gradients (added into) are zero again after the step;
+         * the dense ones are overwritten by the next backward */
+        for (size_t i = m->n_dense_params; i < m->n_params; i++)
                 cr_expect_eq(m->grads[i], 0.0f, "grad %zu left over", i);
+        cr_expect_eq(m->n_touched, 0);
         free(p0);
         free(g0);
         itd_mlp_destroy(m);
@@ -328,6 +378,64 @@ Test(mlp, adam_first_step_moves_each_touched_param_by_lr_and_no_other) {
         free(p0);
         free(g0);
         itd_mlp_destroy(m);
+}
+
+/*
+ * The production step (vectorised norm, Adam fused with the average, no
+ * zeroing passes) against the plain loops, on the tiny net with the wide
+ * path, standardisation and averaging on:
+ * two models from one seed, five steps each; one steps with itd_mlp_train,
+ * the other with forward_backward, the reference norm and the reference
+ * step. The two drift apart only by FMA rounding.
+ */
+Test(mlp, the_vectorised_step_agrees_with_the_plain_loop_step) {
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_ADAM);
+        c.wide = 1;
+        c.norm_inputs = 1;
+        c.avg_steps = 3;
+        c.clip = 0.85f; /* binds on some steps: gscale goes through both */
+        itd_mlp_t *fast = itd_mlp_new(&c, NULL, 0);
+        itd_mlp_t *ref = itd_mlp_new(&c, NULL, 0);
+        float x[TB * TD];
+        tiny_x(x);
+        int clipped = 0;
+        for (int s = 0; s < 5; s++) {
+                x[s] += 0.3f;
+                cr_assert_eq(itd_mlp_train(fast, x, tiny_ids, tiny_y,
+                                           tiny_next, TB, NULL),
+                             ITD_OK);
+                itd_mlp_norm_update(ref, x, TB);
+                itd_mlp_forward_backward(ref, x, tiny_ids, tiny_y, tiny_next,
+                                         TB, NULL);
+                double n_fast = itd_mlp_grad_norm(ref);
+                double gnorm = itd_mlp_grad_norm_ref(ref);
+                cr_expect_float_eq(n_fast, gnorm, 1e-6 * gnorm,
+                                   "norm %.9g vs %.9g", n_fast, gnorm);
+                float gscale = gnorm > c.clip ? (float)(c.clip / gnorm) : 1;
+                clipped += gscale < 1.0f;
+                cr_log_info("step %d: gradient norm %.4f", s, gnorm);
+                itd_mlp_apply_step_ref(ref, gscale);
+                itd_mlp_zero_grad(ref);
+                ref->steps++;
+                itd_mlp_avg_update(ref);
+        }
+        cr_assert(clipped > 0 && clipped < 5, "clip bound on %d of 5 steps",
+                  clipped);
+        const size_t n = fast->n_params;
+        for (size_t i = 0; i < n; i++) {
+                cr_expect_float_eq(fast->params[i], ref->params[i],
+                                   1e-5 * fabsf(ref->params[i]) + 1e-7,
+                                   "param %zu", i);
+                cr_expect_float_eq(fast->moments[n + i], ref->moments[n + i],
+                                   1e-4 * fabsf(ref->moments[n + i]) + 1e-12,
+                                   "v %zu", i);
+        }
+        for (size_t i = 0; i < fast->n_dense_params; i++)
+                cr_expect_float_eq(fast->avg[i], ref->avg[i],
+                                   1e-5 * fabsf(ref->avg[i]) + 1e-7,
+                                   "avg %zu", i);
+        itd_mlp_destroy(fast);
+        itd_mlp_destroy(ref);
 }
 
 /* ---- determinism and paths --------------------------------------------- */
@@ -462,7 +570,9 @@ Test(mlp, non_finite_input_skips_the_step_and_counts_it) {
         cr_assert_eq(itd_mlp_steps(m), 2);
         cr_assert_eq(memcmp(params, m->params, n), 0, "params moved");
         cr_assert_eq(memcmp(mom, m->moments, 2 * n), 0, "moments moved");
-        for (size_t i = 0; i < m->n_params; i++)
+        /* the embedding gradients (added into) are zero again; a NaN left
+         * in a dense one is overwritten by the next backward */
+        for (size_t i = m->n_dense_params; i < m->n_params; i++)
                 cr_assert_eq(m->grads[i], 0.0f, "grad %zu left over", i);
         /* and the model still learns afterwards */
         cr_assert_eq(itd_mlp_train(m, x, tiny_ids, tiny_y, tiny_next, TB,
