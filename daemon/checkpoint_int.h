@@ -1,6 +1,7 @@
 /*
- * checkpoint_int.h - file-system helpers of the checkpoint folder
- * (checkpoint_fs.c), shared by checkpoint.c. checkpoint.dir may hold
+ * checkpoint_int.h - what the files of the checkpoint folder share: the
+ * folder object, the MANIFEST's constants, paths, and the file-system
+ * helpers (checkpoint_fs.c). checkpoint.dir may hold
  * things intentd did not write (a symlink named like a cut, a MANIFEST
  * that is a FIFO or /dev/zero): these helpers never follow a symlink out
  * of the folder, never block on a special file and never read without a
@@ -9,8 +10,62 @@
 #ifndef INTENTD_DAEMON_CHECKPOINT_INT_H
 #define INTENTD_DAEMON_CHECKPOINT_INT_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "checkpoint.h"
+
+#define MANIFEST "MANIFEST"
+#define MANIFEST_MAGIC "intentd-checkpoint"
+/* 2 added pv.bin; version 1 cuts (without it) still load. */
+#define MANIFEST_VERSION 2
+#define FEATURE_SPEC_VERSION 1
+
+struct itd_ckdir_s {
+        char *dir;
+        char topic[256];
+        size_t keep;
+        int64_t pause_ms;
+        uint64_t spec_hash;
+        char spec[512];
+        uint64_t next_seq;
+        uint64_t last_seq;
+
+        /* the cut in progress */
+        itd_cut_state_t state;
+        uint64_t seq;
+        pid_t child;
+        int err_fd;             /* read end of the child's error pipe */
+        itd_cut_pos_t *pos;
+        size_t n_pos;
+        char err[512];          /* of a failed in-place write */
+
+        /* cuts the last restore found damaged (for set-aside) */
+        uint64_t *damaged;
+        size_t n_damaged;
+};
+
+/* Paths longer than cap are cut; such a path then names nothing, and the
+ * open or stat that follows reports it. */
+static inline void itd_ck_path_join(char *buf, size_t cap, const char *a,
+                                    const char *b) {
+        int n = snprintf(buf, cap, "%s/%s", a, b);
+        if (n < 0 || (size_t)n >= cap)
+                buf[0] = '\0';
+}
+
+static inline void itd_ck_cut_name(char *buf, size_t cap, const char *dir,
+                                   uint64_t seq, int tmp) {
+        snprintf(buf, cap, "%s/cut-%012" PRIu64 "%s", dir, seq,
+                 tmp ? ".tmp" : "");
+}
+
+/** @brief Writes dir/MANIFEST for in (via MANIFEST.tmp, fsync, rename). */
+itd_err_t itd_ck_write_manifest(const char *dir, const itd_cut_info_t *in,
+                                char *errstr, size_t errstr_size);
 
 /* Largest MANIFEST read: ~120 bytes per partition, so 100k partitions. */
 #define ITD_CK_MANIFEST_MAX (16u << 20)
