@@ -87,6 +87,15 @@ const struct prop itd_conf_props[] = {
              "copied to, bytes unchanged, with headers naming the reason, "
              "source topic, partition and offset."},
 
+    {.name = "topics.model", .type = PT_STRING, .off = F_STR(topic_model),
+     .min = 0, .max = 249, .topic = true, .def = "",
+     .help = "Topic the instances of one consumer group exchange their "
+             "model's changes through, so that all of them run one model "
+             "(docs/OPERATIONS.md, \"One model across instances\"). "
+             "Partition 0 only; every instance must run the same "
+             "`model.*` shape and `model.seed`. Empty (the default): no "
+             "exchange, each instance learns alone."},
+
     /* input, output */
     {.name = "input.format", .type = PT_ENUM, .off = F_INT(input_format),
      .syms = syms_format, .def = "avro",
@@ -464,6 +473,23 @@ const struct prop itd_conf_props[] = {
              "with the latest parameters. On or off is part of the model's "
              "shape: a checkpoint made with the other setting does not "
              "load."},
+    {.name = "model.sync.interval", .type = PT_DURATION,
+     .off = F_I64(model_sync_interval_ms), .min = 100, .max = DAY_MS,
+     .def = "10s",
+     .help = "With `topics.model`: how often an instance publishes what its "
+             "model learned since its last publish (dense layers and the "
+             "embedding rows that changed) and merges what the others "
+             "published. Shorter keeps the instances closer together at "
+             "the cost of more traffic on the model topic."},
+    {.name = "model.sync.snapshot.interval", .type = PT_DURATION,
+     .off = F_I64(model_sync_snapshot_interval_ms), .min = SEC_MS,
+     .max = 30 * DAY_MS, .def = "10m",
+     .help = "With `topics.model`: how often an instance also publishes its "
+             "whole merged model (every dense row and every embedding row "
+             "that ever changed), from which a new instance starts instead "
+             "of from scratch. Changes older than the newest snapshot are "
+             "then no longer needed: set the topic's retention to a few "
+             "times this."},
     {.name = "model.score.span", .type = PT_DURATION,
      .off = F_I64(model_score_span_ms), .min = 0, .max = DAY_MS,
      .def = "3m",

@@ -34,6 +34,7 @@
 
 #include "conf_parts.h"
 #include "model_id.h"
+#include "modelsync.h"
 
 /* librdkafka's client-wide errors. A fatal one leaves the client unusable:
  * it stops the run (run.h), whose caller logs it once, with its cause,
@@ -459,6 +460,13 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                                 itd_model_id_new(conf, lp.eng, model_id));
         itd_log(ITD_LOG_NOTICE, "model", "model id %s (step %lld)", model_id,
                 (long long)itd_model_steps(itd_engine_model(lp.eng)));
+        /* A model from a checkpoint is kept; a fresh one starts from the
+         * model the other instances merged (modelsync.h). */
+        err = itd_modelsync_start(
+            conf, lp.eng, itd_model_steps(itd_engine_model(lp.eng)) == 0,
+            &lp.msync, errstr, errstr_size);
+        if (err)
+                goto out;
         err = ITD_ERR_ARG;
         atomic_store(&lp.health.model_loaded, 1);
         err = itd_sink_open(&lp, errstr, errstr_size);
@@ -527,6 +535,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 if (lp.ck)
                         itd_commit_tick(&lp);
                 itd_source_flow_control(&lp);
+                itd_modelsync_tick(lp.msync, itd_now_mono_ms());
                 if (itd_now_mono_ms() - last_gauges >= 500) {
                         last_gauges = itd_now_mono_ms();
                         /* the engine decides what is idle */
@@ -572,6 +581,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                         itd_log(ITD_LOG_WARNING, "kafka", "final commit: %s",
                                 rd_kafka_err2str(kerr));
         }
+        itd_modelsync_stop(lp.msync, conf->shutdown_timeout_ms);
+        lp.msync = NULL;
         itd_status_report(&lp, t0, &last_events, &last_ms, 1);
         itd_status_gauges(&lp);
         /* The promise of DESIGN.md, in one line a test can check: every
@@ -597,6 +608,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
 out:
         if (lp.eng)
                 itd_engine_stats(lp.eng, &res->engine);
+        itd_modelsync_stop(lp.msync, 0);
         free(msgs);
         free(lp.in);
         free(lp.src);

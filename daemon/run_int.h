@@ -33,6 +33,7 @@
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/offsets.h"
+#include "modelsync.h"
 #include "monitor.h"
 #include "notify.h"
 #include "out_schemas.h"
@@ -76,6 +77,7 @@ typedef struct src_s {
 
 typedef struct loop_s {
         itd_conf_t *conf;
+        itd_modelsync_t *msync; /* NULL without topics.model */
         const itd_run_opts_t *opts;
         rd_kafka_t *consumer;
         rd_kafka_t *producer;

@@ -191,6 +191,21 @@ static void s_to_norm(itd_msync_t *ms) {
         itd_mlp_norm_update(m, NULL, 0); /* refreshes shift and scale */
 }
 
+/* After a merge: writes the sums back, and lets the base absorb what the
+ * round trip through (count, mean, variance) rounds, which is nobody's
+ * change (it would otherwise be published as one). */
+static void norm_settle(itd_msync_t *ms) {
+        blk_t *b = &ms->blk[ms->norm_blk];
+        double *merged = itd_xmalloc(b->n * sizeof(double));
+        s_to_norm(ms);
+        memcpy(merged, ms->norm_s, b->n * sizeof(double));
+        norm_to_s(ms);
+        double *base = b->base;
+        for (size_t i = 0; i < b->n; i++)
+                base[i] += ms->norm_s[i] - merged[i];
+        free(merged);
+}
+
 static uint64_t model_hash(const itd_model_t *m) {
         const itd_model_conf_t *c = itd_model_conf(m);
         uint64_t h = itd_model_conf_hash(c);
@@ -558,7 +573,7 @@ itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
                 norm_to_s(ms);
         walk(ms, h + HDR_BYTES, len - HDR_BYTES, chunks, kind, 1, NULL, 0);
         if (ms->norm_blk >= 0)
-                s_to_norm(ms);
+                norm_settle(ms);
         if (kind == KIND_FULL) {
                 ms->st.adopted++;
         } else {

@@ -46,6 +46,7 @@ typedef struct itd_conf_s {
         char *topic_predictions;
         char *topic_triggers;
         char *topic_dead_letter;
+        char *topic_model;          /* "": no model exchange */
 
         int input_format;           /* itd_input_format_t (input.h) */
         int input_framing;          /* itd_framing_t (codec.h) */
@@ -92,6 +93,8 @@ typedef struct itd_conf_s {
         int model_user_offset;
         int64_t model_score_span_ms;
         int64_t model_average_steps;
+        int64_t model_sync_interval_ms;
+        int64_t model_sync_snapshot_interval_ms;
 
         double predict_threshold;
         int64_t predict_explain;    /* features named per prediction, 0..3 */
