@@ -38,8 +38,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
         loop_t *lp = opaque;
-        int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk),
-                                  "COOPERATIVE");
+        /* NULL while the group is not joined, which happens when a
+         * revoke comes during rd_kafka_consumer_close at stop */
+        const char *protocol = rd_kafka_rebalance_protocol(rk);
+        int cooperative = protocol && !strcmp(protocol, "COOPERATIVE");
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 itd_log(ITD_LOG_NOTICE, "kafka", "assigned %d partition(s)",
                         parts->cnt);
