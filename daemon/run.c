@@ -34,7 +34,6 @@
 
 #include "conf_parts.h"
 #include "model_id.h"
-#include "modelsync.h"
 
 /* librdkafka's client-wide errors. A fatal one leaves the client unusable:
  * it stops the run (run.h), whose caller logs it once, with its cause,
