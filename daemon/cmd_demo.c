@@ -24,7 +24,7 @@
 #include "intentd/simulator.h"
 #include "publish.h"
 #include "run.h"
-#include "sources.h"
+#include "feed.h"
 
 #define MAX_OVERRIDES 64
 #define EXAMPLES 5          /* recent high-intent predictions shown */
@@ -48,7 +48,7 @@ static const char demo_usage[] =
 
 typedef struct producer_s {
         const itd_conf_t *conf;
-        itd_source_next_fn next;
+        itd_feed_next_fn next;
         void *src;
         void (*progress_bytes)(void *, uint64_t *, uint64_t *);
         _Atomic uint64_t published;
@@ -209,9 +209,9 @@ int itd_cmd_demo(int argc, char **argv) {
                         fprintf(stderr, "intentd demo: %s\n", errstr);
                         goto out;
                 }
-                prod->next = itd_source_reader_next;
+                prod->next = itd_feed_reader_next;
                 prod->src = rd;
-                prod->progress_bytes = itd_source_reader_progress;
+                prod->progress_bytes = itd_feed_reader_progress;
                 printf("intentd demo: embedded broker at %s, events from %s\n",
                        itd_broker_bootstraps(broker), input);
         } else {
@@ -220,7 +220,7 @@ int itd_cmd_demo(int argc, char **argv) {
                         fprintf(stderr, "intentd demo: %s\n", errstr);
                         goto out;
                 }
-                prod->next = itd_source_sim_next;
+                prod->next = itd_feed_sim_next;
                 prod->src = sim;
                 printf("intentd demo: embedded broker at %s, %llu simulated "
                        "shoppers over %.1f days (seed %llu)\n",

@@ -11,7 +11,7 @@
 #include "intentd/log.h"
 #include "intentd/reader.h"
 #include "publish.h"
-#include "sources.h"
+#include "feed.h"
 
 #define MAX_OVERRIDES 64
 
@@ -111,9 +111,9 @@ int itd_cmd_load(int argc, char **argv) {
         itd_publish_opts_t po = {.rate = rate,
                                  .progress = isatty(2),
                                  .stop = &itd_cli_stop,
-                                 .progress_bytes = itd_source_reader_progress};
+                                 .progress_bytes = itd_feed_reader_progress};
         uint64_t n;
-        if (itd_publish(conf, itd_source_reader_next, rd, &po, &n, errstr,
+        if (itd_publish(conf, itd_feed_reader_next, rd, &po, &n, errstr,
                         sizeof errstr) != ITD_OK) {
                 fprintf(stderr, "intentd load: %s\n", errstr);
                 rc = 1;

@@ -12,7 +12,7 @@
 #include "intentd/log.h"
 #include "intentd/simulator.h"
 #include "publish.h"
-#include "sources.h"
+#include "feed.h"
 
 #define MAX_OVERRIDES 64
 /* 2017-11-25 00:00:00 UTC: a fixed start keeps runs reproducible. */
@@ -129,7 +129,7 @@ int itd_cmd_simulate(int argc, char **argv) {
                                          .progress = isatty(2),
                                          .stop = &itd_cli_stop};
                 uint64_t n;
-                if (itd_publish(conf, itd_source_sim_next, sim, &po, &n,
+                if (itd_publish(conf, itd_feed_sim_next, sim, &po, &n,
                                 errstr, sizeof errstr) != ITD_OK) {
                         fprintf(stderr, "intentd simulate: %s\n", errstr);
                         rc = 1;

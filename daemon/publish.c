@@ -26,7 +26,7 @@ static void sleep_ms(int64_t ms) {
         nanosleep(&ts, NULL);
 }
 
-itd_err_t itd_publish(const itd_conf_t *conf, itd_source_next_fn next,
+itd_err_t itd_publish(const itd_conf_t *conf, itd_feed_next_fn next,
                       void *src, const itd_publish_opts_t *opts,
                       uint64_t *count, char *errstr, size_t errstr_size) {
         *count = 0;

@@ -1,5 +1,5 @@
 /*
- * publish.h - events from a source (simulator or file) to the events topic
+ * publish.h - events from a feed (simulator or file) to the events topic
  * as Avro, keyed by user id. Used by `intentd load`, `simulate --config`
  * and `demo`.
  */
@@ -14,10 +14,10 @@
 #include "intentd/err.h"
 #include "intentd/event.h"
 
-/* A source of events: returns ITD_OK, ITD_ERR_EOF at the end, or another
+/* A feed of events: returns ITD_OK, ITD_ERR_EOF at the end, or another
  * error with errstr. */
-typedef itd_err_t (*itd_source_next_fn)(void *src, itd_event_t *ev,
-                                        char *errstr, size_t errstr_size);
+typedef itd_err_t (*itd_feed_next_fn)(void *src, itd_event_t *ev,
+                                      char *errstr, size_t errstr_size);
 
 typedef struct itd_publish_opts_s {
         double rate;                     /* events/s; 0 = as fast as possible */
@@ -37,7 +37,7 @@ typedef struct itd_publish_opts_s {
  * @param count  out: events published.
  * @returns ITD_OK, or an error with errstr.
  */
-itd_err_t itd_publish(const itd_conf_t *conf, itd_source_next_fn next,
+itd_err_t itd_publish(const itd_conf_t *conf, itd_feed_next_fn next,
                       void *src, const itd_publish_opts_t *opts,
                       uint64_t *count, char *errstr, size_t errstr_size);
 

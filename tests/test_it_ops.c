@@ -39,8 +39,9 @@
 #define READY_TIMEOUT_MS 30000
 #define CONSUME_TIMEOUT_MS 60000
 #define NOTIFY_TIMEOUT_MS 10000
-/* Lag comes with librdkafka's statistics (statistics.interval.ms in
- * run.c); the first document may predate the first fetch: allow a few. */
+/* Lag comes with librdkafka's statistics (statistics.interval.ms in the
+ * consumer defaults, pipeline/kafka.c; read by daemon/source.c); the first
+ * document may predate the first fetch: allow a few. */
 #define LAG_TIMEOUT_MS 60000
 /* shutdown.timeout written into the config, and the slack allowed on top
  * of it for process exit (librdkafka's consumer close, thread joins). */

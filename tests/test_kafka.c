@@ -132,7 +132,7 @@ Test(kafka, retry_queue_survives_reports_served_inside_its_flush,
         rd_kafka_destroy(rk);
 }
 
-/* The dead-letter headers run.c sends with every dead letter. */
+/* The dead-letter headers daemon/sink.c sends with every dead letter. */
 static rd_kafka_headers_t *dlq_headers(void) {
         rd_kafka_headers_t *h = rd_kafka_headers_new(8);
         rd_kafka_header_add(h, "intentd.error.reason", -1,
