@@ -1,0 +1,280 @@
+/*
+ * changelog.c - partition snapshots as changelog records, and the restore
+ * (changelog.h).
+ *
+ * Record layout (little-endian): header (72 bytes): magic "ITDCLOG1", u32
+ * version, i32 partition, u64 seq, i64 next_offset, i64 last_ts_ms (the
+ * partition's newest event time, kept beside the snapshot as checkpoints
+ * do), u64 total bytes of the snapshot, u32 part, u32 parts, u32 CRC32C of
+ * the whole snapshot, u32 CRC32C of this part, u64 where this part starts
+ * in the snapshot; then the part's bytes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intentd/changelog.h"
+#include "intentd/checkpoint.h"
+#include "intentd/mem.h"
+
+#define MAGIC "ITDCLOG1"
+#define VERSION 1u
+#define HDR 72
+
+static void put_u32(uint8_t *p, uint32_t v) {
+        for (int i = 0; i < 4; i++)
+                p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v) {
+        for (int i = 0; i < 8; i++)
+                p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p) {
+        uint32_t v = 0;
+        for (int i = 3; i >= 0; i--)
+                v = (v << 8) | p[i];
+        return v;
+}
+static uint64_t get_u64(const uint8_t *p) {
+        uint64_t v = 0;
+        for (int i = 7; i >= 0; i--)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+void itd_changelog_key(int32_t partition, uint32_t part, char *buf,
+                       size_t cap) {
+        snprintf(buf, cap, "%d/%u", (int)partition, (unsigned)part);
+}
+
+itd_err_t itd_changelog_encode(const itd_partition_t *pt, int64_t next_offset,
+                               uint64_t seq, size_t max_bytes,
+                               itd_changelog_emit_t emit, void *arg,
+                               size_t *n_records, char *errstr,
+                               size_t errstr_size) {
+        if (n_records)
+                *n_records = 0;
+        int32_t id = itd_partition_id(pt);
+        if (max_bytes < ITD_CHANGELOG_MIN_BYTES) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: record size %zu is below %d bytes",
+                         max_bytes, ITD_CHANGELOG_MIN_BYTES);
+                return ITD_ERR_ARG;
+        }
+        char *snap = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&snap, &len);
+        if (!f) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: partition %d: no memory for its "
+                         "snapshot",
+                         (int)id);
+                return ITD_ERR_IO;
+        }
+        itd_err_t err = itd_partition_write(pt, f, errstr, errstr_size);
+        if (fclose(f) != 0 && !err) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: partition %d: writing its snapshot "
+                         "failed",
+                         (int)id);
+                err = ITD_ERR_IO;
+        }
+        if (err) {
+                free(snap);
+                return err;
+        }
+        itd_partition_info_t info;
+        itd_partition_info(pt, &info);
+        size_t room = max_bytes - HDR;
+        uint32_t parts = (uint32_t)(len ? (len + room - 1) / room : 1);
+        uint32_t crc_all = itd_crc32c(0, snap, len);
+        uint8_t *rec = itd_xmalloc(max_bytes);
+        for (uint32_t k = 0; k < parts && !err; k++) {
+                size_t at = (size_t)k * room;
+                size_t n = len - at < room ? len - at : room;
+                memset(rec, 0, HDR);
+                memcpy(rec, MAGIC, 8);
+                put_u32(rec + 8, VERSION);
+                put_u32(rec + 12, (uint32_t)id);
+                put_u64(rec + 16, seq);
+                put_u64(rec + 24, (uint64_t)next_offset);
+                put_u64(rec + 32, (uint64_t)info.last_ts_ms);
+                put_u64(rec + 40, (uint64_t)len);
+                put_u32(rec + 48, k);
+                put_u32(rec + 52, parts);
+                put_u32(rec + 56, crc_all);
+                put_u32(rec + 60, itd_crc32c(0, snap + at, n));
+                put_u64(rec + 64, (uint64_t)at);
+                memcpy(rec + HDR, snap + at, n);
+                err = emit(id, k, rec, HDR + n, arg);
+                if (err)
+                        itd_errf(errstr, errstr_size,
+                                 "changelog: partition %d: record %u of %u "
+                                 "not written: %s",
+                                 (int)id, k, parts, itd_err_str(err));
+                else if (n_records)
+                        (*n_records)++;
+        }
+        free(rec);
+        free(snap);
+        return err;
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+typedef struct snap_s {
+        uint64_t seq;
+        int64_t next_offset, last_ts_ms;
+        uint8_t *buf;
+        size_t len;
+        uint32_t parts, have, crc;
+        uint8_t *got; /* (parts) */
+} snap_t;
+
+struct itd_changelog_restore_s {
+        int32_t partition;
+        snap_t building; /* buf NULL: none */
+        snap_t done;     /* the newest complete one; buf NULL: none */
+        int has_done;
+};
+
+static void snap_free(snap_t *s) {
+        free(s->buf);
+        free(s->got);
+        memset(s, 0, sizeof(*s));
+}
+
+itd_changelog_restore_t *itd_changelog_restore_new(int32_t partition) {
+        itd_changelog_restore_t *r = itd_xcalloc(1, sizeof(*r));
+        r->partition = partition;
+        return r;
+}
+
+void itd_changelog_restore_destroy(itd_changelog_restore_t *r) {
+        if (!r)
+                return;
+        snap_free(&r->building);
+        snap_free(&r->done);
+        free(r);
+}
+
+int itd_changelog_restore_ready(const itd_changelog_restore_t *r) {
+        return r->has_done;
+}
+
+itd_err_t itd_changelog_restore_add(itd_changelog_restore_t *r,
+                                    const void *buf, size_t len,
+                                    char *errstr, size_t errstr_size) {
+        const uint8_t *h = buf;
+        if (len < HDR || memcmp(h, MAGIC, 8) != 0) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: not a changelog record (%zu bytes)",
+                         len);
+                return ITD_ERR_CORRUPT;
+        }
+        if (get_u32(h + 8) != VERSION) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: record version %u, this build reads %u",
+                         get_u32(h + 8), VERSION);
+                return ITD_ERR_INCOMPATIBLE;
+        }
+        int32_t p = (int32_t)get_u32(h + 12);
+        uint64_t seq = get_u64(h + 16), total = get_u64(h + 40);
+        uint32_t part = get_u32(h + 48), parts = get_u32(h + 52);
+        size_t n = len - HDR;
+        if (p != r->partition) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: a record of partition %d among those "
+                         "of partition %d",
+                         (int)p, (int)r->partition);
+                return ITD_ERR_CORRUPT;
+        }
+        if (get_u32(h + 60) != itd_crc32c(0, h + HDR, n)) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: partition %d snapshot %llu part %u: "
+                         "checksum mismatch",
+                         (int)p, (unsigned long long)seq, part);
+                return ITD_ERR_CORRUPT;
+        }
+        uint64_t at = get_u64(h + 64);
+        if (parts == 0 || part >= parts || total > SIZE_MAX / 2 ||
+            at > total || n > total - at) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: partition %d snapshot %llu: part %u of "
+                         "%u (%zu bytes at %llu) outside its %llu bytes",
+                         (int)p, (unsigned long long)seq, part, parts, n,
+                         (unsigned long long)at, (unsigned long long)total);
+                return ITD_ERR_CORRUPT;
+        }
+        if (r->has_done && seq <= r->done.seq)
+                return ITD_OK; /* older than what is complete */
+        snap_t *b = &r->building;
+        if (b->buf && seq < b->seq)
+                return ITD_OK; /* a part of an older snapshot */
+        if (!b->buf || seq > b->seq) {
+                snap_free(b);
+                b->seq = seq;
+                b->len = (size_t)total;
+                b->buf = itd_xmalloc(b->len ? b->len : 1);
+                b->parts = parts;
+                b->got = itd_xcalloc(parts, 1);
+                b->crc = get_u32(h + 56);
+                b->next_offset = (int64_t)get_u64(h + 24);
+                b->last_ts_ms = (int64_t)get_u64(h + 32);
+        }
+        if (parts != b->parts || total != b->len) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: partition %d snapshot %llu: part %u "
+                         "disagrees with the others on its size",
+                         (int)p, (unsigned long long)seq, part);
+                return ITD_ERR_CORRUPT;
+        }
+        if (!b->got[part]) {
+                memcpy(b->buf + at, h + HDR, n);
+                b->got[part] = 1;
+                b->have++;
+        }
+        if (b->have < b->parts)
+                return ITD_OK;
+        if (itd_crc32c(0, b->buf, b->len) != b->crc) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: partition %d snapshot %llu: checksum "
+                         "of the whole does not match",
+                         (int)p, (unsigned long long)seq);
+                snap_free(b);
+                return ITD_ERR_CORRUPT;
+        }
+        snap_free(&r->done);
+        r->done = *b;
+        memset(b, 0, sizeof(*b));
+        r->has_done = 1;
+        return ITD_OK;
+}
+
+itd_err_t itd_changelog_restore_take(itd_changelog_restore_t *r,
+                                     const itd_partition_conf_t *conf,
+                                     int64_t now_ms, itd_partition_t **out,
+                                     int64_t *next_offset, char *errstr,
+                                     size_t errstr_size) {
+        *out = NULL;
+        if (!r->has_done) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: no complete snapshot of partition %d",
+                         (int)r->partition);
+                return ITD_ERR_NOT_FOUND;
+        }
+        FILE *f = fmemopen(r->done.buf, r->done.len ? r->done.len : 1, "rb");
+        if (!f) {
+                itd_errf(errstr, errstr_size,
+                         "changelog: partition %d: cannot read its snapshot",
+                         (int)r->partition);
+                return ITD_ERR_IO;
+        }
+        itd_err_t err = itd_partition_read(f, r->partition, conf,
+                                           r->done.last_ts_ms, now_ms, out,
+                                           errstr, errstr_size);
+        fclose(f);
+        if (!err)
+                *next_offset = r->done.next_offset;
+        return err;
+}
