@@ -144,13 +144,13 @@ int main(int argc, char **argv) {
                                  (unsigned)(r >> 20) % 100000);
                         snprintf(ev.category, sizeof ev.category, "c%u",
                                  (unsigned)(r >> 40) % 1000);
-                        itd_state_update(st, &ev, x, ids, NULL);
+                        itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL);
                         events++;
                 }
                 if (u >= users - pending) {
                         uint64_t h = itd_hash_str(ev.user_id, 1);
                         itd_labeler_observe(lb, h, ev.ts_ms, ev.type);
-                        itd_labeler_add(lb, h, ev.ts_ms, x, ids, 0.1f, NULL);
+                        itd_labeler_add(lb, h, ev.ts_ms, 0, x, ids, 0.1f, NULL);
                 }
         }
         itd_state_stats_t ss;

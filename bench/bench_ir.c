@@ -102,7 +102,7 @@ __attribute__((noinline)) void ir_loop(ctx_t *c, long n) {
                         /* a later pass over the pool moves on in time */
                         itd_event_t cur = *e;
                         cur.ts_ms += (i / POOL) * 3600000LL;
-                        itd_state_update(c->st, &cur, c->x, c->ids, &top);
+                        itd_state_update(c->st, &cur, itd_user_hash(cur.user_id), c->x, c->ids, &top);
                 }
         } else if (!strcmp(s, "forward")) {
                 float p[BATCH], next[BATCH * ITD_NEXT__COUNT];
@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
         c.next = calloc(POOL, sizeof *c.next);
         itd_topcats_t top;
         for (size_t i = 0; i < POOL; i++) {
-                itd_state_update(c.st, &c.evs[i], x + i * c.dim,
+                itd_state_update(c.st, &c.evs[i], itd_user_hash(c.evs[i].user_id), x + i * c.dim,
                                  ids + i * ITD_SPARSE_IDS, &top);
                 c.y[i] = c.evs[i].type == ITD_EV_PURCHASE;
                 c.next[i] = (int)(i % ITD_NEXT__COUNT);

@@ -71,8 +71,7 @@ int main(void) {
                         itd_state_t *st = with ? scored : plain;
                         double t = now_ns();
                         for (size_t i = b; i < b + m; i++) {
-                                itd_err_t err = itd_state_update(
-                                    st, &evs[i], x, ids, &top);
+                                itd_err_t err = itd_state_update(st, &evs[i], itd_user_hash(evs[i].user_id), x, ids, &top);
                                 if (with) {
                                         float r = itd_risk_score(
                                             rk, st, &evs[i], err == ITD_OK,

@@ -115,9 +115,9 @@ static double run_batch(itd_state_t *st, const itd_event_t *evs, size_t n,
         double t = now_ns();
         if (prefetch)
                 for (size_t i = 0; i < n; i++)
-                        itd_state_prefetch(st, &evs[i]);
+                        itd_state_prefetch(st, itd_user_hash(evs[i].user_id));
         for (size_t i = 0; i < n; i++)
-                itd_state_update(st, &evs[i], x, ids, &top);
+                itd_state_update(st, &evs[i], itd_user_hash(evs[i].user_id), x, ids, &top);
         return now_ns() - t;
 }
 

@@ -40,7 +40,7 @@ struct itd_engine_s {
         uint32_t *ids;      /* (max_batch, n_ids) */
         float *p;           /* (max_batch) */
         float *next;        /* (max_batch, ITD_NEXT__COUNT) */
-        uint64_t *user_hash;/* (max_batch) */
+        itd_topcats_t *top; /* (max_batch) */
 
         /* Training mini-batch being filled from resolved examples. */
         float *tx;          /* (train_batch, dim) */
@@ -59,8 +59,8 @@ struct itd_engine_s {
         float *contrib;            /* (max_batch, dim) input x gradient */
         char (*feat_name)[32];     /* (dim) dense feature names */
         int triggers_on;
-        itd_trigger_rec_t *trig;   /* (max_batch) records of the last batch */
-        unsigned char *fired;      /* (max_batch) 1 where trig[i] is due */
+        itd_trigger_rec_t *trig;   /* (max_batch) records of the last batch,
+                                    * pointed at by its rows */
 
         uint64_t events, predictions, late, filtered;
         uint64_t examples_pos, examples_neg;
@@ -147,14 +147,13 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                                     sizeof eng->feat_name[d]);
         }
         eng->trig = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->trig);
-        eng->fired = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->fired);
 
         eng->x = itd_xcalloc(ENGINE_MAX_BATCH * eng->dim, sizeof *eng->x);
         eng->ids = itd_xcalloc(ENGINE_MAX_BATCH * eng->n_ids, sizeof *eng->ids);
         eng->p = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->p);
         eng->next = itd_xcalloc(ENGINE_MAX_BATCH * ITD_NEXT__COUNT,
                                 sizeof *eng->next);
-        eng->user_hash = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->user_hash);
+        eng->top = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->top);
         eng->tx = itd_xcalloc(eng->train_batch * eng->dim, sizeof *eng->tx);
         eng->tids = itd_xcalloc(eng->train_batch * eng->n_ids,
                                 sizeof *eng->tids);
@@ -178,13 +177,12 @@ void itd_engine_destroy(itd_engine_t *eng) {
         free(eng->ids);
         free(eng->p);
         free(eng->next);
-        free(eng->user_hash);
+        free(eng->top);
         free(eng->tx);
         free(eng->tids);
         free(eng->ty);
         free(eng->tnext);
         free(eng->trig);
-        free(eng->fired);
         free(eng->contrib);
         free(eng->feat_name);
         free(eng);
@@ -216,10 +214,6 @@ itd_err_t itd_engine_set_triggers(itd_engine_t *eng,
                         (void)itd_partition_set_triggers(eng->parts[p], &tc,
                                                          errstr, errstr_size);
         return ITD_OK;
-}
-
-itd_trigger_rec_t *itd_engine_trigger(itd_engine_t *eng, size_t i) {
-        return i < ENGINE_MAX_BATCH && eng->fired[i] ? &eng->trig[i] : NULL;
 }
 
 void itd_engine_set_example_hook(itd_engine_t *eng, itd_example_hook_t hook,
@@ -268,12 +262,9 @@ static void learn_resolved(itd_engine_t *eng, itd_partition_t *pt) {
                                 itd_pv_add(eng->pv, ex[i].score, ex[i].label,
                                            ex[i].next_probs, ex[i].next);
                                 if (eng->hook)
-                                        eng->hook(eng->hook_arg, ex[i].x,
-                                                  eng->dim, ex[i].ids,
-                                                  eng->n_ids, ex[i].user_hash,
-                                                  ex[i].ts_ms, ex[i].score,
-                                                  ex[i].next_probs,
-                                                  ex[i].label, ex[i].next);
+                                        eng->hook(eng->hook_arg,
+                                                  itd_partition_id(pt),
+                                                  &ex[i]);
                         }
                         if (!ex[i].train)
                                 continue;
@@ -292,16 +283,6 @@ static void learn_resolved(itd_engine_t *eng, itd_partition_t *pt) {
                                 train_flush(eng);
                 }
         }
-}
-
-/* What makes a prediction name its event and its model (config/
- * prediction.avsc): the event's own id, session and type, the model id. */
-static void prediction_identity(const itd_engine_t *eng,
-                                const itd_event_t *ev, itd_prediction_t *pr) {
-        itd_strlcpy(pr->event_id, ev->event_id, sizeof pr->event_id);
-        itd_strlcpy(pr->session_id, ev->session_id, sizeof pr->session_id);
-        pr->event_type = (int)ev->type;
-        memcpy(pr->model_id, eng->model_id, sizeof pr->model_id);
 }
 
 /* The explain_k features of one row with the largest contributions to the
@@ -330,130 +311,145 @@ static void explain(const itd_engine_t *eng, const float *contrib,
         }
 }
 
-/* Marketing triggers of one on-time prediction (pipeline/trigger.c): its
- * record, when one is due, into eng->trig[i]. In event time, an event
- * behind the partition's watermark never gets here (late); staleness
- * beyond that is judged against the caller's clock, when it gave one
- * (itd_engine_set_trigger_clock). Not against the partition's frontier:
- * the frontier has already moved over the whole batch, and a decision
- * must not depend on how events were batched. */
-static void trigger_event(itd_engine_t *eng, itd_partition_t *pt,
-                          uint64_t user_hash, const itd_prediction_t *pr,
-                          size_t i) {
-        itd_trigger_fire_t fire;
-        eng->fired[i] = (unsigned char)itd_partition_trigger(
-            pt, user_hash, pr->event_ts_ms, eng->trigger_clock_ms,
-            pr->purchase_probability, &fire);
-        if (eng->fired[i])
-                itd_triggers_make_record(pr, &fire, &eng->trig[i]);
+/*
+ * The prediction of row r (scoring scratch row `r`), every field of it:
+ * the one place a prediction is made (config/prediction.avsc). It names
+ * its event (the row's identity as prediction_id, the event's own id,
+ * session and type) and its model (id, version: steps so far).
+ */
+static void prediction_build(const itd_engine_t *eng, const char *topic,
+                             itd_row_t *row, size_t r, int64_t version,
+                             int64_t now_ms, int explained) {
+        itd_prediction_t *pr = &row->pred;
+        const itd_event_t *ev = &row->ev;
+        const float *np = eng->next + r * ITD_NEXT__COUNT;
+        itd_prediction_make_id(pr, topic, row->partition, row->offset);
+        itd_strlcpy(pr->user_id, ev->user_id, sizeof pr->user_id);
+        pr->event_ts_ms = ev->ts_ms;
+        pr->predicted_at_ms = now_ms;
+        pr->purchase_probability = eng->p[r];
+        int best = 0;
+        for (int k = 0; k < ITD_NEXT__COUNT; k++) {
+                pr->next_probs[k] = np[k];
+                if (np[k] > np[best])
+                        best = k;
+        }
+        pr->next_action = (itd_next_t)best;
+        pr->model_version = version;
+        const itd_topcats_t *top = &eng->top[r];
+        pr->n_top_categories = top->n < ITD_TOPCAT_MAX ? top->n
+                                                       : ITD_TOPCAT_MAX;
+        for (size_t k = 0; k < pr->n_top_categories; k++) {
+                memcpy(pr->top_categories[k], top->name[k],
+                       sizeof pr->top_categories[k]);
+                pr->top_category_scores[k] = top->score[k];
+        }
+        pr->n_explanation = 0;
+        if (explained)
+                explain(eng, eng->contrib + r * eng->dim, pr);
+        itd_strlcpy(pr->event_id, ev->event_id, sizeof pr->event_id);
+        itd_strlcpy(pr->session_id, ev->session_id, sizeof pr->session_id);
+        pr->event_type = (int)ev->type;
+        memcpy(pr->model_id, eng->model_id, sizeof pr->model_id);
 }
 
-/* How many of the n inputs at in form the next scoring chunk: up to the
+/* Marketing triggers of one on-time prediction (pipeline/trigger.c): its
+ * record, when one is due, into eng->trig[i] and the row. In event time,
+ * an event behind the partition's watermark never gets here (late);
+ * staleness beyond that is judged against the caller's clock, when it
+ * gave one (itd_engine_set_trigger_clock). Not against the partition's
+ * frontier: the frontier has already moved over the whole batch, and a
+ * decision must not depend on how events were batched. */
+static void trigger_event(itd_engine_t *eng, itd_partition_t *pt,
+                          itd_row_t *row, size_t i) {
+        itd_trigger_fire_t fire;
+        const itd_prediction_t *pr = &row->pred;
+        if (itd_partition_trigger(pt, row->user_hash, pr->event_ts_ms,
+                                  eng->trigger_clock_ms,
+                                  pr->purchase_probability, &fire)) {
+                itd_triggers_make_record(pr, &fire, &eng->trig[i]);
+                row->trigger = &eng->trig[i];
+        }
+}
+
+/* How many of the n rows at rows form the next scoring chunk: up to the
  * first whose event time is more than chunk_span_ms after the chunk's
- * first input (all n when chunk_span_ms is 0). */
-static size_t chunk_len(const itd_engine_t *eng, const itd_input_t *in,
+ * first row (all n when chunk_span_ms is 0). */
+static size_t chunk_len(const itd_engine_t *eng, const itd_row_t *rows,
                         size_t n) {
         if (eng->chunk_span_ms <= 0)
                 return n;
-        int64_t end = in[0].ev.ts_ms + eng->chunk_span_ms;
+        int64_t end = rows[0].ev.ts_ms + eng->chunk_span_ms;
         size_t i = 1;
-        while (i < n && in[i].ev.ts_ms <= end)
+        while (i < n && rows[i].ev.ts_ms <= end)
                 i++;
         return i;
 }
 
-/* Steps (1) to (4) of engine.h for inputs i0 .. i0 + n - 1 of a batch. */
+/* Steps (1) to (4) of engine.h for rows i0 .. i0 + n - 1 of a batch. */
 static void process_chunk(itd_engine_t *eng, const char *topic,
-                          const itd_input_t *in, size_t i0, size_t n,
-                          int64_t now_ms, itd_prediction_t *out,
-                          itd_outcome_t *outcome) {
-        /* (1) state and features, in input order. A late event is scored
+                          itd_row_t *rows, size_t i0, size_t n,
+                          int64_t now_ms) {
+        /* (1) state and features, in row order. A late event is scored
          * from its user's state as it stands and changes nothing. */
-        size_t rows = 0;
+        size_t n_scored = 0;
         size_t row_of[ENGINE_MAX_BATCH];
         unsigned char late[ENGINE_MAX_BATCH];
         for (size_t i = i0; i < i0 + n; i++) {
-                itd_partition_t *pt = part_at(eng, in[i].partition);
-                itd_topcats_t top;
-                float *x = eng->x + rows * eng->dim;
-                uint32_t *ids = eng->ids + rows * eng->n_ids;
+                itd_row_t *row = &rows[i];
+                itd_partition_t *pt = part_at(eng, row->partition);
+                size_t r = n_scored;
                 int is_late;
+                row->trigger = NULL;
                 itd_err_t err = itd_partition_apply(
-                    pt, &in[i].ev, 0, now_ms, x, ids, &top, &is_late);
+                    pt, &row->ev, row->user_hash, now_ms,
+                    eng->x + r * eng->dim, eng->ids + r * eng->n_ids,
+                    &eng->top[r], &is_late);
                 late[i] = (unsigned char)is_late;
                 eng->events++;
                 if (err != ITD_OK) {
-                        outcome[i] = ITD_OUT_FILTERED;
-                        eng->fired[i] = 0;
+                        row->outcome = ITD_OUT_FILTERED;
                         eng->filtered++;
                         continue;
                 }
                 eng->late += late[i];
-                outcome[i] = ITD_OUT_PREDICTED;
-                row_of[i] = rows;
-                eng->user_hash[rows] = itd_state_user_key(in[i].ev.user_id);
-                itd_prediction_t *pr = &out[i];
-                pr->n_top_categories = top.n;
-                for (size_t k = 0; k < top.n && k < ITD_TOPCAT_MAX; k++) {
-                        itd_strlcpy(pr->top_categories[k], top.name[k],
-                                    ITD_ID_MAX);
-                        pr->top_category_scores[k] = top.score[k];
-                }
-                rows++;
+                row->outcome = ITD_OUT_PREDICTED;
+                row_of[i] = r;
+                n_scored++;
         }
 
-        /* (2) one matrix product for the whole batch. */
+        /* (2) one matrix product for the whole chunk. */
         int explained = 0;
-        if (rows > 0 && eng->explain_k)
+        if (n_scored > 0 && eng->explain_k)
                 explained = itd_model_predict_explain(
-                    eng->model, eng->x, eng->ids, rows, eng->p, eng->next,
+                    eng->model, eng->x, eng->ids, n_scored, eng->p, eng->next,
                     eng->contrib);
-        else if (rows > 0)
-                itd_model_predict(eng->model, eng->x, eng->ids, rows, eng->p,
-                                  eng->next);
+        else if (n_scored > 0)
+                itd_model_predict(eng->model, eng->x, eng->ids, n_scored,
+                                  eng->p, eng->next);
 
         /* (3) labels: observe first, so this event resolves earlier
          * predictions of its user but never its own. */
         int64_t version = itd_model_steps(eng->model);
         for (size_t i = i0; i < i0 + n; i++) {
-                if (outcome[i] != ITD_OUT_PREDICTED)
+                itd_row_t *row = &rows[i];
+                if (row->outcome != ITD_OUT_PREDICTED)
                         continue;
                 size_t r = row_of[i];
-                itd_partition_t *pt = part_at(eng, in[i].partition);
-                const float *np = eng->next + r * ITD_NEXT__COUNT;
-                itd_partition_predicted(pt, &in[i].ev, eng->user_hash[r],
-                                        late[i], eng->x + r * eng->dim,
+                itd_partition_t *pt = part_at(eng, row->partition);
+                itd_partition_predicted(pt, &row->ev, row->user_hash,
+                                        row->offset, late[i],
+                                        eng->x + r * eng->dim,
                                         eng->ids + r * eng->n_ids, eng->p[r],
-                                        np);
-
-                itd_prediction_t *pr = &out[i];
-                itd_prediction_make_id(pr, topic, in[i].partition,
-                                       in[i].offset);
-                itd_strlcpy(pr->user_id, in[i].ev.user_id, ITD_ID_MAX);
-                pr->event_ts_ms = in[i].ev.ts_ms;
-                pr->predicted_at_ms = now_ms;
-                pr->purchase_probability = eng->p[r];
-                int best = 0;
-                for (int k = 0; k < ITD_NEXT__COUNT; k++) {
-                        pr->next_probs[k] = np[k];
-                        if (np[k] > np[best])
-                                best = k;
-                }
-                pr->next_action = (itd_next_t)best;
-                pr->model_version = version;
-                pr->n_explanation = 0;
-                prediction_identity(eng, &in[i].ev, pr);
-                if (explained)
-                        explain(eng, eng->contrib + r * eng->dim, pr);
+                                        eng->next + r * ITD_NEXT__COUNT);
+                prediction_build(eng, topic, row, r, version, now_ms,
+                                 explained);
                 eng->predictions++;
-
-                /* Marketing triggers in event time: hysteresis and
-                 * cool-down per user (pipeline/trigger.c). */
-                /* Triggers run in event time per user; a late event would
-                 * move that time back. */
-                eng->fired[i] = 0;
+                /* Marketing triggers run in event time per user, with
+                 * hysteresis and cool-down (pipeline/trigger.c); a late
+                 * event would move that time back. */
                 if (eng->triggers_on && !late[i])
-                        trigger_event(eng, pt, eng->user_hash[r], pr, i);
+                        trigger_event(eng, pt, row, i);
         }
 
         /* (4) watermarks move with the batch; learn what they resolve. */
@@ -467,8 +463,7 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
 }
 
 itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
-                             const itd_input_t *in, size_t n, int64_t now_ms,
-                             itd_prediction_t *out, itd_outcome_t *outcome,
+                             itd_row_t *rows, size_t n, int64_t now_ms,
                              char *errstr, size_t errstr_size) {
         if (n > ENGINE_MAX_BATCH) {
                 snprintf(errstr, errstr_size,
@@ -484,14 +479,14 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
          * earlier events are being worked on. */
         for (size_t i = 0; i < n; i++) {
                 char why[256];
-                itd_partition_t *pt = part_get(eng, in[i].partition, now_ms,
+                itd_partition_t *pt = part_get(eng, rows[i].partition, now_ms,
                                                why, sizeof why);
                 if (!pt) {
                         snprintf(errstr, errstr_size, "partition %d: %s",
-                                 (int)in[i].partition, why);
+                                 (int)rows[i].partition, why);
                         return ITD_ERR_ARG;
                 }
-                itd_partition_prefetch(pt, &in[i].ev, 0);
+                itd_partition_prefetch(pt, rows[i].user_hash);
         }
         if (n > 0)
                 eng->last_input_ms = now_ms;
@@ -500,8 +495,8 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
          * poll batch can cover hours, and the model would score all of it
          * with parameters from before its first event. */
         for (size_t i0 = 0; i0 < n;) {
-                size_t n0 = chunk_len(eng, in + i0, n - i0);
-                process_chunk(eng, topic, in, i0, n0, now_ms, out, outcome);
+                size_t n0 = chunk_len(eng, rows + i0, n - i0);
+                process_chunk(eng, topic, rows, i0, n0, now_ms);
                 i0 += n0;
         }
         return ITD_OK;

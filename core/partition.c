@@ -83,37 +83,34 @@ void itd_partition_info(const itd_partition_t *pt,
 
 /* ------------------------------------------------------------ per event */
 
-void itd_partition_prefetch(const itd_partition_t *pt,
-                            const itd_event_t *ev, uint64_t user_hash) {
-        (void)user_hash;
-        itd_state_prefetch(pt->st, ev);
+void itd_partition_prefetch(const itd_partition_t *pt, uint64_t user_hash) {
+        itd_state_prefetch(pt->st, user_hash);
 }
 
 itd_err_t itd_partition_apply(itd_partition_t *pt, const itd_event_t *ev,
                               uint64_t user_hash, int64_t now_ms, float *x,
                               uint32_t *ids, itd_topcats_t *top, int *late) {
-        (void)user_hash;
-        itd_err_t err = itd_state_update(pt->st, ev, x, ids, top);
+        itd_err_t err = itd_state_update(pt->st, ev, user_hash, x, ids, top);
         pt->last_wall_ms = now_ms;
         if (ev->ts_ms > pt->last_ts_ms)
                 pt->last_ts_ms = ev->ts_ms;
         *late = err == ITD_ERR_RANGE &&
                 ev->ts_ms < itd_state_watermark(pt->st);
         if (*late)
-                err = itd_state_peek(pt->st, ev, x, ids, top);
+                err = itd_state_peek(pt->st, ev, user_hash, x, ids, top);
         return err;
 }
 
 void itd_partition_predicted(itd_partition_t *pt, const itd_event_t *ev,
-                             uint64_t user_hash, int late, const float *x,
-                             const uint32_t *ids, float score,
+                             uint64_t user_hash, int64_t offset, int late,
+                             const float *x, const uint32_t *ids, float score,
                              const float *next_probs) {
         itd_labeler_observe(pt->lb, user_hash, ev->ts_ms, ev->type);
         /* A full pool drops its oldest pending prediction, so add only
          * ever succeeds (labeler.h). */
         if (!late)
-                (void)itd_labeler_add(pt->lb, user_hash, ev->ts_ms, x, ids,
-                                      score, next_probs);
+                (void)itd_labeler_add(pt->lb, user_hash, ev->ts_ms, offset,
+                                      x, ids, score, next_probs);
 }
 
 int itd_partition_trigger(itd_partition_t *pt, uint64_t user_hash,

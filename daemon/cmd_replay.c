@@ -221,16 +221,6 @@ int itd_cmd_replay(int argc, char **argv) {
                         goto out;
                 }
         }
-        if (res.unmatched)
-                fprintf(stderr, "replay: %llu examples could not be matched "
-                        "to their event (left out of the comparison and "
-                        "without a user in the export)\n",
-                        (unsigned long long)res.unmatched);
-        if (res.ambiguous)
-                fprintf(stderr, "replay: %llu predictions shared event time "
-                        "and score bits with another pending one (their "
-                        "examples may be matched to each other's event)\n",
-                        (unsigned long long)res.ambiguous);
         if (res.mismatched)
                 fprintf(stderr, "replay: %llu baseline examples differ from "
                         "the model's (left out of the comparison)\n",

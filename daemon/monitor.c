@@ -33,18 +33,11 @@ void itd_monitor_destroy(itd_monitor_t *mon) {
         free(mon);
 }
 
-void itd_monitor_hook(void *arg, const float *x, size_t dim,
-                      const uint32_t *ids, size_t n_ids, uint64_t user_hash,
-                      int64_t ts_ms, float score, const float *next_probs,
-                      int label, itd_next_t next) {
+void itd_monitor_hook(void *arg, int32_t partition, const itd_example_t *ex) {
         itd_monitor_t *mon = arg;
-        (void)x;
-        (void)dim;
-        (void)ids;
-        (void)n_ids;
-        (void)user_hash;
-        (void)ts_ms;
-        itd_pv_window_add(mon->pvw, score, label, next_probs, next);
+        (void)partition;
+        itd_pv_window_add(mon->pvw, ex->score, ex->label, ex->next_probs,
+                          ex->next);
 }
 
 void itd_monitor_publish(itd_monitor_t *mon, itd_prom_t *m) {

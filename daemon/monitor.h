@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "intentd/labeler.h"
 #include "intentd/prediction.h"
 #include "prom.h"
 
@@ -33,10 +34,7 @@ itd_monitor_t *itd_monitor_new(uint64_t window, float threshold);
 void itd_monitor_destroy(itd_monitor_t *mon);
 
 /** @brief Matches itd_example_hook_t (engine.h); arg is the monitor. */
-void itd_monitor_hook(void *arg, const float *x, size_t dim,
-                      const uint32_t *ids, size_t n_ids, uint64_t user_hash,
-                      int64_t ts_ms, float score, const float *next_probs,
-                      int label, itd_next_t next);
+void itd_monitor_hook(void *arg, int32_t partition, const itd_example_t *ex);
 
 /**
  * @brief Sets the intentd_window_* gauges from the examples in the window

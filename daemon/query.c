@@ -30,7 +30,6 @@
 #include "intentd/mem.h"
 
 #define WAYS 4
-#define CACHE_SEED 0x71756572795f6964ULL
 
 typedef enum { S_FREE = 0, S_NEW, S_PENDING, S_WORKING, S_DONE } sstate_t;
 
@@ -193,8 +192,9 @@ size_t itd_query_expire(itd_query_t *q, int64_t now_ms, int all) {
 
 /* ---- the cache ------------------------------------------------------- */
 
-void itd_query_note(itd_query_t *q, const itd_prediction_t *pr) {
-        uint64_t h = itd_hash_str(pr->user_id, CACHE_SEED) | 1; /* != 0 */
+void itd_query_note(itd_query_t *q, const itd_prediction_t *pr,
+                    uint64_t user_hash) {
+        uint64_t h = user_hash | 1; /* != 0 */
         latest_t *set = q->cache + (h & (q->sets - 1)) * WAYS;
         latest_t *e = &set[0];
         for (int w = 0; w < WAYS; w++) {
@@ -226,7 +226,7 @@ void itd_query_note(itd_query_t *q, const itd_prediction_t *pr) {
 }
 
 static const latest_t *cache_get(const itd_query_t *q, const char *user) {
-        uint64_t h = itd_hash_str(user, CACHE_SEED) | 1;
+        uint64_t h = itd_user_hash(user) | 1;
         const latest_t *set = q->cache + (h & (q->sets - 1)) * WAYS;
         for (int w = 0; w < WAYS; w++)
                 if (set[w].hash == h)

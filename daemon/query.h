@@ -84,8 +84,10 @@ size_t itd_query_expire(itd_query_t *q, int64_t now_ms, int all);
 
 /* ---- pipeline thread ---------------------------------------------- */
 
-/** @brief Remembers pr as its user's latest prediction. */
-void itd_query_note(itd_query_t *q, const itd_prediction_t *pr);
+/** @brief Remembers pr as its user's latest prediction; user_hash: its
+ * row's (itd_row_t), the key the cache is found by. */
+void itd_query_note(itd_query_t *q, const itd_prediction_t *pr,
+                    uint64_t user_hash);
 
 /** @brief Answers every waiting question from eng and the cache, and
  * wakes them. Cheap when none waits (one atomic load). */

@@ -102,7 +102,7 @@ static void reject(loop_t *lp, const src_t *s, itd_reason_t why,
                              itd_sink_track(lp, s, 1));
 }
 
-/* Runs lp->in[0..k) through the engine; logs why when it refuses the
+/* Runs lp->rows[0..k) through the engine; logs why when it refuses the
  * batch (nothing of it was applied then). */
 static itd_err_t run_engine(loop_t *lp, size_t k) {
         char errstr[256];
@@ -112,22 +112,23 @@ static itd_err_t run_engine(loop_t *lp, size_t k) {
         if (!lp->opts->triggers_event_time_only)
                 itd_engine_set_trigger_clock(lp->eng, itd_now_wall_ms());
         itd_err_t err = itd_engine_process(
-            lp->eng, lp->conf->topic_events, lp->in, k, itd_now_wall_ms(),
-            lp->preds, lp->outcome, errstr, sizeof errstr);
+            lp->eng, lp->conf->topic_events, lp->rows, k, itd_now_wall_ms(),
+            errstr, sizeof errstr);
         if (err)
                 itd_log(ITD_LOG_ERR, "engine", "%s", errstr);
         return err;
 }
 
-/* The outputs of lp->in[0..k), processed by the engine; lp->src[j] says
+/* The outputs of lp->rows[0..k), processed by the engine; lp->src[j] says
  * where event j came from. */
 static void emit(loop_t *lp, size_t k) {
         unsigned char buf[4096];
         int64_t now_wall = itd_now_wall_ms();
-        itd_prediction_t *preds = lp->preds;
         for (size_t j = 0; j < k; j++) {
                 const src_t *m = &lp->src[j];
-                if (lp->outcome[j] != ITD_OUT_PREDICTED) {
+                const itd_row_t *row = &lp->rows[j];
+                const itd_prediction_t *pr = &row->pred;
+                if (row->outcome != ITD_OUT_PREDICTED) {
                         lp->res->filtered++;
                         itd_prom_inc(lp->m, ITD_M_EVENTS_FILTERED, "other",
                                      1);
@@ -136,12 +137,11 @@ static void emit(loop_t *lp, size_t k) {
                 }
                 /* A trigger is a second output of the same event: its
                  * offset waits for both acknowledgements. */
-                itd_trigger_rec_t *trg = itd_engine_trigger(lp->eng, j);
+                const itd_trigger_rec_t *trg = row->trigger;
                 uint64_t token = itd_sink_track(lp, m, trg ? 2 : 1);
                 if (trg) {
                         unsigned char tbuf[512];
                         size_t tlen;
-                        trg->fired_at_ms = now_wall;
                         if (itd_codec_encode_trigger(lp->codec, trg,
                                                      lp->ids.trigger, tbuf,
                                                      sizeof tbuf,
@@ -163,7 +163,7 @@ static void emit(loop_t *lp, size_t k) {
                         }
                 }
                 size_t len;
-                if (itd_codec_encode_prediction(lp->codec, &preds[j],
+                if (itd_codec_encode_prediction(lp->codec, pr,
                                                 lp->ids.prediction, buf,
                                                 sizeof buf,
                                                 &len) != ITD_OK) {
@@ -173,23 +173,22 @@ static void emit(loop_t *lp, size_t k) {
                         continue;
                 }
                 if (itd_sink_produce(lp, lp->rkt_pred,
-                                     record_ts(preds[j].event_ts_ms),
-                                     preds[j].user_id,
-                                     strlen(preds[j].user_id), buf, len, NULL,
+                                     record_ts(pr->event_ts_ms), pr->user_id,
+                                     strlen(pr->user_id), buf, len, NULL,
                                      token) == ITD_ERR_RANGE)
                         itd_sink_give_up(lp, token,
                                          "prediction larger than "
                                          "message.max.bytes");
                 lp->res->predicted++;
                 itd_prom_observe(lp->m, ITD_M_SCORE,
-                                 preds[j].purchase_probability);
+                                 pr->purchase_probability);
                 if (lp->query)
-                        itd_query_note(lp->query, &preds[j]);
+                        itd_query_note(lp->query, pr, row->user_hash);
                 itd_prom_observe(lp->m, ITD_M_EVENT_TO_PREDICTION_SECONDS,
-                                 (double)(now_wall - preds[j].event_ts_ms) /
+                                 (double)(now_wall - pr->event_ts_ms) /
                                         1000.0);
                 if (lp->hooks.prediction)
-                        lp->hooks.prediction(lp->hooks.arg, &preds[j]);
+                        lp->hooks.prediction(lp->hooks.arg, pr);
         }
 }
 
@@ -216,7 +215,7 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n) {
                                                    m->offset, EVENT_OUTPUTS);
                 itd_reason_t why = itd_decoder_decode(
                     lp->dec, m->payload, m->len, itd_now_wall_ms(),
-                    &lp->in[k].ev, errstr, sizeof errstr);
+                    &lp->rows[k].ev, errstr, sizeof errstr);
                 if (why == ITD_REASON_PENDING) {
                         /* Waits for its schema (park.h); the rest flows
                          * on. Its offset holds commits and checkpoints. */
@@ -240,8 +239,7 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n) {
                         reject(lp, &s, why, errstr);
                         continue;
                 }
-                lp->in[k].partition = m->partition;
-                lp->in[k].offset = m->offset;
+                itd_row_decoded(&lp->rows[k], m->partition, m->offset);
                 lp->src[k] = src_of(m, token);
                 lp->msg_of[k] = i;
                 k++;
@@ -307,7 +305,7 @@ void itd_run_release_parked(loop_t *lp, int settle) {
                         while (k < max && (f = itd_park_front(lp->park, p))) {
                                 itd_reason_t why = itd_decoder_decode(
                                     lp->dec, f->value, f->len, wall,
-                                    &lp->in[k].ev, errstr, sizeof errstr);
+                                    &lp->rows[k].ev, errstr, sizeof errstr);
                                 if (why == ITD_REASON_PENDING && !settle &&
                                     now < f->deadline_ms)
                                         break;
@@ -330,8 +328,8 @@ void itd_run_release_parked(loop_t *lp, int settle) {
                                 } else if (why != ITD_REASON_OK) {
                                         reject(lp, &s, why, errstr);
                                 } else {
-                                        lp->in[k].partition = p;
-                                        lp->in[k].offset = e->offset;
+                                        itd_row_decoded(&lp->rows[k], p,
+                                                        e->offset);
                                         lp->src[k] = s;
                                         lp->taken[k++] = e;
                                         continue;
@@ -479,10 +477,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
 
         size_t max_batch = itd_engine_max_batch(lp.eng);
         msgs = itd_xcalloc(max_batch, sizeof *msgs);
-        lp.in = itd_xcalloc(max_batch, sizeof *lp.in);
+        lp.rows = itd_xcalloc(max_batch, sizeof *lp.rows);
         lp.src = itd_xcalloc(max_batch, sizeof *lp.src);
-        lp.preds = itd_xcalloc(max_batch, sizeof *lp.preds);
-        lp.outcome = itd_xcalloc(max_batch, sizeof *lp.outcome);
         lp.msg_of = itd_xcalloc(max_batch, sizeof *lp.msg_of);
         lp.taken = itd_xcalloc(max_batch, sizeof *lp.taken);
         rd_kafka_queue_t *rkq = rd_kafka_queue_get_consumer(lp.consumer);
@@ -609,10 +605,8 @@ out:
                 itd_engine_stats(lp.eng, &res->engine);
         itd_modelsync_stop(lp.msync, 0);
         free(msgs);
-        free(lp.in);
+        free(lp.rows);
         free(lp.src);
-        free(lp.preds);
-        free(lp.outcome);
         free(lp.msg_of);
         free(lp.taken);
         itd_park_destroy(lp.park);

@@ -96,11 +96,9 @@ typedef struct loop_s {
         uint64_t train_skipped;   /* skipped training steps logged so far */
         /* One batch's worth, max_batch each: decoded events, where they
          * came from, engine results. */
-        itd_input_t *in;
+        itd_row_t *rows;          /* the engine's batch (engine.h) */
         src_t *src;
-        size_t *msg_of;           /* in[k] came from msgs[msg_of[k]] */
-        itd_prediction_t *preds;
-        itd_outcome_t *outcome;
+        size_t *msg_of;           /* rows[k] came from msgs[msg_of[k]] */
         itd_parked_t **taken;     /* parked events released this turn */
         itd_run_result_t *res;
         itd_run_hooks_t hooks;    /* the caller's, or all NULL */

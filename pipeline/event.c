@@ -58,6 +58,10 @@ uint64_t itd_hash_str(const char *s, uint64_t seed) {
         return XXH3_64bits_withSeed(s, strlen(s), seed);
 }
 
+uint64_t itd_user_hash(const char *user_id) {
+        return itd_hash_str(user_id, 0);
+}
+
 static itd_reason_t fail(itd_reason_t r, char *errstr, size_t errstr_size,
                          const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "intentd/mem.h"
 #include "state_int.h"
 
 #define TYPES ITD_EV__COUNT
@@ -284,8 +285,10 @@ void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
                 top->n = 0;
                 for (int k = 0; k < n && k < ITD_TOPCAT_MAX; k++) {
                         int i = order[k];
-                        top->name[k] = itd_catdict_name(&st->cats,
-                                                        u->aff_cat[i]);
+                        itd_strlcpy(top->name[k],
+                                    itd_catdict_name(&st->cats,
+                                                     u->aff_cat[i]),
+                                    sizeof top->name[k]);
                         top->score[k] = u->aff_score[i] * decay;
                         top->n++;
                 }

@@ -70,6 +70,7 @@ enum { H_LABEL = 0, H_NEXT = 1 };
 
 typedef struct slot_s {
         int64_t ts_ms;
+        int64_t offset;                /* the row it was predicted on */
         uint64_t user_hash;
         float score;
         float next_probs[ITD_NEXT__COUNT];
@@ -438,8 +439,9 @@ void itd_labeler_observe(itd_labeler_t *lb, uint64_t user_hash, int64_t ts_ms,
 }
 
 itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
-                          int64_t ts_ms, const float *x, const uint32_t *ids,
-                          float score, const float *next_probs) {
+                          int64_t ts_ms, int64_t offset, const float *x,
+                          const uint32_t *ids, float score,
+                          const float *next_probs) {
         release_taken(lb);
         umap_entry_t *e = umap_find(lb, user_hash, 0);
         if (e && lb->conf.max_pending_per_user &&
@@ -470,6 +472,7 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
         slot_t *sl = &lb->slots[s];
         lb->free_head = sl->link;
         sl->ts_ms = ts_ms;
+        sl->offset = offset;
         sl->user_hash = user_hash;
         sl->score = score;
         for (int k = 0; k < ITD_NEXT__COUNT; k++)
@@ -545,6 +548,7 @@ size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max) {
                 ex->x = lb->x + (size_t)s * lb->conf.dim;
                 ex->ids = lb->ids + (size_t)s * lb->conf.n_ids;
                 ex->ts_ms = sl->ts_ms;
+                ex->offset = sl->offset;
                 ex->user_hash = sl->user_hash;
                 ex->score = sl->score;
                 memcpy(ex->next_probs, sl->next_probs, sizeof(ex->next_probs));
@@ -582,8 +586,9 @@ void itd_labeler_stats(const itd_labeler_t *lb, itd_labeler_stats_t *stats) {
 /* ---------------------------------------------------------- snapshots */
 
 #define LSNAP_MAGIC "ITDLABEL"
-#define LSNAP_VERSION 2 /* 2: slot flags, fake-negative queue entries */
-#define LSNAP_REC 52 /* bytes per slot record, see put_slot */
+#define LSNAP_VERSION 3 /* 2: slot flags, fake-negative queue entries;
+                         * 3: each prediction's offset */
+#define LSNAP_REC 60 /* bytes per slot record, see put_slot */
 #define UNLINKED (NIL - 1)
 
 enum {
@@ -602,7 +607,7 @@ static const itd_snap_kind_t snap_kind = {
 };
 
 /* ts, user hash, score, next probs, user links, label, next, state, flags
- * (version 1 wrote 0 there) */
+ * (version 1 wrote 0 there), offset (version 3) */
 static void put_slot(unsigned char *rec, const slot_t *sl, uint32_t prev,
                      uint32_t next) {
         unsigned char *p = rec;
@@ -616,6 +621,7 @@ static void put_slot(unsigned char *rec, const slot_t *sl, uint32_t prev,
         p[49] = (unsigned char)sl->next;
         p[50] = sl->state;
         p[51] = sl->flags;
+        memcpy(p + 52, &sl->offset, 8);
 }
 
 static void get_slot(const unsigned char *p, slot_t *sl) {
@@ -629,6 +635,7 @@ static void get_slot(const unsigned char *p, slot_t *sl) {
         sl->next = (int8_t)p[49];
         sl->state = p[50];
         sl->flags = p[51];
+        memcpy(&sl->offset, p + 52, 8);
 }
 
 static uint32_t map_of(const uint32_t *map, uint32_t s) {

@@ -273,8 +273,13 @@ static void user_free_id(itd_state_t *st, itd_user_t *u) {
 
 /* --------------------------------------------------------- user table */
 
+/* The table is keyed by the top half of the user's hash (itd_user_hash). */
+static uint32_t hash_tag(uint64_t user_hash) {
+        return (uint32_t)(user_hash >> 32);
+}
+
 static uint32_t id_tag(const char *id) {
-        return (uint32_t)(itd_hash_str(id, 0) >> 32);
+        return hash_tag(itd_user_hash(id));
 }
 
 static size_t slot_home(const itd_state_t *st, uint64_t slot) {
@@ -321,10 +326,6 @@ const itd_user_t *itd_state_user_last(const itd_state_t *st,
         return itd_state_user_get(st, user_id);
 }
 
-uint64_t itd_state_user_key(const char *user_id) {
-        return itd_hash_str(user_id, 0);
-}
-
 /* n / 2 rounded to nearest, ties to even (255 -> 128, 3 -> 2, 5 -> 2) */
 static uint8_t half_even(uint8_t n) {
         return (uint8_t)((n + ((n >> 1) & 1)) >> 1);
@@ -346,7 +347,7 @@ itd_err_t itd_state_label(itd_state_t *st, uint64_t user_key, int label) {
                 if ((uint32_t)(s >> 32) != tag)
                         continue;
                 itd_user_t *u = &st->users[(uint32_t)s - 1];
-                if (itd_state_user_key(itd_user_id(st, u)) != user_key)
+                if (itd_user_hash(itd_user_id(st, u)) != user_key)
                         continue;
                 if (u->lab_n == UINT8_MAX) {
                         u->lab_n = half_even(u->lab_n);
@@ -946,8 +947,9 @@ static void user_apply(itd_state_t *st, itd_user_t *u, const itd_event_t *ev,
 
 /* ------------------------------------------------------------ update */
 
-itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
-                           uint32_t *ids, itd_topcats_t *top) {
+itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev,
+                           uint64_t user_hash, float *x, uint32_t *ids,
+                           itd_topcats_t *top) {
         int64_t ts = ev->ts_ms;
         if ((int)ev->type < 0 || ev->type >= ITD_EV__COUNT)
                 return ITD_ERR_ARG;
@@ -970,7 +972,7 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
         /* At a million users every step below misses the cache: start the
          * slot load, hash while it is in flight, then fetch the record's
          * lines (and its overflow block) together rather than one by one. */
-        uint32_t tag = id_tag(ev->user_id);
+        uint32_t tag = hash_tag(user_hash);
         __builtin_prefetch(&st->slots[tag & (st->slot_cap - 1)]);
         front_note(st, tag, ts);
         if (st->frontier != INT64_MIN &&
@@ -1028,7 +1030,8 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
 }
 
 itd_err_t itd_state_peek(const itd_state_t *st, const itd_event_t *ev,
-                         float *x, uint32_t *ids, itd_topcats_t *top) {
+                         uint64_t user_hash, float *x, uint32_t *ids,
+                         itd_topcats_t *top) {
         if ((int)ev->type < 0 || ev->type >= ITD_EV__COUNT)
                 return ITD_ERR_ARG;
         if (ev->ts_ms < -TS_LIMIT || ev->ts_ms > TS_LIMIT)
@@ -1042,7 +1045,7 @@ itd_err_t itd_state_peek(const itd_state_t *st, const itd_event_t *ev,
                 tmp.have_epoch = 1;
                 st = &tmp;
         }
-        uint32_t tag = id_tag(ev->user_id);
+        uint32_t tag = hash_tag(user_hash);
         int found;
         size_t pos = table_probe(st, ev->user_id, tag, &found);
         itd_user_t fresh;
@@ -1070,8 +1073,8 @@ itd_err_t itd_state_peek(const itd_state_t *st, const itd_event_t *ev,
 /* Reading the slot may stall on a miss, but consecutive calls are
  * independent, so the core keeps several in flight; by the time the batch
  * is updated, slots and records are (mostly) cached. */
-void itd_state_prefetch(const itd_state_t *st, const itd_event_t *ev) {
-        uint32_t tag = id_tag(ev->user_id);
+void itd_state_prefetch(const itd_state_t *st, uint64_t user_hash) {
+        uint32_t tag = hash_tag(user_hash);
         const uint64_t *slot = &st->slots[tag & (st->slot_cap - 1)];
         __builtin_prefetch(slot);
         uint64_t s = *slot;
@@ -1128,14 +1131,18 @@ itd_err_t itd_state_user_summary(const itd_state_t *st, const char *user_id,
                 while (k > 0 && out->top.score[k - 1] < sc) {
                         if (k < ITD_TOPCAT_MAX) {
                                 out->top.score[k] = out->top.score[k - 1];
-                                out->top.name[k] = out->top.name[k - 1];
+                                memcpy(out->top.name[k],
+                                       out->top.name[k - 1],
+                                       sizeof out->top.name[k]);
                         }
                         k--;
                 }
                 if (k < ITD_TOPCAT_MAX) {
                         out->top.score[k] = sc;
-                        out->top.name[k] = itd_catdict_name(&st->cats,
-                                                            u->aff_cat[i]);
+                        itd_strlcpy(out->top.name[k],
+                                    itd_catdict_name(&st->cats,
+                                                     u->aff_cat[i]),
+                                    sizeof out->top.name[k]);
                 }
                 if (out->top.n < ITD_TOPCAT_MAX)
                         out->top.n++;

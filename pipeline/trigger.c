@@ -502,7 +502,7 @@ void itd_triggers_make_record(const itd_prediction_t *p,
         rec->threshold = fire->threshold;
         rec->direction = fire->direction;
         rec->event_ts_ms = p->event_ts_ms;
-        rec->fired_at_ms = 0;
+        rec->fired_at_ms = p->predicted_at_ms; /* decided with the prediction */
         rec->rule = fire->rule;
         rec->parameter = fire->parameter;
         rec->expires_at_ms = fire->expires_at_ms;

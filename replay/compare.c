@@ -24,7 +24,6 @@
 
 #include "intentd/mem.h"
 
-#define USER_SEED 0x5be0cd19137e2179ULL /* the rules' user table only */
 #define PROB_MIN 1e-7                   /* log loss clamp, as model/metrics.c */
 #define ECE_BINS 10
 /* The bootstrap visits examples x scorers x resamples; past this many
@@ -141,8 +140,8 @@ static uint32_t user_index(itd_compare_t *cmp, uint64_t key) {
 }
 
 void itd_compare_event(itd_compare_t *cmp, const itd_event_t *ev,
-                       itd_compare_ev_t *out) {
-        uint32_t u = user_index(cmp, itd_hash_str(ev->user_id, USER_SEED));
+                       uint64_t user_hash, itd_compare_ev_t *out) {
+        uint32_t u = user_index(cmp, user_hash);
         cmp_user_t *us = &cmp->users[u];
         us->events++;
         if (ev->type == ITD_EV_PURCHASE) {

@@ -1,19 +1,18 @@
 /*
  * replay.c - the engine over a file, no Kafka (see replay.h).
  *
- * A resolved example does not say which event it was predicted on (the
- * hook passes the engine's user hash, ts and score), and examples resolve
- * inside itd_engine_process, before the batch's predictions are known
- * here; so they are held until the call returns, then matched to their
- * event by (event time, score bits) -- equal only for predictions of one
- * event time and bit-identical score, which the summary counts.
+ * Every row's offset is its position in the file, and a judged example
+ * comes back with the offset of the row it was predicted on (engine.h),
+ * so what replay knew of that event when it read it (the rules' view,
+ * the user) is found by offset, exactly.
  *
  * The baseline is a second engine with another model.type over the same
- * batches; labels and their order do not depend on the model, so its
- * examples pair with the model's one to one (checked).
+ * batches; labels do not depend on the model, so it judges the same rows
+ * with the same labels (checked, by offset).
  */
 #include "intentd/replay.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -25,21 +24,23 @@
 #include "intentd/mem.h"
 
 #define USER_SEED 0x6a09e667f3bcc908ULL /* export pseudonyms: not the
-                                         * engine's hash, by design */
+                                         * engine's key, by design */
 #define PROGRESS_MS 250                 /* progress line refresh */
 
-/* ---- (event time, score) -> what the event was ----------------------- */
+/* ---- offset -> what the event was ------------------------------------- */
 
-/* What replay knows of a predicted event when its prediction resolves:
- * the rules' view of it and the export's pseudonym of its user. */
+/* What replay knows of a predicted event until its example is judged: the
+ * rules' view of it, and the model's score and label while the baseline's
+ * judgement of the same row is still to come. */
 typedef struct {
         itd_compare_ev_t ev;
-        uint64_t user;
+        float score;
+        int label;
+        int judged; /* by the model */
 } known_t;
 
 typedef struct {
-        int64_t ts;
-        uint32_t score_bits;
+        int64_t offset;
         uint8_t state; /* 0 empty, 1 live, 2 deleted */
         known_t k;
 } slot_t;
@@ -47,38 +48,30 @@ typedef struct {
 typedef struct {
         slot_t *slot;
         size_t cap, used; /* used counts live and deleted slots */
-} umap_t;
+} omap_t;
 
-static uint32_t float_bits(float f) {
-        uint32_t u;
-        memcpy(&u, &f, sizeof u);
-        return u;
+static size_t omap_home(int64_t offset, size_t cap) {
+        uint64_t h = (uint64_t)offset * 0x9e3779b97f4a7c15ULL;
+        return (size_t)((h ^ h >> 29) & (cap - 1));
 }
 
-static size_t umap_hash(int64_t ts, uint32_t bits, size_t cap) {
-        uint64_t h = (uint64_t)ts * 0x9e3779b97f4a7c15ULL ^
-                     (uint64_t)bits * 0xc2b2ae3d27d4eb4fULL;
-        h ^= h >> 29;
-        return (size_t)(h & (cap - 1));
-}
-
-static slot_t *umap_find(umap_t *m, int64_t ts, uint32_t bits) {
+static slot_t *omap_find(omap_t *m, int64_t offset) {
         if (!m->cap)
                 return NULL;
-        size_t i = umap_hash(ts, bits, m->cap);
+        size_t i = omap_home(offset, m->cap);
         while (m->slot[i].state != 0) {
                 slot_t *s = &m->slot[i];
-                if (s->state == 1 && s->ts == ts && s->score_bits == bits)
+                if (s->state == 1 && s->offset == offset)
                         return s;
                 i = (i + 1) & (m->cap - 1);
         }
         return NULL;
 }
 
-static void umap_put(umap_t *m, int64_t ts, uint32_t bits, const known_t *k);
+static void omap_put(omap_t *m, int64_t offset, const known_t *k);
 
-static void umap_grow(umap_t *m) {
-        umap_t old = *m;
+static void omap_grow(omap_t *m) {
+        omap_t old = *m;
         size_t live = 0;
         for (size_t i = 0; i < old.cap; i++)
                 live += old.slot[i].state == 1;
@@ -89,153 +82,97 @@ static void umap_grow(umap_t *m) {
         m->used = 0;
         for (size_t i = 0; i < old.cap; i++)
                 if (old.slot[i].state == 1)
-                        umap_put(m, old.slot[i].ts, old.slot[i].score_bits,
-                                 &old.slot[i].k);
+                        omap_put(m, old.slot[i].offset, &old.slot[i].k);
         free(old.slot);
 }
 
-static void umap_put(umap_t *m, int64_t ts, uint32_t bits, const known_t *k) {
+static void omap_put(omap_t *m, int64_t offset, const known_t *k) {
         if ((m->used + 1) * 10 >= m->cap * 7)
-                umap_grow(m);
-        size_t i = umap_hash(ts, bits, m->cap);
+                omap_grow(m);
+        size_t i = omap_home(offset, m->cap);
         while (m->slot[i].state == 1)
                 i = (i + 1) & (m->cap - 1);
         if (m->slot[i].state == 0)
                 m->used++;
-        m->slot[i] = (slot_t){ts, bits, 1, *k};
+        m->slot[i] = (slot_t){offset, 1, *k};
 }
 
 /* ---- the example hooks: report, comparison, export -------------------- */
-
-typedef struct {
-        int64_t ts;
-        float score;
-        int label;
-        size_t off, len; /* of the export row's text after "ts,user," */
-} held_t;
-
-typedef struct {
-        held_t *v;
-        size_t n, cap;
-} held_list_t;
 
 typedef struct replay_s {
         itd_report_t *rep;
         itd_compare_t *cmp;
         FILE *csv;
-        umap_t known;
-        held_list_t held, base; /* the model's, the baseline's examples */
-        char *text;
-        size_t text_len, text_cap;
-        uint64_t rows, unmatched, ambiguous, mismatched;
+        size_t dim;          /* dense features per exported example */
+        int have_baseline;
+        omap_t known;        /* by row offset */
+        uint64_t rows, mismatched;
 } replay_t;
 
-static held_t *held_push(held_list_t *l, int64_t ts, float score,
-                         int label) {
-        if (l->n == l->cap) {
-                l->cap = l->cap ? l->cap * 2 : 1024;
-                l->v = itd_xrealloc(l->v, l->cap * sizeof *l->v);
-        }
-        held_t *h = &l->v[l->n++];
-        *h = (held_t){.ts = ts, .score = score, .label = label != 0};
-        return h;
+/* The export's pseudonym of a user: derived from the row's key, but not
+ * the key itself (splitmix64's finalizer over key ^ seed). */
+static uint64_t pseudonym(uint64_t user_hash) {
+        uint64_t z = user_hash ^ USER_SEED;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
 }
 
-static void text_add(replay_t *r, const char *s, size_t n) {
-        if (r->text_len + n + 1 > r->text_cap) {
-                r->text_cap = (r->text_len + n + 1) * 2;
-                r->text = itd_xrealloc(r->text, r->text_cap);
-        }
-        memcpy(r->text + r->text_len, s, n);
-        r->text_len += n;
-}
-
-static void example_hook(void *arg, const float *x, size_t dim,
-                         const uint32_t *ids, size_t n_ids, uint64_t user_hash,
-                         int64_t ts_ms, float score, const float *next_probs,
-                         int label, itd_next_t next) {
-        replay_t *r = arg;
-        (void)user_hash;
-        if (r->rep)
-                itd_report_example(r->rep, score, next_probs, label, next);
-        held_t *h = held_push(&r->held, ts_ms, score, label);
-        if (!r->csv)
-                return;
-        h->off = r->text_len;
-        char buf[48];
-        for (size_t i = 0; i < dim; i++) {
+static void export_row(replay_t *r, const itd_example_t *ex) {
+        FILE *f = r->csv;
+        fprintf(f, "%" PRId64 ",%016" PRIx64 ",", ex->ts_ms,
+                pseudonym(ex->user_hash));
+        for (size_t i = 0; i < r->dim; i++)
                 /* %.7g: floats read back to the same value */
-                int n = snprintf(buf, sizeof buf, "%.7g,", (double)x[i]);
-                text_add(r, buf, (size_t)n);
-        }
-        for (size_t i = 0; i < n_ids; i++) {
-                int n = ids[i] == ITD_SPARSE_NONE
-                            ? snprintf(buf, sizeof buf, ",")
-                            : snprintf(buf, sizeof buf, "%" PRIu32 ",",
-                                       ids[i]);
-                text_add(r, buf, (size_t)n);
-        }
-        int n = snprintf(buf, sizeof buf, "%d,%s,%.9g\n", label != 0,
-                         itd_next_name(next), (double)score);
-        text_add(r, buf, (size_t)n);
-        h->len = r->text_len - h->off;
-}
-
-/* The baseline engine resolves the same examples in the same order (labels
- * and their order do not depend on the model); flush_held checks that. */
-static void baseline_hook(void *arg, const float *x, size_t dim,
-                          const uint32_t *ids, size_t n_ids,
-                          uint64_t user_hash, int64_t ts_ms, float score,
-                          const float *next_probs, int label,
-                          itd_next_t next) {
-        replay_t *r = arg;
-        (void)x, (void)dim, (void)ids, (void)n_ids, (void)user_hash;
-        (void)next_probs, (void)next;
-        held_push(&r->base, ts_ms, score, label);
-}
-
-/* Hands the examples resolved in the last batch on, now that every
- * prediction they came from is known. */
-static void flush_held(replay_t *r, int have_baseline) {
-        if (have_baseline && r->base.n != r->held.n)
-                r->mismatched += r->base.n > r->held.n
-                                     ? r->base.n - r->held.n
-                                     : r->held.n - r->base.n;
-        for (size_t i = 0; i < r->held.n; i++) {
-                const held_t *h = &r->held.v[i];
-                float base = NAN;
-                int same = 1;
-                if (have_baseline) {
-                        const held_t *b =
-                            i < r->base.n ? &r->base.v[i] : NULL;
-                        if (b && b->ts == h->ts && b->label == h->label)
-                                base = b->score;
-                        else
-                                same = 0, r->mismatched++;
-                }
-                slot_t *s = umap_find(&r->known, h->ts, float_bits(h->score));
-                known_t k = {0};
-                int found = s != NULL;
-                if (s) {
-                        k = s->k;
-                        s->state = 2;
-                        if (same)
-                                itd_compare_add(r->cmp, &k.ev, h->ts,
-                                                h->score, base, h->label);
-                } else
-                        r->unmatched++;
-                if (!r->csv)
-                        continue;
-                if (found)
-                        fprintf(r->csv, "%" PRId64 ",%016" PRIx64 ",", h->ts,
-                                k.user);
+                fprintf(f, "%.7g,", (double)ex->x[i]);
+        for (size_t i = 0; i < ITD_SPARSE_IDS; i++) {
+                if (ex->ids[i] == ITD_SPARSE_NONE)
+                        fputc(',', f);
                 else
-                        fprintf(r->csv, "%" PRId64 ",,", h->ts);
-                fwrite(r->text + h->off, 1, h->len, r->csv);
-                r->rows++;
+                        fprintf(f, "%" PRIu32 ",", ex->ids[i]);
         }
-        r->held.n = r->base.n = 0;
-        r->text_len = 0;
+        fprintf(f, "%d,%s,%.9g\n", ex->label != 0, itd_next_name(ex->next),
+                (double)ex->score);
+        r->rows++;
+}
+
+static void example_hook(void *arg, int32_t partition,
+                         const itd_example_t *ex) {
+        replay_t *r = arg;
+        (void)partition; /* replay reads everything into partition 0 */
+        if (r->rep)
+                itd_report_example(r->rep, ex->score, ex->next_probs,
+                                   ex->label, ex->next);
+        if (r->csv)
+                export_row(r, ex);
+        slot_t *s = omap_find(&r->known, ex->offset);
+        assert(s); /* every row was known before the engine saw it */
+        if (!r->have_baseline) {
+                itd_compare_add(r->cmp, &s->k.ev, ex->ts_ms, ex->score, NAN,
+                                ex->label);
+                s->state = 2;
+                return;
+        }
+        s->k.score = ex->score;
+        s->k.label = ex->label != 0;
+        s->k.judged = 1;
+}
+
+/* The baseline engine runs after the model's over each batch and judges
+ * the same rows with the same labels; a row the model did not judge, or
+ * judged otherwise, is counted and left out of the comparison. */
+static void baseline_hook(void *arg, int32_t partition,
+                          const itd_example_t *ex) {
+        replay_t *r = arg;
+        (void)partition;
+        slot_t *s = omap_find(&r->known, ex->offset);
+        if (!s || !s->k.judged || s->k.label != (ex->label != 0)) {
+                r->mismatched++;
+                return;
+        }
+        itd_compare_add(r->cmp, &s->k.ev, ex->ts_ms, s->k.score, ex->score,
+                        s->k.label);
+        s->state = 2;
 }
 
 static void csv_header(FILE *csv, const itd_engine_t *eng) {
@@ -279,16 +216,16 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         *res = (itd_replay_result_t){0};
         itd_err_t err = ITD_OK;
         replay_t r = {.csv = c->csv};
-        itd_input_t *in = NULL;
-        itd_prediction_t *preds = NULL, *bpreds = NULL;
-        itd_outcome_t *outcome = NULL, *boutcome = NULL;
-        itd_compare_ev_t *known = NULL;
+        itd_row_t *rows = NULL;
 
         r.cmp = res->cmp = itd_compare_new(&c->compare);
         if (c->report)
                 r.rep = res->rep = itd_report_new(c->threshold);
-        if (r.csv)
+        if (r.csv) {
                 csv_header(r.csv, c->eng);
+                r.dim = itd_engine_dim(c->eng);
+        }
+        r.have_baseline = c->beng != NULL;
         /* Triggers as `run` decides them (in event time: a replay has no
          * wall clock), and how many other rules would have fired. */
         itd_engine_enable_triggers(c->eng);
@@ -299,26 +236,23 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         if (c->beng)
                 itd_engine_set_example_hook(c->beng, baseline_hook, &r);
         size_t max_batch = itd_engine_max_batch(c->eng);
-        in = itd_xcalloc(max_batch, sizeof *in);
-        preds = itd_xcalloc(max_batch, sizeof *preds);
-        outcome = itd_xcalloc(max_batch, sizeof *outcome);
-        bpreds = itd_xcalloc(max_batch, sizeof *bpreds);
-        boutcome = itd_xcalloc(max_batch, sizeof *boutcome);
-        known = itd_xcalloc(max_batch, sizeof *known);
+        rows = itd_xcalloc(max_batch, sizeof *rows);
 
         int64_t t0 = itd_now_mono_ms(), last_shown = t0;
         int64_t offset = 0;
         while (!*c->stop && err == ITD_OK) {
                 size_t n = 0;
                 while (n < max_batch &&
-                       (err = itd_reader_next(c->rd, &in[n].ev, errstr,
+                       (err = itd_reader_next(c->rd, &rows[n].ev, errstr,
                                               errstr_size)) == ITD_OK) {
-                        in[n].partition = 0;
-                        in[n].offset = offset++;
+                        itd_row_t *row = &rows[n++];
+                        itd_row_decoded(row, 0, offset++);
                         if (r.rep)
-                                itd_report_event(r.rep, &in[n].ev);
-                        itd_compare_event(r.cmp, &in[n].ev, &known[n]);
-                        n++;
+                                itd_report_event(r.rep, &row->ev);
+                        known_t k = {0};
+                        itd_compare_event(r.cmp, &row->ev, row->user_hash,
+                                          &k.ev);
+                        omap_put(&r.known, row->offset, &k);
                 }
                 if (n == 0)
                         break;
@@ -327,13 +261,8 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                  * on input that reached it. */
                 char why[512];
                 int64_t wall = itd_now_wall_ms();
-                itd_err_t perr = itd_engine_process(c->eng, c->input, in, n,
-                                                    wall, preds, outcome, why,
-                                                    sizeof why);
-                if (perr == ITD_OK && c->beng)
-                        perr = itd_engine_process(c->beng, c->input, in, n,
-                                                  wall, bpreds, boutcome, why,
-                                                  sizeof why);
+                itd_err_t perr = itd_engine_process(c->eng, c->input, rows,
+                                                    n, wall, why, sizeof why);
                 if (perr != ITD_OK) {
                         snprintf(errstr, errstr_size,
                                  "the engine refused a batch: %s", why);
@@ -342,24 +271,25 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                 }
                 res->events += n;
                 for (size_t i = 0; i < n; i++) {
-                        if (outcome[i] != ITD_OUT_PREDICTED) {
+                        if (rows[i].outcome != ITD_OUT_PREDICTED) {
                                 res->filtered++;
                                 continue;
                         }
-                        itd_trigsweep_add(res->sweep, preds[i].user_id,
-                                          preds[i].event_ts_ms,
-                                          preds[i].purchase_probability);
-                        known_t k = {known[i], 0};
-                        if (r.csv)
-                                k.user = itd_hash_str(in[i].ev.user_id,
-                                                      USER_SEED);
-                        uint32_t bits =
-                            float_bits(preds[i].purchase_probability);
-                        if (umap_find(&r.known, in[i].ev.ts_ms, bits))
-                                r.ambiguous++;
-                        umap_put(&r.known, in[i].ev.ts_ms, bits, &k);
+                        itd_trigsweep_add(res->sweep, rows[i].user_hash,
+                                          rows[i].pred.event_ts_ms,
+                                          rows[i].pred.purchase_probability);
                 }
-                flush_held(&r, c->beng != NULL);
+                /* The same rows through the baseline (their engine's part
+                 * is rewritten; the model's was read above). */
+                if (c->beng &&
+                    (perr = itd_engine_process(c->beng, c->input, rows, n,
+                                               wall, why, sizeof why)) !=
+                        ITD_OK) {
+                        snprintf(errstr, errstr_size,
+                                 "the baseline refused a batch: %s", why);
+                        err = perr;
+                        goto out;
+                }
                 int64_t now = itd_now_mono_ms();
                 if (r.rep)
                         itd_report_progress(r.rep, res->events,
@@ -377,19 +307,9 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         itd_compare_finish(r.cmp);
 out:
         res->rows = r.rows;
-        res->unmatched = r.unmatched;
-        res->ambiguous = r.ambiguous;
         res->mismatched = r.mismatched;
         free(r.known.slot);
-        free(r.held.v);
-        free(r.base.v);
-        free(r.text);
-        free(in);
-        free(preds);
-        free(outcome);
-        free(bpreds);
-        free(boutcome);
-        free(known);
+        free(rows);
         return err;
 }
 

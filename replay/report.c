@@ -155,14 +155,11 @@ void itd_report_example(itd_report_t *rep, float score,
         }
 }
 
-void itd_report_example_hook(void *arg, const float *x, size_t dim,
-                             const uint32_t *ids, size_t n_ids,
-                             uint64_t user_hash, int64_t ts_ms, float score,
-                             const float *next_probs, int label,
-                             itd_next_t next) {
-        (void)x, (void)dim, (void)ids, (void)n_ids, (void)user_hash;
-        (void)ts_ms;
-        itd_report_example(arg, score, next_probs, label, next);
+void itd_report_example_hook(void *arg, int32_t partition,
+                             const itd_example_t *ex) {
+        (void)partition;
+        itd_report_example(arg, ex->score, ex->next_probs, ex->label,
+                           ex->next);
 }
 
 void itd_report_progress(itd_report_t *rep, uint64_t events,

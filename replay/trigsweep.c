@@ -13,7 +13,6 @@
 #include "intentd/mem.h"
 #include "intentd/scoredist.h"
 
-#define USER_SEED 0x5bd1e9955bd1e995ULL
 
 /* The ladder: a rule and its enter parameter; exits keep the configured
  * ratio of exit to enter parameter. */
@@ -99,11 +98,11 @@ void itd_trigsweep_destroy(itd_trigsweep_t *sw) {
         free(sw);
 }
 
-void itd_trigsweep_add(itd_trigsweep_t *sw, const char *user_id,
+void itd_trigsweep_add(itd_trigsweep_t *sw, uint64_t user_hash,
                        int64_t ts_ms, float score) {
         if (!isfinite(score))
                 return;
-        uint64_t user = itd_hash_str(user_id, USER_SEED);
+        uint64_t user = user_hash;
         for (size_t i = 0; i < N_ROWS; i++) {
                 itd_trigger_thresholds_t th;
                 itd_trigger_thresholds(&sw->row[i].conf, sw->dist, &th);

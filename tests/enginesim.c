@@ -34,28 +34,27 @@ itd_conf_t *conf_with(const kv_t *extra, size_t n) {
 
 
 
-static void on_example(void *arg, const float *x, size_t dim,
-                       const uint32_t *ids, size_t n_ids, uint64_t user_hash,
-                       int64_t ts_ms, float score, const float *next_probs,
-                       int label, itd_next_t next) {
-        (void)next_probs;
+static void on_example(void *arg, int32_t partition,
+                       const itd_example_t *ex) {
         sim_t *s = arg;
-        cr_assert_eq(n_ids, ITD_SPARSE_IDS);
+        size_t dim = s->dim;
         if (s->n_ex == s->cap_ex) {
                 s->cap_ex = s->cap_ex ? 2 * s->cap_ex : 64;
                 s->ex = realloc(s->ex, s->cap_ex * sizeof *s->ex);
                 cr_assert_not_null(s->ex);
         }
         ex_t *e = &s->ex[s->n_ex++];
-        e->user_hash = user_hash;
-        e->ts_ms = ts_ms;
-        e->score = score;
-        e->label = label;
-        e->next = (int)next;
+        e->partition = partition;
+        e->offset = ex->offset;
+        e->user_hash = ex->user_hash;
+        e->ts_ms = ex->ts_ms;
+        e->score = ex->score;
+        e->label = ex->label;
+        e->next = (int)ex->next;
         e->x = malloc(dim * sizeof *e->x);
         cr_assert_not_null(e->x);
-        memcpy(e->x, x, dim * sizeof *e->x);
-        memcpy(e->ids, ids, sizeof e->ids);
+        memcpy(e->x, ex->x, dim * sizeof *e->x);
+        memcpy(e->ids, ex->ids, sizeof e->ids);
 }
 
 sim_t *sim_new(const itd_conf_t *conf) {
@@ -84,22 +83,23 @@ itd_engine_stats_t sim_stats(const sim_t *s) {
 }
 
 /* Feeds in[0..n) in batches of `batch` inputs, appending to what s holds. */
-void sim_feed(sim_t *s, const itd_input_t *in, size_t n, size_t batch) {
+void sim_feed(sim_t *s, const itd_row_t *in, size_t n, size_t batch) {
         cr_assert_leq(s->n + n, MAXN);
         for (size_t i0 = 0; i0 < n; i0 += batch) {
                 size_t k = n - i0 < batch ? n - i0 : batch;
                 size_t at = s->n;
                 uint64_t late0 = sim_stats(s).late;
-                cr_assert_eq(itd_engine_process(s->eng, "events", in + i0, k,
-                                                itd_now_wall_ms(),
-                                                s->out + at, s->oc + at,
-                                                NULL, 0),
+                static itd_row_t rows[MAXN];
+                memcpy(rows, in + i0, k * sizeof *rows);
+                cr_assert_eq(itd_engine_process(s->eng, "events", rows, k,
+                                                itd_now_wall_ms(), NULL, 0),
                              ITD_OK);
                 for (size_t j = 0; j < k; j++) {
-                        itd_trigger_rec_t *t = itd_engine_trigger(s->eng, j);
-                        s->fired[at + j] = t != NULL;
-                        if (t)
-                                s->trig[at + j] = *t;
+                        s->out[at + j] = rows[j].pred;
+                        s->oc[at + j] = rows[j].outcome;
+                        s->fired[at + j] = rows[j].trigger != NULL;
+                        if (rows[j].trigger)
+                                s->trig[at + j] = *rows[j].trigger;
                 }
                 if (k == 1)
                         s->late[at] = sim_stats(s).late > late0;
@@ -130,18 +130,17 @@ const ex_t *find_ex(const sim_t *s, const char *user, int64_t ts_ms) {
         return found;
 }
 
-void set_input(itd_input_t *in, const char *user, int64_t ts,
+void set_input(itd_row_t *in, const char *user, int64_t ts,
                       itd_event_type_t type, int32_t partition,
                       int64_t offset) {
         itd_event_clear(&in->ev);
         snprintf(in->ev.user_id, sizeof in->ev.user_id, "%s", user);
         in->ev.ts_ms = ts;
         in->ev.type = type;
-        in->partition = partition;
-        in->offset = offset;
+        itd_row_decoded(in, partition, offset);
 }
 
-void gen_stream(itd_input_t *in, size_t n, int n_users,
+void gen_stream(itd_row_t *in, size_t n, int n_users,
                        int64_t span_ms, int purchases) {
         uint64_t r = 0x9e3779b97f4a7c15ULL;
         const char *const cats[] = {"shoes", "books", "phones",

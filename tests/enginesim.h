@@ -33,6 +33,8 @@ itd_conf_t *conf_with(const kv_t *extra, size_t n);
 
 /* A resolved, judged example as the example hook saw it. */
 typedef struct ex_s {
+        int32_t partition; /* with offset: the row it was predicted on */
+        int64_t offset;
         uint64_t user_hash;
         int64_t ts_ms;
         float score;
@@ -60,14 +62,17 @@ typedef struct sim_s {
 sim_t *sim_new(const itd_conf_t *conf);
 void sim_destroy(sim_t *s);
 itd_engine_stats_t sim_stats(const sim_t *s);
-/* Feeds in[0..n) in batches of `batch` inputs, appending to what s holds. */
-void sim_feed(sim_t *s, const itd_input_t *in, size_t n, size_t batch);
+/* Feeds in[0..n) in batches of `batch` rows (copies: the caller's rows
+ * can feed another engine), appending what came back to what s holds. */
+void sim_feed(sim_t *s, const itd_row_t *in, size_t n, size_t batch);
 /* Forgets the outputs and examples kept so far (not the engine's state). */
 void sim_forget(sim_t *s);
 /* The judged example of the prediction at (user, ts), or NULL. */
 const ex_t *find_ex(const sim_t *s, const char *user, int64_t ts_ms);
 
-void set_input(itd_input_t *in, const char *user, int64_t ts,
+/* A row as decoding leaves it (itd_row_decoded): change the user only
+ * through set_input, which hashes it. */
+void set_input(itd_row_t *in, const char *user, int64_t ts,
                itd_event_type_t type, int32_t partition, int64_t offset);
 
 /*
@@ -78,7 +83,7 @@ void set_input(itd_input_t *in, const char *user, int64_t ts,
  * the frontier trails the newest event by far less). purchases: the share
  * of events (in 1/100) that are purchases, 0 for none.
  */
-void gen_stream(itd_input_t *in, size_t n, int n_users, int64_t span_ms,
+void gen_stream(itd_row_t *in, size_t n, int n_users, int64_t span_ms,
                 int purchases);
 
 /*

@@ -50,7 +50,7 @@ Test(compare, the_rules_use_only_what_was_known_at_each_prediction) {
         for (int i = 0; i < 6; i++) {
                 itd_event_t ev;
                 event(&ev, stream[i].user, stream[i].minute, stream[i].type);
-                itd_compare_event(cmp, &ev, &known[i]);
+                itd_compare_event(cmp, &ev, itd_user_hash(ev.user_id), &known[i]);
                 cr_assert_eq(known[i].seq, (uint64_t)i);
         }
         /* purchase-rate rule: (purchases + 0.5) / (events + 10), this
@@ -130,7 +130,7 @@ Test(compare, an_early_outlier_does_not_move_the_last_30_percent) {
                         event(&ev, name, 0, ITD_EV_VIEW);
                         ev.ts_ms = t0 + minute * MIN_MS;
                         itd_compare_ev_t k;
-                        itd_compare_event(cmp, &ev, &k);
+                        itd_compare_event(cmp, &ev, itd_user_hash(ev.user_id), &k);
                         int y = uniform(&rng) < 0.1;
                         float score = (float)(0.3 * y + 0.7 * uniform(&rng));
                         itd_compare_add(cmp, &k, ev.ts_ms, score,

@@ -74,24 +74,21 @@ static void feed_init(feed_t *f) {
 
 /* Feeds n events (in batches) to each engine given. */
 static void feed(feed_t *f, itd_engine_t **engs, size_t n_engs, size_t n) {
-        static itd_input_t in[BATCH];
-        static itd_prediction_t out[BATCH];
-        static itd_outcome_t oc[BATCH];
+        static itd_row_t in[BATCH];
         while (n > 0) {
                 size_t k = 0;
                 while (k < BATCH && k < n &&
                        itd_sim_next(f->sim, &in[k].ev) == ITD_OK) {
                         int32_t p = (int32_t)(itd_hash_str(in[k].ev.user_id,
                                                            1) % PARTS);
-                        in[k].partition = p;
-                        in[k].offset = f->next_offset[p]++;
+                        itd_row_decoded(&in[k], p, f->next_offset[p]++);
                         k++;
                 }
                 cr_assert(k > 0, "simulator ran dry");
                 for (size_t e = 0; e < n_engs; e++)
                         cr_assert_eq(itd_engine_process(engs[e], "events", in,
                                                         k, itd_now_wall_ms(),
-                                                        out, oc, NULL, 0),
+                                                        NULL, 0),
                                      ITD_OK);
                 n -= k;
         }

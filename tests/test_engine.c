@@ -16,7 +16,8 @@
  *   - late data: predicted, never applied, never pending, never a trigger,
  *     but resolving open labels;
  *   - accounting: every input ends as exactly one outcome, and every
- *     on-time prediction ends as exactly one judged example;
+ *     on-time prediction ends as exactly one judged example, which names
+ *     the row it was predicted on (partition, offset, user hash);
  *   - a partition written, read and adopted by a second engine (with the
  *     model and the trainer) predicts and resolves what the first does.
  *
@@ -102,7 +103,7 @@ Test(engine_labels, table) {
              c++) {
                 const label_case_t *lc = &label_cases[c];
                 sim_t *s = sim_new(conf);
-                itd_input_t in[6];
+                itd_row_t in[6];
                 for (size_t i = 0; i < lc->n; i++)
                         set_input(&in[i], lc->rows[i].user,
                                   T0 + lc->rows[i].at_ms, lc->rows[i].type, 0,
@@ -144,7 +145,7 @@ Test(engine_labels, table) {
 
 Test(engine_leakage, appending_later_events_changes_no_earlier_prediction) {
         itd_conf_t *conf = conf_with(NULL, 0);
-        static itd_input_t in[400];
+        static itd_row_t in[400];
         gen_stream(in, 400, 12, 90 * MIN_MS, 3);
         static const size_t prefix[] = {1, 37, 200, 399};
         for (size_t p = 0; p < sizeof prefix / sizeof prefix[0]; p++) {
@@ -189,7 +190,7 @@ Test(engine_leakage, appending_later_events_changes_no_earlier_prediction) {
  * not in them. */
 Test(engine_leakage, window_counts_ignore_earlier_arrivals_with_later_times) {
         itd_conf_t *conf = conf_with(NULL, 0);
-        itd_input_t with[3], without[2];
+        itd_row_t with[3], without[2];
         set_input(&with[0], "u", T0, ITD_EV_VIEW, 0, 0);
         set_input(&with[1], "u", T0 + 4 * SEC_MS, ITD_EV_ADD_TO_CART, 0, 1);
         set_input(&with[2], "u", T0 + 2 * SEC_MS, ITD_EV_VIEW, 0, 2);
@@ -236,7 +237,7 @@ Test(engine_leakage, window_counts_ignore_earlier_arrivals_with_later_times) {
  */
 Test(engine_batch, batch_sizes_give_identical_predictions_and_examples) {
         itd_conf_t *conf = conf_with(NULL, 0);
-        static itd_input_t in[600];
+        static itd_row_t in[600];
         gen_stream(in, 600, 40, 20 * MIN_MS, 0);
         sim_t *ref = NULL;
         size_t sizes[] = {1, 7, 64, 0};
@@ -279,7 +280,7 @@ Test(engine_batch, batch_sizes_give_identical_predictions_and_examples) {
 
 Test(engine_accounting, every_input_ends_as_exactly_one_outcome) {
         itd_conf_t *conf = conf_with(NULL, 0);
-        static itd_input_t in[300];
+        static itd_row_t in[300];
         gen_stream(in, 300, 20, 60 * MIN_MS, 4);
         /* inputs the engine refuses: a time beyond +-2^62 ms and a type
          * outside the enum */
@@ -327,6 +328,37 @@ Test(engine_accounting, every_input_ends_as_exactly_one_outcome) {
         itd_conf_destroy(conf);
 }
 
+/* The batch contract: a judged example comes back with the identity of
+ * the row it was predicted on (partition, offset) and that row's user
+ * hash, so a caller finds the row without matching anything. */
+Test(engine_accounting, every_judged_example_names_its_row) {
+        itd_conf_t *conf = conf_with(NULL, 0);
+        static itd_row_t in[300];
+        gen_stream(in, 300, 20, 60 * MIN_MS, 4); /* offset i, two parts */
+        sim_t *s = sim_new(conf);
+        sim_feed(s, in, 300, 64);
+        itd_engine_advance(s->eng, T0 + FAR);
+        cr_assert_gt(s->n_ex, 200);
+        static unsigned char seen[300];
+        for (size_t k = 0; k < s->n_ex; k++) {
+                const ex_t *e = &s->ex[k];
+                cr_assert(e->offset >= 0 && e->offset < 300, "offset %lld",
+                          (long long)e->offset);
+                size_t i = (size_t)e->offset;
+                cr_expect_eq(seen[i]++, 0, "row %zu judged twice", i);
+                cr_expect_eq(e->partition, in[i].partition, "row %zu", i);
+                cr_expect_eq(e->ts_ms, in[i].ev.ts_ms, "row %zu", i);
+                cr_expect_eq(e->user_hash, itd_user_hash(in[i].ev.user_id),
+                             "row %zu", i);
+                cr_expect_eq(s->oc[i], ITD_OUT_PREDICTED, "row %zu", i);
+                cr_expect(e->score == s->out[i].purchase_probability,
+                          "row %zu: judged %.9g, predicted %.9g", i,
+                          e->score, s->out[i].purchase_probability);
+        }
+        sim_destroy(s);
+        itd_conf_destroy(conf);
+}
+
 /* ---------------------------------------------------------- late data */
 
 /* Late data (docs/FEATURES.md, "Late data"): every valid event gets a
@@ -350,7 +382,7 @@ static sim_t *late_sim(itd_conf_t **conf) {
 
 /* A batch builder: inputs on partition 0, offsets counting up. */
 typedef struct batch_s {
-        itd_input_t in[512];
+        itd_row_t in[512];
         size_t n;
         int64_t offset;
 } batch_t;
@@ -508,11 +540,13 @@ Test(engine_checkpoint, write_read_adopt_continues_identically) {
                                   {"triggers.enter", "0.0001"},
                                   {"triggers.exit", "0.00005"}};
         itd_conf_t *conf = conf_with(kv, 4);
-        static itd_input_t in[600];
+        static itd_row_t in[600];
         gen_stream(in, 600, 30, 100 * MIN_MS, 4);
-        for (size_t i = 310; i < 600; i += 29)
+        for (size_t i = 310; i < 600; i += 29) {
                 snprintf(in[i].ev.user_id, sizeof in[i].ev.user_id,
                          "newcomer%zu", i);
+                in[i].user_hash = itd_user_hash(in[i].ev.user_id);
+        }
         sim_t *a = sim_new(conf);
         itd_engine_enable_triggers(a->eng);
         sim_feed(a, in, 300, 50);

@@ -42,7 +42,7 @@ static itd_conf_t *conf_with(const char *span) {
 
 /* N_EV events of 8 users, one a minute (so one batch spans 400 minutes),
  * user 0 buys every 10th event of its own */
-static void sparse_stream(itd_input_t *in) {
+static void sparse_stream(itd_row_t *in) {
         for (size_t i = 0; i < N_EV; i++) {
                 itd_event_clear(&in[i].ev);
                 int u = (int)(i % 8);
@@ -50,8 +50,7 @@ static void sparse_stream(itd_input_t *in) {
                 in[i].ev.ts_ms = T0 + (int64_t)i * MIN_MS;
                 in[i].ev.type = u == 0 && i % 80 == 40 ? ITD_EV_PURCHASE
                                                        : ITD_EV_VIEW;
-                in[i].partition = 0;
-                in[i].offset = (int64_t)i;
+                itd_row_decoded(&in[i], 0, (int64_t)i);
         }
 }
 
@@ -61,20 +60,18 @@ static void versions(const char *span, int64_t *first, int64_t *last) {
         char err[256];
         itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert_not_null(eng, "%s", err);
-        static itd_input_t in[N_EV];
-        static itd_prediction_t out[N_EV];
-        static itd_outcome_t oc[N_EV];
+        static itd_row_t in[N_EV];
         sparse_stream(in);
         cr_assert_eq(itd_engine_process(eng, "events", in, N_EV,
-                                        itd_now_wall_ms(), out, oc, NULL, 0),
+                                        itd_now_wall_ms(), NULL, 0),
                      ITD_OK);
         for (size_t i = 0; i < N_EV; i++)
-                cr_assert_eq(oc[i], ITD_OUT_PREDICTED);
+                cr_assert_eq(in[i].outcome, ITD_OUT_PREDICTED);
         for (size_t i = 1; i < N_EV; i++)
-                cr_assert_geq(out[i].model_version, out[i - 1].model_version,
-                              "event %zu", i);
-        *first = out[0].model_version;
-        *last = out[N_EV - 1].model_version;
+                cr_assert_geq(in[i].pred.model_version,
+                              in[i - 1].pred.model_version, "event %zu", i);
+        *first = in[0].pred.model_version;
+        *last = in[N_EV - 1].pred.model_version;
         itd_engine_stats_t s;
         itd_engine_stats(eng, &s);
         /* what resolved within the batch was learned from either way */
@@ -104,14 +101,12 @@ typedef struct seen_s {
         size_t n;
 } seen_t;
 
-static void hook(void *arg, const float *x, size_t dim, const uint32_t *ids,
-                 size_t n_ids, uint64_t user_hash, int64_t ts_ms, float score,
-                 const float *next_probs, int label, itd_next_t next) {
-        (void)dim, (void)ids, (void)n_ids, (void)ts_ms, (void)score;
-        (void)next_probs, (void)label, (void)next;
+static void hook(void *arg, int32_t partition, const itd_example_t *ex) {
+        (void)partition;
         seen_t *s = arg;
+        const float *x = ex->x;
         s->n++;
-        if (user_hash == s->buyer) {
+        if (ex->user_hash == s->buyer) {
                 s->max_lo = fmaxf(s->max_lo, x[s->f_lo]);
                 s->max_n = fmaxf(s->max_n, x[s->f_n]);
         } else {
@@ -125,7 +120,7 @@ Test(engine_learn, resolved_labels_reach_their_users_features) {
         char err[256];
         itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert_not_null(eng, "%s", err);
-        seen_t s = {.buyer = itd_state_user_key("u0"), .other_lo_min = 1e9f,
+        seen_t s = {.buyer = itd_user_hash("u0"), .other_lo_min = 1e9f,
                     .other_lo_max = -1e9f};
         char nm[64];
         for (size_t i = 0; i < itd_engine_dim(eng); i++) {
@@ -138,12 +133,10 @@ Test(engine_learn, resolved_labels_reach_their_users_features) {
         }
         cr_assert(s.f_lo && s.f_n);
         itd_engine_set_example_hook(eng, hook, &s);
-        static itd_input_t in[N_EV];
-        static itd_prediction_t out[N_EV];
-        static itd_outcome_t oc[N_EV];
+        static itd_row_t in[N_EV];
         sparse_stream(in);
         cr_assert_eq(itd_engine_process(eng, "events", in, N_EV,
-                                        itd_now_wall_ms(), out, oc, NULL, 0),
+                                        itd_now_wall_ms(), NULL, 0),
                      ITD_OK);
         itd_engine_advance(eng, T0 + (N_EV + 60) * MIN_MS);
         cr_expect_eq(s.n, N_EV, "every prediction resolved once");

@@ -355,12 +355,10 @@ typedef struct judged_s {
         size_t n, cap;
 } judged_t;
 
-static void on_judged(void *arg, const float *x, size_t dim,
-                      const uint32_t *ids, size_t n_ids, uint64_t user_hash,
-                      int64_t ts_ms, float score, const float *next_probs,
-                      int label, itd_next_t next) {
-        (void)x, (void)dim, (void)ids, (void)n_ids, (void)user_hash;
-        (void)ts_ms, (void)next_probs, (void)next;
+static void on_judged(void *arg, int32_t partition, const itd_example_t *ex) {
+        (void)partition;
+        float score = ex->score;
+        int label = ex->label;
         judged_t *j = arg;
         if (j->n == j->cap) {
                 j->cap = j->cap ? 2 * j->cap : 4096;
@@ -371,21 +369,20 @@ static void on_judged(void *arg, const float *x, size_t dim,
         j->label[j->n++] = (uint8_t)(label > 0);
 }
 
-static itd_input_t *sim_stream(size_t *n) {
+static itd_row_t *sim_stream(size_t *n) {
         itd_sim_conf_t sc = {.users = 1500, .days = 2.0, .seed = 1,
                              .start_ms = T0};
         char err[256];
         itd_sim_t *sim = itd_sim_new(&sc, err, sizeof err);
         cr_assert_not_null(sim, "%s", err);
         size_t cap = 1 << 15;
-        itd_input_t *in = malloc(cap * sizeof(*in));
+        itd_row_t *in = malloc(cap * sizeof(*in));
         int64_t next_off[PARTS] = {0};
         *n = 0;
         while (itd_sim_next(sim, &in[*n].ev) == ITD_OK) {
                 int32_t p =
                     (int32_t)(itd_hash_str(in[*n].ev.user_id, 1) % PARTS);
-                in[*n].partition = p;
-                in[*n].offset = next_off[p]++;
+                itd_row_decoded(&in[*n], p, next_off[p]++);
                 if (++*n == cap)
                         in = realloc(in, (cap *= 2) * sizeof(*in));
         }
@@ -405,7 +402,7 @@ typedef struct run_s {
  * stream order; with sync, every sync_every events of the stream all
  * publish and then all merge what the others published.
  */
-static run_t run_instances(const itd_input_t *in, size_t n, int n_inst,
+static run_t run_instances(const itd_row_t *in, size_t n, int n_inst,
                            int sync, size_t sync_every) {
         itd_conf_t *conf = conf_with(NULL, 0);
         char err[256];
@@ -421,9 +418,7 @@ static run_t run_instances(const itd_input_t *in, size_t n, int n_inst,
                                       sizeof err);
                 cr_assert_not_null(ms[i], "%s", err);
         }
-        static itd_input_t part[INST][EBATCH];
-        static itd_prediction_t out[EBATCH];
-        static itd_outcome_t oc[EBATCH];
+        static itd_row_t part[INST][EBATCH];
         bus_t bus = {0};
         size_t seen[INST] = {0}, since = 0;
         for (size_t at = 0; at < n; at += EBATCH) {
@@ -437,8 +432,7 @@ static run_t run_instances(const itd_input_t *in, size_t n, int n_inst,
                         if (cnt[i])
                                 cr_assert_eq(itd_engine_process(
                                                  eng[i], "events", part[i],
-                                                 cnt[i], T0, out, oc, err,
-                                                 sizeof err),
+                                                 cnt[i], T0, err, sizeof err),
                                              ITD_OK, "%s", err);
                 since += k;
                 if (!sync || (since < sync_every && at + k < n))
@@ -487,7 +481,7 @@ static run_t run_instances(const itd_input_t *in, size_t n, int n_inst,
 Test(msync, three_synced_engines_score_as_one_on_the_simulator,
      .timeout = 240) {
         size_t n;
-        itd_input_t *in = sim_stream(&n);
+        itd_row_t *in = sim_stream(&n);
         cr_assert_gt(n, 20000, "%zu events", n);
         run_t one = run_instances(in, n, 1, 0, 0);
         run_t synced = run_instances(in, n, INST, 1, 2000);

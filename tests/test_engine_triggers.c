@@ -110,7 +110,7 @@ static trig_count_t oracle_run(const sim_t *s, float enter, float exit,
 #define TRIG_COOLDOWN_MS (100 * MIN_MS)
 
 Test(engine_triggers, hysteresis_and_cooldown_in_event_time_per_user) {
-        static itd_input_t in[TRIG_N];
+        static itd_row_t in[TRIG_N];
         gen_stream(in, TRIG_N, 10, 180 * MIN_MS, 8);
         for (size_t i = 170; i < 340; i++)
                 if (in[i].ev.type == ITD_EV_PURCHASE)

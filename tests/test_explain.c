@@ -102,17 +102,17 @@ static itd_prediction_t score_one(const char *explain) {
         cr_assert(eng, "%s", err);
         itd_prediction_t out;
         for (int i = 0; i < 3; i++) {
-                itd_input_t in = {.partition = 0, .offset = i};
+                itd_row_t in = {0};
                 strcpy(in.ev.user_id, "u1");
+                itd_row_decoded(&in, 0, i);
                 strcpy(in.ev.category, "c1");
                 in.ev.ts_ms = 1700000000000LL + i * 60000;
                 in.ev.type = i == 1 ? ITD_EV_ADD_TO_CART : ITD_EV_VIEW;
                 in.ev.price = 9.5;
-                itd_outcome_t oc;
                 cr_assert_eq(itd_engine_process(eng, "t", &in, 1,
-                                                in.ev.ts_ms, &out, &oc, NULL,
-                                                0),
+                                                in.ev.ts_ms, NULL, 0),
                              ITD_OK);
+                out = in.pred;
         }
         itd_engine_destroy(eng);
         itd_conf_destroy(conf);

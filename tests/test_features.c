@@ -107,7 +107,7 @@ Test(features, values_follow_their_definitions) {
         /* 1970-01-05 was a Monday; 06:00 UTC */
         int64_t t0 = 4 * DAY_MS + 6 * HOUR_MS;
         ev_set(&ev, "a", t0, ITD_EV_VIEW, "i1", "c1", 99.0, NULL);
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_OK);
         cr_expect_float_eq(x[feature_index(&conf, "purchase_rate")],
                            0.5f / 11.0f, EPS);
         cr_expect_float_eq(x[feature_index(&conf, "never_purchase")], 1.0f,
@@ -130,10 +130,10 @@ Test(features, values_follow_their_definitions) {
 
         ev_set(&ev, "a", t0 + 100000, ITD_EV_ADD_TO_CART, "i1", "c1", 99.0,
                NULL);
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_OK);
         ev_set(&ev, "a", t0 + 200000, ITD_EV_PURCHASE, "i1", "c1", 99.0,
                NULL);
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_OK);
         cr_expect_float_eq(x[feature_index(&conf, "count_5m_view")],
                            log1pf(1.0f), EPS);
         cr_expect_float_eq(x[feature_index(&conf, "count_5m_purchase")],
@@ -165,7 +165,7 @@ Test(features, values_follow_their_definitions) {
         /* after the session gap a new session starts */
         ev_set(&ev, "a", t0 + 200000 + 31 * MIN_MS, ITD_EV_VIEW, "i2", "c2",
                NAN, NULL);
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_OK);
         cr_expect_float_eq(x[feature_index(&conf, "sess_events")],
                            log1pf(1.0f), EPS);
         cr_expect_float_eq(x[feature_index(&conf, "sess_carts")], 0.0f, EPS);
@@ -211,7 +211,7 @@ Test(features, features_at_an_event_ignore_later_events) {
         uint32_t *full_ids = calloc((size_t)N * ITD_SPARSE_IDS, 4);
         itd_state_t *st = itd_state_new(&conf, NULL, 0);
         for (int i = 0; i < N; i++)
-                cr_assert_eq(itd_state_update(st, &evs[i], full + i * dim,
+                cr_assert_eq(itd_state_update(st, &evs[i], itd_user_hash(evs[i].user_id), full + i * dim,
                                               full_ids + i * ITD_SPARSE_IDS,
                                               NULL), ITD_OK);
         itd_state_destroy(st);
@@ -221,7 +221,7 @@ Test(features, features_at_an_event_ignore_later_events) {
                 int k = c * N / (CHECKS + 1);
                 itd_state_t *pre = itd_state_new(&conf, NULL, 0);
                 for (int i = 0; i <= k; i++)
-                        cr_assert_eq(itd_state_update(pre, &evs[i], x, ids,
+                        cr_assert_eq(itd_state_update(pre, &evs[i], itd_user_hash(evs[i].user_id), x, ids,
                                                       NULL), ITD_OK);
                 cr_expect_arr_eq(x, full + k * dim, dim * sizeof(float),
                                  "features at event %d differ", k);
@@ -246,7 +246,7 @@ Test(features, sparse_ids_hold_recent_distinct_values_newest_first) {
         uint32_t ids[ITD_SPARSE_IDS], ids2[ITD_SPARSE_IDS];
         itd_event_t ev;
         ev_set(&ev, "a", 1000, ITD_EV_SEARCH, "", "", NAN, "red  shoes");
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_OK);
         for (int i = 0; i < ITD_SPARSE_SLOTS; i++) {
                 cr_expect_eq(ids[i], ITD_SPARSE_NONE);     /* categories */
                 cr_expect_eq(ids[4 + i], ITD_SPARSE_NONE); /* items */
@@ -258,11 +258,11 @@ Test(features, sparse_ids_hold_recent_distinct_values_newest_first) {
         uint32_t red = ids[8];
 
         ev_set(&ev, "a", 2000, ITD_EV_VIEW, "i1", "c1", 5, NULL);
-        itd_state_update(st, &ev, x, ids, NULL);
+        itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL);
         ev_set(&ev, "a", 3000, ITD_EV_VIEW, "i2", "c2", 5, NULL);
-        itd_state_update(st, &ev, x, ids, NULL);
+        itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL);
         ev_set(&ev, "a", 4000, ITD_EV_VIEW, "i1", "c1", 5, NULL);
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_OK);
         /* i1 moved to the front, not repeated */
         cr_expect_neq(ids[4], ids[5]);
         cr_expect_eq(ids[6], ITD_SPARSE_NONE);
@@ -272,7 +272,7 @@ Test(features, sparse_ids_hold_recent_distinct_values_newest_first) {
 
         /* the same strings hash the same in another state */
         ev_set(&ev, "zz", 5000, ITD_EV_VIEW, "i1", "c1", 5, NULL);
-        cr_assert_eq(itd_state_update(st2, &ev, x, ids2, NULL), ITD_OK);
+        cr_assert_eq(itd_state_update(st2, &ev, itd_user_hash(ev.user_id), x, ids2, NULL), ITD_OK);
         cr_expect_eq(ids2[0], ids[0]);
         cr_expect_eq(ids2[4], ids[4]);
         free(x);
@@ -291,12 +291,12 @@ Test(features, top_categories_rank_decayed_weighted_scores) {
         /* three views of shoes, one purchase of books (weight 5) */
         for (int i = 0; i < 3; i++) {
                 ev_set(&ev, "a", t++, ITD_EV_VIEW, "i", "shoes", 1, NULL);
-                itd_state_update(st, &ev, x, ids, &top);
+                itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, &top);
         }
         ev_set(&ev, "a", t++, ITD_EV_PURCHASE, "i", "books", 1, NULL);
-        itd_state_update(st, &ev, x, ids, &top);
+        itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, &top);
         ev_set(&ev, "a", t++, ITD_EV_VIEW, "i", "toys", 1, NULL);
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, &top), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, &top), ITD_OK);
         cr_assert_eq(top.n, 3);
         cr_expect_str_eq(top.name[0], "books");
         cr_expect_str_eq(top.name[1], "shoes");
@@ -306,7 +306,7 @@ Test(features, top_categories_rank_decayed_weighted_scores) {
         cr_expect_float_eq(top.score[1], 3.0f, 1e-3f);
         /* a day later every score has halved */
         ev_set(&ev, "a", t + DAY_MS, ITD_EV_SEARCH, "", "", NAN, "x");
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, &top), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, &top), ITD_OK);
         cr_expect_float_eq(top.score[0], 2.5f, 1e-3f);
         itd_state_destroy(st);
         free(x);
@@ -327,7 +327,7 @@ Test(features, lifetime_and_session_counts_saturate_instead_of_wrapping) {
                 int type = i < 300 ? ITD_EV_ADD_TO_CART : ITD_EV_VIEW;
                 ev_set(&ev, "bot", 1000000 + (int64_t)i * 1000, type, NULL,
                        NULL, NAN, NULL);
-                cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_OK);
+                cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_OK);
         }
         cr_expect_float_eq(x[feature_index(&conf, "life_view")],
                            logf(1.0f + 65535.0f), EPS);

@@ -32,7 +32,8 @@ static itd_err_t add(itd_labeler_t *lb, uint64_t user, int64_t ts) {
         float x[3] = {(float)ts, 1, 2};
         uint32_t ids[2] = {(uint32_t)user, 7};
         float probs[ITD_NEXT__COUNT] = {0.2f, 0.2f, 0.2f, 0.2f, 0.2f};
-        return itd_labeler_add(lb, user, ts, x, ids, 0.25f, probs);
+        /* offset: the event time, so an example says which add it is */
+        return itd_labeler_add(lb, user, ts, ts, x, ids, 0.25f, probs);
 }
 
 Test(labeler, purchase_within_horizon_is_positive) {
@@ -47,6 +48,7 @@ Test(labeler, purchase_within_horizon_is_positive) {
         cr_expect_eq(ex[0].label, 1);
         cr_expect_eq(ex[0].next, ITD_NEXT_VIEW);
         cr_expect_eq(ex[0].ts_ms, 1000);
+        cr_expect_eq(ex[0].offset, 1000, "the offset it was added with");
         cr_expect_eq(ex[0].user_hash, 1);
         cr_expect_float_eq(ex[0].score, 0.25f, 0.0f);
         cr_expect_float_eq(ex[0].x[0], 1000.0f, 0.0f);
@@ -266,7 +268,7 @@ Test(labeler, copies_features_at_add_time) {
         itd_labeler_t *lb = make(4, 0);
         float x[3] = {1, 2, 3};
         uint32_t ids[2] = {4, 5};
-        cr_assert_eq(itd_labeler_add(lb, 1, 0, x, ids, 0.5f, NULL), ITD_OK);
+        cr_assert_eq(itd_labeler_add(lb, 1, 0, 0, x, ids, 0.5f, NULL), ITD_OK);
         x[0] = 99;
         ids[0] = 99;
         itd_labeler_advance(lb, H + 1);
@@ -313,8 +315,9 @@ Test(labeler, random_stream_matches_brute_force_labels) {
                                     (itd_event_type_t)type[i]);
                 float x[3] = {(float)i, 0, 0};
                 uint32_t ids[2] = {0, 0};
-                cr_assert_eq(itd_labeler_add(lb, (uint64_t)user[i], ts[i], x,
-                                             ids, 0, NULL), ITD_OK);
+                cr_assert_eq(itd_labeler_add(lb, (uint64_t)user[i], ts[i],
+                                             (int64_t)i, x, ids, 0, NULL),
+                             ITD_OK);
                 if (ts[i] > max_ts)
                         max_ts = ts[i];
                 itd_labeler_advance(lb, max_ts - L);
@@ -438,7 +441,7 @@ static void random_op(itd_labeler_t *lb, unsigned *seed, int64_t *now,
                 float x[3] = {(float)rand_r(seed), (float)ts, 0.5f};
                 uint32_t ids[2] = {(uint32_t)rand_r(seed), 9};
                 float probs[ITD_NEXT__COUNT] = {0.1f, 0.2f, 0.3f, 0.3f, 0.1f};
-                itd_labeler_add(lb, user, ts, x, ids,
+                itd_labeler_add(lb, user, ts, ts, x, ids,
                                 (float)(rand_r(seed) % 100) / 100.0f, probs);
         } else if (r < 75) {
                 itd_labeler_observe(lb, user, ts,
@@ -522,6 +525,7 @@ static void check_snapshot_round_trip(int policy) {
                 for (size_t j = 0; j < na; j++) {
                         cr_assert_eq(ex[j].ts_ms, ey[j].ts_ms, "op %d", i);
                         cr_assert_eq(ex[j].user_hash, ey[j].user_hash);
+                        cr_assert_eq(ex[j].offset, ey[j].offset);
                         cr_assert_eq(ex[j].label, ey[j].label);
                         cr_assert_eq(ex[j].next, ey[j].next);
                         cr_assert_eq(ex[j].judge, ey[j].judge);
@@ -543,6 +547,7 @@ static void check_snapshot_round_trip(int policy) {
                 for (size_t j = 0; j < n; j++) {
                         cr_assert_eq(ex[j].ts_ms, ey[j].ts_ms);
                         cr_assert_eq(ex[j].user_hash, ey[j].user_hash);
+                        cr_assert_eq(ex[j].offset, ey[j].offset);
                         cr_assert_eq(ex[j].label, ey[j].label);
                         compared++;
                 }

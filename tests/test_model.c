@@ -502,7 +502,7 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
         }
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
-                if (itd_state_update(st, &ev[i], x + k * dim,
+                if (itd_state_update(st, &ev[i], itd_user_hash(ev[i].user_id), x + k * dim,
                                      ids + k * ITD_SPARSE_IDS,
                                      NULL) != ITD_OK)
                         continue;
@@ -519,6 +519,7 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
                                 cr_assert_eq(itd_labeler_add(
                                                  lb[type], uh[b],
                                                  chunk[b]->ts_ms,
+                                                 (int64_t)b,
                                                  x + b * dim,
                                                  ids + b * ITD_SPARSE_IDS,
                                                  p[b], NULL),

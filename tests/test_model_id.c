@@ -61,17 +61,19 @@ Test(model_id, a_new_run_never_reuses_an_id) {
 
         /* The engine stamps it, with the event's own identity. */
         itd_engine_set_model_id(a, ida);
-        itd_input_t in = {.partition = 0, .offset = 9};
+        itd_row_t in = {0};
         strcpy(in.ev.user_id, "u1");
+        itd_row_decoded(&in, 0, 9);
         strcpy(in.ev.event_id, "e-9");
         strcpy(in.ev.session_id, "s-1");
         in.ev.ts_ms = 1700000000000LL;
         in.ev.type = ITD_EV_ADD_TO_CART;
         in.ev.price = NAN;
-        itd_prediction_t out;
-        itd_outcome_t oc;
-        cr_assert_eq(itd_engine_process(a, "t", &in, 1, itd_now_wall_ms(), &out, &oc, NULL, 0), ITD_OK);
-        cr_assert_eq(oc, ITD_OUT_PREDICTED);
+        cr_assert_eq(itd_engine_process(a, "t", &in, 1, itd_now_wall_ms(),
+                                        NULL, 0),
+                     ITD_OK);
+        cr_assert_eq(in.outcome, ITD_OUT_PREDICTED);
+        const itd_prediction_t out = in.pred;
         cr_expect_str_eq(out.model_id, ida);
         cr_expect_str_eq(out.event_id, "e-9");
         cr_expect_str_eq(out.session_id, "s-1");

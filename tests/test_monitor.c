@@ -27,8 +27,11 @@ static void judge(itd_monitor_t *mon, itd_pv_t *all, int i, int good) {
         int label = i % 10 == 0;
         float hi = 0.9f, lo = 0.1f;
         float score = (label == good) ? hi : lo;
-        itd_monitor_hook(mon, NULL, 0, NULL, 0, 0, 0, score, NULL, label,
-                         ITD_NEXT_VIEW);
+        /* next ITD_NEXT__COUNT: no next-action outcome, as NULL
+         * probabilities below */
+        itd_example_t ex = {.score = score, .label = label,
+                            .next = ITD_NEXT__COUNT, .judge = 1};
+        itd_monitor_hook(mon, 0, &ex);
         itd_pv_add(all, score, label, NULL, ITD_NEXT_VIEW);
 }
 

@@ -27,15 +27,15 @@ static itd_engine_t *engine_with(const char *user, int n) {
         itd_conf_destroy(conf);
         cr_assert(eng, "%s", err);
         for (int i = 0; i < n; i++) {
-                itd_input_t in = {.partition = 1, .offset = i};
+                itd_row_t in = {0};
                 strcpy(in.ev.user_id, user);
+                itd_row_decoded(&in, 1, i);
                 strcpy(in.ev.category, "shoes");
                 in.ev.ts_ms = 1700000000000LL + i * 1000;
                 in.ev.type = ITD_EV_VIEW;
                 in.ev.price = NAN;
-                itd_prediction_t out;
-                itd_outcome_t oc;
-                cr_assert_eq(itd_engine_process(eng, "t", &in, 1, itd_now_wall_ms(), &out, &oc, NULL, 0),
+                cr_assert_eq(itd_engine_process(eng, "t", &in, 1,
+                                                itd_now_wall_ms(), NULL, 0),
                              ITD_OK);
         }
         return eng;
@@ -65,7 +65,7 @@ Test(query, the_pipeline_answers_known_and_unknown_users) {
         strcpy(pr.prediction_id, "t/1/4");
         strcpy(pr.model_id, "0123456789abcdef-0123456789abcdef");
         pr.next_probs[ITD_NEXT_PURCHASE] = 0.5f;
-        itd_query_note(q, &pr);
+        itd_query_note(q, &pr, itd_user_hash(pr.user_id));
 
         int a = itd_query_post(q, "alice", (void *)1, 0);
         int b = itd_query_post(q, "bob", (void *)2, 0);

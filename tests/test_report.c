@@ -183,7 +183,7 @@ static itd_compare_t *compared(size_t n, size_t users, double days,
                 if (uniform(&s) < 0.02)
                         ev.type = ITD_EV_PURCHASE;
                 itd_compare_ev_t k;
-                itd_compare_event(cmp, &ev, &k);
+                itd_compare_event(cmp, &ev, itd_user_hash(ev.user_id), &k);
                 float score = (float)(0.05 + 0.1 * label +
                                       0.2 * uniform(&s));
                 float base = (float)(0.05 + 0.03 * label +
@@ -307,9 +307,7 @@ Test(report, agrees_with_the_engine_summary_on_a_real_run) {
                                            sizeof err);
         cr_assert_not_null(rd, "%s", err);
         size_t max = itd_engine_max_batch(eng);
-        itd_input_t *in = calloc(max, sizeof *in);
-        itd_prediction_t *out = calloc(max, sizeof *out);
-        itd_outcome_t *oc = calloc(max, sizeof *oc);
+        itd_row_t *in = calloc(max, sizeof *in);
         uint64_t events = 0;
         for (;;) {
                 size_t n = 0;
@@ -317,13 +315,13 @@ Test(report, agrees_with_the_engine_summary_on_a_real_run) {
                        itd_reader_next(rd, &in[n].ev, err, sizeof err) ==
                            ITD_OK) {
                         itd_report_event(rep, &in[n].ev);
-                        in[n].offset = (int64_t)events++;
+                        itd_row_decoded(&in[n], 0, (int64_t)events++);
                         n++;
                 }
                 if (n == 0)
                         break;
-                cr_assert_eq(itd_engine_process(eng, "t", in, n, itd_now_wall_ms(),
-                                                out, oc, NULL, 0),
+                cr_assert_eq(itd_engine_process(eng, "t", in, n,
+                                                itd_now_wall_ms(), NULL, 0),
                              ITD_OK);
                 itd_report_progress(rep, events, (double)events / 1e4);
         }
@@ -410,7 +408,7 @@ Test(report, agrees_with_the_engine_summary_on_a_real_run) {
         remove(dir);
 
         json_decref(doc);
-        free(in), free(out), free(oc);
+        free(in);
         itd_reader_destroy(rd);
         itd_report_destroy(rep);
         itd_engine_destroy(eng);

@@ -58,7 +58,7 @@ static void part_free(part_t *p) {
 /* Applies ev and scores it, as the engine does. */
 static float feed(part_t *p, const itd_event_t *ev, float *parts) {
         uint32_t ids[ITD_SPARSE_IDS];
-        itd_err_t err = itd_state_update(p->st, ev, p->x, ids, NULL);
+        itd_err_t err = itd_state_update(p->st, ev, itd_user_hash(ev->user_id), p->x, ids, NULL);
         return itd_risk_score(p->rk, p->st, ev, err == ITD_OK, parts);
 }
 

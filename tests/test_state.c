@@ -54,7 +54,7 @@ static itd_err_t feed(itd_state_t *st, const char *user, int64_t ts,
         make_event(&ev, user, ts, type);
         float x[512];
         uint32_t ids[ITD_SPARSE_IDS];
-        return itd_state_update(st, &ev, x, ids, NULL);
+        return itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL);
 }
 
 static double logit(double p) { return log(p / (1.0 - p)); }
@@ -434,8 +434,8 @@ Test(state, peek_scores_a_late_event_and_changes_nothing) {
         snprintf(ev.category, sizeof ev.category, "%s", "never-seen");
         float x[512], y[512];
         uint32_t ids[ITD_SPARSE_IDS];
-        cr_assert_eq(itd_state_update(st, &ev, x, ids, NULL), ITD_ERR_RANGE);
-        cr_assert_eq(itd_state_peek(st, &ev, x, ids, NULL), ITD_OK);
+        cr_assert_eq(itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_ERR_RANGE);
+        cr_assert_eq(itd_state_peek(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL), ITD_OK);
         /* 5m window as of t0 + 2m: the view at t0 only, not the cart */
         char name[64];
         size_t dim = itd_features_dim(&conf);
@@ -451,7 +451,7 @@ Test(state, peek_scores_a_late_event_and_changes_nothing) {
         }
         /* an unknown user reads as a new one */
         make_event(&ev, "nobody", t0, ITD_EV_VIEW);
-        cr_assert_eq(itd_state_peek(st, &ev, y, ids, NULL), ITD_OK);
+        cr_assert_eq(itd_state_peek(st, &ev, itd_user_hash(ev.user_id), y, ids, NULL), ITD_OK);
         unsigned char *after = snapshot_bytes(st, &n_after);
         itd_state_stats_t s;
         itd_state_stats(st, &s);
@@ -782,7 +782,7 @@ static int64_t feed_rich(itd_state_t *st, unsigned *seed, int64_t t,
                 t += rand_r(seed) % 200000;
                 int64_t ts = t - rand_r(seed) % 90000; /* some late ones */
                 rich_event(&ev, seed, ts, n_users);
-                itd_state_update(st, &ev, x, ids, NULL);
+                itd_state_update(st, &ev, itd_user_hash(ev.user_id), x, ids, NULL);
         }
         return t;
 }
@@ -853,8 +853,8 @@ Test(state, restored_snapshot_behaves_identically_on_further_events) {
                 ts_b += rand_r(&sb) % 200000;
                 rich_event(&ea, &sa, ts_a - rand_r(&sa) % 90000, 400);
                 rich_event(&eb, &sb, ts_b - rand_r(&sb) % 90000, 400);
-                itd_err_t ra = itd_state_update(a, &ea, xa, ia, &ta);
-                itd_err_t rb = itd_state_update(b, &eb, xb, ib, &tb);
+                itd_err_t ra = itd_state_update(a, &ea, itd_user_hash(ea.user_id), xa, ia, &ta);
+                itd_err_t rb = itd_state_update(b, &eb, itd_user_hash(eb.user_id), xb, ib, &tb);
                 cr_assert_eq(ra, rb, "event %d", i);
                 if (ra != ITD_OK)
                         continue;
@@ -911,13 +911,13 @@ Test(state, labels_count_for_their_user_by_key_and_survive_a_snapshot) {
         cr_assert_eq(feed(st, "bob", t0 + 1000, ITD_EV_VIEW), ITD_OK);
         cr_assert_eq(feed(st, lng, t0 + 2000, ITD_EV_VIEW), ITD_OK);
         for (int i = 0; i < 3; i++)
-                cr_expect_eq(itd_state_label(st, itd_state_user_key("alice"),
+                cr_expect_eq(itd_state_label(st, itd_user_hash("alice"),
                                              1), ITD_OK);
-        cr_expect_eq(itd_state_label(st, itd_state_user_key("alice"), 0),
+        cr_expect_eq(itd_state_label(st, itd_user_hash("alice"), 0),
                      ITD_OK);
-        cr_expect_eq(itd_state_label(st, itd_state_user_key(lng), 0), ITD_OK);
+        cr_expect_eq(itd_state_label(st, itd_user_hash(lng), 0), ITD_OK);
         /* a user no longer held: the partition counts it, nobody else */
-        cr_expect_eq(itd_state_label(st, itd_state_user_key("carol"), 0),
+        cr_expect_eq(itd_state_label(st, itd_user_hash("carol"), 0),
                      ITD_ERR_NOT_FOUND);
         itd_state_stats_t s;
         itd_state_stats(st, &s);
@@ -938,18 +938,18 @@ Test(state, labels_count_for_their_user_by_key_and_survive_a_snapshot) {
                 /* partition: 3 of 6 positive -> (3 + 1) / (6 + 2) = 1/2;
                  * alice 3 of 4, bob none, the long id 0 of 1; prior 50 */
                 make_event(&ev, "alice", t0 + 5000, ITD_EV_VIEW);
-                cr_assert_eq(itd_state_update(both[k], &ev, x, ids, NULL),
+                cr_assert_eq(itd_state_update(both[k], &ev, itd_user_hash(ev.user_id), x, ids, NULL),
                              ITD_OK);
                 cr_expect_float_eq(x[f_lo], logit(28.0 / 54.0), 1e-5,
                                    "alice: %g", (double)x[f_lo]);
                 cr_expect_float_eq(x[f_n], log1pf(4.0f), 1e-5);
                 make_event(&ev, "bob", t0 + 6000, ITD_EV_VIEW);
-                cr_assert_eq(itd_state_update(both[k], &ev, x, ids, NULL),
+                cr_assert_eq(itd_state_update(both[k], &ev, itd_user_hash(ev.user_id), x, ids, NULL),
                              ITD_OK);
                 cr_expect_float_eq(x[f_lo], 0.0f, 1e-6, "bob: no labels");
                 cr_expect_float_eq(x[f_n], 0.0f, 1e-6);
                 make_event(&ev, lng, t0 + 7000, ITD_EV_VIEW);
-                cr_assert_eq(itd_state_update(both[k], &ev, x, ids, NULL),
+                cr_assert_eq(itd_state_update(both[k], &ev, itd_user_hash(ev.user_id), x, ids, NULL),
                              ITD_OK);
                 cr_expect_float_eq(x[f_lo], logit(25.0 / 51.0), 1e-5,
                                    "long id: %g", (double)x[f_lo]);
@@ -965,7 +965,7 @@ Test(state, label_counts_halve_together_when_full) {
         itd_state_conf_t conf = default_conf();
         itd_state_t *st = itd_state_new(&conf, NULL, 0);
         cr_assert_eq(feed(st, "heavy", 1700000000000LL, ITD_EV_VIEW), ITD_OK);
-        uint64_t key = itd_state_user_key("heavy");
+        uint64_t key = itd_user_hash("heavy");
         const itd_user_t *u = &st->users[0];
         for (int i = 0; i < 255; i++)
                 itd_state_label(st, key, i % 4 == 0);
@@ -1068,7 +1068,7 @@ Test(state, restores_a_version_1_snapshot) {
                 itd_state_restore(g, &conf, &tmp, err, sizeof err);
                 fclose(g);
                 cr_assert_not_null(tmp, "%s", err);
-                cr_assert_eq(itd_state_update(tmp, &ev, x, ids, NULL),
+                cr_assert_eq(itd_state_update(tmp, &ev, itd_user_hash(ev.user_id), x, ids, NULL),
                              ITD_OK);
                 cr_expect_eq(x[feature_at(&conf, "label_logodds")], 0.0f);
                 cr_expect_eq(x[feature_at(&conf, "labels_resolved")], 0.0f);
@@ -1206,11 +1206,11 @@ Test(state, prefetch_changes_nothing) {
                 for (int i = 0; i < 64; i++)
                         rich_event(&evs[i], &seed, t += 5000, 500);
                 for (int i = 0; i < 64; i++)
-                        itd_state_prefetch(b, &evs[i]);
+                        itd_state_prefetch(b, itd_user_hash(evs[i].user_id));
                 for (int i = 0; i < 64; i++) {
-                        cr_assert_eq(itd_state_update(a, &evs[i], xa, ids,
+                        cr_assert_eq(itd_state_update(a, &evs[i], itd_user_hash(evs[i].user_id), xa, ids,
                                                       NULL),
-                                     itd_state_update(b, &evs[i], xb, ids,
+                                     itd_state_update(b, &evs[i], itd_user_hash(evs[i].user_id), xb, ids,
                                                       NULL));
                         cr_assert(memcmp(xa, xb, dim * sizeof(float)) == 0);
                 }

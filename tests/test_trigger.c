@@ -356,6 +356,7 @@ Test(trigger, record_encodes_and_decodes_in_both_framings) {
         itd_prediction_make_id(&p, "intentd.events", 3, 12345);
         strcpy(p.user_id, "user-\xc3\xa9-17");
         p.event_ts_ms = T0;
+        p.predicted_at_ms = T0 + 250;
         p.purchase_probability = 0.734f;
 
         p.next_action = ITD_NEXT_ADD_TO_CART;
@@ -371,7 +372,8 @@ Test(trigger, record_encodes_and_decodes_in_both_framings) {
                                          &fire), 1);
         itd_trigger_rec_t rec;
         itd_triggers_make_record(&p, &fire, &rec);
-        rec.fired_at_ms = T0 + 250;
+        /* decided with the prediction: fired_at is its predicted_at */
+        cr_expect_eq(rec.fired_at_ms, T0 + 250);
         cr_expect_str_eq(rec.prediction_id, "intentd.events/3/12345");
         cr_expect_float_eq(rec.threshold, 0.5f, FLOAT_EXACT);
         cr_expect_eq(rec.rule, ITD_TRIGGER_RULE_ABSOLUTE);

@@ -44,20 +44,52 @@
 #include "intentd/state.h"
 #include "intentd/trigger.h"
 
-/* One event of a batch, with where it came from (for prediction_id). */
-typedef struct itd_input_s {
-        itd_event_t ev;
-        int32_t partition;
-        int64_t offset;
-} itd_input_t;
-
-/* What became of each input. Late events are PREDICTED (and counted in
+/* What became of a row. Late events are PREDICTED (and counted in
  * itd_engine_stats_t.late). */
 typedef enum {
-        ITD_OUT_PREDICTED = 0, /* out[i] holds its prediction */
+        ITD_OUT_PREDICTED = 0, /* row.pred holds its prediction */
         ITD_OUT_FILTERED       /* time beyond +-2^62 ms or type outside the
                                 * enum: input validation never passes one */
 } itd_outcome_t;
+
+/*
+ * The batch contract: one row per event. The caller fills the first part
+ * where it decodes the event, and nowhere else: the user is hashed once,
+ * there (itd_row_decoded), and everything downstream (state, labeler,
+ * triggers, the example hook, replay's report) finds the user by that
+ * hash. (partition, offset) is the row's identity: it names the
+ * prediction (prediction_id) and comes back with the row's example when
+ * its label resolves (itd_example_hook_t), so no caller ever has to match
+ * an example back to its event. The engine fills the second part: every
+ * field of the prediction is written in one place (engine.c,
+ * prediction_build), every field of the trigger record in another
+ * (itd_triggers_make_record).
+ */
+typedef struct itd_row_s {
+        /* the caller's */
+        itd_event_t ev;
+        uint64_t user_hash;  /* itd_user_hash(ev.user_id) */
+        int32_t partition;
+        int64_t offset;
+        /* the engine's, by itd_engine_process */
+        itd_outcome_t outcome;
+        itd_prediction_t pred;            /* where outcome is PREDICTED */
+        const itd_trigger_rec_t *trigger; /* the trigger record due, or
+                                           * NULL (triggers off, late, or
+                                           * nothing crossed); borrowed
+                                           * until the next process call */
+} itd_row_t;
+
+/**
+ * @brief Completes a row whose event was just decoded into row->ev: its
+ * source and the user's hash (the one place a user id is hashed).
+ */
+static inline void itd_row_decoded(itd_row_t *row, int32_t partition,
+                                   int64_t offset) {
+        row->user_hash = itd_user_hash(row->ev.user_id);
+        row->partition = partition;
+        row->offset = offset;
+}
 
 typedef struct itd_engine_stats_s {
         uint64_t events;          /* events processed */
@@ -110,17 +142,16 @@ typedef struct itd_engine_conf_s {
 } itd_engine_conf_t;
 
 /*
- * Called for every resolved example, after it was judged and before the
- * model learns from it: what the model saw (x: dim floats, ids), what it
- * said (score, next_probs) and what happened (label, next). Pointers are
- * borrowed for the call. For replay reports and feature export.
+ * Called for every judged example (each prediction once, with its final
+ * label), after progressive validation and before the model learns from
+ * it. ex->offset with `partition` is the row it was predicted on
+ * (itd_row_t), ex->user_hash its user; what the model saw (ex->x:
+ * itd_engine_dim floats, ex->ids: ITD_SPARSE_IDS), what it said (score,
+ * next_probs) and what happened (label, next). Borrowed for the call.
+ * For replay reports, the windowed metrics and feature export.
  */
-typedef void (*itd_example_hook_t)(void *arg, const float *x, size_t dim,
-                                   const uint32_t *ids, size_t n_ids,
-                                   uint64_t user_hash, int64_t ts_ms,
-                                   float score,
-                                   const float *next_probs, int label,
-                                   itd_next_t next);
+typedef void (*itd_example_hook_t)(void *arg, int32_t partition,
+                                   const itd_example_t *ex);
 
 /**
  * @brief Builds the model and an empty set of partitions from ec (copied).
@@ -132,9 +163,9 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
 void itd_engine_destroy(itd_engine_t *eng);
 
 /**
- * @brief Turns marketing triggers on (conf triggers.*): from then on
- * itd_engine_trigger() tells, per input of the last batch, whether a
- * trigger record is due. Off by default (replay, tests).
+ * @brief Turns marketing triggers on (conf triggers.*): from then on the
+ * rows of a batch come back with their trigger record when one is due.
+ * Off by default (replay, tests).
  */
 void itd_engine_enable_triggers(itd_engine_t *eng);
 
@@ -165,13 +196,6 @@ itd_err_t itd_engine_set_triggers(itd_engine_t *eng,
                                   const itd_trigger_conf_t *tc,
                                   char *errstr, size_t errstr_size);
 
-/**
- * @brief The trigger record due for input i of the last itd_engine_process
- * call, or NULL. Borrowed until the next call; fired_at_ms is the caller's
- * to set when it produces the record.
- */
-itd_trigger_rec_t *itd_engine_trigger(itd_engine_t *eng, size_t i);
-
 /** @brief Sets (or clears, with NULL) the example hook. */
 void itd_engine_set_example_hook(itd_engine_t *eng, itd_example_hook_t hook,
                                  void *arg);
@@ -189,19 +213,19 @@ const itd_partition_conf_t *itd_engine_partition_conf(
 size_t itd_engine_max_batch(const itd_engine_t *eng);
 
 /**
- * @brief Processes n <= max_batch inputs of one source topic.
+ * @brief Processes n <= max_batch rows of one source topic: reads their
+ * caller's part, writes their engine's part (outcome, prediction,
+ * trigger).
  * @param now_ms   the caller's wall clock: predicted_at of the predictions
- *                 and the partitions' idle bookkeeping.
- * @param out      n predictions (written where outcome is PREDICTED).
- * @param outcome  n outcomes.
+ *                 (and fired_at of their triggers) and the partitions'
+ *                 idle bookkeeping.
  * @returns ITD_OK (a full pending pool drops its oldest prediction from
  * training instead of refusing the batch: labeler.h); ITD_ERR_ARG with
  * errstr when n is too large or a partition could not be created (nothing
  * of the batch was applied then).
  */
 itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
-                             const itd_input_t *in, size_t n, int64_t now_ms,
-                             itd_prediction_t *out, itd_outcome_t *outcome,
+                             itd_row_t *rows, size_t n, int64_t now_ms,
                              char *errstr, size_t errstr_size);
 
 /**

@@ -67,12 +67,13 @@ void itd_partition_info(const itd_partition_t *pt,
 
 /* ---- per event, in the engine's order (engine.h) ---------------------- */
 
-/** @brief Starts loading what itd_partition_apply(ev) will touch. */
-void itd_partition_prefetch(const itd_partition_t *pt,
-                            const itd_event_t *ev, uint64_t user_hash);
+/** @brief Starts loading what itd_partition_apply of the user with key
+ * user_hash will touch. */
+void itd_partition_prefetch(const itd_partition_t *pt, uint64_t user_hash);
 
 /**
- * @brief Applies ev (its user's key: user_hash) to the state and writes
+ * @brief Applies ev (its user's key: user_hash = itd_user_hash(ev->user_id),
+ * computed once by whoever decoded ev) to the state and writes
  * its features: x (dim floats), ids (ITD_SPARSE_IDS), top (may be NULL).
  * A late event (older than the watermark) changes nothing and is featured
  * from its user's state as it stands; *late says so. now_ms: the wall
@@ -88,11 +89,12 @@ itd_err_t itd_partition_apply(itd_partition_t *pt, const itd_event_t *ev,
  * @brief After scoring: the event resolves earlier predictions of its
  * user (never its own), then its own prediction waits for its label
  * unless late (a late one may hold later events in its features, and its
- * horizon may have closed). x, ids, next_probs are copied.
+ * horizon may have closed). x, ids, next_probs are copied; offset (the
+ * event's, in this partition) comes back with its example.
  */
 void itd_partition_predicted(itd_partition_t *pt, const itd_event_t *ev,
-                             uint64_t user_hash, int late, const float *x,
-                             const uint32_t *ids, float score,
+                             uint64_t user_hash, int64_t offset, int late,
+                             const float *x, const uint32_t *ids, float score,
                              const float *next_probs);
 
 /**

@@ -68,7 +68,16 @@ itd_err_t itd_event_from_json(const char *json, size_t len, itd_event_t *ev,
  */
 size_t itd_event_to_json(const itd_event_t *ev, char *buf, size_t cap);
 
-/** @brief 64-bit hash of a user id (stable across runs and hosts). */
+/** @brief 64-bit XXH3 of a string with a seed (stable across runs and
+ * hosts). */
 uint64_t itd_hash_str(const char *s, uint64_t seed);
+
+/**
+ * @brief The user's key: itd_hash_str(user_id, 0). Computed once per
+ * event, where the event is decoded into a batch row (engine.h); the
+ * state, the labeler, the triggers and the replay report all find the
+ * user by it and never hash the id again.
+ */
+uint64_t itd_user_hash(const char *user_id);
 
 #endif

@@ -50,6 +50,8 @@ typedef struct itd_example_s {
         const float *x;        /* dim floats */
         const uint32_t *ids;   /* n_ids ids */
         int64_t ts_ms;         /* event time of the prediction */
+        int64_t offset;        /* the row it was predicted on: its offset
+                                * in the labeler's partition */
         uint64_t user_hash;
         float score;           /* purchase probability given at the time */
         float next_probs[ITD_NEXT__COUNT];
@@ -88,7 +90,8 @@ void itd_labeler_observe(itd_labeler_t *lb, uint64_t user_hash, int64_t ts_ms,
                          itd_event_type_t type);
 
 /**
- * @brief Adds a pending prediction; x and ids are copied.
+ * @brief Adds a pending prediction, made on the event at `offset` of the
+ * labeler's partition (handed back in its example); x and ids are copied.
  *
  * When the pool is full (max_pending), the labeler's oldest pending
  * prediction (earliest event time) is given up to make room, as the
@@ -100,8 +103,9 @@ void itd_labeler_observe(itd_labeler_t *lb, uint64_t user_hash, int64_t ts_ms,
  * daemon, and nothing but new events frees it).
  */
 itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
-                          int64_t ts_ms, const float *x, const uint32_t *ids,
-                          float score, const float *next_probs);
+                          int64_t ts_ms, int64_t offset, const float *x,
+                          const uint32_t *ids, float score,
+                          const float *next_probs);
 
 /** @brief Resolves pending predictions whose outcome the watermark decides. */
 void itd_labeler_advance(itd_labeler_t *lb, int64_t watermark_ms);

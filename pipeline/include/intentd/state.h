@@ -42,11 +42,12 @@ typedef struct itd_state_conf_s {
         size_t max_users;                   /* hard cap; LRU eviction */
 } itd_state_conf_t;
 
-/* The user's strongest categories at extraction time. Names are borrowed
- * from the state and valid until the next call on it. */
+/* The user's strongest categories at extraction time (copied out of the
+ * state). */
 typedef struct itd_topcats_s {
         size_t n;
-        const char *name[ITD_TOPCAT_MAX];
+        char name[ITD_TOPCAT_MAX][ITD_ID_MAX]; /* copies: they outlive the
+                                                * next update */
         float score[ITD_TOPCAT_MAX];
 } itd_topcats_t;
 
@@ -82,6 +83,8 @@ const char *itd_features_name(const itd_state_conf_t *conf, size_t i,
 
 /**
  * @brief Applies ev to its user and extracts features as of just after it.
+ * @param user_hash  itd_user_hash(ev->user_id), computed once by the
+ *             caller (the user table is keyed by its top half).
  * @param x    out: dense features, itd_features_dim() floats, normalised.
  * @param ids  out: ITD_SPARSE_IDS hashed sparse ids.
  * @param top  out (may be NULL): the user's top categories.
@@ -90,8 +93,9 @@ const char *itd_features_name(const itd_state_conf_t *conf, size_t i,
  * with itd_state_peek) or its time is beyond +-2^62 ms; ITD_ERR_ARG for a
  * type outside the enum.
  */
-itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
-                           uint32_t *ids, itd_topcats_t *top);
+itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev,
+                           uint64_t user_hash, float *x, uint32_t *ids,
+                           itd_topcats_t *top);
 
 /**
  * @brief Features of ev from its user's state as it stands, without
@@ -102,7 +106,8 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev, float *x,
  * @returns ITD_OK; ITD_ERR_RANGE or ITD_ERR_ARG as itd_state_update.
  */
 itd_err_t itd_state_peek(const itd_state_t *st, const itd_event_t *ev,
-                         float *x, uint32_t *ids, itd_topcats_t *top);
+                         uint64_t user_hash, float *x, uint32_t *ids,
+                         itd_topcats_t *top);
 
 /** @brief Watermark of this partition (INT64_MIN before two users' events
  * agree on a time, unless itd_state_advance moved it). */
@@ -123,14 +128,8 @@ int64_t itd_state_frontier(const itd_state_t *st);
 void itd_state_advance(itd_state_t *st, int64_t wm_ms);
 
 /**
- * @brief The 64-bit key of a user id (XXH3 of the id): what the engine,
- * the labeler and the triggers call user_hash, and what itd_state_label
- * finds the user by.
- */
-uint64_t itd_state_user_key(const char *user_id);
-
-/**
  * @brief Counts one resolved prediction of the user with key user_key
+ * (itd_user_hash)
  * (label 1: purchased within the horizon) in the user's label counts and
  * the partition's, which the features label_logodds and labels_resolved
  * read (docs/FEATURES.md). Call once per prediction, with its final label.
@@ -180,12 +179,13 @@ itd_err_t itd_state_dump(const itd_state_t *st, int64_t now_ms, FILE *out);
 void itd_state_stats(const itd_state_t *st, itd_state_stats_t *stats);
 
 /**
- * @brief Starts loading what itd_state_update(st, ev) will touch (the
- * user's table slot, then the user's record) without changing anything. Call it over a whole poll batch before
+ * @brief Starts loading what itd_state_update of the user with key
+ * user_hash will touch (the user's table slot, then the user's record)
+ * without changing anything. Call it over a whole poll batch before
  * updating the batch, so the cache misses of different users overlap
  * instead of following one another (docs/FEATURES.md, "Speed").
  */
-void itd_state_prefetch(const itd_state_t *st, const itd_event_t *ev);
+void itd_state_prefetch(const itd_state_t *st, uint64_t user_hash);
 
 /**
  * @brief Writes the whole state (users, windows, watermark, time reference,

@@ -123,7 +123,8 @@ typedef struct itd_trigger_rec_s {
         float threshold;    /* the score threshold crossed, in force */
         itd_trigger_direction_t direction;
         int64_t event_ts_ms; /* event time of the event scored */
-        int64_t fired_at_ms; /* wall clock when produced */
+        int64_t fired_at_ms; /* wall clock when decided: the prediction's
+                              * predicted_at */
         itd_trigger_rule_t rule;
         float parameter;     /* the rule's parameter (itd_trigger_fire_t) */
         int64_t expires_at_ms; /* INT64_MIN: no expiry */
@@ -230,10 +231,11 @@ int itd_triggers_decide(itd_triggers_t *t, uint64_t user_hash,
 const itd_scoredist_t *itd_triggers_dist(const itd_triggers_t *t);
 
 /**
- * @brief Fills rec for a record itd_triggers_update asked for: ids, score,
- * event time, next action and top categories from the prediction p
- * (borrowed), rule, parameter, threshold and expiry from fire.
- * fired_at_ms is the caller's to set when it produces the record.
+ * @brief Fills every field of rec for a record itd_triggers_update asked
+ * for: ids, score, event time, next action, top categories and fired_at
+ * (the prediction's predicted_at: the trigger is decided with it) from
+ * the prediction p (borrowed), rule, parameter, threshold and expiry from
+ * fire. The one place a trigger record is made.
  */
 void itd_triggers_make_record(const itd_prediction_t *p,
                               const itd_trigger_fire_t *fire,

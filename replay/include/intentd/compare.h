@@ -74,10 +74,11 @@ typedef struct itd_compare_s itd_compare_t;
 itd_compare_t *itd_compare_new(const itd_compare_conf_t *conf);
 void itd_compare_destroy(itd_compare_t *cmp);
 
-/** @brief Reads one input event, in stream order, before the engine does;
- * *out is what its prediction will be judged with. */
+/** @brief Reads one input event (its user: user_hash, the row's), in
+ * stream order, before the engine does; *out is what its prediction will
+ * be judged with. */
 void itd_compare_event(itd_compare_t *cmp, const itd_event_t *ev,
-                       itd_compare_ev_t *out);
+                       uint64_t user_hash, itd_compare_ev_t *out);
 
 /**
  * @brief Adds one judged example: the prediction made on event *ev at

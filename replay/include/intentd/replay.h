@@ -57,8 +57,6 @@ typedef struct itd_replay_result_s {
         uint64_t events;         /* events read */
         uint64_t filtered;       /* refused by the engine */
         uint64_t rows;           /* examples written to csv */
-        uint64_t unmatched;      /* examples not matched to their event */
-        uint64_t ambiguous;      /* predictions sharing time and score */
         uint64_t mismatched;     /* baseline examples unlike the model's */
 } itd_replay_result_t;
 

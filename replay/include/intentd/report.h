@@ -66,11 +66,8 @@ void itd_report_example(itd_report_t *rep, float score,
                         const float *next_probs, int label, itd_next_t next);
 
 /** @brief itd_example_hook_t that calls itd_report_example(arg, ...). */
-void itd_report_example_hook(void *arg, const float *x, size_t dim,
-                             const uint32_t *ids, size_t n_ids,
-                             uint64_t user_hash, int64_t ts_ms, float score,
-                             const float *next_probs, int label,
-                             itd_next_t next);
+void itd_report_example_hook(void *arg, int32_t partition,
+                             const itd_example_t *ex);
 
 /** @brief Records events processed after `seconds` of wall time, for the
  * throughput chart (keeps at most a few hundred samples). */

@@ -36,8 +36,9 @@ itd_trigsweep_t *itd_trigsweep_new(const itd_trigger_conf_t *base,
                                    char *errstr, size_t errstr_size);
 void itd_trigsweep_destroy(itd_trigsweep_t *sw);
 
-/** @brief One scored, on-time event (call in stream order). */
-void itd_trigsweep_add(itd_trigsweep_t *sw, const char *user_id,
+/** @brief One scored, on-time event of the user with key user_hash (the
+ * row's), in stream order. */
+void itd_trigsweep_add(itd_trigsweep_t *sw, uint64_t user_hash,
                        int64_t ts_ms, float score);
 
 /**
