@@ -52,14 +52,16 @@ static void recs_free(recs_t *r) {
         r->n = 0;
 }
 
-static void feed(itd_engine_t *eng, const itd_input_t *in, size_t n) {
-        static itd_prediction_t out[BATCH];
-        static itd_outcome_t oc[BATCH];
+/* Feeds copies of in[0..n) (the engine writes its part of each row, and
+ * the same stream feeds several engines). */
+static void feed(itd_engine_t *eng, const itd_row_t *in, size_t n) {
+        static itd_row_t rows[BATCH];
         char err[256];
         for (size_t at = 0; at < n; at += BATCH) {
                 size_t k = n - at < BATCH ? n - at : BATCH;
-                cr_assert_eq(itd_engine_process(eng, "events", in + at, k, T0,
-                                                out, oc, err, sizeof err),
+                memcpy(rows, in + at, k * sizeof *rows);
+                cr_assert_eq(itd_engine_process(eng, "events", rows, k, T0,
+                                                err, sizeof err),
                              ITD_OK, "%s", err);
         }
 }
@@ -108,7 +110,7 @@ static void move_model(itd_engine_t *a, itd_engine_t *b) {
 }
 
 Test(changelog, a_restored_partition_resumes_with_identical_state) {
-        static itd_input_t in[N_EV];
+        static itd_row_t in[N_EV];
         gen_stream(in, N_EV, 60, 4 * 60 * MIN_MS, 4);
         itd_conf_t *conf = conf_with(NULL, 0);
         char err[256];
@@ -167,7 +169,7 @@ Test(changelog, a_restored_partition_resumes_with_identical_state) {
         }
         recs_free(&recs);
         /* resume at the named positions: the events at or after them */
-        static itd_input_t rest[N_EV];
+        static itd_row_t rest[N_EV];
         size_t n_rest = 0;
         for (size_t i = 0; i < N_EV; i++)
                 if (in[i].offset >= resume[in[i].partition])
@@ -200,7 +202,7 @@ Test(changelog, a_restored_partition_resumes_with_identical_state) {
 }
 
 Test(changelog, the_newest_complete_snapshot_wins) {
-        static itd_input_t in[N_EV];
+        static itd_row_t in[N_EV];
         gen_stream(in, N_EV, 60, 4 * 60 * MIN_MS, 4);
         itd_conf_t *conf = conf_with(NULL, 0);
         char err[256];
