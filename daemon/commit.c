@@ -133,7 +133,7 @@ void itd_commit_tick(loop_t *lp) {
         /* Events waiting for their schema are settled first: a cut holds
          * every event before its positions, in the engine or
          * dead-lettered. */
-        itd_run_release_parked(lp, 1);
+        itd_decode_release_parked(lp, 1);
         size_t n;
         itd_cut_pos_t *pos = cut_positions(lp, &n);
         int64_t t0 = itd_now_mono_ms();

@@ -4,6 +4,8 @@
  *
  *   run.c      the loop: poll a batch -> decode -> engine -> emit; reload,
  *              graceful stop
+ *   decode.c   messages -> events; bad ones dead-lettered, those waiting
+ *              for their schema parked and released
  *   source.c   the Kafka consumer: setup, rebalance, per-partition
  *              positions, back-pressure (pause/resume)
  *   sink.c     the Kafka producer: outputs, dead letters, delivery
@@ -144,12 +146,24 @@ static inline ppos_t *ppos(loop_t *lp, int32_t p) {
  * stops the run (lp->fatal); others are logged, rate-limited. */
 void itd_run_error_cb(rd_kafka_t *rk, int err, const char *reason,
                       void *opaque);
+/* Runs lp->rows[0..k) through the engine; ITD_OK, or an error (logged)
+ * when it refused the batch (nothing of it applied). */
+itd_err_t itd_run_engine(loop_t *lp, size_t k);
+/* Produces the outputs of lp->rows[0..k), processed by the engine. */
+void itd_run_emit(loop_t *lp, size_t k);
+
+/* ---- decode.c ----------------------------------------------------------- */
+
+/* Decodes msgs[0..n) into lp->rows, lp->src, lp->msg_of: returns how many
+ * events go to the engine. Bad ones are dead-lettered, pending ones
+ * parked; failed messages are destroyed and set to NULL. */
+size_t itd_decode_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n);
 /* Parked events whose schema look-up ended go through the engine or to
  * the dead letters; settle: every one, now (a checkpoint is due). */
-void itd_run_release_parked(loop_t *lp, int settle);
+void itd_decode_release_parked(loop_t *lp, int settle);
 /* Parked events left for the next owner; partition -1: all. Returns how
  * many. */
-size_t itd_run_abandon_parked(loop_t *lp, int32_t partition);
+size_t itd_decode_abandon_parked(loop_t *lp, int32_t partition);
 
 /* ---- source.c ----------------------------------------------------------- */
 

@@ -77,10 +77,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Events waiting for their schema: settled when a checkpoint
          * follows, else left to the next owner. */
         if (lp->ck)
-                itd_run_release_parked(lp, 1);
+                itd_decode_release_parked(lp, 1);
         else
                 for (int i = 0; i < parts->cnt; i++)
-                        itd_run_abandon_parked(lp, parts->elems[i].partition);
+                        itd_decode_abandon_parked(lp,
+                                                  parts->elems[i].partition);
         itd_sink_drain(lp, itd_now_mono_ms() + lp->conf->shutdown_timeout_ms);
         int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ||
                    rd_kafka_assignment_lost(rk);
