@@ -11,6 +11,8 @@
 #   simulator (2000 users, 3 days, seed 7), then every FILE given (format
 #   guessed from the name unless :FORMAT is appended).
 # env: BUILD (default build), SEEDS (model.seed values, default "1 2 3"),
+#   REPLAY_OPTS (more -o key=value for every replay, e.g.
+#   "-o model.negative.sample.rate=0.25"),
 #   PYTHON (default: the first python3 with numpy, /usr/bin/python3
 #   included), KEEP=1 keeps the reports and exports in the printed folder.
 # needs: python3-numpy; python3-xgboost for the XGBoost row (Debian).
@@ -58,6 +60,7 @@ run() {
                         && export=$out.csv
                 "$intentd" replay --input "$input" ${format:+--format "$format"} \
                         --baseline logistic -o model.seed="$seed" \
+                        ${REPLAY_OPTS:-} \
                         -o log.level=warning --report "$out.json" $ex \
                         >"$out.log" 2>&1 || {
                         echo "accuracy.sh: replay of $input failed:" >&2

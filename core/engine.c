@@ -47,6 +47,8 @@ struct itd_engine_s {
         uint32_t *tids;     /* (train_batch, n_ids) */
         float *ty;          /* (train_batch) */
         int *tnext;         /* (train_batch) */
+        float *tw;          /* (train_batch) importance weights */
+        float neg_rate;     /* negatives kept for training, 0..1 */
         size_t tn;
 
         itd_example_hook_t hook;
@@ -63,7 +65,7 @@ struct itd_engine_s {
                                     * pointed at by its rows */
 
         uint64_t events, predictions, late, filtered;
-        uint64_t examples_pos, examples_neg;
+        uint64_t examples_pos, examples_neg, examples_neg_sampled_out;
 };
 
 /* A partition part_get() has already created (negative numbers: 0, as
@@ -159,6 +161,10 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                                 sizeof *eng->tids);
         eng->ty = itd_xcalloc(eng->train_batch, sizeof *eng->ty);
         eng->tnext = itd_xcalloc(eng->train_batch, sizeof *eng->tnext);
+        eng->tw = itd_xcalloc(eng->train_batch, sizeof *eng->tw);
+        eng->neg_rate = ec->neg_sample_rate > 0.0f && ec->neg_sample_rate < 1.0f
+                            ? ec->neg_sample_rate
+                            : 1.0f;
         return eng;
 fail:
         itd_engine_destroy(eng);
@@ -182,6 +188,7 @@ void itd_engine_destroy(itd_engine_t *eng) {
         free(eng->tids);
         free(eng->ty);
         free(eng->tnext);
+        free(eng->tw);
         free(eng->trig);
         free(eng->contrib);
         free(eng->feat_name);
@@ -240,11 +247,42 @@ static void train_flush(itd_engine_t *eng) {
         if (eng->tn == 0)
                 return;
         float loss;
+        /* a kept negative stands for 1 / neg_rate of them (importance
+         * weight), so the model learns the full stream's base rate and
+         * needs no calibration correction */
+        const float *wt = NULL;
+        if (eng->neg_rate < 1.0f) {
+                for (size_t i = 0; i < eng->tn; i++)
+                        eng->tw[i] = eng->ty[i] > 0.0f ? 1.0f
+                                                       : 1.0f / eng->neg_rate;
+                wt = eng->tw;
+        }
         /* a non-finite loss skips the step; the model counts it
          * (itd_engine_stats_t.train_skipped) */
-        (void)itd_model_train(eng->model, eng->tx, eng->tids, eng->ty,
-                              eng->tnext, eng->tn, &loss);
+        (void)itd_model_train_weighted(eng->model, eng->tx, eng->tids,
+                                       eng->ty, eng->tnext, wt, eng->tn,
+                                       &loss);
         eng->tn = 0;
+}
+
+/*
+ * Negative down-sampling (He et al. 2014, "Practical Lessons from
+ * Predicting Clicks on Ads at Facebook", section 6): a negative is kept
+ * for training with probability neg_rate, decided by a hash of its user
+ * and event time, so a replay, a restart and a restored partition keep
+ * the same ones. Positives are always kept.
+ */
+static int keep_for_training(const itd_engine_t *eng,
+                             const itd_example_t *ex) {
+        if (ex->label || eng->neg_rate >= 1.0f)
+                return 1;
+        /* splitmix64's finaliser of user and time: uniform in [0, 1) */
+        uint64_t h = ex->user_hash ^
+                     ((uint64_t)ex->ts_ms * 0x9E3779B97F4A7C15ull);
+        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+        h ^= h >> 31;
+        return (double)(h >> 11) * 0x1.0p-53 < (double)eng->neg_rate;
 }
 
 /* Judges resolved examples (they were scored before any learning from
@@ -268,6 +306,10 @@ static void learn_resolved(itd_engine_t *eng, itd_partition_t *pt) {
                         }
                         if (!ex[i].train)
                                 continue;
+                        if (!keep_for_training(eng, &ex[i])) {
+                                eng->examples_neg_sampled_out++;
+                                continue;
+                        }
                         if (ex[i].label)
                                 eng->examples_pos++;
                         else
@@ -542,6 +584,7 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         s->filtered = eng->filtered;
         s->examples_pos = eng->examples_pos;
         s->examples_neg = eng->examples_neg;
+        s->examples_neg_sampled_out = eng->examples_neg_sampled_out;
         s->train_steps = (uint64_t)itd_model_steps(eng->model);
         s->train_skipped = itd_model_skipped(eng->model);
         for (size_t p = 0; p < eng->n_parts; p++) {

@@ -421,6 +421,18 @@ const struct prop itd_conf_props[] = {
      .off = F_I64(model_batch_size), .min = 1, .max = 256, .def = "64",
      .unit = "examples",
      .help = "Resolved examples per training step (mini-batch)."},
+    {.name = "model.negative.sample.rate", .type = PT_DOUBLE,
+     .off = F_DBL(model_negative_sample_rate), .dmin = 0, .dmin_excl = true,
+     .dmax = 1, .def = "1",
+     .help = "Fraction of the resolved negative examples the model trains "
+             "on; each kept negative then weighs 1 / rate in the loss "
+             "(importance weights), so scores stay calibrated to the full "
+             "stream. Which negatives are kept is a hash of the user and "
+             "the event time: the same on every replay and after a "
+             "restart. Every example is still judged (progressive "
+             "validation). 1 trains on all of them; below 1 training "
+             "costs about that fraction of its full cost at a base rate "
+             "of a few percent (docs/MODEL.md, Negative down-sampling)."},
     {.name = "model.seed", .type = PT_INT, .off = F_I64(model_seed), .min = 0,
      .max = INT64_C(4611686018427387904), .def = "42",
      .help = "Seed of the weight initialisation; the same seed, "

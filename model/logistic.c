@@ -185,6 +185,13 @@ void itd_logistic_predict(itd_logistic_t *lr, const float *x,
 itd_err_t itd_logistic_train(itd_logistic_t *lr, const float *x,
                              const uint32_t *ids, const float *y,
                              const int *next, size_t B, float *loss) {
+        return itd_logistic_train_weighted(lr, x, ids, y, next, NULL, B, loss);
+}
+
+itd_err_t itd_logistic_train_weighted(itd_logistic_t *lr, const float *x,
+                                      const uint32_t *ids, const float *y,
+                                      const int *next, const float *wt,
+                                      size_t B, float *loss) {
         if (B == 0 || B > lr->max_batch) {
                 if (loss)
                         *loss = NAN;
@@ -221,7 +228,9 @@ itd_err_t itd_logistic_train(itd_logistic_t *lr, const float *x,
                 double p = sigmoid(t);
                 /* stable BCE: max(t, 0) - t y + log(1 + exp(-|t|)) */
                 bce_sum += fmax(t, 0.0) - t * y[b] + log1p(exp(-fabs(t)));
-                double g = p - y[b];
+                /* an example of weight w counts as w of them: its
+                 * gradient scaled by w */
+                double g = (p - y[b]) * (wt ? wt[b] : 1.0);
                 for (size_t j = 0; j < k; j++) {
                         size_t i = lr->active[j];
                         double g_i = g * lr->value[j];
@@ -234,7 +243,7 @@ itd_err_t itd_logistic_train(itd_logistic_t *lr, const float *x,
         if (next)
                 for (size_t b = 0; b < B; b++)
                         if (next[b] >= 0 && next[b] < (int)K)
-                                lr->next_count[next[b]] += 1.0;
+                                lr->next_count[next[b]] += wt ? wt[b] : 1.0;
         lr->steps++;
         if (loss)
                 *loss = (float)(bce_sum / (double)B);

@@ -70,6 +70,13 @@ void itd_logistic_predict(itd_logistic_t *lr, const float *x,
 itd_err_t itd_logistic_train(itd_logistic_t *lr, const float *x,
                              const uint32_t *ids, const float *y,
                              const int *next, size_t B, float *loss);
+/** @brief itd_logistic_train with importance weights wt (B) or NULL: an
+ * example of weight w moves FTRL as w copies of it would to first order
+ * (its gradient times w). *loss stays the unweighted mean. */
+itd_err_t itd_logistic_train_weighted(itd_logistic_t *lr, const float *x,
+                                      const uint32_t *ids, const float *y,
+                                      const int *next, const float *wt,
+                                      size_t B, float *loss);
 
 /** @brief Weight of coordinate i as it would be used now. */
 double itd_logistic_weight(const itd_logistic_t *lr, size_t i);

@@ -618,7 +618,8 @@ void itd_mlp_zero_grad(itd_mlp_t *m) {
 
 double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
                                 const uint32_t *ids, const float *y,
-                                const int *next, size_t B, double *bce) {
+                                const int *next, const float *wt, size_t B,
+                                double *bce) {
         const itd_mlp_conf_t *c = &m->conf;
         const size_t K = ITD_MLP_K;
         const size_t L = m->n_layers;
@@ -640,6 +641,16 @@ double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
          * heads: dlogit (B), dnlogit (B, K) -> dact[L] (B, H)
          */
         itd_sigmoid_bce_backward(m->dlogit, m->p, y, B, 1.0f / (float)B);
+        if (wt) {
+                /* importance weights: the weighted mean, d (sum w_i bce_i /
+                 * sum w) / d logit_i = w_i (p_i - y_i) / sum w */
+                double W = 0.0;
+                for (size_t i = 0; i < B; i++)
+                        W += wt[i];
+                const float s = (float)((double)B / W);
+                for (size_t i = 0; i < B; i++)
+                        m->dlogit[i] *= wt[i] * s;
+        }
         itd_linear_backward(m->dact[L], m->dwp, m->dbp, m->dlogit, m->act[L],
                             m->wp, B, H, 1, 0.0f);
         if (m->ww) {
@@ -661,6 +672,17 @@ double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
         if (n_valid) {
                 itd_softmax_ce_backward(m->dnlogit, m->nprob, next, B, K,
                                         c->loss_weight_next / (float)n_valid);
+                if (wt) {
+                        /* the weighted mean over the rows with a label */
+                        double W = 0.0;
+                        for (size_t i = 0; i < B; i++)
+                                if (next[i] >= 0 && (size_t)next[i] < K)
+                                        W += wt[i];
+                        const float s = (float)((double)n_valid / W);
+                        for (size_t i = 0; i < B; i++)
+                                for (size_t k = 0; k < K; k++)
+                                        m->dnlogit[i * K + k] *= wt[i] * s;
+                }
                 itd_linear_backward(m->dact[L], m->dwn, m->dbn, m->dnlogit,
                                     m->act[L], m->wn, B, H, K, 1.0f);
         } else {
@@ -785,15 +807,21 @@ static int spd_solve(const double *A, const double *b, double *z, size_t K) {
         return 0;
 }
 
-void itd_mlp_offset_step(itd_mlp_t *m, const float *x, size_t B) {
+void itd_mlp_offset_step(itd_mlp_t *m, const float *x, const float *wt,
+                         size_t B) {
         const itd_mlp_conf_t *c = &m->conf;
         const size_t K = c->n_offsets, D = c->n_dense;
         if (K == 0)
                 return;
-        /* H += sum_i p_i (1 - p_i) o_i o_i^T: the Fisher information of
-         * theta in this batch (the BCE's Hessian in the logit is p(1-p)) */
+        /* H += sum_i wt_i p_i (1 - p_i) o_i o_i^T: the Fisher information
+         * of theta in this batch (the BCE's Hessian in the logit is
+         * p(1-p)), each example counted wt_i times */
+        double W = 0.0;
         for (size_t i = 0; i < B; i++) {
                 double w = (double)m->p[i] * (1.0 - (double)m->p[i]);
+                if (wt)
+                        w *= wt[i];
+                W += wt ? wt[i] : 1.0;
                 const float *xi = x + i * D;
                 for (size_t a = 0; a < K; a++)
                         for (size_t b = 0; b < K; b++)
@@ -802,8 +830,9 @@ void itd_mlp_offset_step(itd_mlp_t *m, const float *x, size_t B) {
                                     xi[c->offset_input[b]];
         }
         double g[ITD_MLP_MAX_OFFSETS], step[ITD_MLP_MAX_OFFSETS];
+        /* dtheta is of the (weighted) mean loss; the step wants the sum */
         for (size_t k = 0; k < K; k++)
-                g[k] = (double)B * m->dtheta[k];
+                g[k] = W * m->dtheta[k];
         if (spd_solve(m->offset_h, g, step, K) != 0)
                 return; /* cannot happen from a positive prior; be safe */
         for (size_t k = 0; k < K; k++)
@@ -831,6 +860,13 @@ void itd_mlp_avg_update(itd_mlp_t *m) {
 itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
                         const float *y, const int *next, size_t B,
                         float *loss) {
+        return itd_mlp_train_weighted(m, x, ids, y, next, NULL, B, loss);
+}
+
+itd_err_t itd_mlp_train_weighted(itd_mlp_t *m, const float *x,
+                                 const uint32_t *ids, const float *y,
+                                 const int *next, const float *wt, size_t B,
+                                 float *loss) {
         if (B == 0 || B > m->conf.max_batch) {
                 if (loss)
                         *loss = NAN;
@@ -849,7 +885,8 @@ itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
         }
         itd_mlp_norm_update(m, x, B);
         double bce;
-        double total = itd_mlp_forward_backward(m, x, ids, y, next, B, &bce);
+        double total =
+            itd_mlp_forward_backward(m, x, ids, y, next, wt, B, &bce);
         if (loss)
                 *loss = (float)bce;
         /*
@@ -865,7 +902,7 @@ itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
         float gscale = 1.0f;
         if (m->conf.clip > 0.0f && gnorm > m->conf.clip)
                 gscale = (float)(m->conf.clip / gnorm);
-        itd_mlp_offset_step(m, x, B);
+        itd_mlp_offset_step(m, x, wt, B);
         itd_mlp_apply_step(m, gscale);
         itd_mlp_zero_grad(m);
         m->steps++;

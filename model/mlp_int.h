@@ -121,11 +121,13 @@ void itd_mlp_norm_update(itd_mlp_t *m, const float *x, size_t B);
 /**
  * @brief The offset weights' Newton step on one batch, after
  * itd_mlp_forward_backward of that batch (which left p and dtheta):
- * offset_h += sum_i p_i (1 - p_i) o_i o_i^T; theta -= offset_h^-1 B dtheta
- * (dtheta is of the mean loss; the step wants the sum). No-op without
- * offsets.
+ * offset_h += sum_i wt_i p_i (1 - p_i) o_i o_i^T; theta -= offset_h^-1 W
+ * dtheta with W = sum wt (dtheta is of the weighted mean loss; the step
+ * wants the sum). wt: (B) importance weights, or NULL for all 1. No-op
+ * without offsets.
  */
-void itd_mlp_offset_step(itd_mlp_t *m, const float *x, size_t B);
+void itd_mlp_offset_step(itd_mlp_t *m, const float *x, const float *wt,
+                         size_t B);
 
 /**
  * @brief Moves the averaged offset weights towards the current ones after
@@ -148,13 +150,17 @@ void itd_mlp_zero_grad(itd_mlp_t *m);
  * loss_weight_next * mean CE (CE over rows whose next is in range), the
  * dense gradients and dtheta are set to d loss / d params (overwritten),
  * the touched embedding rows' gradients get += (so call itd_mlp_zero_grad
- * between batches). Records the touched embedding rows.
+ * between batches). Records the touched embedding rows. wt: (B)
+ * importance weights or NULL: with them, both losses' gradients are of
+ * the weighted means (sum w_i l_i / sum w_i); the returned losses stay
+ * unweighted means.
  * Shapes as in itd_mlp_train; B <= max_batch.
  * @returns the total loss; *bce (if not NULL) gets the mean BCE.
  */
 double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
                                 const uint32_t *ids, const float *y,
-                                const int *next, size_t B, double *bce);
+                                const int *next, const float *wt, size_t B,
+                                double *bce);
 
 /** @brief The total loss of itd_mlp_forward_backward, forward only. */
 double itd_mlp_loss(itd_mlp_t *m, const float *x, const uint32_t *ids,

@@ -171,9 +171,18 @@ int itd_model_predict_explain(itd_model_t *m, const float *x,
 itd_err_t itd_model_train(itd_model_t *m, const float *x, const uint32_t *ids,
                           const float *y, const int *next, size_t B,
                           float *loss) {
+        return itd_model_train_weighted(m, x, ids, y, next, NULL, B, loss);
+}
+
+itd_err_t itd_model_train_weighted(itd_model_t *m, const float *x,
+                                   const uint32_t *ids, const float *y,
+                                   const int *next, const float *wt,
+                                   size_t B, float *loss) {
         itd_err_t err =
-            m->mlp ? itd_mlp_train(m->mlp, x, ids, y, next, B, loss)
-                   : itd_logistic_train(m->lr, x, ids, y, next, B, loss);
+            m->mlp ? itd_mlp_train_weighted(m->mlp, x, ids, y, next, wt, B,
+                                            loss)
+                   : itd_logistic_train_weighted(m->lr, x, ids, y, next, wt,
+                                                 B, loss);
         if (err == ITD_OK)
                 m->examples += B;
         return err;

@@ -54,17 +54,25 @@ static void sparse_stream(itd_row_t *in) {
         }
 }
 
-/* model_version of the first and last prediction of one batch */
-static void versions(const char *span, int64_t *first, int64_t *last) {
-        itd_conf_t *conf = conf_with(span);
+static itd_row_t in[N_EV];
+
+/* An engine of conf fed the sparse stream in one batch (in[] holds what
+ * it returned). */
+static itd_engine_t *fed(const itd_conf_t *conf) {
         char err[256];
         itd_engine_t *eng = itd_conf_new_engine(conf, err, sizeof err);
         cr_assert_not_null(eng, "%s", err);
-        static itd_row_t in[N_EV];
         sparse_stream(in);
         cr_assert_eq(itd_engine_process(eng, "events", in, N_EV,
                                         itd_now_wall_ms(), NULL, 0),
                      ITD_OK);
+        return eng;
+}
+
+/* model_version of the first and last prediction of one batch */
+static void versions(const char *span, int64_t *first, int64_t *last) {
+        itd_conf_t *conf = conf_with(span);
+        itd_engine_t *eng = fed(conf);
         for (size_t i = 0; i < N_EV; i++)
                 cr_assert_eq(in[i].outcome, ITD_OUT_PREDICTED);
         for (size_t i = 1; i < N_EV; i++)
@@ -91,6 +99,40 @@ Test(engine_learn, a_batch_spanning_hours_is_scored_in_chunks_of_event_time) {
         versions("0", &f, &l);
         cr_expect_eq(f, 0);
         cr_expect_eq(l, 0, "span 0: one pass, the model of the batch start");
+}
+
+/* examples trained on (pos, neg) and negatives sampled out, one run of
+ * the sparse stream at model.negative.sample.rate */
+static void sampled(const char *rate, itd_engine_stats_t *s) {
+        itd_conf_t *conf = conf_with("3m");
+        char err[256];
+        cr_assert_eq(itd_conf_set(conf, "model.negative.sample.rate", rate,
+                                  err, sizeof err),
+                     ITD_OK, "%s", err);
+        itd_engine_t *eng = fed(conf);
+        itd_engine_advance(eng, T0 + (N_EV + 60) * MIN_MS);
+        itd_engine_stats(eng, s);
+        itd_engine_destroy(eng);
+        itd_conf_destroy(conf);
+}
+
+Test(engine_learn, negative_down_sampling_trains_on_a_share_of_negatives) {
+        itd_engine_stats_t all, quarter, again;
+        sampled("1", &all);
+        sampled("0.25", &quarter);
+        sampled("0.25", &again);
+        cr_expect_eq(all.examples_neg_sampled_out, 0);
+        cr_assert_gt(all.examples_neg, 100);
+        /* every positive trained; the negatives split, none lost */
+        cr_expect_eq(quarter.examples_pos, all.examples_pos);
+        cr_expect_eq(quarter.examples_neg + quarter.examples_neg_sampled_out,
+                     all.examples_neg);
+        double share = (double)quarter.examples_neg / (double)all.examples_neg;
+        /* ~370 negatives: a binomial share of 0.25 has sd 0.023 */
+        cr_expect(share > 0.15 && share < 0.35, "kept %.3f", share);
+        cr_expect_lt(quarter.train_steps, all.train_steps);
+        /* the choice is a hash of user and time: the same every run */
+        cr_expect_eq(again.examples_neg, quarter.examples_neg);
 }
 
 typedef struct seen_s {
@@ -133,7 +175,6 @@ Test(engine_learn, resolved_labels_reach_their_users_features) {
         }
         cr_assert(s.f_lo && s.f_n);
         itd_engine_set_example_hook(eng, hook, &s);
-        static itd_row_t in[N_EV];
         sparse_stream(in);
         cr_assert_eq(itd_engine_process(eng, "events", in, N_EV,
                                         itd_now_wall_ms(), NULL, 0),

@@ -104,7 +104,8 @@ Test(mlp, gradients_match_finite_differences_for_every_tensor) {
         for (size_t i = m->n_dense_params; i < m->n_params; i++)
                 m->params[i] = (float)(urand() - 0.5);
         itd_mlp_zero_grad(m);
-        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, NULL, TB,
+                                 NULL);
 
         size_t checked = 0, kinks = 0;
         size_t per_tensor[ITD_MLP_MAX_TENSORS + 1] = {0};
@@ -261,7 +262,8 @@ Test(mlp, adam_update_agrees_with_the_plain_loop_reference) {
 static void tiny_grads(itd_mlp_t *m, const float *x, float *p0, float *g0) {
         memcpy(p0, m->params, m->n_params * sizeof(float));
         itd_mlp_zero_grad(m);
-        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, NULL, TB,
+                                 NULL);
         memcpy(g0, m->grads, m->n_params * sizeof(float));
         itd_mlp_zero_grad(m);
 }
@@ -406,7 +408,7 @@ Test(mlp, the_vectorised_step_agrees_with_the_plain_loop_step) {
                              ITD_OK);
                 itd_mlp_norm_update(ref, x, TB);
                 itd_mlp_forward_backward(ref, x, tiny_ids, tiny_y, tiny_next,
-                                         TB, NULL);
+                                         NULL, TB, NULL);
                 double n_fast = itd_mlp_grad_norm(ref);
                 double gnorm = itd_mlp_grad_norm_ref(ref);
                 cr_expect_float_eq(n_fast, gnorm, 1e-6 * gnorm,
@@ -436,6 +438,54 @@ Test(mlp, the_vectorised_step_agrees_with_the_plain_loop_step) {
                                    "avg %zu", i);
         itd_mlp_destroy(fast);
         itd_mlp_destroy(ref);
+}
+
+/*
+ * An importance weight of 2 is the example twice: one batch with weights
+ * {2, 1, 1, 1, 1} and one with the first example duplicated give the same
+ * step (up to summation order), both heads and the embeddings included.
+ */
+Test(mlp, a_weight_of_two_trains_as_the_example_twice) {
+        itd_mlp_conf_t c = tiny_conf(ITD_OPT_ADAM);
+        itd_mlp_t *w = itd_mlp_new(&c, NULL, 0);
+        itd_mlp_t *d = itd_mlp_new(&c, NULL, 0);
+        float x[TB * TD], x2[(TB + 1) * TD], y2[TB + 1];
+        uint32_t ids2[(TB + 1) * TS];
+        int next2[TB + 1];
+        tiny_x(x);
+        memcpy(x2, x, TD * sizeof(float));
+        memcpy(x2 + TD, x, TB * TD * sizeof(float));
+        memcpy(ids2, tiny_ids, TS * sizeof(uint32_t));
+        memcpy(ids2 + TS, tiny_ids, TB * TS * sizeof(uint32_t));
+        y2[0] = tiny_y[0];
+        memcpy(y2 + 1, tiny_y, TB * sizeof(float));
+        next2[0] = tiny_next[0];
+        memcpy(next2 + 1, tiny_next, TB * sizeof(int));
+        const float wt[TB] = {2, 1, 1, 1, 1};
+        for (int s = 0; s < 3; s++) {
+                cr_assert_eq(itd_mlp_train_weighted(w, x, tiny_ids, tiny_y,
+                                                    tiny_next, wt, TB, NULL),
+                             ITD_OK);
+                cr_assert_eq(itd_mlp_train(d, x2, ids2, y2, next2, TB + 1,
+                                           NULL),
+                             ITD_OK);
+        }
+        for (size_t i = 0; i < w->n_params; i++)
+                cr_expect_float_eq(w->params[i], d->params[i],
+                                   1e-5 * fabsf(d->params[i]) + 1e-6,
+                                   "param %zu: %g vs %g", i, w->params[i],
+                                   d->params[i]);
+        /* and weights of 1 are no weights at all, to the bit */
+        itd_mlp_t *a = itd_mlp_new(&c, NULL, 0), *b = itd_mlp_new(&c, NULL, 0);
+        const float ones[TB] = {1, 1, 1, 1, 1};
+        itd_mlp_train_weighted(a, x, tiny_ids, tiny_y, tiny_next, ones, TB,
+                               NULL);
+        itd_mlp_train(b, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        cr_expect_eq(memcmp(a->params, b->params,
+                            a->n_params * sizeof(float)),
+                     0);
+        itd_mlp_destroy(w), itd_mlp_destroy(d);
+        itd_mlp_destroy(a), itd_mlp_destroy(b);
 }
 
 /* ---- determinism and paths --------------------------------------------- */
@@ -521,7 +571,8 @@ Test(mlp, predict_leaves_gradients_and_optimizer_untouched) {
         /* leave a gradient pending, as between backward and step */
         float x[TB * TD];
         tiny_x(x);
-        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, NULL, TB,
+                                 NULL);
         size_t n = m->n_params * sizeof(float);
         float *params = malloc(n), *grads = malloc(n), *mom = malloc(2 * n);
         memcpy(params, m->params, n);
@@ -838,7 +889,8 @@ Test(mlp, offset_weight_gradients_match_finite_differences) {
         float x[TB * TD];
         tiny_x(x);
         itd_mlp_zero_grad(m);
-        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, NULL, TB,
+                                 NULL);
         for (size_t k = 0; k < 2; k++) {
                 /* the loss is smooth in theta (no ReLU in its path) */
                 const double eps = 1e-3, saved = m->theta[k];
@@ -862,7 +914,8 @@ Test(mlp, offset_newton_step_matches_hand_computed_values) {
         float x[TB * TD];
         tiny_x(x);
         itd_mlp_zero_grad(m);
-        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, TB, NULL);
+        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, NULL, TB,
+                                 NULL);
         /* by hand: H = prior I + sum p (1 - p) o o^T, g = sum (p - y) o,
          * step = H^-1 g by Cramer's rule */
         double H[4] = {2.0, 0.0, 0.0, 2.0}, g[2] = {0, 0};
@@ -877,7 +930,7 @@ Test(mlp, offset_newton_step_matches_hand_computed_values) {
         double det = H[0] * H[3] - H[1] * H[2];
         double s0 = (H[3] * g[0] - H[1] * g[1]) / det;
         double s1 = (H[0] * g[1] - H[2] * g[0]) / det;
-        itd_mlp_offset_step(m, x, TB);
+        itd_mlp_offset_step(m, x, NULL, TB);
         /* p is float, the rest double */
         cr_expect_float_eq(m->theta[0], 0.7 - s0, 1e-6, "%.9f", m->theta[0]);
         cr_expect_float_eq(m->theta[1], -0.4 - s1, 1e-6, "%.9f",

@@ -99,6 +99,8 @@ typedef struct itd_engine_stats_s {
         uint64_t filtered;        /* events refused (ITD_OUT_FILTERED) */
         uint64_t examples_pos;    /* resolved training examples, positive */
         uint64_t examples_neg;    /* resolved training examples, negative */
+        uint64_t examples_neg_sampled_out; /* negatives judged but not
+                                            * trained on (down-sampling) */
         uint64_t train_steps;     /* optimizer steps */
         uint64_t train_skipped;   /* steps skipped (non-finite loss) */
         uint64_t pending;         /* predictions waiting for their label */
@@ -132,6 +134,9 @@ typedef struct itd_engine_conf_s {
                                        * be the features'; max_batch is
                                        * the engine's to set */
         size_t train_batch;           /* examples per optimizer step */
+        float neg_sample_rate;        /* negatives kept for training
+                                       * (each then weighs 1 / rate);
+                                       * 1 (or 0): all */
         int64_t score_span_ms;        /* event time one scoring chunk may
                                        * span; 0: a whole batch */
         float threshold;              /* decision threshold of the

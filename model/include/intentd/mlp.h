@@ -159,6 +159,18 @@ itd_err_t itd_mlp_train(itd_mlp_t *m, const float *x, const uint32_t *ids,
                         const float *y, const int *next, size_t B,
                         float *loss);
 
+/**
+ * @brief itd_mlp_train with importance weights: wt (B), each example
+ * counted wt_i times (a negative kept with probability r weighs 1 / r);
+ * the gradients are of the weighted mean losses, so the model learns as
+ * if from the examples that were not sampled away. NULL: all 1. *loss
+ * stays the unweighted mean BCE. Input statistics are not weighted.
+ */
+itd_err_t itd_mlp_train_weighted(itd_mlp_t *m, const float *x,
+                                 const uint32_t *ids, const float *y,
+                                 const int *next, const float *wt, size_t B,
+                                 float *loss);
+
 /** @brief Optimizer steps taken so far (the published model_version). */
 int64_t itd_mlp_steps(const itd_mlp_t *m);
 /** @brief Steps skipped for a non-finite loss. */

@@ -111,6 +111,17 @@ itd_err_t itd_model_train(itd_model_t *m, const float *x, const uint32_t *ids,
                           const float *y, const int *next, size_t B,
                           float *loss);
 
+/**
+ * @brief itd_model_train with importance weights wt (B), or NULL for all
+ * 1: an example of weight w counts as w examples (a negative kept with
+ * probability r weighs 1 / r), so a down-sampled stream trains the model
+ * it would have trained in full, to first order. *loss stays unweighted.
+ */
+itd_err_t itd_model_train_weighted(itd_model_t *m, const float *x,
+                                   const uint32_t *ids, const float *y,
+                                   const int *next, const float *wt,
+                                   size_t B, float *loss);
+
 /** @brief Training steps so far (the published model_version). */
 int64_t itd_model_steps(const itd_model_t *m);
 /** @brief Steps skipped for a non-finite loss or input. */
