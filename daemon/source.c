@@ -43,8 +43,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         const char *protocol = rd_kafka_rebalance_protocol(rk);
         int cooperative = protocol && !strcmp(protocol, "COOPERATIVE");
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-                itd_log(ITD_LOG_NOTICE, "kafka", "assigned %d partition(s)",
-                        parts->cnt);
+                itd_log(ITD_LOG_NOTICE, "kafka", "assigned %d partition(s), %s",
+                        parts->cnt, protocol ? protocol : "EAGER");
                 if (lp->ck)
                         itd_commit_assign(lp, parts, cooperative);
                 if (cooperative)

@@ -35,11 +35,20 @@ static void stop_broker(void) { tu_broker_stop(&broker); }
 TestSuite(modelsync, .init = start_broker, .fini = stop_broker,
           .timeout = 240);
 
+/* 1: cooperative-sticky assignment and static membership */
+static int cooperative;
+
 static void write_conf(int i, char *path, size_t cap) {
-        char name[32];
+        char name[32], kafka[256];
         snprintf(name, sizeof name, "i%d.yaml", i);
+        snprintf(kafka, sizeof kafka,
+                 TU_KAFKA_FAST "%s%s%d\n",
+                 cooperative ? "  partition.assignment.strategy: "
+                               "cooperative-sticky\n"
+                             : "",
+                 cooperative ? "  group.instance.id: intentd-" : "  client.id: intentd-", i);
         tu_conf_write(broker.dir, broker.bootstrap, name, path, cap,
-                      TU_KAFKA_FAST,
+                      kafka,
                       "topics:\n"
                       "  model: intentd.model\n"
                       "model:\n"
@@ -93,7 +102,7 @@ static int has_line(void *arg) {
         return ok;
 }
 
-Test(modelsync, three_instances_exchange_changes_and_a_new_one_starts_from_them) {
+static void exchange(void) {
         char fixture[512], conf[INST + 1][512], log[INST + 1][512], lg[512];
         tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
         long expected = tu_count_lines(fixture);
@@ -127,6 +136,12 @@ Test(modelsync, three_instances_exchange_changes_and_a_new_one_starts_from_them)
                 long m = logged(log[i], "model sync: instance", "merged ");
                 cr_expect_geq(p, 0, "instance %d logged no sync summary (%s)",
                               i, log[i]);
+                waitlog_t coop = {log[i], "partition(s), COOPERATIVE"};
+                if (cooperative)
+                        cr_expect(has_line(&coop),
+                                  "instance %d did not assign incrementally "
+                                  "(see %s)",
+                                  i, log[i]);
                 published += p > 0 ? p : 0;
                 merged += m > 0 ? m : 0;
         }
@@ -147,4 +162,17 @@ Test(modelsync, three_instances_exchange_changes_and_a_new_one_starts_from_them)
                      "the new instance adopted %ld snapshot parts and "
                      "merged %ld changes (see %s)",
                      adopted, changes, log[INST]);
+}
+
+Test(modelsync, three_instances_exchange_changes_and_a_new_one_starts_from_them) {
+        cooperative = 0;
+        exchange();
+}
+
+/* The same with kafka.partition.assignment.strategy cooperative-sticky and
+ * a kafka.group.instance.id per instance: incremental assignment (the
+ * daemons log the protocol with each assignment). */
+Test(modelsync, the_same_with_cooperative_sticky_and_static_membership) {
+        cooperative = 1;
+        exchange();
 }
