@@ -90,6 +90,12 @@ itd_err_t itd_conf_to_engine(const itd_conf_t *conf, itd_engine_conf_t *ec,
                                         mc->mlp.offset_input
                                             [mc->mlp.n_offsets++] = i;
         }
+        if (conf->model_linear_newton)
+                /* what the user is doing now (docs/FEATURES.md) */
+                for (size_t i = 0; i < dim; i++)
+                        if (!itd_features_lifetime(sc, i) &&
+                            mc->mlp.n_linear < ITD_MLP_MAX_LINEAR)
+                                mc->mlp.linear_input[mc->mlp.n_linear++] = i;
         ec->train_batch = (size_t)conf->model_batch_size;
         ec->neg_sample_rate = (float)conf->model_negative_sample_rate;
         ec->score_span_ms = conf->model_score_span_ms;

@@ -445,12 +445,13 @@ const struct prop itd_conf_props[] = {
              "trains the purchase head alone."},
     {.name = "model.wide.learning.rate", .type = PT_DOUBLE,
      .off = F_DBL(model_wide_learning_rate), .dmin = 0, .dmax = 1,
-     .def = "0.01",
+     .def = "0",
      .help = "MLP: step size of the wide path, a linear model over the "
              "standardised dense features added to the network's purchase "
-             "logit (weights by SGD, the purchase bias by AdaGrad). It "
-             "learns the purchase history within the first thousands of "
-             "examples while the network catches up; 0 removes the path."},
+             "logit (weights by SGD, the purchase bias by AdaGrad); the "
+             "inputs that model.linear.newton fits are left to it. 0 "
+             "removes the path: by default the Newton-fitted inputs and "
+             "the offsets are the linear part (docs/MODEL.md)."},
     {.name = "model.embedding.learning.rate", .type = PT_DOUBLE,
      .off = F_DBL(model_embedding_learning_rate), .dmin = 0, .dmax = 1,
      .def = "0.1",
@@ -474,6 +475,15 @@ const struct prop itd_conf_props[] = {
              "what moves a prediction away from the user's own rate. Part "
              "of the model's shape: a checkpoint made with the other "
              "setting does not load."},
+    {.name = "model.linear.newton", .type = PT_BOOL,
+     .off = F_INT(model_linear_newton), .def = "true",
+     .help = "MLP: the dense features that describe what the user is "
+             "doing now (every one but the lifetime ones, "
+             "docs/FEATURES.md) also enter the purchase logit linearly, "
+             "standardised, with weights fitted online by Newton's method "
+             "together with the offsets, from 0 under a prior worth some "
+             "40,000 examples. Part of the model's shape: a checkpoint "
+             "made with the other setting does not load."},
     {.name = "model.average.steps", .type = PT_INT,
      .off = F_I64(model_average_steps), .min = 0, .max = 1000000,
      .def = "100", .unit = "steps",

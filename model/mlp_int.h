@@ -73,14 +73,19 @@ struct itd_mlp_s {
         float *norm_shift, *norm_scale; /* (n_dense) */
 
         /*
-         * Offset weights (conf.n_offsets): theta, the gradient of the loss
+         * Newton-fitted weights, K = n_newton = conf.n_offsets +
+         * conf.n_linear (offsets first): theta, the gradient of the loss
          * by theta (summed into like every gradient), and the accumulated
          * curvature offset_h = prior + sum p (1 - p) o o^T, (K, K)
-         * row-major with K = n_offsets. Doubles: offset_h only grows.
+         * row-major. Doubles: offset_h only grows. One allocation (NULL
+         * when K is 0), with theta_avg and the step's scratch: the
+         * Cholesky factor (K, K) and three vectors (K).
          */
-        double theta[ITD_MLP_MAX_OFFSETS];
-        double dtheta[ITD_MLP_MAX_OFFSETS];
-        double offset_h[ITD_MLP_MAX_OFFSETS * ITD_MLP_MAX_OFFSETS];
+        size_t n_newton;
+        double *theta;
+        double *dtheta;
+        double *offset_h;
+        double *newton_l, *newton_g, *newton_step, *newton_keep;
 
         /*
          * Averaged parameters (conf.avg_steps): the dense tensors in the
@@ -89,7 +94,7 @@ struct itd_mlp_s {
          * wn, bn, ww) and theta at them for the time of a forward pass.
          */
         float *avg;
-        double theta_avg[ITD_MLP_MAX_OFFSETS];
+        double *theta_avg; /* (n_newton) */
 
         /* scratch, (max_batch, width) each */
         float *scratch;
@@ -119,12 +124,13 @@ struct itd_mlp_s {
 void itd_mlp_norm_update(itd_mlp_t *m, const float *x, size_t B);
 
 /**
- * @brief The offset weights' Newton step on one batch, after
- * itd_mlp_forward_backward of that batch (which left p and dtheta):
- * offset_h += sum_i wt_i p_i (1 - p_i) o_i o_i^T; theta -= offset_h^-1 W
- * dtheta with W = sum wt (dtheta is of the weighted mean loss; the step
- * wants the sum). wt: (B) importance weights, or NULL for all 1. No-op
- * without offsets.
+ * @brief The Newton step of the offsets and Newton inputs on one batch,
+ * after itd_mlp_forward_backward of that batch (which left p, dtheta and
+ * the standardised inputs): offset_h += sum_i wt_i p_i (1 - p_i) o_i
+ * o_i^T; theta -= offset_h^-1 W dtheta with W = sum wt (dtheta is of the
+ * weighted mean loss; the step wants the sum), o_i the inputs of row i as
+ * forward read them. wt: (B) importance weights, or NULL for all 1. No-op
+ * when there are none.
  */
 void itd_mlp_offset_step(itd_mlp_t *m, const float *x, const float *wt,
                          size_t B);

@@ -11,8 +11,9 @@
  *             standardisation: "norm.mean", "norm.var" (f64, n_dense) and
  *             "norm.count" (f64, 1). With the wide path, its weights are
  *             the tensor "ww" and the bias' AdaGrad accumulator sits in
- *             the last moment block. With offsets: "offset.theta" (f64,
- *             K, flagged as parameters) and "offset.h" (f64, K x K).
+ *             the last moment block. With offsets or Newton inputs:
+ *             "offset.theta" (f64, K = offsets + Newton inputs, flagged as
+ *             parameters) and "offset.h" (f64, K x K).
  *             With averaging: "avg" (f32, the dense tensors in their
  *             layout) and "avg.theta" (f64, K).
  *   logistic  "ftrl.z", "ftrl.n" (f64, n_weights) are the state; "weights"
@@ -98,6 +99,10 @@ uint64_t itd_model_conf_hash(const itd_model_conf_t *conf) {
                 fnv_u64(&h, c->n_offsets);
                 for (size_t k = 0; k < c->n_offsets; k++)
                         fnv_u64(&h, c->offset_input[k]);
+                /* so do the Newton inputs, and they size "offset.*" */
+                fnv_u64(&h, c->n_linear);
+                for (size_t k = 0; k < c->n_linear; k++)
+                        fnv_u64(&h, c->linear_input[k]);
         }
         return h;
 }
@@ -282,8 +287,8 @@ itd_err_t itd_model_save(const itd_model_t *m, const char *path,
                                                 0, &mlp->norm_count,
                                                 sizeof(double));
                 }
-                if (mlp->conf.n_offsets) {
-                        const size_t K = mlp->conf.n_offsets;
+                if (mlp->n_newton) {
+                        const size_t K = mlp->n_newton;
                         itd_ckpt_writer_section(w, "offset.theta",
                                                 ITD_CKPT_F64,
                                                 ITD_CKPT_SEC_PARAM,
@@ -298,7 +303,7 @@ itd_err_t itd_model_save(const itd_model_t *m, const char *path,
                             mlp->n_dense_params * sizeof(float));
                         itd_ckpt_writer_section(
                             w, "avg.theta", ITD_CKPT_F64, 0, mlp->theta_avg,
-                            mlp->conf.n_offsets * sizeof(double));
+                            mlp->n_newton * sizeof(double));
                 }
         } else {
                 const itd_logistic_t *lr = m->lr;
@@ -433,9 +438,10 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
                 err = itd_ckpt_get(ck, "norm.count", ITD_CKPT_F64,
                                    norm + 2 * D, sizeof(double), errstr,
                                    errstr_size);
-        /* theta (K), then the curvature (K, K) */
-        const size_t K = mlp->conf.n_offsets;
-        double off[ITD_MLP_MAX_OFFSETS * (ITD_MLP_MAX_OFFSETS + 1)];
+        /* theta (K), then the curvature (K, K), then the averaged theta */
+        const size_t K = mlp->n_newton;
+        double *off = K ? itd_xmalloc((K * (K + 2)) * sizeof(double)) : NULL;
+        double *theta_avg = K ? off + K * (K + 1) : NULL;
         if (K && !err)
                 err = itd_ckpt_get(ck, "offset.theta", ITD_CKPT_F64, off,
                                    K * sizeof(double), errstr, errstr_size);
@@ -446,23 +452,25 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
         /* the averaged parameters, then the averaged offset weights */
         const size_t NA = mlp->avg ? mlp->n_dense_params : 0;
         float *avg = NA ? itd_xmalloc(NA * sizeof(float)) : NULL;
-        double theta_avg[ITD_MLP_MAX_OFFSETS];
         if (NA && !err)
                 err = itd_ckpt_get(ck, "avg", ITD_CKPT_F32, avg,
                                    NA * sizeof(float), errstr, errstr_size);
-        if (NA && !err)
+        if (NA && K && !err)
                 err = itd_ckpt_get(ck, "avg.theta", ITD_CKPT_F64, theta_avg,
                                    K * sizeof(double), errstr, errstr_size);
         if (!err)
                 err = itd_ckpt_get(ck, "counters", ITD_CKPT_U64, counters,
                                    3 * sizeof(uint64_t), errstr, errstr_size);
         if (!err) {
-                if (NA) {
+                if (NA)
                         memcpy(mlp->avg, avg, NA * sizeof(float));
+                if (NA && K)
                         memcpy(mlp->theta_avg, theta_avg, K * sizeof(double));
+                if (K) {
+                        memcpy(mlp->theta, off, K * sizeof(double));
+                        memcpy(mlp->offset_h, off + K,
+                               K * K * sizeof(double));
                 }
-                memcpy(mlp->theta, off, K * sizeof(double));
-                memcpy(mlp->offset_h, off + K, K * K * sizeof(double));
                 memcpy(mlp->params, params, np * sizeof(float));
                 if (nm)
                         memcpy(mlp->moments, moments, nm * np * sizeof(float));
@@ -480,6 +488,7 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
         free(moments);
         free(norm);
         free(avg);
+        free(off);
         return err;
 }
 

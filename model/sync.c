@@ -245,8 +245,8 @@ itd_msync_t *itd_msync_new(itd_model_t *m, uint64_t instance,
                 if (mlp->avg)
                         add_blk(ms, "avg", 0, mlp->avg, mlp->n_dense_params,
                                 DENSE_ROW, 0, 0);
-                if (c->n_offsets) {
-                        size_t K = c->n_offsets;
+                if (mlp->n_newton) { /* offsets, Newton inputs */
+                        size_t K = mlp->n_newton;
                         add_blk(ms, "offset.theta", 1, mlp->theta, K, K, 0, 1);
                         add_blk(ms, "offset.h", 1, mlp->offset_h, K * K,
                                 K * K, 0, 0);

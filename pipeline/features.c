@@ -138,6 +138,18 @@ const char *itd_features_name(const itd_state_conf_t *conf, size_t i,
         return buf;
 }
 
+int itd_features_lifetime(const itd_state_conf_t *conf, size_t i) {
+        size_t nw = conf->n_windows * TYPES;
+        if (i < nw || i - nw >= F__COUNT)
+                return 0;
+        i -= nw;
+        return i < F_LIFE + TYPES || i == F_LIFE_EVENTS ||
+               i == F_PURCHASE_RATE || (i >= F_NEVER && i < F_NEVER + TYPES) ||
+               i == F_SECS_FIRST || i == F_PRICE_MAX ||
+               i == F_PURCHASE_LOGODDS || i == F_LABEL_LOGODDS ||
+               i == F_LABELS;
+}
+
 /* Linear counting on 32 bits: n ~ -m ln(zeros / m); saturates at ~111. */
 static float sketch_estimate(uint32_t sk) {
         int zeros = 32 - __builtin_popcount(sk);

@@ -97,6 +97,47 @@ Test(features, names_are_unique_documented_and_as_many_as_dim) {
         free(doc);
 }
 
+Test(features, lifetime_features_are_the_documented_ones) {
+        /* the set docs/FEATURES.md lists under "Lifetime features"; the
+         * model fits the others by Newton steps (model.linear.newton) */
+        static const char *const lifetime[] = {
+            "life_view", "life_search", "life_add_to_cart",
+            "life_remove_from_cart", "life_purchase", "life_favorite",
+            "life_events", "purchase_rate", "never_view", "never_search",
+            "never_add_to_cart", "never_remove_from_cart", "never_purchase",
+            "never_favorite", "secs_since_first", "view_price_max",
+            "purchase_logodds", "label_logodds", "labels_resolved"};
+        const size_t n_life = sizeof lifetime / sizeof *lifetime;
+        itd_state_conf_t conf = default_conf();
+        size_t dim = itd_features_dim(&conf);
+        char path[4096];
+        char *doc = tu_read_file(tu_src("docs/FEATURES.md", path,
+                                        sizeof(path)));
+        cr_assert_not_null(doc, "docs/FEATURES.md unreadable");
+        const char *sec = strstr(doc, "## Lifetime features");
+        cr_assert_not_null(sec, "no \"Lifetime features\" section");
+        const char *end = strstr(sec + 3, "\n## ");
+        size_t found = 0;
+        for (size_t i = 0; i < dim; i++) {
+                char nm[64], quoted[80];
+                itd_features_name(&conf, i, nm, sizeof nm);
+                int want = 0;
+                for (size_t k = 0; k < n_life; k++)
+                        want |= !strcmp(nm, lifetime[k]);
+                cr_expect_eq(itd_features_lifetime(&conf, i), want, "%s",
+                             nm);
+                found += want;
+                snprintf(quoted, sizeof quoted, "`%s`", nm);
+                const char *at = strstr(sec, quoted);
+                if (want)
+                        cr_expect(at && (!end || at < end),
+                                  "%s not listed as lifetime", nm);
+        }
+        cr_expect_eq(found, n_life);
+        cr_expect_eq(itd_features_lifetime(&conf, dim), 0);
+        free(doc);
+}
+
 Test(features, values_follow_their_definitions) {
         itd_state_conf_t conf = default_conf();
         itd_state_t *st = itd_state_new(&conf, NULL, 0);

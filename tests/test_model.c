@@ -91,11 +91,16 @@ static itd_model_conf_t conf_of(int type, itd_opt_t opt) {
         return c;
 }
 
-/* conf_of with dense inputs 4 and 5 as offsets (mlp.h) */
+/* conf_of with dense inputs 4 and 5 as offsets and 0, 2 and 6 as Newton
+ * inputs (mlp.h) */
 static itd_model_conf_t with_offsets(itd_model_conf_t c) {
         c.mlp.n_offsets = 2;
         c.mlp.offset_input[0] = 4;
         c.mlp.offset_input[1] = 5;
+        c.mlp.n_linear = 3;
+        c.mlp.linear_input[0] = 0;
+        c.mlp.linear_input[1] = 2;
+        c.mlp.linear_input[2] = 6;
         return c;
 }
 
@@ -200,6 +205,16 @@ Test(model, config_hash_follows_the_state_shape_not_the_step_size) {
         cr_assert_eq(itd_model_conf_hash(&b), itd_model_conf_hash(&b2));
         b2.mlp.offset_input[1] = 6;
         cr_assert_neq(itd_model_conf_hash(&b), itd_model_conf_hash(&b2));
+        /* so do the Newton inputs (and they size the offset sections) */
+        b2 = b;
+        b2.mlp.linear_prior *= 3.0f;
+        b2.mlp.intercept_prior *= 3.0f;
+        cr_assert_eq(itd_model_conf_hash(&b), itd_model_conf_hash(&b2));
+        b2.mlp.n_linear = 2;
+        cr_assert_neq(itd_model_conf_hash(&b), itd_model_conf_hash(&b2));
+        b2 = b;
+        b2.mlp.linear_input[2] = 7;
+        cr_assert_neq(itd_model_conf_hash(&b), itd_model_conf_hash(&b2));
 }
 
 /* ---- checkpoints restore exactly --------------------------------------- */
@@ -262,8 +277,9 @@ static void check_restores_exactly(int type, itd_opt_t opt) {
 }
 
 Test(model, mlp_with_offsets_checkpoint_restores_exactly_and_trains_on_alike) {
-        /* theta and its curvature come back too: predictions and the
-         * Newton steps after the reload are bit for bit the same */
+        /* theta (offsets, Newton inputs, intercept) and its curvature come
+         * back too: predictions and the Newton steps after the reload are
+         * bit for bit the same */
         check_restores_exactly_as(ITD_MODEL_KIND_MLP, ITD_OPT_ADAM, 1);
 }
 

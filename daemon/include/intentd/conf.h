@@ -92,6 +92,7 @@ typedef struct itd_conf_s {
         /* user propensity as stacked offsets; event-time span of a
          * scoring chunk (docs/MODEL.md) */
         int model_user_offset;
+        int model_linear_newton;
         int64_t model_score_span_ms;
         int64_t model_average_steps;
         int64_t model_sync_interval_ms;

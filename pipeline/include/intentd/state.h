@@ -82,6 +82,15 @@ const char *itd_features_name(const itd_state_conf_t *conf, size_t i,
                               char *buf, size_t cap);
 
 /**
+ * @brief 1 if dense feature i sums up the user's whole history so far
+ * (counts, flags and extremes since first seen, the propensity estimates:
+ * the "lifetime" column of docs/FEATURES.md). Such a value drifts as the
+ * user ages, so a weight learned on young users means something else on
+ * old ones; the others describe what the user is doing now.
+ */
+int itd_features_lifetime(const itd_state_conf_t *conf, size_t i);
+
+/**
  * @brief Applies ev to its user and extracts features as of just after it.
  * @param user_hash  itd_user_hash(ev->user_id), computed once by the
  *             caller (the user table is keyed by its top half).
