@@ -41,6 +41,7 @@ struct itd_engine_s {
         float *p;           /* (max_batch) */
         float *next;        /* (max_batch, ITD_NEXT__COUNT) */
         itd_topcats_t *top; /* (max_batch) */
+        float *risk;        /* (max_batch) risk score per scored row */
 
         /* Training mini-batch being filled from resolved examples. */
         float *tx;          /* (train_batch, dim) */
@@ -63,9 +64,11 @@ struct itd_engine_s {
         int triggers_on;
         itd_trigger_rec_t *trig;   /* (max_batch) records of the last batch,
                                     * pointed at by its rows */
+        itd_trigger_rec_t *rtrig;  /* (max_batch) risk trigger records */
 
         uint64_t events, predictions, late, filtered;
         uint64_t examples_pos, examples_neg, examples_neg_sampled_out;
+        uint64_t risk_untrained;   /* predictions judged, not trained on */
 };
 
 /* A partition part_get() has already created (negative numbers: 0, as
@@ -149,6 +152,8 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                                     sizeof eng->feat_name[d]);
         }
         eng->trig = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->trig);
+        eng->rtrig = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->rtrig);
+        eng->risk = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->risk);
 
         eng->x = itd_xcalloc(ENGINE_MAX_BATCH * eng->dim, sizeof *eng->x);
         eng->ids = itd_xcalloc(ENGINE_MAX_BATCH * eng->n_ids, sizeof *eng->ids);
@@ -190,6 +195,8 @@ void itd_engine_destroy(itd_engine_t *eng) {
         free(eng->tnext);
         free(eng->tw);
         free(eng->trig);
+        free(eng->rtrig);
+        free(eng->risk);
         free(eng->contrib);
         free(eng->feat_name);
         free(eng);
@@ -370,6 +377,7 @@ static void prediction_build(const itd_engine_t *eng, const char *topic,
         pr->event_ts_ms = ev->ts_ms;
         pr->predicted_at_ms = now_ms;
         pr->purchase_probability = eng->p[r];
+        pr->risk_score = eng->risk[r];
         int best = 0;
         for (int k = 0; k < ITD_NEXT__COUNT; k++) {
                 pr->next_probs[k] = np[k];
@@ -412,6 +420,15 @@ static void trigger_event(itd_engine_t *eng, itd_partition_t *pt,
                 itd_triggers_make_record(pr, &fire, &eng->trig[i]);
                 row->trigger = &eng->trig[i];
         }
+        if (eng->part_conf.risk.triggers_on &&
+            itd_partition_risk_trigger(pt, row->user_hash, pr->event_ts_ms,
+                                       eng->trigger_clock_ms,
+                                       (float)pr->risk_score, &fire)) {
+                /* the record of a risk trigger carries the risk score */
+                itd_triggers_make_record(pr, &fire, &eng->rtrig[i]);
+                eng->rtrig[i].score = (float)pr->risk_score;
+                row->risk_trigger = &eng->rtrig[i];
+        }
 }
 
 /* How many of the n rows at rows form the next scoring chunk: up to the
@@ -443,10 +460,11 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
                 size_t r = n_scored;
                 int is_late;
                 row->trigger = NULL;
+                row->risk_trigger = NULL;
                 itd_err_t err = itd_partition_apply(
                     pt, &row->ev, row->user_hash, now_ms,
                     eng->x + r * eng->dim, eng->ids + r * eng->n_ids,
-                    &eng->top[r], &is_late);
+                    &eng->top[r], &is_late, &eng->risk[r]);
                 late[i] = (unsigned char)is_late;
                 eng->events++;
                 if (err != ITD_OK) {
@@ -479,11 +497,10 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
                         continue;
                 size_t r = row_of[i];
                 itd_partition_t *pt = part_at(eng, row->partition);
-                itd_partition_predicted(pt, &row->ev, row->user_hash,
-                                        row->offset, late[i],
-                                        eng->x + r * eng->dim,
-                                        eng->ids + r * eng->n_ids, eng->p[r],
-                                        eng->next + r * ITD_NEXT__COUNT);
+                eng->risk_untrained += (uint64_t)itd_partition_predicted(
+                    pt, &row->ev, row->user_hash, row->offset, late[i],
+                    eng->x + r * eng->dim, eng->ids + r * eng->n_ids,
+                    eng->p[r], eng->next + r * ITD_NEXT__COUNT, eng->risk[r]);
                 prediction_build(eng, topic, row, r, version, now_ms,
                                  explained);
                 eng->predictions++;
@@ -585,6 +602,7 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         s->examples_pos = eng->examples_pos;
         s->examples_neg = eng->examples_neg;
         s->examples_neg_sampled_out = eng->examples_neg_sampled_out;
+        s->risk_untrained = eng->risk_untrained;
         s->train_steps = (uint64_t)itd_model_steps(eng->model);
         s->train_skipped = itd_model_skipped(eng->model);
         for (size_t p = 0; p < eng->n_parts; p++) {
@@ -608,6 +626,12 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
                 s->triggers_held_back += ts.held_back;
                 s->triggers_stale += ts.stale;
                 s->triggers_warming += ts.warming;
+                const itd_triggers_t *rt = itd_partition_risk_triggers(pt);
+                if (rt) {
+                        itd_triggers_stats(rt, &ts);
+                        s->risk_triggers_up += ts.fired_up;
+                        s->risk_triggers_down += ts.fired_down;
+                }
         }
         itd_pv_summary(eng->pv, &s->pv);
 }

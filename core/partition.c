@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "intentd/mem.h"
 
 struct itd_partition_s {
@@ -15,13 +17,38 @@ struct itd_partition_s {
         itd_state_t *st;
         itd_labeler_t *lb;
         itd_triggers_t *trg;  /* marketing triggers of its users */
+        itd_risk_t *rk;       /* the population of session paces */
+        itd_triggers_t *rtrg; /* risk triggers of its users, or NULL */
         int64_t last_wall_ms; /* wall clock of its latest event */
         int64_t last_ts_ms;   /* event time of its latest event */
 };
 
+/* The risk trigger table's settings: rule ABSOLUTE at the risk
+ * thresholds, staleness, memory and distribution as the marketing
+ * triggers'. */
+static itd_trigger_conf_t risk_trigger_conf(const itd_partition_conf_t *conf) {
+        itd_trigger_conf_t tc = conf->triggers;
+        tc.rule = ITD_TRIGGER_RULE_ABSOLUTE;
+        tc.enter = conf->risk.trigger_enter;
+        tc.exit = conf->risk.trigger_exit;
+        tc.cooldown_ms = conf->risk.trigger_cooldown_ms;
+        return tc;
+}
+
+static itd_triggers_t *risk_triggers_new(const itd_partition_conf_t *conf,
+                                         char *errstr, size_t errstr_size) {
+        if (!conf->risk.triggers_on)
+                return NULL;
+        itd_trigger_conf_t tc = risk_trigger_conf(conf);
+        return itd_triggers_new(&tc, errstr, errstr_size);
+}
+
+/* Takes st, lb, trg, rk (NULL: a fresh population) and rtrg (built here
+ * when NULL and risk triggers are on). */
 static itd_partition_t *assemble(int32_t id, const itd_partition_conf_t *conf,
                                  itd_state_t *st, itd_labeler_t *lb,
-                                 itd_triggers_t *trg, int64_t last_ts_ms,
+                                 itd_triggers_t *trg, itd_risk_t *rk,
+                                 itd_triggers_t *rtrg, int64_t last_ts_ms,
                                  int64_t now_ms) {
         itd_partition_t *pt = itd_xcalloc(1, sizeof *pt);
         pt->id = id;
@@ -29,6 +56,8 @@ static itd_partition_t *assemble(int32_t id, const itd_partition_conf_t *conf,
         pt->st = st;
         pt->lb = lb;
         pt->trg = trg;
+        pt->rk = rk ? rk : itd_risk_new();
+        pt->rtrg = rtrg;
         pt->last_ts_ms = last_ts_ms;
         pt->last_wall_ms = now_ms;
         return pt;
@@ -46,12 +75,16 @@ itd_partition_t *itd_partition_new(int32_t id,
         itd_triggers_t *trg = lb ? itd_triggers_new(&conf->triggers, errstr,
                                                     errstr_size)
                                  : NULL;
-        if (!trg) {
+        itd_triggers_t *rtrg = trg ? risk_triggers_new(conf, errstr,
+                                                       errstr_size)
+                                   : NULL;
+        if (!trg || (conf->risk.triggers_on && !rtrg)) {
                 itd_state_destroy(st);
                 itd_labeler_destroy(lb);
+                itd_triggers_destroy(trg);
                 return NULL;
         }
-        return assemble(id, conf, st, lb, trg, 0, now_ms);
+        return assemble(id, conf, st, lb, trg, NULL, rtrg, 0, now_ms);
 }
 
 void itd_partition_destroy(itd_partition_t *pt) {
@@ -60,6 +93,8 @@ void itd_partition_destroy(itd_partition_t *pt) {
         itd_state_destroy(pt->st);
         itd_labeler_destroy(pt->lb);
         itd_triggers_destroy(pt->trg);
+        itd_risk_destroy(pt->rk);
+        itd_triggers_destroy(pt->rtrg);
         free(pt);
 }
 
@@ -89,34 +124,70 @@ void itd_partition_prefetch(const itd_partition_t *pt, uint64_t user_hash) {
 
 itd_err_t itd_partition_apply(itd_partition_t *pt, const itd_event_t *ev,
                               uint64_t user_hash, int64_t now_ms, float *x,
-                              uint32_t *ids, itd_topcats_t *top, int *late) {
+                              uint32_t *ids, itd_topcats_t *top, int *late,
+                              float *risk) {
         itd_err_t err = itd_state_update(pt->st, ev, user_hash, x, ids, top);
         pt->last_wall_ms = now_ms;
         if (ev->ts_ms > pt->last_ts_ms)
                 pt->last_ts_ms = ev->ts_ms;
+        int applied = err == ITD_OK;
         *late = err == ITD_ERR_RANGE &&
                 ev->ts_ms < itd_state_watermark(pt->st);
         if (*late)
                 err = itd_state_peek(pt->st, ev, user_hash, x, ids, top);
+        /* the window now holds ev (applied) or stands as it was (late) */
+        *risk = err == ITD_OK
+                    ? itd_risk_score(pt->rk, pt->st, ev, applied, NULL)
+                    : 0.0f;
         return err;
 }
 
-void itd_partition_predicted(itd_partition_t *pt, const itd_event_t *ev,
-                             uint64_t user_hash, int64_t offset, int late,
-                             const float *x, const uint32_t *ids, float score,
-                             const float *next_probs) {
+/* Whether an example of a risky prediction is still learned from: a draw
+ * with probability train_weight, fixed by the user and the event time so
+ * a replay or a restart decides the same. */
+static int risky_kept(const itd_partition_t *pt, uint64_t user_hash,
+                      int64_t ts_ms) {
+        float w = pt->conf.risk.train_weight;
+        if (w <= 0.0f)
+                return 0;
+        if (w >= 1.0f)
+                return 1;
+        uint64_t key[2] = {user_hash, (uint64_t)ts_ms};
+        uint64_t h = XXH64(key, sizeof key, 0x7269736bu);
+        return (double)(h >> 11) * 0x1.0p-53 < (double)w;
+}
+
+int itd_partition_predicted(itd_partition_t *pt, const itd_event_t *ev,
+                            uint64_t user_hash, int64_t offset, int late,
+                            const float *x, const uint32_t *ids, float score,
+                            const float *next_probs, float risk) {
         itd_labeler_observe(pt->lb, user_hash, ev->ts_ms, ev->type);
+        if (late)
+                return 0;
+        float th = pt->conf.risk.train_threshold;
+        int untrained = th > 0.0f && risk >= th &&
+                        !risky_kept(pt, user_hash, ev->ts_ms);
         /* A full pool drops its oldest pending prediction, so add only
          * ever succeeds (labeler.h). */
-        if (!late)
-                (void)itd_labeler_add(pt->lb, user_hash, ev->ts_ms, offset,
-                                      x, ids, score, next_probs);
+        (void)itd_labeler_add_opt(pt->lb, user_hash, ev->ts_ms, offset, x,
+                                  ids, score, next_probs,
+                                  untrained ? ITD_LABEL_NO_TRAIN : 0);
+        return untrained;
 }
 
 int itd_partition_trigger(itd_partition_t *pt, uint64_t user_hash,
                           int64_t ts_ms, int64_t clock_ms, float score,
                           itd_trigger_fire_t *fire) {
         return itd_triggers_update(pt->trg, user_hash, ts_ms, clock_ms, score,
+                                   fire);
+}
+
+int itd_partition_risk_trigger(itd_partition_t *pt, uint64_t user_hash,
+                               int64_t ts_ms, int64_t clock_ms, float risk,
+                               itd_trigger_fire_t *fire) {
+        if (!pt->rtrg)
+                return 0;
+        return itd_triggers_update(pt->rtrg, user_hash, ts_ms, clock_ms, risk,
                                    fire);
 }
 
@@ -176,8 +247,18 @@ itd_err_t itd_partition_set_triggers(itd_partition_t *pt,
                                      char *errstr, size_t errstr_size) {
         itd_err_t err = itd_triggers_set_conf(pt->trg, tc, errstr,
                                               errstr_size);
+        if (err)
+                return err;
+        itd_partition_conf_t next = pt->conf;
+        next.triggers = *tc;
+        if (pt->rtrg) {
+                /* the risk table follows staleness and memory */
+                itd_trigger_conf_t rc = risk_trigger_conf(&next);
+                err = itd_triggers_set_conf(pt->rtrg, &rc, errstr,
+                                            errstr_size);
+        }
         if (!err)
-                pt->conf.triggers = *tc;
+                pt->conf = next;
         return err;
 }
 
@@ -193,6 +274,14 @@ const itd_triggers_t *itd_partition_triggers(const itd_partition_t *pt) {
         return pt->trg;
 }
 
+const itd_triggers_t *itd_partition_risk_triggers(const itd_partition_t *pt) {
+        return pt->rtrg;
+}
+
+const itd_risk_t *itd_partition_risk(const itd_partition_t *pt) {
+        return pt->rk;
+}
+
 /* -------------------------------------------------------------- snapshot */
 
 itd_err_t itd_partition_write(const itd_partition_t *pt, FILE *out,
@@ -202,7 +291,21 @@ itd_err_t itd_partition_write(const itd_partition_t *pt, FILE *out,
                 err = itd_labeler_snapshot(pt->lb, out, errstr, errstr_size);
         if (!err)
                 err = itd_triggers_snapshot(pt->trg, out, errstr, errstr_size);
+        if (!err)
+                err = itd_risk_snapshot(pt->rk, out, errstr, errstr_size);
+        if (!err && pt->rtrg)
+                err = itd_triggers_snapshot(pt->rtrg, out, errstr,
+                                            errstr_size);
         return err;
+}
+
+/* 1 when in has no byte left (the optional sections are absent). */
+static int at_end(FILE *in) {
+        int c = fgetc(in);
+        if (c == EOF)
+                return 1;
+        ungetc(c, in);
+        return 0;
 }
 
 itd_err_t itd_partition_read(FILE *in, int32_t id,
@@ -212,7 +315,8 @@ itd_err_t itd_partition_read(FILE *in, int32_t id,
                              size_t errstr_size) {
         itd_state_t *st = NULL;
         itd_labeler_t *lb = NULL;
-        itd_triggers_t *trg = NULL;
+        itd_triggers_t *trg = NULL, *rtrg = NULL;
+        itd_risk_t *rk = NULL;
         *out = NULL;
         itd_err_t err = itd_state_restore(in, &conf->state, &st, errstr,
                                           errstr_size);
@@ -222,11 +326,35 @@ itd_err_t itd_partition_read(FILE *in, int32_t id,
         if (!err)
                 err = itd_triggers_restore(in, &conf->triggers, &trg, errstr,
                                            errstr_size);
+        /* Optional sections, absent from an older build's snapshot: the
+         * risk population, then the risk trigger table (written only while
+         * risk triggers were on; read back only while they still are). */
+        if (!err && !at_end(in))
+                err = itd_risk_restore(in, &rk, errstr, errstr_size);
+        if (!err && rk && !at_end(in)) {
+                itd_trigger_conf_t rc = risk_trigger_conf(conf);
+                if (!conf->risk.triggers_on)
+                        rc = conf->triggers; /* only to read it past */
+                err = itd_triggers_restore(in, &rc, &rtrg, errstr,
+                                           errstr_size);
+                if (!err && !conf->risk.triggers_on) {
+                        itd_triggers_destroy(rtrg);
+                        rtrg = NULL;
+                }
+        }
+        if (!err && conf->risk.triggers_on && !rtrg) {
+                rtrg = risk_triggers_new(conf, errstr, errstr_size);
+                if (!rtrg)
+                        err = ITD_ERR_CONF;
+        }
         if (err) {
                 itd_state_destroy(st);
                 itd_labeler_destroy(lb);
+                itd_triggers_destroy(trg);
+                itd_risk_destroy(rk);
+                itd_triggers_destroy(rtrg);
                 return err;
         }
-        *out = assemble(id, conf, st, lb, trg, last_ts_ms, now_ms);
+        *out = assemble(id, conf, st, lb, trg, rk, rtrg, last_ts_ms, now_ms);
         return ITD_OK;
 }

@@ -68,7 +68,7 @@ static itd_err_t read_part(const char *path, const itd_cut_part_t *cp,
                                            cp->last_ts_ms, itd_now_wall_ms(),
                                            pt, why, sizeof why);
         if (!err && fgetc(f) != EOF) {
-                snprintf(why, sizeof why, "bytes after the trigger snapshot");
+                snprintf(why, sizeof why, "bytes after the last snapshot");
                 err = ITD_ERR_CORRUPT;
                 itd_partition_destroy(*pt);
                 *pt = NULL;

@@ -48,6 +48,13 @@ itd_err_t itd_conf_to_engine(const itd_conf_t *conf, itd_engine_conf_t *ec,
         itd_conf_to_triggers(conf, &ec->part.triggers);
         /* no event for 10 s: idle (beyond the allowed lateness) */
         ec->part.idle_ms = 10000;
+        itd_partition_risk_conf_t *rc = &ec->part.risk;
+        rc->train_threshold = (float)conf->risk_train_threshold;
+        rc->train_weight = (float)conf->risk_train_weight;
+        rc->triggers_on = conf->topic_risk && conf->topic_risk[0] != '\0';
+        rc->trigger_enter = (float)conf->risk_trigger_enter;
+        rc->trigger_exit = (float)conf->risk_trigger_exit;
+        rc->trigger_cooldown_ms = conf->risk_trigger_cooldown_ms;
 
         itd_labeler_conf_t *lc = &ec->part.labels;
         lc->dim = dim;

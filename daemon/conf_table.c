@@ -86,6 +86,15 @@ const struct prop itd_conf_props[] = {
      .help = "Topic events that cannot be decoded or fail validation are "
              "copied to, bytes unchanged, with headers naming the reason, "
              "source topic, partition and offset."},
+    {.name = "topics.risk", .type = PT_STRING, .off = F_STR(topic_risk),
+     .min = 0, .max = 249, .topic = true, .def = "",
+     .help = "Topic a risk trigger record is produced to when a user's "
+             "`risk_score` (how bot-like the user's recent behaviour is) "
+             "rises to `risk.trigger.enter` (direction `UP`) or falls back "
+             "below `risk.trigger.exit` (`DOWN`), for fraud and bot "
+             "handling: the trigger record of `config/trigger.avsc` whose "
+             "`score` is the risk score, rule `ABSOLUTE`. Empty (the "
+             "default): no risk triggers."},
 
     {.name = "topics.model", .type = PT_STRING, .off = F_STR(topic_model),
      .min = 0, .max = 249, .topic = true, .def = "",
@@ -313,6 +322,41 @@ const struct prop itd_conf_props[] = {
              "fired are kept (32 bytes each). Beyond it the least recently "
              "seen is forgotten and comes back armed and out of "
              "cool-down."},
+
+    /* risk score (intentd/risk.h, docs/FEATURES.md "Risk score") */
+    {.name = "risk.train.threshold", .type = PT_DOUBLE,
+     .off = F_DBL(risk_train_threshold), .dmin = 0, .dmax = 1, .def = "0.5",
+     .help = "Predictions whose `risk_score` is at or above this are "
+             "judged (progressive validation) but learned from only with "
+             "probability `risk.train.weight`, so bots and scripts do not "
+             "teach the purchase model. Real shoppers' events score 0.5 "
+             "or more about once in 100,000 (simulated bots: most of "
+             "theirs). 0 learns from every prediction."},
+    {.name = "risk.train.weight", .type = PT_DOUBLE,
+     .off = F_DBL(risk_train_weight), .dmin = 0, .dmax = 1, .def = "0",
+     .help = "Share of the high-risk predictions (`risk.train.threshold`) "
+             "that is still learned from: 0 excludes them, 0.1 keeps one "
+             "in ten, drawn from the user and the event time so a replay "
+             "decides the same."},
+    {.name = "risk.trigger.enter", .type = PT_DOUBLE,
+     .off = F_DBL(risk_trigger_enter), .dmin = 0, .dmax = 1, .def = "0.8",
+     .help = "With `topics.risk` set: a risk trigger fires (direction "
+             "`UP`) when a user's `risk_score` is at or above this while "
+             "the user is armed and out of `risk.trigger.cooldown`. The "
+             "risk triggers keep their own per-user state beside the "
+             "marketing triggers, with the same staleness guard "
+             "(`triggers.max_event_age`) and memory "
+             "(`triggers.max_users`)."},
+    {.name = "risk.trigger.exit", .type = PT_DOUBLE,
+     .off = F_DBL(risk_trigger_exit), .dmin = 0, .dmax = 1, .def = "0.5",
+     .help = "A user whose risk trigger fired is re-armed (a `DOWN` "
+             "record) when the risk score falls below this; must not "
+             "exceed `risk.trigger.enter`."},
+    {.name = "risk.trigger.cooldown", .type = PT_DURATION,
+     .off = F_I64(risk_trigger_cooldown_ms), .min = 0, .max = 7 * DAY_MS,
+     .def = "1h",
+     .help = "Least event time between two `UP` risk triggers of one "
+             "user."},
 
     /* windows, session, state */
     {.name = "windows.spans", .type = PT_DURATION_LIST,
@@ -645,6 +689,7 @@ const struct itd_conf_group itd_conf_groups[] = {
     {"input", "Event input"},
     {"output", "Prediction output"},
     {"triggers", "Marketing triggers"},
+    {"risk", "Risk score"},
     {"windows", "Feature windows"},
     {"session", "Sessions"},
     {"state", "Per-user state"},

@@ -548,6 +548,9 @@ static itd_err_t load(itd_conf_t *conf, const char *path, bool all,
             {"triggers.exit_top_percent", "triggers.top_percent",
              offsetof(itd_conf_t, triggers_exit_top_percent),
              offsetof(itd_conf_t, triggers_top_percent), 1},
+            {"risk.trigger.exit", "risk.trigger.enter",
+             offsetof(itd_conf_t, risk_trigger_exit),
+             offsetof(itd_conf_t, risk_trigger_enter), 0},
         };
         for (size_t i = 0; (!err || all) && i < sizeof pairs / sizeof pairs[0];
              i++) {

@@ -64,7 +64,7 @@ itd_err_t itd_out_schemas_resolve(const itd_conf_t *conf, unsigned which,
                                   volatile sig_atomic_t *stop,
                                   itd_out_ids_t *ids, char *errstr,
                                   size_t errstr_size) {
-        *ids = (itd_out_ids_t){-1, -1, -1};
+        *ids = (itd_out_ids_t){-1, -1, -1, -1};
         if (!*conf->output_schema_registry_url) {
                 /* Legacy: a hand-managed id for predictions only; the other
                  * outputs have other schemas, so no id of theirs is
@@ -92,9 +92,12 @@ itd_err_t itd_out_schemas_resolve(const itd_conf_t *conf, unsigned which,
              &ids->trigger},
             {ITD_OUT_EVENT, conf->topic_events, itd_schema_event_avsc,
              &ids->event},
+            /* risk triggers: trigger records on a topic of their own */
+            {ITD_OUT_TRIGGER, conf->topic_risk, itd_schema_trigger_avsc,
+             &ids->risk},
         };
         for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
-                if (!(which & outs[i].bit))
+                if (!(which & outs[i].bit) || !*outs[i].topic)
                         continue;
                 itd_err_t err = resolve_one(conf, outs[i].topic,
                                             outs[i].schema, stop, outs[i].id,

@@ -19,6 +19,7 @@ typedef struct itd_out_ids_s {
         int32_t prediction;
         int32_t trigger;
         int32_t event;
+        int32_t risk;       /* topics.risk: the trigger schema, own id */
 } itd_out_ids_t;
 
 /* Which schemas to resolve (run: predictions and triggers; load,

@@ -126,6 +126,10 @@ static const row_t rows[ITD_M__COUNT] = {
      "has seen fewer than triggers.distribution.min_events scores in the "
      "partition). Over the partitions held now.", "reason",
      trigger_suppress_reasons, 0, NULL, 0, 0},
+    {ITD_M_RISK_TRIGGERS_PUBLISHED, "intentd_risk_triggers_published_total",
+     MT_COUNTER, MK_PLAIN, "Risk trigger records (a user's risk_score "
+     "crossed risk.trigger.enter or fell below risk.trigger.exit) delivered "
+     "to topics.risk.", NULL, NULL, 0, NULL, 0, 0},
     {ITD_M_DELIVERY_FAILURES, "intentd_delivery_failures_total", MT_COUNTER,
      MK_PLAIN, "Records the producer failed to deliver (any output topic); "
      "their events are consumed again after a restart.", NULL, NULL, 0, NULL,
@@ -187,6 +191,10 @@ static const row_t rows[ITD_M__COUNT] = {
      "because the partition's pool (labels.max_pending) or the user's cap "
      "was full: published, but neither judged nor trained on.", NULL, NULL,
      0, NULL, 0, 0},
+    {ITD_M_RISK_UNTRAINED, "intentd_risk_untrained_total", MT_COUNTER,
+     MK_PLAIN, "Predictions whose risk_score reached risk.train.threshold "
+     "and were left out of training (judged all the same), so bot-like "
+     "users do not teach the purchase model.", NULL, NULL, 0, NULL, 0, 0},
     {ITD_M_MODEL_VERSION, "intentd_model_version", MT_GAUGE, MK_PLAIN,
      "Version of the model that scores events (as in the prediction "
      "records' model_version).", NULL, NULL, 0, NULL, 0, 0},

@@ -40,6 +40,7 @@ typedef enum {
         ITD_M_PREDICTIONS_PUBLISHED, /* counter */
         ITD_M_TRIGGERS_PUBLISHED,    /* counter */
         ITD_M_TRIGGERS_SUPPRESSED,   /* counter {reason} */
+        ITD_M_RISK_TRIGGERS_PUBLISHED, /* counter */
         ITD_M_DELIVERY_FAILURES,     /* counter */
         /* training */
         ITD_M_TRAINING_EXAMPLES,     /* counter {label} */
@@ -58,6 +59,7 @@ typedef enum {
         ITD_M_WINDOW_BASE_RATE,      /* gauge */
         ITD_M_LABELS_PENDING,        /* gauge */
         ITD_M_LABELS_DROPPED,        /* counter */
+        ITD_M_RISK_UNTRAINED,        /* counter */
         ITD_M_MODEL_VERSION,         /* gauge */
         /* state */
         ITD_M_USERS,                 /* gauge */

@@ -87,6 +87,25 @@ itd_err_t itd_run_engine(loop_t *lp, size_t k) {
         return err;
 }
 
+/* One trigger record (topics.triggers or topics.risk) for the event
+ * whose offset token waits for it. */
+static void emit_trigger(loop_t *lp, rd_kafka_topic_t *rkt, int32_t id,
+                         const itd_trigger_rec_t *trg, uint64_t token) {
+        unsigned char tbuf[512];
+        size_t tlen;
+        if (itd_codec_encode_trigger(lp->codec, trg, id, tbuf, sizeof tbuf,
+                                     &tlen) != ITD_OK) {
+                itd_log(ITD_LOG_ERR, "run", "trigger record did not encode");
+                itd_offsets_ack(lp->offsets, token);
+                return;
+        }
+        if (itd_sink_produce(lp, rkt, record_ts(trg->event_ts_ms),
+                             trg->user_id, strlen(trg->user_id), tbuf, tlen,
+                             NULL, token) == ITD_ERR_RANGE)
+                itd_sink_give_up(lp, token, "trigger record larger than "
+                                            "message.max.bytes");
+}
+
 /* The outputs of lp->rows[0..k), processed by the engine; lp->src[j] says
  * where event j came from. */
 void itd_run_emit(loop_t *lp, size_t k) {
@@ -103,33 +122,19 @@ void itd_run_emit(loop_t *lp, size_t k) {
                         itd_sink_track(lp, m, 0);
                         continue;
                 }
-                /* A trigger is a second output of the same event: its
-                 * offset waits for both acknowledgements. */
+                /* A trigger (marketing, risk) is another output of the
+                 * same event: its offset waits for every
+                 * acknowledgement. */
                 const itd_trigger_rec_t *trg = row->trigger;
-                uint64_t token = itd_sink_track(lp, m, trg ? 2 : 1);
-                if (trg) {
-                        unsigned char tbuf[512];
-                        size_t tlen;
-                        if (itd_codec_encode_trigger(lp->codec, trg,
-                                                     lp->ids.trigger, tbuf,
-                                                     sizeof tbuf,
-                                                     &tlen) == ITD_OK) {
-                                if (itd_sink_produce(
-                                        lp, lp->rkt_trg,
-                                        record_ts(trg->event_ts_ms),
-                                        trg->user_id, strlen(trg->user_id),
-                                        tbuf, tlen, NULL, token) ==
-                                    ITD_ERR_RANGE)
-                                        itd_sink_give_up(
-                                            lp, token,
-                                            "trigger record larger than "
-                                            "message.max.bytes");
-                        } else {
-                                itd_log(ITD_LOG_ERR, "run",
-                                        "trigger record did not encode");
-                                itd_offsets_ack(lp->offsets, token);
-                        }
-                }
+                const itd_trigger_rec_t *rtrg =
+                    lp->rkt_risk ? row->risk_trigger : NULL;
+                uint64_t token = itd_sink_track(lp, m, 1 + !!trg + !!rtrg);
+                if (trg)
+                        emit_trigger(lp, lp->rkt_trg, lp->ids.trigger, trg,
+                                     token);
+                if (rtrg)
+                        emit_trigger(lp, lp->rkt_risk, lp->ids.risk, rtrg,
+                                     token);
                 size_t len;
                 if (itd_codec_encode_prediction(lp->codec, pr,
                                                 lp->ids.prediction, buf,

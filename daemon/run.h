@@ -52,6 +52,7 @@ typedef struct itd_run_result_s {
         uint64_t filtered;        /* counted and dropped (engine ITD_OUT_FILTERED) */
         uint64_t published;       /* predictions delivered */
         uint64_t triggers;        /* trigger records delivered */
+        uint64_t risk_triggers;   /* risk trigger records delivered */
         double seconds;           /* wall time of the loop */
         itd_engine_stats_t engine;
 } itd_run_result_t;

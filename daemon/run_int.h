@@ -86,6 +86,7 @@ typedef struct loop_s {
         rd_kafka_topic_t *rkt_pred;
         rd_kafka_topic_t *rkt_dlq;
         rd_kafka_topic_t *rkt_trg;
+        rd_kafka_topic_t *rkt_risk; /* topics.risk, or NULL: off */
         itd_codec_t *codec;       /* encodes predictions */
         itd_out_ids_t ids;        /* each output topic's schema id */
         itd_decoder_t *dec;       /* decodes and validates events */

@@ -72,6 +72,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
                         lp->res->triggers++;
                         itd_prom_inc(lp->m, ITD_M_TRIGGERS_PUBLISHED, NULL,
                                      1);
+                } else if (msg->rkt == lp->rkt_risk) {
+                        lp->res->risk_triggers++;
+                        itd_prom_inc(lp->m, ITD_M_RISK_TRIGGERS_PUBLISHED,
+                                     NULL, 1);
                 } else if (msg->rkt == lp->rkt_dlq &&
                            has_header(msg, ITD_KAFKA_HDR_VALUE_TRUNCATED)) {
                         lp->res->dead_letters_truncated++;
@@ -246,6 +250,9 @@ itd_err_t itd_sink_open(loop_t *lp, char *errstr, size_t errstr_size) {
                                          conf->topic_dead_letter, NULL);
         lp->rkt_trg = rd_kafka_topic_new(lp->producer, conf->topic_triggers,
                                          NULL);
+        if (*conf->topic_risk)
+                lp->rkt_risk = rd_kafka_topic_new(lp->producer,
+                                                  conf->topic_risk, NULL);
         return ITD_OK;
 }
 
@@ -256,8 +263,10 @@ void itd_sink_close(loop_t *lp) {
                 rd_kafka_topic_destroy(lp->rkt_dlq);
         if (lp->rkt_trg)
                 rd_kafka_topic_destroy(lp->rkt_trg);
+        if (lp->rkt_risk)
+                rd_kafka_topic_destroy(lp->rkt_risk);
         if (lp->producer)
                 rd_kafka_destroy(lp->producer);
-        lp->rkt_pred = lp->rkt_dlq = lp->rkt_trg = NULL;
+        lp->rkt_pred = lp->rkt_dlq = lp->rkt_trg = lp->rkt_risk = NULL;
         lp->producer = NULL;
 }

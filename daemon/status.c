@@ -69,6 +69,8 @@ void itd_status_gauges(loop_t *lp) {
         itd_prom_set(m, ITD_M_TRAINING_STEPS, NULL, (double)es.train_steps);
         itd_prom_set(m, ITD_M_TRAINING_SKIPPED, NULL,
                      (double)es.train_skipped);
+        itd_prom_set(m, ITD_M_RISK_UNTRAINED, NULL,
+                     (double)es.risk_untrained);
         if (es.train_skipped > lp->train_skipped) {
                 itd_log(ITD_LOG_WARNING, "model",
                         "skipped %llu training step(s): non-finite loss",

@@ -29,7 +29,7 @@
 #define CONFLUENT_HDR 5 /* magic byte 0 + 4-byte big-endian schema id */
 
 /* Fields of our prediction schema, in order (pred_fields below). */
-#define PRED_FIELDS 14
+#define PRED_FIELDS 15
 
 struct itd_codec_s {
         avro_schema_t ev_schema;
@@ -59,7 +59,8 @@ static const char *const pred_fields[PRED_FIELDS] = {
     "prediction_id", "user_id",      "event_ts",
     "predicted_at",  "purchase_probability", "next_action",
     "next_action_probabilities", "model_version", "top_categories",
-    "explanation", "event_id", "session_id", "event_type", "model_id"};
+    "explanation", "event_id", "session_id", "event_type", "model_id",
+    "risk_score"};
 
 #define TRG_FIELDS 13
 static const char *const trg_fields[TRG_FIELDS] = {
@@ -364,7 +365,8 @@ static itd_reason_t prediction_payload(itd_codec_t *codec,
                         return r;
                 p->event_type = (int)type;
         }
-        if ((FIELD(13), r = itd_cur_string(&c, p->model_id, sizeof p->model_id)))
+        if ((FIELD(13), r = itd_cur_string(&c, p->model_id, sizeof p->model_id)) ||
+            (FIELD(14), r = itd_cur_double(&c, &p->risk_score)))
                 return r;
 #undef FIELD
         return itd_cur_check_end(&c);
@@ -606,7 +608,9 @@ itd_err_t itd_codec_encode_prediction(itd_codec_t *codec,
                    avro_value_set_null(&b)) {
                 return ITD_ERR_ENCODE;
         }
-        if (set_string(rec, 13, p->model_id))
+        if (set_string(rec, 13, p->model_id) ||
+            avro_value_get_by_index(rec, 14, &f, NULL) ||
+            avro_value_set_double(&f, p->risk_score))
                 return ITD_ERR_ENCODE;
         return write_value(codec, rec, schema_id, buf, cap, len);
 }

@@ -64,7 +64,8 @@
 
 /* ORPHAN: dropped by the per-user cap while its fake negative is queued */
 enum { FREE = 0, PENDING, RESOLVED, TAKEN, ORPHAN };
-enum { F_FAKED = 1, F_FAKE_QUEUED = 2 }; /* slot flags */
+/* slot flags; F_NO_TRAIN: judged, never learned from (ITD_LABEL_NO_TRAIN) */
+enum { F_FAKED = 1, F_FAKE_QUEUED = 2, F_NO_TRAIN = 4 };
 #define QFAKE UINT32_C(0x80000000)       /* queue entry: the fake negative */
 enum { H_LABEL = 0, H_NEXT = 1 };
 
@@ -442,6 +443,14 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
                           int64_t ts_ms, int64_t offset, const float *x,
                           const uint32_t *ids, float score,
                           const float *next_probs) {
+        return itd_labeler_add_opt(lb, user_hash, ts_ms, offset, x, ids,
+                                   score, next_probs, 0);
+}
+
+itd_err_t itd_labeler_add_opt(itd_labeler_t *lb, uint64_t user_hash,
+                              int64_t ts_ms, int64_t offset, const float *x,
+                              const uint32_t *ids, float score,
+                              const float *next_probs, unsigned opts) {
         release_taken(lb);
         umap_entry_t *e = umap_find(lb, user_hash, 0);
         if (e && lb->conf.max_pending_per_user &&
@@ -500,7 +509,9 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
         heap_push(lb, H_LABEL, s);
         heap_push(lb, H_NEXT, s);
         lb->stats.pending++;
-        if (lb->conf.policy == ITD_LABELS_FAKE_NEGATIVE) {
+        if (opts & ITD_LABEL_NO_TRAIN)
+                sl->flags = F_NO_TRAIN; /* no fake negative to learn */
+        else if (lb->conf.policy == ITD_LABELS_FAKE_NEGATIVE) {
                 sl->flags = F_FAKED | F_FAKE_QUEUED;
                 queue_push(lb, s | QFAKE);
         }
@@ -565,7 +576,8 @@ size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max) {
                         ex->label = sl->label;
                         ex->next = (itd_next_t)sl->next;
                         ex->judge = 1;
-                        ex->train = sl->label == 1 || !(sl->flags & F_FAKED);
+                        ex->train = !(sl->flags & F_NO_TRAIN) &&
+                                    (sl->label == 1 || !(sl->flags & F_FAKED));
                 }
                 /* kept until the next call so the pointers stay valid */
                 sl->state = TAKEN;
@@ -733,8 +745,9 @@ static const char *restore_links(itd_labeler_t *lb, size_t n_live,
                 slot_t *sl = &lb->slots[i];
                 sl->hpos[0] = sl->hpos[1] = NIL;
                 sl->link = sl->fake_link = UNLINKED;
-                if ((sl->flags & ~(F_FAKED | F_FAKE_QUEUED)) ||
-                    ((sl->flags & F_FAKE_QUEUED) && !(sl->flags & F_FAKED)))
+                if ((sl->flags & ~(F_FAKED | F_FAKE_QUEUED | F_NO_TRAIN)) ||
+                    ((sl->flags & F_FAKE_QUEUED) && !(sl->flags & F_FAKED)) ||
+                    ((sl->flags & F_NO_TRAIN) && (sl->flags & F_FAKED)))
                         return "unknown slot flags";
                 fakes += (sl->flags & F_FAKE_QUEUED) != 0;
                 if (sl->state == ORPHAN) {

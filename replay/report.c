@@ -377,8 +377,9 @@ json_t *itd_report_json(const itd_report_t *rep, const itd_report_run_t *run) {
                 const itd_engine_stats_t *es = run->stats;
                 json_object_set_new(
                     root, "engine",
-                    json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+                    json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
                               "predictions", jint(es->predictions),
+                              "risk_untrained", jint(es->risk_untrained),
                               "examples_pos", jint(es->examples_pos),
                               "examples_neg", jint(es->examples_neg),
                               "pending", jint(es->pending), "train_steps",

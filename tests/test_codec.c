@@ -346,6 +346,7 @@ static void full_prediction(itd_prediction_t *p, size_t ntop, size_t nexp) {
                 snprintf(p->explanation_feature[i], 32, "feature_%zu", i);
                 p->explanation_contribution[i] = -0.25f * (float)i;
         }
+        p->risk_score = 0.8125;
 }
 
 static void assert_same_prediction(const itd_prediction_t *a,
@@ -373,6 +374,7 @@ static void assert_same_prediction(const itd_prediction_t *a,
                 cr_assert_eq(a->explanation_contribution[i],
                              b->explanation_contribution[i]);
         }
+        cr_assert_eq(a->risk_score, b->risk_score);
 }
 
 Test(codec, prediction_round_trips_in_both_framings_and_shapes) {

@@ -32,6 +32,9 @@ static itd_conf_t *conf_with(const char *span) {
             {"labels.horizon", "30m"},
             {"windows.allowed_lateness", "5s"},
             {"model.score.span", span},
+            /* one event a minute, like clockwork: a script by the risk
+             * score, whose examples would not be learned from */
+            {"risk.train.threshold", "0"},
         };
         for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
                 cr_assert_eq(itd_conf_set(conf, kv[i][0], kv[i][1], err,

@@ -849,3 +849,59 @@ Test(labeler, fake_negative_judges_each_prediction_once_like_wait) {
         itd_labeler_destroy(w);
         itd_labeler_destroy(f);
 }
+
+/* ------------------------------------------------ ITD_LABEL_NO_TRAIN */
+
+static void add_untrained(itd_labeler_t *lb, uint64_t user, int64_t ts) {
+        float x[3] = {(float)ts, 1, 2};
+        uint32_t ids[2] = {(uint32_t)user, 7};
+        cr_assert_eq(itd_labeler_add_opt(lb, user, ts, ts, x, ids, 0.25f,
+                                         NULL, ITD_LABEL_NO_TRAIN),
+                     ITD_OK);
+}
+
+Test(labeler, an_untrained_prediction_is_judged_never_learned_from) {
+        /* under both policies, and after a snapshot */
+        for (int fake = 0; fake < 2; fake++) {
+                itd_labeler_t *lb = fake ? make_fake(16, 0) : make(16, 0);
+                add_untrained(lb, 1, 1000);
+                cr_assert_eq(add(lb, 2, 1000), ITD_OK);
+                itd_example_t ex[4];
+                size_t n = itd_labeler_take(lb, ex, 4);
+                cr_expect_eq(n, (size_t)fake,
+                             "policy %d: a fake negative for the trained "
+                             "prediction only", fake);
+                for (size_t i = 0; i < n; i++)
+                        cr_expect_eq(ex[i].user_hash, 2);
+
+                size_t len;
+                unsigned char *buf = labeler_bytes(lb, &len);
+                itd_labeler_conf_t c = {.dim = 3, .n_ids = 2,
+                                        .horizon_ms = H,
+                                        .session_gap_ms = GAP,
+                                        .max_pending = 16,
+                                        .policy = fake
+                                                      ? ITD_LABELS_FAKE_NEGATIVE
+                                                      : ITD_LABELS_WAIT};
+                char err[256];
+                itd_labeler_t *back = labeler_from(buf, len, &c, err,
+                                                   sizeof err);
+                cr_assert_not_null(back, "%s", err);
+                free(buf);
+                itd_labeler_destroy(lb);
+
+                itd_labeler_observe(back, 1, 2000, ITD_EV_PURCHASE);
+                itd_labeler_observe(back, 2, 2000, ITD_EV_PURCHASE);
+                itd_labeler_advance(back, INT64_MAX);
+                n = itd_labeler_take(back, ex, 4);
+                cr_assert_eq(n, 2);
+                for (size_t i = 0; i < n; i++) {
+                        cr_expect_eq(ex[i].judge, 1);
+                        cr_expect_eq(ex[i].label, 1);
+                        cr_expect_eq(ex[i].train, ex[i].user_hash == 2,
+                                     "policy %d, user %llu", fake,
+                                     (unsigned long long)ex[i].user_hash);
+                }
+                itd_labeler_destroy(back);
+        }
+}

@@ -78,6 +78,10 @@ typedef struct itd_row_s {
                                            * NULL (triggers off, late, or
                                            * nothing crossed); borrowed
                                            * until the next process call */
+        const itd_trigger_rec_t *risk_trigger; /* the risk trigger record
+                                           * due (its score: the risk
+                                           * score; part.risk.triggers_on),
+                                           * or NULL; borrowed likewise */
 } itd_row_t;
 
 /**
@@ -116,6 +120,9 @@ typedef struct itd_engine_stats_s {
         uint64_t triggers_stale;     /* events past triggers.max_event_age */
         uint64_t triggers_warming;   /* events a relative rule could not
                                       * judge yet (min_events) */
+        uint64_t risk_triggers_up, risk_triggers_down; /* risk triggers */
+        uint64_t risk_untrained;  /* predictions judged but not trained
+                                   * on for their risk (partition.h) */
         itd_pv_summary_t pv;      /* progressive validation, whole run */
 } itd_engine_stats_t;
 

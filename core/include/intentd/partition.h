@@ -24,8 +24,23 @@
 #include "intentd/err.h"
 #include "intentd/event.h"
 #include "intentd/labeler.h"
+#include "intentd/risk.h"
 #include "intentd/state.h"
 #include "intentd/trigger.h"
+
+/* What the partition does with each event's risk score (risk.h). All
+ * zero: nothing (every example trained on, no risk triggers). */
+typedef struct itd_partition_risk_conf_s {
+        float train_threshold; /* predictions scoring at least this are
+                                * trained on only with probability
+                                * train_weight (judged always); 0: off */
+        float train_weight;    /* 0: never trained on; 0..1 */
+        int triggers_on;       /* 1: a second trigger table judges the
+                                * risk scores (itd_partition_risk_trigger) */
+        float trigger_enter;   /* UP at this risk, 0..1 */
+        float trigger_exit;    /* re-armed (DOWN) below this, <= enter */
+        int64_t trigger_cooldown_ms;
+} itd_partition_risk_conf_t;
 
 /* What a partition is built from; copied into it. */
 typedef struct itd_partition_conf_s {
@@ -34,6 +49,7 @@ typedef struct itd_partition_conf_s {
         itd_trigger_conf_t triggers;
         int64_t idle_ms; /* no event for longer than max(this, the allowed
                           * lateness) of wall time: idle */
+        itd_partition_risk_conf_t risk;
 } itd_partition_conf_t;
 
 /* What a partition holds, for checkpoint manifests and `inspect`. */
@@ -77,25 +93,31 @@ void itd_partition_prefetch(const itd_partition_t *pt, uint64_t user_hash);
  * its features: x (dim floats), ids (ITD_SPARSE_IDS), top (may be NULL).
  * A late event (older than the watermark) changes nothing and is featured
  * from its user's state as it stands; *late says so. now_ms: the wall
- * clock, for idleness.
+ * clock, for idleness. *risk: the event's risk score (risk.h), 0..1; an
+ * on-time event also teaches the partition's population of paces.
  * @returns ITD_OK; ITD_ERR_RANGE or ITD_ERR_ARG for an event the state
  * refuses (time beyond +-2^62 ms, type outside the enum): nothing written.
  */
 itd_err_t itd_partition_apply(itd_partition_t *pt, const itd_event_t *ev,
                               uint64_t user_hash, int64_t now_ms, float *x,
-                              uint32_t *ids, itd_topcats_t *top, int *late);
+                              uint32_t *ids, itd_topcats_t *top, int *late,
+                              float *risk);
 
 /**
  * @brief After scoring: the event resolves earlier predictions of its
  * user (never its own), then its own prediction waits for its label
  * unless late (a late one may hold later events in its features, and its
  * horizon may have closed). x, ids, next_probs are copied; offset (the
- * event's, in this partition) comes back with its example.
+ * event's, in this partition) comes back with its example. A prediction
+ * whose risk is at least risk.train_threshold is judged but trained on
+ * only with probability risk.train_weight (a deterministic draw from the
+ * user and the event time), so bots do not teach the purchase model.
+ * @returns 1 when the prediction waits but will not be trained on.
  */
-void itd_partition_predicted(itd_partition_t *pt, const itd_event_t *ev,
-                             uint64_t user_hash, int64_t offset, int late,
-                             const float *x, const uint32_t *ids, float score,
-                             const float *next_probs);
+int itd_partition_predicted(itd_partition_t *pt, const itd_event_t *ev,
+                            uint64_t user_hash, int64_t offset, int late,
+                            const float *x, const uint32_t *ids, float score,
+                            const float *next_probs, float risk);
 
 /**
  * @brief The trigger decision of an on-time prediction (trigger.h):
@@ -104,6 +126,16 @@ void itd_partition_predicted(itd_partition_t *pt, const itd_event_t *ev,
 int itd_partition_trigger(itd_partition_t *pt, uint64_t user_hash,
                           int64_t ts_ms, int64_t clock_ms, float score,
                           itd_trigger_fire_t *fire);
+
+/**
+ * @brief The risk trigger decision of an on-time prediction: the risk
+ * score judged by the partition's second trigger table (rule ABSOLUTE at
+ * risk.trigger_enter / trigger_exit, its own cool-down; staleness and
+ * max_users as the marketing triggers). 0 when risk triggers are off.
+ */
+int itd_partition_risk_trigger(itd_partition_t *pt, uint64_t user_hash,
+                               int64_t ts_ms, int64_t clock_ms, float risk,
+                               itd_trigger_fire_t *fire);
 
 /* ---- time and labels ---------------------------------------------------- */
 
@@ -143,12 +175,18 @@ itd_err_t itd_partition_set_triggers(itd_partition_t *pt,
 const itd_state_t *itd_partition_state(const itd_partition_t *pt);
 const itd_labeler_t *itd_partition_labeler(const itd_partition_t *pt);
 const itd_triggers_t *itd_partition_triggers(const itd_partition_t *pt);
+/** @brief The risk trigger table, or NULL when risk triggers are off. */
+const itd_triggers_t *itd_partition_risk_triggers(const itd_partition_t *pt);
+const itd_risk_t *itd_partition_risk(const itd_partition_t *pt);
 
 /* ---- snapshot ------------------------------------------------------------ */
 
 /**
  * @brief Writes the partition's snapshot: its state, labeler and trigger
- * snapshots, one after another (docs/CHECKPOINTS.md).
+ * snapshots, one after another, then the risk population's and, when risk
+ * triggers are on, the risk trigger table's (docs/CHECKPOINTS.md). A
+ * snapshot that ends after the triggers (an older build) reads as a fresh
+ * population and risk table.
  * @returns ITD_OK, or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_partition_write(const itd_partition_t *pt, FILE *out,

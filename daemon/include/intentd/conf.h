@@ -47,6 +47,7 @@ typedef struct itd_conf_s {
         char *topic_triggers;
         char *topic_dead_letter;
         char *topic_model;          /* "": no model exchange */
+        char *topic_risk;           /* "": risk triggers off */
 
         int input_format;           /* itd_input_format_t (input.h) */
         int input_framing;          /* itd_framing_t (codec.h) */
@@ -125,6 +126,13 @@ typedef struct itd_conf_s {
         int64_t triggers_max_event_age_ms; /* 0: no guard */
         int64_t triggers_cooldown_ms;
         int64_t triggers_max_users;
+
+        /* risk score (risk.h); exit <= enter checked by itd_conf_load */
+        double risk_train_threshold; /* 0: train on every example */
+        double risk_train_weight;
+        double risk_trigger_enter;
+        double risk_trigger_exit;
+        int64_t risk_trigger_cooldown_ms;
 
         /* checkpoints (daemon/checkpoint.h, docs/CHECKPOINTS.md) */
         char *checkpoint_dir;       /* "auto": $STATE_DIRECTORY or off; "" off */

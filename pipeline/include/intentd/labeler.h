@@ -107,6 +107,21 @@ itd_err_t itd_labeler_add(itd_labeler_t *lb, uint64_t user_hash,
                           const uint32_t *ids, float score,
                           const float *next_probs);
 
+/* itd_labeler_add_opt options. */
+#define ITD_LABEL_NO_TRAIN 1u /* judged when resolved (judge 1), never
+                               * learned from (train 0), no fake negative:
+                               * a prediction for a user that looks like a
+                               * bot (risk.h) */
+
+/**
+ * @brief itd_labeler_add with options (ITD_LABEL_*); opts 0 is
+ * itd_labeler_add. The option is kept in snapshots.
+ */
+itd_err_t itd_labeler_add_opt(itd_labeler_t *lb, uint64_t user_hash,
+                              int64_t ts_ms, int64_t offset, const float *x,
+                              const uint32_t *ids, float score,
+                              const float *next_probs, unsigned opts);
+
 /** @brief Resolves pending predictions whose outcome the watermark decides. */
 void itd_labeler_advance(itd_labeler_t *lb, int64_t watermark_ms);
 

@@ -35,6 +35,7 @@ typedef struct itd_prediction_s {
         char session_id[ITD_ID_MAX];
         int event_type;                       /* itd_event_type_t, or -1 */
         char model_id[ITD_MODEL_ID_MAX];      /* "" when none was set */
+        double risk_score;                    /* bot-likeness, 0..1 (risk.h) */
 } itd_prediction_t;
 
 /** @brief "VIEW" ... "LEAVE". */
