@@ -9,14 +9,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "intentd/codec.h"
 #include "intentd/labeler.h"
 #include "intentd/mem.h"
 #include "intentd/model.h"
 #include "intentd/partition.h"
 #include "intentd/state.h"
+#include "intentd/trainer.h"
 
 #define ENGINE_MAX_BATCH 512
 
@@ -24,7 +23,6 @@ struct itd_engine_s {
         itd_partition_conf_t part_conf; /* what new partitions get */
         size_t dim;         /* dense features */
         size_t n_ids;       /* sparse ids per example */
-        size_t train_batch; /* examples per optimizer step */
         int64_t chunk_span_ms; /* event time one scoring chunk may span */
 
         itd_partition_t **parts; /* indexed by partition number; NULL: not
@@ -33,7 +31,7 @@ struct itd_engine_s {
         int64_t last_input_ms;   /* wall clock of the last batch */
 
         itd_model_t *model;
-        itd_pv_t *pv;
+        itd_trainer_t *tr;  /* eval, mini-batch, steps of model */
 
         /* Scoring scratch, max_batch rows. */
         float *x;           /* (max_batch, dim) */
@@ -42,15 +40,6 @@ struct itd_engine_s {
         float *next;        /* (max_batch, ITD_NEXT__COUNT) */
         itd_topcats_t *top; /* (max_batch) */
         float *risk;        /* (max_batch) risk score per scored row */
-
-        /* Training mini-batch being filled from resolved examples. */
-        float *tx;          /* (train_batch, dim) */
-        uint32_t *tids;     /* (train_batch, n_ids) */
-        float *ty;          /* (train_batch) */
-        int *tnext;         /* (train_batch) */
-        float *tw;          /* (train_batch) importance weights */
-        float neg_rate;     /* negatives kept for training, 0..1 */
-        size_t tn;
 
         itd_example_hook_t hook;
         void *hook_arg;
@@ -67,7 +56,6 @@ struct itd_engine_s {
         itd_trigger_rec_t *rtrig;  /* (max_batch) risk trigger records */
 
         uint64_t events, predictions, late, filtered;
-        uint64_t examples_pos, examples_neg, examples_neg_sampled_out;
         uint64_t risk_untrained;   /* predictions judged, not trained on */
 };
 
@@ -113,7 +101,6 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
         eng->last_input_ms = INT64_MIN;
         eng->dim = itd_features_dim(&eng->part_conf.state);
         eng->n_ids = ITD_SPARSE_IDS;
-        eng->train_batch = ec->train_batch;
         eng->chunk_span_ms = ec->score_span_ms;
         itd_model_conf_t mc = ec->model;
         if (eng->part_conf.labels.dim != eng->dim ||
@@ -125,18 +112,25 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                          "shape (%zu dense, %zu sparse)", eng->dim, eng->n_ids);
                 goto fail;
         }
-        if (eng->train_batch < 1) {
+        if (ec->train_batch < 1) {
                 snprintf(errstr, errstr_size,
                          "engine: train_batch must be at least 1");
                 goto fail;
         }
-        mc.mlp.max_batch = ENGINE_MAX_BATCH > eng->train_batch
+        mc.mlp.max_batch = ENGINE_MAX_BATCH > ec->train_batch
                                ? ENGINE_MAX_BATCH
-                               : eng->train_batch;
+                               : ec->train_batch;
         eng->model = itd_model_new(&mc, errstr, errstr_size);
         if (!eng->model)
                 goto fail;
-        eng->pv = itd_pv_new(ec->threshold);
+        itd_trainer_conf_t tc = {.dim = eng->dim,
+                                 .n_ids = eng->n_ids,
+                                 .batch = ec->train_batch,
+                                 .neg_sample_rate = ec->neg_sample_rate,
+                                 .threshold = ec->threshold};
+        eng->tr = itd_trainer_new(&tc, eng->model, errstr, errstr_size);
+        if (!eng->tr)
+                goto fail;
         eng->explain_k = ec->explain_k;
         if (eng->explain_k > ITD_EXPLAIN_MAX)
                 eng->explain_k = ITD_EXPLAIN_MAX;
@@ -161,15 +155,6 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
         eng->next = itd_xcalloc(ENGINE_MAX_BATCH * ITD_NEXT__COUNT,
                                 sizeof *eng->next);
         eng->top = itd_xcalloc(ENGINE_MAX_BATCH, sizeof *eng->top);
-        eng->tx = itd_xcalloc(eng->train_batch * eng->dim, sizeof *eng->tx);
-        eng->tids = itd_xcalloc(eng->train_batch * eng->n_ids,
-                                sizeof *eng->tids);
-        eng->ty = itd_xcalloc(eng->train_batch, sizeof *eng->ty);
-        eng->tnext = itd_xcalloc(eng->train_batch, sizeof *eng->tnext);
-        eng->tw = itd_xcalloc(eng->train_batch, sizeof *eng->tw);
-        eng->neg_rate = ec->neg_sample_rate > 0.0f && ec->neg_sample_rate < 1.0f
-                            ? ec->neg_sample_rate
-                            : 1.0f;
         return eng;
 fail:
         itd_engine_destroy(eng);
@@ -182,18 +167,13 @@ void itd_engine_destroy(itd_engine_t *eng) {
         for (size_t i = 0; i < eng->n_parts; i++)
                 itd_partition_destroy(eng->parts[i]);
         free(eng->parts);
+        itd_trainer_destroy(eng->tr);
         itd_model_destroy(eng->model);
-        itd_pv_destroy(eng->pv);
         free(eng->x);
         free(eng->ids);
         free(eng->p);
         free(eng->next);
         free(eng->top);
-        free(eng->tx);
-        free(eng->tids);
-        free(eng->ty);
-        free(eng->tnext);
-        free(eng->tw);
         free(eng->trig);
         free(eng->rtrig);
         free(eng->risk);
@@ -250,86 +230,18 @@ size_t itd_engine_max_batch(const itd_engine_t *eng) {
         return ENGINE_MAX_BATCH;
 }
 
-static void train_flush(itd_engine_t *eng) {
-        if (eng->tn == 0)
-                return;
-        float loss;
-        /* a kept negative stands for 1 / neg_rate of them (importance
-         * weight), so the model learns the full stream's base rate and
-         * needs no calibration correction */
-        const float *wt = NULL;
-        if (eng->neg_rate < 1.0f) {
-                for (size_t i = 0; i < eng->tn; i++)
-                        eng->tw[i] = eng->ty[i] > 0.0f ? 1.0f
-                                                       : 1.0f / eng->neg_rate;
-                wt = eng->tw;
-        }
-        /* a non-finite loss skips the step; the model counts it
-         * (itd_engine_stats_t.train_skipped) */
-        (void)itd_model_train_weighted(eng->model, eng->tx, eng->tids,
-                                       eng->ty, eng->tnext, wt, eng->tn,
-                                       &loss);
-        eng->tn = 0;
-}
-
-/*
- * Negative down-sampling (He et al. 2014, "Practical Lessons from
- * Predicting Clicks on Ads at Facebook", section 6): a negative is kept
- * for training with probability neg_rate, decided by a hash of its user
- * and event time, so a replay, a restart and a restored partition keep
- * the same ones. Positives are always kept.
- */
-static int keep_for_training(const itd_engine_t *eng,
-                             const itd_example_t *ex) {
-        if (ex->label || eng->neg_rate >= 1.0f)
-                return 1;
-        /* splitmix64's finaliser of user and time: uniform in [0, 1) */
-        uint64_t h = ex->user_hash ^
-                     ((uint64_t)ex->ts_ms * 0x9E3779B97F4A7C15ull);
-        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-        h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-        h ^= h >> 31;
-        return (double)(h >> 11) * 0x1.0p-53 < (double)eng->neg_rate;
-}
-
-/* Judges resolved examples (they were scored before any learning from
- * them: progressive validation), then queues them for training. */
+/* Hands the examples pt resolved to the trainer (trainer.h), in
+ * resolution order; the hook sees each judged one first, before the model
+ * can learn from it. */
 static void learn_resolved(itd_engine_t *eng, itd_partition_t *pt) {
         itd_example_t ex[64];
         size_t n;
         while ((n = itd_partition_take(pt, ex, 64)) > 0) {
                 for (size_t i = 0; i < n; i++) {
-                        /* labels.policy fake_negative: each prediction is
-                         * judged once, with its final label; its fake
-                         * negative is trained only, and a final negative
-                         * (already learned) judged only (labeler.h) */
-                        if (ex[i].judge) {
-                                itd_pv_add(eng->pv, ex[i].score, ex[i].label,
-                                           ex[i].next_probs, ex[i].next);
-                                if (eng->hook)
-                                        eng->hook(eng->hook_arg,
-                                                  itd_partition_id(pt),
-                                                  &ex[i]);
-                        }
-                        if (!ex[i].train)
-                                continue;
-                        if (!keep_for_training(eng, &ex[i])) {
-                                eng->examples_neg_sampled_out++;
-                                continue;
-                        }
-                        if (ex[i].label)
-                                eng->examples_pos++;
-                        else
-                                eng->examples_neg++;
-                        size_t r = eng->tn++;
-                        memcpy(eng->tx + r * eng->dim, ex[i].x,
-                               eng->dim * sizeof(float));
-                        memcpy(eng->tids + r * eng->n_ids, ex[i].ids,
-                               eng->n_ids * sizeof(uint32_t));
-                        eng->ty[r] = (float)ex[i].label;
-                        eng->tnext[r] = (int)ex[i].next;
-                        if (eng->tn == eng->train_batch)
-                                train_flush(eng);
+                        if (ex[i].judge && eng->hook)
+                                eng->hook(eng->hook_arg, itd_partition_id(pt),
+                                          &ex[i]);
+                        itd_trainer_add(eng->tr, &ex[i]);
                 }
         }
 }
@@ -490,7 +402,8 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
 
         /* (3) labels: observe first, so this event resolves earlier
          * predictions of its user but never its own. */
-        int64_t version = itd_model_steps(eng->model);
+        /* the parameters this chunk was scored with */
+        int64_t version = itd_trainer_publish(eng->tr);
         for (size_t i = i0; i < i0 + n; i++) {
                 itd_row_t *row = &rows[i];
                 if (row->outcome != ITD_OUT_PREDICTED)
@@ -582,11 +495,11 @@ void itd_engine_advance(itd_engine_t *eng, int64_t wm_ms) {
                 itd_partition_advance(pt, wm_ms);
                 learn_resolved(eng, pt);
         }
-        train_flush(eng);
+        itd_trainer_flush(eng->tr);
 }
 
 void itd_engine_set_threshold(itd_engine_t *eng, float threshold) {
-        itd_pv_set_threshold(eng->pv, threshold);
+        itd_trainer_set_threshold(eng->tr, threshold);
 }
 
 void itd_engine_set_learning_rate(itd_engine_t *eng, float lr) {
@@ -599,10 +512,12 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         s->predictions = eng->predictions;
         s->late = eng->late;
         s->filtered = eng->filtered;
-        s->examples_pos = eng->examples_pos;
-        s->examples_neg = eng->examples_neg;
-        s->examples_neg_sampled_out = eng->examples_neg_sampled_out;
         s->risk_untrained = eng->risk_untrained;
+        itd_trainer_stats_t trs;
+        itd_trainer_stats(eng->tr, &trs);
+        s->examples_pos = trs.examples_pos;
+        s->examples_neg = trs.examples_neg;
+        s->examples_neg_sampled_out = trs.examples_neg_sampled_out;
         s->train_steps = (uint64_t)itd_model_steps(eng->model);
         s->train_skipped = itd_model_skipped(eng->model);
         for (size_t p = 0; p < eng->n_parts; p++) {
@@ -633,7 +548,7 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
                         s->risk_triggers_down += ts.fired_down;
                 }
         }
-        itd_pv_summary(eng->pv, &s->pv);
+        itd_pv_summary(itd_trainer_eval(eng->tr), &s->pv);
 }
 
 itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
@@ -708,123 +623,25 @@ void itd_engine_drop_partition(itd_engine_t *eng, int32_t p) {
         itd_partition_destroy(itd_engine_detach(eng, p));
 }
 
-/*
- * Trainer file: "ITDTRAIN", u64 version, u64 dim, u64 n_ids, u64 tn,
- * u64 counters[5], then tn rows (x: dim floats, ids: n_ids u32, y: float,
- * next: int32), then the XXH64 of every byte before it. Native byte order,
- * like the state snapshots.
- */
-#define TRAINER_MAGIC "ITDTRAIN"
-#define TRAINER_VERSION 1
-#define TRAINER_HEAD (8 + 9 * 8)
-
-static size_t trainer_row_bytes(const itd_engine_t *eng) {
-        return eng->dim * sizeof(float) + eng->n_ids * sizeof(uint32_t) +
-               sizeof(float) + sizeof(int32_t);
-}
-
 itd_err_t itd_engine_write_trainer(const itd_engine_t *eng, FILE *out,
                                    char *errstr, size_t errstr_size) {
-        size_t len = TRAINER_HEAD + eng->tn * trainer_row_bytes(eng);
-        unsigned char *buf = itd_xmalloc(len + 8);
-        unsigned char *w = buf;
-        uint64_t head[9] = {TRAINER_VERSION,     eng->dim,
-                            eng->n_ids,          eng->tn,
-                            eng->events,         eng->predictions,
-                            eng->late,           eng->examples_pos,
-                            eng->examples_neg};
-        memcpy(w, TRAINER_MAGIC, 8);
-        memcpy(w + 8, head, sizeof head);
-        w += TRAINER_HEAD;
-        for (size_t r = 0; r < eng->tn; r++) {
-                int32_t next = eng->tnext[r];
-                memcpy(w, eng->tx + r * eng->dim, eng->dim * sizeof(float));
-                w += eng->dim * sizeof(float);
-                memcpy(w, eng->tids + r * eng->n_ids,
-                       eng->n_ids * sizeof(uint32_t));
-                w += eng->n_ids * sizeof(uint32_t);
-                memcpy(w, &eng->ty[r], sizeof(float));
-                w += sizeof(float);
-                memcpy(w, &next, sizeof next);
-                w += sizeof next;
-        }
-        uint64_t h = XXH64(buf, len, 0);
-        memcpy(w, &h, 8);
-        itd_err_t err = ITD_OK;
-        if (fwrite(buf, 1, len + 8, out) != len + 8) {
-                snprintf(errstr, errstr_size, "writing the trainer: %s",
-                         strerror(errno));
-                err = ITD_ERR_IO;
-        }
-        free(buf);
-        return err;
+        itd_trainer_extra_t extra = {eng->events, eng->predictions,
+                                     eng->late};
+        return itd_trainer_write(eng->tr, &extra, out, errstr, errstr_size);
 }
 
-itd_err_t itd_engine_read_trainer(itd_engine_t *eng, const void *data,
+itd_err_t itd_engine_read_trainer(itd_engine_t *eng, const void *buf,
                                   size_t len, int apply, char *errstr,
                                   size_t errstr_size) {
-        const unsigned char *buf = data;
-        uint64_t head[9], h;
-        if (len < TRAINER_HEAD + 8 || memcmp(buf, TRAINER_MAGIC, 8) != 0) {
-                snprintf(errstr, errstr_size,
-                         "corrupt trainer: %zu bytes, no \"%s\" header", len,
-                         TRAINER_MAGIC);
-                return ITD_ERR_CORRUPT;
+        itd_trainer_extra_t extra;
+        itd_err_t err = itd_trainer_read(eng->tr, buf, len, apply, &extra,
+                                         errstr, errstr_size);
+        if (err == ITD_OK && apply) {
+                eng->events = extra.events;
+                eng->predictions = extra.predictions;
+                eng->late = extra.late;
         }
-        memcpy(&h, buf + len - 8, 8);
-        if (XXH64(buf, len - 8, 0) != h) {
-                snprintf(errstr, errstr_size,
-                         "corrupt trainer: checksum mismatch over bytes "
-                         "0..%zu", len - 8);
-                return ITD_ERR_CORRUPT;
-        }
-        memcpy(head, buf + 8, sizeof head);
-        if (head[0] != TRAINER_VERSION || head[1] != eng->dim ||
-            head[2] != eng->n_ids) {
-                snprintf(errstr, errstr_size,
-                         "incompatible trainer: version %llu, %llu dense and "
-                         "%llu sparse features; this build: %d, %zu, %zu",
-                         (unsigned long long)head[0],
-                         (unsigned long long)head[1],
-                         (unsigned long long)head[2], TRAINER_VERSION,
-                         eng->dim, eng->n_ids);
-                return ITD_ERR_INCOMPATIBLE;
-        }
-        size_t tn = (size_t)head[3];
-        if (len != TRAINER_HEAD + tn * trainer_row_bytes(eng) + 8) {
-                snprintf(errstr, errstr_size,
-                         "corrupt trainer: %zu rows do not fit %zu bytes", tn,
-                         len);
-                return ITD_ERR_CORRUPT;
-        }
-        /* A smaller model.batch.size than at the cut: the surplus rows are
-         * learned from at once, in steps of the new size. */
-        if (!apply)
-                return ITD_OK;
-        eng->tn = 0;
-        eng->events = head[4];
-        eng->predictions = head[5];
-        eng->late = head[6];
-        eng->examples_pos = head[7];
-        eng->examples_neg = head[8];
-        const unsigned char *r = buf + TRAINER_HEAD;
-        for (size_t i = 0; i < tn; i++) {
-                size_t k = eng->tn++;
-                int32_t next;
-                memcpy(eng->tx + k * eng->dim, r, eng->dim * sizeof(float));
-                r += eng->dim * sizeof(float);
-                memcpy(eng->tids + k * eng->n_ids, r,
-                       eng->n_ids * sizeof(uint32_t));
-                r += eng->n_ids * sizeof(uint32_t);
-                memcpy(&eng->ty[k], r, sizeof(float));
-                r += sizeof(float);
-                memcpy(&next, r, sizeof next);
-                r += sizeof next;
-                eng->tnext[k] = next;
-                if (eng->tn == eng->train_batch)
-                        train_flush(eng);
-        }
-        return ITD_OK;
+        return err;
 }
 
 itd_model_t *itd_engine_model(itd_engine_t *eng) {
@@ -832,5 +649,5 @@ itd_model_t *itd_engine_model(itd_engine_t *eng) {
 }
 
 itd_pv_t *itd_engine_pv(itd_engine_t *eng) {
-        return eng->pv;
+        return itd_trainer_eval(eng->tr);
 }

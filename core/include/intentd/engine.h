@@ -10,9 +10,10 @@
  * see earlier ones); (2) the chunk is scored as one matrix product; (3) in
  * order again, each event tells the labeler what happened (resolving
  * earlier predictions) and then adds its own prediction as pending; (4)
- * watermarks advance, resolved examples are judged (progressive
- * validation), their labels counted for their users in the state, and
- * then learned from in mini-batches, before the next chunk is scored.
+ * watermarks advance, and the resolved examples, their labels counted
+ * for their users in the state, go to the trainer (trainer.h: judged by
+ * progressive validation, then learned from in mini-batches) before the
+ * next chunk is scored with what the trainer published.
  *
  * Late events (older than their partition's watermark) are predicted too,
  * from the user's state as it stands; they change no state, add no
@@ -304,8 +305,9 @@ void itd_engine_drop_partition(itd_engine_t *eng, int32_t p);
 
 /**
  * @brief Writes what the engine holds besides partitions and the model:
- * its counters and the training examples taken from the labelers but not
- * yet learned from (a partial mini-batch), checksummed.
+ * its counters and its trainer's (the partial mini-batch: examples taken
+ * from the labelers but not yet learned from), checksummed
+ * (itd_trainer_write).
  * @returns ITD_OK or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_engine_write_trainer(const itd_engine_t *eng, FILE *out,

@@ -1,0 +1,137 @@
+/*
+ * trainer.h - learning from resolved examples: progressive validation
+ * (eval: each example judged with the score it was given, before the
+ * model learns from it), the mini-batch, and the optimizer steps.
+ *
+ * The engine hands every example its partitions resolve to
+ * itd_trainer_add, in resolution order; that is the whole interface
+ * between scoring and learning. An example is judged when ex->judge (once
+ * per prediction, with its final label) and copied into the mini-batch
+ * when ex->train; a full mini-batch is one step of the model. What the
+ * trainer keeps it copies: the example's memory is the labeler's and may
+ * go with the next call on it.
+ *
+ * Threads. Today one pipeline thread scores and learns, and the model the
+ * trainer steps is the one the engine scores with. The interface is cut
+ * for the next step, several scoring workers (each owning some
+ * partitions, itd_partition_t) and one trainer learning from all of them:
+ *
+ *   - the handoff is itd_trainer_add and nothing else: it takes examples
+ *     by pointer and copies them, so a worker passes what its labelers
+ *     hand out and goes on; a queue per worker in front of it, drained by
+ *     the trainer's thread in arrival order, is all the threading adds
+ *     (order between workers is arbitrary already: their partitions run
+ *     ahead of each other in event time);
+ *   - the trainer steps its own parameters (the back buffer); workers
+ *     score with the parameters it last published (the front buffer).
+ *     itd_trainer_publish marks that point: it copies the back buffer
+ *     into the front one and returns the version the front now holds
+ *     (training steps so far, what predictions carry as model_version),
+ *     and a worker picks the front up between its batches. With one
+ *     thread front and back are one model (the one passed to
+ *     itd_trainer_new) and publishing copies nothing;
+ *   - eval and the counters belong to the trainer's thread; a worker
+ *     reads them only through itd_trainer_stats taken by that thread.
+ *
+ * @thread one thread at a time (today the pipeline thread); no locks.
+ */
+#ifndef INTENTD_TRAINER_H
+#define INTENTD_TRAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "intentd/err.h"
+#include "intentd/labeler.h"
+#include "intentd/metrics.h"
+#include "intentd/model.h"
+
+typedef struct itd_trainer_conf_s {
+        size_t dim;       /* dense features per example */
+        size_t n_ids;     /* sparse ids per example */
+        size_t batch;     /* examples per optimizer step, >= 1 */
+        float neg_sample_rate; /* negatives kept for training (each then
+                                * weighs 1 / rate); 1 (or 0): all */
+        float threshold;  /* decision threshold of eval */
+} itd_trainer_conf_t;
+
+typedef struct itd_trainer_stats_s {
+        uint64_t examples_pos; /* examples learned from, positive */
+        uint64_t examples_neg; /* ... negative */
+        uint64_t examples_neg_sampled_out; /* negatives judged but not
+                                            * learned from (down-sampling) */
+        uint64_t queued;       /* in the partial mini-batch */
+        int64_t version;       /* training steps of the published model */
+} itd_trainer_stats_t;
+
+typedef struct itd_trainer_s itd_trainer_t;
+
+/**
+ * @brief A trainer stepping model (borrowed: the caller owns it and keeps
+ * it alive as long as the trainer), with an empty mini-batch and eval.
+ * model's max_batch must be at least conf->batch.
+ * @returns the trainer (caller owns), or NULL with errstr.
+ */
+itd_trainer_t *itd_trainer_new(const itd_trainer_conf_t *conf,
+                               itd_model_t *model, char *errstr,
+                               size_t errstr_size);
+/** @brief Frees the trainer (not the model); NULL does nothing. */
+void itd_trainer_destroy(itd_trainer_t *tr);
+
+/**
+ * @brief One resolved example (borrowed for the call): judged into eval
+ * when ex->judge, then copied into the mini-batch when ex->train; a full
+ * mini-batch is one optimizer step (a non-finite loss skips it; the model
+ * counts that).
+ */
+void itd_trainer_add(itd_trainer_t *tr, const itd_example_t *ex);
+
+/** @brief Steps on the partial mini-batch, if any (end of input). */
+void itd_trainer_flush(itd_trainer_t *tr);
+
+/**
+ * @brief Makes what the trainer learned so far the parameters scoring
+ * uses (see the header comment: a no-op with one thread).
+ * @returns the version published (training steps so far).
+ */
+int64_t itd_trainer_publish(itd_trainer_t *tr);
+
+/** @brief New decision threshold of eval (SIGHUP). */
+void itd_trainer_set_threshold(itd_trainer_t *tr, float threshold);
+
+void itd_trainer_stats(const itd_trainer_t *tr, itd_trainer_stats_t *s);
+
+/** @brief Eval: progressive validation over the whole run (borrowed; for
+ * checkpoints and summaries). */
+itd_pv_t *itd_trainer_eval(itd_trainer_t *tr);
+
+/* ---- snapshot ------------------------------------------------------------ */
+
+/* Counters of the engine kept beside the trainer's in its snapshot. */
+typedef struct itd_trainer_extra_s {
+        uint64_t events, predictions, late;
+} itd_trainer_extra_t;
+
+/**
+ * @brief Writes the partial mini-batch and the counters (the trainer's,
+ * and the engine's in extra) as one checksummed snapshot.
+ * @returns ITD_OK or ITD_ERR_IO with errstr.
+ */
+itd_err_t itd_trainer_write(const itd_trainer_t *tr,
+                            const itd_trainer_extra_t *extra, FILE *out,
+                            char *errstr, size_t errstr_size);
+
+/**
+ * @brief Checks (apply 0) or checks and installs (apply 1) what
+ * itd_trainer_write wrote (len bytes at buf). A check that passed
+ * guarantees the install succeeds. Installing replaces the mini-batch and
+ * the counters (a smaller batch than at the cut steps on the surplus at
+ * once) and writes the engine's counters into *extra.
+ * @returns ITD_OK; ITD_ERR_CORRUPT or ITD_ERR_INCOMPATIBLE with errstr.
+ */
+itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *buf, size_t len,
+                           int apply, itd_trainer_extra_t *extra,
+                           char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * trainer.c - eval, the mini-batch and the optimizer steps (trainer.h).
+ */
+#include "intentd/trainer.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "intentd/mem.h"
+
+struct itd_trainer_s {
+        itd_trainer_conf_t conf;
+        itd_model_t *model; /* borrowed: stepped, and (one thread) scored
+                             * with */
+        itd_pv_t *eval;     /* progressive validation, whole run */
+
+        /* The mini-batch being filled, conf.batch rows. */
+        float *x;           /* (batch, dim) */
+        uint32_t *ids;      /* (batch, n_ids) */
+        float *y;           /* (batch) */
+        int *next;          /* (batch) */
+        float *w;           /* (batch) importance weights */
+        float neg_rate;     /* negatives kept for training, 0..1 */
+        size_t n;
+
+        uint64_t examples_pos, examples_neg, examples_neg_sampled_out;
+};
+
+itd_trainer_t *itd_trainer_new(const itd_trainer_conf_t *conf,
+                               itd_model_t *model, char *errstr,
+                               size_t errstr_size) {
+        if (conf->batch < 1) {
+                snprintf(errstr, errstr_size,
+                         "trainer: the mini-batch must hold at least 1 "
+                         "example");
+                return NULL;
+        }
+        itd_trainer_t *tr = itd_xcalloc(1, sizeof *tr);
+        tr->conf = *conf;
+        tr->model = model;
+        tr->eval = itd_pv_new(conf->threshold);
+        tr->x = itd_xcalloc(conf->batch * conf->dim, sizeof *tr->x);
+        tr->ids = itd_xcalloc(conf->batch * conf->n_ids, sizeof *tr->ids);
+        tr->y = itd_xcalloc(conf->batch, sizeof *tr->y);
+        tr->next = itd_xcalloc(conf->batch, sizeof *tr->next);
+        tr->w = itd_xcalloc(conf->batch, sizeof *tr->w);
+        tr->neg_rate = conf->neg_sample_rate > 0.0f &&
+                               conf->neg_sample_rate < 1.0f
+                           ? conf->neg_sample_rate
+                           : 1.0f;
+        return tr;
+}
+
+void itd_trainer_destroy(itd_trainer_t *tr) {
+        if (!tr)
+                return;
+        itd_pv_destroy(tr->eval);
+        free(tr->x);
+        free(tr->ids);
+        free(tr->y);
+        free(tr->next);
+        free(tr->w);
+        free(tr);
+}
+
+void itd_trainer_flush(itd_trainer_t *tr) {
+        if (tr->n == 0)
+                return;
+        float loss;
+        /* a kept negative stands for 1 / neg_rate of them (importance
+         * weight), so the model learns the full stream's base rate and
+         * needs no calibration correction */
+        const float *wt = NULL;
+        if (tr->neg_rate < 1.0f) {
+                for (size_t i = 0; i < tr->n; i++)
+                        tr->w[i] = tr->y[i] > 0.0f ? 1.0f
+                                                   : 1.0f / tr->neg_rate;
+                wt = tr->w;
+        }
+        /* a non-finite loss skips the step; the model counts it
+         * (itd_engine_stats_t.train_skipped) */
+        (void)itd_model_train_weighted(tr->model, tr->x, tr->ids, tr->y,
+                                       tr->next, wt, tr->n, &loss);
+        tr->n = 0;
+}
+
+/*
+ * Negative down-sampling (He et al. 2014, "Practical Lessons from
+ * Predicting Clicks on Ads at Facebook", section 6): a negative is kept
+ * for training with probability neg_rate, decided by a hash of its user
+ * and event time, so a replay, a restart and a restored partition keep
+ * the same ones. Positives are always kept.
+ */
+static int keep_for_training(const itd_trainer_t *tr,
+                             const itd_example_t *ex) {
+        if (ex->label || tr->neg_rate >= 1.0f)
+                return 1;
+        /* splitmix64's finaliser of user and time: uniform in [0, 1) */
+        uint64_t h = ex->user_hash ^
+                     ((uint64_t)ex->ts_ms * 0x9E3779B97F4A7C15ull);
+        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+        h ^= h >> 31;
+        return (double)(h >> 11) * 0x1.0p-53 < (double)tr->neg_rate;
+}
+
+/* Row n of the mini-batch from its parts (x: dim floats, ids: n_ids u32,
+ * as bytes: a snapshot's rows need not be aligned); steps when that fills
+ * it. */
+static void queue(itd_trainer_t *tr, const void *x, const void *ids,
+                  float y, int next) {
+        size_t r = tr->n++;
+        memcpy(tr->x + r * tr->conf.dim, x, tr->conf.dim * sizeof(float));
+        memcpy(tr->ids + r * tr->conf.n_ids, ids,
+               tr->conf.n_ids * sizeof(uint32_t));
+        tr->y[r] = y;
+        tr->next[r] = next;
+        if (tr->n == tr->conf.batch)
+                itd_trainer_flush(tr);
+}
+
+void itd_trainer_add(itd_trainer_t *tr, const itd_example_t *ex) {
+        /* labels.policy fake_negative: each prediction is judged once,
+         * with its final label; its fake negative is trained only, and a
+         * final negative (already learned) judged only (labeler.h) */
+        if (ex->judge)
+                itd_pv_add(tr->eval, ex->score, ex->label, ex->next_probs,
+                           ex->next);
+        if (!ex->train)
+                return;
+        if (!keep_for_training(tr, ex)) {
+                tr->examples_neg_sampled_out++;
+                return;
+        }
+        if (ex->label)
+                tr->examples_pos++;
+        else
+                tr->examples_neg++;
+        queue(tr, ex->x, ex->ids, (float)ex->label, (int)ex->next);
+}
+
+int64_t itd_trainer_publish(itd_trainer_t *tr) {
+        /* One thread: the model stepped is the model scored with. */
+        return itd_model_steps(tr->model);
+}
+
+void itd_trainer_set_threshold(itd_trainer_t *tr, float threshold) {
+        itd_pv_set_threshold(tr->eval, threshold);
+}
+
+void itd_trainer_stats(const itd_trainer_t *tr, itd_trainer_stats_t *s) {
+        s->examples_pos = tr->examples_pos;
+        s->examples_neg = tr->examples_neg;
+        s->examples_neg_sampled_out = tr->examples_neg_sampled_out;
+        s->queued = tr->n;
+        s->version = itd_model_steps(tr->model);
+}
+
+itd_pv_t *itd_trainer_eval(itd_trainer_t *tr) {
+        return tr->eval;
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+/*
+ * "ITDTRAIN", u64 version, u64 dim, u64 n_ids, u64 n, u64 counters[5]
+ * (events, predictions, late, examples_pos, examples_neg), then n rows
+ * (x: dim floats, ids: n_ids u32, y: float, next: int32), then the XXH64
+ * of every byte before it. Native byte order, like the state snapshots.
+ */
+#define TRAINER_MAGIC "ITDTRAIN"
+#define TRAINER_VERSION 1
+#define TRAINER_HEAD (8 + 9 * 8)
+
+static size_t row_bytes(const itd_trainer_t *tr) {
+        return tr->conf.dim * sizeof(float) +
+               tr->conf.n_ids * sizeof(uint32_t) + sizeof(float) +
+               sizeof(int32_t);
+}
+
+itd_err_t itd_trainer_write(const itd_trainer_t *tr,
+                            const itd_trainer_extra_t *extra, FILE *out,
+                            char *errstr, size_t errstr_size) {
+        size_t dim = tr->conf.dim, n_ids = tr->conf.n_ids;
+        size_t len = TRAINER_HEAD + tr->n * row_bytes(tr);
+        unsigned char *buf = itd_xmalloc(len + 8);
+        unsigned char *w = buf;
+        uint64_t head[9] = {TRAINER_VERSION,     dim,
+                            n_ids,               tr->n,
+                            extra->events,       extra->predictions,
+                            extra->late,         tr->examples_pos,
+                            tr->examples_neg};
+        memcpy(w, TRAINER_MAGIC, 8);
+        memcpy(w + 8, head, sizeof head);
+        w += TRAINER_HEAD;
+        for (size_t r = 0; r < tr->n; r++) {
+                int32_t next = tr->next[r];
+                memcpy(w, tr->x + r * dim, dim * sizeof(float));
+                w += dim * sizeof(float);
+                memcpy(w, tr->ids + r * n_ids, n_ids * sizeof(uint32_t));
+                w += n_ids * sizeof(uint32_t);
+                memcpy(w, &tr->y[r], sizeof(float));
+                w += sizeof(float);
+                memcpy(w, &next, sizeof next);
+                w += sizeof next;
+        }
+        uint64_t h = XXH64(buf, len, 0);
+        memcpy(w, &h, 8);
+        itd_err_t err = ITD_OK;
+        if (fwrite(buf, 1, len + 8, out) != len + 8) {
+                snprintf(errstr, errstr_size, "writing the trainer: %s",
+                         strerror(errno));
+                err = ITD_ERR_IO;
+        }
+        free(buf);
+        return err;
+}
+
+itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
+                           int apply, itd_trainer_extra_t *extra,
+                           char *errstr, size_t errstr_size) {
+        const unsigned char *buf = data;
+        size_t dim = tr->conf.dim, n_ids = tr->conf.n_ids;
+        uint64_t head[9], h;
+        if (len < TRAINER_HEAD + 8 || memcmp(buf, TRAINER_MAGIC, 8) != 0) {
+                snprintf(errstr, errstr_size,
+                         "corrupt trainer: %zu bytes, no \"%s\" header", len,
+                         TRAINER_MAGIC);
+                return ITD_ERR_CORRUPT;
+        }
+        memcpy(&h, buf + len - 8, 8);
+        if (XXH64(buf, len - 8, 0) != h) {
+                snprintf(errstr, errstr_size,
+                         "corrupt trainer: checksum mismatch over bytes "
+                         "0..%zu", len - 8);
+                return ITD_ERR_CORRUPT;
+        }
+        memcpy(head, buf + 8, sizeof head);
+        if (head[0] != TRAINER_VERSION || head[1] != dim ||
+            head[2] != n_ids) {
+                snprintf(errstr, errstr_size,
+                         "incompatible trainer: version %llu, %llu dense and "
+                         "%llu sparse features; this build: %d, %zu, %zu",
+                         (unsigned long long)head[0],
+                         (unsigned long long)head[1],
+                         (unsigned long long)head[2], TRAINER_VERSION, dim,
+                         n_ids);
+                return ITD_ERR_INCOMPATIBLE;
+        }
+        size_t n = (size_t)head[3];
+        if (len != TRAINER_HEAD + n * row_bytes(tr) + 8) {
+                snprintf(errstr, errstr_size,
+                         "corrupt trainer: %zu rows do not fit %zu bytes", n,
+                         len);
+                return ITD_ERR_CORRUPT;
+        }
+        if (!apply)
+                return ITD_OK;
+        tr->n = 0;
+        extra->events = head[4];
+        extra->predictions = head[5];
+        extra->late = head[6];
+        tr->examples_pos = head[7];
+        tr->examples_neg = head[8];
+        /* A smaller model.batch.size than at the cut: the surplus rows are
+         * learned from at once, in steps of the new size. */
+        const unsigned char *r = buf + TRAINER_HEAD;
+        for (size_t i = 0; i < n; i++) {
+                const unsigned char *x = r, *ids = r + dim * sizeof(float);
+                float y;
+                int32_t next;
+                r += dim * sizeof(float) + n_ids * sizeof(uint32_t);
+                memcpy(&y, r, sizeof y);
+                memcpy(&next, r + sizeof y, sizeof next);
+                r += sizeof y + sizeof next;
+                queue(tr, x, ids, y, next);
+        }
+        return ITD_OK;
+}

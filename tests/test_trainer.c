@@ -1,0 +1,161 @@
+/*
+ * test_trainer.c - the trainer (core/include/intentd/trainer.h) through
+ * its interface: what is judged and what is learned from, one optimizer
+ * step per full mini-batch, and its snapshot (round trip, refusals).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intentd/trainer.h"
+
+#define DIM 4
+#define N_IDS 2
+#define BATCH 3
+
+typedef struct fix_s {
+        itd_model_t *model;
+        itd_trainer_t *tr;
+} fix_t;
+
+static fix_t make(size_t batch) {
+        char err[256];
+        itd_model_conf_t mc;
+        itd_model_conf_defaults(&mc, ITD_MODEL_KIND_MLP, DIM, 1, N_IDS);
+        mc.mlp.max_batch = 16;
+        fix_t f;
+        f.model = itd_model_new(&mc, err, sizeof err);
+        cr_assert_not_null(f.model, "%s", err);
+        itd_trainer_conf_t tc = {.dim = DIM, .n_ids = N_IDS, .batch = batch,
+                                 .threshold = 0.5f};
+        f.tr = itd_trainer_new(&tc, f.model, err, sizeof err);
+        cr_assert_not_null(f.tr, "%s", err);
+        return f;
+}
+
+static void fix_free(fix_t *f) {
+        itd_trainer_destroy(f->tr);
+        itd_model_destroy(f->model);
+}
+
+/* Example i: judged and trained as told, label i % 2. */
+static itd_example_t example(int i, int judge, int train, float *x,
+                             uint32_t *ids) {
+        for (int d = 0; d < DIM; d++)
+                x[d] = (float)(i + d) / 10.0f;
+        ids[0] = (uint32_t)i;
+        ids[1] = ITD_SPARSE_NONE;
+        itd_example_t ex = {.x = x, .ids = ids, .ts_ms = i, .offset = i,
+                            .score = 0.25f, .label = i % 2,
+                            .next = ITD_NEXT_VIEW, .judge = judge,
+                            .train = train};
+        return ex;
+}
+
+static void add(fix_t *f, int i, int judge, int train) {
+        float x[DIM];
+        uint32_t ids[N_IDS];
+        itd_example_t ex = example(i, judge, train, x, ids);
+        itd_trainer_add(f->tr, &ex);
+}
+
+Test(trainer, judges_what_is_judged_and_learns_what_is_trained) {
+        fix_t f = make(BATCH);
+        add(&f, 0, 1, 1);
+        add(&f, 1, 1, 0); /* judged only (a final negative, fake_negative) */
+        add(&f, 2, 0, 1); /* trained only (a fake negative) */
+        itd_pv_summary_t s;
+        itd_pv_summary(itd_trainer_eval(f.tr), &s);
+        cr_expect_eq(s.n, 2, "judged: %llu", (unsigned long long)s.n);
+        itd_trainer_stats_t st;
+        itd_trainer_stats(f.tr, &st);
+        cr_expect_eq(st.queued, 2);
+        cr_expect_eq(st.examples_pos + st.examples_neg, 2);
+        cr_expect_eq(itd_model_steps(f.model), 0, "no step before a full "
+                     "mini-batch");
+        add(&f, 3, 1, 1);
+        itd_trainer_stats(f.tr, &st);
+        cr_expect_eq(st.queued, 0);
+        cr_expect_eq(itd_model_steps(f.model), 1, "one step per mini-batch");
+        cr_expect_eq(itd_trainer_publish(f.tr), 1,
+                     "the published version is the steps so far");
+        add(&f, 4, 1, 1);
+        itd_trainer_flush(f.tr);
+        cr_expect_eq(itd_model_steps(f.model), 2, "flush steps on the rest");
+        itd_trainer_flush(f.tr);
+        cr_expect_eq(itd_model_steps(f.model), 2, "nothing left to step on");
+        fix_free(&f);
+}
+
+static char *written(const fix_t *f, const itd_trainer_extra_t *extra,
+                     size_t *len) {
+        char *buf = NULL, err[256];
+        FILE *mem = open_memstream(&buf, len);
+        cr_assert_not_null(mem);
+        cr_assert_eq(itd_trainer_write(f->tr, extra, mem, err, sizeof err),
+                     ITD_OK, "%s", err);
+        fclose(mem);
+        return buf;
+}
+
+Test(trainer, snapshot_round_trip_and_refusals) {
+        fix_t a = make(BATCH), b = make(BATCH);
+        add(&a, 0, 1, 1);
+        add(&a, 1, 1, 1);
+        itd_trainer_extra_t extra = {.events = 7, .predictions = 6,
+                                     .late = 1}, back = {0};
+        size_t len;
+        char *buf = written(&a, &extra, &len), err[256];
+
+        cr_assert_eq(itd_trainer_read(b.tr, buf, len, 1, &back, err,
+                                      sizeof err), ITD_OK, "%s", err);
+        cr_expect_eq(back.events, 7);
+        cr_expect_eq(back.predictions, 6);
+        cr_expect_eq(back.late, 1);
+        itd_trainer_stats_t sa, sb;
+        itd_trainer_stats(a.tr, &sa);
+        itd_trainer_stats(b.tr, &sb);
+        cr_expect_eq(sb.queued, sa.queued);
+        cr_expect_eq(sb.examples_pos, sa.examples_pos);
+        cr_expect_eq(sb.examples_neg, sa.examples_neg);
+        /* the same next example fills both mini-batches: both step */
+        add(&a, 2, 1, 1);
+        add(&b, 2, 1, 1);
+        cr_expect_eq(itd_model_steps(a.model), 1);
+        cr_expect_eq(itd_model_steps(b.model), 1);
+
+        /* a flipped byte anywhere is refused by class, nothing applied */
+        for (size_t at = 0; at < len; at += 7) {
+                buf[at] ^= 0x10;
+                itd_err_t e = itd_trainer_read(b.tr, buf, len, 0, &back, err,
+                                               sizeof err);
+                cr_expect(e == ITD_ERR_CORRUPT || e == ITD_ERR_INCOMPATIBLE,
+                          "byte %zu: %d", at, (int)e);
+                buf[at] ^= 0x10;
+        }
+        cr_expect_eq(itd_trainer_read(b.tr, buf, len - 1, 0, &back, err,
+                                      sizeof err), ITD_ERR_CORRUPT);
+        free(buf);
+
+        /* another feature width is another build: incompatible */
+        fix_t c = make(BATCH);
+        itd_trainer_destroy(c.tr);
+        itd_trainer_conf_t tc = {.dim = DIM + 1, .n_ids = N_IDS,
+                                 .batch = BATCH, .threshold = 0.5f};
+        c.tr = itd_trainer_new(&tc, c.model, err, sizeof err);
+        buf = written(&a, &extra, &len);
+        cr_expect_eq(itd_trainer_read(c.tr, buf, len, 0, &back, err,
+                                      sizeof err), ITD_ERR_INCOMPATIBLE);
+        free(buf);
+        fix_free(&a);
+        fix_free(&b);
+        fix_free(&c);
+}
+
+Test(trainer, an_empty_mini_batch_is_refused) {
+        char err[256];
+        itd_trainer_conf_t tc = {.dim = DIM, .n_ids = N_IDS, .batch = 0};
+        cr_expect_null(itd_trainer_new(&tc, NULL, err, sizeof err));
+        cr_expect(strstr(err, "mini-batch"), "%s", err);
+}
