@@ -548,7 +548,7 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
                         s->risk_triggers_down += ts.fired_down;
                 }
         }
-        itd_pv_summary(itd_trainer_eval(eng->tr), &s->pv);
+        itd_eval_summary(itd_trainer_eval(eng->tr), &s->eval);
 }
 
 itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
@@ -648,6 +648,6 @@ itd_model_t *itd_engine_model(itd_engine_t *eng) {
         return eng->model;
 }
 
-itd_pv_t *itd_engine_pv(itd_engine_t *eng) {
+itd_eval_t *itd_engine_eval(itd_engine_t *eng) {
         return itd_trainer_eval(eng->tr);
 }

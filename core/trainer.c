@@ -14,7 +14,7 @@ struct itd_trainer_s {
         itd_trainer_conf_t conf;
         itd_model_t *model; /* borrowed: stepped, and (one thread) scored
                              * with */
-        itd_pv_t *eval;     /* progressive validation, whole run */
+        itd_eval_t *eval;   /* progressive validation, whole run */
 
         /* The mini-batch being filled, conf.batch rows. */
         float *x;           /* (batch, dim) */
@@ -40,7 +40,7 @@ itd_trainer_t *itd_trainer_new(const itd_trainer_conf_t *conf,
         itd_trainer_t *tr = itd_xcalloc(1, sizeof *tr);
         tr->conf = *conf;
         tr->model = model;
-        tr->eval = itd_pv_new(conf->threshold);
+        tr->eval = itd_eval_new(conf->threshold);
         tr->x = itd_xcalloc(conf->batch * conf->dim, sizeof *tr->x);
         tr->ids = itd_xcalloc(conf->batch * conf->n_ids, sizeof *tr->ids);
         tr->y = itd_xcalloc(conf->batch, sizeof *tr->y);
@@ -56,7 +56,7 @@ itd_trainer_t *itd_trainer_new(const itd_trainer_conf_t *conf,
 void itd_trainer_destroy(itd_trainer_t *tr) {
         if (!tr)
                 return;
-        itd_pv_destroy(tr->eval);
+        itd_eval_destroy(tr->eval);
         free(tr->x);
         free(tr->ids);
         free(tr->y);
@@ -126,8 +126,8 @@ void itd_trainer_add(itd_trainer_t *tr, const itd_example_t *ex) {
          * with its final label; its fake negative is trained only, and a
          * final negative (already learned) judged only (labeler.h) */
         if (ex->judge)
-                itd_pv_add(tr->eval, ex->score, ex->label, ex->next_probs,
-                           ex->next);
+                itd_eval_add(tr->eval, ex->score, ex->label, ex->next_probs,
+                             ex->next);
         if (!ex->train)
                 return;
         if (!keep_for_training(tr, ex)) {
@@ -147,7 +147,7 @@ int64_t itd_trainer_publish(itd_trainer_t *tr) {
 }
 
 void itd_trainer_set_threshold(itd_trainer_t *tr, float threshold) {
-        itd_pv_set_threshold(tr->eval, threshold);
+        itd_eval_set_threshold(tr->eval, threshold);
 }
 
 void itd_trainer_stats(const itd_trainer_t *tr, itd_trainer_stats_t *s) {
@@ -158,7 +158,7 @@ void itd_trainer_stats(const itd_trainer_t *tr, itd_trainer_stats_t *s) {
         s->version = itd_model_steps(tr->model);
 }
 
-itd_pv_t *itd_trainer_eval(itd_trainer_t *tr) {
+itd_eval_t *itd_trainer_eval(itd_trainer_t *tr) {
         return tr->eval;
 }
 

@@ -177,7 +177,8 @@ static itd_err_t write_trainer_fn(itd_engine_t *eng, int32_t p, FILE *out,
 static itd_err_t write_pv_fn(itd_engine_t *eng, int32_t p, FILE *out,
                              char *errstr, size_t errstr_size) {
         (void)p;
-        return itd_pv_snapshot(itd_engine_pv(eng), out, errstr, errstr_size);
+        return itd_eval_snapshot(itd_engine_eval(eng), out, errstr,
+                                 errstr_size);
 }
 
 static const itd_cut_pos_t *pos_find(const itd_cut_pos_t *pos, size_t n,

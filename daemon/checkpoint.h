@@ -13,7 +13,7 @@
  *     part-<P>.snap   partition P: state snapshot + labeler snapshot
  *     engine.bin      counters and the partial training mini-batch
  *     model.ckpt      the model (model.h: itd_model_save)
- *     pv.bin          progressive-validation metrics (itd_pv_snapshot)
+ *     pv.bin          progressive-validation metrics (itd_eval_snapshot)
  *
  * A cut is written into "cut-N.tmp", every file fsync'ed, MANIFEST last;
  * it becomes complete when the folder is renamed to "cut-N" and the parent

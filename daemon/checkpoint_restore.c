@@ -99,23 +99,23 @@ itd_err_t itd_cut_read_partition(const char *cutdir,
 
 /* Reads pv.bin into a new accumulator (its threshold is the engine's
  * business: merging into the engine's keeps the configured one). */
-static itd_err_t read_pv(const char *path, uint64_t bytes, itd_pv_t **pv,
+static itd_err_t read_pv(const char *path, uint64_t bytes, itd_eval_t **eval,
                          char *errstr, size_t errstr_size) {
         FILE *f = open_cut_file(path, bytes, ITD_CK_SMALL_FILE_MAX, errstr,
                                 errstr_size);
         if (!f)
                 return ITD_ERR_CORRUPT;
         char why[512];
-        *pv = itd_pv_new(0.5f);
-        itd_err_t err = itd_pv_restore(*pv, f, why, sizeof why);
+        *eval = itd_eval_new(0.5f);
+        itd_err_t err = itd_eval_restore(*eval, f, why, sizeof why);
         if (!err && fgetc(f) != EOF) {
                 snprintf(why, sizeof why, "bytes after the snapshot");
                 err = ITD_ERR_CORRUPT;
         }
         fclose(f);
         if (err) {
-                itd_pv_destroy(*pv);
-                *pv = NULL;
+                itd_eval_destroy(*eval);
+                *eval = NULL;
         }
         if (err == ITD_ERR_INCOMPATIBLE) {
                 /* Metrics of another layout (another build): not worth
@@ -160,7 +160,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         itd_partition_t **pts = itd_xcalloc(n ? n : 1, sizeof *pts);
         void *trainer = NULL;
         size_t trainer_len = 0;
-        itd_pv_t *pv = NULL;
+        itd_eval_t *eval = NULL;
 
         /* Everything is read and checked before anything is installed, and
          * the model loads last (it is unchanged when its load fails). */
@@ -185,7 +185,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         }
         if (!err && info->pv_bytes) {
                 itd_ck_path_join(path, sizeof path, cutdir, "pv.bin");
-                err = read_pv(path, info->pv_bytes, &pv, errstr, errstr_size);
+                err = read_pv(path, info->pv_bytes, &eval, errstr, errstr_size);
         }
         for (size_t i = 0; i < n && !err; i++) {
                 snprintf(name, sizeof name, "part-%d.snap",
@@ -218,9 +218,9 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                                         sizeof why);
                 /* Replaced, not added to: the engine may have judged
                  * examples of a newer cut that failed to load. */
-                itd_pv_reset(itd_engine_pv(eng));
-                if (pv)
-                        itd_pv_merge(itd_engine_pv(eng), pv);
+                itd_eval_reset(itd_engine_eval(eng));
+                if (eval)
+                        itd_eval_merge(itd_engine_eval(eng), eval);
                 else if (!info->pv_bytes)
                         itd_log(ITD_LOG_NOTICE, "checkpoint",
                                 "checkpoint %s holds no progressive "
@@ -239,7 +239,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 itd_partition_destroy(pts[i]);
         free(pts);
         free(trainer);
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
         if (err)
                 itd_cut_info_fini(info);
         return err;

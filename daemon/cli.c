@@ -113,7 +113,7 @@ long long itd_cli_int(const char *cmd, const char *opt, const char *s,
 void itd_cli_summary(FILE *out, const itd_engine_stats_t *es, double seconds,
                      uint64_t events, uint64_t dead_lettered,
                      uint64_t filtered, double threshold) {
-        const itd_pv_summary_t *pv = &es->pv;
+        const itd_eval_summary_t *eval = &es->eval;
         fprintf(out,
                 "\n"
                 "  events          %llu in %.1f s (%.0f events/s)\n"
@@ -130,8 +130,9 @@ void itd_cli_summary(FILE *out, const itd_engine_stats_t *es, double seconds,
                 (unsigned long long)dead_lettered,
                 (unsigned long long)filtered, (unsigned long long)es->users,
                 (double)es->state_bytes / 1048576.0,
-                (unsigned long long)pv->n, (unsigned long long)pv->positives,
-                100.0 * pv->base_rate, (unsigned long long)es->pending,
+                (unsigned long long)eval->n,
+                (unsigned long long)eval->positives, 100.0 * eval->base_rate,
+                (unsigned long long)es->pending,
                 (unsigned long long)es->train_steps);
         fprintf(out,
                 "\n  progressive validation (each prediction judged before "
@@ -140,9 +141,9 @@ void itd_cli_summary(FILE *out, const itd_engine_stats_t *es, double seconds,
                 "            at threshold %.2f: precision %.3f  recall %.3f  "
                 "F1 %.3f  accuracy %.3f\n"
                 "  next action  accuracy %.3f  log loss %.4f\n",
-                pv->auc, pv->auc_err_bound, pv->logloss, pv->ece, threshold,
-                pv->precision, pv->recall, pv->f1, pv->accuracy,
-                pv->next_accuracy, pv->next_logloss);
+                eval->auc, eval->auc_err_bound, eval->logloss, eval->ece,
+                threshold, eval->precision, eval->recall, eval->f1,
+                eval->accuracy, eval->next_accuracy, eval->next_logloss);
 }
 
 int itd_cli_format(const char *cmd, const char *input, const char *format_arg,

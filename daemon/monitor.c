@@ -1,6 +1,6 @@
 /*
  * monitor.c - sliding-window progressive metrics for /metrics (see
- * monitor.h). The window itself is model/metrics.c's itd_pv_window_t: a
+ * monitor.h). The window itself is model/metrics.c's itd_eval_window_t: a
  * ring of ten per-chunk accumulators, so once warm the gauges cover
  * between 90% and 100% of the last `window` examples.
  */
@@ -15,34 +15,34 @@
 #define WINDOW_CHUNKS 10
 
 struct itd_monitor_s {
-        itd_pv_window_t *pvw;
+        itd_eval_window_t *evalw;
 };
 
 itd_monitor_t *itd_monitor_new(uint64_t window, float threshold) {
         if (window < WINDOW_CHUNKS)
                 return NULL;
         itd_monitor_t *mon = itd_xcalloc(1, sizeof *mon);
-        mon->pvw = itd_pv_window_new(threshold, window, WINDOW_CHUNKS);
+        mon->evalw = itd_eval_window_new(threshold, window, WINDOW_CHUNKS);
         return mon;
 }
 
 void itd_monitor_destroy(itd_monitor_t *mon) {
         if (!mon)
                 return;
-        itd_pv_window_destroy(mon->pvw);
+        itd_eval_window_destroy(mon->evalw);
         free(mon);
 }
 
 void itd_monitor_hook(void *arg, int32_t partition, const itd_example_t *ex) {
         itd_monitor_t *mon = arg;
         (void)partition;
-        itd_pv_window_add(mon->pvw, ex->score, ex->label, ex->next_probs,
-                          ex->next);
+        itd_eval_window_add(mon->evalw, ex->score, ex->label, ex->next_probs,
+                            ex->next);
 }
 
 void itd_monitor_publish(itd_monitor_t *mon, itd_prom_t *m) {
-        itd_pv_summary_t s;
-        itd_pv_window_summary(mon->pvw, &s);
+        itd_eval_summary_t s;
+        itd_eval_window_summary(mon->evalw, &s);
         int any = s.n > 0;
         itd_prom_set(m, ITD_M_WINDOW_EXAMPLES, NULL, (double)s.n);
         itd_prom_set(m, ITD_M_WINDOW_AUC, NULL, any ? s.auc : NAN);

@@ -26,7 +26,7 @@ void itd_status_report(loop_t *lp, int64_t t0, uint64_t *last_events,
                           "AUC %.3f",
                           rate, (long long)lp->lag_total,
                           (unsigned long long)lp->res->consumed,
-                          (unsigned long long)es.users, es.pv.auc);
+                          (unsigned long long)es.users, es.eval.auc);
         if (lp->opts->progress) {
                 /* On a terminal one line redraws itself; in a log or a
                  * pipe each report is its own line. */
@@ -34,11 +34,10 @@ void itd_status_report(loop_t *lp, int64_t t0, uint64_t *last_events,
                 fprintf(stderr,
                         "%s  %llu events | %.0f events/s | %llu predictions"
                         " | %llu labelled | AUC %.3f | log loss %.3f   %s",
-                        tty ? "\r" : "",
-                        (unsigned long long)lp->res->consumed, rate,
-                        (unsigned long long)es.predictions,
-                        (unsigned long long)es.pv.n, es.pv.auc, es.pv.logloss,
-                        final || !tty ? "\n" : "");
+                        tty ? "\r" : "", (unsigned long long)lp->res->consumed,
+                        rate, (unsigned long long)es.predictions,
+                        (unsigned long long)es.eval.n, es.eval.auc,
+                        es.eval.logloss, final || !tty ? "\n" : "");
                 return;
         }
         itd_log(ITD_LOG_INFO, "run",
@@ -51,8 +50,8 @@ void itd_status_report(loop_t *lp, int64_t t0, uint64_t *last_events,
                 (unsigned long long)lp->res->filtered,
                 (unsigned long long)itd_offsets_in_flight(lp->offsets),
                 (unsigned long long)es.users, (unsigned long long)es.pending,
-                (unsigned long long)es.pv.n, es.pv.auc, es.pv.logloss,
-                es.pv.f1, (unsigned long long)es.train_steps);
+                (unsigned long long)es.eval.n, es.eval.auc, es.eval.logloss,
+                es.eval.f1, (unsigned long long)es.train_steps);
 }
 
 /* Mirrors the engine's counters and progressive metrics into the registry
@@ -78,12 +77,12 @@ void itd_status_gauges(loop_t *lp) {
                                              lp->train_skipped));
                 lp->train_skipped = es.train_skipped;
         }
-        itd_prom_set(m, ITD_M_PROGRESSIVE_AUC, NULL, es.pv.auc);
-        itd_prom_set(m, ITD_M_PROGRESSIVE_LOGLOSS, NULL, es.pv.logloss);
-        itd_prom_set(m, ITD_M_PROGRESSIVE_F1, NULL, es.pv.f1);
-        itd_prom_set(m, ITD_M_PROGRESSIVE_PRECISION, NULL, es.pv.precision);
-        itd_prom_set(m, ITD_M_PROGRESSIVE_RECALL, NULL, es.pv.recall);
-        itd_prom_set(m, ITD_M_PROGRESSIVE_ECE, NULL, es.pv.ece);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_AUC, NULL, es.eval.auc);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_LOGLOSS, NULL, es.eval.logloss);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_F1, NULL, es.eval.f1);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_PRECISION, NULL, es.eval.precision);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_RECALL, NULL, es.eval.recall);
+        itd_prom_set(m, ITD_M_PROGRESSIVE_ECE, NULL, es.eval.ece);
         itd_monitor_publish(lp->mon, m);
         itd_prom_set(m, ITD_M_LABELS_PENDING, NULL, (double)es.pending);
         itd_prom_set(m, ITD_M_TRIGGERS_SUPPRESSED, "cooldown",

@@ -3,13 +3,13 @@
  * when its label arrives, in constant memory.
  *
  * AUC comes from two score histograms (positives, negatives) of
- * ITD_PV_BINS equal-width bins on [0, 1]. Pairs in different bins are
+ * ITD_EVAL_BINS equal-width bins on [0, 1]. Pairs in different bins are
  * ordered exactly; pairs within one bin are counted as ties (1/2). The true
  * share of such a pair is somewhere in [0, 1], so the error is at most
  * sum_b pos_b neg_b / (2 P N), reported as auc_err_bound.
  *
  * Accumulators merge by adding their counts, which is how the sliding
- * window (itd_pv_window_t) is built: a ring of per-chunk accumulators.
+ * window (itd_eval_window_t) is built: a ring of per-chunk accumulators.
  * A snapshot writes the counts field by field (never the struct's bytes,
  * whose padding is unspecified) under a CRC32C.
  */
@@ -25,9 +25,9 @@
 #define ECE_BINS 10
 #define PROB_MIN 1e-7 /* log loss clamps scores to [PROB_MIN, 1 - PROB_MIN] */
 
-struct itd_pv_s {
+struct itd_eval_s {
         float threshold;
-        uint64_t pos[ITD_PV_BINS], neg[ITD_PV_BINS];
+        uint64_t pos[ITD_EVAL_BINS], neg[ITD_EVAL_BINS];
         uint64_t n, positives;
         uint64_t tp, fp, tn, fn;
         double logloss_sum;
@@ -39,18 +39,18 @@ struct itd_pv_s {
         double next_logloss_sum;
 };
 
-itd_pv_t *itd_pv_new(float threshold) {
-        itd_pv_t *pv = itd_xcalloc(1, sizeof(*pv));
-        pv->threshold = threshold;
-        return pv;
+itd_eval_t *itd_eval_new(float threshold) {
+        itd_eval_t *eval = itd_xcalloc(1, sizeof(*eval));
+        eval->threshold = threshold;
+        return eval;
 }
 
-void itd_pv_destroy(itd_pv_t *pv) { free(pv); }
+void itd_eval_destroy(itd_eval_t *eval) { free(eval); }
 
-void itd_pv_reset(itd_pv_t *pv) {
-        float threshold = pv->threshold;
-        memset(pv, 0, sizeof(*pv));
-        pv->threshold = threshold;
+void itd_eval_reset(itd_eval_t *eval) {
+        float threshold = eval->threshold;
+        memset(eval, 0, sizeof(*eval));
+        eval->threshold = threshold;
 }
 
 static size_t bin_of(double score, size_t bins) {
@@ -65,8 +65,8 @@ static double clamp_prob(double p) {
         return p > 1.0 - PROB_MIN ? 1.0 - PROB_MIN : p;
 }
 
-void itd_pv_add(itd_pv_t *pv, float score, int label, const float *next_probs,
-                itd_next_t next) {
+void itd_eval_add(itd_eval_t *eval, float score, int label,
+                  const float *next_probs, itd_next_t next) {
         /*
          * A non-finite score has no place in a histogram or a log loss; the
          * model counts its own non-finite steps, so such an example is left
@@ -76,39 +76,39 @@ void itd_pv_add(itd_pv_t *pv, float score, int label, const float *next_probs,
                 return;
         double s = score < 0.0f ? 0.0 : score > 1.0f ? 1.0 : score;
         int y = label != 0;
-        pv->n++;
-        pv->positives += (uint64_t)y;
+        eval->n++;
+        eval->positives += (uint64_t)y;
         if (y)
-                pv->pos[bin_of(s, ITD_PV_BINS)]++;
+                eval->pos[bin_of(s, ITD_EVAL_BINS)]++;
         else
-                pv->neg[bin_of(s, ITD_PV_BINS)]++;
+                eval->neg[bin_of(s, ITD_EVAL_BINS)]++;
 
         double p = clamp_prob(s);
-        pv->logloss_sum -= y ? log(p) : log(1.0 - p);
+        eval->logloss_sum -= y ? log(p) : log(1.0 - p);
 
-        int predicted = score >= pv->threshold;
+        int predicted = score >= eval->threshold;
         if (predicted && y)
-                pv->tp++;
+                eval->tp++;
         else if (predicted)
-                pv->fp++;
+                eval->fp++;
         else if (y)
-                pv->fn++;
+                eval->fn++;
         else
-                pv->tn++;
+                eval->tn++;
 
         size_t eb = bin_of(s, ECE_BINS);
-        pv->ece_n[eb]++;
-        pv->ece_score[eb] += s;
-        pv->ece_label[eb] += y;
+        eval->ece_n[eb]++;
+        eval->ece_score[eb] += s;
+        eval->ece_label[eb] += y;
 
         if (next_probs && (int)next >= 0 && next < ITD_NEXT__COUNT) {
                 size_t argmax = 0;
                 for (size_t k = 1; k < ITD_NEXT__COUNT; k++)
                         if (next_probs[k] > next_probs[argmax])
                                 argmax = k;
-                pv->next_n++;
-                pv->next_correct += argmax == (size_t)next;
-                pv->next_logloss_sum -= log(clamp_prob(next_probs[next]));
+                eval->next_n++;
+                eval->next_correct += argmax == (size_t)next;
+                eval->next_logloss_sum -= log(clamp_prob(next_probs[next]));
         }
 }
 
@@ -116,56 +116,59 @@ static double ratio_or_zero(double num, double den) {
         return den > 0.0 ? num / den : 0.0;
 }
 
-void itd_pv_summary(const itd_pv_t *pv, itd_pv_summary_t *out) {
+void itd_eval_summary(const itd_eval_t *eval, itd_eval_summary_t *out) {
         memset(out, 0, sizeof(*out));
-        out->n = pv->n;
-        out->positives = pv->positives;
+        out->n = eval->n;
+        out->positives = eval->positives;
         out->auc = out->auc_err_bound = NAN;
         out->base_rate = out->logloss = out->accuracy = out->ece = NAN;
         out->next_accuracy = out->next_logloss = NAN;
-        out->next_n = pv->next_n;
-        if (pv->next_n) {
+        out->next_n = eval->next_n;
+        if (eval->next_n) {
                 out->next_accuracy =
-                    (double)pv->next_correct / (double)pv->next_n;
-                out->next_logloss = pv->next_logloss_sum / (double)pv->next_n;
+                    (double)eval->next_correct / (double)eval->next_n;
+                out->next_logloss =
+                    eval->next_logloss_sum / (double)eval->next_n;
         }
-        if (pv->n == 0)
+        if (eval->n == 0)
                 return;
-        double n = (double)pv->n;
-        out->base_rate = (double)pv->positives / n;
-        out->logloss = pv->logloss_sum / n;
-        out->accuracy = (double)(pv->tp + pv->tn) / n;
+        double n = (double)eval->n;
+        out->base_rate = (double)eval->positives / n;
+        out->logloss = eval->logloss_sum / n;
+        out->accuracy = (double)(eval->tp + eval->tn) / n;
         /* an undefined precision or recall (nothing predicted or present)
          * reads 0, as scikit-learn's zero_division=0 */
         out->precision =
-            ratio_or_zero((double)pv->tp, (double)(pv->tp + pv->fp));
-        out->recall = ratio_or_zero((double)pv->tp, (double)(pv->tp + pv->fn));
+            ratio_or_zero((double)eval->tp, (double)(eval->tp + eval->fp));
+        out->recall =
+            ratio_or_zero((double)eval->tp, (double)(eval->tp + eval->fn));
         out->f1 = ratio_or_zero(2.0 * out->precision * out->recall,
                                 out->precision + out->recall);
 
         double ece = 0.0;
         for (size_t b = 0; b < ECE_BINS; b++)
-                if (pv->ece_n[b])
-                        ece += fabs(pv->ece_score[b] - pv->ece_label[b]) / n;
+                if (eval->ece_n[b])
+                        ece +=
+                            fabs(eval->ece_score[b] - eval->ece_label[b]) / n;
         out->ece = ece;
 
-        uint64_t P = pv->positives, N = pv->n - pv->positives;
+        uint64_t P = eval->positives, N = eval->n - eval->positives;
         if (P == 0 || N == 0)
                 return;
         /* walk the bins upwards: a positive beats every negative below it */
         double wins = 0.0, ties = 0.0, neg_below = 0.0;
-        for (size_t b = 0; b < ITD_PV_BINS; b++) {
-                wins += (double)pv->pos[b] * neg_below;
-                ties += (double)pv->pos[b] * (double)pv->neg[b];
-                neg_below += (double)pv->neg[b];
+        for (size_t b = 0; b < ITD_EVAL_BINS; b++) {
+                wins += (double)eval->pos[b] * neg_below;
+                ties += (double)eval->pos[b] * (double)eval->neg[b];
+                neg_below += (double)eval->neg[b];
         }
         double pairs = (double)P * (double)N;
         out->auc = (wins + 0.5 * ties) / pairs;
         out->auc_err_bound = 0.5 * ties / pairs;
 }
 
-void itd_pv_merge(itd_pv_t *dst, const itd_pv_t *src) {
-        for (size_t b = 0; b < ITD_PV_BINS; b++) {
+void itd_eval_merge(itd_eval_t *dst, const itd_eval_t *src) {
+        for (size_t b = 0; b < ITD_EVAL_BINS; b++) {
                 dst->pos[b] += src->pos[b];
                 dst->neg[b] += src->neg[b];
         }
@@ -188,44 +191,44 @@ void itd_pv_merge(itd_pv_t *dst, const itd_pv_t *src) {
 
 /* ---- sliding window ---------------------------------------------------- */
 
-struct itd_pv_window_s {
+struct itd_eval_window_s {
         size_t n_chunks;
         uint64_t chunk_size; /* examples per chunk */
         size_t head;         /* the chunk being filled */
-        itd_pv_t *chunk;     /* (n_chunks) */
-        itd_pv_t *merged;    /* scratch for summaries */
+        itd_eval_t *chunk;   /* (n_chunks) */
+        itd_eval_t *merged;  /* scratch for summaries */
 };
 
-itd_pv_window_t *itd_pv_window_new(float threshold, uint64_t window,
-                                   size_t chunks) {
+itd_eval_window_t *itd_eval_window_new(float threshold, uint64_t window,
+                                       size_t chunks) {
         if (chunks == 0 || window < chunks)
                 return NULL;
-        itd_pv_window_t *pvw = itd_xcalloc(1, sizeof(*pvw));
-        pvw->n_chunks = chunks;
-        pvw->chunk_size = (window + chunks - 1) / chunks;
-        pvw->chunk = itd_xcalloc(chunks, sizeof(itd_pv_t));
+        itd_eval_window_t *evalw = itd_xcalloc(1, sizeof(*evalw));
+        evalw->n_chunks = chunks;
+        evalw->chunk_size = (window + chunks - 1) / chunks;
+        evalw->chunk = itd_xcalloc(chunks, sizeof(itd_eval_t));
         for (size_t c = 0; c < chunks; c++)
-                pvw->chunk[c].threshold = threshold;
-        pvw->merged = itd_pv_new(threshold);
-        return pvw;
+                evalw->chunk[c].threshold = threshold;
+        evalw->merged = itd_eval_new(threshold);
+        return evalw;
 }
 
-void itd_pv_window_destroy(itd_pv_window_t *pvw) {
-        if (!pvw)
+void itd_eval_window_destroy(itd_eval_window_t *evalw) {
+        if (!evalw)
                 return;
-        free(pvw->chunk);
-        itd_pv_destroy(pvw->merged);
-        free(pvw);
+        free(evalw->chunk);
+        itd_eval_destroy(evalw->merged);
+        free(evalw);
 }
 
-void itd_pv_window_reset(itd_pv_window_t *pvw) {
-        for (size_t c = 0; c < pvw->n_chunks; c++)
-                itd_pv_reset(&pvw->chunk[c]);
-        pvw->head = 0;
+void itd_eval_window_reset(itd_eval_window_t *evalw) {
+        for (size_t c = 0; c < evalw->n_chunks; c++)
+                itd_eval_reset(&evalw->chunk[c]);
+        evalw->head = 0;
 }
 
-void itd_pv_window_add(itd_pv_window_t *pvw, float score, int label,
-                       const float *next_probs, itd_next_t next) {
+void itd_eval_window_add(itd_eval_window_t *evalw, float score, int label,
+                         const float *next_probs, itd_next_t next) {
         if (!isfinite(score))
                 return;
         /*
@@ -233,24 +236,26 @@ void itd_pv_window_add(itd_pv_window_t *pvw, float score, int label,
          * window never holds fewer than window - chunk + 1 examples once
          * warm (rotating eagerly would leave an empty chunk behind).
          */
-        if (pvw->chunk[pvw->head].n >= pvw->chunk_size) {
-                pvw->head = (pvw->head + 1) % pvw->n_chunks;
-                itd_pv_reset(&pvw->chunk[pvw->head]);
+        if (evalw->chunk[evalw->head].n >= evalw->chunk_size) {
+                evalw->head = (evalw->head + 1) % evalw->n_chunks;
+                itd_eval_reset(&evalw->chunk[evalw->head]);
         }
-        itd_pv_add(&pvw->chunk[pvw->head], score, label, next_probs, next);
+        itd_eval_add(&evalw->chunk[evalw->head], score, label, next_probs,
+                     next);
 }
 
-void itd_pv_window_summary(itd_pv_window_t *pvw, itd_pv_summary_t *out) {
-        itd_pv_reset(pvw->merged);
-        for (size_t c = 0; c < pvw->n_chunks; c++)
-                itd_pv_merge(pvw->merged, &pvw->chunk[c]);
-        itd_pv_summary(pvw->merged, out);
+void itd_eval_window_summary(itd_eval_window_t *evalw,
+                             itd_eval_summary_t *out) {
+        itd_eval_reset(evalw->merged);
+        for (size_t c = 0; c < evalw->n_chunks; c++)
+                itd_eval_merge(evalw->merged, &evalw->chunk[c]);
+        itd_eval_summary(evalw->merged, out);
 }
 
-void itd_pv_set_threshold(itd_pv_t *pv, float threshold) {
+void itd_eval_set_threshold(itd_eval_t *eval, float threshold) {
         /* Only the decision counts depend on it; the judged examples so far
          * keep the threshold they were counted with. */
-        pv->threshold = threshold;
+        eval->threshold = threshold;
 }
 
 /* ---- snapshots --------------------------------------------------------- */
@@ -264,7 +269,7 @@ void itd_pv_set_threshold(itd_pv_t *pv, float threshold) {
 /* Payload: pos, neg, 6 counts, logloss_sum, 3 calibration arrays, next_n,
  * next_correct, next_logloss_sum; 8 bytes each. */
 #define SNAP_PAYLOAD_BYTES \
-        (8 * (2 * (size_t)ITD_PV_BINS + 6 + 1 + 3 * ECE_BINS + 3))
+        (8 * (2 * (size_t)ITD_EVAL_BINS + 6 + 1 + 3 * ECE_BINS + 3))
 
 static unsigned char *put(unsigned char *w, const void *v, size_t n) {
         memcpy(w, v, n);
@@ -276,27 +281,27 @@ static const unsigned char *get(const unsigned char *r, void *v, size_t n) {
         return r + n;
 }
 
-itd_err_t itd_pv_snapshot(const itd_pv_t *pv, FILE *out, char *errstr,
-                          size_t errstr_size) {
+itd_err_t itd_eval_snapshot(const itd_eval_t *eval, FILE *out, char *errstr,
+                            size_t errstr_size) {
         const size_t total =
             SNAP_HEADER_BYTES + SNAP_PAYLOAD_BYTES + SNAP_CRC_BYTES;
         unsigned char *buf = itd_xmalloc(total), *w = buf;
-        const uint32_t head[4] = {SNAP_VERSION, ITD_PV_BINS, ECE_BINS,
+        const uint32_t head[4] = {SNAP_VERSION, ITD_EVAL_BINS, ECE_BINS,
                                   (uint32_t)SNAP_PAYLOAD_BYTES};
         w = put(w, SNAP_MAGIC, SNAP_MAGIC_BYTES);
         w = put(w, head, sizeof head);
-        w = put(w, pv->pos, sizeof pv->pos);
-        w = put(w, pv->neg, sizeof pv->neg);
-        const uint64_t counts[6] = {pv->n,  pv->positives, pv->tp,
-                                    pv->fp, pv->tn,        pv->fn};
+        w = put(w, eval->pos, sizeof eval->pos);
+        w = put(w, eval->neg, sizeof eval->neg);
+        const uint64_t counts[6] = {eval->n,  eval->positives, eval->tp,
+                                    eval->fp, eval->tn,        eval->fn};
         w = put(w, counts, sizeof counts);
-        w = put(w, &pv->logloss_sum, sizeof pv->logloss_sum);
-        w = put(w, pv->ece_n, sizeof pv->ece_n);
-        w = put(w, pv->ece_score, sizeof pv->ece_score);
-        w = put(w, pv->ece_label, sizeof pv->ece_label);
-        w = put(w, &pv->next_n, sizeof pv->next_n);
-        w = put(w, &pv->next_correct, sizeof pv->next_correct);
-        w = put(w, &pv->next_logloss_sum, sizeof pv->next_logloss_sum);
+        w = put(w, &eval->logloss_sum, sizeof eval->logloss_sum);
+        w = put(w, eval->ece_n, sizeof eval->ece_n);
+        w = put(w, eval->ece_score, sizeof eval->ece_score);
+        w = put(w, eval->ece_label, sizeof eval->ece_label);
+        w = put(w, &eval->next_n, sizeof eval->next_n);
+        w = put(w, &eval->next_correct, sizeof eval->next_correct);
+        w = put(w, &eval->next_logloss_sum, sizeof eval->next_logloss_sum);
         uint32_t crc = itd_crc32c(0, buf, (size_t)(w - buf));
         w = put(w, &crc, sizeof crc);
         itd_err_t err = ITD_OK;
@@ -313,32 +318,32 @@ itd_err_t itd_pv_snapshot(const itd_pv_t *pv, FILE *out, char *errstr,
 
 /* The counts of a snapshot that passed its CRC must still agree with each
  * other: a writer bug, not a flipped bit, would show here. */
-static const char *inconsistency(const itd_pv_t *pv) {
+static const char *inconsistency(const itd_eval_t *eval) {
         uint64_t pos = 0, neg = 0, ece = 0;
-        for (size_t b = 0; b < ITD_PV_BINS; b++) {
-                pos += pv->pos[b];
-                neg += pv->neg[b];
+        for (size_t b = 0; b < ITD_EVAL_BINS; b++) {
+                pos += eval->pos[b];
+                neg += eval->neg[b];
         }
         for (size_t b = 0; b < ECE_BINS; b++)
-                ece += pv->ece_n[b];
-        if (pos != pv->positives || pos + neg != pv->n)
+                ece += eval->ece_n[b];
+        if (pos != eval->positives || pos + neg != eval->n)
                 return "the score histograms do not add up to n and "
                        "positives";
-        if (pv->tp + pv->fp + pv->tn + pv->fn != pv->n ||
-            pv->tp + pv->fn != pv->positives)
+        if (eval->tp + eval->fp + eval->tn + eval->fn != eval->n ||
+            eval->tp + eval->fn != eval->positives)
                 return "the confusion counts do not add up to n and "
                        "positives";
-        if (ece != pv->n)
+        if (ece != eval->n)
                 return "the calibration bins do not add up to n";
-        if (pv->next_correct > pv->next_n)
+        if (eval->next_correct > eval->next_n)
                 return "more correct next actions than judged ones";
-        if (!isfinite(pv->logloss_sum) || !isfinite(pv->next_logloss_sum))
+        if (!isfinite(eval->logloss_sum) || !isfinite(eval->next_logloss_sum))
                 return "a non-finite log-loss sum";
         return NULL;
 }
 
-itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
-                         size_t errstr_size) {
+itd_err_t itd_eval_restore(itd_eval_t *eval, FILE *in, char *errstr,
+                           size_t errstr_size) {
         unsigned char head[SNAP_HEADER_BYTES];
         if (fread(head, 1, sizeof head, in) != sizeof head) {
                 itd_errf(errstr, errstr_size,
@@ -387,13 +392,13 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
                 err = ITD_ERR_CORRUPT;
                 goto done;
         }
-        if (h[0] != SNAP_VERSION || h[1] != ITD_PV_BINS ||
+        if (h[0] != SNAP_VERSION || h[1] != ITD_EVAL_BINS ||
             h[2] != ECE_BINS) {
                 itd_errf(errstr, errstr_size,
                        "progressive-metrics snapshot of version %" PRIu32
                        " with %" PRIu32 "+%" PRIu32
                        " bins; this build reads version %d with %d+%d",
-                       h[0], h[1], h[2], SNAP_VERSION, ITD_PV_BINS,
+                       h[0], h[1], h[2], SNAP_VERSION, ITD_EVAL_BINS,
                        ECE_BINS);
                 err = ITD_ERR_INCOMPATIBLE;
                 goto done;
@@ -406,7 +411,7 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
                 err = ITD_ERR_CORRUPT;
                 goto done;
         }
-        itd_pv_t *tmp = itd_xcalloc(1, sizeof *tmp);
+        itd_eval_t *tmp = itd_xcalloc(1, sizeof *tmp);
         const unsigned char *r = buf + sizeof head;
         r = get(r, tmp->pos, sizeof tmp->pos);
         r = get(r, tmp->neg, sizeof tmp->neg);
@@ -431,8 +436,8 @@ itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
                        "corrupt progressive-metrics snapshot: %s", why);
                 err = ITD_ERR_CORRUPT;
         } else {
-                tmp->threshold = pv->threshold;
-                *pv = *tmp;
+                tmp->threshold = eval->threshold;
+                *eval = *tmp;
         }
         free(tmp);
 done:

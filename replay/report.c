@@ -3,7 +3,7 @@
  * example hook and the JSON document (jansson); report_html.c draws the
  * HTML page from that document, so the two can never disagree.
  *
- * These accumulators count, in constant memory: the ITD_PV_BINS-bin score
+ * These accumulators count, in constant memory: the ITD_EVAL_BINS-bin score
  * histograms (the AUC they imply is the engine's, same bins, with its
  * error bound), exact confusion counts per sweep threshold, 10 equal-width
  * bins for the engine's ECE, the next-action confusion matrix, the event
@@ -31,7 +31,7 @@
 struct itd_report_s {
         float threshold;
         /* purchase head */
-        uint64_t pos[ITD_PV_BINS], neg[ITD_PV_BINS];
+        uint64_t pos[ITD_EVAL_BINS], neg[ITD_EVAL_BINS];
         uint64_t n, positives;
         double logloss_sum;
         uint64_t tp, fp, tn, fn;                   /* at threshold */
@@ -104,9 +104,9 @@ void itd_report_example(itd_report_t *rep, float score,
         rep->n++;
         rep->positives += (uint64_t)y;
         if (y)
-                rep->pos[bin_of(s, ITD_PV_BINS)]++;
+                rep->pos[bin_of(s, ITD_EVAL_BINS)]++;
         else
-                rep->neg[bin_of(s, ITD_PV_BINS)]++;
+                rep->neg[bin_of(s, ITD_EVAL_BINS)]++;
         double p = clamp_prob(s);
         double ll = y ? -log(p) : -log(1.0 - p);
         rep->logloss_sum += ll;
@@ -189,12 +189,12 @@ static json_t *jnum(double v) {
 
 static json_t *jint(uint64_t v) { return json_integer((json_int_t)v); }
 
-/* AUC from the two ITD_PV_BINS-bin histograms; NAN without both
+/* AUC from the two ITD_EVAL_BINS-bin histograms; NAN without both
  * classes. Pairs within a bin count 1/2: err_bound bounds the error. */
 static double hist_auc(const uint64_t *pos, const uint64_t *neg,
                        double *err_bound) {
         double wins = 0, ties = 0, neg_below = 0, P = 0, N = 0;
-        for (size_t b = 0; b < ITD_PV_BINS; b++) {
+        for (size_t b = 0; b < ITD_EVAL_BINS; b++) {
                 double p = (double)pos[b], q = (double)neg[b];
                 wins += p * neg_below;
                 ties += p * q;
@@ -300,16 +300,16 @@ static json_t *next_json(const itd_report_t *rep) {
                          "classes", classes, "confusion", conf);
 }
 
-static json_t *pv_json(const itd_pv_summary_t *pv) {
+static json_t *eval_json(const itd_eval_summary_t *eval) {
         return json_pack(
             "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "n",
-            jint(pv->n), "positives", jint(pv->positives), "base_rate",
-            jnum(pv->base_rate), "auc", jnum(pv->auc), "auc_err_bound",
-            jnum(pv->auc_err_bound), "logloss", jnum(pv->logloss), "ece",
-            jnum(pv->ece), "precision", jnum(pv->precision), "recall",
-            jnum(pv->recall), "f1", jnum(pv->f1), "accuracy",
-            jnum(pv->accuracy), "next_accuracy", jnum(pv->next_accuracy),
-            "next_logloss", jnum(pv->next_logloss));
+            jint(eval->n), "positives", jint(eval->positives), "base_rate",
+            jnum(eval->base_rate), "auc", jnum(eval->auc), "auc_err_bound",
+            jnum(eval->auc_err_bound), "logloss", jnum(eval->logloss), "ece",
+            jnum(eval->ece), "precision", jnum(eval->precision), "recall",
+            jnum(eval->recall), "f1", jnum(eval->f1), "accuracy",
+            jnum(eval->accuracy), "next_accuracy", jnum(eval->next_accuracy),
+            "next_logloss", jnum(eval->next_logloss));
 }
 
 static json_t *ts_json(int64_t ms) {
@@ -388,7 +388,7 @@ json_t *itd_report_json(const itd_report_t *rep, const itd_report_run_t *run) {
                               jint(es->users), "state_bytes",
                               jint(es->state_bytes), "evicted_ttl",
                               jint(es->evicted_ttl), "summary",
-                              pv_json(&es->pv)));
+                              eval_json(&es->eval)));
         }
         if (run->config)
                 json_object_set(root, "config", (json_t *)run->config);

@@ -111,10 +111,10 @@ static char *dump(const itd_engine_t *eng) {
         return buf;
 }
 
-static itd_pv_summary_t pv_of(const itd_engine_t *eng) {
+static itd_eval_summary_t eval_of(const itd_engine_t *eng) {
         itd_engine_stats_t es;
         itd_engine_stats(eng, &es);
-        return es.pv;
+        return es.eval;
 }
 
 static uint64_t pending(const itd_engine_t *eng) {
@@ -149,7 +149,7 @@ typedef struct two_cuts_s {
         char *dump1, *dump2;
         uint64_t pending1, pending2;
         int64_t off1[PARTS], off2[PARTS];
-        itd_pv_summary_t pv1, pv2;
+        itd_eval_summary_t eval1, eval2;
 } two_cuts_t;
 
 static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
@@ -162,13 +162,13 @@ static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
         cut(cd, eng, &f, 0);
         tc->dump1 = dump(eng);
         tc->pending1 = pending(eng);
-        tc->pv1 = pv_of(eng);
+        tc->eval1 = eval_of(eng);
         memcpy(tc->off1, f.next_offset, sizeof tc->off1);
         feed(&f, &eng, 1, 3000);
         cut(cd, eng, &f, 1);
         tc->dump2 = dump(eng);
         tc->pending2 = pending(eng);
-        tc->pv2 = pv_of(eng);
+        tc->eval2 = eval_of(eng);
         memcpy(tc->off2, f.next_offset, sizeof tc->off2);
         itd_ckdir_close(cd);
         itd_sim_destroy(f.sim);
@@ -176,10 +176,10 @@ static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
 }
 
 /* Restores dir into a fresh engine; checks against dump/pending/offsets
- * and the progressive summary (want_pv). */
+ * and the progressive summary (want_eval). */
 static void expect_restored(itd_conf_t *conf, const char *want_dump,
                             uint64_t want_pending, const int64_t *want_off,
-                            const itd_pv_summary_t *want_pv) {
+                            const itd_eval_summary_t *want_eval) {
         itd_engine_t *eng = engine(conf);
         itd_ckdir_t *cd = open_dir(eng);
         itd_cut_pos_t *pos;
@@ -197,16 +197,16 @@ static void expect_restored(itd_conf_t *conf, const char *want_dump,
         char *got = dump(eng);
         cr_expect_str_eq(got, want_dump);
         cr_expect_eq(pending(eng), want_pending);
-        itd_pv_summary_t pv = pv_of(eng);
-        cr_expect_eq(pv.n, want_pv->n, "judged %llu, expected %llu",
-                     (unsigned long long)pv.n,
-                     (unsigned long long)want_pv->n);
-        cr_expect_eq(pv.positives, want_pv->positives);
-        if (want_pv->n) {
-                cr_expect_float_eq(pv.auc, want_pv->auc, SAME_COUNTS_EPS);
-                cr_expect_float_eq(pv.logloss, want_pv->logloss,
+        itd_eval_summary_t eval = eval_of(eng);
+        cr_expect_eq(eval.n, want_eval->n, "judged %llu, expected %llu",
+                     (unsigned long long)eval.n,
+                     (unsigned long long)want_eval->n);
+        cr_expect_eq(eval.positives, want_eval->positives);
+        if (want_eval->n) {
+                cr_expect_float_eq(eval.auc, want_eval->auc, SAME_COUNTS_EPS);
+                cr_expect_float_eq(eval.logloss, want_eval->logloss,
                                    SAME_COUNTS_EPS);
-                cr_expect_float_eq(pv.f1, want_pv->f1, SAME_COUNTS_EPS);
+                cr_expect_float_eq(eval.f1, want_eval->f1, SAME_COUNTS_EPS);
         }
         free(got);
         free(pos);
@@ -230,13 +230,13 @@ Test(daemon_checkpoint, restores_state_pending_labels_and_positions) {
         two_cuts_t tc;
         make_two_cuts(conf, &tc);
         cr_assert(tc.pending2 > 0, "the test needs pending labels");
-        cr_assert(tc.pv2.positives > 0 && tc.pv2.positives < tc.pv2.n,
+        cr_assert(tc.eval2.positives > 0 && tc.eval2.positives < tc.eval2.n,
                   "the test needs judged examples of both classes "
                   "(%llu of %llu positive)",
-                  (unsigned long long)tc.pv2.positives,
-                  (unsigned long long)tc.pv2.n);
-        cr_assert(tc.pv2.n > tc.pv1.n, "the cuts need different metrics");
-        expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &tc.pv2);
+                  (unsigned long long)tc.eval2.positives,
+                  (unsigned long long)tc.eval2.n);
+        cr_assert(tc.eval2.n > tc.eval1.n, "the cuts need different metrics");
+        expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &tc.eval2);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -284,7 +284,7 @@ Test(daemon_checkpoint, cut_without_metrics_loads_with_metrics_empty) {
         two_cuts_t tc;
         make_two_cuts(conf, &tc);
         make_newest_cut_version_1();
-        const itd_pv_summary_t none = {0};
+        const itd_eval_summary_t none = {0};
         expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &none);
         free(tc.dump1);
         free(tc.dump2);
@@ -304,7 +304,8 @@ Test(daemon_checkpoint, corrupted_metrics_fall_back_to_previous_cut) {
         fseek(fp, 4000, SEEK_SET);
         fputc(c ^ 0x10, fp);
         fclose(fp);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1, &tc.pv1);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
+                        &tc.eval1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -335,7 +336,7 @@ Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {
         char *da = dump(a), *db = dump(b);
         cr_expect_str_eq(db, da);
         cr_expect_eq(pending(b), pending(a));
-        itd_pv_summary_t pa = pv_of(a), pb = pv_of(b);
+        itd_eval_summary_t pa = eval_of(a), pb = eval_of(b);
         cr_expect_eq(pb.n, pa.n);
         cr_expect_eq(pb.positives, pa.positives);
         cr_expect_float_eq(pb.logloss, pa.logloss, SAME_COUNTS_EPS);
@@ -357,7 +358,7 @@ Test(daemon_checkpoint, truncated_partition_file_falls_back_to_previous_cut) {
         cr_assert_eq(stat(path, &sb), 0);
         cr_assert_eq(truncate(path, sb.st_size / 2), 0);
         expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
-                        &tc.pv1);
+                        &tc.eval1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -377,7 +378,7 @@ Test(daemon_checkpoint, corrupted_model_falls_back_to_previous_cut) {
         fputc(c ^ 0x5a, fp);
         fclose(fp);
         expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
-                        &tc.pv1);
+                        &tc.eval1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -396,8 +397,7 @@ Test(daemon_checkpoint, corrupted_state_byte_falls_back_to_previous_cut) {
         fseek(fp, -100, SEEK_END);
         fputc(c ^ 0x01, fp);
         fclose(fp);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
-                        &tc.pv1);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1, &tc.eval1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -613,7 +613,7 @@ static void manifest_replaced_by(void (*replace)(const char *path)) {
         newest_file("MANIFEST", path, sizeof path);
         cr_assert_eq(unlink(path), 0);
         replace(path);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1, &tc.pv1);
+        expect_restored(conf, tc.dump1, tc.pending1, tc.off1, &tc.eval1);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -731,7 +731,7 @@ Test(daemon_checkpoint, a_manifest_naming_absurd_or_repeated_partitions_is_damag
                         cr_assert_eq(rename(from, dest), 0);
                 }
                 expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
-                                &tc.pv1);
+                                &tc.eval1);
                 free(tc.dump1);
                 free(tc.dump2);
                 itd_conf_destroy(conf);

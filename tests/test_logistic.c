@@ -214,7 +214,7 @@ Test(logistic, learns_a_linear_problem_judged_progressively) {
         float effect[40];
         for (size_t k = 0; k < 40; k++)
                 effect[k] = (float)nrand();
-        itd_pv_t *late = itd_pv_new(0.5f), *bayes = itd_pv_new(0.5f);
+        itd_eval_t *late = itd_eval_new(0.5f), *bayes = itd_eval_new(0.5f);
         float x[LB * LD], y[LB], p[LB], p_true[LB];
         uint32_t ids[LB];
         for (size_t i0 = 0; i0 < LN; i0 += LB) {
@@ -231,17 +231,17 @@ Test(logistic, learns_a_linear_problem_judged_progressively) {
                 itd_model_predict(m, x, ids, LB, p, NULL);
                 if (i0 >= LN / 2)
                         for (size_t b = 0; b < LB; b++) {
-                                itd_pv_add(late, p[b], y[b] > 0.5f, NULL,
-                                           ITD_NEXT_VIEW);
-                                itd_pv_add(bayes, p_true[b], y[b] > 0.5f,
-                                           NULL, ITD_NEXT_VIEW);
+                                itd_eval_add(late, p[b], y[b] > 0.5f, NULL,
+                                             ITD_NEXT_VIEW);
+                                itd_eval_add(bayes, p_true[b], y[b] > 0.5f,
+                                             NULL, ITD_NEXT_VIEW);
                         }
                 cr_assert_eq(itd_model_train(m, x, ids, y, NULL, LB, NULL),
                              ITD_OK);
         }
-        itd_pv_summary_t s, sb;
-        itd_pv_summary(late, &s);
-        itd_pv_summary(bayes, &sb);
+        itd_eval_summary_t s, sb;
+        itd_eval_summary(late, &s);
+        itd_eval_summary(bayes, &sb);
         cr_log_info("logistic synthetic: progressive AUC %.4f log loss %.4f "
                     "base rate %.3f; Bayes AUC %.4f log loss %.4f",
                     s.auc, s.logloss, s.base_rate, sb.auc, sb.logloss);
@@ -253,7 +253,7 @@ Test(logistic, learns_a_linear_problem_judged_progressively) {
                      s.logloss, h);
         cr_assert_eq(itd_model_steps(m), LN / LB);
         cr_assert_eq(itd_model_examples(m), LN);
-        itd_pv_destroy(late);
-        itd_pv_destroy(bayes);
+        itd_eval_destroy(late);
+        itd_eval_destroy(bayes);
         itd_model_destroy(m);
 }

@@ -62,7 +62,7 @@ static double exact_auc(struct scored *v, size_t n) {
 
 static void check_against_exact(size_t n, int quantize) {
         struct scored *v = malloc(n * sizeof(*v));
-        itd_pv_t *pv = itd_pv_new(0.5f);
+        itd_eval_t *eval = itd_eval_new(0.5f);
         for (size_t i = 0; i < n; i++) {
                 int y = urand() < 0.1;
                 /* overlapping classes: positives skew high */
@@ -71,10 +71,10 @@ static void check_against_exact(size_t n, int quantize) {
                         s = floor(s * 50.0) / 50.0;
                 v[i].s = (float)s;
                 v[i].y = y;
-                itd_pv_add(pv, v[i].s, y, NULL, ITD_NEXT_VIEW);
+                itd_eval_add(eval, v[i].s, y, NULL, ITD_NEXT_VIEW);
         }
-        itd_pv_summary_t sum;
-        itd_pv_summary(pv, &sum);
+        itd_eval_summary_t sum;
+        itd_eval_summary(eval, &sum);
         double exact = exact_auc(v, n);
         cr_log_info("n %zu quantize %d: histogram AUC %.6f exact %.6f "
                     "bound %.2g",
@@ -87,7 +87,7 @@ static void check_against_exact(size_t n, int quantize) {
                 cr_expect(sum.auc_err_bound < 1e-3, "bound %g",
                           sum.auc_err_bound);
         free(v);
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
 }
 
 Test(metrics, histogram_auc_is_within_its_bound_of_the_exact_auc) {
@@ -97,45 +97,45 @@ Test(metrics, histogram_auc_is_within_its_bound_of_the_exact_auc) {
 }
 
 Test(metrics, perfect_and_reversed_rankings_give_one_and_zero) {
-        itd_pv_t *good = itd_pv_new(0.5f), *bad = itd_pv_new(0.5f);
+        itd_eval_t *good = itd_eval_new(0.5f), *bad = itd_eval_new(0.5f);
         for (int i = 0; i < 100; i++) {
                 float lo = 0.01f * (float)(i % 40), hi = 0.6f + 0.003f * i;
-                itd_pv_add(good, hi, 1, NULL, ITD_NEXT_VIEW);
-                itd_pv_add(good, lo, 0, NULL, ITD_NEXT_VIEW);
-                itd_pv_add(bad, hi, 0, NULL, ITD_NEXT_VIEW);
-                itd_pv_add(bad, lo, 1, NULL, ITD_NEXT_VIEW);
+                itd_eval_add(good, hi, 1, NULL, ITD_NEXT_VIEW);
+                itd_eval_add(good, lo, 0, NULL, ITD_NEXT_VIEW);
+                itd_eval_add(bad, hi, 0, NULL, ITD_NEXT_VIEW);
+                itd_eval_add(bad, lo, 1, NULL, ITD_NEXT_VIEW);
         }
-        itd_pv_summary_t g, b;
-        itd_pv_summary(good, &g);
-        itd_pv_summary(bad, &b);
+        itd_eval_summary_t g, b;
+        itd_eval_summary(good, &g);
+        itd_eval_summary(bad, &b);
         cr_assert_float_eq(g.auc, 1.0, HAND_TOL);
         cr_assert_float_eq(b.auc, 0.0, HAND_TOL);
         cr_assert_float_eq(g.auc_err_bound, 0.0, HAND_TOL);
         cr_assert_float_eq(g.f1, 1.0, HAND_TOL);
         cr_assert_float_eq(b.f1, 0.0, HAND_TOL);
-        itd_pv_destroy(good);
-        itd_pv_destroy(bad);
+        itd_eval_destroy(good);
+        itd_eval_destroy(bad);
 }
 
 Test(metrics, auc_is_nan_until_both_classes_are_seen) {
-        itd_pv_t *pv = itd_pv_new(0.5f);
-        itd_pv_summary_t s;
-        itd_pv_summary(pv, &s);
+        itd_eval_t *eval = itd_eval_new(0.5f);
+        itd_eval_summary_t s;
+        itd_eval_summary(eval, &s);
         cr_assert_eq(s.n, 0);
         cr_assert(isnan(s.auc) && isnan(s.logloss) && isnan(s.base_rate));
-        itd_pv_add(pv, 0.2f, 0, NULL, ITD_NEXT_VIEW);
-        itd_pv_add(pv, 0.7f, 0, NULL, ITD_NEXT_VIEW);
-        itd_pv_summary(pv, &s);
+        itd_eval_add(eval, 0.2f, 0, NULL, ITD_NEXT_VIEW);
+        itd_eval_add(eval, 0.7f, 0, NULL, ITD_NEXT_VIEW);
+        itd_eval_summary(eval, &s);
         cr_assert(isnan(s.auc));
         cr_assert_float_eq(s.base_rate, 0.0, HAND_TOL);
-        itd_pv_add(pv, 0.9f, 1, NULL, ITD_NEXT_VIEW);
-        itd_pv_summary(pv, &s);
+        itd_eval_add(eval, 0.9f, 1, NULL, ITD_NEXT_VIEW);
+        itd_eval_summary(eval, &s);
         cr_assert_float_eq(s.auc, 1.0, HAND_TOL);
-        itd_pv_reset(pv);
-        itd_pv_summary(pv, &s);
+        itd_eval_reset(eval);
+        itd_eval_summary(eval, &s);
         cr_assert_eq(s.n, 0);
         cr_assert(isnan(s.auc));
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
 }
 
 Test(metrics, logloss_f1_and_ece_match_hand_computed_values) {
@@ -148,13 +148,13 @@ Test(metrics, logloss_f1_and_ece_match_hand_computed_values) {
          * log loss = -(ln .8 + ln .7 + ln .4 + ln 1e-7) / 4
          * accuracy = precision = recall = F1 = 0.5; ECE = 2.1 / 4
          */
-        itd_pv_t *pv = itd_pv_new(0.5f);
+        itd_eval_t *eval = itd_eval_new(0.5f);
         float s[4] = {0.8f, 0.3f, 0.6f, 0.0f};
         int y[4] = {1, 0, 0, 1};
         for (int i = 0; i < 4; i++)
-                itd_pv_add(pv, s[i], y[i], NULL, ITD_NEXT_VIEW);
-        itd_pv_summary_t r;
-        itd_pv_summary(pv, &r);
+                itd_eval_add(eval, s[i], y[i], NULL, ITD_NEXT_VIEW);
+        itd_eval_summary_t r;
+        itd_eval_summary(eval, &r);
         /* the scores are floats: use their exact values in the logs */
         double ll = -(log((double)0.8f) + log(1.0 - (double)0.3f) +
                       log(1.0 - (double)0.6f) + log(1e-7)) / 4.0;
@@ -168,45 +168,46 @@ Test(metrics, logloss_f1_and_ece_match_hand_computed_values) {
         cr_assert_float_eq(r.ece, 2.1 / 4.0, 1e-7);
         /* AUC: pairs (0.8 vs 0.3), (0.8 vs 0.6) won, (0.0 vs both) lost */
         cr_assert_float_eq(r.auc, 0.5, HAND_TOL);
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
 }
 
 Test(metrics, ece_averages_within_a_bin_before_comparing) {
         /* bin 7 holds 0.71 (1) and 0.79 (0): |1.5 - 1| / 2 = 0.25, where
          * per-example gaps would give 0.5 */
-        itd_pv_t *pv = itd_pv_new(0.5f);
-        itd_pv_add(pv, 0.71f, 1, NULL, ITD_NEXT_VIEW);
-        itd_pv_add(pv, 0.79f, 0, NULL, ITD_NEXT_VIEW);
-        itd_pv_summary_t r;
-        itd_pv_summary(pv, &r);
+        itd_eval_t *eval = itd_eval_new(0.5f);
+        itd_eval_add(eval, 0.71f, 1, NULL, ITD_NEXT_VIEW);
+        itd_eval_add(eval, 0.79f, 0, NULL, ITD_NEXT_VIEW);
+        itd_eval_summary_t r;
+        itd_eval_summary(eval, &r);
         cr_assert_float_eq(r.ece, 0.25, 1e-7);
         /* precision 1/2 (both predicted positive), recall 1: F1 = 2/3 */
         cr_assert_float_eq(r.f1, 2.0 / 3.0, HAND_TOL);
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
 }
 
 Test(metrics, next_action_accuracy_and_logloss_match_hand_values) {
-        itd_pv_t *pv = itd_pv_new(0.5f);
+        itd_eval_t *eval = itd_eval_new(0.5f);
         float a[ITD_NEXT__COUNT] = {0.1f, 0.6f, 0.1f, 0.1f, 0.1f};
         float b[ITD_NEXT__COUNT] = {0.5f, 0.2f, 0.1f, 0.1f, 0.1f};
-        itd_pv_add(pv, 0.5f, 0, a, ITD_NEXT_SEARCH); /* right, p = 0.6 */
-        itd_pv_add(pv, 0.5f, 0, b, ITD_NEXT_LEAVE);  /* wrong, p = 0.1 */
-        itd_pv_add(pv, 0.5f, 1, NULL, ITD_NEXT_VIEW); /* no head: not judged */
-        itd_pv_summary_t r;
-        itd_pv_summary(pv, &r);
+        itd_eval_add(eval, 0.5f, 0, a, ITD_NEXT_SEARCH); /* right, p = 0.6 */
+        itd_eval_add(eval, 0.5f, 0, b, ITD_NEXT_LEAVE);  /* wrong, p = 0.1 */
+        /* no head: not judged */
+        itd_eval_add(eval, 0.5f, 1, NULL, ITD_NEXT_VIEW);
+        itd_eval_summary_t r;
+        itd_eval_summary(eval, &r);
         cr_assert_eq(r.n, 3);
         cr_assert_eq(r.next_n, 2);
         cr_assert_float_eq(r.next_accuracy, 0.5, HAND_TOL);
         double ll = -(log((double)0.6f) + log((double)0.1f)) / 2.0;
         cr_assert_float_eq(r.next_logloss, ll, HAND_TOL);
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
 }
 
 /* ---- merging and the sliding window ------------------------------------ */
 
 /* summaries equal field by field (NaN equals NaN) */
-static void expect_same_summary(const itd_pv_summary_t *a,
-                                const itd_pv_summary_t *b, const char *what) {
+static void expect_same_summary(const itd_eval_summary_t *a,
+                                const itd_eval_summary_t *b, const char *what) {
         cr_expect_eq(a->n, b->n, "%s: n %llu vs %llu", what,
                      (unsigned long long)a->n, (unsigned long long)b->n);
         cr_expect_eq(a->positives, b->positives, "%s: positives", what);
@@ -256,20 +257,20 @@ Test(metrics, merged_accumulators_judge_the_union_of_their_examples) {
         enum { N = 3000 };
         judged_t *v = malloc(N * sizeof(*v));
         make_judged(v, N);
-        itd_pv_t *a = itd_pv_new(0.4f), *b = itd_pv_new(0.4f),
-                 *all = itd_pv_new(0.4f);
+        itd_eval_t *a = itd_eval_new(0.4f), *b = itd_eval_new(0.4f),
+                   *all = itd_eval_new(0.4f);
         for (size_t i = 0; i < N; i++) {
-                itd_pv_add(i % 3 ? a : b, v[i].s, v[i].y, v[i].next, v[i].nx);
-                itd_pv_add(all, v[i].s, v[i].y, v[i].next, v[i].nx);
+                itd_eval_add(i % 3 ? a : b, v[i].s, v[i].y, v[i].next, v[i].nx);
+                itd_eval_add(all, v[i].s, v[i].y, v[i].next, v[i].nx);
         }
-        itd_pv_merge(a, b);
-        itd_pv_summary_t sa, sall;
-        itd_pv_summary(a, &sa);
-        itd_pv_summary(all, &sall);
+        itd_eval_merge(a, b);
+        itd_eval_summary_t sa, sall;
+        itd_eval_summary(a, &sa);
+        itd_eval_summary(all, &sall);
         expect_same_summary(&sa, &sall, "merged");
-        itd_pv_destroy(a);
-        itd_pv_destroy(b);
-        itd_pv_destroy(all);
+        itd_eval_destroy(a);
+        itd_eval_destroy(b);
+        itd_eval_destroy(all);
         free(v);
 }
 
@@ -281,57 +282,57 @@ Test(metrics, sliding_window_judges_exactly_its_most_recent_chunks) {
         enum { N = 2345, W = 500, C = 5, CS = W / C };
         judged_t *v = malloc(N * sizeof(*v));
         make_judged(v, N);
-        itd_pv_window_t *pvw = itd_pv_window_new(0.5f, W, C);
-        cr_assert_not_null(pvw);
+        itd_eval_window_t *evalw = itd_eval_window_new(0.5f, W, C);
+        cr_assert_not_null(evalw);
         for (size_t i = 1; i <= N; i++) {
                 const judged_t *e = &v[i - 1];
-                itd_pv_window_add(pvw, e->s, e->y, e->next, e->nx);
+                itd_eval_window_add(evalw, e->s, e->y, e->next, e->nx);
                 if (i % 97 && i != N)
                         continue;
                 size_t held = i <= W ? i : W - CS + (i - 1) % CS + 1;
-                itd_pv_t *fresh = itd_pv_new(0.5f);
+                itd_eval_t *fresh = itd_eval_new(0.5f);
                 for (size_t k = i - held; k < i; k++)
-                        itd_pv_add(fresh, v[k].s, v[k].y, v[k].next, v[k].nx);
-                itd_pv_summary_t sw, sf;
-                itd_pv_window_summary(pvw, &sw);
-                itd_pv_summary(fresh, &sf);
+                        itd_eval_add(fresh, v[k].s, v[k].y, v[k].next, v[k].nx);
+                itd_eval_summary_t sw, sf;
+                itd_eval_window_summary(evalw, &sw);
+                itd_eval_summary(fresh, &sf);
                 char what[32];
                 snprintf(what, sizeof(what), "after %zu", i);
                 expect_same_summary(&sw, &sf, what);
                 cr_expect((sw.n > W - CS && sw.n <= W) || i < W, "n %llu",
                           (unsigned long long)sw.n);
-                itd_pv_destroy(fresh);
+                itd_eval_destroy(fresh);
         }
         /* the drift shows in the window, not in a whole-run average */
-        itd_pv_summary_t sw;
-        itd_pv_window_summary(pvw, &sw);
+        itd_eval_summary_t sw;
+        itd_eval_window_summary(evalw, &sw);
         cr_expect_lt(sw.auc, 0.5, "window AUC %g after the flip", sw.auc);
 
-        itd_pv_window_add(pvw, NAN, 1, NULL, ITD_NEXT_VIEW);
-        itd_pv_summary_t again;
-        itd_pv_window_summary(pvw, &again);
+        itd_eval_window_add(evalw, NAN, 1, NULL, ITD_NEXT_VIEW);
+        itd_eval_summary_t again;
+        itd_eval_window_summary(evalw, &again);
         cr_expect_eq(again.n, sw.n, "a non-finite score is left out");
-        itd_pv_window_reset(pvw);
-        itd_pv_window_summary(pvw, &again);
+        itd_eval_window_reset(evalw);
+        itd_eval_window_summary(evalw, &again);
         cr_expect_eq(again.n, 0);
         cr_expect(isnan(again.auc));
-        itd_pv_window_destroy(pvw);
+        itd_eval_window_destroy(evalw);
         free(v);
 }
 
 Test(metrics, sliding_window_refuses_impossible_sizes) {
-        cr_expect_null(itd_pv_window_new(0.5f, 100, 0));
-        cr_expect_null(itd_pv_window_new(0.5f, 3, 4));
-        itd_pv_window_t *pvw = itd_pv_window_new(0.5f, 1, 1);
-        cr_assert_not_null(pvw);
-        itd_pv_window_add(pvw, 0.9f, 1, NULL, ITD_NEXT_VIEW);
-        itd_pv_window_add(pvw, 0.1f, 0, NULL, ITD_NEXT_VIEW);
-        itd_pv_summary_t s;
-        itd_pv_window_summary(pvw, &s);
+        cr_expect_null(itd_eval_window_new(0.5f, 100, 0));
+        cr_expect_null(itd_eval_window_new(0.5f, 3, 4));
+        itd_eval_window_t *evalw = itd_eval_window_new(0.5f, 1, 1);
+        cr_assert_not_null(evalw);
+        itd_eval_window_add(evalw, 0.9f, 1, NULL, ITD_NEXT_VIEW);
+        itd_eval_window_add(evalw, 0.1f, 0, NULL, ITD_NEXT_VIEW);
+        itd_eval_summary_t s;
+        itd_eval_window_summary(evalw, &s);
         cr_expect_eq(s.n, 1, "a window of one holds the last example");
         cr_expect_eq(s.positives, 0);
-        itd_pv_window_destroy(pvw);
-        itd_pv_window_destroy(NULL);
+        itd_eval_window_destroy(evalw);
+        itd_eval_window_destroy(NULL);
 }
 
 /* ---- snapshots --------------------------------------------------------- */
@@ -340,41 +341,41 @@ Test(metrics, sliding_window_refuses_impossible_sizes) {
  * (expect_same_summary) its summary must be bit-identical. */
 #define SAME_COUNTS_EPS 0.0
 
-static itd_pv_t *filled_pv(float threshold, size_t n) {
-        itd_pv_t *pv = itd_pv_new(threshold);
+static itd_eval_t *filled_eval(float threshold, size_t n) {
+        itd_eval_t *eval = itd_eval_new(threshold);
         for (size_t i = 0; i < n; i++) {
                 int y = urand() < 0.2;
                 float s = (float)(y ? pow(urand(), 0.5) : pow(urand(), 2.0));
                 float probs[ITD_NEXT__COUNT];
                 for (size_t k = 0; k < ITD_NEXT__COUNT; k++)
                         probs[k] = (float)urand() / ITD_NEXT__COUNT;
-                itd_pv_add(pv, s, y, probs,
-                           (itd_next_t)(i % ITD_NEXT__COUNT));
+                itd_eval_add(eval, s, y, probs,
+                             (itd_next_t)(i % ITD_NEXT__COUNT));
         }
-        return pv;
+        return eval;
 }
 
-static char *snapshot_of(const itd_pv_t *pv, size_t *len) {
+static char *snapshot_of(const itd_eval_t *eval, size_t *len) {
         char *buf = NULL;
         FILE *m = open_memstream(&buf, len);
         char err[256];
-        cr_assert_eq(itd_pv_snapshot(pv, m, err, sizeof err), ITD_OK, "%s",
+        cr_assert_eq(itd_eval_snapshot(eval, m, err, sizeof err), ITD_OK, "%s",
                      err);
         fclose(m);
         return buf;
 }
 
-static itd_err_t restore_from(itd_pv_t *pv, const void *buf, size_t len,
+static itd_err_t restore_from(itd_eval_t *eval, const void *buf, size_t len,
                               char *err, size_t err_size) {
         FILE *f = fmemopen((void *)buf, len, "rb");
         cr_assert(f);
-        itd_err_t rc = itd_pv_restore(pv, f, err, err_size);
+        itd_err_t rc = itd_eval_restore(eval, f, err, err_size);
         fclose(f);
         return rc;
 }
 
-static void expect_identical_summary(const itd_pv_summary_t *a,
-                                     const itd_pv_summary_t *b) {
+static void expect_identical_summary(const itd_eval_summary_t *a,
+                                     const itd_eval_summary_t *b) {
         cr_expect_eq(a->n, b->n);
         cr_expect_eq(a->positives, b->positives);
         cr_expect_eq(a->next_n, b->next_n);
@@ -397,64 +398,64 @@ static void expect_identical_summary(const itd_pv_summary_t *a,
 }
 
 Test(metrics, snapshot_round_trip_restores_every_metric) {
-        itd_pv_t *pv = filled_pv(0.5f, 5000);
+        itd_eval_t *eval = filled_eval(0.5f, 5000);
         size_t len;
-        char *buf = snapshot_of(pv, &len);
+        char *buf = snapshot_of(eval, &len);
         /* a marker after the snapshot: restore reads exactly its bytes */
         buf = realloc(buf, len + 1);
         buf[len] = 'X';
         FILE *f = fmemopen(buf, len + 1, "rb");
         cr_assert(f);
-        itd_pv_t *back = itd_pv_new(0.9f);
-        itd_pv_add(back, 0.3f, 1, NULL, ITD_NEXT_VIEW); /* replaced */
+        itd_eval_t *back = itd_eval_new(0.9f);
+        itd_eval_add(back, 0.3f, 1, NULL, ITD_NEXT_VIEW); /* replaced */
         char err[256];
-        cr_assert_eq(itd_pv_restore(back, f, err, sizeof err), ITD_OK, "%s",
+        cr_assert_eq(itd_eval_restore(back, f, err, sizeof err), ITD_OK, "%s",
                      err);
         cr_expect_eq(fgetc(f), 'X', "restore read past its snapshot");
         fclose(f);
-        itd_pv_summary_t a, b;
-        itd_pv_summary(pv, &a);
-        itd_pv_summary(back, &b);
+        itd_eval_summary_t a, b;
+        itd_eval_summary(eval, &a);
+        itd_eval_summary(back, &b);
         cr_assert_eq(a.n, 5000);
         expect_identical_summary(&b, &a);
 
         /* The restored accumulator keeps its own threshold (0.9): a
          * positive scored 0.7 is a miss there, a hit at 0.5. */
-        itd_pv_add(pv, 0.7f, 1, NULL, ITD_NEXT_VIEW);
-        itd_pv_add(back, 0.7f, 1, NULL, ITD_NEXT_VIEW);
-        itd_pv_summary(pv, &a);
-        itd_pv_summary(back, &b);
+        itd_eval_add(eval, 0.7f, 1, NULL, ITD_NEXT_VIEW);
+        itd_eval_add(back, 0.7f, 1, NULL, ITD_NEXT_VIEW);
+        itd_eval_summary(eval, &a);
+        itd_eval_summary(back, &b);
         cr_expect(b.recall < a.recall, "recall %g at 0.9, %g at 0.5",
                   b.recall, a.recall);
         free(buf);
-        itd_pv_destroy(pv);
-        itd_pv_destroy(back);
+        itd_eval_destroy(eval);
+        itd_eval_destroy(back);
 }
 
 Test(metrics, empty_accumulator_round_trips) {
-        itd_pv_t *pv = itd_pv_new(0.5f), *back = filled_pv(0.5f, 10);
+        itd_eval_t *eval = itd_eval_new(0.5f), *back = filled_eval(0.5f, 10);
         size_t len;
-        char *buf = snapshot_of(pv, &len);
+        char *buf = snapshot_of(eval, &len);
         char err[256];
         cr_assert_eq(restore_from(back, buf, len, err, sizeof err), ITD_OK,
                      "%s", err);
-        itd_pv_summary_t b;
-        itd_pv_summary(back, &b);
+        itd_eval_summary_t b;
+        itd_eval_summary(back, &b);
         cr_expect_eq(b.n, 0);
         cr_expect_eq(b.next_n, 0);
         cr_expect(isnan(b.auc));
         free(buf);
-        itd_pv_destroy(pv);
-        itd_pv_destroy(back);
+        itd_eval_destroy(eval);
+        itd_eval_destroy(back);
 }
 
 Test(metrics, damaged_snapshot_is_refused_and_leaves_the_accumulator) {
-        itd_pv_t *pv = filled_pv(0.5f, 2000);
+        itd_eval_t *eval = filled_eval(0.5f, 2000);
         size_t len;
-        char *buf = snapshot_of(pv, &len);
-        itd_pv_t *target = filled_pv(0.5f, 300);
-        itd_pv_summary_t before, after;
-        itd_pv_summary(target, &before);
+        char *buf = snapshot_of(eval, &len);
+        itd_eval_t *target = filled_eval(0.5f, 300);
+        itd_eval_summary_t before, after;
+        itd_eval_summary(target, &before);
         char err[256];
         /* a flipped bit in the magic, the header, the histograms, the
          * sums and the CRC itself */
@@ -475,11 +476,11 @@ Test(metrics, damaged_snapshot_is_refused_and_leaves_the_accumulator) {
                              ITD_ERR_CORRUPT, "%zu of %zu bytes accepted",
                              cut[i], len);
         cr_expect(strstr(err, "truncated") != NULL, "%s", err);
-        itd_pv_summary(target, &after);
+        itd_eval_summary(target, &after);
         expect_identical_summary(&after, &before);
         free(buf);
-        itd_pv_destroy(pv);
-        itd_pv_destroy(target);
+        itd_eval_destroy(eval);
+        itd_eval_destroy(target);
 }
 
 /* Rewrites a u32 of the snapshot and its CRC, as a writer would have. */
@@ -490,38 +491,38 @@ static void patch_u32(char *buf, size_t len, size_t off, uint32_t v) {
 }
 
 Test(metrics, snapshot_of_another_version_or_bin_count_is_incompatible) {
-        itd_pv_t *pv = filled_pv(0.5f, 100);
+        itd_eval_t *eval = filled_eval(0.5f, 100);
         size_t len;
-        char *buf = snapshot_of(pv, &len);
+        char *buf = snapshot_of(eval, &len);
         char err[256];
         patch_u32(buf, len, 8, 99); /* version */
-        cr_expect_eq(restore_from(pv, buf, len, err, sizeof err),
+        cr_expect_eq(restore_from(eval, buf, len, err, sizeof err),
                      ITD_ERR_INCOMPATIBLE);
         cr_expect(strstr(err, "version 99") != NULL, "%s", err);
         patch_u32(buf, len, 8, 1);
         patch_u32(buf, len, 12, 1024); /* histogram bins */
-        cr_expect_eq(restore_from(pv, buf, len, err, sizeof err),
+        cr_expect_eq(restore_from(eval, buf, len, err, sizeof err),
                      ITD_ERR_INCOMPATIBLE);
-        patch_u32(buf, len, 12, ITD_PV_BINS);
-        cr_expect_eq(restore_from(pv, buf, len, err, sizeof err), ITD_OK,
+        patch_u32(buf, len, 12, ITD_EVAL_BINS);
+        cr_expect_eq(restore_from(eval, buf, len, err, sizeof err), ITD_OK,
                      "%s", err);
         free(buf);
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
 }
 
 Test(metrics, snapshot_whose_counts_disagree_is_corrupt) {
-        itd_pv_t *pv = filled_pv(0.5f, 100);
+        itd_eval_t *eval = filled_eval(0.5f, 100);
         size_t len;
-        char *buf = snapshot_of(pv, &len);
+        char *buf = snapshot_of(eval, &len);
         /* the first histogram bin, 24 header bytes in: one more positive
          * than n and positives say, under a valid CRC */
         uint32_t lo;
         memcpy(&lo, buf + 24, sizeof lo);
         patch_u32(buf, len, 24, lo + 1);
         char err[256];
-        cr_expect_eq(restore_from(pv, buf, len, err, sizeof err),
+        cr_expect_eq(restore_from(eval, buf, len, err, sizeof err),
                      ITD_ERR_CORRUPT);
         cr_expect(strstr(err, "histograms") != NULL, "%s", err);
         free(buf);
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
 }

@@ -483,7 +483,7 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
 
         enum { B = 256 };
         itd_model_t *m[2];
-        itd_pv_t *pv[2];
+        itd_eval_t *eval[2];
         for (int type = 0; type < 2; type++) {
                 itd_model_conf_t c;
                 itd_model_conf_defaults(&c, type, dim, ITD_SPARSE_FIELDS,
@@ -491,7 +491,7 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
                 c.mlp.max_batch = B;
                 m[type] = itd_model_new(&c, err, sizeof(err));
                 cr_assert_not_null(m[type], "%s", err);
-                pv[type] = itd_pv_new(0.5f);
+                eval[type] = itd_eval_new(0.5f);
         }
         /*
          * The daemon's order of work (core/engine.c): score a chunk of
@@ -546,9 +546,9 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
                         size_t got;
                         while ((got = itd_labeler_take(lb[type], ex, 64)) > 0)
                                 for (size_t e = 0; e < got; e++) {
-                                        itd_pv_add(pv[type], ex[e].score,
-                                                   ex[e].label, NULL,
-                                                   ITD_NEXT_VIEW);
+                                        itd_eval_add(eval[type], ex[e].score,
+                                                     ex[e].label, NULL,
+                                                     ITD_NEXT_VIEW);
                                         size_t r = tn[type]++;
                                         memcpy(tx + r * dim, ex[e].x,
                                                dim * sizeof(float));
@@ -573,9 +573,9 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
         for (int type = 0; type < 2; type++)
                 itd_labeler_destroy(lb[type]);
         free(tx);
-        itd_pv_summary_t s[2];
+        itd_eval_summary_t s[2];
         for (int type = 0; type < 2; type++)
-                itd_pv_summary(pv[type], &s[type]);
+                itd_eval_summary(eval[type], &s[type]);
         cr_log_info("simulator, %llu events, base rate %.3f: mlp AUC %.4f "
                     "log loss %.4f; logistic AUC %.4f log loss %.4f",
                     (unsigned long long)s[0].n, s[0].base_rate, s[0].auc,
@@ -586,7 +586,7 @@ Test(model, mlp_beats_the_logistic_baseline_progressively_on_the_simulator,
                      s[0].logloss, s[1].logloss);
         for (int type = 0; type < 2; type++) {
                 itd_model_destroy(m[type]);
-                itd_pv_destroy(pv[type]);
+                itd_eval_destroy(eval[type]);
         }
         itd_state_destroy(st);
         free(x);

@@ -23,7 +23,7 @@ static double sample(const char *text, const char *name) {
 }
 
 /* One judged example: perfect ranking when good, inverted when not. */
-static void judge(itd_monitor_t *mon, itd_pv_t *all, int i, int good) {
+static void judge(itd_monitor_t *mon, itd_eval_t *all, int i, int good) {
         int label = i % 10 == 0;
         float hi = 0.9f, lo = 0.1f;
         float score = (label == good) ? hi : lo;
@@ -32,13 +32,13 @@ static void judge(itd_monitor_t *mon, itd_pv_t *all, int i, int good) {
         itd_example_t ex = {.score = score, .label = label,
                             .next = ITD_NEXT__COUNT, .judge = 1};
         itd_monitor_hook(mon, 0, &ex);
-        itd_pv_add(all, score, label, NULL, ITD_NEXT_VIEW);
+        itd_eval_add(all, score, label, NULL, ITD_NEXT_VIEW);
 }
 
 Test(monitor, window_gauges_follow_the_recent_examples_only) {
         itd_monitor_t *mon = itd_monitor_new(1000, 0.5f);
         cr_assert(mon);
-        itd_pv_t *all = itd_pv_new(0.5f);
+        itd_eval_t *all = itd_eval_new(0.5f);
         itd_prom_t *m = itd_prom_new();
         size_t len;
 
@@ -58,8 +58,8 @@ Test(monitor, window_gauges_follow_the_recent_examples_only) {
                 judge(mon, all, i, 0);
         itd_monitor_publish(mon, m);
         text = itd_prom_render_dup(m, &len);
-        itd_pv_summary_t cum;
-        itd_pv_summary(all, &cum);
+        itd_eval_summary_t cum;
+        itd_eval_summary(all, &cum);
         double n = sample(text, "intentd_progressive_window_examples");
         cr_expect(n >= 900 && n <= 1000, "window holds %g examples", n);
         /* Exact: every pair in the window is ordered wrongly. */
@@ -76,7 +76,7 @@ Test(monitor, window_gauges_follow_the_recent_examples_only) {
                      cum.logloss);
         free(text);
         itd_prom_destroy(m);
-        itd_pv_destroy(all);
+        itd_eval_destroy(all);
         itd_monitor_destroy(mon);
 }
 

@@ -41,7 +41,7 @@ static double uniform(uint64_t *s) {
 }
 
 /* n examples; positives score higher on average. */
-static void feed(itd_report_t *rep, itd_pv_t *pv, size_t n, uint64_t seed) {
+static void feed(itd_report_t *rep, itd_eval_t *eval, size_t n, uint64_t seed) {
         uint64_t s = seed;
         for (size_t i = 0; i < n; i++) {
                 int label = uniform(&s) < 0.2;
@@ -55,8 +55,8 @@ static void feed(itd_report_t *rep, itd_pv_t *pv, size_t n, uint64_t seed) {
                         next[k] = (float)(next[k] / z);
                 itd_next_t nx = (itd_next_t)(i % ITD_NEXT__COUNT);
                 itd_report_example(rep, score, next, label, nx);
-                if (pv)
-                        itd_pv_add(pv, score, label, next, nx);
+                if (eval)
+                        itd_eval_add(eval, score, label, next, nx);
         }
 }
 
@@ -138,10 +138,10 @@ Test(report, counts_add_up_across_every_section) {
 
 Test(report, auc_and_log_loss_equal_the_progressive_metrics) {
         itd_report_t *rep = itd_report_new(0.3);
-        itd_pv_t *pv = itd_pv_new(0.3f);
-        feed(rep, pv, 50000, 99);
-        itd_pv_summary_t sum;
-        itd_pv_summary(pv, &sum);
+        itd_eval_t *eval = itd_eval_new(0.3f);
+        feed(rep, eval, 50000, 99);
+        itd_eval_summary_t sum;
+        itd_eval_summary(eval, &sum);
         itd_report_run_t run = {0};
         json_t *doc = itd_report_json(rep, &run);
         const json_t *ov =
@@ -156,7 +156,7 @@ Test(report, auc_and_log_loss_equal_the_progressive_metrics) {
             num(json_object_get(doc, "next_action"), "accuracy"),
             sum.next_accuracy, sum_eps);
         json_decref(doc);
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
         itd_report_destroy(rep);
 }
 
@@ -335,12 +335,12 @@ Test(report, agrees_with_the_engine_summary_on_a_real_run) {
         json_decref(config);
         const json_t *ov =
             json_object_get(json_object_get(doc, "purchase"), "overall");
-        cr_assert_gt(es.pv.n, 1000);
-        cr_assert_eq(num(ov, "n"), (double)es.pv.n);
-        cr_assert_eq(num(ov, "positives"), (double)es.pv.positives);
-        cr_assert_float_eq(num(ov, "auc"), es.pv.auc, es.pv.auc_err_bound +
-                                                          1e-9);
-        cr_assert_float_eq(num(ov, "logloss"), es.pv.logloss, 1e-9);
+        cr_assert_gt(es.eval.n, 1000);
+        cr_assert_eq(num(ov, "n"), (double)es.eval.n);
+        cr_assert_eq(num(ov, "positives"), (double)es.eval.positives);
+        cr_assert_float_eq(num(ov, "auc"), es.eval.auc,
+                           es.eval.auc_err_bound + 1e-9);
+        cr_assert_float_eq(num(ov, "logloss"), es.eval.logloss, 1e-9);
         cr_assert_eq(num(json_object_get(doc, "engine"), "examples_pos") +
                          num(json_object_get(doc, "engine"),
                              "examples_neg"),

@@ -65,8 +65,8 @@ Test(trainer, judges_what_is_judged_and_learns_what_is_trained) {
         add(&f, 0, 1, 1);
         add(&f, 1, 1, 0); /* judged only (a final negative, fake_negative) */
         add(&f, 2, 0, 1); /* trained only (a fake negative) */
-        itd_pv_summary_t s;
-        itd_pv_summary(itd_trainer_eval(f.tr), &s);
+        itd_eval_summary_t s;
+        itd_eval_summary(itd_trainer_eval(f.tr), &s);
         cr_expect_eq(s.n, 2, "judged: %llu", (unsigned long long)s.n);
         itd_trainer_stats_t st;
         itd_trainer_stats(f.tr, &st);

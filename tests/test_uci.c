@@ -173,16 +173,16 @@ Test(uci, mlp_reaches_published_auc_on_online_shoppers, .timeout = 60) {
                             loss_sum / (double)steps);
         }
 
-        itd_pv_t *pv = itd_pv_new(0.5f);
+        itd_eval_t *eval = itd_eval_new(0.5f);
         for (size_t i = n_train; i < n; i++) {
                 size_t r = order[i];
                 float p;
                 itd_mlp_predict(m, x + r * N_DENSE, ids + r * N_FIELDS, 1, &p,
                                 NULL);
-                itd_pv_add(pv, p, y[r] > 0.5f, NULL, ITD_NEXT_VIEW);
+                itd_eval_add(eval, p, y[r] > 0.5f, NULL, ITD_NEXT_VIEW);
         }
-        itd_pv_summary_t s;
-        itd_pv_summary(pv, &s);
+        itd_eval_summary_t s;
+        itd_eval_summary(eval, &s);
         printf("uci online shoppers: held-out AUC %.4f (+-%.4f) log loss "
                "%.4f accuracy %.4f F1 %.4f ECE %.4f on %llu sessions, "
                "%lld steps\n",
@@ -191,7 +191,7 @@ Test(uci, mlp_reaches_published_auc_on_online_shoppers, .timeout = 60) {
         cr_expect_geq(s.auc, MIN_AUC, "held-out AUC %.4f", s.auc);
         cr_expect_eq(itd_mlp_skipped(m), 0);
 
-        itd_pv_destroy(pv);
+        itd_eval_destroy(eval);
         itd_mlp_destroy(m);
         free(order);
         free(x);

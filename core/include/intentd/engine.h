@@ -124,7 +124,7 @@ typedef struct itd_engine_stats_s {
         uint64_t risk_triggers_up, risk_triggers_down; /* risk triggers */
         uint64_t risk_untrained;  /* predictions judged but not trained
                                    * on for their risk (partition.h) */
-        itd_pv_summary_t pv;      /* progressive validation, whole run */
+        itd_eval_summary_t eval;  /* progressive validation, whole run */
 } itd_engine_stats_t;
 
 typedef struct itd_engine_s itd_engine_t;
@@ -328,7 +328,7 @@ itd_model_t *itd_engine_model(itd_engine_t *eng);
 
 /** @brief The engine's progressive-validation accumulator (borrowed; for
  * checkpoints). */
-itd_pv_t *itd_engine_pv(itd_engine_t *eng);
+itd_eval_t *itd_engine_eval(itd_engine_t *eng);
 
 
 #endif

@@ -104,7 +104,7 @@ void itd_trainer_stats(const itd_trainer_t *tr, itd_trainer_stats_t *s);
 
 /** @brief Eval: progressive validation over the whole run (borrowed; for
  * checkpoints and summaries). */
-itd_pv_t *itd_trainer_eval(itd_trainer_t *tr);
+itd_eval_t *itd_trainer_eval(itd_trainer_t *tr);
 
 /* ---- snapshot ------------------------------------------------------------ */
 

@@ -2,9 +2,9 @@
  * metrics.h - progressive validation: every example is scored before it is
  * learned from, and these accumulators judge those scores.
  *
- * AUC comes from score histograms (ITD_PV_BINS bins per class), so memory is
+ * AUC comes from score histograms (ITD_EVAL_BINS bins per class), so memory is
  * constant; its error is bounded by the mass of ties within a bin (see
- * itd_pv_summary_t.auc_err_bound).
+ * itd_eval_summary_t.auc_err_bound).
  */
 #ifndef INTENTD_METRICS_H
 #define INTENTD_METRICS_H
@@ -16,9 +16,9 @@
 #include "intentd/err.h"
 #include "intentd/types.h"
 
-#define ITD_PV_BINS 4096
+#define ITD_EVAL_BINS 4096
 
-typedef struct itd_pv_summary_s {
+typedef struct itd_eval_summary_s {
         uint64_t n;            /* examples judged */
         uint64_t positives;
         double base_rate;      /* positives / n */
@@ -29,30 +29,30 @@ typedef struct itd_pv_summary_s {
         double ece;            /* expected calibration error, 10 bins */
         uint64_t next_n;
         double next_accuracy, next_logloss;
-} itd_pv_summary_t;
+} itd_eval_summary_t;
 
-typedef struct itd_pv_s itd_pv_t;
+typedef struct itd_eval_s itd_eval_t;
 
 /** @brief New accumulator; threshold is the decision threshold for F1. */
-itd_pv_t *itd_pv_new(float threshold);
-void itd_pv_destroy(itd_pv_t *pv);
-void itd_pv_reset(itd_pv_t *pv);
+itd_eval_t *itd_eval_new(float threshold);
+void itd_eval_destroy(itd_eval_t *eval);
+void itd_eval_reset(itd_eval_t *eval);
 
 /**
  * @brief Adds one judged example. next_probs may be NULL (no next-action
  * head); next is the true next action.
  */
-void itd_pv_add(itd_pv_t *pv, float score, int label, const float *next_probs,
-                itd_next_t next);
+void itd_eval_add(itd_eval_t *eval, float score, int label,
+                  const float *next_probs, itd_next_t next);
 
-void itd_pv_summary(const itd_pv_t *pv, itd_pv_summary_t *out);
+void itd_eval_summary(const itd_eval_t *eval, itd_eval_summary_t *out);
 
 /**
  * @brief dst += src: afterwards dst judges the examples of both (AUC
  * histograms, confusion counts, sums). dst keeps its own threshold; src
  * should have the same, or its confusion counts mean another threshold.
  */
-void itd_pv_merge(itd_pv_t *dst, const itd_pv_t *src);
+void itd_eval_merge(itd_eval_t *dst, const itd_eval_t *src);
 
 /*
  * Sliding-window progressive validation: the same metrics over the most
@@ -64,63 +64,63 @@ void itd_pv_merge(itd_pv_t *dst, const itd_pv_t *src);
  * oldest chunk is dropped whole. Once warm the summary therefore covers the
  * last window - chunk + 1 to window examples (chunk = window / chunks): with
  * 10 chunks, between 90% and 100% of the window. Memory is chunks + 1
- * accumulators (~65 KiB each); adding costs what itd_pv_add costs; a
- * summary merges the chunks (chunks x ITD_PV_BINS additions).
+ * accumulators (~65 KiB each); adding costs what itd_eval_add costs; a
+ * summary merges the chunks (chunks x ITD_EVAL_BINS additions).
  */
-typedef struct itd_pv_window_s itd_pv_window_t;
+typedef struct itd_eval_window_s itd_eval_window_t;
 
 /**
  * @brief New window over the last `window` examples in `chunks` pieces
  * (chunks >= 1, window >= chunks); NULL if either is out of range.
  * Caller owns.
  */
-itd_pv_window_t *itd_pv_window_new(float threshold, uint64_t window,
-                                   size_t chunks);
-void itd_pv_window_destroy(itd_pv_window_t *pvw);
-void itd_pv_window_reset(itd_pv_window_t *pvw);
+itd_eval_window_t *itd_eval_window_new(float threshold, uint64_t window,
+                                       size_t chunks);
+void itd_eval_window_destroy(itd_eval_window_t *evalw);
+void itd_eval_window_reset(itd_eval_window_t *evalw);
 
-/** @brief As itd_pv_add (a non-finite score is left out and not counted). */
-void itd_pv_window_add(itd_pv_window_t *pvw, float score, int label,
-                       const float *next_probs, itd_next_t next);
+/** @brief As itd_eval_add (a non-finite score is left out and not counted). */
+void itd_eval_window_add(itd_eval_window_t *evalw, float score, int label,
+                         const float *next_probs, itd_next_t next);
 
 /**
  * @brief Summary of the examples in the window (n says how many).
- * Not const: merges into a scratch accumulator held by pvw.
+ * Not const: merges into a scratch accumulator held by evalw.
  */
-void itd_pv_window_summary(itd_pv_window_t *pvw, itd_pv_summary_t *out);
+void itd_eval_window_summary(itd_eval_window_t *evalw, itd_eval_summary_t *out);
 
 /** @brief Changes the decision threshold for examples added from now on. */
-void itd_pv_set_threshold(itd_pv_t *pv, float threshold);
+void itd_eval_set_threshold(itd_eval_t *eval, float threshold);
 
 /*
  * Snapshots, so progressive metrics survive a restart (a checkpoint holds
  * them beside the model). Layout, native byte order, no padding:
  *
- *   magic "ITDPV\0\0\0" (8) | u32 version | u32 ITD_PV_BINS |
+ *   magic "ITDPV\0\0\0" (8) | u32 version | u32 ITD_EVAL_BINS |
  *   u32 calibration bins | u32 payload bytes |
  *   payload: the histograms, confusion counts, sums and next-action
  *            counts, field by field |
  *   u32 CRC32C of every byte before it
  *
  * The threshold is not stored: the restored accumulator keeps its own (the
- * configured one decides the examples to come), as itd_pv_merge does.
+ * configured one decides the examples to come), as itd_eval_merge does.
  */
 
 /**
- * @brief Writes pv to out (about 66 KiB; not flushed).
+ * @brief Writes eval to out (about 66 KiB; not flushed).
  * @returns ITD_OK, or ITD_ERR_IO with errstr.
  */
-itd_err_t itd_pv_snapshot(const itd_pv_t *pv, FILE *out, char *errstr,
-                          size_t errstr_size);
+itd_err_t itd_eval_snapshot(const itd_eval_t *eval, FILE *out, char *errstr,
+                            size_t errstr_size);
 
 /**
- * @brief Reads what itd_pv_snapshot wrote, exactly its bytes, into pv
- * (its counts replaced, its threshold kept). pv is unchanged on failure.
+ * @brief Reads what itd_eval_snapshot wrote, exactly its bytes, into eval
+ * (its counts replaced, its threshold kept). eval is unchanged on failure.
  * @returns ITD_OK; ITD_ERR_CORRUPT (truncated, checksum or counts that do
  * not add up) or ITD_ERR_INCOMPATIBLE (another version or bin count) with
  * errstr.
  */
-itd_err_t itd_pv_restore(itd_pv_t *pv, FILE *in, char *errstr,
-                         size_t errstr_size);
+itd_err_t itd_eval_restore(itd_eval_t *eval, FILE *in, char *errstr,
+                           size_t errstr_size);
 
 #endif

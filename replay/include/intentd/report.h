@@ -4,7 +4,7 @@
  * accumulators, from which the report is written as JSON (--report) and as
  * one self-contained HTML page with inline SVG charts (--html).
  *
- * Accumulators: purchase-score histograms (ITD_PV_BINS bins per class, the
+ * Accumulators: purchase-score histograms (ITD_EVAL_BINS bins per class, the
  * binning of model/metrics.c, so the overall AUC equals the engine's),
  * exact confusion counts at the 99 sweep thresholds 0.01..0.99, 10
  * equal-width bins for the engine's ECE, the next-action confusion matrix,
