@@ -133,8 +133,9 @@ itd_state_t *itd_state_new(const itd_state_conf_t *conf, char *errstr,
         st->cats.cap = 256;
         st->cats.slots = itd_xcalloc(st->cats.cap, sizeof(uint32_t));
         st->cats.off_cap = 128;
-        st->cats.off = itd_xmalloc(st->cats.off_cap * sizeof(uint32_t));
-        st->cats.hash = itd_xmalloc(st->cats.off_cap * sizeof(uint32_t));
+        /* calloc: entry 0 (no category) is written with the rest */
+        st->cats.off = itd_xcalloc(st->cats.off_cap, sizeof(uint32_t));
+        st->cats.hash = itd_xcalloc(st->cats.off_cap, sizeof(uint32_t));
         st->cats.arena_cap = 4096;
         st->cats.arena = itd_xmalloc(st->cats.arena_cap);
         return st;
@@ -782,10 +783,15 @@ static uint16_t catdict_intern(itd_catdict_t *cd, const char *name,
                 return 0;
         uint16_t id = (uint16_t)(++cd->n);
         if (cd->n >= cd->off_cap) {
+                size_t old = cd->off_cap;
                 cd->off_cap *= 2;
                 cd->off = itd_xrealloc(cd->off, cd->off_cap * sizeof(uint32_t));
                 cd->hash = itd_xrealloc(cd->hash,
                                         cd->off_cap * sizeof(uint32_t));
+                memset(cd->off + old, 0,
+                       (cd->off_cap - old) * sizeof(uint32_t));
+                memset(cd->hash + old, 0,
+                       (cd->off_cap - old) * sizeof(uint32_t));
         }
         size_t len = strlen(name) + 1;
         while (cd->arena_len + len > cd->arena_cap) {
