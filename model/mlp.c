@@ -6,7 +6,9 @@
  * mean of the embedding rows of its ids; a trunk of linear + ReLU layers;
  * a purchase head (sigmoid, BCE) and a next-action head (softmax over
  * ITD_NEXT__COUNT, CE). Layer math lives in layers.c, update rules in
- * optim.c; the memory layout is described in mlp_int.h.
+ * optim.c, the defaults and their check in mlp_conf.c, the input
+ * statistics and the Newton step in newton.c; the memory layout is
+ * described in mlp_int.h.
  */
 #include <float.h>
 #include <math.h>
@@ -32,109 +34,6 @@
  * grow only with evidence.
  */
 #define EMB_INIT_STD 0.05
-
-void itd_mlp_conf_defaults(itd_mlp_conf_t *conf, size_t n_dense,
-                           size_t n_fields, size_t ids_per_field) {
-        memset(conf, 0, sizeof(*conf));
-        conf->n_dense = n_dense;
-        conf->n_fields = n_fields;
-        conf->ids_per_field = ids_per_field;
-        conf->emb_buckets = (size_t)1 << 16;
-        conf->emb_dim = 8;
-        conf->n_hidden = 2;
-        conf->hidden[0] = 128;
-        conf->hidden[1] = 64;
-        conf->max_batch = 256;
-        /*
-         * Online learning wants a small constant step (decaying or large
-         * steps over-react to batches holding one user's burst: judged
-         * progressively on the 114 Taobao users, online logistic
-         * regression with a decaying schedule scores below chance, a
-         * small constant step 0.63-0.68 AUC);
-         * Adam's per-parameter scaling keeps it sane across layers. With
-         * the wide path carrying the linear signal, 3e-4 scores the same
-         * on the simulator and a little higher on the 114 Taobao tail
-         * users (0.62 vs 0.59, inside the noise); 1e-3 stays the default
-         * of model.learning.rate for now.
-         */
-        conf->optimizer = ITD_OPT_ADAM;
-        conf->lr = 1e-3f;
-        conf->beta1 = 0.9f;
-        conf->beta2 = 0.999f;
-        conf->eps = 1e-8f;
-        /*
-         * Embedding rows step larger than the dense layers: a row learns
-         * only when its id is in the batch, a few times in a thousand
-         * steps. With the wide path and standardised inputs, 0.01 and 0.1
-         * score the same (simulator, 3 seeds, within 0.001 AUC).
-         */
-        conf->emb_lr = 0.1f;
-        conf->l2 = 1e-6f;
-        conf->clip = 5.0f;
-        conf->loss_weight_next = 0.3f;
-        conf->seed = 42;
-        /*
-         * The wide path over standardised inputs: progressive AUC on
-         * simulator seeds 1-3 0.66-0.67 -> 0.71-0.72 (`intentd replay`),
-         * Taobao tail 0.54 -> ~0.55-0.60 (noise +-0.08). The statistics
-         * follow the last ~100k examples once warm. wide_lr 0.01: 0.003
-         * scores a little lower on the simulator (-0.004), 0.03 and above
-         * over-react (0.70 and falling).
-         */
-        conf->norm_inputs = 1;
-        conf->norm_max_count = 1e5f;
-        /*
-         * Offset weights: the prior's precision, in units of the Fisher
-         * information p (1 - p) o^2 an example adds (about 0.03 at a 6%
-         * base rate and a log-odds offset of sd 0.7): 300 is worth some
-         * 10,000 examples, so theta follows a stream that clearly prefers
-         * one estimate and otherwise stays near the even mix. Measured
-         * (Taobao tail users, 3 seeds / simulator seeds 1-3, progressive
-         * AUC): 100: 0.683 / 0.718; 300: 0.686 / 0.718; 1000: 0.687 /
-         * 0.717. No offsets unless the caller names them.
-         */
-        conf->offset_prior = 300.0f;
-        /*
-         * Newton inputs: the prior's precision in the same units (about
-         * 0.06-0.09 per example for a standardised input at a 6-10% base
-         * rate): LINEAR_PRIOR is worth some 40,000 examples, so a weight
-         * moves only where many examples agree, and the bursts in which
-         * labels arrive move none by much. None unless the caller names
-         * them.
-         */
-        conf->linear_prior = 3000.0f;
-        /*
-         * Their intercept: the offsets' prior, about 5,000 examples'
-         * worth, so it follows the stream's base rate within tens of
-         * thousands of examples (the network's own purchase bias steps at
-         * the network's slow rate). Measured with the daemon's defaults,
-         * model.seed 1, ECE (10 equal-mass bins) over all labelled events
-         * / the last 30% of event time: Taobao tail users, prior 300:
-         * 0.015 / 0.030, 100: 0.011 / 0.028, 30: 0.010 / 0.021; simulator
-         * AUC 0.703-0.704 / 0.722-0.723 for all three. A faster intercept
-         * costs twice: in the first horizon of a cold start only
-         * positives resolve (negatives wait for the horizon to pass) and
-         * it follows them up (the two-hour Taobao file, all warm-up: ECE
-         * over all events 0.058 at 30, 0.030 at 100, 0.024 at 300, 0.020
-         * before Newton inputs); and instances that merge their changes
-         * by addition (sync.c) add three near-equal intercept steps (three
-         * synced engines on the simulator: AUC 0.011 below one engine at
-         * 30, 0.004 at 100, 0.003 at 300).
-         */
-        conf->intercept_prior = 300.0f;
-        /*
-         * Scoring with averaged parameters over about the last 100 steps
-         * (6,400 examples at batch 64). Measured, progressive AUC over
-         * all labelled events / the last 30% of event time, 3 seeds
-         * (Taobao tail users; simulator seed 7): off 0.684 / 0.725,
-         * 0.703 / 0.712; 100 steps 0.689 / 0.736, 0.701 / 0.720; uniform
-         * weights over 33 steps 0.689 / 0.732, 0.702 / 0.717; both halves
-         * of the Taobao users gain alike (docs/MODEL.md).
-         */
-        conf->avg_steps = 100;
-        conf->wide = 1;
-        conf->wide_lr = 1e-2f;
-}
 
 /* ---- seeded random numbers (initialisation only) ----------------------- */
 
@@ -163,85 +62,6 @@ static void fill_normal(float *w, size_t n, double std, uint64_t *state) {
 }
 
 /* ---- construction ------------------------------------------------------ */
-
-static int check_conf(const itd_mlp_conf_t *c, char *errstr,
-                      size_t errstr_size) {
-#define BAD(...)                                                     \
-        do {                                                         \
-                if (errstr && errstr_size)                           \
-                        snprintf(errstr, errstr_size, __VA_ARGS__);  \
-                return -1;                                           \
-        } while (0)
-        if (c->n_hidden < 1 || c->n_hidden > ITD_MLP_MAX_HIDDEN)
-                BAD("mlp n_hidden: %zu is outside 1..%d", c->n_hidden,
-                    ITD_MLP_MAX_HIDDEN);
-        for (size_t l = 0; l < c->n_hidden; l++)
-                if (c->hidden[l] == 0)
-                        BAD("mlp hidden[%zu]: 0 units", l);
-        if (c->max_batch == 0)
-                BAD("mlp max_batch: 0, must be at least 1");
-        int emb = c->emb_dim > 0 && c->n_fields > 0 && c->ids_per_field > 0;
-        if (emb && c->emb_buckets == 0)
-                BAD("mlp emb_buckets: 0 with emb_dim %zu", c->emb_dim);
-        if (c->n_dense + (emb ? c->n_fields * c->emb_dim : 0) == 0)
-                BAD("mlp input: no dense features and no embeddings");
-        if (c->optimizer != ITD_OPT_SGD && c->optimizer != ITD_OPT_ADAGRAD &&
-            c->optimizer != ITD_OPT_ADAM)
-                BAD("mlp optimizer: unknown value %d", (int)c->optimizer);
-        if (!(c->lr > 0.0f) || !isfinite(c->lr))
-                BAD("mlp lr: %g, must be a positive number", (double)c->lr);
-        if (!(c->l2 >= 0.0f) || !isfinite(c->l2))
-                BAD("mlp l2: %g, must be >= 0", (double)c->l2);
-        if (!(c->clip >= 0.0f) || !isfinite(c->clip))
-                BAD("mlp clip: %g, must be >= 0 (0 = off)", (double)c->clip);
-        if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f))
-                BAD("mlp beta1: %g is outside [0, 1)", (double)c->beta1);
-        if (!(c->beta2 >= 0.0f && c->beta2 < 1.0f))
-                BAD("mlp beta2: %g is outside [0, 1)", (double)c->beta2);
-        if (!(c->eps > 0.0f) || !isfinite(c->eps))
-                BAD("mlp eps: %g, must be a positive number", (double)c->eps);
-        if (!(c->emb_lr >= 0.0f) || !isfinite(c->emb_lr))
-                BAD("mlp emb_lr: %g, must be >= 0 (0 = lr)", (double)c->emb_lr);
-        if (!(c->norm_max_count >= 0.0f) || !isfinite(c->norm_max_count))
-                BAD("mlp norm_max_count: %g, must be >= 0 (0 = no cap)",
-                    (double)c->norm_max_count);
-        if (!(c->wide_lr >= 0.0f) || !isfinite(c->wide_lr))
-                BAD("mlp wide_lr: %g, must be >= 0 (0 = lr)",
-                    (double)c->wide_lr);
-        if (c->n_offsets > ITD_MLP_MAX_OFFSETS)
-                BAD("mlp n_offsets: %zu is more than %d", c->n_offsets,
-                    ITD_MLP_MAX_OFFSETS);
-        for (size_t k = 0; k < c->n_offsets; k++)
-                if (c->offset_input[k] >= c->n_dense)
-                        BAD("mlp offset_input[%zu]: %zu is not one of the %zu "
-                            "dense inputs", k, c->offset_input[k],
-                            c->n_dense);
-        if (c->n_offsets && (!(c->offset_prior > 0.0f) ||
-                             !isfinite(c->offset_prior)))
-                BAD("mlp offset_prior: %g, must be a positive number",
-                    (double)c->offset_prior);
-        if (c->n_linear > ITD_MLP_MAX_LINEAR)
-                BAD("mlp n_linear: %zu is more than %d", c->n_linear,
-                    ITD_MLP_MAX_LINEAR);
-        for (size_t k = 0; k < c->n_linear; k++)
-                if (c->linear_input[k] >= c->n_dense)
-                        BAD("mlp linear_input[%zu]: %zu is not one of the %zu "
-                            "dense inputs", k, c->linear_input[k],
-                            c->n_dense);
-        if (c->n_linear && (!(c->linear_prior > 0.0f) ||
-                            !isfinite(c->linear_prior)))
-                BAD("mlp linear_prior: %g, must be a positive number",
-                    (double)c->linear_prior);
-        if (c->n_linear && (!(c->intercept_prior > 0.0f) ||
-                            !isfinite(c->intercept_prior)))
-                BAD("mlp intercept_prior: %g, must be a positive number",
-                    (double)c->intercept_prior);
-        if (!(c->loss_weight_next >= 0.0f) || !isfinite(c->loss_weight_next))
-                BAD("mlp loss_weight_next: %g, must be >= 0",
-                    (double)c->loss_weight_next);
-        return 0;
-#undef BAD
-}
 
 static void add_tensor(itd_mlp_t *m, const char *name, size_t n, int decay,
                        int wide) {
@@ -276,7 +96,7 @@ itd_mlp_t *itd_mlp_new(const itd_mlp_conf_t *conf, char *errstr,
                        size_t errstr_size) {
         static const char *const wname[] = {"w0", "w1", "w2", "w3"};
         static const char *const bname[] = {"b0", "b1", "b2", "b3"};
-        if (check_conf(conf, errstr, errstr_size))
+        if (itd_mlp_check_conf(conf, errstr, errstr_size))
                 return NULL;
         /* the daemon shares two cores with librdkafka, and a second BLAS
          * thread helps only from about 32 rows on */
@@ -455,19 +275,6 @@ void itd_mlp_destroy(itd_mlp_t *m) {
 /* ---- forward ----------------------------------------------------------- */
 
 /*
- * Input k of the Newton-fitted weights in row i: an offset as it comes
- * (x), a Newton input as the wide path reads it (xw: standardised, or x).
- */
-static inline float newton_in(const itd_mlp_conf_t *c, const float *x,
-                              const float *xw, size_t i, size_t k) {
-        if (k < c->n_offsets)
-                return x[i * c->n_dense + c->offset_input[k]];
-        k -= c->n_offsets;
-        return k < c->n_linear ? xw[i * c->n_dense + c->linear_input[k]]
-                               : 1.0f; /* the intercept */
-}
-
-/*
  * Runs the trunk and the heads' logits for B <= max_batch rows; returns the
  * input matrix (B, in_dim) it used: x itself when there are no embeddings.
  */
@@ -536,7 +343,7 @@ static const float *forward(itd_mlp_t *m, const float *x, const uint32_t *ids,
         for (size_t k = 0; k < m->n_newton; k++) {
                 const float th = (float)m->theta[k];
                 for (size_t i = 0; i < B; i++)
-                        m->logit[i] += th * newton_in(c, x, xw, i, k);
+                        m->logit[i] += th * itd_mlp_newton_in(c, x, xw, i, k);
         }
         if (want_next)
                 itd_linear_forward(m->nlogit, a, m->wn, m->bn, B, H,
@@ -758,7 +565,7 @@ double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
                 m->dtheta[k] = 0.0;
                 for (size_t i = 0; i < B; i++)
                         m->dtheta[k] += (double)m->dlogit[i] *
-                                        newton_in(c, x, xo, i, k);
+                                        itd_mlp_newton_in(c, x, xo, i, k);
         }
         if (n_valid) {
                 itd_softmax_ce_backward(m->dnlogit, m->nprob, next, B, K,
@@ -811,146 +618,6 @@ double itd_mlp_forward_backward(itd_mlp_t *m, const float *x,
                                        c->emb_dim);
         }
         return total;
-}
-
-/* ---- input statistics -------------------------------------------------- */
-
-/*
- * Smallest standard deviation used to scale an input: a feature constant so
- * far (a type never seen) must not turn its first change into a huge value;
- * 0.01 is far below any feature that varies (the purchase rate, the
- * narrowest, has sd ~0.03).
- */
-#define NORM_MIN_SD 1e-2
-
-void itd_mlp_norm_update(itd_mlp_t *m, const float *x, size_t B) {
-        if (!m->norm_mean)
-                return;
-        const itd_mlp_conf_t *c = &m->conf;
-        const size_t D = c->n_dense;
-        const double cap =
-            c->norm_max_count > 0.0f ? c->norm_max_count : HUGE_VAL;
-        for (size_t i = 0; i < B; i++) {
-                /*
-                 * Welford's update in its mean / variance form:
-                 * mean += d / n; var += (d (x - mean_new) - var) / n, exact
-                 * for the population variance while n counts every example,
-                 * an exponential average of window cap once n stops at cap.
-                 */
-                if (m->norm_count < cap)
-                        m->norm_count += 1.0;
-                const double inv_n = 1.0 / m->norm_count;
-                const float *xi = x + i * D;
-                for (size_t d = 0; d < D; d++) {
-                        double v = xi[d];
-                        double delta = v - m->norm_mean[d];
-                        m->norm_mean[d] += delta * inv_n;
-                        m->norm_var[d] +=
-                            (delta * (v - m->norm_mean[d]) - m->norm_var[d]) *
-                            inv_n;
-                }
-        }
-        if (m->norm_count == 0.0)
-                return; /* nothing seen: forward keeps the identity */
-        for (size_t d = 0; d < D; d++) {
-                double sd = sqrt(m->norm_var[d]);
-                m->norm_shift[d] = (float)m->norm_mean[d];
-                m->norm_scale[d] = (float)(1.0 / (sd > NORM_MIN_SD ? sd
-                                                                   : NORM_MIN_SD));
-        }
-}
-
-/* ---- offset weights ---------------------------------------------------- */
-
-/*
- * Solves A z = b for a symmetric positive definite A (K, K) by Cholesky
- * into L (K, K, its lower triangle written); A is left untouched; z may
- * be b. Returns -1 if A is not numerically positive definite.
- */
-static int spd_solve(const double *A, const double *b, double *z, double *L,
-                     size_t K) {
-        for (size_t i = 0; i < K; i++)
-                for (size_t j = 0; j <= i; j++) {
-                        double s = A[i * K + j];
-                        for (size_t k = 0; k < j; k++)
-                                s -= L[i * K + k] * L[j * K + k];
-                        if (i == j) {
-                                if (!(s > 0.0))
-                                        return -1;
-                                L[i * K + i] = sqrt(s);
-                        } else {
-                                L[i * K + j] = s / L[j * K + j];
-                        }
-                }
-        for (size_t i = 0; i < K; i++) { /* L t = b, t in z */
-                double s = b[i];
-                for (size_t k = 0; k < i; k++)
-                        s -= L[i * K + k] * z[k];
-                z[i] = s / L[i * K + i];
-        }
-        for (size_t i = K; i-- > 0;) { /* L^T z = t */
-                double s = z[i];
-                for (size_t k = i + 1; k < K; k++)
-                        s -= L[k * K + i] * z[k];
-                z[i] = s / L[i * K + i];
-        }
-        return 0;
-}
-
-void itd_mlp_offset_step(itd_mlp_t *m, const float *x, const float *wt,
-                         size_t B) {
-        const itd_mlp_conf_t *c = &m->conf;
-        const size_t K = m->n_newton;
-        if (K == 0)
-                return;
-        /* H += sum_i wt_i p_i (1 - p_i) o_i o_i^T: the Fisher information
-         * of theta in this batch (the BCE's Hessian in the logit is
-         * p(1-p)), each example counted wt_i times; the lower triangle,
-         * mirrored after */
-        const float *xo = m->norm_shift ? m->xn : x;
-        double *o = m->newton_g;
-        double W = 0.0;
-        for (size_t i = 0; i < B; i++) {
-                double w = (double)m->p[i] * (1.0 - (double)m->p[i]);
-                if (wt)
-                        w *= wt[i];
-                W += wt ? wt[i] : 1.0;
-                for (size_t k = 0; k < K; k++)
-                        o[k] = (double)newton_in(c, x, xo, i, k);
-                for (size_t a = 0; a < K; a++) {
-                        double wa = w * o[a];
-                        double *row = m->offset_h + a * K;
-                        for (size_t b = 0; b <= a; b++)
-                                row[b] += wa * o[b];
-                }
-        }
-        for (size_t a = 0; a < K; a++)
-                for (size_t b = a + 1; b < K; b++)
-                        m->offset_h[a * K + b] = m->offset_h[b * K + a];
-        double *g = m->newton_g, *step = m->newton_step;
-        /* dtheta is of the (weighted) mean loss; the step wants the sum */
-        for (size_t k = 0; k < K; k++)
-                g[k] = W * m->dtheta[k];
-        if (spd_solve(m->offset_h, g, step, m->newton_l, K) != 0)
-                return; /* cannot happen from a positive prior; be safe */
-        for (size_t k = 0; k < K; k++)
-                m->theta[k] -= step[k];
-}
-
-/* ---- parameter averaging ----------------------------------------------- */
-
-void itd_mlp_avg_update(itd_mlp_t *m) {
-        if (!m->avg)
-                return;
-        /* a_1 = 1: the first average is the first step's parameters; the
-         * dense parameters were averaged by the step itself
-         * (itd_mlp_apply_step, with the same weight) */
-        double a = 2.0 / ((double)m->steps + 1.0);
-        double floor_a = 1.0 / (double)m->conf.avg_steps;
-        const float af = (float)(a > floor_a ? a : floor_a);
-        for (size_t k = 0; k < m->n_newton; k++)
-                m->theta_avg[k] +=
-                    (double)af * (m->theta[k] - m->theta_avg[k]);
 }
 
 /* ---- training step ----------------------------------------------------- */

@@ -115,7 +115,30 @@ struct itd_mlp_s {
         uint64_t skipped;
 };
 
-/* ---- mlp.c ------------------------------------------------------------- */
+/* ---- mlp_conf.c -------------------------------------------------------- */
+
+/**
+ * @brief Checks a configuration before itd_mlp_new allocates anything.
+ * @returns 0, or -1 with one line naming the field and value in errstr.
+ */
+int itd_mlp_check_conf(const itd_mlp_conf_t *c, char *errstr,
+                       size_t errstr_size);
+
+/* ---- newton.c ---------------------------------------------------------- */
+
+/*
+ * Input k of the Newton-fitted weights in row i: an offset as it comes
+ * (x), a Newton input as the wide path reads it (xw: standardised, or x).
+ */
+static inline float itd_mlp_newton_in(const itd_mlp_conf_t *c,
+                                      const float *x, const float *xw,
+                                      size_t i, size_t k) {
+        if (k < c->n_offsets)
+                return x[i * c->n_dense + c->offset_input[k]];
+        k -= c->n_offsets;
+        return k < c->n_linear ? xw[i * c->n_dense + c->linear_input[k]]
+                               : 1.0f; /* the intercept */
+}
 
 /**
  * @brief Adds the B rows of x to the running input statistics and refreshes
@@ -142,6 +165,8 @@ void itd_mlp_offset_step(itd_mlp_t *m, const float *x, const float *wt,
  * a_t inside itd_mlp_apply_step. No-op without averaging.
  */
 void itd_mlp_avg_update(itd_mlp_t *m);
+
+/* ---- mlp.c ------------------------------------------------------------- */
 
 /**
  * @brief Zeroes the touched embedding rows' gradients (the only ones
