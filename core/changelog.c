@@ -136,6 +136,8 @@ struct itd_changelog_restore_s {
         snap_t building; /* buf NULL: none */
         snap_t done;     /* the newest complete one; buf NULL: none */
         int has_done;
+        uint64_t max_seq;   /* highest sequence number of any valid part */
+        uint32_t max_parts; /* most parts any snapshot was cut into */
 };
 
 static void snap_free(snap_t *s) {
@@ -160,6 +162,12 @@ void itd_changelog_restore_destroy(itd_changelog_restore_t *r) {
 
 int itd_changelog_restore_ready(const itd_changelog_restore_t *r) {
         return r->has_done;
+}
+
+void itd_changelog_restore_seen(const itd_changelog_restore_t *r,
+                                uint64_t *max_seq, uint32_t *max_parts) {
+        *max_seq = r->max_seq;
+        *max_parts = r->max_parts;
 }
 
 itd_err_t itd_changelog_restore_add(itd_changelog_restore_t *r,
@@ -206,6 +214,10 @@ itd_err_t itd_changelog_restore_add(itd_changelog_restore_t *r,
                          (unsigned long long)at, (unsigned long long)total);
                 return ITD_ERR_CORRUPT;
         }
+        if (seq > r->max_seq)
+                r->max_seq = seq;
+        if (parts > r->max_parts)
+                r->max_parts = parts;
         if (r->has_done && seq <= r->done.seq)
                 return ITD_OK; /* older than what is complete */
         snap_t *b = &r->building;

@@ -16,7 +16,8 @@
 
 /* Stores, for every partition whose acknowledged prefix moved, the
  * position after it; auto-commit (or the final commit) sends it. With
- * checkpoints it is only noted: commits follow complete cuts. */
+ * checkpoints or the state changelog it is only noted: commits follow
+ * complete cuts or acknowledged changelog snapshots. */
 void itd_commit_store(loop_t *lp) {
         int32_t n = itd_offsets_partitions(lp->offsets);
         rd_kafka_topic_partition_list_t *tp = NULL;
@@ -25,7 +26,7 @@ void itd_commit_store(loop_t *lp) {
                 if (!itd_offsets_advance(lp->offsets, p, &next) || next < 0)
                         continue;
                 ppos_t *pp = ppos(lp, p);
-                if (lp->ck) {
+                if (lp->ck || lp->sl) {
                         if (next > pp->acked)
                                 pp->acked = next;
                         continue;
@@ -101,7 +102,10 @@ static void publish_cut(loop_t *lp, int sync) {
         itd_log(ITD_LOG_INFO, "checkpoint", "checkpoint %llu complete "
                 "(%zu partitions)",
                 (unsigned long long)itd_ckdir_last_seq(lp->ck), n);
-        if (tp->cnt > 0) {
+        /* With the state changelog, commits follow its snapshots instead
+         * (statelog.c): a committed offset must be covered by the
+         * changelog, which a new owner on another host restores from. */
+        if (tp->cnt > 0 && !lp->sl) {
                 rd_kafka_resp_err_t err = rd_kafka_commit(lp->consumer, tp,
                                                           !sync);
                 if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)

@@ -105,6 +105,21 @@ const struct prop itd_conf_props[] = {
              "`model.*` shape and `model.seed`. Empty (the default): no "
              "exchange, each instance learns alone."},
 
+    {.name = "topics.changelog", .type = PT_STRING,
+     .off = F_STR(topic_changelog), .min = 0, .max = 249, .topic = true,
+     .def = "",
+     .help = "Topic each assigned partition's state (users' windows, "
+             "pending labels, trigger state) is written to as snapshots, "
+             "so that a partition moving to another instance (crash, "
+             "deploy, scale-up) is restored there before its first event "
+             "is processed (docs/OPERATIONS.md, \"State that follows its "
+             "partition\"). It needs as many partitions as the events "
+             "topic (partition p holds events partition p) and "
+             "`cleanup.policy=compact`; intentd does not create it. "
+             "Offsets of a partition are committed only up to its newest "
+             "acknowledged snapshot. Empty (the default): off, a moved "
+             "partition starts empty."},
+
     /* input, output */
     {.name = "input.format", .type = PT_ENUM, .off = F_INT(input_format),
      .syms = syms_format, .def = "avro",
@@ -386,6 +401,16 @@ const struct prop itd_conf_props[] = {
      .def = "7d",
      .help = "Per-user state untouched for this long in event time is "
              "dropped, so users who never return do not hold memory."},
+    {.name = "state.changelog.interval", .type = PT_DURATION,
+     .off = F_I64(state_changelog_interval_ms), .min = 100, .max = DAY_MS,
+     .def = "10s",
+     .help = "With `topics.changelog`: how often each assigned partition "
+             "that consumed since its last snapshot writes a new one (one "
+             "more is written on revoke and at stop). A moved partition "
+             "replays the events after its newest snapshot, so this bounds "
+             "the replay; each snapshot costs the partition's whole state "
+             "(about 240 bytes per user, 390 per pending label) on the "
+             "topic and a pause of the pipeline to encode it."},
     {.name = "state.max_users", .type = PT_INT, .off = F_I64(state_max_users),
      .min = 1, .max = 1000000000, .def = "5000000", .unit = "users",
      .help = "Upper bound on users with state in memory, per assigned "

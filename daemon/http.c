@@ -125,6 +125,8 @@ int itd_health_ready(const itd_health_t *h, char *why, size_t why_size) {
                 reason = "no model loaded";
         else if (atomic_load(&h->assigned) <= 0)
                 reason = "no partitions assigned";
+        else if (atomic_load(&h->restoring))
+                reason = "restoring partitions from the state changelog";
         if (!reason)
                 return 1;
         snprintf(why, why_size, "%s", reason);

@@ -25,8 +25,9 @@
  *   /livez  200 while heartbeat_ms (itd_now_mono_ms of the last loop turn)
  *           is younger than stall_ms, else 503: a stuck loop is restarted by
  *           whoever probes (systemd's watchdog does the same from inside).
- *   /readyz 200 when ready && model_loaded && assigned > 0 && !stopping,
- *           else 503 with the first failing reason on one line.
+ *   /readyz 200 when ready && model_loaded && assigned > 0 && !restoring
+ *           && !stopping, else 503 with the first failing reason on one
+ *           line.
  */
 typedef struct itd_health_s {
         _Atomic int64_t heartbeat_ms; /* monotonic ms of the last loop turn */
@@ -35,6 +36,8 @@ typedef struct itd_health_s {
         _Atomic int model_loaded; /* a model is scoring events */
         _Atomic int assigned;     /* partitions currently assigned */
         _Atomic int stopping;     /* shutdown began */
+        _Atomic int restoring;    /* partitions being restored from the
+                                     state changelog */
         int64_t stall_ms;         /* /livez limit; constant after init */
 } itd_health_t;
 
@@ -56,7 +59,8 @@ int itd_health_live(const itd_health_t *h, int64_t now_ms, char *why,
 /**
  * @brief The /readyz verdict.
  * @returns 1 if ready; else 0 with a one-line reason in why ("starting",
- * "no model loaded", "no partitions assigned", "stopping").
+ * "no model loaded", "no partitions assigned", "restoring partitions from
+ * the state changelog", "stopping").
  * @thread any
  */
 int itd_health_ready(const itd_health_t *h, char *why, size_t why_size);

@@ -184,6 +184,22 @@ static void process_batch(loop_t *lp, rd_kafka_message_t **msgs, size_t n) {
         itd_run_emit(lp, k);
 }
 
+/* At stop: a last changelog snapshot of every assigned partition. */
+static void final_snapshots(loop_t *lp) {
+        int32_t *ps = itd_xcalloc(lp->n_pp + 1, sizeof *ps);
+        size_t n = 0;
+        for (size_t i = 0; i < lp->n_pp; i++)
+                if (lp->pp[i].assigned)
+                        ps[n++] = (int32_t)i;
+        if (!itd_statelog_final(lp, ps, n, itd_now_mono_ms() +
+                                              lp->conf->shutdown_timeout_ms))
+                itd_log(ITD_LOG_ERR, "changelog",
+                        "not every partition's final snapshot was "
+                        "acknowledged: their next owners replay from the "
+                        "one before");
+        free(ps);
+}
+
 /* SIGHUP: re-read the file; apply what is reloadable, keep running on the
  * old config when the new one is bad. */
 static void reload(loop_t *lp) {
@@ -297,6 +313,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         err = itd_sink_open(&lp, errstr, errstr_size);
         if (err)
                 goto out;
+        err = itd_statelog_open(&lp, errstr, errstr_size);
+        if (err)
+                goto out;
         err = itd_source_open(&lp, errstr, errstr_size);
         if (err)
                 goto out;
@@ -357,6 +376,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 itd_commit_store(&lp);
                 if (lp.ck)
                         itd_commit_tick(&lp);
+                if (lp.sl)
+                        itd_statelog_tick(&lp);
                 itd_source_flow_control(&lp);
                 itd_modelsync_tick(lp.msync, itd_now_mono_ms());
                 if (itd_now_mono_ms() - last_gauges >= 500) {
@@ -384,7 +405,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         /* Events still waiting for their schema: a final checkpoint
          * settles them (its cut must be exact); without checkpoints they
          * are left, unacknowledged, to be consumed again after a restart. */
-        if (lp.ck && !producer_dead)
+        if ((lp.ck || lp.sl) && !producer_dead)
                 itd_decode_release_parked(&lp, 1);
         res->awaiting_schema = itd_decode_abandon_parked(&lp, -1);
         itd_sink_drain(&lp, itd_now_mono_ms() +
@@ -395,9 +416,13 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                         "shutdown.timeout; their events will be consumed "
                         "again on restart",
                         (unsigned long long)itd_offsets_in_flight(lp.offsets));
+        /* The last changelog snapshots, committed, before the last cut
+         * (which then commits nothing itself). */
+        if (lp.sl && !producer_dead)
+                final_snapshots(&lp);
         if (lp.ck) {
                 itd_commit_now(&lp, "at stop");
-        } else {
+        } else if (!lp.sl) {
                 rd_kafka_resp_err_t kerr =
                     rd_kafka_commit(lp.consumer, NULL, 0);
                 if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -441,6 +466,7 @@ out:
         itd_kafka_retryq_destroy(lp.rq);
         itd_source_close(&lp);
         itd_sink_close(&lp);
+        itd_statelog_close(&lp);
         itd_ckdir_close(lp.ck);
         free(lp.pp);
         itd_engine_destroy(lp.eng);

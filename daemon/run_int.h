@@ -12,6 +12,8 @@
  *              reports, retries, giving up
  *   commit.c   offsets and checkpoints: acknowledged offsets stored or
  *              committed, cuts written, published, restored and resumed
+ *   statelog.c the state changelog topic: partition snapshots written,
+ *              their positions committed, partitions restored on assignment
  *   status.c   what the loop tells the outside: progress line, log line,
  *              systemd STATUS, the /metrics gauges
  *
@@ -77,6 +79,8 @@ typedef struct src_s {
         uint64_t token;
 } src_t;
 
+typedef struct itd_statelog_s itd_statelog_t;
+
 typedef struct loop_s {
         itd_conf_t *conf;
         itd_modelsync_t *msync; /* NULL without topics.model */
@@ -127,6 +131,8 @@ typedef struct loop_s {
         uint64_t consumed_at_cut; /* res->consumed at the last complete
                                    * cut */
         uint64_t consumed_at_pending; /* ... at the cut in progress */
+
+        itd_statelog_t *sl;       /* NULL: topics.changelog off */
 } loop_t;
 
 /* The positions of partition p, created unknown on first use. */
@@ -219,6 +225,36 @@ int itd_commit_now(loop_t *lp, const char *why);
 /* Resumes assigned partitions at their checkpointed positions. */
 void itd_commit_assign(loop_t *lp, rd_kafka_topic_partition_list_t *parts,
                        int cooperative);
+
+/* ---- statelog.c --------------------------------------------------------- */
+
+/* With topics.changelog: its producer and reader into lp->sl (else NULL).
+ * ITD_ERR_CONF with errstr. */
+itd_err_t itd_statelog_open(loop_t *lp, char *errstr, size_t errstr_size);
+void itd_statelog_close(loop_t *lp);
+/* Main loop: snapshots due are encoded, produced once their outputs are
+ * acknowledged, and their positions committed once acknowledged. */
+void itd_statelog_tick(loop_t *lp);
+/* Before an assignment takes effect: each partition is restored from its
+ * newest complete snapshot when that is newer than what the engine holds
+ * (ppos applied set to its position); /readyz says so meanwhile. */
+void itd_statelog_assign(loop_t *lp, rd_kafka_topic_partition_list_t *parts);
+/* Revoke, stop: a last snapshot of each of ps[0..n) (outputs drained
+ * first), acknowledged and committed by deadline_ms. 1 when every one's
+ * changelog covers its applied position. */
+int itd_statelog_final(loop_t *lp, const int32_t *ps, size_t n,
+                       int64_t deadline_ms);
+/* Forgets partition p's snapshot in progress (revoked or lost). */
+void itd_statelog_release(loop_t *lp, int32_t p);
+/* Partition p's state lost something that must not survive elsewhere (an
+ * erased user): its next snapshot is written as soon as its outputs are
+ * acknowledged, not at the interval; keys of parts earlier snapshots used
+ * beyond the new one's are tombstoned with it (every snapshot does that),
+ * so after compaction no record holds what was erased. No-op when off. */
+void itd_statelog_erased(loop_t *lp, int32_t p);
+/* A tombstone (null value) for key on changelog partition p, not waited
+ * for. ITD_OK (also when off) or ITD_ERR_KAFKA. */
+itd_err_t itd_statelog_tombstone(loop_t *lp, int32_t p, const char *key);
 
 /* ---- status.c ----------------------------------------------------------- */
 

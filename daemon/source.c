@@ -7,12 +7,14 @@
  */
 #include "run_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lag.h"
 
-/* With checkpoints, commits follow complete cuts only (commit.c), on
- * top of the shipped consumer settings (itd_kafka_consumer_defaults). */
+/* With checkpoints or the state changelog, commits follow complete cuts
+ * (commit.c) or acknowledged snapshots (statelog.c) only, on top of the
+ * shipped consumer settings (itd_kafka_consumer_defaults). */
 static const char *const checkpoint_consumer_extra[] = {
     "enable.auto.commit", "false", NULL};
 
@@ -45,7 +47,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 itd_log(ITD_LOG_NOTICE, "kafka", "assigned %d partition(s), %s",
                         parts->cnt, protocol ? protocol : "EAGER");
-                if (lp->ck)
+                /* Restored before the partitions are assigned, so none
+                 * of their events is processed before. */
+                if (lp->sl)
+                        itd_statelog_assign(lp, parts);
+                if (lp->ck || lp->sl)
                         itd_commit_assign(lp, parts, cooperative);
                 if (cooperative)
                         rd_kafka_error_destroy(
@@ -74,9 +80,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * owner starts exactly after what we delivered. */
         itd_log(ITD_LOG_NOTICE, "kafka", "revoking %d partition(s)",
                 parts->cnt);
-        /* Events waiting for their schema: settled when a checkpoint
-         * follows, else left to the next owner. */
-        if (lp->ck)
+        /* Events waiting for their schema: settled when a checkpoint or
+         * a changelog snapshot follows, else left to the next owner. */
+        if (lp->ck || lp->sl)
                 itd_decode_release_parked(lp, 1);
         else
                 for (int i = 0; i < parts->cnt; i++)
@@ -85,17 +91,32 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         itd_sink_drain(lp, itd_now_mono_ms() + lp->conf->shutdown_timeout_ms);
         int lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ||
                    rd_kafka_assignment_lost(rk);
-        if (lp->ck) {
-                /* Checkpoint first, so the partitions' next owner (maybe
-                 * us again) resumes exactly at a complete cut. Lost ones
-                 * may already be someone else's: no cut, no commit. */
-                /* Without a fresh cut the state holds events whose
-                 * outputs may be lost: not safe to keep. */
-                if (!lost && !itd_commit_now(lp, "on revoke"))
+        if (lp->ck || lp->sl) {
+                /* A last changelog snapshot and a checkpoint first, so the
+                 * partitions' next owner (maybe us again) resumes exactly
+                 * where they leave off. Lost ones may already be someone
+                 * else's: no snapshot, no cut, no commit. */
+                /* Without a fresh cut or snapshot the state holds events
+                 * whose outputs may be lost: not safe to keep. */
+                if (!lost && lp->sl) {
+                        int32_t *ps = itd_xcalloc((size_t)parts->cnt + 1,
+                                                  sizeof *ps);
+                        for (int i = 0; i < parts->cnt; i++)
+                                ps[i] = parts->elems[i].partition;
+                        if (!itd_statelog_final(
+                                lp, ps, (size_t)parts->cnt,
+                                itd_now_mono_ms() +
+                                    lp->conf->shutdown_timeout_ms))
+                                lost = 1;
+                        free(ps);
+                }
+                if (!lost && lp->ck && !itd_commit_now(lp, "on revoke"))
                         lost = 1;
                 for (int i = 0; i < parts->cnt; i++) {
                         int32_t p = parts->elems[i].partition;
                         ppos(lp, p)->assigned = 0;
+                        if (lp->sl)
+                                itd_statelog_release(lp, p);
                         /* Eager rebalancing revokes everything before
                          * each assignment: keep the state, parked at the
                          * cut, until the assignment says whether it
@@ -187,7 +208,9 @@ itd_err_t itd_source_open(loop_t *lp, char *errstr, size_t errstr_size) {
                                .error = itd_run_error_cb};
         lp->consumer = itd_kafka_new(RD_KAFKA_CONSUMER,
                                      itd_kafka_consumer_defaults,
-                                     lp->ck ? checkpoint_consumer_extra : NULL,
+                                     lp->ck || lp->sl
+                                         ? checkpoint_consumer_extra
+                                         : NULL,
                                      conf->n_kafka, conf->kafka_keys,
                                      conf->kafka_values, &cbs, lp, errstr,
                                      errstr_size);

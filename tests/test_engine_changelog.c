@@ -276,6 +276,13 @@ Test(changelog, the_newest_complete_snapshot_wins) {
                      ITD_OK, "%s", err);
         cr_expect_eq(next, 500);
         itd_partition_destroy(pt);
+        /* the unfinished snapshot still counts for what a writer continues
+         * above and for the keys it left */
+        uint64_t max_seq;
+        uint32_t max_parts;
+        itd_changelog_restore_seen(r, &max_seq, &max_parts);
+        cr_expect_eq(max_seq, 2);
+        cr_expect_eq(max_parts, (uint32_t)two.n);
 
         /* damaged, foreign and garbage records are refused */
         two.buf[two.n - 1][two.len[two.n - 1] - 1] ^= 1;

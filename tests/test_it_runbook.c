@@ -93,6 +93,13 @@ static const struct {
      "/readyz and the assigned/revoking lines"},
     {"kcat -C -b BROKER -t intentd.dead_letter -o -10 -e -f '%h\\n%s\\n\\n'",
      RUN, NULL},
+    {"kafka-topics.sh --create --topic intentd.changelog --partitions "
+     "<partitions of the events topic> --replication-factor 3 --config "
+     "cleanup.policy=compact",
+     ELSEWHERE,
+     "Kafka's own tool, not in Debian, and the embedded broker has neither "
+     "CreateTopics nor topic configurations; tests/test_it_changelog.c "
+     "makes the changelog with `intentd broker --topics` and runs it"},
 };
 #define N_TABLE (sizeof table / sizeof table[0])
 

@@ -81,6 +81,16 @@ itd_err_t itd_changelog_restore_add(itd_changelog_restore_t *r,
 int itd_changelog_restore_ready(const itd_changelog_restore_t *r);
 
 /**
+ * @brief What the records added so far used, complete or not: the highest
+ * snapshot sequence number (a new writer continues above it, so its parts
+ * never mix with those of a snapshot a killed writer left unfinished) and
+ * the most parts one snapshot was cut into (keys a shorter snapshot leaves
+ * behind on a compacted topic, to be tombstoned). 0 and 0 before any.
+ */
+void itd_changelog_restore_seen(const itd_changelog_restore_t *r,
+                                uint64_t *max_seq, uint32_t *max_parts);
+
+/**
  * @brief Builds the partition from the newest complete snapshot, with
  * configuration conf; now_ms starts its idle time.
  * @param out          gets it (caller owns).

@@ -48,6 +48,7 @@ typedef struct itd_conf_s {
         char *topic_dead_letter;
         char *topic_model;          /* "": no model exchange */
         char *topic_risk;           /* "": risk triggers off */
+        char *topic_changelog;      /* "": no state changelog */
 
         int input_format;           /* itd_input_format_t (input.h) */
         int input_framing;          /* itd_framing_t (codec.h) */
@@ -69,6 +70,7 @@ typedef struct itd_conf_s {
         int64_t session_gap_ms;
         int64_t state_idle_ttl_ms;
         int64_t state_max_users;
+        int64_t state_changelog_interval_ms;
 
         int64_t labels_horizon_ms;
         int64_t labels_max_pending;

@@ -1,0 +1,288 @@
+/*
+ * test_it_changelog.c - state that follows its partition, as processes on
+ * the embedded broker: three `intentd run` in one consumer group
+ * (cooperative-sticky, static membership) with topics.changelog, and one
+ * more alone in its own group as the reference, consume the same events
+ * while they are loaded. Once every partition's offset is covered by a
+ * changelog snapshot, one of the three is killed with SIGKILL; after the
+ * session timeout its partitions move to the two survivors, which restore
+ * them from the changelog and replay from there.
+ *
+ * Then the survivors' and the reference's `intentd inspect state` (every
+ * user's windows; per partition its next offset, watermark, users, pending
+ * labels and resolved counts) must be equal, and the group's prediction
+ * topic must hold a prediction for every event.
+ *
+ * windows.allowed_lateness is 1h so no watermark moves by wall clock (idle
+ * partitions, docs/FEATURES.md): the state then depends on the events
+ * alone. The mock broker does not compact, so every snapshot stays on the
+ * changelog and a restore reads them all: the state is kept small (a few
+ * thousand events, 200 ms between snapshots).
+ */
+#include <criterion/criterion.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "intentd/codec.h"
+#include "intentd/event.h"
+#include "testutil.h"
+
+#define INST 3
+#define PARTS 6
+#define VICTIM 2
+
+static tu_broker_t broker;
+static pid_t load_pid;
+
+static void start_broker(void) {
+        tu_broker_start(&broker, PARTS,
+                        "intentd.events,pred.g,pred.r,dlq,intentd.changelog");
+}
+
+static void stop_broker(void) {
+        if (load_pid > 0) {
+                kill(load_pid, SIGKILL);
+                tu_wait(load_pid, 5000);
+        }
+        tu_broker_stop(&broker);
+}
+
+TestSuite(it_changelog, .init = start_broker, .fini = stop_broker,
+          .timeout = 280);
+
+/* Instance i of the group (0..INST-1), or the reference (INST). */
+static void write_conf(int i, char *path, size_t cap) {
+        char name[32], kafka[256], topics[256];
+        snprintf(name, sizeof name, "i%d.yaml", i);
+        if (i < INST) {
+                snprintf(kafka, sizeof kafka,
+                         TU_KAFKA_FAST "  group.id: group.g\n"
+                                       "  partition.assignment.strategy: "
+                                       "cooperative-sticky\n"
+                                       "  group.instance.id: intentd-%d\n",
+                         i);
+                snprintf(topics, sizeof topics,
+                         "  predictions: pred.g\n"
+                         "  changelog: intentd.changelog\n");
+        } else {
+                snprintf(kafka, sizeof kafka,
+                         TU_KAFKA_FAST "  group.id: group.r\n");
+                snprintf(topics, sizeof topics, "  predictions: pred.r\n");
+        }
+        tu_conf_write(broker.dir, broker.bootstrap, name, path, cap, kafka,
+                      "topics:\n"
+                      "%s"
+                      "  dead_letter: dlq\n"
+                      "input:\n"
+                      "  format: avro\n"
+                      "windows:\n"
+                      "  allowed_lateness: 1h\n"
+                      "state:\n"
+                      "  changelog.interval: 200ms\n"
+                      "model:\n"
+                      "  embedding.buckets: 1024\n"
+                      "  hidden: [16]\n"
+                      "metrics:\n"
+                      "  listen: \"\"\n"
+                      "checkpoint:\n"
+                      "  dir: \"%s/ck%d\"\n"
+                      "  interval: 1s\n",
+                      topics, broker.dir, i);
+}
+
+/* The log (arg) says partitions were assigned to it, incrementally. */
+static int was_assigned(void *arg) {
+        char *text = tu_read_file(arg);
+        int yes = 0;
+        for (char *at = text ? strstr(text, "assigned ") : NULL; at && !yes;
+             at = strstr(at + 1, "assigned ")) {
+                char *end;
+                long n = strtol(at + strlen("assigned "), &end, 10);
+                yes = n > 0 && !strncmp(end, " partition(s), COOPERATIVE",
+                                        strlen(" partition(s), COOPERATIVE"));
+        }
+        free(text);
+        return yes;
+}
+
+/* Every partition of group has a committed offset at or past want[p]
+ * (NULL: the end). */
+typedef struct commits_s {
+        const char *group;
+        const int64_t *want;
+} commits_t;
+
+static int committed(void *arg) {
+        commits_t *c = arg;
+        int64_t got[PARTS], end[PARTS];
+        if (tu_offsets(broker.bootstrap, c->group, "intentd.events", PARTS,
+                       got, end) != 0)
+                return 0;
+        for (int p = 0; p < PARTS; p++)
+                if (got[p] < (c->want ? c->want[p] : end[p]) || got[p] <= 0)
+                        return 0;
+        return 1;
+}
+
+typedef struct tally_s {
+        long expected;
+        tu_idset_t ids;
+} tally_t;
+
+static int on_prediction(void *arg, const rd_kafka_message_t *m,
+                         const itd_prediction_t *p) {
+        (void)m;
+        tally_t *t = arg;
+        if (p)
+                tu_idset_add(&t->ids, p->prediction_id);
+        return t->ids.unique >= t->expected;
+}
+
+/* `intentd inspect state [--summary]` of the checkpoint folders of
+ * instances ids[0..n): their JSON lines together, each once, sorted, as one
+ * string (caller frees). A partition both survivors held at some point
+ * must then look the same in both, or it shows twice. */
+static char *inspect(const int *ids, int n, int summary) {
+        char cmd[4096] = "cat";
+        for (int k = 0; k < n; k++) {
+                char ck[512], out[512];
+                snprintf(ck, sizeof ck, "%s/ck%d", broker.dir, ids[k]);
+                snprintf(out, sizeof out, "%s/inspect.%d.%d", broker.dir,
+                         ids[k], summary);
+                char *argv[] = {ITD_BINARY, "inspect", "state", ck,
+                                summary ? "--summary" : NULL, NULL};
+                cr_assert_eq(tu_run(argv, out, 30000), 0,
+                             "intentd inspect state %s failed (see %s)", ck,
+                             out);
+                size_t len = strlen(cmd);
+                snprintf(cmd + len, sizeof cmd - len, " %s", out);
+        }
+        size_t len = strlen(cmd);
+        snprintf(cmd + len, sizeof cmd - len, " | grep '^{' | LC_ALL=C sort -u");
+        FILE *p = popen(cmd, "r");
+        cr_assert(p);
+        char *text = NULL;
+        size_t tlen = 0;
+        FILE *m = open_memstream(&text, &tlen);
+        char line[8192];
+        long lines = 0;
+        while (fgets(line, sizeof line, p)) {
+                fputs(line, m);
+                lines++;
+        }
+        pclose(p);
+        fclose(m);
+        cr_assert(lines > 0, "inspect printed nothing");
+        return text;
+}
+
+static long file_size(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+Test(it_changelog, a_killed_instances_partitions_resume_elsewhere_with_its_state) {
+        char fixture[512], conf[INST + 1][512], log[INST + 1][512], lg[512];
+        tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
+        long events = tu_count_lines(fixture);
+        for (int i = 0; i <= INST; i++) {
+                write_conf(i, conf[i], sizeof conf[i]);
+                snprintf(log[i], sizeof log[i], "%s/run%d.log", broker.dir, i);
+        }
+        pid_t pid[INST + 1];
+        for (int i = 0; i <= INST; i++)
+                pid[i] = tu_daemon_start(conf[i], log[i]);
+
+        /* ~30 s of events, so the kill lands while they flow */
+        snprintf(lg, sizeof lg, "%s/load.log", broker.dir);
+        char *load_argv[] = {ITD_BINARY, "load", "--config", conf[INST],
+                             "--input", fixture, "--format", "jsonl",
+                             "--rate", "110", NULL};
+        load_pid = tu_spawn(load_argv, lg);
+        cr_assert(load_pid > 0);
+
+        /* The group formed (each member was given partitions), and every
+         * partition's offset is covered by a changelog snapshot. */
+        for (int i = 0; i < INST; i++) {
+                cr_assert_eq(tu_wait_until(was_assigned, log[i], 90000), 0,
+                             "instance %d was given no partitions (see %s)",
+                             i, log[i]);
+        }
+        commits_t first = {"group.g", (int64_t[PARTS]){1, 1, 1, 1, 1, 1}};
+        cr_assert_eq(tu_wait_until(committed, &first, 90000), 0,
+                     "not every partition got a changelog snapshot");
+
+        cr_assert_eq(kill(pid[VICTIM], SIGKILL), 0);
+        cr_assert_eq(tu_wait(pid[VICTIM], 10000), 128 + SIGKILL);
+        long from[INST];
+        for (int i = 0; i < INST; i++)
+                from[i] = file_size(log[i]);
+
+        cr_assert_eq(tu_wait(load_pid, 90000), 0, "load failed (see %s)", lg);
+        load_pid = 0;
+
+        tally_t t = {.expected = events};
+        tu_idset_init(&t.ids, (size_t)events * 2);
+        rd_kafka_t *rk = tu_consumer_new(broker.bootstrap, "changelog-test",
+                                         "pred.g");
+        tu_collect_predictions(rk, 150000, on_prediction, &t);
+        tu_consumer_destroy(rk);
+        cr_expect_eq(t.ids.unique, events,
+                     "%ld of %ld events have a prediction (%ld records)",
+                     t.ids.unique, events, t.ids.total);
+        cr_log_info("the group published %ld predictions for %ld events "
+                    "(%ld replayed after the kill)",
+                    t.ids.total, events, t.ids.total - t.ids.unique);
+        tu_idset_free(&t.ids);
+
+        /* everything consumed and covered, in both groups */
+        commits_t all_g = {"group.g", NULL}, all_r = {"group.r", NULL};
+        cr_assert_eq(tu_wait_until(committed, &all_g, 120000), 0,
+                     "the survivors did not commit every event");
+        cr_assert_eq(tu_wait_until(committed, &all_r, 120000), 0,
+                     "the reference did not commit every event");
+
+        /* the victim's partitions were restored by the survivors */
+        int restored = 0;
+        for (int i = 0; i < INST; i++) {
+                if (i == VICTIM)
+                        continue;
+                char *text = tu_read_file(log[i]);
+                cr_assert(text);
+                if (strlen(text) > (size_t)from[i])
+                        restored += (int)tu_count_str(
+                            text + from[i], "restored from the changelog");
+                free(text);
+        }
+        cr_expect_gt(restored, 0,
+                     "no survivor restored a partition after the kill "
+                     "(see %s)",
+                     broker.dir);
+
+        for (int i = 0; i <= INST; i++)
+                if (i != VICTIM)
+                        cr_expect_eq(tu_stop(pid[i], 60000), 0,
+                                     "instance %d did not stop cleanly (see "
+                                     "%s)",
+                                     i, log[i]);
+
+        int survivors[] = {0, 1}, reference[] = {INST};
+        char *users_g = inspect(survivors, 2, 0);
+        char *users_r = inspect(reference, 1, 0);
+        cr_expect_str_eq(users_g, users_r,
+                         "window state of the survivors differs from the "
+                         "reference (see %s)",
+                         broker.dir);
+        char *sum_g = inspect(survivors, 2, 1);
+        char *sum_r = inspect(reference, 1, 1);
+        cr_expect_str_eq(sum_g, sum_r,
+                         "partition summaries differ (see %s)", broker.dir);
+        free(users_g);
+        free(users_r);
+        free(sum_g);
+        free(sum_r);
+}
