@@ -349,6 +349,32 @@ static void check_output(report_t *r) {
                         (long long)c->output_schema_id);
 }
 
+/* The state changelog needs a topic of its own: its records are
+ * partition snapshots, which consumers of another topic cannot read, and
+ * its partition p must hold events partition p's state only. */
+static void check_changelog(report_t *r) {
+        const itd_conf_t *c = r->conf;
+        const char *cl = c->topic_changelog;
+        if (!*cl)
+                return;
+        const struct {
+                const char *name, *topic;
+        } others[] = {
+            {"topics.events", c->topic_events},
+            {"topics.predictions", c->topic_predictions},
+            {"topics.triggers", c->topic_triggers},
+            {"topics.dead_letter", c->topic_dead_letter},
+            {"topics.model", c->topic_model},
+            {"topics.risk", c->topic_risk},
+        };
+        for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+                if (!strcmp(cl, others[i].topic))
+                        problem(r, "topics.changelog",
+                                "\"%s\" is also %s; the state changelog "
+                                "needs a topic of its own",
+                                cl, others[i].name);
+}
+
 size_t itd_conf_check_run(const itd_conf_t *conf, const char *path,
                           char *errstr, size_t errstr_size) {
         report_t r = {.conf = conf, .path = path, .out = errstr,
@@ -361,6 +387,7 @@ size_t itd_conf_check_run(const itd_conf_t *conf, const char *path,
         check_memory(&r);
         check_input(&r);
         check_output(&r);
+        check_changelog(&r);
         check_checkpoint_dir(&r);
         return r.n;
 }

@@ -240,6 +240,24 @@ static const row_t rows[ITD_M__COUNT] = {
      "checksum mismatch, unreadable, not regular files) and skipped; each "
      "was moved aside as damaged-cut-N. Above 0: look at the disk and the "
      "error log (docs/CHECKPOINTS.md).", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_CHANGELOG_SNAPSHOTS, "intentd_changelog_snapshots_total",
+     MT_COUNTER, MK_PLAIN, "Partition snapshots written to topics.changelog "
+     "and acknowledged by the broker (each one lets its position be "
+     "committed).", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_CHANGELOG_BYTES, "intentd_changelog_bytes_total", MT_COUNTER,
+     MK_PLAIN, "Bytes of snapshot records produced to topics.changelog: the "
+     "write rate that sizes the topic (docs/OPERATIONS.md).", NULL, NULL, 0,
+     NULL, 0, 0},
+    {ITD_M_CHANGELOG_RESTORED, "intentd_changelog_restored_partitions_total",
+     MT_COUNTER, MK_PLAIN, "Assigned partitions restored from a snapshot on "
+     "topics.changelog (moved here from another instance, or newer than "
+     "the local checkpoint).", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_CHANGELOG_UNCOVERED, "intentd_changelog_uncovered_events",
+     MT_GAUGE, MK_PLAIN, "Offsets applied to the assigned partitions' "
+     "state after their newest acknowledged changelog snapshot, summed "
+     "over the partitions that have one: what their next owners would "
+     "replay after a crash now. Grows without bound while snapshots "
+     "fail.", NULL, NULL, 0, NULL, 0, 0},
     {ITD_M_CONFIG_RELOADS, "intentd_config_reloads_total", MT_COUNTER,
      MK_PLAIN, "SIGHUP reloads of the configuration file, by result.",
      "result", reload_results, 0, NULL, 0, 0},

@@ -76,6 +76,10 @@ typedef enum {
         /* lifecycle */
         ITD_M_CHECKPOINT_AGE_SECONDS, /* gauge, ages by itself (see _set) */
         ITD_M_CHECKPOINT_DAMAGED,     /* counter */
+        ITD_M_CHANGELOG_SNAPSHOTS,    /* counter */
+        ITD_M_CHANGELOG_BYTES,        /* counter */
+        ITD_M_CHANGELOG_RESTORED,     /* counter */
+        ITD_M_CHANGELOG_UNCOVERED,    /* gauge */
         ITD_M_CONFIG_RELOADS,         /* counter {result} */
         ITD_M_BUILD_INFO,             /* gauge 1 {version} */
         /* process (read from /proc/self when rendered; not writable) */

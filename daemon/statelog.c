@@ -87,6 +87,7 @@ struct itd_statelog_s {
         size_t n_slots;
         itd_ratelimit_t rl;
         uint64_t snapshots, records, bytes, undelivered;
+        uint64_t acked; /* snapshots every record of which was delivered */
 };
 
 static slot_t *slot(itd_statelog_t *sl, int32_t p) {
@@ -264,7 +265,21 @@ static int finish(itd_statelog_t *sl, int32_t p) {
         if (s->failed)
                 return 0;
         s->covered = s->pos;
+        sl->acked++;
         return 1;
+}
+
+/* /metrics: what a crash would replay now. */
+static void gauge_uncovered(loop_t *lp) {
+        int64_t sum = 0;
+        for (size_t i = 0; i < lp->n_pp; i++) {
+                const ppos_t *pp = &lp->pp[i];
+                const slot_t *s = slot(lp->sl, (int32_t)i);
+                if (pp->assigned && s->covered >= 0 &&
+                    pp->applied > s->covered)
+                        sum += pp->applied - s->covered;
+        }
+        itd_prom_set(lp->m, ITD_M_CHANGELOG_UNCOVERED, NULL, (double)sum);
 }
 
 /* Commits the covered positions of the partitions in ps[0..n) still
@@ -339,6 +354,10 @@ void itd_statelog_tick(loop_t *lp) {
                         produce(sl, p);
         }
         commit(lp, done, n_done, 0);
+        gauge_uncovered(lp);
+        itd_prom_set(lp->m, ITD_M_CHANGELOG_SNAPSHOTS, NULL,
+                     (double)sl->acked);
+        itd_prom_set(lp->m, ITD_M_CHANGELOG_BYTES, NULL, (double)sl->bytes);
 }
 
 /* Waits until no snapshot of ps[0..n) is in flight, or deadline_ms;
@@ -566,6 +585,7 @@ static void adopt(loop_t *lp, part_read_t *pr, int64_t t0) {
         itd_engine_adopt(lp->eng, pt);
         pt = NULL;
         pp->applied = pp->acked = next;
+        itd_prom_inc(lp->m, ITD_M_CHANGELOG_RESTORED, NULL, 1);
         itd_log(ITD_LOG_NOTICE, "changelog",
                 "partition %d restored from the changelog at offset %lld: "
                 "%llu users, %llu pending labels (snapshot %llu; %llu "
@@ -642,10 +662,10 @@ void itd_statelog_close(loop_t *lp) {
         if (sl->producer)
                 itd_log(ITD_LOG_NOTICE, "changelog",
                         "%" PRIu64 " snapshots written to \"%s\" (%" PRIu64
-                        " records, %" PRIu64 " bytes); %" PRIu64
-                        " records undelivered",
-                        sl->snapshots, sl->topic, sl->records, sl->bytes,
-                        sl->undelivered);
+                        " acknowledged; %" PRIu64 " records, %" PRIu64
+                        " bytes); %" PRIu64 " records undelivered",
+                        sl->snapshots, sl->topic, sl->acked, sl->records,
+                        sl->bytes, sl->undelivered);
         for (size_t i = 0; i < sl->n_slots; i++)
                 release(&sl->slots[i]);
         free(sl->slots);

@@ -138,6 +138,28 @@ Test(check_config, takes_the_same_overrides_as_run) {
         free(out);
 }
 
+Test(check_config, the_state_changelog_needs_a_topic_of_its_own) {
+        const char *path = file("cl.yaml",
+                                "kafka:\n"
+                                "  bootstrap.servers: \"127.0.0.1:9\"\n"
+                                "checkpoint.dir: \"\"\n"
+                                "topics:\n"
+                                "  model: m\n"
+                                "  changelog: m\n");
+        char *out;
+        int rc = intentd(&out, "check-config", path, NULL);
+        cr_expect_eq(rc, 1, "%s", out);
+        cr_expect(strstr(out, "cl.yaml:6:3: topics.changelog: \"m\" is also "
+                              "topics.model; the state changelog needs a "
+                              "topic of its own"),
+                  "%s", out);
+        free(out);
+        rc = intentd(&out, "check-config", path, "-o", "topics.changelog=cl",
+                     NULL);
+        cr_expect_eq(rc, 0, "%s", out);
+        free(out);
+}
+
 Test(check_config, a_file_that_is_not_yaml_is_one_error) {
         const char *path = file("broken.yaml", "log:\n  level: [info\n");
         char *out;
