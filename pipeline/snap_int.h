@@ -1,5 +1,6 @@
 /*
- * snap_int.h - snapshot I/O shared by state.c, labeler.c and trigger.c.
+ * snap_int.h - snapshot I/O shared by state_snap.c, labeler_snap.c and
+ * trigger.c.
  *
  * A snapshot is a fixed header and a payload of arrays in native byte
  * order. The header is, one uint64 each unless said: the 8-byte magic,

@@ -29,6 +29,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "intentd/state.h"
 
@@ -166,6 +167,20 @@ typedef struct itd_prev_s {
 } itd_prev_t;
 
 /* state.c */
+int32_t itd_state_sec(const itd_state_t *st, int64_t ts_ms);
+/* Inserts v into the ascending a[0..n-1] (a has room for n + 1). */
+void itd_state_sorted_insert(int64_t *a, uint32_t n, int64_t v);
+void itd_user_counts(const itd_state_t *st, const itd_user_t *u,
+                     int64_t now_ms, uint32_t *counts);
+/* Gives the user's overflow block back, if it has one. */
+void itd_state_ov_release(itd_state_t *st, itd_user_t *u);
+const char *itd_catdict_name(const itd_catdict_t *cd, uint16_t id);
+/* Interned id of name (0: not interned), or 0 with *at (when not NULL)
+ * the free slot where it would go. */
+uint16_t itd_catdict_find(const itd_catdict_t *cd, const char *name,
+                          uint32_t hash, size_t *at);
+
+/* state_table.c */
 const char *itd_user_id(const itd_state_t *st, const itd_user_t *u);
 /* The record of user_id, borrowed until the next change to st; NULL when
  * the user is not held. */
@@ -175,13 +190,76 @@ const itd_user_t *itd_state_user_get(const itd_state_t *st,
  * user_id (the user it updated is the most recently updated one). */
 const itd_user_t *itd_state_user_last(const itd_state_t *st,
                                       const char *user_id);
-void itd_user_counts(const itd_state_t *st, const itd_user_t *u,
-                     int64_t now_ms, uint32_t *counts);
-int32_t itd_state_sec(const itd_state_t *st, int64_t ts_ms);
+/* A user with no events yet, first seen at ts (no id, no links). */
+void itd_state_user_init(const itd_state_t *st, itd_user_t *u, int64_t ts);
+/* Adds user id (table tag tag) first seen at ts, evicting the least
+ * recently updated user at max_users; returns its index. */
+uint32_t itd_state_user_create(itd_state_t *st, const char *id, uint32_t tag,
+                               int64_t ts);
+/* Removes user idx; the last record moves into its place. */
+void itd_state_user_evict(itd_state_t *st, uint32_t idx);
+
+/* state_snap.c */
 /* "5m", "1h", "1d": the shortest exact unit, for names and dumps. */
 const char *itd_state_window_label(const itd_state_conf_t *conf, size_t w,
                                    char *buf, size_t cap);
-const char *itd_catdict_name(const itd_catdict_t *cd, uint16_t id);
+
+/* The user table's lookup and LRU steps, inline: the path of every event
+ * (state.c) takes them, and so do the table and restore. */
+
+static inline uint32_t itd_state_tag(uint64_t user_hash) {
+        return (uint32_t)(user_hash >> 32);
+}
+
+static inline uint32_t itd_state_id_tag(const char *id) {
+        return itd_state_tag(itd_user_hash(id));
+}
+
+/* Slot position holding id, or (when absent) the empty slot ending the
+ * probe; *found says which. */
+static inline size_t itd_state_probe(const itd_state_t *st, const char *id,
+                                     uint32_t tag, int *found) {
+        size_t mask = st->slot_cap - 1;
+        size_t pos = tag & mask;
+        for (;;) {
+                uint64_t s = st->slots[pos];
+                if (s == 0) {
+                        *found = 0;
+                        return pos;
+                }
+                if ((uint32_t)(s >> 32) == tag) {
+                        const itd_user_t *u = &st->users[(uint32_t)s - 1];
+                        if (strcmp(itd_user_id(st, u), id) == 0) {
+                                *found = 1;
+                                return pos;
+                        }
+                }
+                pos = (pos + 1) & mask;
+        }
+}
+
+static inline void itd_state_lru_unlink(itd_state_t *st, uint32_t idx) {
+        itd_user_t *u = &st->users[idx];
+        if (u->lru_prev != ITD_NIL)
+                st->users[u->lru_prev].lru_next = u->lru_next;
+        else
+                st->lru_head = u->lru_next;
+        if (u->lru_next != ITD_NIL)
+                st->users[u->lru_next].lru_prev = u->lru_prev;
+        else
+                st->lru_tail = u->lru_prev;
+}
+
+static inline void itd_state_lru_push_front(itd_state_t *st, uint32_t idx) {
+        itd_user_t *u = &st->users[idx];
+        u->lru_prev = ITD_NIL;
+        u->lru_next = st->lru_head;
+        if (st->lru_head != ITD_NIL)
+                st->users[st->lru_head].lru_prev = idx;
+        st->lru_head = idx;
+        if (st->lru_tail == ITD_NIL)
+                st->lru_tail = idx;
+}
 
 /* features.c */
 void itd_features_extract(const itd_state_t *st, const itd_user_t *u,
