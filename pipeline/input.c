@@ -70,6 +70,7 @@ static const char *const reason_names[ITD_REASON__COUNT] = {
     [ITD_REASON_STRING_TOO_LONG] = "string_too_long",
     [ITD_REASON_INVALID_UTF8] = "invalid_utf8",
     [ITD_REASON_NUL_IN_STRING] = "nul_in_string",
+    [ITD_REASON_BAD_CONTROL] = "bad_control",
 };
 
 const char *itd_reason_name(itd_reason_t r) {

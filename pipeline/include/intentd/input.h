@@ -67,6 +67,8 @@ typedef enum {
         ITD_REASON_STRING_TOO_LONG,    /* over input.max_string_bytes */
         ITD_REASON_INVALID_UTF8,       /* a string is not valid UTF-8 */
         ITD_REASON_NUL_IN_STRING,      /* a string holds a NUL byte */
+        ITD_REASON_BAD_CONTROL,        /* a control record asks for nothing
+                                        * known (type, request_id) */
         ITD_REASON__COUNT
 } itd_reason_t;
 
