@@ -31,6 +31,8 @@
 #include "intentd/labeler.h"
 #include "intentd/state.h"
 
+#include "bench_util.h"
+
 #define MIN_MS 60000LL
 #define HOUR_MS 3600000LL
 #define DAY_MS 86400000LL
@@ -39,46 +41,6 @@
 #define DIM 70
 #define N_IDS 12
 
-static double now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static uint64_t next_rand(void) {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        return rng;
-}
-
-/* Events per user: P(k) ~ k^-1.5 on 1..20, by inversion of a table. */
-static int draw_k(void) {
-        static double cdf[21];
-        if (cdf[20] == 0) {
-                double s = 0;
-                for (int k = 1; k <= 20; k++)
-                        cdf[k] = s += 1.0 / (k * __builtin_sqrt((double)k));
-                for (int k = 1; k <= 20; k++)
-                        cdf[k] /= s;
-        }
-        double u = (double)(next_rand() >> 11) / 9007199254740992.0;
-        int k = 1;
-        while (k < 20 && cdf[k] < u)
-                k++;
-        return k;
-}
-
-static int cmp_d(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
-
-static double median(double *v) {
-        qsort(v, REPS, sizeof *v, cmp_d);
-        return v[REPS / 2];
-}
 
 static size_t snapshot_bytes(const itd_state_t *st, const itd_labeler_t *lb,
                              FILE *out, size_t *state_bytes) {
@@ -131,9 +93,9 @@ int main(int argc, char **argv) {
         size_t events = 0;
         int64_t span = 6 * DAY_MS;
         for (size_t u = 0; u < users; u++) {
-                int k = draw_k();
+                int k = bench_draw_k();
                 for (int j = 0; j < k; j++) {
-                        uint64_t r = next_rand();
+                        uint64_t r = bench_rand();
                         ev.ts_ms = T0_MS + (int64_t)((double)span *
                                                      ((double)u + j / 20.0) /
                                                      (double)users);
@@ -162,11 +124,11 @@ int main(int argc, char **argv) {
         double t_fork[REPS], t_write[REPS];
         size_t total = 0, state_bytes = 0;
         for (int r = 0; r < REPS; r++) {
-                double t0 = now_ms();
+                double t0 = bench_now_ms();
                 pid_t pid = fork();
                 if (pid == 0)
                         _exit(0);
-                t_fork[r] = now_ms() - t0;
+                t_fork[r] = bench_now_ms() - t0;
                 waitpid(pid, NULL, 0);
 
                 char path[] = "/tmp/bench_checkpoint_XXXXXX";
@@ -174,14 +136,15 @@ int main(int argc, char **argv) {
                 FILE *f = fdopen(fd, "wb");
                 static char vbuf[1 << 20];
                 setvbuf(f, vbuf, _IOFBF, sizeof vbuf);
-                t0 = now_ms();
+                t0 = bench_now_ms();
                 total = snapshot_bytes(st, lb, f, &state_bytes);
                 fsync(fileno(f));
-                t_write[r] = now_ms() - t0;
+                t_write[r] = bench_now_ms() - t0;
                 fclose(f);
                 unlink(path);
         }
-        double pause = median(t_fork), wr = median(t_write);
+        double pause = bench_median(t_fork, REPS);
+        double wr = bench_median(t_write, REPS);
         double per_user = (double)state_bytes / (double)ss.users;
         double per_pending = (double)(total - state_bytes) / (double)pending;
         printf("users %" PRIu64 ", pending labels %zu\n", ss.users, pending);

@@ -63,6 +63,8 @@ step "stage micro-benchmarks: trigger decision (absolute, top_percent)"
 "$BUILD/bench_trigger" | tee /dev/stderr | keep
 step "stage micro-benchmarks: risk score"
 "$BUILD/bench_risk" | tee /dev/stderr | keep
+step "stage micro-benchmarks: state changelog snapshot (100k users)"
+"$BUILD/bench_changelog" | tee /dev/stderr | keep
 
 step "instructions per event (callgrind)"
 ir="{\"bench\":\"ir\""
