@@ -127,7 +127,8 @@ itd_engine_t *itd_engine_new(const itd_engine_conf_t *ec, char *errstr,
                                  .n_ids = eng->n_ids,
                                  .batch = ec->train_batch,
                                  .neg_sample_rate = ec->neg_sample_rate,
-                                 .threshold = ec->threshold};
+                                 .threshold = ec->threshold,
+                                 .hold_cap = ec->hold_positives};
         eng->tr = itd_trainer_new(&tc, eng->model, errstr, errstr_size);
         if (!eng->tr)
                 goto fail;

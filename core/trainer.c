@@ -25,6 +25,15 @@ struct itd_trainer_s {
         float neg_rate;     /* negatives kept for training, 0..1 */
         size_t n;
 
+        /* Positives held until their horizon has closed (conf.hold_cap
+         * rows, a FIFO in arrival order): x, ids, next, ts_ms. */
+        float *hx;
+        uint32_t *hids;
+        int *hnext;
+        int64_t *hts;
+        size_t hhead, hn;
+        int64_t clock_ms; /* latest prediction time of a resolved negative */
+
         uint64_t examples_pos, examples_neg, examples_neg_sampled_out;
 };
 
@@ -46,6 +55,15 @@ itd_trainer_t *itd_trainer_new(const itd_trainer_conf_t *conf,
         tr->y = itd_xcalloc(conf->batch, sizeof *tr->y);
         tr->next = itd_xcalloc(conf->batch, sizeof *tr->next);
         tr->w = itd_xcalloc(conf->batch, sizeof *tr->w);
+        if (conf->hold_cap) {
+                tr->hx = itd_xcalloc(conf->hold_cap * conf->dim,
+                                     sizeof *tr->hx);
+                tr->hids = itd_xcalloc(conf->hold_cap * conf->n_ids,
+                                       sizeof *tr->hids);
+                tr->hnext = itd_xcalloc(conf->hold_cap, sizeof *tr->hnext);
+                tr->hts = itd_xcalloc(conf->hold_cap, sizeof *tr->hts);
+        }
+        tr->clock_ms = INT64_MIN;
         tr->neg_rate = conf->neg_sample_rate > 0.0f &&
                                conf->neg_sample_rate < 1.0f
                            ? conf->neg_sample_rate
@@ -62,6 +80,10 @@ void itd_trainer_destroy(itd_trainer_t *tr) {
         free(tr->y);
         free(tr->next);
         free(tr->w);
+        free(tr->hx);
+        free(tr->hids);
+        free(tr->hnext);
+        free(tr->hts);
         free(tr);
 }
 
@@ -121,6 +143,47 @@ static void queue(itd_trainer_t *tr, const void *x, const void *ids,
                 itd_trainer_flush(tr);
 }
 
+/* The oldest held positive into the mini-batch. */
+static void release_one(itd_trainer_t *tr) {
+        size_t h = tr->hhead;
+        queue(tr, tr->hx + h * tr->conf.dim, tr->hids + h * tr->conf.n_ids,
+              1.0f, tr->hnext[h]);
+        tr->hhead = (h + 1) % tr->conf.hold_cap;
+        tr->hn--;
+}
+
+/*
+ * A positive is known at its purchase, a negative only once its horizon
+ * has passed: learning each as soon as it is known feeds the model the
+ * positives of up to a horizon later than the negatives, a base rate
+ * that runs ahead of the stream's and weights that chase the latest
+ * purchases. A held positive waits until a negative of a prediction made
+ * at or after its own arrives: that prediction's horizon has closed, so
+ * its own has, and both classes are learned with the same delay.
+ * Resolved negatives are the clock (the labeler's watermark is not
+ * needed). Before the first negative there is no clock, and positives
+ * are learned at once: holding them would stall a cold start for a whole
+ * horizon, and those first positives are what it learns from (measured,
+ * docs/MODEL.md).
+ */
+static void hold_positive(itd_trainer_t *tr, const itd_example_t *ex) {
+        if (tr->hn == tr->conf.hold_cap)
+                release_one(tr);
+        size_t t = (tr->hhead + tr->hn) % tr->conf.hold_cap;
+        memcpy(tr->hx + t * tr->conf.dim, ex->x,
+               tr->conf.dim * sizeof(float));
+        memcpy(tr->hids + t * tr->conf.n_ids, ex->ids,
+               tr->conf.n_ids * sizeof(uint32_t));
+        tr->hnext[t] = (int)ex->next;
+        tr->hts[t] = ex->ts_ms;
+        tr->hn++;
+}
+
+static void release_closed(itd_trainer_t *tr) {
+        while (tr->hn && tr->hts[tr->hhead] <= tr->clock_ms)
+                release_one(tr);
+}
+
 void itd_trainer_add(itd_trainer_t *tr, const itd_example_t *ex) {
         /* labels.policy fake_negative: each prediction is judged once,
          * with its final label; its fake negative is trained only, and a
@@ -128,6 +191,11 @@ void itd_trainer_add(itd_trainer_t *tr, const itd_example_t *ex) {
         if (ex->judge)
                 itd_eval_add(tr->eval, ex->score, ex->label, ex->next_probs,
                              ex->next);
+        if (tr->conf.hold_cap && !ex->label) {
+                if (ex->ts_ms > tr->clock_ms)
+                        tr->clock_ms = ex->ts_ms;
+                release_closed(tr);
+        }
         if (!ex->train)
                 return;
         if (!keep_for_training(tr, ex)) {
@@ -138,7 +206,10 @@ void itd_trainer_add(itd_trainer_t *tr, const itd_example_t *ex) {
                 tr->examples_pos++;
         else
                 tr->examples_neg++;
-        queue(tr, ex->x, ex->ids, (float)ex->label, (int)ex->next);
+        if (ex->label && tr->conf.hold_cap && tr->clock_ms != INT64_MIN)
+                hold_positive(tr, ex);
+        else
+                queue(tr, ex->x, ex->ids, (float)ex->label, (int)ex->next);
 }
 
 int64_t itd_trainer_publish(itd_trainer_t *tr) {
@@ -184,24 +255,41 @@ itd_err_t itd_trainer_write(const itd_trainer_t *tr,
                             const itd_trainer_extra_t *extra, FILE *out,
                             char *errstr, size_t errstr_size) {
         size_t dim = tr->conf.dim, n_ids = tr->conf.n_ids;
-        size_t len = TRAINER_HEAD + tr->n * row_bytes(tr);
+        /* the held positives follow the mini-batch as rows of their own;
+         * a restore queues them all (learned at once, not held again) */
+        size_t rows = tr->n + tr->hn;
+        size_t len = TRAINER_HEAD + rows * row_bytes(tr);
         unsigned char *buf = itd_xmalloc(len + 8);
         unsigned char *w = buf;
         uint64_t head[9] = {TRAINER_VERSION,     dim,
-                            n_ids,               tr->n,
+                            n_ids,               rows,
                             extra->events,       extra->predictions,
                             extra->late,         tr->examples_pos,
                             tr->examples_neg};
         memcpy(w, TRAINER_MAGIC, 8);
         memcpy(w + 8, head, sizeof head);
         w += TRAINER_HEAD;
-        for (size_t r = 0; r < tr->n; r++) {
-                int32_t next = tr->next[r];
-                memcpy(w, tr->x + r * dim, dim * sizeof(float));
+        for (size_t r = 0; r < rows; r++) {
+                const float *x;
+                const uint32_t *ids;
+                float y = 1.0f;
+                int32_t next;
+                if (r < tr->n) {
+                        x = tr->x + r * dim;
+                        ids = tr->ids + r * n_ids;
+                        y = tr->y[r];
+                        next = tr->next[r];
+                } else {
+                        size_t h = (tr->hhead + r - tr->n) % tr->conf.hold_cap;
+                        x = tr->hx + h * dim;
+                        ids = tr->hids + h * n_ids;
+                        next = tr->hnext[h];
+                }
+                memcpy(w, x, dim * sizeof(float));
                 w += dim * sizeof(float);
-                memcpy(w, tr->ids + r * n_ids, n_ids * sizeof(uint32_t));
+                memcpy(w, ids, n_ids * sizeof(uint32_t));
                 w += n_ids * sizeof(uint32_t);
-                memcpy(w, &tr->y[r], sizeof(float));
+                memcpy(w, &y, sizeof(float));
                 w += sizeof(float);
                 memcpy(w, &next, sizeof next);
                 w += sizeof next;
@@ -259,6 +347,8 @@ itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
         if (!apply)
                 return ITD_OK;
         tr->n = 0;
+        tr->hn = 0;
+        tr->hhead = 0;
         extra->events = head[4];
         extra->predictions = head[5];
         extra->late = head[6];

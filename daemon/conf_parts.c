@@ -105,6 +105,7 @@ itd_err_t itd_conf_to_engine(const itd_conf_t *conf, itd_engine_conf_t *ec,
                                 mc->mlp.linear_input[mc->mlp.n_linear++] = i;
         ec->train_batch = (size_t)conf->model_batch_size;
         ec->neg_sample_rate = (float)conf->model_negative_sample_rate;
+        ec->hold_positives = (size_t)conf->model_positives_hold;
         ec->score_span_ms = conf->model_score_span_ms;
         ec->threshold = (float)conf->predict_threshold;
         ec->explain_k = (size_t)conf->predict_explain;

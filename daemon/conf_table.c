@@ -502,6 +502,16 @@ const struct prop itd_conf_props[] = {
              "validation). 1 trains on all of them; below 1 training "
              "costs about that fraction of its full cost at a base rate "
              "of a few percent (docs/MODEL.md, Negative down-sampling)."},
+    {.name = "model.positives.hold", .type = PT_INT,
+     .off = F_I64(model_positives_hold), .min = 0, .max = 10000000,
+     .def = "4096", .unit = "examples",
+     .help = "Resolved positives held back from training until their "
+             "horizon has closed (a negative of a later prediction has "
+             "resolved), so that both classes are learned with the same "
+             "delay; at most this many at once, the oldest learned when "
+             "full. Until the first negative resolves, positives are "
+             "learned at once. 0 learns every positive as soon as its "
+             "purchase arrives (docs/MODEL.md, Online protocol)."},
     {.name = "model.seed", .type = PT_INT, .off = F_I64(model_seed), .min = 0,
      .max = INT64_C(4611686018427387904), .def = "42",
      .help = "Seed of the weight initialisation; the same seed, "

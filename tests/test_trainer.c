@@ -1,7 +1,8 @@
 /*
  * test_trainer.c - the trainer (core/include/intentd/trainer.h) through
  * its interface: what is judged and what is learned from, one optimizer
- * step per full mini-batch, and its snapshot (round trip, refusals).
+ * step per full mini-batch, positives held until their horizon closes,
+ * and its snapshot (round trip, refusals).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@ typedef struct fix_s {
         itd_trainer_t *tr;
 } fix_t;
 
-static fix_t make(size_t batch) {
+static fix_t make_hold(size_t batch, size_t hold_cap) {
         char err[256];
         itd_model_conf_t mc;
         itd_model_conf_defaults(&mc, ITD_MODEL_KIND_MLP, DIM, 1, N_IDS);
@@ -28,11 +29,13 @@ static fix_t make(size_t batch) {
         f.model = itd_model_new(&mc, err, sizeof err);
         cr_assert_not_null(f.model, "%s", err);
         itd_trainer_conf_t tc = {.dim = DIM, .n_ids = N_IDS, .batch = batch,
-                                 .threshold = 0.5f};
+                                 .threshold = 0.5f, .hold_cap = hold_cap};
         f.tr = itd_trainer_new(&tc, f.model, err, sizeof err);
         cr_assert_not_null(f.tr, "%s", err);
         return f;
 }
+
+static fix_t make(size_t batch) { return make_hold(batch, 0); }
 
 static void fix_free(fix_t *f) {
         itd_trainer_destroy(f->tr);
@@ -85,6 +88,46 @@ Test(trainer, judges_what_is_judged_and_learns_what_is_trained) {
         cr_expect_eq(itd_model_steps(f.model), 2, "flush steps on the rest");
         itd_trainer_flush(f.tr);
         cr_expect_eq(itd_model_steps(f.model), 2, "nothing left to step on");
+        fix_free(&f);
+}
+
+/* A trained, judged example of time ts_ms with this label. */
+static void add_at(fix_t *f, int64_t ts_ms, int label) {
+        float x[DIM];
+        uint32_t ids[N_IDS];
+        itd_example_t ex = example(label, 1, 1, x, ids);
+        ex.ts_ms = ts_ms;
+        itd_trainer_add(f->tr, &ex);
+}
+
+static size_t queued(const fix_t *f) {
+        itd_trainer_stats_t st;
+        itd_trainer_stats(f->tr, &st);
+        return (size_t)st.queued;
+}
+
+Test(trainer, a_positive_waits_until_its_horizon_has_closed) {
+        fix_t f = make_hold(100, 2);
+        add_at(&f, 0, 1);
+        cr_expect_eq(queued(&f), 1, "no negative yet: learned at once");
+        add_at(&f, 10, 0);
+        cr_expect_eq(queued(&f), 2);
+        add_at(&f, 100, 1);
+        cr_expect_eq(queued(&f), 2, "held");
+        add_at(&f, 50, 0);
+        cr_expect_eq(queued(&f), 3, "an earlier negative does not free it");
+        add_at(&f, 100, 0);
+        cr_expect_eq(queued(&f), 5, "a negative of its time frees it");
+        /* full: the oldest held one goes */
+        add_at(&f, 200, 1);
+        add_at(&f, 300, 1);
+        cr_expect_eq(queued(&f), 5);
+        add_at(&f, 400, 1);
+        cr_expect_eq(queued(&f), 6, "the oldest learned when full");
+        itd_trainer_stats_t st;
+        itd_trainer_stats(f.tr, &st);
+        cr_expect_eq(st.examples_pos, 5, "counted when taken");
+        cr_expect_eq(st.examples_neg, 3);
         fix_free(&f);
 }
 
@@ -151,6 +194,25 @@ Test(trainer, snapshot_round_trip_and_refusals) {
         fix_free(&a);
         fix_free(&b);
         fix_free(&c);
+}
+
+Test(trainer, held_positives_are_in_the_snapshot) {
+        fix_t a = make_hold(BATCH, 4), b = make_hold(BATCH, 4);
+        add_at(&a, 0, 0);
+        add_at(&a, 100, 1);
+        add_at(&a, 100, 1);
+        cr_expect_eq(queued(&a), 1);
+        itd_trainer_extra_t extra = {0}, back;
+        size_t len;
+        char *buf = written(&a, &extra, &len), err[256];
+        cr_assert_eq(itd_trainer_read(b.tr, buf, len, 1, &back, err,
+                                      sizeof err), ITD_OK, "%s", err);
+        cr_expect_eq(queued(&b), 0, "the negative and both positives "
+                     "restored as a full mini-batch: learned");
+        cr_expect_eq(itd_model_steps(b.model), 1);
+        free(buf);
+        fix_free(&a);
+        fix_free(&b);
 }
 
 Test(trainer, an_empty_mini_batch_is_refused) {

@@ -145,6 +145,10 @@ typedef struct itd_engine_conf_s {
         float neg_sample_rate;        /* negatives kept for training
                                        * (each then weighs 1 / rate);
                                        * 1 (or 0): all */
+        size_t hold_positives;        /* positives held until their
+                                       * horizon closes, at most this
+                                       * many (trainer.h); 0: learned at
+                                       * once */
         int64_t score_span_ms;        /* event time one scoring chunk may
                                        * span; 0: a whole batch */
         float threshold;              /* decision threshold of the

@@ -7,7 +7,8 @@
  * itd_trainer_add, in resolution order; that is the whole interface
  * between scoring and learning. An example is judged when ex->judge (once
  * per prediction, with its final label) and copied into the mini-batch
- * when ex->train; a full mini-batch is one step of the model. What the
+ * when ex->train (a positive is first held until its horizon has closed,
+ * conf.hold_cap); a full mini-batch is one step of the model. What the
  * trainer keeps it copies: the example's memory is the labeler's and may
  * go with the next call on it.
  *
@@ -54,6 +55,9 @@ typedef struct itd_trainer_conf_s {
         float neg_sample_rate; /* negatives kept for training (each then
                                 * weighs 1 / rate); 1 (or 0): all */
         float threshold;  /* decision threshold of eval */
+        size_t hold_cap;  /* positives held until their horizon closes
+                           * (at most this many; the oldest goes when
+                           * full); 0: learned at once */
 } itd_trainer_conf_t;
 
 typedef struct itd_trainer_stats_s {
@@ -114,8 +118,10 @@ typedef struct itd_trainer_extra_s {
 } itd_trainer_extra_t;
 
 /**
- * @brief Writes the partial mini-batch and the counters (the trainer's,
- * and the engine's in extra) as one checksummed snapshot.
+ * @brief Writes the partial mini-batch, the held positives (as rows of
+ * the mini-batch: a restore learns them without holding them again) and
+ * the counters (the trainer's, and the engine's in extra) as one
+ * checksummed snapshot.
  * @returns ITD_OK or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_trainer_write(const itd_trainer_t *tr,

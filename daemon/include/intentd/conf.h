@@ -86,6 +86,7 @@ typedef struct itd_conf_s {
         double model_l2;
         int64_t model_batch_size;
         double model_negative_sample_rate;
+        int64_t model_positives_hold;
         int64_t model_seed;
         double model_loss_weight_next;
         /* issues 5, 6 (model/mlp.h): wide path, input standardisation */
