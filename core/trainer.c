@@ -166,16 +166,22 @@ static void release_one(itd_trainer_t *tr) {
  * horizon, and those first positives are what it learns from (measured,
  * docs/MODEL.md).
  */
-static void hold_positive(itd_trainer_t *tr, const itd_example_t *ex) {
+/* Holds a positive (x: dim floats, ids: n_ids u32, as bytes); without a
+ * hold it goes into the mini-batch at once. */
+static void hold_row(itd_trainer_t *tr, const void *x, const void *ids,
+                     int next, int64_t ts_ms) {
+        if (!tr->conf.hold_cap) {
+                queue(tr, x, ids, 1.0f, next);
+                return;
+        }
         if (tr->hn == tr->conf.hold_cap)
                 release_one(tr);
         size_t t = (tr->hhead + tr->hn) % tr->conf.hold_cap;
-        memcpy(tr->hx + t * tr->conf.dim, ex->x,
-               tr->conf.dim * sizeof(float));
-        memcpy(tr->hids + t * tr->conf.n_ids, ex->ids,
+        memcpy(tr->hx + t * tr->conf.dim, x, tr->conf.dim * sizeof(float));
+        memcpy(tr->hids + t * tr->conf.n_ids, ids,
                tr->conf.n_ids * sizeof(uint32_t));
-        tr->hnext[t] = (int)ex->next;
-        tr->hts[t] = ex->ts_ms;
+        tr->hnext[t] = next;
+        tr->hts[t] = ts_ms;
         tr->hn++;
 }
 
@@ -207,7 +213,7 @@ void itd_trainer_add(itd_trainer_t *tr, const itd_example_t *ex) {
         else
                 tr->examples_neg++;
         if (ex->label && tr->conf.hold_cap && tr->clock_ms != INT64_MIN)
-                hold_positive(tr, ex);
+                hold_row(tr, ex->x, ex->ids, (int)ex->next, ex->ts_ms);
         else
                 queue(tr, ex->x, ex->ids, (float)ex->label, (int)ex->next);
 }
@@ -238,11 +244,13 @@ itd_eval_t *itd_trainer_eval(itd_trainer_t *tr) {
 /*
  * "ITDTRAIN", u64 version, u64 dim, u64 n_ids, u64 n, u64 counters[5]
  * (events, predictions, late, examples_pos, examples_neg), then n rows
- * (x: dim floats, ids: n_ids u32, y: float, next: int32), then the XXH64
- * of every byte before it. Native byte order, like the state snapshots.
+ * (x: dim floats, ids: n_ids u32, y: float, next: int32); from version 2
+ * then u64 hn, i64 clock_ms and hn held positives (a row, then its ts_ms:
+ * i64); then the XXH64 of every byte before it. Native byte order, like
+ * the state snapshots. Version 1 (no held positives) is still read.
  */
 #define TRAINER_MAGIC "ITDTRAIN"
-#define TRAINER_VERSION 1
+#define TRAINER_VERSION 2
 #define TRAINER_HEAD (8 + 9 * 8)
 
 static size_t row_bytes(const itd_trainer_t *tr) {
@@ -251,48 +259,49 @@ static size_t row_bytes(const itd_trainer_t *tr) {
                sizeof(int32_t);
 }
 
+static unsigned char *put_row(const itd_trainer_t *tr, unsigned char *w,
+                              const float *x, const uint32_t *ids, float y,
+                              int next) {
+        int32_t nx = next;
+        memcpy(w, x, tr->conf.dim * sizeof(float));
+        w += tr->conf.dim * sizeof(float);
+        memcpy(w, ids, tr->conf.n_ids * sizeof(uint32_t));
+        w += tr->conf.n_ids * sizeof(uint32_t);
+        memcpy(w, &y, sizeof y);
+        w += sizeof y;
+        memcpy(w, &nx, sizeof nx);
+        return w + sizeof nx;
+}
+
 itd_err_t itd_trainer_write(const itd_trainer_t *tr,
                             const itd_trainer_extra_t *extra, FILE *out,
                             char *errstr, size_t errstr_size) {
         size_t dim = tr->conf.dim, n_ids = tr->conf.n_ids;
-        /* the held positives follow the mini-batch as rows of their own;
-         * a restore queues them all (learned at once, not held again) */
-        size_t rows = tr->n + tr->hn;
-        size_t len = TRAINER_HEAD + rows * row_bytes(tr);
+        size_t len = TRAINER_HEAD + tr->n * row_bytes(tr) + 16 +
+                     tr->hn * (row_bytes(tr) + 8);
         unsigned char *buf = itd_xmalloc(len + 8);
         unsigned char *w = buf;
         uint64_t head[9] = {TRAINER_VERSION,     dim,
-                            n_ids,               rows,
+                            n_ids,               tr->n,
                             extra->events,       extra->predictions,
                             extra->late,         tr->examples_pos,
                             tr->examples_neg};
         memcpy(w, TRAINER_MAGIC, 8);
         memcpy(w + 8, head, sizeof head);
         w += TRAINER_HEAD;
-        for (size_t r = 0; r < rows; r++) {
-                const float *x;
-                const uint32_t *ids;
-                float y = 1.0f;
-                int32_t next;
-                if (r < tr->n) {
-                        x = tr->x + r * dim;
-                        ids = tr->ids + r * n_ids;
-                        y = tr->y[r];
-                        next = tr->next[r];
-                } else {
-                        size_t h = (tr->hhead + r - tr->n) % tr->conf.hold_cap;
-                        x = tr->hx + h * dim;
-                        ids = tr->hids + h * n_ids;
-                        next = tr->hnext[h];
-                }
-                memcpy(w, x, dim * sizeof(float));
-                w += dim * sizeof(float);
-                memcpy(w, ids, n_ids * sizeof(uint32_t));
-                w += n_ids * sizeof(uint32_t);
-                memcpy(w, &y, sizeof(float));
-                w += sizeof(float);
-                memcpy(w, &next, sizeof next);
-                w += sizeof next;
+        for (size_t r = 0; r < tr->n; r++)
+                w = put_row(tr, w, tr->x + r * dim, tr->ids + r * n_ids,
+                            tr->y[r], tr->next[r]);
+        uint64_t hn = tr->hn;
+        memcpy(w, &hn, 8);
+        memcpy(w + 8, &tr->clock_ms, 8);
+        w += 16;
+        for (size_t r = 0; r < tr->hn; r++) {
+                size_t h = (tr->hhead + r) % tr->conf.hold_cap;
+                w = put_row(tr, w, tr->hx + h * dim, tr->hids + h * n_ids,
+                            1.0f, tr->hnext[h]);
+                memcpy(w, &tr->hts[h], 8);
+                w += 8;
         }
         uint64_t h = XXH64(buf, len, 0);
         memcpy(w, &h, 8);
@@ -304,6 +313,20 @@ itd_err_t itd_trainer_write(const itd_trainer_t *tr,
         }
         free(buf);
         return err;
+}
+
+/* The snapshot row at r, into its parts; returns the byte after it. */
+static const unsigned char *get_row(const itd_trainer_t *tr,
+                                    const unsigned char *r,
+                                    const unsigned char **x,
+                                    const unsigned char **ids, float *y,
+                                    int32_t *next) {
+        *x = r;
+        *ids = r + tr->conf.dim * sizeof(float);
+        r += tr->conf.dim * sizeof(float) + tr->conf.n_ids * sizeof(uint32_t);
+        memcpy(y, r, sizeof *y);
+        memcpy(next, r + sizeof *y, sizeof *next);
+        return r + sizeof *y + sizeof *next;
 }
 
 itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
@@ -326,19 +349,36 @@ itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
                 return ITD_ERR_CORRUPT;
         }
         memcpy(head, buf + 8, sizeof head);
-        if (head[0] != TRAINER_VERSION || head[1] != dim ||
+        if ((head[0] != 1 && head[0] != TRAINER_VERSION) || head[1] != dim ||
             head[2] != n_ids) {
                 snprintf(errstr, errstr_size,
                          "incompatible trainer: version %llu, %llu dense and "
-                         "%llu sparse features; this build: %d, %zu, %zu",
+                         "%llu sparse features; this build: %d (or 1), %zu, "
+                         "%zu",
                          (unsigned long long)head[0],
                          (unsigned long long)head[1],
                          (unsigned long long)head[2], TRAINER_VERSION, dim,
                          n_ids);
                 return ITD_ERR_INCOMPATIBLE;
         }
-        size_t n = (size_t)head[3];
-        if (len != TRAINER_HEAD + n * row_bytes(tr) + 8) {
+        size_t n = (size_t)head[3], rb = row_bytes(tr);
+        uint64_t hn = 0;
+        int64_t clock_ms = INT64_MIN;
+        size_t body = len - 8 - TRAINER_HEAD;
+        int fits = n <= body / rb;
+        if (fits && head[0] >= 2) {
+                const unsigned char *t = buf + TRAINER_HEAD + n * rb;
+                fits = body - n * rb >= 16;
+                if (fits) {
+                        memcpy(&hn, t, 8);
+                        memcpy(&clock_ms, t + 8, 8);
+                        fits = hn == (body - n * rb - 16) / (rb + 8) &&
+                               body - n * rb - 16 == hn * (rb + 8);
+                }
+        } else if (fits) {
+                fits = body == n * rb;
+        }
+        if (!fits) {
                 snprintf(errstr, errstr_size,
                          "corrupt trainer: %zu rows do not fit %zu bytes", n,
                          len);
@@ -349,6 +389,7 @@ itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
         tr->n = 0;
         tr->hn = 0;
         tr->hhead = 0;
+        tr->clock_ms = clock_ms;
         extra->events = head[4];
         extra->predictions = head[5];
         extra->late = head[6];
@@ -358,14 +399,24 @@ itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
          * learned from at once, in steps of the new size. */
         const unsigned char *r = buf + TRAINER_HEAD;
         for (size_t i = 0; i < n; i++) {
-                const unsigned char *x = r, *ids = r + dim * sizeof(float);
+                const unsigned char *x, *ids;
                 float y;
                 int32_t next;
-                r += dim * sizeof(float) + n_ids * sizeof(uint32_t);
-                memcpy(&y, r, sizeof y);
-                memcpy(&next, r + sizeof y, sizeof next);
-                r += sizeof y + sizeof next;
+                r = get_row(tr, r, &x, &ids, &y, &next);
                 queue(tr, x, ids, y, next);
+        }
+        /* held again; without a hold (model.positives.hold 0, or fewer
+         * than at the cut) the surplus is learned at once, oldest first */
+        r += 16;
+        for (uint64_t i = 0; i < hn; i++) {
+                const unsigned char *x, *ids;
+                float y;
+                int32_t next;
+                int64_t ts_ms;
+                r = get_row(tr, r, &x, &ids, &y, &next);
+                memcpy(&ts_ms, r, 8);
+                r += 8;
+                hold_row(tr, x, ids, next, ts_ms);
         }
         return ITD_OK;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "intentd/trainer.h"
 
 #define DIM 4
@@ -207,12 +209,47 @@ Test(trainer, held_positives_are_in_the_snapshot) {
         char *buf = written(&a, &extra, &len), err[256];
         cr_assert_eq(itd_trainer_read(b.tr, buf, len, 1, &back, err,
                                       sizeof err), ITD_OK, "%s", err);
-        cr_expect_eq(queued(&b), 0, "the negative and both positives "
-                     "restored as a full mini-batch: learned");
+        cr_expect_eq(queued(&b), 1, "the negative queued, both positives "
+                     "held again");
+        /* the clock came along: a negative of their time frees both, in
+         * both trainers */
+        add_at(&a, 100, 0);
+        add_at(&b, 100, 0);
+        cr_expect_eq(itd_model_steps(a.model), 1);
         cr_expect_eq(itd_model_steps(b.model), 1);
+        cr_expect_eq(queued(&b), queued(&a));
         free(buf);
         fix_free(&a);
         fix_free(&b);
+}
+
+Test(trainer, a_version_1_snapshot_is_read) {
+        /* version 1: the header and the mini-batch's rows, nothing held */
+        size_t row = DIM * sizeof(float) + N_IDS * sizeof(uint32_t) +
+                     sizeof(float) + sizeof(int32_t);
+        size_t len = 8 + 9 * 8 + row + 8;
+        unsigned char *buf = calloc(1, len), *w = buf + 8 + 9 * 8;
+        uint64_t head[9] = {1, DIM, N_IDS, 1, 7, 6, 1, 0, 1};
+        memcpy(buf, "ITDTRAIN", 8);
+        memcpy(buf + 8, head, sizeof head);
+        float x[DIM] = {0.1f, 0.2f, 0.3f, 0.4f}, y = 0.0f;
+        uint32_t ids[N_IDS] = {3, ITD_SPARSE_NONE};
+        int32_t next = ITD_NEXT_VIEW;
+        memcpy(w, x, sizeof x);
+        memcpy(w + sizeof x, ids, sizeof ids);
+        memcpy(w + sizeof x + sizeof ids, &y, sizeof y);
+        memcpy(w + sizeof x + sizeof ids + sizeof y, &next, sizeof next);
+        uint64_t h = XXH64(buf, len - 8, 0);
+        memcpy(buf + len - 8, &h, 8);
+        fix_t f = make_hold(BATCH, 4);
+        itd_trainer_extra_t back;
+        char err[256];
+        cr_assert_eq(itd_trainer_read(f.tr, buf, len, 1, &back, err,
+                                      sizeof err), ITD_OK, "%s", err);
+        cr_expect_eq(queued(&f), 1);
+        cr_expect_eq(back.events, 7);
+        free(buf);
+        fix_free(&f);
 }
 
 Test(trainer, an_empty_mini_batch_is_refused) {

@@ -118,10 +118,9 @@ typedef struct itd_trainer_extra_s {
 } itd_trainer_extra_t;
 
 /**
- * @brief Writes the partial mini-batch, the held positives (as rows of
- * the mini-batch: a restore learns them without holding them again) and
- * the counters (the trainer's, and the engine's in extra) as one
- * checksummed snapshot.
+ * @brief Writes the partial mini-batch, the held positives with their
+ * clock, and the counters (the trainer's, and the engine's in extra) as
+ * one checksummed snapshot.
  * @returns ITD_OK or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_trainer_write(const itd_trainer_t *tr,
