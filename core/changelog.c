@@ -13,34 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intentd/bytes.h"
 #include "intentd/changelog.h"
 #include "intentd/checkpoint.h"
+#include "intentd/crc32c.h"
 #include "intentd/mem.h"
 
 #define MAGIC "ITDCLOG1"
 #define VERSION 1u
 #define HDR 72
-
-static void put_u32(uint8_t *p, uint32_t v) {
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-        uint32_t v = 0;
-        for (int i = 3; i >= 0; i--)
-                v = (v << 8) | p[i];
-        return v;
-}
-static uint64_t get_u64(const uint8_t *p) {
-        uint64_t v = 0;
-        for (int i = 7; i >= 0; i--)
-                v = (v << 8) | p[i];
-        return v;
-}
 
 void itd_changelog_key(int32_t partition, uint32_t part, char *buf,
                        size_t cap) {
@@ -94,17 +75,17 @@ itd_err_t itd_changelog_encode(const itd_partition_t *pt, int64_t next_offset,
                 size_t n = len - at < room ? len - at : room;
                 memset(rec, 0, HDR);
                 memcpy(rec, MAGIC, 8);
-                put_u32(rec + 8, VERSION);
-                put_u32(rec + 12, (uint32_t)id);
-                put_u64(rec + 16, seq);
-                put_u64(rec + 24, (uint64_t)next_offset);
-                put_u64(rec + 32, (uint64_t)info.last_ts_ms);
-                put_u64(rec + 40, (uint64_t)len);
-                put_u32(rec + 48, k);
-                put_u32(rec + 52, parts);
-                put_u32(rec + 56, crc_all);
-                put_u32(rec + 60, itd_crc32c(0, snap + at, n));
-                put_u64(rec + 64, (uint64_t)at);
+                itd_put_le32(rec + 8, VERSION);
+                itd_put_le32(rec + 12, (uint32_t)id);
+                itd_put_le64(rec + 16, seq);
+                itd_put_le64(rec + 24, (uint64_t)next_offset);
+                itd_put_le64(rec + 32, (uint64_t)info.last_ts_ms);
+                itd_put_le64(rec + 40, (uint64_t)len);
+                itd_put_le32(rec + 48, k);
+                itd_put_le32(rec + 52, parts);
+                itd_put_le32(rec + 56, crc_all);
+                itd_put_le32(rec + 60, itd_crc32c(0, snap + at, n));
+                itd_put_le64(rec + 64, (uint64_t)at);
                 memcpy(rec + HDR, snap + at, n);
                 err = emit(id, k, rec, HDR + n, arg);
                 if (err)
@@ -180,15 +161,15 @@ itd_err_t itd_changelog_restore_add(itd_changelog_restore_t *r,
                          len);
                 return ITD_ERR_CORRUPT;
         }
-        if (get_u32(h + 8) != VERSION) {
+        if (itd_get_le32(h + 8) != VERSION) {
                 itd_errf(errstr, errstr_size,
                          "changelog: record version %u, this build reads %u",
-                         get_u32(h + 8), VERSION);
+                         itd_get_le32(h + 8), VERSION);
                 return ITD_ERR_INCOMPATIBLE;
         }
-        int32_t p = (int32_t)get_u32(h + 12);
-        uint64_t seq = get_u64(h + 16), total = get_u64(h + 40);
-        uint32_t part = get_u32(h + 48), parts = get_u32(h + 52);
+        int32_t p = (int32_t)itd_get_le32(h + 12);
+        uint64_t seq = itd_get_le64(h + 16), total = itd_get_le64(h + 40);
+        uint32_t part = itd_get_le32(h + 48), parts = itd_get_le32(h + 52);
         size_t n = len - HDR;
         if (p != r->partition) {
                 itd_errf(errstr, errstr_size,
@@ -197,14 +178,14 @@ itd_err_t itd_changelog_restore_add(itd_changelog_restore_t *r,
                          (int)p, (int)r->partition);
                 return ITD_ERR_CORRUPT;
         }
-        if (get_u32(h + 60) != itd_crc32c(0, h + HDR, n)) {
+        if (itd_get_le32(h + 60) != itd_crc32c(0, h + HDR, n)) {
                 itd_errf(errstr, errstr_size,
                          "changelog: partition %d snapshot %llu part %u: "
                          "checksum mismatch",
                          (int)p, (unsigned long long)seq, part);
                 return ITD_ERR_CORRUPT;
         }
-        uint64_t at = get_u64(h + 64);
+        uint64_t at = itd_get_le64(h + 64);
         if (parts == 0 || part >= parts || total > SIZE_MAX / 2 ||
             at > total || n > total - at) {
                 itd_errf(errstr, errstr_size,
@@ -230,9 +211,9 @@ itd_err_t itd_changelog_restore_add(itd_changelog_restore_t *r,
                 b->buf = itd_xmalloc(b->len ? b->len : 1);
                 b->parts = parts;
                 b->got = itd_xcalloc(parts, 1);
-                b->crc = get_u32(h + 56);
-                b->next_offset = (int64_t)get_u64(h + 24);
-                b->last_ts_ms = (int64_t)get_u64(h + 32);
+                b->crc = itd_get_le32(h + 56);
+                b->next_offset = (int64_t)itd_get_le64(h + 24);
+                b->last_ts_ms = (int64_t)itd_get_le64(h + 32);
         }
         if (parts != b->parts || total != b->len) {
                 itd_errf(errstr, errstr_size,

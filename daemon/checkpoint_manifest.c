@@ -18,6 +18,7 @@
 
 #include "intentd/checkpoint.h"
 #include "intentd/conf.h"
+#include "intentd/crc32c.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
 

@@ -1,6 +1,6 @@
 /*
- * checkpoint.c - the checkpoint container (layout in checkpoint.h): CRC32C,
- * a streaming writer that lands atomically on disk, a verifying reader, and
+ * checkpoint.c - the checkpoint container (layout in checkpoint.h): a
+ * streaming writer that lands atomically on disk, a verifying reader, and
  * a readable dump for `intentd inspect model`.
  *
  * The writer streams sections straight into the temporary file (a model
@@ -12,14 +12,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "intentd/bytes.h"
 #include "intentd/checkpoint.h"
+#include "intentd/crc32c.h"
 #include "intentd/mem.h"
 
 static const char MAGIC[8] = {'I', 'T', 'D', 'C', 'K', 'P', 'T', '\0'};
@@ -28,77 +29,7 @@ static const char MAGIC[8] = {'I', 'T', 'D', 'C', 'K', 'P', 'T', '\0'};
 #define MIN_FILE_BYTES \
         (ITD_CKPT_HEADER_BYTES + SECTION_HEADER_BYTES + CRC_BYTES)
 
-/* ---- CRC32C ------------------------------------------------------------ */
-
-/*
- * Slicing-by-8 (Kounavis & Berry, Intel 2005): eight 256-entry tables let
- * the loop consume 8 bytes per iteration, ~4x the classic byte-at-a-time
- * table, which matters when a save re-verifies the previous 20 MB file.
- * Table 0 is the classic reflected table of polynomial 0x82F63B78.
- */
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void) {
-        for (uint32_t i = 0; i < 256; i++) {
-                uint32_t c = i;
-                for (int k = 0; k < 8; k++)
-                        c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-                crc_table[0][i] = c;
-        }
-        for (uint32_t i = 0; i < 256; i++)
-                for (int t = 1; t < 8; t++)
-                        crc_table[t][i] =
-                            (crc_table[t - 1][i] >> 8) ^
-                            crc_table[0][crc_table[t - 1][i] & 0xff];
-}
-
-uint32_t itd_crc32c(uint32_t crc, const void *data, size_t n) {
-        /* any thread may checksum (a saver, `inspect`): build tables once */
-        pthread_once(&crc_once, crc_init);
-        const uint8_t *p = data;
-        crc = ~crc;
-        while (n >= 8) {
-                uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                                     (uint32_t)p[2] << 16 |
-                                     (uint32_t)p[3] << 24);
-                crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-                      crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-                      crc_table[3][p[4]] ^ crc_table[2][p[5]] ^
-                      crc_table[1][p[6]] ^ crc_table[0][p[7]];
-                p += 8;
-                n -= 8;
-        }
-        while (n--)
-                crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
-        return ~crc;
-}
-
 /* ---- little-endian encoding -------------------------------------------- */
-
-static void put_u32(uint8_t *p, uint32_t v) {
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-        uint32_t v = 0;
-        for (int i = 0; i < 4; i++)
-                v |= (uint32_t)p[i] << (8 * i);
-        return v;
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-        uint64_t v = 0;
-        for (int i = 0; i < 8; i++)
-                v |= (uint64_t)p[i] << (8 * i);
-        return v;
-}
 
 static int host_is_little_endian(void) {
         const uint16_t one = 1;
@@ -151,47 +82,47 @@ static void copy_le(void *dst, const void *src, size_t nbytes, size_t es) {
 static void encode_header(uint8_t *h, const itd_ckpt_meta_t *meta) {
         memset(h, 0, ITD_CKPT_HEADER_BYTES);
         memcpy(h, MAGIC, 8);
-        put_u32(h + 8, ITD_CKPT_VERSION);
-        put_u32(h + 12, meta->kind);
-        put_u32(h + 16, ITD_CKPT_HEADER_BYTES);
-        put_u32(h + 20, 0);
-        put_u64(h + 24, meta->feature_spec_hash);
-        put_u64(h + 32, meta->config_hash);
-        put_u64(h + 40, meta->examples);
-        put_u64(h + 48, meta->steps);
-        put_u64(h + 56, (uint64_t)meta->created_ms);
+        itd_put_le32(h + 8, ITD_CKPT_VERSION);
+        itd_put_le32(h + 12, meta->kind);
+        itd_put_le32(h + 16, ITD_CKPT_HEADER_BYTES);
+        itd_put_le32(h + 20, 0);
+        itd_put_le64(h + 24, meta->feature_spec_hash);
+        itd_put_le64(h + 32, meta->config_hash);
+        itd_put_le64(h + 40, meta->examples);
+        itd_put_le64(h + 48, meta->steps);
+        itd_put_le64(h + 56, (uint64_t)meta->created_ms);
         const itd_ckpt_shape_t *s = &meta->shape;
-        put_u32(h + 64, s->model_type);
-        put_u32(h + 68, s->optimizer);
-        put_u64(h + 72, s->n_dense);
-        put_u64(h + 80, s->n_fields);
-        put_u64(h + 88, s->ids_per_field);
-        put_u64(h + 96, s->emb_buckets);
-        put_u64(h + 104, s->emb_dim);
-        put_u64(h + 112, s->n_hidden);
+        itd_put_le32(h + 64, s->model_type);
+        itd_put_le32(h + 68, s->optimizer);
+        itd_put_le64(h + 72, s->n_dense);
+        itd_put_le64(h + 80, s->n_fields);
+        itd_put_le64(h + 88, s->ids_per_field);
+        itd_put_le64(h + 96, s->emb_buckets);
+        itd_put_le64(h + 104, s->emb_dim);
+        itd_put_le64(h + 112, s->n_hidden);
         for (int i = 0; i < ITD_CKPT_MAX_HIDDEN; i++)
-                put_u64(h + 120 + 8 * i, s->hidden[i]);
+                itd_put_le64(h + 120 + 8 * i, s->hidden[i]);
 }
 
 static void decode_header(const uint8_t *h, itd_ckpt_meta_t *meta) {
         memset(meta, 0, sizeof(*meta));
-        meta->kind = get_u32(h + 12);
-        meta->feature_spec_hash = get_u64(h + 24);
-        meta->config_hash = get_u64(h + 32);
-        meta->examples = get_u64(h + 40);
-        meta->steps = get_u64(h + 48);
-        meta->created_ms = (int64_t)get_u64(h + 56);
+        meta->kind = itd_get_le32(h + 12);
+        meta->feature_spec_hash = itd_get_le64(h + 24);
+        meta->config_hash = itd_get_le64(h + 32);
+        meta->examples = itd_get_le64(h + 40);
+        meta->steps = itd_get_le64(h + 48);
+        meta->created_ms = (int64_t)itd_get_le64(h + 56);
         itd_ckpt_shape_t *s = &meta->shape;
-        s->model_type = get_u32(h + 64);
-        s->optimizer = get_u32(h + 68);
-        s->n_dense = get_u64(h + 72);
-        s->n_fields = get_u64(h + 80);
-        s->ids_per_field = get_u64(h + 88);
-        s->emb_buckets = get_u64(h + 96);
-        s->emb_dim = get_u64(h + 104);
-        s->n_hidden = get_u64(h + 112);
+        s->model_type = itd_get_le32(h + 64);
+        s->optimizer = itd_get_le32(h + 68);
+        s->n_dense = itd_get_le64(h + 72);
+        s->n_fields = itd_get_le64(h + 80);
+        s->ids_per_field = itd_get_le64(h + 88);
+        s->emb_buckets = itd_get_le64(h + 96);
+        s->emb_dim = itd_get_le64(h + 104);
+        s->n_hidden = itd_get_le64(h + 112);
         for (int i = 0; i < ITD_CKPT_MAX_HIDDEN; i++)
-                s->hidden[i] = get_u64(h + 120 + 8 * i);
+                s->hidden[i] = itd_get_le64(h + 120 + 8 * i);
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -290,9 +221,9 @@ void itd_ckpt_writer_section(itd_ckpt_writer_t *w, const char *name,
         }
         uint8_t sh[SECTION_HEADER_BYTES] = {0};
         memcpy(sh, name, len);
-        put_u32(sh + 16, (uint32_t)dtype);
-        put_u32(sh + 20, flags);
-        put_u64(sh + 24, (uint64_t)nbytes);
+        itd_put_le32(sh + 16, (uint32_t)dtype);
+        itd_put_le32(sh + 20, flags);
+        itd_put_le64(sh + 24, (uint64_t)nbytes);
         w_bytes(w, sh, sizeof(sh));
         if (es == 1 || host_is_little_endian()) {
                 w_bytes(w, data, nbytes);
@@ -348,7 +279,7 @@ static int file_is_good(const char *path) {
         int err = ferror(fp);
         fclose(fp);
         return !err && magic_ok && total >= MIN_FILE_BYTES &&
-               held == CRC_BYTES && get_u32(tail) == crc;
+               held == CRC_BYTES && itd_get_le32(tail) == crc;
 }
 
 static void fsync_dir_of(const char *path) {
@@ -376,7 +307,7 @@ itd_err_t itd_ckpt_writer_commit(itd_ckpt_writer_t *w, char *errstr,
         w_bytes(w, end, sizeof(end));
         if (!w->failed) {
                 uint8_t crc[CRC_BYTES];
-                put_u32(crc, w->crc);
+                itd_put_le32(crc, w->crc);
                 if (fwrite(crc, 1, sizeof(crc), w->fp) != sizeof(crc))
                         w_fail(w, "write to");
         }
@@ -463,8 +394,8 @@ static int walk(const uint8_t *buf, size_t size, section_t *sec,
                         return -1;
                 }
                 const uint8_t *h = buf + pos;
-                uint64_t nbytes = get_u64(h + 24);
-                uint32_t dtype = get_u32(h + 16);
+                uint64_t nbytes = itd_get_le64(h + 24);
+                uint32_t dtype = itd_get_le32(h + 16);
                 if (h[0] == '\0') {
                         for (size_t i = 0; i < SECTION_HEADER_BYTES; i++)
                                 if (h[i]) {
@@ -516,7 +447,7 @@ static int walk(const uint8_t *buf, size_t size, section_t *sec,
                 if (sec) {
                         memcpy(sec[n].name, name, ITD_CKPT_NAME_MAX);
                         sec[n].dtype = dtype;
-                        sec[n].flags = get_u32(h + 20);
+                        sec[n].flags = itd_get_le32(h + 20);
                         sec[n].off = pos;
                         sec[n].nbytes = (size_t)nbytes;
                 }
@@ -580,7 +511,7 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
                         path, size, MIN_FILE_BYTES);
                 goto fail;
         }
-        uint32_t stored = get_u32(buf + size - CRC_BYTES);
+        uint32_t stored = itd_get_le32(buf + size - CRC_BYTES);
         uint32_t computed = itd_crc32c(0, buf, size - CRC_BYTES);
         size_t n_sec = 0, bad_at = 0;
         char bad_name[ITD_CKPT_NAME_MAX], why[160] = "";
@@ -607,7 +538,7 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
                 }
                 goto fail;
         }
-        uint32_t version = get_u32(buf + 8);
+        uint32_t version = itd_get_le32(buf + 8);
         if (version != ITD_CKPT_VERSION) {
                 itd_errf(errstr, errstr_size,
                         "checkpoint %s: format version %u, this build reads "
@@ -616,10 +547,10 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
                 err = ITD_ERR_INCOMPATIBLE;
                 goto fail;
         }
-        if (get_u32(buf + 16) != ITD_CKPT_HEADER_BYTES) {
+        if (itd_get_le32(buf + 16) != ITD_CKPT_HEADER_BYTES) {
                 itd_errf(errstr, errstr_size,
                         "checkpoint %s: header of %u bytes, version %d has %d",
-                        path, get_u32(buf + 16), ITD_CKPT_VERSION,
+                        path, itd_get_le32(buf + 16), ITD_CKPT_VERSION,
                         ITD_CKPT_HEADER_BYTES);
                 goto fail;
         }
@@ -743,7 +674,7 @@ static void describe_section(FILE *out, const itd_ckpt_t *ck,
         } else if (s->dtype == ITD_CKPT_U64) {
                 fprintf(out, "  values");
                 for (size_t i = 0; i < n && i < 8; i++)
-                        fprintf(out, " %" PRIu64, get_u64(p + 8 * i));
+                        fprintf(out, " %" PRIu64, itd_get_le64(p + 8 * i));
                 if (n > 8)
                         fprintf(out, " ...");
         }
@@ -770,7 +701,7 @@ itd_err_t itd_ckpt_describe(const char *path, FILE *out, char *errstr,
         fprintf(out, "checkpoint %s\n", path);
         fprintf(out, "  format version   %d (%zu bytes, CRC32C 0x%08x ok)\n",
                 ITD_CKPT_VERSION, ck->size,
-                get_u32(ck->buf + ck->size - CRC_BYTES));
+                itd_get_le32(ck->buf + ck->size - CRC_BYTES));
         fprintf(out, "  kind             %s\n", kind_name(m->kind));
         fprintf(out, "  created          %s (%" PRId64 " ms)\n", when,
                 m->created_ms);

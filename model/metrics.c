@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "intentd/checkpoint.h"
+#include "intentd/crc32c.h"
 #include "intentd/mem.h"
 #include "intentd/metrics.h"
 

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "intentd/bytes.h"
 #include "intentd/checkpoint.h"
+#include "intentd/crc32c.h"
 #include "intentd/mem.h"
 #include "intentd/msync.h"
 #include "model_int.h"
@@ -64,55 +66,28 @@ struct itd_msync_s {
         itd_msync_stats_t st;
 };
 
-/* ---- bytes ------------------------------------------------------------- */
+/* ---- values ------------------------------------------------------------ */
 
-static void put_u16(uint8_t *p, uint16_t v) {
-        p[0] = (uint8_t)v;
-        p[1] = (uint8_t)(v >> 8);
-}
-static void put_u32(uint8_t *p, uint32_t v) {
-        for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get_u16(const uint8_t *p) {
-        return (uint16_t)(p[0] | (p[1] << 8));
-}
-static uint32_t get_u32(const uint8_t *p) {
-        uint32_t v = 0;
-        for (int i = 3; i >= 0; i--)
-                v = (v << 8) | p[i];
-        return v;
-}
-static uint64_t get_u64(const uint8_t *p) {
-        uint64_t v = 0;
-        for (int i = 7; i >= 0; i--)
-                v = (v << 8) | p[i];
-        return v;
-}
 static void put_val(uint8_t *p, int f64, double v) {
         if (f64) {
                 uint64_t u;
                 memcpy(&u, &v, 8);
-                put_u64(p, u);
+                itd_put_le64(p, u);
         } else {
                 float f = (float)v;
                 uint32_t u;
                 memcpy(&u, &f, 4);
-                put_u32(p, u);
+                itd_put_le32(p, u);
         }
 }
 static double get_val(const uint8_t *p, int f64) {
         if (f64) {
-                uint64_t u = get_u64(p);
+                uint64_t u = itd_get_le64(p);
                 double v;
                 memcpy(&v, &u, 8);
                 return v;
         }
-        uint32_t u = get_u32(p);
+        uint32_t u = itd_get_le32(p);
         float f;
         memcpy(&f, &u, 4);
         return f;
@@ -318,7 +293,7 @@ static void enc_start(enc_t *e) {
 
 static void enc_close_chunk(enc_t *e) {
         if (e->chunk_at)
-                put_u32(e->ms->buf + e->chunk_at + 4, e->chunk_rows);
+                itd_put_le32(e->ms->buf + e->chunk_at + 4, e->chunk_rows);
         e->chunk_at = 0;
 }
 
@@ -329,15 +304,15 @@ static itd_err_t enc_flush(enc_t *e) {
         uint8_t *h = e->ms->buf;
         memset(h, 0, HDR_BYTES);
         memcpy(h, MAGIC, 8);
-        put_u32(h + 8, VERSION);
-        put_u32(h + 12, e->kind);
-        put_u64(h + 16, e->ms->instance);
-        put_u64(h + 24, e->ms->seq);
-        put_u64(h + 32, e->ms->hash);
-        put_u64(h + 40, e->part == 0 ? e->examples : 0);
-        put_u32(h + 48, e->part);
-        put_u32(h + 52, e->chunks);
-        put_u32(h + 56, itd_crc32c(0, h + HDR_BYTES, e->pos - HDR_BYTES));
+        itd_put_le32(h + 8, VERSION);
+        itd_put_le32(h + 12, e->kind);
+        itd_put_le64(h + 16, e->ms->instance);
+        itd_put_le64(h + 24, e->ms->seq);
+        itd_put_le64(h + 32, e->ms->hash);
+        itd_put_le64(h + 40, e->part == 0 ? e->examples : 0);
+        itd_put_le32(h + 48, e->part);
+        itd_put_le32(h + 52, e->chunks);
+        itd_put_le32(h + 56, itd_crc32c(0, h + HDR_BYTES, e->pos - HDR_BYTES));
         itd_err_t err = e->emit(h, e->pos, e->arg);
         if (err != ITD_OK)
                 return err;
@@ -372,14 +347,14 @@ static itd_err_t enc_row(enc_t *e, size_t bi, size_t r) {
                 }
                 e->chunk_at = e->pos;
                 e->chunk_blk = bi;
-                put_u16(ms->buf + e->pos, (uint16_t)bi);
-                put_u16(ms->buf + e->pos + 2, 0);
+                itd_put_le16(ms->buf + e->pos, (uint16_t)bi);
+                itd_put_le16(ms->buf + e->pos + 2, 0);
                 e->pos += CHUNK_BYTES;
                 e->chunk_rows = 0;
                 e->chunks++;
         }
         uint8_t *p = ms->buf + e->pos;
-        put_u32(p, (uint32_t)r);
+        itd_put_le32(p, (uint32_t)r);
         p += 4;
         size_t at = r * b->width;
         for (size_t k = 0; k < len; k++, p += es) {
@@ -459,8 +434,8 @@ static itd_err_t walk(itd_msync_t *ms, const uint8_t *p, size_t len,
                                  "model sync: chunk %u truncated", c);
                         return ITD_ERR_CORRUPT;
                 }
-                uint16_t bi = get_u16(p + pos);
-                uint32_t rows = get_u32(p + pos + 4);
+                uint16_t bi = itd_get_le16(p + pos);
+                uint32_t rows = itd_get_le32(p + pos + 4);
                 pos += CHUNK_BYTES;
                 if (bi >= ms->n_blk) {
                         itd_errf(errstr, errstr_size,
@@ -477,7 +452,7 @@ static itd_err_t walk(itd_msync_t *ms, const uint8_t *p, size_t len,
                                          b->name, k);
                                 return ITD_ERR_CORRUPT;
                         }
-                        uint32_t r = get_u32(p + pos);
+                        uint32_t r = itd_get_le32(p + pos);
                         pos += 4;
                         if (r >= b->rows) {
                                 itd_errf(errstr, errstr_size,
@@ -536,7 +511,7 @@ itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
                          "model sync: not a model message (%zu bytes)", len);
                 return ITD_ERR_CORRUPT;
         }
-        uint32_t version = get_u32(h + 8), kind = get_u32(h + 12);
+        uint32_t version = itd_get_le32(h + 8), kind = itd_get_le32(h + 12);
         if (version != VERSION || (kind != KIND_CHANGE && kind != KIND_FULL)) {
                 itd_errf(errstr, errstr_size,
                          "model sync: message version %u kind %u, this "
@@ -544,27 +519,29 @@ itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
                          version, kind, VERSION);
                 return ITD_ERR_INCOMPATIBLE;
         }
-        uint64_t hash = get_u64(h + 32);
+        uint64_t hash = itd_get_le64(h + 32);
         if (hash != ms->hash) {
                 itd_errf(errstr, errstr_size,
                          "model sync: message from instance %016llx is of "
                          "model 0x%016llx, this instance runs 0x%016llx "
                          "(type, shape and model.seed must match)",
-                         (unsigned long long)get_u64(h + 16),
+                         (unsigned long long)itd_get_le64(h + 16),
                          (unsigned long long)hash,
                          (unsigned long long)ms->hash);
                 return ITD_ERR_INCOMPATIBLE;
         }
-        if (get_u32(h + 56) != itd_crc32c(0, h + HDR_BYTES, len - HDR_BYTES)) {
+        if (itd_get_le32(h + 56) !=
+            itd_crc32c(0, h + HDR_BYTES, len - HDR_BYTES)) {
                 itd_errf(errstr, errstr_size,
                          "model sync: message checksum mismatch");
                 return ITD_ERR_CORRUPT;
         }
-        if (get_u64(h + 16) == ms->instance || (kind == KIND_FULL && !adopt)) {
+        if (itd_get_le64(h + 16) == ms->instance ||
+            (kind == KIND_FULL && !adopt)) {
                 ms->st.skipped++;
                 return ITD_OK;
         }
-        uint32_t chunks = get_u32(h + 52);
+        uint32_t chunks = itd_get_le32(h + 52);
         itd_err_t err = walk(ms, h + HDR_BYTES, len - HDR_BYTES, chunks, kind,
                              0, errstr, errstr_size);
         if (err != ITD_OK)
@@ -578,7 +555,7 @@ itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
                 ms->st.adopted++;
         } else {
                 ms->st.merged++;
-                ms->st.examples_merged += get_u64(h + 40);
+                ms->st.examples_merged += itd_get_le64(h + 40);
         }
         return ITD_OK;
 }

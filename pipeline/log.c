@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "intentd/bytes.h"
+
 _Atomic int itd_log_level = ITD_LOG_INFO;
 static _Atomic int log_format = ITD_LOG_FORMAT_PLAIN;
 
@@ -232,13 +234,6 @@ int itd_ratelimit_allow(itd_ratelimit_t *rl, int64_t now_ms,
 static uint64_t pseudonym_k0, pseudonym_k1;
 static pthread_once_t pseudonym_once = PTHREAD_ONCE_INIT;
 
-static uint64_t load_le64(const uint8_t *p) {
-        uint64_t v = 0;
-        for (int i = 7; i >= 0; i--)
-                v = v << 8 | p[i];
-        return v;
-}
-
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                          \
         do {                                                              \
@@ -256,7 +251,7 @@ static uint64_t siphash24(uint64_t k0, uint64_t k1, const uint8_t *in,
         uint64_t v3 = 0x7465646279746573ULL ^ k1;
         const uint8_t *end = in + (len & ~(size_t)7);
         for (; in != end; in += 8) {
-                uint64_t m = load_le64(in);
+                uint64_t m = itd_get_le64(in);
                 v3 ^= m;
                 SIPROUND;
                 SIPROUND;
@@ -302,8 +297,8 @@ static void pseudonym_random_key(void) {
                               "getrandom failed; user-id pseudonyms use a "
                               "clock-derived key");
         }
-        pseudonym_k0 = load_le64(key);
-        pseudonym_k1 = load_le64(key + 8);
+        pseudonym_k0 = itd_get_le64(key);
+        pseudonym_k1 = itd_get_le64(key + 8);
 }
 
 void itd_log_pseudonym_key(const uint8_t key[16]) {
@@ -312,8 +307,8 @@ void itd_log_pseudonym_key(const uint8_t key[16]) {
                 pseudonym_random_key();
                 return;
         }
-        pseudonym_k0 = load_le64(key);
-        pseudonym_k1 = load_le64(key + 8);
+        pseudonym_k0 = itd_get_le64(key);
+        pseudonym_k1 = itd_get_le64(key + 8);
 }
 
 const char *itd_log_pseudonym(const void *id, size_t len, char *buf,

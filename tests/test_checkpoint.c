@@ -20,6 +20,7 @@
 #include <criterion/criterion.h>
 
 #include "intentd/checkpoint.h"
+#include "intentd/crc32c.h"
 #include "intentd/model.h"
 #include "testutil.h"
 

@@ -22,6 +22,7 @@
 
 #include "checkpoint.h"
 #include "conf_parts.h"
+#include "intentd/crc32c.h"
 #include "intentd/engine.h"
 #include "intentd/log.h"
 #include "intentd/checkpoint.h"

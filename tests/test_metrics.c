@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "intentd/checkpoint.h"
+#include "intentd/crc32c.h"
 #include "intentd/metrics.h"
 
 /* sums of a handful of doubles: exact to ~1e-15 */

@@ -81,15 +81,6 @@ typedef struct itd_ckpt_meta_s {
         itd_ckpt_shape_t shape;
 } itd_ckpt_meta_t;
 
-/* ---- CRC32C ------------------------------------------------------------ */
-
-/**
- * @brief CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the one of
- * iSCSI and ext4: crc = itd_crc32c(0, data, n) for a whole buffer; pass the
- * previous result to continue over a further piece.
- */
-uint32_t itd_crc32c(uint32_t crc, const void *data, size_t n);
-
 /* ---- writing ----------------------------------------------------------- */
 
 typedef struct itd_ckpt_writer_s itd_ckpt_writer_t;
