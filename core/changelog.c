@@ -15,9 +15,9 @@
 
 #include "intentd/bytes.h"
 #include "intentd/changelog.h"
-#include "intentd/checkpoint.h"
 #include "intentd/crc32c.h"
 #include "intentd/mem.h"
+#include "intentd/snapshot.h"
 
 #define MAGIC "ITDCLOG1"
 #define VERSION 1u

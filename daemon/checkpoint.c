@@ -30,11 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "intentd/checkpoint.h"
 #include "intentd/conf.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/model.h"
+#include "intentd/snapshot.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -48,16 +48,16 @@ static int fsync_path(const char *path) {
 }
 
 static size_t list_seqs(const char *dir, uint64_t **out, uint64_t *max_seq) {
-        return itd_ck_list_seqs(dir, out, max_seq, 0);
+        return itd_checkpoint_list_seqs(dir, out, max_seq, 0);
 }
 
-size_t itd_ckdir_list(const char *dir, char ***paths) {
+size_t itd_checkpoint_dir_list(const char *dir, char ***paths) {
         uint64_t *seqs;
         size_t n = list_seqs(dir, &seqs, NULL);
         *paths = n ? itd_xcalloc(n, sizeof **paths) : NULL;
         for (size_t i = 0; i < n; i++) {
                 char buf[4096];
-                itd_ck_cut_name(buf, sizeof buf, dir, seqs[i], 0);
+                itd_checkpoint_name(buf, sizeof buf, dir, seqs[i], 0);
                 (*paths)[i] = itd_xmalloc(strlen(buf) + 1);
                 memcpy((*paths)[i], buf, strlen(buf) + 1);
         }
@@ -67,9 +67,11 @@ size_t itd_ckdir_list(const char *dir, char ***paths) {
 
 /* ------------------------------------------------------------ opening */
 
-itd_ckdir_t *itd_ckdir_open(const char *dir, const itd_engine_t *eng,
-                            const char *topic, size_t keep, int64_t pause_ms,
-                            char *errstr, size_t errstr_size) {
+itd_checkpoint_dir_t *itd_checkpoint_dir_open(const char *dir,
+                                              const itd_engine_t *eng,
+                                              const char *topic, size_t keep,
+                                              int64_t pause_ms, char *errstr,
+                                              size_t errstr_size) {
         if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
                 itd_errf(errstr, errstr_size,
                        "checkpoint.dir \"%s\": cannot create: %s", dir,
@@ -83,28 +85,28 @@ itd_ckdir_t *itd_ckdir_open(const char *dir, const itd_engine_t *eng,
                        "checkpoint.dir \"%s\": not a writable folder", dir);
                 return NULL;
         }
-        itd_ckdir_t *cd = itd_xcalloc(1, sizeof *cd);
+        itd_checkpoint_dir_t *cd = itd_xcalloc(1, sizeof *cd);
         cd->dir = itd_xmalloc(strlen(dir) + 1);
         memcpy(cd->dir, dir, strlen(dir) + 1);
         itd_strlcpy(cd->topic, topic, sizeof cd->topic);
         cd->keep = keep < 2 ? 2 : keep;
         cd->pause_ms = pause_ms;
         cd->err_fd = -1;
-        cd->spec_hash = itd_ckdir_feature_spec(&itd_engine_partition_conf(eng)->state,
-                                               cd->spec, sizeof cd->spec);
+        cd->spec_hash = itd_checkpoint_dir_feature_spec(
+            &itd_engine_partition_conf(eng)->state, cd->spec, sizeof cd->spec);
         /* Unfinished cuts of an earlier life: their writer is gone (it
          * dies with its parent), so nothing else uses them. */
-        uint64_t max_seq = itd_ck_remove_unfinished(dir);
+        uint64_t max_seq = itd_checkpoint_remove_unfinished(dir);
         cd->next_seq = max_seq + 1;
         return cd;
 }
 
-void itd_ckdir_close(itd_ckdir_t *cd) {
+void itd_checkpoint_dir_close(itd_checkpoint_dir_t *cd) {
         if (!cd)
                 return;
-        if (cd->state == ITD_CUT_WRITING) {
+        if (cd->state == ITD_CHECKPOINT_WRITING) {
                 char errstr[256];
-                itd_ckdir_poll(cd, 1, errstr, sizeof errstr);
+                itd_checkpoint_dir_poll(cd, 1, errstr, sizeof errstr);
         }
         if (cd->err_fd >= 0)
                 close(cd->err_fd);
@@ -114,13 +116,13 @@ void itd_ckdir_close(itd_ckdir_t *cd) {
         free(cd);
 }
 
-uint64_t itd_ckdir_last_seq(const itd_ckdir_t *cd) {
+uint64_t itd_checkpoint_dir_last_seq(const itd_checkpoint_dir_t *cd) {
         return cd->last_seq;
 }
 
 /* ------------------------------------------------------------ writing */
 
-static void test_pause(const itd_ckdir_t *cd) {
+static void test_pause(const itd_checkpoint_dir_t *cd) {
         if (cd->pause_ms <= 0)
                 return;
         struct timespec ts = {.tv_sec = cd->pause_ms / 1000,
@@ -181,8 +183,8 @@ static itd_err_t write_pv_fn(itd_engine_t *eng, int32_t p, FILE *out,
                                  errstr_size);
 }
 
-static const itd_cut_pos_t *pos_find(const itd_cut_pos_t *pos, size_t n,
-                                     int32_t p) {
+static const itd_checkpoint_pos_t *pos_find(const itd_checkpoint_pos_t *pos,
+                                            size_t n, int32_t p) {
         for (size_t i = 0; i < n; i++)
                 if (pos[i].partition == p)
                         return &pos[i];
@@ -190,7 +192,7 @@ static const itd_cut_pos_t *pos_find(const itd_cut_pos_t *pos, size_t n,
 }
 
 /* Writes the whole cut into tmpdir (made here), MANIFEST last. */
-static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
+static itd_err_t write_cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                            const char *tmpdir, char *errstr,
                            size_t errstr_size) {
         if (mkdir(tmpdir, 0750) != 0) {
@@ -198,7 +200,7 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                        strerror(errno));
                 return ITD_ERR_IO;
         }
-        itd_cut_info_t info = {0};
+        itd_checkpoint_info_t info = {0};
         info.seq = cd->seq;
         info.created_ms = itd_now_wall_ms();
         itd_strlcpy(info.version, ITD_VERSION, sizeof info.version);
@@ -215,10 +217,11 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         char path[4096], name[64];
         itd_err_t err = ITD_OK;
         for (size_t i = 0; i < n && !err; i++) {
-                const itd_cut_pos_t *pp = pos_find(cd->pos, cd->n_pos, ps[i]);
+                const itd_checkpoint_pos_t *pp =
+                    pos_find(cd->pos, cd->n_pos, ps[i]);
                 if (!pp)
                         continue;
-                itd_cut_part_t *cp = &info.parts[info.n_parts++];
+                itd_checkpoint_part_t *cp = &info.parts[info.n_parts++];
                 itd_partition_info_t pi;
                 itd_partition_info(itd_engine_partition_get(eng, ps[i]), &pi);
                 cp->partition = ps[i];
@@ -228,25 +231,27 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 cp->users = pi.users;
                 cp->pending = pi.pending;
                 snprintf(name, sizeof name, "part-%d.snap", (int)ps[i]);
-                itd_ck_path_join(path, sizeof path, tmpdir, name);
+                itd_checkpoint_path_join(path, sizeof path, tmpdir, name);
                 err = write_file(path, write_part_fn, eng, ps[i], &cp->bytes,
                                  errstr, errstr_size);
                 test_pause(cd);
         }
         if (!err) {
-                itd_ck_path_join(path, sizeof path, tmpdir, "engine.bin");
+                itd_checkpoint_path_join(path, sizeof path, tmpdir,
+                                         "engine.bin");
                 err = write_file(path, write_trainer_fn, eng, 0,
                                  &info.engine_bytes, errstr, errstr_size);
         }
         if (!err) {
-                itd_ck_path_join(path, sizeof path, tmpdir, "pv.bin");
+                itd_checkpoint_path_join(path, sizeof path, tmpdir, "pv.bin");
                 err = write_file(path, write_pv_fn, eng, 0, &info.pv_bytes,
                                  errstr, errstr_size);
         }
         if (!err) {
-                itd_ck_path_join(path, sizeof path, tmpdir, "model.ckpt");
-                itd_ckpt_meta_t meta = {.feature_spec_hash = cd->spec_hash,
-                                        .created_ms = info.created_ms};
+                itd_checkpoint_path_join(path, sizeof path, tmpdir,
+                                         "model.ckpt");
+                itd_snapshot_meta_t meta = {.feature_spec_hash = cd->spec_hash,
+                                            .created_ms = info.created_ms};
                 err = itd_model_save(itd_engine_model(eng), path, &meta,
                                      errstr, errstr_size);
                 struct stat sb;
@@ -255,7 +260,8 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                 test_pause(cd);
         }
         if (!err)
-                err = itd_ck_write_manifest(tmpdir, &info, errstr, errstr_size);
+                err = itd_checkpoint_write_manifest(tmpdir, &info, errstr,
+                                                    errstr_size);
         if (!err && fsync_path(tmpdir) != 0) {
                 itd_errf(errstr, errstr_size, "fsync \"%s\": %s", tmpdir,
                        strerror(errno));
@@ -266,10 +272,11 @@ static itd_err_t write_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         return err;
 }
 
-itd_err_t itd_ckdir_cut(itd_ckdir_t *cd, itd_engine_t *eng,
-                        const itd_cut_pos_t *pos, size_t n_pos,
-                        int background, char *errstr, size_t errstr_size) {
-        if (cd->state != ITD_CUT_IDLE) {
+itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+                                   const itd_checkpoint_pos_t *pos,
+                                   size_t n_pos, int background, char *errstr,
+                                   size_t errstr_size) {
+        if (cd->state != ITD_CHECKPOINT_IDLE) {
                 itd_errf(errstr, errstr_size, "a checkpoint is in progress");
                 return ITD_ERR_FULL;
         }
@@ -279,16 +286,16 @@ itd_err_t itd_ckdir_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         memcpy(cd->pos, pos, n_pos * sizeof *pos);
         cd->n_pos = n_pos;
         char tmpdir[4096];
-        itd_ck_cut_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
+        itd_checkpoint_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
         if (!background) {
                 itd_err_t err = write_cut(cd, eng, tmpdir, errstr,
                                           errstr_size);
                 if (err) {
-                        itd_ck_remove_tree(tmpdir);
-                        cd->state = ITD_CUT_IDLE;
+                        itd_checkpoint_remove_tree(tmpdir);
+                        cd->state = ITD_CHECKPOINT_IDLE;
                         return err;
                 }
-                cd->state = ITD_CUT_WRITTEN;
+                cd->state = ITD_CHECKPOINT_WRITTEN;
                 return ITD_OK;
         }
         int fds[2];
@@ -326,13 +333,14 @@ itd_err_t itd_ckdir_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         close(fds[1]);
         cd->err_fd = fds[0];
         cd->child = pid;
-        cd->state = ITD_CUT_WRITING;
+        cd->state = ITD_CHECKPOINT_WRITING;
         return ITD_OK;
 }
 
-itd_cut_state_t itd_ckdir_poll(itd_ckdir_t *cd, int wait, char *errstr,
-                               size_t errstr_size) {
-        if (cd->state != ITD_CUT_WRITING)
+itd_checkpoint_state_t itd_checkpoint_dir_poll(itd_checkpoint_dir_t *cd,
+                                               int wait, char *errstr,
+                                               size_t errstr_size) {
+        if (cd->state != ITD_CHECKPOINT_WRITING)
                 return cd->state;
         int status;
         pid_t r;
@@ -340,7 +348,7 @@ itd_cut_state_t itd_ckdir_poll(itd_ckdir_t *cd, int wait, char *errstr,
                errno == EINTR)
                 ;
         if (r == 0)
-                return ITD_CUT_WRITING;
+                return ITD_CHECKPOINT_WRITING;
         char why[1024] = "";
         ssize_t got = read(cd->err_fd, why, sizeof why - 1);
         why[got > 0 ? got : 0] = '\0';
@@ -348,7 +356,7 @@ itd_cut_state_t itd_ckdir_poll(itd_ckdir_t *cd, int wait, char *errstr,
         cd->err_fd = -1;
         cd->child = 0;
         if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-                cd->state = ITD_CUT_WRITTEN;
+                cd->state = ITD_CHECKPOINT_WRITTEN;
                 return cd->state;
         }
         if (!*why)
@@ -359,14 +367,15 @@ itd_cut_state_t itd_ckdir_poll(itd_ckdir_t *cd, int wait, char *errstr,
         itd_errf(errstr, errstr_size, "checkpoint %" PRIu64 ": %s", cd->seq,
                why);
         char tmpdir[4096];
-        itd_ck_cut_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
-        itd_ck_remove_tree(tmpdir);
-        cd->state = ITD_CUT_IDLE;
-        return ITD_CUT_FAILED;
+        itd_checkpoint_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
+        itd_checkpoint_remove_tree(tmpdir);
+        cd->state = ITD_CHECKPOINT_IDLE;
+        return ITD_CHECKPOINT_FAILED;
 }
 
-const itd_cut_pos_t *itd_ckdir_pending(const itd_ckdir_t *cd, size_t *n) {
-        if (cd->state == ITD_CUT_IDLE) {
+const itd_checkpoint_pos_t *
+itd_checkpoint_dir_pending(const itd_checkpoint_dir_t *cd, size_t *n) {
+        if (cd->state == ITD_CHECKPOINT_IDLE) {
                 *n = 0;
                 return NULL;
         }
@@ -374,34 +383,34 @@ const itd_cut_pos_t *itd_ckdir_pending(const itd_ckdir_t *cd, size_t *n) {
         return cd->pos;
 }
 
-void itd_ckdir_abandon(itd_ckdir_t *cd) {
-        if (cd->state == ITD_CUT_IDLE)
+void itd_checkpoint_dir_abandon(itd_checkpoint_dir_t *cd) {
+        if (cd->state == ITD_CHECKPOINT_IDLE)
                 return;
-        if (cd->state == ITD_CUT_WRITING) {
+        if (cd->state == ITD_CHECKPOINT_WRITING) {
                 kill(cd->child, SIGKILL);
                 char errstr[64];
-                itd_ckdir_poll(cd, 1, errstr, sizeof errstr);
+                itd_checkpoint_dir_poll(cd, 1, errstr, sizeof errstr);
         }
         char tmpdir[4096];
-        itd_ck_cut_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
-        itd_ck_remove_tree(tmpdir);
-        cd->state = ITD_CUT_IDLE;
+        itd_checkpoint_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
+        itd_checkpoint_remove_tree(tmpdir);
+        cd->state = ITD_CHECKPOINT_IDLE;
 }
 
-itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
-                            size_t errstr_size) {
-        if (cd->state != ITD_CUT_WRITTEN) {
+itd_err_t itd_checkpoint_dir_publish(itd_checkpoint_dir_t *cd, char *errstr,
+                                     size_t errstr_size) {
+        if (cd->state != ITD_CHECKPOINT_WRITTEN) {
                 itd_errf(errstr, errstr_size, "no written checkpoint");
                 return ITD_ERR_ARG;
         }
         char tmpdir[4096], final[4096];
-        itd_ck_cut_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
-        itd_ck_cut_name(final, sizeof final, cd->dir, cd->seq, 0);
-        cd->state = ITD_CUT_IDLE;
+        itd_checkpoint_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
+        itd_checkpoint_name(final, sizeof final, cd->dir, cd->seq, 0);
+        cd->state = ITD_CHECKPOINT_IDLE;
         if (rename(tmpdir, final) != 0 || fsync_path(cd->dir) != 0) {
                 itd_errf(errstr, errstr_size, "publishing \"%s\": %s", final,
                        strerror(errno));
-                itd_ck_remove_tree(tmpdir);
+                itd_checkpoint_remove_tree(tmpdir);
                 return ITD_ERR_IO;
         }
         cd->last_seq = cd->seq;
@@ -410,10 +419,9 @@ itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
         size_t n = list_seqs(cd->dir, &seqs, NULL);
         for (size_t i = cd->keep; i < n; i++) {
                 char old[4096];
-                itd_ck_cut_name(old, sizeof old, cd->dir, seqs[i], 0);
-                itd_ck_remove_tree(old);
+                itd_checkpoint_name(old, sizeof old, cd->dir, seqs[i], 0);
+                itd_checkpoint_remove_tree(old);
         }
         free(seqs);
         return ITD_OK;
 }
-

@@ -42,22 +42,22 @@
 #include "intentd/state.h"
 
 /* Where a partition of a cut resumes: the next offset to consume. */
-typedef struct itd_cut_pos_s {
+typedef struct itd_checkpoint_pos_s {
         int32_t partition;
         int64_t next_offset;
-} itd_cut_pos_t;
+} itd_checkpoint_pos_t;
 
 /* One partition as the manifest describes it. */
-typedef struct itd_cut_part_s {
+typedef struct itd_checkpoint_part_s {
         int32_t partition;
         int64_t next_offset;
         int64_t watermark_ms;
         int64_t last_ts_ms;
         uint64_t users, pending, bytes; /* bytes: of its .snap file */
-} itd_cut_part_t;
+} itd_checkpoint_part_t;
 
 /* A parsed MANIFEST. */
-typedef struct itd_cut_info_s {
+typedef struct itd_checkpoint_info_s {
         uint64_t seq;
         int64_t created_ms;
         char version[32];        /* intentd version that wrote it */
@@ -69,26 +69,26 @@ typedef struct itd_cut_info_s {
         uint64_t engine_bytes, model_bytes;
         uint64_t pv_bytes;       /* pv.bin; 0: none (a version 1 cut) */
         size_t n_parts;
-        itd_cut_part_t *parts;   /* n_parts, ascending partition */
-} itd_cut_info_t;
+        itd_checkpoint_part_t *parts; /* n_parts, ascending partition */
+} itd_checkpoint_info_t;
 
 /* Where a background cut stands. */
 typedef enum {
-        ITD_CUT_IDLE = 0,  /* none in progress */
-        ITD_CUT_WRITING,   /* the child is writing */
-        ITD_CUT_WRITTEN,   /* complete in cut-N.tmp: publish it */
-        ITD_CUT_FAILED     /* writing failed (errstr); back to idle */
-} itd_cut_state_t;
+        ITD_CHECKPOINT_IDLE = 0, /* none in progress */
+        ITD_CHECKPOINT_WRITING,  /* the child is writing */
+        ITD_CHECKPOINT_WRITTEN,  /* complete in cut-N.tmp: publish it */
+        ITD_CHECKPOINT_FAILED    /* writing failed (errstr); back to idle */
+} itd_checkpoint_state_t;
 
-typedef struct itd_ckdir_s itd_ckdir_t;
+typedef struct itd_checkpoint_dir_s itd_checkpoint_dir_t;
 
 /**
  * @brief The feature spec of a state configuration: an XXH64 over the
  * dense feature names, the sparse id layout, the window spans, session gap
  * and allowed lateness, and a readable summary of it in desc.
  */
-uint64_t itd_ckdir_feature_spec(const itd_state_conf_t *sc, char *desc,
-                                size_t desc_size);
+uint64_t itd_checkpoint_dir_feature_spec(const itd_state_conf_t *sc, char *desc,
+                                         size_t desc_size);
 
 /**
  * @brief Opens (creating it, mode 0750) the checkpoint folder for an
@@ -97,12 +97,14 @@ uint64_t itd_ckdir_feature_spec(const itd_state_conf_t *sc, char *desc,
  * between the files of a cut (0 in production).
  * @returns the manager (caller owns), or NULL with errstr.
  */
-itd_ckdir_t *itd_ckdir_open(const char *dir, const itd_engine_t *eng,
-                            const char *topic, size_t keep, int64_t pause_ms,
-                            char *errstr, size_t errstr_size);
+itd_checkpoint_dir_t *itd_checkpoint_dir_open(const char *dir,
+                                              const itd_engine_t *eng,
+                                              const char *topic, size_t keep,
+                                              int64_t pause_ms, char *errstr,
+                                              size_t errstr_size);
 
 /** @brief Waits for a background cut still running, then frees cd. */
-void itd_ckdir_close(itd_ckdir_t *cd);
+void itd_checkpoint_dir_close(itd_checkpoint_dir_t *cd);
 
 /**
  * @brief Restores the newest usable cut into eng (which must be fresh):
@@ -110,25 +112,26 @@ void itd_ckdir_close(itd_ckdir_t *cd);
  * file) or an incompatible one (another feature spec, configuration or
  * topic) is logged with why, and the next older one is tried.
  * @param pos     gets the restored partitions' positions (caller frees).
- * @param info    gets the restored cut's manifest (itd_cut_info_fini), or
- *                NULL.
- * Only real folders named "cut-<digits>" are cuts; anything else named
+ * @param info    gets the restored cut's manifest (itd_checkpoint_info_fini),
+ * or NULL. Only real folders named "cut-<digits>" are cuts; anything else named
  * like one is logged and ignored.
- * @returns ITD_OK (older cuts may have been damaged: itd_ckdir_damaged);
- * ITD_ERR_NOT_FOUND when there is no cut at all (start empty);
- * ITD_ERR_CORRUPT when there are cuts and every one is damaged (the
- * caller decides by checkpoint.on_corrupt); ITD_ERR_INCOMPATIBLE when no
+ * @returns ITD_OK (older cuts may have been damaged:
+ * itd_checkpoint_dir_damaged); ITD_ERR_NOT_FOUND when there is no cut at all
+ * (start empty); ITD_ERR_CORRUPT when there are cuts and every one is damaged
+ * (the caller decides by checkpoint.on_corrupt); ITD_ERR_INCOMPATIBLE when no
  * cut is usable and at least one was refused for its feature spec or
  * configuration (errstr says which and why: the caller should not start
  * empty over them).
  */
-itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
-                            itd_cut_pos_t **pos, size_t *n_pos,
-                            itd_cut_info_t *info, char *errstr,
-                            size_t errstr_size);
+itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
+                                     itd_engine_t *eng,
+                                     itd_checkpoint_pos_t **pos, size_t *n_pos,
+                                     itd_checkpoint_info_t *info, char *errstr,
+                                     size_t errstr_size);
 
-/** @brief Cuts the last itd_ckdir_restore found damaged and skipped. */
-size_t itd_ckdir_damaged(const itd_ckdir_t *cd);
+/** @brief Cuts the last itd_checkpoint_dir_restore found damaged and skipped.
+ */
+size_t itd_checkpoint_dir_damaged(const itd_checkpoint_dir_t *cd);
 
 /**
  * @brief Renames the damaged cuts of the last restore to
@@ -137,29 +140,32 @@ size_t itd_ckdir_damaged(const itd_ckdir_t *cd);
  * them) and never removed by intentd. Call once the daemon goes on
  * without them.
  */
-void itd_ckdir_set_aside_damaged(itd_ckdir_t *cd);
+void itd_checkpoint_dir_set_aside_damaged(itd_checkpoint_dir_t *cd);
 
 /**
  * @brief Starts a cut of every partition eng holds; pos gives each one's
  * next offset (copied; a partition missing from pos is left out).
- * background 1 forks a writer (state ITD_CUT_WRITING); 0 writes before
- * returning (ITD_CUT_WRITTEN). Then itd_ckdir_publish.
+ * background 1 forks a writer (state ITD_CHECKPOINT_WRITING); 0 writes before
+ * returning (ITD_CHECKPOINT_WRITTEN). Then itd_checkpoint_dir_publish.
  * @returns ITD_OK; ITD_ERR_FULL if a cut is already in progress; ITD_ERR_IO
  * with errstr.
  */
-itd_err_t itd_ckdir_cut(itd_ckdir_t *cd, itd_engine_t *eng,
-                        const itd_cut_pos_t *pos, size_t n_pos,
-                        int background, char *errstr, size_t errstr_size);
+itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+                                   const itd_checkpoint_pos_t *pos,
+                                   size_t n_pos, int background, char *errstr,
+                                   size_t errstr_size);
 
 /**
  * @brief Where the cut in progress stands; wait 1 blocks until the writer
- * is done. After ITD_CUT_FAILED (errstr says why) the manager is idle.
+ * is done. After ITD_CHECKPOINT_FAILED (errstr says why) the manager is idle.
  */
-itd_cut_state_t itd_ckdir_poll(itd_ckdir_t *cd, int wait, char *errstr,
-                               size_t errstr_size);
+itd_checkpoint_state_t itd_checkpoint_dir_poll(itd_checkpoint_dir_t *cd,
+                                               int wait, char *errstr,
+                                               size_t errstr_size);
 
 /** @brief Positions of the cut in progress (borrowed), NULL if none. */
-const itd_cut_pos_t *itd_ckdir_pending(const itd_ckdir_t *cd, size_t *n);
+const itd_checkpoint_pos_t *
+itd_checkpoint_dir_pending(const itd_checkpoint_dir_t *cd, size_t *n);
 
 /**
  * @brief Makes a written cut complete (rename, fsync) and removes the cuts
@@ -167,41 +173,42 @@ const itd_cut_pos_t *itd_ckdir_pending(const itd_ckdir_t *cd, size_t *n);
  * the cut's positions was acknowledged.
  * @returns ITD_OK, or ITD_ERR_IO with errstr (the cut is dropped).
  */
-itd_err_t itd_ckdir_publish(itd_ckdir_t *cd, char *errstr,
-                            size_t errstr_size);
+itd_err_t itd_checkpoint_dir_publish(itd_checkpoint_dir_t *cd, char *errstr,
+                                     size_t errstr_size);
 
 /** @brief Drops a cut in progress (kills the writer, removes the files). */
-void itd_ckdir_abandon(itd_ckdir_t *cd);
+void itd_checkpoint_dir_abandon(itd_checkpoint_dir_t *cd);
 
 /** @brief Sequence number of the last cut published or restored (0 none). */
-uint64_t itd_ckdir_last_seq(const itd_ckdir_t *cd);
+uint64_t itd_checkpoint_dir_last_seq(const itd_checkpoint_dir_t *cd);
 
 /* ---- reading, for `intentd inspect` ---------------------------------- */
 
 /**
- * @brief Reads and checks cutdir/MANIFEST into info (itd_cut_info_fini).
+ * @brief Reads and checks cutdir/MANIFEST into info (itd_checkpoint_info_fini).
  * @returns ITD_OK; ITD_ERR_NOT_FOUND; ITD_ERR_CORRUPT with errstr.
  */
-itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
-                            char *errstr, size_t errstr_size);
-void itd_cut_info_fini(itd_cut_info_t *info);
+itd_err_t itd_checkpoint_info_read(const char *cutdir,
+                                   itd_checkpoint_info_t *info, char *errstr,
+                                   size_t errstr_size);
+void itd_checkpoint_info_fini(itd_checkpoint_info_t *info);
 
 /**
  * @brief Complete cuts of a checkpoint folder, newest first, as paths
  * (caller frees each and the array).
  * @returns how many; 0 also when dir cannot be read.
  */
-size_t itd_ckdir_list(const char *dir, char ***paths);
+size_t itd_checkpoint_dir_list(const char *dir, char ***paths);
 
 /**
  * @brief Restores partition p of the cut at cutdir with the cut's own
  * configuration (no engine needed) into *pt (caller owns).
  * @returns ITD_OK; else errstr says why.
  */
-itd_err_t itd_cut_read_partition(const char *cutdir,
-                                 const itd_cut_info_t *info, int32_t p,
-                                 itd_partition_t **pt, char *errstr,
-                                 size_t errstr_size);
+itd_err_t itd_checkpoint_read_partition(const char *cutdir,
+                                        const itd_checkpoint_info_t *info,
+                                        int32_t p, itd_partition_t **pt,
+                                        char *errstr, size_t errstr_size);
 
 /** @brief `intentd inspect`: see daemon/cmd_inspect.c. */
 int itd_cmd_inspect(int argc, char **argv);

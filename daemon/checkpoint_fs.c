@@ -27,7 +27,7 @@
 /* 19 digits stay below UINT64_MAX, so seq + 1 cannot wrap. */
 #define SEQ_DIGITS_MAX 19
 
-uint64_t itd_ck_parse_cut_name(const char *name, int *tmp) {
+uint64_t itd_checkpoint_parse_name(const char *name, int *tmp) {
         *tmp = 0;
         if (strncmp(name, "cut-", 4) != 0)
                 return 0;
@@ -53,8 +53,8 @@ static int cmp_desc(const void *a, const void *b) {
         return x < y ? 1 : x > y ? -1 : 0;
 }
 
-size_t itd_ck_list_seqs(const char *dir, uint64_t **out, uint64_t *max_seq,
-                        int warn) {
+size_t itd_checkpoint_list_seqs(const char *dir, uint64_t **out,
+                                uint64_t *max_seq, int warn) {
         *out = NULL;
         if (max_seq)
                 *max_seq = 0;
@@ -65,7 +65,7 @@ size_t itd_ck_list_seqs(const char *dir, uint64_t **out, uint64_t *max_seq,
         struct dirent *de;
         while ((de = readdir(d)) != NULL) {
                 int tmp = 0;
-                uint64_t seq = itd_ck_parse_cut_name(de->d_name, &tmp);
+                uint64_t seq = itd_checkpoint_parse_name(de->d_name, &tmp);
                 if (!seq)
                         continue;
                 /* every name counts here, so a new cut never collides */
@@ -99,7 +99,7 @@ size_t itd_ck_list_seqs(const char *dir, uint64_t **out, uint64_t *max_seq,
         return n;
 }
 
-int itd_ck_remove_tree(const char *path) {
+int itd_checkpoint_remove_tree(const char *path) {
         /* O_NOFOLLOW: a cut folder replaced by a symlink is left alone
          * (ELOOP), so nothing outside checkpoint.dir is ever deleted. */
         int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -135,8 +135,9 @@ int itd_ck_remove_tree(const char *path) {
         return 0;
 }
 
-int itd_ck_open_regular(const char *path, uint64_t want, uint64_t max_bytes,
-                        uint64_t *size, char *errstr, size_t errstr_size) {
+int itd_checkpoint_open_regular(const char *path, uint64_t want,
+                                uint64_t max_bytes, uint64_t *size,
+                                char *errstr, size_t errstr_size) {
         /* O_NONBLOCK: opening a FIFO for reading must not wait for a
          * writer; the type check below refuses it anyway. */
         int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -192,7 +193,7 @@ int itd_ck_open_regular(const char *path, uint64_t want, uint64_t max_bytes,
         return fd;
 }
 
-void *itd_ck_read_fd(int fd, size_t len) {
+void *itd_checkpoint_read_fd(int fd, size_t len) {
         unsigned char *buf = itd_xmalloc(len ? len : 1);
         size_t got = 0;
         while (got < len) {
@@ -208,9 +209,9 @@ void *itd_ck_read_fd(int fd, size_t len) {
         return buf;
 }
 
-uint64_t itd_ck_remove_unfinished(const char *dir) {
+uint64_t itd_checkpoint_remove_unfinished(const char *dir) {
         uint64_t *seqs, max_seq = 0;
-        itd_ck_list_seqs(dir, &seqs, &max_seq, 1);
+        itd_checkpoint_list_seqs(dir, &seqs, &max_seq, 1);
         free(seqs);
         DIR *d = opendir(dir);
         if (!d)
@@ -220,7 +221,7 @@ uint64_t itd_ck_remove_unfinished(const char *dir) {
         while ((de = readdir(d)) != NULL) {
                 int tmp = 0;
                 struct stat sb;
-                if (!itd_ck_parse_cut_name(de->d_name, &tmp) || !tmp ||
+                if (!itd_checkpoint_parse_name(de->d_name, &tmp) || !tmp ||
                     fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) !=
                         0 ||
                     !S_ISDIR(sb.st_mode))
@@ -232,7 +233,7 @@ uint64_t itd_ck_remove_unfinished(const char *dir) {
                 itd_log(ITD_LOG_NOTICE, "checkpoint",
                         "removing unfinished checkpoint \"%s\" (interrupted "
                         "while it was written)", path);
-                itd_ck_remove_tree(path);
+                itd_checkpoint_remove_tree(path);
         }
         closedir(d);
         return max_seq;

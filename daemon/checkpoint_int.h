@@ -24,7 +24,7 @@
 #define MANIFEST_VERSION 2
 #define FEATURE_SPEC_VERSION 1
 
-struct itd_ckdir_s {
+struct itd_checkpoint_dir_s {
         char *dir;
         char topic[256];
         size_t keep;
@@ -35,11 +35,11 @@ struct itd_ckdir_s {
         uint64_t last_seq;
 
         /* the cut in progress */
-        itd_cut_state_t state;
+        itd_checkpoint_state_t state;
         uint64_t seq;
         pid_t child;
         int err_fd;             /* read end of the child's error pipe */
-        itd_cut_pos_t *pos;
+        itd_checkpoint_pos_t *pos;
         size_t n_pos;
         char err[512];          /* of a failed in-place write */
 
@@ -50,35 +50,36 @@ struct itd_ckdir_s {
 
 /* Paths longer than cap are cut; such a path then names nothing, and the
  * open or stat that follows reports it. */
-static inline void itd_ck_path_join(char *buf, size_t cap, const char *a,
-                                    const char *b) {
+static inline void itd_checkpoint_path_join(char *buf, size_t cap,
+                                            const char *a, const char *b) {
         int n = snprintf(buf, cap, "%s/%s", a, b);
         if (n < 0 || (size_t)n >= cap)
                 buf[0] = '\0';
 }
 
-static inline void itd_ck_cut_name(char *buf, size_t cap, const char *dir,
-                                   uint64_t seq, int tmp) {
+static inline void itd_checkpoint_name(char *buf, size_t cap, const char *dir,
+                                       uint64_t seq, int tmp) {
         snprintf(buf, cap, "%s/cut-%012" PRIu64 "%s", dir, seq,
                  tmp ? ".tmp" : "");
 }
 
 /** @brief Writes dir/MANIFEST for in (via MANIFEST.tmp, fsync, rename). */
-itd_err_t itd_ck_write_manifest(const char *dir, const itd_cut_info_t *in,
-                                char *errstr, size_t errstr_size);
+itd_err_t itd_checkpoint_write_manifest(const char *dir,
+                                        const itd_checkpoint_info_t *in,
+                                        char *errstr, size_t errstr_size);
 
 /* Largest MANIFEST read: ~120 bytes per partition, so 100k partitions. */
-#define ITD_CK_MANIFEST_MAX (16u << 20)
+#define ITD_CHECKPOINT_MANIFEST_MAX (16u << 20)
 /* Largest engine.bin or pv.bin: both hold a few hundred KiB at most. */
-#define ITD_CK_SMALL_FILE_MAX (64u << 20)
+#define ITD_CHECKPOINT_SMALL_FILE_MAX (64u << 20)
 /* Partitions a manifest may name: 0 .. this - 1. */
-#define ITD_CK_PARTITION_MAX (1 << 20)
+#define ITD_CHECKPOINT_PARTITION_MAX (1 << 20)
 
 /**
  * @brief "cut-<1..19 digits>" -> seq, with *tmp = 1 for the ".tmp" form;
  * 0 for anything else ("cut--1", "cut-+1", "cut-1x", "cut-0", 20 digits).
  */
-uint64_t itd_ck_parse_cut_name(const char *name, int *tmp);
+uint64_t itd_checkpoint_parse_name(const char *name, int *tmp);
 
 /**
  * @brief Sequences of complete cuts in dir, newest first (caller frees
@@ -87,15 +88,15 @@ uint64_t itd_ck_parse_cut_name(const char *name, int *tmp);
  * sequence of any name that parses (folder or not, complete or not), so a
  * new cut's name is free.
  */
-size_t itd_ck_list_seqs(const char *dir, uint64_t **out, uint64_t *max_seq,
-                        int warn);
+size_t itd_checkpoint_list_seqs(const char *dir, uint64_t **out,
+                                uint64_t *max_seq, int warn);
 
 /**
  * @brief Removes a cut folder: opened with O_NOFOLLOW (a symlink is left
  * alone and logged), its entries unlinked without following them, then the
  * folder. @returns 0, or -1 when something stayed.
  */
-int itd_ck_remove_tree(const char *path);
+int itd_checkpoint_remove_tree(const char *path);
 
 /**
  * @brief Opens path for reading when it is a regular file (not a symlink:
@@ -104,18 +105,19 @@ int itd_ck_remove_tree(const char *path);
  * @returns the descriptor (caller closes) with *size (may be NULL), or -1
  * with errstr naming the file and why.
  */
-int itd_ck_open_regular(const char *path, uint64_t want, uint64_t max_bytes,
-                        uint64_t *size, char *errstr, size_t errstr_size);
+int itd_checkpoint_open_regular(const char *path, uint64_t want,
+                                uint64_t max_bytes, uint64_t *size,
+                                char *errstr, size_t errstr_size);
 
 /**
  * @brief Removes the unfinished cuts ("cut-N.tmp" folders) of dir, logging
  * each, and warns about entries named like cuts that are not folders.
  * @returns the highest sequence of any name that parses (0: none).
  */
-uint64_t itd_ck_remove_unfinished(const char *dir);
+uint64_t itd_checkpoint_remove_unfinished(const char *dir);
 
 /** @brief Reads exactly len bytes of fd into a new buffer (caller frees),
  * or NULL. */
-void *itd_ck_read_fd(int fd, size_t len);
+void *itd_checkpoint_read_fd(int fd, size_t len);
 
 #endif

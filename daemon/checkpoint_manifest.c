@@ -16,16 +16,16 @@
 
 #include <xxhash.h>
 
-#include "intentd/checkpoint.h"
 #include "intentd/conf.h"
 #include "intentd/crc32c.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
+#include "intentd/snapshot.h"
 
 /* ------------------------------------------------------- feature spec */
 
-uint64_t itd_ckdir_feature_spec(const itd_state_conf_t *sc, char *desc,
-                                size_t desc_size) {
+uint64_t itd_checkpoint_dir_feature_spec(const itd_state_conf_t *sc, char *desc,
+                                         size_t desc_size) {
         XXH64_state_t *h = XXH64_createState();
         XXH64_reset(h, FEATURE_SPEC_VERSION);
         size_t dim = itd_features_dim(sc);
@@ -64,8 +64,9 @@ uint64_t itd_ckdir_feature_spec(const itd_state_conf_t *sc, char *desc,
 
 /* Text, one "key value..." per line, so `cat MANIFEST` explains a cut;
  * the last line is "crc32c 0x........" of every byte before it. */
-itd_err_t itd_ck_write_manifest(const char *dir, const itd_cut_info_t *in,
-                                char *errstr, size_t errstr_size) {
+itd_err_t itd_checkpoint_write_manifest(const char *dir,
+                                        const itd_checkpoint_info_t *in,
+                                        char *errstr, size_t errstr_size) {
         char *text = NULL;
         size_t len = 0;
         FILE *m = open_memstream(&text, &len);
@@ -96,7 +97,7 @@ itd_err_t itd_ck_write_manifest(const char *dir, const itd_cut_info_t *in,
         fprintf(m, "pv_bytes %" PRIu64 "\n", in->pv_bytes);
         fprintf(m, "partitions %zu\n", in->n_parts);
         for (size_t i = 0; i < in->n_parts; i++) {
-                const itd_cut_part_t *p = &in->parts[i];
+                const itd_checkpoint_part_t *p = &in->parts[i];
                 fprintf(m,
                         "partition %d next_offset %" PRId64
                         " watermark_ms %" PRId64 " last_ts_ms %" PRId64
@@ -110,8 +111,8 @@ itd_err_t itd_ck_write_manifest(const char *dir, const itd_cut_info_t *in,
         fclose(m);
 
         char tmp[4096], path[4096];
-        itd_ck_path_join(tmp, sizeof tmp, dir, MANIFEST ".tmp");
-        itd_ck_path_join(path, sizeof path, dir, MANIFEST);
+        itd_checkpoint_path_join(tmp, sizeof tmp, dir, MANIFEST ".tmp");
+        itd_checkpoint_path_join(path, sizeof path, dir, MANIFEST);
         itd_err_t err = ITD_OK;
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
@@ -130,25 +131,27 @@ itd_err_t itd_ck_write_manifest(const char *dir, const itd_cut_info_t *in,
         return err;
 }
 
-void itd_cut_info_fini(itd_cut_info_t *info) {
+void itd_checkpoint_info_fini(itd_checkpoint_info_t *info) {
         free(info->parts);
         memset(info, 0, sizeof *info);
 }
 
-itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
-                            char *errstr, size_t errstr_size) {
+itd_err_t itd_checkpoint_info_read(const char *cutdir,
+                                   itd_checkpoint_info_t *info, char *errstr,
+                                   size_t errstr_size) {
         memset(info, 0, sizeof *info);
         char path[4096];
-        itd_ck_path_join(path, sizeof path, cutdir, MANIFEST);
+        itd_checkpoint_path_join(path, sizeof path, cutdir, MANIFEST);
         /* A regular file of bounded size, read whole: a MANIFEST that is
          * a FIFO, a device or a link to /dev/zero must not block or spin
          * (that happened before any signal handling could help). */
         uint64_t len;
-        int fd = itd_ck_open_regular(path, UINT64_MAX, ITD_CK_MANIFEST_MAX,
-                                     &len, errstr, errstr_size);
+        int fd = itd_checkpoint_open_regular(path, UINT64_MAX,
+                                             ITD_CHECKPOINT_MANIFEST_MAX, &len,
+                                             errstr, errstr_size);
         if (fd < 0)
                 return errno == ENOENT ? ITD_ERR_NOT_FOUND : ITD_ERR_CORRUPT;
-        char *text = itd_ck_read_fd(fd, (size_t)len);
+        char *text = itd_checkpoint_read_fd(fd, (size_t)len);
         close(fd);
         FILE *f = text ? fmemopen(text, len ? (size_t)len : 1, "r") : NULL;
         if (!f || !len) {
@@ -229,7 +232,8 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
                                 info->parts = itd_xrealloc(
                                     info->parts, cap * sizeof *info->parts);
                         }
-                        itd_cut_part_t *p = &info->parts[info->n_parts++];
+                        itd_checkpoint_part_t *p =
+                            &info->parts[info->n_parts++];
                         int part = -1;
                         bad |= sscanf(line + 10,
                                       "%d next_offset %" SCNd64
@@ -244,10 +248,10 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
                         p->partition = part;
                         /* ascending, each once, in range: the engine sizes
                          * its partition table by the largest number */
-                        bad |= part < 0 || part >= ITD_CK_PARTITION_MAX ||
-                               (info->n_parts > 1 &&
-                                part <= info->parts[info->n_parts - 2]
-                                            .partition);
+                        bad |=
+                            part < 0 || part >= ITD_CHECKPOINT_PARTITION_MAX ||
+                            (info->n_parts > 1 &&
+                             part <= info->parts[info->n_parts - 2].partition);
                 } else {
                         bad = 1;
                 }
@@ -259,7 +263,7 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
                        "corrupt manifest \"%s\": %s", path,
                        have_crc ? "CRC32C mismatch" : "truncated (no crc32c "
                                                       "line)");
-                itd_cut_info_fini(info);
+                itd_checkpoint_info_fini(info);
                 return ITD_ERR_CORRUPT;
         }
         int known = magic >= 1 && magic <= MANIFEST_VERSION;
@@ -269,9 +273,8 @@ itd_err_t itd_cut_info_read(const char *cutdir, itd_cut_info_t *info,
                        "corrupt manifest \"%s\": %s", path,
                        !known ? "unknown format version"
                               : "malformed line");
-                itd_cut_info_fini(info);
+                itd_checkpoint_info_fini(info);
                 return ITD_ERR_CORRUPT;
         }
         return ITD_OK;
 }
-

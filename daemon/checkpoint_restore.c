@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "intentd/checkpoint.h"
 #include "intentd/conf.h"
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/model.h"
+#include "intentd/snapshot.h"
 
 /* ---------------------------------------------------------- restoring */
 
@@ -26,8 +26,8 @@
 static FILE *open_cut_file(const char *path, uint64_t want,
                            uint64_t max_bytes, char *errstr,
                            size_t errstr_size) {
-        int fd = itd_ck_open_regular(path, want, max_bytes, NULL, errstr,
-                                     errstr_size);
+        int fd = itd_checkpoint_open_regular(path, want, max_bytes, NULL,
+                                             errstr, errstr_size);
         if (fd < 0)
                 return NULL;
         FILE *f = fdopen(fd, "rb");
@@ -42,10 +42,11 @@ static FILE *open_cut_file(const char *path, uint64_t want,
 /* Reads one partition file (exactly its bytes, nothing after) into a new
  * partition: with the engine's configuration, or (inspect: no engine) with
  * the cut's own, the trigger table bounded only by its own header. */
-static itd_err_t read_part(const char *path, const itd_cut_part_t *cp,
+static itd_err_t read_part(const char *path, const itd_checkpoint_part_t *cp,
                            const itd_engine_t *eng,
-                           const itd_cut_info_t *info, itd_partition_t **pt,
-                           char *errstr, size_t errstr_size) {
+                           const itd_checkpoint_info_t *info,
+                           itd_partition_t **pt, char *errstr,
+                           size_t errstr_size) {
         *pt = NULL;
         FILE *f = open_cut_file(path, cp->bytes, UINT64_MAX, errstr,
                                 errstr_size);
@@ -79,13 +80,13 @@ static itd_err_t read_part(const char *path, const itd_cut_part_t *cp,
         return err;
 }
 
-itd_err_t itd_cut_read_partition(const char *cutdir,
-                                 const itd_cut_info_t *info, int32_t p,
-                                 itd_partition_t **pt, char *errstr,
-                                 size_t errstr_size) {
+itd_err_t itd_checkpoint_read_partition(const char *cutdir,
+                                        const itd_checkpoint_info_t *info,
+                                        int32_t p, itd_partition_t **pt,
+                                        char *errstr, size_t errstr_size) {
         char path[4096], name[64];
         snprintf(name, sizeof name, "part-%d.snap", (int)p);
-        itd_ck_path_join(path, sizeof path, cutdir, name);
+        itd_checkpoint_path_join(path, sizeof path, cutdir, name);
         for (size_t i = 0; i < info->n_parts; i++) {
                 if (info->parts[i].partition != p)
                         continue;
@@ -101,8 +102,8 @@ itd_err_t itd_cut_read_partition(const char *cutdir,
  * business: merging into the engine's keeps the configured one). */
 static itd_err_t read_pv(const char *path, uint64_t bytes, itd_eval_t **eval,
                          char *errstr, size_t errstr_size) {
-        FILE *f = open_cut_file(path, bytes, ITD_CK_SMALL_FILE_MAX, errstr,
-                                errstr_size);
+        FILE *f = open_cut_file(path, bytes, ITD_CHECKPOINT_SMALL_FILE_MAX,
+                                errstr, errstr_size);
         if (!f)
                 return ITD_ERR_CORRUPT;
         char why[512];
@@ -131,10 +132,11 @@ static itd_err_t read_pv(const char *path, uint64_t bytes, itd_eval_t **eval,
 }
 
 /* Tries one cut; on success everything is installed in eng. */
-static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
-                             const char *cutdir, itd_cut_info_t *info,
+static itd_err_t restore_cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+                             const char *cutdir, itd_checkpoint_info_t *info,
                              char *errstr, size_t errstr_size) {
-        itd_err_t err = itd_cut_info_read(cutdir, info, errstr, errstr_size);
+        itd_err_t err =
+            itd_checkpoint_info_read(cutdir, info, errstr, errstr_size);
         if (err)
                 return err == ITD_ERR_NOT_FOUND ? ITD_ERR_CORRUPT : err;
         if (info->feature_spec_hash != cd->spec_hash) {
@@ -144,7 +146,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                        "0x%016" PRIx64 " (%s)",
                        cutdir, info->feature_spec_hash, info->feature_spec,
                        cd->spec_hash, cd->spec);
-                itd_cut_info_fini(info);
+                itd_checkpoint_info_fini(info);
                 return ITD_ERR_INCOMPATIBLE;
         }
         if (strcmp(info->topic, cd->topic) != 0) {
@@ -152,7 +154,7 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                        "\"%s\" holds offsets of topic \"%s\", this "
                        "configuration consumes \"%s\"",
                        cutdir, info->topic, cd->topic);
-                itd_cut_info_fini(info);
+                itd_checkpoint_info_fini(info);
                 return ITD_ERR_INCOMPATIBLE;
         }
         char path[4096], name[64];
@@ -164,13 +166,13 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
 
         /* Everything is read and checked before anything is installed, and
          * the model loads last (it is unchanged when its load fails). */
-        itd_ck_path_join(path, sizeof path, cutdir, "engine.bin");
-        int fd = itd_ck_open_regular(path, info->engine_bytes,
-                                     ITD_CK_SMALL_FILE_MAX, NULL, errstr,
-                                     errstr_size);
+        itd_checkpoint_path_join(path, sizeof path, cutdir, "engine.bin");
+        int fd = itd_checkpoint_open_regular(path, info->engine_bytes,
+                                             ITD_CHECKPOINT_SMALL_FILE_MAX,
+                                             NULL, errstr, errstr_size);
         err = fd < 0 ? ITD_ERR_CORRUPT : ITD_OK;
         trainer_len = (size_t)info->engine_bytes;
-        if (!err && !(trainer = itd_ck_read_fd(fd, trainer_len))) {
+        if (!err && !(trainer = itd_checkpoint_read_fd(fd, trainer_len))) {
                 itd_errf(errstr, errstr_size, "cannot read \"%s\"", path);
                 err = ITD_ERR_CORRUPT;
         }
@@ -184,29 +186,31 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
                         itd_errf(errstr, errstr_size, "\"%s\": %s", path, why);
         }
         if (!err && info->pv_bytes) {
-                itd_ck_path_join(path, sizeof path, cutdir, "pv.bin");
+                itd_checkpoint_path_join(path, sizeof path, cutdir, "pv.bin");
                 err = read_pv(path, info->pv_bytes, &eval, errstr, errstr_size);
         }
         for (size_t i = 0; i < n && !err; i++) {
                 snprintf(name, sizeof name, "part-%d.snap",
                          (int)info->parts[i].partition);
-                itd_ck_path_join(path, sizeof path, cutdir, name);
+                itd_checkpoint_path_join(path, sizeof path, cutdir, name);
                 err = read_part(path, &info->parts[i], eng, info, &pts[i],
                                 errstr, errstr_size);
         }
         if (!err) {
-                itd_ck_path_join(path, sizeof path, cutdir, "model.ckpt");
+                itd_checkpoint_path_join(path, sizeof path, cutdir,
+                                         "model.ckpt");
                 /* the model file opens itself; check what it is first */
-                int mfd = itd_ck_open_regular(path, info->model_bytes,
-                                              UINT64_MAX, NULL, errstr,
-                                              errstr_size);
+                int mfd = itd_checkpoint_open_regular(path, info->model_bytes,
+                                                      UINT64_MAX, NULL, errstr,
+                                                      errstr_size);
                 if (mfd < 0)
                         err = ITD_ERR_CORRUPT;
                 else
                         close(mfd);
         }
         if (!err) {
-                itd_ckpt_meta_t expect = {.feature_spec_hash = cd->spec_hash};
+                itd_snapshot_meta_t expect = {.feature_spec_hash =
+                                                  cd->spec_hash};
                 err = itd_model_load(itd_engine_model(eng), path, &expect,
                                      errstr, errstr_size);
                 if (err == ITD_ERR_NOT_FOUND)
@@ -241,18 +245,19 @@ static itd_err_t restore_cut(itd_ckdir_t *cd, itd_engine_t *eng,
         free(trainer);
         itd_eval_destroy(eval);
         if (err)
-                itd_cut_info_fini(info);
+                itd_checkpoint_info_fini(info);
         return err;
 }
 
-itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
-                            itd_cut_pos_t **pos, size_t *n_pos,
-                            itd_cut_info_t *info_out, char *errstr,
-                            size_t errstr_size) {
+itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
+                                     itd_engine_t *eng,
+                                     itd_checkpoint_pos_t **pos, size_t *n_pos,
+                                     itd_checkpoint_info_t *info_out,
+                                     char *errstr, size_t errstr_size) {
         *pos = NULL;
         *n_pos = 0;
         uint64_t *seqs;
-        size_t n = itd_ck_list_seqs(cd->dir, &seqs, NULL, 1);
+        size_t n = itd_checkpoint_list_seqs(cd->dir, &seqs, NULL, 1);
         size_t refused = 0, damaged = 0;
         free(cd->damaged);
         cd->damaged = itd_xcalloc(n ? n : 1, sizeof *cd->damaged);
@@ -261,8 +266,8 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
         itd_err_t result = ITD_ERR_NOT_FOUND;
         for (size_t i = 0; i < n; i++) {
                 char cutdir[4096], why[1024];
-                itd_ck_cut_name(cutdir, sizeof cutdir, cd->dir, seqs[i], 0);
-                itd_cut_info_t info;
+                itd_checkpoint_name(cutdir, sizeof cutdir, cd->dir, seqs[i], 0);
+                itd_checkpoint_info_t info;
                 itd_err_t err = restore_cut(cd, eng, cutdir, &info, why,
                                             sizeof why);
                 if (err) {
@@ -292,7 +297,7 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
                 if (info_out)
                         *info_out = info;
                 else
-                        itd_cut_info_fini(&info);
+                        itd_checkpoint_info_fini(&info);
                 result = ITD_OK;
                 break;
         }
@@ -318,14 +323,15 @@ itd_err_t itd_ckdir_restore(itd_ckdir_t *cd, itd_engine_t *eng,
         return ITD_ERR_NOT_FOUND;
 }
 
-size_t itd_ckdir_damaged(const itd_ckdir_t *cd) {
+size_t itd_checkpoint_dir_damaged(const itd_checkpoint_dir_t *cd) {
         return cd->n_damaged;
 }
 
-void itd_ckdir_set_aside_damaged(itd_ckdir_t *cd) {
+void itd_checkpoint_dir_set_aside_damaged(itd_checkpoint_dir_t *cd) {
         for (size_t i = 0; i < cd->n_damaged; i++) {
                 char from[4096], to[4096];
-                itd_ck_cut_name(from, sizeof from, cd->dir, cd->damaged[i], 0);
+                itd_checkpoint_name(from, sizeof from, cd->dir, cd->damaged[i],
+                                    0);
                 snprintf(to, sizeof to, "%s/damaged-cut-%012" PRIu64, cd->dir,
                          cd->damaged[i]);
                 if (rename(from, to) != 0)

@@ -17,8 +17,8 @@
 
 #include "checkpoint.h"
 #include "cli.h"
-#include "intentd/checkpoint.h"
 #include "intentd/labeler.h"
+#include "intentd/snapshot.h"
 #include "intentd/state.h"
 
 static const char inspect_usage[] =
@@ -50,7 +50,7 @@ static size_t cuts_of(const char *dir, char ***paths) {
                 (*paths)[0] = strdup(dir);
                 return 1;
         }
-        return itd_ckdir_list(dir, paths);
+        return itd_checkpoint_dir_list(dir, paths);
 }
 
 static void free_paths(char **paths, size_t n) {
@@ -63,17 +63,18 @@ static void free_paths(char **paths, size_t n) {
  * been printed to stdout then). */
 static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
                            size_t errstr_size) {
-        itd_cut_info_t info;
-        itd_err_t err = itd_cut_info_read(cutdir, &info, errstr, errstr_size);
+        itd_checkpoint_info_t info;
+        itd_err_t err =
+            itd_checkpoint_info_read(cutdir, &info, errstr, errstr_size);
         if (err)
                 return err;
         size_t n = info.n_parts;
         itd_partition_t **pts = calloc(n ? n : 1, sizeof *pts);
         /* Read everything first, so a damaged file prints nothing. */
         for (size_t i = 0; i < n && !err; i++)
-                err = itd_cut_read_partition(cutdir, &info,
-                                             info.parts[i].partition, &pts[i],
-                                             errstr, errstr_size);
+                err = itd_checkpoint_read_partition(
+                    cutdir, &info, info.parts[i].partition, &pts[i], errstr,
+                    errstr_size);
         if (!err) {
                 fprintf(stderr,
                         "checkpoint %s: seq %" PRIu64 ", written by intentd "
@@ -109,7 +110,7 @@ static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
         for (size_t i = 0; i < n; i++)
                 itd_partition_destroy(pts[i]);
         free(pts);
-        itd_cut_info_fini(&info);
+        itd_checkpoint_info_fini(&info);
         return err;
 }
 
@@ -153,7 +154,8 @@ static int inspect_model(const char *path) {
                 snprintf(file, sizeof file, "%s/model.ckpt", paths[0]);
                 free_paths(paths, n);
         }
-        if (itd_ckpt_describe(file, stdout, errstr, sizeof errstr) != ITD_OK) {
+        if (itd_snapshot_describe(file, stdout, errstr, sizeof errstr) !=
+            ITD_OK) {
                 fprintf(stderr, "intentd inspect model: %s\n", errstr);
                 return 1;
         }

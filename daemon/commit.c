@@ -52,17 +52,17 @@ void itd_commit_store(loop_t *lp) {
 }
 
 /* Positions of every partition the engine holds (caller frees). */
-static itd_cut_pos_t *cut_positions(loop_t *lp, size_t *n_out) {
+static itd_checkpoint_pos_t *cut_positions(loop_t *lp, size_t *n_out) {
         size_t n = itd_engine_partitions(lp->eng, NULL, 0);
         int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
         itd_engine_partitions(lp->eng, ps, n);
-        itd_cut_pos_t *pos = itd_xcalloc(n ? n : 1, sizeof *pos);
+        itd_checkpoint_pos_t *pos = itd_xcalloc(n ? n : 1, sizeof *pos);
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 const ppos_t *pp = ppos(lp, ps[i]);
                 if (pp->applied < 0)
                         continue;
-                pos[k++] = (itd_cut_pos_t){ps[i], pp->applied};
+                pos[k++] = (itd_checkpoint_pos_t){ps[i], pp->applied};
         }
         free(ps);
         *n_out = k;
@@ -72,7 +72,8 @@ static itd_cut_pos_t *cut_positions(loop_t *lp, size_t *n_out) {
 /* 1 when every output before the cut's positions is acknowledged. */
 static int cut_covered(loop_t *lp) {
         size_t n;
-        const itd_cut_pos_t *pos = itd_ckdir_pending(lp->ck, &n);
+        const itd_checkpoint_pos_t *pos =
+            itd_checkpoint_dir_pending(lp->ck, &n);
         for (size_t i = 0; i < n; i++)
                 if (ppos(lp, pos[i].partition)->acked < pos[i].next_offset)
                         return 0;
@@ -84,7 +85,8 @@ static int cut_covered(loop_t *lp) {
 static void publish_cut(loop_t *lp, int sync) {
         char errstr[1024];
         size_t n;
-        const itd_cut_pos_t *pos = itd_ckdir_pending(lp->ck, &n);
+        const itd_checkpoint_pos_t *pos =
+            itd_checkpoint_dir_pending(lp->ck, &n);
         rd_kafka_topic_partition_list_t *tp =
             rd_kafka_topic_partition_list_new(n ? (int)n : 1);
         for (size_t i = 0; i < n; i++)
@@ -92,16 +94,18 @@ static void publish_cut(loop_t *lp, int sync) {
                         rd_kafka_topic_partition_list_add(
                             tp, lp->conf->topic_events, pos[i].partition)
                             ->offset = pos[i].next_offset;
-        if (itd_ckdir_publish(lp->ck, errstr, sizeof errstr) != ITD_OK) {
+        if (itd_checkpoint_dir_publish(lp->ck, errstr, sizeof errstr) !=
+            ITD_OK) {
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
                 rd_kafka_topic_partition_list_destroy(tp);
                 return;
         }
         itd_prom_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
         lp->consumed_at_cut = lp->consumed_at_pending;
-        itd_log(ITD_LOG_INFO, "checkpoint", "checkpoint %llu complete "
+        itd_log(ITD_LOG_INFO, "checkpoint",
+                "checkpoint %llu complete "
                 "(%zu partitions)",
-                (unsigned long long)itd_ckdir_last_seq(lp->ck), n);
+                (unsigned long long)itd_checkpoint_dir_last_seq(lp->ck), n);
         /* With the state changelog, commits follow its snapshots instead
          * (statelog.c): a committed offset must be covered by the
          * changelog, which a new owner on another host restores from. */
@@ -111,7 +115,8 @@ static void publish_cut(loop_t *lp, int sync) {
                 if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
                         itd_log(ITD_LOG_WARNING, "kafka",
                                 "commit of checkpoint %llu: %s",
-                                (unsigned long long)itd_ckdir_last_seq(lp->ck),
+                                (unsigned long long)itd_checkpoint_dir_last_seq(
+                                    lp->ck),
                                 rd_kafka_err2str(err));
         }
         rd_kafka_topic_partition_list_destroy(tp);
@@ -120,12 +125,13 @@ static void publish_cut(loop_t *lp, int sync) {
 /* Main loop: finishes the cut in progress, or starts one when due. */
 void itd_commit_tick(loop_t *lp) {
         char errstr[1024];
-        itd_cut_state_t cs = itd_ckdir_poll(lp->ck, 0, errstr, sizeof errstr);
-        if (cs == ITD_CUT_FAILED)
+        itd_checkpoint_state_t cs =
+            itd_checkpoint_dir_poll(lp->ck, 0, errstr, sizeof errstr);
+        if (cs == ITD_CHECKPOINT_FAILED)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
-        if (cs == ITD_CUT_WRITTEN && cut_covered(lp))
+        if (cs == ITD_CHECKPOINT_WRITTEN && cut_covered(lp))
                 publish_cut(lp, 0);
-        if (cs == ITD_CUT_WRITING || cs == ITD_CUT_WRITTEN)
+        if (cs == ITD_CHECKPOINT_WRITING || cs == ITD_CHECKPOINT_WRITTEN)
                 return;
         int64_t now = itd_now_mono_ms();
         if (now - lp->last_cut_ms < lp->conf->checkpoint_interval_ms)
@@ -139,11 +145,11 @@ void itd_commit_tick(loop_t *lp) {
          * dead-lettered. */
         itd_decode_release_parked(lp, 1);
         size_t n;
-        itd_cut_pos_t *pos = cut_positions(lp, &n);
+        itd_checkpoint_pos_t *pos = cut_positions(lp, &n);
         int64_t t0 = itd_now_mono_ms();
         lp->consumed_at_pending = lp->res->consumed;
-        if (itd_ckdir_cut(lp->ck, lp->eng, pos, n, 1, errstr,
-                          sizeof errstr) != ITD_OK)
+        if (itd_checkpoint_dir_write(lp->ck, lp->eng, pos, n, 1, errstr,
+                                     sizeof errstr) != ITD_OK)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
         itd_log(ITD_LOG_DEBUG, "checkpoint", "cut started: %lld ms pause",
                 (long long)(itd_now_mono_ms() - t0));
@@ -160,21 +166,22 @@ void itd_commit_tick(loop_t *lp) {
 int itd_commit_now(loop_t *lp, const char *why) {
         char errstr[1024];
         itd_commit_store(lp);
-        itd_cut_state_t cs = itd_ckdir_poll(lp->ck, 1, errstr, sizeof errstr);
-        if (cs == ITD_CUT_FAILED)
+        itd_checkpoint_state_t cs =
+            itd_checkpoint_dir_poll(lp->ck, 1, errstr, sizeof errstr);
+        if (cs == ITD_CHECKPOINT_FAILED)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
-        if (cs == ITD_CUT_WRITTEN) {
+        if (cs == ITD_CHECKPOINT_WRITTEN) {
                 if (cut_covered(lp))
                         publish_cut(lp, 1);
                 else
-                        itd_ckdir_abandon(lp->ck);
+                        itd_checkpoint_dir_abandon(lp->ck);
         }
         /* The last complete cut already holds everything consumed. */
-        if (itd_ckdir_last_seq(lp->ck) > 0 &&
+        if (itd_checkpoint_dir_last_seq(lp->ck) > 0 &&
             lp->res->consumed == lp->consumed_at_cut)
                 return 1;
         size_t n;
-        itd_cut_pos_t *pos = cut_positions(lp, &n);
+        itd_checkpoint_pos_t *pos = cut_positions(lp, &n);
         for (size_t i = 0; i < n; i++) {
                 if (ppos(lp, pos[i].partition)->acked < pos[i].next_offset) {
                         itd_log(ITD_LOG_ERR, "checkpoint",
@@ -184,7 +191,7 @@ int itd_commit_now(loop_t *lp, const char *why) {
                                 "consumed again",
                                 why, (int)pos[i].partition,
                                 (long long)pos[i].next_offset,
-                                (unsigned long long)itd_ckdir_last_seq(
+                                (unsigned long long)itd_checkpoint_dir_last_seq(
                                     lp->ck));
                         free(pos);
                         return 0;
@@ -193,16 +200,16 @@ int itd_commit_now(loop_t *lp, const char *why) {
         int64_t t0 = itd_now_mono_ms();
         int ok = 0;
         lp->consumed_at_pending = lp->res->consumed;
-        if (itd_ckdir_cut(lp->ck, lp->eng, pos, n, 0, errstr,
-                          sizeof errstr) != ITD_OK) {
+        if (itd_checkpoint_dir_write(lp->ck, lp->eng, pos, n, 0, errstr,
+                                     sizeof errstr) != ITD_OK) {
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s: %s", why, errstr);
         } else {
                 ok = 1;
                 publish_cut(lp, 1);
                 itd_log(ITD_LOG_NOTICE, "checkpoint",
                         "checkpoint %llu written %s in %lld ms",
-                        (unsigned long long)itd_ckdir_last_seq(lp->ck), why,
-                        (long long)(itd_now_mono_ms() - t0));
+                        (unsigned long long)itd_checkpoint_dir_last_seq(lp->ck),
+                        why, (long long)(itd_now_mono_ms() - t0));
         }
         free(pos);
         return ok;
@@ -290,17 +297,17 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
          * cut, so a test can kill the daemon while one is written. */
         const char *hook = getenv("ITD_TEST_CHECKPOINT_PAUSE_MS");
         int64_t pause_ms = hook ? strtoll(hook, NULL, 10) : 0;
-        lp->ck = itd_ckdir_open(dir, lp->eng, lp->conf->topic_events,
-                                (size_t)lp->conf->checkpoint_keep, pause_ms,
-                                errstr, errstr_size);
+        lp->ck = itd_checkpoint_dir_open(dir, lp->eng, lp->conf->topic_events,
+                                         (size_t)lp->conf->checkpoint_keep,
+                                         pause_ms, errstr, errstr_size);
         if (!lp->ck)
                 return ITD_ERR_CONF; /* exit 78: a restart cannot help */
-        itd_cut_pos_t *pos;
+        itd_checkpoint_pos_t *pos;
         size_t n;
-        itd_cut_info_t info;
+        itd_checkpoint_info_t info;
         char why[2048];
-        itd_err_t err = itd_ckdir_restore(lp->ck, lp->eng, &pos, &n, &info,
-                                          why, sizeof why);
+        itd_err_t err = itd_checkpoint_dir_restore(lp->ck, lp->eng, &pos, &n,
+                                                   &info, why, sizeof why);
         lp->last_cut_ms = itd_now_mono_ms();
         itd_engine_stats_t es;
         itd_engine_stats(lp->eng, &es);
@@ -310,7 +317,7 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
                 return ITD_ERR_CONF;
         }
         itd_prom_inc(lp->m, ITD_M_CHECKPOINT_DAMAGED, NULL,
-                     itd_ckdir_damaged(lp->ck));
+                     itd_checkpoint_dir_damaged(lp->ck));
         if (err == ITD_ERR_CORRUPT &&
             lp->conf->checkpoint_on_corrupt == ITD_ON_CORRUPT_REFUSE) {
                 snprintf(errstr, errstr_size, "%s; checkpoint.on_corrupt is "
@@ -318,7 +325,7 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
                          "or set start_empty, to start from scratch)", why);
                 return ITD_ERR_CONF;
         }
-        itd_ckdir_set_aside_damaged(lp->ck);
+        itd_checkpoint_dir_set_aside_damaged(lp->ck);
         if (err) {
                 itd_log(err == ITD_ERR_CORRUPT ? ITD_LOG_ERR : ITD_LOG_NOTICE,
                         "checkpoint", "%s: starting with %s", why,
@@ -345,6 +352,6 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
                 (unsigned long long)info.seq, dir, age_s, n,
                 (unsigned long long)users, (unsigned long long)pending);
         free(pos);
-        itd_cut_info_fini(&info);
+        itd_checkpoint_info_fini(&info);
         return ITD_OK;
 }

@@ -467,7 +467,7 @@ out:
         itd_source_close(&lp);
         itd_sink_close(&lp);
         itd_statelog_close(&lp);
-        itd_ckdir_close(lp.ck);
+        itd_checkpoint_dir_close(lp.ck);
         free(lp.pp);
         itd_engine_destroy(lp.eng);
         itd_monitor_destroy(lp.mon);

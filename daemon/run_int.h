@@ -124,7 +124,7 @@ typedef struct loop_s {
         itd_ratelimit_t rl_kafka;
         int64_t lag_total;        /* from the last statistics, -1 unknown */
 
-        itd_ckdir_t *ck;          /* NULL: checkpoints off */
+        itd_checkpoint_dir_t *ck; /* NULL: checkpoints off */
         ppos_t *pp;               /* indexed by partition */
         size_t n_pp;
         int64_t last_cut_ms;      /* monotonic, last cut started */

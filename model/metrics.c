@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "intentd/checkpoint.h"
 #include "intentd/crc32c.h"
 #include "intentd/mem.h"
 #include "intentd/metrics.h"
+#include "intentd/snapshot.h"
 
 #define ECE_BINS 10
 #define PROB_MIN 1e-7 /* log loss clamps scores to [PROB_MIN, 1 - PROB_MIN] */

@@ -209,7 +209,7 @@ size_t itd_model_n_params(const itd_model_t *m) {
 
 /* ---- checkpoints ------------------------------------------------------- */
 
-static void shape_of(const itd_model_t *m, itd_ckpt_shape_t *s) {
+static void shape_of(const itd_model_t *m, itd_snapshot_shape_t *s) {
         const itd_mlp_conf_t *c = &m->conf.mlp;
         memset(s, 0, sizeof(*s));
         s->model_type = (uint32_t)m->conf.type;
@@ -221,8 +221,8 @@ static void shape_of(const itd_model_t *m, itd_ckpt_shape_t *s) {
                 s->optimizer = (uint32_t)c->optimizer;
                 s->emb_dim = c->emb_dim;
                 s->n_hidden = c->n_hidden;
-                for (size_t l = 0; l < c->n_hidden && l < ITD_CKPT_MAX_HIDDEN;
-                     l++)
+                for (size_t l = 0;
+                     l < c->n_hidden && l < ITD_SNAPSHOT_MAX_HIDDEN; l++)
                         s->hidden[l] = c->hidden[l];
         }
 }
@@ -238,21 +238,21 @@ static size_t n_moments(itd_opt_t opt) {
 }
 
 itd_err_t itd_model_save(const itd_model_t *m, const char *path,
-                         const itd_ckpt_meta_t *meta, char *errstr,
+                         const itd_snapshot_meta_t *meta, char *errstr,
                          size_t errstr_size) {
-        itd_ckpt_meta_t hdr;
+        itd_snapshot_meta_t hdr;
         memset(&hdr, 0, sizeof(hdr));
         if (meta)
                 hdr = *meta;
-        hdr.kind = ITD_CKPT_KIND_MODEL;
+        hdr.kind = ITD_SNAPSHOT_KIND_MODEL;
         if (hdr.config_hash == 0)
                 hdr.config_hash = itd_model_conf_hash(&m->conf);
         hdr.examples = m->examples;
         hdr.steps = (uint64_t)itd_model_steps(m);
         shape_of(m, &hdr.shape);
 
-        itd_ckpt_writer_t *w =
-            itd_ckpt_writer_new(path, &hdr, errstr, errstr_size);
+        itd_snapshot_writer_t *w =
+            itd_snapshot_writer_new(path, &hdr, errstr, errstr_size);
         if (!w)
                 return ITD_ERR_IO;
         uint64_t counters[3] = {hdr.steps, itd_model_skipped(m), m->examples};
@@ -260,49 +260,51 @@ itd_err_t itd_model_save(const itd_model_t *m, const char *path,
                 const itd_mlp_t *mlp = m->mlp;
                 for (size_t i = 0; i < mlp->n_tensors; i++) {
                         const itd_tensor_t *t = &mlp->tensors[i];
-                        itd_ckpt_writer_section(
-                            w, t->name, ITD_CKPT_F32, ITD_CKPT_SEC_PARAM,
-                            mlp->params + t->off, t->n * sizeof(float));
+                        itd_snapshot_writer_section(
+                            w, t->name, ITD_SNAPSHOT_F32,
+                            ITD_SNAPSHOT_SEC_PARAM, mlp->params + t->off,
+                            t->n * sizeof(float));
                 }
                 if (mlp->n_params > mlp->n_dense_params)
-                        itd_ckpt_writer_section(
-                            w, "emb", ITD_CKPT_F32, ITD_CKPT_SEC_PARAM,
+                        itd_snapshot_writer_section(
+                            w, "emb", ITD_SNAPSHOT_F32, ITD_SNAPSHOT_SEC_PARAM,
                             mlp->emb,
                             (mlp->n_params - mlp->n_dense_params) *
                                 sizeof(float));
                 for (size_t k = 0; k < n_moments(mlp->conf.optimizer); k++)
-                        itd_ckpt_writer_section(
+                        itd_snapshot_writer_section(
                             w, moment_name(mlp->conf.optimizer, (int)k),
-                            ITD_CKPT_F32, 0, mlp->moments + k * mlp->n_params,
+                            ITD_SNAPSHOT_F32, 0,
+                            mlp->moments + k * mlp->n_params,
                             mlp->n_params * sizeof(float));
                 if (mlp->norm_mean) {
                         const size_t D = mlp->conf.n_dense;
-                        itd_ckpt_writer_section(w, "norm.mean", ITD_CKPT_F64,
-                                                0, mlp->norm_mean,
-                                                D * sizeof(double));
-                        itd_ckpt_writer_section(w, "norm.var", ITD_CKPT_F64, 0,
-                                                mlp->norm_var,
-                                                D * sizeof(double));
-                        itd_ckpt_writer_section(w, "norm.count", ITD_CKPT_F64,
-                                                0, &mlp->norm_count,
-                                                sizeof(double));
+                        itd_snapshot_writer_section(
+                            w, "norm.mean", ITD_SNAPSHOT_F64, 0, mlp->norm_mean,
+                            D * sizeof(double));
+                        itd_snapshot_writer_section(
+                            w, "norm.var", ITD_SNAPSHOT_F64, 0, mlp->norm_var,
+                            D * sizeof(double));
+                        itd_snapshot_writer_section(
+                            w, "norm.count", ITD_SNAPSHOT_F64, 0,
+                            &mlp->norm_count, sizeof(double));
                 }
                 if (mlp->n_newton) {
                         const size_t K = mlp->n_newton;
-                        itd_ckpt_writer_section(w, "offset.theta",
-                                                ITD_CKPT_F64,
-                                                ITD_CKPT_SEC_PARAM,
-                                                mlp->theta, K * sizeof(double));
-                        itd_ckpt_writer_section(w, "offset.h", ITD_CKPT_F64,
-                                                0, mlp->offset_h,
-                                                K * K * sizeof(double));
+                        itd_snapshot_writer_section(
+                            w, "offset.theta", ITD_SNAPSHOT_F64,
+                            ITD_SNAPSHOT_SEC_PARAM, mlp->theta,
+                            K * sizeof(double));
+                        itd_snapshot_writer_section(
+                            w, "offset.h", ITD_SNAPSHOT_F64, 0, mlp->offset_h,
+                            K * K * sizeof(double));
                 }
                 if (mlp->avg) {
-                        itd_ckpt_writer_section(
-                            w, "avg", ITD_CKPT_F32, 0, mlp->avg,
+                        itd_snapshot_writer_section(
+                            w, "avg", ITD_SNAPSHOT_F32, 0, mlp->avg,
                             mlp->n_dense_params * sizeof(float));
-                        itd_ckpt_writer_section(
-                            w, "avg.theta", ITD_CKPT_F64, 0, mlp->theta_avg,
+                        itd_snapshot_writer_section(
+                            w, "avg.theta", ITD_SNAPSHOT_F64, 0, mlp->theta_avg,
                             mlp->n_newton * sizeof(double));
                 }
         } else {
@@ -310,21 +312,23 @@ itd_err_t itd_model_save(const itd_model_t *m, const char *path,
                 float *wts = itd_xmalloc(lr->n_weights * sizeof(float));
                 for (size_t i = 0; i < lr->n_weights; i++)
                         wts[i] = (float)itd_logistic_weight(lr, i);
-                itd_ckpt_writer_section(w, "weights", ITD_CKPT_F32,
-                                        ITD_CKPT_SEC_PARAM, wts,
-                                        lr->n_weights * sizeof(float));
+                itd_snapshot_writer_section(w, "weights", ITD_SNAPSHOT_F32,
+                                            ITD_SNAPSHOT_SEC_PARAM, wts,
+                                            lr->n_weights * sizeof(float));
                 free(wts);
-                itd_ckpt_writer_section(w, "ftrl.z", ITD_CKPT_F64, 0, lr->z,
-                                        lr->n_weights * sizeof(double));
-                itd_ckpt_writer_section(w, "ftrl.n", ITD_CKPT_F64, 0, lr->n,
-                                        lr->n_weights * sizeof(double));
-                itd_ckpt_writer_section(w, "next.counts", ITD_CKPT_F64, 0,
-                                        lr->next_count,
-                                        sizeof(lr->next_count));
+                itd_snapshot_writer_section(w, "ftrl.z", ITD_SNAPSHOT_F64, 0,
+                                            lr->z,
+                                            lr->n_weights * sizeof(double));
+                itd_snapshot_writer_section(w, "ftrl.n", ITD_SNAPSHOT_F64, 0,
+                                            lr->n,
+                                            lr->n_weights * sizeof(double));
+                itd_snapshot_writer_section(w, "next.counts", ITD_SNAPSHOT_F64,
+                                            0, lr->next_count,
+                                            sizeof(lr->next_count));
         }
-        itd_ckpt_writer_section(w, "counters", ITD_CKPT_U64, 0, counters,
-                                sizeof(counters));
-        return itd_ckpt_writer_commit(w, errstr, errstr_size);
+        itd_snapshot_writer_section(w, "counters", ITD_SNAPSHOT_U64, 0,
+                                    counters, sizeof(counters));
+        return itd_snapshot_writer_commit(w, errstr, errstr_size);
 }
 
 static const char *type_name(uint64_t t) {
@@ -342,8 +346,8 @@ static const char *opt_name(uint64_t o) {
 
 /* ITD_ERR_INCOMPATIBLE with the first header field that differs */
 static itd_err_t check_header(const itd_model_t *m, const char *path,
-                              const itd_ckpt_meta_t *got,
-                              const itd_ckpt_meta_t *expect, char *errstr,
+                              const itd_snapshot_meta_t *got,
+                              const itd_snapshot_meta_t *expect, char *errstr,
                               size_t errstr_size) {
 #define INCOMPATIBLE(...)                                                  \
         do {                                                               \
@@ -351,7 +355,7 @@ static itd_err_t check_header(const itd_model_t *m, const char *path,
                         snprintf(errstr, errstr_size, __VA_ARGS__);        \
                 return ITD_ERR_INCOMPATIBLE;                               \
         } while (0)
-        if (got->kind != ITD_CKPT_KIND_MODEL)
+        if (got->kind != ITD_SNAPSHOT_KIND_MODEL)
                 INCOMPATIBLE("checkpoint %s holds kind %u, not a model", path,
                              got->kind);
         if (expect && got->feature_spec_hash != expect->feature_spec_hash)
@@ -359,9 +363,9 @@ static itd_err_t check_header(const itd_model_t *m, const char *path,
                              "0x%016" PRIx64 ", this build uses 0x%016" PRIx64,
                              path, got->feature_spec_hash,
                              expect->feature_spec_hash);
-        itd_ckpt_shape_t want;
+        itd_snapshot_shape_t want;
         shape_of(m, &want);
-        const itd_ckpt_shape_t *s = &got->shape;
+        const itd_snapshot_shape_t *s = &got->shape;
         if (s->model_type != want.model_type)
                 INCOMPATIBLE("checkpoint %s holds a %s model, model.type is %s",
                              path, type_name(s->model_type),
@@ -379,7 +383,7 @@ static itd_err_t check_header(const itd_model_t *m, const char *path,
                              want.n_fields, want.ids_per_field,
                              want.emb_buckets, want.emb_dim);
         int hidden_differ = s->n_hidden != want.n_hidden;
-        for (size_t l = 0; l < ITD_CKPT_MAX_HIDDEN; l++)
+        for (size_t l = 0; l < ITD_SNAPSHOT_MAX_HIDDEN; l++)
                 hidden_differ |= s->hidden[l] != want.hidden[l];
         if (hidden_differ)
                 INCOMPATIBLE("checkpoint %s has %" PRIu64 " hidden layers "
@@ -404,7 +408,7 @@ static itd_err_t check_header(const itd_model_t *m, const char *path,
 }
 
 /* Reads the sections of an MLP checkpoint into fresh blocks, then in. */
-static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
+static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_snapshot_t *ck,
                           uint64_t *counters, char *errstr,
                           size_t errstr_size) {
         const size_t np = mlp->n_params, nm = n_moments(mlp->conf.optimizer);
@@ -416,51 +420,57 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
         itd_err_t err = ITD_OK;
         for (size_t i = 0; i < mlp->n_tensors && !err; i++) {
                 const itd_tensor_t *t = &mlp->tensors[i];
-                err = itd_ckpt_get(ck, t->name, ITD_CKPT_F32, params + t->off,
-                                   t->n * sizeof(float), errstr, errstr_size);
+                err = itd_snapshot_get(ck, t->name, ITD_SNAPSHOT_F32,
+                                       params + t->off, t->n * sizeof(float),
+                                       errstr, errstr_size);
         }
         if (!err && np > mlp->n_dense_params)
-                err = itd_ckpt_get(ck, "emb", ITD_CKPT_F32,
-                                   params + mlp->n_dense_params,
-                                   (np - mlp->n_dense_params) * sizeof(float),
-                                   errstr, errstr_size);
+                err = itd_snapshot_get(
+                    ck, "emb", ITD_SNAPSHOT_F32, params + mlp->n_dense_params,
+                    (np - mlp->n_dense_params) * sizeof(float), errstr,
+                    errstr_size);
         for (size_t k = 0; k < nm && !err; k++)
-                err = itd_ckpt_get(ck, moment_name(mlp->conf.optimizer, (int)k),
-                                   ITD_CKPT_F32, moments + k * np,
-                                   np * sizeof(float), errstr, errstr_size);
+                err = itd_snapshot_get(ck,
+                                       moment_name(mlp->conf.optimizer, (int)k),
+                                       ITD_SNAPSHOT_F32, moments + k * np,
+                                       np * sizeof(float), errstr, errstr_size);
         if (D && !err)
-                err = itd_ckpt_get(ck, "norm.mean", ITD_CKPT_F64, norm,
-                                   D * sizeof(double), errstr, errstr_size);
+                err = itd_snapshot_get(ck, "norm.mean", ITD_SNAPSHOT_F64, norm,
+                                       D * sizeof(double), errstr, errstr_size);
         if (D && !err)
-                err = itd_ckpt_get(ck, "norm.var", ITD_CKPT_F64, norm + D,
-                                   D * sizeof(double), errstr, errstr_size);
+                err =
+                    itd_snapshot_get(ck, "norm.var", ITD_SNAPSHOT_F64, norm + D,
+                                     D * sizeof(double), errstr, errstr_size);
         if (D && !err)
-                err = itd_ckpt_get(ck, "norm.count", ITD_CKPT_F64,
-                                   norm + 2 * D, sizeof(double), errstr,
-                                   errstr_size);
+                err = itd_snapshot_get(ck, "norm.count", ITD_SNAPSHOT_F64,
+                                       norm + 2 * D, sizeof(double), errstr,
+                                       errstr_size);
         /* theta (K), then the curvature (K, K), then the averaged theta */
         const size_t K = mlp->n_newton;
         double *off = K ? itd_xmalloc((K * (K + 2)) * sizeof(double)) : NULL;
         double *theta_avg = K ? off + K * (K + 1) : NULL;
         if (K && !err)
-                err = itd_ckpt_get(ck, "offset.theta", ITD_CKPT_F64, off,
-                                   K * sizeof(double), errstr, errstr_size);
+                err =
+                    itd_snapshot_get(ck, "offset.theta", ITD_SNAPSHOT_F64, off,
+                                     K * sizeof(double), errstr, errstr_size);
         if (K && !err)
-                err = itd_ckpt_get(ck, "offset.h", ITD_CKPT_F64, off + K,
-                                   K * K * sizeof(double), errstr,
-                                   errstr_size);
+                err = itd_snapshot_get(ck, "offset.h", ITD_SNAPSHOT_F64,
+                                       off + K, K * K * sizeof(double), errstr,
+                                       errstr_size);
         /* the averaged parameters, then the averaged offset weights */
         const size_t NA = mlp->avg ? mlp->n_dense_params : 0;
         float *avg = NA ? itd_xmalloc(NA * sizeof(float)) : NULL;
         if (NA && !err)
-                err = itd_ckpt_get(ck, "avg", ITD_CKPT_F32, avg,
-                                   NA * sizeof(float), errstr, errstr_size);
+                err = itd_snapshot_get(ck, "avg", ITD_SNAPSHOT_F32, avg,
+                                       NA * sizeof(float), errstr, errstr_size);
         if (NA && K && !err)
-                err = itd_ckpt_get(ck, "avg.theta", ITD_CKPT_F64, theta_avg,
-                                   K * sizeof(double), errstr, errstr_size);
+                err = itd_snapshot_get(ck, "avg.theta", ITD_SNAPSHOT_F64,
+                                       theta_avg, K * sizeof(double), errstr,
+                                       errstr_size);
         if (!err)
-                err = itd_ckpt_get(ck, "counters", ITD_CKPT_U64, counters,
-                                   3 * sizeof(uint64_t), errstr, errstr_size);
+                err =
+                    itd_snapshot_get(ck, "counters", ITD_SNAPSHOT_U64, counters,
+                                     3 * sizeof(uint64_t), errstr, errstr_size);
         if (!err) {
                 if (NA)
                         memcpy(mlp->avg, avg, NA * sizeof(float));
@@ -492,23 +502,27 @@ static itd_err_t load_mlp(itd_mlp_t *mlp, const itd_ckpt_t *ck,
         return err;
 }
 
-static itd_err_t load_logistic(itd_logistic_t *lr, const itd_ckpt_t *ck,
+static itd_err_t load_logistic(itd_logistic_t *lr, const itd_snapshot_t *ck,
                                uint64_t *counters, char *errstr,
                                size_t errstr_size) {
         const size_t nw = lr->n_weights;
         double *zn = itd_xmalloc(2 * nw * sizeof(double));
         double next_count[ITD_NEXT__COUNT];
-        itd_err_t err = itd_ckpt_get(ck, "ftrl.z", ITD_CKPT_F64, zn,
+        itd_err_t err =
+            itd_snapshot_get(ck, "ftrl.z", ITD_SNAPSHOT_F64, zn,
+                             nw * sizeof(double), errstr, errstr_size);
+        if (!err)
+                err =
+                    itd_snapshot_get(ck, "ftrl.n", ITD_SNAPSHOT_F64, zn + nw,
                                      nw * sizeof(double), errstr, errstr_size);
         if (!err)
-                err = itd_ckpt_get(ck, "ftrl.n", ITD_CKPT_F64, zn + nw,
-                                   nw * sizeof(double), errstr, errstr_size);
+                err = itd_snapshot_get(ck, "next.counts", ITD_SNAPSHOT_F64,
+                                       next_count, sizeof(next_count), errstr,
+                                       errstr_size);
         if (!err)
-                err = itd_ckpt_get(ck, "next.counts", ITD_CKPT_F64, next_count,
-                                   sizeof(next_count), errstr, errstr_size);
-        if (!err)
-                err = itd_ckpt_get(ck, "counters", ITD_CKPT_U64, counters,
-                                   3 * sizeof(uint64_t), errstr, errstr_size);
+                err =
+                    itd_snapshot_get(ck, "counters", ITD_SNAPSHOT_U64, counters,
+                                     3 * sizeof(uint64_t), errstr, errstr_size);
         if (!err) {
                 memcpy(lr->z, zn, 2 * nw * sizeof(double));
                 memcpy(lr->next_count, next_count, sizeof(next_count));
@@ -520,13 +534,13 @@ static itd_err_t load_logistic(itd_logistic_t *lr, const itd_ckpt_t *ck,
 }
 
 itd_err_t itd_model_load(itd_model_t *m, const char *path,
-                         const itd_ckpt_meta_t *expect, char *errstr,
+                         const itd_snapshot_meta_t *expect, char *errstr,
                          size_t errstr_size) {
-        itd_ckpt_t *ck;
-        itd_err_t err = itd_ckpt_read(path, &ck, errstr, errstr_size);
+        itd_snapshot_t *ck;
+        itd_err_t err = itd_snapshot_read(path, &ck, errstr, errstr_size);
         if (err)
                 return err;
-        err = check_header(m, path, itd_ckpt_meta(ck), expect, errstr,
+        err = check_header(m, path, itd_snapshot_meta(ck), expect, errstr,
                            errstr_size);
         if (!err) {
                 uint64_t counters[3];
@@ -545,7 +559,7 @@ itd_err_t itd_model_load(itd_model_t *m, const char *path,
                         m->examples = counters[2];
                 }
         }
-        itd_ckpt_destroy(ck);
+        itd_snapshot_destroy(ck);
         return err;
 }
 

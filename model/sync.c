@@ -20,10 +20,10 @@
 #include <string.h>
 
 #include "intentd/bytes.h"
-#include "intentd/checkpoint.h"
 #include "intentd/crc32c.h"
 #include "intentd/mem.h"
 #include "intentd/msync.h"
+#include "intentd/snapshot.h"
 #include "model_int.h"
 
 #define MAGIC "ITDMSYNC"

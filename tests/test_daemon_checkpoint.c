@@ -22,13 +22,13 @@
 
 #include "checkpoint.h"
 #include "conf_parts.h"
+#include "intentd/conf.h"
 #include "intentd/crc32c.h"
 #include "intentd/engine.h"
-#include "intentd/log.h"
-#include "intentd/checkpoint.h"
-#include "intentd/conf.h"
 #include "intentd/event.h"
+#include "intentd/log.h"
 #include "intentd/simulator.h"
+#include "intentd/snapshot.h"
 #include "testutil.h"
 
 #define PARTS 3
@@ -95,10 +95,10 @@ static void feed(feed_t *f, itd_engine_t **engs, size_t n_engs, size_t n) {
         }
 }
 
-static itd_cut_pos_t *positions(const feed_t *f) {
-        static itd_cut_pos_t pos[PARTS];
+static itd_checkpoint_pos_t *positions(const feed_t *f) {
+        static itd_checkpoint_pos_t pos[PARTS];
         for (int p = 0; p < PARTS; p++)
-                pos[p] = (itd_cut_pos_t){p, f->next_offset[p]};
+                pos[p] = (itd_checkpoint_pos_t){p, f->next_offset[p]};
         return pos;
 }
 
@@ -124,23 +124,24 @@ static uint64_t pending(const itd_engine_t *eng) {
         return es.pending;
 }
 
-static void cut(itd_ckdir_t *cd, itd_engine_t *eng, const feed_t *f,
+static void cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng, const feed_t *f,
                 int background) {
         char err[1024];
-        cr_assert_eq(itd_ckdir_cut(cd, eng, positions(f), PARTS, background,
-                                   err, sizeof err), ITD_OK, "%s", err);
-        cr_assert_eq(itd_ckdir_poll(cd, 1, err, sizeof err), ITD_CUT_WRITTEN,
+        cr_assert_eq(itd_checkpoint_dir_write(cd, eng, positions(f), PARTS,
+                                              background, err, sizeof err),
+                     ITD_OK, "%s", err);
+        cr_assert_eq(itd_checkpoint_dir_poll(cd, 1, err, sizeof err),
+                     ITD_CHECKPOINT_WRITTEN, "%s", err);
+        cr_assert_eq(itd_checkpoint_dir_publish(cd, err, sizeof err), ITD_OK,
                      "%s", err);
-        cr_assert_eq(itd_ckdir_publish(cd, err, sizeof err), ITD_OK, "%s",
-                     err);
 }
 
 static char dir[256];
 
-static itd_ckdir_t *open_dir(const itd_engine_t *eng) {
+static itd_checkpoint_dir_t *open_dir(const itd_engine_t *eng) {
         char err[1024];
-        itd_ckdir_t *cd = itd_ckdir_open(dir, eng, "events", 2, 0, err,
-                                         sizeof err);
+        itd_checkpoint_dir_t *cd =
+            itd_checkpoint_dir_open(dir, eng, "events", 2, 0, err, sizeof err);
         cr_assert(cd, "%s", err);
         return cd;
 }
@@ -158,7 +159,7 @@ static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
         itd_engine_t *eng = engine(conf);
         feed_t f;
         feed_init(&f);
-        itd_ckdir_t *cd = open_dir(eng);
+        itd_checkpoint_dir_t *cd = open_dir(eng);
         feed(&f, &eng, 1, 3000);
         cut(cd, eng, &f, 0);
         tc->dump1 = dump(eng);
@@ -171,7 +172,7 @@ static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
         tc->pending2 = pending(eng);
         tc->eval2 = eval_of(eng);
         memcpy(tc->off2, f.next_offset, sizeof tc->off2);
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         itd_sim_destroy(f.sim);
         itd_engine_destroy(eng);
 }
@@ -182,12 +183,13 @@ static void expect_restored(itd_conf_t *conf, const char *want_dump,
                             uint64_t want_pending, const int64_t *want_off,
                             const itd_eval_summary_t *want_eval) {
         itd_engine_t *eng = engine(conf);
-        itd_ckdir_t *cd = open_dir(eng);
-        itd_cut_pos_t *pos;
+        itd_checkpoint_dir_t *cd = open_dir(eng);
+        itd_checkpoint_pos_t *pos;
         size_t n;
         char err[2048];
-        cr_assert_eq(itd_ckdir_restore(cd, eng, &pos, &n, NULL, err,
-                                       sizeof err), ITD_OK, "%s", err);
+        cr_assert_eq(itd_checkpoint_dir_restore(cd, eng, &pos, &n, NULL, err,
+                                                sizeof err),
+                     ITD_OK, "%s", err);
         cr_assert_eq(n, PARTS);
         for (size_t i = 0; i < n; i++)
                 cr_expect_eq(pos[i].next_offset, want_off[pos[i].partition],
@@ -211,13 +213,13 @@ static void expect_restored(itd_conf_t *conf, const char *want_dump,
         }
         free(got);
         free(pos);
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         itd_engine_destroy(eng);
 }
 
 static char *newest_file(const char *name, char *buf, size_t cap) {
         char **paths;
-        size_t n = itd_ckdir_list(dir, &paths);
+        size_t n = itd_checkpoint_dir_list(dir, &paths);
         cr_assert(n >= 1);
         snprintf(buf, cap, "%s/%s", paths[0], name);
         for (size_t i = 0; i < n; i++)
@@ -318,20 +320,21 @@ Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {
         itd_engine_t *a = engine(conf);
         feed_t f;
         feed_init(&f);
-        itd_ckdir_t *cd = open_dir(a);
+        itd_checkpoint_dir_t *cd = open_dir(a);
         feed(&f, &a, 1, 2500);
         cut(cd, a, &f, 1);
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
 
         itd_engine_t *b = engine(conf);
         cd = open_dir(b);
-        itd_cut_pos_t *pos;
+        itd_checkpoint_pos_t *pos;
         size_t n;
         char err[2048];
-        cr_assert_eq(itd_ckdir_restore(cd, b, &pos, &n, NULL, err, sizeof err),
-                     ITD_OK, "%s", err);
+        cr_assert_eq(
+            itd_checkpoint_dir_restore(cd, b, &pos, &n, NULL, err, sizeof err),
+            ITD_OK, "%s", err);
         free(pos);
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         itd_engine_t *both[] = {a, b};
         feed(&f, both, 2, 4000);
         char *da = dump(a), *db = dump(b);
@@ -410,19 +413,20 @@ Test(daemon_checkpoint, other_feature_spec_is_refused_naming_both_specs) {
         make_two_cuts(conf, &tc);
         itd_conf_t *other = small_conf("10m,1h,24h,7d");
         itd_engine_t *eng = engine(other);
-        itd_ckdir_t *cd = open_dir(eng);
-        itd_cut_pos_t *pos;
+        itd_checkpoint_dir_t *cd = open_dir(eng);
+        itd_checkpoint_pos_t *pos;
         size_t n;
         char err[2048];
-        cr_assert_eq(itd_ckdir_restore(cd, eng, &pos, &n, NULL, err,
-                                       sizeof err), ITD_ERR_INCOMPATIBLE);
+        cr_assert_eq(itd_checkpoint_dir_restore(cd, eng, &pos, &n, NULL, err,
+                                                sizeof err),
+                     ITD_ERR_INCOMPATIBLE);
         cr_expect(strstr(err, "feature spec") != NULL, "%s", err);
         cr_expect(strstr(err, "windows 5m,1h,1d,7d") != NULL, "%s", err);
         cr_expect(strstr(err, "windows 10m,1h,1d,7d") != NULL, "%s", err);
         itd_engine_stats_t es;
         itd_engine_stats(eng, &es);
         cr_expect_eq(es.users, 0, "a refused cut must leave the engine empty");
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         itd_engine_destroy(eng);
         itd_conf_destroy(other);
         free(tc.dump1);
@@ -434,14 +438,15 @@ Test(daemon_checkpoint, empty_folder_means_start_empty) {
         cr_assert(tu_tmpdir(dir, sizeof dir));
         itd_conf_t *conf = small_conf(NULL);
         itd_engine_t *eng = engine(conf);
-        itd_ckdir_t *cd = open_dir(eng);
-        itd_cut_pos_t *pos;
+        itd_checkpoint_dir_t *cd = open_dir(eng);
+        itd_checkpoint_pos_t *pos;
         size_t n;
         char err[2048];
-        cr_expect_eq(itd_ckdir_restore(cd, eng, &pos, &n, NULL, err,
-                                       sizeof err), ITD_ERR_NOT_FOUND);
+        cr_expect_eq(itd_checkpoint_dir_restore(cd, eng, &pos, &n, NULL, err,
+                                                sizeof err),
+                     ITD_ERR_NOT_FOUND);
         cr_expect(strstr(err, "no checkpoint") != NULL, "%s", err);
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         itd_engine_destroy(eng);
         itd_conf_destroy(conf);
 }
@@ -451,7 +456,7 @@ Test(daemon_checkpoint, keeps_two_cuts_and_removes_unfinished_ones) {
         two_cuts_t tc;
         make_two_cuts(conf, &tc);
         itd_engine_t *eng = engine(conf);
-        itd_ckdir_t *cd = open_dir(eng);
+        itd_checkpoint_dir_t *cd = open_dir(eng);
         feed_t f;
         feed_init(&f);
         feed(&f, &eng, 1, 500);
@@ -460,9 +465,9 @@ Test(daemon_checkpoint, keeps_two_cuts_and_removes_unfinished_ones) {
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s/cut-000000000009.tmp", dir);
         cr_assert_eq(mkdir(tmp, 0750), 0);
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         char **paths;
-        size_t n = itd_ckdir_list(dir, &paths);
+        size_t n = itd_checkpoint_dir_list(dir, &paths);
         cr_expect_eq(n, 2, "checkpoint.keep is 2, found %zu cuts", n);
         cr_expect(strstr(paths[0], "cut-000000000003") != NULL, "%s",
                   paths[0]);
@@ -472,7 +477,7 @@ Test(daemon_checkpoint, keeps_two_cuts_and_removes_unfinished_ones) {
         cd = open_dir(eng);
         struct stat sb;
         cr_expect_neq(stat(tmp, &sb), 0, "unfinished cut not removed");
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         itd_sim_destroy(f.sim);
         itd_engine_destroy(eng);
         free(tc.dump1);
@@ -532,19 +537,19 @@ Test(daemon_checkpoint, cleanup_never_follows_a_symlink_out_of_the_folder) {
         cr_assert_eq(symlink(outside, link2), 0);
         itd_conf_t *conf = small_conf(NULL);
         itd_engine_t *eng = engine(conf);
-        itd_ckdir_t *cd = open_dir(eng); /* removes unfinished cuts */
+        itd_checkpoint_dir_t *cd = open_dir(eng); /* removes unfinished cuts */
         feed_t f;
         feed_init(&f);
         for (int i = 0; i < 3; i++) { /* keep 2: pruning runs */
                 feed(&f, &eng, 1, 300);
                 cut(cd, eng, &f, 0);
         }
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         cr_expect(exists(victim), "a file outside checkpoint.dir was "
                                   "deleted");
         cr_expect(exists(link1) && exists(link2), "the symlinks stay");
         char **paths;
-        size_t n = itd_ckdir_list(dir, &paths);
+        size_t n = itd_checkpoint_dir_list(dir, &paths);
         cr_expect_eq(n, 2);
         for (size_t i = 0; i < n; i++) {
                 cr_expect(strstr(paths[i], "cut-000000000001") == NULL,
@@ -571,15 +576,15 @@ Test(daemon_checkpoint, names_with_signs_or_too_many_digits_are_not_cuts) {
         }
         itd_conf_t *conf = small_conf(NULL);
         itd_engine_t *eng = engine(conf);
-        itd_ckdir_t *cd = open_dir(eng);
+        itd_checkpoint_dir_t *cd = open_dir(eng);
         feed_t f;
         feed_init(&f);
         feed(&f, &eng, 1, 300);
         cut(cd, eng, &f, 0);
-        cr_expect_eq(itd_ckdir_last_seq(cd), 1);
-        itd_ckdir_close(cd);
+        cr_expect_eq(itd_checkpoint_dir_last_seq(cd), 1);
+        itd_checkpoint_dir_close(cd);
         char **paths;
-        size_t n = itd_ckdir_list(dir, &paths);
+        size_t n = itd_checkpoint_dir_list(dir, &paths);
         cr_assert_eq(n, 1);
         cr_expect(strstr(paths[0], "/cut-000000000001") != NULL, "%s",
                   paths[0]);
@@ -587,13 +592,14 @@ Test(daemon_checkpoint, names_with_signs_or_too_many_digits_are_not_cuts) {
         free(paths);
         itd_engine_t *fresh = engine(conf);
         cd = open_dir(fresh);
-        itd_cut_pos_t *pos;
+        itd_checkpoint_pos_t *pos;
         size_t np;
         char err[2048];
-        cr_expect_eq(itd_ckdir_restore(cd, fresh, &pos, &np, NULL, err,
-                                       sizeof err), ITD_OK, "%s", err);
+        cr_expect_eq(itd_checkpoint_dir_restore(cd, fresh, &pos, &np, NULL, err,
+                                                sizeof err),
+                     ITD_OK, "%s", err);
         free(pos);
-        itd_ckdir_close(cd);
+        itd_checkpoint_dir_close(cd);
         for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
                 snprintf(path, sizeof path, "%s/%s", dir, junk[i]);
                 cr_expect(exists(path), "%s was removed", path);
@@ -657,7 +663,7 @@ Test(daemon_checkpoint, every_cut_damaged_is_reported_not_taken_for_none) {
         two_cuts_t tc;
         make_two_cuts(conf, &tc);
         char **paths;
-        size_t n = itd_ckdir_list(dir, &paths);
+        size_t n = itd_checkpoint_dir_list(dir, &paths);
         cr_assert_eq(n, 2);
         char path[4096];
         for (size_t i = 0; i < n; i++) {
@@ -667,23 +673,25 @@ Test(daemon_checkpoint, every_cut_damaged_is_reported_not_taken_for_none) {
         }
         free(paths);
         itd_engine_t *eng = engine(conf);
-        itd_ckdir_t *cd = open_dir(eng);
-        itd_cut_pos_t *pos;
+        itd_checkpoint_dir_t *cd = open_dir(eng);
+        itd_checkpoint_pos_t *pos;
         size_t np;
         char err[2048];
-        cr_expect_eq(itd_ckdir_restore(cd, eng, &pos, &np, NULL, err,
-                                       sizeof err), ITD_ERR_CORRUPT);
+        cr_expect_eq(itd_checkpoint_dir_restore(cd, eng, &pos, &np, NULL, err,
+                                                sizeof err),
+                     ITD_ERR_CORRUPT);
         cr_expect(strstr(err, "all 2 damaged") != NULL, "%s", err);
-        cr_expect_eq(itd_ckdir_damaged(cd), 2);
-        itd_ckdir_set_aside_damaged(cd);
+        cr_expect_eq(itd_checkpoint_dir_damaged(cd), 2);
+        itd_checkpoint_dir_set_aside_damaged(cd);
         snprintf(path, sizeof path, "%s/damaged-cut-000000000001", dir);
         cr_expect(exists(path), "%s", path);
         snprintf(path, sizeof path, "%s/damaged-cut-000000000002", dir);
         cr_expect(exists(path), "%s", path);
-        cr_expect_eq(itd_ckdir_list(dir, &paths), 0);
-        cr_expect_eq(itd_ckdir_restore(cd, eng, &pos, &np, NULL, err,
-                                       sizeof err), ITD_ERR_NOT_FOUND);
-        itd_ckdir_close(cd);
+        cr_expect_eq(itd_checkpoint_dir_list(dir, &paths), 0);
+        cr_expect_eq(itd_checkpoint_dir_restore(cd, eng, &pos, &np, NULL, err,
+                                                sizeof err),
+                     ITD_ERR_NOT_FOUND);
+        itd_checkpoint_dir_close(cd);
         itd_engine_destroy(eng);
         free(tc.dump1);
         free(tc.dump2);

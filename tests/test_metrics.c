@@ -13,9 +13,9 @@
 
 #include <criterion/criterion.h>
 
-#include "intentd/checkpoint.h"
 #include "intentd/crc32c.h"
 #include "intentd/metrics.h"
+#include "intentd/snapshot.h"
 
 /* sums of a handful of doubles: exact to ~1e-15 */
 #define HAND_TOL 1e-9

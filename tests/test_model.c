@@ -244,7 +244,7 @@ static void check_restores_exactly_as(int type, itd_opt_t opt, int offsets) {
         itd_model_t *a = itd_model_new(&ca, err, sizeof(err));
         cr_assert_not_null(a, "%s", err);
         train_range(a, d, 0, 30, NULL);
-        itd_ckpt_meta_t meta = {.feature_spec_hash = 5};
+        itd_snapshot_meta_t meta = {.feature_spec_hash = 5};
         cr_assert_eq(itd_model_save(a, path, &meta, err, sizeof(err)), ITD_OK,
                      "%s", err);
 
@@ -312,7 +312,7 @@ Test(model, a_refused_checkpoint_leaves_the_model_unchanged) {
         itd_model_t *m = new_model(ITD_MODEL_KIND_MLP, ITD_OPT_ADAM);
         itd_model_t *ref = new_model(ITD_MODEL_KIND_MLP, ITD_OPT_ADAM);
         /* wrong feature spec */
-        itd_ckpt_meta_t expect = {.feature_spec_hash = 1};
+        itd_snapshot_meta_t expect = {.feature_spec_hash = 1};
         cr_assert_eq(itd_model_load(m, path, &expect, err, sizeof(err)),
                      ITD_ERR_INCOMPATIBLE);
         same_predictions(m, ref, d, 0);

@@ -24,9 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "intentd/checkpoint.h"
 #include "intentd/err.h"
 #include "intentd/mlp.h"
+#include "intentd/snapshot.h"
 
 /* model.type; the symbols of daemon/conf_table.c follow this order. */
 typedef enum {
@@ -143,7 +143,7 @@ size_t itd_model_n_params(const itd_model_t *m);
  * previous file at path is then untouched.
  */
 itd_err_t itd_model_save(const itd_model_t *m, const char *path,
-                         const itd_ckpt_meta_t *meta, char *errstr,
+                         const itd_snapshot_meta_t *meta, char *errstr,
                          size_t errstr_size);
 
 /**
@@ -162,7 +162,7 @@ itd_err_t itd_model_save(const itd_model_t *m, const char *path,
  * 0x.., this build uses 0x..").
  */
 itd_err_t itd_model_load(itd_model_t *m, const char *path,
-                         const itd_ckpt_meta_t *expect, char *errstr,
+                         const itd_snapshot_meta_t *expect, char *errstr,
                          size_t errstr_size);
 
 /** @brief New MLP learning rate from the next step (SIGHUP reload); the

@@ -1,10 +1,11 @@
 /*
- * checkpoint.h - a versioned, checksummed binary container for state that
- * must survive a restart (the model now; per-partition state later).
+ * snapshot.h - a versioned, checksummed binary container for one
+ * component's bytes that must survive a restart (the model's snapshot,
+ * model.ckpt in a checkpoint folder).
  *
  * File layout, every integer little-endian, no padding:
  *
- *   header (ITD_CKPT_HEADER_BYTES = 152)
+ *   header (ITD_SNAPSHOT_HEADER_BYTES = 152)
  *     magic "ITDCKPT\0" (8) | u32 version | u32 kind | u32 header_bytes |
  *     u32 flags (0) | u64 feature_spec_hash | u64 config_hash |
  *     u64 examples | u64 steps | i64 created_ms |
@@ -29,8 +30,8 @@
  *
  * @thread any; objects are single-owner, no internal locking.
  */
-#ifndef INTENTD_CHECKPOINT_H
-#define INTENTD_CHECKPOINT_H
+#ifndef INTENTD_SNAPSHOT_H
+#define INTENTD_SNAPSHOT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -38,72 +39,73 @@
 
 #include "intentd/err.h"
 
-#define ITD_CKPT_VERSION 1
-#define ITD_CKPT_HEADER_BYTES 152
-#define ITD_CKPT_NAME_MAX 16 /* section name bytes, NUL included */
-#define ITD_CKPT_MAX_HIDDEN 4
+#define ITD_SNAPSHOT_VERSION 1
+#define ITD_SNAPSHOT_HEADER_BYTES 152
+#define ITD_SNAPSHOT_NAME_MAX 16 /* section name bytes, NUL included */
+#define ITD_SNAPSHOT_MAX_HIDDEN 4
 
 /* What a checkpoint holds. */
 typedef enum {
-        ITD_CKPT_KIND_MODEL = 1,
-        ITD_CKPT_KIND_STATE = 2,
-} itd_ckpt_kind_t;
+        ITD_SNAPSHOT_KIND_MODEL = 1,
+        ITD_SNAPSHOT_KIND_STATE = 2,
+} itd_snapshot_kind_t;
 
-/* Element type of a section, for readers and itd_ckpt_describe. */
+/* Element type of a section, for readers and itd_snapshot_describe. */
 typedef enum {
-        ITD_CKPT_BYTES = 1,
-        ITD_CKPT_U64 = 2,
-        ITD_CKPT_F32 = 3,
-        ITD_CKPT_F64 = 4,
-} itd_ckpt_dtype_t;
+        ITD_SNAPSHOT_BYTES = 1,
+        ITD_SNAPSHOT_U64 = 2,
+        ITD_SNAPSHOT_F32 = 3,
+        ITD_SNAPSHOT_F64 = 4,
+} itd_snapshot_dtype_t;
 
 /* Section flags. */
-#define ITD_CKPT_SEC_PARAM 1u /* model parameters (counted as such) */
+#define ITD_SNAPSHOT_SEC_PARAM 1u /* model parameters (counted as such) */
 
 /* Shapes of a model checkpoint; zeros for other kinds. */
-typedef struct itd_ckpt_shape_s {
+typedef struct itd_snapshot_shape_s {
         uint32_t model_type; /* itd_model_kind_t (model.h) */
         uint32_t optimizer;  /* itd_opt_t (mlp.h); 0 for logistic */
         uint64_t n_dense, n_fields, ids_per_field;
         uint64_t emb_buckets, emb_dim;
         uint64_t n_hidden;
-        uint64_t hidden[ITD_CKPT_MAX_HIDDEN];
-} itd_ckpt_shape_t;
+        uint64_t hidden[ITD_SNAPSHOT_MAX_HIDDEN];
+} itd_snapshot_shape_t;
 
 /* The header fields a caller sets (writing) or gets (reading). */
-typedef struct itd_ckpt_meta_s {
-        uint32_t kind;              /* itd_ckpt_kind_t */
+typedef struct itd_snapshot_meta_s {
+        uint32_t kind;              /* itd_snapshot_kind_t */
         uint64_t feature_spec_hash; /* what the inputs mean */
         uint64_t config_hash;       /* the options the state depends on */
         uint64_t examples;          /* examples learned from */
         uint64_t steps;             /* optimizer steps */
         int64_t created_ms;         /* wall clock, ms since the epoch */
-        itd_ckpt_shape_t shape;
-} itd_ckpt_meta_t;
+        itd_snapshot_shape_t shape;
+} itd_snapshot_meta_t;
 
 /* ---- writing ----------------------------------------------------------- */
 
-typedef struct itd_ckpt_writer_s itd_ckpt_writer_t;
+typedef struct itd_snapshot_writer_s itd_snapshot_writer_t;
 
 /**
  * @brief Starts a checkpoint at path: creates a temporary file next to it
  * and writes the header from meta (borrowed; copied).
- * @returns the writer (caller owns: finish with itd_ckpt_writer_commit or
- * itd_ckpt_writer_abort), or NULL with errstr set (ITD_ERR_IO cases: folder
+ * @returns the writer (caller owns: finish with itd_snapshot_writer_commit or
+ * itd_snapshot_writer_abort), or NULL with errstr set (ITD_ERR_IO cases: folder
  * missing or not writable).
  */
-itd_ckpt_writer_t *itd_ckpt_writer_new(const char *path,
-                                       const itd_ckpt_meta_t *meta,
-                                       char *errstr, size_t errstr_size);
+itd_snapshot_writer_t *itd_snapshot_writer_new(const char *path,
+                                               const itd_snapshot_meta_t *meta,
+                                               char *errstr,
+                                               size_t errstr_size);
 
 /**
  * @brief Appends one section. name: 1..15 bytes, unique in the file;
  * data: nbytes bytes (for F32/F64/U64, native numbers, stored
  * little-endian). I/O errors are remembered and reported by commit.
  */
-void itd_ckpt_writer_section(itd_ckpt_writer_t *w, const char *name,
-                             itd_ckpt_dtype_t dtype, uint32_t flags,
-                             const void *data, size_t nbytes);
+void itd_snapshot_writer_section(itd_snapshot_writer_t *w, const char *name,
+                                 itd_snapshot_dtype_t dtype, uint32_t flags,
+                                 const void *data, size_t nbytes);
 
 /**
  * @brief Ends the file (end marker, CRC), flushes, fsyncs, links the old
@@ -112,31 +114,31 @@ void itd_ckpt_writer_section(itd_ckpt_writer_t *w, const char *name,
  * @returns ITD_OK, or ITD_ERR_IO with errstr naming the step and errno text;
  * then the temporary is removed and path is untouched.
  */
-itd_err_t itd_ckpt_writer_commit(itd_ckpt_writer_t *w, char *errstr,
-                                 size_t errstr_size);
+itd_err_t itd_snapshot_writer_commit(itd_snapshot_writer_t *w, char *errstr,
+                                     size_t errstr_size);
 
 /** @brief Removes the temporary and frees w; NULL does nothing. */
-void itd_ckpt_writer_abort(itd_ckpt_writer_t *w);
+void itd_snapshot_writer_abort(itd_snapshot_writer_t *w);
 
 /* ---- reading ----------------------------------------------------------- */
 
-typedef struct itd_ckpt_s itd_ckpt_t;
+typedef struct itd_snapshot_s itd_snapshot_t;
 
 /**
  * @brief Reads and verifies a whole checkpoint: size, CRC, magic, version,
  * section structure.
- * @param out  gets the checkpoint (caller owns; itd_ckpt_destroy).
+ * @param out  gets the checkpoint (caller owns; itd_snapshot_destroy).
  * @returns ITD_OK; ITD_ERR_IO (cannot open/read); ITD_ERR_CORRUPT
  * ("checkpoint F: CRC mismatch (stored 0x.., computed 0x..)",
  * "checkpoint F: truncated at byte N ..."); ITD_ERR_INCOMPATIBLE
  * (another format version). Nothing is allocated on failure.
  */
-itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
-                        size_t errstr_size);
-void itd_ckpt_destroy(itd_ckpt_t *ck);
+itd_err_t itd_snapshot_read(const char *path, itd_snapshot_t **out,
+                            char *errstr, size_t errstr_size);
+void itd_snapshot_destroy(itd_snapshot_t *ck);
 
 /** @brief The header (borrowed, valid while ck lives). */
-const itd_ckpt_meta_t *itd_ckpt_meta(const itd_ckpt_t *ck);
+const itd_snapshot_meta_t *itd_snapshot_meta(const itd_snapshot_t *ck);
 
 /**
  * @brief Copies section name into dst, which must be exactly nbytes long
@@ -144,19 +146,19 @@ const itd_ckpt_meta_t *itd_ckpt_meta(const itd_ckpt_t *ck);
  * @returns ITD_OK; ITD_ERR_NOT_FOUND (no such section) or ITD_ERR_CORRUPT
  * (other type or size), with errstr naming the section and both sizes.
  */
-itd_err_t itd_ckpt_get(const itd_ckpt_t *ck, const char *name,
-                       itd_ckpt_dtype_t dtype, void *dst, size_t nbytes,
-                       char *errstr, size_t errstr_size);
+itd_err_t itd_snapshot_get(const itd_snapshot_t *ck, const char *name,
+                           itd_snapshot_dtype_t dtype, void *dst, size_t nbytes,
+                           char *errstr, size_t errstr_size);
 
 /**
  * @brief Prints a readable dump of the checkpoint at path to out: header
  * fields, shapes, and per section its type, element count, L2 norm and
  * range; totals of parameters and of optimizer state. Used by
  * `intentd inspect model FILE`.
- * @returns what itd_ckpt_read returns; on failure the error line is printed
+ * @returns what itd_snapshot_read returns; on failure the error line is printed
  * too.
  */
-itd_err_t itd_ckpt_describe(const char *path, FILE *out, char *errstr,
-                            size_t errstr_size);
+itd_err_t itd_snapshot_describe(const char *path, FILE *out, char *errstr,
+                                size_t errstr_size);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * test_checkpoint.c - the checkpoint container (model/checkpoint.c) and
- * model checkpoints through it: CRC32C, round trip, a flipped bit anywhere
+ * test_snapshot.c - the snapshot container (model/snapshot.c) and model
+ * snapshots through it: CRC32C, round trip, a flipped bit anywhere
  * and a cut anywhere are both ITD_ERR_CORRUPT, another format version or
  * feature spec is ITD_ERR_INCOMPATIBLE, writes are atomic (no temporary
  * left, the old file intact when a write fails, the last good one kept as
@@ -19,9 +19,9 @@
 
 #include <criterion/criterion.h>
 
-#include "intentd/checkpoint.h"
 #include "intentd/crc32c.h"
 #include "intentd/model.h"
+#include "intentd/snapshot.h"
 #include "testutil.h"
 
 static char dir[512], path[600];
@@ -37,10 +37,10 @@ static const double vals_f64[3] = {1.5, -2.25, 1e300};
 static const float vals_f32[5] = {0.5f, -1.0f, 3.0f, 0.0f, 1e-20f};
 static const uint64_t vals_u64[2] = {42, UINT64_MAX};
 
-static itd_ckpt_meta_t sample_meta(void) {
-        itd_ckpt_meta_t m;
+static itd_snapshot_meta_t sample_meta(void) {
+        itd_snapshot_meta_t m;
         memset(&m, 0, sizeof(m));
-        m.kind = ITD_CKPT_KIND_MODEL;
+        m.kind = ITD_SNAPSHOT_KIND_MODEL;
         m.feature_spec_hash = 0x1122334455667788ull;
         m.config_hash = 0x99AABBCCDDEEFF00ull;
         m.examples = 123456;
@@ -60,18 +60,20 @@ static itd_ckpt_meta_t sample_meta(void) {
 }
 
 static void write_sample(const char *p) {
-        itd_ckpt_meta_t meta = sample_meta();
+        itd_snapshot_meta_t meta = sample_meta();
         char err[512];
-        itd_ckpt_writer_t *w = itd_ckpt_writer_new(p, &meta, err, sizeof(err));
+        itd_snapshot_writer_t *w =
+            itd_snapshot_writer_new(p, &meta, err, sizeof(err));
         cr_assert_not_null(w, "%s", err);
-        itd_ckpt_writer_section(w, "f32s", ITD_CKPT_F32, ITD_CKPT_SEC_PARAM,
-                                vals_f32, sizeof(vals_f32));
-        itd_ckpt_writer_section(w, "f64s", ITD_CKPT_F64, 0, vals_f64,
-                                sizeof(vals_f64));
-        itd_ckpt_writer_section(w, "u64s", ITD_CKPT_U64, 0, vals_u64,
-                                sizeof(vals_u64));
-        itd_ckpt_writer_section(w, "raw", ITD_CKPT_BYTES, 0, "abc", 3);
-        cr_assert_eq(itd_ckpt_writer_commit(w, err, sizeof(err)), ITD_OK,
+        itd_snapshot_writer_section(w, "f32s", ITD_SNAPSHOT_F32,
+                                    ITD_SNAPSHOT_SEC_PARAM, vals_f32,
+                                    sizeof(vals_f32));
+        itd_snapshot_writer_section(w, "f64s", ITD_SNAPSHOT_F64, 0, vals_f64,
+                                    sizeof(vals_f64));
+        itd_snapshot_writer_section(w, "u64s", ITD_SNAPSHOT_U64, 0, vals_u64,
+                                    sizeof(vals_u64));
+        itd_snapshot_writer_section(w, "raw", ITD_SNAPSHOT_BYTES, 0, "abc", 3);
+        cr_assert_eq(itd_snapshot_writer_commit(w, err, sizeof(err)), ITD_OK,
                      "%s", err);
 }
 
@@ -119,9 +121,9 @@ Test(checkpoint, crc32c_matches_the_published_check_value) {
         const char *s = "The quick brown fox jumps over the lazy dog.";
         uint32_t whole = itd_crc32c(0, s, strlen(s));
         for (size_t cut = 0; cut <= strlen(s); cut++)
-                cr_expect_eq(itd_crc32c(itd_crc32c(0, s, cut), s + cut,
-                                        strlen(s) - cut),
-                             whole, "split at %zu", cut);
+                cr_expect_eq(
+                    itd_crc32c(itd_crc32c(0, s, cut), s + cut, strlen(s) - cut),
+                    whole, "split at %zu", cut);
         /* 32 zero bytes: the iSCSI test vector */
         uint8_t zeros[32] = {0};
         cr_assert_eq(itd_crc32c(0, zeros, 32), 0x8A9136AAu);
@@ -129,48 +131,48 @@ Test(checkpoint, crc32c_matches_the_published_check_value) {
 
 Test(checkpoint, round_trip_keeps_header_and_every_section) {
         write_sample(path);
-        itd_ckpt_t *ck;
+        itd_snapshot_t *ck;
         char err[512];
-        cr_assert_eq(itd_ckpt_read(path, &ck, err, sizeof(err)), ITD_OK,
+        cr_assert_eq(itd_snapshot_read(path, &ck, err, sizeof(err)), ITD_OK,
                      "%s", err);
-        itd_ckpt_meta_t want = sample_meta();
-        const itd_ckpt_meta_t *got = itd_ckpt_meta(ck);
+        itd_snapshot_meta_t want = sample_meta();
+        const itd_snapshot_meta_t *got = itd_snapshot_meta(ck);
         cr_assert_eq(memcmp(got, &want, sizeof(want)), 0, "header differs");
 
         float f32[5];
         double f64[3];
         uint64_t u64[2];
         char raw[3];
-        cr_assert_eq(itd_ckpt_get(ck, "f32s", ITD_CKPT_F32, f32, sizeof(f32),
-                                  err, sizeof(err)),
+        cr_assert_eq(itd_snapshot_get(ck, "f32s", ITD_SNAPSHOT_F32, f32,
+                                      sizeof(f32), err, sizeof(err)),
                      ITD_OK, "%s", err);
         cr_assert_eq(memcmp(f32, vals_f32, sizeof(f32)), 0);
-        cr_assert_eq(itd_ckpt_get(ck, "f64s", ITD_CKPT_F64, f64, sizeof(f64),
-                                  err, sizeof(err)),
+        cr_assert_eq(itd_snapshot_get(ck, "f64s", ITD_SNAPSHOT_F64, f64,
+                                      sizeof(f64), err, sizeof(err)),
                      ITD_OK);
         cr_assert_eq(memcmp(f64, vals_f64, sizeof(f64)), 0);
-        cr_assert_eq(itd_ckpt_get(ck, "u64s", ITD_CKPT_U64, u64, sizeof(u64),
-                                  err, sizeof(err)),
+        cr_assert_eq(itd_snapshot_get(ck, "u64s", ITD_SNAPSHOT_U64, u64,
+                                      sizeof(u64), err, sizeof(err)),
                      ITD_OK);
         cr_assert_eq(memcmp(u64, vals_u64, sizeof(u64)), 0);
-        cr_assert_eq(itd_ckpt_get(ck, "raw", ITD_CKPT_BYTES, raw, 3, err,
-                                  sizeof(err)),
+        cr_assert_eq(itd_snapshot_get(ck, "raw", ITD_SNAPSHOT_BYTES, raw, 3,
+                                      err, sizeof(err)),
                      ITD_OK);
         cr_assert_eq(memcmp(raw, "abc", 3), 0);
 
-        cr_assert_eq(itd_ckpt_get(ck, "nope", ITD_CKPT_F32, f32, 4, err,
-                                  sizeof(err)),
+        cr_assert_eq(itd_snapshot_get(ck, "nope", ITD_SNAPSHOT_F32, f32, 4, err,
+                                      sizeof(err)),
                      ITD_ERR_NOT_FOUND);
         cr_assert(strstr(err, "'nope'"), "%s", err);
-        cr_assert_eq(itd_ckpt_get(ck, "f32s", ITD_CKPT_F32, f32, 16, err,
-                                  sizeof(err)),
+        cr_assert_eq(itd_snapshot_get(ck, "f32s", ITD_SNAPSHOT_F32, f32, 16,
+                                      err, sizeof(err)),
                      ITD_ERR_CORRUPT, "size differs");
         cr_assert(strstr(err, "20 bytes") && strstr(err, "16 bytes"), "%s",
                   err);
-        cr_assert_eq(itd_ckpt_get(ck, "f64s", ITD_CKPT_F32, f64, 24, err,
-                                  sizeof(err)),
+        cr_assert_eq(itd_snapshot_get(ck, "f64s", ITD_SNAPSHOT_F32, f64, 24,
+                                      err, sizeof(err)),
                      ITD_ERR_CORRUPT, "type differs");
-        itd_ckpt_destroy(ck);
+        itd_snapshot_destroy(ck);
 }
 
 Test(checkpoint, a_flipped_bit_anywhere_is_corrupt) {
@@ -187,23 +189,23 @@ Test(checkpoint, a_flipped_bit_anywhere_is_corrupt) {
                         buf[i] ^= (uint8_t)(which ? 0x80 : 1u << (i % 8));
                         spit(bad_path, buf, n);
                         free(buf);
-                        itd_ckpt_t *ck = NULL;
+                        itd_snapshot_t *ck = NULL;
                         itd_err_t e =
-                            itd_ckpt_read(bad_path, &ck, err, sizeof(err));
+                            itd_snapshot_read(bad_path, &ck, err, sizeof(err));
                         cr_expect_eq(e, ITD_ERR_CORRUPT,
                                      "byte %zu of %zu: %s (%s)", i, n,
                                      itd_err_str(e), err);
                         cr_expect_null(ck);
-                        itd_ckpt_destroy(ck);
+                        itd_snapshot_destroy(ck);
                 }
         }
         /* a flip in the payload names the CRCs */
         uint8_t *buf = malloc(n);
         memcpy(buf, good, n);
-        buf[ITD_CKPT_HEADER_BYTES + 40] ^= 4;
+        buf[ITD_SNAPSHOT_HEADER_BYTES + 40] ^= 4;
         spit(bad_path, buf, n);
-        cr_assert_eq(itd_ckpt_read(bad_path, &(itd_ckpt_t *){NULL}, err,
-                                   sizeof(err)),
+        cr_assert_eq(itd_snapshot_read(bad_path, &(itd_snapshot_t *){NULL}, err,
+                                       sizeof(err)),
                      ITD_ERR_CORRUPT);
         cr_assert(strstr(err, "CRC mismatch (stored 0x") &&
                       strstr(err, ", computed 0x") && strstr(err, bad_path),
@@ -220,11 +222,12 @@ Test(checkpoint, a_cut_anywhere_is_corrupt_and_says_truncated) {
         snprintf(cut_path, sizeof(cut_path), "%s/cut.ckpt", dir);
         for (size_t len = 0; len < n; len++) {
                 spit(cut_path, good, len);
-                itd_ckpt_t *ck = NULL;
-                itd_err_t e = itd_ckpt_read(cut_path, &ck, err, sizeof(err));
+                itd_snapshot_t *ck = NULL;
+                itd_err_t e =
+                    itd_snapshot_read(cut_path, &ck, err, sizeof(err));
                 cr_expect_eq(e, ITD_ERR_CORRUPT, "cut at %zu: %s", len, err);
                 cr_expect_null(ck);
-                itd_ckpt_destroy(ck);
+                itd_snapshot_destroy(ck);
                 if (len >= 8) {
                         snprintf(want, sizeof(want), "truncated at byte %zu",
                                  len);
@@ -237,8 +240,8 @@ Test(checkpoint, a_cut_anywhere_is_corrupt_and_says_truncated) {
         memcpy(longer, good, n);
         longer[n] = 0;
         spit(cut_path, longer, n + 1);
-        cr_assert_eq(itd_ckpt_read(cut_path, &(itd_ckpt_t *){NULL}, err,
-                                   sizeof(err)),
+        cr_assert_eq(itd_snapshot_read(cut_path, &(itd_snapshot_t *){NULL}, err,
+                                       sizeof(err)),
                      ITD_ERR_CORRUPT);
         free(longer);
         free(good);
@@ -254,8 +257,8 @@ Test(checkpoint, another_format_version_is_incompatible_not_corrupt) {
                 buf[n - 4 + i] = (uint8_t)(crc >> (8 * i));
         spit(path, buf, n);
         char err[512];
-        cr_assert_eq(itd_ckpt_read(path, &(itd_ckpt_t *){NULL}, err,
-                                   sizeof(err)),
+        cr_assert_eq(itd_snapshot_read(path, &(itd_snapshot_t *){NULL}, err,
+                                       sizeof(err)),
                      ITD_ERR_INCOMPATIBLE);
         cr_assert(strstr(err, "format version 2") && strstr(err, "version 1"),
                   "%s", err);
@@ -264,13 +267,13 @@ Test(checkpoint, another_format_version_is_incompatible_not_corrupt) {
 
 Test(checkpoint, a_missing_file_is_not_found_and_junk_is_corrupt) {
         char err[512];
-        cr_assert_eq(itd_ckpt_read(path, &(itd_ckpt_t *){NULL}, err,
-                                   sizeof(err)),
+        cr_assert_eq(itd_snapshot_read(path, &(itd_snapshot_t *){NULL}, err,
+                                       sizeof(err)),
                      ITD_ERR_NOT_FOUND);
         cr_assert(strstr(err, path), "%s", err);
         spit(path, (const uint8_t *)"hello, world\n", 13);
-        cr_assert_eq(itd_ckpt_read(path, &(itd_ckpt_t *){NULL}, err,
-                                   sizeof(err)),
+        cr_assert_eq(itd_snapshot_read(path, &(itd_snapshot_t *){NULL}, err,
+                                       sizeof(err)),
                      ITD_ERR_CORRUPT);
         cr_assert(strstr(err, "not an intentd checkpoint"), "%s", err);
 }
@@ -293,11 +296,11 @@ static itd_model_t *small_model(int type) {
 
 Test(checkpoint, another_feature_spec_is_incompatible_and_names_both) {
         itd_model_t *m = small_model(ITD_MODEL_KIND_MLP);
-        itd_ckpt_meta_t meta = {.feature_spec_hash = 0xABCDull};
+        itd_snapshot_meta_t meta = {.feature_spec_hash = 0xABCDull};
         char err[512];
         cr_assert_eq(itd_model_save(m, path, &meta, err, sizeof(err)), ITD_OK,
                      "%s", err);
-        itd_ckpt_meta_t expect = {.feature_spec_hash = 0x1234ull};
+        itd_snapshot_meta_t expect = {.feature_spec_hash = 0x1234ull};
         cr_assert_eq(itd_model_load(m, path, &expect, err, sizeof(err)),
                      ITD_ERR_INCOMPATIBLE);
         cr_assert(strstr(err, "feature spec 0x000000000000abcd") &&
@@ -305,8 +308,8 @@ Test(checkpoint, another_feature_spec_is_incompatible_and_names_both) {
                       strstr(err, path),
                   "%s", err);
         expect.feature_spec_hash = 0xABCDull;
-        cr_assert_eq(itd_model_load(m, path, &expect, err, sizeof(err)),
-                     ITD_OK, "%s", err);
+        cr_assert_eq(itd_model_load(m, path, &expect, err, sizeof(err)), ITD_OK,
+                     "%s", err);
         /* another config hash (say, another optimizer) */
         expect.config_hash = 77;
         cr_assert_eq(itd_model_load(m, path, &expect, err, sizeof(err)),
@@ -385,8 +388,8 @@ Test(checkpoint, a_failed_write_leaves_the_previous_file_intact) {
         uint8_t *after = slurp(path, &n1);
         cr_assert(n0 == n1 && memcmp(before, after, n0) == 0,
                   "previous checkpoint unchanged");
-        cr_assert_eq(list_dir(names, sizeof(names)), 1,
-                     "no temporary left: %s", names);
+        cr_assert_eq(list_dir(names, sizeof(names)), 1, "no temporary left: %s",
+                     names);
         free(before);
         free(after);
 
@@ -403,13 +406,13 @@ Test(checkpoint, a_failed_write_leaves_the_previous_file_intact) {
 
 Test(checkpoint, describe_prints_header_shapes_and_tensors) {
         itd_model_t *m = small_model(ITD_MODEL_KIND_MLP);
-        itd_ckpt_meta_t meta = {.feature_spec_hash = 0xFEEDull};
+        itd_snapshot_meta_t meta = {.feature_spec_hash = 0xFEEDull};
         char err[512];
         cr_assert_eq(itd_model_save(m, path, &meta, err, sizeof(err)), ITD_OK);
         char out_path[700];
         snprintf(out_path, sizeof(out_path), "%s/describe.txt", dir);
         FILE *out = fopen(out_path, "w");
-        cr_assert_eq(itd_ckpt_describe(path, out, err, sizeof(err)), ITD_OK,
+        cr_assert_eq(itd_snapshot_describe(path, out, err, sizeof(err)), ITD_OK,
                      "%s", err);
         fclose(out);
         char *text = tu_read_file(out_path);
@@ -433,8 +436,7 @@ Test(checkpoint, describe_prints_header_shapes_and_tensors) {
         char params[64];
         snprintf(params, sizeof(params), "parameters       %zu",
                  itd_model_n_params(m));
-        cr_expect(strstr(text, params), "missing \"%s\" in:\n%s", params,
-                  text);
+        cr_expect(strstr(text, params), "missing \"%s\" in:\n%s", params, text);
         free(text);
 
         /* a damaged file: the error is printed and returned */
@@ -444,7 +446,7 @@ Test(checkpoint, describe_prints_header_shapes_and_tensors) {
         spit(path, buf, n);
         free(buf);
         out = fopen(out_path, "w");
-        cr_assert_eq(itd_ckpt_describe(path, out, err, sizeof(err)),
+        cr_assert_eq(itd_snapshot_describe(path, out, err, sizeof(err)),
                      ITD_ERR_CORRUPT);
         fclose(out);
         text = tu_read_file(out_path);

@@ -1,5 +1,5 @@
 /*
- * checkpoint.c - the checkpoint container (layout in checkpoint.h): a
+ * snapshot.c - the snapshot container (layout in snapshot.h): a
  * streaming writer that lands atomically on disk, a verifying reader, and
  * a readable dump for `intentd inspect model`.
  *
@@ -19,15 +19,15 @@
 #include <unistd.h>
 
 #include "intentd/bytes.h"
-#include "intentd/checkpoint.h"
 #include "intentd/crc32c.h"
 #include "intentd/mem.h"
+#include "intentd/snapshot.h"
 
 static const char MAGIC[8] = {'I', 'T', 'D', 'C', 'K', 'P', 'T', '\0'};
 #define SECTION_HEADER_BYTES 32 /* name 16, dtype 4, flags 4, nbytes 8 */
 #define CRC_BYTES 4
-#define MIN_FILE_BYTES \
-        (ITD_CKPT_HEADER_BYTES + SECTION_HEADER_BYTES + CRC_BYTES)
+#define MIN_FILE_BYTES                                                         \
+        (ITD_SNAPSHOT_HEADER_BYTES + SECTION_HEADER_BYTES + CRC_BYTES)
 
 /* ---- little-endian encoding -------------------------------------------- */
 
@@ -38,12 +38,12 @@ static int host_is_little_endian(void) {
 
 static size_t dtype_size(uint32_t dtype) {
         switch (dtype) {
-        case ITD_CKPT_BYTES:
+        case ITD_SNAPSHOT_BYTES:
                 return 1;
-        case ITD_CKPT_F32:
+        case ITD_SNAPSHOT_F32:
                 return 4;
-        case ITD_CKPT_U64:
-        case ITD_CKPT_F64:
+        case ITD_SNAPSHOT_U64:
+        case ITD_SNAPSHOT_F64:
                 return 8;
         default:
                 return 0;
@@ -52,13 +52,13 @@ static size_t dtype_size(uint32_t dtype) {
 
 static const char *dtype_name(uint32_t dtype) {
         switch (dtype) {
-        case ITD_CKPT_BYTES:
+        case ITD_SNAPSHOT_BYTES:
                 return "bytes";
-        case ITD_CKPT_U64:
+        case ITD_SNAPSHOT_U64:
                 return "u64";
-        case ITD_CKPT_F32:
+        case ITD_SNAPSHOT_F32:
                 return "f32";
-        case ITD_CKPT_F64:
+        case ITD_SNAPSHOT_F64:
                 return "f64";
         default:
                 return "?";
@@ -79,19 +79,19 @@ static void copy_le(void *dst, const void *src, size_t nbytes, size_t es) {
                         d[i + k] = s[i + es - 1 - k];
 }
 
-static void encode_header(uint8_t *h, const itd_ckpt_meta_t *meta) {
-        memset(h, 0, ITD_CKPT_HEADER_BYTES);
+static void encode_header(uint8_t *h, const itd_snapshot_meta_t *meta) {
+        memset(h, 0, ITD_SNAPSHOT_HEADER_BYTES);
         memcpy(h, MAGIC, 8);
-        itd_put_le32(h + 8, ITD_CKPT_VERSION);
+        itd_put_le32(h + 8, ITD_SNAPSHOT_VERSION);
         itd_put_le32(h + 12, meta->kind);
-        itd_put_le32(h + 16, ITD_CKPT_HEADER_BYTES);
+        itd_put_le32(h + 16, ITD_SNAPSHOT_HEADER_BYTES);
         itd_put_le32(h + 20, 0);
         itd_put_le64(h + 24, meta->feature_spec_hash);
         itd_put_le64(h + 32, meta->config_hash);
         itd_put_le64(h + 40, meta->examples);
         itd_put_le64(h + 48, meta->steps);
         itd_put_le64(h + 56, (uint64_t)meta->created_ms);
-        const itd_ckpt_shape_t *s = &meta->shape;
+        const itd_snapshot_shape_t *s = &meta->shape;
         itd_put_le32(h + 64, s->model_type);
         itd_put_le32(h + 68, s->optimizer);
         itd_put_le64(h + 72, s->n_dense);
@@ -100,11 +100,11 @@ static void encode_header(uint8_t *h, const itd_ckpt_meta_t *meta) {
         itd_put_le64(h + 96, s->emb_buckets);
         itd_put_le64(h + 104, s->emb_dim);
         itd_put_le64(h + 112, s->n_hidden);
-        for (int i = 0; i < ITD_CKPT_MAX_HIDDEN; i++)
+        for (int i = 0; i < ITD_SNAPSHOT_MAX_HIDDEN; i++)
                 itd_put_le64(h + 120 + 8 * i, s->hidden[i]);
 }
 
-static void decode_header(const uint8_t *h, itd_ckpt_meta_t *meta) {
+static void decode_header(const uint8_t *h, itd_snapshot_meta_t *meta) {
         memset(meta, 0, sizeof(*meta));
         meta->kind = itd_get_le32(h + 12);
         meta->feature_spec_hash = itd_get_le64(h + 24);
@@ -112,7 +112,7 @@ static void decode_header(const uint8_t *h, itd_ckpt_meta_t *meta) {
         meta->examples = itd_get_le64(h + 40);
         meta->steps = itd_get_le64(h + 48);
         meta->created_ms = (int64_t)itd_get_le64(h + 56);
-        itd_ckpt_shape_t *s = &meta->shape;
+        itd_snapshot_shape_t *s = &meta->shape;
         s->model_type = itd_get_le32(h + 64);
         s->optimizer = itd_get_le32(h + 68);
         s->n_dense = itd_get_le64(h + 72);
@@ -121,23 +121,23 @@ static void decode_header(const uint8_t *h, itd_ckpt_meta_t *meta) {
         s->emb_buckets = itd_get_le64(h + 96);
         s->emb_dim = itd_get_le64(h + 104);
         s->n_hidden = itd_get_le64(h + 112);
-        for (int i = 0; i < ITD_CKPT_MAX_HIDDEN; i++)
+        for (int i = 0; i < ITD_SNAPSHOT_MAX_HIDDEN; i++)
                 s->hidden[i] = itd_get_le64(h + 120 + 8 * i);
 }
 
 /* ---- writing ----------------------------------------------------------- */
 
-struct itd_ckpt_writer_s {
+struct itd_snapshot_writer_s {
         char *path;     /* final name */
         char *tmp_path; /* "<path>.tmp.XXXXXX" in the same folder */
         FILE *fp;
         uint32_t crc;
         uint64_t bytes;
-        int failed;     /* first failure is in err */
+        int failed; /* first failure is in err */
         char err[256];
 };
 
-static void w_fail(itd_ckpt_writer_t *w, const char *what) {
+static void w_fail(itd_snapshot_writer_t *w, const char *what) {
         if (w->failed)
                 return;
         w->failed = 1;
@@ -145,7 +145,7 @@ static void w_fail(itd_ckpt_writer_t *w, const char *what) {
                  what, w->tmp_path, strerror(errno));
 }
 
-static void w_bytes(itd_ckpt_writer_t *w, const void *data, size_t n) {
+static void w_bytes(itd_snapshot_writer_t *w, const void *data, size_t n) {
         if (w->failed || n == 0)
                 return;
         if (fwrite(data, 1, n, w->fp) != n) {
@@ -162,10 +162,11 @@ static int64_t now_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-itd_ckpt_writer_t *itd_ckpt_writer_new(const char *path,
-                                       const itd_ckpt_meta_t *meta,
-                                       char *errstr, size_t errstr_size) {
-        itd_ckpt_writer_t *w = itd_xcalloc(1, sizeof(*w));
+itd_snapshot_writer_t *itd_snapshot_writer_new(const char *path,
+                                               const itd_snapshot_meta_t *meta,
+                                               char *errstr,
+                                               size_t errstr_size) {
+        itd_snapshot_writer_t *w = itd_xcalloc(1, sizeof(*w));
         w->path = itd_xstrdup(path);
         size_t n = strlen(path) + sizeof(".tmp.XXXXXX");
         w->tmp_path = itd_xmalloc(n);
@@ -173,8 +174,8 @@ itd_ckpt_writer_t *itd_ckpt_writer_new(const char *path,
         int fd = mkstemp(w->tmp_path);
         if (fd < 0) {
                 itd_errf(errstr, errstr_size,
-                        "checkpoint %s: cannot create temporary %s: %s", path,
-                        w->tmp_path, strerror(errno));
+                         "checkpoint %s: cannot create temporary %s: %s", path,
+                         w->tmp_path, strerror(errno));
                 free(w->tmp_path);
                 free(w->path);
                 free(w);
@@ -185,7 +186,7 @@ itd_ckpt_writer_t *itd_ckpt_writer_new(const char *path,
         w->fp = fdopen(fd, "wb");
         if (!w->fp) {
                 itd_errf(errstr, errstr_size, "checkpoint %s: fdopen: %s", path,
-                        strerror(errno));
+                         strerror(errno));
                 close(fd);
                 unlink(w->tmp_path);
                 free(w->tmp_path);
@@ -193,22 +194,22 @@ itd_ckpt_writer_t *itd_ckpt_writer_new(const char *path,
                 free(w);
                 return NULL;
         }
-        itd_ckpt_meta_t m = *meta;
+        itd_snapshot_meta_t m = *meta;
         if (m.created_ms == 0)
                 m.created_ms = now_ms();
-        uint8_t h[ITD_CKPT_HEADER_BYTES];
+        uint8_t h[ITD_SNAPSHOT_HEADER_BYTES];
         encode_header(h, &m);
         w_bytes(w, h, sizeof(h));
         return w;
 }
 
-void itd_ckpt_writer_section(itd_ckpt_writer_t *w, const char *name,
-                             itd_ckpt_dtype_t dtype, uint32_t flags,
-                             const void *data, size_t nbytes) {
+void itd_snapshot_writer_section(itd_snapshot_writer_t *w, const char *name,
+                                 itd_snapshot_dtype_t dtype, uint32_t flags,
+                                 const void *data, size_t nbytes) {
         size_t es = dtype_size(dtype);
         size_t len = strlen(name);
         /* our own callers name sections; a bad one is a bug, not input */
-        if (len == 0 || len >= ITD_CKPT_NAME_MAX || es == 0 ||
+        if (len == 0 || len >= ITD_SNAPSHOT_NAME_MAX || es == 0 ||
             nbytes % es) {
                 if (!w->failed) {
                         w->failed = 1;
@@ -232,8 +233,8 @@ void itd_ckpt_writer_section(itd_ckpt_writer_t *w, const char *name,
         uint8_t chunk[4096];
         const uint8_t *src = data;
         for (size_t off = 0; off < nbytes; off += sizeof(chunk)) {
-                size_t n = nbytes - off < sizeof(chunk) ? nbytes - off
-                                                        : sizeof(chunk);
+                size_t n =
+                    nbytes - off < sizeof(chunk) ? nbytes - off : sizeof(chunk);
                 copy_le(chunk, src + off, n, es);
                 w_bytes(w, chunk, n);
         }
@@ -301,8 +302,8 @@ static void fsync_dir_of(const char *path) {
         free(dir);
 }
 
-itd_err_t itd_ckpt_writer_commit(itd_ckpt_writer_t *w, char *errstr,
-                                 size_t errstr_size) {
+itd_err_t itd_snapshot_writer_commit(itd_snapshot_writer_t *w, char *errstr,
+                                     size_t errstr_size) {
         uint8_t end[SECTION_HEADER_BYTES] = {0};
         w_bytes(w, end, sizeof(end));
         if (!w->failed) {
@@ -348,7 +349,7 @@ itd_err_t itd_ckpt_writer_commit(itd_ckpt_writer_t *w, char *errstr,
         return err;
 }
 
-void itd_ckpt_writer_abort(itd_ckpt_writer_t *w) {
+void itd_snapshot_writer_abort(itd_snapshot_writer_t *w) {
         if (!w)
                 return;
         if (w->fp)
@@ -362,14 +363,14 @@ void itd_ckpt_writer_abort(itd_ckpt_writer_t *w) {
 /* ---- reading ----------------------------------------------------------- */
 
 typedef struct section_s {
-        char name[ITD_CKPT_NAME_MAX];
+        char name[ITD_SNAPSHOT_NAME_MAX];
         uint32_t dtype, flags;
         size_t off; /* payload offset in the file */
         size_t nbytes;
 } section_t;
 
-struct itd_ckpt_s {
-        itd_ckpt_meta_t meta;
+struct itd_snapshot_s {
+        itd_snapshot_meta_t meta;
         uint8_t *buf;
         size_t size;
         section_t *sec;
@@ -382,11 +383,10 @@ struct itd_ckpt_s {
  * byte where the walk ran out of file (truncation), and the name of the
  * section that did; -2 for anything else malformed, described in why.
  */
-static int walk(const uint8_t *buf, size_t size, section_t *sec,
-                size_t *n_sec, size_t *bad_at, char *bad_name, char *why,
-                size_t why_size) {
+static int walk(const uint8_t *buf, size_t size, section_t *sec, size_t *n_sec,
+                size_t *bad_at, char *bad_name, char *why, size_t why_size) {
         size_t body_end = size - CRC_BYTES;
-        size_t pos = ITD_CKPT_HEADER_BYTES, n = 0;
+        size_t pos = ITD_SNAPSHOT_HEADER_BYTES, n = 0;
         bad_name[0] = '\0';
         for (;;) {
                 if (pos + SECTION_HEADER_BYTES > body_end) {
@@ -407,16 +407,15 @@ static int walk(const uint8_t *buf, size_t size, section_t *sec,
                         if (pos + SECTION_HEADER_BYTES != body_end) {
                                 snprintf(why, why_size,
                                          "%zu bytes after the end marker",
-                                         body_end - pos -
-                                             SECTION_HEADER_BYTES);
+                                         body_end - pos - SECTION_HEADER_BYTES);
                                 return -2;
                         }
                         *n_sec = n;
                         return 0;
                 }
-                char name[ITD_CKPT_NAME_MAX];
-                memcpy(name, h, ITD_CKPT_NAME_MAX);
-                if (name[ITD_CKPT_NAME_MAX - 1] != '\0') {
+                char name[ITD_SNAPSHOT_NAME_MAX];
+                memcpy(name, h, ITD_SNAPSHOT_NAME_MAX);
+                if (name[ITD_SNAPSHOT_NAME_MAX - 1] != '\0') {
                         snprintf(why, why_size,
                                  "section name at byte %zu is not terminated",
                                  pos);
@@ -424,7 +423,7 @@ static int walk(const uint8_t *buf, size_t size, section_t *sec,
                 }
                 pos += SECTION_HEADER_BYTES;
                 if (nbytes > body_end - pos) {
-                        memcpy(bad_name, name, ITD_CKPT_NAME_MAX);
+                        memcpy(bad_name, name, ITD_SNAPSHOT_NAME_MAX);
                         *bad_at = nbytes > SIZE_MAX - pos
                                       ? SIZE_MAX
                                       : pos + (size_t)nbytes;
@@ -445,7 +444,7 @@ static int walk(const uint8_t *buf, size_t size, section_t *sec,
                                 return -2;
                         }
                 if (sec) {
-                        memcpy(sec[n].name, name, ITD_CKPT_NAME_MAX);
+                        memcpy(sec[n].name, name, ITD_SNAPSHOT_NAME_MAX);
                         sec[n].dtype = dtype;
                         sec[n].flags = itd_get_le32(h + 20);
                         sec[n].off = pos;
@@ -461,13 +460,13 @@ static itd_err_t read_all(const char *path, uint8_t **out, size_t *size,
         FILE *fp = fopen(path, "rb");
         if (!fp) {
                 itd_errf(errstr, errstr_size, "checkpoint %s: cannot open: %s",
-                        path, strerror(errno));
+                         path, strerror(errno));
                 return errno == ENOENT ? ITD_ERR_NOT_FOUND : ITD_ERR_IO;
         }
         struct stat st;
         if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
                 itd_errf(errstr, errstr_size,
-                        "checkpoint %s: not a regular file", path);
+                         "checkpoint %s: not a regular file", path);
                 fclose(fp);
                 return ITD_ERR_IO;
         }
@@ -478,8 +477,8 @@ static itd_err_t read_all(const char *path, uint8_t **out, size_t *size,
         fclose(fp);
         if (bad || got != n) {
                 itd_errf(errstr, errstr_size,
-                        "checkpoint %s: read %zu of %zu bytes: %s", path, got,
-                        n, bad ? strerror(errno) : "file shrank");
+                         "checkpoint %s: read %zu of %zu bytes: %s", path, got,
+                         n, bad ? strerror(errno) : "file shrank");
                 free(buf);
                 return ITD_ERR_IO;
         }
@@ -488,8 +487,8 @@ static itd_err_t read_all(const char *path, uint8_t **out, size_t *size,
         return ITD_OK;
 }
 
-itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
-                        size_t errstr_size) {
+itd_err_t itd_snapshot_read(const char *path, itd_snapshot_t **out,
+                            char *errstr, size_t errstr_size) {
         *out = NULL;
         uint8_t *buf;
         size_t size;
@@ -499,63 +498,63 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
         err = ITD_ERR_CORRUPT;
         if (size < 8 || memcmp(buf, MAGIC, 8) != 0) {
                 itd_errf(errstr, errstr_size,
-                        "checkpoint %s: not an intentd checkpoint (no "
-                        "\"ITDCKPT\" magic at byte 0)",
-                        path);
+                         "checkpoint %s: not an intentd checkpoint (no "
+                         "\"ITDCKPT\" magic at byte 0)",
+                         path);
                 goto fail;
         }
         if (size < MIN_FILE_BYTES) {
                 itd_errf(errstr, errstr_size,
-                        "checkpoint %s: truncated at byte %zu (the smallest "
-                        "checkpoint has %d bytes)",
-                        path, size, MIN_FILE_BYTES);
+                         "checkpoint %s: truncated at byte %zu (the smallest "
+                         "checkpoint has %d bytes)",
+                         path, size, MIN_FILE_BYTES);
                 goto fail;
         }
         uint32_t stored = itd_get_le32(buf + size - CRC_BYTES);
         uint32_t computed = itd_crc32c(0, buf, size - CRC_BYTES);
         size_t n_sec = 0, bad_at = 0;
-        char bad_name[ITD_CKPT_NAME_MAX], why[160] = "";
+        char bad_name[ITD_SNAPSHOT_NAME_MAX], why[160] = "";
         if (stored != computed) {
                 /* a walk that runs out of file names the truncation */
                 if (walk(buf, size, NULL, &n_sec, &bad_at, bad_name, why,
                          sizeof(why)) == -1) {
                         if (bad_name[0])
                                 itd_errf(errstr, errstr_size,
-                                        "checkpoint %s: truncated at byte "
-                                        "%zu (section '%s' needs bytes up to "
-                                        "%zu; CRC mismatch)",
-                                        path, size, bad_name, bad_at);
+                                         "checkpoint %s: truncated at byte "
+                                         "%zu (section '%s' needs bytes up to "
+                                         "%zu; CRC mismatch)",
+                                         path, size, bad_name, bad_at);
                         else
                                 itd_errf(errstr, errstr_size,
-                                        "checkpoint %s: truncated at byte "
-                                        "%zu (no end marker; CRC mismatch)",
-                                        path, size);
+                                         "checkpoint %s: truncated at byte "
+                                         "%zu (no end marker; CRC mismatch)",
+                                         path, size);
                 } else {
                         itd_errf(errstr, errstr_size,
-                                "checkpoint %s: CRC mismatch (stored 0x%08x, "
-                                "computed 0x%08x)",
-                                path, stored, computed);
+                                 "checkpoint %s: CRC mismatch (stored 0x%08x, "
+                                 "computed 0x%08x)",
+                                 path, stored, computed);
                 }
                 goto fail;
         }
         uint32_t version = itd_get_le32(buf + 8);
-        if (version != ITD_CKPT_VERSION) {
+        if (version != ITD_SNAPSHOT_VERSION) {
                 itd_errf(errstr, errstr_size,
-                        "checkpoint %s: format version %u, this build reads "
-                        "version %d",
-                        path, version, ITD_CKPT_VERSION);
+                         "checkpoint %s: format version %u, this build reads "
+                         "version %d",
+                         path, version, ITD_SNAPSHOT_VERSION);
                 err = ITD_ERR_INCOMPATIBLE;
                 goto fail;
         }
-        if (itd_get_le32(buf + 16) != ITD_CKPT_HEADER_BYTES) {
+        if (itd_get_le32(buf + 16) != ITD_SNAPSHOT_HEADER_BYTES) {
                 itd_errf(errstr, errstr_size,
-                        "checkpoint %s: header of %u bytes, version %d has %d",
-                        path, itd_get_le32(buf + 16), ITD_CKPT_VERSION,
-                        ITD_CKPT_HEADER_BYTES);
+                         "checkpoint %s: header of %u bytes, version %d has %d",
+                         path, itd_get_le32(buf + 16), ITD_SNAPSHOT_VERSION,
+                         ITD_SNAPSHOT_HEADER_BYTES);
                 goto fail;
         }
-        int rc = walk(buf, size, NULL, &n_sec, &bad_at, bad_name, why,
-                      sizeof(why));
+        int rc =
+            walk(buf, size, NULL, &n_sec, &bad_at, bad_name, why, sizeof(why));
         if (rc == -1) {
                 /* a valid CRC over a file our writer never makes */
                 snprintf(why, sizeof(why), "sections run past the end");
@@ -563,16 +562,16 @@ itd_err_t itd_ckpt_read(const char *path, itd_ckpt_t **out, char *errstr,
         }
         if (rc == -2) {
                 itd_errf(errstr, errstr_size, "checkpoint %s: malformed: %s",
-                        path, why);
+                         path, why);
                 goto fail;
         }
-        itd_ckpt_t *ck = itd_xcalloc(1, sizeof(*ck));
+        itd_snapshot_t *ck = itd_xcalloc(1, sizeof(*ck));
         ck->sec = itd_xcalloc(n_sec, sizeof(section_t));
         rc = walk(buf, size, ck->sec, &ck->n_sec, &bad_at, bad_name, why,
                   sizeof(why));
         if (rc != 0) {
                 itd_errf(errstr, errstr_size, "checkpoint %s: malformed: %s",
-                        path, why);
+                         path, why);
                 free(ck->sec);
                 free(ck);
                 goto fail;
@@ -587,7 +586,7 @@ fail:
         return err;
 }
 
-void itd_ckpt_destroy(itd_ckpt_t *ck) {
+void itd_snapshot_destroy(itd_snapshot_t *ck) {
         if (!ck)
                 return;
         free(ck->buf);
@@ -595,23 +594,23 @@ void itd_ckpt_destroy(itd_ckpt_t *ck) {
         free(ck);
 }
 
-const itd_ckpt_meta_t *itd_ckpt_meta(const itd_ckpt_t *ck) {
+const itd_snapshot_meta_t *itd_snapshot_meta(const itd_snapshot_t *ck) {
         return &ck->meta;
 }
 
-itd_err_t itd_ckpt_get(const itd_ckpt_t *ck, const char *name,
-                       itd_ckpt_dtype_t dtype, void *dst, size_t nbytes,
-                       char *errstr, size_t errstr_size) {
+itd_err_t itd_snapshot_get(const itd_snapshot_t *ck, const char *name,
+                           itd_snapshot_dtype_t dtype, void *dst, size_t nbytes,
+                           char *errstr, size_t errstr_size) {
         for (size_t i = 0; i < ck->n_sec; i++) {
                 const section_t *s = &ck->sec[i];
                 if (strcmp(s->name, name) != 0)
                         continue;
                 if (s->dtype != (uint32_t)dtype || s->nbytes != nbytes) {
                         itd_errf(errstr, errstr_size,
-                                "checkpoint section '%s': %s of %zu bytes, "
-                                "expected %s of %zu bytes",
-                                name, dtype_name(s->dtype), s->nbytes,
-                                dtype_name(dtype), nbytes);
+                                 "checkpoint section '%s': %s of %zu bytes, "
+                                 "expected %s of %zu bytes",
+                                 name, dtype_name(s->dtype), s->nbytes,
+                                 dtype_name(dtype), nbytes);
                         return ITD_ERR_CORRUPT;
                 }
                 copy_le(dst, ck->buf + s->off, nbytes, dtype_size(dtype));
@@ -624,9 +623,9 @@ itd_err_t itd_ckpt_get(const itd_ckpt_t *ck, const char *name,
 /* ---- readable dump ----------------------------------------------------- */
 
 static const char *kind_name(uint32_t kind) {
-        return kind == ITD_CKPT_KIND_MODEL   ? "model"
-               : kind == ITD_CKPT_KIND_STATE ? "state"
-                                             : "unknown";
+        return kind == ITD_SNAPSHOT_KIND_MODEL   ? "model"
+               : kind == ITD_SNAPSHOT_KIND_STATE ? "state"
+                                                 : "unknown";
 }
 
 /* mirrors itd_model_kind_t and itd_opt_t without depending on them */
@@ -638,18 +637,18 @@ static const char *optimizer_name(uint32_t o) {
         return o == 0 ? "sgd" : o == 1 ? "adagrad" : o == 2 ? "adam" : "?";
 }
 
-static void describe_section(FILE *out, const itd_ckpt_t *ck,
+static void describe_section(FILE *out, const itd_snapshot_t *ck,
                              const section_t *s) {
         size_t es = dtype_size(s->dtype), n = s->nbytes / es;
         fprintf(out, "  %-15s %-5s %10zu%s", s->name, dtype_name(s->dtype), n,
-                s->flags & ITD_CKPT_SEC_PARAM ? "  param" : "       ");
+                s->flags & ITD_SNAPSHOT_SEC_PARAM ? "  param" : "       ");
         const uint8_t *p = ck->buf + s->off;
-        if (s->dtype == ITD_CKPT_F32 || s->dtype == ITD_CKPT_F64) {
+        if (s->dtype == ITD_SNAPSHOT_F32 || s->dtype == ITD_SNAPSHOT_F64) {
                 double sum2 = 0.0, lo = INFINITY, hi = -INFINITY;
                 size_t nonfinite = 0;
                 for (size_t i = 0; i < n; i++) {
                         double v;
-                        if (s->dtype == ITD_CKPT_F32) {
+                        if (s->dtype == ITD_SNAPSHOT_F32) {
                                 float f;
                                 copy_le(&f, p + 4 * i, 4, 4);
                                 v = f;
@@ -671,7 +670,7 @@ static void describe_section(FILE *out, const itd_ckpt_t *ck,
                                 sqrt(sum2), lo, hi);
                 if (nonfinite)
                         fprintf(out, "  NON-FINITE %zu", nonfinite);
-        } else if (s->dtype == ITD_CKPT_U64) {
+        } else if (s->dtype == ITD_SNAPSHOT_U64) {
                 fprintf(out, "  values");
                 for (size_t i = 0; i < n && i < 8; i++)
                         fprintf(out, " %" PRIu64, itd_get_le64(p + 8 * i));
@@ -681,18 +680,19 @@ static void describe_section(FILE *out, const itd_ckpt_t *ck,
         fputc('\n', out);
 }
 
-itd_err_t itd_ckpt_describe(const char *path, FILE *out, char *errstr,
-                            size_t errstr_size) {
-        itd_ckpt_t *ck;
+itd_err_t itd_snapshot_describe(const char *path, FILE *out, char *errstr,
+                                size_t errstr_size) {
+        itd_snapshot_t *ck;
         char err_local[512];
-        itd_err_t err = itd_ckpt_read(path, &ck, err_local, sizeof(err_local));
+        itd_err_t err =
+            itd_snapshot_read(path, &ck, err_local, sizeof(err_local));
         if (err) {
                 fprintf(out, "%s\n", err_local);
                 itd_errf(errstr, errstr_size, "%s", err_local);
                 return err;
         }
-        const itd_ckpt_meta_t *m = &ck->meta;
-        const itd_ckpt_shape_t *s = &m->shape;
+        const itd_snapshot_meta_t *m = &ck->meta;
+        const itd_snapshot_shape_t *s = &m->shape;
         char when[64] = "?";
         time_t secs = (time_t)(m->created_ms / 1000);
         struct tm tm;
@@ -700,7 +700,7 @@ itd_err_t itd_ckpt_describe(const char *path, FILE *out, char *errstr,
                 strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
         fprintf(out, "checkpoint %s\n", path);
         fprintf(out, "  format version   %d (%zu bytes, CRC32C 0x%08x ok)\n",
-                ITD_CKPT_VERSION, ck->size,
+                ITD_SNAPSHOT_VERSION, ck->size,
                 itd_get_le32(ck->buf + ck->size - CRC_BYTES));
         fprintf(out, "  kind             %s\n", kind_name(m->kind));
         fprintf(out, "  created          %s (%" PRId64 " ms)\n", when,
@@ -710,15 +710,15 @@ itd_err_t itd_ckpt_describe(const char *path, FILE *out, char *errstr,
         fprintf(out, "  config           0x%016" PRIx64 "\n", m->config_hash);
         fprintf(out, "  examples         %" PRIu64 "\n", m->examples);
         fprintf(out, "  steps            %" PRIu64 "\n", m->steps);
-        if (m->kind == ITD_CKPT_KIND_MODEL) {
+        if (m->kind == ITD_SNAPSHOT_KIND_MODEL) {
                 fprintf(out, "  model            %s",
                         model_type_name(s->model_type));
                 if (s->model_type == 0)
                         fprintf(out, ", optimizer %s",
                                 optimizer_name(s->optimizer));
-                fprintf(out, "\n  inputs           %" PRIu64
-                             " dense, %" PRIu64 " sparse fields x %" PRIu64
-                             " ids, %" PRIu64 " buckets",
+                fprintf(out,
+                        "\n  inputs           %" PRIu64 " dense, %" PRIu64
+                        " sparse fields x %" PRIu64 " ids, %" PRIu64 " buckets",
                         s->n_dense, s->n_fields, s->ids_per_field,
                         s->emb_buckets);
                 if (s->model_type == 0)
@@ -727,7 +727,8 @@ itd_err_t itd_ckpt_describe(const char *path, FILE *out, char *errstr,
                 if (s->model_type == 0) {
                         fprintf(out, "  hidden           ");
                         for (uint64_t l = 0;
-                             l < s->n_hidden && l < ITD_CKPT_MAX_HIDDEN; l++)
+                             l < s->n_hidden && l < ITD_SNAPSHOT_MAX_HIDDEN;
+                             l++)
                                 fprintf(out, "%s%" PRIu64, l ? ", " : "",
                                         s->hidden[l]);
                         fputc('\n', out);
@@ -739,13 +740,13 @@ itd_err_t itd_ckpt_describe(const char *path, FILE *out, char *errstr,
                 const section_t *sec = &ck->sec[i];
                 describe_section(out, ck, sec);
                 uint64_t n = sec->nbytes / dtype_size(sec->dtype);
-                if (sec->flags & ITD_CKPT_SEC_PARAM)
+                if (sec->flags & ITD_SNAPSHOT_SEC_PARAM)
                         n_param += n;
                 else
                         n_state += n;
         }
         fprintf(out, "  parameters       %" PRIu64 "\n", n_param);
         fprintf(out, "  other state      %" PRIu64 " values\n", n_state);
-        itd_ckpt_destroy(ck);
+        itd_snapshot_destroy(ck);
         return ITD_OK;
 }
