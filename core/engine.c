@@ -568,6 +568,31 @@ itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
         return ITD_ERR_NOT_FOUND;
 }
 
+size_t itd_engine_erase(itd_engine_t *eng, const char *user_id,
+                        uint64_t user_hash, itd_partition_erased_t *out,
+                        int32_t *held_out, size_t cap) {
+        size_t held = 0;
+        memset(out, 0, sizeof *out);
+        for (size_t p = 0; p < eng->n_parts; p++) {
+                itd_partition_erased_t e;
+                if (!eng->parts[p] ||
+                    !itd_partition_erase(eng->parts[p], user_id, user_hash,
+                                         &e))
+                        continue;
+                if (held < cap)
+                        held_out[held] = (int32_t)p;
+                held++;
+                out->users += e.users;
+                out->events += e.events;
+                out->pending += e.pending;
+                out->queued += e.queued;
+                out->triggers += e.triggers;
+                out->risk_triggers += e.risk_triggers;
+        }
+        itd_trainer_flush(eng->tr);
+        return held;
+}
+
 itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out) {
         for (size_t p = 0; p < eng->n_parts; p++) {
                 if (!eng->parts[p])

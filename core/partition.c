@@ -193,6 +193,22 @@ int itd_partition_risk_trigger(itd_partition_t *pt, uint64_t user_hash,
 
 /* ------------------------------------------------------- time and labels */
 
+int itd_partition_erase(itd_partition_t *pt, const char *user_id,
+                        uint64_t user_hash, itd_partition_erased_t *out) {
+        memset(out, 0, sizeof *out);
+        out->users = itd_state_erase(pt->st, user_id, &out->events) == ITD_OK;
+        itd_labeler_erased_t le;
+        itd_labeler_erase(pt->lb, user_hash, &le);
+        out->pending = le.pending;
+        out->queued = le.queued;
+        out->triggers = (uint64_t)itd_triggers_erase(pt->trg, user_hash);
+        if (pt->rtrg)
+                out->risk_triggers =
+                    (uint64_t)itd_triggers_erase(pt->rtrg, user_hash);
+        return out->users || out->pending || out->queued || out->triggers ||
+               out->risk_triggers;
+}
+
 void itd_partition_settle(itd_partition_t *pt) {
         itd_labeler_advance(pt->lb, itd_state_watermark(pt->st));
 }

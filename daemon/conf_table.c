@@ -95,6 +95,24 @@ const struct prop itd_conf_props[] = {
              "handling: the trigger record of `config/trigger.avsc` whose "
              "`score` is the risk score, rule `ABSOLUTE`. Empty (the "
              "default): no risk triggers."},
+    {.name = "topics.control", .type = PT_STRING,
+     .off = F_STR(topic_control), .min = 0, .max = 249, .topic = true,
+     .def = "",
+     .help = "Topic control records are read from (`config/control.avsc`, "
+             "or JSON lines with `input.format: json`): today `ERASE`, a "
+             "shopper's request to be forgotten, keyed by user id, on any "
+             "partition. Every instance reads every record (a consumer "
+             "group of its own per instance) and removes the user from all "
+             "it holds, then acknowledges on `topics.audit` "
+             "(docs/OPERATIONS.md, \"Erasure on request\"). Empty (the "
+             "default): no control records are read."},
+    {.name = "topics.audit", .type = PT_STRING, .off = F_STR(topic_audit),
+     .min = 1, .max = 249, .topic = true, .def = "intentd.audit",
+     .help = "Topic the acknowledgement of each control record is produced "
+             "to (`config/audit.avsc`, keyed by request id): request id, the "
+             "user's pseudonym, what was removed and when, and the first "
+             "checkpoint written without the user. Used only with "
+             "`topics.control`."},
 
     {.name = "topics.model", .type = PT_STRING, .off = F_STR(topic_model),
      .min = 0, .max = 249, .topic = true, .def = "",

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "intentd/codec.h"
+#include "intentd/control.h"
 #include "intentd/log.h"
 #include "intentd/registry.h"
 
@@ -64,7 +65,7 @@ itd_err_t itd_out_schemas_resolve(const itd_conf_t *conf, unsigned which,
                                   volatile sig_atomic_t *stop,
                                   itd_out_ids_t *ids, char *errstr,
                                   size_t errstr_size) {
-        *ids = (itd_out_ids_t){-1, -1, -1, -1};
+        *ids = (itd_out_ids_t){-1, -1, -1, -1, -1};
         if (!*conf->output_schema_registry_url) {
                 /* Legacy: a hand-managed id for predictions only; the other
                  * outputs have other schemas, so no id of theirs is
@@ -95,6 +96,9 @@ itd_err_t itd_out_schemas_resolve(const itd_conf_t *conf, unsigned which,
             /* risk triggers: trigger records on a topic of their own */
             {ITD_OUT_TRIGGER, conf->topic_risk, itd_schema_trigger_avsc,
              &ids->risk},
+            /* acknowledgements of control records, when those are read */
+            {ITD_OUT_AUDIT, *conf->topic_control ? conf->topic_audit : "",
+             itd_schema_audit_avsc, &ids->audit},
         };
         for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
                 if (!(which & outs[i].bit) || !*outs[i].topic)

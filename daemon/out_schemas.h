@@ -20,6 +20,7 @@ typedef struct itd_out_ids_s {
         int32_t trigger;
         int32_t event;
         int32_t risk;       /* topics.risk: the trigger schema, own id */
+        int32_t audit;      /* topics.audit (with topics.control) */
 } itd_out_ids_t;
 
 /* Which schemas to resolve (run: predictions and triggers; load,
@@ -27,6 +28,7 @@ typedef struct itd_out_ids_s {
 #define ITD_OUT_PREDICTION 1u
 #define ITD_OUT_TRIGGER 2u
 #define ITD_OUT_EVENT 4u
+#define ITD_OUT_AUDIT 8u /* only with topics.control */
 
 /**
  * @brief Registers (or looks up) the schemas in `which` and fills ids.

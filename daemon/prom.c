@@ -63,6 +63,8 @@ static const char *const dead_letter_reasons[] = {
     "wrong_type", "missing_field", "missing_user_id", "unknown_event_type",
     "ts_too_old", "ts_in_future", "bad_price", "string_too_long",
     "invalid_utf8", "nul_in_string", "encode", "other", NULL};
+static const char *const control_outcomes[] = {"erased", "acknowledged",
+                                               "dead_lettered", NULL};
 static const char *const filter_reasons[] = {"late", "duplicate", "other",
                                              NULL};
 static const char *const trigger_suppress_reasons[] = {
@@ -130,6 +132,13 @@ static const row_t rows[ITD_M__COUNT] = {
      MT_COUNTER, MK_PLAIN, "Risk trigger records (a user's risk_score "
      "crossed risk.trigger.enter or fell below risk.trigger.exit) delivered "
      "to topics.risk.", NULL, NULL, 0, NULL, 0, 0},
+    {ITD_M_CONTROL_RECORDS, "intentd_control_records_total", MT_COUNTER,
+     MK_PLAIN, "Control records read from topics.control, by outcome: erased "
+     "(the user removed from every partition held), acknowledged (the "
+     "acknowledgement delivered to topics.audit, after the first checkpoint "
+     "without the user), dead_lettered (a record that does not decode, with "
+     "its reason in the dead letter's headers).",
+     "outcome", control_outcomes, 0, NULL, 0, 0},
     {ITD_M_DELIVERY_FAILURES, "intentd_delivery_failures_total", MT_COUNTER,
      MK_PLAIN, "Records the producer failed to deliver (any output topic); "
      "their events are consumed again after a restart.", NULL, NULL, 0, NULL,

@@ -41,6 +41,7 @@ typedef enum {
         ITD_M_TRIGGERS_PUBLISHED,    /* counter */
         ITD_M_TRIGGERS_SUPPRESSED,   /* counter {reason} */
         ITD_M_RISK_TRIGGERS_PUBLISHED, /* counter */
+        ITD_M_CONTROL_RECORDS,       /* counter {outcome} */
         ITD_M_DELIVERY_FAILURES,     /* counter */
         /* training */
         ITD_M_TRAINING_EXAMPLES,     /* counter {label} */

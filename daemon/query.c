@@ -225,6 +225,17 @@ void itd_query_note(itd_query_t *q, const itd_prediction_t *pr,
                 memcpy(q->model_id, pr->model_id, sizeof q->model_id);
 }
 
+int itd_query_forget(itd_query_t *q, uint64_t user_hash) {
+        uint64_t h = user_hash | 1;
+        latest_t *set = q->cache + (h & (q->sets - 1)) * WAYS;
+        for (int w = 0; w < WAYS; w++)
+                if (set[w].hash == h) {
+                        memset(&set[w], 0, sizeof set[w]);
+                        return 1;
+                }
+        return 0;
+}
+
 static const latest_t *cache_get(const itd_query_t *q, const char *user) {
         uint64_t h = itd_user_hash(user) | 1;
         const latest_t *set = q->cache + (h & (q->sets - 1)) * WAYS;

@@ -89,6 +89,12 @@ size_t itd_query_expire(itd_query_t *q, int64_t now_ms, int all);
 void itd_query_note(itd_query_t *q, const itd_prediction_t *pr,
                     uint64_t user_hash);
 
+/**
+ * @brief Drops the latest prediction cached for user_hash (erasure on
+ * request). @returns 1 when one was cached.
+ */
+int itd_query_forget(itd_query_t *q, uint64_t user_hash);
+
 /** @brief Answers every waiting question from eng and the cache, and
  * wakes them. Cheap when none waits (one atomic load). */
 void itd_query_serve(itd_query_t *q, const itd_engine_t *eng);

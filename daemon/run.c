@@ -236,6 +236,11 @@ static void reload(loop_t *lp) {
         itd_notify_ready();
 }
 
+/* A partition held an erased user: its changelog snapshot is due now. */
+static void erased_in(void *arg, int32_t partition) {
+        itd_statelog_erased(arg, partition);
+}
+
 itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                   itd_run_result_t *res, char *errstr, size_t errstr_size) {
         memset(res, 0, sizeof *res);
@@ -272,7 +277,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         /* Before anything is consumed: a record must never go out with
          * another schema's id (out_schemas.h). */
         err = itd_out_schemas_resolve(conf,
-                                      ITD_OUT_PREDICTION | ITD_OUT_TRIGGER,
+                                      ITD_OUT_PREDICTION | ITD_OUT_TRIGGER |
+                                          ITD_OUT_AUDIT,
                                       opts->stop, &lp.ids, errstr,
                                       errstr_size);
         if (err)
@@ -319,6 +325,14 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         err = itd_source_open(&lp, errstr, errstr_size);
         if (err)
                 goto out;
+        if (*conf->topic_control) {
+                lp.erase = itd_erasure_new(conf, lp.ids.audit, lp.ck != NULL,
+                                           lp.m, errstr, errstr_size);
+                if (!lp.erase) {
+                        err = ITD_ERR_CONF;
+                        goto out;
+                }
+        }
         itd_log(ITD_LOG_NOTICE, "run", "consuming \"%s\", publishing to \"%s\"",
                 conf->topic_events, conf->topic_predictions);
 
@@ -369,6 +383,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 }
                 if (lp.query)
                         itd_query_serve(lp.query, lp.eng);
+                if (lp.erase)
+                        itd_erasure_poll(lp.erase, lp.eng, lp.query,
+                                         erased_in, &lp);
                 itd_decoder_poll(lp.dec, 0);
                 itd_decode_release_parked(&lp, 0);
                 itd_sink_retries(&lp);
@@ -429,6 +446,9 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                         itd_log(ITD_LOG_WARNING, "kafka", "final commit: %s",
                                 rd_kafka_err2str(kerr));
         }
+        /* after the last checkpoint: its acknowledgements go out */
+        itd_erasure_destroy(lp.erase, conf->shutdown_timeout_ms);
+        lp.erase = NULL;
         itd_modelsync_stop(lp.msync, conf->shutdown_timeout_ms);
         lp.msync = NULL;
         itd_status_report(&lp, t0, &last_events, &last_ms, 1);
@@ -457,6 +477,7 @@ out:
         if (lp.eng)
                 itd_engine_stats(lp.eng, &res->engine);
         itd_modelsync_stop(lp.msync, 0);
+        itd_erasure_destroy(lp.erase, 0);
         free(msgs);
         free(lp.rows);
         free(lp.src);

@@ -30,6 +30,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "checkpoint.h"
+#include "erase.h"
 #include "http.h"
 #include "intentd/codec.h"
 #include "intentd/input.h"
@@ -97,6 +98,7 @@ typedef struct loop_s {
         itd_engine_t *eng;
         itd_monitor_t *mon;       /* windowed progressive metrics */
         itd_query_t *query;       /* GET /users/<id>, or NULL */
+        itd_erasure_t *erase;     /* topics.control, or NULL: off */
         itd_offsets_t *offsets;
         itd_park_t *park;         /* events waiting for their schema */
         uint64_t abandoned;       /* sum of ppos_t.abandoned */

@@ -168,17 +168,9 @@ static rd_kafka_headers_t *dead_letter_headers(const loop_t *lp,
                                                const src_t *s,
                                                const char *reason,
                                                const char *detail) {
-        char num[32];
-        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(7);
-        rd_kafka_header_add(hdrs, "intentd.error.reason", -1, reason, -1);
-        rd_kafka_header_add(hdrs, "intentd.error.detail", -1, detail, -1);
-        rd_kafka_header_add(hdrs, "intentd.source.topic", -1,
-                            lp->conf->topic_events, -1);
-        snprintf(num, sizeof num, "%d", (int)s->partition);
-        rd_kafka_header_add(hdrs, "intentd.source.partition", -1, num, -1);
-        snprintf(num, sizeof num, "%lld", (long long)s->offset);
-        rd_kafka_header_add(hdrs, "intentd.source.offset", -1, num, -1);
-        return hdrs;
+        return itd_kafka_dead_letter_headers(reason, detail,
+                                             lp->conf->topic_events,
+                                             s->partition, s->offset);
 }
 
 /*

@@ -201,6 +201,23 @@ itd_err_t itd_kafka_produce_at(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
 
 /* Per-record wire overhead, bounded above (librdkafka's v2 maximum is 36
  * bytes), and room for the two truncation headers itd_kafka_fit adds. */
+rd_kafka_headers_t *itd_kafka_dead_letter_headers(const char *reason,
+                                                  const char *detail,
+                                                  const char *topic,
+                                                  int32_t partition,
+                                                  int64_t offset) {
+        char num[32];
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(7);
+        rd_kafka_header_add(hdrs, "intentd.error.reason", -1, reason, -1);
+        rd_kafka_header_add(hdrs, "intentd.error.detail", -1, detail, -1);
+        rd_kafka_header_add(hdrs, "intentd.source.topic", -1, topic, -1);
+        snprintf(num, sizeof num, "%d", (int)partition);
+        rd_kafka_header_add(hdrs, "intentd.source.partition", -1, num, -1);
+        snprintf(num, sizeof num, "%lld", (long long)offset);
+        rd_kafka_header_add(hdrs, "intentd.source.offset", -1, num, -1);
+        return hdrs;
+}
+
 #define RECORD_OVERHEAD 64
 #define TRUNC_HEADERS_ROOM 128
 #define LAST_RESORT_KEY 256

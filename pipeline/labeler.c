@@ -537,6 +537,67 @@ size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max) {
         return n;
 }
 
+/* Frees slot s of an erased user, what it held wiped. */
+static void slot_wipe_free(itd_labeler_t *lb, uint32_t s) {
+        if (lb->conf.dim)
+                memset(lb->x + (size_t)s * lb->conf.dim, 0,
+                       lb->conf.dim * sizeof(float));
+        if (lb->conf.n_ids)
+                memset(lb->ids + (size_t)s * lb->conf.n_ids, 0,
+                       lb->conf.n_ids * sizeof(uint32_t));
+        memset(&lb->slots[s], 0, sizeof lb->slots[s]);
+        slot_free(lb, s);
+}
+
+void itd_labeler_erase(itd_labeler_t *lb, uint64_t user_hash,
+                       itd_labeler_erased_t *out) {
+        memset(out, 0, sizeof *out);
+        release_taken(lb);
+        /* The queue of examples to hand out, rebuilt without the user's
+         * entries: resolved examples and fake negatives. A fake's slot
+         * lives on while pending (freed below) or resolved (its final
+         * entry comes later in the queue); an orphan's goes with its
+         * fake. */
+        uint32_t head = NIL, tail = NIL;
+        for (uint32_t q = lb->res_head; q != NIL;) {
+                uint32_t next = itd_labeler_queue_next(lb, q), s = q & ~QFAKE;
+                slot_t *sl = &lb->slots[s];
+                if (sl->user_hash != user_hash) {
+                        if (tail != NIL)
+                                *queue_link(lb, tail) = q;
+                        else
+                                head = q;
+                        tail = q;
+                } else if (q & QFAKE) {
+                        sl->flags &= (uint8_t)~F_FAKE_QUEUED;
+                        out->queued++;
+                        if (sl->state == ORPHAN)
+                                slot_wipe_free(lb, s);
+                } else {
+                        out->queued++;
+                        slot_wipe_free(lb, s);
+                }
+                q = next;
+        }
+        if (tail != NIL)
+                *queue_link(lb, tail) = NIL;
+        lb->res_head = head;
+        lb->res_tail = tail;
+        /* Then its pending predictions. */
+        umap_entry_t *e = itd_labeler_umap_find(lb, user_hash, 0);
+        uint32_t s = e ? e->head : NIL;
+        while (s != NIL) {
+                uint32_t after = lb->slots[s].user_next;
+                heap_remove(lb, H_LABEL, s);
+                heap_remove(lb, H_NEXT, s);
+                user_unlink(lb, s); /* the last one deletes the entry */
+                slot_wipe_free(lb, s);
+                lb->stats.pending--;
+                out->pending++;
+                s = after;
+        }
+}
+
 void itd_labeler_stats(const itd_labeler_t *lb, itd_labeler_stats_t *stats) {
         *stats = lb->stats;
 }

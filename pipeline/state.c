@@ -80,6 +80,33 @@ void itd_state_sorted_insert(int64_t *a, uint32_t n, int64_t v) {
         a[i] = v;
 }
 
+/* Entry i of the n recent users leaves (the ones after it move up). */
+static void front_remove(itd_state_t *st, uint32_t i, uint32_t n) {
+        sorted_remove(st->front_sorted, n, st->front_ts[i]);
+        memmove(st->front_tag + i, st->front_tag + i + 1,
+                (n - 1 - i) * sizeof(*st->front_tag));
+        memmove(st->front_ts + i, st->front_ts + i + 1,
+                (n - 1 - i) * sizeof(*st->front_ts));
+}
+
+void itd_state_front_forget(itd_state_t *st, uint32_t tag) {
+        uint32_t n = st->front_n;
+        for (uint32_t i = 0; i < n;) {
+                if (st->front_tag[i] != tag) {
+                        i++;
+                        continue;
+                }
+                front_remove(st, i, n);
+                n--;
+                /* a snapshot writes front_n entries; the rest is wiped all
+                 * the same */
+                st->front_tag[n] = 0;
+                st->front_ts[n] = 0;
+                st->front_sorted[n] = 0;
+        }
+        st->front_n = n;
+}
+
 /*
  * An on-time event of the user with tag moves that user's entry to the
  * newest place (keeping the user's newest time); a new user pushes out
@@ -98,11 +125,7 @@ static void front_note(itd_state_t *st, uint32_t tag, int64_t ts) {
                         i = 0; /* a new user: the least recent one leaves */
                 else if (st->front_ts[i] > ts)
                         ts = st->front_ts[i];
-                sorted_remove(st->front_sorted, n, st->front_ts[i]);
-                memmove(st->front_tag + i, st->front_tag + i + 1,
-                        (n - 1 - i) * sizeof(*st->front_tag));
-                memmove(st->front_ts + i, st->front_ts + i + 1,
-                        (n - 1 - i) * sizeof(*st->front_ts));
+                front_remove(st, i, n);
                 n--;
         }
         st->front_tag[n] = tag;

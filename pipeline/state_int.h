@@ -198,6 +198,9 @@ uint32_t itd_state_user_create(itd_state_t *st, const char *id, uint32_t tag,
                                int64_t ts);
 /* Removes user idx; the last record moves into its place. */
 void itd_state_user_evict(itd_state_t *st, uint32_t idx);
+/* state.c: the user with tag leaves the recent users behind the frontier
+ * (erasure); the frontier itself never moves back. */
+void itd_state_front_forget(itd_state_t *st, uint32_t tag);
 
 /* state_snap.c */
 /* "5m", "1h", "1d": the shortest exact unit, for names and dumps. */

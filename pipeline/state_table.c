@@ -328,6 +328,46 @@ void itd_state_user_evict(itd_state_t *st, uint32_t idx) {
 }
 
 /* A user with no events yet, first seen at ts (no id, no links). */
+itd_err_t itd_state_erase(itd_state_t *st, const char *user_id,
+                          uint64_t *events) {
+        int found;
+        uint32_t tag = itd_state_id_tag(user_id);
+        size_t pos = itd_state_probe(st, user_id, tag, &found);
+        if (!found)
+                return ITD_ERR_NOT_FOUND;
+        uint32_t idx = (uint32_t)st->slots[pos] - 1;
+        itd_user_t *u = &st->users[idx];
+        uint64_t n = 0;
+        for (int t = 0; t < ITD_EV__COUNT; t++)
+                n += u->life[t];
+        if (events)
+                *events = n;
+        /* Eviction leaves bytes a snapshot writes as they are: the id in
+         * the arena (garbage until a compaction), the overflow block (on
+         * the free list), the record moved out of the dense array. Where
+         * they are is noted first: eviction needs the id to find the
+         * user's slot. */
+        uint32_t blk = u->ov ? u->ov - 1 : UINT32_MAX;
+        size_t id_off = SIZE_MAX, id_len = strlen(user_id);
+        if (u->id[ITD_ID_INLINE - 1] != 0) {
+                uint32_t off;
+                memcpy(&off, u->id, sizeof off);
+                id_off = off;
+        }
+        const char *ids_before = st->ids;
+        itd_state_user_evict(st, idx);
+        /* a compaction during the eviction already left the id behind */
+        if (id_off != SIZE_MAX && st->ids == ids_before)
+                memset(st->ids + id_off, 0, id_len);
+        /* the free list's link stays in the block's first word */
+        if (blk != UINT32_MAX)
+                memset(st->ov + (size_t)blk * st->ov_bytes + sizeof(uint32_t),
+                       0, st->ov_bytes - sizeof(uint32_t));
+        memset(&st->users[st->n_users], 0, sizeof *st->users);
+        itd_state_front_forget(st, tag);
+        return ITD_OK;
+}
+
 void itd_state_user_init(const itd_state_t *st, itd_user_t *u, int64_t ts) {
         memset(u, 0, sizeof(*u));
         u->last_ts = ts;

@@ -304,6 +304,34 @@ static entry_t *insert(itd_triggers_t *t, uint64_t hash) {
 /* ------------------------------------------------------------------ */
 /* Public.                                                             */
 
+int itd_triggers_erase(itd_triggers_t *t, uint64_t user_hash) {
+        size_t i = probe(t, user_hash);
+        uint32_t x = t->slot[i];
+        if (x == NIL)
+                return 0;
+        slot_remove(t, i);
+        lru_unlink(t, x);
+        uint32_t last = (uint32_t)(t->n - 1);
+        if (x != last) {
+                /* the records stay dense: the last one fills the hole (its
+                 * slot still finds it by its hash, then points here) */
+                t->e[x] = t->e[last];
+                t->slot[probe(t, t->e[x].hash)] = x;
+                entry_t *u = &t->e[x];
+                if (u->prev != NIL)
+                        t->e[u->prev].next = x;
+                else
+                        t->head = x;
+                if (u->next != NIL)
+                        t->e[u->next].prev = x;
+                else
+                        t->tail = x;
+        }
+        memset(&t->e[last], 0, sizeof t->e[last]);
+        t->n--;
+        return 1;
+}
+
 itd_triggers_t *itd_triggers_new(const itd_trigger_conf_t *c, char *errstr,
                                  size_t errstr_size) {
         if (itd_trigger_conf_check(c, errstr, errstr_size) != ITD_OK)

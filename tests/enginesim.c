@@ -252,3 +252,15 @@ void sim_forget(sim_t *s) {
         s->n_ex = 0;
         s->n = 0;
 }
+
+char *partition_snapshot(const itd_engine_t *eng, int32_t p, size_t *len) {
+        char *buf = NULL;
+        FILE *f = open_memstream(&buf, len);
+        char err[256];
+        const itd_partition_t *pt = itd_engine_partition_get(eng, p);
+        cr_assert_not_null(pt, "partition %d", p);
+        cr_assert_eq(itd_partition_write(pt, f, err, sizeof err), ITD_OK,
+                     "%s", err);
+        fclose(f);
+        return buf;
+}

@@ -102,6 +102,9 @@ void expect_same_prediction(const itd_prediction_t *a,
 /* What the model saw for one prediction, in two engines. */
 void expect_same_inputs(const ex_t *x, const ex_t *y, size_t dim,
                         const char *what, size_t i);
+/* Partition p's snapshot (itd_partition_write) in a malloc'd buffer of
+ * *len bytes; fails the test when the engine does not hold p. */
+char *partition_snapshot(const itd_engine_t *eng, int32_t p, size_t *len);
 /* Orders examples by (event time, user hash). */
 int ex_cmp(const void *a, const void *b);
 /* Same judged examples, in any order: the order of resolution within one

@@ -66,18 +66,6 @@ static void feed(itd_engine_t *eng, const itd_row_t *in, size_t n) {
         }
 }
 
-static char *snapshot_of(const itd_engine_t *eng, int32_t p, size_t *len) {
-        char *buf = NULL;
-        FILE *f = open_memstream(&buf, len);
-        char err[256];
-        const itd_partition_t *pt = itd_engine_partition_get(eng, p);
-        cr_assert_not_null(pt, "partition %d", p);
-        cr_assert_eq(itd_partition_write(pt, f, err, sizeof err), ITD_OK,
-                     "%s", err);
-        fclose(f);
-        return buf;
-}
-
 static char *dump_of(const itd_engine_t *eng) {
         char *buf = NULL;
         size_t len = 0;
@@ -160,7 +148,7 @@ Test(changelog, a_restored_partition_resumes_with_identical_state) {
                 pt = NULL;
                 /* the restored partition is the one A wrote */
                 size_t la, lb;
-                char *sa = snapshot_of(a, p, &la), *sb = snapshot_of(b, p, &lb);
+                char *sa = partition_snapshot(a, p, &la), *sb = partition_snapshot(b, p, &lb);
                 cr_expect(la == lb && memcmp(sa, sb, la) == 0,
                           "partition %d: restored snapshot differs", p);
                 free(sa);
@@ -218,7 +206,7 @@ Test(changelog, same_batches_give_identical_snapshot_bytes) {
         feed(b, in, N_EV);
         for (int32_t p = 0; p < PARTS; p++) {
                 size_t la, lb;
-                char *sa = snapshot_of(a, p, &la), *sb = snapshot_of(b, p, &lb);
+                char *sa = partition_snapshot(a, p, &la), *sb = partition_snapshot(b, p, &lb);
                 cr_assert_eq(la, lb, "partition %d: lengths differ", p);
                 size_t at = 0;
                 while (at < la && sa[at] == sb[at])

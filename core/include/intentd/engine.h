@@ -276,6 +276,24 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *stats);
 itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
                           itd_user_summary_t *out, int32_t *partition);
 
+/**
+ * @brief Forgets user_id in every partition the engine holds
+ * (itd_partition_erase: state, pending labels, queued examples, trigger
+ * entries, wiped), and learns at once from the trainer's partial
+ * mini-batch, whose rows carry no user, so no checkpoint written after
+ * this holds any example of the user. The model's weights keep what they
+ * learned.
+ * @param user_hash  itd_user_hash(user_id).
+ * @param out        the sum over the partitions of what was removed.
+ * @param held       gets the partitions that held anything of the user,
+ *                   ascending, up to cap (may be NULL with cap 0): their
+ *                   changelog snapshots are due now.
+ * @returns how many partitions held anything of the user.
+ */
+size_t itd_engine_erase(itd_engine_t *eng, const char *user_id,
+                        uint64_t user_hash, itd_partition_erased_t *out,
+                        int32_t *held, size_t cap);
+
 /** @brief Writes every partition's users as JSON lines (--dump-state). */
 itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out);
 

@@ -162,6 +162,33 @@ int itd_partition_advance_idle(itd_partition_t *pt, int64_t now_ms);
 size_t itd_partition_take(itd_partition_t *pt, itd_example_t *ex,
                           size_t max);
 
+/* ---- erasure ------------------------------------------------------------- */
+
+/* What itd_partition_erase removed. */
+typedef struct itd_partition_erased_s {
+        uint64_t users;         /* 1 when the state held the user */
+        uint64_t events;        /* the user's events the state had seen */
+        uint64_t pending;       /* predictions waiting for their label */
+        uint64_t queued;        /* resolved examples not yet learned from */
+        uint64_t triggers;      /* marketing trigger entries (0 or 1) */
+        uint64_t risk_triggers; /* risk trigger entries (0 or 1) */
+} itd_partition_erased_t;
+
+/**
+ * @brief Forgets a user everywhere the partition holds them (erasure on
+ * request): the state's record and window, the labeler's pending
+ * predictions and queued examples, the trigger and risk trigger entries;
+ * the bytes they used are wiped, so the partition's next snapshot holds no
+ * trace of them. Aggregates (score distributions, the risk population,
+ * label rates, the category dictionary) keep what the user contributed.
+ * This is the one call a changelog's tombstone for the user goes with.
+ * @param user_hash  itd_user_hash(user_id).
+ * @param out        what went (all 0: the partition did not hold them).
+ * @returns 1 when anything was removed.
+ */
+int itd_partition_erase(itd_partition_t *pt, const char *user_id,
+                        uint64_t user_hash, itd_partition_erased_t *out);
+
 /* ---- settings, reading ------------------------------------------------- */
 
 /** @brief New trigger settings from the next event on (users' flags and

@@ -49,6 +49,8 @@ typedef struct itd_conf_s {
         char *topic_model;          /* "": no model exchange */
         char *topic_risk;           /* "": risk triggers off */
         char *topic_changelog;      /* "": no state changelog */
+        char *topic_control;        /* "": no control records (erasure) */
+        char *topic_audit;
 
         int input_format;           /* itd_input_format_t (input.h) */
         int input_framing;          /* itd_framing_t (codec.h) */

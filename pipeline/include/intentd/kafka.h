@@ -93,6 +93,19 @@ itd_err_t itd_kafka_produce_at(rd_kafka_t *rk, rd_kafka_topic_t *rkt,
 #define ITD_KAFKA_HDR_VALUE_TRUNCATED "intentd.value.truncated"
 #define ITD_KAFKA_HDR_KEY_TRUNCATED "intentd.key.truncated"
 
+/**
+ * @brief The headers of a dead letter (DESIGN.md): why it went there (a
+ * reason code and one line of detail) and where it came from (topic,
+ * partition, offset).
+ * @returns the headers (caller owns; a successful produce takes them).
+ * @thread any.
+ */
+rd_kafka_headers_t *itd_kafka_dead_letter_headers(const char *reason,
+                                                  const char *detail,
+                                                  const char *topic,
+                                                  int32_t partition,
+                                                  int64_t offset);
+
 /** @brief The producer's message.max.bytes (librdkafka's default if it
  * cannot be read). */
 size_t itd_kafka_max_message_bytes(rd_kafka_t *rk);

@@ -132,6 +132,23 @@ void itd_labeler_advance(itd_labeler_t *lb, int64_t watermark_ms);
  */
 size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max);
 
+/* What itd_labeler_erase removed. */
+typedef struct itd_labeler_erased_s {
+        uint64_t pending; /* predictions waiting for their label */
+        uint64_t queued;  /* resolved examples (and fake negatives) not
+                           * yet taken */
+} itd_labeler_erased_t;
+
+/**
+ * @brief Forgets everything held for user_hash (erasure on request): its
+ * pending predictions and its examples not yet taken, their copied
+ * features wiped; none is trained on or judged, and none is counted as
+ * dropped. Invalidates what the last take handed out. O(queued examples +
+ * the user's pending ones).
+ */
+void itd_labeler_erase(itd_labeler_t *lb, uint64_t user_hash,
+                       itd_labeler_erased_t *out);
+
 void itd_labeler_stats(const itd_labeler_t *lb, itd_labeler_stats_t *stats);
 
 /**

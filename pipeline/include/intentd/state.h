@@ -148,6 +148,20 @@ void itd_state_advance(itd_state_t *st, int64_t wm_ms);
 itd_err_t itd_state_label(itd_state_t *st, uint64_t user_key, int label);
 
 /**
+ * @brief Forgets user_id (erasure on request): its record, window and id
+ * leave the state, and the bytes they used are wiped, so a snapshot taken
+ * after this holds no trace of them. Partition-wide aggregates the user
+ * contributed to (label rates, the category dictionary, the frontier) are
+ * kept.
+ * @param events  out (may be NULL): the user's events seen (lifetime
+ * counts, each capped at 65535 per type).
+ * @returns ITD_OK, or ITD_ERR_NOT_FOUND when the state does not hold the
+ * user.
+ */
+itd_err_t itd_state_erase(itd_state_t *st, const char *user_id,
+                          uint64_t *events);
+
+/**
  * @brief Event counts of user_id per window and type as of now_ms
  * (counts[w * ITD_EV__COUNT + type]).
  * @returns ITD_OK, ITD_ERR_NOT_FOUND if the user is not held.

@@ -273,4 +273,12 @@ itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
                                itd_triggers_t **out, char *errstr,
                                size_t errstr_size);
 
+/**
+ * @brief Forgets user_hash (erasure on request): its armed flag and last
+ * UP leave the table, and the record they used is cleared; the score
+ * distribution keeps what it judged.
+ * @returns 1 when the table held the user, else 0.
+ */
+int itd_triggers_erase(itd_triggers_t *t, uint64_t user_hash);
+
 #endif
