@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "conf_parts.h"
+#include "intentd/log.h"
 #include "intentd/replay.h"
 
 #define MAX_OVERRIDES 64
@@ -20,7 +21,7 @@ static const char replay_usage[] =
     "usage: intentd replay [--config FILE] --input DATA\n"
     "                      [--format taobao|rees46|retailrocket|jsonl|avro]\n"
     "                      [--report OUT.json] [--html OUT.html]\n"
-    "                      [--export-features OUT.csv]\n"
+    "                      [--export-features OUT.csv] [--export-key HEX]\n"
     "                      [--baseline mlp|logistic] [--resamples N]\n"
     "                      [--dump-state OUT.jsonl] [-o key=value]...\n"
     "\n"
@@ -41,8 +42,12 @@ static const char replay_usage[] =
     "  --html F            the same as one self-contained HTML page with\n"
     "                      charts\n"
     "  --export-features F every resolved example as the model saw it:\n"
-    "                      ts, user (hashed), the features of FEATURES.md,\n"
-    "                      sparse ids, label, next_action, score\n"
+    "                      ts, user (a keyed pseudonym), the features of\n"
+    "                      FEATURES.md, sparse ids, label, next_action,\n"
+    "                      score\n"
+    "  --export-key HEX    the pseudonyms' key, 32 hex digits: the same key\n"
+    "                      gives the same pseudonyms (exports that compare);\n"
+    "                      default a random key per run\n"
     "  --baseline TYPE     also run model.type TYPE over the same stream and\n"
     "                      judge it on the same examples (FTRL: logistic)\n"
     "  --resamples N       bootstrap resamples of users for the 95%\n"
@@ -56,6 +61,27 @@ static const char replay_usage[] =
     "over all labelled events and the last 30% of event time: exact AUC\n"
     "with its interval from resampling users, top-decile lift, ECE over\n"
     "equal-mass bins, log loss (docs/ACCURACY.md).\n";
+
+/* 32 hex digits -> 16 bytes; -1 when it is not that. */
+static int parse_key(const char *hex, uint8_t key[16]) {
+        if (strlen(hex) != 32)
+                return -1;
+        for (int i = 0; i < 16; i++) {
+                unsigned v = 0;
+                for (int j = 0; j < 2; j++) {
+                        char ch = hex[2 * i + j];
+                        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                                         : -1;
+                        if (d < 0)
+                                return -1;
+                        v = v << 4 | (unsigned)d;
+                }
+                key[i] = (uint8_t)v;
+        }
+        return 0;
+}
 
 static FILE *open_out(const char *path) {
         FILE *f = fopen(path, "w");
@@ -93,12 +119,14 @@ int itd_cmd_replay(int argc, char **argv) {
             {"report", required_argument, NULL, 'R'},
             {"html", required_argument, NULL, 'H'},
             {"export-features", required_argument, NULL, 'X'},
+            {"export-key", required_argument, NULL, 'K'},
             {"baseline", required_argument, NULL, 'B'},
             {"resamples", required_argument, NULL, 'N'},
             ITD_CLI_COMMON_OPTS};
         const char *conf_path = NULL, *input = NULL, *format_arg = NULL;
         const char *dump_path = NULL, *report_path = NULL, *html_path = NULL;
         const char *export_path = NULL, *baseline = NULL;
+        const char *export_key = NULL;
         long long resamples = -1;
         char *overrides[MAX_OVERRIDES];
         int n_overrides = 0;
@@ -114,6 +142,7 @@ int itd_cmd_replay(int argc, char **argv) {
                 case 'R': report_path = optarg; break;
                 case 'H': html_path = optarg; break;
                 case 'X': export_path = optarg; break;
+                case 'K': export_key = optarg; break;
                 case 'B': baseline = optarg; break;
                 case 'N':
                         resamples = itd_cli_int("replay", "--resamples",
@@ -139,6 +168,14 @@ int itd_cmd_replay(int argc, char **argv) {
         }
         if (baseline && strcmp(baseline, "none") == 0)
                 baseline = NULL;
+        uint8_t key[16];
+        if (export_key && parse_key(export_key, key) != 0) {
+                fprintf(stderr, "intentd replay: --export-key \"%s\": not 32 "
+                        "hex digits\n", export_key);
+                return 2;
+        }
+        if (!export_key)
+                itd_random_key(key);
         itd_format_t format;
         if (itd_cli_format("replay", input, format_arg, &format) != 0)
                 return 2;
@@ -192,6 +229,7 @@ int itd_cmd_replay(int argc, char **argv) {
         rc_.eng = eng;
         rc_.beng = beng;
         rc_.csv = csv;
+        memcpy(rc_.export_key, key, sizeof key);
         if (itd_replay_run(&rc_, &res, errstr, sizeof errstr) != ITD_OK) {
                 fprintf(stderr, "intentd replay: %s\n", errstr);
                 goto out;

@@ -102,7 +102,7 @@ static void publish_cut(loop_t *lp, int sync) {
         }
         itd_prom_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
         lp->consumed_at_cut = lp->consumed_at_pending;
-        itd_erasure_cut_published(lp->erase,
+        itd_erasure_checkpoint_published(lp->erase,
                                   itd_checkpoint_dir_last_seq(lp->ck));
         itd_log(ITD_LOG_INFO, "checkpoint",
                 "checkpoint %llu complete "
@@ -142,7 +142,7 @@ void itd_commit_tick(loop_t *lp) {
         /* Nothing consumed since the last cut: it still stands, unless it
          * holds a user erased since. */
         if (lp->res->consumed == lp->consumed_at_cut &&
-            !itd_erasure_wants_cut(lp->erase))
+            !itd_erasure_wants_checkpoint(lp->erase))
                 return;
         /* Events waiting for their schema are settled first: a cut holds
          * every event before its positions, in the engine or
@@ -152,7 +152,7 @@ void itd_commit_tick(loop_t *lp) {
         itd_checkpoint_pos_t *pos = cut_positions(lp, &n);
         int64_t t0 = itd_now_mono_ms();
         lp->consumed_at_pending = lp->res->consumed;
-        itd_erasure_cut_started(lp->erase);
+        itd_erasure_checkpoint_started(lp->erase);
         if (itd_checkpoint_dir_write(lp->ck, lp->eng, pos, n, 1, errstr,
                                      sizeof errstr) != ITD_OK)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
@@ -184,7 +184,7 @@ int itd_commit_now(loop_t *lp, const char *why) {
         /* The last complete cut already holds everything consumed. */
         if (itd_checkpoint_dir_last_seq(lp->ck) > 0 &&
             lp->res->consumed == lp->consumed_at_cut &&
-            !itd_erasure_wants_cut(lp->erase))
+            !itd_erasure_wants_checkpoint(lp->erase))
                 return 1;
         size_t n;
         itd_checkpoint_pos_t *pos = cut_positions(lp, &n);
@@ -206,7 +206,7 @@ int itd_commit_now(loop_t *lp, const char *why) {
         int64_t t0 = itd_now_mono_ms();
         int ok = 0;
         lp->consumed_at_pending = lp->res->consumed;
-        itd_erasure_cut_started(lp->erase);
+        itd_erasure_checkpoint_started(lp->erase);
         if (itd_checkpoint_dir_write(lp->ck, lp->eng, pos, n, 0, errstr,
                                      sizeof errstr) != ITD_OK) {
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s: %s", why, errstr);

@@ -432,20 +432,20 @@ size_t itd_erasure_poll(itd_erasure_t *er, itd_engine_t *eng,
         return n;
 }
 
-int itd_erasure_wants_cut(const itd_erasure_t *er) {
+int itd_erasure_wants_checkpoint(const itd_erasure_t *er) {
         for (size_t i = 0; er && i < er->n_w; i++)
                 if (er->w[i].st == W_ERASED)
                         return 1;
         return 0;
 }
 
-void itd_erasure_cut_started(itd_erasure_t *er) {
+void itd_erasure_checkpoint_started(itd_erasure_t *er) {
         for (size_t i = 0; er && i < er->n_w; i++)
                 if (er->w[i].st == W_ERASED)
                         er->w[i].st = W_COVERED;
 }
 
-void itd_erasure_cut_published(itd_erasure_t *er, uint64_t seq) {
+void itd_erasure_checkpoint_published(itd_erasure_t *er, uint64_t seq) {
         for (size_t i = 0; er && i < er->n_w; i++)
                 if (er->w[i].st == W_COVERED) {
                         er->w[i].ack.cut = seq;

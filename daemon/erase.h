@@ -58,15 +58,15 @@ size_t itd_erasure_poll(itd_erasure_t *er, itd_engine_t *eng,
 
 /** @brief 1 when an erasure waits for a checkpoint started after it (so
  * one is due even if nothing was consumed). NULL: 0. */
-int itd_erasure_wants_cut(const itd_erasure_t *er);
+int itd_erasure_wants_checkpoint(const itd_erasure_t *er);
 
 /** @brief A checkpoint of the engine is being started now: it holds none
  * of the users erased so far. NULL does nothing. */
-void itd_erasure_cut_started(itd_erasure_t *er);
+void itd_erasure_checkpoint_started(itd_erasure_t *er);
 
 /** @brief Checkpoint seq is complete: acknowledges the erasures made
  * before it started. NULL does nothing. */
-void itd_erasure_cut_published(itd_erasure_t *er, uint64_t seq);
+void itd_erasure_checkpoint_published(itd_erasure_t *er, uint64_t seq);
 
 /** @brief Acknowledgements delivered and control records dead-lettered
  * so far (NULL: 0). */

@@ -273,16 +273,15 @@ static uint64_t siphash24(uint64_t k0, uint64_t k1, const uint8_t *in,
         return v0 ^ v1 ^ v2 ^ v3;
 }
 
-static void pseudonym_random_key(void) {
-        uint8_t key[16];
+void itd_random_key(uint8_t key[16]) {
         size_t got = 0;
-        while (got < sizeof key) {
-                ssize_t n = getrandom(key + got, sizeof key - got, 0);
+        while (got < 16) {
+                ssize_t n = getrandom(key + got, 16 - got, 0);
                 if (n <= 0)
                         break;
                 got += (size_t)n;
         }
-        if (got < sizeof key) {
+        if (got < 16) {
                 /* No getrandom (very old kernel or a seccomp filter): a
                  * weaker key from clocks and the pid still keeps ids out
                  * of casual reading, and the fallback is logged. */
@@ -297,6 +296,15 @@ static void pseudonym_random_key(void) {
                               "getrandom failed; user-id pseudonyms use a "
                               "clock-derived key");
         }
+}
+
+uint64_t itd_keyed_hash(const uint8_t key[16], const void *buf, size_t len) {
+        return siphash24(itd_get_le64(key), itd_get_le64(key + 8), buf, len);
+}
+
+static void pseudonym_random_key(void) {
+        uint8_t key[16];
+        itd_random_key(key);
         pseudonym_k0 = itd_get_le64(key);
         pseudonym_k1 = itd_get_le64(key + 8);
 }

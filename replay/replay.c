@@ -23,8 +23,6 @@
 #include "intentd/log.h"
 #include "intentd/mem.h"
 
-#define USER_SEED 0x6a09e667f3bcc908ULL /* export pseudonyms: not the
-                                         * engine's key, by design */
 #define PROGRESS_MS 250                 /* progress line refresh */
 
 /* ---- offset -> what the event was ------------------------------------- */
@@ -103,25 +101,27 @@ typedef struct replay_s {
         itd_report_t *rep;
         itd_compare_t *cmp;
         FILE *csv;
+        uint8_t export_key[16]; /* the export's pseudonyms */
         size_t dim;          /* dense features per exported example */
         int have_baseline;
         omap_t known;        /* by row offset */
         uint64_t rows, mismatched;
 } replay_t;
 
-/* The export's pseudonym of a user: derived from the row's key, but not
- * the key itself (splitmix64's finalizer over key ^ seed). */
-static uint64_t pseudonym(uint64_t user_hash) {
-        uint64_t z = user_hash ^ USER_SEED;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
+/* The export's pseudonym of a user: a keyed hash (SipHash-2-4) of the
+ * row's user hash. The user hash itself is unkeyed, so anyone holding
+ * candidate ids could match it; without the export key they cannot. */
+static uint64_t pseudonym(const replay_t *r, uint64_t user_hash) {
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++)
+                le[i] = (uint8_t)(user_hash >> (8 * i));
+        return itd_keyed_hash(r->export_key, le, sizeof le);
 }
 
 static void export_row(replay_t *r, const itd_example_t *ex) {
         FILE *f = r->csv;
         fprintf(f, "%" PRId64 ",%016" PRIx64 ",", ex->ts_ms,
-                pseudonym(ex->user_hash));
+                pseudonym(r, ex->user_hash));
         for (size_t i = 0; i < r->dim; i++)
                 /* %.7g: floats read back to the same value */
                 fprintf(f, "%.7g,", (double)ex->x[i]);
@@ -216,6 +216,7 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         *res = (itd_replay_result_t){0};
         itd_err_t err = ITD_OK;
         replay_t r = {.csv = c->csv};
+        memcpy(r.export_key, c->export_key, sizeof r.export_key);
         itd_row_t *rows = NULL;
 
         r.cmp = res->cmp = itd_compare_new(&c->compare);

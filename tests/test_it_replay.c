@@ -38,6 +38,8 @@ static void replay_with(outs_t *o, const char *fixture, const char *format,
         char *argv[] = {ITD_BINARY, "replay", "--input", input,
                         "--format", (char *)format, "--report", o->json,
                         "--html", o->html, "--export-features", o->csv,
+                        /* a fixed key: two runs' exports compare */
+                        "--export-key", "000102030405060708090a0b0c0d0e0f",
                         baseline ? "--baseline" : NULL, (char *)baseline,
                         NULL};
         int rc = tu_run(argv, o->log, RUN_MS);

@@ -46,6 +46,21 @@ Test(log, pseudonym_is_siphash24_of_the_id_under_the_key) {
         itd_log_pseudonym_key(NULL);
 }
 
+Test(log, keyed_hash_is_siphash24_under_the_given_key) {
+        /* the same reference vectors, through the keyed hash replay's
+         * feature export uses */
+        cr_expect_eq(itd_keyed_hash(paper_key, paper_msg, 1),
+                     UINT64_C(0x74f839c593dc67fd));
+        cr_expect_eq(itd_keyed_hash(paper_key, paper_msg, 8),
+                     UINT64_C(0x93f5f5799a932462));
+        cr_expect_eq(itd_keyed_hash(paper_key, paper_msg, 15),
+                     UINT64_C(0xa129ca6149be45e5));
+        uint8_t other[16];
+        itd_random_key(other);
+        cr_expect_neq(itd_keyed_hash(other, paper_msg, 8),
+                      itd_keyed_hash(paper_key, paper_msg, 8));
+}
+
 Test(log, pseudonym_hides_the_id_and_changes_with_the_key) {
         char a[ITD_LOG_PSEUDONYM_SIZE], b[ITD_LOG_PSEUDONYM_SIZE],
             c[ITD_LOG_PSEUDONYM_SIZE];

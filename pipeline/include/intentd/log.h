@@ -125,6 +125,17 @@ const char *itd_log_pseudonym(const void *id, size_t len, char *buf,
  */
 void itd_log_pseudonym_key(const uint8_t key[16]);
 
+/**
+ * @brief SipHash-2-4 of buf[0..len) under key (16 bytes): the keyed
+ * pseudonym of other outputs (replay's feature export), unlinkable to ids
+ * without the key. @thread any.
+ */
+uint64_t itd_keyed_hash(const uint8_t key[16], const void *buf, size_t len);
+
+/** @brief Fills key with 16 bytes from getrandom() (a clock-derived key,
+ * logged, where that fails). @thread any. */
+void itd_random_key(uint8_t key[16]);
+
 /** @brief Monotonic clock in milliseconds. */
 int64_t itd_now_mono_ms(void);
 /** @brief Wall clock (UTC) in milliseconds since the epoch. */

@@ -43,6 +43,9 @@ typedef struct itd_replay_conf_s {
         double threshold;             /* predict.threshold (the report) */
         int report;                   /* collect the report */
         FILE *csv;                    /* every resolved example, or NULL */
+        uint8_t export_key[16];       /* the export's user pseudonyms:
+                                       * SipHash of the user hash under
+                                       * this key */
         const volatile sig_atomic_t *stop; /* set: stop after the batch */
         int progress;                 /* a progress line on stderr */
 } itd_replay_conf_t;
