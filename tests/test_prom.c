@@ -437,25 +437,28 @@ Test(http, livez_follows_the_loop_heartbeat) {
         stop(&fx);
 }
 
-Test(http, readyz_is_503_until_ready_assigned_and_model_loaded) {
+Test(http, readyz_is_503_until_ready_assigned_restored_and_model_loaded) {
         srv_fixture_t fx;
         start(&fx);
         resp_t r;
         struct {
-                int ready, model, assigned, stopping;
+                int ready, model, assigned, restoring, stopping;
                 int want;
                 const char *why;
         } steps[] = {
-            {0, 0, 0, 0, 503, "starting"},
-            {1, 0, 3, 0, 503, "no model loaded"},
-            {1, 1, 0, 0, 503, "no partitions assigned"},
-            {1, 1, 3, 0, 200, "ok"},
-            {1, 1, 3, 1, 503, "stopping"},
+            {0, 0, 0, 0, 0, 503, "starting"},
+            {1, 0, 3, 0, 0, 503, "no model loaded"},
+            {1, 1, 0, 0, 0, 503, "no partitions assigned"},
+            {1, 1, 3, 0, 0, 200, "ok"},
+            {1, 1, 3, 1, 0, 503,
+             "restoring partitions from the state changelog"},
+            {1, 1, 3, 0, 1, 503, "stopping"},
         };
         for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
                 atomic_store(&fx.h.ready, steps[i].ready);
                 atomic_store(&fx.h.model_loaded, steps[i].model);
                 atomic_store(&fx.h.assigned, steps[i].assigned);
+                atomic_store(&fx.h.restoring, steps[i].restoring);
                 atomic_store(&fx.h.stopping, steps[i].stopping);
                 cr_assert_eq(http_req(fx.port, "GET", "/readyz", &r), 0);
                 cr_expect_eq(r.status, steps[i].want, "step %zu: %s", i,
