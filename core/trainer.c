@@ -395,8 +395,8 @@ itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
         extra->late = head[6];
         tr->examples_pos = head[7];
         tr->examples_neg = head[8];
-        /* A smaller model.batch.size than at the cut: the surplus rows are
-         * learned from at once, in steps of the new size. */
+        /* A smaller model.batch.size than at the checkpoint: the surplus rows
+         * are learned from at once, in steps of the new size. */
         const unsigned char *r = buf + TRAINER_HEAD;
         for (size_t i = 0; i < n; i++) {
                 const unsigned char *x, *ids;
@@ -406,7 +406,8 @@ itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
                 queue(tr, x, ids, y, next);
         }
         /* held again; without a hold (model.positives.hold 0, or fewer
-         * than at the cut) the surplus is learned at once, oldest first */
+         * than at the checkpoint) the surplus is learned at once, oldest first
+         */
         r += 16;
         for (uint64_t i = 0; i < hn; i++) {
                 const unsigned char *x, *ids;

@@ -1,12 +1,12 @@
 /*
- * checkpoint.c - consistent cuts of the daemon in checkpoint.dir: opening
- * the folder, writing a cut (in a forked child, or in place at stop),
- * publishing it by rename, pruning (checkpoint.h, docs/CHECKPOINTS.md).
+ * checkpoint.c - consistent checkpoints of the daemon in checkpoint.dir:
+ * opening the folder, writing a checkpoint (in a forked child, or in place at
+ * stop), publishing it by rename, pruning (checkpoint.h, docs/CHECKPOINTS.md).
  * The MANIFEST and the feature spec are checkpoint_manifest.c; restoring
  * is checkpoint_restore.c; file-system helpers checkpoint_fs.c.
  *
- * Why a child process: a cut must be one instant of the state, the labels
- * and the model together. Copying a million users costs tens of
+ * Why a child process: a checkpoint must be one instant of the state, the
+ * labels and the model together. Copying a million users costs tens of
  * milliseconds and writing them far more; fork() costs a page-table copy
  * (bench/bench_checkpoint.c measures both), after which the kernel keeps
  * the child's view frozen by copy-on-write while the pipeline goes on.
@@ -94,7 +94,7 @@ itd_checkpoint_dir_t *itd_checkpoint_dir_open(const char *dir,
         cd->err_fd = -1;
         cd->spec_hash = itd_checkpoint_dir_feature_spec(
             &itd_engine_partition_conf(eng)->state, cd->spec, sizeof cd->spec);
-        /* Unfinished cuts of an earlier life: their writer is gone (it
+        /* Unfinished checkpoints of an earlier life: their writer is gone (it
          * dies with its parent), so nothing else uses them. */
         uint64_t max_seq = itd_checkpoint_remove_unfinished(dir);
         cd->next_seq = max_seq + 1;
@@ -191,10 +191,10 @@ static const itd_checkpoint_pos_t *pos_find(const itd_checkpoint_pos_t *pos,
         return NULL;
 }
 
-/* Writes the whole cut into tmpdir (made here), MANIFEST last. */
-static itd_err_t write_cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
-                           const char *tmpdir, char *errstr,
-                           size_t errstr_size) {
+/* Writes the whole checkpoint into tmpdir (made here), MANIFEST last. */
+static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+                                  const char *tmpdir, char *errstr,
+                                  size_t errstr_size) {
         if (mkdir(tmpdir, 0750) != 0) {
                 itd_errf(errstr, errstr_size, "creating \"%s\": %s", tmpdir,
                        strerror(errno));
@@ -288,8 +288,8 @@ itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
         char tmpdir[4096];
         itd_checkpoint_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
         if (!background) {
-                itd_err_t err = write_cut(cd, eng, tmpdir, errstr,
-                                          errstr_size);
+                itd_err_t err =
+                    write_checkpoint(cd, eng, tmpdir, errstr, errstr_size);
                 if (err) {
                         itd_checkpoint_remove_tree(tmpdir);
                         cd->state = ITD_CHECKPOINT_IDLE;
@@ -323,7 +323,8 @@ itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                 signal(SIGINT, SIG_IGN);
                 signal(SIGHUP, SIG_IGN);
                 char why[1024];
-                itd_err_t err = write_cut(cd, eng, tmpdir, why, sizeof why);
+                itd_err_t err =
+                    write_checkpoint(cd, eng, tmpdir, why, sizeof why);
                 if (err) {
                         ssize_t w = write(fds[1], why, strlen(why));
                         (void)w;
@@ -414,7 +415,8 @@ itd_err_t itd_checkpoint_dir_publish(itd_checkpoint_dir_t *cd, char *errstr,
                 return ITD_ERR_IO;
         }
         cd->last_seq = cd->seq;
-        /* Only now, with a newer complete cut on disk, may old ones go. */
+        /* Only now, with a newer complete checkpoint on disk, may old ones go.
+         */
         uint64_t *seqs;
         size_t n = list_seqs(cd->dir, &seqs, NULL);
         for (size_t i = cd->keep; i < n; i++) {

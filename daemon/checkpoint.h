@@ -1,13 +1,13 @@
 /*
- * checkpoint.h - consistent cuts of the daemon in checkpoint.dir: per
+ * checkpoint.h - consistent checkpoints of the daemon in checkpoint.dir: per
  * partition the user state, pending labels, watermark and next offset to
  * consume, plus the model, its optimizer state and the engine's counters
  * (docs/CHECKPOINTS.md).
  *
- * On disk, one folder per cut, named by a sequence number:
+ * On disk, one folder per checkpoint, named by a sequence number:
  *
  *   cut-000000000042/
- *     MANIFEST        text: what the cut holds, the configuration that
+ *     MANIFEST        text: what the checkpoint holds, the configuration that
  *                     shapes it, the feature spec, per partition the next
  *                     offset, and per file its size; CRC32C last
  *     part-<P>.snap   partition P: state snapshot + labeler snapshot
@@ -15,15 +15,16 @@
  *     model.ckpt      the model (model.h: itd_model_save)
  *     pv.bin          progressive-validation metrics (itd_eval_snapshot)
  *
- * A cut is written into "cut-N.tmp", every file fsync'ed, MANIFEST last;
+ * A checkpoint is written into "cut-N.tmp", every file fsync'ed, MANIFEST last;
  * it becomes complete when the folder is renamed to "cut-N" and the parent
  * folder is fsync'ed. The caller publishes (renames) only once every output
- * of the events before the cut's positions was acknowledged, so a complete
- * cut never holds state whose predictions could be lost. Older cuts are
- * removed after a newer one is complete, keeping checkpoint.keep of them.
+ * of the events before the checkpoint's positions was acknowledged, so a
+ * complete checkpoint never holds state whose predictions could be lost. Older
+ * checkpoints are removed after a newer one is complete, keeping
+ * checkpoint.keep of them.
  *
- * Background cuts run in a forked child: the child sees the engine frozen
- * at the fork (copy-on-write) and writes it while the parent goes on, so
+ * Background checkpoints run in a forked child: the child sees the engine
+ * frozen at the fork (copy-on-write) and writes it while the parent goes on, so
  * the pipeline pauses only for the fork. The child touches nothing but
  * the engine's memory and its own files, never librdkafka.
  *
@@ -41,7 +42,7 @@
 #include "intentd/labeler.h"
 #include "intentd/state.h"
 
-/* Where a partition of a cut resumes: the next offset to consume. */
+/* Where a partition of a checkpoint resumes: the next offset to consume. */
 typedef struct itd_checkpoint_pos_s {
         int32_t partition;
         int64_t next_offset;
@@ -67,12 +68,12 @@ typedef struct itd_checkpoint_info_s {
         itd_state_conf_t state_conf;
         itd_labeler_conf_t labeler_conf;
         uint64_t engine_bytes, model_bytes;
-        uint64_t pv_bytes;       /* pv.bin; 0: none (a version 1 cut) */
+        uint64_t pv_bytes; /* pv.bin; 0: none (a version 1 checkpoint) */
         size_t n_parts;
         itd_checkpoint_part_t *parts; /* n_parts, ascending partition */
 } itd_checkpoint_info_t;
 
-/* Where a background cut stands. */
+/* Where a background checkpoint stands. */
 typedef enum {
         ITD_CHECKPOINT_IDLE = 0, /* none in progress */
         ITD_CHECKPOINT_WRITING,  /* the child is writing */
@@ -92,9 +93,9 @@ uint64_t itd_checkpoint_dir_feature_spec(const itd_state_conf_t *sc, char *desc,
 
 /**
  * @brief Opens (creating it, mode 0750) the checkpoint folder for an
- * engine and events topic; removes unfinished cuts ("*.tmp") left by a
- * crash. keep: complete cuts to keep (>= 2). pause_ms: test hook, a sleep
- * between the files of a cut (0 in production).
+ * engine and events topic; removes unfinished checkpoints ("*.tmp") left by a
+ * crash. keep: complete checkpoints to keep (>= 2). pause_ms: test hook, a
+ * sleep between the files of a checkpoint (0 in production).
  * @returns the manager (caller owns), or NULL with errstr.
  */
 itd_checkpoint_dir_t *itd_checkpoint_dir_open(const char *dir,
@@ -103,25 +104,25 @@ itd_checkpoint_dir_t *itd_checkpoint_dir_open(const char *dir,
                                               int64_t pause_ms, char *errstr,
                                               size_t errstr_size);
 
-/** @brief Waits for a background cut still running, then frees cd. */
+/** @brief Waits for a background checkpoint still running, then frees cd. */
 void itd_checkpoint_dir_close(itd_checkpoint_dir_t *cd);
 
 /**
- * @brief Restores the newest usable cut into eng (which must be fresh):
- * partitions, model, counters. A damaged cut (truncated, corrupt, missing
- * file) or an incompatible one (another feature spec, configuration or
+ * @brief Restores the newest usable checkpoint into eng (which must be fresh):
+ * partitions, model, counters. A damaged checkpoint (truncated, corrupt,
+ * missing file) or an incompatible one (another feature spec, configuration or
  * topic) is logged with why, and the next older one is tried.
  * @param pos     gets the restored partitions' positions (caller frees).
- * @param info    gets the restored cut's manifest (itd_checkpoint_info_fini),
- * or NULL. Only real folders named "cut-<digits>" are cuts; anything else named
- * like one is logged and ignored.
- * @returns ITD_OK (older cuts may have been damaged:
- * itd_checkpoint_dir_damaged); ITD_ERR_NOT_FOUND when there is no cut at all
- * (start empty); ITD_ERR_CORRUPT when there are cuts and every one is damaged
- * (the caller decides by checkpoint.on_corrupt); ITD_ERR_INCOMPATIBLE when no
- * cut is usable and at least one was refused for its feature spec or
- * configuration (errstr says which and why: the caller should not start
- * empty over them).
+ * @param info    gets the restored checkpoint's manifest
+ * (itd_checkpoint_info_fini), or NULL. Only real folders named "cut-<digits>"
+ * are checkpoints; anything else named like one is logged and ignored.
+ * @returns ITD_OK (older checkpoints may have been damaged:
+ * itd_checkpoint_dir_damaged); ITD_ERR_NOT_FOUND when there is no checkpoint at
+ * all (start empty); ITD_ERR_CORRUPT when there are checkpoints and every one
+ * is damaged (the caller decides by checkpoint.on_corrupt);
+ * ITD_ERR_INCOMPATIBLE when no checkpoint is usable and at least one was
+ * refused for its feature spec or configuration (errstr says which and why: the
+ * caller should not start empty over them).
  */
 itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
                                      itd_engine_t *eng,
@@ -129,26 +130,27 @@ itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
                                      itd_checkpoint_info_t *info, char *errstr,
                                      size_t errstr_size);
 
-/** @brief Cuts the last itd_checkpoint_dir_restore found damaged and skipped.
+/** @brief Checkpoints the last itd_checkpoint_dir_restore found damaged and
+ * skipped.
  */
 size_t itd_checkpoint_dir_damaged(const itd_checkpoint_dir_t *cd);
 
 /**
- * @brief Renames the damaged cuts of the last restore to
+ * @brief Renames the damaged checkpoints of the last restore to
  * "damaged-cut-N", logged at error level: kept for inspection, out of the
- * way of pruning (which would otherwise remove an older good cut before
+ * way of pruning (which would otherwise remove an older good checkpoint before
  * them) and never removed by intentd. Call once the daemon goes on
  * without them.
  */
 void itd_checkpoint_dir_set_aside_damaged(itd_checkpoint_dir_t *cd);
 
 /**
- * @brief Starts a cut of every partition eng holds; pos gives each one's
+ * @brief Starts a checkpoint of every partition eng holds; pos gives each one's
  * next offset (copied; a partition missing from pos is left out).
  * background 1 forks a writer (state ITD_CHECKPOINT_WRITING); 0 writes before
  * returning (ITD_CHECKPOINT_WRITTEN). Then itd_checkpoint_dir_publish.
- * @returns ITD_OK; ITD_ERR_FULL if a cut is already in progress; ITD_ERR_IO
- * with errstr.
+ * @returns ITD_OK; ITD_ERR_FULL if a checkpoint is already in progress;
+ * ITD_ERR_IO with errstr.
  */
 itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                                    const itd_checkpoint_pos_t *pos,
@@ -156,56 +158,59 @@ itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                                    size_t errstr_size);
 
 /**
- * @brief Where the cut in progress stands; wait 1 blocks until the writer
- * is done. After ITD_CHECKPOINT_FAILED (errstr says why) the manager is idle.
+ * @brief Where the checkpoint in progress stands; wait 1 blocks until the
+ * writer is done. After ITD_CHECKPOINT_FAILED (errstr says why) the manager is
+ * idle.
  */
 itd_checkpoint_state_t itd_checkpoint_dir_poll(itd_checkpoint_dir_t *cd,
                                                int wait, char *errstr,
                                                size_t errstr_size);
 
-/** @brief Positions of the cut in progress (borrowed), NULL if none. */
+/** @brief Positions of the checkpoint in progress (borrowed), NULL if none. */
 const itd_checkpoint_pos_t *
 itd_checkpoint_dir_pending(const itd_checkpoint_dir_t *cd, size_t *n);
 
 /**
- * @brief Makes a written cut complete (rename, fsync) and removes the cuts
- * beyond checkpoint.keep. Call only once every output of the events before
- * the cut's positions was acknowledged.
- * @returns ITD_OK, or ITD_ERR_IO with errstr (the cut is dropped).
+ * @brief Makes a written checkpoint complete (rename, fsync) and removes the
+ * checkpoints beyond checkpoint.keep. Call only once every output of the events
+ * before the checkpoint's positions was acknowledged.
+ * @returns ITD_OK, or ITD_ERR_IO with errstr (the checkpoint is dropped).
  */
 itd_err_t itd_checkpoint_dir_publish(itd_checkpoint_dir_t *cd, char *errstr,
                                      size_t errstr_size);
 
-/** @brief Drops a cut in progress (kills the writer, removes the files). */
+/** @brief Drops a checkpoint in progress (kills the writer, removes the files).
+ */
 void itd_checkpoint_dir_abandon(itd_checkpoint_dir_t *cd);
 
-/** @brief Sequence number of the last cut published or restored (0 none). */
+/** @brief Sequence number of the last checkpoint published or restored (0
+ * none). */
 uint64_t itd_checkpoint_dir_last_seq(const itd_checkpoint_dir_t *cd);
 
 /* ---- reading, for `intentd inspect` ---------------------------------- */
 
 /**
- * @brief Reads and checks cutdir/MANIFEST into info (itd_checkpoint_info_fini).
+ * @brief Reads and checks cp_dir/MANIFEST into info (itd_checkpoint_info_fini).
  * @returns ITD_OK; ITD_ERR_NOT_FOUND; ITD_ERR_CORRUPT with errstr.
  */
-itd_err_t itd_checkpoint_info_read(const char *cutdir,
+itd_err_t itd_checkpoint_info_read(const char *cp_dir,
                                    itd_checkpoint_info_t *info, char *errstr,
                                    size_t errstr_size);
 void itd_checkpoint_info_fini(itd_checkpoint_info_t *info);
 
 /**
- * @brief Complete cuts of a checkpoint folder, newest first, as paths
+ * @brief Complete checkpoints of a checkpoint folder, newest first, as paths
  * (caller frees each and the array).
  * @returns how many; 0 also when dir cannot be read.
  */
 size_t itd_checkpoint_dir_list(const char *dir, char ***paths);
 
 /**
- * @brief Restores partition p of the cut at cutdir with the cut's own
- * configuration (no engine needed) into *pt (caller owns).
+ * @brief Restores partition p of the checkpoint at cp_dir with the checkpoint's
+ * own configuration (no engine needed) into *pt (caller owns).
  * @returns ITD_OK; else errstr says why.
  */
-itd_err_t itd_checkpoint_read_partition(const char *cutdir,
+itd_err_t itd_checkpoint_read_partition(const char *cp_dir,
                                         const itd_checkpoint_info_t *info,
                                         int32_t p, itd_partition_t **pt,
                                         char *errstr, size_t errstr_size);

@@ -1,9 +1,9 @@
 /*
  * checkpoint_fs.c - the file-system side of checkpoint.dir, written for a
  * folder that may hold things intentd did not put there (checkpoint_int.h):
- * cut names parsed strictly, only real folders taken for cuts, clean-up
- * that never follows a symlink out of the folder, and reads that accept
- * only regular files of bounded size, so a MANIFEST that is a FIFO, a
+ * checkpoint names parsed strictly, only real folders taken for checkpoints,
+ * clean-up that never follows a symlink out of the folder, and reads that
+ * accept only regular files of bounded size, so a MANIFEST that is a FIFO, a
  * device or a link to /dev/zero is reported as damaged instead of blocking
  * or spinning forever.
  *
@@ -68,10 +68,10 @@ size_t itd_checkpoint_list_seqs(const char *dir, uint64_t **out,
                 uint64_t seq = itd_checkpoint_parse_name(de->d_name, &tmp);
                 if (!seq)
                         continue;
-                /* every name counts here, so a new cut never collides */
+                /* every name counts here, so a new checkpoint never collides */
                 if (max_seq && seq > *max_seq)
                         *max_seq = seq;
-                /* Only a real folder is a cut: a symlink named like one
+                /* Only a real folder is a checkpoint: a symlink named like one
                  * (to anywhere) is not ours to read, number or delete. */
                 struct stat sb;
                 if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) !=
@@ -100,7 +100,7 @@ size_t itd_checkpoint_list_seqs(const char *dir, uint64_t **out,
 }
 
 int itd_checkpoint_remove_tree(const char *path) {
-        /* O_NOFOLLOW: a cut folder replaced by a symlink is left alone
+        /* O_NOFOLLOW: a checkpoint folder replaced by a symlink is left alone
          * (ELOOP), so nothing outside checkpoint.dir is ever deleted. */
         int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {

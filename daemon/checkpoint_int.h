@@ -2,7 +2,7 @@
  * checkpoint_int.h - what the files of the checkpoint folder share: the
  * folder object, the MANIFEST's constants, paths, and the file-system
  * helpers (checkpoint_fs.c). checkpoint.dir may hold
- * things intentd did not write (a symlink named like a cut, a MANIFEST
+ * things intentd did not write (a symlink named like a checkpoint, a MANIFEST
  * that is a FIFO or /dev/zero): these helpers never follow a symlink out
  * of the folder, never block on a special file and never read without a
  * bound.
@@ -20,7 +20,7 @@
 
 #define MANIFEST "MANIFEST"
 #define MANIFEST_MAGIC "intentd-checkpoint"
-/* 2 added pv.bin; version 1 cuts (without it) still load. */
+/* 2 added pv.bin; version 1 checkpoints (without it) still load. */
 #define MANIFEST_VERSION 2
 #define FEATURE_SPEC_VERSION 1
 
@@ -34,7 +34,7 @@ struct itd_checkpoint_dir_s {
         uint64_t next_seq;
         uint64_t last_seq;
 
-        /* the cut in progress */
+        /* the checkpoint in progress */
         itd_checkpoint_state_t state;
         uint64_t seq;
         pid_t child;
@@ -43,7 +43,7 @@ struct itd_checkpoint_dir_s {
         size_t n_pos;
         char err[512];          /* of a failed in-place write */
 
-        /* cuts the last restore found damaged (for set-aside) */
+        /* checkpoints the last restore found damaged (for set-aside) */
         uint64_t *damaged;
         size_t n_damaged;
 };
@@ -82,17 +82,17 @@ itd_err_t itd_checkpoint_write_manifest(const char *dir,
 uint64_t itd_checkpoint_parse_name(const char *name, int *tmp);
 
 /**
- * @brief Sequences of complete cuts in dir, newest first (caller frees
+ * @brief Sequences of complete checkpoints in dir, newest first (caller frees
  * *out). Only real folders count (lstat); with warn, anything else named
- * like a cut is logged as ignored. max_seq (may be NULL) gets the highest
- * sequence of any name that parses (folder or not, complete or not), so a
- * new cut's name is free.
+ * like a checkpoint is logged as ignored. max_seq (may be NULL) gets the
+ * highest sequence of any name that parses (folder or not, complete or not), so
+ * a new checkpoint's name is free.
  */
 size_t itd_checkpoint_list_seqs(const char *dir, uint64_t **out,
                                 uint64_t *max_seq, int warn);
 
 /**
- * @brief Removes a cut folder: opened with O_NOFOLLOW (a symlink is left
+ * @brief Removes a checkpoint folder: opened with O_NOFOLLOW (a symlink is left
  * alone and logged), its entries unlinked without following them, then the
  * folder. @returns 0, or -1 when something stayed.
  */
@@ -110,8 +110,9 @@ int itd_checkpoint_open_regular(const char *path, uint64_t want,
                                 char *errstr, size_t errstr_size);
 
 /**
- * @brief Removes the unfinished cuts ("cut-N.tmp" folders) of dir, logging
- * each, and warns about entries named like cuts that are not folders.
+ * @brief Removes the unfinished checkpoints ("cut-N.tmp" folders) of dir,
+ * logging each, and warns about entries named like checkpoints that are not
+ * folders.
  * @returns the highest sequence of any name that parses (0: none).
  */
 uint64_t itd_checkpoint_remove_unfinished(const char *dir);

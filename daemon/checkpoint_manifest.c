@@ -1,8 +1,8 @@
 /*
- * checkpoint_manifest.c - a cut's MANIFEST (written last, read first: what
- * the cut holds, for which topic, partitions and positions, each file's
- * size and CRC32C) and the feature spec hash that says whether a cut fits
- * this configuration (checkpoint.h, docs/CHECKPOINTS.md).
+ * checkpoint_manifest.c - a checkpoint's MANIFEST (written last, read first:
+ * what the checkpoint holds, for which topic, partitions and positions, each
+ * file's size and CRC32C) and the feature spec hash that says whether a
+ * checkpoint fits this configuration (checkpoint.h, docs/CHECKPOINTS.md).
  */
 #include "checkpoint.h"
 #include "checkpoint_int.h"
@@ -62,7 +62,7 @@ uint64_t itd_checkpoint_dir_feature_spec(const itd_state_conf_t *sc, char *desc,
 
 /* ----------------------------------------------------------- manifest */
 
-/* Text, one "key value..." per line, so `cat MANIFEST` explains a cut;
+/* Text, one "key value..." per line, so `cat MANIFEST` explains a checkpoint;
  * the last line is "crc32c 0x........" of every byte before it. */
 itd_err_t itd_checkpoint_write_manifest(const char *dir,
                                         const itd_checkpoint_info_t *in,
@@ -136,12 +136,12 @@ void itd_checkpoint_info_fini(itd_checkpoint_info_t *info) {
         memset(info, 0, sizeof *info);
 }
 
-itd_err_t itd_checkpoint_info_read(const char *cutdir,
+itd_err_t itd_checkpoint_info_read(const char *cp_dir,
                                    itd_checkpoint_info_t *info, char *errstr,
                                    size_t errstr_size) {
         memset(info, 0, sizeof *info);
         char path[4096];
-        itd_checkpoint_path_join(path, sizeof path, cutdir, MANIFEST);
+        itd_checkpoint_path_join(path, sizeof path, cp_dir, MANIFEST);
         /* A regular file of bounded size, read whole: a MANIFEST that is
          * a FIFO, a device or a link to /dev/zero must not block or spin
          * (that happened before any signal handling could help). */

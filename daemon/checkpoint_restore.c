@@ -1,7 +1,7 @@
 /*
- * checkpoint_restore.c - the newest usable cut back into the engine: each
- * file checked against the MANIFEST (size, CRC32C, feature spec, topic)
- * before it is read, damaged cuts skipped and remembered so they can be
+ * checkpoint_restore.c - the newest usable checkpoint back into the engine:
+ * each file checked against the MANIFEST (size, CRC32C, feature spec, topic)
+ * before it is read, damaged checkpoints skipped and remembered so they can be
  * set aside (checkpoint.h, docs/CHECKPOINTS.md).
  */
 #include "checkpoint.h"
@@ -21,11 +21,11 @@
 
 /* ---------------------------------------------------------- restoring */
 
-/* A file of the cut, opened as a stream when it is a regular file of
+/* A file of the checkpoint, opened as a stream when it is a regular file of
  * exactly want bytes (at most max_bytes); NULL with errstr otherwise. */
-static FILE *open_cut_file(const char *path, uint64_t want,
-                           uint64_t max_bytes, char *errstr,
-                           size_t errstr_size) {
+static FILE *open_checkpoint_file(const char *path, uint64_t want,
+                                  uint64_t max_bytes, char *errstr,
+                                  size_t errstr_size) {
         int fd = itd_checkpoint_open_regular(path, want, max_bytes, NULL,
                                              errstr, errstr_size);
         if (fd < 0)
@@ -41,15 +41,15 @@ static FILE *open_cut_file(const char *path, uint64_t want,
 
 /* Reads one partition file (exactly its bytes, nothing after) into a new
  * partition: with the engine's configuration, or (inspect: no engine) with
- * the cut's own, the trigger table bounded only by its own header. */
+ * the checkpoint's own, the trigger table bounded only by its own header. */
 static itd_err_t read_part(const char *path, const itd_checkpoint_part_t *cp,
                            const itd_engine_t *eng,
                            const itd_checkpoint_info_t *info,
                            itd_partition_t **pt, char *errstr,
                            size_t errstr_size) {
         *pt = NULL;
-        FILE *f = open_cut_file(path, cp->bytes, UINT64_MAX, errstr,
-                                errstr_size);
+        FILE *f = open_checkpoint_file(path, cp->bytes, UINT64_MAX, errstr,
+                                       errstr_size);
         if (!f)
                 return ITD_ERR_CORRUPT;
         itd_partition_conf_t pc;
@@ -80,13 +80,13 @@ static itd_err_t read_part(const char *path, const itd_checkpoint_part_t *cp,
         return err;
 }
 
-itd_err_t itd_checkpoint_read_partition(const char *cutdir,
+itd_err_t itd_checkpoint_read_partition(const char *cp_dir,
                                         const itd_checkpoint_info_t *info,
                                         int32_t p, itd_partition_t **pt,
                                         char *errstr, size_t errstr_size) {
         char path[4096], name[64];
         snprintf(name, sizeof name, "part-%d.snap", (int)p);
-        itd_checkpoint_path_join(path, sizeof path, cutdir, name);
+        itd_checkpoint_path_join(path, sizeof path, cp_dir, name);
         for (size_t i = 0; i < info->n_parts; i++) {
                 if (info->parts[i].partition != p)
                         continue;
@@ -94,7 +94,7 @@ itd_err_t itd_checkpoint_read_partition(const char *cutdir,
                                  errstr, errstr_size);
         }
         itd_errf(errstr, errstr_size, "cut \"%s\" holds no partition %d",
-               cutdir, (int)p);
+                 cp_dir, (int)p);
         return ITD_ERR_NOT_FOUND;
 }
 
@@ -102,8 +102,8 @@ itd_err_t itd_checkpoint_read_partition(const char *cutdir,
  * business: merging into the engine's keeps the configured one). */
 static itd_err_t read_pv(const char *path, uint64_t bytes, itd_eval_t **eval,
                          char *errstr, size_t errstr_size) {
-        FILE *f = open_cut_file(path, bytes, ITD_CHECKPOINT_SMALL_FILE_MAX,
-                                errstr, errstr_size);
+        FILE *f = open_checkpoint_file(
+            path, bytes, ITD_CHECKPOINT_SMALL_FILE_MAX, errstr, errstr_size);
         if (!f)
                 return ITD_ERR_CORRUPT;
         char why[512];
@@ -131,29 +131,30 @@ static itd_err_t read_pv(const char *path, uint64_t bytes, itd_eval_t **eval,
         return err;
 }
 
-/* Tries one cut; on success everything is installed in eng. */
-static itd_err_t restore_cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
-                             const char *cutdir, itd_checkpoint_info_t *info,
-                             char *errstr, size_t errstr_size) {
+/* Tries one checkpoint; on success everything is installed in eng. */
+static itd_err_t restore_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+                                    const char *cp_dir,
+                                    itd_checkpoint_info_t *info, char *errstr,
+                                    size_t errstr_size) {
         itd_err_t err =
-            itd_checkpoint_info_read(cutdir, info, errstr, errstr_size);
+            itd_checkpoint_info_read(cp_dir, info, errstr, errstr_size);
         if (err)
                 return err == ITD_ERR_NOT_FOUND ? ITD_ERR_CORRUPT : err;
         if (info->feature_spec_hash != cd->spec_hash) {
                 itd_errf(errstr, errstr_size,
-                       "\"%s\" was written for another feature spec: "
-                       "0x%016" PRIx64 " (%s); this configuration has "
-                       "0x%016" PRIx64 " (%s)",
-                       cutdir, info->feature_spec_hash, info->feature_spec,
-                       cd->spec_hash, cd->spec);
+                         "\"%s\" was written for another feature spec: "
+                         "0x%016" PRIx64 " (%s); this configuration has "
+                         "0x%016" PRIx64 " (%s)",
+                         cp_dir, info->feature_spec_hash, info->feature_spec,
+                         cd->spec_hash, cd->spec);
                 itd_checkpoint_info_fini(info);
                 return ITD_ERR_INCOMPATIBLE;
         }
         if (strcmp(info->topic, cd->topic) != 0) {
                 itd_errf(errstr, errstr_size,
-                       "\"%s\" holds offsets of topic \"%s\", this "
-                       "configuration consumes \"%s\"",
-                       cutdir, info->topic, cd->topic);
+                         "\"%s\" holds offsets of topic \"%s\", this "
+                         "configuration consumes \"%s\"",
+                         cp_dir, info->topic, cd->topic);
                 itd_checkpoint_info_fini(info);
                 return ITD_ERR_INCOMPATIBLE;
         }
@@ -166,7 +167,7 @@ static itd_err_t restore_cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
 
         /* Everything is read and checked before anything is installed, and
          * the model loads last (it is unchanged when its load fails). */
-        itd_checkpoint_path_join(path, sizeof path, cutdir, "engine.bin");
+        itd_checkpoint_path_join(path, sizeof path, cp_dir, "engine.bin");
         int fd = itd_checkpoint_open_regular(path, info->engine_bytes,
                                              ITD_CHECKPOINT_SMALL_FILE_MAX,
                                              NULL, errstr, errstr_size);
@@ -186,18 +187,18 @@ static itd_err_t restore_cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                         itd_errf(errstr, errstr_size, "\"%s\": %s", path, why);
         }
         if (!err && info->pv_bytes) {
-                itd_checkpoint_path_join(path, sizeof path, cutdir, "pv.bin");
+                itd_checkpoint_path_join(path, sizeof path, cp_dir, "pv.bin");
                 err = read_pv(path, info->pv_bytes, &eval, errstr, errstr_size);
         }
         for (size_t i = 0; i < n && !err; i++) {
                 snprintf(name, sizeof name, "part-%d.snap",
                          (int)info->parts[i].partition);
-                itd_checkpoint_path_join(path, sizeof path, cutdir, name);
+                itd_checkpoint_path_join(path, sizeof path, cp_dir, name);
                 err = read_part(path, &info->parts[i], eng, info, &pts[i],
                                 errstr, errstr_size);
         }
         if (!err) {
-                itd_checkpoint_path_join(path, sizeof path, cutdir,
+                itd_checkpoint_path_join(path, sizeof path, cp_dir,
                                          "model.ckpt");
                 /* the model file opens itself; check what it is first */
                 int mfd = itd_checkpoint_open_regular(path, info->model_bytes,
@@ -221,7 +222,7 @@ static itd_err_t restore_cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                 itd_engine_read_trainer(eng, trainer, trainer_len, 1, why,
                                         sizeof why);
                 /* Replaced, not added to: the engine may have judged
-                 * examples of a newer cut that failed to load. */
+                 * examples of a newer checkpoint that failed to load. */
                 itd_eval_reset(itd_engine_eval(eng));
                 if (eval)
                         itd_eval_merge(itd_engine_eval(eng), eval);
@@ -230,7 +231,7 @@ static itd_err_t restore_cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                                 "checkpoint %s holds no progressive "
                                 "metrics (written by an older version): "
                                 "they start empty",
-                                cutdir);
+                                cp_dir);
                 /* Restored partitions count as active from now on: idle
                  * advancement waits a full idle period before moving
                  * them. */
@@ -265,11 +266,11 @@ itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
         char first_refusal[1024] = "";
         itd_err_t result = ITD_ERR_NOT_FOUND;
         for (size_t i = 0; i < n; i++) {
-                char cutdir[4096], why[1024];
-                itd_checkpoint_name(cutdir, sizeof cutdir, cd->dir, seqs[i], 0);
+                char cp_dir[4096], why[1024];
+                itd_checkpoint_name(cp_dir, sizeof cp_dir, cd->dir, seqs[i], 0);
                 itd_checkpoint_info_t info;
-                itd_err_t err = restore_cut(cd, eng, cutdir, &info, why,
-                                            sizeof why);
+                itd_err_t err =
+                    restore_checkpoint(cd, eng, cp_dir, &info, why, sizeof why);
                 if (err) {
                         int incompatible = err == ITD_ERR_INCOMPATIBLE;
                         refused += incompatible;
@@ -282,7 +283,7 @@ itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
                         itd_log(ITD_LOG_ERR, "checkpoint",
                                 "%s checkpoint %s: %s%s",
                                 incompatible ? "refusing" : "skipping damaged",
-                                cutdir, why,
+                                cp_dir, why,
                                 i + 1 < n ? "; trying the previous one" : "");
                         continue;
                 }

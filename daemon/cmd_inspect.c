@@ -2,11 +2,12 @@
  * cmd_inspect.c - `intentd inspect model FILE` and `intentd inspect state
  * DIR`: what a checkpoint holds, readable, without a config or a broker.
  *
- * `state` prints the users of every partition of a cut as the same JSON
+ * `state` prints the users of every partition of a checkpoint as the same JSON
  * lines as `replay --dump-state` (window counts as of the partition's
  * watermark), so a checkpoint can be compared with a replay or another
  * checkpoint line by line; `--summary` prints one line per partition
- * instead. DIR is checkpoint.dir (its newest readable cut) or one cut.
+ * instead. DIR is checkpoint.dir (its newest readable checkpoint) or one
+ * checkpoint.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -40,8 +41,8 @@ static int is_dir(const char *path) {
         return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-/* The cuts DIR stands for, newest first: itself if it is one. */
-static size_t cuts_of(const char *dir, char ***paths) {
+/* The checkpoints DIR stands for, newest first: itself if it is one. */
+static size_t checkpoints_of(const char *dir, char ***paths) {
         char manifest[4096];
         snprintf(manifest, sizeof manifest, "%s/MANIFEST", dir);
         struct stat sb;
@@ -59,13 +60,13 @@ static void free_paths(char **paths, size_t n) {
         free(paths);
 }
 
-/* Prints one cut; ITD_OK, or errstr says what is damaged (nothing has
+/* Prints one checkpoint; ITD_OK, or errstr says what is damaged (nothing has
  * been printed to stdout then). */
-static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
-                           size_t errstr_size) {
+static itd_err_t print_checkpoint(const char *cp_dir, int summary, char *errstr,
+                                  size_t errstr_size) {
         itd_checkpoint_info_t info;
         itd_err_t err =
-            itd_checkpoint_info_read(cutdir, &info, errstr, errstr_size);
+            itd_checkpoint_info_read(cp_dir, &info, errstr, errstr_size);
         if (err)
                 return err;
         size_t n = info.n_parts;
@@ -73,14 +74,14 @@ static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
         /* Read everything first, so a damaged file prints nothing. */
         for (size_t i = 0; i < n && !err; i++)
                 err = itd_checkpoint_read_partition(
-                    cutdir, &info, info.parts[i].partition, &pts[i], errstr,
+                    cp_dir, &info, info.parts[i].partition, &pts[i], errstr,
                     errstr_size);
         if (!err) {
                 fprintf(stderr,
                         "checkpoint %s: seq %" PRIu64 ", written by intentd "
                         "%s at %" PRId64 " ms, topic \"%s\", %zu partitions, "
                         "feature spec 0x%016" PRIx64 " (%s)\n",
-                        cutdir, info.seq, info.version, info.created_ms,
+                        cp_dir, info.seq, info.version, info.created_ms,
                         info.topic, n, info.feature_spec_hash,
                         info.feature_spec);
         }
@@ -116,7 +117,7 @@ static itd_err_t print_cut(const char *cutdir, int summary, char *errstr,
 
 static int inspect_state(const char *dir, int summary) {
         char **paths;
-        size_t n = cuts_of(dir, &paths);
+        size_t n = checkpoints_of(dir, &paths);
         if (n == 0) {
                 fprintf(stderr, "intentd inspect state: no checkpoint in "
                         "\"%s\"\n", dir);
@@ -125,8 +126,8 @@ static int inspect_state(const char *dir, int summary) {
         int rc = 1;
         for (size_t i = 0; i < n; i++) {
                 char errstr[1024];
-                if (print_cut(paths[i], summary, errstr, sizeof errstr) ==
-                    ITD_OK) {
+                if (print_checkpoint(paths[i], summary, errstr,
+                                     sizeof errstr) == ITD_OK) {
                         rc = 0;
                         break;
                 }
@@ -145,7 +146,7 @@ static int inspect_model(const char *path) {
         snprintf(file, sizeof file, "%s", path);
         if (is_dir(path)) {
                 char **paths;
-                size_t n = cuts_of(path, &paths);
+                size_t n = checkpoints_of(path, &paths);
                 if (n == 0) {
                         fprintf(stderr, "intentd inspect model: no "
                                 "checkpoint in \"%s\"\n", path);

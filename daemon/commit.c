@@ -2,11 +2,11 @@
  * commit.c - what `intentd run` commits, and when. Without checkpoints the
  * acknowledged prefix of each partition is stored for auto-commit. With
  * checkpoints (docs/CHECKPOINTS.md) it is only noted: every
- * checkpoint.interval a cut of the engine is written in the background,
+ * checkpoint.interval a checkpoint of the engine is written in the background,
  * published once every output before its positions is acknowledged, and
  * only then are exactly its positions committed; on revoke and at stop a
- * cut is written in place; at start the newest usable cut is restored and
- * each assigned partition resumes at its position.
+ * checkpoint is written in place; at start the newest usable checkpoint is
+ * restored and each assigned partition resumes at its position.
  */
 #include "run_int.h"
 
@@ -17,7 +17,7 @@
 /* Stores, for every partition whose acknowledged prefix moved, the
  * position after it; auto-commit (or the final commit) sends it. With
  * checkpoints or the state changelog it is only noted: commits follow
- * complete cuts or acknowledged changelog snapshots. */
+ * complete checkpoints or acknowledged changelog snapshots. */
 void itd_commit_store(loop_t *lp) {
         int32_t n = itd_offsets_partitions(lp->offsets);
         rd_kafka_topic_partition_list_t *tp = NULL;
@@ -52,7 +52,7 @@ void itd_commit_store(loop_t *lp) {
 }
 
 /* Positions of every partition the engine holds (caller frees). */
-static itd_checkpoint_pos_t *cut_positions(loop_t *lp, size_t *n_out) {
+static itd_checkpoint_pos_t *checkpoint_positions(loop_t *lp, size_t *n_out) {
         size_t n = itd_engine_partitions(lp->eng, NULL, 0);
         int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
         itd_engine_partitions(lp->eng, ps, n);
@@ -69,8 +69,8 @@ static itd_checkpoint_pos_t *cut_positions(loop_t *lp, size_t *n_out) {
         return pos;
 }
 
-/* 1 when every output before the cut's positions is acknowledged. */
-static int cut_covered(loop_t *lp) {
+/* 1 when every output before the checkpoint's positions is acknowledged. */
+static int checkpoint_covered(loop_t *lp) {
         size_t n;
         const itd_checkpoint_pos_t *pos =
             itd_checkpoint_dir_pending(lp->ck, &n);
@@ -80,9 +80,9 @@ static int cut_covered(loop_t *lp) {
         return 1;
 }
 
-/* Publishes the written cut and commits its positions of the partitions
+/* Publishes the written checkpoint and commits its positions of the partitions
  * still assigned; sync at stop and on revoke. */
-static void publish_cut(loop_t *lp, int sync) {
+static void publish_checkpoint(loop_t *lp, int sync) {
         char errstr[1024];
         size_t n;
         const itd_checkpoint_pos_t *pos =
@@ -101,7 +101,7 @@ static void publish_cut(loop_t *lp, int sync) {
                 return;
         }
         itd_prom_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
-        lp->consumed_at_cut = lp->consumed_at_pending;
+        lp->consumed_at_checkpoint = lp->consumed_at_pending;
         itd_erasure_checkpoint_published(lp->erase,
                                   itd_checkpoint_dir_last_seq(lp->ck));
         itd_log(ITD_LOG_INFO, "checkpoint",
@@ -124,32 +124,32 @@ static void publish_cut(loop_t *lp, int sync) {
         rd_kafka_topic_partition_list_destroy(tp);
 }
 
-/* Main loop: finishes the cut in progress, or starts one when due. */
+/* Main loop: finishes the checkpoint in progress, or starts one when due. */
 void itd_commit_tick(loop_t *lp) {
         char errstr[1024];
         itd_checkpoint_state_t cs =
             itd_checkpoint_dir_poll(lp->ck, 0, errstr, sizeof errstr);
         if (cs == ITD_CHECKPOINT_FAILED)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
-        if (cs == ITD_CHECKPOINT_WRITTEN && cut_covered(lp))
-                publish_cut(lp, 0);
+        if (cs == ITD_CHECKPOINT_WRITTEN && checkpoint_covered(lp))
+                publish_checkpoint(lp, 0);
         if (cs == ITD_CHECKPOINT_WRITING || cs == ITD_CHECKPOINT_WRITTEN)
                 return;
         int64_t now = itd_now_mono_ms();
-        if (now - lp->last_cut_ms < lp->conf->checkpoint_interval_ms)
+        if (now - lp->last_checkpoint_ms < lp->conf->checkpoint_interval_ms)
                 return;
-        lp->last_cut_ms = now;
-        /* Nothing consumed since the last cut: it still stands, unless it
-         * holds a user erased since. */
-        if (lp->res->consumed == lp->consumed_at_cut &&
+        lp->last_checkpoint_ms = now;
+        /* Nothing consumed since the last checkpoint: it still stands, unless
+         * it holds a user erased since. */
+        if (lp->res->consumed == lp->consumed_at_checkpoint &&
             !itd_erasure_wants_checkpoint(lp->erase))
                 return;
-        /* Events waiting for their schema are settled first: a cut holds
+        /* Events waiting for their schema are settled first: a checkpoint holds
          * every event before its positions, in the engine or
          * dead-lettered. */
         itd_decode_release_parked(lp, 1);
         size_t n;
-        itd_checkpoint_pos_t *pos = cut_positions(lp, &n);
+        itd_checkpoint_pos_t *pos = checkpoint_positions(lp, &n);
         int64_t t0 = itd_now_mono_ms();
         lp->consumed_at_pending = lp->res->consumed;
         itd_erasure_checkpoint_started(lp->erase);
@@ -162,11 +162,11 @@ void itd_commit_tick(loop_t *lp) {
 }
 
 /*
- * A cut in place, now: at stop and on revoke, after the outputs were
- * drained. A background cut still running is finished first (it is older
+ * A checkpoint in place, now: at stop and on revoke, after the outputs were
+ * drained. A background checkpoint still running is finished first (it is older
  * and may be published on its own). If some output is still unacknowledged
- * no cut is written: the last complete one stands, and the events after it
- * are consumed again after a restart.
+ * no checkpoint is written: the last complete one stands, and the events after
+ * it are consumed again after a restart.
  */
 int itd_commit_now(loop_t *lp, const char *why) {
         char errstr[1024];
@@ -176,18 +176,18 @@ int itd_commit_now(loop_t *lp, const char *why) {
         if (cs == ITD_CHECKPOINT_FAILED)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
         if (cs == ITD_CHECKPOINT_WRITTEN) {
-                if (cut_covered(lp))
-                        publish_cut(lp, 1);
+                if (checkpoint_covered(lp))
+                        publish_checkpoint(lp, 1);
                 else
                         itd_checkpoint_dir_abandon(lp->ck);
         }
-        /* The last complete cut already holds everything consumed. */
+        /* The last complete checkpoint already holds everything consumed. */
         if (itd_checkpoint_dir_last_seq(lp->ck) > 0 &&
-            lp->res->consumed == lp->consumed_at_cut &&
+            lp->res->consumed == lp->consumed_at_checkpoint &&
             !itd_erasure_wants_checkpoint(lp->erase))
                 return 1;
         size_t n;
-        itd_checkpoint_pos_t *pos = cut_positions(lp, &n);
+        itd_checkpoint_pos_t *pos = checkpoint_positions(lp, &n);
         for (size_t i = 0; i < n; i++) {
                 if (ppos(lp, pos[i].partition)->acked < pos[i].next_offset) {
                         itd_log(ITD_LOG_ERR, "checkpoint",
@@ -212,7 +212,7 @@ int itd_commit_now(loop_t *lp, const char *why) {
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s: %s", why, errstr);
         } else {
                 ok = 1;
-                publish_cut(lp, 1);
+                publish_checkpoint(lp, 1);
                 itd_log(ITD_LOG_NOTICE, "checkpoint",
                         "checkpoint %llu written %s in %lld ms",
                         (unsigned long long)itd_checkpoint_dir_last_seq(lp->ck),
@@ -278,10 +278,10 @@ void itd_commit_assign(loop_t *lp,
 /*
  * checkpoint.dir: "auto" is $STATE_DIRECTORY (systemd's StateDirectory=,
  * the first of a colon-separated list) or off, "" is off. Opens the
- * folder and restores the newest usable cut into the engine.
- * @returns ITD_OK; ITD_ERR_CONF (the folder cannot be used; no cut usable
- * and some refused, since starting empty would throw away what they hold;
- * or every cut damaged under checkpoint.on_corrupt refuse).
+ * folder and restores the newest usable checkpoint into the engine.
+ * @returns ITD_OK; ITD_ERR_CONF (the folder cannot be used; no checkpoint
+ * usable and some refused, since starting empty would throw away what they
+ * hold; or every checkpoint damaged under checkpoint.on_corrupt refuse).
  */
 itd_err_t itd_commit_open(loop_t *lp, char *errstr,
                           size_t errstr_size) {
@@ -301,7 +301,7 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
                 return ITD_OK;
         }
         /* Test hook (docs/CHECKPOINTS.md): a sleep between the files of a
-         * cut, so a test can kill the daemon while one is written. */
+         * checkpoint, so a test can kill the daemon while one is written. */
         const char *hook = getenv("ITD_TEST_CHECKPOINT_PAUSE_MS");
         int64_t pause_ms = hook ? strtoll(hook, NULL, 10) : 0;
         lp->ck = itd_checkpoint_dir_open(dir, lp->eng, lp->conf->topic_events,
@@ -315,7 +315,7 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
         char why[2048];
         itd_err_t err = itd_checkpoint_dir_restore(lp->ck, lp->eng, &pos, &n,
                                                    &info, why, sizeof why);
-        lp->last_cut_ms = itd_now_mono_ms();
+        lp->last_checkpoint_ms = itd_now_mono_ms();
         itd_engine_stats_t es;
         itd_engine_stats(lp->eng, &es);
         lp->train_skipped = es.train_skipped; /* logged by their run */

@@ -15,7 +15,8 @@
  * so the group does not evict us) until the producer drains.
  *
  * With checkpoints (checkpoint.dir, docs/CHECKPOINTS.md) nothing is stored
- * for auto-commit: commits follow complete cuts of the engine (commit.c).
+ * for auto-commit: commits follow complete checkpoints of the engine
+ * (commit.c).
  *
  * The stages live in their own files (run_int.h): the Kafka source
  * (source.c), decoding, dead letters and the park (decode.c), the Kafka
@@ -420,7 +421,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         int producer_dead = rd_kafka_fatal_error(lp.producer, fwhy,
                                                  sizeof fwhy) != 0;
         /* Events still waiting for their schema: a final checkpoint
-         * settles them (its cut must be exact); without checkpoints they
+         * settles them (its checkpoint must be exact); without checkpoints they
          * are left, unacknowledged, to be consumed again after a restart. */
         if ((lp.ck || lp.sl) && !producer_dead)
                 itd_decode_release_parked(&lp, 1);
@@ -433,7 +434,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                         "shutdown.timeout; their events will be consumed "
                         "again on restart",
                         (unsigned long long)itd_offsets_in_flight(lp.offsets));
-        /* The last changelog snapshots, committed, before the last cut
+        /* The last changelog snapshots, committed, before the last checkpoint
          * (which then commits nothing itself). */
         if (lp.sl && !producer_dead)
                 final_snapshots(&lp);

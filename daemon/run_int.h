@@ -11,7 +11,7 @@
  *   sink.c     the Kafka producer: outputs, dead letters, delivery
  *              reports, retries, giving up
  *   commit.c   offsets and checkpoints: acknowledged offsets stored or
- *              committed, cuts written, published, restored and resumed
+ *              committed, checkpoints written, published, restored and resumed
  *   statelog.c the state changelog topic: partition snapshots written,
  *              their positions committed, partitions restored on assignment
  *   status.c   what the loop tells the outside: progress line, log line,
@@ -129,10 +129,10 @@ typedef struct loop_s {
         itd_checkpoint_dir_t *ck; /* NULL: checkpoints off */
         ppos_t *pp;               /* indexed by partition */
         size_t n_pp;
-        int64_t last_cut_ms;      /* monotonic, last cut started */
-        uint64_t consumed_at_cut; /* res->consumed at the last complete
-                                   * cut */
-        uint64_t consumed_at_pending; /* ... at the cut in progress */
+        int64_t last_checkpoint_ms; /* monotonic, last checkpoint started */
+        uint64_t consumed_at_checkpoint; /* res->consumed at the last complete
+                                          * checkpoint */
+        uint64_t consumed_at_pending;    /* ... at the checkpoint in progress */
 
         itd_statelog_t *sl;       /* NULL: topics.changelog off */
 } loop_t;
@@ -216,13 +216,13 @@ void itd_sink_drain(loop_t *lp, int64_t deadline_ms);
 
 /* ---- commit.c ----------------------------------------------------------- */
 
-/* Opens checkpoint.dir and restores the newest usable cut. */
+/* Opens checkpoint.dir and restores the newest usable checkpoint. */
 itd_err_t itd_commit_open(loop_t *lp, char *errstr, size_t errstr_size);
 /* Stores (or, with checkpoints, notes) each acknowledged prefix. */
 void itd_commit_store(loop_t *lp);
-/* Finishes the cut in progress, or starts one when due. */
+/* Finishes the checkpoint in progress, or starts one when due. */
 void itd_commit_tick(loop_t *lp);
-/* A cut in place, now (revoke, stop); 1 when one was written. */
+/* A checkpoint in place, now (revoke, stop); 1 when one was written. */
 int itd_commit_now(loop_t *lp, const char *why);
 /* Resumes assigned partitions at their checkpointed positions. */
 void itd_commit_assign(loop_t *lp, rd_kafka_topic_partition_list_t *parts,

@@ -12,7 +12,7 @@
 
 #include "lag.h"
 
-/* With checkpoints or the state changelog, commits follow complete cuts
+/* With checkpoints or the state changelog, commits follow complete checkpoints
  * (commit.c) or acknowledged snapshots (statelog.c) only, on top of the
  * shipped consumer settings (itd_kafka_consumer_defaults). */
 static const char *const checkpoint_consumer_extra[] = {
@@ -95,8 +95,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 /* A last changelog snapshot and a checkpoint first, so the
                  * partitions' next owner (maybe us again) resumes exactly
                  * where they leave off. Lost ones may already be someone
-                 * else's: no snapshot, no cut, no commit. */
-                /* Without a fresh cut or snapshot the state holds events
+                 * else's: no snapshot, no checkpoint, no commit. */
+                /* Without a fresh checkpoint or snapshot the state holds events
                  * whose outputs may be lost: not safe to keep. */
                 if (!lost && lp->sl) {
                         int32_t *ps = itd_xcalloc((size_t)parts->cnt + 1,
@@ -119,7 +119,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 itd_statelog_release(lp, p);
                         /* Eager rebalancing revokes everything before
                          * each assignment: keep the state, parked at the
-                         * cut, until the assignment says whether it
+                         * checkpoint, until the assignment says whether it
                          * stays ours. */
                         if (lost || cooperative) {
                                 itd_engine_drop_partition(lp->eng, p);

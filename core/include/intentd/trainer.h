@@ -131,7 +131,7 @@ itd_err_t itd_trainer_write(const itd_trainer_t *tr,
  * @brief Checks (apply 0) or checks and installs (apply 1) what
  * itd_trainer_write wrote (len bytes at buf). A check that passed
  * guarantees the install succeeds. Installing replaces the mini-batch and
- * the counters (a smaller batch than at the cut steps on the surplus at
+ * the counters (a smaller batch than at the checkpoint steps on the surplus at
  * once) and writes the engine's counters into *extra.
  * @returns ITD_OK; ITD_ERR_CORRUPT or ITD_ERR_INCOMPATIBLE with errstr.
  */

@@ -142,7 +142,7 @@ typedef struct itd_conf_s {
         /* checkpoints (daemon/checkpoint.h, docs/CHECKPOINTS.md) */
         char *checkpoint_dir;       /* "auto": $STATE_DIRECTORY or off; "" off */
         int64_t checkpoint_interval_ms;
-        int64_t checkpoint_keep;    /* complete cuts kept, >= 2 */
+        int64_t checkpoint_keep;    /* complete checkpoints kept, >= 2 */
         int checkpoint_on_corrupt;  /* itd_conf_on_corrupt_t */
 
         /* Where each option got its value (itd_conf_where); owned. */
