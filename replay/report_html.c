@@ -105,6 +105,33 @@ static const char *named(char *buf, size_t cap, const scorer_t *s,
 
 /* ---- curves ---------------------------------------------------------- */
 
+/* Scorer s's curve (roc, pr, gains) in a comparison. */
+static const json_t *curve_of(const json_t *cmp, const scorer_t *s,
+                              const char *curve) {
+        return json_object_get(
+            json_object_get(json_object_get(cmp, "curves"), s->key), curve);
+}
+
+/* One line per scorer for a curve, named with its metric over all
+ * labelled events. */
+static void scorer_lines(itd_chart_t *c, const json_t *cmp,
+                         const scorer_t *sc, size_t k, const char *curve,
+                         const char *xkey, const char *ykey,
+                         const char *metric) {
+        for (size_t j = 0; j < k; j++) {
+                double *x, *y;
+                size_t n = series(curve_of(cmp, &sc[j], curve), xkey, ykey,
+                                  &x, &y);
+                char name[80];
+                itd_chart_line(c, x, y, n, sc[j].colour,
+                               named(name, sizeof name, &sc[j],
+                                     jd(judged(cmp, "all", sc[j].key),
+                                        metric)),
+                               0);
+                free(x), free(y);
+        }
+}
+
 static void html_roc(FILE *f, const json_t *cmp) {
         scorer_t sc[MAX_SCORERS];
         size_t k = scorers(cmp, sc);
@@ -114,22 +141,7 @@ static void html_roc(FILE *f, const json_t *cmp) {
                        "true positive rate");
         double dx[2] = {0, 1}, dy[2] = {0, 1};
         itd_chart_line(&c, dx, dy, 2, REF_COLOUR, "chance 0.5", 1);
-        for (size_t j = 0; j < k; j++) {
-                double *x, *y;
-                size_t n = series(
-                    json_object_get(json_object_get(json_object_get(
-                                                        cmp, "curves"),
-                                                    sc[j].key),
-                                    "roc"),
-                    "fpr", "tpr", &x, &y);
-                char name[80];
-                itd_chart_line(&c, x, y, n, sc[j].colour,
-                               named(name, sizeof name, &sc[j],
-                                     jd(judged(cmp, "all", sc[j].key),
-                                        "auc")),
-                               0);
-                free(x), free(y);
-        }
+        scorer_lines(&c, cmp, sc, k, "roc", "fpr", "tpr", "auc");
         itd_chart_close(&c, "all labelled events; legend: AUC");
 }
 
@@ -143,10 +155,7 @@ static void html_pr(FILE *f, const json_t *cmp) {
          * each; the axis serves the rest of the curve */
         double top = base;
         for (size_t j = 0; j < k; j++) {
-                const json_t *pr = json_object_get(
-                    json_object_get(json_object_get(cmp, "curves"),
-                                    sc[j].key),
-                    "pr");
+                const json_t *pr = curve_of(cmp, &sc[j], "pr");
                 for (size_t i = 0; i < json_array_size(pr); i++) {
                         const json_t *p = json_array_get(pr, i);
                         if (jd(p, "recall") >= 0.02 &&
@@ -164,12 +173,8 @@ static void html_pr(FILE *f, const json_t *cmp) {
         itd_chart_line(&c, bx, by, 2, REF_COLOUR, name, 1);
         for (size_t j = 0; j < k; j++) {
                 double *x, *y;
-                size_t n = series(
-                    json_object_get(json_object_get(json_object_get(
-                                                        cmp, "curves"),
-                                                    sc[j].key),
-                                    "pr"),
-                    "recall", "precision", &x, &y);
+                size_t n = series(curve_of(cmp, &sc[j], "pr"), "recall",
+                                  "precision", &x, &y);
                 for (size_t i = 0; i < n; i++)
                         if (y[i] > c.y1)
                                 y[i] = c.y1; /* clipped at the frame */
@@ -190,22 +195,8 @@ static void html_gains(FILE *f, const json_t *cmp) {
                        "share of purchases captured");
         double dx[2] = {0, 1}, dy[2] = {0, 1};
         itd_chart_line(&c, dx, dy, 2, REF_COLOUR, "random: lift 1", 1);
-        for (size_t j = 0; j < k; j++) {
-                double *x, *y;
-                size_t n = series(
-                    json_object_get(json_object_get(json_object_get(
-                                                        cmp, "curves"),
-                                                    sc[j].key),
-                                    "gains"),
-                    "share", "captured", &x, &y);
-                char name[80];
-                itd_chart_line(&c, x, y, n, sc[j].colour,
-                               named(name, sizeof name, &sc[j],
-                                     jd(judged(cmp, "all", sc[j].key),
-                                        "lift_top10")),
-                               0);
-                free(x), free(y);
-        }
+        scorer_lines(&c, cmp, sc, k, "gains", "share", "captured",
+                     "lift_top10");
         double tx[2] = {0.1, 0.1}, ty[2] = {0, 1};
         itd_chart_line(&c, tx, ty, 2, REF_COLOUR, NULL, 1);
         itd_chart_close(&c, "all labelled events; legend: lift of the top "
