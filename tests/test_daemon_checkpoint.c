@@ -1,13 +1,13 @@
 /*
  * test_daemon_checkpoint.c - the checkpoint folder (daemon/checkpoint.h):
- * a cut restores to the same state, pending labels, positions and
- * progressive metrics; a cut of the older format without metrics loads; a
- * damaged newest cut falls back to the previous one; a cut of another
- * feature spec is refused with a clear error; old cuts go only after a
- * newer one is complete; unfinished ones are cleaned up. A folder holding
- * what intentd did not write (symlinks named like cuts, odd names, a
- * MANIFEST that is /dev/zero, a FIFO or huge) loses nothing outside it and
- * never hangs; every cut damaged is reported as such.
+ * a checkpoint restores to the same state, pending labels, positions and
+ * progressive metrics; a checkpoint of the older format without metrics loads;
+ * a damaged newest checkpoint falls back to the previous one; a checkpoint of
+ * another feature spec is refused with a clear error; old checkpoints go only
+ * after a newer one is complete; unfinished ones are cleaned up. A folder
+ * holding what intentd did not write (symlinks named like checkpoints, odd
+ * names, a MANIFEST that is /dev/zero, a FIFO or huge) loses nothing outside it
+ * and never hangs; every checkpoint damaged is reported as such.
  *
  * Events come from the seeded simulator, spread over three partitions by
  * user, with offsets counting per partition like Kafka's.
@@ -44,7 +44,7 @@ typedef struct feed_s {
 static itd_conf_t *small_conf(const char *windows) {
         itd_conf_t *conf = itd_conf_new();
         char err[256];
-        /* A small model keeps each cut at a few hundred KiB. */
+        /* A small model keeps each checkpoint at a few hundred KiB. */
         cr_assert_eq(itd_conf_set(conf, "model.embedding.buckets", "1024",
                                   err, sizeof err), ITD_OK, "%s", err);
         cr_assert_eq(itd_conf_set(conf, "model.hidden", "16", err,
@@ -146,15 +146,15 @@ static itd_checkpoint_dir_t *open_dir(const itd_engine_t *eng) {
         return cd;
 }
 
-/* Two cuts: after 3000 events (dump1, offsets1) and 6000 (dump2). */
-typedef struct two_cuts_s {
+/* Two checkpoints: after 3000 events (dump1, offsets1) and 6000 (dump2). */
+typedef struct two_checkpoints_s {
         char *dump1, *dump2;
         uint64_t pending1, pending2;
         int64_t off1[PARTS], off2[PARTS];
         itd_eval_summary_t eval1, eval2;
-} two_cuts_t;
+} two_checkpoints_t;
 
-static void make_two_cuts(itd_conf_t *conf, two_cuts_t *tc) {
+static void make_two_checkpoints(itd_conf_t *conf, two_checkpoints_t *tc) {
         cr_assert(tu_tmpdir(dir, sizeof dir));
         itd_engine_t *eng = engine(conf);
         feed_t f;
@@ -230,8 +230,8 @@ static char *newest_file(const char *name, char *buf, size_t cap) {
 
 Test(daemon_checkpoint, restores_state_pending_labels_and_positions) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         cr_assert(tc.pending2 > 0, "the test needs pending labels");
         cr_assert(tc.eval2.positives > 0 && tc.eval2.positives < tc.eval2.n,
                   "the test needs judged examples of both classes "
@@ -245,9 +245,9 @@ Test(daemon_checkpoint, restores_state_pending_labels_and_positions) {
         itd_conf_destroy(conf);
 }
 
-/* Rewrites the newest cut as intentd wrote it before pv.bin existed: a
+/* Rewrites the newest checkpoint as intentd wrote it before pv.bin existed: a
  * version 1 MANIFEST without its pv_bytes line (CRC32C recomputed). */
-static void make_newest_cut_version_1(void) {
+static void make_newest_checkpoint_version_1(void) {
         char path[4096], pvpath[4096];
         newest_file("MANIFEST", path, sizeof path);
         newest_file("pv.bin", pvpath, sizeof pvpath);
@@ -282,11 +282,11 @@ static void make_newest_cut_version_1(void) {
         free(text);
 }
 
-Test(daemon_checkpoint, cut_without_metrics_loads_with_metrics_empty) {
+Test(daemon_checkpoint, checkpoint_without_metrics_loads_with_metrics_empty) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
-        make_newest_cut_version_1();
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
+        make_newest_checkpoint_version_1();
         const itd_eval_summary_t none = {0};
         expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &none);
         free(tc.dump1);
@@ -296,8 +296,8 @@ Test(daemon_checkpoint, cut_without_metrics_loads_with_metrics_empty) {
 
 Test(daemon_checkpoint, corrupted_metrics_fall_back_to_previous_cut) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         char path[4096];
         newest_file("pv.bin", path, sizeof path);
         FILE *fp = fopen(path, "r+b");
@@ -354,8 +354,8 @@ Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {
 
 Test(daemon_checkpoint, truncated_partition_file_falls_back_to_previous_cut) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         char path[4096];
         newest_file("part-1.snap", path, sizeof path);
         struct stat sb;
@@ -370,8 +370,8 @@ Test(daemon_checkpoint, truncated_partition_file_falls_back_to_previous_cut) {
 
 Test(daemon_checkpoint, corrupted_model_falls_back_to_previous_cut) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         char path[4096];
         newest_file("model.ckpt", path, sizeof path);
         FILE *fp = fopen(path, "r+b");
@@ -390,8 +390,8 @@ Test(daemon_checkpoint, corrupted_model_falls_back_to_previous_cut) {
 
 Test(daemon_checkpoint, corrupted_state_byte_falls_back_to_previous_cut) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         char path[4096];
         newest_file("part-0.snap", path, sizeof path);
         FILE *fp = fopen(path, "r+b");
@@ -409,8 +409,8 @@ Test(daemon_checkpoint, corrupted_state_byte_falls_back_to_previous_cut) {
 
 Test(daemon_checkpoint, other_feature_spec_is_refused_naming_both_specs) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         itd_conf_t *other = small_conf("10m,1h,24h,7d");
         itd_engine_t *eng = engine(other);
         itd_checkpoint_dir_t *cd = open_dir(eng);
@@ -451,17 +451,17 @@ Test(daemon_checkpoint, empty_folder_means_start_empty) {
         itd_conf_destroy(conf);
 }
 
-Test(daemon_checkpoint, keeps_two_cuts_and_removes_unfinished_ones) {
+Test(daemon_checkpoint, keeps_two_checkpoints_and_removes_unfinished_ones) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         itd_engine_t *eng = engine(conf);
         itd_checkpoint_dir_t *cd = open_dir(eng);
         feed_t f;
         feed_init(&f);
         feed(&f, &eng, 1, 500);
         cut(cd, eng, &f, 1);
-        /* An unfinished cut, as a kill -9 during writing leaves it. */
+        /* An unfinished checkpoint, as a kill -9 during writing leaves it. */
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s/cut-000000000009.tmp", dir);
         cr_assert_eq(mkdir(tmp, 0750), 0);
@@ -485,10 +485,11 @@ Test(daemon_checkpoint, keeps_two_cuts_and_removes_unfinished_ones) {
         itd_conf_destroy(conf);
 }
 
-Test(daemon_checkpoint, inspect_state_prints_the_dump_of_the_newest_cut) {
+Test(daemon_checkpoint,
+     inspect_state_prints_the_dump_of_the_newest_checkpoint) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         char out[512], log[512];
         snprintf(out, sizeof out, "%s.out", dir);
         snprintf(log, sizeof log, "%s.log", dir);
@@ -523,8 +524,8 @@ static int exists(const char *path) {
         return lstat(path, &sb) == 0;
 }
 
-/* Cleaning up (unfinished cuts at open, old cuts after a publish) never
- * follows a symlink named like a cut out of checkpoint.dir. */
+/* Cleaning up (unfinished checkpoints at open, old checkpoints after a publish)
+ * never follows a symlink named like a checkpoint out of checkpoint.dir. */
 Test(daemon_checkpoint, cleanup_never_follows_a_symlink_out_of_the_folder) {
         cr_assert(tu_tmpdir(dir, sizeof dir));
         char outside[256], victim[512], link1[512], link2[512];
@@ -537,7 +538,8 @@ Test(daemon_checkpoint, cleanup_never_follows_a_symlink_out_of_the_folder) {
         cr_assert_eq(symlink(outside, link2), 0);
         itd_conf_t *conf = small_conf(NULL);
         itd_engine_t *eng = engine(conf);
-        itd_checkpoint_dir_t *cd = open_dir(eng); /* removes unfinished cuts */
+        itd_checkpoint_dir_t *cd =
+            open_dir(eng); /* removes unfinished checkpoints */
         feed_t f;
         feed_init(&f);
         for (int i = 0; i < 3; i++) { /* keep 2: pruning runs */
@@ -562,9 +564,10 @@ Test(daemon_checkpoint, cleanup_never_follows_a_symlink_out_of_the_folder) {
         itd_conf_destroy(conf);
 }
 
-/* Only "cut-<digits>" is a cut: "cut--1" (which strtoull reads as
+/* Only "cut-<digits>" is a checkpoint: "cut--1" (which strtoull reads as
  * 2^64 - 1) must not wrap the next sequence to 0. */
-Test(daemon_checkpoint, names_with_signs_or_too_many_digits_are_not_cuts) {
+Test(daemon_checkpoint,
+     names_with_signs_or_too_many_digits_are_not_checkpoints) {
         cr_assert(tu_tmpdir(dir, sizeof dir));
         static const char *const junk[] = {
             "cut--1", "cut-+5", "cut- 3", "cut-12x", "cut-0",
@@ -611,11 +614,11 @@ Test(daemon_checkpoint, names_with_signs_or_too_many_digits_are_not_cuts) {
 }
 
 /* The newest MANIFEST replaced by something that is not a regular file of
- * sane size: the cut is damaged (quickly), the previous one loads. */
+ * sane size: the checkpoint is damaged (quickly), the previous one loads. */
 static void manifest_replaced_by(void (*replace)(const char *path)) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         char path[4096];
         newest_file("MANIFEST", path, sizeof path);
         cr_assert_eq(unlink(path), 0);
@@ -655,13 +658,14 @@ Test(daemon_checkpoint, a_huge_manifest_is_damaged, .timeout = 60) {
         manifest_replaced_by(to_huge);
 }
 
-/* Every cut damaged is not "no checkpoint": restore says so (the daemon
+/* Every checkpoint damaged is not "no checkpoint": restore says so (the daemon
  * logs an error, counts them, and refuses or starts empty by
  * checkpoint.on_corrupt), and set-aside moves them out of pruning's way. */
-Test(daemon_checkpoint, every_cut_damaged_is_reported_not_taken_for_none) {
+Test(daemon_checkpoint,
+     every_checkpoint_damaged_is_reported_not_taken_for_none) {
         itd_conf_t *conf = small_conf(NULL);
-        two_cuts_t tc;
-        make_two_cuts(conf, &tc);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
         char **paths;
         size_t n = itd_checkpoint_dir_list(dir, &paths);
         cr_assert_eq(n, 2);
@@ -730,8 +734,8 @@ Test(daemon_checkpoint, a_manifest_naming_absurd_or_repeated_partitions_is_damag
                                            "part--1.snap", NULL};
         for (size_t i = 0; i < sizeof to / sizeof to[0]; i++) {
                 itd_conf_t *conf = small_conf(NULL);
-                two_cuts_t tc;
-                make_two_cuts(conf, &tc);
+                two_checkpoints_t tc;
+                make_two_checkpoints(conf, &tc);
                 rewrite_manifest("partition 1 ", to[i]);
                 if (file[i]) { /* the file the manifest now names */
                         char from[4096], dest[4096];

@@ -11,8 +11,8 @@
  *
  * The events are loaded slowly (`load --rate`), so the kills land while
  * they flow. The second test aims its kills at checkpoint writes: with the
- * test hook ITD_TEST_CHECKPOINT_PAUSE_MS a cut sleeps between its files,
- * and B is killed as soon as an unfinished cut folder appears.
+ * test hook ITD_TEST_CHECKPOINT_PAUSE_MS a checkpoint sleeps between its files,
+ * and B is killed as soon as an unfinished checkpoint folder appears.
  *
  * windows.allowed_lateness is 1h so no watermark moves by wall clock (idle
  * partitions, docs/FEATURES.md): the state then depends on the events
@@ -143,8 +143,9 @@ static char *inspect(const char *name, int summary) {
         return text;
 }
 
-/* Sequence of the newest complete cut in a checkpoint folder (0: none). */
-static unsigned long long newest_cut(const char *ck) {
+/* Sequence of the newest complete checkpoint in a checkpoint folder (0: none).
+ */
+static unsigned long long newest_checkpoint(const char *ck) {
         DIR *d = opendir(ck);
         if (!d)
                 return 0;
@@ -159,18 +160,19 @@ static unsigned long long newest_cut(const char *ck) {
         return best;
 }
 
-/* Waits until the checkpoint folder has a complete cut newer than seq. */
-static void wait_new_cut(const char *ck, unsigned long long seq, int k) {
-        for (int w = 0; w < 30000 && newest_cut(ck) <= seq; w += 20)
+/* Waits until the checkpoint folder has a complete checkpoint newer than seq.
+ */
+static void wait_new_checkpoint(const char *ck, unsigned long long seq, int k) {
+        for (int w = 0; w < 30000 && newest_checkpoint(ck) <= seq; w += 20)
                 tu_sleep_ms(20);
-        cr_assert(newest_cut(ck) > seq, "kill %d: no checkpoint after cut %llu",
-                  k, seq);
+        cr_assert(newest_checkpoint(ck) > seq,
+                  "kill %d: no checkpoint after cut %llu", k, seq);
 }
 
 /*
  * Waits until both groups committed every event: commits follow complete
- * cuts, so then each daemon has a cut of everything (and a restarted one
- * has caught up).
+ * checkpoints, so then each daemon has a checkpoint of everything (and a
+ * restarted one has caught up).
  */
 static int committed_all(void *arg) {
         (void)arg;
@@ -193,8 +195,8 @@ static void wait_committed(int timeout_ms) {
                      timeout_ms);
 }
 
-/* 1 when the checkpoint folder holds an unfinished cut. */
-static int cut_in_progress(const char *ck) {
+/* 1 when the checkpoint folder holds an unfinished checkpoint. */
+static int checkpoint_in_progress(const char *ck) {
         DIR *d = opendir(ck);
         if (!d)
                 return 0;
@@ -228,14 +230,15 @@ static void crash_and_compare(int during_write) {
         char ck_b[512];
         snprintf(ck_b, sizeof ck_b, "%s/ckpt.b", broker.dir);
         for (int k = 0; k < KILLS; k++) {
-                /* Each life makes progress: one complete cut first. */
-                wait_new_cut(ck_b, newest_cut(ck_b), k);
+                /* Each life makes progress: one complete checkpoint first. */
+                wait_new_checkpoint(ck_b, newest_checkpoint(ck_b), k);
                 if (during_write) {
                         /* ... then the next one is caught mid-write. */
-                        for (int w = 0; w < 30000 && !cut_in_progress(ck_b);
+                        for (int w = 0;
+                             w < 30000 && !checkpoint_in_progress(ck_b);
                              w += 10)
                                 tu_sleep_ms(10);
-                        cr_assert(cut_in_progress(ck_b),
+                        cr_assert(checkpoint_in_progress(ck_b),
                                   "no checkpoint write to kill %d", k);
                         tu_sleep_ms(rand() % 500);
                 } else {
