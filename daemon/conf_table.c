@@ -579,7 +579,7 @@ const struct prop itd_conf_props[] = {
              "docs/FEATURES.md) also enter the purchase logit linearly, "
              "standardised, with weights fitted online by Newton's method "
              "together with the offsets, from 0 under a prior worth some "
-             "40,000 examples. Part of the model's shape: a checkpoint "
+             "13,000 examples. Part of the model's shape: a checkpoint "
              "made with the other setting does not load."},
     {.name = "model.average.steps", .type = PT_INT,
      .off = F_I64(model_average_steps), .min = 0, .max = 1000000,
