@@ -45,6 +45,9 @@ def main():
     mem1 = get(state, "bytes_per_user_rss", "users_1m", default=0)
     mem5 = get(state, "bytes_per_user_rss", "users_5m", default=0)
     p99h = get(e2e, "latency", "half", "p99_ms", default=float("inf"))
+    scale = r.get("scale", {})
+    w1 = get(scale, "replay_w1", "events_per_s", default=0)
+    w2 = get(scale, "replay_w2", "events_per_s", default=0)
 
     targets = [
         ("intentd e2e / pass-through",
@@ -64,6 +67,8 @@ def main():
          lambda v: v >= 0.5,
          f"{get(model, train_b, 'train_gflops', default=0):.1f} of "
          f"{peak:.1f} GFLOP/s"),
+        ("replay, 2 workers / 1 worker", w2 / w1 if w1 else 0, ">= 1.6",
+         lambda v: v >= 1.6, f"{w2:,.0f} / {w1:,.0f} events/s"),
     ]
     judged = []
     for name, value, target, ok, note in targets:
@@ -138,6 +143,20 @@ def main():
     for name, a, b in info:
         print(f"| {name:<{w}} | {a} | {b} |")
     print()
+    if scale:
+        print(f"scale (load average {scale.get('loadavg', 0):.1f} after "
+              "it; `run` still has one pipeline thread: no row for it)")
+        print()
+        print("| contender | events/s | vs 1 worker | progressive AUC |")
+        print("| --------- | -------- | ----------- | --------------- |")
+        for w in (1, 2):
+            x = scale.get(f"replay_w{w}", {})
+            eps = x.get("events_per_s", 0)
+            auc = x.get("auc")
+            print(f"| replay, workers={w} | {eps:,.0f} | "
+                  f"{eps / w1 if w1 else 0:.2f} | "
+                  f"{auc if auc is not None else '-'} |")
+        print()
     print(f"written: {sys.argv[2]}")
 
 

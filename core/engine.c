@@ -593,17 +593,42 @@ size_t itd_engine_erase(itd_engine_t *eng, const char *user_id,
         return held;
 }
 
-itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out) {
+/* wm_ms INT64_MIN: each partition as of its own watermark */
+static itd_err_t dump_state(const itd_engine_t *eng, int64_t wm_ms,
+                            FILE *out) {
         for (size_t p = 0; p < eng->n_parts; p++) {
                 if (!eng->parts[p])
                         continue;
                 const itd_state_t *st = itd_partition_state(eng->parts[p]);
-                itd_err_t err = itd_state_dump(st, itd_state_watermark(st),
-                                               out);
+                itd_err_t err = itd_state_dump(
+                    st, wm_ms == INT64_MIN ? itd_state_watermark(st) : wm_ms,
+                    out);
                 if (err)
                         return err;
         }
         return ITD_OK;
+}
+
+itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out) {
+        return dump_state(eng, INT64_MIN, out);
+}
+
+itd_err_t itd_engine_dump_state_at(const itd_engine_t *eng, int64_t wm_ms,
+                                   FILE *out) {
+        return dump_state(eng, wm_ms, out);
+}
+
+int64_t itd_engine_watermark(const itd_engine_t *eng) {
+        int64_t wm = INT64_MIN;
+        for (size_t p = 0; p < eng->n_parts; p++) {
+                if (!eng->parts[p])
+                        continue;
+                int64_t w = itd_state_watermark(
+                    itd_partition_state(eng->parts[p]));
+                if (w > wm)
+                        wm = w;
+        }
+        return wm;
 }
 
 /* ------------------------------------------------------- checkpoints */

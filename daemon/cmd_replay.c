@@ -195,7 +195,8 @@ int itd_cmd_replay(int argc, char **argv) {
         char errstr[1024];
         int rc = 1;
         itd_reader_t *rd = NULL;
-        itd_engine_t *eng = NULL, *beng = NULL;
+        itd_workers_t *wk = NULL;
+        itd_engine_t *beng = NULL;
         json_t *doc = NULL, *trig_json = NULL, *config = NULL;
         FILE *csv = NULL;
         itd_replay_result_t res = {0};
@@ -204,7 +205,7 @@ int itd_cmd_replay(int argc, char **argv) {
                                  .report = report_path || html_path,
                                  .stop = &itd_cli_stop,
                                  .progress = isatty(STDERR_FILENO)};
-        if (!(eng = itd_conf_new_engine(conf, errstr, sizeof errstr))) {
+        if (!(wk = itd_conf_new_workers(conf, errstr, sizeof errstr))) {
                 fprintf(stderr, "intentd replay: %s\n", errstr);
                 goto out;
         }
@@ -226,7 +227,7 @@ int itd_cmd_replay(int argc, char **argv) {
                 goto out;
         }
         rc_.rd = rd;
-        rc_.eng = eng;
+        rc_.wk = wk;
         rc_.beng = beng;
         rc_.csv = csv;
         memcpy(rc_.export_key, key, sizeof key);
@@ -241,7 +242,7 @@ int itd_cmd_replay(int argc, char **argv) {
                         itd_reader_last_error(rd));
         if (dump_path) {
                 FILE *f = fopen(dump_path, "w");
-                if (!f || itd_engine_dump_state(eng, f) != ITD_OK ||
+                if (!f || itd_workers_dump_state(wk, f) != ITD_OK ||
                     fclose(f) != 0) {
                         fprintf(stderr, "intentd replay: cannot write "
                                 "\"%s\"\n", dump_path);
@@ -249,7 +250,7 @@ int itd_cmd_replay(int argc, char **argv) {
                 }
         }
         itd_engine_stats_t es;
-        itd_engine_stats(eng, &es);
+        itd_workers_stats(wk, &es);
         if (csv) {
                 FILE *f = csv;
                 csv = NULL;
@@ -310,7 +311,7 @@ out:
         json_decref(config);
         itd_replay_result_fini(&res);
         itd_reader_destroy(rd);
-        itd_engine_destroy(eng);
+        itd_workers_destroy(wk);
         itd_engine_destroy(beng);
         itd_conf_destroy(conf);
         itd_conf_destroy(bconf);

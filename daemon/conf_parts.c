@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "intentd/state.h"
 
@@ -120,6 +121,30 @@ itd_engine_t *itd_conf_new_engine(const itd_conf_t *conf, char *errstr,
         return itd_engine_new(&ec, errstr, errstr_size);
 }
 
+size_t itd_conf_workers(const itd_conf_t *conf) {
+        if (conf->pipeline_workers > 0)
+                return (size_t)conf->pipeline_workers;
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        return cores < 1 ? 1 : cores > 8 ? 8 : (size_t)cores;
+}
+
+itd_workers_t *itd_conf_new_workers(const itd_conf_t *conf, char *errstr,
+                                    size_t errstr_size) {
+        size_t n = itd_conf_workers(conf);
+        itd_engine_t *engs[ITD_WORKERS_MAX] = {0};
+        if (n > ITD_WORKERS_MAX)
+                n = ITD_WORKERS_MAX;
+        for (size_t i = 0; i < n; i++) {
+                engs[i] = itd_conf_new_engine(conf, errstr, errstr_size);
+                if (!engs[i]) {
+                        for (size_t k = 0; k < i; k++)
+                                itd_engine_destroy(engs[k]);
+                        return NULL;
+                }
+        }
+        return itd_workers_new(engs, n, errstr, errstr_size);
+}
+
 void itd_conf_to_input(const itd_conf_t *conf, itd_input_conf_t *ic) {
         memset(ic, 0, sizeof *ic);
         ic->format = conf->input_format;
@@ -196,6 +221,8 @@ json_t *itd_conf_report_json(const itd_conf_t *conf) {
         json_object_set_new(o, "model.seed", json_integer(conf->model_seed));
         json_object_set_new(o, "model.loss.weight.next",
                             jnum(conf->model_loss_weight_next));
+        json_object_set_new(o, "pipeline.workers",
+                            json_integer((json_int_t)itd_conf_workers(conf)));
         json_object_set_new(o, "predict.threshold",
                             jnum(conf->predict_threshold));
         return o;

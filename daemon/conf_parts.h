@@ -16,6 +16,7 @@
 #include "intentd/conf.h"
 #include "intentd/engine.h"
 #include "intentd/input.h"
+#include "intentd/workers.h"
 
 /**
  * @brief Fills ec from conf: the state, labels, triggers and model
@@ -38,6 +39,18 @@ void itd_conf_to_state(const itd_conf_t *conf, itd_state_conf_t *sc);
  */
 itd_engine_t *itd_conf_new_engine(const itd_conf_t *conf, char *errstr,
                                    size_t errstr_size);
+
+/** @brief conf's `pipeline.workers`, 0 resolved: the online cores, at
+ * most 8. */
+size_t itd_conf_workers(const itd_conf_t *conf);
+
+/**
+ * @brief itd_conf_workers(conf) engines from conf, as one set of workers
+ * (workers.h).
+ * @returns the set (caller owns), or NULL with errstr.
+ */
+itd_workers_t *itd_conf_new_workers(const itd_conf_t *conf, char *errstr,
+                                    size_t errstr_size);
 
 /** @brief The decoder's settings from conf's input.* options; strings
  * are borrowed from conf (valid while it lives). */

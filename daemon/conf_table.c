@@ -619,6 +619,18 @@ const struct prop itd_conf_props[] = {
              "with the model of its start; a dense stream's batches span "
              "well under it and stay one pass. 0 = one pass per batch."},
 
+    {.name = "pipeline.workers", .type = PT_INT, .off = F_I64(pipeline_workers), .min = 0,
+     .max = 64, .def = "0", .unit = "threads",
+     .help = "Pipeline threads of `replay`, each owning one partition's "
+             "users (spread by user hash) and training a replica of the one "
+             "model; the replicas are merged after every round of at most "
+             "512 events per worker, so they stay one model "
+             "(docs/ARCHITECTURE.md, Workers). 0 = the online cores, at "
+             "most 8. 1 gives the single-thread replay exactly; more are "
+             "deterministic for a given count but not bit-identical to "
+             "another count. `run` uses one pipeline thread whatever this "
+             "says."},
+
     /* predict, metrics, log, shutdown */
     {.name = "predict.threshold", .type = PT_DOUBLE,
      .off = F_DBL(predict_threshold), .dmin = 0, .dmax = 1, .def = "0.2",

@@ -139,7 +139,7 @@ static void export_row(replay_t *r, const itd_example_t *ex) {
 static void example_hook(void *arg, int32_t partition,
                          const itd_example_t *ex) {
         replay_t *r = arg;
-        (void)partition; /* replay reads everything into partition 0 */
+        (void)partition; /* offsets are unique over the whole file */
         if (r->rep)
                 itd_report_example(r->rep, ex->score, ex->next_probs,
                                    ex->label, ex->next);
@@ -222,32 +222,44 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         r.cmp = res->cmp = itd_compare_new(&c->compare);
         if (c->report)
                 r.rep = res->rep = itd_report_new(c->threshold);
+        itd_engine_t *eng0 = itd_workers_engine(c->wk, 0);
         if (r.csv) {
-                csv_header(r.csv, c->eng);
-                r.dim = itd_engine_dim(c->eng);
+                csv_header(r.csv, eng0);
+                r.dim = itd_engine_dim(eng0);
         }
         r.have_baseline = c->beng != NULL;
         /* Triggers as `run` decides them (in event time: a replay has no
          * wall clock), and how many other rules would have fired. */
-        itd_engine_enable_triggers(c->eng);
+        itd_workers_enable_triggers(c->wk);
         res->sweep = itd_trigsweep_new(&c->triggers, errstr, errstr_size);
         if (!res->sweep)
                 return ITD_ERR_CONF;
-        itd_engine_set_example_hook(c->eng, example_hook, &r);
+        itd_workers_set_example_hook(c->wk, example_hook, &r);
         if (c->beng)
                 itd_engine_set_example_hook(c->beng, baseline_hook, &r);
-        size_t max_batch = itd_engine_max_batch(c->eng);
+        /* One worker: everything is partition 0. More: users are spread
+         * over one partition per worker by their hash, as a producer
+         * keyed by user spreads them over a topic's partitions. */
+        size_t n_workers = itd_workers_count(c->wk);
+        size_t max_batch = itd_workers_max_rows(c->wk);
+        size_t engine_batch = itd_engine_max_batch(eng0);
         rows = itd_xcalloc(max_batch, sizeof *rows);
+        size_t *per_worker = itd_xcalloc(n_workers, sizeof *per_worker);
 
         int64_t t0 = itd_now_mono_ms(), last_shown = t0;
         int64_t offset = 0;
         while (!*c->stop && err == ITD_OK) {
-                size_t n = 0;
-                while (n < max_batch &&
+                /* a round: until one worker has a full batch */
+                size_t n = 0, full = 0;
+                memset(per_worker, 0, n_workers * sizeof *per_worker);
+                while (!full && n < max_batch &&
                        (err = itd_reader_next(c->rd, &rows[n].ev, errstr,
                                               errstr_size)) == ITD_OK) {
                         itd_row_t *row = &rows[n++];
                         itd_row_decoded(row, 0, offset++);
+                        row->partition =
+                            (int32_t)(row->user_hash % n_workers);
+                        full = ++per_worker[row->partition] == engine_batch;
                         if (r.rep)
                                 itd_report_event(r.rep, &row->ev);
                         known_t k = {0};
@@ -262,8 +274,8 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                  * on input that reached it. */
                 char why[512];
                 int64_t wall = itd_now_wall_ms();
-                itd_err_t perr = itd_engine_process(c->eng, c->input, rows,
-                                                    n, wall, why, sizeof why);
+                itd_err_t perr = itd_workers_process(c->wk, c->input, rows,
+                                                     n, wall, why, sizeof why);
                 if (perr != ITD_OK) {
                         snprintf(errstr, errstr_size,
                                  "the engine refused a batch: %s", why);
@@ -282,14 +294,19 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                 }
                 /* The same rows through the baseline (their engine's part
                  * is rewritten; the model's was read above). */
-                if (c->beng &&
-                    (perr = itd_engine_process(c->beng, c->input, rows, n,
-                                               wall, why, sizeof why)) !=
-                        ITD_OK) {
-                        snprintf(errstr, errstr_size,
-                                 "the baseline refused a batch: %s", why);
-                        err = perr;
-                        goto out;
+                for (size_t i0 = 0; c->beng && i0 < n; i0 += engine_batch) {
+                        size_t n0 = n - i0 < engine_batch ? n - i0
+                                                          : engine_batch;
+                        perr = itd_engine_process(c->beng, c->input,
+                                                  rows + i0, n0, wall, why,
+                                                  sizeof why);
+                        if (perr != ITD_OK) {
+                                snprintf(errstr, errstr_size,
+                                         "the baseline refused a batch: %s",
+                                         why);
+                                err = perr;
+                                goto out;
+                        }
                 }
                 int64_t now = itd_now_mono_ms();
                 if (r.rep)
@@ -311,6 +328,7 @@ out:
         res->mismatched = r.mismatched;
         free(r.known.slot);
         free(rows);
+        free(per_worker);
         return err;
 }
 

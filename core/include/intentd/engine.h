@@ -294,8 +294,18 @@ size_t itd_engine_erase(itd_engine_t *eng, const char *user_id,
                         uint64_t user_hash, itd_partition_erased_t *out,
                         int32_t *held, size_t cap);
 
-/** @brief Writes every partition's users as JSON lines (--dump-state). */
+/** @brief Writes every partition's users as JSON lines (--dump-state),
+ * each as of its partition's watermark. */
 itd_err_t itd_engine_dump_state(const itd_engine_t *eng, FILE *out);
+
+/** @brief The same, every partition's users as of wm_ms (workers.h: the
+ * watermark of all the workers' partitions). */
+itd_err_t itd_engine_dump_state_at(const itd_engine_t *eng, int64_t wm_ms,
+                                   FILE *out);
+
+/** @brief The latest watermark of the partitions held; INT64_MIN when
+ * none is held. */
+int64_t itd_engine_watermark(const itd_engine_t *eng);
 
 /* ---- checkpoints (daemon/checkpoint.c) ------------------------------- */
 

@@ -12,10 +12,11 @@
  * trainer keeps it copies: the example's memory is the labeler's and may
  * go with the next call on it.
  *
- * Threads. Today one pipeline thread scores and learns, and the model the
- * trainer steps is the one the engine scores with. The interface is cut
- * for the next step, several scoring workers (each owning some
- * partitions, itd_partition_t) and one trainer learning from all of them:
+ * Threads. One engine's thread scores and learns, and the model the
+ * trainer steps is the one the engine scores with. Several workers
+ * (workers.h) each run an engine with a trainer of its own and merge
+ * their models; the interface is also cut for the other design, several
+ * scoring workers and one trainer learning from all of them:
  *
  *   - the handoff is itd_trainer_add and nothing else: it takes examples
  *     by pointer and copies them, so a worker passes what its labelers

@@ -103,6 +103,8 @@ typedef struct itd_conf_s {
         int64_t model_average_steps;
         int64_t model_sync_interval_ms;
         int64_t model_sync_snapshot_interval_ms;
+        int64_t pipeline_workers;   /* 0: derived from the cores
+                                     * (itd_conf_workers) */
 
         double predict_threshold;
         int64_t predict_explain;    /* features named per prediction, 0..3 */

@@ -2,15 +2,18 @@
  * replay.h - the engine over a file, no Kafka: what `intentd replay` runs
  * once its options are read (daemon/cmd_replay.c).
  *
- * Events come from a reader in event-time order, all on partition 0, so
- * one watermark covers the whole file; deterministic. Besides the engine's
+ * Events come from a reader in event-time order. With one worker all are
+ * on partition 0, so one watermark covers the whole file; with more,
+ * users are spread over one partition per worker by their hash
+ * (workers.h). Deterministic for a given number of workers. Besides the
+ * engine's
  * own progressive validation it judges the model beside two rules and an
  * optional baseline engine on the same examples (compare.h), counts the
  * triggers a ladder of rules would have fired (trigsweep.h), can collect
  * the evaluation report (report.h) and write every resolved example as the
  * model saw it (CSV).
  *
- * @thread the replay's one thread.
+ * @thread the caller's; the workers run their own (workers.h).
  */
 #ifndef INTENTD_REPLAY_H
 #define INTENTD_REPLAY_H
@@ -21,6 +24,7 @@
 
 #include "intentd/compare.h"
 #include "intentd/engine.h"
+#include "intentd/workers.h"
 #include "intentd/err.h"
 #include "intentd/reader.h"
 #include "intentd/report.h"
@@ -33,8 +37,10 @@ typedef struct itd_replay_conf_s {
         const char *input;            /* the file's name (the engine's
                                        * topic, messages) */
         itd_reader_t *rd;             /* the events, sorted by time */
-        itd_engine_t *eng;            /* the model; its triggers are
-                                       * enabled and example hook set */
+        itd_workers_t *wk;            /* the model's workers (one: the
+                                       * engine alone); their triggers
+                                       * are enabled and example hook
+                                       * set */
         itd_engine_t *beng;           /* the baseline, or NULL */
         itd_compare_conf_t compare;   /* model and baseline names, horizon,
                                        * resamples */
@@ -64,7 +70,7 @@ typedef struct itd_replay_result_s {
 } itd_replay_result_t;
 
 /**
- * @brief Runs c->eng (and c->beng) over c->rd to its end or until *c->stop.
+ * @brief Runs c->wk (and c->beng) over c->rd to its end or until *c->stop.
  * @returns ITD_OK with res filled (call itd_replay_result_fini either
  * way); or an error with errstr: the trigger settings, the reader, or the
  * engine refusing a batch.
