@@ -33,12 +33,8 @@ enum {
 };
 #define LSNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(LH__COUNT)
 
-static const itd_snap_kind_t snap_kind = {
-    .name = "labeler",
-    .magic = LSNAP_MAGIC,
-    .version = LSNAP_VERSION,
-    .n_values = LH__COUNT,
-};
+static const itd_snap_kind_t snap_kind = {"labeler", LSNAP_MAGIC,
+                                          LSNAP_VERSION, LH__COUNT, NULL};
 
 /* ts, user hash, score, next probs, user links, label, next, state, flags
  * (version 1 wrote 0 there), offset (version 3) */
@@ -58,7 +54,8 @@ static void put_slot(unsigned char *rec, const slot_t *sl, uint32_t prev,
         memcpy(p + 52, &sl->offset, 8);
 }
 
-static void get_slot(const unsigned char *p, slot_t *sl) {
+static void get_slot(void *ctx, const unsigned char *p, size_t i) {
+        slot_t *sl = &((itd_labeler_t *)ctx)->slots[i];
         memcpy(&sl->ts_ms, p, 8);
         memcpy(&sl->user_hash, p + 8, 8);
         memcpy(&sl->score, p + 16, 4);
@@ -277,9 +274,8 @@ itd_err_t itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         uint32_t *links = NULL;
         itd_snap_t s = {.f = in};
         *out = NULL;
-        uint64_t v[LH__COUNT], payload_bytes, payload_hash;
-        if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
-                                 &payload_hash, errstr, errstr_size) != 0)
+        uint64_t v[LH__COUNT];
+        if (itd_snap_header_read(&s, &snap_kind, v, errstr, errstr_size) != 0)
                 goto fail;
         const uint64_t mine[LH_GAP + 1] = {
             [LH_DIM] = conf->dim, [LH_N_IDS] = conf->n_ids,
@@ -302,7 +298,7 @@ itd_err_t itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         size_t n_res = v[LH_N_RES];
         if (heap_n[0] > n_live || heap_n[1] > n_live ||
             n_res > 2 * n_live || /* a final and a fake entry per slot */
-            payload_bytes !=
+            s.payload_bytes !=
                 n_live * (LSNAP_REC + conf->dim * sizeof(float) +
                           conf->n_ids * sizeof(uint32_t)) +
                     (heap_n[0] + heap_n[1] + n_res) * sizeof(uint32_t))
@@ -333,26 +329,20 @@ itd_err_t itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         lb->stats.negatives = v[LH_NEGATIVES];
         lb->stats.dropped_full = v[LH_DROPPED];
 
-        itd_snap_hash_begin(&s);
-        uint64_t start = s.off;
-        unsigned char rec[LSNAP_REC];
-        for (size_t i = 0; i < n_live; i++) {
-                if (itd_snap_read(&s, rec, sizeof(rec)) != 0)
-                        goto short_read;
-                get_slot(rec, &lb->slots[i]);
-        }
-        start = s.off;
-        if (itd_snap_read(&s, lb->x, n_live * conf->dim * sizeof(float)) ||
-            itd_snap_read(&s, lb->ids,
-                          n_live * conf->n_ids * sizeof(uint32_t)))
-                goto short_read;
         size_t n_links = heap_n[0] + heap_n[1] + n_res;
         links = itd_xmalloc((n_links + 1) * sizeof(*links));
-        start = s.off;
-        if (itd_snap_read(&s, links, n_links * sizeof(*links)))
-                goto short_read;
-        if (itd_snap_payload_check(&s, &snap_kind, payload_hash, errstr,
-                                   errstr_size) != 0)
+        const itd_snap_part_t parts[] = {
+            {.n = n_live * LSNAP_REC, .what = "the predictions",
+             .rec = LSNAP_REC, .each = get_slot, .ctx = lb},
+            ITD_SNAP_PART(lb->x, n_live * conf->dim * sizeof(float),
+                          "the features"),
+            ITD_SNAP_PART(lb->ids, n_live * conf->n_ids * sizeof(uint32_t),
+                          "the sparse ids"),
+            ITD_SNAP_PART(links, n_links * sizeof(*links),
+                          "the heaps and the queue"),
+        };
+        if (itd_snap_payload_read(&s, parts, sizeof parts / sizeof parts[0],
+                                  errstr, errstr_size) != 0)
                 goto fail;
         const uint32_t *heap_a[2] = {links, links + heap_n[0]};
         const char *bad = restore_links(lb, n_live, heap_a, heap_n,
@@ -362,11 +352,6 @@ itd_err_t itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         free(links);
         *out = lb;
         return ITD_OK;
-short_read:
-        itd_snap_hash_end(&s);
-        itd_snap_read_error(&s, "labeler", "the predictions", start,
-                            payload_bytes - (start - LSNAP_HDR_BYTES),
-                            errstr, errstr_size);
 fail:
         free(links);
         itd_labeler_destroy(lb);

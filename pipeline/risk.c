@@ -341,20 +341,9 @@ float itd_risk_score(itd_risk_t *rk, const itd_state_t *st,
 /* --------------------------------------------------------- snapshots */
 
 enum { RH_BINS = 0, RH_LO, RH_WIDTH, RH_DECAY, RH_SESSIONS, RH__COUNT };
-#define RSNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(RH__COUNT)
 
-static const itd_snap_kind_t snap_kind = {
-    .name = "risk",
-    .magic = RSNAP_MAGIC,
-    .version = RSNAP_VERSION,
-    .n_values = RH__COUNT,
-};
-
-static uint64_t double_bits(double d) {
-        uint64_t u;
-        memcpy(&u, &d, sizeof u);
-        return u;
-}
+static const itd_snap_kind_t snap_kind = {"risk", RSNAP_MAGIC, RSNAP_VERSION,
+                                          RH__COUNT, NULL};
 
 static void write_payload(itd_snap_t *s, const void *obj) {
         const itd_risk_t *rk = obj;
@@ -365,9 +354,9 @@ itd_err_t itd_risk_snapshot(const itd_risk_t *rk, FILE *out, char *errstr,
                             size_t errstr_size) {
         uint64_t v[RH__COUNT] = {
             [RH_BINS] = RISK_BINS,
-            [RH_LO] = double_bits(RISK_X_LO),
-            [RH_WIDTH] = double_bits(RISK_BIN_W),
-            [RH_DECAY] = double_bits(RISK_DECAY),
+            [RH_LO] = itd_snap_f64_bits(RISK_X_LO),
+            [RH_WIDTH] = itd_snap_f64_bits(RISK_BIN_W),
+            [RH_DECAY] = itd_snap_f64_bits(RISK_DECAY),
             [RH_SESSIONS] = rk->sessions,
         };
         return itd_snap_save(out, &snap_kind, v, write_payload, rk, errstr,
@@ -380,13 +369,12 @@ itd_err_t itd_risk_restore(FILE *in, itd_risk_t **out, char *errstr,
         itd_risk_t *rk = NULL;
         itd_snap_t s = {.f = in};
         *out = NULL;
-        uint64_t v[RH__COUNT], payload_bytes, payload_hash;
-        if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
-                                 &payload_hash, errstr, errstr_size) != 0)
+        uint64_t v[RH__COUNT];
+        if (itd_snap_header_read(&s, &snap_kind, v, errstr, errstr_size) != 0)
                 goto fail;
-        if (v[RH_BINS] != RISK_BINS || v[RH_LO] != double_bits(RISK_X_LO) ||
-            v[RH_WIDTH] != double_bits(RISK_BIN_W) ||
-            v[RH_DECAY] != double_bits(RISK_DECAY))
+        if (v[RH_BINS] != RISK_BINS || v[RH_LO] != itd_snap_f64_bits(RISK_X_LO) ||
+            v[RH_WIDTH] != itd_snap_f64_bits(RISK_BIN_W) ||
+            v[RH_DECAY] != itd_snap_f64_bits(RISK_DECAY))
                 FAIL(ITD_ERR_INCOMPATIBLE,
                      "incompatible risk snapshot: histogram layout (%" PRIu64
                      " bins) differs from this build's (%d bins of %g from "
@@ -394,21 +382,14 @@ itd_err_t itd_risk_restore(FILE *in, itd_risk_t **out, char *errstr,
                      v[RH_BINS], RISK_BINS, RISK_BIN_W, RISK_X_LO,
                      RISK_DECAY);
         rk = itd_xcalloc(1, sizeof *rk);
-        if (payload_bytes != sizeof rk->h)
+        if (s.payload_bytes != sizeof rk->h)
                 FAIL(ITD_ERR_CORRUPT,
                      "corrupt risk snapshot: payload of %" PRIu64
                      " bytes where the header describes %zu",
-                     payload_bytes, sizeof rk->h);
-        itd_snap_hash_begin(&s);
-        if (itd_snap_read(&s, rk->h, sizeof rk->h) != 0) {
-                itd_snap_hash_end(&s);
-                itd_snap_read_error(&s, "risk", "the histogram",
-                                    RSNAP_HDR_BYTES, payload_bytes, errstr,
-                                    errstr_size);
-                goto fail;
-        }
-        if (itd_snap_payload_check(&s, &snap_kind, payload_hash, errstr,
-                                   errstr_size) != 0)
+                     s.payload_bytes, sizeof rk->h);
+        const itd_snap_part_t hist =
+            ITD_SNAP_PART(rk->h, sizeof rk->h, "the histogram");
+        if (itd_snap_payload_read(&s, &hist, 1, errstr, errstr_size) != 0)
                 goto fail;
         for (int b = 0; b < RISK_BINS; b++)
                 if (!isfinite(rk->h[b]) || rk->h[b] < 0.0)

@@ -1,6 +1,7 @@
 /*
- * snap.c - snapshot I/O shared by the state, labeler and trigger tables:
- * counted, hashed reads and writes, and the common header (snap_int.h).
+ * snap.c - snapshot I/O shared by the state, labeler, trigger and risk
+ * tables: counted, hashed reads and writes, the common header and the
+ * payload read from a table of parts (snap_int.h).
  *
  * Each kind keeps its own payload and its own checks of the header values
  * (layout, configuration, sizes); what is the same for every kind, and so
@@ -31,7 +32,8 @@ void itd_snap_write(itd_snap_t *s, const void *p, size_t n) {
         s->off += n;
 }
 
-int itd_snap_read(itd_snap_t *s, void *p, size_t n) {
+/* Reads n bytes (hashing them when s->h); returns 0, or -1 (sticky). */
+static int snap_read(itd_snap_t *s, void *p, size_t n) {
         if (s->failed)
                 return -1;
         size_t got = n ? fread(p, 1, n, s->f) : 0;
@@ -47,7 +49,7 @@ int itd_snap_read(itd_snap_t *s, void *p, size_t n) {
         return 0;
 }
 
-void itd_snap_hash_begin(itd_snap_t *s) {
+static void hash_begin(itd_snap_t *s) {
         s->h = XXH64_createState();
         if (!s->h) {
                 fprintf(stderr, "<2>intentd: out of memory allocating a "
@@ -57,7 +59,7 @@ void itd_snap_hash_begin(itd_snap_t *s) {
         XXH64_reset(s->h, 0);
 }
 
-uint64_t itd_snap_hash_end(itd_snap_t *s) {
+static uint64_t hash_end(itd_snap_t *s) {
         uint64_t d = XXH64_digest(s->h);
         XXH64_freeState(s->h);
         s->h = NULL;
@@ -76,9 +78,12 @@ uint64_t itd_snap_get(const unsigned char *buf, size_t *pos) {
         return v;
 }
 
-void itd_snap_read_error(itd_snap_t *s, const char *kind,
-                         const char *what, uint64_t start, uint64_t want,
-                         char *errstr, size_t errstr_size) {
+/* "truncated ... snapshot: input ended at byte N (...)" (s->err
+ * ITD_ERR_CORRUPT) or an I/O error (ITD_ERR_IO), for a failed read of what
+ * (e.g. "the users") that began at byte start. */
+static void read_error(itd_snap_t *s, const char *kind, const char *what,
+                       uint64_t start, uint64_t want, char *errstr,
+                       size_t errstr_size) {
         s->err = s->eof ? ITD_ERR_CORRUPT : ITD_ERR_IO;
         if (!errstr || !errstr_size)
                 return;
@@ -99,10 +104,10 @@ itd_err_t itd_snap_save(FILE *out, const itd_snap_kind_t *k,
                         const void *obj, char *errstr, size_t errstr_size) {
         /* pass 1 measures and hashes, so the header can lead */
         itd_snap_t s = {0};
-        itd_snap_hash_begin(&s);
+        hash_begin(&s);
         payload(&s, obj);
         uint64_t payload_bytes = s.off;
-        uint64_t payload_hash = itd_snap_hash_end(&s);
+        uint64_t payload_hash = hash_end(&s);
 
         /* built whole and written in one piece, so a refused write is
          * reported at byte 0 whatever the kind */
@@ -135,8 +140,7 @@ itd_err_t itd_snap_save(FILE *out, const itd_snap_kind_t *k,
 }
 
 int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
-                         uint64_t *values, uint64_t *payload_bytes,
-                         uint64_t *payload_hash, char *errstr,
+                         uint64_t *values, char *errstr,
                          size_t errstr_size) {
         const char *name = k->name;
         int hdr_bytes = (int)ITD_SNAP_HDR_BYTES(k->n_values);
@@ -144,11 +148,11 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
         uint64_t vw, endian, stored, computed;
         /* hashed as it is read: the header's checksum covers all of it
          * but the checksum itself */
-        itd_snap_hash_begin(s);
+        hash_begin(s);
         /* the fixed part first, so a foreign file is named as such */
-        if (itd_snap_read(s, head, sizeof(head)) != 0) {
-                itd_snap_read_error(s, name, "the header", 0, 16, errstr,
-                                    errstr_size);
+        if (snap_read(s, head, sizeof(head)) != 0) {
+                read_error(s, name, "the header", 0, 16, errstr,
+                           errstr_size);
                 goto fail;
         }
         if (memcmp(head, k->magic, 8) != 0)
@@ -171,16 +175,17 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
                               "bytes)", name, (uint32_t)vw,
                               (uint32_t)(vw >> 32), (int)k->version,
                               hdr_bytes);
+        s->kind = k;
         s->version = k->version;
         hdr_bytes = (int)ITD_SNAP_HDR_BYTES(k->n_values);
-        itd_snap_read(s, &endian, sizeof(endian));
-        itd_snap_read(s, values, k->n_values * sizeof(*values));
-        itd_snap_read(s, payload_bytes, sizeof(*payload_bytes));
-        itd_snap_read(s, payload_hash, sizeof(*payload_hash));
-        computed = itd_snap_hash_end(s);
-        if (itd_snap_read(s, &stored, sizeof(stored)) != 0) {
-                itd_snap_read_error(s, name, "the header", 0,
-                                    (uint64_t)hdr_bytes, errstr, errstr_size);
+        snap_read(s, &endian, sizeof(endian));
+        snap_read(s, values, k->n_values * sizeof(*values));
+        snap_read(s, &s->payload_bytes, sizeof(s->payload_bytes));
+        snap_read(s, &s->payload_hash, sizeof(s->payload_hash));
+        computed = hash_end(s);
+        if (snap_read(s, &stored, sizeof(stored)) != 0) {
+                read_error(s, name, "the header", 0, (uint64_t)hdr_bytes,
+                           errstr, errstr_size);
                 goto fail;
         }
         if (stored != computed)
@@ -196,23 +201,59 @@ int itd_snap_header_read(itd_snap_t *s, const itd_snap_kind_t *k,
         return 0;
 fail:
         if (s->h)
-                itd_snap_hash_end(s);
+                hash_end(s);
         return -1;
 }
 
-int itd_snap_payload_check(itd_snap_t *s, const itd_snap_kind_t *k,
-                           uint64_t stored, char *errstr,
-                           size_t errstr_size) {
-        uint64_t computed = itd_snap_hash_end(s);
-        if (computed == stored)
+void itd_snap_write_parts(itd_snap_t *s, const itd_snap_part_t *parts,
+                          size_t n) {
+        for (size_t i = 0; i < n; i++)
+                itd_snap_write(s, parts[i].p, parts[i].n);
+}
+
+/* Reads a part of records through a buffer of whole records. */
+static int read_records(itd_snap_t *s, const itd_snap_part_t *pt) {
+        enum { CHUNK = 1 << 16 };
+        size_t per = pt->rec <= CHUNK ? CHUNK / pt->rec : 1;
+        unsigned char *buf = itd_xmalloc(per * pt->rec);
+        size_t n = pt->n / pt->rec, i = 0;
+        int rc = 0;
+        while (i < n && rc == 0) {
+                size_t k = n - i < per ? n - i : per;
+                rc = snap_read(s, buf, k * pt->rec);
+                for (size_t j = 0; rc == 0 && j < k; j++)
+                        pt->each(pt->ctx, buf + j * pt->rec, i + j);
+                i += k;
+        }
+        free(buf);
+        return rc;
+}
+
+int itd_snap_payload_read(itd_snap_t *s, const itd_snap_part_t *parts,
+                          size_t n, char *errstr, size_t errstr_size) {
+        const itd_snap_kind_t *k = s->kind;
+        uint64_t begin = s->off;
+        hash_begin(s);
+        for (size_t i = 0; i < n; i++) {
+                const itd_snap_part_t *pt = &parts[i];
+                uint64_t start = s->off;
+                if ((pt->each ? read_records(s, pt)
+                              : snap_read(s, pt->p, pt->n)) != 0) {
+                        hash_end(s);
+                        read_error(s, k->name, pt->what, start, pt->n,
+                                   errstr, errstr_size);
+                        return -1;
+                }
+        }
+        uint64_t computed = hash_end(s);
+        if (computed == s->payload_hash)
                 return 0;
         s->err = ITD_ERR_CORRUPT;
         if (errstr && errstr_size)
                 snprintf(errstr, errstr_size,
                          "corrupt %s snapshot: payload checksum mismatch "
-                         "over bytes %d..%" PRIu64 " (stored %016" PRIx64
-                         ", computed %016" PRIx64 ")", k->name,
-                         (int)ITD_SNAP_HDR_BYTES(k->n_values), s->off - 1,
-                         stored, computed);
+                         "over bytes %" PRIu64 "..%" PRIu64 " (stored %016"
+                         PRIx64 ", computed %016" PRIx64 ")", k->name,
+                         begin, s->off - 1, s->payload_hash, computed);
         return -1;
 }

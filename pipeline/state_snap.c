@@ -128,33 +128,18 @@ enum {
 /* Version 1 (no frontier) is still read: its watermark was the newest
  * event time minus the lateness, so that time becomes the frontier, and
  * the list of recent users starts empty. */
-static const itd_snap_kind_t snap_kind_v1 = {
-    .name = "state",
-    .magic = SNAP_MAGIC,
-    .version = 1,
-    .n_values = SNAP_WORDS - 6,
-};
+static const itd_snap_kind_t snap_kind_v1 = {"state", SNAP_MAGIC, 1,
+                                             SNAP_WORDS - 6, NULL};
 
 /* Versions 1 and 2 (no label or purchase counts) are still read: their
  * user records held 16-bit sess_events and priced_views where today's hold
  * those two in 8 bits and the two label counts (convert_v2_users); the
  * partition's event and purchase counts are rebuilt from its users'
  * lifetime counts. */
-static const itd_snap_kind_t snap_kind_v2 = {
-    .name = "state",
-    .magic = SNAP_MAGIC,
-    .version = 2,
-    .n_values = SNAP_WORDS - 4,
-    .older = &snap_kind_v1,
-};
-
-static const itd_snap_kind_t snap_kind = {
-    .name = "state",
-    .magic = SNAP_MAGIC,
-    .version = SNAP_VERSION,
-    .n_values = SNAP_WORDS,
-    .older = &snap_kind_v2,
-};
+static const itd_snap_kind_t snap_kind_v2 = {"state", SNAP_MAGIC, 2,
+                                             SNAP_WORDS - 4, &snap_kind_v1};
+static const itd_snap_kind_t snap_kind = {"state", SNAP_MAGIC, SNAP_VERSION,
+                                          SNAP_WORDS, &snap_kind_v2};
 _Static_assert(offsetof(itd_user_t, lab_n) ==
                    offsetof(itd_user_t, sess_events) + 2 &&
                offsetof(itd_user_t, sess_carts) ==
@@ -239,18 +224,36 @@ static void scalar_words(const itd_state_t *st, uint64_t *v) {
         memcpy(&v[SC_EV_POS], &st->ev_pos, sizeof(double));
 }
 
-/* The arrays, in payload order. The table slots are not stored: restore
- * rebuilds them from the ids. */
+/* The arrays, in payload order, for writing and for restore (which
+ * sizes them first). The table slots are not stored: restore rebuilds
+ * them from the ids. */
+#define STATE_PARTS 8
+static void state_parts(itd_state_t *st, itd_snap_part_t *p) {
+        const itd_snap_part_t parts[STATE_PARTS] = {
+            ITD_SNAP_PART(st->users, st->n_users * sizeof(*st->users),
+                          "the users"),
+            ITD_SNAP_PART(st->ids, st->ids_len, "the long user ids"),
+            ITD_SNAP_PART(st->ov, st->ov_n * st->ov_bytes,
+                          "the overflow blocks"),
+            ITD_SNAP_PART(st->cats.off, (st->cats.n + 1) * sizeof(uint32_t),
+                          "the category offsets"),
+            ITD_SNAP_PART(st->cats.hash, (st->cats.n + 1) * sizeof(uint32_t),
+                          "the category hashes"),
+            ITD_SNAP_PART(st->cats.arena, st->cats.arena_len,
+                          "the category names"),
+            ITD_SNAP_PART(st->front_tag, st->front_n * sizeof(uint32_t),
+                          "the frontier's users"),
+            ITD_SNAP_PART(st->front_ts, st->front_n * sizeof(int64_t),
+                          "the frontier's times"),
+        };
+        memcpy(p, parts, sizeof parts);
+}
+
 static void write_payload(itd_snap_t *s, const void *obj) {
-        const itd_state_t *st = obj;
-        itd_snap_write(s, st->users, st->n_users * sizeof(*st->users));
-        itd_snap_write(s, st->ids, st->ids_len);
-        itd_snap_write(s, st->ov, st->ov_n * st->ov_bytes);
-        itd_snap_write(s, st->cats.off, (st->cats.n + 1) * sizeof(uint32_t));
-        itd_snap_write(s, st->cats.hash, (st->cats.n + 1) * sizeof(uint32_t));
-        itd_snap_write(s, st->cats.arena, st->cats.arena_len);
-        itd_snap_write(s, st->front_tag, st->front_n * sizeof(uint32_t));
-        itd_snap_write(s, st->front_ts, st->front_n * sizeof(int64_t));
+        itd_snap_part_t parts[STATE_PARTS];
+        /* the one table for both ways; writing only reads the arrays */
+        state_parts((itd_state_t *)obj, parts);
+        itd_snap_write_parts(s, parts, STATE_PARTS);
 }
 
 itd_err_t itd_state_snapshot(const itd_state_t *st, FILE *out, char *errstr,
@@ -340,13 +343,12 @@ itd_err_t itd_state_restore(FILE *in, const itd_state_conf_t *conf,
 #define FAIL(cls, ...) ITD_SNAP_FAIL(&s, cls, __VA_ARGS__)
         itd_state_t *st = NULL;
         itd_snap_t s = {.f = in};
-        uint64_t hv[SNAP_WORDS], payload_bytes, payload_hash;
+        uint64_t hv[SNAP_WORDS];
         char buf[128];
         *out = NULL;
         if (itd_state_conf_check(conf, errstr, errstr_size) != ITD_OK)
                 return ITD_ERR_CONF;
-        if (itd_snap_header_read(&s, &snap_kind, hv, &payload_bytes,
-                                 &payload_hash, errstr, errstr_size) != 0)
+        if (itd_snap_header_read(&s, &snap_kind, hv, errstr, errstr_size) != 0)
                 goto fail;
         const uint64_t *lw = hv;
         uint64_t lay[SNAP_LAYOUT_WORDS];
@@ -401,7 +403,7 @@ itd_err_t itd_state_restore(FILE *in, const itd_state_conf_t *conf,
             v[SC_CATS_ARENA_LEN] > v[SC_CATS_ARENA_CAP] ||
             v[SC_CATS_ARENA_CAP] > UINT32_MAX ||
             v[SC_FRONT_N] > ITD_FRONT_USERS ||
-            payload_bytes != v[SC_N_USERS] * sizeof(itd_user_t) +
+            s.payload_bytes != v[SC_N_USERS] * sizeof(itd_user_t) +
                                  v[SC_IDS_LEN] + v[SC_OV_N] * ov_bytes +
                                  (v[SC_CATS_N] + 1) * 8 +
                                  v[SC_CATS_ARENA_LEN] +
@@ -459,39 +461,10 @@ itd_err_t itd_state_restore(FILE *in, const itd_state_conf_t *conf,
         st->cats.hash = itd_xmalloc(st->cats.off_cap * sizeof(uint32_t));
         st->cats.arena = itd_xmalloc(st->cats.arena_cap);
 
-        itd_snap_hash_begin(&s);
-        const struct {
-                void *p;
-                size_t n;
-                const char *what;
-        } parts[] = {
-            {st->users, st->n_users * sizeof(*st->users), "the users"},
-            {st->ids, st->ids_len, "the long user ids"},
-            {st->ov, st->ov_n * st->ov_bytes, "the overflow blocks"},
-            {st->cats.off, (st->cats.n + 1) * sizeof(uint32_t),
-             "the category offsets"},
-            {st->cats.hash, (st->cats.n + 1) * sizeof(uint32_t),
-             "the category hashes"},
-            {st->cats.arena, st->cats.arena_len, "the category names"},
-            {st->front_tag, st->front_n * sizeof(uint32_t),
-             "the frontier's users"},
-            {st->front_ts, st->front_n * sizeof(int64_t),
-             "the frontier's times"},
-        };
-        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-                uint64_t start = s.off;
-                if (itd_snap_read(&s, parts[i].p, parts[i].n) != 0) {
-                        itd_snap_hash_end(&s);
-                        itd_snap_read_error(&s, "state", parts[i].what, start,
-                                            parts[i].n, errstr, errstr_size);
-                        goto fail;
-                }
-        }
-        if (itd_snap_payload_check(&s,
-                                   s.version == 1   ? &snap_kind_v1
-                                   : s.version == 2 ? &snap_kind_v2
-                                                    : &snap_kind,
-                                   payload_hash, errstr, errstr_size) != 0)
+        itd_snap_part_t parts[STATE_PARTS];
+        state_parts(st, parts);
+        if (itd_snap_payload_read(&s, parts, STATE_PARTS, errstr,
+                                  errstr_size) != 0)
                 goto fail;
         if (s.version < 3)
                 convert_v2_users(st);

@@ -583,28 +583,11 @@ enum {
         TH__COUNT
 };
 
-#define TSNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(TH__COUNT)
-
-static const itd_snap_kind_t snap_kind_v1 = {
-    .name = "trigger",
-    .magic = TSNAP_MAGIC,
-    .version = 1,
-    .n_values = TH_V1_COUNT,
-};
-
-static const itd_snap_kind_t snap_kind = {
-    .name = "trigger",
-    .magic = TSNAP_MAGIC,
-    .version = TSNAP_VERSION,
-    .n_values = TH__COUNT,
-    .older = &snap_kind_v1,
-};
-
-static uint64_t float_bits(float f) {
-        uint32_t u;
-        memcpy(&u, &f, sizeof u);
-        return u;
-}
+static const itd_snap_kind_t snap_kind_v1 = {"trigger", TSNAP_MAGIC, 1,
+                                             TH_V1_COUNT, NULL};
+static const itd_snap_kind_t snap_kind = {"trigger", TSNAP_MAGIC,
+                                          TSNAP_VERSION, TH__COUNT,
+                                          &snap_kind_v1};
 
 static void write_payload(itd_snap_t *s, const void *obj) {
         const itd_triggers_t *t = obj;
@@ -626,8 +609,8 @@ static void write_payload(itd_snap_t *s, const void *obj) {
 itd_err_t itd_triggers_snapshot(const itd_triggers_t *t, FILE *out,
                                 char *errstr, size_t errstr_size) {
         uint64_t v[TH__COUNT] = {
-            [TH_ENTER] = float_bits(t->conf.enter),
-            [TH_EXIT] = float_bits(t->conf.exit),
+            [TH_ENTER] = itd_snap_f32_bits(t->conf.enter),
+            [TH_EXIT] = itd_snap_f32_bits(t->conf.exit),
             [TH_COOLDOWN] = (uint64_t)t->conf.cooldown_ms,
             [TH_MAX_USERS] = t->conf.max_users,
             [TH_N] = t->n,
@@ -644,6 +627,34 @@ itd_err_t itd_triggers_snapshot(const itd_triggers_t *t, FILE *out,
                              errstr_size);
 }
 
+/* Restore's reading of the users: the least recently seen first. */
+typedef struct restore_ctx_s {
+        itd_triggers_t *t;
+        uint64_t skip;   /* users beyond this configuration's max_users */
+        const char *bad; /* the first inconsistency, or NULL */
+} restore_ctx_t;
+
+static void restore_user(void *ctx, const unsigned char *rec, size_t i) {
+        restore_ctx_t *r = ctx;
+        if (i < r->skip || r->bad)
+                return;
+        size_t rp = 0;
+        uint64_t hash = itd_snap_get(rec, &rp);
+        int64_t last_up = (int64_t)itd_snap_get(rec, &rp);
+        uint64_t armed = itd_snap_get(rec, &rp);
+        if (armed > 1)
+                r->bad = "an armed flag other than 0 or 1";
+        else if (!armed && last_up == NO_UP)
+                r->bad = "a disarmed user without an UP";
+        else if (r->t->slot[probe(r->t, hash)] != NIL)
+                r->bad = "a user hash listed twice";
+        if (r->bad)
+                return;
+        entry_t *u = insert(r->t, hash);
+        u->last_up_ms = last_up;
+        u->armed = (uint32_t)armed;
+}
+
 itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
                                itd_triggers_t **out, char *errstr,
                                size_t errstr_size) {
@@ -651,20 +662,19 @@ itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
         itd_triggers_t *t = NULL;
         itd_snap_t s = {.f = in};
         *out = NULL;
-        uint64_t v[TH__COUNT] = {0}, payload_bytes, payload_hash;
+        uint64_t v[TH__COUNT] = {0};
         uint64_t *words = NULL;
-        if (itd_snap_header_read(&s, &snap_kind, v, &payload_bytes,
-                                 &payload_hash, errstr, errstr_size) != 0)
+        if (itd_snap_header_read(&s, &snap_kind, v, errstr, errstr_size) != 0)
                 goto fail;
         int v2 = s.version >= 2;
         uint64_t n = v[TH_N];
         uint64_t dist_bytes = v2 ? TSNAP_DIST_BYTES : 0;
-        if (n > MAX_USERS_LIMIT || payload_bytes != n * TSNAP_REC + dist_bytes)
+        if (n > MAX_USERS_LIMIT ||
+            s.payload_bytes != n * TSNAP_REC + dist_bytes)
                 FAIL(ITD_ERR_CORRUPT,
                      "corrupt trigger snapshot: sizes in the header (bytes "
                      "24..%d) do not describe a trigger table",
-                     (int)ITD_SNAP_HDR_BYTES(v2 ? TH__COUNT : TH_V1_COUNT) -
-                         1);
+                     (int)ITD_SNAP_HDR_BYTES(s.kind->n_values) - 1);
 
         t = itd_triggers_new(c, errstr, errstr_size);
         if (!t)
@@ -678,56 +688,18 @@ itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
         /* Users beyond this configuration's max_users: the least recently
          * seen, first in the file, are read (for the checksum) and
          * dropped. */
-        uint64_t skip = n > c->max_users ? n - c->max_users : 0;
-        itd_snap_hash_begin(&s);
-        unsigned char rec[TSNAP_REC];
-        const char *bad = NULL;
-        for (uint64_t i = 0; i < n; i++) {
-                if (itd_snap_read(&s, rec, sizeof rec) != 0) {
-                        itd_snap_hash_end(&s);
-                        itd_snap_read_error(&s, "trigger", "the users",
-                                            TSNAP_HDR_BYTES, payload_bytes,
-                                            errstr, errstr_size);
-                        goto fail;
-                }
-                if (i < skip || bad)
-                        continue;
-                size_t rp = 0;
-                uint64_t hash = itd_snap_get(rec, &rp);
-                int64_t last_up = (int64_t)itd_snap_get(rec, &rp);
-                uint64_t armed = itd_snap_get(rec, &rp);
-                if (armed > 1) {
-                        bad = "an armed flag other than 0 or 1";
-                        continue;
-                }
-                if (!armed && last_up == NO_UP) {
-                        bad = "a disarmed user without an UP";
-                        continue;
-                }
-                if (t->slot[probe(t, hash)] != NIL) {
-                        bad = "a user hash listed twice";
-                        continue;
-                }
-                entry_t *u = insert(t, hash);
-                u->last_up_ms = last_up;
-                u->armed = (uint32_t)armed;
-        }
-        if (v2) {
-                words = itd_xmalloc(TSNAP_DIST_BYTES);
-                if (itd_snap_read(&s, words, TSNAP_DIST_BYTES) != 0) {
-                        itd_snap_hash_end(&s);
-                        itd_snap_read_error(&s, "trigger",
-                                            "the score distribution",
-                                            TSNAP_HDR_BYTES, payload_bytes,
-                                            errstr, errstr_size);
-                        goto fail;
-                }
-        }
-        if (itd_snap_payload_check(&s, &snap_kind, payload_hash, errstr,
-                                   errstr_size) != 0)
+        restore_ctx_t rc = {t, n > c->max_users ? n - c->max_users : 0,
+                            NULL};
+        words = v2 ? itd_xmalloc(TSNAP_DIST_BYTES) : NULL;
+        const itd_snap_part_t parts[] = {
+            {.n = n * TSNAP_REC, .what = "the users", .rec = TSNAP_REC,
+             .each = restore_user, .ctx = &rc},
+            ITD_SNAP_PART(words, dist_bytes, "the score distribution"),
+        };
+        if (itd_snap_payload_read(&s, parts, 2, errstr, errstr_size) != 0)
                 goto fail;
-        if (bad)
-                FAIL(ITD_ERR_CORRUPT, "corrupt trigger snapshot: %s", bad);
+        if (rc.bad)
+                FAIL(ITD_ERR_CORRUPT, "corrupt trigger snapshot: %s", rc.bad);
         if (words && itd_scoredist_load(t->dist, words) != 0)
                 FAIL(ITD_ERR_CORRUPT,
                      "corrupt trigger snapshot: the score distribution "
@@ -736,7 +708,7 @@ itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
                      TSNAP_DIST_BYTES);
         free(words);
         /* insert() counted nothing: the table never filled. */
-        t->stats.evicted += skip;
+        t->stats.evicted += rc.skip;
         *out = t;
         return ITD_OK;
 fail:
