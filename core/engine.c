@@ -57,6 +57,7 @@ struct itd_engine_s {
 
         uint64_t events, predictions, late, filtered;
         uint64_t risk_untrained;   /* predictions judged, not trained on */
+        int64_t version_base;      /* added to model_version (workers.h) */
 };
 
 /* A partition part_get() has already created (negative numbers: 0, as
@@ -190,6 +191,10 @@ void itd_engine_enable_triggers(itd_engine_t *eng) {
 void itd_engine_set_model_id(itd_engine_t *eng, const char *model_id) {
         memset(eng->model_id, 0, sizeof eng->model_id);
         itd_strlcpy(eng->model_id, model_id, sizeof eng->model_id);
+}
+
+void itd_engine_set_version_base(itd_engine_t *eng, int64_t base) {
+        eng->version_base = base;
 }
 
 void itd_engine_set_trigger_clock(itd_engine_t *eng, int64_t now_ms) {
@@ -404,7 +409,7 @@ static void process_chunk(itd_engine_t *eng, const char *topic,
         /* (3) labels: observe first, so this event resolves earlier
          * predictions of its user but never its own. */
         /* the parameters this chunk was scored with */
-        int64_t version = itd_trainer_publish(eng->tr);
+        int64_t version = itd_trainer_publish(eng->tr) + eng->version_base;
         for (size_t i = i0; i < i0 + n; i++) {
                 itd_row_t *row = &rows[i];
                 if (row->outcome != ITD_OUT_PREDICTED)

@@ -310,6 +310,18 @@ void itd_workers_set_example_hook(itd_workers_t *wk, itd_example_hook_t hook,
                 itd_engine_set_example_hook(wk->w[0].eng, hook, arg);
 }
 
+/* After a merge, each replica's predictions carry the steps of all of
+ * them (the one model's), plus its own until the next merge. */
+static void set_versions(itd_workers_t *wk) {
+        int64_t total = 0;
+        for (size_t i = 0; i < wk->n; i++)
+                total += itd_model_steps(itd_engine_model(wk->w[i].eng));
+        for (size_t i = 0; i < wk->n; i++)
+                itd_engine_set_version_base(
+                    wk->w[i].eng,
+                    total - itd_model_steps(itd_engine_model(wk->w[i].eng)));
+}
+
 itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
                               itd_row_t *rows, size_t n, int64_t now_ms,
                               char *errstr, size_t errstr_size) {
@@ -335,6 +347,8 @@ itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
         wk->sync = ++wk->rounds % SYNC_ROUNDS == 0;
         pthread_barrier_wait(&wk->bar); /* start */
         round_run(&wk->w[0]);
+        if (wk->sync)
+                set_versions(wk);
         itd_err_t err = ITD_OK;
         for (size_t i = 0; i < wk->n; i++) {
                 worker_t *wo = &wk->w[i];

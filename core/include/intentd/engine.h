@@ -194,6 +194,14 @@ void itd_engine_enable_triggers(itd_engine_t *eng);
 void itd_engine_set_model_id(itd_engine_t *eng, const char *model_id);
 
 /**
+ * @brief What is added to the model's steps to make the model_version
+ * predictions carry (0 until set): workers.h sets it to the other
+ * replicas' steps at each merge, so a version counts the steps of the
+ * one model.
+ */
+void itd_engine_set_version_base(itd_engine_t *eng, int64_t base);
+
+/**
  * @brief The caller's clock for the triggers' staleness guard
  * (triggers.max_event_age): an event older than max_event_age before
  * now_ms fires nothing. The engine has no clock of its own; without this
