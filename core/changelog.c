@@ -271,3 +271,8 @@ itd_err_t itd_changelog_restore_take(itd_changelog_restore_t *r,
                 *next_offset = r->done.next_offset;
         return err;
 }
+
+int itd_changelog_snapshot_wins(int held, int64_t held_offset,
+                                int64_t snap_offset) {
+        return !held || snap_offset > held_offset;
+}

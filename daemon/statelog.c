@@ -572,7 +572,7 @@ static void adopt(loop_t *lp, part_read_t *pr, int64_t t0) {
                 return;
         }
         s->covered = next;
-        if (held && pp->applied >= next) {
+        if (!itd_changelog_snapshot_wins(held, pp->applied, next)) {
                 itd_log(ITD_LOG_INFO, "changelog",
                         "partition %d: the state held (offset %lld) is not "
                         "older than the changelog's (offset %lld): kept",

@@ -10,7 +10,8 @@
  *
  * And the restore's rules: the newest complete snapshot wins, a snapshot
  * missing a part leaves the one before in force, damaged records and
- * records of another partition are refused by name.
+ * records of another partition are refused by name, and a snapshot
+ * replaces state an instance holds only when its position is newer.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -321,4 +322,20 @@ Test(changelog, the_newest_complete_snapshot_wins) {
         recs_free(&two);
         itd_engine_destroy(a);
         itd_conf_destroy(conf);
+}
+
+/* The newer position wins: a snapshot replaces the state an instance holds
+ * only when it resumes past that state's position; with nothing held any
+ * snapshot is taken. Equal positions keep what is held (same state, no
+ * needless swap). */
+Test(changelog, a_snapshot_replaces_held_state_only_when_newer) {
+        cr_assert(itd_changelog_snapshot_wins(0, -1, 0));
+        cr_assert(itd_changelog_snapshot_wins(0, 5000, 10),
+                  "nothing held: the held offset means nothing");
+        cr_assert(itd_changelog_snapshot_wins(1, 500, 1000));
+        cr_assert(itd_changelog_snapshot_wins(1, 999, 1000));
+        cr_assert_not(itd_changelog_snapshot_wins(1, 1000, 1000),
+                      "equal positions keep the state held");
+        cr_assert_not(itd_changelog_snapshot_wins(1, 1001, 1000));
+        cr_assert_not(itd_changelog_snapshot_wins(1, 1500, 1000));
 }

@@ -105,4 +105,15 @@ itd_err_t itd_changelog_restore_take(itd_changelog_restore_t *r,
                                      int64_t *next_offset, char *errstr,
                                      size_t errstr_size);
 
+/**
+ * @brief Whether a restored snapshot replaces the state an instance holds:
+ * the newer position wins. held is 1 when the instance holds the partition
+ * (from a local checkpoint, or kept over an eager rebalance) with
+ * held_offset its next offset to consume; snap_offset is the snapshot's.
+ * @returns 1 to adopt the snapshot (nothing held, or snap_offset is past
+ * held_offset), 0 to keep the state held.
+ */
+int itd_changelog_snapshot_wins(int held, int64_t held_offset,
+                                int64_t snap_offset);
+
 #endif
