@@ -147,19 +147,21 @@ static void round_process(worker_t *wo) {
                 fail(wo, err, "publishing: ", why);
 }
 
-/* Phase two: every other worker's change, in worker order. */
+/* Phase two: the mean of every worker's change, its own first, then the
+ * others in worker order. */
 static void round_merge(worker_t *wo) {
         itd_workers_t *wk = wo->wk;
         char why[400];
-        for (size_t k = 0; k < wk->n; k++) {
-                if (k == wo->w)
-                        continue;
+        double scale = 1.0 / (double)wk->n;
+        for (size_t j = 0; j < wk->n; j++) {
+                size_t k = j == 0 ? wo->w : (j <= wo->w ? j - 1 : j);
                 const outbox_t *o = &wk->w[k].out;
                 for (size_t at = 0; at < o->len;) {
                         uint32_t l;
                         memcpy(&l, o->buf + at, 4);
-                        itd_err_t err = itd_msync_merge(
-                            wo->ms, o->buf + at + 4, l, 0, why, sizeof why);
+                        itd_err_t err = itd_msync_merge_mean(
+                            wo->ms, o->buf + at + 4, l, scale, k == wo->w,
+                            why, sizeof why);
                         if (err != ITD_OK)
                                 fail(wo, err, "merging: ", why);
                         at += 4 + l;

@@ -620,16 +620,17 @@ const struct prop itd_conf_props[] = {
              "well under it and stay one pass. 0 = one pass per batch."},
 
     {.name = "pipeline.workers", .type = PT_INT, .off = F_I64(pipeline_workers), .min = 0,
-     .max = 64, .def = "0", .unit = "threads",
+     .max = 64, .def = "1", .unit = "threads",
      .help = "Pipeline threads of `replay`, each owning one partition's "
              "users (spread by user hash) and training a replica of the one "
-             "model; the replicas are merged after every round of at most "
-             "512 events per worker, so they stay one model "
-             "(docs/ARCHITECTURE.md, Workers). 0 = the online cores, at "
-             "most 8. 1 gives the single-thread replay exactly; more are "
-             "deterministic for a given count but not bit-identical to "
-             "another count. `run` uses one pipeline thread whatever this "
-             "says."},
+             "model; every 8 rounds (a round: at most 512 events per "
+             "worker) the replicas are averaged, so they stay one model "
+             "(docs/ARCHITECTURE.md, Workers). 1 (the default) is the "
+             "single-thread replay exactly; 0 = the online cores, at most 8. "
+             "More workers replay faster but learn more slowly from the "
+             "same events (docs/OPERATIONS.md, Scale out): they are "
+             "deterministic for a given count, not bit-identical to another "
+             "count. `run` uses one pipeline thread whatever this says."},
 
     /* predict, metrics, log, shutdown */
     {.name = "predict.threshold", .type = PT_DOUBLE,

@@ -46,6 +46,8 @@ typedef struct blk_s {
         uint8_t *ever; /* sparse blocks: row changed at least once; NULL:
                         * dense, every row goes into a snapshot */
         int param;     /* counted by itd_msync_distance */
+        int mean;      /* a value, not an amount: a scaled merge
+                        * (itd_msync_merge_mean) scales its change */
 } blk_t;
 
 struct itd_msync_s {
@@ -122,6 +124,9 @@ static void add_blk(itd_msync_t *ms, const char *name, int f64, void *cur,
         b->base = itd_xmalloc(n ? n * esize(b) : 1);
         b->ever = sparse ? itd_xcalloc(b->rows ? b->rows : 1, 1) : NULL;
         b->param = param;
+        /* parameters and their running averages; precisions, input
+         * statistics and counts are amounts that add */
+        b->mean = param || !strncmp(name, "avg", 3);
 }
 
 /* (count, mean, var) -> (count, sum, sum of squares) */
@@ -426,7 +431,8 @@ itd_err_t itd_msync_publish(itd_msync_t *ms, int full, itd_msync_emit_t emit,
 /* Walks the chunks of a checked payload; apply 0 only checks. */
 static itd_err_t walk(itd_msync_t *ms, const uint8_t *p, size_t len,
                       uint32_t chunks, uint32_t kind, int apply,
-                      char *errstr, size_t errstr_size) {
+                      double scale, int means_only, char *errstr,
+                      size_t errstr_size) {
         size_t pos = 0;
         for (uint32_t c = 0; c < chunks; c++) {
                 if (len - pos < CHUNK_BYTES) {
@@ -476,8 +482,10 @@ static itd_err_t walk(itd_msync_t *ms, const uint8_t *p, size_t len,
                                                  b->name, r);
                                         return ITD_ERR_CORRUPT;
                                 }
-                                if (!apply)
+                                if (!apply || (means_only && !b->mean))
                                         continue;
+                                if (b->mean)
+                                        v *= scale;
                                 size_t at = r * b->width + i;
                                 if (kind == KIND_FULL) {
                                         set_val(b->cur, b->f64, at, v);
@@ -503,8 +511,13 @@ static itd_err_t walk(itd_msync_t *ms, const uint8_t *p, size_t len,
         return ITD_OK;
 }
 
-itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
-                          int adopt, char *errstr, size_t errstr_size) {
+/* A message applied: scale multiplies the change of the value blocks
+ * (1: a plain merge); own 1 takes this instance's own change message and
+ * applies only its value blocks (scale - 1 of it: the change becomes
+ * scale of what it was). */
+static itd_err_t apply_msg(itd_msync_t *ms, const void *buf, size_t len,
+                           int adopt, double scale, int own, char *errstr,
+                           size_t errstr_size) {
         const uint8_t *h = buf;
         if (len < HDR_BYTES || memcmp(h, MAGIC, 8) != 0) {
                 itd_errf(errstr, errstr_size,
@@ -536,19 +549,31 @@ itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
                          "model sync: message checksum mismatch");
                 return ITD_ERR_CORRUPT;
         }
-        if (itd_get_le64(h + 16) == ms->instance ||
+        if (own && (itd_get_le64(h + 16) != ms->instance ||
+                    kind != KIND_CHANGE)) {
+                itd_errf(errstr, errstr_size,
+                         "model sync: not this instance's own change");
+                return ITD_ERR_ARG;
+        }
+        if ((!own && itd_get_le64(h + 16) == ms->instance) ||
             (kind == KIND_FULL && !adopt)) {
                 ms->st.skipped++;
                 return ITD_OK;
         }
         uint32_t chunks = itd_get_le32(h + 52);
         itd_err_t err = walk(ms, h + HDR_BYTES, len - HDR_BYTES, chunks, kind,
-                             0, errstr, errstr_size);
+                             0, 1.0, 0, errstr, errstr_size);
+        if (own) {
+                walk(ms, h + HDR_BYTES, len - HDR_BYTES, chunks, kind, 1,
+                     scale - 1.0, 1, NULL, 0);
+                return ITD_OK;
+        }
         if (err != ITD_OK)
                 return err;
         if (ms->norm_blk >= 0)
                 norm_to_s(ms);
-        walk(ms, h + HDR_BYTES, len - HDR_BYTES, chunks, kind, 1, NULL, 0);
+        walk(ms, h + HDR_BYTES, len - HDR_BYTES, chunks, kind, 1, scale, 0,
+             NULL, 0);
         if (ms->norm_blk >= 0)
                 norm_settle(ms);
         if (kind == KIND_FULL) {
@@ -558,6 +583,17 @@ itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
                 ms->st.examples_merged += itd_get_le64(h + 40);
         }
         return ITD_OK;
+}
+
+itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
+                          int adopt, char *errstr, size_t errstr_size) {
+        return apply_msg(ms, buf, len, adopt, 1.0, 0, errstr, errstr_size);
+}
+
+itd_err_t itd_msync_merge_mean(itd_msync_t *ms, const void *buf, size_t len,
+                               double scale, int own, char *errstr,
+                               size_t errstr_size) {
+        return apply_msg(ms, buf, len, 0, scale, own, errstr, errstr_size);
 }
 
 /* ---- distance ---------------------------------------------------------- */

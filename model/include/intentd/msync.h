@@ -109,6 +109,22 @@ itd_err_t itd_msync_publish(itd_msync_t *ms, int full, itd_msync_emit_t emit,
 itd_err_t itd_msync_merge(itd_msync_t *ms, const void *buf, size_t len,
                           int adopt, char *errstr, size_t errstr_size);
 
+/**
+ * @brief The replicas of one process as one model by averaging: applies a
+ * change message with its parameters and their running averages scaled
+ * by scale (1 / replicas), while precisions, input statistics and counts
+ * add as in itd_msync_merge. With own 1, buf is this instance's own
+ * change, just published: its parameters are scaled the same way in
+ * place (the amounts are already here). Summed changes of W replicas that
+ * each moved toward the same optimum would overshoot it W times; their
+ * mean does not.
+ * @returns as itd_msync_merge; ITD_ERR_ARG for own 1 with another
+ * instance's message or a full snapshot.
+ */
+itd_err_t itd_msync_merge_mean(itd_msync_t *ms, const void *buf, size_t len,
+                               double scale, int own, char *errstr,
+                               size_t errstr_size);
+
 /** @brief Counters so far. */
 void itd_msync_stats(const itd_msync_t *ms, itd_msync_stats_t *st);
 
