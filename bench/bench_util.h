@@ -2,7 +2,8 @@
  * bench_util.h - what the stage benchmarks share: a monotonic clock in
  * ms, a seeded xorshift generator, the events-per-user draw of
  * bench_state.c (P(k) ~ k^-1.5 on 1..20) and the median of repetitions.
- * Header-only: each benchmark is one file (CMakeLists.txt).
+ * Header-only: a benchmark is one file (CMakeLists.txt; bench_e2e, the
+ * one exception, shares its parts through e2e.h).
  */
 #ifndef INTENTD_BENCH_UTIL_H
 #define INTENTD_BENCH_UTIL_H
