@@ -89,11 +89,48 @@ void itd_cli_log_setup(const itd_conf_t *conf) {
         itd_log_setup(conf->log_level, format);
 }
 
-int itd_cli_common_opt(int c, const char *usage) {
-        switch (c) {
-        case 'h': fputs(usage, stdout); return 0;
-        case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-        default: fputs(usage, stderr); return 2;
+int itd_cli_next(itd_cli_args_t *a, int argc, char **argv,
+                 const struct option *longopts) {
+        if (!a->started) {
+                optind = 1;
+                a->started = 1;
+        }
+        for (;;) {
+                int c = getopt_long(argc, argv, a->conf ? "c:o:hV" : "hV",
+                                    longopts, NULL);
+                switch (c) {
+                case 'c':
+                        a->conf_path = optarg;
+                        continue;
+                case 'o':
+                        if (a->n_overrides == ITD_CLI_MAX_OVERRIDES) {
+                                fprintf(stderr, "intentd %s: more than %d -o "
+                                        "options\n", a->cmd,
+                                        ITD_CLI_MAX_OVERRIDES);
+                                a->exit = 2;
+                                return ITD_CLI_EXIT;
+                        }
+                        a->overrides[a->n_overrides++] = optarg;
+                        continue;
+                case 'h':
+                        fputs(a->usage, stdout);
+                        a->exit = 0;
+                        return ITD_CLI_EXIT;
+                case 'V':
+                        printf("intentd %s\n", ITD_VERSION);
+                        a->exit = 0;
+                        return ITD_CLI_EXIT;
+                case '?':
+                case ':':
+                        fputs(a->usage, stderr);
+                        a->exit = 2;
+                        return ITD_CLI_EXIT;
+                default:
+                        /* The subcommand's own option; one it lists but
+                         * does not handle is a usage error too. */
+                        a->exit = 2;
+                        return c;
+                }
         }
 }
 

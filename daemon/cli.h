@@ -45,33 +45,57 @@ itd_conf_t *itd_cli_conf(const char *path, char **overrides, int n_overrides);
 /** @brief Applies log.level and picks the log format for stderr. */
 void itd_cli_log_setup(const itd_conf_t *conf);
 
-/*
- * Every subcommand parses its options the same way:
- *
- *   static const struct option longopts[] = {
- *       {"config", required_argument, NULL, 'c'}, ..., ITD_CLI_COMMON_OPTS};
- *   int c;
- *   optind = 1;
- *   while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
- *                           longopts, NULL)) != -1) {
- *           switch (c) {
- *           case 'c': ...; break;
- *           default: return itd_cli_common_opt(c, usage);
- *           }
- *   }
- */
-#define ITD_CLI_COMMON_SHORT "hV"
+/* The options every subcommand that reads a config takes, first in its
+ * longopts: --config FILE (also -c); -o key=value is short only. */
+#define ITD_CLI_CONF_OPTS {"config", required_argument, NULL, 'c'}
+/* Last in every longopts: -h/--help, -V/--version, the terminator. */
 #define ITD_CLI_COMMON_OPTS                                                   \
         {"help", no_argument, NULL, 'h'},                                     \
             {"version", no_argument, NULL, 'V'}, { NULL, 0, NULL, 0 }
 
-/**
- * @brief What an option no subcommand handles itself does: -h/--help
- * prints usage to stdout, -V/--version the version, both exit 0; anything
- * else is a usage error (usage to stderr, exit 2).
- * @returns the exit code.
+#define ITD_CLI_MAX_OVERRIDES 64
+
+/*
+ * One subcommand's option parsing. Every subcommand reads its options the
+ * same way:
+ *
+ *   static const struct option longopts[] = {
+ *       ITD_CLI_CONF_OPTS, {"input", required_argument, NULL, 'i'}, ...,
+ *       ITD_CLI_COMMON_OPTS};
+ *   itd_cli_args_t a = {.cmd = "load", .usage = load_usage, .conf = 1};
+ *   int c;
+ *   while ((c = itd_cli_next(&a, argc, argv, longopts)) != -1) {
+ *           switch (c) {
+ *           case 'i': input = optarg; break;
+ *           default: return a.exit;
+ *           }
+ *   }
+ *
+ * itd_cli_next handles what the subcommands share (the config path, the
+ * -o overrides, help, version, an unknown option) and returns only the
+ * subcommand's own options; ITD_CLI_EXIT means stop with a.exit.
  */
-int itd_cli_common_opt(int c, const char *usage);
+typedef struct itd_cli_args_s {
+        const char *cmd;        /* "load": messages say "intentd load: ..." */
+        const char *usage;
+        int conf;               /* takes -c/--config FILE and -o key=value */
+        const char *conf_path;  /* --config, or NULL */
+        char *overrides[ITD_CLI_MAX_OVERRIDES];
+        int n_overrides;
+        int exit;               /* the exit code once ITD_CLI_EXIT came */
+        int started;            /* optind was reset */
+} itd_cli_args_t;
+
+#define ITD_CLI_EXIT (-2)
+
+/**
+ * @brief The next option of the subcommand's own (its short letter), -1
+ * after the last, or ITD_CLI_EXIT: -h/--help printed usage to stdout or
+ * -V/--version the version (a->exit 0), or the usage error was printed
+ * (unknown option, missing argument, too many -o: a->exit 2).
+ */
+int itd_cli_next(itd_cli_args_t *a, int argc, char **argv,
+                 const struct option *longopts);
 
 /** @brief Parses a positive integer option; prints and returns -1 if bad. */
 long long itd_cli_int(const char *cmd, const char *opt, const char *s,

@@ -42,9 +42,8 @@ int itd_cmd_broker(int argc, char **argv) {
             "intentd.dead_letter";
         const char *bootstrap_file = NULL;
         int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, ITD_CLI_COMMON_SHORT,
-                                longopts, NULL)) != -1) {
+        itd_cli_args_t a = {.cmd = "broker", .usage = broker_usage};
+        while ((c = itd_cli_next(&a, argc, argv, longopts)) != -1) {
                 switch (c) {
                 case 'b':
                         if ((brokers = itd_cli_int("broker", "--brokers",
@@ -58,7 +57,7 @@ int itd_cmd_broker(int argc, char **argv) {
                         break;
                 case 't': topics_arg = optarg; break;
                 case 'f': bootstrap_file = optarg; break;
-                default: return itd_cli_common_opt(c, broker_usage);
+                default: return a.exit;
                 }
         }
         itd_log_setup(ITD_LOG_NOTICE, ITD_LOG_FORMAT_PLAIN);

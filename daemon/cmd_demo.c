@@ -26,7 +26,6 @@
 #include "run.h"
 #include "feed.h"
 
-#define MAX_OVERRIDES 64
 #define EXAMPLES 5          /* recent high-intent predictions shown */
 #define QUIET_MS 5000       /* publishing done, nothing new: the end */
 #define SIM_DEFAULT_START_MS 1511568000000LL
@@ -111,18 +110,15 @@ int itd_cmd_demo(int argc, char **argv) {
             {"input", required_argument, NULL, 'i'},
             {"format", required_argument, NULL, 'f'},
             {"partitions", required_argument, NULL, 'p'},
-            {"config", required_argument, NULL, 'c'},
+            ITD_CLI_CONF_OPTS,
             ITD_CLI_COMMON_OPTS};
         itd_sim_conf_t sc = {.users = 10000, .days = 2.0, .seed = 1,
                              .start_ms = SIM_DEFAULT_START_MS};
-        const char *input = NULL, *format_arg = NULL, *conf_path = NULL;
-        char *overrides[MAX_OVERRIDES];
-        int n_overrides = 0;
+        const char *input = NULL, *format_arg = NULL;
         long long partitions = 16, v;
         int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
-                                longopts, NULL)) != -1) {
+        itd_cli_args_t a = {.cmd = "demo", .usage = demo_usage, .conf = 1};
+        while ((c = itd_cli_next(&a, argc, argv, longopts)) != -1) {
                 switch (c) {
                 case 'u':
                         if ((v = itd_cli_int("demo", "--users", optarg, 1,
@@ -151,15 +147,11 @@ int itd_cmd_demo(int argc, char **argv) {
                                                       optarg, 1, 256)) < 0)
                                 return 2;
                         break;
-                case 'c': conf_path = optarg; break;
-                case 'o':
-                        if (n_overrides < MAX_OVERRIDES)
-                                overrides[n_overrides++] = optarg;
-                        break;
-                default: return itd_cli_common_opt(c, demo_usage);
+                default: return a.exit;
                 }
         }
-        itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);
+        itd_conf_t *conf =
+            itd_cli_conf(a.conf_path, a.overrides, a.n_overrides);
         if (!conf)
                 return 1;
         itd_cli_log_setup(conf);

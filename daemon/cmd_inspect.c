@@ -168,12 +168,11 @@ int itd_cmd_inspect(int argc, char **argv) {
             {"summary", no_argument, NULL, 's'},
             ITD_CLI_COMMON_OPTS};
         int summary = 0, c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, ITD_CLI_COMMON_SHORT,
-                                longopts, NULL)) != -1) {
+        itd_cli_args_t a = {.cmd = "inspect", .usage = inspect_usage};
+        while ((c = itd_cli_next(&a, argc, argv, longopts)) != -1) {
                 switch (c) {
                 case 's': summary = 1; break;
-                default: return itd_cli_common_opt(c, inspect_usage);
+                default: return a.exit;
                 }
         }
         if (argc - optind != 2) {

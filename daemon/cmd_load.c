@@ -13,7 +13,6 @@
 #include "publish.h"
 #include "feed.h"
 
-#define MAX_OVERRIDES 64
 
 static const char load_usage[] =
     "usage: intentd load --config FILE --input DATA [--format FORMAT]\n"
@@ -59,34 +58,27 @@ itd_format_t itd_cli_guess_format(const char *path) {
 
 int itd_cmd_load(int argc, char **argv) {
         static const struct option longopts[] = {
-            {"config", required_argument, NULL, 'c'},
+            ITD_CLI_CONF_OPTS,
             {"input", required_argument, NULL, 'i'},
             {"format", required_argument, NULL, 'f'},
             {"rate", required_argument, NULL, 'r'},
             {"no-sort", no_argument, NULL, 'n'},
             ITD_CLI_COMMON_OPTS};
-        const char *conf_path = NULL, *input = NULL, *format_arg = NULL;
-        char *overrides[MAX_OVERRIDES];
-        int n_overrides = 0, sort = 1;
+        const char *input = NULL, *format_arg = NULL;
+        int sort = 1;
         double rate = 0;
         int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
-                                longopts, NULL)) != -1) {
+        itd_cli_args_t a = {.cmd = "load", .usage = load_usage, .conf = 1};
+        while ((c = itd_cli_next(&a, argc, argv, longopts)) != -1) {
                 switch (c) {
-                case 'c': conf_path = optarg; break;
                 case 'i': input = optarg; break;
                 case 'f': format_arg = optarg; break;
                 case 'r': rate = atof(optarg); break;
                 case 'n': sort = 0; break;
-                case 'o':
-                        if (n_overrides < MAX_OVERRIDES)
-                                overrides[n_overrides++] = optarg;
-                        break;
-                default: return itd_cli_common_opt(c, load_usage);
+                default: return a.exit;
                 }
         }
-        if (!conf_path || !input) {
+        if (!a.conf_path || !input) {
                 fprintf(stderr, "intentd load: --config and --input are "
                         "required\n\n%s", load_usage);
                 return 2;
@@ -94,7 +86,8 @@ int itd_cmd_load(int argc, char **argv) {
         itd_format_t format;
         if (itd_cli_format("load", input, format_arg, &format) != 0)
                 return 2;
-        itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);
+        itd_conf_t *conf =
+            itd_cli_conf(a.conf_path, a.overrides, a.n_overrides);
         if (!conf)
                 return 1;
         itd_cli_log_setup(conf);

@@ -15,8 +15,6 @@
 #include "intentd/log.h"
 #include "intentd/replay.h"
 
-#define MAX_OVERRIDES 64
-
 static const char replay_usage[] =
     "usage: intentd replay [--config FILE] --input DATA\n"
     "                      [--format taobao|rees46|retailrocket|jsonl|avro]\n"
@@ -112,7 +110,7 @@ static const char *model_name(const itd_conf_t *conf) {
 
 int itd_cmd_replay(int argc, char **argv) {
         static const struct option longopts[] = {
-            {"config", required_argument, NULL, 'c'},
+            ITD_CLI_CONF_OPTS,
             {"input", required_argument, NULL, 'i'},
             {"format", required_argument, NULL, 'f'},
             {"dump-state", required_argument, NULL, 'D'},
@@ -123,19 +121,16 @@ int itd_cmd_replay(int argc, char **argv) {
             {"baseline", required_argument, NULL, 'B'},
             {"resamples", required_argument, NULL, 'N'},
             ITD_CLI_COMMON_OPTS};
-        const char *conf_path = NULL, *input = NULL, *format_arg = NULL;
+        const char *input = NULL, *format_arg = NULL;
         const char *dump_path = NULL, *report_path = NULL, *html_path = NULL;
         const char *export_path = NULL, *baseline = NULL;
         const char *export_key = NULL;
         long long resamples = -1;
-        char *overrides[MAX_OVERRIDES];
-        int n_overrides = 0;
         int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
-                                longopts, NULL)) != -1) {
+        itd_cli_args_t a = {.cmd = "replay", .usage = replay_usage,
+                            .conf = 1};
+        while ((c = itd_cli_next(&a, argc, argv, longopts)) != -1) {
                 switch (c) {
-                case 'c': conf_path = optarg; break;
                 case 'i': input = optarg; break;
                 case 'f': format_arg = optarg; break;
                 case 'D': dump_path = optarg; break;
@@ -150,15 +145,7 @@ int itd_cmd_replay(int argc, char **argv) {
                         if (resamples < 0)
                                 return 2;
                         break;
-                case 'o':
-                        if (n_overrides == MAX_OVERRIDES) {
-                                fprintf(stderr, "intentd replay: more than "
-                                        "%d -o options\n", MAX_OVERRIDES);
-                                return 2;
-                        }
-                        overrides[n_overrides++] = optarg;
-                        break;
-                default: return itd_cli_common_opt(c, replay_usage);
+                default: return a.exit;
                 }
         }
         if (!input) {
@@ -179,12 +166,13 @@ int itd_cmd_replay(int argc, char **argv) {
         itd_format_t format;
         if (itd_cli_format("replay", input, format_arg, &format) != 0)
                 return 2;
-        itd_conf_t *conf = itd_cli_conf(conf_path, overrides, n_overrides);
+        itd_conf_t *conf =
+            itd_cli_conf(a.conf_path, a.overrides, a.n_overrides);
         if (!conf)
                 return 1;
         itd_conf_t *bconf = NULL;
         if (baseline &&
-            !(bconf = baseline_conf(conf_path, overrides, n_overrides,
+            !(bconf = baseline_conf(a.conf_path, a.overrides, a.n_overrides,
                                     baseline))) {
                 itd_conf_destroy(conf);
                 return 2;

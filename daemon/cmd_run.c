@@ -11,7 +11,6 @@
 #include "intentd/log.h"
 #include "run.h"
 
-#define MAX_OVERRIDES 64
 
 static const char run_usage[] =
     "usage: intentd run --config FILE [-o key=value]...\n"
@@ -63,31 +62,19 @@ static void log_blas(void) {
 }
 
 int itd_cmd_run(int argc, char **argv) {
-        static const struct option longopts[] = {
-            {"config", required_argument, NULL, 'c'},
-            ITD_CLI_COMMON_OPTS};
-        const char *path = NULL;
-        char *overrides[MAX_OVERRIDES];
-        int n_overrides = 0;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "c:o:" ITD_CLI_COMMON_SHORT,
-                                longopts, NULL)) != -1) {
-                switch (c) {
-                case 'c': path = optarg; break;
-                case 'o':
-                        if (n_overrides < MAX_OVERRIDES)
-                                overrides[n_overrides++] = optarg;
-                        break;
-                default: return itd_cli_common_opt(c, run_usage);
-                }
-        }
+        static const struct option longopts[] = {ITD_CLI_CONF_OPTS,
+                                                 ITD_CLI_COMMON_OPTS};
+        itd_cli_args_t a = {.cmd = "run", .usage = run_usage, .conf = 1};
+        /* No option of its own: anything but the end means stop. */
+        if (itd_cli_next(&a, argc, argv, longopts) != -1)
+                return a.exit;
+        const char *path = a.conf_path;
         if (!path) {
                 fprintf(stderr, "intentd run: --config FILE is required\n\n%s",
                         run_usage);
                 return 2;
         }
-        itd_conf_t *conf = itd_cli_conf(path, overrides, n_overrides);
+        itd_conf_t *conf = itd_cli_conf(path, a.overrides, a.n_overrides);
         if (!conf)
                 return ITD_EXIT_CONFIG;
         /* What cannot work (no brokers, a model larger than memory, an
@@ -153,28 +140,15 @@ static void print_lines(char *text) {
 }
 
 int itd_cmd_check_config(int argc, char **argv) {
-        static const struct option longopts[] = {
-            {"config", required_argument, NULL, 'c'},
-            {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},
-            {NULL, 0, NULL, 0}};
-        const char *path = NULL;
-        char *overrides[MAX_OVERRIDES];
-        int n_overrides = 0;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "c:o:hV", longopts, NULL)) != -1) {
-                switch (c) {
-                case 'c': path = optarg; break;
-                case 'o':
-                        if (n_overrides < MAX_OVERRIDES)
-                                overrides[n_overrides++] = optarg;
-                        break;
-                case 'h': fputs(check_usage, stdout); return 0;
-                case 'V': printf("intentd %s\n", ITD_VERSION); return 0;
-                default: fputs(check_usage, stderr); return 2;
-                }
-        }
+        static const struct option longopts[] = {ITD_CLI_CONF_OPTS,
+                                                 ITD_CLI_COMMON_OPTS};
+        itd_cli_args_t a = {.cmd = "check-config", .usage = check_usage,
+                            .conf = 1};
+        if (itd_cli_next(&a, argc, argv, longopts) != -1)
+                return a.exit;
+        const char *path = a.conf_path;
+        char **overrides = a.overrides;
+        int n_overrides = a.n_overrides;
         if (optind < argc && !path)
                 path = argv[optind++];
         if (!path || optind < argc) {

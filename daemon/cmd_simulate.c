@@ -14,7 +14,6 @@
 #include "publish.h"
 #include "feed.h"
 
-#define MAX_OVERRIDES 64
 /* 2017-11-25 00:00:00 UTC: a fixed start keeps runs reproducible. */
 #define SIM_DEFAULT_START_MS 1511568000000LL
 
@@ -45,20 +44,18 @@ int itd_cmd_simulate(int argc, char **argv) {
             {"seed", required_argument, NULL, 's'},
             {"bots", required_argument, NULL, 'b'},
             {"out", required_argument, NULL, 'O'},
-            {"config", required_argument, NULL, 'c'},
+            ITD_CLI_CONF_OPTS,
             {"rate", required_argument, NULL, 'r'},
             ITD_CLI_COMMON_OPTS};
         itd_sim_conf_t sc = {.users = 10000, .days = 1.0, .seed = 1,
                              .start_ms = SIM_DEFAULT_START_MS};
-        const char *out_path = NULL, *conf_path = NULL;
-        char *overrides[MAX_OVERRIDES];
-        int n_overrides = 0;
+        const char *out_path = NULL;
         double rate = 0;
         long long v;
         int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "o:" ITD_CLI_COMMON_SHORT,
-                                longopts, NULL)) != -1) {
+        itd_cli_args_t a = {.cmd = "simulate", .usage = sim_usage,
+                            .conf = 1};
+        while ((c = itd_cli_next(&a, argc, argv, longopts)) != -1) {
                 switch (c) {
                 case 'u':
                         if ((v = itd_cli_int("simulate", "--users", optarg, 1,
@@ -95,16 +92,11 @@ int itd_cmd_simulate(int argc, char **argv) {
                         break;
                 }
                 case 'O': out_path = optarg; break;
-                case 'c': conf_path = optarg; break;
                 case 'r': rate = atof(optarg); break;
-                case 'o':
-                        if (n_overrides < MAX_OVERRIDES)
-                                overrides[n_overrides++] = optarg;
-                        break;
-                default: return itd_cli_common_opt(c, sim_usage);
+                default: return a.exit;
                 }
         }
-        if (out_path && conf_path) {
+        if (out_path && a.conf_path) {
                 fprintf(stderr, "intentd simulate: --out and --config "
                         "exclude each other\n");
                 return 2;
@@ -116,9 +108,9 @@ int itd_cmd_simulate(int argc, char **argv) {
                 return 1;
         }
         int rc = 0;
-        if (conf_path) {
-                itd_conf_t *conf = itd_cli_conf(conf_path, overrides,
-                                                n_overrides);
+        if (a.conf_path) {
+                itd_conf_t *conf = itd_cli_conf(a.conf_path, a.overrides,
+                                                a.n_overrides);
                 if (!conf) {
                         itd_sim_destroy(sim);
                         return 1;
