@@ -147,37 +147,14 @@ static int on_prediction(void *arg, const rd_kafka_message_t *m,
  * string (caller frees). A partition both survivors held at some point
  * must then look the same in both, or it shows twice. */
 static char *inspect(const int *ids, int n, int summary) {
-        char cmd[4096] = "cat";
+        char ck[4][512];
+        const char *cks[4];
+        cr_assert(n <= 4);
         for (int k = 0; k < n; k++) {
-                char ck[512], out[512];
-                snprintf(ck, sizeof ck, "%s/ck%d", broker.dir, ids[k]);
-                snprintf(out, sizeof out, "%s/inspect.%d.%d", broker.dir,
-                         ids[k], summary);
-                char *argv[] = {ITD_BINARY, "inspect", "state", ck,
-                                summary ? "--summary" : NULL, NULL};
-                cr_assert_eq(tu_run(argv, out, 30000), 0,
-                             "intentd inspect state %s failed (see %s)", ck,
-                             out);
-                size_t len = strlen(cmd);
-                snprintf(cmd + len, sizeof cmd - len, " %s", out);
+                snprintf(ck[k], sizeof ck[k], "%s/ck%d", broker.dir, ids[k]);
+                cks[k] = ck[k];
         }
-        size_t len = strlen(cmd);
-        snprintf(cmd + len, sizeof cmd - len, " | grep '^{' | LC_ALL=C sort -u");
-        FILE *p = popen(cmd, "r");
-        cr_assert(p);
-        char *text = NULL;
-        size_t tlen = 0;
-        FILE *m = open_memstream(&text, &tlen);
-        char line[8192];
-        long lines = 0;
-        while (fgets(line, sizeof line, p)) {
-                fputs(line, m);
-                lines++;
-        }
-        pclose(p);
-        fclose(m);
-        cr_assert(lines > 0, "inspect printed nothing");
-        return text;
+        return tu_inspect_state(broker.dir, cks, n, summary, 1);
 }
 
 static long file_size(const char *path) {

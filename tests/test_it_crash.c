@@ -117,30 +117,10 @@ static void collect(seen_t *s) {
 /* `intentd inspect state [--summary]` of daemon name's checkpoints: the
  * JSON lines, sorted, as one string (caller frees). */
 static char *inspect(const char *name, int summary) {
-        char ck[512], out[512];
+        char ck[512];
         snprintf(ck, sizeof ck, "%s/ckpt.%s", broker.dir, name);
-        snprintf(out, sizeof out, "%s/inspect.%s.%d", broker.dir, name, summary);
-        char *argv[] = {ITD_BINARY, "inspect", "state", ck,
-                        summary ? "--summary" : NULL, NULL};
-        cr_assert_eq(tu_run(argv, out, 30000), 0,
-                     "intentd inspect state %s failed (see %s)", ck, out);
-        char cmd[1200];
-        snprintf(cmd, sizeof cmd, "grep '^{' %s | LC_ALL=C sort", out);
-        FILE *p = popen(cmd, "r");
-        cr_assert(p);
-        char *text = NULL;
-        size_t len = 0;
-        FILE *m = open_memstream(&text, &len);
-        char line[8192];
-        long n = 0;
-        while (fgets(line, sizeof line, p)) {
-                fputs(line, m);
-                n++;
-        }
-        pclose(p);
-        fclose(m);
-        cr_assert(n > 0, "inspect of %s printed nothing", ck);
-        return text;
+        const char *cks[] = {ck};
+        return tu_inspect_state(broker.dir, cks, 1, summary, 0);
 }
 
 /* Sequence of the newest complete checkpoint in a checkpoint folder (0: none).

@@ -75,12 +75,7 @@ Test(python, confluent_kafka_and_avro_decode_every_prediction) {
         snprintf(log_run, sizeof log_run, "%s/run.log", broker.dir);
         run_pid = tu_daemon_start(conf_path, log_run);
 
-        char *bs = broker.bootstrap;
-        char err[256];
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
-        cr_assert(rk, "%s", err);
+        rd_kafka_t *rk = tu_client_new(broker.bootstrap);
         long stored = 0;
         for (int waited = 0; waited < 60000; waited += 250) {
                 stored = tu_topic_records(rk, "intentd.predictions", N_PART);
@@ -103,7 +98,7 @@ Test(python, confluent_kafka_and_avro_decode_every_prediction) {
         if (py[1])
                 argv[k++] = py[1];
         argv[k++] = script;
-        argv[k++] = bs;
+        argv[k++] = broker.bootstrap;
         argv[k++] = schema;
         argv[k++] = "--expect";
         argv[k++] = expect_arg;

@@ -168,12 +168,7 @@ Test(registry_out, a_third_party_client_reads_every_output_by_its_ids) {
         snprintf(log_run, sizeof log_run, "%s/run.log", dir);
         run_pid = tu_daemon_start(conf_path, log_run);
 
-        char *bs = strdup(broker.bootstrap);
-        char err[256];
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_conf_set(kc, "bootstrap.servers", bs, err, sizeof err);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
-        cr_assert(rk, "%s", err);
+        rd_kafka_t *rk = tu_client_new(broker.bootstrap);
         long preds = 0, trigs = 0;
         for (int waited = 0; waited < 90000; waited += 250) {
                 preds = tu_topic_records(rk, "intentd.predictions", N_PART);
@@ -201,7 +196,7 @@ Test(registry_out, a_third_party_client_reads_every_output_by_its_ids) {
         if (py[1])
                 argv[k++] = py[1];
         argv[k++] = script;
-        argv[k++] = bs;
+        argv[k++] = broker.bootstrap;
         argv[k++] = url;
         argv[k++] = events;
         argv[k++] = "--max-age-ms";
@@ -238,7 +233,6 @@ Test(registry_out, a_third_party_client_reads_every_output_by_its_ids) {
                           subjects[i], reqlog);
         }
         free(req);
-        free(bs);
         free(url);
 }
 

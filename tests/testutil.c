@@ -333,6 +333,43 @@ int tu_load(const char *conf, const char *input, const char *format,
         return tu_run(argv, log_path, 60000);
 }
 
+char *tu_inspect_state(const char *dir, const char *const *cks, int n,
+                       int summary, int unique) {
+        char cmd[4096] = "cat";
+        for (int k = 0; k < n; k++) {
+                char out[512];
+                const char *base = strrchr(cks[k], '/');
+                snprintf(out, sizeof out, "%s/inspect.%s.%d", dir,
+                         base ? base + 1 : cks[k], summary);
+                char *argv[] = {ITD_BINARY, "inspect", "state",
+                                (char *)cks[k], summary ? "--summary" : NULL,
+                                NULL};
+                cr_assert_eq(tu_run(argv, out, 30000), 0,
+                             "intentd inspect state %s failed (see %s)",
+                             cks[k], out);
+                size_t len = strlen(cmd);
+                snprintf(cmd + len, sizeof cmd - len, " %s", out);
+        }
+        size_t len = strlen(cmd);
+        snprintf(cmd + len, sizeof cmd - len, " | grep '^{' | LC_ALL=C sort%s",
+                 unique ? " -u" : "");
+        FILE *p = popen(cmd, "r");
+        cr_assert(p);
+        char *text = NULL;
+        size_t tlen = 0;
+        FILE *m = open_memstream(&text, &tlen);
+        char line[8192];
+        long lines = 0;
+        while (fgets(line, sizeof line, p)) {
+                fputs(line, m);
+                lines++;
+        }
+        pclose(p);
+        fclose(m);
+        cr_assert(lines > 0, "inspect state of %s printed nothing", cks[0]);
+        return text;
+}
+
 /* ---- reading topics ------------------------------------------------------ */
 
 /* A consumer of bootstrap in group, with extra settings (name, value
@@ -463,6 +500,17 @@ int tu_offsets(const char *bootstrap, const char *group, const char *topic,
         rd_kafka_topic_partition_list_destroy(tp);
         rd_kafka_destroy(rk);
         return rc;
+}
+
+rd_kafka_t *tu_client_new(const char *bootstrap) {
+        char err[256];
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        cr_assert_eq(rd_kafka_conf_set(kc, "bootstrap.servers", bootstrap,
+                                       err, sizeof err),
+                     RD_KAFKA_CONF_OK, "%s", err);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof err);
+        cr_assert(rk, "%s", err);
+        return rk;
 }
 
 long tu_topic_records(rd_kafka_t *rk, const char *topic, int partitions) {

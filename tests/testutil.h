@@ -134,6 +134,15 @@ pid_t tu_daemon_start(const char *conf, const char *log_path);
 int tu_load(const char *conf, const char *input, const char *format,
             const char *log_path);
 
+/**
+ * `intentd inspect state [--summary]` of each checkpoint folder cks[0..n)
+ * (its output in dir/inspect.<folder name>.<summary>): their JSON lines
+ * together, sorted (each once when unique), as one string (caller frees).
+ * Fails the test when an inspect fails or nothing was printed.
+ */
+char *tu_inspect_state(const char *dir, const char *const *cks, int n,
+                       int summary, int unique);
+
 /* ---- reading topics ---------------------------------------------------- */
 
 /** A consumer of topics (comma-separated) from their beginning, in its
@@ -168,6 +177,11 @@ typedef int (*tu_on_prediction_t)(void *arg, const rd_kafka_message_t *m,
  */
 int tu_collect_predictions(rd_kafka_t *rk, int timeout_ms,
                            tu_on_prediction_t on, void *arg);
+
+/** A plain client of bootstrap (a producer that sends nothing), for
+ * tu_topic_records; fails the test if it cannot be made. Free it with
+ * rd_kafka_destroy. */
+rd_kafka_t *tu_client_new(const char *bootstrap);
 
 /** Records in a topic now (the sum of its partitions' high watermarks
  * over partitions 0..partitions-1), or -1. rk: any client. */
