@@ -6,12 +6,17 @@
 # time; 3 model seeds, mean and spread. The last-30% table adds the "cart in
 # the last 30 minutes" heuristic and XGBoost trained offline with hindsight.
 #
+# Every replay runs one pipeline worker: replay's default is one per core,
+# and more than one trains merged replicas (docs/ARCHITECTURE.md, Workers),
+# so the numbers would depend on the machine's core count.
+#
 # usage: bench/accuracy.sh [FILE[:FORMAT]]...
 #   Datasets: the Taobao tail users (../shared/data, skipped if absent), the
 #   simulator (2000 users, 3 days, seed 7), then every FILE given (format
 #   guessed from the name unless :FORMAT is appended).
 # env: BUILD (default build), SEEDS (model.seed values, default "1 2 3"),
-#   REPLAY_OPTS (more -o key=value for every replay, e.g.
+#   REPLAY_OPTS (more -o key=value for every replay, after the script's
+#   own -o pipeline.workers=1, which they may override, e.g.
 #   "-o model.negative.sample.rate=0.25"),
 #   PYTHON (default: the first python3 with numpy, /usr/bin/python3
 #   included), KEEP=1 keeps the reports and exports in the printed folder.
@@ -60,7 +65,7 @@ run() {
                         && export=$out.csv
                 "$intentd" replay --input "$input" ${format:+--format "$format"} \
                         --baseline logistic -o model.seed="$seed" \
-                        ${REPLAY_OPTS:-} \
+                        -o pipeline.workers=1 ${REPLAY_OPTS:-} \
                         -o log.level=warning --report "$out.json" $ex \
                         >"$out.log" 2>&1 || {
                         echo "accuracy.sh: replay of $input failed:" >&2
