@@ -557,6 +557,33 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         itd_eval_summary(itd_trainer_eval(eng->tr), &s->eval);
 }
 
+void itd_engine_stats_add(itd_engine_stats_t *into,
+                          const itd_engine_stats_t *s) {
+        into->events += s->events;
+        into->predictions += s->predictions;
+        into->late += s->late;
+        into->filtered += s->filtered;
+        into->examples_pos += s->examples_pos;
+        into->examples_neg += s->examples_neg;
+        into->examples_neg_sampled_out += s->examples_neg_sampled_out;
+        into->train_steps += s->train_steps;
+        into->train_skipped += s->train_skipped;
+        into->pending += s->pending;
+        into->labels_dropped += s->labels_dropped;
+        into->users += s->users;
+        into->state_bytes += s->state_bytes;
+        into->evicted_ttl += s->evicted_ttl;
+        into->evicted_cap += s->evicted_cap;
+        into->triggers_up += s->triggers_up;
+        into->triggers_down += s->triggers_down;
+        into->triggers_held_back += s->triggers_held_back;
+        into->triggers_stale += s->triggers_stale;
+        into->triggers_warming += s->triggers_warming;
+        into->risk_triggers_up += s->risk_triggers_up;
+        into->risk_triggers_down += s->risk_triggers_down;
+        into->risk_untrained += s->risk_untrained;
+}
+
 itd_err_t itd_engine_user(const itd_engine_t *eng, const char *user_id,
                           itd_user_summary_t *out, int32_t *partition) {
         /* A user's events share a key, so one partition holds them. */

@@ -172,11 +172,9 @@ static void round_merge(worker_t *wo) {
 static void round_run(worker_t *wo) {
         itd_workers_t *wk = wo->wk;
         round_process(wo);
-        if (!wk->sync) {
-                pthread_barrier_wait(&wk->bar);
-                return;
-        }
         pthread_barrier_wait(&wk->bar);
+        if (!wk->sync)
+                return;
         round_merge(wo);
         pthread_barrier_wait(&wk->bar);
 }
@@ -379,29 +377,7 @@ void itd_workers_stats(itd_workers_t *wk, itd_engine_stats_t *s) {
                         continue;
                 itd_engine_stats_t t;
                 itd_engine_stats(wk->w[i].eng, &t);
-                s->events += t.events;
-                s->predictions += t.predictions;
-                s->late += t.late;
-                s->filtered += t.filtered;
-                s->examples_pos += t.examples_pos;
-                s->examples_neg += t.examples_neg;
-                s->examples_neg_sampled_out += t.examples_neg_sampled_out;
-                s->train_steps += t.train_steps;
-                s->train_skipped += t.train_skipped;
-                s->pending += t.pending;
-                s->labels_dropped += t.labels_dropped;
-                s->users += t.users;
-                s->state_bytes += t.state_bytes;
-                s->evicted_ttl += t.evicted_ttl;
-                s->evicted_cap += t.evicted_cap;
-                s->triggers_up += t.triggers_up;
-                s->triggers_down += t.triggers_down;
-                s->triggers_held_back += t.triggers_held_back;
-                s->triggers_stale += t.triggers_stale;
-                s->triggers_warming += t.triggers_warming;
-                s->risk_triggers_up += t.risk_triggers_up;
-                s->risk_triggers_down += t.risk_triggers_down;
-                s->risk_untrained += t.risk_untrained;
+                itd_engine_stats_add(s, &t);
         }
         itd_eval_summary(ev, &s->eval);
         itd_eval_destroy(ev);

@@ -276,6 +276,12 @@ void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_ms);
 /** @brief Counters and progressive metrics so far. */
 void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *stats);
 
+/* Adds s's counters to into's (engines run as one, workers.h); the
+ * evaluation summary is not a counter and is left as it is. Kept beside
+ * itd_engine_stats so that a new counter is summed where it is filled. */
+void itd_engine_stats_add(itd_engine_stats_t *into,
+                          const itd_engine_stats_t *s);
+
 /**
  * @brief The state of user_id in whichever partition holds it, window
  * counts as of that partition's watermark (the query endpoint).
