@@ -171,9 +171,12 @@ static void round_merge(worker_t *wo) {
 
 static void round_run(worker_t *wo) {
         itd_workers_t *wk = wo->wk;
+        /* read before the barrier: past it, the caller may already be
+         * setting up the next round */
+        int sync = wk->sync;
         round_process(wo);
         pthread_barrier_wait(&wk->bar);
-        if (!wk->sync)
+        if (!sync)
                 return;
         round_merge(wo);
         pthread_barrier_wait(&wk->bar);
