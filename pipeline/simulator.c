@@ -558,6 +558,16 @@ void itd_sim_destroy(itd_sim_t *sim) {
         free(sim);
 }
 
+/* Session s's next event into ev; s goes back on the heap while it goes
+ * on, else it ends. */
+static void session_emit(itd_sim_t *sim, session_t *s, itd_event_t *ev) {
+        itd_event_type_t type = session_step(sim, s, ev);
+        if (session_continue(sim, s, type))
+                heap_push(sim, s);
+        else
+                session_free(sim, s);
+}
+
 /* The shoppers' stream alone: what the simulator gives without bots. */
 static itd_err_t shopper_next(itd_sim_t *sim, itd_event_t *ev) {
         for (;;) {
@@ -574,22 +584,12 @@ static itd_err_t shopper_next(itd_sim_t *sim, itd_event_t *ev) {
                         if (open_has(sim, user))
                                 continue;
                         open_add(sim, user);
-                        session_t *s = session_new(sim, user, t);
-                        itd_event_type_t type = session_step(sim, s, ev);
-                        if (session_continue(sim, s, type))
-                                heap_push(sim, s);
-                        else
-                                session_free(sim, s);
+                        session_emit(sim, session_new(sim, user, t), ev);
                         return ITD_OK;
                 }
                 if (!sim->heap_n)
                         return ITD_ERR_EOF;
-                session_t *s = heap_pop(sim);
-                itd_event_type_t type = session_step(sim, s, ev);
-                if (session_continue(sim, s, type))
-                        heap_push(sim, s);
-                else
-                        session_free(sim, s);
+                session_emit(sim, heap_pop(sim), ev);
                 return ITD_OK;
         }
 }

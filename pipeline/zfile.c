@@ -196,8 +196,17 @@ void itd_zfile_close(itd_zfile_t *zf) {
         free(zf);
 }
 
-static itd_err_t fill_err(int rc) {
-        return rc == -1 ? ITD_ERR_IO : ITD_ERR_CORRUPT;
+/* Bytes waiting in out[], refilled when none: ITD_OK, ITD_ERR_EOF at the
+ * end of the file, or ITD_ERR_IO / ITD_ERR_CORRUPT with errstr set. */
+static itd_err_t have_out(itd_zfile_t *zf, char *errstr, size_t errstr_size) {
+        while (zf->out_pos == zf->out_len) {
+                if (zf->done)
+                        return ITD_ERR_EOF;
+                int rc = fill_out(zf, errstr, errstr_size);
+                if (rc)
+                        return rc == -1 ? ITD_ERR_IO : ITD_ERR_CORRUPT;
+        }
+        return ITD_OK;
 }
 
 itd_err_t itd_zfile_read(itd_zfile_t *zf, void *vbuf, size_t n, size_t *got,
@@ -205,14 +214,11 @@ itd_err_t itd_zfile_read(itd_zfile_t *zf, void *vbuf, size_t n, size_t *got,
         uint8_t *buf = vbuf;
         *got = 0;
         while (*got < n) {
-                if (zf->out_pos == zf->out_len) {
-                        if (zf->done)
-                                break;
-                        int rc = fill_out(zf, errstr, errstr_size);
-                        if (rc)
-                                return fill_err(rc);
-                        continue;
-                }
+                itd_err_t err = have_out(zf, errstr, errstr_size);
+                if (err == ITD_ERR_EOF)
+                        break;
+                if (err)
+                        return err;
                 size_t k = zf->out_len - zf->out_pos;
                 if (k > n - *got)
                         k = n - *got;
@@ -228,14 +234,11 @@ itd_err_t itd_zfile_gets(itd_zfile_t *zf, char *buf, size_t cap,
         size_t n = 0;
         *len = 0;
         while (n + 1 < cap) {
-                if (zf->out_pos == zf->out_len) {
-                        if (zf->done)
-                                break;
-                        int rc = fill_out(zf, errstr, errstr_size);
-                        if (rc)
-                                return fill_err(rc);
-                        continue;
-                }
+                itd_err_t err = have_out(zf, errstr, errstr_size);
+                if (err == ITD_ERR_EOF)
+                        break;
+                if (err)
+                        return err;
                 const uint8_t *p = zf->out + zf->out_pos;
                 size_t k = zf->out_len - zf->out_pos;
                 if (k > cap - 1 - n)
