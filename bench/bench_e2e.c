@@ -33,6 +33,9 @@
  *      rate keeps librdkafka's default (500 ms) to show the artefact.
  *   5. peer: bench/peer.py batched (--peer-batched events) and naive
  *      (--peer-naive events) from intentd.events to their own topics.
+ *   6. scale: `intentd run` as 1, 2 and 3 instances in one consumer group
+ *      (e2e_scale.c), on topics of their own with the first --scale-n
+ *      events (default all), produced once the group is settled.
  *
  * Last line: one JSON object {"bench":"e2e",...}. Run by bench/run.sh.
  */
@@ -283,6 +286,7 @@ int main(int argc, char **argv) {
             {"phases", required_argument, NULL, 'h'},
             {"python", required_argument, NULL, 'y'},
             {"latency-partitions", required_argument, NULL, 'L'},
+            {"scale-n", required_argument, NULL, 's'},
             {NULL, 0, NULL, 0}};
         int ch;
         while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -301,6 +305,7 @@ int main(int argc, char **argv) {
                 case 'h': o.phases = optarg; break;
                 case 'y': o.python = optarg; break;
                 case 'L': o.lat_partitions = atoi(optarg); break;
+                case 's': o.scale_n = atol(optarg); break;
                 default: return 2;
                 }
         }
@@ -311,7 +316,8 @@ int main(int argc, char **argv) {
                         "--events FILE.jsonl --dir DIR [--peer peer.py] "
                         "[--n N] [--partitions P] [--latency-seconds S] "
                         "[--peer-batched N] [--peer-naive N] "
-                        "[--floor-rate R] [--phases a,b] [--python BIN]\n");
+                        "[--floor-rate R] [--phases a,b] [--python BIN] "
+                        "[--latency-partitions P] [--scale-n N]\n");
                 return 2;
         }
         signal(SIGPIPE, SIG_IGN);
@@ -330,7 +336,7 @@ int main(int argc, char **argv) {
                 e2e_topic(topics[i], o.partitions);
         e2e_topic("intentd.dead_letter", 1);
         e2e_topic("intentd.triggers", 1);
-        double load_s = e2e_load_backlog(&c, o.partitions);
+        double load_s = e2e_load_backlog(&c, EVENTS_TOPIC, o.partitions);
         fprintf(stderr, "bench_e2e: backlog of %ld events on %d partitions "
                         "in %.1f s, none dropped\n", c.n, o.partitions, load_s);
 
@@ -389,6 +395,8 @@ int main(int argc, char **argv) {
                                    o.peer_naive, log, 1);
         }
 
+        char *scale = phase(&o, "scale") ? e2e_scale(&o, &c, conf) : NULL;
+
         printf("{\"bench\":\"e2e\",\"events\":%ld,\"partitions\":%d,"
                "\"latency_partitions\":%d,"
                "\"avro_bytes_per_event\":%.1f,\"load_s\":%.2f,",
@@ -403,8 +411,9 @@ int main(int argc, char **argv) {
         print_latency("floor", &lo, 0);
         printf("},");
         print_result("peer_batched", &pb, 1);
-        print_result("peer_naive", &pn, 0);
-        printf("}\n");
+        print_result("peer_naive", &pn, 1);
+        printf("\"scale_run\":%s}\n", scale ? scale : "[]");
+        free(scale);
         rd_kafka_mock_cluster_destroy(e2e_mock);
         rd_kafka_destroy(e2e_mock_rk);
         free(c.arena);

@@ -27,6 +27,7 @@ typedef struct opts_s {
         const char *phases;       /* comma list; default all */
         const char *python;       /* the interpreter with Debian's torch */
         int lat_partitions;       /* of the latency runs' topics */
+        long scale_n;             /* events of each scale run (<= n) */
 } opts_t;
 
 typedef struct msg_s {
@@ -58,6 +59,8 @@ typedef struct counter_s {
         int partitions;
         long want;
         int decode;               /* match prediction ids (latency runs) */
+        int cover;                /* count distinct events instead (scale
+                                   * runs; implies decoding ids) */
         pthread_t thr;
         atomic_int stop;
         atomic_long count;
@@ -66,6 +69,10 @@ typedef struct counter_s {
         arrival_t *arr;
         size_t n_arr, cap_arr;
         long undecodable;
+        uint8_t **seen;           /* cover: [partition][offset] predicted */
+        size_t *seen_cap;
+        atomic_long distinct;     /* cover: events with a prediction */
+        double t_complete;        /* cover: when distinct reached want */
 } counter_t;
 
 /* ---- e2e_kafka.c ---------------------------------------------------------- */
@@ -83,13 +90,20 @@ void e2e_start_broker(void);
 void e2e_topic(const char *name, int partitions);
 rd_kafka_t *e2e_producer(const char *linger, pace_t *pc);
 void e2e_produce(rd_kafka_t *rk, const char *tp, const corpus_t *c, long i);
-double e2e_load_backlog(const corpus_t *c, int partitions);
+double e2e_load_backlog(const corpus_t *c, const char *tp, int partitions);
 counter_t *e2e_counter_start(const char *tp, int partitions, long want,
                              int decode);
+counter_t *e2e_counter_start_cover(const char *tp, int partitions, long want);
 void e2e_counter_wait(counter_t *ct, double timeout_s, double idle_s,
                       pid_t pid, int *status);
 double e2e_counter_rate(const counter_t *ct);
 void e2e_counter_free(counter_t *ct);
+
+/* ---- e2e_scale.c ----------------------------------------------------------- */
+
+/* The scale rows: `intentd run` instances in one group (e2e_scale.c's top
+ * comment); returns the JSON array of their results (malloc'd). */
+char *e2e_scale(const opts_t *o, const corpus_t *c, const char *conf);
 
 /* ---- e2e_proc.c ------------------------------------------------------------ */
 

@@ -163,14 +163,15 @@ void e2e_produce(rd_kafka_t *rk, const char *tp, const corpus_t *c,
         }
 }
 
-/* Produces all events as fast as possible and checks that the broker kept
- * every one (low watermark 0, high watermarks summing to n). */
-double e2e_load_backlog(const corpus_t *c, int partitions) {
+/* Produces all events onto topic tp as fast as possible and checks that
+ * the broker kept every one (low watermark 0, high watermarks summing to
+ * n). */
+double e2e_load_backlog(const corpus_t *c, const char *tp, int partitions) {
         pace_t pc = {0};
         rd_kafka_t *rk = e2e_producer("5", &pc);
         double t0 = e2e_now_s();
         for (long i = 0; i < c->n; i++) {
-                e2e_produce(rk, EVENTS_TOPIC, c, i);
+                e2e_produce(rk, tp, c, i);
                 if ((i & 1023) == 0)
                         rd_kafka_poll(rk, 0);
         }
@@ -181,7 +182,7 @@ double e2e_load_backlog(const corpus_t *c, int partitions) {
         long long kept = 0;
         for (int p = 0; p < partitions; p++) {
                 int64_t lo, hi;
-                if (rd_kafka_query_watermark_offsets(rk, EVENTS_TOPIC, p, &lo,
+                if (rd_kafka_query_watermark_offsets(rk, tp, p, &lo,
                                                      &hi, 10000))
                         e2e_die("watermarks");
                 if (lo != 0)
@@ -196,6 +197,69 @@ double e2e_load_backlog(const corpus_t *c, int partitions) {
 }
 
 /* ---- counting arrivals ------------------------------------------------- */
+
+static int counter_done(counter_t *ct) {
+        return (ct->cover ? atomic_load(&ct->distinct)
+                          : atomic_load(&ct->count)) >= ct->want;
+}
+
+/* cover: marks the event (partition, offset) as predicted; the first
+ * prediction of each event counts. */
+static void cover_mark(counter_t *ct, int32_t p, int64_t off, double t) {
+        if (p < 0 || p >= ct->partitions || off < 0) {
+                ct->undecodable++;
+                return;
+        }
+        size_t o = (size_t)off;
+        if (o >= ct->seen_cap[p]) {
+                size_t cap = ct->seen_cap[p] ? ct->seen_cap[p] : 65536;
+                while (cap <= o)
+                        cap *= 2;
+                ct->seen[p] = realloc(ct->seen[p], cap);
+                if (!ct->seen[p])
+                        e2e_die("out of memory");
+                memset(ct->seen[p] + ct->seen_cap[p], 0,
+                       cap - ct->seen_cap[p]);
+                ct->seen_cap[p] = cap;
+        }
+        if (ct->seen[p][o])
+                return;
+        ct->seen[p][o] = 1;
+        if (atomic_fetch_add(&ct->distinct, 1) + 1 == ct->want)
+                ct->t_complete = t;
+}
+
+/* The event a prediction is for, from its id "topic/partition/offset":
+ * kept as an arrival (latency runs) or marked (cover). */
+static void note_id(counter_t *ct, itd_codec_t *codec,
+                    const rd_kafka_message_t *m, double t) {
+        char err[256];
+        itd_prediction_t pred;
+        const char *s1, *s2;
+        if (itd_codec_decode_prediction(codec, m->payload, m->len,
+                                        ITD_FRAMING_AUTO, &pred, err,
+                                        sizeof err) ||
+            !(s2 = strrchr(pred.prediction_id, '/'))) {
+                ct->undecodable++;
+                return;
+        }
+        for (s1 = s2 - 1; s1 > pred.prediction_id && *s1 != '/'; s1--)
+                ;
+        int32_t p = (int32_t)atoi(s1 + 1);
+        int64_t off = atoll(s2 + 1);
+        if (ct->cover) {
+                cover_mark(ct, p, off, t);
+                return;
+        }
+        if (ct->n_arr == ct->cap_arr) {
+                ct->cap_arr = ct->cap_arr ? ct->cap_arr * 2 : 65536;
+                ct->arr = realloc(ct->arr, ct->cap_arr * sizeof *ct->arr);
+                if (!ct->arr)
+                        e2e_die("out of memory");
+        }
+        ct->arr[ct->n_arr++] = (arrival_t){.partition = p, .offset = off,
+                                           .t = t};
+}
 
 static void *count_main(void *arg) {
         counter_t *ct = arg;
@@ -221,10 +285,11 @@ static void *count_main(void *arg) {
                 e2e_die("assign");
         rd_kafka_topic_partition_list_destroy(tl);
         rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
-        itd_codec_t *codec = ct->decode ? itd_codec_new(err, sizeof err) : NULL;
+        itd_codec_t *codec = ct->decode || ct->cover
+                                 ? itd_codec_new(err, sizeof err)
+                                 : NULL;
         rd_kafka_message_t *msgs[1024];
-        itd_prediction_t pred;
-        while (!atomic_load(&ct->stop) && atomic_load(&ct->count) < ct->want) {
+        while (!atomic_load(&ct->stop) && !counter_done(ct)) {
                 /* consume_batch waits for a full batch or the timeout:
                  * poll for the first message, then take what is there */
                 rd_kafka_message_t *first = rd_kafka_consumer_poll(rk, 100);
@@ -244,39 +309,8 @@ static void *count_main(void *arg) {
                                 if (k * 10 % ct->want < 10 &&
                                     k * 10 / ct->want < 10)
                                         ct->t_decile[k * 10 / ct->want] = t;
-                                if (codec) {
-                                        const char *s1, *s2;
-                                        if (itd_codec_decode_prediction(
-                                                codec, m->payload, m->len,
-                                                ITD_FRAMING_AUTO, &pred, err,
-                                                sizeof err) ||
-                                            !(s2 = strrchr(pred.prediction_id,
-                                                           '/'))) {
-                                                ct->undecodable++;
-                                        } else {
-                                                for (s1 = s2 - 1;
-                                                     s1 > pred.prediction_id &&
-                                                     *s1 != '/';
-                                                     s1--)
-                                                        ;
-                                                if (ct->n_arr == ct->cap_arr) {
-                                                        ct->cap_arr =
-                                                            ct->cap_arr
-                                                                ? ct->cap_arr * 2
-                                                                : 65536;
-                                                        ct->arr = realloc(
-                                                            ct->arr,
-                                                            ct->cap_arr *
-                                                                sizeof *ct->arr);
-                                                }
-                                                arrival_t *a =
-                                                    &ct->arr[ct->n_arr++];
-                                                a->partition =
-                                                    (int32_t)atoi(s1 + 1);
-                                                a->offset = atoll(s2 + 1);
-                                                a->t = t;
-                                        }
-                                }
+                                if (codec)
+                                        note_id(ct, codec, m, t);
                         }
                         rd_kafka_message_destroy(m);
                 }
@@ -288,20 +322,39 @@ static void *count_main(void *arg) {
         return NULL;
 }
 
-counter_t *e2e_counter_start(const char *tp, int partitions, long want,
-                                int decode) {
+static counter_t *counter_run(const char *tp, int partitions, long want,
+                              int decode, int cover) {
         counter_t *ct = calloc(1, sizeof *ct);
         snprintf(ct->e2e_topic, sizeof ct->e2e_topic, "%s", tp);
         ct->partitions = partitions;
         ct->want = want;
         ct->decode = decode;
+        ct->cover = cover;
+        if (cover) {
+                ct->seen = calloc((size_t)partitions, sizeof *ct->seen);
+                ct->seen_cap =
+                    calloc((size_t)partitions, sizeof *ct->seen_cap);
+        }
         if (pthread_create(&ct->thr, NULL, count_main, ct))
                 e2e_die("thread");
         return ct;
 }
 
-/* Waits until the counter has want messages, or nothing arrived for
- * idle_s seconds after the first (or timeout_s in all), or the child pid
+counter_t *e2e_counter_start(const char *tp, int partitions, long want,
+                             int decode) {
+        return counter_run(tp, partitions, want, decode, 0);
+}
+
+/* A counter that is done when every one of want events has a prediction
+ * (the events' partitions are the output topic's). */
+counter_t *e2e_counter_start_cover(const char *tp, int partitions,
+                                   long want) {
+        return counter_run(tp, partitions, want, 0, 1);
+}
+
+/* Waits until the counter has want messages (cover: want events with a
+ * prediction), or nothing arrived for idle_s seconds after the first (or
+ * timeout_s in all), or the child pid
  * (if > 0) exited and nothing arrived for idle_s since: its status goes
  * to *status (-1 while it runs). */
 void e2e_counter_wait(counter_t *ct, double timeout_s, double idle_s,
@@ -310,7 +363,7 @@ void e2e_counter_wait(counter_t *ct, double timeout_s, double idle_s,
         long last = 0;
         if (status)
                 *status = -1;
-        while (atomic_load(&ct->count) < ct->want) {
+        while (!counter_done(ct)) {
                 usleep(20000);
                 long c = atomic_load(&ct->count);
                 double t = e2e_now_s();
@@ -342,6 +395,10 @@ double e2e_counter_rate(const counter_t *ct) {
 }
 
 void e2e_counter_free(counter_t *ct) {
+        for (int p = 0; ct->seen && p < ct->partitions; p++)
+                free(ct->seen[p]);
+        free(ct->seen);
+        free(ct->seen_cap);
         free(ct->arr);
         free(ct);
 }

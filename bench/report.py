@@ -29,6 +29,50 @@ def get(d, *keys, default=None):
     return d
 
 
+def print_scale(scale, runs, w1, mach):
+    """The scale table: replay with 1 and 2 workers, `intentd run` with
+    workers and as instances in one consumer group."""
+    print(f"scale: replay rows are the best of two runs of the replay "
+          f"loop; run rows are events / (first event produced -> last "
+          f"prediction consumed) on the embedded broker, with "
+          f"{mach.get('nproc')} cores: rows with more threads than cores "
+          f"show the accounting and the group protocol, not speed")
+    print()
+    print("| contender | events/s | vs workers=1, 1 instance "
+          "| progressive AUC | load average | every event predicted |")
+    print("| --------- | -------- | ------------------------ "
+          "| --------------- | ------------ | --------------------- |")
+    for w in (1, 2):
+        x = scale.get(f"replay_w{w}")
+        if not x:
+            continue
+        eps = x.get("events_per_s", 0)
+        auc = x.get("auc")
+        load = x.get("loadavg")
+        print(f"| replay, workers={w} | {eps:,.0f} | "
+              f"{eps / w1 if w1 else 0:.2f} | "
+              f"{auc if auc is not None else '-'} | "
+              f"{f'{load:.1f}' if load is not None else '-'} | - |")
+    base = next((x.get("events_per_s", 0) for x in runs
+                 if x.get("instances") == 1 and x.get("workers") == 1), 0)
+    for x in runs:
+        n, wk = x.get("instances", 0), x.get("workers", 0)
+        eps = x.get("events_per_s", 0)
+        inst = x.get("instance", [])
+        aucs = "/".join(f"{i['auc']:.3f}" for i in inst
+                        if i.get("auc", -1) >= 0) or "-"
+        who = (f"run, 1 instance, workers={wk}" if n == 1 else
+               f"run, {n} instances in one group, workers={wk} each")
+        ok = "yes" if x.get("all_predicted") else "NO"
+        twice = x.get("predictions", 0) - x.get("predicted_events", 0)
+        consumed = " + ".join(f"{i.get('consumed', -1):,}" for i in inst)
+        print(f"| {who} | {eps:,.0f} | {eps / base if base else 0:.2f} | "
+              f"{aucs} | {x.get('loadavg', 0):.1f} | {ok}: "
+              f"{x.get('predicted_events', 0):,} of {x.get('events', 0):,}"
+              f" ({twice:,} twice); consumed {consumed} |")
+    print()
+
+
 def main():
     r = load(sys.argv[1])
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else None
@@ -143,20 +187,9 @@ def main():
     for name, a, b in info:
         print(f"| {name:<{w}} | {a} | {b} |")
     print()
-    if scale:
-        print(f"scale (load average {scale.get('loadavg', 0):.1f} after "
-              "it; `run` still has one pipeline thread: no row for it)")
-        print()
-        print("| contender | events/s | vs 1 worker | progressive AUC |")
-        print("| --------- | -------- | ----------- | --------------- |")
-        for w in (1, 2):
-            x = scale.get(f"replay_w{w}", {})
-            eps = x.get("events_per_s", 0)
-            auc = x.get("auc")
-            print(f"| replay, workers={w} | {eps:,.0f} | "
-                  f"{eps / w1 if w1 else 0:.2f} | "
-                  f"{auc if auc is not None else '-'} |")
-        print()
+    runs = e2e.get("scale_run") or []
+    if scale or runs:
+        print_scale(scale, runs, w1, mach)
     print(f"written: {sys.argv[2]}")
 
 

@@ -2,8 +2,9 @@
 # bench/run.sh BUILD - every benchmark in one run, on one
 # machine: stage micro-benchmarks (ns and, under callgrind, instructions
 # per event), the librdkafka pass-through, `intentd run` end to end with
-# latency, the Python peer, `intentd replay` (and its scale with 1 and 2
-# workers), memory per user and the sgemm peak. Each step appends its JSON line to BUILD/bench/lines.jsonl;
+# latency, the Python peer, `intentd run` as 1, 2 and 3 instances in one
+# consumer group, `intentd replay` (and its scale with 1 and 2 workers),
+# memory per user and the sgemm peak. Each step appends its JSON line to BUILD/bench/lines.jsonl;
 # bench/report.py turns them into BUILD/bench/results.json and the table.
 # `make bench` runs it after the build; ~10 minutes on 2 cores.
 #
@@ -87,7 +88,7 @@ step "events: intentd simulate (the same file for every contender)"
 head -n "$events" "$out/events-all.jsonl" > "$out/events.jsonl"
 rm -f "$out/events-all.jsonl"
 
-step "end to end: pass-through, intentd run, latency, Python peer"
+step "end to end: pass-through, intentd run, latency, Python peer, run instances"
 "$BUILD/bench_e2e" --intentd "$BUILD/intentd" \
         --passthrough "$BUILD/bench_passthrough" --peer "$here/peer.py" \
         --python "$python" --events "$out/events.jsonl" --dir "$out/e2e" \
@@ -119,6 +120,7 @@ for run in 1 2; do
                         --input "$out/events.jsonl" --resamples 0 \
                         -o pipeline.workers=$w \
                         > "$out/scale-w$w-$run.txt" 2>> "$out/replay.log"
+                cut -d' ' -f1 /proc/loadavg > "$out/scale-w$w-$run.load"
                 grep -E "events .* events/s|purchase  AUC" \
                         "$out/scale-w$w-$run.txt" | sed "s/^/workers=$w: /" >&2
         done
@@ -132,8 +134,9 @@ for w in (1, 2):
         text = open(f"{sys.argv[1]}/scale-w{w}-{run}.txt").read()
         m = re.search(r"events\s+(\d+) in [\d.]+ s \((\d+) events/s\)", text)
         auc = re.search(r"purchase\s+AUC ([\d.]+)", text)
+        load = float(open(f"{sys.argv[1]}/scale-w{w}-{run}.load").read())
         r = {"events_per_s": int(m.group(2)),
-             "auc": float(auc.group(1)) if auc else None}
+             "auc": float(auc.group(1)) if auc else None, "loadavg": load}
         if best is None or r["events_per_s"] > best["events_per_s"]:
             best = r
     res[f"replay_w{w}"] = best
