@@ -580,7 +580,7 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev,
          * slot load, hash while it is in flight, then fetch the record's
          * lines (and its overflow block) together rather than one by one. */
         uint32_t tag = itd_state_tag(user_hash);
-        __builtin_prefetch(&st->slots[tag & (st->slot_cap - 1)]);
+        __builtin_prefetch(&st->slots[itd_state_home(st, tag)]);
         front_note(st, tag, ts);
         if (st->frontier != INT64_MIN &&
             st->frontier - st->conf.allowed_lateness_ms > st->wm)
@@ -682,7 +682,7 @@ itd_err_t itd_state_peek(const itd_state_t *st, const itd_event_t *ev,
  * is updated, slots and records are (mostly) cached. */
 void itd_state_prefetch(const itd_state_t *st, uint64_t user_hash) {
         uint32_t tag = itd_state_tag(user_hash);
-        const uint64_t *slot = &st->slots[tag & (st->slot_cap - 1)];
+        const uint64_t *slot = &st->slots[itd_state_home(st, tag)];
         __builtin_prefetch(slot);
         uint64_t s = *slot;
         if (s && (uint32_t)(s >> 32) == tag) {

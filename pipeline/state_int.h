@@ -5,7 +5,9 @@
  * Memory per user (x86-64, the default 4 windows):
  *   - struct itd_user_s, fixed size: ITD_USER_BYTES (224, checked below);
  *   - one 8-byte slot in the open-addressing table, kept at load <= 0.75
- *     after doubling: 8/0.75 .. 8/0.375 bytes, ~13 at 5M users;
+ *     by doubling, but never past what max_users needs at 0.75 (the
+ *     capacity need not be a power of two): 8/0.75 .. 8/0.375 bytes, and
+ *     ~10.7 once the table holds max_users;
  *   - ids longer than 15 bytes: length + 1 bytes in the id arena;
  *   - users with more than ITD_RING live events (see below) hold one
  *     overflow block of n_windows * ((ITD_OV_K + 1) * 6 * 2 + 8) + 8 bytes
@@ -131,9 +133,10 @@ struct itd_state_s {
         int64_t front_ts[ITD_FRONT_USERS];    /* that user's newest time */
         int64_t front_sorted[ITD_FRONT_USERS]; /* front_ts ascending */
 
-        /* open addressing, linear probing: slot = tag << 32 | (index + 1) */
+        /* open addressing, linear probing: slot = tag << 32 | (index + 1);
+         * a tag's home is itd_state_home */
         uint64_t *slots;
-        size_t slot_cap;             /* power of two */
+        size_t slot_cap;             /* 1024 .. 2^32, any size */
 
         itd_user_t *users;           /* dense 0..n_users-1 */
         size_t n_users, users_cap;
@@ -218,12 +221,22 @@ static inline uint32_t itd_state_id_tag(const char *id) {
         return itd_state_tag(itd_user_hash(id));
 }
 
+/* First slot a tag probes: the tag scaled to the capacity (a multiply, not
+ * a mask, so the table can stop growing at what max_users needs rather than
+ * at the next power of two). */
+static inline size_t itd_state_home(const itd_state_t *st, uint32_t tag) {
+        return (size_t)(((uint64_t)tag * st->slot_cap) >> 32);
+}
+
+static inline size_t itd_state_slot_next(const itd_state_t *st, size_t pos) {
+        return pos + 1 == st->slot_cap ? 0 : pos + 1;
+}
+
 /* Slot position holding id, or (when absent) the empty slot ending the
  * probe; *found says which. */
 static inline size_t itd_state_probe(const itd_state_t *st, const char *id,
                                      uint32_t tag, int *found) {
-        size_t mask = st->slot_cap - 1;
-        size_t pos = tag & mask;
+        size_t pos = itd_state_home(st, tag);
         for (;;) {
                 uint64_t s = st->slots[pos];
                 if (s == 0) {
@@ -237,7 +250,7 @@ static inline size_t itd_state_probe(const itd_state_t *st, const char *id,
                                 return pos;
                         }
                 }
-                pos = (pos + 1) & mask;
+                pos = itd_state_slot_next(st, pos);
         }
 }
 

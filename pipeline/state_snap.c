@@ -387,11 +387,13 @@ itd_err_t itd_state_restore(FILE *in, const itd_state_conf_t *conf,
         size_t ov_bytes = 8 * conf->n_windows + 8 +
                           conf->n_windows * (ITD_OV_K + 1) * TYPES * 2;
         ov_bytes = (ov_bytes + 7) & ~(size_t)7;
-        int pow2 = v[SC_SLOT_CAP] >= 1024 &&
-                   (v[SC_SLOT_CAP] & (v[SC_SLOT_CAP] - 1)) == 0 &&
+        /* the user table's capacity is any size (itd_state_home), the
+         * category table's a power of two */
+        int caps_ok = v[SC_SLOT_CAP] >= 1024 &&
+                   v[SC_SLOT_CAP] <= (uint64_t)UINT32_MAX + 1 &&
                    v[SC_CATS_CAP] >= 256 &&
                    (v[SC_CATS_CAP] & (v[SC_CATS_CAP] - 1)) == 0;
-        if (!pow2 || v[SC_N_USERS] > v[SC_USERS_CAP] ||
+        if (!caps_ok || v[SC_N_USERS] > v[SC_USERS_CAP] ||
             v[SC_USERS_CAP] > (uint64_t)INT32_MAX ||
             v[SC_N_USERS] * 4 > v[SC_SLOT_CAP] * 3 ||
             v[SC_IDS_LEN] > v[SC_IDS_CAP] || v[SC_IDS_CAP] > UINT32_MAX ||

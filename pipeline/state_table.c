@@ -198,7 +198,7 @@ static void user_free_id(itd_state_t *st, itd_user_t *u) {
 
 /* The table is keyed by the top half of the user's hash (itd_user_hash). */
 static size_t slot_home(const itd_state_t *st, uint64_t slot) {
-        return (size_t)(slot >> 32) & (st->slot_cap - 1);
+        return itd_state_home(st, (uint32_t)(slot >> 32));
 }
 
 const itd_user_t *itd_state_user_get(const itd_state_t *st,
@@ -232,8 +232,8 @@ itd_err_t itd_state_label(itd_state_t *st, uint64_t user_key, int label) {
          * whole key of a candidate is recomputed from its id, so another
          * user with the same tag is never taken for this one */
         uint32_t tag = (uint32_t)(user_key >> 32);
-        size_t mask = st->slot_cap - 1;
-        for (size_t at = tag & mask;; at = (at + 1) & mask) {
+        for (size_t at = itd_state_home(st, tag);;
+             at = itd_state_slot_next(st, at)) {
                 uint64_t s = st->slots[at];
                 if (s == 0)
                         return ITD_ERR_NOT_FOUND;
@@ -255,19 +255,17 @@ itd_err_t itd_state_label(itd_state_t *st, uint64_t user_key, int label) {
 /* Slot position that points at user index idx (which must be present). */
 static size_t table_slot_of(const itd_state_t *st, size_t idx) {
         uint32_t tag = itd_state_id_tag(itd_user_id(st, &st->users[idx]));
-        size_t mask = st->slot_cap - 1;
-        size_t pos = tag & mask;
+        size_t pos = itd_state_home(st, tag);
         while ((uint32_t)st->slots[pos] != (uint32_t)(idx + 1))
-                pos = (pos + 1) & mask;
+                pos = itd_state_slot_next(st, pos);
         return pos;
 }
 
 /* Backward-shift deletion keeps linear probing free of tombstones. */
 static void table_delete(itd_state_t *st, size_t pos) {
-        size_t mask = st->slot_cap - 1;
         size_t i = pos, j = pos;
         for (;;) {
-                j = (j + 1) & mask;
+                j = itd_state_slot_next(st, j);
                 if (st->slots[j] == 0)
                         break;
                 size_t k = slot_home(st, st->slots[j]);
@@ -280,18 +278,30 @@ static void table_delete(itd_state_t *st, size_t pos) {
         st->slots[i] = 0;
 }
 
+/* Slots for n users at load 0.75, rounded up to a cache line of slots. */
+static size_t table_cap_for(size_t n) {
+        size_t cap = (n * 4 + 2) / 3;
+        return (cap + 7) & ~(size_t)7;
+}
+
+/* Doubles the table, but never past what max_users needs: a table sized by
+ * doubling alone would hold up to twice that (at 1M users 2^21 slots,
+ * 16.8 bytes per user, where 1.33M suffice). Called when one more user
+ * would pass load 0.75, which max_users' size never reaches. */
 static void table_grow(itd_state_t *st) {
         size_t old_cap = st->slot_cap;
         uint64_t *old = st->slots;
-        st->slot_cap = old_cap * 2;
+        size_t cap = old_cap * 2, full = table_cap_for(st->conf.max_users);
+        if (cap > full && full > old_cap)
+                cap = full;
+        st->slot_cap = cap;
         st->slots = itd_xcalloc(st->slot_cap, sizeof(*st->slots));
-        size_t mask = st->slot_cap - 1;
         for (size_t i = 0; i < old_cap; i++) {
                 if (!old[i])
                         continue;
                 size_t pos = slot_home(st, old[i]);
                 while (st->slots[pos])
-                        pos = (pos + 1) & mask;
+                        pos = itd_state_slot_next(st, pos);
                 st->slots[pos] = old[i];
         }
         free(old);

@@ -825,6 +825,60 @@ static itd_state_t *restore_bytes(const unsigned char *buf, size_t len,
         return st;
 }
 
+/* The user table stops growing at what max_users needs (a capacity that
+ * is no power of two) and runs full at load 0.75 from then on: every held
+ * user is still found, through evictions, erasures and a snapshot. */
+Test(state, a_full_table_sized_by_max_users_finds_every_user) {
+        itd_state_conf_t conf = default_conf();
+        conf.max_users = 2000;
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        enum { USERS = 7000 };
+        char buf[32];
+        int64_t ts = 1000000000000LL;
+        for (int u = 0; u < USERS; u++) {
+                snprintf(buf, sizeof buf, "user%d", u);
+                cr_assert_eq(feed(st, buf, ts += 10, u % T), ITD_OK);
+                /* a second event for an older held user: the LRU order
+                 * is not the arrival order */
+                if (u >= 1000 && u % 3 == 0) {
+                        snprintf(buf, sizeof buf, "user%d", u - 1000);
+                        cr_assert_eq(feed(st, buf, ts += 10, 0), ITD_OK);
+                }
+        }
+        cr_expect(st->slot_cap > 2048 && st->slot_cap < 4096 &&
+                      (st->slot_cap & (st->slot_cap - 1)) != 0,
+                  "slot_cap %zu", st->slot_cap);
+        cr_expect_eq(st->n_users, 2000);
+        for (int u = 0; u < USERS; u += 97) {
+                snprintf(buf, sizeof buf, "user%d", u);
+                if (itd_state_user_get(st, buf))
+                        cr_expect_eq(itd_state_erase(st, buf, NULL), ITD_OK);
+        }
+        size_t len;
+        unsigned char *snap = snapshot_bytes(st, &len);
+        char err[256] = "";
+        itd_state_t *b = restore_bytes(snap, len, &conf, err, sizeof(err));
+        cr_assert_not_null(b, "%s", err);
+        cr_expect_eq(b->slot_cap, st->slot_cap);
+        const itd_state_t *sts[2] = {st, b};
+        for (int k = 0; k < 2; k++) {
+                size_t held = 0;
+                for (int u = 0; u < USERS; u++) {
+                        snprintf(buf, sizeof buf, "user%d", u);
+                        const itd_user_t *usr = itd_state_user_get(sts[k], buf);
+                        if (!usr)
+                                continue;
+                        held++;
+                        cr_expect(u % 97 != 0, "erased %s is found", buf);
+                        cr_expect_str_eq(itd_user_id(sts[k], usr), buf);
+                }
+                cr_expect_eq(held, sts[k]->n_users, "state %d", k);
+        }
+        free(snap);
+        itd_state_destroy(b);
+        itd_state_destroy(st);
+}
+
 Test(state, restored_snapshot_behaves_identically_on_further_events) {
         itd_state_conf_t conf = default_conf();
         conf.max_users = 150; /* LRU eviction before and after */
