@@ -369,6 +369,58 @@ itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
         return err;
 }
 
+itd_err_t itd_workers_sync(itd_workers_t *wk, char *errstr,
+                           size_t errstr_size) {
+        if (wk->n == 1)
+                return ITD_OK;
+        for (size_t i = 0; i < wk->n; i++)
+                wk->w[i].n = 0;
+        wk->sync = 1;
+        pthread_barrier_wait(&wk->bar); /* start */
+        round_run(&wk->w[0]);
+        set_versions(wk);
+        for (size_t i = 0; i < wk->n; i++) {
+                worker_t *wo = &wk->w[i];
+                if (wo->err != ITD_OK) {
+                        snprintf(errstr, errstr_size, "%s", wo->errstr);
+                        return wo->err;
+                }
+        }
+        return ITD_OK;
+}
+
+/* Worker 0 publishes what changed since the last merge (moving its base
+ * past it); every other replica adds it, base too (itd_msync_merge: a
+ * sum, as another instance's change), on the caller's thread: the
+ * workers wait at the start barrier meanwhile. */
+itd_err_t itd_workers_spread(itd_workers_t *wk, char *errstr,
+                             size_t errstr_size) {
+        if (wk->n == 1)
+                return ITD_OK;
+        worker_t *w0 = &wk->w[0];
+        char why[400];
+        w0->out.len = 0;
+        itd_err_t err = itd_msync_publish(w0->ms, 0, outbox_emit, &w0->out,
+                                          NULL, why, sizeof why);
+        for (size_t k = 1; k < wk->n && err == ITD_OK; k++) {
+                for (size_t at = 0; at < w0->out.len && err == ITD_OK;) {
+                        uint32_t l;
+                        memcpy(&l, w0->out.buf + at, 4);
+                        err = itd_msync_merge(wk->w[k].ms,
+                                              w0->out.buf + at + 4, l, 0,
+                                              why, sizeof why);
+                        at += 4 + l;
+                }
+        }
+        if (err != ITD_OK) {
+                snprintf(errstr, errstr_size,
+                         "workers: spreading worker 0's model: %s", why);
+                return err;
+        }
+        set_versions(wk);
+        return ITD_OK;
+}
+
 void itd_workers_stats(itd_workers_t *wk, itd_engine_stats_t *s) {
         itd_engine_stats(wk->w[0].eng, s);
         if (wk->n == 1)

@@ -131,11 +131,11 @@ static void test_pause(const itd_checkpoint_dir_t *cd) {
 }
 
 /* Writes one file with a writer callback; fsyncs; gives its size. */
-typedef itd_err_t (*write_fn)(itd_engine_t *eng, int32_t p, FILE *out,
-                              char *errstr, size_t errstr_size);
+typedef itd_err_t (*write_fn)(const void *obj, FILE *out, char *errstr,
+                              size_t errstr_size);
 
-static itd_err_t write_file(const char *path, write_fn fn, itd_engine_t *eng,
-                            int32_t p, uint64_t *bytes, char *errstr,
+static itd_err_t write_file(const char *path, write_fn fn, const void *obj,
+                            uint64_t *bytes, char *errstr,
                             size_t errstr_size) {
         FILE *f = fopen(path, "wbe");
         if (!f) {
@@ -146,7 +146,7 @@ static itd_err_t write_file(const char *path, write_fn fn, itd_engine_t *eng,
         static char vbuf[1 << 20];
         setvbuf(f, vbuf, _IOFBF, sizeof vbuf);
         char why[512] = "";
-        itd_err_t err = fn(eng, p, f, why, sizeof why);
+        itd_err_t err = fn(obj, f, why, sizeof why);
         if (!err && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
                 snprintf(why, sizeof why, "%s", strerror(errno));
                 err = ITD_ERR_IO;
@@ -164,23 +164,52 @@ static itd_err_t write_file(const char *path, write_fn fn, itd_engine_t *eng,
         return ITD_OK;
 }
 
-static itd_err_t write_part_fn(itd_engine_t *eng, int32_t p, FILE *out,
-                               char *errstr, size_t errstr_size) {
-        return itd_partition_write(itd_engine_partition_get(eng, p), out,
-                                   errstr, errstr_size);
+static itd_err_t write_part_fn(const void *pt, FILE *out, char *errstr,
+                               size_t errstr_size) {
+        return itd_partition_write(pt, out, errstr, errstr_size);
 }
 
-static itd_err_t write_trainer_fn(itd_engine_t *eng, int32_t p, FILE *out,
-                                  char *errstr, size_t errstr_size) {
-        (void)p;
+static itd_err_t write_trainer_fn(const void *eng, FILE *out, char *errstr,
+                                  size_t errstr_size) {
         return itd_engine_write_trainer(eng, out, errstr, errstr_size);
 }
 
-static itd_err_t write_pv_fn(itd_engine_t *eng, int32_t p, FILE *out,
-                             char *errstr, size_t errstr_size) {
-        (void)p;
-        return itd_eval_snapshot(itd_engine_eval(eng), out, errstr,
-                                 errstr_size);
+static itd_err_t write_pv_fn(const void *eval, FILE *out, char *errstr,
+                             size_t errstr_size) {
+        return itd_eval_snapshot(eval, out, errstr, errstr_size);
+}
+
+/* A partition and the engine that holds it. */
+typedef struct {
+        int32_t p;
+        const itd_partition_t *pt;
+} held_t;
+
+static int held_cmp(const void *a, const void *b) {
+        int32_t x = ((const held_t *)a)->p, y = ((const held_t *)b)->p;
+        return (x > y) - (x < y);
+}
+
+/* Every partition the engines hold, ascending (the manifest lists them
+ * so); a partition is in one engine at most. */
+static held_t *held_partitions(itd_engine_t *const *engs, size_t n_engs,
+                               size_t *n_out) {
+        size_t n = 0;
+        for (size_t e = 0; e < n_engs; e++)
+                n += itd_engine_partitions(engs[e], NULL, 0);
+        held_t *h = itd_xcalloc(n ? n : 1, sizeof *h);
+        int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
+        size_t k = 0;
+        for (size_t e = 0; e < n_engs; e++) {
+                size_t m = itd_engine_partitions(engs[e], ps, n);
+                for (size_t i = 0; i < m; i++)
+                        h[k++] = (held_t){ps[i], itd_engine_partition_get(
+                                                     engs[e], ps[i])};
+        }
+        free(ps);
+        qsort(h, k, sizeof *h, held_cmp);
+        *n_out = k;
+        return h;
 }
 
 static const itd_checkpoint_pos_t *pos_find(const itd_checkpoint_pos_t *pos,
@@ -192,9 +221,11 @@ static const itd_checkpoint_pos_t *pos_find(const itd_checkpoint_pos_t *pos,
 }
 
 /* Writes the whole checkpoint into tmpdir (made here), MANIFEST last. */
-static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd,
+                                  itd_engine_t *const *engs, size_t n_engs,
                                   const char *tmpdir, char *errstr,
                                   size_t errstr_size) {
+        itd_engine_t *eng = engs[0];
         if (mkdir(tmpdir, 0750) != 0) {
                 itd_errf(errstr, errstr_size, "creating \"%s\": %s", tmpdir,
                        strerror(errno));
@@ -210,42 +241,50 @@ static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
         info.state_conf = *&itd_engine_partition_conf(eng)->state;
         info.labeler_conf = itd_engine_partition_conf(eng)->labels;
 
-        size_t n = itd_engine_partitions(eng, NULL, 0);
-        int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
-        itd_engine_partitions(eng, ps, n);
+        size_t n;
+        held_t *held = held_partitions(engs, n_engs, &n);
         info.parts = itd_xcalloc(n ? n : 1, sizeof *info.parts);
         char path[4096], name[64];
         itd_err_t err = ITD_OK;
         for (size_t i = 0; i < n && !err; i++) {
                 const itd_checkpoint_pos_t *pp =
-                    pos_find(cd->pos, cd->n_pos, ps[i]);
+                    pos_find(cd->pos, cd->n_pos, held[i].p);
                 if (!pp)
                         continue;
                 itd_checkpoint_part_t *cp = &info.parts[info.n_parts++];
                 itd_partition_info_t pi;
-                itd_partition_info(itd_engine_partition_get(eng, ps[i]), &pi);
-                cp->partition = ps[i];
+                itd_partition_info(held[i].pt, &pi);
+                cp->partition = held[i].p;
                 cp->next_offset = pp->next_offset;
                 cp->watermark_ms = pi.watermark_ms;
                 cp->last_ts_ms = pi.last_ts_ms;
                 cp->users = pi.users;
                 cp->pending = pi.pending;
-                snprintf(name, sizeof name, "part-%d.snap", (int)ps[i]);
+                snprintf(name, sizeof name, "part-%d.snap", (int)held[i].p);
                 itd_checkpoint_path_join(path, sizeof path, tmpdir, name);
-                err = write_file(path, write_part_fn, eng, ps[i], &cp->bytes,
+                err = write_file(path, write_part_fn, held[i].pt, &cp->bytes,
                                  errstr, errstr_size);
                 test_pause(cd);
         }
         if (!err) {
                 itd_checkpoint_path_join(path, sizeof path, tmpdir,
                                          "engine.bin");
-                err = write_file(path, write_trainer_fn, eng, 0,
+                err = write_file(path, write_trainer_fn, eng,
                                  &info.engine_bytes, errstr, errstr_size);
         }
         if (!err) {
                 itd_checkpoint_path_join(path, sizeof path, tmpdir, "pv.bin");
-                err = write_file(path, write_pv_fn, eng, 0, &info.pv_bytes,
+                /* one evaluation over every engine's examples */
+                itd_eval_t *ev = itd_engine_eval(eng);
+                if (n_engs > 1) {
+                        ev = itd_eval_new(0.5f);
+                        for (size_t e = 0; e < n_engs; e++)
+                                itd_eval_merge(ev, itd_engine_eval(engs[e]));
+                }
+                err = write_file(path, write_pv_fn, ev, &info.pv_bytes,
                                  errstr, errstr_size);
+                if (n_engs > 1)
+                        itd_eval_destroy(ev);
         }
         if (!err) {
                 itd_checkpoint_path_join(path, sizeof path, tmpdir,
@@ -267,12 +306,13 @@ static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                        strerror(errno));
                 err = ITD_ERR_IO;
         }
-        free(ps);
+        free(held);
         free(info.parts);
         return err;
 }
 
-itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd,
+                                   itd_engine_t *const *engs, size_t n_engs,
                                    const itd_checkpoint_pos_t *pos,
                                    size_t n_pos, int background, char *errstr,
                                    size_t errstr_size) {
@@ -289,7 +329,7 @@ itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
         itd_checkpoint_name(tmpdir, sizeof tmpdir, cd->dir, cd->seq, 1);
         if (!background) {
                 itd_err_t err =
-                    write_checkpoint(cd, eng, tmpdir, errstr, errstr_size);
+                    write_checkpoint(cd, engs, n_engs, tmpdir, errstr, errstr_size);
                 if (err) {
                         itd_checkpoint_remove_tree(tmpdir);
                         cd->state = ITD_CHECKPOINT_IDLE;
@@ -324,7 +364,7 @@ itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                 signal(SIGHUP, SIG_IGN);
                 char why[1024];
                 itd_err_t err =
-                    write_checkpoint(cd, eng, tmpdir, why, sizeof why);
+                    write_checkpoint(cd, engs, n_engs, tmpdir, why, sizeof why);
                 if (err) {
                         ssize_t w = write(fds[1], why, strlen(why));
                         (void)w;

@@ -145,14 +145,19 @@ size_t itd_checkpoint_dir_damaged(const itd_checkpoint_dir_t *cd);
 void itd_checkpoint_dir_set_aside_damaged(itd_checkpoint_dir_t *cd);
 
 /**
- * @brief Starts a checkpoint of every partition eng holds; pos gives each one's
- * next offset (copied; a partition missing from pos is left out).
+ * @brief Starts a checkpoint of every partition engs[0..n_engs) hold (each
+ * in one of them at most); pos gives each one's next offset (copied; a
+ * partition missing from pos is left out). The model and the trainer are
+ * engs[0]'s (several engines: replicas merged just before, so it holds
+ * the one model); the progressive metrics are one evaluation over all
+ * their examples.
  * background 1 forks a writer (state ITD_CHECKPOINT_WRITING); 0 writes before
  * returning (ITD_CHECKPOINT_WRITTEN). Then itd_checkpoint_dir_publish.
  * @returns ITD_OK; ITD_ERR_FULL if a checkpoint is already in progress;
  * ITD_ERR_IO with errstr.
  */
-itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+itd_err_t itd_checkpoint_dir_write(itd_checkpoint_dir_t *cd,
+                                   itd_engine_t *const *engs, size_t n_engs,
                                    const itd_checkpoint_pos_t *pos,
                                    size_t n_pos, int background, char *errstr,
                                    size_t errstr_size);

@@ -53,9 +53,8 @@ void itd_commit_store(loop_t *lp) {
 
 /* Positions of every partition the engine holds (caller frees). */
 static itd_checkpoint_pos_t *checkpoint_positions(loop_t *lp, size_t *n_out) {
-        size_t n = itd_engine_partitions(lp->eng, NULL, 0);
-        int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
-        itd_engine_partitions(lp->eng, ps, n);
+        int32_t *ps;
+        size_t n = itd_run_partitions(lp, &ps);
         itd_checkpoint_pos_t *pos = itd_xcalloc(n ? n : 1, sizeof *pos);
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
@@ -153,8 +152,9 @@ void itd_commit_tick(loop_t *lp) {
         int64_t t0 = itd_now_mono_ms();
         lp->consumed_at_pending = lp->res->consumed;
         itd_erasure_checkpoint_started(lp->erase);
-        if (itd_checkpoint_dir_write(lp->ck, lp->eng, pos, n, 1, errstr,
-                                     sizeof errstr) != ITD_OK)
+        itd_run_sync_workers(lp);
+        if (itd_checkpoint_dir_write(lp->ck, lp->engs, lp->n_engs, pos, n, 1,
+                                     errstr, sizeof errstr) != ITD_OK)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
         itd_log(ITD_LOG_DEBUG, "checkpoint", "cut started: %lld ms pause",
                 (long long)(itd_now_mono_ms() - t0));
@@ -207,8 +207,9 @@ int itd_commit_now(loop_t *lp, const char *why) {
         int ok = 0;
         lp->consumed_at_pending = lp->res->consumed;
         itd_erasure_checkpoint_started(lp->erase);
-        if (itd_checkpoint_dir_write(lp->ck, lp->eng, pos, n, 0, errstr,
-                                     sizeof errstr) != ITD_OK) {
+        itd_run_sync_workers(lp);
+        if (itd_checkpoint_dir_write(lp->ck, lp->engs, lp->n_engs, pos, n, 0,
+                                     errstr, sizeof errstr) != ITD_OK) {
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s: %s", why, errstr);
         } else {
                 ok = 1;
@@ -233,9 +234,8 @@ void itd_commit_assign(loop_t *lp,
                        rd_kafka_topic_partition_list_t *parts,
                        int cooperative) {
         if (!cooperative) {
-                size_t n = itd_engine_partitions(lp->eng, NULL, 0);
-                int32_t *ps = itd_xcalloc(n ? n : 1, sizeof *ps);
-                itd_engine_partitions(lp->eng, ps, n);
+                int32_t *ps;
+                size_t n = itd_run_partitions(lp, &ps);
                 for (size_t i = 0; i < n; i++) {
                         if (rd_kafka_topic_partition_list_find(
                                 parts, lp->conf->topic_events, ps[i]))
@@ -244,7 +244,7 @@ void itd_commit_assign(loop_t *lp,
                                 "partition %d is assigned elsewhere: "
                                 "dropping its state",
                                 (int)ps[i]);
-                        itd_engine_drop_partition(lp->eng, ps[i]);
+                        itd_engine_drop_partition(eng_of(lp, ps[i]), ps[i]);
                         *ppos(lp, ps[i]) = (ppos_t){.applied = -1,
                                                     .acked = -1};
                 }
@@ -254,7 +254,8 @@ void itd_commit_assign(loop_t *lp,
                 rd_kafka_topic_partition_t *el = &parts->elems[i];
                 ppos_t *pp = ppos(lp, el->partition);
                 const itd_partition_t *held =
-                    itd_engine_partition_get(lp->eng, el->partition);
+                    itd_engine_partition_get(eng_of(lp, el->partition),
+                                             el->partition);
                 pp->assigned = 1;
                 pp->held = 0;
                 if (held && pp->applied >= 0) {
@@ -270,7 +271,8 @@ void itd_commit_assign(loop_t *lp,
                                 (unsigned long long)info.pending);
                         continue;
                 }
-                itd_engine_drop_partition(lp->eng, el->partition);
+                itd_engine_drop_partition(eng_of(lp, el->partition),
+                                          el->partition);
                 pp->applied = pp->acked = -1;
         }
 }
@@ -317,7 +319,7 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
                                                    &info, why, sizeof why);
         lp->last_checkpoint_ms = itd_now_mono_ms();
         itd_engine_stats_t es;
-        itd_engine_stats(lp->eng, &es);
+        itd_workers_stats(lp->wk, &es);
         lp->train_skipped = es.train_skipped; /* logged by their run */
         if (err == ITD_ERR_INCOMPATIBLE) {
                 snprintf(errstr, errstr_size, "%s", why);
@@ -342,6 +344,15 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
                             : "empty state");
                 itd_prom_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
                 return ITD_OK;
+        }
+        /* Restored into worker 0: each partition goes to its worker (the
+         * model reaches the other replicas with itd_workers_spread, once
+         * model sync has caught up too). */
+        for (size_t i = 0; i < n && lp->n_engs > 1; i++) {
+                int32_t p = pos[i].partition;
+                if (eng_of(lp, p) != lp->eng)
+                        itd_engine_adopt(eng_of(lp, p),
+                                         itd_engine_detach(lp->eng, p));
         }
         uint64_t users = 0, pending = 0;
         for (size_t i = 0; i < n; i++) {

@@ -621,16 +621,19 @@ const struct prop itd_conf_props[] = {
 
     {.name = "pipeline.workers", .type = PT_INT, .off = F_I64(pipeline_workers), .min = 0,
      .max = 64, .def = "1", .unit = "threads",
-     .help = "Pipeline threads of `replay`, each owning one partition's "
-             "users (spread by user hash) and training a replica of the one "
-             "model; every 8 rounds (a round: at most 512 events per "
-             "worker) the replicas are averaged, so they stay one model "
-             "(docs/ARCHITECTURE.md, Workers). 1 (the default) is the "
-             "single-thread replay exactly; 0 = the online cores, at most 8. "
-             "More workers replay faster but learn more slowly from the "
-             "same events (docs/OPERATIONS.md, Scale out): they are "
-             "deterministic for a given count, not bit-identical to another "
-             "count. `run` uses one pipeline thread whatever this says."},
+     .help = "Pipeline threads, each owning its partitions (`run`: "
+             "partition p goes to worker p % workers; `replay` spreads "
+             "users over one partition per worker by hash) and training a "
+             "replica of the one model; every 8 rounds (a round: at most "
+             "512 events per worker) the replicas are averaged, so they "
+             "stay one model (docs/ARCHITECTURE.md, Workers). 1 (the "
+             "default) is the single-thread pipeline exactly; 0 = the "
+             "online cores, at most 8. More workers process more events "
+             "per second but learn more slowly from the same events "
+             "(docs/OPERATIONS.md, Scale out: how to size it): they are "
+             "deterministic for a given count, not bit-identical to "
+             "another count. `run` gains nothing from more workers than "
+             "assigned partitions."},
 
     /* predict, metrics, log, shutdown */
     {.name = "predict.threshold", .type = PT_DOUBLE,

@@ -339,19 +339,35 @@ static void acknowledge(itd_erasure_t *er, waiting_t *w) {
 
 /* ------------------------------------------------------------- input */
 
+static int part_cmp(const void *a, const void *b) {
+        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+        return (x > y) - (x < y);
+}
+
 static void erase_one(itd_erasure_t *er, const rd_kafka_message_t *msg,
-                      const itd_control_t *c, itd_engine_t *eng,
-                      itd_query_t *q, itd_erasure_held_fn *held_fn,
-                      void *arg) {
+                      const itd_control_t *c, itd_engine_t *const *engs,
+                      size_t n_engs, itd_query_t *q,
+                      itd_erasure_held_fn *held_fn, void *arg) {
         uint64_t user_hash = itd_user_hash(c->user_id);
-        itd_partition_erased_t e;
+        itd_partition_erased_t e = {0};
         /* a user's events share a key, so one partition holds them; a
-         * changed partition count may leave some in a second one */
-        int32_t held[64];
-        size_t n_held = itd_engine_erase(eng, c->user_id, user_hash, &e,
-                                         held, 64);
-        for (size_t i = 0; held_fn && i < n_held && i < 64; i++)
-                held_fn(arg, held[i]);
+         * changed partition count may leave some in a second one. Every
+         * engine is asked: each also learns from its trainer's partial
+         * mini-batch. */
+        for (size_t k = 0; k < n_engs; k++) {
+                itd_partition_erased_t ek;
+                int32_t held[64];
+                size_t n_held = itd_engine_erase(engs[k], c->user_id,
+                                                 user_hash, &ek, held, 64);
+                for (size_t i = 0; held_fn && i < n_held && i < 64; i++)
+                        held_fn(arg, held[i]);
+                e.users += ek.users;
+                e.events += ek.events;
+                e.pending += ek.pending;
+                e.queued += ek.queued;
+                e.triggers += ek.triggers;
+                e.risk_triggers += ek.risk_triggers;
+        }
         if (er->n_w == er->cap_w) {
                 er->cap_w = er->cap_w ? er->cap_w * 2 : 8;
                 er->w = itd_xrealloc(er->w, er->cap_w * sizeof *er->w);
@@ -368,9 +384,13 @@ static void erase_one(itd_erasure_t *er, const rd_kafka_message_t *msg,
         itd_log_pseudonym(c->user_id, strlen(c->user_id), a->user,
                           sizeof a->user);
         a->requested_at_ms = c->requested_at_ms;
-        size_t n = itd_engine_partitions(eng, NULL, 0);
+        size_t n = 0;
+        for (size_t k = 0; k < n_engs; k++)
+                n += itd_engine_partitions(engs[k], NULL, 0);
         w->parts = itd_xcalloc(n ? n : 1, sizeof *w->parts);
-        itd_engine_partitions(eng, w->parts, n);
+        for (size_t k = 0, at = 0; k < n_engs; k++)
+                at += itd_engine_partitions(engs[k], w->parts + at, n - at);
+        qsort(w->parts, n, sizeof *w->parts, part_cmp);
         a->partitions = w->parts;
         a->n_partitions = n;
         a->users = e.users;
@@ -383,9 +403,9 @@ static void erase_one(itd_erasure_t *er, const rd_kafka_message_t *msg,
         count(er, "erased", 1);
 }
 
-size_t itd_erasure_poll(itd_erasure_t *er, itd_engine_t *eng,
-                        itd_query_t *q, itd_erasure_held_fn *held,
-                        void *arg) {
+size_t itd_erasure_poll(itd_erasure_t *er, itd_engine_t *const *engs,
+                        size_t n_engs, itd_query_t *q,
+                        itd_erasure_held_fn *held, void *arg) {
         size_t n = 0;
         for (int i = 0; i < POLL_MAX; i++) {
                 rd_kafka_message_t *msg =
@@ -415,7 +435,7 @@ size_t itd_erasure_poll(itd_erasure_t *er, itd_engine_t *eng,
                                 (long long)msg->offset, why);
                         dead_letter(er, msg, r, why);
                 } else {
-                        erase_one(er, msg, &c, eng, q, held, arg);
+                        erase_one(er, msg, &c, engs, n_engs, q, held, arg);
                         n++;
                 }
                 int64_t *d = done_at(er, msg->partition);

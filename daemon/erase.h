@@ -47,14 +47,15 @@ typedef void itd_erasure_held_fn(void *arg, int32_t partition);
 
 /**
  * @brief Reads what the control consumer has (never blocks), applies each
- * erasure to eng and q (may be NULL), calls held (may be NULL) for each
+ * erasure to every engine of engs[0..n_engs) (the workers') and q (may be
+ * NULL), calls held (may be NULL) for each
  * partition that held the user, serves delivery reports and commits the
  * control offsets that are done. Between batches.
  * @returns the erasures applied.
  */
-size_t itd_erasure_poll(itd_erasure_t *er, itd_engine_t *eng,
-                        itd_query_t *q, itd_erasure_held_fn *held,
-                        void *arg);
+size_t itd_erasure_poll(itd_erasure_t *er, itd_engine_t *const *engs,
+                        size_t n_engs, itd_query_t *q,
+                        itd_erasure_held_fn *held, void *arg);
 
 /** @brief 1 when an erasure waits for a checkpoint started after it (so
  * one is due even if nothing was consumed). NULL: 0. */

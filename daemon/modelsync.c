@@ -43,7 +43,7 @@ struct itd_modelsync_s {
         char topic[256];
         char key[17];
         int64_t interval_ms, snapshot_ms;
-        int64_t last_pub_ms, last_snap_ms;
+        int64_t last_pub_ms, last_snap_ms, last_tick_ms;
         uint64_t refused, failed;
         itd_ratelimit_t rl;
 };
@@ -218,9 +218,19 @@ fail:
         return err;
 }
 
+/* Ticks at least this often with pipeline workers (itd_modelsync_due). */
+#define WORKERS_TICK_MS 1000
+
+int itd_modelsync_due(const itd_modelsync_t *s, int64_t now_ms) {
+        return s && (now_ms - s->last_pub_ms >= s->interval_ms ||
+                     now_ms - s->last_snap_ms >= s->snapshot_ms ||
+                     now_ms - s->last_tick_ms >= WORKERS_TICK_MS);
+}
+
 void itd_modelsync_tick(itd_modelsync_t *s, int64_t now_ms) {
         if (!s)
                 return;
+        s->last_tick_ms = now_ms;
         for (int i = 0; i < TICK_MAX; i++) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, 0);
                 if (!m)

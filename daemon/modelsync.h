@@ -43,6 +43,14 @@ itd_err_t itd_modelsync_start(const itd_conf_t *conf, itd_engine_t *eng,
 void itd_modelsync_tick(itd_modelsync_t *s, int64_t now_ms);
 
 /**
+ * @brief 1 when a tick now would publish, or the last tick was at least
+ * a second ago: with pipeline workers the replicas are merged before a
+ * tick (the model sync reads and changes worker 0's replica), so the
+ * loop ticks only then. NULL: 0.
+ */
+int itd_modelsync_due(const itd_modelsync_t *s, int64_t now_ms);
+
+/**
  * @brief Publishes the last change, waits up to timeout_ms for its
  * delivery, and frees s; NULL does nothing.
  */

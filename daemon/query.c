@@ -335,14 +335,21 @@ static json_t *latest_json(const itd_query_t *q, const latest_t *e,
 }
 
 /* The answer to one question: status and malloc'd body. */
-static char *answer(const itd_query_t *q, const itd_engine_t *eng,
-                    const char *user, unsigned *status, size_t *len) {
+static char *answer(const itd_query_t *q, itd_engine_t *const *engs,
+                    size_t n_engs, const char *user, unsigned *status,
+                    size_t *len) {
         char pseud[ITD_LOG_PSEUDONYM_SIZE];
         itd_log_pseudonym(user, strlen(user), pseud, sizeof pseud);
         itd_user_summary_t u;
         int32_t part;
         json_t *doc;
-        if (itd_engine_user(eng, user, &u, &part) != ITD_OK) {
+        /* each engine holds its own partitions: the first that knows the
+         * user answers */
+        size_t k = 0;
+        while (k < n_engs &&
+               itd_engine_user(engs[k], user, &u, &part) != ITD_OK)
+                k++;
+        if (k == n_engs) {
                 *status = 404;
                 doc = json_pack("{s:s, s:b}", "user", pseud, "known", 0);
         } else {
@@ -365,7 +372,8 @@ static char *answer(const itd_query_t *q, const itd_engine_t *eng,
         return body;
 }
 
-void itd_query_serve(itd_query_t *q, const itd_engine_t *eng) {
+void itd_query_serve(itd_query_t *q, itd_engine_t *const *engs,
+                     size_t n_engs) {
         if (atomic_load_explicit(&q->waiting, memory_order_relaxed) == 0)
                 return;
         for (int i = 0; i < ITD_QUERY_SLOTS; i++) {
@@ -383,7 +391,7 @@ void itd_query_serve(itd_query_t *q, const itd_engine_t *eng) {
                         continue;
                 unsigned status;
                 size_t len;
-                char *body = answer(q, eng, user, &status, &len);
+                char *body = answer(q, engs, n_engs, user, &status, &len);
                 pthread_mutex_lock(&q->mu);
                 s->body = body;
                 s->len = len;

@@ -95,8 +95,10 @@ void itd_query_note(itd_query_t *q, const itd_prediction_t *pr,
  */
 int itd_query_forget(itd_query_t *q, uint64_t user_hash);
 
-/** @brief Answers every waiting question from eng and the cache, and
+/** @brief Answers every waiting question from engs[0..n_engs) (the
+ * workers' engines, each holding its own partitions) and the cache, and
  * wakes them. Cheap when none waits (one atomic load). */
-void itd_query_serve(itd_query_t *q, const itd_engine_t *eng);
+void itd_query_serve(itd_query_t *q, itd_engine_t *const *engs,
+                     size_t n_engs);
 
 #endif

@@ -71,21 +71,69 @@ static int64_t record_ts(int64_t event_ts_ms) {
         return event_ts_ms > 0 ? event_ts_ms : 0;
 }
 
-/* Runs lp->rows[0..k) through the engine; logs why when it refuses the
- * batch (nothing of it was applied then). */
+/* Runs lp->rows[0..k) through the engines, one round of the workers
+ * (each row to its partition's); logs why when they refuse the batch. */
 itd_err_t itd_run_engine(loop_t *lp, size_t k) {
-        char errstr[256];
+        char errstr[600];
         /* A trigger for an event older than triggers.max_event_age by the
          * wall clock comes too late to act on (a backlog, old data
          * loaded); the engine has no clock of its own. */
         if (!lp->opts->triggers_event_time_only)
-                itd_engine_set_trigger_clock(lp->eng, itd_now_wall_ms());
-        itd_err_t err = itd_engine_process(
-            lp->eng, lp->conf->topic_events, lp->rows, k, itd_now_wall_ms(),
+                for (size_t i = 0; i < lp->n_engs; i++)
+                        itd_engine_set_trigger_clock(lp->engs[i],
+                                                     itd_now_wall_ms());
+        itd_err_t err = itd_workers_process(
+            lp->wk, lp->conf->topic_events, lp->rows, k, itd_now_wall_ms(),
             errstr, sizeof errstr);
         if (err)
                 itd_log(ITD_LOG_ERR, "engine", "%s", errstr);
         return err;
+}
+
+static int part_cmp(const void *a, const void *b) {
+        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+        return (x > y) - (x < y);
+}
+
+size_t itd_run_partitions(loop_t *lp, int32_t **ps) {
+        size_t n = 0;
+        for (size_t i = 0; i < lp->n_engs; i++)
+                n += itd_engine_partitions(lp->engs[i], NULL, 0);
+        *ps = itd_xcalloc(n ? n : 1, sizeof **ps);
+        for (size_t i = 0, at = 0; i < lp->n_engs; i++)
+                at += itd_engine_partitions(lp->engs[i], *ps + at, n - at);
+        qsort(*ps, n, sizeof **ps, part_cmp);
+        return n;
+}
+
+void itd_run_sync_workers(loop_t *lp) {
+        char errstr[600];
+        if (itd_workers_sync(lp->wk, errstr, sizeof errstr) != ITD_OK)
+                itd_log(ITD_LOG_ERR, "engine", "merging the workers' "
+                        "replicas: %s", errstr);
+}
+
+/* Worker 0's replica was changed from outside (a restore, model sync):
+ * the others take the change too. */
+static void spread_model(loop_t *lp) {
+        char errstr[600];
+        if (itd_workers_spread(lp->wk, errstr, sizeof errstr) != ITD_OK)
+                itd_log(ITD_LOG_ERR, "engine", "%s", errstr);
+}
+
+/* Model sync reads and changes worker 0's replica: with several workers
+ * they are merged first, and what it merged is spread after. */
+static void modelsync_tick(loop_t *lp) {
+        int64_t now = itd_now_mono_ms();
+        if (lp->n_engs == 1) {
+                itd_modelsync_tick(lp->msync, now);
+                return;
+        }
+        if (!itd_modelsync_due(lp->msync, now))
+                return;
+        itd_run_sync_workers(lp);
+        itd_modelsync_tick(lp->msync, now);
+        spread_model(lp);
 }
 
 /* One trigger record (topics.triggers or topics.risk) for the event
@@ -217,16 +265,22 @@ static void reload(loop_t *lp) {
                 itd_conf_reload(lp->conf, fresh, applied, sizeof applied,
                                 restart, sizeof restart);
                 itd_log_setup(lp->conf->log_level, itd_log_format_get());
-                itd_engine_set_threshold(lp->eng,
-                                         (float)lp->conf->predict_threshold);
-                itd_engine_set_learning_rate(
-                    lp->eng, (float)lp->conf->model_learning_rate);
                 itd_trigger_conf_t tc;
                 itd_conf_to_triggers(lp->conf, &tc);
-                if (itd_engine_set_triggers(lp->eng, &tc, errstr,
-                                            sizeof errstr) != ITD_OK)
-                        itd_log(ITD_LOG_ERR, "conf",
-                                "trigger settings not applied: %s", errstr);
+                for (size_t i = 0; i < lp->n_engs; i++) {
+                        itd_engine_t *eng = lp->engs[i];
+                        itd_engine_set_threshold(
+                            eng, (float)lp->conf->predict_threshold);
+                        itd_engine_set_learning_rate(
+                            eng, (float)lp->conf->model_learning_rate);
+                        if (itd_engine_set_triggers(eng, &tc, errstr,
+                                                    sizeof errstr) != ITD_OK) {
+                                itd_log(ITD_LOG_ERR, "conf",
+                                        "trigger settings not applied: %s",
+                                        errstr);
+                                break;
+                        }
+                }
                 itd_log(ITD_LOG_NOTICE, "conf", "reloaded %s: applied %s%s%s",
                         lp->opts->conf_path, *applied ? applied : "nothing",
                         *restart ? "; needs a restart to change: " : "",
@@ -292,20 +346,26 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 err = ITD_ERR_CONF;
                 goto out;
         }
-        lp.eng = itd_conf_new_engine(conf, errstr, errstr_size);
-        if (!lp.eng)
+        lp.wk = itd_conf_new_workers(conf, errstr, errstr_size);
+        if (!lp.wk)
                 goto out;
-        itd_engine_enable_triggers(lp.eng);
+        lp.n_engs = itd_workers_count(lp.wk);
+        lp.engs = itd_xcalloc(lp.n_engs, sizeof *lp.engs);
+        for (size_t i = 0; i < lp.n_engs; i++)
+                lp.engs[i] = itd_workers_engine(lp.wk, i);
+        lp.eng = lp.engs[0];
+        itd_workers_enable_triggers(lp.wk);
         lp.mon = itd_monitor_new((uint64_t)conf->metrics_window,
                                  (float)conf->predict_threshold);
-        itd_engine_set_example_hook(lp.eng, itd_monitor_hook, lp.mon);
+        itd_workers_set_example_hook(lp.wk, itd_monitor_hook, lp.mon);
         err = itd_commit_open(&lp, errstr, errstr_size);
         if (err)
                 goto out;
         /* After the restore: a restored model starts a new lineage too. */
         char model_id[ITD_MODEL_ID_MAX];
-        itd_engine_set_model_id(lp.eng,
-                                itd_model_id_new(conf, lp.eng, model_id));
+        itd_model_id_new(conf, lp.eng, model_id);
+        for (size_t i = 0; i < lp.n_engs; i++)
+                itd_engine_set_model_id(lp.engs[i], model_id);
         itd_log(ITD_LOG_NOTICE, "model", "model id %s (step %lld)", model_id,
                 (long long)itd_model_steps(itd_engine_model(lp.eng)));
         /* A model from a checkpoint is kept; a fresh one starts from the
@@ -315,6 +375,12 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
             &lp.msync, errstr, errstr_size);
         if (err)
                 goto out;
+        /* what the checkpoint and the model topic gave worker 0 */
+        spread_model(&lp);
+        if (lp.n_engs > 1)
+                itd_log(ITD_LOG_NOTICE, "run",
+                        "%zu pipeline workers: partition p is worker p %% %zu's",
+                        lp.n_engs, lp.n_engs);
         err = ITD_ERR_ARG;
         atomic_store(&lp.health.model_loaded, 1);
         err = itd_sink_open(&lp, errstr, errstr_size);
@@ -383,10 +449,10 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                                         rd_kafka_message_destroy(msgs[i]);
                 }
                 if (lp.query)
-                        itd_query_serve(lp.query, lp.eng);
+                        itd_query_serve(lp.query, lp.engs, lp.n_engs);
                 if (lp.erase)
-                        itd_erasure_poll(lp.erase, lp.eng, lp.query,
-                                         erased_in, &lp);
+                        itd_erasure_poll(lp.erase, lp.engs, lp.n_engs,
+                                         lp.query, erased_in, &lp);
                 itd_decoder_poll(lp.dec, 0);
                 itd_decode_release_parked(&lp, 0);
                 itd_sink_retries(&lp);
@@ -397,11 +463,14 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 if (lp.sl)
                         itd_statelog_tick(&lp);
                 itd_source_flow_control(&lp);
-                itd_modelsync_tick(lp.msync, itd_now_mono_ms());
+                if (lp.msync)
+                        modelsync_tick(&lp);
                 if (itd_now_mono_ms() - last_gauges >= 500) {
                         last_gauges = itd_now_mono_ms();
                         /* the engine decides what is idle */
-                        itd_engine_advance_idle(lp.eng, itd_now_wall_ms());
+                        for (size_t i = 0; i < lp.n_engs; i++)
+                                itd_engine_advance_idle(lp.engs[i],
+                                                        itd_now_wall_ms());
                         itd_status_gauges(&lp);
                 }
                 if (itd_now_mono_ms() - last_ms >= interval)
@@ -450,6 +519,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         /* after the last checkpoint: its acknowledgements go out */
         itd_erasure_destroy(lp.erase, conf->shutdown_timeout_ms);
         lp.erase = NULL;
+        if (lp.msync)
+                itd_run_sync_workers(&lp); /* its last change: the one model's */
         itd_modelsync_stop(lp.msync, conf->shutdown_timeout_ms);
         lp.msync = NULL;
         itd_status_report(&lp, t0, &last_events, &last_ms, 1);
@@ -475,8 +546,8 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
                 err = ITD_ERR_KAFKA;
         }
 out:
-        if (lp.eng)
-                itd_engine_stats(lp.eng, &res->engine);
+        if (lp.wk)
+                itd_workers_stats(lp.wk, &res->engine);
         itd_modelsync_stop(lp.msync, 0);
         itd_erasure_destroy(lp.erase, 0);
         free(msgs);
@@ -491,7 +562,8 @@ out:
         itd_statelog_close(&lp);
         itd_checkpoint_dir_close(lp.ck);
         free(lp.pp);
-        itd_engine_destroy(lp.eng);
+        itd_workers_destroy(lp.wk);
+        free(lp.engs);
         itd_monitor_destroy(lp.mon);
         itd_codec_destroy(lp.codec);
         itd_decoder_destroy(lp.dec);

@@ -38,6 +38,7 @@
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/offsets.h"
+#include "intentd/workers.h"
 #include "modelsync.h"
 #include "monitor.h"
 #include "notify.h"
@@ -95,6 +96,13 @@ typedef struct loop_s {
         itd_codec_t *codec;       /* encodes predictions */
         itd_out_ids_t ids;        /* each output topic's schema id */
         itd_decoder_t *dec;       /* decodes and validates events */
+        /* pipeline.workers engines (workers.h), each owning the partitions
+         * p % n_engs == its index; engs[] and eng borrowed from wk. eng is
+         * worker 0's, which holds the one model right after
+         * itd_workers_sync (checkpoints, model sync use it so). */
+        itd_workers_t *wk;
+        itd_engine_t **engs;
+        size_t n_engs;
         itd_engine_t *eng;
         itd_monitor_t *mon;       /* windowed progressive metrics */
         itd_query_t *query;       /* GET /users/<id>, or NULL */
@@ -149,6 +157,11 @@ static inline ppos_t *ppos(loop_t *lp, int32_t p) {
         return &lp->pp[p];
 }
 
+/* The engine that owns partition p (its worker's). */
+static inline itd_engine_t *eng_of(const loop_t *lp, int32_t p) {
+        return lp->engs[(size_t)(p < 0 ? 0 : p) % lp->n_engs];
+}
+
 /* ---- run.c -------------------------------------------------------------- */
 
 /* librdkafka's client-wide error callback, for both clients: a fatal error
@@ -160,6 +173,11 @@ void itd_run_error_cb(rd_kafka_t *rk, int err, const char *reason,
 itd_err_t itd_run_engine(loop_t *lp, size_t k);
 /* Produces the outputs of lp->rows[0..k), processed by the engine. */
 void itd_run_emit(loop_t *lp, size_t k);
+/* Every partition the engines hold, ascending (caller frees *ps). */
+size_t itd_run_partitions(loop_t *lp, int32_t **ps);
+/* Merges the workers' replicas now (itd_workers_sync): lp->eng holds the
+ * one model after it. Logs a failure. */
+void itd_run_sync_workers(loop_t *lp);
 
 /* ---- decode.c ----------------------------------------------------------- */
 

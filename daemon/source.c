@@ -122,7 +122,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          * checkpoint, until the assignment says whether it
                          * stays ours. */
                         if (lost || cooperative) {
-                                itd_engine_drop_partition(lp->eng, p);
+                                itd_engine_drop_partition(eng_of(lp, p), p);
                                 *ppos(lp, p) = (ppos_t){.applied = -1,
                                                         .acked = -1};
                         }

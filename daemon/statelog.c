@@ -169,7 +169,7 @@ static int encode(loop_t *lp, int32_t p) {
         itd_statelog_t *sl = lp->sl;
         slot_t *s = slot(sl, p);
         char errstr[512];
-        const itd_partition_t *pt = itd_engine_partition_get(lp->eng, p);
+        const itd_partition_t *pt = itd_engine_partition_get(eng_of(lp, p), p);
         itd_partition_t *empty = NULL;
         if (!pt) {
                 empty = itd_partition_new(
@@ -546,7 +546,7 @@ static void adopt(loop_t *lp, part_read_t *pr, int64_t t0) {
         slot_t *s = slot(sl, pr->p);
         itd_changelog_restore_seen(pr->r, &s->seq, &s->max_parts);
         ppos_t *pp = ppos(lp, pr->p);
-        int held = itd_engine_partition_get(lp->eng, pr->p) != NULL &&
+        int held = itd_engine_partition_get(eng_of(lp, pr->p), pr->p) != NULL &&
                    pp->applied >= 0;
         char errstr[512];
         itd_partition_t *pt = NULL;
@@ -582,7 +582,7 @@ static void adopt(loop_t *lp, part_read_t *pr, int64_t t0) {
         }
         itd_partition_info_t info;
         itd_partition_info(pt, &info);
-        itd_engine_adopt(lp->eng, pt);
+        itd_engine_adopt(eng_of(lp, pr->p), pt);
         pt = NULL;
         pp->applied = pp->acked = next;
         itd_prom_inc(lp->m, ITD_M_CHANGELOG_RESTORED, NULL, 1);

@@ -13,7 +13,7 @@ void itd_status_report(loop_t *lp, int64_t t0, uint64_t *last_events,
                        int64_t *last_ms, int final) {
         int64_t now = itd_now_mono_ms();
         itd_engine_stats_t es;
-        itd_engine_stats(lp->eng, &es);
+        itd_workers_stats(lp->wk, &es);
         double dt = (double)(now - *last_ms) / 1000.0;
         double rate = dt > 0 ? (double)(lp->res->consumed - *last_events) / dt
                              : 0;
@@ -58,7 +58,7 @@ void itd_status_report(loop_t *lp, int64_t t0, uint64_t *last_events,
  * that /metrics renders (the HTTP thread never touches the engine). */
 void itd_status_gauges(loop_t *lp) {
         itd_engine_stats_t es;
-        itd_engine_stats(lp->eng, &es);
+        itd_workers_stats(lp->wk, &es);
         itd_prom_t *m = lp->m;
         itd_prom_set(m, ITD_M_EVENTS_LATE, NULL, (double)es.late);
         itd_prom_set(m, ITD_M_TRAINING_EXAMPLES, "positive",

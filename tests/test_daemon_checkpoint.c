@@ -127,7 +127,7 @@ static uint64_t pending(const itd_engine_t *eng) {
 static void cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng, const feed_t *f,
                 int background) {
         char err[1024];
-        cr_assert_eq(itd_checkpoint_dir_write(cd, eng, positions(f), PARTS,
+        cr_assert_eq(itd_checkpoint_dir_write(cd, &eng, 1, positions(f), PARTS,
                                               background, err, sizeof err),
                      ITD_OK, "%s", err);
         cr_assert_eq(itd_checkpoint_dir_poll(cd, 1, err, sizeof err),

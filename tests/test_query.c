@@ -71,11 +71,11 @@ Test(query, the_pipeline_answers_known_and_unknown_users) {
         int b = itd_query_post(q, "bob", (void *)2, 0);
         cr_assert(a >= 0 && b >= 0);
         /* Not published yet: the pipeline does not see them. */
-        itd_query_serve(q, eng);
+        itd_query_serve(q, &eng, 1);
         cr_expect_eq(woken[1] + woken[2], 0);
         itd_query_publish(q, a);
         itd_query_publish(q, b);
-        itd_query_serve(q, eng);
+        itd_query_serve(q, &eng, 1);
         cr_expect_eq(woken[1], 1);
         cr_expect_eq(woken[2], 1);
 

@@ -92,6 +92,26 @@ itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
                               itd_row_t *rows, size_t n, int64_t now_ms,
                               char *errstr, size_t errstr_size);
 
+/**
+ * @brief Merges the replicas now, between rounds (as every 8th round
+ * does): afterwards each holds the one model, so worker 0's engine can
+ * stand for it (a checkpoint's model, a model-sync publish). One worker:
+ * nothing to do.
+ */
+itd_err_t itd_workers_sync(itd_workers_t *wk, char *errstr,
+                           size_t errstr_size);
+
+/**
+ * @brief Worker 0's model was changed from outside, between rounds, right
+ * after itd_workers_sync (a checkpoint restored into it, another
+ * instance's change merged into it): that change is added, as it is, to
+ * every other replica, so all hold the one model again and none of them
+ * counts it as its own learning at the next merge. One worker: nothing
+ * to do.
+ */
+itd_err_t itd_workers_spread(itd_workers_t *wk, char *errstr,
+                             size_t errstr_size);
+
 /** @brief Counters summed over the workers; one progressive evaluation
  * over every worker's examples. */
 void itd_workers_stats(itd_workers_t *wk, itd_engine_stats_t *stats);
