@@ -74,11 +74,9 @@ const char *const itd_kafka_producer_defaults[] = {
     "linger.ms", "5",
     "queue.buffering.max.messages", "1000000",
     "enable.idempotence", "true",
-    /* Smaller produce requests: at intentd's rate (~100k/s over 32
-     * partitions, a few messages per partition per linger) the producer's
-     * broker thread took 3.1 us per event, 2.0 with lz4
+    /* No compression: lz4 took the producer's broker thread from 3.1 to
+     * 2.0 us per event but made prediction latency worse at every rate
      * (docs/BENCHMARKS.md, "librdkafka's cost"). */
-    "compression.codec", "lz4",
     NULL};
 
 /* Sets one property unless it belongs to the other client type. */
