@@ -23,24 +23,22 @@
 #include "intentd/mem.h"
 #include "intentd/snapshot.h"
 
-static const char MAGIC[8] = {'I', 'T', 'D', 'C', 'K', 'P', 'T', '\0'};
-#define SECTION_HEADER_BYTES 32 /* name 16, dtype 4, flags 4, nbytes 8 */
-#define CRC_BYTES 4
+#define MAGIC ITD_FRAME_MAGIC
+#define SECTION_HEADER_BYTES ITD_FRAME_SECTION_BYTES
+#define CRC_BYTES ITD_FRAME_CRC_BYTES
 #define MIN_FILE_BYTES                                                         \
         (ITD_SNAPSHOT_HEADER_BYTES + SECTION_HEADER_BYTES + CRC_BYTES)
 
 /* ---- little-endian encoding -------------------------------------------- */
 
-static int host_is_little_endian(void) {
-        const uint16_t one = 1;
-        return *(const uint8_t *)&one == 1;
-}
+#define host_is_little_endian itd_frame_host_is_le
 
 static size_t dtype_size(uint32_t dtype) {
         switch (dtype) {
         case ITD_SNAPSHOT_BYTES:
                 return 1;
         case ITD_SNAPSHOT_F32:
+        case ITD_SNAPSHOT_U32:
                 return 4;
         case ITD_SNAPSHOT_U64:
         case ITD_SNAPSHOT_F64:
@@ -56,6 +54,8 @@ static const char *dtype_name(uint32_t dtype) {
                 return "bytes";
         case ITD_SNAPSHOT_U64:
                 return "u64";
+        case ITD_SNAPSHOT_U32:
+                return "u32";
         case ITD_SNAPSHOT_F32:
                 return "f32";
         case ITD_SNAPSHOT_F64:
@@ -81,11 +81,8 @@ static void copy_le(void *dst, const void *src, size_t nbytes, size_t es) {
 
 static void encode_header(uint8_t *h, const itd_snapshot_meta_t *meta) {
         memset(h, 0, ITD_SNAPSHOT_HEADER_BYTES);
-        memcpy(h, MAGIC, 8);
-        itd_put_le32(h + 8, ITD_SNAPSHOT_VERSION);
-        itd_put_le32(h + 12, meta->kind);
-        itd_put_le32(h + 16, ITD_SNAPSHOT_HEADER_BYTES);
-        itd_put_le32(h + 20, 0);
+        itd_frame_prefix_put(h, ITD_SNAPSHOT_VERSION, meta->kind,
+                             ITD_SNAPSHOT_HEADER_BYTES);
         itd_put_le64(h + 24, meta->feature_spec_hash);
         itd_put_le64(h + 32, meta->config_hash);
         itd_put_le64(h + 40, meta->examples);
@@ -220,11 +217,9 @@ void itd_snapshot_writer_section(itd_snapshot_writer_t *w, const char *name,
                 }
                 return;
         }
-        uint8_t sh[SECTION_HEADER_BYTES] = {0};
-        memcpy(sh, name, len);
-        itd_put_le32(sh + 16, (uint32_t)dtype);
-        itd_put_le32(sh + 20, flags);
-        itd_put_le64(sh + 24, (uint64_t)nbytes);
+        uint8_t sh[SECTION_HEADER_BYTES];
+        itd_frame_section_put(sh, name, (uint32_t)dtype, flags,
+                              (uint64_t)nbytes);
         w_bytes(w, sh, sizeof(sh));
         if (es == 1 || host_is_little_endian()) {
                 w_bytes(w, data, nbytes);

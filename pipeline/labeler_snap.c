@@ -19,9 +19,10 @@
 
 /* ---------------------------------------------------------- snapshots */
 
-#define LSNAP_MAGIC "ITDLABEL"
-#define LSNAP_VERSION 3 /* 2: slot flags, fake-negative queue entries;
-                         * 3: each prediction's offset */
+#define LSNAP_MAGIC "ITDLABEL" /* version 3 */
+#define LSNAP_VERSION 4 /* 2: slot flags, fake-negative queue entries;
+                         * 3: each prediction's offset;
+                         * 4: the one framing (sections, CRC32C) */
 #define LSNAP_REC 60 /* bytes per slot record, see put_slot */
 #define UNLINKED (NIL - 1)
 
@@ -31,10 +32,13 @@ enum {
         LH_PENDING, LH_POSITIVES, LH_NEGATIVES, LH_DROPPED,
         LH__COUNT
 };
-#define LSNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(LH__COUNT)
 
-static const itd_snap_kind_t snap_kind = {"labeler", LSNAP_MAGIC,
-                                          LSNAP_VERSION, LH__COUNT, NULL};
+/* Version 3: today's header words and records in the legacy framing. */
+static const itd_snap_kind_t snap_kind_v3 = {
+    "labeler", ITD_FRAME_LABELER, 3, LH__COUNT, LSNAP_MAGIC, NULL};
+static const itd_snap_kind_t snap_kind = {"labeler", ITD_FRAME_LABELER,
+                                          LSNAP_VERSION, LH__COUNT, NULL,
+                                          &snap_kind_v3};
 
 /* ts, user hash, score, next probs, user links, label, next, state, flags
  * (version 1 wrote 0 there), offset (version 3) */
@@ -80,12 +84,17 @@ static uint32_t map_of(const uint32_t *map, uint32_t s) {
 typedef struct snap_src_s {
         const itd_labeler_t *lb;
         const uint32_t *map; /* slot -> its number in the snapshot, or NIL */
+        uint64_t n_live, n_res;
 } snap_src_t;
 
 static void write_payload(itd_snap_t *s, const void *obj) {
-        const itd_labeler_t *lb = ((const snap_src_t *)obj)->lb;
-        const uint32_t *map = ((const snap_src_t *)obj)->map;
+        const snap_src_t *src = obj;
+        const itd_labeler_t *lb = src->lb;
+        const uint32_t *map = src->map;
         unsigned char rec[LSNAP_REC];
+        /* the sections of restore's table */
+        itd_snap_section(s, "predictions", ITD_FRAME_BYTES,
+                         src->n_live * LSNAP_REC);
         for (size_t i = 0; i < lb->cap; i++) {
                 const slot_t *sl = &lb->slots[i];
                 if (map[i] == NIL)
@@ -95,14 +104,21 @@ static void write_payload(itd_snap_t *s, const void *obj) {
                          pending ? map_of(map, sl->user_next) : NIL);
                 itd_snap_write(s, rec, sizeof(rec));
         }
+        itd_snap_section(s, "features", ITD_FRAME_F32,
+                         src->n_live * lb->conf.dim * sizeof(float));
         for (size_t i = 0; i < lb->cap; i++)
                 if (map[i] != NIL)
                         itd_snap_write(s, lb->x + i * lb->conf.dim,
                                        lb->conf.dim * sizeof(float));
+        itd_snap_section(s, "sparse_ids", ITD_FRAME_U32,
+                         src->n_live * lb->conf.n_ids * sizeof(uint32_t));
         for (size_t i = 0; i < lb->cap; i++)
                 if (map[i] != NIL)
                         itd_snap_write(s, lb->ids + i * lb->conf.n_ids,
                                        lb->conf.n_ids * sizeof(uint32_t));
+        itd_snap_section(s, "heaps_queue", ITD_FRAME_U32,
+                         (lb->heap[0].n + lb->heap[1].n + src->n_res) *
+                             sizeof(uint32_t));
         for (int h = 0; h < 2; h++)
                 for (size_t i = 0; i < lb->heap[h].n; i++) {
                         uint32_t v = map[lb->heap[h].a[i]];
@@ -146,7 +162,7 @@ itd_err_t itd_labeler_snapshot(const itd_labeler_t *lb, FILE *out,
             [LH_NEGATIVES] = lb->stats.negatives,
             [LH_DROPPED] = lb->stats.dropped_full,
         };
-        snap_src_t src = {lb, map};
+        snap_src_t src = {lb, map, n_live, n_res};
         itd_err_t err = itd_snap_save(out, &snap_kind, v, write_payload, &src,
                                       errstr, errstr_size);
         free(map);
@@ -304,7 +320,8 @@ itd_err_t itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
                     (heap_n[0] + heap_n[1] + n_res) * sizeof(uint32_t))
                 FAIL(ITD_ERR_CORRUPT,
                      "corrupt labeler snapshot: sizes in the header (bytes "
-                     "24..%d) do not describe a labeler", LSNAP_HDR_BYTES - 1);
+                     "24..%d) do not describe a labeler",
+                     (int)itd_snap_header_bytes(s.kind) - 1);
 
         lb = itd_labeler_new(conf, errstr, errstr_size);
         if (!lb)
@@ -333,13 +350,15 @@ itd_err_t itd_labeler_restore(FILE *in, const itd_labeler_conf_t *conf,
         links = itd_xmalloc((n_links + 1) * sizeof(*links));
         const itd_snap_part_t parts[] = {
             {.n = n_live * LSNAP_REC, .what = "the predictions",
+             .sec = "predictions", .dtype = ITD_FRAME_BYTES,
              .rec = LSNAP_REC, .each = get_slot, .ctx = lb},
             ITD_SNAP_PART(lb->x, n_live * conf->dim * sizeof(float),
-                          "the features"),
+                          "the features", "features", ITD_FRAME_F32),
             ITD_SNAP_PART(lb->ids, n_live * conf->n_ids * sizeof(uint32_t),
-                          "the sparse ids"),
+                          "the sparse ids", "sparse_ids", ITD_FRAME_U32),
             ITD_SNAP_PART(links, n_links * sizeof(*links),
-                          "the heaps and the queue"),
+                          "the heaps and the queue", "heaps_queue",
+                          ITD_FRAME_U32),
         };
         if (itd_snap_payload_read(&s, parts, sizeof parts / sizeof parts[0],
                                   errstr, errstr_size) != 0)

@@ -68,8 +68,8 @@
 #define RISK_C_BURST0 2.0    /* add-to-carts within a minute */
 #define RISK_C_BURST1 6.0
 
-#define RSNAP_MAGIC "ITDRISK1"
-#define RSNAP_VERSION 1
+#define RSNAP_MAGIC "ITDRISK1" /* version 1 */
+#define RSNAP_VERSION 2 /* 2: the one framing (sections, CRC32C) */
 
 struct itd_risk_s {
         double h[RISK_BINS]; /* decayed session counts per bin */
@@ -342,11 +342,15 @@ float itd_risk_score(itd_risk_t *rk, const itd_state_t *st,
 
 enum { RH_BINS = 0, RH_LO, RH_WIDTH, RH_DECAY, RH_SESSIONS, RH__COUNT };
 
-static const itd_snap_kind_t snap_kind = {"risk", RSNAP_MAGIC, RSNAP_VERSION,
-                                          RH__COUNT, NULL};
+static const itd_snap_kind_t snap_kind_v1 = {"risk", ITD_FRAME_RISK, 1,
+                                             RH__COUNT, RSNAP_MAGIC, NULL};
+static const itd_snap_kind_t snap_kind = {"risk", ITD_FRAME_RISK,
+                                          RSNAP_VERSION, RH__COUNT, NULL,
+                                          &snap_kind_v1};
 
 static void write_payload(itd_snap_t *s, const void *obj) {
         const itd_risk_t *rk = obj;
+        itd_snap_section(s, "histogram", ITD_FRAME_F64, sizeof rk->h);
         itd_snap_write(s, rk->h, sizeof rk->h);
 }
 
@@ -388,7 +392,8 @@ itd_err_t itd_risk_restore(FILE *in, itd_risk_t **out, char *errstr,
                      " bytes where the header describes %zu",
                      s.payload_bytes, sizeof rk->h);
         const itd_snap_part_t hist =
-            ITD_SNAP_PART(rk->h, sizeof rk->h, "the histogram");
+            ITD_SNAP_PART(rk->h, sizeof rk->h, "the histogram", "histogram",
+                          ITD_FRAME_F64);
         if (itd_snap_payload_read(&s, &hist, 1, errstr, errstr_size) != 0)
                 goto fail;
         for (int b = 0; b < RISK_BINS; b++)

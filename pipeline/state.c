@@ -15,8 +15,9 @@
  * sweep uses that bound to stop early and walks past such users (see
  * sweep_idle).
  *
- * Snapshots (state_snap.c) write the arrays as they are, behind a header
- * with the layout, configuration, sizes and XXH64 checksums; restore
+ * Snapshots (state_snap.c) write the arrays as they are, one section
+ * each, behind a header with the layout, configuration and sizes, under
+ * CRC32C (intentd/frame.h); restore
  * rebuilds the hash tables, so a restored state is the same state.
  *
  * This file holds the path of one event (the frontier, the ring and its

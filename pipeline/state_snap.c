@@ -1,7 +1,7 @@
 /*
  * state_snap.c - the per-partition state as JSON lines (itd_state_dump)
- * and as a snapshot: the arrays as they are, behind a header with the
- * layout, configuration, sizes and XXH64 checksums (snap_int.h); restore
+ * and as a snapshot: the arrays as they are, one section each, behind a
+ * header with the layout, configuration and sizes (snap_int.h); restore
  * checks every index and rebuilds the hash tables, so a restored state is
  * the same state.
  *
@@ -99,9 +99,10 @@ itd_err_t itd_state_dump(const itd_state_t *st, int64_t now_ms, FILE *out) {
 }
 /* ------------------------------------------------- state snapshots */
 
-#define SNAP_MAGIC "ITDSTATE"
-#define SNAP_VERSION 3 /* 2: the event-time frontier and its users;
-                         * 3: label and purchase counts */
+#define SNAP_MAGIC "ITDSTATE" /* versions 1..3 */
+#define SNAP_VERSION 4 /* 2: the event-time frontier and its users;
+                        * 3: label and purchase counts;
+                        * 4: the one framing (sections, CRC32C) */
 #define SNAP_CONF_WORDS (1 + ITD_WINDOWS_MAX + 4)
 
 /* Everything that sizes the payload or is not in an array, in header
@@ -123,23 +124,25 @@ enum {
  * the scalars. */
 #define SNAP_LAYOUT_WORDS 8
 #define SNAP_WORDS (SNAP_LAYOUT_WORDS + SNAP_CONF_WORDS + SC__COUNT)
-#define SNAP_HDR_BYTES ITD_SNAP_HDR_BYTES(SNAP_WORDS)
 
 /* Version 1 (no frontier) is still read: its watermark was the newest
  * event time minus the lateness, so that time becomes the frontier, and
  * the list of recent users starts empty. */
-static const itd_snap_kind_t snap_kind_v1 = {"state", SNAP_MAGIC, 1,
-                                             SNAP_WORDS - 6, NULL};
+static const itd_snap_kind_t snap_kind_v1 = {
+    "state", ITD_FRAME_STATE, 1, SNAP_WORDS - 6, SNAP_MAGIC, NULL};
 
 /* Versions 1 and 2 (no label or purchase counts) are still read: their
  * user records held 16-bit sess_events and priced_views where today's hold
  * those two in 8 bits and the two label counts (convert_v2_users); the
  * partition's event and purchase counts are rebuilt from its users'
  * lifetime counts. */
-static const itd_snap_kind_t snap_kind_v2 = {"state", SNAP_MAGIC, 2,
-                                             SNAP_WORDS - 4, &snap_kind_v1};
-static const itd_snap_kind_t snap_kind = {"state", SNAP_MAGIC, SNAP_VERSION,
-                                          SNAP_WORDS, &snap_kind_v2};
+static const itd_snap_kind_t snap_kind_v2 = {
+    "state", ITD_FRAME_STATE, 2, SNAP_WORDS - 4, SNAP_MAGIC, &snap_kind_v1};
+/* Version 3: today's header words and arrays in the legacy framing. */
+static const itd_snap_kind_t snap_kind_v3 = {
+    "state", ITD_FRAME_STATE, 3, SNAP_WORDS, SNAP_MAGIC, &snap_kind_v2};
+static const itd_snap_kind_t snap_kind = {
+    "state", ITD_FRAME_STATE, SNAP_VERSION, SNAP_WORDS, NULL, &snap_kind_v3};
 _Static_assert(offsetof(itd_user_t, lab_n) ==
                    offsetof(itd_user_t, sess_events) + 2 &&
                offsetof(itd_user_t, sess_carts) ==
@@ -231,20 +234,27 @@ static void scalar_words(const itd_state_t *st, uint64_t *v) {
 static void state_parts(itd_state_t *st, itd_snap_part_t *p) {
         const itd_snap_part_t parts[STATE_PARTS] = {
             ITD_SNAP_PART(st->users, st->n_users * sizeof(*st->users),
-                          "the users"),
-            ITD_SNAP_PART(st->ids, st->ids_len, "the long user ids"),
+                          "the users", "users", ITD_FRAME_BYTES),
+            ITD_SNAP_PART(st->ids, st->ids_len, "the long user ids", "ids",
+                          ITD_FRAME_BYTES),
             ITD_SNAP_PART(st->ov, st->ov_n * st->ov_bytes,
-                          "the overflow blocks"),
+                          "the overflow blocks", "overflow",
+                          ITD_FRAME_BYTES),
             ITD_SNAP_PART(st->cats.off, (st->cats.n + 1) * sizeof(uint32_t),
-                          "the category offsets"),
+                          "the category offsets", "cat_offsets",
+                          ITD_FRAME_U32),
             ITD_SNAP_PART(st->cats.hash, (st->cats.n + 1) * sizeof(uint32_t),
-                          "the category hashes"),
+                          "the category hashes", "cat_hashes",
+                          ITD_FRAME_U32),
             ITD_SNAP_PART(st->cats.arena, st->cats.arena_len,
-                          "the category names"),
+                          "the category names", "cat_names",
+                          ITD_FRAME_BYTES),
             ITD_SNAP_PART(st->front_tag, st->front_n * sizeof(uint32_t),
-                          "the frontier's users"),
+                          "the frontier's users", "front_users",
+                          ITD_FRAME_U32),
             ITD_SNAP_PART(st->front_ts, st->front_n * sizeof(int64_t),
-                          "the frontier's times"),
+                          "the frontier's times", "front_times",
+                          ITD_FRAME_U64),
         };
         memcpy(p, parts, sizeof parts);
 }
@@ -412,7 +422,8 @@ itd_err_t itd_state_restore(FILE *in, const itd_state_conf_t *conf,
                                  v[SC_FRONT_N] * (4 + 8))
                 FAIL(ITD_ERR_CORRUPT,
                      "corrupt state snapshot: sizes in the header (bytes "
-                     "24..%d) do not describe a state", SNAP_HDR_BYTES - 1);
+                     "24..%d) do not describe a state",
+                     (int)itd_snap_header_bytes(s.kind) - 1);
 
         st = itd_state_new(conf, errstr, errstr_size);
         if (!st)

@@ -555,13 +555,13 @@ void itd_triggers_stats(const itd_triggers_t *t, itd_triggers_stats_t *s) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Snapshots: header (magic, version | header bytes << 32, byte order,  */
-/* configuration, counts, payload bytes and XXH64, header XXH64), then  */
+/* Snapshots (snap_int.h): the header's configuration and counts, then */
 /* one 24-byte record per user, least recently seen first, then (from   */
 /* version 2) the score distribution, ITD_SCOREDIST_WORDS words.        */
+/* Version 3: the one framing (sections, CRC32C).                       */
 
-#define TSNAP_MAGIC "ITDTRIGR"
-#define TSNAP_VERSION 2
+#define TSNAP_MAGIC "ITDTRIGR" /* versions 1 and 2 */
+#define TSNAP_VERSION 3
 #define TSNAP_REC 24 /* hash u64, last_up_ms i64, armed u64 */
 #define TSNAP_DIST_BYTES (ITD_SCOREDIST_WORDS * 8)
 
@@ -583,15 +583,19 @@ enum {
         TH__COUNT
 };
 
-static const itd_snap_kind_t snap_kind_v1 = {"trigger", TSNAP_MAGIC, 1,
-                                             TH_V1_COUNT, NULL};
-static const itd_snap_kind_t snap_kind = {"trigger", TSNAP_MAGIC,
-                                          TSNAP_VERSION, TH__COUNT,
-                                          &snap_kind_v1};
+static const itd_snap_kind_t snap_kind_v1 = {
+    "trigger", ITD_FRAME_TRIGGER, 1, TH_V1_COUNT, TSNAP_MAGIC, NULL};
+static const itd_snap_kind_t snap_kind_v2 = {
+    "trigger", ITD_FRAME_TRIGGER, 2, TH__COUNT, TSNAP_MAGIC, &snap_kind_v1};
+static const itd_snap_kind_t snap_kind = {"trigger", ITD_FRAME_TRIGGER,
+                                          TSNAP_VERSION, TH__COUNT, NULL,
+                                          &snap_kind_v2};
 
 static void write_payload(itd_snap_t *s, const void *obj) {
         const itd_triggers_t *t = obj;
         unsigned char rec[TSNAP_REC];
+        itd_snap_section(s, "users", ITD_FRAME_BYTES,
+                         (uint64_t)t->n * TSNAP_REC);
         for (uint32_t x = t->tail; x != NIL; x = t->e[x].prev) {
                 const entry_t *u = &t->e[x];
                 size_t pos = 0;
@@ -602,6 +606,7 @@ static void write_payload(itd_snap_t *s, const void *obj) {
         }
         uint64_t *words = itd_xmalloc(TSNAP_DIST_BYTES);
         itd_scoredist_save(t->dist, words);
+        itd_snap_section(s, "score_dist", ITD_FRAME_U64, TSNAP_DIST_BYTES);
         itd_snap_write(s, words, TSNAP_DIST_BYTES);
         free(words);
 }
@@ -674,7 +679,7 @@ itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
                 FAIL(ITD_ERR_CORRUPT,
                      "corrupt trigger snapshot: sizes in the header (bytes "
                      "24..%d) do not describe a trigger table",
-                     (int)ITD_SNAP_HDR_BYTES(s.kind->n_values) - 1);
+                     (int)itd_snap_header_bytes(s.kind) - 1);
 
         t = itd_triggers_new(c, errstr, errstr_size);
         if (!t)
@@ -692,9 +697,11 @@ itd_err_t itd_triggers_restore(FILE *in, const itd_trigger_conf_t *c,
                             NULL};
         words = v2 ? itd_xmalloc(TSNAP_DIST_BYTES) : NULL;
         const itd_snap_part_t parts[] = {
-            {.n = n * TSNAP_REC, .what = "the users", .rec = TSNAP_REC,
+            {.n = n * TSNAP_REC, .what = "the users", .sec = "users",
+             .dtype = ITD_FRAME_BYTES, .rec = TSNAP_REC,
              .each = restore_user, .ctx = &rc},
-            ITD_SNAP_PART(words, dist_bytes, "the score distribution"),
+            ITD_SNAP_PART(words, dist_bytes, "the score distribution",
+                          "score_dist", ITD_FRAME_U64),
         };
         if (itd_snap_payload_read(&s, parts, 2, errstr, errstr_size) != 0)
                 goto fail;

@@ -1132,14 +1132,14 @@ Test(state, restores_a_version_1_snapshot) {
                 cr_expect_eq(ts.users, 3);
                 itd_state_destroy(tmp);
         }
-        /* it goes on like a fresh state, and snapshots as version 3 */
+        /* it goes on like a fresh state, and snapshots as version 4 */
         cr_expect_eq(feed(st, "bob", wm - 1, ITD_EV_VIEW), ITD_ERR_RANGE);
         cr_expect_eq(feed(st, "bob", wm + 1, ITD_EV_VIEW), ITD_OK);
         size_t len;
         unsigned char *snap = snapshot_bytes(st, &len);
         uint64_t vw;
         memcpy(&vw, snap + 8, sizeof vw);
-        cr_expect_eq((uint32_t)vw, 3);
+        cr_expect_eq((uint32_t)vw, 4);
         itd_state_t *b = restore_bytes(snap, len, &conf, err, sizeof err);
         cr_expect_not_null(b, "%s", err);
         itd_state_destroy(b);

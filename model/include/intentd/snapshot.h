@@ -3,11 +3,13 @@
  * component's bytes that must survive a restart (the model's snapshot,
  * model.ckpt in a checkpoint folder).
  *
- * File layout, every integer little-endian, no padding:
+ * File layout: the one framing of every snapshot (intentd/frame.h), every
+ * integer little-endian, no padding:
  *
  *   header (ITD_SNAPSHOT_HEADER_BYTES = 152)
- *     magic "ITDCKPT\0" (8) | u32 version | u32 kind | u32 header_bytes |
- *     u32 flags (0) | u64 feature_spec_hash | u64 config_hash |
+ *     the prefix: magic "ITDCKPT\0" (8) | u32 version | u32 kind |
+ *     u32 header_bytes | u32 flags (0); then
+ *     u64 feature_spec_hash | u64 config_hash |
  *     u64 examples | u64 steps | i64 created_ms |
  *     shape: u32 model_type | u32 optimizer | u64 n_dense | u64 n_fields |
  *            u64 ids_per_field | u64 emb_buckets | u64 emb_dim |
@@ -38,24 +40,26 @@
 #include <stdio.h>
 
 #include "intentd/err.h"
+#include "intentd/frame.h"
 
 #define ITD_SNAPSHOT_VERSION 1
 #define ITD_SNAPSHOT_HEADER_BYTES 152
-#define ITD_SNAPSHOT_NAME_MAX 16 /* section name bytes, NUL included */
+#define ITD_SNAPSHOT_NAME_MAX ITD_FRAME_NAME_MAX
 #define ITD_SNAPSHOT_MAX_HIDDEN 4
 
 /* What a checkpoint holds. */
 typedef enum {
-        ITD_SNAPSHOT_KIND_MODEL = 1,
-        ITD_SNAPSHOT_KIND_STATE = 2,
+        ITD_SNAPSHOT_KIND_MODEL = ITD_FRAME_MODEL,
+        ITD_SNAPSHOT_KIND_STATE = ITD_FRAME_STATE,
 } itd_snapshot_kind_t;
 
 /* Element type of a section, for readers and itd_snapshot_describe. */
 typedef enum {
-        ITD_SNAPSHOT_BYTES = 1,
-        ITD_SNAPSHOT_U64 = 2,
-        ITD_SNAPSHOT_F32 = 3,
-        ITD_SNAPSHOT_F64 = 4,
+        ITD_SNAPSHOT_BYTES = ITD_FRAME_BYTES,
+        ITD_SNAPSHOT_U64 = ITD_FRAME_U64,
+        ITD_SNAPSHOT_F32 = ITD_FRAME_F32,
+        ITD_SNAPSHOT_F64 = ITD_FRAME_F64,
+        ITD_SNAPSHOT_U32 = ITD_FRAME_U32,
 } itd_snapshot_dtype_t;
 
 /* Section flags. */

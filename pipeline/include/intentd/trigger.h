@@ -247,10 +247,9 @@ void itd_triggers_stats(const itd_triggers_t *t, itd_triggers_stats_t *s);
 /**
  * @brief Writes the table (every user's hash, armed flag and last UP time,
  * least recently seen first, the counters and the score distribution) as
- * one versioned snapshot
- * with XXH64 checksums over header and payload (the layout of
- * itd_state_snapshot), so several snapshots can follow each other in one
- * stream.
+ * one versioned snapshot in the one framing of every snapshot
+ * (intentd/frame.h: sections and CRC32C, like itd_state_snapshot), so
+ * several snapshots can follow each other in one stream.
  * @returns ITD_OK, or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_triggers_snapshot(const itd_triggers_t *t, FILE *out,

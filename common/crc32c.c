@@ -1,6 +1,6 @@
 /*
  * crc32c.c - CRC32C (Castagnoli), the checksum of every persisted format:
- * model checkpoints, sync messages, changelog records, manifests.
+ * every snapshot (frame.h), sync messages, changelog records, manifests.
  */
 #include <pthread.h>
 #include <stdint.h>

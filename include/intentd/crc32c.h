@@ -1,5 +1,5 @@
 /*
- * crc32c.h - the checksum of every persisted format (model/crc32c.c).
+ * crc32c.h - the checksum of every persisted format (common/crc32c.c).
  */
 #ifndef INTENTD_CRC32C_H
 #define INTENTD_CRC32C_H
