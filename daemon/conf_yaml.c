@@ -26,19 +26,8 @@
 #include <yaml.h>
 
 #include "conf_int.h"
+#include "intentd/err.h"
 #include "intentd/mem.h"
-
-static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errstr, size_t errstr_size, const char *fmt, ...) {
-        if (!errstr || errstr_size == 0)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, errstr_size, fmt, ap);
-        va_end(ap);
-}
 
 /* 1 if some option lives below `prefix.` (so `prefix: {...}` is a group). */
 static bool prefix_known(const char *prefix) {
@@ -116,10 +105,10 @@ void itd_conf_unknown_option(const char *name, char *errstr,
                              size_t errstr_size) {
         const char *hint = suggest(name);
         if (hint)
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "%s: unknown option; did you mean \"%s\"?", name, hint);
         else
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "%s: unknown option (docs/CONFIGURATION.md lists them)",
                        name);
 }
@@ -161,7 +150,7 @@ static itd_err_t fail_at(struct loader *ld, const yaml_node_t *node,
                  node->start_mark.line + 1, node->start_mark.column + 1, why);
         ld->n_errors++;
         if (!ld->all) {
-                seterr(ld->errstr, ld->errstr_size, "%s", line);
+                itd_errf(ld->errstr, ld->errstr_size, "%s", line);
                 return ITD_ERR_CONF;
         }
         /* One line per error; a line that no longer fits is dropped
@@ -439,12 +428,12 @@ static itd_err_t yaml_error(const char *path, const yaml_parser_t *parser,
         const yaml_mark_t *m = &parser->problem_mark;
         const char *problem = parser->problem ? parser->problem : "error";
         if (parser->error == YAML_READER_ERROR) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "%s: cannot read as YAML: %s at byte %zu", path,
                        problem, parser->problem_offset);
                 return ITD_ERR_CONF;
         }
-        seterr(errstr, errstr_size, "%s:%zu:%zu: YAML syntax error: %s%s%s%s",
+        itd_errf(errstr, errstr_size, "%s:%zu:%zu: YAML syntax error: %s%s%s%s",
                path, m->line + 1, m->column + 1, problem,
                parser->context ? " (" : "",
                parser->context ? parser->context : "",
@@ -458,19 +447,19 @@ static itd_err_t load(itd_conf_t *conf, const char *path, bool all,
         if (errstr && errstr_size)
                 errstr[0] = '\0';
         if (!conf || !path) {
-                seterr(errstr, errstr_size, "no configuration file given");
+                itd_errf(errstr, errstr_size, "no configuration file given");
                 return ITD_ERR_ARG;
         }
         FILE *fp = fopen(path, "rb");
         if (!fp) {
-                seterr(errstr, errstr_size, "%s: cannot open: %s", path,
+                itd_errf(errstr, errstr_size, "%s: cannot open: %s", path,
                        strerror(errno));
                 return ITD_ERR_IO;
         }
         struct stat sb;
         if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
                 fclose(fp);
-                seterr(errstr, errstr_size, "%s: cannot read: is a directory",
+                itd_errf(errstr, errstr_size, "%s: cannot read: is a directory",
                        path);
                 return ITD_ERR_IO;
         }
@@ -482,7 +471,7 @@ static itd_err_t load(itd_conf_t *conf, const char *path, bool all,
         bool have_doc = false, walked = false;
         if (!yaml_parser_initialize(&parser)) {
                 fclose(fp);
-                seterr(errstr, errstr_size, "%s: cannot start the YAML parser",
+                itd_errf(errstr, errstr_size, "%s: cannot start the YAML parser",
                        path);
                 return ITD_ERR_CONF;
         }
@@ -501,7 +490,7 @@ static itd_err_t load(itd_conf_t *conf, const char *path, bool all,
         }
         yaml_node_t *root2 = yaml_document_get_root_node(&extra);
         if (root2) {
-                seterr(errstr, errstr_size,
+                itd_errf(errstr, errstr_size,
                        "%s:%zu:%zu: only one YAML document is allowed", path,
                        extra.start_mark.line + 1, extra.start_mark.column + 1);
                 err = ITD_ERR_CONF;
@@ -572,7 +561,7 @@ static itd_err_t load(itd_conf_t *conf, const char *path, bool all,
                          hi);
                 size_t n = strlen(line);
                 if (!all)
-                        seterr(errstr, errstr_size, "%s", line);
+                        itd_errf(errstr, errstr_size, "%s", line);
                 else if (errstr && ld.errlen + n + 2 <= errstr_size)
                         ld.errlen += (size_t)snprintf(
                             errstr + ld.errlen, errstr_size - ld.errlen,
