@@ -28,11 +28,81 @@ void itd_changelog_key(int32_t partition, uint32_t part, char *buf,
         snprintf(buf, cap, "%d/%u", (int)partition, (unsigned)part);
 }
 
+/* The first buffer of a scratch; it doubles while a snapshot does not
+ * fit. */
+#define SCRATCH_FIRST (1u << 20)
+
+/*
+ * pt's snapshot into sc->buf, its length to *len. Unbuffered, a write
+ * past the end comes back short and leaves the position at the end: the
+ * snapshot did not fit, so the buffer doubles and it is written again
+ * (only while the scratch grows to the largest snapshot).
+ */
+static itd_err_t write_snapshot(const itd_partition_t *pt,
+                                itd_changelog_scratch_t *sc, size_t *len,
+                                char *errstr, size_t errstr_size) {
+        int32_t id = itd_partition_id(pt);
+        for (;;) {
+                if (!sc->cap) {
+                        sc->buf = itd_xmalloc(SCRATCH_FIRST);
+                        sc->cap = SCRATCH_FIRST;
+                }
+                FILE *f = fmemopen(sc->buf, sc->cap, "wb");
+                if (!f || setvbuf(f, NULL, _IONBF, 0) != 0) {
+                        if (f)
+                                fclose(f);
+                        itd_errf(errstr, errstr_size,
+                                 "changelog: partition %d: no memory for "
+                                 "its snapshot",
+                                 (int)id);
+                        return ITD_ERR_IO;
+                }
+                itd_err_t err = itd_partition_write(pt, f, errstr,
+                                                    errstr_size);
+                long at = ftell(f);
+                int closed = fclose(f);
+                if (at < 0 || (size_t)at < sc->cap) {
+                        if (!err && (closed != 0 || at < 0)) {
+                                itd_errf(errstr, errstr_size,
+                                         "changelog: partition %d: writing "
+                                         "its snapshot failed",
+                                         (int)id);
+                                err = ITD_ERR_IO;
+                        }
+                        *len = at < 0 ? 0 : (size_t)at;
+                        return err;
+                }
+                free(sc->buf);
+                sc->cap *= 2;
+                sc->buf = itd_xmalloc(sc->cap);
+        }
+}
+
+void itd_changelog_scratch_free(itd_changelog_scratch_t *scratch) {
+        free(scratch->buf);
+        *scratch = (itd_changelog_scratch_t){0};
+}
+
 itd_err_t itd_changelog_encode(const itd_partition_t *pt, int64_t next_offset,
                                uint64_t seq, size_t max_bytes,
                                itd_changelog_emit_t emit, void *arg,
                                size_t *n_records, char *errstr,
                                size_t errstr_size) {
+        itd_changelog_scratch_t scratch = {0};
+        itd_err_t err = itd_changelog_encode_with(
+            &scratch, pt, next_offset, seq, max_bytes, emit, arg, n_records,
+            errstr, errstr_size);
+        itd_changelog_scratch_free(&scratch);
+        return err;
+}
+
+itd_err_t itd_changelog_encode_with(itd_changelog_scratch_t *scratch,
+                                    const itd_partition_t *pt,
+                                    int64_t next_offset, uint64_t seq,
+                                    size_t max_bytes,
+                                    itd_changelog_emit_t emit, void *arg,
+                                    size_t *n_records, char *errstr,
+                                    size_t errstr_size) {
         if (n_records)
                 *n_records = 0;
         int32_t id = itd_partition_id(pt);
@@ -42,28 +112,12 @@ itd_err_t itd_changelog_encode(const itd_partition_t *pt, int64_t next_offset,
                          max_bytes, ITD_CHANGELOG_MIN_BYTES);
                 return ITD_ERR_ARG;
         }
-        char *snap = NULL;
         size_t len = 0;
-        FILE *f = open_memstream(&snap, &len);
-        if (!f) {
-                itd_errf(errstr, errstr_size,
-                         "changelog: partition %d: no memory for its "
-                         "snapshot",
-                         (int)id);
-                return ITD_ERR_IO;
-        }
-        itd_err_t err = itd_partition_write(pt, f, errstr, errstr_size);
-        if (fclose(f) != 0 && !err) {
-                itd_errf(errstr, errstr_size,
-                         "changelog: partition %d: writing its snapshot "
-                         "failed",
-                         (int)id);
-                err = ITD_ERR_IO;
-        }
-        if (err) {
-                free(snap);
+        itd_err_t err = write_snapshot(pt, scratch, &len, errstr,
+                                       errstr_size);
+        if (err)
                 return err;
-        }
+        const char *snap = scratch->buf;
         itd_partition_info_t info;
         itd_partition_info(pt, &info);
         size_t room = max_bytes - HDR;
@@ -97,7 +151,6 @@ itd_err_t itd_changelog_encode(const itd_partition_t *pt, int64_t next_offset,
                         (*n_records)++;
         }
         free(rec);
-        free(snap);
         return err;
 }
 

@@ -88,6 +88,10 @@ struct itd_statelog_s {
         itd_ratelimit_t rl;
         uint64_t snapshots, records, bytes, undelivered;
         uint64_t acked; /* snapshots every record of which was delivered */
+        /* every partition's snapshot is written into it in turn: kept at
+         * the largest one's size, so encoding does not fault in fresh
+         * memory each time */
+        itd_changelog_scratch_t scratch;
 };
 
 static slot_t *slot(itd_statelog_t *sl, int32_t p) {
@@ -184,9 +188,9 @@ static int encode(loop_t *lp, int32_t p) {
         }
         recs_clear(s);
         int64_t pos = ppos(lp, p)->applied;
-        itd_err_t err = itd_changelog_encode(pt, pos, s->seq + 1,
-                                             sl->max_bytes, keep, s, NULL,
-                                             errstr, sizeof errstr);
+        itd_err_t err = itd_changelog_encode_with(
+            &sl->scratch, pt, pos, s->seq + 1, sl->max_bytes, keep, s, NULL,
+            errstr, sizeof errstr);
         itd_partition_destroy(empty);
         s->last_ms = itd_now_mono_ms();
         s->force = 0;
@@ -669,6 +673,7 @@ void itd_statelog_close(loop_t *lp) {
         for (size_t i = 0; i < sl->n_slots; i++)
                 release(&sl->slots[i]);
         free(sl->slots);
+        itd_changelog_scratch_free(&sl->scratch);
         if (sl->rkt)
                 rd_kafka_topic_destroy(sl->rkt);
         if (sl->consumer) {

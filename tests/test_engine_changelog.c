@@ -11,7 +11,9 @@
  * And the restore's rules: the newest complete snapshot wins, a snapshot
  * missing a part leaves the one before in force, damaged records and
  * records of another partition are refused by name, and a snapshot
- * replaces state an instance holds only when its position is newer.
+ * replaces state an instance holds only when its position is newer. An
+ * encoder's scratch, kept between snapshots and grown from far too small,
+ * gives the same records as a fresh encode.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -222,13 +224,21 @@ Test(changelog, same_batches_give_identical_snapshot_bytes) {
         itd_conf_destroy(conf);
 }
 
+/* The test config (*conf) and an engine; the stream in[0..N_EV) made. */
+static itd_engine_t *engine_on(itd_row_t *in, itd_conf_t **conf) {
+        char err[256];
+        gen_stream(in, N_EV, 60, 4 * 60 * MIN_MS, 4);
+        *conf = conf_with(NULL, 0);
+        itd_engine_t *a = itd_conf_new_engine(*conf, err, sizeof err);
+        cr_assert_not_null(a, "%s", err);
+        return a;
+}
+
 Test(changelog, the_newest_complete_snapshot_wins) {
         static itd_row_t in[N_EV];
-        gen_stream(in, N_EV, 60, 4 * 60 * MIN_MS, 4);
-        itd_conf_t *conf = conf_with(NULL, 0);
+        itd_conf_t *conf;
+        itd_engine_t *a = engine_on(in, &conf);
         char err[256];
-        itd_engine_t *a = itd_conf_new_engine(conf, err, sizeof err);
-        cr_assert_not_null(a, "%s", err);
         feed(a, in, 500);
         recs_t one = {0}, two = {0};
         cr_assert_eq(itd_changelog_encode(itd_engine_partition_get(a, 0), 500,
@@ -338,4 +348,45 @@ Test(changelog, a_snapshot_replaces_held_state_only_when_newer) {
                       "equal positions keep the state held");
         cr_assert_not(itd_changelog_snapshot_wins(1, 1001, 1000));
         cr_assert_not(itd_changelog_snapshot_wins(1, 1500, 1000));
+}
+
+/* The records of one encode equal another's, byte for byte. */
+static void expect_same_records(const recs_t *x, const recs_t *y) {
+        cr_assert_eq(x->n, y->n, "%zu records against %zu", x->n, y->n);
+        for (size_t i = 0; i < x->n; i++) {
+                cr_assert_eq(x->len[i], y->len[i], "record %zu's length", i);
+                cr_expect_eq(memcmp(x->buf[i], y->buf[i], x->len[i]), 0,
+                             "record %zu differs", i);
+        }
+}
+
+Test(changelog, a_scratch_kept_between_encodes_gives_the_same_records) {
+        static itd_row_t in[N_EV];
+        itd_conf_t *conf;
+        itd_engine_t *a = engine_on(in, &conf);
+        char err[256];
+        /* far too small: the first encode must grow it, and write again */
+        itd_changelog_scratch_t sc = {.buf = malloc(64), .cap = 64};
+        for (int round = 1; round <= 3; round++) {
+                feed(a, in + (round - 1) * 500, 500);
+                const itd_partition_t *pt = itd_engine_partition_get(a, 0);
+                recs_t fresh = {0}, kept = {0};
+                cr_assert_eq(itd_changelog_encode(pt, round * 500, round, 1024,
+                                                  keep, &fresh, NULL, err,
+                                                  sizeof err),
+                             ITD_OK, "%s", err);
+                cr_assert_eq(itd_changelog_encode_with(
+                                 &sc, pt, round * 500, round, 1024, keep,
+                                 &kept, NULL, err, sizeof err),
+                             ITD_OK, "%s", err);
+                cr_assert_gt(kept.n, 2);
+                expect_same_records(&fresh, &kept);
+                recs_free(&fresh);
+                recs_free(&kept);
+        }
+        cr_expect_gt(sc.cap, 64, "the scratch grew");
+        itd_changelog_scratch_free(&sc);
+        cr_expect_null(sc.buf);
+        itd_engine_destroy(a);
+        itd_conf_destroy(conf);
 }

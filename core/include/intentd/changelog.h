@@ -56,6 +56,29 @@ itd_err_t itd_changelog_encode(const itd_partition_t *pt, int64_t next_offset,
                                size_t *n_records, char *errstr,
                                size_t errstr_size);
 
+/**
+ * @brief Memory an encoder keeps from one snapshot to the next: the
+ * snapshot is written into it, and it stays allocated (the size of the
+ * largest snapshot so far), so a snapshot after the first writes into
+ * memory already mapped instead of growing a fresh buffer. Zeroed to
+ * start; itd_changelog_scratch_free at the end.
+ */
+typedef struct itd_changelog_scratch_s {
+        char *buf;
+        size_t cap;
+} itd_changelog_scratch_t;
+
+/** @brief As itd_changelog_encode, writing the snapshot into scratch. */
+itd_err_t itd_changelog_encode_with(itd_changelog_scratch_t *scratch,
+                                    const itd_partition_t *pt,
+                                    int64_t next_offset, uint64_t seq,
+                                    size_t max_bytes,
+                                    itd_changelog_emit_t emit, void *arg,
+                                    size_t *n_records, char *errstr,
+                                    size_t errstr_size);
+
+void itd_changelog_scratch_free(itd_changelog_scratch_t *scratch);
+
 /** @brief The record key of part `part` of partition p: "p/part". */
 void itd_changelog_key(int32_t partition, uint32_t part, char *buf,
                        size_t cap);
