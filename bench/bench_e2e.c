@@ -33,9 +33,10 @@
  *      rate keeps librdkafka's default (500 ms) to show the artefact.
  *   5. peer: bench/peer.py batched (--peer-batched events) and naive
  *      (--peer-naive events) from intentd.events to their own topics.
- *   6. scale: `intentd run` as 1, 2 and 3 instances in one consumer group
- *      (e2e_scale.c), on topics of their own with the first --scale-n
- *      events (default all), produced once the group is settled.
+ *   6. scale: `intentd run` as one instance with pipeline.workers 1 and
+ *      2, then as 2 and 3 instances in one consumer group (e2e_scale.c),
+ *      on topics of their own with the first --scale-n events (default
+ *      all), produced once the group is settled.
  *
  * Last line: one JSON object {"bench":"e2e",...}. Run by bench/run.sh.
  */

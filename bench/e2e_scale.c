@@ -1,7 +1,8 @@
 /*
  * e2e_scale.c - bench_e2e's scale rows: `intentd run` as one or more
  * instances in one consumer group, each with a number of pipeline
- * workers, on the same events.
+ * workers (pipeline.workers), on the same events: one instance with 1
+ * and 2 workers, then 2 and 3 instances of 1 worker.
  *
  * Each row gets topics of its own ("scale-iNwW.events" and
  * ".predictions", --partitions partitions) and a group of its own. The
@@ -31,6 +32,7 @@ static const struct scale_row_s {
         int instances, workers;
 } scale_rows[] = {
     {1, 1},
+    {1, 2},
     {2, 1},
     {3, 1},
 };

@@ -2,8 +2,8 @@
 # bench/run.sh BUILD - every benchmark in one run, on one
 # machine: stage micro-benchmarks (ns and, under callgrind, instructions
 # per event), the librdkafka pass-through, `intentd run` end to end with
-# latency, the Python peer, `intentd run` as 1, 2 and 3 instances in one
-# consumer group, `intentd replay` (and its scale with 1 and 2 workers),
+# latency, the Python peer, `intentd run` with 1 and 2 workers and as
+# 1, 2 and 3 instances in one consumer group, `intentd replay` (and its scale with 1 and 2 workers),
 # memory per user and the sgemm peak. Each step appends its JSON line to BUILD/bench/lines.jsonl;
 # bench/report.py turns them into BUILD/bench/results.json and the table.
 # `make bench` runs it after the build; ~10 minutes on 2 cores.
@@ -88,7 +88,7 @@ step "events: intentd simulate (the same file for every contender)"
 head -n "$events" "$out/events-all.jsonl" > "$out/events.jsonl"
 rm -f "$out/events-all.jsonl"
 
-step "end to end: pass-through, intentd run, latency, Python peer, run instances"
+step "end to end: pass-through, intentd run, latency, Python peer, run workers and instances"
 "$BUILD/bench_e2e" --intentd "$BUILD/intentd" \
         --passthrough "$BUILD/bench_passthrough" --peer "$here/peer.py" \
         --python "$python" --events "$out/events.jsonl" --dir "$out/e2e" \
