@@ -4,7 +4,8 @@
  * new instance, damaged or foreign messages refused without a change, two
  * models fed different streams converging, and three engines that each
  * see a third of the simulator's partitions scoring, synced, as one engine
- * that sees them all.
+ * that sees them all; and an instance of two pipeline workers (workers.h)
+ * syncing with an instance of one the way the daemon does.
  *
  * The three engines run in this process and exchange their messages
  * through a list in memory, through the same encode and merge code the
@@ -22,6 +23,7 @@
 #include "intentd/model.h"
 #include "intentd/msync.h"
 #include "intentd/simulator.h"
+#include "intentd/workers.h"
 
 /* ---- messages in memory ------------------------------------------------ */
 
@@ -352,11 +354,11 @@ Test(msync, two_models_fed_different_streams_converge) {
 typedef struct judged_s {
         float *score;
         uint8_t *label;
+        int32_t *part;
         size_t n, cap;
 } judged_t;
 
 static void on_judged(void *arg, int32_t partition, const itd_example_t *ex) {
-        (void)partition;
         float score = ex->score;
         int label = ex->label;
         judged_t *j = arg;
@@ -364,9 +366,28 @@ static void on_judged(void *arg, int32_t partition, const itd_example_t *ex) {
                 j->cap = j->cap ? 2 * j->cap : 4096;
                 j->score = realloc(j->score, j->cap * sizeof(float));
                 j->label = realloc(j->label, j->cap);
+                j->part = realloc(j->part, j->cap * sizeof(int32_t));
         }
         j->score[j->n] = score;
+        j->part[j->n] = partition;
         j->label[j->n++] = (uint8_t)(label > 0);
+}
+
+/* The progressive AUC of the judged examples of the partitions in mask
+ * (bit p: partition p). */
+static double auc_of(const judged_t *j, unsigned mask) {
+        float *s = malloc((j->n ? j->n : 1) * sizeof(float));
+        uint8_t *l = malloc(j->n ? j->n : 1);
+        size_t k = 0;
+        for (size_t i = 0; i < j->n; i++)
+                if (mask >> j->part[i] & 1u) {
+                        s[k] = j->score[i];
+                        l[k++] = j->label[i];
+                }
+        double auc = itd_eval_auc(s, l, k);
+        free(s);
+        free(l);
+        return auc;
 }
 
 static itd_row_t *sim_stream(size_t *n) {
@@ -392,30 +413,62 @@ static itd_row_t *sim_stream(size_t *n) {
 
 typedef struct run_s {
         double auc;
-        double dist; /* largest pairwise distance after a quiet exchange */
+        double auc_of[INST]; /* over each instance's partitions */
+        double auc_focus;    /* over the layout's focus partitions */
+        double dist; /* largest pairwise distance after a quiet exchange,
+                      * over every replica of every instance */
         size_t judged;
         uint64_t merged;
 } run_t;
 
+/* How the stream's partitions and workers are spread: instance owner[p]
+ * holds partition p, with workers[i] pipeline workers (workers.h: p goes
+ * to worker p % workers[i]). */
+typedef struct layout_s {
+        int n_inst;
+        int owner[PARTS];
+        int workers[INST];
+        unsigned focus; /* bit p: partition p's examples make auc_focus */
+} layout_t;
+
+/* n_inst instances of one worker, instance i holding p % n_inst == i. */
+static layout_t plain(int n_inst) {
+        layout_t l = {.n_inst = n_inst};
+        for (int p = 0; p < PARTS; p++)
+                l.owner[p] = p % n_inst;
+        for (int i = 0; i < n_inst; i++)
+                l.workers[i] = 1;
+        return l;
+}
+
 /*
- * n_inst engines, engine i fed the partitions p with p % n_inst == i in
- * stream order; with sync, every sync_every events of the stream all
- * publish and then all merge what the others published.
+ * The instances of lay, each a set of workers fed its partitions in
+ * stream order; with sync, every sync_every events of the stream each
+ * does what the daemon's model-sync tick does (daemon/run.c): merge its
+ * replicas (itd_workers_sync), publish its change from worker 0; then
+ * each merges what the others published into worker 0 and spreads that
+ * to its other replicas (itd_workers_spread).
  */
-static run_t run_instances(const itd_row_t *in, size_t n, int n_inst,
+static run_t run_instances(const itd_row_t *in, size_t n, const layout_t *lay,
                            int sync, size_t sync_every) {
-        itd_conf_t *conf = conf_with(NULL, 0);
-        char err[256];
-        itd_engine_t *eng[INST];
+        char err[256], w[16];
+        itd_workers_t *wk[INST];
         itd_msync_t *ms[INST];
         judged_t j = {0};
+        const int n_inst = lay->n_inst;
         for (int i = 0; i < n_inst; i++) {
-                eng[i] = itd_conf_new_engine(conf, err, sizeof err);
-                cr_assert_not_null(eng[i], "%s", err);
-                itd_engine_set_example_hook(eng[i], on_judged, &j);
-                ms[i] = itd_msync_new(itd_engine_model(eng[i]),
-                                      (uint64_t)i + 1, 1 << 20, err,
-                                      sizeof err);
+                snprintf(w, sizeof w, "%d", lay->workers[i]);
+                kv_t kv[] = {{"pipeline.workers", w}};
+                itd_conf_t *conf = conf_with(kv, 1);
+                wk[i] = itd_conf_new_workers(conf, err, sizeof err);
+                cr_assert_not_null(wk[i], "%s", err);
+                itd_conf_destroy(conf);
+                cr_assert_eq(itd_workers_count(wk[i]),
+                             (size_t)lay->workers[i]);
+                itd_workers_set_example_hook(wk[i], on_judged, &j);
+                ms[i] = itd_msync_new(
+                    itd_engine_model(itd_workers_engine(wk[i], 0)),
+                    (uint64_t)i + 1, 1 << 20, err, sizeof err);
                 cr_assert_not_null(ms[i], "%s", err);
         }
         static itd_row_t part[INST][EBATCH];
@@ -425,48 +478,68 @@ static run_t run_instances(const itd_row_t *in, size_t n, int n_inst,
                 size_t k = n - at < EBATCH ? n - at : EBATCH;
                 size_t cnt[INST] = {0};
                 for (size_t e = 0; e < k; e++) {
-                        int i = in[at + e].partition % n_inst;
+                        int i = lay->owner[in[at + e].partition];
                         part[i][cnt[i]++] = in[at + e];
                 }
                 for (int i = 0; i < n_inst; i++)
                         if (cnt[i])
-                                cr_assert_eq(itd_engine_process(
-                                                 eng[i], "events", part[i],
+                                cr_assert_eq(itd_workers_process(
+                                                 wk[i], "events", part[i],
                                                  cnt[i], T0, err, sizeof err),
                                              ITD_OK, "%s", err);
                 since += k;
                 if (!sync || (since < sync_every && at + k < n))
                         continue;
                 since = 0;
-                for (int i = 0; i < n_inst; i++)
+                for (int i = 0; i < n_inst; i++) {
+                        cr_assert_eq(itd_workers_sync(wk[i], err, sizeof err),
+                                     ITD_OK, "%s", err);
                         cr_assert_eq(itd_msync_publish(ms[i], 0, to_bus, &bus,
                                                        NULL, err, sizeof err),
                                      ITD_OK, "%s", err);
-                for (int i = 0; i < n_inst; i++)
+                }
+                for (int i = 0; i < n_inst; i++) {
                         seen[i] = drain(ms[i], &bus, seen[i], 0);
+                        cr_assert_eq(itd_workers_spread(wk[i], err,
+                                                        sizeof err),
+                                     ITD_OK, "%s", err);
+                }
         }
         run_t r = {0};
         r.auc = itd_eval_auc(j.score, j.label, j.n);
+        for (int i = 0; i < n_inst; i++) {
+                unsigned mask = 0;
+                for (int p = 0; p < PARTS; p++)
+                        mask |= (unsigned)(lay->owner[p] == i) << p;
+                r.auc_of[i] = auc_of(&j, mask);
+        }
+        r.auc_focus = auc_of(&j, lay->focus);
         r.judged = j.n;
+        /* every replica of every instance against every other */
+        itd_model_t *m[INST * 2];
+        size_t n_m = 0;
         for (int i = 0; i < n_inst; i++) {
                 itd_msync_stats_t st;
                 itd_msync_stats(ms[i], &st);
                 r.merged += st.merged;
-                for (int k = i + 1; k < n_inst; k++) {
-                        double d = itd_msync_distance(itd_engine_model(eng[i]),
-                                                      itd_engine_model(eng[k]));
+                for (size_t k = 0; k < itd_workers_count(wk[i]) && n_m < INST * 2;
+                     k++)
+                        m[n_m++] = itd_engine_model(itd_workers_engine(wk[i], k));
+        }
+        for (size_t a = 0; a < n_m; a++)
+                for (size_t b = a + 1; b < n_m; b++) {
+                        double d = itd_msync_distance(m[a], m[b]);
                         if (d > r.dist)
                                 r.dist = d;
                 }
-        }
         for (int i = 0; i < n_inst; i++) {
                 itd_msync_destroy(ms[i]);
-                itd_engine_destroy(eng[i]);
+                itd_workers_destroy(wk[i]);
         }
         bus_free(&bus);
         free(j.score);
         free(j.label);
-        itd_conf_destroy(conf);
+        free(j.part);
         return r;
 }
 
@@ -483,9 +556,10 @@ Test(msync, three_synced_engines_score_as_one_on_the_simulator,
         size_t n;
         itd_row_t *in = sim_stream(&n);
         cr_assert_gt(n, 20000, "%zu events", n);
-        run_t one = run_instances(in, n, 1, 0, 0);
-        run_t synced = run_instances(in, n, INST, 1, 2000);
-        run_t apart = run_instances(in, n, INST, 0, 0);
+        layout_t l1 = plain(1), l3 = plain(INST);
+        run_t one = run_instances(in, n, &l1, 0, 0);
+        run_t synced = run_instances(in, n, &l3, 1, 2000);
+        run_t apart = run_instances(in, n, &l3, 0, 0);
         fprintf(stderr,
                 "msync: %zu events; progressive AUC one %.4f (%zu judged), "
                 "3 synced %.4f (distance %.2g, %llu merges), 3 unsynced "
@@ -501,5 +575,51 @@ Test(msync, three_synced_engines_score_as_one_on_the_simulator,
          * (0.007 to 0.02 lower than synced on simulator seeds 1 to 4) */
         cr_expect_lt(apart.auc, synced.auc, "unsynced %.4f vs synced %.4f",
                      apart.auc, synced.auc);
+        free(in);
+}
+
+/*
+ * An instance of two pipeline workers beside an instance of one, synced
+ * as the daemon syncs them (each tick: merge the replicas, publish from
+ * worker 0, merge the other's change into worker 0, spread it to the
+ * other replica): after the quiet exchange at the end all three replicas
+ * hold one model (QUIET_BOUND), and the two-worker instance's progressive
+ * AUC on its partitions is within 0.01 of one engine's on the same
+ * partitions of the same stream. Without sync the instances drift apart
+ * (the two replicas of the two-worker one still merge each other).
+ */
+Test(msync, an_instance_of_two_workers_syncs_with_one_of_one,
+     .timeout = 240) {
+        size_t n;
+        itd_row_t *in = sim_stream(&n);
+        /* instance 0: partitions 0, 1, 3, 4 (its worker 0: 0 and 4,
+         * worker 1: 1 and 3); instance 1: 2 and 5 */
+        layout_t mixed = {.n_inst = 2,
+                          .owner = {0, 0, 1, 0, 0, 1},
+                          .workers = {2, 1},
+                          .focus = 1u << 0 | 1u << 1 | 1u << 3 | 1u << 4};
+        layout_t l1 = plain(1);
+        l1.focus = mixed.focus;
+        run_t one = run_instances(in, n, &l1, 0, 0);
+        run_t synced = run_instances(in, n, &mixed, 1, 2000);
+        run_t apart = run_instances(in, n, &mixed, 0, 0);
+        fprintf(stderr,
+                "msync, workers 2 + 1: %zu events; progressive AUC on the "
+                "two-worker instance's partitions: one engine %.4f, synced "
+                "%.4f, unsynced %.4f; all partitions: one %.4f, synced %.4f "
+                "(distance %.2g over 3 replicas, %llu merges), unsynced %.4f "
+                "(distance %.2g)\n",
+                n, one.auc_focus, synced.auc_of[0], apart.auc_of[0], one.auc,
+                synced.auc, synced.dist, (unsigned long long)synced.merged,
+                apart.auc, apart.dist);
+        cr_expect_eq(synced.judged, one.judged);
+        cr_expect_lt(fabs(synced.auc_of[0] - one.auc_focus), 0.01,
+                     "two workers synced %.4f vs one engine %.4f",
+                     synced.auc_of[0], one.auc_focus);
+        cr_expect_lt(fabs(synced.auc - one.auc), 0.01,
+                     "synced %.4f vs one %.4f", synced.auc, one.auc);
+        cr_expect_gt(synced.merged, 0);
+        cr_expect_lt(synced.dist, QUIET_BOUND, "distance %g", synced.dist);
+        cr_expect_gt(apart.dist, 0.05, "unsynced distance %g", apart.dist);
         free(in);
 }
