@@ -260,8 +260,10 @@ Test(lag, reads_the_lag_from_a_real_librdkafka_consumer, .timeout = 60) {
         }
         cr_expect_eq(lag, 6, "consumer_lag in librdkafka's statistics: %s",
                      cap.json ? cap.json : "(no document with a lag)");
-        free(cap.json);
+        /* Only after the consumer is gone: its close still serves
+         * statistics, and stats_cb frees the document it replaces. */
         rd_kafka_consumer_close(cons);
         rd_kafka_destroy(cons);
+        free(cap.json);
         itd_broker_stop(br);
 }
