@@ -112,12 +112,19 @@ void itd_checkpoint_dir_close(itd_checkpoint_dir_t *cd) {
                 close(cd->err_fd);
         free(cd->damaged);
         free(cd->pos);
+        free(cd->last_pos);
         free(cd->dir);
         free(cd);
 }
 
 uint64_t itd_checkpoint_dir_last_seq(const itd_checkpoint_dir_t *cd) {
         return cd->last_seq;
+}
+
+const itd_checkpoint_pos_t *
+itd_checkpoint_dir_last_pos(const itd_checkpoint_dir_t *cd, size_t *n) {
+        *n = cd->n_last_pos;
+        return cd->last_pos;
 }
 
 /* ------------------------------------------------------------ writing */
@@ -455,6 +462,12 @@ itd_err_t itd_checkpoint_dir_publish(itd_checkpoint_dir_t *cd, char *errstr,
                 return ITD_ERR_IO;
         }
         cd->last_seq = cd->seq;
+        /* its positions, which the next write replaces in cd->pos */
+        free(cd->last_pos);
+        cd->last_pos = cd->pos;
+        cd->n_last_pos = cd->n_pos;
+        cd->pos = NULL;
+        cd->n_pos = 0;
         /* Only now, with a newer complete checkpoint on disk, may old ones go.
          */
         uint64_t *seqs;

@@ -192,6 +192,11 @@ void itd_checkpoint_dir_abandon(itd_checkpoint_dir_t *cd);
  * none). */
 uint64_t itd_checkpoint_dir_last_seq(const itd_checkpoint_dir_t *cd);
 
+/** @brief The positions of that checkpoint (borrowed; *n 0 when none), in
+ * ascending partition order. */
+const itd_checkpoint_pos_t *
+itd_checkpoint_dir_last_pos(const itd_checkpoint_dir_t *cd, size_t *n);
+
 /* ---- reading, for `intentd inspect` ---------------------------------- */
 
 /**

@@ -33,6 +33,9 @@ struct itd_checkpoint_dir_s {
         char spec[512];
         uint64_t next_seq;
         uint64_t last_seq;
+        /* the positions of last_seq (itd_checkpoint_dir_last_pos) */
+        itd_checkpoint_pos_t *last_pos;
+        size_t n_last_pos;
 
         /* the checkpoint in progress */
         itd_checkpoint_state_t state;

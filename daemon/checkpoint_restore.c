@@ -295,6 +295,11 @@ itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
                         (*pos)[k].next_offset = info.parts[k].next_offset;
                 }
                 cd->last_seq = seqs[i];
+                free(cd->last_pos);
+                cd->last_pos = itd_xcalloc(*n_pos ? *n_pos : 1,
+                                           sizeof *cd->last_pos);
+                memcpy(cd->last_pos, *pos, *n_pos * sizeof **pos);
+                cd->n_last_pos = *n_pos;
                 if (info_out)
                         *info_out = info;
                 else

@@ -68,6 +68,30 @@ static itd_checkpoint_pos_t *checkpoint_positions(loop_t *lp, size_t *n_out) {
         return pos;
 }
 
+/* 1 when the last complete checkpoint still holds the engine as it is, at
+ * positions pos[0..n) (checkpoint_positions): nothing consumed since it
+ * was cut, no erasure it misses, and the same partitions at the same
+ * positions. A rebalance changes what is held without consuming anything:
+ * a partition restored from the changelog at the end of its events, or
+ * one revoked, must not leave the checkpoint as it was. */
+static int checkpoint_stands(loop_t *lp, const itd_checkpoint_pos_t *pos,
+                             size_t n) {
+        if (lp->res->consumed != lp->consumed_at_checkpoint ||
+            itd_erasure_wants_checkpoint(lp->erase))
+                return 0;
+        size_t n_last;
+        const itd_checkpoint_pos_t *last =
+            itd_checkpoint_dir_last_pos(lp->ck, &n_last);
+        if (n_last != n)
+                return 0;
+        /* both in ascending partition order */
+        for (size_t i = 0; i < n; i++)
+                if (pos[i].partition != last[i].partition ||
+                    pos[i].next_offset != last[i].next_offset)
+                        return 0;
+        return 1;
+}
+
 /* 1 when every output before the checkpoint's positions is acknowledged. */
 static int checkpoint_covered(loop_t *lp) {
         size_t n;
@@ -138,17 +162,17 @@ void itd_commit_tick(loop_t *lp) {
         if (now - lp->last_checkpoint_ms < lp->conf->checkpoint_interval_ms)
                 return;
         lp->last_checkpoint_ms = now;
-        /* Nothing consumed since the last checkpoint: it still stands, unless
-         * it holds a user erased since. */
-        if (lp->res->consumed == lp->consumed_at_checkpoint &&
-            !itd_erasure_wants_checkpoint(lp->erase))
+        size_t n;
+        itd_checkpoint_pos_t *pos = checkpoint_positions(lp, &n);
+        int stands = checkpoint_stands(lp, pos, n);
+        free(pos);
+        if (stands)
                 return;
         /* Events waiting for their schema are settled first: a checkpoint holds
          * every event before its positions, in the engine or
          * dead-lettered. */
         itd_decode_release_parked(lp, 1);
-        size_t n;
-        itd_checkpoint_pos_t *pos = checkpoint_positions(lp, &n);
+        pos = checkpoint_positions(lp, &n);
         int64_t t0 = itd_now_mono_ms();
         lp->consumed_at_pending = lp->res->consumed;
         itd_erasure_checkpoint_started(lp->erase);
@@ -181,13 +205,14 @@ int itd_commit_now(loop_t *lp, const char *why) {
                 else
                         itd_checkpoint_dir_abandon(lp->ck);
         }
-        /* The last complete checkpoint already holds everything consumed. */
-        if (itd_checkpoint_dir_last_seq(lp->ck) > 0 &&
-            lp->res->consumed == lp->consumed_at_checkpoint &&
-            !itd_erasure_wants_checkpoint(lp->erase))
-                return 1;
         size_t n;
         itd_checkpoint_pos_t *pos = checkpoint_positions(lp, &n);
+        /* The last complete checkpoint already holds the engine as it is. */
+        if (itd_checkpoint_dir_last_seq(lp->ck) > 0 &&
+            checkpoint_stands(lp, pos, n)) {
+                free(pos);
+                return 1;
+        }
         for (size_t i = 0; i < n; i++) {
                 if (ppos(lp, pos[i].partition)->acked < pos[i].next_offset) {
                         itd_log(ITD_LOG_ERR, "checkpoint",

@@ -18,6 +18,11 @@
  * alone. The mock broker does not compact, so every snapshot stays on the
  * changelog and a restore reads them all: the state is kept small (a few
  * thousand events, 200 ms between snapshots).
+ *
+ * The second test stops one of two instances once everything is consumed:
+ * the other takes its partitions over at the end of their events, so it
+ * consumes nothing more, and its last checkpoint (at stop) must still hold
+ * every partition it held.
  */
 #include <criterion/criterion.h>
 #include <librdkafka/rdkafka.h>
@@ -262,4 +267,66 @@ Test(it_changelog, a_killed_instances_partitions_resume_elsewhere_with_its_state
         free(users_r);
         free(sum_g);
         free(sum_r);
+}
+
+/* The log (arg->path) says, after arg->from, that a partition was restored
+ * from the changelog. */
+typedef struct log_from_s {
+        const char *path;
+        long from;
+} log_from_t;
+
+static int restored_since(void *arg) {
+        const log_from_t *l = arg;
+        char *text = tu_read_file(l->path);
+        int yes = text && strlen(text) > (size_t)l->from &&
+                  strstr(text + l->from, "restored from the changelog");
+        free(text);
+        return yes;
+}
+
+/* Partitions listed in a `inspect state --summary` output. */
+static int summary_partitions(const char *sum) {
+        return (int)tu_count_str(sum, "\"partition\":");
+}
+
+Test(it_changelog, partitions_taken_over_with_nothing_left_to_consume_are_in_the_last_checkpoint) {
+        char fixture[512], conf[2][512], log[2][512], lg[512];
+        tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
+        pid_t pid[2];
+        for (int i = 0; i < 2; i++) {
+                write_conf(i, conf[i], sizeof conf[i]);
+                snprintf(log[i], sizeof log[i], "%s/run%d.log", broker.dir, i);
+                pid[i] = tu_daemon_start(conf[i], log[i]);
+        }
+        for (int i = 0; i < 2; i++)
+                cr_assert_eq(tu_wait_until(was_assigned, log[i], 90000), 0,
+                             "instance %d was given no partitions (see %s)",
+                             i, log[i]);
+        snprintf(lg, sizeof lg, "%s/load.log", broker.dir);
+        cr_assert_eq(tu_load(conf[0], fixture, "jsonl", lg), 0,
+                     "load failed (see %s)", lg);
+        /* Everything consumed, covered by snapshots, and checkpointed. */
+        commits_t all = {"group.g", NULL};
+        cr_assert_eq(tu_wait_until(committed, &all, 120000), 0,
+                     "the group did not commit every event");
+
+        /* Instance 0 stops; its partitions go to instance 1, restored at
+         * the end of the events: nothing is left to consume. */
+        log_from_t since = {log[1], file_size(log[1])};
+        cr_expect_eq(tu_stop(pid[0], 60000), 0,
+                     "instance 0 did not stop cleanly (see %s)", log[0]);
+        cr_assert_eq(tu_wait_until(restored_since, &since, 90000), 0,
+                     "instance 1 took no partition over (see %s)", log[1]);
+        cr_expect_eq(tu_stop(pid[1], 60000), 0,
+                     "instance 1 did not stop cleanly (see %s)", log[1]);
+
+        /* Its last checkpoint holds every partition it held at stop. */
+        int one[] = {1};
+        char *sum = inspect(one, 1, 1);
+        cr_expect_eq(summary_partitions(sum), PARTS,
+                     "instance 1's last checkpoint holds %d partitions of %d "
+                     "(see %s):\n%s",
+                     summary_partitions(sum), PARTS, broker.dir, sum);
+        free(sum);
 }
