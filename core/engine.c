@@ -524,6 +524,7 @@ void itd_engine_stats(const itd_engine_t *eng, itd_engine_stats_t *s) {
         s->examples_pos = trs.examples_pos;
         s->examples_neg = trs.examples_neg;
         s->examples_neg_sampled_out = trs.examples_neg_sampled_out;
+        s->examples_unlearned = trs.queued + trs.held;
         s->train_steps = (uint64_t)itd_model_steps(eng->model);
         s->train_skipped = itd_model_skipped(eng->model);
         for (size_t p = 0; p < eng->n_parts; p++) {
@@ -566,6 +567,7 @@ void itd_engine_stats_add(itd_engine_stats_t *into,
         into->examples_pos += s->examples_pos;
         into->examples_neg += s->examples_neg;
         into->examples_neg_sampled_out += s->examples_neg_sampled_out;
+        into->examples_unlearned += s->examples_unlearned;
         into->train_steps += s->train_steps;
         into->train_skipped += s->train_skipped;
         into->pending += s->pending;
@@ -708,9 +710,22 @@ void itd_engine_drop_partition(itd_engine_t *eng, int32_t p) {
 
 itd_err_t itd_engine_write_trainer(const itd_engine_t *eng, FILE *out,
                                    char *errstr, size_t errstr_size) {
-        itd_trainer_extra_t extra = {eng->events, eng->predictions,
-                                     eng->late};
-        return itd_trainer_write(eng->tr, &extra, out, errstr, errstr_size);
+        return itd_engine_write_trainers(&eng, 1, out, errstr, errstr_size);
+}
+
+itd_err_t itd_engine_write_trainers(const itd_engine_t *const *engs, size_t n,
+                                    FILE *out, char *errstr,
+                                    size_t errstr_size) {
+        const itd_trainer_t *trs[ITD_TRAINER_WRITE_MAX];
+        itd_trainer_extra_t extra = {0};
+        for (size_t i = 0; i < n && i < ITD_TRAINER_WRITE_MAX; i++) {
+                trs[i] = engs[i]->tr;
+                extra.events += engs[i]->events;
+                extra.predictions += engs[i]->predictions;
+                extra.late += engs[i]->late;
+        }
+        return itd_trainer_write_all(trs, n, &extra, out, errstr,
+                                     errstr_size);
 }
 
 itd_err_t itd_engine_read_trainer(itd_engine_t *eng, const void *buf,

@@ -232,6 +232,7 @@ void itd_trainer_stats(const itd_trainer_t *tr, itd_trainer_stats_t *s) {
         s->examples_neg = tr->examples_neg;
         s->examples_neg_sampled_out = tr->examples_neg_sampled_out;
         s->queued = tr->n;
+        s->held = tr->hn;
         s->version = itd_model_steps(tr->model);
 }
 
@@ -273,34 +274,76 @@ static unsigned char *put_row(const itd_trainer_t *tr, unsigned char *w,
         return w + sizeof nx;
 }
 
-itd_err_t itd_trainer_write(const itd_trainer_t *tr,
-                            const itd_trainer_extra_t *extra, FILE *out,
-                            char *errstr, size_t errstr_size) {
+/* The clock of several trainers as one: the earliest that is set (a
+ * held positive is released no sooner than its own trainer would have),
+ * INT64_MIN when none is. */
+static int64_t clock_of(const itd_trainer_t *const *trs, size_t n) {
+        int64_t c = INT64_MIN;
+        for (size_t i = 0; i < n; i++)
+                if (trs[i]->clock_ms != INT64_MIN &&
+                    (c == INT64_MIN || trs[i]->clock_ms < c))
+                        c = trs[i]->clock_ms;
+        return c;
+}
+
+itd_err_t itd_trainer_write_all(const itd_trainer_t *const *trs, size_t n_tr,
+                                const itd_trainer_extra_t *extra, FILE *out,
+                                char *errstr, size_t errstr_size) {
+        if (n_tr < 1 || n_tr > ITD_TRAINER_WRITE_MAX) {
+                snprintf(errstr, errstr_size,
+                         "writing the trainer: %zu trainers, outside 1..%d",
+                         n_tr, ITD_TRAINER_WRITE_MAX);
+                return ITD_ERR_ARG;
+        }
+        const itd_trainer_t *tr = trs[0];
         size_t dim = tr->conf.dim, n_ids = tr->conf.n_ids;
-        size_t len = TRAINER_HEAD + tr->n * row_bytes(tr) + 16 +
-                     tr->hn * (row_bytes(tr) + 8);
+        uint64_t rows = 0, hn = 0, pos = 0, neg = 0;
+        for (size_t i = 0; i < n_tr; i++) {
+                rows += trs[i]->n;
+                hn += trs[i]->hn;
+                pos += trs[i]->examples_pos;
+                neg += trs[i]->examples_neg;
+        }
+        size_t len = TRAINER_HEAD + rows * row_bytes(tr) + 16 +
+                     hn * (row_bytes(tr) + 8);
         unsigned char *buf = itd_xmalloc(len + 8);
         unsigned char *w = buf;
-        uint64_t head[9] = {TRAINER_VERSION,     dim,
-                            n_ids,               tr->n,
-                            extra->events,       extra->predictions,
-                            extra->late,         tr->examples_pos,
-                            tr->examples_neg};
+        uint64_t head[9] = {TRAINER_VERSION, dim,    n_ids,
+                            rows,            extra->events,
+                            extra->predictions, extra->late, pos, neg};
         memcpy(w, TRAINER_MAGIC, 8);
         memcpy(w + 8, head, sizeof head);
         w += TRAINER_HEAD;
-        for (size_t r = 0; r < tr->n; r++)
-                w = put_row(tr, w, tr->x + r * dim, tr->ids + r * n_ids,
-                            tr->y[r], tr->next[r]);
-        uint64_t hn = tr->hn;
+        for (size_t i = 0; i < n_tr; i++)
+                for (size_t r = 0; r < trs[i]->n; r++)
+                        w = put_row(tr, w, trs[i]->x + r * dim,
+                                    trs[i]->ids + r * n_ids, trs[i]->y[r],
+                                    trs[i]->next[r]);
+        int64_t clock_ms = clock_of(trs, n_tr);
         memcpy(w, &hn, 8);
-        memcpy(w + 8, &tr->clock_ms, 8);
+        memcpy(w + 8, &clock_ms, 8);
         w += 16;
-        for (size_t r = 0; r < tr->hn; r++) {
-                size_t h = (tr->hhead + r) % tr->conf.hold_cap;
-                w = put_row(tr, w, tr->hx + h * dim, tr->hids + h * n_ids,
-                            1.0f, tr->hnext[h]);
-                memcpy(w, &tr->hts[h], 8);
+        /* the held positives of all, merged by the time of their heads
+         * (each trainer's are in arrival order) */
+        size_t at[ITD_TRAINER_WRITE_MAX] = {0};
+        for (uint64_t k = 0; k < hn; k++) {
+                const itd_trainer_t *t = NULL;
+                size_t ti = 0, h = 0;
+                for (size_t i = 0; i < n_tr; i++) {
+                        if (at[i] == trs[i]->hn)
+                                continue;
+                        size_t hi = (trs[i]->hhead + at[i]) %
+                                    trs[i]->conf.hold_cap;
+                        if (!t || trs[i]->hts[hi] < t->hts[h]) {
+                                t = trs[i];
+                                ti = i;
+                                h = hi;
+                        }
+                }
+                at[ti]++;
+                w = put_row(tr, w, t->hx + h * dim, t->hids + h * n_ids, 1.0f,
+                            t->hnext[h]);
+                memcpy(w, &t->hts[h], 8);
                 w += 8;
         }
         uint64_t h = XXH64(buf, len, 0);
@@ -313,6 +356,12 @@ itd_err_t itd_trainer_write(const itd_trainer_t *tr,
         }
         free(buf);
         return err;
+}
+
+itd_err_t itd_trainer_write(const itd_trainer_t *tr,
+                            const itd_trainer_extra_t *extra, FILE *out,
+                            char *errstr, size_t errstr_size) {
+        return itd_trainer_write_all(&tr, 1, extra, out, errstr, errstr_size);
 }
 
 /* The snapshot row at r, into its parts; returns the byte after it. */

@@ -176,9 +176,18 @@ static itd_err_t write_part_fn(const void *pt, FILE *out, char *errstr,
         return itd_partition_write(pt, out, errstr, errstr_size);
 }
 
-static itd_err_t write_trainer_fn(const void *eng, FILE *out, char *errstr,
+/* Every engine's trainer as one (pipeline workers). */
+typedef struct {
+        itd_engine_t *const *engs;
+        size_t n;
+} engines_t;
+
+static itd_err_t write_trainer_fn(const void *arg, FILE *out, char *errstr,
                                   size_t errstr_size) {
-        return itd_engine_write_trainer(eng, out, errstr, errstr_size);
+        const engines_t *e = arg;
+        return itd_engine_write_trainers(
+            (const itd_engine_t *const *)e->engs, e->n, out, errstr,
+            errstr_size);
 }
 
 static itd_err_t write_pv_fn(const void *eval, FILE *out, char *errstr,
@@ -276,7 +285,8 @@ static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd,
         if (!err) {
                 itd_checkpoint_path_join(path, sizeof path, tmpdir,
                                          "engine.bin");
-                err = write_file(path, write_trainer_fn, eng,
+                engines_t all = {engs, n_engs};
+                err = write_file(path, write_trainer_fn, &all,
                                  &info.engine_bytes, errstr, errstr_size);
         }
         if (!err) {

@@ -152,3 +152,66 @@ Test(engine_workers, a_round_too_large_for_one_worker_is_refused) {
         itd_workers_destroy(wk);
         itd_conf_destroy(conf);
 }
+
+/*
+ * A checkpoint of two workers keeps what both had taken for training and
+ * not yet learned from (each one's partial mini-batch and held
+ * positives), and their counters summed: one engine reading it back holds
+ * every such example, learned from at once or still waiting
+ * (itd_engine_write_trainers). Worker 0's trainer alone, what a
+ * checkpoint held before, would leave worker 1's out.
+ */
+Test(engine_workers, a_checkpoint_of_two_workers_keeps_every_unlearned_example) {
+        itd_conf_t *conf = conf_with(NULL, 0);
+        static itd_row_t rows[MAXN];
+        gen_stream(rows, MAXN, 40, 6 * 60 * MIN_MS, 5);
+        itd_workers_t *wk = two_workers(conf);
+        char err[256];
+        for (size_t r = 0; r * ROUND < MAXN; r++)
+                cr_assert_eq(itd_workers_process(wk, "events",
+                                                 rows + r * ROUND, ROUND, T0,
+                                                 err, sizeof err),
+                             ITD_OK, "%s", err);
+        itd_engine_stats_t all, w1;
+        itd_workers_stats(wk, &all);
+        itd_engine_stats(itd_workers_engine(wk, 1), &w1);
+        cr_assert_gt(w1.examples_unlearned, 0,
+                     "worker 1 has nothing unlearned: the case is empty");
+        cr_assert_gt(all.examples_pos, 0);
+
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        const itd_engine_t *engs[2] = {itd_workers_engine(wk, 0),
+                                       itd_workers_engine(wk, 1)};
+        cr_assert_eq(itd_engine_write_trainers(engs, 2, f, err, sizeof err),
+                     ITD_OK, "%s", err);
+        fclose(f);
+
+        itd_engine_t *back = itd_conf_new_engine(conf, err, sizeof err);
+        cr_assert_not_null(back, "%s", err);
+        cr_assert_eq(itd_engine_read_trainer(back, buf, len, 1, err,
+                                             sizeof err),
+                     ITD_OK, "%s", err);
+        itd_engine_stats_t s;
+        itd_engine_stats(back, &s);
+        uint64_t learned = itd_model_examples(itd_engine_model(back));
+        fprintf(stderr,
+                "workers: %llu examples unlearned at the checkpoint (worker "
+                "1: %llu); read back: %llu learned at once, %llu waiting\n",
+                (unsigned long long)all.examples_unlearned,
+                (unsigned long long)w1.examples_unlearned,
+                (unsigned long long)learned,
+                (unsigned long long)s.examples_unlearned);
+        cr_assert_eq(s.examples_unlearned + learned, all.examples_unlearned);
+        cr_assert_eq(s.examples_pos, all.examples_pos);
+        cr_assert_eq(s.examples_neg, all.examples_neg);
+        cr_assert_eq(s.events, all.events);
+        cr_assert_eq(s.predictions, all.predictions);
+        cr_assert_eq(s.late, all.late);
+
+        free(buf);
+        itd_engine_destroy(back);
+        itd_workers_destroy(wk);
+        itd_conf_destroy(conf);
+}

@@ -11,7 +11,10 @@
  *   - B killed with SIGKILL while the events flow and restarted from its
  *     checkpoint: every event still has a prediction (some twice: those
  *     replayed after a kill, with the same prediction_id, as
- *     test_it_crash accounts it), and the state equals A's.
+ *     test_it_crash accounts it), and the state equals A's;
+ *   - in both, the counters of B's last checkpoint (events, predictions,
+ *     late, positive and negative training examples) equal A's: a
+ *     checkpoint holds every worker's, and a restart restores them all.
  *
  * Comparing one worker's state with two workers' holds because the state
  * does not depend on the model: windows, pending labels and their counts
@@ -156,6 +159,37 @@ static void wait_new_checkpoint(const char *ck, unsigned long long seq,
                   "kill %d: no checkpoint after cut %llu", k, seq);
 }
 
+/* The counters of daemon name's newest checkpoint's engine.bin (events,
+ * predictions, late, examples positive, negative: the trainer snapshot's
+ * header, core/trainer.c). With several workers it holds them all summed,
+ * so they equal one worker's: they follow the events alone. */
+static void trainer_counters(const char *name, uint64_t out[5]) {
+        char ck[512], path[1024], best[256] = "";
+        snprintf(ck, sizeof ck, "%s/ckpt.%s", broker.dir, name);
+        DIR *d = opendir(ck);
+        cr_assert_not_null(d, "%s", ck);
+        struct dirent *de;
+        unsigned long long top = 0, seq;
+        char rest[8];
+        while ((de = readdir(d)) != NULL)
+                if (sscanf(de->d_name, "cut-%llu%7s", &seq, rest) == 1 &&
+                    seq > top) {
+                        top = seq;
+                        snprintf(best, sizeof best, "%s", de->d_name);
+                }
+        closedir(d);
+        cr_assert(top > 0, "no checkpoint in %s", ck);
+        snprintf(path, sizeof path, "%s/%s/engine.bin", ck, best);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f, "%s", path);
+        unsigned char head[8 + 9 * 8];
+        cr_assert_eq(fread(head, 1, sizeof head, f), sizeof head, "%s",
+                     path);
+        fclose(f);
+        cr_assert(!memcmp(head, "ITDTRAIN", 8), "%s", path);
+        memcpy(out, head + 8 + 4 * 8, 5 * sizeof *out);
+}
+
 /* Both groups committed every event (commits follow checkpoints). */
 static int committed_all(void *arg) {
         (void)arg;
@@ -239,6 +273,25 @@ static void run_and_compare(int kills) {
         cr_expect(text && strstr(text, "2 pipeline workers"),
                   "run b did not run two workers (see %s)", log_b);
         free(text);
+
+        /* no example lost: the training counters of two workers' last
+         * checkpoint (each restart restored them from the one before)
+         * equal one worker's */
+        static const char *const what[5] = {"events", "predictions", "late",
+                                            "positive examples",
+                                            "negative examples"};
+        uint64_t ca[5], cb[5];
+        trainer_counters("a", ca);
+        trainer_counters("b", cb);
+        for (int i = 0; i < 5; i++)
+                cr_expect_eq(cb[i], ca[i],
+                             "checkpoint of 2 workers: %llu %s, of 1 "
+                             "worker: %llu",
+                             (unsigned long long)cb[i], what[i],
+                             (unsigned long long)ca[i]);
+        cr_log_info("last checkpoints: %llu events, %llu + %llu examples "
+                    "in each", (unsigned long long)ca[0],
+                    (unsigned long long)ca[3], (unsigned long long)ca[4]);
 
         char *users_a = inspect("a", 0), *users_b = inspect("b", 0);
         cr_expect(strlen(users_a) > 0, "no users in a's checkpoint");

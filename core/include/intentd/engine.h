@@ -106,6 +106,9 @@ typedef struct itd_engine_stats_s {
         uint64_t examples_neg;    /* resolved training examples, negative */
         uint64_t examples_neg_sampled_out; /* negatives judged but not
                                             * trained on (down-sampling) */
+        uint64_t examples_unlearned; /* taken for training, not yet
+                                      * learned from: the partial
+                                      * mini-batch and held positives */
         uint64_t train_steps;     /* optimizer steps */
         uint64_t train_skipped;   /* steps skipped (non-finite loss) */
         uint64_t pending;         /* predictions waiting for their label */
@@ -358,6 +361,19 @@ void itd_engine_drop_partition(itd_engine_t *eng, int32_t p);
  */
 itd_err_t itd_engine_write_trainer(const itd_engine_t *eng, FILE *out,
                                    char *errstr, size_t errstr_size);
+
+/**
+ * @brief The same for n engines of one configuration (pipeline workers)
+ * as one: their counters summed, their trainers' mini-batches and held
+ * positives together (itd_trainer_write_all), so that one engine reading
+ * it back (itd_engine_read_trainer) holds every example all of them had
+ * taken from their labelers and not yet learned from.
+ * @returns ITD_OK; ITD_ERR_IO, or ITD_ERR_ARG (n outside 1..64), with
+ * errstr.
+ */
+itd_err_t itd_engine_write_trainers(const itd_engine_t *const *engs, size_t n,
+                                    FILE *out, char *errstr,
+                                    size_t errstr_size);
 
 /**
  * @brief Checks (apply 0) or checks and installs (apply 1) what

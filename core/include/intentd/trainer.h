@@ -67,6 +67,7 @@ typedef struct itd_trainer_stats_s {
         uint64_t examples_neg_sampled_out; /* negatives judged but not
                                             * learned from (down-sampling) */
         uint64_t queued;       /* in the partial mini-batch */
+        uint64_t held;         /* positives held for their horizon */
         int64_t version;       /* training steps of the published model */
 } itd_trainer_stats_t;
 
@@ -127,6 +128,23 @@ typedef struct itd_trainer_extra_s {
 itd_err_t itd_trainer_write(const itd_trainer_t *tr,
                             const itd_trainer_extra_t *extra, FILE *out,
                             char *errstr, size_t errstr_size);
+
+/* Most trainers itd_trainer_write_all takes (one per pipeline worker). */
+#define ITD_TRAINER_WRITE_MAX 64
+
+/**
+ * @brief Writes n (1..ITD_TRAINER_WRITE_MAX) trainers of one shape as one
+ * snapshot, in the format of itd_trainer_write: their mini-batch rows one
+ * trainer after another, their held positives merged by time (each
+ * trainer's stay in their order), the earliest of their clocks, their
+ * counters summed (the engines' sums in extra). Read back into one
+ * trainer, nothing any of them held is lost: what does not fit its
+ * mini-batch or its hold is learned from at once.
+ * @returns ITD_OK or ITD_ERR_IO with errstr.
+ */
+itd_err_t itd_trainer_write_all(const itd_trainer_t *const *trs, size_t n,
+                                const itd_trainer_extra_t *extra, FILE *out,
+                                char *errstr, size_t errstr_size);
 
 /**
  * @brief Checks (apply 0) or checks and installs (apply 1) what
