@@ -299,9 +299,49 @@ static size_t count_ids(const uint32_t *ids_f, size_t K) {
         return c;
 }
 
+/*
+ * The rows a batch uses are spread over tables far larger than the caches
+ * (three fields of 65536 rows of 32 bytes at the defaults), nearly every
+ * one a miss. Asked for all at once before the arithmetic, the misses
+ * overlap; met one at a time inside it, each waits out its own.
+ */
+#define ITD_PREFETCH_LINES(row, bytes, rw)                                    \
+        do {                                                                  \
+                const char *p_ = (const char *)(row);                         \
+                for (size_t o_ = 0; o_ < (bytes); o_ += 64)                   \
+                        __builtin_prefetch(p_ + o_, rw, 3);                   \
+                __builtin_prefetch(p_ + (bytes) - 1, rw, 3);                  \
+        } while (0)
+
+void itd_prefetch_row(const float *row, size_t n) {
+        ITD_PREFETCH_LINES(row, n * sizeof(float), 0);
+}
+
+void itd_prefetch_row_w(float *row, size_t n) {
+        ITD_PREFETCH_LINES(row, n * sizeof(float), 1);
+}
+
+static void prefetch_rows(const float *tab, const uint32_t *ids, size_t B,
+                          size_t F, size_t K, size_t R, size_t E, int write) {
+        for (size_t i = 0; i < B; i++)
+                for (size_t f = 0; f < F; f++)
+                        for (size_t k = 0; k < K; k++) {
+                                uint32_t id = ids[(i * F + f) * K + k];
+                                if (id == ITD_SPARSE_NONE)
+                                        continue;
+                                const float *row = tab + (f * R + id % R) * E;
+                                size_t bytes = E * sizeof(float);
+                                if (write)
+                                        ITD_PREFETCH_LINES(row, bytes, 1);
+                                else
+                                        ITD_PREFETCH_LINES(row, bytes, 0);
+                        }
+}
+
 void itd_embedding_forward(float *y, size_t ldy, const uint32_t *ids,
                            const float *emb, size_t B, size_t F, size_t K,
                            size_t R, size_t E) {
+        prefetch_rows(emb, ids, B, F, K, R, E, 0);
         for (size_t i = 0; i < B; i++) {
                 for (size_t f = 0; f < F; f++) {
                         const uint32_t *ids_f = ids + i * F * K + f * K;
@@ -326,6 +366,7 @@ void itd_embedding_forward(float *y, size_t ldy, const uint32_t *ids,
 void itd_embedding_backward(float *demb, const float *dy, size_t ldy,
                             const uint32_t *ids, size_t B, size_t F, size_t K,
                             size_t R, size_t E) {
+        prefetch_rows(demb, ids, B, F, K, R, E, 1);
         for (size_t i = 0; i < B; i++) {
                 for (size_t f = 0; f < F; f++) {
                         const uint32_t *ids_f = ids + i * F * K + f * K;

@@ -131,6 +131,13 @@ void itd_embedding_forward(float *y, size_t ldy, const uint32_t *ids,
                            const float *emb, size_t B, size_t F, size_t K,
                            size_t R, size_t E);
 /**
+ * @brief Asks the cache for the lines of row[0 .. n) ahead of its use, to
+ * read (itd_prefetch_row) or to write (itd_prefetch_row_w); changes
+ * nothing else, and a bad address does not fault.
+ */
+void itd_prefetch_row(const float *row, size_t n);
+void itd_prefetch_row_w(float *row, size_t n);
+/**
  * @brief demb[row] += dy / count for every id that fed the mean.
  * dy: rows of stride ldy, columns as in the forward; demb: (F, R, E).
  */

@@ -16,6 +16,7 @@
 #define AVX2_FN __attribute__((target("avx2,fma")))
 #endif
 
+#include "layers_int.h"
 #include "mlp_int.h"
 
 /* AdaGrad's eps for the wide path's bias: only guards a zero accumulator
@@ -335,6 +336,23 @@ static void wide_update(itd_mlp_t *m, const itd_tensor_t *ten, float gscale,
         itd_adagrad_update(w, g, G, ten->n, gscale, lr, l2, WIDE_EPS);
 }
 
+/*
+ * Embedding rows are updated this many rows after their parameters and
+ * moments were asked for: each row is a few cache misses in tables of
+ * megabytes, and one row's update is too short for the processor to reach
+ * the next rows' loads by itself.
+ */
+#define ITD_ROWS_AHEAD 8
+
+static void prefetch_row_state(itd_mlp_t *m, size_t off, size_t n) {
+        itd_prefetch_row_w(m->params + off, n);
+        if (!m->moments)
+                return;
+        itd_prefetch_row_w(m->moments + off, n);
+        if (m->conf.optimizer == ITD_OPT_ADAM)
+                itd_prefetch_row_w(m->moments + m->n_params + off, n);
+}
+
 static void apply_step(itd_mlp_t *m, float gscale, int ref) {
         const itd_mlp_conf_t *c = &m->conf;
         /* t counts steps taken, so a skipped step does not advance it */
@@ -370,9 +388,16 @@ static void apply_step(itd_mlp_t *m, float gscale, int ref) {
          */
         const size_t E = c->emb_dim;
         const float emb_lr = c->emb_lr > 0.0f ? c->emb_lr : c->lr;
-        for (size_t i = 0; i < m->n_touched; i++)
+        for (size_t i = 0; i < m->n_touched; i++) {
+                if (i + ITD_ROWS_AHEAD < m->n_touched)
+                        prefetch_row_state(
+                            m,
+                            m->n_dense_params +
+                                m->touched[i + ITD_ROWS_AHEAD] * E,
+                            E);
                 update_span(m, m->n_dense_params + m->touched[i] * E, E, NULL,
                             0.0f, gscale, emb_lr, c->l2, bc1, bc2, ref);
+        }
 }
 
 void itd_mlp_apply_step(itd_mlp_t *m, float gscale) {
