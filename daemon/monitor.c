@@ -1,7 +1,7 @@
 /*
  * monitor.c - sliding-window progressive metrics for /metrics (see
- * monitor.h). The window itself is model/metrics.c's itd_eval_window_t: a
- * ring of ten per-chunk accumulators, so once warm the gauges cover
+ * monitor.h). The window itself is model/eval_progressive.c's
+ * itd_eval_window_t: a ring of ten per-chunk accumulators, so once warm the gauges cover
  * between 90% and 100% of the last `window` examples.
  */
 #include "monitor.h"
@@ -9,8 +9,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "intentd/eval_progressive.h"
 #include "intentd/mem.h"
-#include "intentd/metrics.h"
 
 #define WINDOW_CHUNKS 10
 

@@ -4,8 +4,8 @@
  * One static table in prom.c (name, type, help, at most one label with a
  * bounded set of values, histogram buckets) drives the /metrics text, the
  * generated docs/METRICS.md and this enum; the enum order is the table
- * order. Not to be confused with model/include/intentd/metrics.h (progressive
- * validation accumulators of the model): the run loop copies their summary
+ * order. Not to be confused with model/include/intentd/eval_progressive.h
+ * (progressive validation accumulators of the model): the run loop copies their summary
  * into the intentd_progressive_* gauges here.
  *
  * Threads: the pipeline thread writes, the HTTP thread renders. Every value

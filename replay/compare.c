@@ -24,7 +24,7 @@
 
 #include "intentd/mem.h"
 
-#define PROB_MIN 1e-7                   /* log loss clamp, as model/metrics.c */
+#define PROB_MIN 1e-7 /* log loss clamp, as model/eval_progressive.c */
 #define ECE_BINS 10
 /* The bootstrap visits examples x scorers x resamples; past this many
  * visits per period (about 1 s) large inputs get fewer resamples, never

@@ -72,7 +72,7 @@ void cmp_subset_init(const itd_compare_t *cmp, cmp_subset_t *s,
                      const uint32_t *idx, size_t n);
 void cmp_subset_free(cmp_subset_t *s);
 
-/* Clamped log loss of scores s (as model/metrics.c). */
+/* Clamped log loss of scores s (as model/eval_progressive.c). */
 double cmp_logloss(const float *s, const uint8_t *y, size_t n);
 
 #endif

@@ -20,11 +20,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "intentd/eval_progressive.h"
 #include "intentd/mem.h"
-#include "intentd/metrics.h"
 #include "intentd/reader.h"
 
-#define PROB_MIN 1e-7       /* log loss clamp, as model/metrics.c */
+#define PROB_MIN 1e-7       /* log loss clamp, as model/eval_progressive.c */
 #define CAL_BINS 10         /* the engine's ECE bins (equal width) */
 #define THROUGHPUT_MAX 256  /* throughput samples kept */
 

@@ -11,7 +11,7 @@
 
 #include <criterion/criterion.h>
 
-#include "intentd/metrics.h"
+#include "intentd/eval_progressive.h"
 #include "intentd/model.h"
 #include "logistic_int.h"
 

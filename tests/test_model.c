@@ -13,8 +13,8 @@
 
 #include <criterion/criterion.h>
 
+#include "intentd/eval_progressive.h"
 #include "intentd/labeler.h"
-#include "intentd/metrics.h"
 #include "intentd/model.h"
 #include "intentd/simulator.h"
 #include "intentd/state.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "intentd/metrics.h"
+#include "intentd/eval_progressive.h"
 #include "prom.h"
 #include "monitor.h"
 

@@ -18,7 +18,7 @@
 #include "intentd/engine.h"
 #include "intentd/log.h"
 #include "intentd/conf.h"
-#include "intentd/metrics.h"
+#include "intentd/eval_progressive.h"
 #include "intentd/reader.h"
 #include "intentd/compare.h"
 #include "intentd/report.h"

@@ -18,7 +18,7 @@
 
 #include <criterion/criterion.h>
 
-#include "intentd/metrics.h"
+#include "intentd/eval_progressive.h"
 #include "intentd/mlp.h"
 #include "testutil.h"
 

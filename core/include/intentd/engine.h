@@ -37,8 +37,8 @@
 
 #include "intentd/err.h"
 #include "intentd/event.h"
+#include "intentd/eval_progressive.h"
 #include "intentd/labeler.h"
-#include "intentd/metrics.h"
 #include "intentd/model.h"
 #include "intentd/partition.h"
 #include "intentd/prediction.h"

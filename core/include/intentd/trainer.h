@@ -45,8 +45,8 @@
 #include <stdio.h>
 
 #include "intentd/err.h"
+#include "intentd/eval_progressive.h"
 #include "intentd/labeler.h"
-#include "intentd/metrics.h"
 #include "intentd/model.h"
 
 typedef struct itd_trainer_conf_s {

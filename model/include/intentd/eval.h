@@ -4,11 +4,11 @@
  * replacement, a robust span of event time, lift in the top fraction, and
  * calibration over equal-mass bins.
  *
- * Where model/metrics.c judges in constant memory as examples arrive, these
- * take every example at once (arrays: score[i], label[i] in {0, 1},
- * group[i]) and are exact. Deterministic: the same arrays and seed give the
+ * Where model/eval_progressive.c judges in constant memory as examples
+ * arrive, these take every example at once (arrays: score[i], label[i] in
+ * {0, 1}, group[i]) and are exact. Deterministic: the same arrays and seed give the
  * same numbers on every host. Scores must be finite (callers leave the
- * others out, as model/metrics.c does).
+ * others out, as model/eval_progressive.c does).
  *
  * @thread any (no shared state); the functions allocate scratch and free
  * it before returning.

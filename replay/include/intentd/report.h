@@ -5,7 +5,7 @@
  * one self-contained HTML page with inline SVG charts (--html).
  *
  * Accumulators: purchase-score histograms (ITD_EVAL_BINS bins per class, the
- * binning of model/metrics.c, so the overall AUC equals the engine's),
+ * binning of model/eval_progressive.c, so the overall AUC equals the engine's),
  * exact confusion counts at the 99 sweep thresholds 0.01..0.99, 10
  * equal-width bins for the engine's ECE, the next-action confusion matrix,
  * the event mix and throughput: about 70 KiB whatever the input size. The
@@ -61,7 +61,7 @@ void itd_report_destroy(itd_report_t *rep);
 void itd_report_event(itd_report_t *rep, const itd_event_t *ev);
 
 /** @brief Adds one judged example (non-finite scores are left out, as in
- * model/metrics.c). next_probs may be NULL (no next-action head). */
+ * model/eval_progressive.c). next_probs may be NULL (no next-action head). */
 void itd_report_example(itd_report_t *rep, float score,
                         const float *next_probs, int label, itd_next_t next);
 

@@ -1,13 +1,13 @@
 /*
- * metrics.h - progressive validation: every example is scored before it is
- * learned from, and these accumulators judge those scores.
+ * eval_progressive.h - progressive validation: every example is scored
+ * before it is learned from, and these accumulators judge those scores.
  *
  * AUC comes from score histograms (ITD_EVAL_BINS bins per class), so memory is
  * constant; its error is bounded by the mass of ties within a bin (see
  * itd_eval_summary_t.auc_err_bound).
  */
-#ifndef INTENTD_METRICS_H
-#define INTENTD_METRICS_H
+#ifndef INTENTD_EVAL_PROGRESSIVE_H
+#define INTENTD_EVAL_PROGRESSIVE_H
 
 #include <stddef.h>
 #include <stdint.h>

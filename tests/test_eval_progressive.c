@@ -1,5 +1,6 @@
 /*
- * test_metrics.c - progressive-validation accumulators (model/metrics.c):
+ * test_eval_progressive.c - progressive-validation accumulators
+ * (model/eval_progressive.c):
  * the histogram AUC against an exact rank AUC within its stated bound, and
  * log loss, F1, ECE and the next-action metrics on hand-computed cases;
  * merging, and the sliding window against a fresh accumulator fed the
@@ -14,7 +15,7 @@
 #include <criterion/criterion.h>
 
 #include "intentd/crc32c.h"
-#include "intentd/metrics.h"
+#include "intentd/eval_progressive.h"
 #include "intentd/snapshot.h"
 
 /* sums of a handful of doubles: exact to ~1e-15 */
@@ -91,13 +92,13 @@ static void check_against_exact(size_t n, int quantize) {
         itd_eval_destroy(eval);
 }
 
-Test(metrics, histogram_auc_is_within_its_bound_of_the_exact_auc) {
+Test(eval_progressive, histogram_auc_is_within_its_bound_of_the_exact_auc) {
         check_against_exact(20000, 0);
         check_against_exact(5000, 1);
         check_against_exact(300, 0);
 }
 
-Test(metrics, perfect_and_reversed_rankings_give_one_and_zero) {
+Test(eval_progressive, perfect_and_reversed_rankings_give_one_and_zero) {
         itd_eval_t *good = itd_eval_new(0.5f), *bad = itd_eval_new(0.5f);
         for (int i = 0; i < 100; i++) {
                 float lo = 0.01f * (float)(i % 40), hi = 0.6f + 0.003f * i;
@@ -118,7 +119,7 @@ Test(metrics, perfect_and_reversed_rankings_give_one_and_zero) {
         itd_eval_destroy(bad);
 }
 
-Test(metrics, auc_is_nan_until_both_classes_are_seen) {
+Test(eval_progressive, auc_is_nan_until_both_classes_are_seen) {
         itd_eval_t *eval = itd_eval_new(0.5f);
         itd_eval_summary_t s;
         itd_eval_summary(eval, &s);
@@ -139,7 +140,7 @@ Test(metrics, auc_is_nan_until_both_classes_are_seen) {
         itd_eval_destroy(eval);
 }
 
-Test(metrics, logloss_f1_and_ece_match_hand_computed_values) {
+Test(eval_progressive, logloss_f1_and_ece_match_hand_computed_values) {
         /*
          *  score label  threshold 0.5   ECE bin  |score - label|
          *  0.8   1      TP              8        0.2
@@ -172,7 +173,7 @@ Test(metrics, logloss_f1_and_ece_match_hand_computed_values) {
         itd_eval_destroy(eval);
 }
 
-Test(metrics, ece_averages_within_a_bin_before_comparing) {
+Test(eval_progressive, ece_averages_within_a_bin_before_comparing) {
         /* bin 7 holds 0.71 (1) and 0.79 (0): |1.5 - 1| / 2 = 0.25, where
          * per-example gaps would give 0.5 */
         itd_eval_t *eval = itd_eval_new(0.5f);
@@ -186,7 +187,7 @@ Test(metrics, ece_averages_within_a_bin_before_comparing) {
         itd_eval_destroy(eval);
 }
 
-Test(metrics, next_action_accuracy_and_logloss_match_hand_values) {
+Test(eval_progressive, next_action_accuracy_and_logloss_match_hand_values) {
         itd_eval_t *eval = itd_eval_new(0.5f);
         float a[ITD_NEXT__COUNT] = {0.1f, 0.6f, 0.1f, 0.1f, 0.1f};
         float b[ITD_NEXT__COUNT] = {0.5f, 0.2f, 0.1f, 0.1f, 0.1f};
@@ -254,7 +255,7 @@ static void make_judged(judged_t *v, size_t n) {
         }
 }
 
-Test(metrics, merged_accumulators_judge_the_union_of_their_examples) {
+Test(eval_progressive, merged_accumulators_judge_the_union_of_their_examples) {
         enum { N = 3000 };
         judged_t *v = malloc(N * sizeof(*v));
         make_judged(v, N);
@@ -279,7 +280,7 @@ Test(metrics, merged_accumulators_judge_the_union_of_their_examples) {
  * Window 500 in 5 chunks of 100: after i examples (i > 500) it holds the
  * last 401..500 of them, exactly 500 - 100 + ((i - 1) % 100 + 1).
  */
-Test(metrics, sliding_window_judges_exactly_its_most_recent_chunks) {
+Test(eval_progressive, sliding_window_judges_exactly_its_most_recent_chunks) {
         enum { N = 2345, W = 500, C = 5, CS = W / C };
         judged_t *v = malloc(N * sizeof(*v));
         make_judged(v, N);
@@ -321,7 +322,7 @@ Test(metrics, sliding_window_judges_exactly_its_most_recent_chunks) {
         free(v);
 }
 
-Test(metrics, sliding_window_refuses_impossible_sizes) {
+Test(eval_progressive, sliding_window_refuses_impossible_sizes) {
         cr_expect_null(itd_eval_window_new(0.5f, 100, 0));
         cr_expect_null(itd_eval_window_new(0.5f, 3, 4));
         itd_eval_window_t *evalw = itd_eval_window_new(0.5f, 1, 1);
@@ -398,7 +399,7 @@ static void expect_identical_summary(const itd_eval_summary_t *a,
         }
 }
 
-Test(metrics, snapshot_round_trip_restores_every_metric) {
+Test(eval_progressive, snapshot_round_trip_restores_every_metric) {
         itd_eval_t *eval = filled_eval(0.5f, 5000);
         size_t len;
         char *buf = snapshot_of(eval, &len);
@@ -433,7 +434,7 @@ Test(metrics, snapshot_round_trip_restores_every_metric) {
         itd_eval_destroy(back);
 }
 
-Test(metrics, empty_accumulator_round_trips) {
+Test(eval_progressive, empty_accumulator_round_trips) {
         itd_eval_t *eval = itd_eval_new(0.5f), *back = filled_eval(0.5f, 10);
         size_t len;
         char *buf = snapshot_of(eval, &len);
@@ -450,7 +451,7 @@ Test(metrics, empty_accumulator_round_trips) {
         itd_eval_destroy(back);
 }
 
-Test(metrics, damaged_snapshot_is_refused_and_leaves_the_accumulator) {
+Test(eval_progressive, damaged_snapshot_is_refused_and_leaves_the_accumulator) {
         itd_eval_t *eval = filled_eval(0.5f, 2000);
         size_t len;
         char *buf = snapshot_of(eval, &len);
@@ -491,7 +492,8 @@ static void patch_u32(char *buf, size_t len, size_t off, uint32_t v) {
         memcpy(buf + len - 4, &crc, sizeof crc);
 }
 
-Test(metrics, snapshot_of_another_version_or_bin_count_is_incompatible) {
+Test(eval_progressive,
+     snapshot_of_another_version_or_bin_count_is_incompatible) {
         itd_eval_t *eval = filled_eval(0.5f, 100);
         size_t len;
         char *buf = snapshot_of(eval, &len);
@@ -511,7 +513,7 @@ Test(metrics, snapshot_of_another_version_or_bin_count_is_incompatible) {
         itd_eval_destroy(eval);
 }
 
-Test(metrics, snapshot_whose_counts_disagree_is_corrupt) {
+Test(eval_progressive, snapshot_whose_counts_disagree_is_corrupt) {
         itd_eval_t *eval = filled_eval(0.5f, 100);
         size_t len;
         char *buf = snapshot_of(eval, &len);

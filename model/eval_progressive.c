@@ -1,6 +1,6 @@
 /*
- * metrics.c - progressive-validation accumulators: every score is judged
- * when its label arrives, in constant memory.
+ * eval_progressive.c - progressive-validation accumulators: every score is
+ * judged when its label arrives, in constant memory.
  *
  * AUC comes from two score histograms (positives, negatives) of
  * ITD_EVAL_BINS equal-width bins on [0, 1]. Pairs in different bins are
@@ -19,8 +19,8 @@
 #include <string.h>
 
 #include "intentd/crc32c.h"
+#include "intentd/eval_progressive.h"
 #include "intentd/mem.h"
-#include "intentd/metrics.h"
 #include "intentd/snapshot.h"
 
 #define ECE_BINS 10
