@@ -4,10 +4,14 @@
 #include "intentd/trainer.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
 
+#include "intentd/frame.h"
 #include "intentd/mem.h"
 
 struct itd_trainer_s {
@@ -243,35 +247,91 @@ itd_eval_t *itd_trainer_eval(itd_trainer_t *tr) {
 /* ------------------------------------------------------------ snapshot */
 
 /*
- * "ITDTRAIN", u64 version, u64 dim, u64 n_ids, u64 n, u64 counters[5]
- * (events, predictions, late, examples_pos, examples_neg), then n rows
- * (x: dim floats, ids: n_ids u32, y: float, next: int32); from version 2
- * then u64 hn, i64 clock_ms and hn held positives (a row, then its ts_ms:
- * i64); then the XXH64 of every byte before it. Native byte order, like
- * the state snapshots. Version 1 (no held positives) is still read.
+ * Version 3: the one framing (intentd/frame.h), kind ITD_FRAME_TRAINER,
+ * little-endian, CRC32C. The kind's header: u64 dim, n_ids, n (rows of
+ * the mini-batch), hn (held positives), i64 clock_ms, then the counters
+ * u64 events, predictions, late, examples_pos, examples_neg. Sections,
+ * one column each: "x" f32 (n, dim), "ids" u32 (n, n_ids), "y" f32 (n),
+ * "next" u32 (n, an itd_next_t each), and the held positives oldest first:
+ * "held_x" f32 (hn, dim), "held_ids" u32 (hn, n_ids), "held_next" u32
+ * (hn), "held_ts" u64 (hn, ms since the epoch).
+ *
+ * Versions 1 and 2 (before the one framing) are still read: "ITDTRAIN",
+ * u64 version, u64 dim, u64 n_ids, u64 n, u64 counters[5] (events,
+ * predictions, late, examples_pos, examples_neg), then n rows (x: dim
+ * floats, ids: n_ids u32, y: float, next: int32); from version 2 then u64
+ * hn, i64 clock_ms and hn held positives (a row, then its ts_ms: i64);
+ * then the XXH64 of every byte before it, in the host's byte order.
  */
-#define TRAINER_MAGIC "ITDTRAIN"
-#define TRAINER_VERSION 2
-#define TRAINER_HEAD (8 + 9 * 8)
+#define TRAINER_VERSION 3
+#define TRAINER_WORDS 10 /* the kind's header, u64 each */
+#define LEGACY_MAGIC "ITDTRAIN"
+#define LEGACY_VERSION 2
+#define LEGACY_HEAD (8 + 9 * 8)
 
-static size_t row_bytes(const itd_trainer_t *tr) {
-        return tr->conf.dim * sizeof(float) +
-               tr->conf.n_ids * sizeof(uint32_t) + sizeof(float) +
-               sizeof(int32_t);
+/* The snapshot's columns in host order: the mini-batch's n rows, then the
+ * hn held positives oldest first. */
+typedef struct cols_s {
+        uint64_t dim, n_ids, n, hn;
+        int64_t clock_ms;
+        uint64_t events, predictions, late, examples_pos, examples_neg;
+        float *x, *y, *hx;
+        uint32_t *ids, *next, *hids, *hnext;
+        uint64_t *hts;
+} cols_t;
+
+static void cols_alloc(cols_t *c) {
+        c->x = itd_xcalloc(c->n * c->dim + 1, sizeof *c->x);
+        c->ids = itd_xcalloc(c->n * c->n_ids + 1, sizeof *c->ids);
+        c->y = itd_xcalloc(c->n + 1, sizeof *c->y);
+        c->next = itd_xcalloc(c->n + 1, sizeof *c->next);
+        c->hx = itd_xcalloc(c->hn * c->dim + 1, sizeof *c->hx);
+        c->hids = itd_xcalloc(c->hn * c->n_ids + 1, sizeof *c->hids);
+        c->hnext = itd_xcalloc(c->hn + 1, sizeof *c->hnext);
+        c->hts = itd_xcalloc(c->hn + 1, sizeof *c->hts);
 }
 
-static unsigned char *put_row(const itd_trainer_t *tr, unsigned char *w,
-                              const float *x, const uint32_t *ids, float y,
-                              int next) {
-        int32_t nx = next;
-        memcpy(w, x, tr->conf.dim * sizeof(float));
-        w += tr->conf.dim * sizeof(float);
-        memcpy(w, ids, tr->conf.n_ids * sizeof(uint32_t));
-        w += tr->conf.n_ids * sizeof(uint32_t);
-        memcpy(w, &y, sizeof y);
-        w += sizeof y;
-        memcpy(w, &nx, sizeof nx);
-        return w + sizeof nx;
+static void cols_free(cols_t *c) {
+        free(c->x);
+        free(c->ids);
+        free(c->y);
+        free(c->next);
+        free(c->hx);
+        free(c->hids);
+        free(c->hnext);
+        free(c->hts);
+}
+
+/* One section a column, in the order of the header comment. */
+typedef struct col_s {
+        const char *name;
+        uint32_t dtype;
+        size_t off;   /* the column's pointer in cols_t */
+        int held;     /* hn rows, else n */
+        int width;    /* 0: one element a row; 1: dim; 2: n_ids */
+} col_t;
+
+static const col_t COLS[] = {
+    {"x", ITD_FRAME_F32, offsetof(cols_t, x), 0, 1},
+    {"ids", ITD_FRAME_U32, offsetof(cols_t, ids), 0, 2},
+    {"y", ITD_FRAME_F32, offsetof(cols_t, y), 0, 0},
+    {"next", ITD_FRAME_U32, offsetof(cols_t, next), 0, 0},
+    {"held_x", ITD_FRAME_F32, offsetof(cols_t, hx), 1, 1},
+    {"held_ids", ITD_FRAME_U32, offsetof(cols_t, hids), 1, 2},
+    {"held_next", ITD_FRAME_U32, offsetof(cols_t, hnext), 1, 0},
+    {"held_ts", ITD_FRAME_U64, offsetof(cols_t, hts), 1, 0},
+};
+
+static void *col_ptr(const cols_t *c, const col_t *col) {
+        void *p;
+        memcpy(&p, (const char *)c + col->off, sizeof p);
+        return p;
+}
+
+static size_t col_bytes(const cols_t *c, const col_t *col) {
+        uint64_t rows = col->held ? c->hn : c->n;
+        uint64_t w = col->width == 1 ? c->dim : col->width == 2 ? c->n_ids : 1;
+        return (size_t)(rows * w) * itd_frame_dtype_size(col->dtype);
 }
 
 /* The clock of several trainers as one: the earliest that is set (a
@@ -286,47 +346,39 @@ static int64_t clock_of(const itd_trainer_t *const *trs, size_t n) {
         return c;
 }
 
-itd_err_t itd_trainer_write_all(const itd_trainer_t *const *trs, size_t n_tr,
-                                const itd_trainer_extra_t *extra, FILE *out,
-                                char *errstr, size_t errstr_size) {
-        if (n_tr < 1 || n_tr > ITD_TRAINER_WRITE_MAX) {
-                snprintf(errstr, errstr_size,
-                         "writing the trainer: %zu trainers, outside 1..%d",
-                         n_tr, ITD_TRAINER_WRITE_MAX);
-                return ITD_ERR_ARG;
-        }
-        const itd_trainer_t *tr = trs[0];
-        size_t dim = tr->conf.dim, n_ids = tr->conf.n_ids;
-        uint64_t rows = 0, hn = 0, pos = 0, neg = 0;
+/* The columns of n_tr trainers as one: counters summed, mini-batch rows
+ * one trainer after another, held positives merged by time. */
+static void cols_of(const itd_trainer_t *const *trs, size_t n_tr,
+                    const itd_trainer_extra_t *extra, cols_t *c) {
+        size_t dim = trs[0]->conf.dim, n_ids = trs[0]->conf.n_ids;
+        *c = (cols_t){.dim = dim,
+                      .n_ids = n_ids,
+                      .clock_ms = clock_of(trs, n_tr),
+                      .events = extra->events,
+                      .predictions = extra->predictions,
+                      .late = extra->late};
         for (size_t i = 0; i < n_tr; i++) {
-                rows += trs[i]->n;
-                hn += trs[i]->hn;
-                pos += trs[i]->examples_pos;
-                neg += trs[i]->examples_neg;
+                c->n += trs[i]->n;
+                c->hn += trs[i]->hn;
+                c->examples_pos += trs[i]->examples_pos;
+                c->examples_neg += trs[i]->examples_neg;
         }
-        size_t len = TRAINER_HEAD + rows * row_bytes(tr) + 16 +
-                     hn * (row_bytes(tr) + 8);
-        unsigned char *buf = itd_xmalloc(len + 8);
-        unsigned char *w = buf;
-        uint64_t head[9] = {TRAINER_VERSION, dim,    n_ids,
-                            rows,            extra->events,
-                            extra->predictions, extra->late, pos, neg};
-        memcpy(w, TRAINER_MAGIC, 8);
-        memcpy(w + 8, head, sizeof head);
-        w += TRAINER_HEAD;
-        for (size_t i = 0; i < n_tr; i++)
-                for (size_t r = 0; r < trs[i]->n; r++)
-                        w = put_row(tr, w, trs[i]->x + r * dim,
-                                    trs[i]->ids + r * n_ids, trs[i]->y[r],
-                                    trs[i]->next[r]);
-        int64_t clock_ms = clock_of(trs, n_tr);
-        memcpy(w, &hn, 8);
-        memcpy(w + 8, &clock_ms, 8);
-        w += 16;
+        cols_alloc(c);
+        size_t r = 0;
+        for (size_t i = 0; i < n_tr; i++) {
+                const itd_trainer_t *t = trs[i];
+                memcpy(c->x + r * dim, t->x, t->n * dim * sizeof *c->x);
+                memcpy(c->ids + r * n_ids, t->ids,
+                       t->n * n_ids * sizeof *c->ids);
+                memcpy(c->y + r, t->y, t->n * sizeof *c->y);
+                for (size_t k = 0; k < t->n; k++)
+                        c->next[r + k] = (uint32_t)t->next[k];
+                r += t->n;
+        }
         /* the held positives of all, merged by the time of their heads
          * (each trainer's are in arrival order) */
         size_t at[ITD_TRAINER_WRITE_MAX] = {0};
-        for (uint64_t k = 0; k < hn; k++) {
+        for (uint64_t k = 0; k < c->hn; k++) {
                 const itd_trainer_t *t = NULL;
                 size_t ti = 0, h = 0;
                 for (size_t i = 0; i < n_tr; i++) {
@@ -341,20 +393,49 @@ itd_err_t itd_trainer_write_all(const itd_trainer_t *const *trs, size_t n_tr,
                         }
                 }
                 at[ti]++;
-                w = put_row(tr, w, t->hx + h * dim, t->hids + h * n_ids, 1.0f,
-                            t->hnext[h]);
-                memcpy(w, &t->hts[h], 8);
-                w += 8;
+                memcpy(c->hx + k * dim, t->hx + h * dim, dim * sizeof *c->hx);
+                memcpy(c->hids + k * n_ids, t->hids + h * n_ids,
+                       n_ids * sizeof *c->hids);
+                c->hnext[k] = (uint32_t)t->hnext[h];
+                c->hts[k] = (uint64_t)t->hts[h];
         }
-        uint64_t h = XXH64(buf, len, 0);
-        memcpy(w, &h, 8);
+}
+
+itd_err_t itd_trainer_write_all(const itd_trainer_t *const *trs, size_t n_tr,
+                                const itd_trainer_extra_t *extra, FILE *out,
+                                char *errstr, size_t errstr_size) {
+        if (n_tr < 1 || n_tr > ITD_TRAINER_WRITE_MAX) {
+                itd_errf(errstr, errstr_size,
+                         "writing the trainer: %zu trainers, outside 1..%d",
+                         n_tr, ITD_TRAINER_WRITE_MAX);
+                return ITD_ERR_ARG;
+        }
+        cols_t c;
+        cols_of(trs, n_tr, extra, &c);
+        const uint64_t words[TRAINER_WORDS] = {
+            c.dim,          c.n_ids,       c.n,
+            c.hn,           (uint64_t)c.clock_ms,
+            c.events,       c.predictions, c.late,
+            c.examples_pos, c.examples_neg};
+        uint8_t hdr[TRAINER_WORDS * 8];
+        for (size_t i = 0; i < TRAINER_WORDS; i++)
+                itd_put_le64(hdr + 8 * i, words[i]);
+        itd_frame_buf_t b = {0};
+        itd_frame_buf_begin(&b, TRAINER_VERSION, ITD_FRAME_TRAINER, hdr,
+                            sizeof hdr);
+        for (size_t i = 0; i < sizeof COLS / sizeof COLS[0]; i++)
+                itd_frame_buf_section(&b, COLS[i].name, COLS[i].dtype,
+                                      col_ptr(&c, &COLS[i]),
+                                      col_bytes(&c, &COLS[i]));
+        itd_frame_buf_end(&b);
+        cols_free(&c);
         itd_err_t err = ITD_OK;
-        if (fwrite(buf, 1, len + 8, out) != len + 8) {
-                snprintf(errstr, errstr_size, "writing the trainer: %s",
+        if (fwrite(b.buf, 1, b.len, out) != b.len) {
+                itd_errf(errstr, errstr_size, "writing the trainer: %s",
                          strerror(errno));
                 err = ITD_ERR_IO;
         }
-        free(buf);
+        itd_frame_buf_fini(&b);
         return err;
 }
 
@@ -364,59 +445,130 @@ itd_err_t itd_trainer_write(const itd_trainer_t *tr,
         return itd_trainer_write_all(&tr, 1, extra, out, errstr, errstr_size);
 }
 
-/* The snapshot row at r, into its parts; returns the byte after it. */
-static const unsigned char *get_row(const itd_trainer_t *tr,
-                                    const unsigned char *r,
-                                    const unsigned char **x,
-                                    const unsigned char **ids, float *y,
-                                    int32_t *next) {
-        *x = r;
-        *ids = r + tr->conf.dim * sizeof(float);
-        r += tr->conf.dim * sizeof(float) + tr->conf.n_ids * sizeof(uint32_t);
-        memcpy(y, r, sizeof *y);
-        memcpy(next, r + sizeof *y, sizeof *next);
-        return r + sizeof *y + sizeof *next;
+/* A version 3 snapshot into c (allocated: cols_free), checked against
+ * this trainer's shape. */
+static itd_err_t read_frame(const itd_trainer_t *tr, const void *data,
+                            size_t len, cols_t *c, char *errstr,
+                            size_t errstr_size) {
+        itd_frame_view_t v;
+        char why[256];
+        if (itd_frame_parse(&v, data, len, ITD_FRAME_TRAINER,
+                            TRAINER_WORDS * 8, why, sizeof why)) {
+                itd_errf(errstr, errstr_size, "corrupt trainer snapshot: %s",
+                         why);
+                return ITD_ERR_CORRUPT;
+        }
+        uint64_t w[TRAINER_WORDS];
+        for (size_t i = 0; i < TRAINER_WORDS; i++)
+                w[i] = itd_get_le64(v.header + 8 * i);
+        if (v.version != TRAINER_VERSION || w[0] != tr->conf.dim ||
+            w[1] != tr->conf.n_ids) {
+                itd_errf(errstr, errstr_size,
+                         "incompatible trainer snapshot: version %" PRIu32
+                         ", %" PRIu64 " dense and %" PRIu64
+                         " sparse features; this build: %d (or 1, 2), %zu, "
+                         "%zu",
+                         v.version, w[0], w[1], TRAINER_VERSION, tr->conf.dim,
+                         tr->conf.n_ids);
+                return ITD_ERR_INCOMPATIBLE;
+        }
+        /* the CRC vouches for these, but a row count past the file's size
+         * would still be a writer's bug: refused before allocating */
+        uint64_t row = (w[0] + w[1] + 2) * 4;
+        if (w[2] > len / row || w[3] > len / row) {
+                itd_errf(errstr, errstr_size,
+                         "corrupt trainer snapshot: %" PRIu64 " rows and %"
+                         PRIu64 " held do not fit %zu bytes",
+                         w[2], w[3], len);
+                return ITD_ERR_CORRUPT;
+        }
+        *c = (cols_t){.dim = w[0],
+                      .n_ids = w[1],
+                      .n = w[2],
+                      .hn = w[3],
+                      .clock_ms = (int64_t)w[4],
+                      .events = w[5],
+                      .predictions = w[6],
+                      .late = w[7],
+                      .examples_pos = w[8],
+                      .examples_neg = w[9]};
+        cols_alloc(c);
+        for (size_t i = 0; i < sizeof COLS / sizeof COLS[0]; i++) {
+                if (itd_frame_get(&v, COLS[i].name, COLS[i].dtype,
+                                  col_ptr(c, &COLS[i]), col_bytes(c, &COLS[i]),
+                                  why, sizeof why)) {
+                        itd_errf(errstr, errstr_size,
+                                 "corrupt trainer snapshot: %s", why);
+                        cols_free(c);
+                        return ITD_ERR_CORRUPT;
+                }
+        }
+        return ITD_OK;
 }
 
-itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
-                           int apply, itd_trainer_extra_t *extra,
-                           char *errstr, size_t errstr_size) {
+static size_t legacy_row_bytes(const itd_trainer_t *tr) {
+        return tr->conf.dim * sizeof(float) +
+               tr->conf.n_ids * sizeof(uint32_t) + sizeof(float) +
+               sizeof(int32_t);
+}
+
+/* Legacy row r into row i of c's columns (held: the held ones); returns
+ * the byte after it. */
+static const unsigned char *legacy_row(const unsigned char *r, cols_t *c,
+                                       size_t i, int held) {
+        float *x = held ? c->hx : c->x;
+        uint32_t *ids = held ? c->hids : c->ids;
+        int32_t next;
+        memcpy(x + i * c->dim, r, c->dim * sizeof(float));
+        r += c->dim * sizeof(float);
+        memcpy(ids + i * c->n_ids, r, c->n_ids * sizeof(uint32_t));
+        r += c->n_ids * sizeof(uint32_t);
+        if (!held)
+                memcpy(&c->y[i], r, sizeof(float));
+        memcpy(&next, r + sizeof(float), sizeof next);
+        (held ? c->hnext : c->next)[i] = (uint32_t)next;
+        return r + sizeof(float) + sizeof next;
+}
+
+/* A version 1 or 2 snapshot into c (allocated: cols_free). */
+static itd_err_t read_legacy(const itd_trainer_t *tr, const void *data,
+                             size_t len, cols_t *c, char *errstr,
+                             size_t errstr_size) {
         const unsigned char *buf = data;
         size_t dim = tr->conf.dim, n_ids = tr->conf.n_ids;
         uint64_t head[9], h;
-        if (len < TRAINER_HEAD + 8 || memcmp(buf, TRAINER_MAGIC, 8) != 0) {
-                snprintf(errstr, errstr_size,
-                         "corrupt trainer: %zu bytes, no \"%s\" header", len,
-                         TRAINER_MAGIC);
+        if (len < LEGACY_HEAD + 8) {
+                itd_errf(errstr, errstr_size,
+                         "corrupt trainer snapshot: %zu bytes, shorter than "
+                         "a \"%s\" header", len, LEGACY_MAGIC);
                 return ITD_ERR_CORRUPT;
         }
         memcpy(&h, buf + len - 8, 8);
         if (XXH64(buf, len - 8, 0) != h) {
-                snprintf(errstr, errstr_size,
-                         "corrupt trainer: checksum mismatch over bytes "
-                         "0..%zu", len - 8);
+                itd_errf(errstr, errstr_size,
+                         "corrupt trainer snapshot: checksum mismatch over "
+                         "bytes 0..%zu", len - 8);
                 return ITD_ERR_CORRUPT;
         }
         memcpy(head, buf + 8, sizeof head);
-        if ((head[0] != 1 && head[0] != TRAINER_VERSION) || head[1] != dim ||
+        if ((head[0] != 1 && head[0] != LEGACY_VERSION) || head[1] != dim ||
             head[2] != n_ids) {
-                snprintf(errstr, errstr_size,
-                         "incompatible trainer: version %llu, %llu dense and "
-                         "%llu sparse features; this build: %d (or 1), %zu, "
+                itd_errf(errstr, errstr_size,
+                         "incompatible trainer snapshot: version %" PRIu64
+                         ", %" PRIu64 " dense and %" PRIu64
+                         " sparse features; this build: %d (or 1, 2), %zu, "
                          "%zu",
-                         (unsigned long long)head[0],
-                         (unsigned long long)head[1],
-                         (unsigned long long)head[2], TRAINER_VERSION, dim,
+                         head[0], head[1], head[2], TRAINER_VERSION, dim,
                          n_ids);
                 return ITD_ERR_INCOMPATIBLE;
         }
-        size_t n = (size_t)head[3], rb = row_bytes(tr);
+        size_t n = (size_t)head[3], rb = legacy_row_bytes(tr);
         uint64_t hn = 0;
         int64_t clock_ms = INT64_MIN;
-        size_t body = len - 8 - TRAINER_HEAD;
+        size_t body = len - 8 - LEGACY_HEAD;
         int fits = n <= body / rb;
         if (fits && head[0] >= 2) {
-                const unsigned char *t = buf + TRAINER_HEAD + n * rb;
+                const unsigned char *t = buf + LEGACY_HEAD + n * rb;
                 fits = body - n * rb >= 16;
                 if (fits) {
                         memcpy(&hn, t, 8);
@@ -428,45 +580,71 @@ itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
                 fits = body == n * rb;
         }
         if (!fits) {
-                snprintf(errstr, errstr_size,
-                         "corrupt trainer: %zu rows do not fit %zu bytes", n,
-                         len);
+                itd_errf(errstr, errstr_size,
+                         "corrupt trainer snapshot: %zu rows do not fit %zu "
+                         "bytes", n, len);
                 return ITD_ERR_CORRUPT;
         }
-        if (!apply)
+        *c = (cols_t){.dim = dim,
+                      .n_ids = n_ids,
+                      .n = n,
+                      .hn = hn,
+                      .clock_ms = clock_ms,
+                      .events = head[4],
+                      .predictions = head[5],
+                      .late = head[6],
+                      .examples_pos = head[7],
+                      .examples_neg = head[8]};
+        cols_alloc(c);
+        const unsigned char *r = buf + LEGACY_HEAD;
+        for (size_t i = 0; i < n; i++)
+                r = legacy_row(r, c, i, 0);
+        r += 16;
+        for (size_t i = 0; i < hn; i++) {
+                int64_t ts_ms;
+                r = legacy_row(r, c, i, 1);
+                memcpy(&ts_ms, r, 8);
+                r += 8;
+                c->hts[i] = (uint64_t)ts_ms;
+        }
+        return ITD_OK;
+}
+
+itd_err_t itd_trainer_read(itd_trainer_t *tr, const void *data, size_t len,
+                           int apply, itd_trainer_extra_t *extra,
+                           char *errstr, size_t errstr_size) {
+        cols_t c;
+        itd_err_t err;
+        if (len >= 8 && memcmp(data, LEGACY_MAGIC, 8) == 0)
+                err = read_legacy(tr, data, len, &c, errstr, errstr_size);
+        else
+                err = read_frame(tr, data, len, &c, errstr, errstr_size);
+        if (err)
+                return err;
+        if (!apply) {
+                cols_free(&c);
                 return ITD_OK;
+        }
         tr->n = 0;
         tr->hn = 0;
         tr->hhead = 0;
-        tr->clock_ms = clock_ms;
-        extra->events = head[4];
-        extra->predictions = head[5];
-        extra->late = head[6];
-        tr->examples_pos = head[7];
-        tr->examples_neg = head[8];
+        tr->clock_ms = c.clock_ms;
+        extra->events = c.events;
+        extra->predictions = c.predictions;
+        extra->late = c.late;
+        tr->examples_pos = c.examples_pos;
+        tr->examples_neg = c.examples_neg;
         /* A smaller model.batch.size than at the checkpoint: the surplus rows
          * are learned from at once, in steps of the new size. */
-        const unsigned char *r = buf + TRAINER_HEAD;
-        for (size_t i = 0; i < n; i++) {
-                const unsigned char *x, *ids;
-                float y;
-                int32_t next;
-                r = get_row(tr, r, &x, &ids, &y, &next);
-                queue(tr, x, ids, y, next);
-        }
+        for (size_t i = 0; i < c.n; i++)
+                queue(tr, c.x + i * c.dim, c.ids + i * c.n_ids, c.y[i],
+                      (int)c.next[i]);
         /* held again; without a hold (model.positives.hold 0, or fewer
          * than at the checkpoint) the surplus is learned at once, oldest first
          */
-        r += 16;
-        for (uint64_t i = 0; i < hn; i++) {
-                const unsigned char *x, *ids;
-                float y;
-                int32_t next;
-                int64_t ts_ms;
-                r = get_row(tr, r, &x, &ids, &y, &next);
-                memcpy(&ts_ms, r, 8);
-                r += 8;
-                hold_row(tr, x, ids, next, ts_ms);
-        }
+        for (size_t i = 0; i < c.hn; i++)
+                hold_row(tr, c.hx + i * c.dim, c.hids + i * c.n_ids,
+                         (int)c.hnext[i], (int64_t)c.hts[i]);
+        cols_free(&c);
         return ITD_OK;
 }

@@ -11,9 +11,12 @@
  *                     shapes it, the feature spec, per partition the next
  *                     offset, and per file its size; CRC32C last
  *     part-<P>.snap   partition P: state snapshot + labeler snapshot
- *     engine.bin      counters and the partial training mini-batch
+ *     engine.bin      counters, the partial training mini-batch and the
+ *                     held positives (itd_trainer_write)
  *     model.ckpt      the model (model.h: itd_model_save)
  *     pv.bin          progressive-validation metrics (itd_eval_snapshot)
+ *
+ * Every binary file has the one snapshot framing (intentd/frame.h).
  *
  * A checkpoint is written into "cut-N.tmp", every file fsync'ed, MANIFEST last;
  * it becomes complete when the folder is renamed to "cut-N" and the parent

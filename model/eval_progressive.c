@@ -11,17 +11,19 @@
  * Accumulators merge by adding their counts, which is how the sliding
  * window (itd_eval_window_t) is built: a ring of per-chunk accumulators.
  * A snapshot writes the counts field by field (never the struct's bytes,
- * whose padding is unspecified) under a CRC32C.
+ * whose padding is unspecified), a section each in the one framing
+ * (intentd/frame.h).
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "intentd/crc32c.h"
 #include "intentd/eval_progressive.h"
+#include "intentd/frame.h"
 #include "intentd/mem.h"
-#include "intentd/snapshot.h"
 
 #define ECE_BINS 10
 #define PROB_MIN 1e-7 /* log loss clamps scores to [PROB_MIN, 1 - PROB_MIN] */
@@ -261,59 +263,93 @@ void itd_eval_set_threshold(itd_eval_t *eval, float threshold) {
 
 /* ---- snapshots --------------------------------------------------------- */
 
-#define SNAP_MAGIC "ITDPV\0\0\0"
-#define SNAP_MAGIC_BYTES 8
-#define SNAP_VERSION 1
-#define SNAP_HEADER_BYTES (SNAP_MAGIC_BYTES + 4 * 4)
-#define SNAP_CRC_BYTES 4
+#define SNAP_VERSION 2
+#define SNAP_WORDS 2 /* the kind's header: u64 ITD_EVAL_BINS, ECE_BINS */
+/* At most this many bytes are read for one snapshot: its lengths come
+ * before the CRC that vouches for them. */
+#define SNAP_MAX_BYTES ((size_t)64 * 8 * (2 * ITD_EVAL_BINS + 64))
+
+/* Version 1, before the one framing: its own magic, native byte order. */
+#define LEGACY_MAGIC "ITDPV\0\0\0"
+#define LEGACY_MAGIC_BYTES 8
+#define LEGACY_VERSION 1
+#define LEGACY_HEADER_BYTES (LEGACY_MAGIC_BYTES + 4 * 4)
+#define LEGACY_CRC_BYTES 4
 
 /* Payload: pos, neg, 6 counts, logloss_sum, 3 calibration arrays, next_n,
  * next_correct, next_logloss_sum; 8 bytes each. */
-#define SNAP_PAYLOAD_BYTES \
+#define LEGACY_PAYLOAD_BYTES \
         (8 * (2 * (size_t)ITD_EVAL_BINS + 6 + 1 + 3 * ECE_BINS + 3))
-
-static unsigned char *put(unsigned char *w, const void *v, size_t n) {
-        memcpy(w, v, n);
-        return w + n;
-}
 
 static const unsigned char *get(const unsigned char *r, void *v, size_t n) {
         memcpy(v, r, n);
         return r + n;
 }
 
+/* The sections of version 2, one a field (the counts and next-action
+ * counts gathered), all in host order here. */
+typedef struct snap_fields_s {
+        uint64_t counts[6]; /* n, positives, tp, fp, tn, fn */
+        uint64_t next[2];   /* next_n, next_correct */
+} snap_fields_t;
+
+typedef struct snap_sec_s {
+        const char *name;
+        uint32_t dtype;
+        size_t off;  /* in itd_eval_t, or in snap_fields_t when in_fields */
+        size_t size; /* bytes */
+        int in_fields;
+} snap_sec_t;
+
+#define EVAL_SEC(n, t, f)                                                      \
+        {n, t, offsetof(itd_eval_t, f), sizeof(((itd_eval_t *)0)->f), 0}
+#define FIELD_SEC(n, t, f)                                                     \
+        {n, t, offsetof(snap_fields_t, f), sizeof(((snap_fields_t *)0)->f), 1}
+
+static const snap_sec_t SECS[] = {
+    EVAL_SEC("pos", ITD_FRAME_U64, pos),
+    EVAL_SEC("neg", ITD_FRAME_U64, neg),
+    FIELD_SEC("counts", ITD_FRAME_U64, counts),
+    EVAL_SEC("logloss_sum", ITD_FRAME_F64, logloss_sum),
+    EVAL_SEC("ece_n", ITD_FRAME_U64, ece_n),
+    EVAL_SEC("ece_score", ITD_FRAME_F64, ece_score),
+    EVAL_SEC("ece_label", ITD_FRAME_F64, ece_label),
+    FIELD_SEC("next_counts", ITD_FRAME_U64, next),
+    EVAL_SEC("next_logloss", ITD_FRAME_F64, next_logloss_sum),
+};
+
+static void *sec_ptr(const snap_sec_t *sec, itd_eval_t *eval,
+                     snap_fields_t *fields) {
+        return (char *)(sec->in_fields ? (void *)fields : (void *)eval) +
+               sec->off;
+}
+
 itd_err_t itd_eval_snapshot(const itd_eval_t *eval, FILE *out, char *errstr,
                             size_t errstr_size) {
-        const size_t total =
-            SNAP_HEADER_BYTES + SNAP_PAYLOAD_BYTES + SNAP_CRC_BYTES;
-        unsigned char *buf = itd_xmalloc(total), *w = buf;
-        const uint32_t head[4] = {SNAP_VERSION, ITD_EVAL_BINS, ECE_BINS,
-                                  (uint32_t)SNAP_PAYLOAD_BYTES};
-        w = put(w, SNAP_MAGIC, SNAP_MAGIC_BYTES);
-        w = put(w, head, sizeof head);
-        w = put(w, eval->pos, sizeof eval->pos);
-        w = put(w, eval->neg, sizeof eval->neg);
-        const uint64_t counts[6] = {eval->n,  eval->positives, eval->tp,
-                                    eval->fp, eval->tn,        eval->fn};
-        w = put(w, counts, sizeof counts);
-        w = put(w, &eval->logloss_sum, sizeof eval->logloss_sum);
-        w = put(w, eval->ece_n, sizeof eval->ece_n);
-        w = put(w, eval->ece_score, sizeof eval->ece_score);
-        w = put(w, eval->ece_label, sizeof eval->ece_label);
-        w = put(w, &eval->next_n, sizeof eval->next_n);
-        w = put(w, &eval->next_correct, sizeof eval->next_correct);
-        w = put(w, &eval->next_logloss_sum, sizeof eval->next_logloss_sum);
-        uint32_t crc = itd_crc32c(0, buf, (size_t)(w - buf));
-        w = put(w, &crc, sizeof crc);
+        snap_fields_t fields = {
+            {eval->n, eval->positives, eval->tp, eval->fp, eval->tn,
+             eval->fn},
+            {eval->next_n, eval->next_correct}};
+        uint8_t hdr[SNAP_WORDS * 8];
+        itd_put_le64(hdr, ITD_EVAL_BINS);
+        itd_put_le64(hdr + 8, ECE_BINS);
+        itd_frame_buf_t b = {0};
+        itd_frame_buf_begin(&b, SNAP_VERSION, ITD_FRAME_EVAL, hdr,
+                            sizeof hdr);
+        for (size_t i = 0; i < sizeof SECS / sizeof SECS[0]; i++)
+                itd_frame_buf_section(
+                    &b, SECS[i].name, SECS[i].dtype,
+                    sec_ptr(&SECS[i], (itd_eval_t *)eval, &fields),
+                    SECS[i].size);
+        itd_frame_buf_end(&b);
         itd_err_t err = ITD_OK;
-        if ((size_t)(w - buf) != total ||
-            fwrite(buf, 1, total, out) != total) {
+        if (fwrite(b.buf, 1, b.len, out) != b.len) {
                 itd_errf(errstr, errstr_size,
-                       "writing the progressive-metrics snapshot: %s",
-                       ferror(out) ? "write error" : "short write");
+                         "writing the progressive-validation snapshot: %s",
+                         ferror(out) ? "write error" : "short write");
                 err = ITD_ERR_IO;
         }
-        free(buf);
+        itd_frame_buf_fini(&b);
         return err;
 }
 
@@ -343,77 +379,82 @@ static const char *inconsistency(const itd_eval_t *eval) {
         return NULL;
 }
 
-itd_err_t itd_eval_restore(itd_eval_t *eval, FILE *in, char *errstr,
-                           size_t errstr_size) {
-        unsigned char head[SNAP_HEADER_BYTES];
-        if (fread(head, 1, sizeof head, in) != sizeof head) {
+/* A checked snapshot's counts into eval (its threshold kept), or the
+ * reason they do not add up. */
+static itd_err_t install(itd_eval_t *eval, itd_eval_t *tmp, char *errstr,
+                         size_t errstr_size) {
+        const char *why = inconsistency(tmp);
+        if (why) {
                 itd_errf(errstr, errstr_size,
-                       "progressive-metrics snapshot truncated: %s",
-                       ferror(in) ? "read error" : "no complete header");
+                         "corrupt progressive-validation snapshot: %s", why);
                 return ITD_ERR_CORRUPT;
         }
+        tmp->threshold = eval->threshold;
+        *eval = *tmp;
+        return ITD_OK;
+}
+
+/* Version 1: the 24 header bytes in head have been read from in. */
+static itd_err_t restore_legacy(itd_eval_t *eval, const unsigned char *head,
+                                FILE *in, char *errstr, size_t errstr_size) {
         uint32_t h[4];
-        memcpy(h, head + SNAP_MAGIC_BYTES, sizeof h);
-        if (memcmp(head, SNAP_MAGIC, SNAP_MAGIC_BYTES) != 0) {
-                itd_errf(errstr, errstr_size,
-                       "not a progressive-metrics snapshot (bad magic)");
-                return ITD_ERR_CORRUPT;
-        }
+        memcpy(h, head + LEGACY_MAGIC_BYTES, sizeof h);
         /*
          * The size is read before the CRC can vouch for it, so it is only
          * trusted within a bound: a flipped bit there reads as truncation
          * or a CRC mismatch, never as a huge allocation.
          */
         uint32_t payload = h[3];
-        if (payload > 64 * SNAP_PAYLOAD_BYTES) {
+        if (payload > 64 * LEGACY_PAYLOAD_BYTES) {
                 itd_errf(errstr, errstr_size,
-                       "corrupt progressive-metrics snapshot: payload of "
-                       "%" PRIu32 " bytes (this build writes %zu)",
-                       payload, (size_t)SNAP_PAYLOAD_BYTES);
+                       "corrupt progressive-validation snapshot: payload of "
+                       "%" PRIu32 " bytes (version 1 has %zu)",
+                       payload, (size_t)LEGACY_PAYLOAD_BYTES);
                 return ITD_ERR_CORRUPT;
         }
-        size_t rest = (size_t)payload + SNAP_CRC_BYTES;
-        unsigned char *buf = itd_xmalloc(sizeof head + rest);
-        memcpy(buf, head, sizeof head);
+        size_t rest = (size_t)payload + LEGACY_CRC_BYTES;
+        unsigned char *buf = itd_xmalloc(LEGACY_HEADER_BYTES + rest);
+        memcpy(buf, head, LEGACY_HEADER_BYTES);
         itd_err_t err = ITD_OK;
         uint32_t stored;
-        if (fread(buf + sizeof head, 1, rest, in) != rest) {
+        if (fread(buf + LEGACY_HEADER_BYTES, 1, rest, in) != rest) {
                 itd_errf(errstr, errstr_size,
-                       "progressive-metrics snapshot truncated: fewer than "
-                       "the %zu bytes its header announces",
-                       sizeof head + rest);
+                       "progressive-validation snapshot truncated: fewer "
+                       "than the %zu bytes its header announces",
+                       LEGACY_HEADER_BYTES + rest);
                 err = ITD_ERR_CORRUPT;
                 goto done;
         }
-        memcpy(&stored, buf + sizeof head + payload, sizeof stored);
-        if (itd_crc32c(0, buf, sizeof head + payload) != stored) {
+        memcpy(&stored, buf + LEGACY_HEADER_BYTES + payload, sizeof stored);
+        if (itd_crc32c(0, buf, LEGACY_HEADER_BYTES + payload) != stored) {
                 itd_errf(errstr, errstr_size,
-                       "corrupt progressive-metrics snapshot: CRC32C "
+                       "corrupt progressive-validation snapshot: CRC32C "
                        "mismatch");
                 err = ITD_ERR_CORRUPT;
                 goto done;
         }
-        if (h[0] != SNAP_VERSION || h[1] != ITD_EVAL_BINS ||
+        if (h[0] != LEGACY_VERSION || h[1] != ITD_EVAL_BINS ||
             h[2] != ECE_BINS) {
                 itd_errf(errstr, errstr_size,
-                       "progressive-metrics snapshot of version %" PRIu32
+                       "progressive-validation snapshot of version %" PRIu32
                        " with %" PRIu32 "+%" PRIu32
-                       " bins; this build reads version %d with %d+%d",
-                       h[0], h[1], h[2], SNAP_VERSION, ITD_EVAL_BINS,
-                       ECE_BINS);
+                       " bins; this build reads version %d (or %d) with "
+                       "%d+%d",
+                       h[0], h[1], h[2], SNAP_VERSION, LEGACY_VERSION,
+                       ITD_EVAL_BINS, ECE_BINS);
                 err = ITD_ERR_INCOMPATIBLE;
                 goto done;
         }
-        if (payload != SNAP_PAYLOAD_BYTES) {
+        if (payload != LEGACY_PAYLOAD_BYTES) {
                 itd_errf(errstr, errstr_size,
-                       "corrupt progressive-metrics snapshot: payload of "
-                       "%" PRIu32 " bytes, version %d has %zu",
-                       payload, SNAP_VERSION, (size_t)SNAP_PAYLOAD_BYTES);
+                       "corrupt progressive-validation snapshot: payload of "
+                       "%" PRIu32 " bytes, version 1 has %zu",
+                       payload, (size_t)LEGACY_PAYLOAD_BYTES);
                 err = ITD_ERR_CORRUPT;
                 goto done;
         }
         itd_eval_t *tmp = itd_xcalloc(1, sizeof *tmp);
-        const unsigned char *r = buf + sizeof head;
+        const unsigned char *r = buf + LEGACY_HEADER_BYTES;
         r = get(r, tmp->pos, sizeof tmp->pos);
         r = get(r, tmp->neg, sizeof tmp->neg);
         uint64_t counts[6];
@@ -431,17 +472,83 @@ itd_err_t itd_eval_restore(itd_eval_t *eval, FILE *in, char *errstr,
         r = get(r, &tmp->next_n, sizeof tmp->next_n);
         r = get(r, &tmp->next_correct, sizeof tmp->next_correct);
         get(r, &tmp->next_logloss_sum, sizeof tmp->next_logloss_sum);
-        const char *why = inconsistency(tmp);
-        if (why) {
-                itd_errf(errstr, errstr_size,
-                       "corrupt progressive-metrics snapshot: %s", why);
-                err = ITD_ERR_CORRUPT;
-        } else {
-                tmp->threshold = eval->threshold;
-                *eval = *tmp;
-        }
+        err = install(eval, tmp, errstr, errstr_size);
         free(tmp);
 done:
         free(buf);
+        return err;
+}
+
+/* Version 2 (the one framing): checked bytes into eval. */
+static itd_err_t restore_frame(itd_eval_t *eval, const itd_frame_buf_t *b,
+                               char *errstr, size_t errstr_size) {
+        itd_frame_view_t v;
+        char why[256];
+        if (itd_frame_parse(&v, b->buf, b->len, ITD_FRAME_EVAL,
+                            SNAP_WORDS * 8, why, sizeof why)) {
+                itd_errf(errstr, errstr_size,
+                         "corrupt progressive-validation snapshot: %s", why);
+                return ITD_ERR_CORRUPT;
+        }
+        uint64_t bins = itd_get_le64(v.header);
+        uint64_t ece_bins = itd_get_le64(v.header + 8);
+        if (v.version != SNAP_VERSION || bins != ITD_EVAL_BINS ||
+            ece_bins != ECE_BINS) {
+                itd_errf(errstr, errstr_size,
+                         "progressive-validation snapshot of version %"
+                         PRIu32 " with %" PRIu64 "+%" PRIu64
+                         " bins; this build reads version %d (or %d) with "
+                         "%d+%d",
+                         v.version, bins, ece_bins, SNAP_VERSION,
+                         LEGACY_VERSION, ITD_EVAL_BINS, ECE_BINS);
+                return ITD_ERR_INCOMPATIBLE;
+        }
+        itd_eval_t *tmp = itd_xcalloc(1, sizeof *tmp);
+        snap_fields_t fields;
+        itd_err_t err = ITD_OK;
+        for (size_t i = 0; i < sizeof SECS / sizeof SECS[0] && !err; i++)
+                err = itd_frame_get(&v, SECS[i].name, SECS[i].dtype,
+                                    sec_ptr(&SECS[i], tmp, &fields),
+                                    SECS[i].size, why, sizeof why);
+        if (err) {
+                itd_errf(errstr, errstr_size,
+                         "corrupt progressive-validation snapshot: %s", why);
+        } else {
+                tmp->n = fields.counts[0];
+                tmp->positives = fields.counts[1];
+                tmp->tp = fields.counts[2];
+                tmp->fp = fields.counts[3];
+                tmp->tn = fields.counts[4];
+                tmp->fn = fields.counts[5];
+                tmp->next_n = fields.next[0];
+                tmp->next_correct = fields.next[1];
+                err = install(eval, tmp, errstr, errstr_size);
+        }
+        free(tmp);
+        return err;
+}
+
+itd_err_t itd_eval_restore(itd_eval_t *eval, FILE *in, char *errstr,
+                           size_t errstr_size) {
+        unsigned char head[LEGACY_HEADER_BYTES];
+        if (fread(head, 1, sizeof head, in) != sizeof head) {
+                itd_errf(errstr, errstr_size,
+                       "progressive-validation snapshot truncated: %s",
+                       ferror(in) ? "read error" : "no complete header");
+                return ITD_ERR_CORRUPT;
+        }
+        if (memcmp(head, LEGACY_MAGIC, LEGACY_MAGIC_BYTES) == 0)
+                return restore_legacy(eval, head, in, errstr, errstr_size);
+        itd_frame_buf_t b = {0};
+        char why[256];
+        itd_err_t err = itd_frame_fread(in, head, sizeof head, SNAP_MAX_BYTES,
+                                        &b, why, sizeof why);
+        if (err)
+                itd_errf(errstr, errstr_size,
+                         "%s progressive-validation snapshot: %s",
+                         err == ITD_ERR_IO ? "reading the" : "corrupt", why);
+        else
+                err = restore_frame(eval, &b, errstr, errstr_size);
+        itd_frame_buf_fini(&b);
         return err;
 }

@@ -33,21 +33,6 @@
 
 #define host_is_little_endian itd_frame_host_is_le
 
-static size_t dtype_size(uint32_t dtype) {
-        switch (dtype) {
-        case ITD_SNAPSHOT_BYTES:
-                return 1;
-        case ITD_SNAPSHOT_F32:
-        case ITD_SNAPSHOT_U32:
-                return 4;
-        case ITD_SNAPSHOT_U64:
-        case ITD_SNAPSHOT_F64:
-                return 8;
-        default:
-                return 0;
-        }
-}
-
 static const char *dtype_name(uint32_t dtype) {
         switch (dtype) {
         case ITD_SNAPSHOT_BYTES:
@@ -63,20 +48,6 @@ static const char *dtype_name(uint32_t dtype) {
         default:
                 return "?";
         }
-}
-
-/* Copies n elements of size es between native and little-endian order
- * (the same swap both ways). */
-static void copy_le(void *dst, const void *src, size_t nbytes, size_t es) {
-        if (es <= 1 || host_is_little_endian()) {
-                memcpy(dst, src, nbytes);
-                return;
-        }
-        const uint8_t *s = src;
-        uint8_t *d = dst;
-        for (size_t i = 0; i < nbytes; i += es)
-                for (size_t k = 0; k < es; k++)
-                        d[i + k] = s[i + es - 1 - k];
 }
 
 static void encode_header(uint8_t *h, const itd_snapshot_meta_t *meta) {
@@ -203,7 +174,7 @@ itd_snapshot_writer_t *itd_snapshot_writer_new(const char *path,
 void itd_snapshot_writer_section(itd_snapshot_writer_t *w, const char *name,
                                  itd_snapshot_dtype_t dtype, uint32_t flags,
                                  const void *data, size_t nbytes) {
-        size_t es = dtype_size(dtype);
+        size_t es = itd_frame_dtype_size(dtype);
         size_t len = strlen(name);
         /* our own callers name sections; a bad one is a bug, not input */
         if (len == 0 || len >= ITD_SNAPSHOT_NAME_MAX || es == 0 ||
@@ -230,7 +201,7 @@ void itd_snapshot_writer_section(itd_snapshot_writer_t *w, const char *name,
         for (size_t off = 0; off < nbytes; off += sizeof(chunk)) {
                 size_t n =
                     nbytes - off < sizeof(chunk) ? nbytes - off : sizeof(chunk);
-                copy_le(chunk, src + off, n, es);
+                itd_frame_copy_le(chunk, src + off, n, es);
                 w_bytes(w, chunk, n);
         }
 }
@@ -424,7 +395,7 @@ static int walk(const uint8_t *buf, size_t size, section_t *sec, size_t *n_sec,
                                       : pos + (size_t)nbytes;
                         return -1;
                 }
-                size_t es = dtype_size(dtype);
+                size_t es = itd_frame_dtype_size(dtype);
                 if (es == 0 || nbytes % es) {
                         snprintf(why, why_size,
                                  "section '%s' has type %u and %" PRIu64
@@ -608,7 +579,7 @@ itd_err_t itd_snapshot_get(const itd_snapshot_t *ck, const char *name,
                                  dtype_name(dtype), nbytes);
                         return ITD_ERR_CORRUPT;
                 }
-                copy_le(dst, ck->buf + s->off, nbytes, dtype_size(dtype));
+                itd_frame_copy_le(dst, ck->buf + s->off, nbytes, itd_frame_dtype_size(dtype));
                 return ITD_OK;
         }
         itd_errf(errstr, errstr_size, "checkpoint has no section '%s'", name);
@@ -634,7 +605,7 @@ static const char *optimizer_name(uint32_t o) {
 
 static void describe_section(FILE *out, const itd_snapshot_t *ck,
                              const section_t *s) {
-        size_t es = dtype_size(s->dtype), n = s->nbytes / es;
+        size_t es = itd_frame_dtype_size(s->dtype), n = s->nbytes / es;
         fprintf(out, "  %-15s %-5s %10zu%s", s->name, dtype_name(s->dtype), n,
                 s->flags & ITD_SNAPSHOT_SEC_PARAM ? "  param" : "       ");
         const uint8_t *p = ck->buf + s->off;
@@ -645,10 +616,10 @@ static void describe_section(FILE *out, const itd_snapshot_t *ck,
                         double v;
                         if (s->dtype == ITD_SNAPSHOT_F32) {
                                 float f;
-                                copy_le(&f, p + 4 * i, 4, 4);
+                                itd_frame_copy_le(&f, p + 4 * i, 4, 4);
                                 v = f;
                         } else {
-                                copy_le(&v, p + 8 * i, 8, 8);
+                                itd_frame_copy_le(&v, p + 8 * i, 8, 8);
                         }
                         if (!isfinite(v)) {
                                 nonfinite++;
@@ -734,7 +705,7 @@ itd_err_t itd_snapshot_describe(const char *path, FILE *out, char *errstr,
         for (size_t i = 0; i < ck->n_sec; i++) {
                 const section_t *sec = &ck->sec[i];
                 describe_section(out, ck, sec);
-                uint64_t n = sec->nbytes / dtype_size(sec->dtype);
+                uint64_t n = sec->nbytes / itd_frame_dtype_size(sec->dtype);
                 if (sec->flags & ITD_SNAPSHOT_SEC_PARAM)
                         n_param += n;
                 else

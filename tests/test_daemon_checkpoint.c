@@ -294,17 +294,19 @@ Test(daemon_checkpoint, checkpoint_without_metrics_loads_with_metrics_empty) {
         itd_conf_destroy(conf);
 }
 
-Test(daemon_checkpoint, corrupted_metrics_fall_back_to_previous_cut) {
+/* A flipped bit at byte `at` of the newest checkpoint's file: the restore
+ * falls back to the checkpoint before it. */
+static void expect_fallback_after_flip(const char *file, long at) {
         itd_conf_t *conf = small_conf(NULL);
         two_checkpoints_t tc;
         make_two_checkpoints(conf, &tc);
         char path[4096];
-        newest_file("pv.bin", path, sizeof path);
+        newest_file(file, path, sizeof path);
         FILE *fp = fopen(path, "r+b");
         cr_assert(fp);
-        fseek(fp, 4000, SEEK_SET);
+        fseek(fp, at, SEEK_SET);
         int c = fgetc(fp);
-        fseek(fp, 4000, SEEK_SET);
+        fseek(fp, at, SEEK_SET);
         fputc(c ^ 0x10, fp);
         fclose(fp);
         expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
@@ -312,6 +314,14 @@ Test(daemon_checkpoint, corrupted_metrics_fall_back_to_previous_cut) {
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, corrupted_metrics_fall_back_to_previous_cut) {
+        expect_fallback_after_flip("pv.bin", 4000);
+}
+
+Test(daemon_checkpoint, corrupted_trainer_falls_back_to_previous_cut) {
+        expect_fallback_after_flip("engine.bin", 40); /* its header: dim */
 }
 
 Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {

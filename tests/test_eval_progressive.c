@@ -16,7 +16,7 @@
 
 #include "intentd/crc32c.h"
 #include "intentd/eval_progressive.h"
-#include "intentd/snapshot.h"
+#include "intentd/frame.h"
 
 /* sums of a handful of doubles: exact to ~1e-15 */
 #define HAND_TOL 1e-9
@@ -399,17 +399,15 @@ static void expect_identical_summary(const itd_eval_summary_t *a,
         }
 }
 
-Test(eval_progressive, snapshot_round_trip_restores_every_metric) {
-        itd_eval_t *eval = filled_eval(0.5f, 5000);
-        size_t len;
-        char *buf = snapshot_of(eval, &len);
-        /* a marker after the snapshot: restore reads exactly its bytes */
-        buf = realloc(buf, len + 1);
-        buf[len] = 'X';
-        FILE *f = fmemopen(buf, len + 1, "rb");
+/* Restores the len bytes at *buf (followed by a marker: restore reads
+ * exactly its bytes) into back and expects eval's very summary. *buf may
+ * move. */
+static void expect_exact_restore(const itd_eval_t *eval, itd_eval_t *back,
+                                 char **buf, size_t len) {
+        *buf = realloc(*buf, len + 1);
+        (*buf)[len] = 'X';
+        FILE *f = fmemopen(*buf, len + 1, "rb");
         cr_assert(f);
-        itd_eval_t *back = itd_eval_new(0.9f);
-        itd_eval_add(back, 0.3f, 1, NULL, ITD_NEXT_VIEW); /* replaced */
         char err[256];
         cr_assert_eq(itd_eval_restore(back, f, err, sizeof err), ITD_OK, "%s",
                      err);
@@ -418,8 +416,19 @@ Test(eval_progressive, snapshot_round_trip_restores_every_metric) {
         itd_eval_summary_t a, b;
         itd_eval_summary(eval, &a);
         itd_eval_summary(back, &b);
-        cr_assert_eq(a.n, 5000);
         expect_identical_summary(&b, &a);
+}
+
+Test(eval_progressive, snapshot_round_trip_restores_every_metric) {
+        itd_eval_t *eval = filled_eval(0.5f, 5000);
+        size_t len;
+        char *buf = snapshot_of(eval, &len);
+        itd_eval_t *back = itd_eval_new(0.9f);
+        itd_eval_add(back, 0.3f, 1, NULL, ITD_NEXT_VIEW); /* replaced */
+        expect_exact_restore(eval, back, &buf, len);
+        itd_eval_summary_t a, b;
+        itd_eval_summary(back, &b);
+        cr_assert_eq(b.n, 5000);
 
         /* The restored accumulator keeps its own threshold (0.9): a
          * positive scored 0.7 is a miss there, a hit at 0.5. */
@@ -502,11 +511,13 @@ Test(eval_progressive,
         cr_expect_eq(restore_from(eval, buf, len, err, sizeof err),
                      ITD_ERR_INCOMPATIBLE);
         cr_expect(strstr(err, "version 99") != NULL, "%s", err);
-        patch_u32(buf, len, 8, 1);
-        patch_u32(buf, len, 12, 1024); /* histogram bins */
+        patch_u32(buf, len, 8, 2);
+        /* the kind's header after the 24-byte prefix: u64 histogram bins
+         * (low half first) */
+        patch_u32(buf, len, 24, 1024);
         cr_expect_eq(restore_from(eval, buf, len, err, sizeof err),
                      ITD_ERR_INCOMPATIBLE);
-        patch_u32(buf, len, 12, ITD_EVAL_BINS);
+        patch_u32(buf, len, 24, ITD_EVAL_BINS);
         cr_expect_eq(restore_from(eval, buf, len, err, sizeof err), ITD_OK,
                      "%s", err);
         free(buf);
@@ -517,15 +528,97 @@ Test(eval_progressive, snapshot_whose_counts_disagree_is_corrupt) {
         itd_eval_t *eval = filled_eval(0.5f, 100);
         size_t len;
         char *buf = snapshot_of(eval, &len);
-        /* the first histogram bin, 24 header bytes in: one more positive
+        /* the first histogram bin, after the prefix (24), the kind's
+         * header (16) and the section's header (32): one more positive
          * than n and positives say, under a valid CRC */
         uint32_t lo;
-        memcpy(&lo, buf + 24, sizeof lo);
-        patch_u32(buf, len, 24, lo + 1);
+        memcpy(&lo, buf + 72, sizeof lo);
+        patch_u32(buf, len, 72, lo + 1);
         char err[256];
         cr_expect_eq(restore_from(eval, buf, len, err, sizeof err),
                      ITD_ERR_CORRUPT);
         cr_expect(strstr(err, "histograms") != NULL, "%s", err);
+        free(buf);
+        itd_eval_destroy(eval);
+}
+
+/* Version 1 (before the one framing), as an older intentd wrote it: its
+ * own magic and header, the same fields in the host's order, CRC32C. Built
+ * from the sections of eval's current snapshot. */
+static char *version_1_snapshot_of(const itd_eval_t *eval, size_t *len) {
+        static const struct {
+                const char *name;
+                uint32_t dtype;
+                size_t count;
+        } secs[] = {
+            {"pos", ITD_FRAME_U64, ITD_EVAL_BINS},
+            {"neg", ITD_FRAME_U64, ITD_EVAL_BINS},
+            {"counts", ITD_FRAME_U64, 6},
+            {"logloss_sum", ITD_FRAME_F64, 1},
+            {"ece_n", ITD_FRAME_U64, 10},
+            {"ece_score", ITD_FRAME_F64, 10},
+            {"ece_label", ITD_FRAME_F64, 10},
+            {"next_counts", ITD_FRAME_U64, 2},
+            {"next_logloss", ITD_FRAME_F64, 1},
+        };
+        size_t n2, payload = 0;
+        char *v2 = snapshot_of(eval, &n2), err[256];
+        itd_frame_view_t v;
+        cr_assert_eq(itd_frame_parse(&v, v2, n2, ITD_FRAME_EVAL, 16, err,
+                                     sizeof err),
+                     ITD_OK, "%s", err);
+        for (size_t i = 0; i < sizeof secs / sizeof *secs; i++)
+                payload += 8 * secs[i].count;
+        *len = 24 + payload + 4;
+        char *buf = malloc(*len), *w = buf + 24;
+        const uint32_t head[4] = {1, ITD_EVAL_BINS, 10, (uint32_t)payload};
+        memcpy(buf, "ITDPV\0\0\0", 8);
+        memcpy(buf + 8, head, sizeof head);
+        for (size_t i = 0; i < sizeof secs / sizeof *secs; i++) {
+                cr_assert_eq(itd_frame_get(&v, secs[i].name, secs[i].dtype, w,
+                                           8 * secs[i].count, err, sizeof err),
+                             ITD_OK, "%s", err);
+                w += 8 * secs[i].count;
+        }
+        uint32_t crc = itd_crc32c(0, buf, *len - 4);
+        memcpy(buf + *len - 4, &crc, sizeof crc);
+        free(v2);
+        return buf;
+}
+
+Test(eval_progressive, a_version_1_snapshot_is_still_read) {
+        itd_eval_t *eval = filled_eval(0.5f, 3000);
+        size_t len;
+        char *buf = version_1_snapshot_of(eval, &len);
+        itd_eval_t *back = itd_eval_new(0.5f);
+        expect_exact_restore(eval, back, &buf, len);
+        itd_eval_summary_t b;
+        itd_eval_summary(back, &b);
+        cr_assert_eq(b.n, 3000);
+        char err[256];
+        /* damaged, it is refused like a current one */
+        buf[len / 2] ^= 0x08;
+        cr_expect_eq(restore_from(back, buf, len, err, sizeof err),
+                     ITD_ERR_CORRUPT);
+        cr_expect(strstr(err, "progressive-validation") != NULL, "%s", err);
+        free(buf);
+        itd_eval_destroy(eval);
+        itd_eval_destroy(back);
+}
+
+Test(eval_progressive, a_snapshot_is_little_endian_in_the_one_framing) {
+        itd_eval_t *eval = filled_eval(0.5f, 50);
+        size_t len;
+        char *buf = snapshot_of(eval, &len);
+        cr_expect_eq(memcmp(buf, ITD_FRAME_MAGIC, 8), 0);
+        const uint8_t *u = (const uint8_t *)buf;
+        cr_expect_eq(itd_get_le32(u + 8), 2, "version");
+        cr_expect_eq(itd_get_le32(u + 12), ITD_FRAME_EVAL, "kind");
+        /* the kind's header (u64 bins, u64 calibration bins), then the
+         * first section's name */
+        cr_expect_eq(itd_get_le64(u + 24), ITD_EVAL_BINS);
+        cr_expect_eq(itd_get_le64(u + 32), 10);
+        cr_expect_eq(memcmp(u + 40, "pos", 4), 0);
         free(buf);
         itd_eval_destroy(eval);
 }

@@ -34,6 +34,7 @@
 
 #include "intentd/codec.h"
 #include "intentd/event.h"
+#include "intentd/frame.h"
 #include "testutil.h"
 
 #define PARTS 4
@@ -160,8 +161,8 @@ static void wait_new_checkpoint(const char *ck, unsigned long long seq,
 }
 
 /* The counters of daemon name's newest checkpoint's engine.bin (events,
- * predictions, late, examples positive, negative: the trainer snapshot's
- * header, core/trainer.c). With several workers it holds them all summed,
+ * predictions, late, examples positive, negative: words 5 to 9 of the
+ * trainer snapshot's header after the frame's prefix, core/trainer.c). With several workers it holds them all summed,
  * so they equal one worker's: they follow the events alone. */
 static void trainer_counters(const char *name, uint64_t out[5]) {
         char ck[512], path[1024], best[256] = "";
@@ -182,12 +183,16 @@ static void trainer_counters(const char *name, uint64_t out[5]) {
         snprintf(path, sizeof path, "%s/%s/engine.bin", ck, best);
         FILE *f = fopen(path, "rb");
         cr_assert_not_null(f, "%s", path);
-        unsigned char head[8 + 9 * 8];
+        uint8_t head[ITD_FRAME_PREFIX_BYTES + 10 * 8];
         cr_assert_eq(fread(head, 1, sizeof head, f), sizeof head, "%s",
                      path);
         fclose(f);
-        cr_assert(!memcmp(head, "ITDTRAIN", 8), "%s", path);
-        memcpy(out, head + 8 + 4 * 8, 5 * sizeof *out);
+        cr_assert(!memcmp(head, ITD_FRAME_MAGIC, 8) &&
+                      itd_get_le32(head + 12) == ITD_FRAME_TRAINER,
+                  "%s is no trainer snapshot", path);
+        for (int i = 0; i < 5; i++)
+                out[i] = itd_get_le64(head + ITD_FRAME_PREFIX_BYTES +
+                                      8 * (5 + i));
 }
 
 /* Both groups committed every event (commits follow checkpoints). */

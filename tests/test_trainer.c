@@ -2,7 +2,7 @@
  * test_trainer.c - the trainer (core/include/intentd/trainer.h) through
  * its interface: what is judged and what is learned from, one optimizer
  * step per full mini-batch, positives held until their horizon closes,
- * and its snapshot (round trip, refusals).
+ * and its snapshot (round trip, refusals, versions 1 and 2 still read).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -250,6 +250,83 @@ Test(trainer, a_version_1_snapshot_is_read) {
         cr_expect_eq(back.events, 7);
         free(buf);
         fix_free(&f);
+}
+
+/* One legacy row (x, ids, y, next) at w; returns the byte after it. */
+static unsigned char *legacy_row(unsigned char *w, float base, uint32_t id,
+                                 float y) {
+        float x[DIM];
+        for (int d = 0; d < DIM; d++)
+                x[d] = base + (float)d / 10.0f;
+        uint32_t ids[N_IDS] = {id, ITD_SPARSE_NONE};
+        int32_t next = ITD_NEXT_VIEW;
+        memcpy(w, x, sizeof x);
+        w += sizeof x;
+        memcpy(w, ids, sizeof ids);
+        w += sizeof ids;
+        memcpy(w, &y, sizeof y);
+        w += sizeof y;
+        memcpy(w, &next, sizeof next);
+        return w + sizeof next;
+}
+
+Test(trainer, a_version_2_snapshot_with_held_positives_is_read) {
+        /* version 2 (before the one framing): one queued negative, then
+         * the hold's clock and two held positives, each a row and its
+         * ts_ms; XXH64 last, the host's byte order */
+        size_t row = DIM * sizeof(float) + N_IDS * sizeof(uint32_t) +
+                     sizeof(float) + sizeof(int32_t);
+        size_t len = 8 + 9 * 8 + row + 16 + 2 * (row + 8) + 8;
+        unsigned char *buf = calloc(1, len), *w = buf + 8 + 9 * 8;
+        uint64_t head[9] = {2, DIM, N_IDS, 1, 9, 8, 0, 2, 1};
+        memcpy(buf, "ITDTRAIN", 8);
+        memcpy(buf + 8, head, sizeof head);
+        w = legacy_row(w, 0.0f, 1, 0.0f);
+        uint64_t hn = 2;
+        int64_t clock_ms = 0, ts[2] = {100, 100};
+        memcpy(w, &hn, 8);
+        memcpy(w + 8, &clock_ms, 8);
+        w += 16;
+        for (int i = 0; i < 2; i++) {
+                w = legacy_row(w, 1.0f, 2, 1.0f);
+                memcpy(w, &ts[i], 8);
+                w += 8;
+        }
+        uint64_t h = XXH64(buf, len - 8, 0);
+        memcpy(buf + len - 8, &h, 8);
+        fix_t f = make_hold(BATCH, 4);
+        itd_trainer_extra_t back;
+        char err[256];
+        cr_assert_eq(itd_trainer_read(f.tr, buf, len, 1, &back, err,
+                                      sizeof err), ITD_OK, "%s", err);
+        cr_expect_eq(queued(&f), 1, "the negative queued, both held");
+        cr_expect_eq(back.events, 9);
+        cr_expect_eq(back.predictions, 8);
+        itd_trainer_stats_t st;
+        itd_trainer_stats(f.tr, &st);
+        cr_expect_eq(st.examples_pos, 2);
+        cr_expect_eq(st.examples_neg, 1);
+        /* a negative of their time frees both: the batch of 3 fills */
+        add_at(&f, 100, 0);
+        cr_expect_eq(itd_model_steps(f.model), 1);
+        /* what it writes now is the one framing, read back the same */
+        itd_trainer_extra_t extra = {.events = 9};
+        size_t len3;
+        char *buf3 = written(&f, &extra, &len3);
+        cr_expect_eq(memcmp(buf3, "ITDCKPT", 8), 0);
+        cr_expect_eq(buf3[8], 3, "version 3");
+        fix_t g = make_hold(BATCH, 4);
+        cr_expect_eq(itd_trainer_read(g.tr, buf3, len3, 1, &back, err,
+                                      sizeof err), ITD_OK, "%s", err);
+        /* damaged: refused, and the message says what */
+        buf3[len3 / 2] ^= 0x01;
+        cr_expect_eq(itd_trainer_read(g.tr, buf3, len3, 0, &back, err,
+                                      sizeof err), ITD_ERR_CORRUPT);
+        cr_expect(strstr(err, "trainer snapshot") != NULL, "%s", err);
+        free(buf3);
+        free(buf);
+        fix_free(&f);
+        fix_free(&g);
 }
 
 Test(trainer, an_empty_mini_batch_is_refused) {

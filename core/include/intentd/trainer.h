@@ -122,7 +122,8 @@ typedef struct itd_trainer_extra_s {
 /**
  * @brief Writes the partial mini-batch, the held positives with their
  * clock, and the counters (the trainer's, and the engine's in extra) as
- * one checksummed snapshot.
+ * one snapshot in the one framing (intentd/frame.h; its header and
+ * sections in core/trainer.c), little-endian, CRC32C.
  * @returns ITD_OK or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_trainer_write(const itd_trainer_t *tr,
@@ -140,7 +141,7 @@ itd_err_t itd_trainer_write(const itd_trainer_t *tr,
  * counters summed (the engines' sums in extra). Read back into one
  * trainer, nothing any of them held is lost: what does not fit its
  * mini-batch or its hold is learned from at once.
- * @returns ITD_OK or ITD_ERR_IO with errstr.
+ * @returns ITD_OK, ITD_ERR_ARG (n out of range) or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_trainer_write_all(const itd_trainer_t *const *trs, size_t n,
                                 const itd_trainer_extra_t *extra, FILE *out,
@@ -148,7 +149,8 @@ itd_err_t itd_trainer_write_all(const itd_trainer_t *const *trs, size_t n,
 
 /**
  * @brief Checks (apply 0) or checks and installs (apply 1) what
- * itd_trainer_write wrote (len bytes at buf). A check that passed
+ * itd_trainer_write wrote (len bytes at buf), or an older version's
+ * snapshot (versions 1 and 2, before the one framing). A check that passed
  * guarantees the install succeeds. Installing replaces the mini-batch and
  * the counters (a smaller batch than at the checkpoint steps on the surplus at
  * once) and writes the engine's counters into *extra.

@@ -94,13 +94,18 @@ void itd_eval_set_threshold(itd_eval_t *eval, float threshold);
 
 /*
  * Snapshots, so progressive metrics survive a restart (a checkpoint holds
- * them beside the model). Layout, native byte order, no padding:
+ * them beside the model, pv.bin). Version 2: the one framing of every
+ * snapshot (intentd/frame.h, kind ITD_FRAME_EVAL), little-endian, CRC32C.
+ * The kind's header: u64 ITD_EVAL_BINS | u64 calibration bins. Sections:
+ * "pos", "neg" (u64, the score histograms), "counts" (u64: n, positives,
+ * tp, fp, tn, fn), "logloss_sum" (f64), "ece_n" (u64), "ece_score",
+ * "ece_label" (f64, per calibration bin), "next_counts" (u64: next_n,
+ * next_correct), "next_logloss" (f64).
  *
- *   magic "ITDPV\0\0\0" (8) | u32 version | u32 ITD_EVAL_BINS |
- *   u32 calibration bins | u32 payload bytes |
- *   payload: the histograms, confusion counts, sums and next-action
- *            counts, field by field |
- *   u32 CRC32C of every byte before it
+ * Version 1 is still read: magic "ITDPV\0\0\0" (8) | u32 version |
+ * u32 ITD_EVAL_BINS | u32 calibration bins | u32 payload bytes | the same
+ * fields in that order, 8 bytes each | u32 CRC32C, in the host's byte
+ * order.
  *
  * The threshold is not stored: the restored accumulator keeps its own (the
  * configured one decides the examples to come), as itd_eval_merge does.
@@ -116,9 +121,9 @@ itd_err_t itd_eval_snapshot(const itd_eval_t *eval, FILE *out, char *errstr,
 /**
  * @brief Reads what itd_eval_snapshot wrote, exactly its bytes, into eval
  * (its counts replaced, its threshold kept). eval is unchanged on failure.
- * @returns ITD_OK; ITD_ERR_CORRUPT (truncated, checksum or counts that do
- * not add up) or ITD_ERR_INCOMPATIBLE (another version or bin count) with
- * errstr.
+ * @returns ITD_OK; ITD_ERR_CORRUPT (truncated, checksum, a missing or
+ * misshapen section, counts that do not add up), ITD_ERR_INCOMPATIBLE
+ * (another version or bin count) or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_eval_restore(itd_eval_t *eval, FILE *in, char *errstr,
                            size_t errstr_size);
