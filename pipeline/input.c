@@ -114,18 +114,6 @@ struct itd_decoder_s {
         itd_decoder_stats_t st;
 };
 
-static void msg(char *detail, size_t detail_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void msg(char *detail, size_t detail_size, const char *fmt, ...) {
-        if (!detail || !detail_size)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, detail_size, fmt, ap);
-        va_end(ap);
-}
-
 itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
                                size_t errstr_size) {
         itd_decoder_t *dec = itd_xcalloc(1, sizeof *dec);
@@ -471,15 +459,15 @@ static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
         unresolved_t *u = un_get(dec, id);
         if (u && u->state == ID_PENDING) {
                 *reason = ITD_REASON_PENDING;
-                msg(detail, detail_size,
-                    "schema id %" PRIu32 ": being looked up in the schema "
-                    "registry", id);
+                itd_errf(detail, detail_size,
+                         "schema id %" PRIu32 ": being looked up in the schema "
+                         "registry", id);
                 return NULL;
         }
         if (u && u->state == ID_MISS && now < u->until_ms) {
                 *reason = u->reason;
-                msg(detail, detail_size, "schema id %" PRIu32 ": %s", id,
-                    u->why);
+                itd_errf(detail, detail_size, "schema id %" PRIu32 ": %s", id,
+                         u->why);
                 return NULL;
         }
         char from[4200], why[300] = "";
@@ -496,8 +484,10 @@ static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
                         u = un_get(dec, id);
                         *reason = u ? u->reason
                                     : ITD_REASON_SCHEMA_INCOMPATIBLE;
-                        msg(detail, detail_size, "schema id %" PRIu32 ": %s",
-                            id, u ? u->why : "writer schema does not resolve");
+                        itd_errf(detail, detail_size,
+                                 "schema id %" PRIu32 ": %s", id,
+                                 u ? u->why
+                                   : "writer schema does not resolve");
                         return NULL;
                 }
                 if (err || !dec->fetch) {
@@ -507,8 +497,8 @@ static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
                         remember_miss(dec, id, ITD_REASON_UNKNOWN_SCHEMA_ID,
                                       why, now);
                         *reason = ITD_REASON_UNKNOWN_SCHEMA_ID;
-                        msg(detail, detail_size, "schema id %" PRIu32 ": %s",
-                            id, why);
+                        itd_errf(detail, detail_size,
+                                 "schema id %" PRIu32 ": %s", id, why);
                         return NULL;
                 }
         }
@@ -518,10 +508,10 @@ static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
         u = un_put(dec, id, now);
         if (!u) {
                 dec->st.registry_refused++;
-                msg(detail, detail_size,
-                    "schema id %" PRIu32 ": not looked up: %d schema ids "
-                    "are already pending or failed in the last %d s",
-                    id, UNRESOLVED_MAX, ITD_DECODER_MISS_RETRY_MS / 1000);
+                itd_errf(detail, detail_size,
+                         "schema id %" PRIu32 ": not looked up: %d schema ids "
+                         "are already pending or failed in the last %d s",
+                         id, UNRESOLVED_MAX, ITD_DECODER_MISS_RETRY_MS / 1000);
                 id_log(dec, ITD_LOG_WARNING, "%s", detail ? detail : "");
                 return NULL;
         }
@@ -530,10 +520,10 @@ static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
                 u->state = ID_MISS;
                 u->until_ms = 0;
                 dec->st.registry_refused++;
-                msg(detail, detail_size,
-                    "schema id %" PRIu32 ": not looked up: %d registry "
-                    "look-ups are already queued",
-                    id, ITD_FETCH_QUEUE);
+                itd_errf(detail, detail_size,
+                         "schema id %" PRIu32 ": not looked up: %d registry "
+                         "look-ups are already queued",
+                         id, ITD_FETCH_QUEUE);
                 id_log(dec, ITD_LOG_WARNING, "%s", detail ? detail : "");
                 return NULL;
         }
@@ -541,9 +531,10 @@ static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
         u->why[0] = '\0';
         dec->st.registry_requests++;
         *reason = ITD_REASON_PENDING;
-        msg(detail, detail_size,
-            "schema id %" PRIu32 ": being looked up in the schema registry",
-            id);
+        itd_errf(detail, detail_size,
+                 "schema id %" PRIu32
+                 ": being looked up in the schema registry",
+                 id);
         return NULL;
 }
 
@@ -568,16 +559,17 @@ static itd_reason_t decode_avro(itd_decoder_t *dec, const uint8_t *buf,
         switch (dec->conf.framing) {
         case ITD_FRAMING_CONFLUENT:
                 if (len < CONFLUENT_HDR) {
-                        msg(detail, detail_size,
-                            "%zu bytes, too short for the 5-byte Confluent "
-                            "header",
-                            len);
+                        itd_errf(detail, detail_size,
+                                 "%zu bytes, too short for the 5-byte "
+                                 "Confluent header",
+                                 len);
                         return ITD_REASON_TRUNCATED;
                 }
                 if (buf[0] != 0) {
-                        msg(detail, detail_size,
-                            "Confluent magic byte is 0x%02x, expected 0x00",
-                            buf[0]);
+                        itd_errf(detail, detail_size,
+                                 "Confluent magic byte is 0x%02x, "
+                                 "expected 0x00",
+                                 buf[0]);
                         return ITD_REASON_BAD_MAGIC_BYTE;
                 }
                 return decode_confluent(dec, buf, len, ev, detail,
@@ -603,14 +595,14 @@ static itd_reason_t decode_avro(itd_decoder_t *dec, const uint8_t *buf,
                 return r;
         if (r == ITD_REASON_PENDING) {
                 /* Whether it is Confluent depends on the answer. */
-                msg(detail, detail_size, "%s", why);
+                itd_errf(detail, detail_size, "%s", why);
                 return r;
         }
         if (itd_plan_decode(dec->own, buf, len, 0, max_str, ev, why_bare,
                             sizeof why_bare) == ITD_REASON_OK)
                 return ITD_REASON_OK;
-        msg(detail, detail_size, "as Confluent: %s; as bare Avro: %s", why,
-            why_bare);
+        itd_errf(detail, detail_size, "as Confluent: %s; as bare Avro: %s", why,
+                 why_bare);
         return r;
 }
 
@@ -619,29 +611,30 @@ static itd_reason_t validate(const itd_decoder_t *dec, const itd_event_t *ev,
                              int64_t now_wall_ms, char *detail,
                              size_t detail_size) {
         if (!ev->user_id[0]) {
-                msg(detail, detail_size,
-                    "field 'user_id': empty string (required)");
+                itd_errf(detail, detail_size,
+                         "field 'user_id': empty string (required)");
                 return ITD_REASON_MISSING_USER_ID;
         }
         if (ev->ts_ms < ITD_DECODER_MIN_TS_MS) {
-                msg(detail, detail_size,
-                    "field 'ts': %" PRId64 " is before 2000-01-01 (%lld)",
-                    ev->ts_ms, ITD_DECODER_MIN_TS_MS);
+                itd_errf(detail, detail_size,
+                         "field 'ts': %" PRId64 " is before 2000-01-01 (%lld)",
+                         ev->ts_ms, ITD_DECODER_MIN_TS_MS);
                 return ITD_REASON_TS_TOO_OLD;
         }
         if (ev->ts_ms > now_wall_ms &&
             ev->ts_ms - now_wall_ms > dec->conf.max_future_ms) {
-                msg(detail, detail_size,
-                    "field 'ts': %" PRId64 " is %" PRId64 " ms ahead of the "
-                    "wall clock (input.max_future is %" PRId64 " ms)",
-                    ev->ts_ms, ev->ts_ms - now_wall_ms,
-                    dec->conf.max_future_ms);
+                itd_errf(detail, detail_size,
+                         "field 'ts': %" PRId64 " is %" PRId64
+                         " ms ahead of the wall clock (input.max_future is "
+                         "%" PRId64 " ms)",
+                         ev->ts_ms, ev->ts_ms - now_wall_ms,
+                         dec->conf.max_future_ms);
                 return ITD_REASON_TS_IN_FUTURE;
         }
         /* NAN is "absent" here; a NaN on the wire was refused already. */
         if (ev->price < 0) {
-                msg(detail, detail_size, "field 'price': %g is negative",
-                    ev->price);
+                itd_errf(detail, detail_size, "field 'price': %g is negative",
+                         ev->price);
                 return ITD_REASON_BAD_PRICE;
         }
         return ITD_REASON_OK;
@@ -656,13 +649,13 @@ itd_reason_t itd_decoder_decode(itd_decoder_t *dec, const void *vbuf,
         if (detail && detail_size)
                 detail[0] = '\0';
         if (len == 0 || !buf) {
-                msg(detail, detail_size, "empty message");
+                itd_errf(detail, detail_size, "empty message");
                 return ITD_REASON_EMPTY_MESSAGE;
         }
         if (len > dec->conf.max_message_bytes) {
-                msg(detail, detail_size,
-                    "%zu bytes exceeds input.max_message_bytes (%zu)", len,
-                    dec->conf.max_message_bytes);
+                itd_errf(detail, detail_size,
+                         "%zu bytes exceeds input.max_message_bytes (%zu)", len,
+                         dec->conf.max_message_bytes);
                 return ITD_REASON_MESSAGE_TOO_LARGE;
         }
         if (dec->conf.format == ITD_INPUT_JSON)
