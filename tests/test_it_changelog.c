@@ -84,15 +84,9 @@ static void write_conf(int i, char *path, size_t cap) {
                       "  dead_letter: dlq\n"
                       "input:\n"
                       "  format: avro\n"
-                      "windows:\n"
-                      "  allowed_lateness: 1h\n"
                       "state:\n"
                       "  changelog.interval: 200ms\n"
-                      "model:\n"
-                      "  embedding.buckets: 1024\n"
-                      "  hidden: [16]\n"
-                      "metrics:\n"
-                      "  listen: \"\"\n"
+                      TU_YAML_SMALL
                       "checkpoint:\n"
                       "  dir: \"%s/ck%d\"\n"
                       "  interval: 1s\n",

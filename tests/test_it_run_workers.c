@@ -23,7 +23,6 @@
  * windows.allowed_lateness is 1h so no watermark moves by wall clock.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,121 +65,21 @@ static void stop_broker(void) {
 TestSuite(run_workers, .init = start_broker, .fini = stop_broker,
           .timeout = 240);
 
-/* Config of daemon `name` (a or b) with `workers` pipeline workers. */
-static void write_conf(const char *name, int workers, char *path,
-                       size_t cap) {
-        char file[64], kafka[128];
-        snprintf(file, sizeof file, "%s.yaml", name);
-        snprintf(kafka, sizeof kafka,
-                 "  group.id: \"group.%s\"\n"
-                 "  session.timeout.ms: 3000\n"
-                 "  heartbeat.interval.ms: 300\n",
-                 name);
-        tu_conf_write(broker.dir, broker.bootstrap, file, path, cap, kafka,
-                      "topics:\n"
-                      "  predictions: \"pred.%s\"\n"
-                      "  dead_letter: dlq\n"
-                      "input:\n"
-                      "  format: avro\n"
-                      "pipeline:\n"
-                      "  workers: %d\n"
-                      "windows:\n"
-                      "  allowed_lateness: 1h\n"
-                      "model:\n"
-                      "  embedding.buckets: 1024\n"
-                      "  hidden: [16]\n"
-                      "metrics:\n"
-                      "  listen: \"\"\n"
-                      "  log.interval: 1s\n"
-                      "checkpoint:\n"
-                      "  dir: \"%s/ckpt.%s\"\n"
-                      "  interval: 1s\n",
-                      name, workers, broker.dir, name);
-}
-
-static pid_t start_run(const char *name, const char *conf) {
-        char log[512];
-        snprintf(log, sizeof log, "%s/run.%s.log", broker.dir, name);
-        return tu_daemon_start(conf, log);
-}
-
-/* Prediction ids of pred.a and pred.b, read from the start. */
-typedef struct seen_s {
-        tu_idset_t a, b;
-        long want;
-} seen_t;
-
-static int on_prediction(void *arg, const rd_kafka_message_t *m,
-                         const itd_prediction_t *p) {
-        seen_t *s = arg;
-        if (p)
-                tu_idset_add(strcmp(rd_kafka_topic_name(m->rkt), "pred.a")
-                                 ? &s->b
-                                 : &s->a,
-                             p->prediction_id);
-        return s->a.unique >= s->want && s->b.unique >= s->want;
-}
-
-static void collect(seen_t *s) {
-        rd_kafka_t *rk = tu_consumer_new(broker.bootstrap, "workers-reader",
-                                         "pred.a,pred.b");
-        tu_collect_predictions(rk, 150000, on_prediction, s);
-        tu_consumer_destroy(rk);
-}
-
-/* `intentd inspect state [--summary]` of daemon name's checkpoints, the
- * JSON lines sorted (caller frees). */
-static char *inspect(const char *name, int summary) {
-        char ck[512];
-        snprintf(ck, sizeof ck, "%s/ckpt.%s", broker.dir, name);
-        const char *cks[] = {ck};
-        return tu_inspect_state(broker.dir, cks, 1, summary, 0);
-}
-
-static unsigned long long newest_checkpoint(const char *ck) {
-        DIR *d = opendir(ck);
-        if (!d)
-                return 0;
-        struct dirent *de;
-        unsigned long long best = 0, seq;
-        char rest[8];
-        while ((de = readdir(d)) != NULL)
-                if (sscanf(de->d_name, "cut-%llu%7s", &seq, rest) == 1 &&
-                    seq > best)
-                        best = seq;
-        closedir(d);
-        return best;
-}
-
-static void wait_new_checkpoint(const char *ck, unsigned long long seq,
-                                int k) {
-        for (int w = 0; w < 30000 && newest_checkpoint(ck) <= seq; w += 20)
-                tu_sleep_ms(20);
-        cr_assert(newest_checkpoint(ck) > seq,
-                  "kill %d: no checkpoint after cut %llu", k, seq);
-}
+/* pipeline.workers for tu_pair_conf: a runs one worker, b two. */
+#define ONE_WORKER "pipeline:\n  workers: 1\n"
+#define TWO_WORKERS "pipeline:\n  workers: 2\n"
 
 /* The counters of daemon name's newest checkpoint's engine.bin (events,
  * predictions, late, examples positive, negative: words 5 to 9 of the
- * trainer snapshot's header after the frame's prefix, core/trainer.c). With several workers it holds them all summed,
- * so they equal one worker's: they follow the events alone. */
+ * trainer snapshot's header after the frame's prefix, core/trainer.c).
+ * With several workers it holds them all summed, so they equal one
+ * worker's: they follow the events alone. */
 static void trainer_counters(const char *name, uint64_t out[5]) {
-        char ck[512], path[1024], best[256] = "";
+        char ck[512], path[1024];
         snprintf(ck, sizeof ck, "%s/ckpt.%s", broker.dir, name);
-        DIR *d = opendir(ck);
-        cr_assert_not_null(d, "%s", ck);
-        struct dirent *de;
-        unsigned long long top = 0, seq;
-        char rest[8];
-        while ((de = readdir(d)) != NULL)
-                if (sscanf(de->d_name, "cut-%llu%7s", &seq, rest) == 1 &&
-                    seq > top) {
-                        top = seq;
-                        snprintf(best, sizeof best, "%s", de->d_name);
-                }
-        closedir(d);
+        unsigned long long top = tu_newest_checkpoint(ck);
         cr_assert(top > 0, "no checkpoint in %s", ck);
-        snprintf(path, sizeof path, "%s/%s/engine.bin", ck, best);
+        snprintf(path, sizeof path, "%s/cut-%012llu/engine.bin", ck, top);
         FILE *f = fopen(path, "rb");
         cr_assert_not_null(f, "%s", path);
         uint8_t head[ITD_FRAME_PREFIX_BYTES + 10 * 8];
@@ -195,26 +94,10 @@ static void trainer_counters(const char *name, uint64_t out[5]) {
                                       8 * (5 + i));
 }
 
-/* Both groups committed every event (commits follow checkpoints). */
-static int committed_all(void *arg) {
-        (void)arg;
-        const char *groups[] = {"group.a", "group.b"};
-        for (int g = 0; g < 2; g++) {
-                int64_t committed[PARTS], end[PARTS];
-                if (tu_offsets(broker.bootstrap, groups[g], "intentd.events",
-                               PARTS, committed, end) != 0)
-                        return 0;
-                for (int p = 0; p < PARTS; p++)
-                        if (committed[p] != end[p])
-                                return 0;
-        }
-        return 1;
-}
-
 static void run_and_compare(int kills) {
         char conf_a[512], conf_b[512], log_load[512];
-        write_conf("a", 1, conf_a, sizeof conf_a);
-        write_conf("b", 2, conf_b, sizeof conf_b);
+        tu_pair_conf(&broker, "a", ONE_WORKER, conf_a, sizeof conf_a);
+        tu_pair_conf(&broker, "b", TWO_WORKERS, conf_b, sizeof conf_b);
         long events = tu_count_lines(input);
         cr_assert(events > 1000, "%ld simulated events", events);
 
@@ -225,31 +108,27 @@ static void run_and_compare(int kills) {
                              "--rate", kills ? "120" : "2000", NULL};
         load_pid = tu_spawn(load_argv, log_load);
         cr_assert(load_pid > 0);
-        pid_t a = start_run("a", conf_a);
-        pid_t b = start_run("b", conf_b);
+        pid_t a = tu_pair_start(&broker, "a", conf_a);
+        pid_t b = tu_pair_start(&broker, "b", conf_b);
 
         srand(7);
         char ck_b[512];
         snprintf(ck_b, sizeof ck_b, "%s/ckpt.b", broker.dir);
         for (int k = 0; k < kills; k++) {
                 /* Each life makes progress: one complete checkpoint first. */
-                wait_new_checkpoint(ck_b, newest_checkpoint(ck_b), k);
+                tu_wait_new_checkpoint(ck_b, tu_newest_checkpoint(ck_b));
                 tu_sleep_ms(rand() % 2000);
                 cr_assert_eq(kill(b, SIGKILL), 0);
                 cr_assert_eq(tu_wait(b, 10000), 128 + SIGKILL);
-                b = start_run("b", conf_b);
+                b = tu_pair_start(&broker, "b", conf_b);
         }
         cr_assert_eq(tu_wait(load_pid, 90000), 0, "load failed (see %s)",
                      log_load);
         load_pid = 0;
 
-        seen_t seen = {.want = events};
-        tu_idset_init(&seen.a, (size_t)events * 2);
-        tu_idset_init(&seen.b, (size_t)events * 2);
-        collect(&seen);
-        const tu_idset_t sa = seen.a, sb = seen.b;
-        cr_assert_eq(tu_wait_until(committed_all, NULL, 120000), 0,
-                     "the daemons did not commit every event");
+        tu_idset_t sa, sb;
+        tu_pair_collect(&broker, events, &sa, &sb);
+        tu_pair_wait_committed(&broker, PARTS, 120000);
 
         kill(a, SIGTERM);
         kill(b, SIGTERM);
@@ -269,8 +148,8 @@ static void run_and_compare(int kills) {
         cr_log_info("run b (2 workers, %d kills) published %ld predictions "
                     "for %ld events",
                     kills, sb.total, events);
-        tu_idset_free(&seen.a);
-        tu_idset_free(&seen.b);
+        tu_idset_free(&sa);
+        tu_idset_free(&sb);
 
         char log_b[512];
         snprintf(log_b, sizeof log_b, "%s/run.b.log", broker.dir);
@@ -298,12 +177,14 @@ static void run_and_compare(int kills) {
                     "in each", (unsigned long long)ca[0],
                     (unsigned long long)ca[3], (unsigned long long)ca[4]);
 
-        char *users_a = inspect("a", 0), *users_b = inspect("b", 0);
+        char *users_a = tu_pair_inspect(&broker, "a", 0),
+             *users_b = tu_pair_inspect(&broker, "b", 0);
         cr_expect(strlen(users_a) > 0, "no users in a's checkpoint");
         cr_expect_str_eq(users_b, users_a,
                          "window state of 2 workers differs from 1 (see %s)",
                          broker.dir);
-        char *sum_a = inspect("a", 1), *sum_b = inspect("b", 1);
+        char *sum_a = tu_pair_inspect(&broker, "a", 1),
+             *sum_b = tu_pair_inspect(&broker, "b", 1);
         cr_expect_str_eq(sum_b, sum_a, "partition summaries differ");
         free(users_a);
         free(users_b);

@@ -64,15 +64,9 @@ static void write_conf(const char *name, const char *changelog,
                       "%s"
                       "input:\n"
                       "  format: json\n"
-                      "windows:\n"
-                      "  allowed_lateness: 1h\n"
                       "state:\n"
                       "  changelog.interval: 200ms\n"
-                      "model:\n"
-                      "  embedding.buckets: 1024\n"
-                      "  hidden: [16]\n"
-                      "metrics:\n"
-                      "  listen: \"\"\n"
+                      TU_YAML_SMALL
                       "checkpoint:\n"
                       "  dir: \"%s/ck-%s\"\n"
                       "  interval: 1s\n",

@@ -115,6 +115,19 @@ void tu_broker_stop(tu_broker_t *b);
  * its partitions back in seconds. For tu_conf_write's kafka_lines. */
 #define TU_KAFKA_FAST "  session.timeout.ms: 6000\n  heartbeat.interval.ms: 500\n"
 
+/* YAML sections of a small test daemon whose state follows the events
+ * alone, for tu_conf_write's fmt: windows.allowed_lateness 1h (no
+ * watermark moves by wall clock), a small model, no HTTP listener. The
+ * metrics: section is last, so "  log.interval: 1s\n" may follow. */
+#define TU_YAML_SMALL                                                          \
+        "windows:\n"                                                           \
+        "  allowed_lateness: 1h\n"                                             \
+        "model:\n"                                                             \
+        "  embedding.buckets: 1024\n"                                          \
+        "  hidden: [16]\n"                                                     \
+        "metrics:\n"                                                           \
+        "  listen: \"\"\n"
+
 /**
  * Writes the daemon config dir/name: a `kafka:` section with
  * bootstrap.servers (a tu_broker_t's, or a mock cluster's) and kafka_lines
@@ -236,5 +249,52 @@ int tu_free_port(void);
  */
 int tu_http(int port, const char *method, const char *path, int timeout_ms,
             char **head, char **body);
+
+/* ---- two daemons side by side (tests/testutil_pair.c) ------------------ */
+
+/*
+ * Two `intentd run` daemons, "a" and "b", on one tu_broker_t, fed the same
+ * events from topic intentd.events: each its own consumer group
+ * (group.<name>), prediction topic (pred.<name>) and checkpoint.dir
+ * (<broker dir>/ckpt.<name>). One runs undisturbed; the other is killed,
+ * restarted or run with other settings, and the two are compared.
+ */
+
+/**
+ * Writes daemon name's config into the broker's folder (its path into
+ * path): Avro input, dead letters to dlq, TU_YAML_SMALL, no HTTP listener,
+ * a checkpoint every second; extra (NULL: none) is appended as further
+ * top-level sections.
+ */
+void tu_pair_conf(const tu_broker_t *b, const char *name, const char *extra,
+                  char *path, size_t cap);
+
+/** Starts daemon name with conf, its output in <broker dir>/run.<name>.log. */
+pid_t tu_pair_start(const tu_broker_t *b, const char *name,
+                    const char *conf);
+
+/**
+ * Reads pred.a and pred.b from their beginning into the sets a and bs
+ * (initialised here; tu_idset_free them) until each holds want unique
+ * prediction ids, or 150 s of polls came back empty.
+ */
+void tu_pair_collect(const tu_broker_t *b, long want, tu_idset_t *a,
+                     tu_idset_t *bs);
+
+/** tu_inspect_state of daemon name's checkpoint folder (caller frees). */
+char *tu_pair_inspect(const tu_broker_t *b, const char *name, int summary);
+
+/** Waits until group.a and group.b committed every event of
+ * intentd.events (partitions 0..partitions-1, at most 64): commits follow
+ * complete checkpoints. Fails the test after timeout_ms. */
+void tu_pair_wait_committed(const tu_broker_t *b, int partitions,
+                            int timeout_ms);
+
+/** Sequence of the newest complete checkpoint in the folder ck (0: none). */
+unsigned long long tu_newest_checkpoint(const char *ck);
+
+/** Waits until ck holds a complete checkpoint newer than seq; fails the
+ * test after 30 s. */
+void tu_wait_new_checkpoint(const char *ck, unsigned long long seq);
 
 #endif
