@@ -294,36 +294,6 @@ Test(daemon_checkpoint, checkpoint_without_metrics_loads_with_metrics_empty) {
         itd_conf_destroy(conf);
 }
 
-/* A flipped bit at byte `at` of the newest checkpoint's file: the restore
- * falls back to the checkpoint before it. */
-static void expect_fallback_after_flip(const char *file, long at) {
-        itd_conf_t *conf = small_conf(NULL);
-        two_checkpoints_t tc;
-        make_two_checkpoints(conf, &tc);
-        char path[4096];
-        newest_file(file, path, sizeof path);
-        FILE *fp = fopen(path, "r+b");
-        cr_assert(fp);
-        fseek(fp, at, SEEK_SET);
-        int c = fgetc(fp);
-        fseek(fp, at, SEEK_SET);
-        fputc(c ^ 0x10, fp);
-        fclose(fp);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
-                        &tc.eval1);
-        free(tc.dump1);
-        free(tc.dump2);
-        itd_conf_destroy(conf);
-}
-
-Test(daemon_checkpoint, corrupted_metrics_fall_back_to_previous_cut) {
-        expect_fallback_after_flip("pv.bin", 4000);
-}
-
-Test(daemon_checkpoint, corrupted_trainer_falls_back_to_previous_cut) {
-        expect_fallback_after_flip("engine.bin", 40); /* its header: dim */
-}
-
 Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {
         itd_conf_t *conf = small_conf(NULL);
         cr_assert(tu_tmpdir(dir, sizeof dir));
@@ -362,59 +332,54 @@ Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {
         itd_conf_destroy(conf);
 }
 
-Test(daemon_checkpoint, truncated_partition_file_falls_back_to_previous_cut) {
-        itd_conf_t *conf = small_conf(NULL);
-        two_checkpoints_t tc;
-        make_two_checkpoints(conf, &tc);
+/* Damage to one file of the newest checkpoint. */
+typedef struct damage_s {
+        const char *file;
+        long at;  /* the byte flipped, from the end when negative */
+        int mask; /* XORed into it; 0: the file is cut to half instead */
+} damage_t;
+
+static const damage_t DAMAGE[] = {
+    {"part-1.snap", 0, 0},       /* a partition, truncated */
+    {"part-0.snap", -100, 0x01}, /* a partition, near its end */
+    {"model.ckpt", 1000, 0x5a},  /* the model, inside a section */
+    {"engine.bin", 40, 0x10},    /* the trainer, its header's width */
+    {"pv.bin", 4000, 0x10},      /* the progressive metrics, a bin */
+};
+
+static void damage_newest(const damage_t *d) {
         char path[4096];
-        newest_file("part-1.snap", path, sizeof path);
-        struct stat sb;
-        cr_assert_eq(stat(path, &sb), 0);
-        cr_assert_eq(truncate(path, sb.st_size / 2), 0);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
-                        &tc.eval1);
-        free(tc.dump1);
-        free(tc.dump2);
-        itd_conf_destroy(conf);
+        newest_file(d->file, path, sizeof path);
+        if (!d->mask) {
+                struct stat sb;
+                cr_assert_eq(stat(path, &sb), 0);
+                cr_assert_eq(truncate(path, sb.st_size / 2), 0);
+                return;
+        }
+        FILE *fp = fopen(path, "r+b");
+        cr_assert(fp, "%s", path);
+        int whence = d->at < 0 ? SEEK_END : SEEK_SET;
+        cr_assert_eq(fseek(fp, d->at, whence), 0);
+        int c = fgetc(fp);
+        cr_assert_neq(c, EOF, "%s: no byte %ld", path, d->at);
+        fseek(fp, d->at, whence);
+        fputc(c ^ d->mask, fp);
+        fclose(fp);
 }
 
-Test(daemon_checkpoint, corrupted_model_falls_back_to_previous_cut) {
-        itd_conf_t *conf = small_conf(NULL);
-        two_checkpoints_t tc;
-        make_two_checkpoints(conf, &tc);
-        char path[4096];
-        newest_file("model.ckpt", path, sizeof path);
-        FILE *fp = fopen(path, "r+b");
-        cr_assert(fp);
-        fseek(fp, 1000, SEEK_SET);
-        int c = fgetc(fp);
-        fseek(fp, 1000, SEEK_SET);
-        fputc(c ^ 0x5a, fp);
-        fclose(fp);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
-                        &tc.eval1);
-        free(tc.dump1);
-        free(tc.dump2);
-        itd_conf_destroy(conf);
-}
-
-Test(daemon_checkpoint, corrupted_state_byte_falls_back_to_previous_cut) {
-        itd_conf_t *conf = small_conf(NULL);
-        two_checkpoints_t tc;
-        make_two_checkpoints(conf, &tc);
-        char path[4096];
-        newest_file("part-0.snap", path, sizeof path);
-        FILE *fp = fopen(path, "r+b");
-        cr_assert(fp);
-        fseek(fp, -100, SEEK_END);
-        int c = fgetc(fp);
-        fseek(fp, -100, SEEK_END);
-        fputc(c ^ 0x01, fp);
-        fclose(fp);
-        expect_restored(conf, tc.dump1, tc.pending1, tc.off1, &tc.eval1);
-        free(tc.dump1);
-        free(tc.dump2);
-        itd_conf_destroy(conf);
+Test(daemon_checkpoint, a_damaged_file_falls_back_to_the_previous_checkpoint) {
+        for (size_t i = 0; i < sizeof DAMAGE / sizeof DAMAGE[0]; i++) {
+                itd_conf_t *conf = small_conf(NULL);
+                two_checkpoints_t tc;
+                make_two_checkpoints(conf, &tc);
+                damage_newest(&DAMAGE[i]);
+                cr_log_info("damaged %s", DAMAGE[i].file);
+                expect_restored(conf, tc.dump1, tc.pending1, tc.off1,
+                                &tc.eval1);
+                free(tc.dump1);
+                free(tc.dump2);
+                itd_conf_destroy(conf);
+        }
 }
 
 Test(daemon_checkpoint, other_feature_spec_is_refused_naming_both_specs) {
