@@ -137,6 +137,15 @@ static void front_note(itd_state_t *st, uint32_t tag, int64_t ts) {
                 st->frontier = st->front_sorted[(n - 1) / 2];
 }
 
+/* The oldest event time a window still holds: the watermark less the
+ * largest window. Before the first watermark (INT64_MIN: fewer than two
+ * users seen) every event is still inside, and the subtraction would
+ * overflow. */
+static int64_t window_floor(const itd_state_t *st) {
+        return st->wm < INT64_MIN + st->max_span_ms ? INT64_MIN
+                                                    : st->wm - st->max_span_ms;
+}
+
 /* ----------------------------------------------------- overflow blocks */
 
 static int64_t *ov_heads(const itd_state_t *st, uint32_t blk) {
@@ -262,7 +271,7 @@ static void ring_insert(itd_state_t *st, itd_user_t *u, int64_t ts,
                 u->ring_off[oldest] = off;
                 ring_set_type(u, oldest, type);
         }
-        if (vts > st->wm - st->max_span_ms)
+        if (vts > window_floor(st))
                 ov_add(st, u, vts, vtype);
 }
 
@@ -624,8 +633,8 @@ itd_err_t itd_state_update(itd_state_t *st, const itd_event_t *ev,
          * user's state takes it. */
         if (u->last_ts - ts <= st->live_ms)
                 ring_insert(st, u, ts, (unsigned)ev->type);
-        if (u->ov && ov_heads(st, u->ov - 1)[st->conf.n_windows] <=
-                         st->wm - st->max_span_ms)
+        if (u->ov &&
+            ov_heads(st, u->ov - 1)[st->conf.n_windows] <= window_floor(st))
                 itd_state_ov_release(st, u); /* its events left every window */
         user_apply(st, u, ev, &prev, cat_hash, item_hash);
         itd_features_extract(st, u, &prev, ev, x, ids, top);

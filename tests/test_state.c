@@ -496,6 +496,26 @@ Test(state, events_far_behind_their_users_newest_do_not_wrap_the_ring) {
         itd_state_destroy(st);
 }
 
+/* Before the first watermark (one user seen: no frontier yet) an event
+ * pushed out of a full ring still counts: nothing has left any window. */
+Test(state, events_past_the_ring_count_before_the_first_watermark) {
+        itd_state_conf_t conf = default_conf();
+        itd_state_t *st = itd_state_new(&conf, NULL, 0);
+        int64_t t0 = 1700000000000LL;
+        int n = 3 * ITD_RING;
+        for (int i = 0; i < n; i++)
+                cr_assert_eq(feed(st, "a", t0 + i * 1000, ITD_EV_VIEW),
+                             ITD_OK);
+        cr_assert_eq(itd_state_watermark(st), INT64_MIN);
+        uint32_t c[4 * T];
+        cr_assert_eq(itd_state_counts(st, "a", t0 + n * 1000, c), ITD_OK);
+        cr_expect_eq(c[0 * T + ITD_EV_VIEW], (uint32_t)n, "5m: %u of %d",
+                     c[0 * T + ITD_EV_VIEW], n);
+        cr_expect_eq(c[1 * T + ITD_EV_VIEW], (uint32_t)n, "1h: %u of %d",
+                     c[1 * T + ITD_EV_VIEW], n);
+        itd_state_destroy(st);
+}
+
 /* The TTL sweep stops early at the first user that proves the rest are
  * fresh; a user ahead of the partition proves nothing. */
 Test(state, a_user_ahead_of_the_partition_does_not_stop_ttl_eviction) {
