@@ -356,7 +356,12 @@ static size_t chunk_len(const itd_engine_t *eng, const itd_row_t *rows,
                         size_t n) {
         if (eng->chunk_span_ms <= 0)
                 return n;
-        int64_t end = rows[0].ev.ts_ms + eng->chunk_span_ms;
+        /* saturated: a time the state refuses (up to INT64_MAX) may
+         * start a chunk */
+        int64_t t0 = rows[0].ev.ts_ms;
+        int64_t end = t0 > INT64_MAX - eng->chunk_span_ms
+                          ? INT64_MAX
+                          : t0 + eng->chunk_span_ms;
         size_t i = 1;
         while (i < n && rows[i].ev.ts_ms <= end)
                 i++;
