@@ -190,7 +190,7 @@ static itd_err_t write_trainer_fn(const void *arg, FILE *out, char *errstr,
             errstr_size);
 }
 
-static itd_err_t write_pv_fn(const void *eval, FILE *out, char *errstr,
+static itd_err_t write_eval_fn(const void *eval, FILE *out, char *errstr,
                              size_t errstr_size) {
         return itd_eval_snapshot(eval, out, errstr, errstr_size);
 }
@@ -290,7 +290,7 @@ static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd,
                                  &info.engine_bytes, errstr, errstr_size);
         }
         if (!err) {
-                itd_checkpoint_path_join(path, sizeof path, tmpdir, "pv.bin");
+                itd_checkpoint_path_join(path, sizeof path, tmpdir, "eval.bin");
                 /* one evaluation over every engine's examples */
                 itd_eval_t *ev = itd_engine_eval(eng);
                 if (n_engs > 1) {
@@ -298,7 +298,7 @@ static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd,
                         for (size_t e = 0; e < n_engs; e++)
                                 itd_eval_merge(ev, itd_engine_eval(engs[e]));
                 }
-                err = write_file(path, write_pv_fn, ev, &info.pv_bytes,
+                err = write_file(path, write_eval_fn, ev, &info.eval_bytes,
                                  errstr, errstr_size);
                 if (n_engs > 1)
                         itd_eval_destroy(ev);

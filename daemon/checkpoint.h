@@ -14,7 +14,8 @@
  *     engine.bin      counters, the partial training mini-batch and the
  *                     held positives (itd_trainer_write)
  *     model.ckpt      the model (model.h: itd_model_save)
- *     pv.bin          progressive-validation metrics (itd_eval_snapshot)
+ *     eval.bin        progressive-validation metrics (itd_eval_snapshot;
+ *                     pv.bin in version 2 checkpoints)
  *
  * Every binary file has the one snapshot framing (intentd/frame.h).
  *
@@ -71,7 +72,9 @@ typedef struct itd_checkpoint_info_s {
         itd_state_conf_t state_conf;
         itd_labeler_conf_t labeler_conf;
         uint64_t engine_bytes, model_bytes;
-        uint64_t pv_bytes; /* pv.bin; 0: none (a version 1 checkpoint) */
+        uint64_t eval_bytes; /* the metrics file; 0: none (version 1) */
+        const char *eval_file; /* its name: "eval.bin", "pv.bin" in a
+                                * version 2 checkpoint */
         size_t n_parts;
         itd_checkpoint_part_t *parts; /* n_parts, ascending partition */
 } itd_checkpoint_info_t;

@@ -20,8 +20,9 @@
 
 #define MANIFEST "MANIFEST"
 #define MANIFEST_MAGIC "intentd-checkpoint"
-/* 2 added pv.bin; version 1 checkpoints (without it) still load. */
-#define MANIFEST_VERSION 2
+/* 2 added the progressive metrics as pv.bin (pv_bytes), 3 names them
+ * eval.bin (eval_bytes); versions 1 (without them) and 2 still load. */
+#define MANIFEST_VERSION 3
 #define FEATURE_SPEC_VERSION 1
 
 struct itd_checkpoint_dir_s {
@@ -73,7 +74,7 @@ itd_err_t itd_checkpoint_write_manifest(const char *dir,
 
 /* Largest MANIFEST read: ~120 bytes per partition, so 100k partitions. */
 #define ITD_CHECKPOINT_MANIFEST_MAX (16u << 20)
-/* Largest engine.bin or pv.bin: both hold a few hundred KiB at most. */
+/* Largest engine.bin or eval.bin: both hold a few hundred KiB at most. */
 #define ITD_CHECKPOINT_SMALL_FILE_MAX (64u << 20)
 /* Partitions a manifest may name: 0 .. this - 1. */
 #define ITD_CHECKPOINT_PARTITION_MAX (1 << 20)

@@ -94,7 +94,7 @@ itd_err_t itd_checkpoint_write_manifest(const char *dir,
                 lc->max_pending, lc->max_pending_per_user);
         fprintf(m, "engine_bytes %" PRIu64 "\n", in->engine_bytes);
         fprintf(m, "model_bytes %" PRIu64 "\n", in->model_bytes);
-        fprintf(m, "pv_bytes %" PRIu64 "\n", in->pv_bytes);
+        fprintf(m, "eval_bytes %" PRIu64 "\n", in->eval_bytes);
         fprintf(m, "partitions %zu\n", in->n_parts);
         for (size_t i = 0; i < in->n_parts; i++) {
                 const itd_checkpoint_part_t *p = &in->parts[i];
@@ -164,7 +164,7 @@ itd_err_t itd_checkpoint_info_read(const char *cp_dir,
         }
         char line[1024];
         uint32_t crc = 0, stored = 0;
-        int have_crc = 0, bad = 0, magic = 0, have_pv = 0;
+        int have_crc = 0, bad = 0, magic = 0, have_eval = 0;
         size_t want_parts = 0;
         size_t cap = 0;
         while (fgets(line, sizeof line, f)) {
@@ -220,10 +220,14 @@ itd_err_t itd_checkpoint_info_read(const char *cp_dir,
                 } else if (!strncmp(line, "model_bytes ", 12)) {
                         bad |= sscanf(line + 12, "%" SCNu64,
                                       &info->model_bytes) != 1;
+                } else if (!strncmp(line, "eval_bytes ", 11)) {
+                        bad |= sscanf(line + 11, "%" SCNu64,
+                                      &info->eval_bytes) != 1;
+                        have_eval = 3; /* the line of version 3 */
                 } else if (!strncmp(line, "pv_bytes ", 9)) {
                         bad |= sscanf(line + 9, "%" SCNu64,
-                                      &info->pv_bytes) != 1;
-                        have_pv = 1;
+                                      &info->eval_bytes) != 1;
+                        have_eval = 2; /* and of version 2 */
                 } else if (!strncmp(line, "partitions ", 11)) {
                         bad |= sscanf(line + 11, "%zu", &want_parts) != 1;
                 } else if (!strncmp(line, "partition ", 10)) {
@@ -268,7 +272,7 @@ itd_err_t itd_checkpoint_info_read(const char *cp_dir,
         }
         int known = magic >= 1 && magic <= MANIFEST_VERSION;
         if (!known || bad || want_parts != info->n_parts ||
-            (magic >= 2 && (!have_pv || !info->pv_bytes))) {
+            (magic >= 2 && (have_eval != magic || !info->eval_bytes))) {
                 itd_errf(errstr, errstr_size,
                        "corrupt manifest \"%s\": %s", path,
                        !known ? "unknown format version"
@@ -276,5 +280,6 @@ itd_err_t itd_checkpoint_info_read(const char *cp_dir,
                 itd_checkpoint_info_fini(info);
                 return ITD_ERR_CORRUPT;
         }
+        info->eval_file = magic == 2 ? "pv.bin" : "eval.bin";
         return ITD_OK;
 }

@@ -98,9 +98,9 @@ itd_err_t itd_checkpoint_read_partition(const char *cp_dir,
         return ITD_ERR_NOT_FOUND;
 }
 
-/* Reads pv.bin into a new accumulator (its threshold is the engine's
+/* Reads the metrics file (eval.bin) into a new accumulator (its threshold is the engine's
  * business: merging into the engine's keeps the configured one). */
-static itd_err_t read_pv(const char *path, uint64_t bytes, itd_eval_t **eval,
+static itd_err_t read_eval(const char *path, uint64_t bytes, itd_eval_t **eval,
                          char *errstr, size_t errstr_size) {
         FILE *f = open_checkpoint_file(
             path, bytes, ITD_CHECKPOINT_SMALL_FILE_MAX, errstr, errstr_size);
@@ -186,9 +186,11 @@ static itd_err_t restore_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                 if (err)
                         itd_errf(errstr, errstr_size, "\"%s\": %s", path, why);
         }
-        if (!err && info->pv_bytes) {
-                itd_checkpoint_path_join(path, sizeof path, cp_dir, "pv.bin");
-                err = read_pv(path, info->pv_bytes, &eval, errstr, errstr_size);
+        if (!err && info->eval_bytes) {
+                itd_checkpoint_path_join(path, sizeof path, cp_dir,
+                                         info->eval_file);
+                err = read_eval(path, info->eval_bytes, &eval, errstr,
+                                errstr_size);
         }
         for (size_t i = 0; i < n && !err; i++) {
                 snprintf(name, sizeof name, "part-%d.snap",
@@ -226,7 +228,7 @@ static itd_err_t restore_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                 itd_eval_reset(itd_engine_eval(eng));
                 if (eval)
                         itd_eval_merge(itd_engine_eval(eng), eval);
-                else if (!info->pv_bytes)
+                else if (!info->eval_bytes)
                         itd_log(ITD_LOG_NOTICE, "checkpoint",
                                 "checkpoint %s holds no progressive "
                                 "metrics (written by an older version): "

@@ -245,34 +245,46 @@ Test(daemon_checkpoint, restores_state_pending_labels_and_positions) {
         itd_conf_destroy(conf);
 }
 
-/* Rewrites the newest checkpoint as intentd wrote it before pv.bin existed: a
- * version 1 MANIFEST without its pv_bytes line (CRC32C recomputed). */
-static void make_newest_checkpoint_version_1(void) {
-        char path[4096], pvpath[4096];
+/* Rewrites the newest checkpoint's MANIFEST as an older intentd wrote it:
+ * "intentd-checkpoint <version>", the eval_bytes line renamed to `eval_key`
+ * (NULL: dropped, with the metrics file; else the file is renamed to
+ * eval_file), CRC32C recomputed. */
+static void make_newest_checkpoint_older(int version, const char *eval_key,
+                                         const char *eval_file) {
+        char path[4096], evpath[4096], to[4096];
         newest_file("MANIFEST", path, sizeof path);
-        newest_file("pv.bin", pvpath, sizeof pvpath);
-        cr_assert_eq(unlink(pvpath), 0);
+        newest_file("eval.bin", evpath, sizeof evpath);
+        if (eval_file) {
+                newest_file(eval_file, to, sizeof to);
+                cr_assert_eq(rename(evpath, to), 0);
+        } else {
+                cr_assert_eq(unlink(evpath), 0);
+        }
         FILE *fp = fopen(path, "r");
         cr_assert(fp);
         char *text = NULL;
         size_t len = 0;
         FILE *m = open_memstream(&text, &len);
         char line[1024];
-        int dropped = 0;
+        int found = 0;
         while (fgets(line, sizeof line, fp)) {
                 if (!strncmp(line, "crc32c ", 7))
                         break;
-                if (!strncmp(line, "pv_bytes ", 9)) {
-                        dropped = 1;
+                if (!strncmp(line, "eval_bytes ", 11)) {
+                        found = 1;
+                        if (!eval_key)
+                                continue;
+                        fprintf(m, "%s %s", eval_key, line + 11);
                         continue;
                 }
                 if (!strncmp(line, "intentd-checkpoint ", 19))
-                        snprintf(line, sizeof line, "intentd-checkpoint 1\n");
+                        snprintf(line, sizeof line, "intentd-checkpoint %d\n",
+                                 version);
                 fputs(line, m);
         }
         fclose(fp);
         fflush(m);
-        cr_assert(dropped, "the manifest lists no pv_bytes");
+        cr_assert(found, "the manifest lists no eval_bytes");
         fprintf(m, "crc32c 0x%08x\n", (unsigned)itd_crc32c(0, text, len));
         fclose(m);
         fp = fopen(path, "w");
@@ -286,9 +298,20 @@ Test(daemon_checkpoint, checkpoint_without_metrics_loads_with_metrics_empty) {
         itd_conf_t *conf = small_conf(NULL);
         two_checkpoints_t tc;
         make_two_checkpoints(conf, &tc);
-        make_newest_checkpoint_version_1();
+        make_newest_checkpoint_older(1, NULL, NULL);
         const itd_eval_summary_t none = {0};
         expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &none);
+        free(tc.dump1);
+        free(tc.dump2);
+        itd_conf_destroy(conf);
+}
+
+Test(daemon_checkpoint, a_version_2_checkpoint_loads_its_metrics_from_pv_bin) {
+        itd_conf_t *conf = small_conf(NULL);
+        two_checkpoints_t tc;
+        make_two_checkpoints(conf, &tc);
+        make_newest_checkpoint_older(2, "pv_bytes", "pv.bin");
+        expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &tc.eval2);
         free(tc.dump1);
         free(tc.dump2);
         itd_conf_destroy(conf);
@@ -344,7 +367,7 @@ static const damage_t DAMAGE[] = {
     {"part-0.snap", -100, 0x01}, /* a partition, near its end */
     {"model.ckpt", 1000, 0x5a},  /* the model, inside a section */
     {"engine.bin", 40, 0x10},    /* the trainer, its header's width */
-    {"pv.bin", 4000, 0x10},      /* the progressive metrics, a bin */
+    {"eval.bin", 4000, 0x10},    /* the progressive metrics, a bin */
 };
 
 static void damage_newest(const damage_t *d) {

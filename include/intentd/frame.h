@@ -41,7 +41,7 @@ typedef enum {
         ITD_FRAME_TRIGGER = 4,
         ITD_FRAME_RISK = 5,
         ITD_FRAME_TRAINER = 6, /* engine.bin (core/trainer.c) */
-        ITD_FRAME_EVAL = 7,    /* pv.bin (model/eval_progressive.c) */
+        ITD_FRAME_EVAL = 7,    /* eval.bin (model/eval_progressive.c) */
 } itd_frame_kind_t;
 
 /* Element type of a section: elements are stored little-endian. */
@@ -106,7 +106,7 @@ void itd_frame_copy_le(void *dst, const void *src, size_t nbytes, size_t es);
 
 /*
  * A whole frame in memory, for the small snapshots read and written in one
- * piece (the trainer's engine.bin, progressive validation's pv.bin):
+ * piece (the trainer's engine.bin, progressive validation's eval.bin):
  * itd_frame_buf_begin, a section at a time, itd_frame_buf_end; the bytes
  * are then buf[0 .. len).
  */

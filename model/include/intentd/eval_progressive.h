@@ -94,7 +94,7 @@ void itd_eval_set_threshold(itd_eval_t *eval, float threshold);
 
 /*
  * Snapshots, so progressive metrics survive a restart (a checkpoint holds
- * them beside the model, pv.bin). Version 2: the one framing of every
+ * them beside the model, eval.bin). Version 2: the one framing of every
  * snapshot (intentd/frame.h, kind ITD_FRAME_EVAL), little-endian, CRC32C.
  * The kind's header: u64 ITD_EVAL_BINS | u64 calibration bins. Sections:
  * "pos", "neg" (u64, the score histograms), "counts" (u64: n, positives,
