@@ -65,7 +65,6 @@ Test(python, confluent_kafka_and_avro_decode_every_prediction) {
             log_run[512];
         tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
         tu_src("config/prediction.avsc", schema, sizeof schema);
-        tu_src("tests/python/check_predictions.py", script, sizeof script);
         long expected = tu_count_lines(fixture);
 
         snprintf(log_load, sizeof log_load, "%s/load.log", broker.dir);
@@ -93,16 +92,9 @@ Test(python, confluent_kafka_and_avro_decode_every_prediction) {
         char expect_arg[32];
         snprintf(expect_arg, sizeof expect_arg, "%ld", expected);
         char *argv[12];
-        size_t k = 0;
-        argv[k++] = py[0];
-        if (py[1])
-                argv[k++] = py[1];
-        argv[k++] = script;
-        argv[k++] = broker.bootstrap;
-        argv[k++] = schema;
-        argv[k++] = "--expect";
-        argv[k++] = expect_arg;
-        argv[k] = NULL;
+        tu_python_argv(argv, 12, py, "tests/python/check_predictions.py",
+                       script, sizeof script, broker.bootstrap, schema,
+                       "--expect", expect_arg, NULL);
         unlink(log_py);
         int rc = tu_run(argv, log_py, 120000);
         char *out = tu_read_file(log_py);

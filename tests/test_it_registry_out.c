@@ -189,19 +189,10 @@ Test(registry_out, a_third_party_client_reads_every_output_by_its_ids) {
         run_pid = -1;
 
         char script[512];
-        tu_src("tests/python/check_registry.py", script, sizeof script);
         char *argv[16];
-        size_t k = 0;
-        argv[k++] = py[0];
-        if (py[1])
-                argv[k++] = py[1];
-        argv[k++] = script;
-        argv[k++] = broker.bootstrap;
-        argv[k++] = url;
-        argv[k++] = events;
-        argv[k++] = "--max-age-ms";
-        argv[k++] = MAX_AGE_MS;
-        argv[k] = NULL;
+        tu_python_argv(argv, 16, py, "tests/python/check_registry.py",
+                       script, sizeof script, broker.bootstrap, url, events,
+                       "--max-age-ms", MAX_AGE_MS, NULL);
         unlink(log_py);
         int rc = tu_run(argv, log_py, 180000);
         char *out = tu_read_file(log_py);

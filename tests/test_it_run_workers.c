@@ -130,16 +130,7 @@ static void run_and_compare(int kills) {
         tu_pair_collect(&broker, events, &sa, &sb);
         tu_pair_wait_committed(&broker, PARTS, 120000);
 
-        kill(a, SIGTERM);
-        kill(b, SIGTERM);
-        cr_expect_eq(tu_wait(a, 60000), 0, "run a did not stop cleanly");
-        cr_expect_eq(tu_wait(b, 60000), 0, "run b did not stop cleanly");
-
-        cr_expect_eq(sa.unique, events, "run a: %ld of %ld events predicted",
-                     sa.unique, events);
-        cr_expect_eq(sb.unique, events,
-                     "run b: %ld of %ld events predicted (%ld records)",
-                     sb.unique, events, sb.total);
+        tu_pair_stop_and_count(a, b, &sa, &sb, events);
         if (!kills)
                 cr_expect_eq(sb.total, events,
                              "run b, undisturbed: %ld records for %ld "

@@ -238,6 +238,23 @@ char **tu_find_python(const char *imports, const char *log) {
         return NULL;
 }
 
+void tu_python_argv(char **argv, size_t cap, char *const *py,
+                    const char *rel, char *script, size_t script_cap, ...) {
+        size_t k = 0;
+        argv[k++] = py[0];
+        if (py[1])
+                argv[k++] = py[1];
+        argv[k++] = (char *)tu_src(rel, script, script_cap);
+        va_list ap;
+        va_start(ap, script_cap);
+        for (char *a; (a = va_arg(ap, char *)) != NULL;) {
+                cr_assert_lt(k + 1, cap, "too many arguments for %s", rel);
+                argv[k++] = a;
+        }
+        va_end(ap);
+        argv[k] = NULL;
+}
+
 int tu_have(const char *cmd) {
         char line[256];
         snprintf(line, sizeof line, "command -v %s >/dev/null 2>&1", cmd);

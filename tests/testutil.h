@@ -79,6 +79,12 @@ size_t tu_count_str(const char *text, const char *what);
  * /usr/bin/python3), or NULL; its attempts' output goes to log. */
 char **tu_find_python(const char *imports, const char *log);
 
+/** Fills argv (cap entries) with py (tu_find_python's prefix), the
+ * script of the source tree rel (its path in script, script_cap bytes)
+ * and the NULL-terminated arguments after it; NULL-terminated. */
+void tu_python_argv(char **argv, size_t cap, char *const *py,
+                    const char *rel, char *script, size_t script_cap, ...);
+
 /** 1 if the shell finds cmd on PATH. */
 int tu_have(const char *cmd);
 
@@ -289,6 +295,12 @@ char *tu_pair_inspect(const tu_broker_t *b, const char *name, int summary);
  * complete checkpoints. Fails the test after timeout_ms. */
 void tu_pair_wait_committed(const tu_broker_t *b, int partitions,
                             int timeout_ms);
+
+/** Stops daemons a and b (SIGTERM; each must exit 0 within 60 s) and
+ * expects each of pred.a (sa) and pred.b (sb) to hold a prediction for
+ * every one of the events. */
+void tu_pair_stop_and_count(pid_t a, pid_t b, const tu_idset_t *sa,
+                            const tu_idset_t *sb, long events);
 
 /** Sequence of the newest complete checkpoint in the folder ck (0: none). */
 unsigned long long tu_newest_checkpoint(const char *ck);

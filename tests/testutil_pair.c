@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,6 +74,19 @@ char *tu_pair_inspect(const tu_broker_t *b, const char *name, int summary) {
         snprintf(ck, sizeof ck, "%s/ckpt.%s", b->dir, name);
         const char *cks[] = {ck};
         return tu_inspect_state(b->dir, cks, 1, summary, 0);
+}
+
+void tu_pair_stop_and_count(pid_t a, pid_t b, const tu_idset_t *sa,
+                            const tu_idset_t *sb, long events) {
+        kill(a, SIGTERM);
+        kill(b, SIGTERM);
+        cr_expect_eq(tu_wait(a, 60000), 0, "run a did not stop cleanly");
+        cr_expect_eq(tu_wait(b, 60000), 0, "run b did not stop cleanly");
+        cr_expect_eq(sa->unique, events, "run a: %ld of %ld events predicted",
+                     sa->unique, events);
+        cr_expect_eq(sb->unique, events,
+                     "run b: %ld of %ld events predicted (%ld records)",
+                     sb->unique, events, sb->total);
 }
 
 unsigned long long tu_newest_checkpoint(const char *ck) {
