@@ -912,7 +912,7 @@ static void *fake_reg_run(void *arg) {
                                         "Content-Length: 0\r\n"
                                         "Connection: close\r\n\r\n";
                         if (write(c, a, strlen(a)) < 0)
-                                cr_log_warn("fake registry: write failed");
+                                cr_log_info("fake registry: write failed");
                         close(c);
                 }
         }

@@ -578,7 +578,7 @@ Test(runbook, followed_in_a_throwaway_root, .init = setup,
                          port, etc);
                 cr_assert_eq(sh(dir, line, &out), 0, "%s", out);
                 free(out);
-                cr_log_warn("port 9464 is taken here; the daemon uses %d",
+                cr_log_info("port 9464 is taken here; the daemon uses %d",
                             port);
         }
         localise("systemctl enable --now intentd", line, sizeof line);
