@@ -34,80 +34,32 @@
 
 /* ---- hand-built Avro bytes (spec: zig-zag varints, LE floats) ---- */
 
-typedef struct {
-        unsigned char b[1024];
-        size_t n;
-} bytes_t;
-
-static void put_raw(bytes_t *o, const void *p, size_t n) {
-        memcpy(o->b + o->n, p, n);
-        o->n += n;
-}
-
-static void put_long(bytes_t *o, int64_t v) {
-        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-        do {
-                unsigned char c = z & 0x7f;
-                z >>= 7;
-                if (z)
-                        c |= 0x80;
-                o->b[o->n++] = c;
-        } while (z);
-}
-
-static void put_str(bytes_t *o, const char *s) {
-        put_long(o, (int64_t)strlen(s));
-        put_raw(o, s, strlen(s));
-}
-
-static void put_double(bytes_t *o, double d) {
-        uint64_t u;
-        memcpy(&u, &d, 8);
-        for (int i = 0; i < 8; i++)
-                o->b[o->n++] = (unsigned char)(u >> (8 * i));
-}
-
-static void put_float(bytes_t *o, float f) {
-        uint32_t u;
-        memcpy(&u, &f, 4);
-        for (int i = 0; i < 4; i++)
-                o->b[o->n++] = (unsigned char)(u >> (8 * i));
-}
-
-static void put_header(bytes_t *o, uint32_t id) {
-        unsigned char h[5] = {0, (unsigned char)(id >> 24),
-                              (unsigned char)(id >> 16),
-                              (unsigned char)(id >> 8), (unsigned char)id};
-        o->n = 0;
-        put_raw(o, h, 5);
-}
-
 /*
  * An event in the built-in schema's field order: event_id, user_id, ts,
  * type, item_id, category, price, query, session_id. Optional strings are
  * null when NULL; price is null when NAN.
  */
-static void put_event(bytes_t *o, const char *user, int64_t ts,
+static void put_event(tu_bytes_t *o, const char *user, int64_t ts,
                       int64_t type, double price, const char *query) {
-        put_long(o, 0);
-        put_str(o, user);
-        put_long(o, ts);
-        put_long(o, type);
-        put_long(o, 0);
-        put_long(o, 0);
+        tu_put_long(o, 0);
+        tu_put_str(o, user);
+        tu_put_long(o, ts);
+        tu_put_long(o, type);
+        tu_put_long(o, 0);
+        tu_put_long(o, 0);
         if (isnan(price)) {
-                put_long(o, 0);
+                tu_put_long(o, 0);
         } else {
-                put_long(o, 1);
-                put_double(o, price);
+                tu_put_long(o, 1);
+                tu_put_double(o, price);
         }
         if (query) {
-                put_long(o, 1);
-                put_str(o, query);
+                tu_put_long(o, 1);
+                tu_put_str(o, query);
         } else {
-                put_long(o, 0);
+                tu_put_long(o, 0);
         }
-        put_long(o, 0);
+        tu_put_long(o, 0);
 }
 
 static itd_decoder_t *new_decoder(int format, int framing, const char *dir,
@@ -124,13 +76,13 @@ static itd_decoder_t *new_decoder(int format, int framing, const char *dir,
         return dec;
 }
 
-static itd_reason_t dec_bytes(itd_decoder_t *dec, const bytes_t *b,
+static itd_reason_t dec_bytes(itd_decoder_t *dec, const tu_bytes_t *b,
                               itd_event_t *ev, char *detail, size_t cap) {
         return itd_decoder_decode(dec, b->b, b->n, NOW_MS, ev, detail, cap);
 }
 
 /* Decodes, waiting out a registry look-up (10 s at most). */
-static itd_reason_t dec_wait(itd_decoder_t *dec, const bytes_t *b,
+static itd_reason_t dec_wait(itd_decoder_t *dec, const tu_bytes_t *b,
                              itd_event_t *ev, char *detail, size_t cap) {
         itd_reason_t r = dec_bytes(dec, b, ev, detail, cap);
         for (int i = 0; i < 100 && r == ITD_REASON_PENDING; i++) {
@@ -171,14 +123,14 @@ Test(input, good_events_decode_in_every_framing) {
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_AUTO, NULL, NULL),
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_CONFLUENT, NULL, NULL),
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_BARE, NULL, NULL)};
-        bytes_t conf, bare = {.n = 0};
-        put_header(&conf, 42);
+        tu_bytes_t conf, bare = {.n = 0};
+        tu_put_header(&conf, 42);
         put_event(&conf, "u1", TS_OK, 4, 19.5, "red shoes");
         put_event(&bare, "u1", TS_OK, 4, 19.5, "red shoes");
         itd_event_t ev;
         char detail[256];
         for (int k = 0; k < 3; k++) {
-                const bytes_t *b = k == 2 ? &bare : &conf;
+                const tu_bytes_t *b = k == 2 ? &bare : &conf;
                 cr_assert_eq(dec_bytes(dec[k], b, &ev, detail, sizeof detail),
                              ITD_REASON_OK, "framing %d: %s", k, detail);
                 cr_expect_str_eq(detail, "");
@@ -204,7 +156,7 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
         long_id[sizeof long_id - 1] = '\0';
         struct {
                 const char *what;
-                bytes_t b;
+                tu_bytes_t b;
                 itd_reason_t want;
                 const char *in_detail;
         } c[32];
@@ -216,11 +168,11 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
         n++;
 
         CASE("too large", ITD_REASON_MESSAGE_TOO_LARGE, "65536");
-        c[n].b.n = 0; /* filled below: larger than bytes_t */
+        c[n].b.n = 0; /* filled below: larger than tu_bytes_t */
         n++;
 
         CASE("bad magic", ITD_REASON_BAD_MAGIC_BYTE, "0x07");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         c[n].b.b[0] = 7;
         put_event(&c[n].b, "u", TS_OK, 0, NAN, NULL);
         n++;
@@ -230,78 +182,78 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
         n++;
 
         CASE("truncated", ITD_REASON_TRUNCATED, "field 'ts'");
-        put_header(&c[n].b, 1);
-        put_long(&c[n].b, 0);
-        put_str(&c[n].b, "u1");
+        tu_put_header(&c[n].b, 1);
+        tu_put_long(&c[n].b, 0);
+        tu_put_str(&c[n].b, "u1");
         n++;
 
         CASE("trailing", ITD_REASON_TRAILING_BYTES, "2 trailing bytes");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u", TS_OK, 0, NAN, NULL);
-        put_raw(&c[n].b, "zz", 2);
+        tu_put_raw(&c[n].b, "zz", 2);
         n++;
 
         CASE("negative length", ITD_REASON_NEGATIVE_LENGTH, "field 'user_id'");
-        put_header(&c[n].b, 1);
-        put_long(&c[n].b, 0);
-        put_long(&c[n].b, -3);
+        tu_put_header(&c[n].b, 1);
+        tu_put_long(&c[n].b, 0);
+        tu_put_long(&c[n].b, -3);
         n++;
 
         CASE("union branch", ITD_REASON_BAD_UNION_BRANCH, "field 'event_id'");
-        put_header(&c[n].b, 1);
-        put_long(&c[n].b, 5);
+        tu_put_header(&c[n].b, 1);
+        tu_put_long(&c[n].b, 5);
         n++;
 
         CASE("enum index", ITD_REASON_BAD_ENUM_INDEX, "enum index 6");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u", TS_OK, 6, NAN, NULL);
         n++;
 
         CASE("overlong varint", ITD_REASON_MALFORMED_AVRO, "varint");
-        put_header(&c[n].b, 1);
-        put_long(&c[n].b, 0);
-        put_str(&c[n].b, "u");
+        tu_put_header(&c[n].b, 1);
+        tu_put_long(&c[n].b, 0);
+        tu_put_str(&c[n].b, "u");
         memset(c[n].b.b + c[n].b.n, 0xff, 11);
         c[n].b.n += 11;
         n++;
 
         CASE("empty user id", ITD_REASON_MISSING_USER_ID, "user_id");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("ts 1999", ITD_REASON_TS_TOO_OLD, "2000-01-01");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u", 946684799999LL, 0, NAN, NULL);
         n++;
 
         CASE("ts negative", ITD_REASON_TS_TOO_OLD, "field 'ts'");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u", -5, 0, NAN, NULL);
         n++;
 
         CASE("ts in 2 h", ITD_REASON_TS_IN_FUTURE, "input.max_future");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u", NOW_MS + 2 * 3600000LL, 0, NAN, NULL);
         n++;
 
         CASE("negative price", ITD_REASON_BAD_PRICE, "negative");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u", TS_OK, 0, -0.01, NULL);
         n++;
 
         CASE("NaN price", ITD_REASON_BAD_PRICE, "not finite");
-        put_header(&c[n].b, 1);
-        put_long(&c[n].b, 0);
-        put_str(&c[n].b, "u");
-        put_long(&c[n].b, TS_OK);
-        put_long(&c[n].b, 0);
-        put_long(&c[n].b, 0);
-        put_long(&c[n].b, 0);
-        put_long(&c[n].b, 1);
-        put_double(&c[n].b, NAN);
-        put_long(&c[n].b, 0);
-        put_long(&c[n].b, 0);
+        tu_put_header(&c[n].b, 1);
+        tu_put_long(&c[n].b, 0);
+        tu_put_str(&c[n].b, "u");
+        tu_put_long(&c[n].b, TS_OK);
+        tu_put_long(&c[n].b, 0);
+        tu_put_long(&c[n].b, 0);
+        tu_put_long(&c[n].b, 0);
+        tu_put_long(&c[n].b, 1);
+        tu_put_double(&c[n].b, NAN);
+        tu_put_long(&c[n].b, 0);
+        tu_put_long(&c[n].b, 0);
         n++;
 
         CASE("infinite price", ITD_REASON_BAD_PRICE, "not finite");
@@ -310,39 +262,39 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
         n++;
 
         CASE("long user id", ITD_REASON_STRING_TOO_LONG, "limit of 63");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, long_id, TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("long query", ITD_REASON_STRING_TOO_LONG, "field 'query'");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u", TS_OK, 1, NAN, long_id);
         n++;
 
         CASE("bad utf-8", ITD_REASON_INVALID_UTF8, "0xc3");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u\xc3(", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("overlong utf-8", ITD_REASON_INVALID_UTF8, "UTF-8");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u\xc0\xaf", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("surrogate", ITD_REASON_INVALID_UTF8, "UTF-8");
-        put_header(&c[n].b, 1);
+        tu_put_header(&c[n].b, 1);
         put_event(&c[n].b, "u\xed\xa0\x80", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("nul", ITD_REASON_NUL_IN_STRING, "NUL");
-        put_header(&c[n].b, 1);
-        put_long(&c[n].b, 0);
-        put_long(&c[n].b, 3);
-        put_raw(&c[n].b, "u\0v", 3);
-        put_long(&c[n].b, TS_OK);
-        put_long(&c[n].b, 0);
+        tu_put_header(&c[n].b, 1);
+        tu_put_long(&c[n].b, 0);
+        tu_put_long(&c[n].b, 3);
+        tu_put_raw(&c[n].b, "u\0v", 3);
+        tu_put_long(&c[n].b, TS_OK);
+        tu_put_long(&c[n].b, 0);
         for (int k = 0; k < 5; k++)
-                put_long(&c[n].b, 0);
+                tu_put_long(&c[n].b, 0);
         n++;
 #undef CASE
         cr_assert_leq(n, sizeof c / sizeof c[0]);
@@ -371,8 +323,8 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
 Test(input, every_truncation_of_a_good_message_is_truncated) {
         itd_decoder_t *dec =
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_CONFLUENT, NULL, NULL);
-        bytes_t b;
-        put_header(&b, 1);
+        tu_bytes_t b;
+        tu_put_header(&b, 1);
         put_event(&b, "user-1", TS_OK, 2, 3.25, "a query");
         itd_event_t ev;
         char detail[256];
@@ -399,7 +351,7 @@ Test(input, limits_follow_the_configuration) {
         itd_decoder_t *dec = itd_decoder_new(&ic, err, sizeof err);
         cr_assert_not_null(dec, "%s", err);
         itd_event_t ev;
-        bytes_t b = {.n = 0};
+        tu_bytes_t b = {.n = 0};
         put_event(&b, "abcd", NOW_MS + 1000, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_OK, "%s", detail);
@@ -418,7 +370,7 @@ Test(input, limits_follow_the_configuration) {
                      ITD_REASON_STRING_TOO_LONG);
         b.n = 0;
         put_event(&b, "abcd", TS_OK, 0, NAN, NULL);
-        put_raw(&b, "0123456789012345678901234567890123456789", 40);
+        tu_put_raw(&b, "0123456789012345678901234567890123456789", 40);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_MESSAGE_TOO_LARGE);
         itd_decoder_destroy(dec);
@@ -560,41 +512,41 @@ static void write_schema(const char *dir, const char *name, const char *text) {
         cr_assert_eq(tu_write_file(path, text), 0, "cannot write %s", path);
 }
 
-static void old_payload(bytes_t *b, uint32_t id) {
-        put_header(b, id);
-        put_str(b, "u-old");
-        put_long(b, 0); /* PURCHASE in the old symbol order */
-        put_long(b, TS_OK);
-        put_long(b, 1);
-        put_str(b, "i9");
-        put_float(b, 12.5f);
+static void old_payload(tu_bytes_t *b, uint32_t id) {
+        tu_put_header(b, id);
+        tu_put_str(b, "u-old");
+        tu_put_long(b, 0); /* PURCHASE in the old symbol order */
+        tu_put_long(b, TS_OK);
+        tu_put_long(b, 1);
+        tu_put_str(b, "i9");
+        tu_put_float(b, 12.5f);
 }
 
-static void new_payload(bytes_t *b, uint32_t id, int64_t type) {
-        put_header(b, id);
-        put_long(b, 1);
-        put_str(b, "e-1");
-        put_str(b, "u-new");
-        put_str(b, "ios");
-        put_long(b, TS_OK);
-        put_long(b, type);
-        put_long(b, 2); /* tags: one block of 2, then the end */
-        put_str(b, "a");
-        put_str(b, "bb");
-        put_long(b, 0);
-        put_long(b, -1); /* attrs: a block of 1 with its byte size */
-        put_long(b, 4);
-        put_str(b, "k");
-        put_long(b, 7);
-        put_long(b, 0);
-        put_long(b, 0); /* item_id null */
-        put_long(b, 1);
-        put_str(b, "c3");
-        put_long(b, 1); /* price as int */
-        put_long(b, 30);
-        put_long(b, 0);
-        put_long(b, 1);
-        put_str(b, "s-1");
+static void new_payload(tu_bytes_t *b, uint32_t id, int64_t type) {
+        tu_put_header(b, id);
+        tu_put_long(b, 1);
+        tu_put_str(b, "e-1");
+        tu_put_str(b, "u-new");
+        tu_put_str(b, "ios");
+        tu_put_long(b, TS_OK);
+        tu_put_long(b, type);
+        tu_put_long(b, 2); /* tags: one block of 2, then the end */
+        tu_put_str(b, "a");
+        tu_put_str(b, "bb");
+        tu_put_long(b, 0);
+        tu_put_long(b, -1); /* attrs: a block of 1 with its byte size */
+        tu_put_long(b, 4);
+        tu_put_str(b, "k");
+        tu_put_long(b, 7);
+        tu_put_long(b, 0);
+        tu_put_long(b, 0); /* item_id null */
+        tu_put_long(b, 1);
+        tu_put_str(b, "c3");
+        tu_put_long(b, 1); /* price as int */
+        tu_put_long(b, 30);
+        tu_put_long(b, 0);
+        tu_put_long(b, 1);
+        tu_put_str(b, "s-1");
 }
 
 Test(input, old_and_new_writer_schemas_resolve_into_the_reader) {
@@ -606,7 +558,7 @@ Test(input, old_and_new_writer_schemas_resolve_into_the_reader) {
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_CONFLUENT, dir, NULL);
         itd_event_t ev;
         char detail[256];
-        bytes_t b;
+        tu_bytes_t b;
 
         old_payload(&b, 1);
         cr_assert_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
@@ -656,7 +608,7 @@ Test(input, unresolvable_ids_are_dead_lettered_and_remembered) {
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_CONFLUENT, dir, NULL);
         itd_event_t ev;
         char detail[256];
-        bytes_t b;
+        tu_bytes_t b;
         const struct {
                 uint32_t id;
                 itd_reason_t want;
@@ -670,7 +622,7 @@ Test(input, unresolvable_ids_are_dead_lettered_and_remembered) {
         };
         for (int round = 0; round < 2; round++) {
                 for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-                        put_header(&b, c[i].id);
+                        tu_put_header(&b, c[i].id);
                         put_event(&b, "u", TS_OK, 0, NAN, NULL);
                         itd_reason_t r =
                             dec_bytes(dec, &b, &ev, detail, sizeof detail);
@@ -691,7 +643,7 @@ Test(input, unresolvable_ids_are_dead_lettered_and_remembered) {
          * are not a bare event either */
         itd_decoder_t *dauto =
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_AUTO, dir, NULL);
-        put_header(&b, 99);
+        tu_put_header(&b, 99);
         put_event(&b, "u", TS_OK, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dauto, &b, &ev, detail, sizeof detail),
                      ITD_REASON_UNKNOWN_SCHEMA_ID, "%s", detail);
@@ -712,15 +664,15 @@ Test(input, huge_block_counts_cost_no_time) {
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_CONFLUENT, dir, NULL);
         itd_event_t ev;
         char detail[256];
-        bytes_t b;
-        put_header(&b, 8);
-        put_str(&b, "u");
+        tu_bytes_t b;
+        tu_put_header(&b, 8);
+        tu_put_str(&b, "u");
         for (int k = 0; k < 50; k++)
-                put_long(&b, (int64_t)1 << 60); /* 2^60 nulls, 50 times */
-        put_long(&b, 0);
-        put_long(&b, 0); /* names: empty */
-        put_long(&b, TS_OK);
-        put_long(&b, 0);
+                tu_put_long(&b, (int64_t)1 << 60); /* 2^60 nulls, 50 times */
+        tu_put_long(&b, 0);
+        tu_put_long(&b, 0); /* names: empty */
+        tu_put_long(&b, TS_OK);
+        tu_put_long(&b, 0);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
@@ -728,10 +680,10 @@ Test(input, huge_block_counts_cost_no_time) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         cr_expect_lt(t1.tv_sec - t0.tv_sec, 2, "the walk took seconds");
 
-        put_header(&b, 8);
-        put_str(&b, "u");
-        put_long(&b, 0);
-        put_long(&b, (int64_t)1 << 40); /* 2^40 strings in a few bytes */
+        tu_put_header(&b, 8);
+        tu_put_str(&b, "u");
+        tu_put_long(&b, 0);
+        tu_put_long(&b, (int64_t)1 << 40); /* 2^40 strings in a few bytes */
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_TRUNCATED, "%s", detail);
         itd_decoder_destroy(dec);
@@ -818,7 +770,7 @@ Test(input, schema_registry_answers_are_fetched_once_and_cached,
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_CONFLUENT, "", url);
         itd_event_t ev;
         char detail[512];
-        bytes_t b;
+        tu_bytes_t b;
         itd_decoder_stats_t st;
         for (int k = 0; k < 3; k++) {
                 new_payload(&b, 7, 4);
@@ -981,25 +933,25 @@ Test(input, a_hanging_registry_holds_up_nothing, .timeout = 60) {
         snprintf(url, sizeof url, "http://127.0.0.1:%d", reg.port);
         itd_decoder_t *dec = registry_decoder(dir, url, NULL, 400);
         itd_event_t ev;
-        bytes_t b;
+        tu_bytes_t b;
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         /* Ten ids the registry never answers, each interleaved with a
          * known one: no decode waits. */
         for (uint32_t id = 100; id < 110; id++) {
-                put_header(&b, id);
+                tu_put_header(&b, id);
                 put_event(&b, "u", TS_OK, 0, NAN, NULL);
                 cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                              ITD_REASON_PENDING, "id %u: %s", id, detail);
                 cr_expect(strstr(detail, "being looked up"), "%s", detail);
-                put_header(&b, 1);
+                tu_put_header(&b, 1);
                 put_event(&b, "u-known", TS_OK, 0, NAN, NULL);
                 cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                              ITD_REASON_OK, "%s", detail);
         }
         cr_expect_lt(since(&t0), 0.3, "20 decodes took %.2f s", since(&t0));
         /* The look-ups time out (400 ms): then the ids are unknown. */
-        put_header(&b, 100);
+        tu_put_header(&b, 100);
         put_event(&b, "u", TS_OK, 0, NAN, NULL);
         cr_expect_eq(dec_wait(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_UNKNOWN_SCHEMA_ID, "%s", detail);
@@ -1012,7 +964,7 @@ Test(input, a_hanging_registry_holds_up_nothing, .timeout = 60) {
         /* Destroying a decoder whose look-up hangs (60 s timeout) does
          * not wait for it. */
         dec = registry_decoder(dir, url, NULL, 60000);
-        put_header(&b, 200);
+        tu_put_header(&b, 200);
         put_event(&b, "u", TS_OK, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_PENDING);
@@ -1054,9 +1006,9 @@ typedef struct {
 static void ask_unknown(void *arg) {
         cred_case_t *c = arg;
         itd_decoder_t *dec = registry_decoder(NULL, c->url, c->user_info, 2000);
-        bytes_t b;
+        tu_bytes_t b;
         itd_event_t ev;
-        put_header(&b, 42);
+        tu_put_header(&b, 42);
         put_event(&b, "u", TS_OK, 0, NAN, NULL);
         c->r = dec_wait(dec, &b, &ev, c->detail, sizeof c->detail);
         itd_decoder_destroy(dec);
@@ -1128,24 +1080,24 @@ static void flood(void *arg) {
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_CONFLUENT, fl->dir, NULL);
         itd_event_t ev;
         char detail[256];
-        bytes_t b;
+        tu_bytes_t b;
         itd_decoder_stats_t st;
         /* 1000 unknown ids, then an attacker's 20000 more, then the first
          * 1000 again: those are still remembered, not looked up anew. */
         for (uint32_t id = fl->first; id < fl->first + 1000; id++) {
-                put_header(&b, id);
+                tu_put_header(&b, id);
                 put_event(&b, "u", TS_OK, 0, NAN, NULL);
                 dec_bytes(dec, &b, &ev, detail, sizeof detail);
         }
         for (uint32_t id = 100000; id < 100000 + fl->n; id++) {
-                put_header(&b, id);
+                tu_put_header(&b, id);
                 put_event(&b, "u", TS_OK, 0, NAN, NULL);
                 dec_bytes(dec, &b, &ev, detail, sizeof detail);
         }
         itd_decoder_stats(dec, &st);
         fl->misses_before = st.schema_misses;
         for (uint32_t id = fl->first; id < fl->first + 1000; id++) {
-                put_header(&b, id);
+                tu_put_header(&b, id);
                 put_event(&b, "u", TS_OK, 0, NAN, NULL);
                 cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                              ITD_REASON_UNKNOWN_SCHEMA_ID);

@@ -106,68 +106,27 @@ typedef struct {
 static msg_t msgs[MAX_MSGS];
 static size_t n_msgs;
 
-typedef struct {
-        unsigned char b[MAX_BYTES + 64];
-        size_t n;
-} bytes_t;
-
-static void put_raw(bytes_t *o, const void *p, size_t n) {
-        memcpy(o->b + o->n, p, n);
-        o->n += n;
-}
-
-static void put_long(bytes_t *o, int64_t v) {
-        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-        do {
-                unsigned char c = z & 0x7f;
-                z >>= 7;
-                if (z)
-                        c |= 0x80;
-                o->b[o->n++] = c;
-        } while (z);
-}
-
-static void put_str(bytes_t *o, const char *s) {
-        put_long(o, (int64_t)strlen(s));
-        put_raw(o, s, strlen(s));
-}
-
-static void put_double(bytes_t *o, double d) {
-        uint64_t u;
-        memcpy(&u, &d, 8);
-        for (int i = 0; i < 8; i++)
-                o->b[o->n++] = (unsigned char)(u >> (8 * i));
-}
-
-static void put_header(bytes_t *o, uint32_t id) {
-        o->n = 0;
-        unsigned char h[5] = {0, (unsigned char)(id >> 24),
-                              (unsigned char)(id >> 16),
-                              (unsigned char)(id >> 8), (unsigned char)id};
-        put_raw(o, h, 5);
-}
-
 /* An event in the built-in schema (id 1); price NAN = null. */
-static void put_event(bytes_t *o, const char *user, int64_t ts,
+static void put_event(tu_bytes_t *o, const char *user, int64_t ts,
                       int64_t type, double price) {
-        put_header(o, 1);
-        put_long(o, 0);
-        put_str(o, user);
-        put_long(o, ts);
-        put_long(o, type);
-        put_long(o, 0);
-        put_long(o, 0);
+        tu_put_header(o, 1);
+        tu_put_long(o, 0);
+        tu_put_str(o, user);
+        tu_put_long(o, ts);
+        tu_put_long(o, type);
+        tu_put_long(o, 0);
+        tu_put_long(o, 0);
         if (isnan(price)) {
-                put_long(o, 0);
+                tu_put_long(o, 0);
         } else {
-                put_long(o, 1);
-                put_double(o, price);
+                tu_put_long(o, 1);
+                tu_put_double(o, price);
         }
-        put_long(o, 0);
-        put_long(o, 0);
+        tu_put_long(o, 0);
+        tu_put_long(o, 0);
 }
 
-static void add(const char *what, itd_reason_t want, const bytes_t *b) {
+static void add(const char *what, itd_reason_t want, const tu_bytes_t *b) {
         cr_assert_lt(n_msgs, MAX_MSGS);
         msg_t *m = &msgs[n_msgs];
         m->what = what;
@@ -187,7 +146,7 @@ static void build_messages(void) {
         int64_t now = (int64_t)time(NULL) * 1000;
         int64_t t0 = now - 3600 * 1000;
         char err[256], long_id[100];
-        bytes_t b;
+        tu_bytes_t b;
         itd_codec_t *codec = itd_codec_new(err, sizeof err);
         cr_assert(codec, "%s", err);
         memset(long_id, 'x', sizeof long_id - 1);
@@ -201,11 +160,11 @@ static void build_messages(void) {
                 ev.type = (itd_event_type_t)(i % ITD_EV__COUNT);
                 ev.price = i % 3 ? 10.0 + i : NAN;
                 if (i % 10 == 9) { /* a newer writer, resolved by name */
-                        put_header(&b, 2);
-                        put_str(&b, ev.user_id);
-                        put_str(&b, "ios");
-                        put_long(&b, ev.ts_ms);
-                        put_long(&b, 4);
+                        tu_put_header(&b, 2);
+                        tu_put_str(&b, ev.user_id);
+                        tu_put_str(&b, "ios");
+                        tu_put_long(&b, ev.ts_ms);
+                        tu_put_long(&b, 4);
                 } else {
                         cr_assert_eq(itd_codec_encode_event(codec, &ev, 1, b.b,
                                                             sizeof b.b, &b.n),
@@ -245,9 +204,9 @@ static void build_messages(void) {
         b.b[4] = 99;
         add("schema id 99", ITD_REASON_UNKNOWN_SCHEMA_ID, &b);
 
-        put_header(&b, 3);
-        put_long(&b, t0);
-        put_long(&b, 0);
+        tu_put_header(&b, 3);
+        tu_put_long(&b, t0);
+        tu_put_long(&b, 0);
         add("writer without user_id", ITD_REASON_SCHEMA_INCOMPATIBLE, &b);
 
         put_event(&b, "u1", t0, 0, NAN);
@@ -259,42 +218,42 @@ static void build_messages(void) {
         add("shorter than the header", ITD_REASON_TRUNCATED, &b);
 
         put_event(&b, "u1", t0, 0, NAN);
-        put_raw(&b, "\x01\x02\x03", 3);
+        tu_put_raw(&b, "\x01\x02\x03", 3);
         add("trailing bytes", ITD_REASON_TRAILING_BYTES, &b);
 
-        put_header(&b, 1);
-        put_long(&b, 0);
-        put_long(&b, -7);
+        tu_put_header(&b, 1);
+        tu_put_long(&b, 0);
+        tu_put_long(&b, -7);
         add("negative length", ITD_REASON_NEGATIVE_LENGTH, &b);
 
-        put_header(&b, 1);
-        put_long(&b, 3);
+        tu_put_header(&b, 1);
+        tu_put_long(&b, 3);
         add("union branch 3", ITD_REASON_BAD_UNION_BRANCH, &b);
 
         put_event(&b, "u1", t0, 11, NAN);
         add("enum index 11", ITD_REASON_BAD_ENUM_INDEX, &b);
 
-        put_header(&b, 1);
-        put_long(&b, 0);
-        put_str(&b, "u1");
+        tu_put_header(&b, 1);
+        tu_put_long(&b, 0);
+        tu_put_str(&b, "u1");
         memset(b.b + b.n, 0x80, 12);
         b.n += 12;
         add("varint of 12 bytes", ITD_REASON_MALFORMED_AVRO, &b);
 
-        put_header(&b, 4);
-        put_str(&b, "u1");
-        put_long(&b, 0); /* ts: null */
-        put_long(&b, 0);
+        tu_put_header(&b, 4);
+        tu_put_str(&b, "u1");
+        tu_put_long(&b, 0); /* ts: null */
+        tu_put_long(&b, 0);
         add("null ts", ITD_REASON_MISSING_FIELD, &b);
 
         put_event(&b, "", t0, 0, NAN);
         add("empty user id", ITD_REASON_MISSING_USER_ID, &b);
 
-        put_header(&b, 2);
-        put_str(&b, "u1");
-        put_str(&b, "web");
-        put_long(&b, t0);
-        put_long(&b, 6); /* SHARE */
+        tu_put_header(&b, 2);
+        tu_put_str(&b, "u1");
+        tu_put_str(&b, "web");
+        tu_put_long(&b, t0);
+        tu_put_long(&b, 6); /* SHARE */
         add("symbol SHARE", ITD_REASON_UNKNOWN_EVENT_TYPE, &b);
 
         put_event(&b, "u1", 915148800000LL, 0, NAN); /* 1999 */
@@ -308,10 +267,10 @@ static void build_messages(void) {
 
         put_event(&b, "u1", t0, 4, NAN);
         b.n -= 3;
-        put_long(&b, 1);
-        put_double(&b, NAN);
-        put_long(&b, 0);
-        put_long(&b, 0);
+        tu_put_long(&b, 1);
+        tu_put_double(&b, NAN);
+        tu_put_long(&b, 0);
+        tu_put_long(&b, 0);
         add("NaN price", ITD_REASON_BAD_PRICE, &b);
 
         put_event(&b, long_id, t0, 0, NAN);
@@ -320,14 +279,14 @@ static void build_messages(void) {
         put_event(&b, "u\xe2\x82", t0, 0, NAN);
         add("cut UTF-8 sequence", ITD_REASON_INVALID_UTF8, &b);
 
-        put_header(&b, 1);
-        put_long(&b, 0);
-        put_long(&b, 2);
-        put_raw(&b, "u\0", 2);
-        put_long(&b, t0);
-        put_long(&b, 0);
+        tu_put_header(&b, 1);
+        tu_put_long(&b, 0);
+        tu_put_long(&b, 2);
+        tu_put_raw(&b, "u\0", 2);
+        tu_put_long(&b, t0);
+        tu_put_long(&b, 0);
         for (int k = 0; k < 5; k++)
-                put_long(&b, 0);
+                tu_put_long(&b, 0);
         add("NUL in user id", ITD_REASON_NUL_IN_STRING, &b);
 
         for (int i = good_so_far; i < N_GOOD; i++) {

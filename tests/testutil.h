@@ -256,6 +256,25 @@ int tu_free_port(void);
 int tu_http(int port, const char *method, const char *path, int timeout_ms,
             char **head, char **body);
 
+/* ---- Avro by hand (tests/testutil_avro.c) ------------------------------ */
+
+/* A message being written (Avro binary, little-endian floats). */
+typedef struct tu_bytes_s {
+        unsigned char b[4096];
+        size_t n;
+} tu_bytes_t;
+
+/** Appends n bytes; fails the test when they do not fit. */
+void tu_put_raw(tu_bytes_t *o, const void *p, size_t n);
+/** An Avro long (zig-zag varint). */
+void tu_put_long(tu_bytes_t *o, int64_t v);
+/** An Avro string: its length, then its bytes. */
+void tu_put_str(tu_bytes_t *o, const char *s);
+void tu_put_double(tu_bytes_t *o, double d);
+void tu_put_float(tu_bytes_t *o, float f);
+/** Starts o over with the 5-byte Confluent header of schema id. */
+void tu_put_header(tu_bytes_t *o, uint32_t id);
+
 /* ---- two daemons side by side (tests/testutil_pair.c) ------------------ */
 
 /*

@@ -1,0 +1,58 @@
+/*
+ * testutil_avro.c - Avro binary written by hand (testutil.h, "Avro by
+ * hand"): what a test needs to make a message the codec would not make
+ * (another writer schema, a damaged header, a wrong type).
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "testutil.h"
+
+void tu_put_raw(tu_bytes_t *o, const void *p, size_t n) {
+        cr_assert_leq(n, sizeof o->b - o->n, "tu_bytes_t full: %zu + %zu",
+                      o->n, n);
+        memcpy(o->b + o->n, p, n);
+        o->n += n;
+}
+
+void tu_put_long(tu_bytes_t *o, int64_t v) {
+        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+        do {
+                unsigned char c = z & 0x7f;
+                z >>= 7;
+                if (z)
+                        c |= 0x80;
+                tu_put_raw(o, &c, 1);
+        } while (z);
+}
+
+void tu_put_str(tu_bytes_t *o, const char *s) {
+        tu_put_long(o, (int64_t)strlen(s));
+        tu_put_raw(o, s, strlen(s));
+}
+
+void tu_put_double(tu_bytes_t *o, double d) {
+        uint64_t u;
+        unsigned char le[8];
+        memcpy(&u, &d, 8);
+        for (int i = 0; i < 8; i++)
+                le[i] = (unsigned char)(u >> (8 * i));
+        tu_put_raw(o, le, 8);
+}
+
+void tu_put_float(tu_bytes_t *o, float f) {
+        uint32_t u;
+        unsigned char le[4];
+        memcpy(&u, &f, 4);
+        for (int i = 0; i < 4; i++)
+                le[i] = (unsigned char)(u >> (8 * i));
+        tu_put_raw(o, le, 4);
+}
+
+void tu_put_header(tu_bytes_t *o, uint32_t id) {
+        unsigned char h[5] = {0, (unsigned char)(id >> 24),
+                              (unsigned char)(id >> 16),
+                              (unsigned char)(id >> 8), (unsigned char)id};
+        o->n = 0;
+        tu_put_raw(o, h, 5);
+}
