@@ -973,6 +973,7 @@ Test(conf, check_run_refuses_a_file_without_brokers) {
 /* 16M rows x 128 floats x 3 tables is 25.8 GB of parameters alone; the
  * process here may use 2 GiB (RLIMIT_AS, set for this test's process). */
 Test(conf, check_run_refuses_a_model_larger_than_memory) {
+        TU_SKIP_UNDER_ASAN();
         struct rlimit rl = {.rlim_cur = (rlim_t)2 << 30,
                             .rlim_max = RLIM_INFINITY};
         cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);

@@ -121,6 +121,7 @@ Test(it_exit_codes, an_unusable_checkpoint_dir_is_78) {
 /* 16M x 128 x 3 embedding rows: 103 GB with gradients and Adam moments;
  * the children here may use 4 GiB (RLIMIT_AS, inherited). */
 Test(it_exit_codes, a_model_larger_than_memory_is_78) {
+        TU_SKIP_UNDER_ASAN();
         struct rlimit rl = {.rlim_cur = (rlim_t)4 << 30,
                             .rlim_max = RLIM_INFINITY};
         cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);

@@ -51,6 +51,16 @@ int tu_write_file(const char *path, const char *text);
 /** Runs argv to completion (timeout_ms) with output to log_path; returns exit status or -1. */
 int tu_run(char *const argv[], const char *log_path, int timeout_ms);
 
+/* A test that limits its address space (RLIMIT_AS) cannot run under
+ * AddressSanitizer, whose shadow memory reserves terabytes of it: skipped
+ * in such a build (-DITD_SANITIZE=ON), a no-op otherwise. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_SKIP_UNDER_ASAN()                                                   \
+        cr_skip_test("limits RLIMIT_AS: not under AddressSanitizer")
+#else
+#define TU_SKIP_UNDER_ASAN() ((void)0)
+#endif
+
 /** Sleeps ms milliseconds (between polls; never as a way to wait for a
  * condition: tu_wait_until). */
 void tu_sleep_ms(int ms);
