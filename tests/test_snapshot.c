@@ -31,7 +31,7 @@ static void setup(void) {
         snprintf(path, sizeof(path), "%s/test.ckpt", dir);
 }
 
-TestSuite(checkpoint, .init = setup);
+TestSuite(snapshot, .init = setup);
 
 static const double vals_f64[3] = {1.5, -2.25, 1e300};
 static const float vals_f32[5] = {0.5f, -1.0f, 3.0f, 0.0f, 1e-20f};
@@ -114,7 +114,7 @@ static size_t list_dir(char *out, size_t cap) {
         return n;
 }
 
-Test(checkpoint, crc32c_matches_the_published_check_value) {
+Test(snapshot, crc32c_matches_the_published_check_value) {
         /* the CRC-32C check value of "123456789" (RFC 3720 / Castagnoli) */
         cr_assert_eq(itd_crc32c(0, "123456789", 9), 0xE3069283u);
         /* continuing over pieces equals one pass, whatever the split */
@@ -141,7 +141,7 @@ static uint32_t crc_bitwise(uint32_t crc, const uint8_t *p, size_t n) {
         return ~crc;
 }
 
-Test(checkpoint, crc32c_instruction_and_tables_agree_with_the_definition) {
+Test(snapshot, crc32c_instruction_and_tables_agree_with_the_definition) {
         /* every length 0..300 at every alignment 0..7, continuing from a
          * previous CRC, in both the instruction path (where the CPU has
          * it) and the tables */
@@ -159,7 +159,7 @@ Test(checkpoint, crc32c_instruction_and_tables_agree_with_the_definition) {
                 }
 }
 
-Test(checkpoint, round_trip_keeps_header_and_every_section) {
+Test(snapshot, round_trip_keeps_header_and_every_section) {
         write_sample(path);
         itd_snapshot_t *ck;
         char err[512];
@@ -205,7 +205,7 @@ Test(checkpoint, round_trip_keeps_header_and_every_section) {
         itd_snapshot_destroy(ck);
 }
 
-Test(checkpoint, a_flipped_bit_anywhere_is_corrupt) {
+Test(snapshot, a_flipped_bit_anywhere_is_corrupt) {
         write_sample(path);
         size_t n;
         uint8_t *good = slurp(path, &n);
@@ -244,7 +244,7 @@ Test(checkpoint, a_flipped_bit_anywhere_is_corrupt) {
         free(good);
 }
 
-Test(checkpoint, a_cut_anywhere_is_corrupt_and_says_truncated) {
+Test(snapshot, a_cut_anywhere_is_corrupt_and_says_truncated) {
         write_sample(path);
         size_t n;
         uint8_t *good = slurp(path, &n);
@@ -277,7 +277,7 @@ Test(checkpoint, a_cut_anywhere_is_corrupt_and_says_truncated) {
         free(good);
 }
 
-Test(checkpoint, another_format_version_is_incompatible_not_corrupt) {
+Test(snapshot, another_format_version_is_incompatible_not_corrupt) {
         write_sample(path);
         size_t n;
         uint8_t *buf = slurp(path, &n);
@@ -295,7 +295,7 @@ Test(checkpoint, another_format_version_is_incompatible_not_corrupt) {
         free(buf);
 }
 
-Test(checkpoint, a_missing_file_is_not_found_and_junk_is_corrupt) {
+Test(snapshot, a_missing_file_is_not_found_and_junk_is_corrupt) {
         char err[512];
         cr_assert_eq(itd_snapshot_read(path, &(itd_snapshot_t *){NULL}, err,
                                        sizeof(err)),
@@ -324,7 +324,7 @@ static itd_model_t *small_model(int type) {
         return m;
 }
 
-Test(checkpoint, another_feature_spec_is_incompatible_and_names_both) {
+Test(snapshot, another_feature_spec_is_incompatible_and_names_both) {
         itd_model_t *m = small_model(ITD_MODEL_KIND_MLP);
         itd_snapshot_meta_t meta = {.feature_spec_hash = 0xABCDull};
         char err[512];
@@ -348,7 +348,7 @@ Test(checkpoint, another_feature_spec_is_incompatible_and_names_both) {
         itd_model_destroy(m);
 }
 
-Test(checkpoint, atomic_write_leaves_no_temporary_and_keeps_the_last_as_prev) {
+Test(snapshot, atomic_write_leaves_no_temporary_and_keeps_the_last_as_prev) {
         itd_model_t *m = small_model(ITD_MODEL_KIND_LOGISTIC);
         char err[512], names[1024];
         cr_assert_eq(itd_model_save(m, path, NULL, err, sizeof(err)), ITD_OK,
@@ -389,7 +389,7 @@ Test(checkpoint, atomic_write_leaves_no_temporary_and_keeps_the_last_as_prev) {
         itd_model_destroy(m);
 }
 
-Test(checkpoint, a_failed_write_leaves_the_previous_file_intact) {
+Test(snapshot, a_failed_write_leaves_the_previous_file_intact) {
         itd_model_t *m = small_model(ITD_MODEL_KIND_MLP);
         char err[512], names[1024];
         cr_assert_eq(itd_model_save(m, path, NULL, err, sizeof(err)), ITD_OK);
@@ -434,7 +434,7 @@ Test(checkpoint, a_failed_write_leaves_the_previous_file_intact) {
         itd_model_destroy(m);
 }
 
-Test(checkpoint, describe_prints_header_shapes_and_tensors) {
+Test(snapshot, describe_prints_header_shapes_and_tensors) {
         itd_model_t *m = small_model(ITD_MODEL_KIND_MLP);
         itd_snapshot_meta_t meta = {.feature_spec_hash = 0xFEEDull};
         char err[512];
