@@ -26,7 +26,6 @@
 #include "codec_int.h"
 #include "intentd/mem.h"
 
-#define CONFLUENT_HDR 5 /* magic byte 0 + 4-byte big-endian schema id */
 
 /* Fields of our prediction schema, in order (pred_fields below). */
 #define PRED_FIELDS 15
@@ -206,54 +205,36 @@ static itd_err_t decode_framed(itd_codec_t *codec, const char *what,
                                size_t errstr_size) {
         const uint8_t *buf = vbuf;
         char why[256], why_bare[256];
-        itd_reason_t r;
+        itd_reason_t r = ITD_REASON_OK;
+        uint32_t id = 0;
         if (len == 0) {
                 snprintf(errstr, errstr_size, "avro %s decode: empty message",
                          what);
                 return ITD_ERR_DECODE;
         }
-        switch (framing) {
-        case ITD_FRAMING_CONFLUENT:
-                if (len < CONFLUENT_HDR) {
-                        snprintf(errstr, errstr_size,
-                                 "avro %s decode: %zu bytes, too short for "
-                                 "the 5-byte Confluent header",
-                                 what, len);
-                        return ITD_ERR_DECODE;
-                }
-                if (buf[0] != 0) {
-                        snprintf(errstr, errstr_size,
-                                 "avro %s decode: Confluent magic byte is "
-                                 "0x%02x, expected 0x00",
-                                 what, buf[0]);
-                        return ITD_ERR_DECODE;
-                }
-                r = fn(codec, buf, len, CONFLUENT_HDR, out, why, sizeof why);
+        switch (itd_wire_classify(buf, len, framing, &id, why, sizeof why)) {
+        case ITD_WIRE_TOO_SHORT:
+        case ITD_WIRE_BAD_MAGIC:
+                snprintf(errstr, errstr_size, "avro %s decode: %s", what, why);
+                return ITD_ERR_DECODE;
+        case ITD_WIRE_CONFLUENT:
+                r = fn(codec, buf, len, ITD_CONFLUENT_HDR, out, why,
+                       sizeof why);
                 break;
-        case ITD_FRAMING_BARE:
+        case ITD_WIRE_BARE:
                 r = fn(codec, buf, len, 0, out, why, sizeof why);
                 break;
-        default:
-                if (len < CONFLUENT_HDR || buf[0] != 0) {
-                        r = fn(codec, buf, len, 0, out, why, sizeof why);
-                        break;
-                }
-                /*
-                 * Byte 0 is 0 both for a Confluent header and for a bare
-                 * record whose first field is a null union branch, so try
-                 * the header first and fall back to bare.
-                 */
-                if (!fn(codec, buf, len, CONFLUENT_HDR, out, why, sizeof why))
+        case ITD_WIRE_EITHER:
+                /* Confluent first, then bare (itd_wire_t). */
+                if (!fn(codec, buf, len, ITD_CONFLUENT_HDR, out, why,
+                        sizeof why))
                         return ITD_OK;
                 if (!fn(codec, buf, len, 0, out, why_bare, sizeof why_bare))
                         return ITD_OK;
                 snprintf(errstr, errstr_size,
                          "avro %s decode: as Confluent (schema id %" PRIu32
                          "): %s; as bare Avro: %s",
-                         what,
-                         (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
-                             (uint32_t)buf[3] << 8 | buf[4],
-                         why, why_bare);
+                         what, id, why, why_bare);
                 return ITD_ERR_DECODE;
         }
         if (r) {
@@ -475,14 +456,14 @@ static itd_err_t write_value(itd_codec_t *codec, avro_value_t *rec,
         uint8_t *buf = vbuf;
         size_t hdr = 0;
         if (schema_id >= 0) {
-                if (cap < CONFLUENT_HDR)
+                if (cap < ITD_CONFLUENT_HDR)
                         return ITD_ERR_FULL;
                 buf[0] = 0;
                 buf[1] = (uint8_t)((uint32_t)schema_id >> 24);
                 buf[2] = (uint8_t)((uint32_t)schema_id >> 16);
                 buf[3] = (uint8_t)((uint32_t)schema_id >> 8);
                 buf[4] = (uint8_t)schema_id;
-                hdr = CONFLUENT_HDR;
+                hdr = ITD_CONFLUENT_HDR;
         }
         avro_writer_memory_set_dest(codec->writer, (const char *)buf + hdr,
                                     (int64_t)(cap - hdr));

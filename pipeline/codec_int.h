@@ -1,7 +1,8 @@
 /*
  * codec_int.h - the Avro event walker (plan.c), shared by codec.c (own
  * schema), input.c (writer schemas by id) and the container reader
- * (ocf.c). Private to the pipeline module.
+ * (ocf.c), and the one Confluent-or-bare rule (itd_wire_classify) of
+ * codec.c, input.c and control.c. Private to the pipeline module.
  *
  * A plan is the resolution of one writer schema against the reader schema
  * config/event.avsc: which writer field lands in which event slot, which
@@ -21,6 +22,66 @@
 #include "intentd/input.h"
 
 typedef struct itd_plan_s itd_plan_t;
+
+#define ITD_CONFLUENT_HDR 5 /* magic byte 0 + 4-byte big-endian schema id */
+
+/* Where a message's Avro starts, by its first bytes and the framing. */
+typedef enum {
+        ITD_WIRE_BARE = 0,  /* Avro from byte 0 */
+        ITD_WIRE_CONFLUENT, /* a Confluent header (framing confluent):
+                             * Avro from byte ITD_CONFLUENT_HDR */
+        ITD_WIRE_EITHER,    /* framing auto and byte 0 is 0: a Confluent
+                             * header, or a bare record whose first field
+                             * is a null union branch; try the header
+                             * first, then bare */
+        ITD_WIRE_TOO_SHORT, /* framing confluent, shorter than the header */
+        ITD_WIRE_BAD_MAGIC  /* framing confluent, byte 0 is not 0 */
+} itd_wire_t;
+
+/**
+ * @brief The Confluent-or-bare rule: how to read buf[0..len) under
+ * framing (any value but CONFLUENT and BARE is AUTO). Under AUTO a message
+ * shorter than the header or not starting with 0 is bare.
+ * @param schema_id  set for ITD_WIRE_CONFLUENT and ITD_WIRE_EITHER (the
+ *                   header's big-endian id); may be NULL.
+ * @param detail     on TOO_SHORT and BAD_MAGIC one line, "N bytes, too
+ *                   short for the 5-byte Confluent header" or "Confluent
+ *                   magic byte is 0xNN, expected 0x00"; untouched
+ *                   otherwise; may be NULL.
+ * Inline: the daemon's event decoder runs it on every message.
+ * @thread any.
+ */
+static inline itd_wire_t itd_wire_classify(const uint8_t *buf, size_t len,
+                                           itd_framing_t framing,
+                                           uint32_t *schema_id, char *detail,
+                                           size_t detail_size) {
+        if (framing == ITD_FRAMING_BARE)
+                return ITD_WIRE_BARE;
+        if (framing == ITD_FRAMING_CONFLUENT) {
+                if (len < ITD_CONFLUENT_HDR) {
+                        itd_errf(detail, detail_size,
+                                 "%zu bytes, too short for the 5-byte "
+                                 "Confluent header",
+                                 len);
+                        return ITD_WIRE_TOO_SHORT;
+                }
+                if (buf[0] != 0) {
+                        itd_errf(detail, detail_size,
+                                 "Confluent magic byte is 0x%02x, "
+                                 "expected 0x00",
+                                 buf[0]);
+                        return ITD_WIRE_BAD_MAGIC;
+                }
+        } else if (len < ITD_CONFLUENT_HDR || buf[0] != 0) {
+                return ITD_WIRE_BARE;
+        }
+        if (schema_id)
+                *schema_id = (uint32_t)buf[1] << 24 |
+                             (uint32_t)buf[2] << 16 |
+                             (uint32_t)buf[3] << 8 | buf[4];
+        return framing == ITD_FRAMING_CONFLUENT ? ITD_WIRE_CONFLUENT
+                                                : ITD_WIRE_EITHER;
+}
 
 /* Where a writer field lands in itd_event_t. */
 typedef enum {

@@ -12,8 +12,7 @@
 #include <jansson.h>
 
 #include "avro_cur.h"
-
-#define CONFLUENT_HDR 5
+#include "codec_int.h"
 
 static const char *const type_names[ITD_CONTROL__COUNT] = {"ERASE"};
 
@@ -55,7 +54,7 @@ static wr_t wr_begin(void *buf, size_t cap, int32_t schema_id) {
         wr_t w = {buf, (uint8_t *)buf + cap, 0};
         if (schema_id < 0)
                 return w;
-        if (cap < CONFLUENT_HDR) {
+        if (cap < ITD_CONFLUENT_HDR) {
                 w.full = 1;
                 return w;
         }
@@ -64,7 +63,7 @@ static wr_t wr_begin(void *buf, size_t cap, int32_t schema_id) {
         w.p[2] = (uint8_t)((uint32_t)schema_id >> 16);
         w.p[3] = (uint8_t)((uint32_t)schema_id >> 8);
         w.p[4] = (uint8_t)schema_id;
-        w.p += CONFLUENT_HDR;
+        w.p += ITD_CONFLUENT_HDR;
         return w;
 }
 
@@ -236,29 +235,35 @@ itd_reason_t itd_control_decode(const void *vbuf, size_t len, int json,
                                 itd_framing_t framing, itd_control_t *out,
                                 char *errstr, size_t errstr_size) {
         const uint8_t *buf = vbuf;
-        itd_reason_t r;
+        itd_reason_t r = ITD_REASON_OK;
         if (!buf || len == 0) {
                 snprintf(errstr, errstr_size, "control record: empty");
                 return ITD_REASON_EMPTY_MESSAGE;
         }
         if (json) {
                 r = json_control(buf, len, out, errstr, errstr_size);
-        } else if (framing == ITD_FRAMING_BARE) {
-                r = avro_at(buf, len, 0, out, errstr, errstr_size);
-        } else if (buf[0] != 0 || len < CONFLUENT_HDR) {
-                if (framing == ITD_FRAMING_CONFLUENT) {
+        } else {
+                switch (itd_wire_classify(buf, len, framing, NULL, NULL, 0)) {
+                case ITD_WIRE_TOO_SHORT:
+                case ITD_WIRE_BAD_MAGIC:
                         snprintf(errstr, errstr_size, "control record: "
                                  "Confluent framing expected, byte 0 is "
                                  "0x%02x of %zu bytes", buf[0], len);
                         return ITD_REASON_BAD_MAGIC_BYTE;
-                }
-                r = avro_at(buf, len, 0, out, errstr, errstr_size);
-        } else {
-                /* AUTO: a bare record of type ERASE starts with 0 too */
-                r = avro_at(buf, len, CONFLUENT_HDR, out, errstr,
-                            errstr_size);
-                if (r && framing == ITD_FRAMING_AUTO)
+                case ITD_WIRE_BARE:
                         r = avro_at(buf, len, 0, out, errstr, errstr_size);
+                        break;
+                case ITD_WIRE_CONFLUENT:
+                case ITD_WIRE_EITHER:
+                        /* EITHER: a bare record of type ERASE starts with
+                         * 0 too */
+                        r = avro_at(buf, len, ITD_CONFLUENT_HDR, out, errstr,
+                                    errstr_size);
+                        if (r && framing == ITD_FRAMING_AUTO)
+                                r = avro_at(buf, len, 0, out, errstr,
+                                            errstr_size);
+                        break;
+                }
         }
         return r ? r : check(out, errstr, errstr_size);
 }
@@ -267,7 +272,8 @@ itd_reason_t itd_audit_decode(const void *vbuf, size_t len, itd_audit_t *a,
                               int32_t *parts, size_t cap_parts, char *errstr,
                               size_t errstr_size) {
         const uint8_t *buf = vbuf;
-        size_t off = len >= CONFLUENT_HDR && buf[0] == 0 ? CONFLUENT_HDR : 0;
+        size_t off =
+            len >= ITD_CONFLUENT_HDR && buf[0] == 0 ? ITD_CONFLUENT_HDR : 0;
         itd_cur_t c = {buf, buf + off, buf + len, "", SIZE_MAX, errstr,
                        errstr_size};
         itd_reason_t r;

@@ -40,7 +40,6 @@
 #include "intentd/mem.h"
 #include "registry_int.h"
 
-#define CONFLUENT_HDR 5
 #define UNRESOLVED_MAX 1024      /* ids pending or failed at once */
 #define UNRESOLVED_CAP 2048      /* their table's slots (power of two) */
 #define MAX_SCHEMA_FILE (1 << 20) /* a schema file larger than this is refused */
@@ -538,16 +537,15 @@ static const itd_plan_t *lookup(itd_decoder_t *dec, uint32_t id,
         return NULL;
 }
 
-static itd_reason_t decode_confluent(itd_decoder_t *dec, const uint8_t *buf,
-                                     size_t len, itd_event_t *ev,
-                                     char *detail, size_t detail_size) {
+static itd_reason_t decode_confluent(itd_decoder_t *dec, uint32_t id,
+                                     const uint8_t *buf, size_t len,
+                                     itd_event_t *ev, char *detail,
+                                     size_t detail_size) {
         itd_reason_t r = ITD_REASON_OK;
-        uint32_t id = (uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
-                      (uint32_t)buf[3] << 8 | buf[4];
         const itd_plan_t *plan = lookup(dec, id, &r, detail, detail_size);
         if (!plan)
                 return r;
-        return itd_plan_decode(plan, buf, len, CONFLUENT_HDR,
+        return itd_plan_decode(plan, buf, len, ITD_CONFLUENT_HDR,
                                dec->conf.max_string_bytes, ev, detail,
                                detail_size);
 }
@@ -556,41 +554,30 @@ static itd_reason_t decode_avro(itd_decoder_t *dec, const uint8_t *buf,
                                 size_t len, itd_event_t *ev, char *detail,
                                 size_t detail_size) {
         size_t max_str = dec->conf.max_string_bytes;
-        switch (dec->conf.framing) {
-        case ITD_FRAMING_CONFLUENT:
-                if (len < CONFLUENT_HDR) {
-                        itd_errf(detail, detail_size,
-                                 "%zu bytes, too short for the 5-byte "
-                                 "Confluent header",
-                                 len);
-                        return ITD_REASON_TRUNCATED;
-                }
-                if (buf[0] != 0) {
-                        itd_errf(detail, detail_size,
-                                 "Confluent magic byte is 0x%02x, "
-                                 "expected 0x00",
-                                 buf[0]);
-                        return ITD_REASON_BAD_MAGIC_BYTE;
-                }
-                return decode_confluent(dec, buf, len, ev, detail,
+        uint32_t id = 0;
+        switch (itd_wire_classify(buf, len, (itd_framing_t)dec->conf.framing,
+                                  &id, detail, detail_size)) {
+        case ITD_WIRE_TOO_SHORT:
+                return ITD_REASON_TRUNCATED;
+        case ITD_WIRE_BAD_MAGIC:
+                return ITD_REASON_BAD_MAGIC_BYTE;
+        case ITD_WIRE_CONFLUENT:
+                return decode_confluent(dec, id, buf, len, ev, detail,
                                         detail_size);
-        case ITD_FRAMING_BARE:
+        case ITD_WIRE_BARE:
                 return itd_plan_decode(dec->own, buf, len, 0, max_str, ev,
                                        detail, detail_size);
-        default:
+        case ITD_WIRE_EITHER:
                 break;
         }
-        if (len < CONFLUENT_HDR || buf[0] != 0)
-                return itd_plan_decode(dec->own, buf, len, 0, max_str, ev,
-                                       detail, detail_size);
         /*
-         * Byte 0 is 0 both for a Confluent header and for a bare record
-         * whose first field is a null union branch: try the header first,
-         * then bare. When both fail the message is reported as Confluent,
-         * since that is what its first byte says it is.
+         * Confluent first, then bare (itd_wire_t). When both fail the
+         * message is reported as Confluent, since that is what its first
+         * byte says it is.
          */
         char why[300], why_bare[300];
-        itd_reason_t r = decode_confluent(dec, buf, len, ev, why, sizeof why);
+        itd_reason_t r =
+            decode_confluent(dec, id, buf, len, ev, why, sizeof why);
         if (r == ITD_REASON_OK)
                 return r;
         if (r == ITD_REASON_PENDING) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec_int.h"
 #include "conf_parts.h"
 #include "intentd/codec.h"
 #include "intentd/conf.h"
@@ -175,6 +176,68 @@ Test(codec, auto_framing_decodes_a_bare_event_whose_first_byte_is_zero) {
         cr_assert_eq(ev.type, ITD_EV_PURCHASE);
         cr_assert_str_empty(ev.event_id);
         cr_assert(isnan(ev.price));
+}
+
+/* The one Confluent-or-bare rule (itd_wire_classify) that the event
+ * decoders (codec.c, input.c) and the control decoder share. */
+typedef struct {
+        const char *name;
+        uint8_t bytes[8];
+        size_t len;
+        itd_framing_t framing;
+        itd_wire_t want;
+        uint32_t want_id;   /* for CONFLUENT and EITHER */
+        const char *detail; /* for TOO_SHORT and BAD_MAGIC */
+} wire_case_t;
+
+static const wire_case_t wire_cases[] = {
+    {"bare framing, byte 0 is 0", {0, 0, 0, 0, 7, 2}, 6, ITD_FRAMING_BARE,
+     ITD_WIRE_BARE, 0, NULL},
+    {"bare framing, empty", {0}, 0, ITD_FRAMING_BARE, ITD_WIRE_BARE, 0,
+     NULL},
+    {"confluent", {0, 0x01, 0x02, 0x03, 0x04, 2}, 6, ITD_FRAMING_CONFLUENT,
+     ITD_WIRE_CONFLUENT, 0x01020304u, NULL},
+    {"confluent, header only", {0, 0, 0, 0, 9}, 5, ITD_FRAMING_CONFLUENT,
+     ITD_WIRE_CONFLUENT, 9, NULL},
+    {"confluent, too short", {0, 0, 0, 1}, 4, ITD_FRAMING_CONFLUENT,
+     ITD_WIRE_TOO_SHORT, 0,
+     "4 bytes, too short for the 5-byte Confluent header"},
+    {"confluent, empty", {0}, 0, ITD_FRAMING_CONFLUENT, ITD_WIRE_TOO_SHORT, 0,
+     "0 bytes, too short for the 5-byte Confluent header"},
+    {"confluent, wrong magic", {0x2a, 0, 0, 0, 1, 2}, 6,
+     ITD_FRAMING_CONFLUENT, ITD_WIRE_BAD_MAGIC, 0,
+     "Confluent magic byte is 0x2a, expected 0x00"},
+    {"auto, byte 0 is 0", {0, 0xff, 0, 0, 1, 2}, 6, ITD_FRAMING_AUTO,
+     ITD_WIRE_EITHER, 0xff000001u, NULL},
+    {"auto, byte 0 is not 0", {2, 0, 0, 0, 1, 2}, 6, ITD_FRAMING_AUTO,
+     ITD_WIRE_BARE, 0, NULL},
+    {"auto, too short for a header", {0, 0, 0, 1}, 4, ITD_FRAMING_AUTO,
+     ITD_WIRE_BARE, 0, NULL},
+};
+
+Test(codec, wire_classify_tells_bare_confluent_too_short_and_bad_magic) {
+        for (size_t i = 0; i < sizeof wire_cases / sizeof wire_cases[0];
+             i++) {
+                const wire_case_t *c = &wire_cases[i];
+                char detail[128] = "untouched";
+                uint32_t id = 0xdeadbeef;
+                itd_wire_t got = itd_wire_classify(c->bytes, c->len,
+                                                   c->framing, &id, detail,
+                                                   sizeof detail);
+                cr_assert_eq(got, c->want, "%s: %d, want %d", c->name,
+                             (int)got, (int)c->want);
+                if (got == ITD_WIRE_CONFLUENT || got == ITD_WIRE_EITHER)
+                        cr_assert_eq(id, c->want_id, "%s: id %08x", c->name,
+                                     id);
+                else
+                        cr_assert_eq(id, 0xdeadbeef, "%s: id set", c->name);
+                cr_assert_str_eq(detail, c->detail ? c->detail : "untouched",
+                                 "%s", c->name);
+                /* NULL id and detail are allowed */
+                cr_assert_eq(itd_wire_classify(c->bytes, c->len, c->framing,
+                                               NULL, NULL, 0),
+                             c->want, "%s (NULL out)", c->name);
+        }
 }
 
 Test(codec, encode_reports_full_for_every_too_small_buffer) {
