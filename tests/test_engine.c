@@ -19,7 +19,10 @@
  *     on-time prediction ends as exactly one judged example, which names
  *     the row it was predicted on (partition, offset, user hash);
  *   - a partition written, read and adopted by a second engine (with the
- *     model and the trainer) predicts and resolves what the first does.
+ *     model and the trainer) predicts and resolves what the first does;
+ *   - idle partitions: event time moves on with the wall clock only once
+ *     nothing at all arrived for idle_ms, and then only for a partition
+ *     without events for max(idle_ms, allowed lateness), from its frontier.
  *
  * Triggers: tests/test_engine_triggers.c; the harness: tests/enginesim.h.
  * The tests compare engines with engines and rules with outcomes; no score
@@ -649,3 +652,81 @@ Test(engine_checkpoint, write_read_adopt_continues_identically) {
         rmdir(dir);
 }
 
+
+/* ------------------------------------------------------ idle partitions */
+
+#define IDLE_MS (10 * SEC_MS) /* daemon/conf_parts.c's part.idle_ms */
+
+/* Five users' events on partition p at event time ts.., fed at wall w. */
+static void idle_feed(sim_t *s, int32_t p, int64_t ts, int64_t w,
+                      int64_t *offset) {
+        itd_row_t rows[5];
+        char user[32], err[256];
+        for (int i = 0; i < 5; i++) {
+                snprintf(user, sizeof user, "p%d-u%d", (int)p, i);
+                set_input(&rows[i], user, ts + i * SEC_MS, ITD_EV_VIEW, p,
+                          (*offset)++);
+        }
+        cr_assert_eq(itd_engine_process(s->eng, "events", rows, 5, w, err,
+                                        sizeof err),
+                     ITD_OK, "%s", err);
+}
+
+static int64_t idle_wm(const sim_t *s, int32_t p) {
+        itd_partition_info_t info;
+        const itd_partition_t *pt = itd_engine_partition_get(s->eng, p);
+        cr_assert_not_null(pt);
+        itd_partition_info(pt, &info);
+        return info.watermark_ms;
+}
+
+Test(engine_idle, nothing_moves_while_any_partition_gets_input) {
+        itd_conf_t *conf = conf_with(NULL, 0);
+        sim_t *s = sim_new(conf);
+        cr_assert_eq(itd_engine_partition_conf(s->eng)->idle_ms, IDLE_MS);
+        int64_t w = 5000000, off = 0;
+        idle_feed(s, 0, T0, w, &off);
+        idle_feed(s, 1, T0, w, &off);
+        int64_t wm0 = idle_wm(s, 0), wm1 = idle_wm(s, 1);
+        cr_assert_neq(wm0, INT64_MIN);
+        /* partition 1 keeps getting events; partition 0 is idle 30 s */
+        idle_feed(s, 1, T0 + 20 * SEC_MS, w + 20 * SEC_MS, &off);
+        int64_t wm1b = idle_wm(s, 1);
+        itd_engine_advance_idle(s->eng, w + 30 * SEC_MS);
+        cr_expect_eq(idle_wm(s, 0), wm0, "moved while input arrived");
+        cr_expect_eq(idle_wm(s, 1), wm1b);
+        /* exactly idle_ms of quiet is not idle yet */
+        itd_engine_advance_idle(s->eng, w + 20 * SEC_MS + IDLE_MS);
+        cr_expect_eq(idle_wm(s, 0), wm0);
+        /* one ms more: both partitions move, each by its own quiet time,
+         * from its own frontier (watermark = frontier - lateness) */
+        int64_t now = w + 20 * SEC_MS + IDLE_MS + 1;
+        itd_engine_advance_idle(s->eng, now);
+        cr_expect_eq(idle_wm(s, 0), wm0 + (now - w));
+        cr_expect_eq(idle_wm(s, 1), wm1b + (now - (w + 20 * SEC_MS)));
+        cr_expect_gt(wm1b, wm1);
+        sim_destroy(s);
+        itd_conf_destroy(conf);
+}
+
+Test(engine_idle, a_partition_waits_for_the_longer_of_idle_and_lateness) {
+        static const kv_t kv[] = {{"windows.allowed_lateness", "60s"}};
+        itd_conf_t *conf = conf_with(kv, 1);
+        sim_t *s = sim_new(conf);
+        int64_t w = 5000000, off = 0;
+        idle_feed(s, 0, T0, w, &off);
+        int64_t wm0 = idle_wm(s, 0);
+        cr_assert_neq(wm0, INT64_MIN);
+        /* quiet past idle_ms, not past the 60 s lateness: stays */
+        itd_engine_advance_idle(s->eng, w + 30 * SEC_MS);
+        cr_expect_eq(idle_wm(s, 0), wm0);
+        itd_engine_advance_idle(s->eng, w + 60 * SEC_MS);
+        cr_expect_eq(idle_wm(s, 0), wm0);
+        itd_engine_advance_idle(s->eng, w + 61 * SEC_MS);
+        cr_expect_eq(idle_wm(s, 0), wm0 + 61 * SEC_MS);
+        /* and on from there, never back */
+        itd_engine_advance_idle(s->eng, w + 90 * SEC_MS);
+        cr_expect_eq(idle_wm(s, 0), wm0 + 90 * SEC_MS);
+        sim_destroy(s);
+        itd_conf_destroy(conf);
+}
