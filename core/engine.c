@@ -485,12 +485,25 @@ itd_err_t itd_engine_process(itd_engine_t *eng, const char *topic,
         return ITD_OK;
 }
 
+/*
+ * Idle time is judged twice, with one setting (part_conf.idle_ms), because
+ * there are two rules and each alone would move partitions too early:
+ *
+ *  - quiet stream (here): no batch at all for longer than idle_ms. While
+ *    any input arrives, a partition without events is most likely fetched
+ *    later than the others (a backlog), and moving its watermark would make
+ *    its events still on the broker late;
+ *  - idle partition (itd_partition_advance_idle): no event of its own for
+ *    longer than max(idle_ms, allowed lateness), measured from its own last
+ *    event, which also says how far its event time moves.
+ */
+static int stream_quiet(const itd_engine_t *eng, int64_t now_ms) {
+        return eng->last_input_ms == INT64_MIN ||
+               now_ms - eng->last_input_ms > eng->part_conf.idle_ms;
+}
+
 void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_ms) {
-        /* Only while nothing at all arrives: a partition merely fetched
-         * later than the others (a backlog) must not have its watermark
-         * pushed past events still on the broker. */
-        if (eng->last_input_ms != INT64_MIN &&
-            now_ms - eng->last_input_ms <= eng->part_conf.idle_ms)
+        if (!stream_quiet(eng, now_ms))
                 return;
         for (size_t p = 0; p < eng->n_parts; p++)
                 if (eng->parts[p] &&

@@ -218,16 +218,24 @@ void itd_partition_advance(itd_partition_t *pt, int64_t wm_ms) {
         itd_partition_settle(pt);
 }
 
-int itd_partition_advance_idle(itd_partition_t *pt, int64_t now_ms) {
-        /* Idle longer than this: event time is taken to move on with the
-         * wall clock from the partition's newest event. Never to another
-         * partition's watermark: partitions run ahead of each other (a
-         * fetch brings one stored batch per partition), and a partition
-         * fetched late would see its events refused as late. */
+/* Wall time without an event of its own after which the partition is
+ * idle: idle_ms, or the allowed lateness when longer (sooner would make
+ * events late that a briefly quiet producer still delivers in time). The
+ * engine's other rule, that the whole stream be quiet for idle_ms, is
+ * checked before this is called (core/engine.c, stream_quiet). */
+static int64_t idle_after_ms(const itd_partition_t *pt) {
         int64_t lateness = pt->conf.state.allowed_lateness_ms;
-        int64_t idle_ms = lateness > pt->conf.idle_ms ? lateness
-                                                      : pt->conf.idle_ms;
-        if (now_ms - pt->last_wall_ms <= idle_ms)
+        return lateness > pt->conf.idle_ms ? lateness : pt->conf.idle_ms;
+}
+
+int itd_partition_advance_idle(itd_partition_t *pt, int64_t now_ms) {
+        /* Idle: event time is taken to move on with the wall clock since
+         * the partition's last event. Never to another partition's
+         * watermark: partitions run ahead of each other (a fetch brings
+         * one stored batch per partition), and a partition fetched late
+         * would see its events refused as late. */
+        int64_t lateness = pt->conf.state.allowed_lateness_ms;
+        if (now_ms - pt->last_wall_ms <= idle_after_ms(pt))
                 return 0;
         /* From the partition's frontier, not its newest event: one
          * future-dated event must not carry the watermark along. */

@@ -409,7 +409,11 @@ const struct prop itd_conf_props[] = {
              "much. Events older than the watermark are late: still "
              "predicted, but they change no state and are not learned from "
              "(docs/FEATURES.md, Late data). A pending prediction resolves "
-             "as negative only once the watermark passes its horizon."},
+             "as negative only once the watermark passes its horizon. A "
+             "partition that receives nothing moves on with the wall clock "
+             "only after the longer of this and 10 s without an event of "
+             "its own, and only once no event at all has arrived for 10 s "
+             "(docs/FEATURES.md, Idle partitions and the watermark)."},
     {.name = "session.gap", .type = PT_DURATION, .off = F_I64(session_gap_ms),
      .min = MIN_MS, .max = DAY_MS, .def = "30m",
      .help = "Inactivity after which a user's next event starts a new "

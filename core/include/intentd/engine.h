@@ -268,11 +268,13 @@ void itd_engine_set_threshold(itd_engine_t *eng, float threshold);
 void itd_engine_set_learning_rate(itd_engine_t *eng, float lr);
 
 /**
- * @brief Once no event at all has arrived for the partitions' idle_ms of
- * wall clock (now_ms), lets each idle partition's event time move on with
- * the wall clock (itd_partition_advance_idle), so pending labels still
- * resolve, and learns from what that resolves. A partition merely fetched
- * later than the others is not idle. Call periodically.
+ * @brief Once no batch at all has reached this engine for longer than the
+ * partitions' idle_ms of wall clock (now_ms: the quiet-stream rule), lets
+ * each idle partition's event time move on with the wall clock
+ * (itd_partition_advance_idle: no event of its own for longer than
+ * max(idle_ms, allowed lateness)), so pending labels still resolve, and
+ * learns from what that resolves. A partition merely fetched later than
+ * the others is not moved. Call periodically.
  */
 void itd_engine_advance_idle(itd_engine_t *eng, int64_t now_ms);
 

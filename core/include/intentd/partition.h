@@ -48,7 +48,9 @@ typedef struct itd_partition_conf_s {
         itd_labeler_conf_t labels;
         itd_trigger_conf_t triggers;
         int64_t idle_ms; /* no event for longer than max(this, the allowed
-                          * lateness) of wall time: idle */
+                          * lateness) of wall time: idle (the engine also
+                          * waits for no input at all for this long:
+                          * itd_engine_advance_idle) */
         itd_partition_risk_conf_t risk;
 } itd_partition_conf_t;
 
@@ -146,9 +148,11 @@ void itd_partition_settle(itd_partition_t *pt);
 void itd_partition_advance(itd_partition_t *pt, int64_t wm_ms);
 
 /**
- * @brief When the partition saw no event for its idle time of wall clock,
- * lets its event time move on with the wall clock from its frontier (one
- * future-dated event must not carry the watermark along), then settles.
+ * @brief When the partition saw no event for longer than max(idle_ms,
+ * allowed lateness) of wall clock, lets its event time move on with the
+ * wall clock from its frontier (one future-dated event must not carry the
+ * watermark along), then settles. Judges this partition only: whether the
+ * whole stream is quiet is the caller's rule (itd_engine_advance_idle).
  * @returns 1 when the watermark moved.
  */
 int itd_partition_advance_idle(itd_partition_t *pt, int64_t now_ms);
