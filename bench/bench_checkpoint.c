@@ -14,7 +14,11 @@
  *           fflush + fsync: what the child does, and what a cut written in
  *           place (at stop, on revoke) takes;
  *   bytes   per user of the state snapshot, per pending label of the
- *           labeler snapshot.
+ *           labeler snapshot;
+ *   workers with pipeline.workers 1, 2 and 4 and the default model: the
+ *           model file (worker 0's replica) and workers.bin (each other
+ *           worker's optimizer moments and trainer: replicas.h), bytes and
+ *           write time with fsync.
  *
  * Medians of 5. Last line: one JSON object {"bench":"checkpoint",...}.
  * Run by `make bench`; USERS from argv[1] for a quick look.
@@ -27,8 +31,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include "conf_parts.h"
+#include "intentd/conf.h"
 #include "intentd/event.h"
 #include "intentd/labeler.h"
+#include "intentd/model.h"
+#include "intentd/replicas.h"
 #include "intentd/state.h"
 
 #include "bench_util.h"
@@ -58,6 +68,56 @@ static size_t snapshot_bytes(const itd_state_t *st, const itd_labeler_t *lb,
         }
         fflush(out);
         return (size_t)(ftell(out) - t0);
+}
+
+/* workers.bin of w engines of the default configuration: bytes, median
+ * ms to write with fsync; *model_bytes: worker 0's model file. */
+static size_t replicas_cost(size_t w, double *ms, size_t *model_bytes) {
+        char err[256];
+        itd_conf_t *conf = itd_conf_new();
+        itd_engine_t *engs[4];
+        for (size_t i = 0; i < w; i++) {
+                engs[i] = itd_conf_new_engine(conf, err, sizeof err);
+                if (!engs[i]) {
+                        fprintf(stderr, "bench_checkpoint: %s\n", err);
+                        exit(1);
+                }
+        }
+        char path[] = "/tmp/bench_checkpoint_XXXXXX";
+        int fd = mkstemp(path);
+        close(fd);
+        struct stat sb;
+        if (itd_model_save(itd_engine_model(engs[0]), path, NULL, err,
+                           sizeof err) != ITD_OK ||
+            stat(path, &sb) != 0) {
+                fprintf(stderr, "bench_checkpoint: %s\n", err);
+                exit(1);
+        }
+        *model_bytes = (size_t)sb.st_size;
+        double t[REPS];
+        size_t bytes = 0;
+        for (int r = 0; r < REPS; r++) {
+                FILE *f = fopen(path, "wb");
+                static char vbuf[1 << 20];
+                setvbuf(f, vbuf, _IOFBF, sizeof vbuf);
+                double t0 = bench_now_ms();
+                if (itd_replicas_write(engs, w, f, err, sizeof err) !=
+                    ITD_OK) {
+                        fprintf(stderr, "bench_checkpoint: %s\n", err);
+                        exit(1);
+                }
+                fflush(f);
+                fsync(fileno(f));
+                t[r] = bench_now_ms() - t0;
+                bytes = (size_t)ftell(f);
+                fclose(f);
+        }
+        unlink(path);
+        *ms = bench_median(t, REPS);
+        for (size_t i = 0; i < w; i++)
+                itd_engine_destroy(engs[i]);
+        itd_conf_destroy(conf);
+        return bytes;
 }
 
 int main(int argc, char **argv) {
@@ -154,13 +214,28 @@ int main(int argc, char **argv) {
                per_user, (double)state_bytes / 1048576.0);
         printf("labeler snapshot        %8.1f bytes/pending label\n",
                per_pending);
+        itd_state_destroy(st);
+        itd_labeler_destroy(lb);
+
+        static const size_t ws[] = {1, 2, 4};
+        size_t wb[3], model = 0;
+        double wms[3];
+        for (size_t i = 0; i < 3; i++) {
+                wb[i] = replicas_cost(ws[i], &wms[i], &model);
+                printf("workers %zu: model.ckpt %.1f MB, workers.bin %.2f MB "
+                       "written+fsync in %.1f ms\n",
+                       ws[i], (double)model / 1e6, (double)wb[i] / 1e6,
+                       wms[i]);
+        }
         printf("{\"bench\":\"checkpoint\",\"users\":%" PRIu64
                ",\"pending\":%zu,\"pause_fork_ms\":%.2f,"
                "\"snapshot_file_fsync_ms\":%.1f,"
                "\"state_bytes_per_user\":%.1f,"
-               "\"labeler_bytes_per_pending\":%.1f}\n",
-               ss.users, pending, pause, wr, per_user, per_pending);
-        itd_state_destroy(st);
-        itd_labeler_destroy(lb);
+               "\"labeler_bytes_per_pending\":%.1f,\"model_bytes\":%zu,"
+               "\"workers_bin_bytes_w1\":%zu,\"workers_bin_bytes_w2\":%zu,"
+               "\"workers_bin_bytes_w4\":%zu,\"workers_bin_ms_w2\":%.1f,"
+               "\"workers_bin_ms_w4\":%.1f}\n",
+               ss.users, pending, pause, wr, per_user, per_pending, model,
+               wb[0], wb[1], wb[2], wms[1], wms[2]);
         return 0;
 }

@@ -197,6 +197,10 @@ void itd_engine_set_version_base(itd_engine_t *eng, int64_t base) {
         eng->version_base = base;
 }
 
+int64_t itd_engine_model_version(const itd_engine_t *eng) {
+        return itd_model_steps(eng->model) + eng->version_base;
+}
+
 void itd_engine_set_trigger_clock(itd_engine_t *eng, int64_t now_ms) {
         eng->trigger_clock_ms = now_ms;
 }

@@ -60,6 +60,8 @@ struct itd_workers_s {
         int quit;
         uint64_t rounds;
         int sync;             /* this round ends with a merge */
+        int64_t version_offset; /* model_version less the replicas' steps
+                                 * (itd_workers_set_version_offset) */
 
         /* the round's arguments */
         const char *topic;
@@ -314,15 +316,22 @@ void itd_workers_set_example_hook(itd_workers_t *wk, itd_example_hook_t hook,
 }
 
 /* After a merge, each replica's predictions carry the steps of all of
- * them (the one model's), plus its own until the next merge. */
+ * them (the one model's), plus its own until the next merge; and what a
+ * restore carried over beyond them
+ * (itd_workers_set_version_offset). */
 static void set_versions(itd_workers_t *wk) {
-        int64_t total = 0;
+        int64_t total = wk->version_offset;
         for (size_t i = 0; i < wk->n; i++)
                 total += itd_model_steps(itd_engine_model(wk->w[i].eng));
         for (size_t i = 0; i < wk->n; i++)
                 itd_engine_set_version_base(
                     wk->w[i].eng,
                     total - itd_model_steps(itd_engine_model(wk->w[i].eng)));
+}
+
+void itd_workers_set_version_offset(itd_workers_t *wk, int64_t offset) {
+        wk->version_offset = offset;
+        set_versions(wk);
 }
 
 itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,

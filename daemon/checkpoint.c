@@ -34,6 +34,7 @@
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/model.h"
+#include "intentd/replicas.h"
 #include "intentd/snapshot.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -190,6 +191,12 @@ static itd_err_t write_trainer_fn(const void *arg, FILE *out, char *errstr,
             errstr_size);
 }
 
+static itd_err_t write_replicas_fn(const void *arg, FILE *out,
+                                   char *errstr, size_t errstr_size) {
+        const engines_t *e = arg;
+        return itd_replicas_write(e->engs, e->n, out, errstr, errstr_size);
+}
+
 static itd_err_t write_eval_fn(const void *eval, FILE *out, char *errstr,
                              size_t errstr_size) {
         return itd_eval_snapshot(eval, out, errstr, errstr_size);
@@ -288,6 +295,12 @@ static itd_err_t write_checkpoint(itd_checkpoint_dir_t *cd,
                 engines_t all = {engs, n_engs};
                 err = write_file(path, write_trainer_fn, &all,
                                  &info.engine_bytes, errstr, errstr_size);
+                itd_checkpoint_path_join(path, sizeof path, tmpdir,
+                                         "workers.bin");
+                if (!err)
+                        err = write_file(path, write_replicas_fn, &all,
+                                         &info.workers_bytes, errstr,
+                                         errstr_size);
         }
         if (!err) {
                 itd_checkpoint_path_join(path, sizeof path, tmpdir, "eval.bin");

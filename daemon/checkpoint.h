@@ -13,6 +13,8 @@
  *     part-<P>.snap   partition P: state snapshot + labeler snapshot
  *     engine.bin      counters, the partial training mini-batch and the
  *                     held positives (itd_trainer_write)
+ *     workers.bin     each pipeline worker's optimizer state and trainer,
+ *                     and the model_version (replicas.h)
  *     model.ckpt      the model (model.h: itd_model_save)
  *     eval.bin        progressive-validation metrics (itd_eval_snapshot;
  *                     pv.bin in version 2 checkpoints)
@@ -75,6 +77,13 @@ typedef struct itd_checkpoint_info_s {
         uint64_t eval_bytes; /* the metrics file; 0: none (version 1) */
         const char *eval_file; /* its name: "eval.bin", "pv.bin" in a
                                 * version 2 checkpoint */
+        uint64_t workers_bytes; /* workers.bin; 0: none (versions 1-3) */
+        /* filled by a restore, not in the manifest: the pipeline workers
+         * that wrote it (0: not known, no workers.bin) and what
+         * model_version adds to the restored replicas' steps
+         * (itd_workers_set_version_offset) */
+        size_t workers;
+        int64_t version_offset;
         size_t n_parts;
         itd_checkpoint_part_t *parts; /* n_parts, ascending partition */
 } itd_checkpoint_info_t;
@@ -135,6 +144,17 @@ itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
                                      itd_checkpoint_pos_t **pos, size_t *n_pos,
                                      itd_checkpoint_info_t *info, char *errstr,
                                      size_t errstr_size);
+
+/**
+ * @brief itd_checkpoint_dir_restore into pipeline workers' engines
+ * engs[0..n_engs): the partitions, model and progressive metrics into
+ * engs[0], each worker's optimizer state and trainer as workers.bin says
+ * (replicas.h; info->version_offset for itd_workers_set_version_offset).
+ */
+itd_err_t itd_checkpoint_dir_restore_workers(
+    itd_checkpoint_dir_t *cd, itd_engine_t *const *engs, size_t n_engs,
+    itd_checkpoint_pos_t **pos, size_t *n_pos, itd_checkpoint_info_t *info,
+    char *errstr, size_t errstr_size);
 
 /** @brief Checkpoints the last itd_checkpoint_dir_restore found damaged and
  * skipped.

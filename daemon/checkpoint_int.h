@@ -21,8 +21,9 @@
 #define MANIFEST "MANIFEST"
 #define MANIFEST_MAGIC "intentd-checkpoint"
 /* 2 added the progressive metrics as pv.bin (pv_bytes), 3 names them
- * eval.bin (eval_bytes); versions 1 (without them) and 2 still load. */
-#define MANIFEST_VERSION 3
+ * eval.bin (eval_bytes), 4 adds workers.bin (workers_bytes);
+ * versions 1 (without metrics), 2 and 3 still load. */
+#define MANIFEST_VERSION 4
 #define FEATURE_SPEC_VERSION 1
 
 struct itd_checkpoint_dir_s {

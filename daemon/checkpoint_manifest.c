@@ -95,6 +95,7 @@ itd_err_t itd_checkpoint_write_manifest(const char *dir,
         fprintf(m, "engine_bytes %" PRIu64 "\n", in->engine_bytes);
         fprintf(m, "model_bytes %" PRIu64 "\n", in->model_bytes);
         fprintf(m, "eval_bytes %" PRIu64 "\n", in->eval_bytes);
+        fprintf(m, "workers_bytes %" PRIu64 "\n", in->workers_bytes);
         fprintf(m, "partitions %zu\n", in->n_parts);
         for (size_t i = 0; i < in->n_parts; i++) {
                 const itd_checkpoint_part_t *p = &in->parts[i];
@@ -164,7 +165,7 @@ itd_err_t itd_checkpoint_info_read(const char *cp_dir,
         }
         char line[1024];
         uint32_t crc = 0, stored = 0;
-        int have_crc = 0, bad = 0, magic = 0, have_eval = 0;
+        int have_crc = 0, bad = 0, magic = 0, have_eval = 0, have_wk = 0;
         size_t want_parts = 0;
         size_t cap = 0;
         while (fgets(line, sizeof line, f)) {
@@ -228,6 +229,10 @@ itd_err_t itd_checkpoint_info_read(const char *cp_dir,
                         bad |= sscanf(line + 9, "%" SCNu64,
                                       &info->eval_bytes) != 1;
                         have_eval = 2; /* and of version 2 */
+                } else if (!strncmp(line, "workers_bytes ", 14)) {
+                        bad |= sscanf(line + 14, "%" SCNu64,
+                                      &info->workers_bytes) != 1;
+                        have_wk = 1;
                 } else if (!strncmp(line, "partitions ", 11)) {
                         bad |= sscanf(line + 11, "%zu", &want_parts) != 1;
                 } else if (!strncmp(line, "partition ", 10)) {
@@ -272,7 +277,9 @@ itd_err_t itd_checkpoint_info_read(const char *cp_dir,
         }
         int known = magic >= 1 && magic <= MANIFEST_VERSION;
         if (!known || bad || want_parts != info->n_parts ||
-            (magic >= 2 && (have_eval != magic || !info->eval_bytes))) {
+            (magic >= 2 &&
+             (have_eval != (magic < 3 ? magic : 3) || !info->eval_bytes)) ||
+            (magic >= 4 && (!have_wk || !info->workers_bytes))) {
                 itd_errf(errstr, errstr_size,
                        "corrupt manifest \"%s\": %s", path,
                        !known ? "unknown format version"

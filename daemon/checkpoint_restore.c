@@ -17,6 +17,7 @@
 #include "intentd/log.h"
 #include "intentd/mem.h"
 #include "intentd/model.h"
+#include "intentd/replicas.h"
 #include "intentd/snapshot.h"
 
 /* ---------------------------------------------------------- restoring */
@@ -131,11 +132,73 @@ static itd_err_t read_eval(const char *path, uint64_t bytes, itd_eval_t **eval,
         return err;
 }
 
-/* Tries one checkpoint; on success everything is installed in eng. */
-static itd_err_t restore_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
+/* Reads and checks workers.bin against engs[0..n). */
+static itd_err_t read_replicas(const char *path, uint64_t bytes,
+                               itd_engine_t *const *engs, size_t n,
+                               itd_replicas_t **out, char *errstr,
+                               size_t errstr_size) {
+        int fd = itd_checkpoint_open_regular(path, bytes, UINT64_MAX, NULL,
+                                             errstr, errstr_size);
+        if (fd < 0)
+                return ITD_ERR_CORRUPT;
+        void *data = itd_checkpoint_read_fd(fd, (size_t)bytes);
+        close(fd);
+        char why[512];
+        itd_replicas_t *r =
+            data ? itd_replicas_parse(data, (size_t)bytes, why, sizeof why)
+                 : NULL;
+        free(data);
+        if (!data)
+                snprintf(why, sizeof why, "cannot read it");
+        itd_err_t err = r ? itd_replicas_check(r, engs, n, why, sizeof why)
+                          : ITD_ERR_CORRUPT;
+        if (err) {
+                itd_errf(errstr, errstr_size, "\"%s\": %s", path, why);
+                itd_replicas_destroy(r);
+                return err;
+        }
+        *out = r;
+        return ITD_OK;
+}
+
+/* What a restore by n workers says of workers.bin (r, NULL when none). */
+static void log_replicas(const char *cp_dir, const itd_replicas_t *r,
+                         size_t n) {
+        if (!r && n > 1)
+                itd_log(ITD_LOG_NOTICE, "checkpoint",
+                        "checkpoint %s holds no per-worker state (written "
+                        "by an older version): workers 1..%zu start with a "
+                        "fresh optimizer, and model_version from worker 0's "
+                        "steps",
+                        cp_dir, n - 1);
+        if (!r || itd_replicas_workers(r) == n)
+                return;
+        size_t k = itd_replicas_workers(r);
+        char what[128];
+        if (k < n)
+                snprintf(what, sizeof what,
+                         "workers %zu..%zu start from worker 0's optimizer "
+                         "state", k, n - 1);
+        else
+                snprintf(what, sizeof what,
+                         "the optimizer state of workers %zu..%zu is "
+                         "dropped", n, k - 1);
+        itd_log(ITD_LOG_NOTICE, "checkpoint",
+                "checkpoint %s was written by %zu pipeline workers, this "
+                "run has %zu: worker 0 takes every unlearned example, %s; "
+                "model_version goes on from %lld",
+                cp_dir, k, n, what, (long long)itd_replicas_version(r));
+}
+
+/* Tries one checkpoint; on success everything is installed in engs[0..n)
+ * (the partitions in engs[0]). */
+static itd_err_t restore_checkpoint(itd_checkpoint_dir_t *cd,
+                                    itd_engine_t *const *engs, size_t n_engs,
                                     const char *cp_dir,
                                     itd_checkpoint_info_t *info, char *errstr,
                                     size_t errstr_size) {
+        itd_engine_t *eng = engs[0];
+        itd_replicas_t *reps = NULL;
         itd_err_t err =
             itd_checkpoint_info_read(cp_dir, info, errstr, errstr_size);
         if (err)
@@ -186,6 +249,12 @@ static itd_err_t restore_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                 if (err)
                         itd_errf(errstr, errstr_size, "\"%s\": %s", path, why);
         }
+        if (!err && info->workers_bytes) {
+                itd_checkpoint_path_join(path, sizeof path, cp_dir,
+                                         "workers.bin");
+                err = read_replicas(path, info->workers_bytes, engs, n_engs,
+                                    &reps, errstr, errstr_size);
+        }
         if (!err && info->eval_bytes) {
                 itd_checkpoint_path_join(path, sizeof path, cp_dir,
                                          info->eval_file);
@@ -220,9 +289,12 @@ static itd_err_t restore_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                         err = ITD_ERR_CORRUPT;
         }
         if (!err) {
-                char why[64];
-                itd_engine_read_trainer(eng, trainer, trainer_len, 1, why,
-                                        sizeof why);
+                itd_replicas_install(reps, engs, n_engs, trainer,
+                                     trainer_len);
+                info->workers = reps ? itd_replicas_workers(reps) : 0;
+                info->version_offset =
+                    reps ? itd_replicas_version_offset(reps, n_engs) : 0;
+                log_replicas(cp_dir, reps, n_engs);
                 /* Replaced, not added to: the engine may have judged
                  * examples of a newer checkpoint that failed to load. */
                 itd_eval_reset(itd_engine_eval(eng));
@@ -246,6 +318,7 @@ static itd_err_t restore_checkpoint(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
                 itd_partition_destroy(pts[i]);
         free(pts);
         free(trainer);
+        itd_replicas_destroy(reps);
         itd_eval_destroy(eval);
         if (err)
                 itd_checkpoint_info_fini(info);
@@ -257,6 +330,15 @@ itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
                                      itd_checkpoint_pos_t **pos, size_t *n_pos,
                                      itd_checkpoint_info_t *info_out,
                                      char *errstr, size_t errstr_size) {
+        return itd_checkpoint_dir_restore_workers(cd, &eng, 1, pos, n_pos,
+                                                  info_out, errstr,
+                                                  errstr_size);
+}
+
+itd_err_t itd_checkpoint_dir_restore_workers(
+    itd_checkpoint_dir_t *cd, itd_engine_t *const *engs, size_t n_engs,
+    itd_checkpoint_pos_t **pos, size_t *n_pos,
+    itd_checkpoint_info_t *info_out, char *errstr, size_t errstr_size) {
         *pos = NULL;
         *n_pos = 0;
         uint64_t *seqs;
@@ -272,7 +354,8 @@ itd_err_t itd_checkpoint_dir_restore(itd_checkpoint_dir_t *cd,
                 itd_checkpoint_name(cp_dir, sizeof cp_dir, cd->dir, seqs[i], 0);
                 itd_checkpoint_info_t info;
                 itd_err_t err =
-                    restore_checkpoint(cd, eng, cp_dir, &info, why, sizeof why);
+                    restore_checkpoint(cd, engs, n_engs, cp_dir, &info, why,
+                                       sizeof why);
                 if (err) {
                         int incompatible = err == ITD_ERR_INCOMPATIBLE;
                         refused += incompatible;

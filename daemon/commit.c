@@ -340,8 +340,8 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
         size_t n;
         itd_checkpoint_info_t info;
         char why[2048];
-        itd_err_t err = itd_checkpoint_dir_restore(lp->ck, lp->eng, &pos, &n,
-                                                   &info, why, sizeof why);
+        itd_err_t err = itd_checkpoint_dir_restore_workers(
+            lp->ck, lp->engs, lp->n_engs, &pos, &n, &info, why, sizeof why);
         lp->last_checkpoint_ms = itd_now_mono_ms();
         itd_engine_stats_t es;
         itd_workers_stats(lp->wk, &es);
@@ -370,6 +370,8 @@ itd_err_t itd_commit_open(loop_t *lp, char *errstr,
                 itd_prom_set(lp->m, ITD_M_CHECKPOINT_AGE_SECONDS, NULL, 0);
                 return ITD_OK;
         }
+        /* model_version goes on from the checkpoint's */
+        itd_workers_set_version_offset(lp->wk, info.version_offset);
         /* Restored into worker 0: each partition goes to its worker (the
          * model reaches the other replicas with itd_workers_spread, once
          * model sync has caught up too). */

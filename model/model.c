@@ -207,6 +207,30 @@ size_t itd_model_n_params(const itd_model_t *m) {
         return m->mlp ? m->mlp->n_params : m->lr->n_weights;
 }
 
+static size_t n_moments(itd_opt_t opt);
+
+float *itd_model_opt(itd_model_t *m, itd_model_opt_t *counts,
+                     size_t *n_floats) {
+        counts->steps = itd_model_steps(m);
+        counts->skipped = itd_model_skipped(m);
+        counts->examples = m->examples;
+        *n_floats = m->mlp ? n_moments(m->mlp->conf.optimizer) *
+                                 m->mlp->n_params
+                           : 0;
+        return *n_floats ? m->mlp->moments : NULL;
+}
+
+void itd_model_set_opt(itd_model_t *m, const itd_model_opt_t *counts) {
+        if (m->mlp) {
+                m->mlp->steps = counts->steps;
+                m->mlp->skipped = counts->skipped;
+        } else {
+                m->lr->steps = counts->steps;
+                m->lr->skipped = counts->skipped;
+        }
+        m->examples = counts->examples;
+}
+
 /* ---- checkpoints ------------------------------------------------------- */
 
 static void shape_of(const itd_model_t *m, itd_snapshot_shape_t *s) {

@@ -748,3 +748,148 @@ Test(daemon_checkpoint, a_manifest_naming_absurd_or_repeated_partitions_is_damag
                 itd_conf_destroy(conf);
         }
 }
+
+/* ---- pipeline workers: workers.bin ------------------------------------ */
+
+/* Restores the newest checkpoint into n fresh engines, the log (stderr)
+ * into *log (malloc'd); the info. */
+static void restore_into(itd_conf_t *conf, size_t n, itd_engine_t **engs,
+                         itd_checkpoint_info_t *info, char **log) {
+        for (size_t i = 0; i < n; i++)
+                engs[i] = engine(conf);
+        itd_checkpoint_dir_t *cd = open_dir(engs[0]);
+        char logpath[300], err[2048];
+        snprintf(logpath, sizeof logpath, "%s/restore.log", dir);
+        fflush(stderr);
+        int saved = dup(2);
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        cr_assert(saved >= 0 && fd >= 0);
+        dup2(fd, 2);
+        close(fd);
+        itd_checkpoint_pos_t *pos;
+        size_t np;
+        itd_err_t e = itd_checkpoint_dir_restore_workers(
+            cd, engs, n, &pos, &np, info, err, sizeof err);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        *log = tu_read_file(logpath);
+        cr_assert(*log);
+        cr_assert_eq(e, ITD_OK, "%s; log: %s", err, *log);
+        cr_assert_eq(np, PARTS);
+        free(pos);
+        itd_checkpoint_dir_close(cd);
+}
+
+/*
+ * A checkpoint of two engines (pipeline workers) holds workers.bin: read
+ * back by two, each takes its own optimizer state and model_version goes
+ * on as it was (offset 0); by three, the third takes worker 0's and the
+ * log says so; by one, worker 0 alone. A version 3 checkpoint (no
+ * workers.bin, no workers_bytes) still loads, and with two workers the
+ * log says that worker 1 starts with a fresh optimizer.
+ */
+Test(daemon_checkpoint, workers_state_restores_by_any_count_and_old_loads) {
+        itd_conf_t *conf = small_conf(NULL);
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        /* two engines learning from the same stream's batches in turn */
+        itd_engine_t *w[2] = {engine(conf), engine(conf)};
+        feed_t f;
+        feed_init(&f);
+        for (int k = 0; k < 12; k++) {
+                itd_engine_t *one = w[k % 2];
+                feed(&f, &one, 1, 500);
+        }
+        int64_t steps[2];
+        for (int i = 0; i < 2; i++) {
+                steps[i] = itd_model_steps(itd_engine_model(w[i]));
+                cr_assert_gt(steps[i], 0, "worker %d learned nothing", i);
+        }
+        /* the partitions are worker 0's (a partition is one worker's);
+         * worker 1 keeps what it learned */
+        for (int32_t p = 0; p < PARTS; p++)
+                itd_partition_destroy(itd_engine_detach(w[1], p));
+        /* as after a merge: worker 0's predictions carry both's steps */
+        itd_engine_set_version_base(w[0], steps[1]);
+        itd_checkpoint_dir_t *cd = open_dir(w[0]);
+        char err[1024];
+        cr_assert_eq(itd_checkpoint_dir_write(cd, w, 2, positions(&f), PARTS,
+                                              0, err, sizeof err),
+                     ITD_OK, "%s", err);
+        cr_assert_eq(itd_checkpoint_dir_poll(cd, 1, err, sizeof err),
+                     ITD_CHECKPOINT_WRITTEN, "%s", err);
+        cr_assert_eq(itd_checkpoint_dir_publish(cd, err, sizeof err), ITD_OK,
+                     "%s", err);
+        itd_checkpoint_dir_close(cd);
+
+        static const size_t counts[] = {2, 3, 1};
+        for (size_t c = 0; c < 3; c++) {
+                size_t n = counts[c];
+                itd_engine_t *engs[3];
+                itd_checkpoint_info_t info;
+                char *log;
+                restore_into(conf, n, engs, &info, &log);
+                cr_assert_eq(info.workers, 2);
+                cr_assert_eq(itd_model_steps(itd_engine_model(engs[0])),
+                             steps[0]);
+                if (n >= 2)
+                        cr_assert_eq(
+                            itd_model_steps(itd_engine_model(engs[1])),
+                            steps[1]);
+                if (n == 3)
+                        cr_assert_eq(
+                            itd_model_steps(itd_engine_model(engs[2])),
+                            steps[0]);
+                /* the version as restored: offset + the replicas' steps */
+                int64_t sum = info.version_offset;
+                for (size_t i = 0; i < n; i++)
+                        sum += itd_model_steps(itd_engine_model(engs[i]));
+                cr_assert_eq(sum, steps[0] + steps[1], "%zu engines", n);
+                cr_assert_eq(info.version_offset,
+                             n == 2   ? 0
+                             : n == 3 ? -steps[0]
+                                      : steps[1]);
+                if (n == 2)
+                        cr_assert_null(strstr(log, "pipeline workers"), "%s",
+                                       log);
+                else
+                        cr_assert(strstr(log, "was written by 2 pipeline "
+                                              "workers, this run has"),
+                                  "%s", log);
+                fprintf(stderr, "restored by %zu: %s", n, log);
+                free(log);
+                itd_checkpoint_info_fini(&info);
+                for (size_t i = 0; i < n; i++)
+                        itd_engine_destroy(engs[i]);
+        }
+
+        /* as written before workers.bin: manifest version 3 */
+        char path[4096];
+        cr_assert_eq(unlink(newest_file("workers.bin", path, sizeof path)), 0);
+        rewrite_manifest("intentd-checkpoint 4\n", "intentd-checkpoint 3\n");
+        char *mf = tu_read_file(newest_file("MANIFEST", path, sizeof path));
+        char *line = strstr(mf, "workers_bytes ");
+        cr_assert(line);
+        char drop[64];
+        snprintf(drop, sizeof drop, "%.*s", (int)(strchr(line, '\n') - line + 1),
+                 line);
+        free(mf);
+        rewrite_manifest(drop, "");
+        itd_engine_t *engs[2];
+        itd_checkpoint_info_t info;
+        char *log;
+        restore_into(conf, 2, engs, &info, &log);
+        cr_assert_eq(info.workers, 0);
+        cr_assert_eq(info.version_offset, 0);
+        cr_assert_eq(itd_model_steps(itd_engine_model(engs[0])), steps[0]);
+        cr_assert_eq(itd_model_steps(itd_engine_model(engs[1])), 0);
+        cr_assert(strstr(log, "holds no per-worker state"), "%s", log);
+        free(log);
+        itd_checkpoint_info_fini(&info);
+        for (size_t i = 0; i < 2; i++)
+                itd_engine_destroy(engs[i]);
+        for (int i = 0; i < 2; i++)
+                itd_engine_destroy(w[i]);
+        itd_sim_destroy(f.sim);
+        itd_conf_destroy(conf);
+}

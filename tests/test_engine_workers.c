@@ -5,15 +5,19 @@
  * ids, users and top categories as the single engine), every judged
  * example reaches the hook once, the replicas are one model after a
  * merge, and predictions then carry the steps of both replicas as their
- * model_version.
+ * model_version. A checkpoint of two workers (the model file, engine.bin,
+ * workers.bin) restarted as two goes on as if never stopped, and restored
+ * by one or three its model_version goes on from the checkpoint's.
  */
 #include <criterion/criterion.h>
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "enginesim.h"
 #include "intentd/msync.h"
+#include "intentd/replicas.h"
 #include "intentd/workers.h"
 
 #define ROUND 64   /* rows per round: 16 rounds, 2 merges, over MAXN */
@@ -31,17 +35,22 @@ static void count_hook(void *arg, int32_t partition,
         c->judged += ex->judge != 0;
 }
 
-static itd_workers_t *two_workers(const itd_conf_t *conf) {
+static itd_workers_t *n_workers(const itd_conf_t *conf, size_t n) {
         char err[256];
-        itd_engine_t *engs[2];
-        for (int i = 0; i < 2; i++) {
+        itd_engine_t *engs[8];
+        cr_assert_leq(n, 8);
+        for (size_t i = 0; i < n; i++) {
                 engs[i] = itd_conf_new_engine(conf, err, sizeof err);
                 cr_assert_not_null(engs[i], "%s", err);
         }
-        itd_workers_t *wk = itd_workers_new(engs, 2, err, sizeof err);
+        itd_workers_t *wk = itd_workers_new(engs, n, err, sizeof err);
         cr_assert_not_null(wk, "%s", err);
         cr_assert_null(engs[0]);
         return wk;
+}
+
+static itd_workers_t *two_workers(const itd_conf_t *conf) {
+        return n_workers(conf, 2);
 }
 
 Test(engine_workers, two_workers_predict_like_one_engine_as_one_model) {
@@ -214,4 +223,282 @@ Test(engine_workers, a_checkpoint_of_two_workers_keeps_every_unlearned_example) 
         itd_engine_destroy(back);
         itd_workers_destroy(wk);
         itd_conf_destroy(conf);
+}
+
+/* ---- a checkpoint and a restart of several workers -------------------- */
+
+/* What a checkpoint of workers keeps of the model (checkpoint.c): worker
+ * 0's model file, every trainer as one (engine.bin) and, unless old,
+ * workers.bin (replicas.h); the partitions move as they are (their
+ * snapshots are tested elsewhere). */
+typedef struct {
+        char dir[64], model[128];
+        char *trainer, *reps;
+        size_t trainer_len, reps_len;
+        itd_partition_t *parts[8];
+        int32_t part_ids[8];
+        size_t n_parts;
+        int64_t version; /* model_version at the checkpoint */
+} ckpt_t;
+
+static char *mem_write(size_t *len, itd_workers_t *wk, int reps) {
+        size_t n = itd_workers_count(wk);
+        itd_engine_t *engs[8];
+        for (size_t i = 0; i < n; i++)
+                engs[i] = itd_workers_engine(wk, i);
+        char *buf = NULL, err[256];
+        FILE *f = open_memstream(&buf, len);
+        itd_err_t e =
+            reps ? itd_replicas_write(engs, n, f, err, sizeof err)
+                 : itd_engine_write_trainers((const itd_engine_t *const *)engs,
+                                             n, f, err, sizeof err);
+        cr_assert_eq(e, ITD_OK, "%s", err);
+        fclose(f);
+        return buf;
+}
+
+/* A checkpoint (a merge first, as run's), then the instance stops. */
+static void checkpoint_and_stop(itd_workers_t *wk, ckpt_t *c, int reps) {
+        char err[256];
+        cr_assert_eq(itd_workers_sync(wk, err, sizeof err), ITD_OK, "%s", err);
+        itd_engine_t *e0 = itd_workers_engine(wk, 0);
+        c->version = itd_engine_model_version(e0);
+        strcpy(c->dir, "/tmp/itd-workers-XXXXXX");
+        cr_assert_not_null(mkdtemp(c->dir));
+        snprintf(c->model, sizeof c->model, "%s/model.ckpt", c->dir);
+        cr_assert_eq(itd_model_save(itd_engine_model(e0), c->model, NULL, err,
+                                    sizeof err),
+                     ITD_OK, "%s", err);
+        c->trainer = mem_write(&c->trainer_len, wk, 0);
+        c->reps = reps ? mem_write(&c->reps_len, wk, 1) : NULL;
+        c->n_parts = 0;
+        for (size_t i = 0; i < itd_workers_count(wk); i++) {
+                itd_engine_t *e = itd_workers_engine(wk, i);
+                int32_t ps[8];
+                size_t m = itd_engine_partitions(e, ps, 8);
+                for (size_t k = 0; k < m; k++) {
+                        c->part_ids[c->n_parts] = ps[k];
+                        c->parts[c->n_parts++] = itd_engine_detach(e, ps[k]);
+                }
+        }
+        itd_workers_destroy(wk);
+}
+
+/* A new instance of n workers from it: run's restore (checkpoint_restore.c
+ * and commit.c) without the files. */
+static itd_workers_t *restart(const itd_conf_t *conf, size_t n, ckpt_t *c) {
+        char err[256];
+        itd_workers_t *wk = n_workers(conf, n);
+        itd_engine_t *engs[8];
+        for (size_t i = 0; i < n; i++)
+                engs[i] = itd_workers_engine(wk, i);
+        itd_replicas_t *r = NULL;
+        if (c->reps) {
+                r = itd_replicas_parse(c->reps, c->reps_len, err, sizeof err);
+                cr_assert_not_null(r, "%s", err);
+                cr_assert_eq(itd_replicas_check(r, engs, n, err, sizeof err),
+                             ITD_OK, "%s", err);
+        }
+        cr_assert_eq(itd_model_load(itd_engine_model(engs[0]), c->model, NULL,
+                                    err, sizeof err),
+                     ITD_OK, "%s", err);
+        itd_replicas_install(r, engs, n, c->trainer, c->trainer_len);
+        for (size_t k = 0; k < c->n_parts; k++)
+                itd_engine_adopt(engs[(size_t)c->part_ids[k] % n], c->parts[k]);
+        cr_assert_eq(itd_workers_spread(wk, err, sizeof err), ITD_OK, "%s",
+                     err);
+        if (r)
+                itd_workers_set_version_offset(
+                    wk, itd_replicas_version_offset(r, n));
+        itd_replicas_destroy(r);
+        free(c->trainer);
+        free(c->reps);
+        unlink(c->model);
+        rmdir(c->dir);
+        return wk;
+}
+
+/* Rounds [from, to) of rows; the least model_version predicted. */
+static int64_t feed(itd_workers_t *wk, itd_row_t *rows, size_t from,
+                    size_t to) {
+        char err[256];
+        int64_t least = INT64_MAX;
+        for (size_t r = from; r < to; r++) {
+                itd_row_t *b = rows + r * ROUND;
+                cr_assert_eq(itd_workers_process(wk, "events", b, ROUND, T0,
+                                                 err, sizeof err),
+                             ITD_OK, "%s", err);
+                for (size_t i = 0; i < ROUND; i++)
+                        if (b[i].outcome == ITD_OUT_PREDICTED &&
+                            b[i].pred.model_version < least)
+                                least = b[i].pred.model_version;
+        }
+        return least;
+}
+
+#define ROUNDS (MAXN / ROUND)
+#define CUT MERGE_AT /* the checkpoint: after a merge, as the rounds go */
+
+/* Two workers, uninterrupted but for a checkpoint at CUT: their steps
+ * (w0, w1) and the model_version at the end (after a merge). */
+static void uninterrupted(const itd_conf_t *conf, int64_t steps[2],
+                          int64_t *version, itd_engine_t **m0) {
+        static itd_row_t rows[MAXN];
+        gen_stream(rows, MAXN, 40, 6 * 60 * MIN_MS, 5);
+        itd_workers_t *wk = two_workers(conf);
+        char err[256];
+        feed(wk, rows, 0, CUT);
+        cr_assert_eq(itd_workers_sync(wk, err, sizeof err), ITD_OK);
+        feed(wk, rows, CUT, ROUNDS);
+        cr_assert_eq(itd_workers_sync(wk, err, sizeof err), ITD_OK);
+        for (size_t i = 0; i < 2; i++)
+                steps[i] = itd_model_steps(
+                    itd_engine_model(itd_workers_engine(wk, i)));
+        *version = itd_engine_model_version(itd_workers_engine(wk, 0));
+        /* keep worker 0's model to compare with */
+        *m0 = itd_conf_new_engine(conf, err, sizeof err);
+        cr_assert_not_null(*m0, "%s", err);
+        char path[] = "/tmp/itd-workers-m0-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        cr_assert_eq(itd_model_save(
+                         itd_engine_model(itd_workers_engine(wk, 0)), path,
+                         NULL, err, sizeof err),
+                     ITD_OK, "%s", err);
+        cr_assert_eq(itd_model_load(itd_engine_model(*m0), path, NULL, err,
+                                    sizeof err),
+                     ITD_OK, "%s", err);
+        unlink(path);
+        itd_workers_destroy(wk);
+}
+
+/*
+ * Two workers checkpointed at CUT and restarted as two go on as if never
+ * stopped: the first predictions after the restart carry at least the
+ * model_version of the checkpoint (it never goes back), and at the end
+ * each replica has taken the steps it takes uninterrupted, so the
+ * model_version is the same and the model within float rounding (a
+ * replica's parameters come back as worker 0's restored plus nothing:
+ * the same values, summed in another order). Without workers.bin (what a
+ * checkpoint held before) worker 1's steps and moments start afresh and
+ * the version drops to worker 0's steps.
+ */
+static void two_restart_two(int reps, int64_t *after, int64_t *at,
+                            int64_t steps[2], int64_t *end, double *dist) {
+        itd_conf_t *conf = conf_with(NULL, 0);
+        int64_t ust[2], uver;
+        itd_engine_t *um0;
+        uninterrupted(conf, ust, &uver, &um0);
+
+        static itd_row_t rows[MAXN];
+        gen_stream(rows, MAXN, 40, 6 * 60 * MIN_MS, 5);
+        itd_workers_t *wk = two_workers(conf);
+        feed(wk, rows, 0, CUT);
+        ckpt_t c;
+        checkpoint_and_stop(wk, &c, reps);
+        *at = c.version;
+        wk = restart(conf, 2, &c);
+        *after = feed(wk, rows, CUT, CUT + 1);
+        feed(wk, rows, CUT + 1, ROUNDS);
+        char err[256];
+        cr_assert_eq(itd_workers_sync(wk, err, sizeof err), ITD_OK);
+        for (size_t i = 0; i < 2; i++)
+                steps[i] = itd_model_steps(
+                    itd_engine_model(itd_workers_engine(wk, i)));
+        *end = itd_engine_model_version(itd_workers_engine(wk, 0));
+        *dist = itd_msync_distance(itd_engine_model(itd_workers_engine(wk, 0)),
+                                   itd_engine_model(um0));
+        fprintf(stderr,
+                "restart of two workers%s: version %lld at the checkpoint, "
+                "%lld first after; end: steps %lld + %lld, version %lld, "
+                "model %g from the uninterrupted run's (steps %lld + %lld, "
+                "version %lld)\n",
+                reps ? "" : " without workers.bin", (long long)*at,
+                (long long)*after, (long long)steps[0], (long long)steps[1],
+                (long long)*end, *dist, (long long)ust[0], (long long)ust[1],
+                (long long)uver);
+        cr_assert_eq(uver, ust[0] + ust[1]);
+        if (reps) {
+                cr_assert_eq(steps[0], ust[0]);
+                cr_assert_eq(steps[1], ust[1]);
+                cr_assert_eq(*end, uver);
+        }
+        itd_engine_destroy(um0);
+        itd_workers_destroy(wk);
+        itd_conf_destroy(conf);
+}
+
+Test(engine_workers, a_restart_of_two_workers_keeps_the_models_identity) {
+        int64_t after, at, steps[2], end;
+        double dist;
+        two_restart_two(1, &after, &at, steps, &end, &dist);
+        cr_assert_gt(at, 0);
+        cr_assert_geq(after, at, "model_version went back: %lld after a "
+                      "restart at %lld", (long long)after, (long long)at);
+        cr_assert(dist >= 0 && dist < 1e-4, "%g", dist);
+}
+
+/*
+ * A checkpoint of two workers read back by one and by three: the
+ * model_version goes on from the checkpoint's; worker 1 (of three) takes
+ * its own optimizer state back, worker 2 worker 0's (moments with the
+ * step count they were built with); the unlearned examples are engine.bin's
+ * (worker 0 takes them). Then all of the rest of the stream goes through.
+ */
+Test(engine_workers, a_checkpoint_of_two_workers_restores_into_one_or_three) {
+        itd_conf_t *conf = conf_with(NULL, 0);
+        static itd_row_t rows[MAXN];
+        for (size_t n = 1; n <= 3; n += 2) {
+                gen_stream(rows, MAXN, 40, 6 * 60 * MIN_MS, 5);
+                itd_workers_t *wk = two_workers(conf);
+                feed(wk, rows, 0, CUT);
+                int64_t saved[2];
+                for (size_t i = 0; i < 2; i++)
+                        saved[i] = itd_model_steps(
+                            itd_engine_model(itd_workers_engine(wk, i)));
+                ckpt_t c;
+                checkpoint_and_stop(wk, &c, 1);
+                cr_assert_eq(c.version, saved[0] + saved[1]);
+                wk = restart(conf, n, &c);
+                itd_engine_t *e0 = itd_workers_engine(wk, 0);
+                cr_assert_eq(itd_engine_model_version(e0), c.version,
+                             "%zu workers", n);
+                cr_assert_eq(itd_model_steps(itd_engine_model(e0)),
+                             saved[0]);
+                if (n == 3) {
+                        itd_model_t *m0 = itd_engine_model(e0);
+                        itd_model_t *m1 =
+                            itd_engine_model(itd_workers_engine(wk, 1));
+                        itd_model_t *m2 =
+                            itd_engine_model(itd_workers_engine(wk, 2));
+                        cr_assert_eq(itd_model_steps(m1), saved[1]);
+                        cr_assert_eq(itd_model_steps(m2), saved[0]);
+                        itd_model_opt_t c0, c2;
+                        size_t n0, n2;
+                        float *f0 = itd_model_opt(m0, &c0, &n0);
+                        float *f2 = itd_model_opt(m2, &c2, &n2);
+                        cr_assert_gt(n0, 0);
+                        cr_assert_eq(n0, n2);
+                        cr_assert(memcmp(f0, f2, n0 * sizeof *f0) == 0);
+                }
+                int64_t after = feed(wk, rows, CUT, ROUNDS);
+                fprintf(stderr,
+                        "two workers restored by %zu: version %lld at the "
+                        "checkpoint, least after %lld\n",
+                        n, (long long)c.version, (long long)after);
+                cr_assert_geq(after, c.version, "%zu workers", n);
+                itd_workers_destroy(wk);
+        }
+        itd_conf_destroy(conf);
+}
+
+/* A checkpoint from before workers.bin still restores two workers: worker
+ * 0 as written, worker 1 with a fresh optimizer (what it had then). */
+Test(engine_workers, a_checkpoint_without_replicas_still_restores) {
+        int64_t after, at, steps[2], end;
+        double dist;
+        two_restart_two(0, &after, &at, steps, &end, &dist);
+        cr_assert_gt(at, 0);
+        cr_assert_gt(steps[0], 0);
 }

@@ -1,7 +1,8 @@
 /*
  * frame.h - the one framing of every snapshot: the model's
- * (model/snapshot.c) and the state, labeler, trigger and risk tables'
- * (pipeline/snap.c). Every integer little-endian, no padding:
+ * (model/snapshot.c), the state, labeler, trigger and risk tables'
+ * (pipeline/snap.c) and the pipeline workers' replicas (core/replicas.c).
+ * Every integer little-endian, no padding:
  *
  *   prefix (ITD_FRAME_PREFIX_BYTES = 24)
  *     magic "ITDCKPT\0" (8) | u32 version | u32 kind | u32 header_bytes |
@@ -42,6 +43,7 @@ typedef enum {
         ITD_FRAME_RISK = 5,
         ITD_FRAME_TRAINER = 6, /* engine.bin (core/trainer.c) */
         ITD_FRAME_EVAL = 7,    /* eval.bin (model/eval_progressive.c) */
+        ITD_FRAME_WORKERS = 8, /* workers.bin (core/replicas.c) */
 } itd_frame_kind_t;
 
 /* Element type of a section: elements are stored little-endian. */

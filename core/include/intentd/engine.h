@@ -204,6 +204,10 @@ void itd_engine_set_model_id(itd_engine_t *eng, const char *model_id);
  */
 void itd_engine_set_version_base(itd_engine_t *eng, int64_t base);
 
+/** @brief The model_version the next prediction carries: the version base
+ * plus the model's steps. */
+int64_t itd_engine_model_version(const itd_engine_t *eng);
+
 /**
  * @brief The caller's clock for the triggers' staleness guard
  * (triggers.max_event_age): an event older than max_event_age before

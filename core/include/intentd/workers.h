@@ -112,6 +112,14 @@ itd_err_t itd_workers_sync(itd_workers_t *wk, char *errstr,
 itd_err_t itd_workers_spread(itd_workers_t *wk, char *errstr,
                              size_t errstr_size);
 
+/**
+ * @brief After a restore (replicas.h): what model_version adds to the
+ * sum of the replicas' steps from now on, so that it goes on from the
+ * checkpoint's (restored by another count of workers, their steps do not
+ * sum to it). One worker too.
+ */
+void itd_workers_set_version_offset(itd_workers_t *wk, int64_t offset);
+
 /** @brief Counters summed over the workers; one progressive evaluation
  * over every worker's examples. */
 void itd_workers_stats(itd_workers_t *wk, itd_engine_stats_t *stats);

@@ -132,6 +132,26 @@ uint64_t itd_model_examples(const itd_model_t *m);
  * one weight per coordinate, bias included). */
 size_t itd_model_n_params(const itd_model_t *m);
 
+/** @brief A replica's own optimizer state besides its parameters: its
+ * counts (steps: Adam's t; skipped; examples) and the MLP's moment blocks
+ * (Adam's m and v, or AdaGrad's G, in the parameter layout). */
+typedef struct itd_model_opt_s {
+        int64_t steps;
+        uint64_t skipped, examples;
+} itd_model_opt_t;
+
+/**
+ * @brief The counts, and the moment blocks: *n_floats floats at the
+ * pointer returned, which m owns (NULL, *n_floats 0: none, as with SGD or
+ * the logistic model, whose FTRL state is its parameters).
+ */
+float *itd_model_opt(itd_model_t *m, itd_model_opt_t *counts,
+                     size_t *n_floats);
+
+/** @brief Sets the counts (the moments are written through
+ * itd_model_opt's pointer). */
+void itd_model_set_opt(itd_model_t *m, const itd_model_opt_t *counts);
+
 /**
  * @brief Writes m to path atomically (checkpoint.h): parameters, optimizer
  * state (moments, AdaGrad accumulators, FTRL z and n, step counts) and the
