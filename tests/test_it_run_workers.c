@@ -9,9 +9,11 @@
  *     records as events, all ids distinct), and `intentd inspect state`
  *     of both final checkpoints is equal, users and partition summaries;
  *   - B killed with SIGKILL while the events flow and restarted from its
- *     checkpoint: every event still has a prediction (some twice: those
- *     replayed after a kill, with the same prediction_id, as
- *     test_it_crash accounts it), and the state equals A's;
+ *     checkpoint, first with three workers, then with two again: every
+ *     event still has a prediction (some twice: those replayed after a
+ *     kill, with the same prediction_id, as test_it_crash accounts it),
+ *     the state equals A's, and each restart by another count of workers
+ *     says so in the log;
  *   - in both, the counters of B's last checkpoint (events, predictions,
  *     late, positive and negative training examples) equal A's: a
  *     checkpoint holds every worker's, and a restart restores them all.
@@ -68,6 +70,7 @@ TestSuite(run_workers, .init = start_broker, .fini = stop_broker,
 /* pipeline.workers for tu_pair_conf: a runs one worker, b two. */
 #define ONE_WORKER "pipeline:\n  workers: 1\n"
 #define TWO_WORKERS "pipeline:\n  workers: 2\n"
+#define THREE_WORKERS "pipeline:\n  workers: 3\n"
 
 /* The counters of daemon name's newest checkpoint's engine.bin (events,
  * predictions, late, examples positive, negative: words 5 to 9 of the
@@ -120,6 +123,10 @@ static void run_and_compare(int kills) {
                 tu_sleep_ms(rand() % 2000);
                 cr_assert_eq(kill(b, SIGKILL), 0);
                 cr_assert_eq(tu_wait(b, 10000), 128 + SIGKILL);
+                /* the first restart by three workers, the next by two */
+                tu_pair_conf(&broker, "b",
+                             k % 2 == 0 ? THREE_WORKERS : TWO_WORKERS,
+                             conf_b, sizeof conf_b);
                 b = tu_pair_start(&broker, "b", conf_b);
         }
         cr_assert_eq(tu_wait(load_pid, 90000), 0, "load failed (see %s)",
@@ -147,6 +154,15 @@ static void run_and_compare(int kills) {
         char *text = tu_read_file(log_b);
         cr_expect(text && strstr(text, "2 pipeline workers"),
                   "run b did not run two workers (see %s)", log_b);
+        if (kills >= 2)
+                cr_expect(text &&
+                              strstr(text, "was written by 2 pipeline "
+                                           "workers, this run has 3") &&
+                              strstr(text, "was written by 3 pipeline "
+                                           "workers, this run has 2"),
+                          "run b's restarts by another count of workers "
+                          "logged no line saying so (see %s)",
+                          log_b);
         free(text);
 
         /* no example lost: the training counters of two workers' last
@@ -187,6 +203,6 @@ Test(run_workers, two_workers_predict_each_event_once_state_as_one) {
         run_and_compare(0);
 }
 
-Test(run_workers, kill_9_and_restart_with_two_workers_keeps_state) {
+Test(run_workers, kill_9_and_restart_with_three_then_two_workers_keeps_state) {
         run_and_compare(KILLS);
 }
