@@ -152,9 +152,21 @@ static void set_up_cluster(const layout_t *lay) {
         cr_assert(tu_tmpdir(fx.dir, sizeof fx.dir));
         snprintf(fx.log_run, sizeof fx.log_run, "%s/run.log", fx.dir);
         fx.port = tu_free_port();
+        /* One produce request in flight per broker. The daemon's producer is
+         * idempotent: when a request fails and a later one of the same
+         * partition, already in flight, succeeds, librdkafka counts the
+         * failed one as delivered too, since a real broker refuses the
+         * later one (out-of-order sequence) unless the earlier one was
+         * stored. The mock cluster checks sequences only for transactional
+         * producers: it drops the failed request's records and stores the
+         * later one, and a prediction reported delivered is not on the
+         * topic. That loss is the mock's alone; it is not what these tests
+         * judge. */
         tu_conf_write(fx.dir, fx.bootstrap, "intentd.yaml", fx.conf_path,
                       sizeof fx.conf_path,
-                      TU_KAFKA_FAST "  reconnect.backoff.max.ms: 300\n",
+                      TU_KAFKA_FAST "  reconnect.backoff.max.ms: 300\n"
+                                    "  max.in.flight.requests.per.connection: "
+                                    "1\n",
                       "metrics:\n"
                       "  listen: \"127.0.0.1:%d\"\n"
                       "  log.interval: 2s\n"
