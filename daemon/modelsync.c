@@ -249,6 +249,15 @@ void itd_modelsync_tick(itd_modelsync_t *s, int64_t now_ms) {
         rd_kafka_poll(s->producer, 0);
 }
 
+void itd_modelsync_counts(const itd_modelsync_t *s, uint64_t *published,
+                          uint64_t *merged) {
+        itd_msync_stats_t st = {0};
+        if (s && s->ms)
+                itd_msync_stats(s->ms, &st);
+        *published = st.published;
+        *merged = st.merged;
+}
+
 void itd_modelsync_stop(itd_modelsync_t *s, int64_t timeout_ms) {
         if (!s)
                 return;

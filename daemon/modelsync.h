@@ -51,6 +51,13 @@ void itd_modelsync_tick(itd_modelsync_t *s, int64_t now_ms);
 int itd_modelsync_due(const itd_modelsync_t *s, int64_t now_ms);
 
 /**
+ * @brief What s exchanged so far: messages published (snapshots
+ * included) and changes of other instances merged. NULL: both 0.
+ */
+void itd_modelsync_counts(const itd_modelsync_t *s, uint64_t *published,
+                          uint64_t *merged);
+
+/**
  * @brief Publishes the last change, waits up to timeout_ms for its
  * delivery, and frees s; NULL does nothing.
  */

@@ -40,10 +40,20 @@ void itd_status_report(loop_t *lp, int64_t t0, uint64_t *last_events,
                         es.eval.logloss, final || !tty ? "\n" : "");
                 return;
         }
+        /* With topics.model: what the model sync exchanged so far. */
+        char sync[80] = "";
+        if (lp->msync) {
+                uint64_t pub, merged;
+                itd_modelsync_counts(lp->msync, &pub, &merged);
+                snprintf(sync, sizeof sync,
+                         " sync_published=%llu sync_merged=%llu",
+                         (unsigned long long)pub,
+                         (unsigned long long)merged);
+        }
         itd_log(ITD_LOG_INFO, "run",
                 "events=%llu rate=%.0f/s predictions=%llu dead_letters=%llu "
                 "filtered=%llu in_flight=%llu users=%llu pending=%llu "
-                "labelled=%llu auc=%.4f logloss=%.4f f1=%.3f steps=%llu",
+                "labelled=%llu auc=%.4f logloss=%.4f f1=%.3f steps=%llu%s",
                 (unsigned long long)lp->res->consumed, rate,
                 (unsigned long long)es.predictions,
                 (unsigned long long)lp->res->dead_lettered,
@@ -51,7 +61,7 @@ void itd_status_report(loop_t *lp, int64_t t0, uint64_t *last_events,
                 (unsigned long long)itd_offsets_in_flight(lp->offsets),
                 (unsigned long long)es.users, (unsigned long long)es.pending,
                 (unsigned long long)es.eval.n, es.eval.auc, es.eval.logloss,
-                es.eval.f1, (unsigned long long)es.train_steps);
+                es.eval.f1, (unsigned long long)es.train_steps, sync);
 }
 
 /* Mirrors the engine's counters and progressive metrics into the registry

@@ -56,6 +56,7 @@ static void write_conf(int i, char *path, size_t cap) {
                       "  sync.snapshot.interval: 1s\n"
                       "metrics:\n"
                       "  listen: \"127.0.0.1:0\"\n"
+                      "  log.interval: 1s\n"
                       "checkpoint:\n"
                       "  dir: \"%s/ck%d\"\n",
                       broker.dir, i);
@@ -102,6 +103,19 @@ static int has_line(void *arg) {
         return ok;
 }
 
+/* Some instance's progress line says it merged another's change. */
+typedef struct merged_s {
+        char (*log)[512];
+} merged_t;
+
+static int some_merged(void *arg) {
+        merged_t *w = arg;
+        for (int i = 0; i < INST; i++)
+                if (logged(w->log[i], "sync_published=", "sync_merged=") > 0)
+                        return 1;
+        return 0;
+}
+
 static void exchange(void) {
         char fixture[512], conf[INST + 1][512], log[INST + 1][512], lg[512];
         tu_src("tests/fixtures/events_small.jsonl", fixture, sizeof fixture);
@@ -113,6 +127,14 @@ static void exchange(void) {
         pid_t pid[INST];
         for (int i = 0; i < INST; i++)
                 pid[i] = tu_daemon_start(conf[i], log[i]);
+        /* Every instance in the group before the events: ready is its
+         * first assignment, even an empty one. A slow start under load
+         * would otherwise join after the others consumed everything. */
+        for (int i = 0; i < INST; i++) {
+                waitlog_t ready = {log[i], "run: ready"};
+                cr_assert_eq(tu_wait_until(has_line, &ready, 60000), 0,
+                             "instance %d not ready (see %s)", i, log[i]);
+        }
         snprintf(lg, sizeof lg, "%s/load.log", broker.dir);
         cr_assert_eq(tu_load(conf[0], fixture, "jsonl", lg), 0,
                      "intentd load failed (see %s)", lg);
@@ -126,6 +148,12 @@ static void exchange(void) {
         tu_idset_free(&t.ids);
         cr_expect_eq(t.got, expected, "%ld of %ld events have a prediction",
                      t.got, expected);
+        /* The last predictions can come before any change reached another
+         * instance: the first stop would then race the exchange. Each
+         * instance's progress line counts what it merged so far. */
+        merged_t mw = {log};
+        cr_expect_eq(tu_wait_until(some_merged, &mw, 60000), 0,
+                     "no instance merged another's change while running");
 
         long merged = 0, published = 0;
         for (int i = 0; i < INST; i++) {
