@@ -251,6 +251,7 @@ static void learn_resolved(itd_engine_t *eng, itd_partition_t *pt) {
                         if (ex[i].judge && eng->hook)
                                 eng->hook(eng->hook_arg, itd_partition_id(pt),
                                           &ex[i]);
+                        ex[i].partition = itd_partition_id(pt);
                         itd_trainer_add(eng->tr, &ex[i]);
                 }
         }

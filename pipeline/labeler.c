@@ -507,6 +507,7 @@ size_t itd_labeler_take(itd_labeler_t *lb, itd_example_t *out, size_t max) {
                 ex->ts_ms = sl->ts_ms;
                 ex->offset = sl->offset;
                 ex->user_hash = sl->user_hash;
+                ex->partition = 0;
                 ex->score = sl->score;
                 memcpy(ex->next_probs, sl->next_probs, sizeof(ex->next_probs));
                 if (q & QFAKE) {

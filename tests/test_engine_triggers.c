@@ -117,20 +117,22 @@ Test(engine_triggers, hysteresis_and_cooldown_in_event_time_per_user) {
                         in[i].ev.type = ITD_EV_VIEW;
         /* the latest parameters score, not their average over the last
          * steps, and an SGD wide path at a high rate instead of the Newton
-         * inputs (whose prior is worth far more than 500 events), so the
-         * scores follow the stream */
+         * inputs (whose prior is worth far more than 500 events), and
+         * positives learned as they come (no hold), so the scores follow
+         * the stream */
         kv_t kv[] = {{"triggers.rule", "absolute"},
                      {"model.learning.rate", "0.02"},
                      {"model.batch.size", "8"},
                      {"model.average.steps", "0"},
                      {"model.linear.newton", "false"},
                      {"model.wide.learning.rate", "0.01"},
+                     {"model.positives.hold", "0"},
                      {"triggers.cooldown", "100m"},
                      {"triggers.enter", NULL},
                      {"triggers.exit", NULL}};
         /* Scores first, triggers off (triggers never change a score);
          * batches of 1 so that the engine tells which events were late. */
-        itd_conf_t *conf = conf_with(kv, 7);
+        itd_conf_t *conf = conf_with(kv, 8);
         sim_t *probe = sim_new(conf);
         sim_feed(probe, in, TRIG_N, 1);
         static float sorted[TRIG_N];
@@ -161,9 +163,9 @@ Test(engine_triggers, hysteresis_and_cooldown_in_event_time_per_user) {
                 }
         cr_assert(*enter_s, "no thresholds make this stream exercise "
                             "UP, DOWN and the cool-down");
-        kv[7].value = enter_s;
-        kv[8].value = exit_s;
-        itd_conf_t *tconf = conf_with(kv, 9);
+        kv[8].value = enter_s;
+        kv[9].value = exit_s;
+        itd_conf_t *tconf = conf_with(kv, 10);
         sim_t *s = sim_new(tconf);
         itd_engine_enable_triggers(s->eng);
         sim_feed(s, in, TRIG_N, 1);

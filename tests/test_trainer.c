@@ -2,7 +2,8 @@
  * test_trainer.c - the trainer (core/include/intentd/trainer.h) through
  * its interface: what is judged and what is learned from, one optimizer
  * step per full mini-batch, positives held until their horizon closes,
- * and its snapshot (round trip, refusals, versions 1 and 2 still read).
+ * each partition's on its own clock, and its snapshot (round trip,
+ * refusals, the partitions' clocks, versions 1 to 3 still read).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 
 #include <xxhash.h>
 
+#include "intentd/bytes.h"
+#include "intentd/frame.h"
 #include "intentd/trainer.h"
 
 #define DIM 4
@@ -93,19 +96,33 @@ Test(trainer, judges_what_is_judged_and_learns_what_is_trained) {
         fix_free(&f);
 }
 
-/* A trained, judged example of time ts_ms with this label. */
-static void add_at(fix_t *f, int64_t ts_ms, int label) {
+/* A trained, judged example of partition p at ts_ms with this label. */
+static void add_in(fix_t *f, int32_t p, int64_t ts_ms, int label) {
         float x[DIM];
         uint32_t ids[N_IDS];
         itd_example_t ex = example(label, 1, 1, x, ids);
         ex.ts_ms = ts_ms;
+        ex.partition = p;
         itd_trainer_add(f->tr, &ex);
 }
 
-static size_t queued(const fix_t *f) {
+/* A trained, judged example of time ts_ms with this label, partition 0. */
+static void add_at(fix_t *f, int64_t ts_ms, int label) {
+        add_in(f, 0, ts_ms, label);
+}
+
+static itd_trainer_stats_t stats_of(const fix_t *f) {
         itd_trainer_stats_t st;
         itd_trainer_stats(f->tr, &st);
-        return (size_t)st.queued;
+        return st;
+}
+
+static size_t queued(const fix_t *f) {
+        return (size_t)stats_of(f).queued;
+}
+
+static size_t held(const fix_t *f) {
+        return (size_t)stats_of(f).held;
 }
 
 Test(trainer, a_positive_waits_until_its_horizon_has_closed) {
@@ -133,15 +150,26 @@ Test(trainer, a_positive_waits_until_its_horizon_has_closed) {
         fix_free(&f);
 }
 
-static char *written(const fix_t *f, const itd_trainer_extra_t *extra,
-                     size_t *len) {
+/* The snapshot of n trainers as one (itd_trainer_write_all). */
+static char *written_all(const fix_t *const *fs, size_t n,
+                         const itd_trainer_extra_t *extra, size_t *len) {
+        const itd_trainer_t *trs[4];
+        for (size_t i = 0; i < n; i++)
+                trs[i] = fs[i]->tr;
         char *buf = NULL, err[256];
         FILE *mem = open_memstream(&buf, len);
         cr_assert_not_null(mem);
-        cr_assert_eq(itd_trainer_write(f->tr, extra, mem, err, sizeof err),
+        cr_assert_eq(itd_trainer_write_all(trs, n, extra, mem, err,
+                                           sizeof err),
                      ITD_OK, "%s", err);
         fclose(mem);
         return buf;
+}
+
+static char *written(const fix_t *f, const itd_trainer_extra_t *extra,
+                     size_t *len) {
+        const fix_t *one[] = {f};
+        return written_all(one, 1, extra, len);
 }
 
 Test(trainer, snapshot_round_trip_and_refusals) {
@@ -314,7 +342,7 @@ Test(trainer, a_version_2_snapshot_with_held_positives_is_read) {
         size_t len3;
         char *buf3 = written(&f, &extra, &len3);
         cr_expect_eq(memcmp(buf3, "ITDCKPT", 8), 0);
-        cr_expect_eq(buf3[8], 3, "version 3");
+        cr_expect_eq(buf3[8], 4, "version 4");
         fix_t g = make_hold(BATCH, 4);
         cr_expect_eq(itd_trainer_read(g.tr, buf3, len3, 1, &back, err,
                                       sizeof err), ITD_OK, "%s", err);
@@ -334,4 +362,126 @@ Test(trainer, an_empty_mini_batch_is_refused) {
         itd_trainer_conf_t tc = {.dim = DIM, .n_ids = N_IDS, .batch = 0};
         cr_expect_null(itd_trainer_new(&tc, NULL, err, sizeof err));
         cr_expect(strstr(err, "mini-batch"), "%s", err);
+}
+
+
+Test(trainer, each_partition_holds_its_positives_on_its_own_clock) {
+        fix_t f = make_hold(100, 8);
+        add_in(&f, 0, 100, 0);
+        add_in(&f, 1, 5000, 0); /* partition 1 is ahead in event time */
+        add_in(&f, 1, 6000, 1);
+        add_in(&f, 0, 200, 1);
+        cr_expect_eq(held(&f), 2);
+        add_in(&f, 0, 200, 0);
+        cr_expect_eq(held(&f), 1, "partition 0's freed by its own clock, "
+                     "though partition 1's arrived before it");
+        add_in(&f, 2, 50, 1);
+        cr_expect_eq(held(&f), 1, "no negative of partition 2 yet: "
+                     "learned at once");
+        add_in(&f, 0, 9000, 0);
+        cr_expect_eq(held(&f), 1, "another partition's clock frees none");
+        add_in(&f, 1, 6000, 0);
+        cr_expect_eq(held(&f), 0);
+        fix_free(&f);
+        /* a full hold learns the oldest of all partitions at once */
+        fix_t g = make_hold(100, 2);
+        add_in(&g, 0, 0, 0);
+        add_in(&g, 1, 0, 0);
+        add_in(&g, 1, 10, 1);
+        add_in(&g, 0, 20, 1);
+        size_t q = queued(&g);
+        add_in(&g, 0, 30, 1);
+        cr_expect_eq(queued(&g), q + 1, "partition 1's, the oldest");
+        add_in(&g, 1, 10, 0);
+        cr_expect_eq(held(&g), 2, "partition 1 holds nothing now");
+        add_in(&g, 0, 20, 0);
+        cr_expect_eq(held(&g), 1);
+        fix_free(&g);
+}
+
+Test(trainer, the_snapshot_keeps_each_partitions_clock_and_held) {
+        /* two workers' trainers as one: per partition the earliest clock */
+        fix_t a = make_hold(100, 8), b = make_hold(100, 8);
+        add_in(&a, 0, 100, 0);
+        add_in(&a, 0, 200, 1);
+        add_in(&b, 0, 150, 0);
+        add_in(&b, 1, 500, 0);
+        add_in(&b, 1, 600, 1);
+        const fix_t *both[] = {&a, &b};
+        size_t len;
+        itd_trainer_extra_t none = {0};
+        char *buf = written_all(both, 2, &none, &len);
+        cr_expect_eq(buf[8], 4, "version 4");
+        fix_t c = make_hold(100, 8);
+        itd_trainer_extra_t back;
+        char err[256];
+        cr_assert_eq(itd_trainer_read(c.tr, buf, len, 1, &back, err,
+                                      sizeof err), ITD_OK, "%s", err);
+        cr_expect_eq(held(&c), 2);
+        add_in(&c, 1, 600, 0);
+        cr_expect_eq(held(&c), 1, "partition 1's freed by its clock");
+        add_in(&c, 0, 199, 0);
+        cr_expect_eq(held(&c), 1);
+        add_in(&c, 0, 200, 0);
+        cr_expect_eq(held(&c), 0);
+        /* a partition with a clock and nothing held keeps its clock */
+        add_in(&c, 0, 250, 1);
+        cr_expect_eq(held(&c), 1, "partition 0 has a clock: held");
+        free(buf);
+        fix_free(&a);
+        fix_free(&b);
+        fix_free(&c);
+}
+
+Test(trainer, a_version_3_snapshot_with_one_clock_is_read) {
+        /* version 3 as it was written: one clock (100) for all
+         * partitions, two held positives (150, 300) without theirs */
+        uint64_t words[10] = {DIM, N_IDS, 0, 2, 100, 5, 4, 0, 2, 1};
+        uint8_t hdr[sizeof words];
+        for (size_t i = 0; i < 10; i++)
+                itd_put_le64(hdr + 8 * i, words[i]);
+        float hx[2 * DIM] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
+        uint32_t hids[2 * N_IDS] = {1, ITD_SPARSE_NONE, 2, ITD_SPARSE_NONE};
+        uint32_t hnext[2] = {ITD_NEXT_VIEW, ITD_NEXT_VIEW};
+        uint64_t hts[2] = {150, 300};
+        itd_frame_buf_t fb = {0};
+        itd_frame_buf_begin(&fb, 3, ITD_FRAME_TRAINER, hdr, sizeof hdr);
+        itd_frame_buf_section(&fb, "x", ITD_FRAME_F32, hx, 0);
+        itd_frame_buf_section(&fb, "ids", ITD_FRAME_U32, hids, 0);
+        itd_frame_buf_section(&fb, "y", ITD_FRAME_F32, hx, 0);
+        itd_frame_buf_section(&fb, "next", ITD_FRAME_U32, hnext, 0);
+        itd_frame_buf_section(&fb, "held_x", ITD_FRAME_F32, hx, sizeof hx);
+        itd_frame_buf_section(&fb, "held_ids", ITD_FRAME_U32, hids,
+                              sizeof hids);
+        itd_frame_buf_section(&fb, "held_next", ITD_FRAME_U32, hnext,
+                              sizeof hnext);
+        itd_frame_buf_section(&fb, "held_ts", ITD_FRAME_U64, hts, sizeof hts);
+        itd_frame_buf_end(&fb);
+        fix_t f = make_hold(100, 8);
+        itd_trainer_extra_t back;
+        char err[256];
+        cr_assert_eq(itd_trainer_read(f.tr, fb.buf, fb.len, 1, &back, err,
+                                      sizeof err), ITD_OK, "%s", err);
+        cr_expect_eq(back.events, 5);
+        cr_expect_eq(held(&f), 2);
+        /* its held ones are freed by any partition's negatives, as then */
+        add_in(&f, 3, 150, 0);
+        cr_expect_eq(held(&f), 1);
+        /* a partition first seen starts with the saved clock: held */
+        add_in(&f, 5, 400, 1);
+        cr_expect_eq(held(&f), 2);
+        add_in(&f, 7, 300, 0);
+        cr_expect_eq(held(&f), 1, "the old one freed, partition 5's not");
+        add_in(&f, 5, 400, 0);
+        cr_expect_eq(held(&f), 0);
+        /* and written again as version 4, read back the same */
+        size_t len;
+        itd_trainer_extra_t extra = {0};
+        char *buf = written(&f, &extra, &len);
+        cr_expect_eq(buf[8], 4);
+        cr_expect_eq(itd_trainer_read(f.tr, buf, len, 0, &back, err,
+                                      sizeof err), ITD_OK, "%s", err);
+        free(buf);
+        itd_frame_buf_fini(&fb);
+        fix_free(&f);
 }

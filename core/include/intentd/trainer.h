@@ -121,7 +121,7 @@ typedef struct itd_trainer_extra_s {
 
 /**
  * @brief Writes the partial mini-batch, the held positives with their
- * clock, and the counters (the trainer's, and the engine's in extra) as
+ * partitions and every partition's clock, and the counters (the trainer's, and the engine's in extra) as
  * one snapshot in the one framing (intentd/frame.h; its header and
  * sections in core/trainer.c), little-endian, CRC32C.
  * @returns ITD_OK or ITD_ERR_IO with errstr.
@@ -137,7 +137,8 @@ itd_err_t itd_trainer_write(const itd_trainer_t *tr,
  * @brief Writes n (1..ITD_TRAINER_WRITE_MAX) trainers of one shape as one
  * snapshot, in the format of itd_trainer_write: their mini-batch rows one
  * trainer after another, their held positives merged by time (each
- * trainer's stay in their order), the earliest of their clocks, their
+ * trainer's stay in their order), per partition the earliest of their
+ * clocks, their
  * counters summed (the engines' sums in extra). Read back into one
  * trainer, nothing any of them held is lost: what does not fit its
  * mini-batch or its hold is learned from at once.
@@ -150,7 +151,8 @@ itd_err_t itd_trainer_write_all(const itd_trainer_t *const *trs, size_t n,
 /**
  * @brief Checks (apply 0) or checks and installs (apply 1) what
  * itd_trainer_write wrote (len bytes at buf), or an older version's
- * snapshot (versions 1 and 2, before the one framing). A check that passed
+ * snapshot (versions 1 and 2, before the one framing; version 3, one
+ * clock for all partitions). A check that passed
  * guarantees the install succeeds. Installing replaces the mini-batch and
  * the counters (a smaller batch than at the checkpoint steps on the surplus at
  * once) and writes the engine's counters into *extra.

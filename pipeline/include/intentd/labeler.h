@@ -66,6 +66,9 @@ typedef struct itd_example_s {
         int train;             /* 1: learn from it. 0: a FAKE_NEGATIVE
                                 * prediction that ended negative; its
                                 * negative was already learned */
+        int32_t partition;     /* its partition: set by the engine for
+                                * the trainer, whose held positives wait
+                                * per partition (0 from the labeler) */
 } itd_example_t;
 
 typedef struct itd_labeler_stats_s {
