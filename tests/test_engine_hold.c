@@ -1,6 +1,6 @@
 /*
  * test_engine_hold.c - the positives the trainer holds wait per partition
- * (core/trainer.c, docs/MODEL.md "Held positives"): the same stream on 8
+ * (core/trainer.c, docs/MODEL.md "Positives wait for their horizon"): the same stream on 8
  * partitions of one engine, fed in event-time order and fed the way a
  * backlog is caught up (each partition in chunks far apart in event
  * time), learns about as well either way.

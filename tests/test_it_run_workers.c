@@ -74,7 +74,7 @@ TestSuite(run_workers, .init = start_broker, .fini = stop_broker,
 
 /* The counters of daemon name's newest checkpoint's engine.bin (events,
  * predictions, late, examples positive, negative: words 5 to 9 of the
- * trainer snapshot's header after the frame's prefix, core/trainer.c).
+ * trainer snapshot's header after the frame's prefix, core/trainer_snap.c).
  * With several workers it holds them all summed, so they equal one
  * worker's: they follow the events alone. */
 static void trainer_counters(const char *name, uint64_t out[5]) {

@@ -41,7 +41,7 @@ typedef enum {
         ITD_FRAME_LABELER = 3,
         ITD_FRAME_TRIGGER = 4,
         ITD_FRAME_RISK = 5,
-        ITD_FRAME_TRAINER = 6, /* engine.bin (core/trainer.c) */
+        ITD_FRAME_TRAINER = 6, /* engine.bin (core/trainer_snap.c) */
         ITD_FRAME_EVAL = 7,    /* eval.bin (model/eval_progressive.c) */
         ITD_FRAME_WORKERS = 8, /* workers.bin (core/replicas.c) */
 } itd_frame_kind_t;

@@ -123,7 +123,7 @@ typedef struct itd_trainer_extra_s {
  * @brief Writes the partial mini-batch, the held positives with their
  * partitions and every partition's clock, and the counters (the trainer's, and the engine's in extra) as
  * one snapshot in the one framing (intentd/frame.h; its header and
- * sections in core/trainer.c), little-endian, CRC32C.
+ * sections in core/trainer_snap.c), little-endian, CRC32C.
  * @returns ITD_OK or ITD_ERR_IO with errstr.
  */
 itd_err_t itd_trainer_write(const itd_trainer_t *tr,
