@@ -51,7 +51,7 @@ def print_scale(scale, runs, w1, mach):
         load = x.get("loadavg")
         print(f"| replay, workers={w} | {eps:,.0f} | "
               f"{eps / w1 if w1 else 0:.2f} | "
-              f"{auc if auc is not None else '-'} | "
+              f"{f'{auc:.3f}' if auc is not None else '-'} | "
               f"{f'{load:.1f}' if load is not None else '-'} | - |")
     base = next((x.get("events_per_s", 0) for x in runs
                  if x.get("instances") == 1 and x.get("workers") == 1), 0)
