@@ -272,8 +272,13 @@ itd_reason_t itd_audit_decode(const void *vbuf, size_t len, itd_audit_t *a,
                               int32_t *parts, size_t cap_parts, char *errstr,
                               size_t errstr_size) {
         const uint8_t *buf = vbuf;
-        size_t off =
-            len >= ITD_CONFLUENT_HDR && buf[0] == 0 ? ITD_CONFLUENT_HDR : 0;
+        /* Our own output: a header whenever it may be one (framing auto,
+         * byte 0 is 0), without the bare fallback; a record starts with
+         * request_id's length, never 0 for a record intentd wrote. */
+        size_t off = itd_wire_classify(buf, len, ITD_FRAMING_AUTO, NULL,
+                                       NULL, 0) == ITD_WIRE_EITHER
+                         ? ITD_CONFLUENT_HDR
+                         : 0;
         itd_cur_t c = {buf, buf + off, buf + len, "", SIZE_MAX, errstr,
                        errstr_size};
         itd_reason_t r;

@@ -193,7 +193,10 @@ Test(control, acknowledgement_round_trip) {
         a.risk_triggers = 0;
         a.cached = 1;
         a.cut = 12;
-        for (int32_t id = -1; id <= 9; id += 10) {
+        /* bare, then Confluent (id 0 is a header of five zero bytes) */
+        static const int32_t ids[] = {-1, 0, 9, 0x01020304};
+        for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+                const int32_t id = ids[k];
                 unsigned char buf[512];
                 size_t len;
                 int32_t got_parts[8];
