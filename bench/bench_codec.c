@@ -46,7 +46,7 @@ static itd_decoder_t *decoder(int format, int framing) {
         itd_conf_input_defaults(&ic);
         ic.format = format;
         ic.framing = framing;
-        itd_decoder_t *dec = itd_decoder_new(&ic, err, sizeof err);
+        itd_decoder_t *dec = itd_decoder_new(&ic, NULL, err, sizeof err);
         if (!dec) {
                 fprintf(stderr, "bench_codec: %s\n", err);
                 exit(1);

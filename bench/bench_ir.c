@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
         itd_conf_input_defaults(&ic);
         ic.format = ITD_INPUT_AVRO;
         ic.framing = ITD_FRAMING_BARE;
-        if (!(c.dec = itd_decoder_new(&ic, err, sizeof err)))
+        if (!(c.dec = itd_decoder_new(&ic, NULL, err, sizeof err)))
                 die("decoder", err);
         if (itd_codec_encode_event(c.codec, &c.evs[7], -1, c.buf, sizeof c.buf,
                                    &c.len))

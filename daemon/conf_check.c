@@ -277,12 +277,15 @@ static void check_input(report_t *r) {
         itd_input_conf_t ic;
         itd_conf_to_input(c, &ic);
         char why[512] = "";
-        itd_decoder_t *dec = itd_decoder_new(&ic, why, sizeof why);
+        itd_input_fault_t fault;
+        itd_decoder_t *dec = itd_decoder_new(&ic, &fault, why, sizeof why);
         if (dec) {
                 itd_decoder_destroy(dec);
                 return;
         }
-        problem(r, *c->input_schemas_dir && strstr(why, "schemas_dir")
+        /* The option table keeps format, framing and limits in range, so
+         * what is left to name is the folder or the registry. */
+        problem(r, fault == ITD_INPUT_FAULT_SCHEMAS_DIR
                        ? "input.schemas_dir"
                        : "input.schema_registry.url",
                 "%s", why);

@@ -341,7 +341,7 @@ itd_err_t itd_run(itd_conf_t *conf, const itd_run_opts_t *opts,
         err = ITD_ERR_ARG;
         itd_input_conf_t ic;
         itd_conf_to_input(conf, &ic);
-        lp.dec = itd_decoder_new(&ic, errstr, errstr_size);
+        lp.dec = itd_decoder_new(&ic, NULL, errstr, errstr_size);
         if (!lp.dec) {
                 err = ITD_ERR_CONF;
                 goto out;

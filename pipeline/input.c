@@ -113,8 +113,10 @@ struct itd_decoder_s {
         itd_decoder_stats_t st;
 };
 
-itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
+itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf,
+                               itd_input_fault_t *fault, char *errstr,
                                size_t errstr_size) {
+        itd_input_fault_t fails_as = ITD_INPUT_FAULT_LIMITS;
         itd_decoder_t *dec = itd_xcalloc(1, sizeof *dec);
         dec->conf = *conf;
         if (conf->format != ITD_INPUT_AVRO && conf->format != ITD_INPUT_JSON) {
@@ -135,6 +137,7 @@ itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
                          conf->max_string_bytes, conf->max_message_bytes);
                 goto fail;
         }
+        fails_as = ITD_INPUT_FAULT_SCHEMAS_DIR;
         if (conf->schemas_dir && conf->schemas_dir[0]) {
                 struct stat sb;
                 if (stat(conf->schemas_dir, &sb) != 0) {
@@ -151,6 +154,7 @@ itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
                 }
                 dec->schemas_dir = itd_xstrdup(conf->schemas_dir);
         }
+        fails_as = ITD_INPUT_FAULT_REGISTRY;
         if (conf->registry_url && conf->registry_url[0]) {
                 itd_registry_t *reg = itd_registry_new(
                     conf->registry_url, conf->registry_user_info,
@@ -167,14 +171,19 @@ itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
         dec->conf.schemas_dir = dec->schemas_dir;
         dec->conf.registry_url = NULL;
         dec->conf.registry_user_info = NULL;
+        fails_as = ITD_INPUT_FAULT_BUILTIN;
         dec->codec = itd_codec_new(errstr, errstr_size);
         if (!dec->codec)
                 goto fail;
         dec->own = itd_codec_event_plan(dec->codec);
         dec->tab_cap = 16;
         dec->tab = itd_xcalloc(dec->tab_cap, sizeof *dec->tab);
+        if (fault)
+                *fault = ITD_INPUT_FAULT_NONE;
         return dec;
 fail:
+        if (fault)
+                *fault = fails_as;
         itd_decoder_destroy(dec);
         return NULL;
 }

@@ -70,7 +70,7 @@ static inline itd_decoder_t *new_decoder(int format, int framing,
         ic.framing = framing;
         ic.schemas_dir = dir;
         ic.registry_url = url;
-        itd_decoder_t *dec = itd_decoder_new(&ic, err, sizeof err);
+        itd_decoder_t *dec = itd_decoder_new(&ic, NULL, err, sizeof err);
         cr_assert_not_null(dec, "%s", err);
         return dec;
 }

@@ -587,7 +587,7 @@ static itd_decoder_t *decoder_for(const char *text, char *dir, size_t cap) {
         ic.format = ITD_INPUT_AVRO;
         ic.framing = ITD_FRAMING_CONFLUENT;
         ic.schemas_dir = dir;
-        itd_decoder_t *dec = itd_decoder_new(&ic, err, sizeof err);
+        itd_decoder_t *dec = itd_decoder_new(&ic, NULL, err, sizeof err);
         cr_assert_not_null(dec, "%s", err);
         return dec;
 }

@@ -545,6 +545,24 @@ Test(conf, check_run_names_each_unusable_path) {
         cr_expect(strstr(out, "c.yaml:5:1: input.schemas_dir: "), "%s", out);
 }
 
+/* A registry that cannot be used is the registry's problem, whatever its
+ * message holds: here the host name contains "schemas_dir". */
+Test(conf, check_run_names_the_registry_not_the_folder) {
+        char dir[256], text[2048], out[4096];
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(text, sizeof text,
+                 BROKERS
+                 "input.schemas_dir: \"%s\"\n"
+                 "input.schema_registry.url: "
+                 "\"http://a:b@registry.schemas_dir.example/\"\n"
+                 "input.schema_registry.basic_auth_user_info: \"c:d\"\n",
+                 dir);
+        cr_expect_eq(run_checks(text, out, sizeof out), 1, "%s", out);
+        cr_expect(strstr(out, "c.yaml:4:1: input.schema_registry.url: "),
+                  "%s", out);
+        cr_expect_null(strstr(out, ": input.schemas_dir: "), "%s", out);
+}
+
 Test(conf, an_unparsable_metrics_address_fails_at_its_line) {
         static const char *const bad[] = {"localhost", "1.2.3.4:99999",
                                           "[::1]9464", ":port", "a:b:9"};

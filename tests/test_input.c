@@ -286,7 +286,7 @@ Test(input, limits_follow_the_configuration) {
         ic.max_string_bytes = 4;
         ic.max_message_bytes = 40;
         ic.max_future_ms = 1000;
-        itd_decoder_t *dec = itd_decoder_new(&ic, err, sizeof err);
+        itd_decoder_t *dec = itd_decoder_new(&ic, NULL, err, sizeof err);
         cr_assert_not_null(dec, "%s", err);
         itd_event_t ev;
         tu_bytes_t b = {.n = 0};
@@ -315,11 +315,67 @@ Test(input, limits_follow_the_configuration) {
 
         itd_conf_input_defaults(&ic);
         ic.max_string_bytes = 0;
-        cr_expect_null(itd_decoder_new(&ic, err, sizeof err));
+        cr_expect_null(itd_decoder_new(&ic, NULL, err, sizeof err));
         itd_conf_input_defaults(&ic);
         ic.schemas_dir = "/nonexistent/intentd-schemas";
-        cr_expect_null(itd_decoder_new(&ic, err, sizeof err));
+        cr_expect_null(itd_decoder_new(&ic, NULL, err, sizeof err));
         cr_expect(strstr(err, "input.schemas_dir"), "%s", err);
+}
+
+/* What failed comes back as a code: callers name the setting from it,
+ * never from the words of the message. */
+Test(input, a_decoder_that_cannot_be_built_says_what_failed) {
+        char dir[256], file[512], err[512];
+        cr_assert(tu_tmpdir(dir, sizeof dir));
+        snprintf(file, sizeof file, "%s/a-file", dir);
+        cr_assert_eq(tu_write_file(file, "x\n"), 0);
+        static const struct {
+                const char *name;
+                int framing;
+                size_t max_message_bytes;
+                int schemas_dir; /* 0 none, 1 missing, 2 a file, 3 a folder */
+                const char *url, *user_info;
+                itd_input_fault_t fault;
+        } cases[] = {
+            {"defaults", ITD_FRAMING_AUTO, 1000, 0, NULL, NULL,
+             ITD_INPUT_FAULT_NONE},
+            {"framing unknown", 7, 1000, 0, NULL, NULL,
+             ITD_INPUT_FAULT_LIMITS},
+            {"no message size", ITD_FRAMING_AUTO, 0, 0, NULL, NULL,
+             ITD_INPUT_FAULT_LIMITS},
+            {"folder missing", ITD_FRAMING_AUTO, 1000, 1, NULL, NULL,
+             ITD_INPUT_FAULT_SCHEMAS_DIR},
+            {"folder is a file", ITD_FRAMING_AUTO, 1000, 2, NULL, NULL,
+             ITD_INPUT_FAULT_SCHEMAS_DIR},
+            {"registry scheme", ITD_FRAMING_AUTO, 1000, 3,
+             "ftp://registry.schemas_dir.example/", NULL,
+             ITD_INPUT_FAULT_REGISTRY},
+            {"credentials twice", ITD_FRAMING_AUTO, 1000, 3,
+             "http://a:b@schemas_dir.example/", "c:d",
+             ITD_INPUT_FAULT_REGISTRY},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                itd_input_conf_t ic;
+                itd_conf_input_defaults(&ic);
+                ic.framing = cases[i].framing;
+                ic.max_message_bytes = cases[i].max_message_bytes;
+                char missing[300];
+                snprintf(missing, sizeof missing, "%s/none", dir);
+                const char *dirs[] = {NULL, missing, file, dir};
+                ic.schemas_dir = dirs[cases[i].schemas_dir];
+                ic.registry_url = cases[i].url;
+                ic.registry_user_info = cases[i].user_info;
+                itd_input_fault_t fault = ITD_INPUT_FAULT_BUILTIN;
+                err[0] = '\0';
+                itd_decoder_t *dec = itd_decoder_new(&ic, &fault, err,
+                                                     sizeof err);
+                cr_expect_eq(fault, cases[i].fault, "%s: fault %d: %s",
+                             cases[i].name, (int)fault, err);
+                cr_expect_eq(dec != NULL,
+                             cases[i].fault == ITD_INPUT_FAULT_NONE, "%s: %s",
+                             cases[i].name, err);
+                itd_decoder_destroy(dec);
+        }
 }
 
 Test(input, json_messages_get_the_same_reasons) {

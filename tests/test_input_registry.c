@@ -98,7 +98,7 @@ Test(input, schema_registry_answers_are_fetched_once_and_cached,
         itd_conf_input_defaults(&ic);
         ic.framing = ITD_FRAMING_CONFLUENT;
         ic.registry_url = "http://127.0.0.1:1/";
-        itd_decoder_t *probe = itd_decoder_new(&ic, err, sizeof err);
+        itd_decoder_t *probe = itd_decoder_new(&ic, NULL, err, sizeof err);
         if (!probe && strstr(err, "without libcurl"))
                 cr_skip_test("%s", err);
         cr_assert_not_null(probe, "%s", err);
@@ -266,7 +266,7 @@ static itd_decoder_t *registry_decoder(const char *dir, const char *url,
         ic.registry_url = url;
         ic.registry_user_info = user_info;
         ic.registry_timeout_ms = timeout_ms;
-        itd_decoder_t *dec = itd_decoder_new(&ic, err, sizeof err);
+        itd_decoder_t *dec = itd_decoder_new(&ic, NULL, err, sizeof err);
         cr_assert_not_null(dec, "%s", err);
         return dec;
 }
@@ -408,14 +408,14 @@ Test(input, registry_credentials_are_sent_but_never_shown, .timeout = 60) {
         itd_conf_input_defaults(&ic);
         ic.registry_url = in_url;
         ic.registry_user_info = "bob:x";
-        cr_expect_null(itd_decoder_new(&ic, err, sizeof err));
+        cr_expect_null(itd_decoder_new(&ic, NULL, err, sizeof err));
         cr_expect(strstr(err, "basic_auth_user_info"), "%s", err);
         cr_expect(strstr(err, "***@127.0.0.1"), "%s", err);
         cr_expect_null(strstr(err, "s3cr"), "%s", err);
         /* ... and so does a bad scheme. */
         ic.registry_url = "ftp://alice:s3cr@host/";
         ic.registry_user_info = NULL;
-        cr_expect_null(itd_decoder_new(&ic, err, sizeof err));
+        cr_expect_null(itd_decoder_new(&ic, NULL, err, sizeof err));
         cr_expect_null(strstr(err, "s3cr"), "%s", err);
 }
 

@@ -74,7 +74,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                              : k == 1 ? ITD_FRAMING_BARE
                                       : ITD_FRAMING_AUTO;
                 ic.schemas_dir = k == 0 ? dir : "";
-                dec[k] = itd_decoder_new(&ic, err, sizeof err);
+                dec[k] = itd_decoder_new(&ic, NULL, err, sizeof err);
                 if (!dec[k]) {
                         fprintf(stderr, "fuzz: decoder %d: %s\n", k, err);
                         abort();

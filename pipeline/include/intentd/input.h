@@ -111,16 +111,33 @@ typedef struct itd_input_conf_s {
 
 typedef struct itd_decoder_s itd_decoder_t;
 
+/* What a decoder could not be built from (itd_decoder_new), so that a
+ * caller can name the setting without reading the message. */
+typedef enum {
+        ITD_INPUT_FAULT_NONE = 0,
+        ITD_INPUT_FAULT_LIMITS,      /* format, framing or a limit out of
+                                      * range */
+        ITD_INPUT_FAULT_SCHEMAS_DIR, /* schemas_dir missing or not a folder */
+        ITD_INPUT_FAULT_REGISTRY,    /* registry_url or its credentials,
+                                      * registry support not built, or its
+                                      * look-up thread */
+        ITD_INPUT_FAULT_BUILTIN      /* the built-in event schema (a build
+                                      * fault, not a setting) */
+} itd_input_fault_t;
+
 /**
  * @brief Creates a decoder. Strings in conf are copied (the credentials
  * into the registry client only; no message ever shows them). With a
  * registry URL it initialises libcurl globally and starts the look-up
  * thread: call from the main thread before other threads start.
+ * @param fault  set to what failed (ITD_INPUT_FAULT_NONE on success);
+ *               may be NULL.
  * @returns the decoder (caller owns; itd_decoder_destroy, which abandons
  * look-ups in flight at once), or NULL with errstr (schemas_dir not a
  * folder, registry support not built, credentials given twice, ...).
  */
-itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf, char *errstr,
+itd_decoder_t *itd_decoder_new(const itd_input_conf_t *conf,
+                               itd_input_fault_t *fault, char *errstr,
                                size_t errstr_size);
 void itd_decoder_destroy(itd_decoder_t *dec);
 
