@@ -94,7 +94,7 @@ itd_err_t itd_checkpoint_read_partition(const char *cp_dir,
                 return read_part(path, &info->parts[i], NULL, info, pt,
                                  errstr, errstr_size);
         }
-        itd_errf(errstr, errstr_size, "cut \"%s\" holds no partition %d",
+        itd_errf(errstr, errstr_size, "checkpoint \"%s\" holds no partition %d",
                  cp_dir, (int)p);
         return ITD_ERR_NOT_FOUND;
 }

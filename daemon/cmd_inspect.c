@@ -29,10 +29,10 @@ static const char inspect_usage[] =
     "Prints what a checkpoint holds (docs/CHECKPOINTS.md).\n"
     "\n"
     "  model FILE   header, shapes and per-section statistics of a model\n"
-    "               checkpoint; a checkpoint folder means its newest model\n"
+    "               snapshot; a checkpoint folder means its newest model\n"
     "  state DIR    every user of every partition as JSON lines, the same\n"
     "               as `intentd replay --dump-state`; DIR is checkpoint.dir\n"
-    "               (its newest complete cut) or one cut-N folder\n"
+    "               (its newest complete checkpoint) or one cut-N folder\n"
     "  --summary    one JSON line per partition instead: next offset,\n"
     "               watermark, users, pending labels\n";
 

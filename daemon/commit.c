@@ -70,7 +70,7 @@ static itd_checkpoint_pos_t *checkpoint_positions(loop_t *lp, size_t *n_out) {
 
 /* 1 when the last complete checkpoint still holds the engine as it is, at
  * positions pos[0..n) (checkpoint_positions): nothing consumed since it
- * was cut, no erasure it misses, and the same partitions at the same
+ * was taken, no erasure it misses, and the same partitions at the same
  * positions. A rebalance changes what is held without consuming anything:
  * a partition restored from the changelog at the end of its events, or
  * one revoked, must not leave the checkpoint as it was. */
@@ -180,7 +180,7 @@ void itd_commit_tick(loop_t *lp) {
         if (itd_checkpoint_dir_write(lp->ck, lp->engs, lp->n_engs, pos, n, 1,
                                      errstr, sizeof errstr) != ITD_OK)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
-        itd_log(ITD_LOG_DEBUG, "checkpoint", "cut started: %lld ms pause",
+        itd_log(ITD_LOG_DEBUG, "checkpoint", "checkpoint started: %lld ms pause",
                 (long long)(itd_now_mono_ms() - t0));
         free(pos);
 }

@@ -190,7 +190,7 @@ const struct prop itd_conf_props[] = {
              "for it are dead-lettered as `unknown_schema_id` when it fails "
              "or times out (the id is asked again after 30 s). A "
              "checkpoint that falls due meanwhile dead-letters the events "
-             "still waiting, so its cut is exact."},
+             "still waiting, so its positions are exact."},
     {.name = "input.max_future", .type = PT_DURATION,
      .off = F_I64(input_max_future_ms), .min = SEC_MS, .max = 365 * DAY_MS,
      .def = "1h",
@@ -722,7 +722,7 @@ const struct prop itd_conf_props[] = {
      .help = "Folder of the checkpoints: per assigned partition its user "
              "state, pending labels, watermark and next offset, plus the "
              "model and optimizer state. On start the newest complete one "
-             "is restored and consumption resumes where it was cut; offsets "
+             "is restored and consumption resumes at its positions; offsets "
              "committed to Kafka never run ahead of it. `auto` uses "
              "`$STATE_DIRECTORY` (set by the systemd unit to "
              "/var/lib/intentd) and turns checkpoints off when it is unset; "

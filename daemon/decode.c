@@ -123,7 +123,7 @@ size_t itd_decode_abandon_parked(loop_t *lp, int32_t partition) {
  * partition: decoded ones go through the engine, the others are
  * dead-lettered with their reason. One still pending past its deadline is
  * dead-lettered as unknown_schema_id; so is every pending one when
- * settling (a checkpoint is due: its cut must not claim an event that is
+ * settling (a checkpoint is due: it must not claim an event that is
  * neither in the engine nor dead-lettered).
  */
 void itd_decode_release_parked(loop_t *lp, int settle) {

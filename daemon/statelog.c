@@ -346,7 +346,7 @@ void itd_statelog_tick(loop_t *lp) {
                         }
                 }
                 if (due(lp, p, now)) {
-                        /* As before a cut: a snapshot holds every event
+                        /* As before a checkpoint: a snapshot holds every event
                          * before its position, in the engine or
                          * dead-lettered, none waiting for its schema. */
                         if (!settled++)

@@ -2,7 +2,7 @@
  * daemon_checkpoint_helpers.h - helpers of test_daemon_checkpoint.c and
  * test_daemon_checkpoint_damage.c: a small configuration and its engine,
  * events from the seeded simulator over three partitions, an engine's dump,
- * metrics and pending labels, a checkpoint cut in a temporary folder, two
+ * metrics and pending labels, a checkpoint written in a temporary folder, two
  * checkpoints and a restore checked against them, the newest checkpoint's
  * files, a MANIFEST rewritten with a valid CRC32C.
  */
@@ -122,8 +122,9 @@ static inline uint64_t pending(const itd_engine_t *eng) {
         return es.pending;
 }
 
-static inline void cut(itd_checkpoint_dir_t *cd, itd_engine_t *eng,
-                       const feed_t *f, int background) {
+static inline void write_checkpoint(itd_checkpoint_dir_t *cd,
+                                    itd_engine_t *eng, const feed_t *f,
+                                    int background) {
         char err[1024];
         cr_assert_eq(itd_checkpoint_dir_write(cd, &eng, 1, positions(f), PARTS,
                                               background, err, sizeof err),
@@ -160,13 +161,13 @@ static inline void make_two_checkpoints(itd_conf_t *conf,
         feed_init(&f);
         itd_checkpoint_dir_t *cd = open_dir(eng);
         feed(&f, &eng, 1, 3000);
-        cut(cd, eng, &f, 0);
+        write_checkpoint(cd, eng, &f, 0);
         tc->dump1 = dump(eng);
         tc->pending1 = pending(eng);
         tc->eval1 = eval_of(eng);
         memcpy(tc->off1, f.next_offset, sizeof tc->off1);
         feed(&f, &eng, 1, 3000);
-        cut(cd, eng, &f, 1);
+        write_checkpoint(cd, eng, &f, 1);
         tc->dump2 = dump(eng);
         tc->pending2 = pending(eng);
         tc->eval2 = eval_of(eng);

@@ -23,7 +23,7 @@ Test(daemon_checkpoint, restores_state_pending_labels_and_positions) {
                   "(%llu of %llu positive)",
                   (unsigned long long)tc.eval2.positives,
                   (unsigned long long)tc.eval2.n);
-        cr_assert(tc.eval2.n > tc.eval1.n, "the cuts need different metrics");
+        cr_assert(tc.eval2.n > tc.eval1.n, "the checkpoints need different metrics");
         expect_restored(conf, tc.dump2, tc.pending2, tc.off2, &tc.eval2);
         free(tc.dump1);
         free(tc.dump2);
@@ -110,7 +110,7 @@ Test(daemon_checkpoint, restored_engine_fed_the_same_events_ends_identical) {
         feed_init(&f);
         itd_checkpoint_dir_t *cd = open_dir(a);
         feed(&f, &a, 1, 2500);
-        cut(cd, a, &f, 1);
+        write_checkpoint(cd, a, &f, 1);
         itd_checkpoint_dir_close(cd);
 
         itd_engine_t *b = engine(conf);
@@ -158,7 +158,7 @@ Test(daemon_checkpoint, other_feature_spec_is_refused_naming_both_specs) {
         cr_expect(strstr(err, "windows 10m,1h,1d,7d") != NULL, "%s", err);
         itd_engine_stats_t es;
         itd_engine_stats(eng, &es);
-        cr_expect_eq(es.users, 0, "a refused cut must leave the engine empty");
+        cr_expect_eq(es.users, 0, "a refused checkpoint must leave the engine empty");
         itd_checkpoint_dir_close(cd);
         itd_engine_destroy(eng);
         itd_conf_destroy(other);
@@ -193,7 +193,7 @@ Test(daemon_checkpoint, keeps_two_checkpoints_and_removes_unfinished_ones) {
         feed_t f;
         feed_init(&f);
         feed(&f, &eng, 1, 500);
-        cut(cd, eng, &f, 1);
+        write_checkpoint(cd, eng, &f, 1);
         /* An unfinished checkpoint, as a kill -9 during writing leaves it. */
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s/cut-000000000009.tmp", dir);
@@ -201,7 +201,7 @@ Test(daemon_checkpoint, keeps_two_checkpoints_and_removes_unfinished_ones) {
         itd_checkpoint_dir_close(cd);
         char **paths;
         size_t n = itd_checkpoint_dir_list(dir, &paths);
-        cr_expect_eq(n, 2, "checkpoint.keep is 2, found %zu cuts", n);
+        cr_expect_eq(n, 2, "checkpoint.keep is 2, found %zu checkpoints", n);
         cr_expect(strstr(paths[0], "cut-000000000003") != NULL, "%s",
                   paths[0]);
         for (size_t i = 0; i < n; i++)
@@ -209,7 +209,7 @@ Test(daemon_checkpoint, keeps_two_checkpoints_and_removes_unfinished_ones) {
         free(paths);
         cd = open_dir(eng);
         struct stat sb;
-        cr_expect_neq(stat(tmp, &sb), 0, "unfinished cut not removed");
+        cr_expect_neq(stat(tmp, &sb), 0, "unfinished checkpoint not removed");
         itd_checkpoint_dir_close(cd);
         itd_sim_destroy(f.sim);
         itd_engine_destroy(eng);

@@ -88,7 +88,7 @@ Test(daemon_checkpoint, cleanup_never_follows_a_symlink_out_of_the_folder) {
         feed_init(&f);
         for (int i = 0; i < 3; i++) { /* keep 2: pruning runs */
                 feed(&f, &eng, 1, 300);
-                cut(cd, eng, &f, 0);
+                write_checkpoint(cd, eng, &f, 0);
         }
         itd_checkpoint_dir_close(cd);
         cr_expect(exists(victim), "a file outside checkpoint.dir was "
@@ -99,7 +99,7 @@ Test(daemon_checkpoint, cleanup_never_follows_a_symlink_out_of_the_folder) {
         cr_expect_eq(n, 2);
         for (size_t i = 0; i < n; i++) {
                 cr_expect(strstr(paths[i], "cut-000000000001") == NULL,
-                          "a symlink listed as a cut: %s", paths[i]);
+                          "a symlink listed as a checkpoint: %s", paths[i]);
                 free(paths[i]);
         }
         free(paths);
@@ -127,7 +127,7 @@ Test(daemon_checkpoint,
         feed_t f;
         feed_init(&f);
         feed(&f, &eng, 1, 300);
-        cut(cd, eng, &f, 0);
+        write_checkpoint(cd, eng, &f, 0);
         cr_expect_eq(itd_checkpoint_dir_last_seq(cd), 1);
         itd_checkpoint_dir_close(cd);
         char **paths;

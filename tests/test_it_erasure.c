@@ -281,12 +281,12 @@ Test(erasure, a_user_is_forgotten_everywhere_and_acknowledged) {
 
         /* That checkpoint: not one byte of the id; inspect shows the
          * other user only. */
-        char cut[800];
-        snprintf(cut, sizeof cut, "%s/cut-%012llu", ck_dir,
+        char cp_dir[800];
+        snprintf(cp_dir, sizeof cp_dir, "%s/cut-%012llu", ck_dir,
                  (unsigned long long)a->cut);
-        cr_expect_not(dir_holds(cut, GONE), "%s holds the id", cut);
+        cr_expect_not(dir_holds(cp_dir, GONE), "%s holds the id", cp_dir);
         char out_path[800], *argv[] = {(char *)ITD_BINARY, "inspect", "state",
-                                       cut, NULL};
+                                       cp_dir, NULL};
         snprintf(out_path, sizeof out_path, "%s/inspect.out", broker.dir);
         cr_assert_eq(tu_run(argv, out_path, 30000), 0, "inspect state");
         char *dump = tu_read_file(out_path);

@@ -159,12 +159,12 @@ Test(it_exit_codes, a_metrics_port_in_use_is_78) {
 /* A folder of checkpoints that are all damaged. */
 static const char *damaged_folder(void) {
         static char ck[512];
-        char cut[600], manifest[700];
+        char cp_dir[600], manifest[700];
         snprintf(ck, sizeof ck, "%s/ck", dir);
-        snprintf(cut, sizeof cut, "%s/cut-000000000001", ck);
-        snprintf(manifest, sizeof manifest, "%s/MANIFEST", cut);
+        snprintf(cp_dir, sizeof cp_dir, "%s/cut-000000000001", ck);
+        snprintf(manifest, sizeof manifest, "%s/MANIFEST", cp_dir);
         cr_assert_eq(mkdir(ck, 0750), 0);
-        cr_assert_eq(mkdir(cut, 0750), 0);
+        cr_assert_eq(mkdir(cp_dir, 0750), 0);
         cr_assert_eq(tu_write_file(manifest, "not a manifest\n"), 0);
         return ck;
 }
@@ -202,7 +202,7 @@ Test(it_exit_codes, a_usage_error_is_2) {
 }
 
 /* The default of checkpoint.on_corrupt: start empty, but loudly (error
- * log, counted in intentd_checkpoint_damaged_total, the cut moved aside);
+ * log, counted in intentd_checkpoint_damaged_total, the folder moved aside);
  * then SIGTERM stops cleanly with 0. */
 Test(it_exit_codes, every_checkpoint_damaged_starts_empty_loudly_and_sigterm_is_0) {
         const char *ck = damaged_folder();
@@ -230,7 +230,7 @@ Test(it_exit_codes, every_checkpoint_damaged_starts_empty_loudly_and_sigterm_is_
                       strstr(log, "starting with EMPTY state"),
                   "%s", log ? log : "");
         struct stat sb;
-        cr_expect_eq(stat(aside, &sb), 0, "damaged cut not moved aside");
+        cr_expect_eq(stat(aside, &sb), 0, "damaged checkpoint not moved aside");
         char *text;
         tu_http(port, "GET", "/metrics", 10000, NULL, &text);
         cr_expect(text && strstr(text, "\nintentd_checkpoint_damaged_total 1"),

@@ -383,8 +383,8 @@ Test(registry, a_due_checkpoint_settles_the_waiting_events) {
         cr_assert_gt(port, 0);
         snprintf(log, sizeof log, "%s/run.log", broker.dir);
         /* Look-ups may take 60 s, checkpoints are due every second: the
-         * first due cut dead-letters the waiting events so that it holds
-         * every event before its positions. */
+         * first due checkpoint dead-letters the waiting events so that it
+         * holds every event before its positions. */
         write_conf("run.yaml", conf, sizeof conf, "intentd", port, "60s", "ck");
         rd_kafka_t *rk = output_reader(bs);
         pid_t pid = tu_daemon_start(conf, log);
@@ -413,7 +413,7 @@ Test(registry, a_due_checkpoint_settles_the_waiting_events) {
         cr_expect(strstr(text, " complete ("), "no checkpoint completed (%s)",
                   log);
         cr_expect_null(strstr(text, "no checkpoint at stop"),
-                       "the final cut was refused (%s)", log);
+                       "the final checkpoint was refused (%s)", log);
         free(text);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);

@@ -108,7 +108,7 @@ void tu_wait_new_checkpoint(const char *ck, unsigned long long seq) {
         for (int w = 0; w < 30000 && tu_newest_checkpoint(ck) <= seq; w += 20)
                 tu_sleep_ms(20);
         cr_assert(tu_newest_checkpoint(ck) > seq,
-                  "no checkpoint in %s after cut %llu in 30 s", ck, seq);
+                  "no checkpoint in %s after checkpoint %llu in 30 s", ck, seq);
 }
 
 typedef struct committed_s {
