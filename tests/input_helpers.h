@@ -33,33 +33,7 @@
 
 /* ---- hand-built Avro bytes (spec: zig-zag varints, LE floats) ---- */
 
-/*
- * An event in the built-in schema's field order: event_id, user_id, ts,
- * type, item_id, category, price, query, session_id. Optional strings are
- * null when NULL; price is null when NAN.
- */
-static inline void put_event(tu_bytes_t *o, const char *user, int64_t ts,
-                             int64_t type, double price, const char *query) {
-        tu_put_long(o, 0);
-        tu_put_str(o, user);
-        tu_put_long(o, ts);
-        tu_put_long(o, type);
-        tu_put_long(o, 0);
-        tu_put_long(o, 0);
-        if (isnan(price)) {
-                tu_put_long(o, 0);
-        } else {
-                tu_put_long(o, 1);
-                tu_put_double(o, price);
-        }
-        if (query) {
-                tu_put_long(o, 1);
-                tu_put_str(o, query);
-        } else {
-                tu_put_long(o, 0);
-        }
-        tu_put_long(o, 0);
-}
+/* An event in the built-in schema: tu_put_event (testutil.h). */
 
 static inline itd_decoder_t *new_decoder(int format, int framing,
                                          const char *dir, const char *url) {

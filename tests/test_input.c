@@ -63,8 +63,8 @@ Test(input, good_events_decode_in_every_framing) {
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_BARE, NULL, NULL)};
         tu_bytes_t conf, bare = {.n = 0};
         tu_put_header(&conf, 42);
-        put_event(&conf, "u1", TS_OK, 4, 19.5, "red shoes");
-        put_event(&bare, "u1", TS_OK, 4, 19.5, "red shoes");
+        tu_put_event(&conf, "u1", TS_OK, 4, 19.5, "red shoes");
+        tu_put_event(&bare, "u1", TS_OK, 4, 19.5, "red shoes");
         itd_event_t ev;
         char detail[256];
         for (int k = 0; k < 3; k++) {
@@ -112,7 +112,7 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
         CASE("bad magic", ITD_REASON_BAD_MAGIC_BYTE, "0x07");
         tu_put_header(&c[n].b, 1);
         c[n].b.b[0] = 7;
-        put_event(&c[n].b, "u", TS_OK, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "u", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("short header", ITD_REASON_TRUNCATED, "5-byte");
@@ -127,7 +127,7 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
 
         CASE("trailing", ITD_REASON_TRAILING_BYTES, "2 trailing bytes");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u", TS_OK, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "u", TS_OK, 0, NAN, NULL);
         tu_put_raw(&c[n].b, "zz", 2);
         n++;
 
@@ -144,7 +144,7 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
 
         CASE("enum index", ITD_REASON_BAD_ENUM_INDEX, "enum index 6");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u", TS_OK, 6, NAN, NULL);
+        tu_put_event(&c[n].b, "u", TS_OK, 6, NAN, NULL);
         n++;
 
         CASE("overlong varint", ITD_REASON_MALFORMED_AVRO, "varint");
@@ -157,27 +157,27 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
 
         CASE("empty user id", ITD_REASON_MISSING_USER_ID, "user_id");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "", TS_OK, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("ts 1999", ITD_REASON_TS_TOO_OLD, "2000-01-01");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u", 946684799999LL, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "u", 946684799999LL, 0, NAN, NULL);
         n++;
 
         CASE("ts negative", ITD_REASON_TS_TOO_OLD, "field 'ts'");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u", -5, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "u", -5, 0, NAN, NULL);
         n++;
 
         CASE("ts in 2 h", ITD_REASON_TS_IN_FUTURE, "input.max_future");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u", NOW_MS + 2 * 3600000LL, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "u", NOW_MS + 2 * 3600000LL, 0, NAN, NULL);
         n++;
 
         CASE("negative price", ITD_REASON_BAD_PRICE, "negative");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u", TS_OK, 0, -0.01, NULL);
+        tu_put_event(&c[n].b, "u", TS_OK, 0, -0.01, NULL);
         n++;
 
         CASE("NaN price", ITD_REASON_BAD_PRICE, "not finite");
@@ -201,27 +201,27 @@ Test(input, every_kind_of_bad_avro_message_gets_its_reason) {
 
         CASE("long user id", ITD_REASON_STRING_TOO_LONG, "limit of 63");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, long_id, TS_OK, 0, NAN, NULL);
+        tu_put_event(&c[n].b, long_id, TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("long query", ITD_REASON_STRING_TOO_LONG, "field 'query'");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u", TS_OK, 1, NAN, long_id);
+        tu_put_event(&c[n].b, "u", TS_OK, 1, NAN, long_id);
         n++;
 
         CASE("bad utf-8", ITD_REASON_INVALID_UTF8, "0xc3");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u\xc3(", TS_OK, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "u\xc3(", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("overlong utf-8", ITD_REASON_INVALID_UTF8, "UTF-8");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u\xc0\xaf", TS_OK, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "u\xc0\xaf", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("surrogate", ITD_REASON_INVALID_UTF8, "UTF-8");
         tu_put_header(&c[n].b, 1);
-        put_event(&c[n].b, "u\xed\xa0\x80", TS_OK, 0, NAN, NULL);
+        tu_put_event(&c[n].b, "u\xed\xa0\x80", TS_OK, 0, NAN, NULL);
         n++;
 
         CASE("nul", ITD_REASON_NUL_IN_STRING, "NUL");
@@ -263,7 +263,7 @@ Test(input, every_truncation_of_a_good_message_is_truncated) {
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_CONFLUENT, NULL, NULL);
         tu_bytes_t b;
         tu_put_header(&b, 1);
-        put_event(&b, "user-1", TS_OK, 2, 3.25, "a query");
+        tu_put_event(&b, "user-1", TS_OK, 2, 3.25, "a query");
         itd_event_t ev;
         char detail[256];
         cr_assert_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
@@ -290,24 +290,24 @@ Test(input, limits_follow_the_configuration) {
         cr_assert_not_null(dec, "%s", err);
         itd_event_t ev;
         tu_bytes_t b = {.n = 0};
-        put_event(&b, "abcd", NOW_MS + 1000, 0, NAN, NULL);
+        tu_put_event(&b, "abcd", NOW_MS + 1000, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_OK, "%s", detail);
         b.n = 0;
-        put_event(&b, "abcde", TS_OK, 0, NAN, NULL);
+        tu_put_event(&b, "abcde", TS_OK, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_STRING_TOO_LONG);
         cr_expect(strstr(detail, "limit of 4"), "%s", detail);
         b.n = 0;
-        put_event(&b, "abcd", NOW_MS + 1001, 0, NAN, NULL);
+        tu_put_event(&b, "abcd", NOW_MS + 1001, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_TS_IN_FUTURE);
         b.n = 0;
-        put_event(&b, "abcd", TS_OK, 1, NAN, "1234567890123456789");
+        tu_put_event(&b, "abcd", TS_OK, 1, NAN, "1234567890123456789");
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_STRING_TOO_LONG);
         b.n = 0;
-        put_event(&b, "abcd", TS_OK, 0, NAN, NULL);
+        tu_put_event(&b, "abcd", TS_OK, 0, NAN, NULL);
         tu_put_raw(&b, "0123456789012345678901234567890123456789", 40);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_MESSAGE_TOO_LARGE);
@@ -562,7 +562,7 @@ Test(input, unresolvable_ids_are_dead_lettered_and_remembered) {
         for (int round = 0; round < 2; round++) {
                 for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
                         tu_put_header(&b, c[i].id);
-                        put_event(&b, "u", TS_OK, 0, NAN, NULL);
+                        tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
                         itd_reason_t r =
                             dec_bytes(dec, &b, &ev, detail, sizeof detail);
                         cr_expect_eq(r, c[i].want, "id %u: %s (%s)", c[i].id,
@@ -583,12 +583,12 @@ Test(input, unresolvable_ids_are_dead_lettered_and_remembered) {
         itd_decoder_t *dauto =
             new_decoder(ITD_INPUT_AVRO, ITD_FRAMING_AUTO, dir, NULL);
         tu_put_header(&b, 99);
-        put_event(&b, "u", TS_OK, 0, NAN, NULL);
+        tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dauto, &b, &ev, detail, sizeof detail),
                      ITD_REASON_UNKNOWN_SCHEMA_ID, "%s", detail);
         /* ... and a bare event whose first byte is 0 still decodes */
         b.n = 0;
-        put_event(&b, "u", TS_OK, 0, NAN, NULL);
+        tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dauto, &b, &ev, detail, sizeof detail),
                      ITD_REASON_OK, "%s", detail);
         itd_decoder_destroy(dauto);

@@ -291,19 +291,19 @@ Test(input, a_hanging_registry_holds_up_nothing, .timeout = 60) {
          * known one: no decode waits. */
         for (uint32_t id = 100; id < 110; id++) {
                 tu_put_header(&b, id);
-                put_event(&b, "u", TS_OK, 0, NAN, NULL);
+                tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
                 cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                              ITD_REASON_PENDING, "id %u: %s", id, detail);
                 cr_expect(strstr(detail, "being looked up"), "%s", detail);
                 tu_put_header(&b, 1);
-                put_event(&b, "u-known", TS_OK, 0, NAN, NULL);
+                tu_put_event(&b, "u-known", TS_OK, 0, NAN, NULL);
                 cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                              ITD_REASON_OK, "%s", detail);
         }
         cr_expect_lt(since(&t0), 0.3, "20 decodes took %.2f s", since(&t0));
         /* The look-ups time out (400 ms): then the ids are unknown. */
         tu_put_header(&b, 100);
-        put_event(&b, "u", TS_OK, 0, NAN, NULL);
+        tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
         cr_expect_eq(dec_wait(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_UNKNOWN_SCHEMA_ID, "%s", detail);
         cr_expect(strstr(detail, "schema id 100"), "%s", detail);
@@ -316,7 +316,7 @@ Test(input, a_hanging_registry_holds_up_nothing, .timeout = 60) {
          * not wait for it. */
         dec = registry_decoder(dir, url, NULL, 60000);
         tu_put_header(&b, 200);
-        put_event(&b, "u", TS_OK, 0, NAN, NULL);
+        tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
         cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                      ITD_REASON_PENDING);
         for (int i = 0; i < 100 && reg.n_req < 11; i++)
@@ -360,7 +360,7 @@ static void ask_unknown(void *arg) {
         tu_bytes_t b;
         itd_event_t ev;
         tu_put_header(&b, 42);
-        put_event(&b, "u", TS_OK, 0, NAN, NULL);
+        tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
         c->r = dec_wait(dec, &b, &ev, c->detail, sizeof c->detail);
         itd_decoder_destroy(dec);
 }
@@ -437,19 +437,19 @@ static void flood(void *arg) {
          * 1000 again: those are still remembered, not looked up anew. */
         for (uint32_t id = fl->first; id < fl->first + 1000; id++) {
                 tu_put_header(&b, id);
-                put_event(&b, "u", TS_OK, 0, NAN, NULL);
+                tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
                 dec_bytes(dec, &b, &ev, detail, sizeof detail);
         }
         for (uint32_t id = 100000; id < 100000 + fl->n; id++) {
                 tu_put_header(&b, id);
-                put_event(&b, "u", TS_OK, 0, NAN, NULL);
+                tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
                 dec_bytes(dec, &b, &ev, detail, sizeof detail);
         }
         itd_decoder_stats(dec, &st);
         fl->misses_before = st.schema_misses;
         for (uint32_t id = fl->first; id < fl->first + 1000; id++) {
                 tu_put_header(&b, id);
-                put_event(&b, "u", TS_OK, 0, NAN, NULL);
+                tu_put_event(&b, "u", TS_OK, 0, NAN, NULL);
                 cr_expect_eq(dec_bytes(dec, &b, &ev, detail, sizeof detail),
                              ITD_REASON_UNKNOWN_SCHEMA_ID);
         }

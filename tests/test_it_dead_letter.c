@@ -110,20 +110,7 @@ static size_t n_msgs;
 static void put_event(tu_bytes_t *o, const char *user, int64_t ts,
                       int64_t type, double price) {
         tu_put_header(o, 1);
-        tu_put_long(o, 0);
-        tu_put_str(o, user);
-        tu_put_long(o, ts);
-        tu_put_long(o, type);
-        tu_put_long(o, 0);
-        tu_put_long(o, 0);
-        if (isnan(price)) {
-                tu_put_long(o, 0);
-        } else {
-                tu_put_long(o, 1);
-                tu_put_double(o, price);
-        }
-        tu_put_long(o, 0);
-        tu_put_long(o, 0);
+        tu_put_event(o, user, ts, type, price, NULL);
 }
 
 static void add(const char *what, itd_reason_t want, const tu_bytes_t *b) {

@@ -208,6 +208,8 @@ Test(reader, avro_bad_records_are_counted_and_bad_files_named) {
 /* ---- Hostile files: schemas Avro allows, gzip cut short, crafted
  * containers. Each must read, or stop with an error naming the file. ---- */
 
+/* A growing buffer: whole files, larger than testutil's tu_bytes_t
+ * (4 KiB, for one message); its varints are testutil's (tu_avro_long). */
 typedef struct {
         unsigned char *b;
         size_t n, cap;
@@ -224,14 +226,8 @@ static void b_put(buf_t *o, const void *p, size_t n) {
 }
 
 static void b_long(buf_t *o, int64_t v) {
-        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-        do {
-                unsigned char c = z & 0x7f;
-                z >>= 7;
-                if (z)
-                        c |= 0x80;
-                b_put(o, &c, 1);
-        } while (z);
+        unsigned char z[10];
+        b_put(o, z, tu_avro_long(z, v));
 }
 
 static void b_str(buf_t *o, const char *s) {

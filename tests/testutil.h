@@ -276,6 +276,9 @@ typedef struct tu_bytes_s {
 
 /** Appends n bytes; fails the test when they do not fit. */
 void tu_put_raw(tu_bytes_t *o, const void *p, size_t n);
+/** An Avro long (zig-zag varint) into out; returns its 1..10 bytes. For
+ * a buffer of another kind; tu_put_long appends one to a tu_bytes_t. */
+size_t tu_avro_long(unsigned char out[10], int64_t v);
 /** An Avro long (zig-zag varint). */
 void tu_put_long(tu_bytes_t *o, int64_t v);
 /** An Avro string: its length, then its bytes. */
@@ -284,6 +287,13 @@ void tu_put_double(tu_bytes_t *o, double d);
 void tu_put_float(tu_bytes_t *o, float f);
 /** Starts o over with the 5-byte Confluent header of schema id. */
 void tu_put_header(tu_bytes_t *o, uint32_t id);
+/**
+ * Appends an event in the built-in schema's field order (event_id,
+ * user_id, ts, type, item_id, category, price, query, session_id): the
+ * optional strings null but query when given, price null when NAN.
+ */
+void tu_put_event(tu_bytes_t *o, const char *user, int64_t ts, int64_t type,
+                  double price, const char *query);
 
 /* ---- two daemons side by side (tests/testutil_pair.c) ------------------ */
 

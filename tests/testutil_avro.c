@@ -4,6 +4,7 @@
  * (another writer schema, a damaged header, a wrong type).
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -15,15 +16,22 @@ void tu_put_raw(tu_bytes_t *o, const void *p, size_t n) {
         o->n += n;
 }
 
-void tu_put_long(tu_bytes_t *o, int64_t v) {
+size_t tu_avro_long(unsigned char out[10], int64_t v) {
         uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+        size_t n = 0;
         do {
                 unsigned char c = z & 0x7f;
                 z >>= 7;
                 if (z)
                         c |= 0x80;
-                tu_put_raw(o, &c, 1);
+                out[n++] = c;
         } while (z);
+        return n;
+}
+
+void tu_put_long(tu_bytes_t *o, int64_t v) {
+        unsigned char z[10];
+        tu_put_raw(o, z, tu_avro_long(z, v));
 }
 
 void tu_put_str(tu_bytes_t *o, const char *s) {
@@ -55,4 +63,27 @@ void tu_put_header(tu_bytes_t *o, uint32_t id) {
                               (unsigned char)(id >> 8), (unsigned char)id};
         o->n = 0;
         tu_put_raw(o, h, 5);
+}
+
+void tu_put_event(tu_bytes_t *o, const char *user, int64_t ts, int64_t type,
+                  double price, const char *query) {
+        tu_put_long(o, 0);
+        tu_put_str(o, user);
+        tu_put_long(o, ts);
+        tu_put_long(o, type);
+        tu_put_long(o, 0);
+        tu_put_long(o, 0);
+        if (isnan(price)) {
+                tu_put_long(o, 0);
+        } else {
+                tu_put_long(o, 1);
+                tu_put_double(o, price);
+        }
+        if (query) {
+                tu_put_long(o, 1);
+                tu_put_str(o, query);
+        } else {
+                tu_put_long(o, 0);
+        }
+        tu_put_long(o, 0);
 }
