@@ -35,18 +35,23 @@
 
 /* An event in the built-in schema: tu_put_event (testutil.h). */
 
+/* A decoder that must build. */
+static inline itd_decoder_t *decoder_of(const itd_input_conf_t *ic) {
+        char err[512];
+        itd_decoder_t *dec = itd_decoder_new(ic, NULL, err, sizeof err);
+        cr_assert_not_null(dec, "%s", err);
+        return dec;
+}
+
 static inline itd_decoder_t *new_decoder(int format, int framing,
                                          const char *dir, const char *url) {
         itd_input_conf_t ic;
-        char err[512];
         itd_conf_input_defaults(&ic);
         ic.format = format;
         ic.framing = framing;
         ic.schemas_dir = dir;
         ic.registry_url = url;
-        itd_decoder_t *dec = itd_decoder_new(&ic, NULL, err, sizeof err);
-        cr_assert_not_null(dec, "%s", err);
-        return dec;
+        return decoder_of(&ic);
 }
 
 static inline itd_reason_t dec_bytes(itd_decoder_t *dec, const tu_bytes_t *b,

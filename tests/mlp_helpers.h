@@ -1,7 +1,8 @@
 /*
  * mlp_helpers.h - shared test data of test_mlp.c and test_mlp_learn.c:
- * a seeded random source and a tiny network (configuration, sparse ids,
- * labels, next actions, inputs) every part of which a test can look at.
+ * the seeded random source (rand_helpers.h) and a tiny network
+ * (configuration, sparse ids, labels, next actions, inputs) every part of
+ * which a test can look at.
  */
 #ifndef INTENTD_MLP_HELPERS_H
 #define INTENTD_MLP_HELPERS_H
@@ -14,21 +15,7 @@
 #include "intentd/mlp.h"
 #include "layers_int.h"
 #include "mlp_int.h"
-
-static uint64_t rng_state;
-
-static inline double urand(void) {
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        return (double)((rng_state * 2685821657736338717ull) >> 11) *
-               0x1.0p-53;
-}
-
-static inline double nrand(void) {
-        double u1 = urand() + 1e-300, u2 = urand();
-        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
+#include "rand_helpers.h"
 
 /* a tiny network every part of which a test can look at */
 static inline itd_mlp_conf_t tiny_conf(itd_opt_t opt) {

@@ -45,63 +45,22 @@ static void full_event(itd_event_t *ev) {
         strcpy(ev->query, "red shoes");
 }
 
-static void assert_same_event(const itd_event_t *a, const itd_event_t *b) {
-        cr_assert_eq(a->ts_ms, b->ts_ms);
-        cr_assert_eq(a->type, b->type);
-        if (isnan(a->price))
-                cr_assert(isnan(b->price));
-        else
-                cr_assert_eq(a->price, b->price); /* doubles travel exactly */
-        cr_assert_str_eq(a->user_id, b->user_id);
-        cr_assert_str_eq(a->event_id, b->event_id);
-        cr_assert_str_eq(a->item_id, b->item_id);
-        cr_assert_str_eq(a->category, b->category);
-        cr_assert_str_eq(a->session_id, b->session_id);
-        cr_assert_str_eq(a->query, b->query);
-}
-
-/* ---- hand-built Avro bytes (spec: zig-zag varints, LE doubles) ---- */
-
-typedef struct {
-        unsigned char b[512];
-        size_t n;
-} bytes_t;
-
-static void put_long(bytes_t *o, int64_t v) {
-        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-        do {
-                unsigned char c = z & 0x7f;
-                z >>= 7;
-                o->b[o->n++] = c | (z ? 0x80 : 0);
-        } while (z);
-}
-
-static void put_str(bytes_t *o, const char *s) {
-        put_long(o, (int64_t)strlen(s));
-        memcpy(o->b + o->n, s, strlen(s));
-        o->n += strlen(s);
-}
-
-static void put_double(bytes_t *o, double d) {
-        uint64_t u;
-        memcpy(&u, &d, 8);
-        for (int i = 0; i < 8; i++)
-                o->b[o->n++] = (unsigned char)(u >> (8 * i));
-}
+/* ---- hand-built Avro bytes: tu_bytes_t, tu_put_* (testutil.h) ---- */
 
 /* A minimal valid bare event: only the required fields. */
-static void minimal_bytes(bytes_t *o, const char *user, int64_t type_index) {
+static void minimal_bytes(tu_bytes_t *o, const char *user,
+                          int64_t type_index) {
         o->n = 0;
-        put_long(o, 0);          /* event_id: null */
-        put_str(o, user);        /* user_id */
-        put_long(o, 1000);       /* ts */
-        put_long(o, type_index); /* type */
+        tu_put_long(o, 0);          /* event_id: null */
+        tu_put_str(o, user);        /* user_id */
+        tu_put_long(o, 1000);       /* ts */
+        tu_put_long(o, type_index); /* type */
         for (int i = 0; i < 5; i++)
-                put_long(o, 0); /* item_id .. session_id: null */
+                tu_put_long(o, 0); /* item_id .. session_id: null */
 }
 
-static itd_err_t decode(const bytes_t *o, itd_framing_t fr, itd_event_t *ev,
-                        char *err, size_t cap) {
+static itd_err_t decode(const tu_bytes_t *o, itd_framing_t fr,
+                        itd_event_t *ev, char *err, size_t cap) {
         err[0] = '\0';
         return itd_codec_decode_event(codec, o->b, o->n, fr, ev, err, cap);
 }
@@ -118,11 +77,11 @@ Test(codec, event_round_trips_bare_and_confluent) {
         cr_assert_eq(itd_codec_decode_event(codec, buf, len, ITD_FRAMING_BARE,
                                             &back, err, sizeof err),
                      ITD_OK, "%s", err);
-        assert_same_event(&ev, &back);
+        tu_assert_same_event(&ev, &back);
         cr_assert_eq(itd_codec_decode_event(codec, buf, len, ITD_FRAMING_AUTO,
                                             &back, err, sizeof err),
                      ITD_OK, "%s", err);
-        assert_same_event(&ev, &back);
+        tu_assert_same_event(&ev, &back);
 
         size_t len_c;
         cr_assert_eq(itd_codec_encode_event(codec, &ev, 258, buf, sizeof buf,
@@ -135,13 +94,13 @@ Test(codec, event_round_trips_bare_and_confluent) {
                 cr_assert_eq(itd_codec_decode_event(codec, buf, len_c, fr,
                                                     &back, err, sizeof err),
                              ITD_OK, "framing %d: %s", fr, err);
-                assert_same_event(&ev, &back);
+                tu_assert_same_event(&ev, &back);
         }
 }
 
 Test(codec, encoder_writes_the_bytes_the_avro_spec_prescribes) {
         itd_event_t ev;
-        bytes_t want;
+        tu_bytes_t want;
         unsigned char buf[256];
         size_t len;
         itd_event_clear(&ev);
@@ -152,10 +111,10 @@ Test(codec, encoder_writes_the_bytes_the_avro_spec_prescribes) {
         minimal_bytes(&want, "u1", 2);
         /* price is the 7th field: replace its null by branch 1 + double */
         want.n -= 3;
-        put_long(&want, 1);
-        put_double(&want, 2.5);
-        put_long(&want, 0);
-        put_long(&want, 0);
+        tu_put_long(&want, 1);
+        tu_put_double(&want, 2.5);
+        tu_put_long(&want, 0);
+        tu_put_long(&want, 0);
         cr_assert_eq(itd_codec_encode_event(codec, &ev, -1, buf, sizeof buf,
                                             &len),
                      ITD_OK);
@@ -165,7 +124,7 @@ Test(codec, encoder_writes_the_bytes_the_avro_spec_prescribes) {
 
 Test(codec, auto_framing_decodes_a_bare_event_whose_first_byte_is_zero) {
         /* event_id null encodes as byte 0, like a Confluent magic byte. */
-        bytes_t o;
+        tu_bytes_t o;
         itd_event_t ev;
         char err[256];
         minimal_bytes(&o, "user-with-a-long-enough-id", 4);
@@ -282,7 +241,7 @@ Test(codec, malformed_events_get_precise_messages) {
         long_id[sizeof long_id - 1] = '\0';
         struct {
                 const char *what;
-                bytes_t bytes;
+                tu_bytes_t bytes;
                 itd_framing_t framing;
                 const char *want1, *want2;
         } c[12];
@@ -304,8 +263,8 @@ Test(codec, malformed_events_get_precise_messages) {
 
         c[n].what = "negative string length";
         c[n].bytes.n = 0;
-        put_long(&c[n].bytes, 0);
-        put_long(&c[n].bytes, -4);
+        tu_put_long(&c[n].bytes, 0);
+        tu_put_long(&c[n].bytes, -4);
         c[n].framing = ITD_FRAMING_BARE;
         c[n].want1 = "field 'user_id'";
         c[n++].want2 = "negative string length -4";
@@ -358,18 +317,18 @@ Test(codec, malformed_events_get_precise_messages) {
         c[n].what = "non-finite price";
         minimal_bytes(&c[n].bytes, "u1", 0);
         c[n].bytes.n -= 3;
-        put_long(&c[n].bytes, 1);
-        put_double(&c[n].bytes, INFINITY);
-        put_long(&c[n].bytes, 0);
-        put_long(&c[n].bytes, 0);
+        tu_put_long(&c[n].bytes, 1);
+        tu_put_double(&c[n].bytes, INFINITY);
+        tu_put_long(&c[n].bytes, 0);
+        tu_put_long(&c[n].bytes, 0);
         c[n].framing = ITD_FRAMING_BARE;
         c[n].want1 = "field 'price'";
         c[n++].want2 = "not finite";
 
         c[n].what = "overlong varint";
         c[n].bytes.n = 0;
-        put_long(&c[n].bytes, 0);
-        put_str(&c[n].bytes, "u1");
+        tu_put_long(&c[n].bytes, 0);
+        tu_put_str(&c[n].bytes, "u1");
         memset(c[n].bytes.b + c[n].bytes.n, 0xff, 11);
         c[n].bytes.n += 11;
         c[n].framing = ITD_FRAMING_BARE;
@@ -559,17 +518,6 @@ Test(codec, checked_in_payloads_decode_or_fail_as_documented) {
 #define NOW_MS 1700000000000LL
 #define TS_OK (NOW_MS - 60000)
 
-/* The fields of a writer event around a "type" field of the given JSON. */
-#define EVENT_WITH_TYPE(TYPE_JSON)                                             \
-        "{\"type\":\"record\",\"name\":\"Event\",\"fields\":["               \
-        "{\"name\":\"user_id\",\"type\":\"string\"},"                         \
-        "{\"name\":\"ts\",\"type\":\"long\"},"                                \
-        "{\"name\":\"type\",\"type\":" TYPE_JSON "}]}"
-
-#define ENUM_ALL                                                               \
-        "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"VIEW\","   \
-        "\"SEARCH\",\"ADD_TO_CART\",\"REMOVE_FROM_CART\",\"PURCHASE\","       \
-        "\"FAVORITE\"]}"
 /* Two enums of one union: different symbols, different order. */
 #define ENUM_A "{\"type\":\"enum\",\"name\":\"A\",\"symbols\":[\"VIEW\",\"PURCHASE\"]}"
 #define ENUM_B                                                                 \
@@ -604,14 +552,14 @@ static void drop_decoder(itd_decoder_t *dec, const char *dir) {
 static itd_reason_t decode_type(itd_decoder_t *dec, int64_t branch,
                                 int64_t index, itd_event_t *ev, char *detail,
                                 size_t cap) {
-        bytes_t b = {.n = 5};
-        memcpy(b.b, "\0\0\0\0\7", 5);
-        put_str(&b, "u1");
-        put_long(&b, TS_OK);
+        tu_bytes_t b;
+        tu_put_header(&b, 7);
+        tu_put_str(&b, "u1");
+        tu_put_long(&b, TS_OK);
         if (branch >= 0)
-                put_long(&b, branch);
+                tu_put_long(&b, branch);
         if (index >= 0)
-                put_long(&b, index);
+                tu_put_long(&b, index);
         detail[0] = '\0';
         return itd_decoder_decode(dec, b.b, b.n, NOW_MS, ev, detail, cap);
 }
@@ -620,7 +568,7 @@ Test(codec, an_optional_enum_with_null_last_decodes_both_branches) {
         char dir[256], detail[256];
         itd_event_t ev;
         itd_decoder_t *dec =
-            decoder_for(EVENT_WITH_TYPE("[" ENUM_ALL ", \"null\"]"), dir,
+            decoder_for(TU_EVENT_WITH_TYPE("[" TU_ENUM_ALL ", \"null\"]"), dir,
                         sizeof dir);
         cr_assert_eq(decode_type(dec, 0, 4, &ev, detail, sizeof detail),
                      ITD_REASON_OK, "%s", detail);
@@ -641,7 +589,7 @@ Test(codec, a_union_of_two_enums_maps_each_branch_by_its_own_symbols) {
         char dir[256], detail[256];
         itd_event_t ev;
         itd_decoder_t *dec = decoder_for(
-            EVENT_WITH_TYPE("[" ENUM_A "," ENUM_B "]"), dir, sizeof dir);
+            TU_EVENT_WITH_TYPE("[" ENUM_A "," ENUM_B "]"), dir, sizeof dir);
         cr_assert_eq(decode_type(dec, 0, 1, &ev, detail, sizeof detail),
                      ITD_REASON_OK, "%s", detail);
         cr_expect_eq(ev.type, ITD_EV_PURCHASE);
@@ -674,8 +622,8 @@ Test(codec, every_legal_writer_shape_resolves_or_is_refused_by_name) {
                 int resolves;
                 const char *names; /* in the refusal */
         } cases[] = {
-            {"[\"null\"," ENUM_ALL "]", 1, NULL},
-            {"[" ENUM_ALL ",\"null\"]", 1, NULL},
+            {"[\"null\"," TU_ENUM_ALL "]", 1, NULL},
+            {"[" TU_ENUM_ALL ",\"null\"]", 1, NULL},
             {"[" ENUM_A "," ENUM_B ",\"null\"]", 1, NULL},
             {"[\"null\"," ENUM_B "," ENUM_A "]", 1, NULL},
             {"[" ENUM_A ",\"string\"]", 1, NULL},
@@ -683,9 +631,9 @@ Test(codec, every_legal_writer_shape_resolves_or_is_refused_by_name) {
             {"\"string\"", 0, "'type'"},
             {"[\"string\",\"null\"]", 0, "'type'"},
             {"\"null\"", 0, "'type'"},
-            {"{\"type\":\"array\",\"items\":" ENUM_ALL "}", 0, "'type'"},
+            {"{\"type\":\"array\",\"items\":" TU_ENUM_ALL "}", 0, "'type'"},
             {"{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":"
-             "\"e\",\"type\":" ENUM_ALL "}]}",
+             "\"e\",\"type\":" TU_ENUM_ALL "}]}",
              0, "'type'"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

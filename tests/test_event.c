@@ -10,6 +10,7 @@
 
 #include "intentd/event.h"
 #include "intentd/prediction.h"
+#include "testutil.h"
 
 #include <stdint.h>
 
@@ -24,22 +25,6 @@ static void full_event(itd_event_t *ev) {
         strcpy(ev->category, "c3");
         strcpy(ev->session_id, "s-9");
         strcpy(ev->query, "red \"shoes\"\\ \n\t");
-}
-
-static void assert_same(const itd_event_t *a, const itd_event_t *b) {
-        cr_assert_eq(a->ts_ms, b->ts_ms);
-        cr_assert_eq(a->type, b->type);
-        if (isnan(a->price))
-                cr_assert(isnan(b->price));
-        else
-                /* JSON keeps the shortest exact decimal: equality holds. */
-                cr_assert_eq(a->price, b->price);
-        cr_assert_str_eq(a->user_id, b->user_id);
-        cr_assert_str_eq(a->event_id, b->event_id);
-        cr_assert_str_eq(a->item_id, b->item_id);
-        cr_assert_str_eq(a->category, b->category);
-        cr_assert_str_eq(a->session_id, b->session_id);
-        cr_assert_str_eq(a->query, b->query);
 }
 
 Test(event, type_names_round_trip_through_parse) {
@@ -75,7 +60,7 @@ Test(event, json_round_trip_keeps_every_field) {
         cr_assert_eq(strlen(buf), n);
         cr_assert_eq(itd_event_from_json(buf, n, &back, err, sizeof err),
                      ITD_OK, "%s", err);
-        assert_same(&ev, &back);
+        tu_assert_same_event(&ev, &back);
 }
 
 Test(event, json_omits_absent_fields_and_reads_them_back_absent) {
@@ -90,7 +75,7 @@ Test(event, json_omits_absent_fields_and_reads_them_back_absent) {
                          "{\"user_id\":\"u1\",\"ts\":5,\"type\":\"SEARCH\"}");
         cr_assert_eq(itd_event_from_json(buf, n, &back, err, sizeof err),
                      ITD_OK, "%s", err);
-        assert_same(&ev, &back);
+        tu_assert_same_event(&ev, &back);
 }
 
 Test(event, json_reads_nulls_as_absent_and_ignores_unknown_fields) {

@@ -259,16 +259,13 @@ static itd_decoder_t *registry_decoder(const char *dir, const char *url,
                                        const char *user_info,
                                        int64_t timeout_ms) {
         itd_input_conf_t ic;
-        char err[512];
         itd_conf_input_defaults(&ic);
         ic.framing = ITD_FRAMING_CONFLUENT;
         ic.schemas_dir = dir;
         ic.registry_url = url;
         ic.registry_user_info = user_info;
         ic.registry_timeout_ms = timeout_ms;
-        itd_decoder_t *dec = itd_decoder_new(&ic, NULL, err, sizeof err);
-        cr_assert_not_null(dec, "%s", err);
-        return dec;
+        return decoder_of(&ic);
 }
 
 Test(input, a_hanging_registry_holds_up_nothing, .timeout = 60) {

@@ -14,6 +14,7 @@
 #include "intentd/eval_progressive.h"
 #include "intentd/model.h"
 #include "logistic_int.h"
+#include "rand_helpers.h"
 
 #define E_ UINT32_MAX
 
@@ -175,21 +176,6 @@ Test(logistic, bad_configuration_is_refused_with_the_field_named) {
 }
 
 /* ---- learnability ------------------------------------------------------ */
-
-static uint64_t rng_state;
-
-static double urand(void) {
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        return (double)((rng_state * 2685821657736338717ull) >> 11) *
-               0x1.0p-53;
-}
-
-static double nrand(void) {
-        double u1 = urand() + 1e-300, u2 = urand();
-        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
 
 enum { LN = 20000, LD = 6, LB = 16 };
 

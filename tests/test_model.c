@@ -19,23 +19,9 @@
 #include "intentd/simulator.h"
 #include "intentd/state.h"
 #include "testutil.h"
+#include "rand_helpers.h"
 
 /* ---- shared data ------------------------------------------------------- */
-
-static uint64_t rng_state;
-
-static double urand(void) {
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        return (double)((rng_state * 2685821657736338717ull) >> 11) *
-               0x1.0p-53;
-}
-
-static double nrand(void) {
-        double u1 = urand() + 1e-300, u2 = urand();
-        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
 
 enum { D = 10, F = 2, S = 3, NB = 16, NBATCH = 60 };
 #define NS (F * S)

@@ -299,17 +299,6 @@ static outcome_t read_outcome(const char *path, itd_format_t format,
         return out;
 }
 
-#define TYPE_FIELD_SCHEMA(TYPE_JSON)                                           \
-        "{\"type\":\"record\",\"name\":\"Event\",\"fields\":["               \
-        "{\"name\":\"user_id\",\"type\":\"string\"},"                         \
-        "{\"name\":\"ts\",\"type\":\"long\"},"                                \
-        "{\"name\":\"type\",\"type\":" TYPE_JSON "}]}"
-
-#define ENUM_ALL                                                               \
-        "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"VIEW\","   \
-        "\"SEARCH\",\"ADD_TO_CART\",\"REMOVE_FROM_CART\",\"PURCHASE\","       \
-        "\"FAVORITE\"]}"
-
 /* n records by Avro C's writer; record i's type is the union branch
  * branch_of(i) holding symbol index index_of(i) (none for null). */
 static void write_union_typed(const char *path, const char *schema_json,
@@ -365,8 +354,9 @@ Test(reader, avro_files_with_an_optional_enum_or_two_enums_read) {
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
         snprintf(path, sizeof path, "%s/opt.avro", dir);
         /* [enum, "null"]: the null records are bad, the rest read */
-        write_union_typed(path, TYPE_FIELD_SCHEMA("[" ENUM_ALL ",\"null\"]"),
-                          30, every_third_null_branch, every_third_null_index);
+        write_union_typed(path,
+                          TU_EVENT_WITH_TYPE("[" TU_ENUM_ALL ",\"null\"]"), 30,
+                          every_third_null_branch, every_third_null_index);
         outcome_t o = read_outcome(path, ITD_FORMAT_AVRO, 0);
         cr_assert_eq(o.err, ITD_ERR_EOF, "%s", o.errstr);
         cr_expect_eq(o.n, 20);
@@ -381,7 +371,7 @@ Test(reader, avro_files_with_an_optional_enum_or_two_enums_read) {
         /* two enums: each branch by its own symbols */
         write_union_typed(
             path,
-            TYPE_FIELD_SCHEMA(
+            TU_EVENT_WITH_TYPE(
                 "[{\"type\":\"enum\",\"name\":\"A\",\"symbols\":[\"VIEW\","
                 "\"PURCHASE\"]},{\"type\":\"enum\",\"name\":\"B\",\"symbols\":"
                 "[\"FAVORITE\",\"SHARE\",\"VIEW\"]}]"),
@@ -517,7 +507,7 @@ Test(reader, truncated_or_corrupt_gzip_is_an_error_naming_the_file) {
         "{\"type\":\"record\",\"name\":\"Event\",\"fields\":["               \
         "{\"name\":\"user_id\",\"type\":\"string\"},"                         \
         "{\"name\":\"ts\",\"type\":\"long\"},"                                \
-        "{\"name\":\"type\",\"type\":" ENUM_ALL "},"                          \
+        "{\"name\":\"type\",\"type\":" TU_ENUM_ALL "},"                       \
         "{\"name\":\"extra\",\"type\":" EXTRA_JSON "}]}"
 
 static void crafted_prefix(buf_t *rec) {

@@ -294,6 +294,22 @@ void tu_put_header(tu_bytes_t *o, uint32_t id);
  */
 void tu_put_event(tu_bytes_t *o, const char *user, int64_t ts, int64_t type,
                   double price, const char *query);
+/** Fails the test unless a and b hold the same event, field by field
+ * (a NaN price equals a NaN price). */
+void tu_assert_same_event(const itd_event_t *a, const itd_event_t *b);
+
+/* A writer schema of the event with user_id, ts and a "type" field of
+ * the given JSON type. */
+#define TU_EVENT_WITH_TYPE(TYPE_JSON)                                          \
+        "{\"type\":\"record\",\"name\":\"Event\",\"fields\":["               \
+        "{\"name\":\"user_id\",\"type\":\"string\"},"                         \
+        "{\"name\":\"ts\",\"type\":\"long\"},"                                \
+        "{\"name\":\"type\",\"type\":" TYPE_JSON "}]}"
+/* The event type enum as config/event.avsc has it. */
+#define TU_ENUM_ALL                                                            \
+        "{\"type\":\"enum\",\"name\":\"EventType\",\"symbols\":[\"VIEW\","   \
+        "\"SEARCH\",\"ADD_TO_CART\",\"REMOVE_FROM_CART\",\"PURCHASE\","       \
+        "\"FAVORITE\"]}"
 
 /* ---- two daemons side by side (tests/testutil_pair.c) ------------------ */
 

@@ -1,7 +1,8 @@
 /*
  * testutil_avro.c - Avro binary written by hand (testutil.h, "Avro by
  * hand"): what a test needs to make a message the codec would not make
- * (another writer schema, a damaged header, a wrong type).
+ * (another writer schema, a damaged header, a wrong type); and events
+ * compared after a round trip.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -86,4 +87,21 @@ void tu_put_event(tu_bytes_t *o, const char *user, int64_t ts, int64_t type,
                 tu_put_long(o, 0);
         }
         tu_put_long(o, 0);
+}
+
+void tu_assert_same_event(const itd_event_t *a, const itd_event_t *b) {
+        cr_assert_eq(a->ts_ms, b->ts_ms);
+        cr_assert_eq(a->type, b->type);
+        if (isnan(a->price))
+                cr_assert(isnan(b->price));
+        else
+                /* Avro doubles travel exactly, and JSON keeps the
+                 * shortest exact decimal: equality holds. */
+                cr_assert_eq(a->price, b->price);
+        cr_assert_str_eq(a->user_id, b->user_id);
+        cr_assert_str_eq(a->event_id, b->event_id);
+        cr_assert_str_eq(a->item_id, b->item_id);
+        cr_assert_str_eq(a->category, b->category);
+        cr_assert_str_eq(a->session_id, b->session_id);
+        cr_assert_str_eq(a->query, b->query);
 }
