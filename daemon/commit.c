@@ -180,7 +180,8 @@ void itd_commit_tick(loop_t *lp) {
         if (itd_checkpoint_dir_write(lp->ck, lp->engs, lp->n_engs, pos, n, 1,
                                      errstr, sizeof errstr) != ITD_OK)
                 itd_log(ITD_LOG_ERR, "checkpoint", "%s", errstr);
-        itd_log(ITD_LOG_DEBUG, "checkpoint", "checkpoint started: %lld ms pause",
+        itd_log(ITD_LOG_DEBUG, "checkpoint",
+                "checkpoint started: %lld ms pause",
                 (long long)(itd_now_mono_ms() - t0));
         free(pos);
 }

@@ -99,22 +99,22 @@ Test(reader, jsonl_fixture_reads_every_line_in_time_order) {
         cr_assert_gt(s.by_type[ITD_EV_SEARCH], 0);
 }
 
-Test(reader, gzip_files_read_the_same_as_plain_ones) {
+/* Each file read plain and through gzip (read_all with sort): the same
+ * events, bad lines, time span and mix of types. */
+typedef struct {
+        const char *fixture, *name;
+        itd_format_t format;
+} gz_file_t;
+
+static void expect_same_through_gzip(const gz_file_t *files, size_t n,
+                                     int sort) {
         char dir[256], src[512], gz[512];
         cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
-        const struct {
-                const char *fixture, *name;
-                itd_format_t format;
-        } files[] = {
-            {"tests/fixtures/taobao_small.csv", "t.csv.gz", ITD_FORMAT_TAOBAO},
-            {"tests/fixtures/events_small.jsonl", "e.jsonl.gz",
-             ITD_FORMAT_JSONL},
-        };
-        for (size_t i = 0; i < 2; i++) {
+        for (size_t i = 0; i < n; i++) {
                 tu_src(files[i].fixture, src, sizeof src);
                 gzip_to(src, dir, files[i].name, gz, sizeof gz);
-                summary_t a = read_all(src, files[i].format, 0);
-                summary_t b = read_all(gz, files[i].format, 0);
+                summary_t a = read_all(src, files[i].format, sort);
+                summary_t b = read_all(gz, files[i].format, sort);
                 cr_assert_eq(a.n, b.n);
                 cr_assert_eq(a.bad, b.bad);
                 cr_assert_eq(a.first_ts, b.first_ts);
@@ -124,6 +124,15 @@ Test(reader, gzip_files_read_the_same_as_plain_ones) {
                 remove(gz);
         }
         remove(dir);
+}
+
+Test(reader, gzip_files_read_the_same_as_plain_ones) {
+        const gz_file_t files[] = {
+            {"tests/fixtures/taobao_small.csv", "t.csv.gz", ITD_FORMAT_TAOBAO},
+            {"tests/fixtures/events_small.jsonl", "e.jsonl.gz",
+             ITD_FORMAT_JSONL},
+        };
+        expect_same_through_gzip(files, 2, 0);
 }
 
 Test(reader, sort_keeps_file_order_among_equal_times) {
@@ -425,28 +434,10 @@ Test(reader, retailrocket_fixture_reads_ms_times_and_maps_events) {
 }
 
 Test(reader, csv_formats_read_the_same_through_gzip) {
-        char dir[256], src[512], gz[512];
-        cr_assert_not_null(tu_tmpdir(dir, sizeof dir));
-        const struct {
-                const char *fixture, *name;
-                itd_format_t format;
-        } files[] = {
+        const gz_file_t files[] = {
             {"tests/fixtures/rees46_small.csv", "r.csv.gz", ITD_FORMAT_REES46},
             {"tests/fixtures/retailrocket_small.csv", "e.csv.gz",
              ITD_FORMAT_RETAILROCKET},
         };
-        for (size_t i = 0; i < 2; i++) {
-                tu_src(files[i].fixture, src, sizeof src);
-                gzip_to(src, dir, files[i].name, gz, sizeof gz);
-                summary_t a = read_all(src, files[i].format, 1);
-                summary_t b = read_all(gz, files[i].format, 1);
-                cr_assert_eq(a.n, b.n);
-                cr_assert_eq(a.bad, b.bad);
-                cr_assert_eq(a.first_ts, b.first_ts);
-                cr_assert_eq(a.last_ts, b.last_ts);
-                for (int t = 0; t < ITD_EV__COUNT; t++)
-                        cr_assert_eq(a.by_type[t], b.by_type[t]);
-                remove(gz);
-        }
-        remove(dir);
+        expect_same_through_gzip(files, 2, 1);
 }

@@ -102,6 +102,20 @@ static void write_avro(const char *path, const char *schema_json, size_t n,
         write_avro_codec(path, schema_json, n, bad_at, "null");
 }
 
+/* The gzip of src, byte for byte (test_reader.c's gzip_to is for text:
+ * it adds a line end), at dst. */
+static void gzip_file(const char *src, const char *dst) {
+        FILE *in = fopen(src, "rb");
+        gzFile out = gzopen(dst, "wb");
+        cr_assert(in && out);
+        char buf[4096];
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, in)) > 0)
+                cr_assert_eq(gzwrite(out, buf, (unsigned)got), (int)got);
+        fclose(in);
+        cr_assert_eq(gzclose(out), Z_OK);
+}
+
 static void check_avro_events(const char *path, size_t n, int with_price) {
         char err[512];
         itd_reader_t *rd = itd_reader_open(path, ITD_FORMAT_AVRO, 0, err,
@@ -144,17 +158,9 @@ Test(reader, avro_container_files_read_back_what_was_written) {
         cr_assert(s.sorted);
         cr_assert_eq(s.n, 300);
         cr_assert_eq(s.by_type[ITD_EV_PURCHASE], 50);
-        /* inside gzip (binary copy: gzip_to is for text) */
+        /* inside gzip */
         snprintf(gz, sizeof gz, "%s/e.avro.gz", dir);
-        FILE *in = fopen(path, "rb");
-        gzFile out = gzopen(gz, "wb");
-        cr_assert(in && out);
-        char buf[4096];
-        size_t got;
-        while ((got = fread(buf, 1, sizeof buf, in)) > 0)
-                cr_assert_eq(gzwrite(out, buf, (unsigned)got), (int)got);
-        fclose(in);
-        cr_assert_eq(gzclose(out), Z_OK);
+        gzip_file(path, gz);
         summary_t g = read_all(gz, ITD_FORMAT_AVRO, 1);
         cr_assert_eq(g.n, 300);
         cr_assert_eq(g.first_ts, s.first_ts);
@@ -414,15 +420,9 @@ typedef enum { CUT_TRAILER, CUT_HALF, BAD_CRC, GARBAGE_AFTER, TWICE } damage_t;
 static void gzip_damaged(const char *src, const char *dst, damage_t how) {
         char tmp[600];
         snprintf(tmp, sizeof tmp, "%s.whole", dst);
-        FILE *in = fopen(src, "rb");
-        gzFile out = gzopen(tmp, "wb");
-        cr_assert(in && out);
+        gzip_file(src, tmp);
         char buf[4096];
         size_t got;
-        while ((got = fread(buf, 1, sizeof buf, in)) > 0)
-                cr_assert_eq(gzwrite(out, buf, (unsigned)got), (int)got);
-        fclose(in);
-        cr_assert_eq(gzclose(out), Z_OK);
         buf_t b = {0};
         FILE *f = fopen(tmp, "rb");
         while ((got = fread(buf, 1, sizeof buf, f)) > 0)
