@@ -69,6 +69,9 @@ struct itd_workers_s {
 
         itd_example_hook_t hook;
         void *hook_arg;
+        itd_workers_task_t task; /* itd_workers_set_task */
+        void *task_arg;
+        int task_on;             /* this round runs it */
 };
 
 /* ---- the hook, buffered per worker ----------------------------------- */
@@ -141,6 +144,8 @@ static void round_process(worker_t *wo) {
                 if (err != ITD_OK)
                         fail(wo, err, "", why);
         }
+        if (wk->task_on)
+                wk->task(wk->task_arg, wo->w, wk->n);
         if (!wk->sync)
                 return;
         itd_err_t err = itd_msync_publish(wo->ms, 0, outbox_emit, &wo->out,
@@ -334,12 +339,23 @@ void itd_workers_set_version_offset(itd_workers_t *wk, int64_t offset) {
         set_versions(wk);
 }
 
+void itd_workers_set_task(itd_workers_t *wk, itd_workers_task_t fn,
+                          void *arg) {
+        wk->task = fn;
+        wk->task_arg = arg;
+}
+
 itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
                               itd_row_t *rows, size_t n, int64_t now_ms,
                               char *errstr, size_t errstr_size) {
-        if (wk->n == 1)
-                return itd_engine_process(wk->w[0].eng, topic, rows, n,
-                                          now_ms, errstr, errstr_size);
+        if (wk->n == 1) {
+                itd_err_t err = itd_engine_process(wk->w[0].eng, topic, rows,
+                                                   n, now_ms, errstr,
+                                                   errstr_size);
+                if (wk->task)
+                        wk->task(wk->task_arg, 0, 1);
+                return err;
+        }
         for (size_t i = 0; i < wk->n; i++)
                 wk->w[i].n = 0;
         for (size_t i = 0; i < n; i++) {
@@ -357,6 +373,7 @@ itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
         wk->topic = topic;
         wk->now_ms = now_ms;
         wk->sync = ++wk->rounds % SYNC_ROUNDS == 0;
+        wk->task_on = wk->task != NULL;
         pthread_barrier_wait(&wk->bar); /* start */
         round_run(&wk->w[0]);
         if (wk->sync)
@@ -385,6 +402,7 @@ itd_err_t itd_workers_sync(itd_workers_t *wk, char *errstr,
         for (size_t i = 0; i < wk->n; i++)
                 wk->w[i].n = 0;
         wk->sync = 1;
+        wk->task_on = 0;
         pthread_barrier_wait(&wk->bar); /* start */
         round_run(&wk->w[0]);
         set_versions(wk);

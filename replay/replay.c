@@ -188,6 +188,45 @@ static void csv_header(FILE *csv, const itd_engine_t *eng) {
         fputs(",label,next_action,score\n", csv);
 }
 
+/* ---- the trigger sweep, a round behind, beside the engines ------------ */
+
+/* A scored row, as the sweep takes it. */
+typedef struct {
+        uint64_t user_hash;
+        int64_t ts_ms;
+        float score;
+} scored_t;
+
+/* The last round's scored rows, in stream order. The sweep's rows are in
+ * one part per worker (itd_trigsweep_add_part), and while the engines run
+ * a round each worker runs its part over the round before
+ * (itd_workers_set_task): every part sees every score in stream order, so
+ * the counts are those of one thread, and the sweep is no longer work
+ * the loop's thread does alone. */
+typedef struct {
+        itd_trigsweep_t *sw;
+        scored_t *s;
+        size_t n;
+} sweep_t;
+
+static void sweep_part(sweep_t *t, size_t part) {
+        for (size_t i = 0; i < t->n; i++)
+                itd_trigsweep_add_part(t->sw, part, t->s[i].user_hash,
+                                       t->s[i].ts_ms, t->s[i].score);
+}
+
+static void sweep_task(void *arg, size_t w, size_t n) {
+        (void)n;
+        sweep_part(arg, w);
+}
+
+/* The last round's, on this thread, after the last round. */
+static void sweep_flush(sweep_t *t) {
+        for (size_t p = 0; p < itd_trigsweep_parts(t->sw); p++)
+                sweep_part(t, p);
+        t->n = 0;
+}
+
 /* ---- progress on a terminal ------------------------------------------- */
 
 static void progress(const itd_reader_t *rd, uint64_t events, int64_t t0,
@@ -231,20 +270,24 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         /* Triggers as `run` decides them (in event time: a replay has no
          * wall clock), and how many other rules would have fired. */
         itd_workers_enable_triggers(c->wk);
-        res->sweep = itd_trigsweep_new(&c->triggers, errstr, errstr_size);
+        /* One worker: everything is partition 0. More: users are spread
+         * over one partition per worker by their hash, as a producer
+         * keyed by user spreads them over a topic's partitions. */
+        size_t n_workers = itd_workers_count(c->wk);
+        res->sweep = itd_trigsweep_new(&c->triggers, n_workers, errstr,
+                                       errstr_size);
         if (!res->sweep)
                 return ITD_ERR_CONF;
         itd_workers_set_example_hook(c->wk, example_hook, &r);
         if (c->beng)
                 itd_engine_set_example_hook(c->beng, baseline_hook, &r);
-        /* One worker: everything is partition 0. More: users are spread
-         * over one partition per worker by their hash, as a producer
-         * keyed by user spreads them over a topic's partitions. */
-        size_t n_workers = itd_workers_count(c->wk);
         size_t max_batch = itd_workers_max_rows(c->wk);
         size_t engine_batch = itd_engine_max_batch(eng0);
         rows = itd_xcalloc(max_batch, sizeof *rows);
         size_t *per_worker = itd_xcalloc(n_workers, sizeof *per_worker);
+        sweep_t sweep = {.sw = res->sweep,
+                         .s = itd_xcalloc(max_batch, sizeof *sweep.s)};
+        itd_workers_set_task(c->wk, sweep_task, &sweep);
 
         int64_t t0 = itd_now_mono_ms(), last_shown = t0;
         int64_t offset = 0;
@@ -283,14 +326,17 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                         goto out;
                 }
                 res->events += n;
+                /* the round before went through the sweep during this
+                 * one: its place takes this round's */
+                sweep.n = 0;
                 for (size_t i = 0; i < n; i++) {
                         if (rows[i].outcome != ITD_OUT_PREDICTED) {
                                 res->filtered++;
                                 continue;
                         }
-                        itd_trigsweep_add(res->sweep, rows[i].user_hash,
-                                          rows[i].pred.event_ts_ms,
-                                          rows[i].pred.purchase_probability);
+                        sweep.s[sweep.n++] = (scored_t){
+                            rows[i].user_hash, rows[i].pred.event_ts_ms,
+                            rows[i].pred.purchase_probability};
                 }
                 /* The same rows through the baseline (their engine's part
                  * is rewritten; the model's was read above). */
@@ -317,6 +363,7 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                         last_shown = now;
                 }
         }
+        sweep_flush(&sweep);
         if (c->progress)
                 progress(c->rd, res->events, t0, 1);
         if (err == ITD_ERR_EOF)
@@ -324,11 +371,13 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         res->seconds = (double)(itd_now_mono_ms() - t0) / 1000.0;
         itd_compare_finish(r.cmp);
 out:
+        itd_workers_set_task(c->wk, NULL, NULL);
         res->rows = r.rows;
         res->mismatched = r.mismatched;
         free(r.known.slot);
         free(rows);
         free(per_worker);
+        free(sweep.s);
         return err;
 }
 

@@ -36,10 +36,17 @@ typedef struct row_s {
         itd_triggers_t *t;
 } row_t;
 
-struct itd_trigsweep_s {
-        itd_scoredist_t *dist;
-        row_t row[N_ROWS];
+/* What one part writes, in an allocation of its own: parts run on
+ * threads of their own (no line shared with another's writes). */
+typedef struct {
+        itd_scoredist_t *dist; /* its copy: every part adds every score */
         uint64_t scores;
+} part_t;
+
+struct itd_trigsweep_s {
+        row_t row[N_ROWS];
+        size_t n_parts; /* parts with rows: min(parts, N_ROWS) */
+        part_t *part[N_ROWS];
 };
 
 /* c with rule r at enter parameter p, the exit scaled like c's own. */
@@ -69,12 +76,17 @@ static itd_trigger_conf_t rung(const itd_trigger_conf_t *c,
 }
 
 itd_trigsweep_t *itd_trigsweep_new(const itd_trigger_conf_t *base,
-                                   char *errstr, size_t errstr_size) {
+                                   size_t parts, char *errstr,
+                                   size_t errstr_size) {
         itd_trigger_conf_t c = *base;
         if (itd_trigger_conf_check(&c, errstr, errstr_size) != ITD_OK)
                 return NULL;
         itd_trigsweep_t *sw = itd_xcalloc(1, sizeof *sw);
-        sw->dist = itd_scoredist_new(c.half_life_events);
+        sw->n_parts = parts < 1 ? 1 : parts < N_ROWS ? parts : N_ROWS;
+        for (size_t p = 0; p < sw->n_parts; p++) {
+                sw->part[p] = itd_xcalloc(1, sizeof *sw->part[p]);
+                sw->part[p]->dist = itd_scoredist_new(c.half_life_events);
+        }
         for (size_t i = 0; i < N_ROWS; i++) {
                 row_t *r = &sw->row[i];
                 r->conf = i == 0 ? c
@@ -94,23 +106,37 @@ void itd_trigsweep_destroy(itd_trigsweep_t *sw) {
                 return;
         for (size_t i = 0; i < N_ROWS; i++)
                 itd_triggers_destroy(sw->row[i].t);
-        itd_scoredist_destroy(sw->dist);
+        for (size_t p = 0; p < sw->n_parts; p++) {
+                itd_scoredist_destroy(sw->part[p]->dist);
+                free(sw->part[p]);
+        }
         free(sw);
+}
+
+size_t itd_trigsweep_parts(const itd_trigsweep_t *sw) { return sw->n_parts; }
+
+/* Part p holds the rows i with i % n_parts == p, and a distribution of
+ * its own that sees every score, in the same order as the others': so
+ * each row decides exactly as it would with the parts one. */
+void itd_trigsweep_add_part(itd_trigsweep_t *sw, size_t part,
+                            uint64_t user_hash, int64_t ts_ms, float score) {
+        if (part >= sw->n_parts || !isfinite(score))
+                return;
+        part_t *pt = sw->part[part];
+        for (size_t i = part; i < N_ROWS; i += sw->n_parts) {
+                itd_trigger_thresholds_t th;
+                itd_trigger_thresholds(&sw->row[i].conf, pt->dist, &th);
+                itd_triggers_decide(sw->row[i].t, user_hash, ts_ms,
+                                    INT64_MIN, score, &th, NULL);
+        }
+        itd_scoredist_add(pt->dist, score);
+        pt->scores++;
 }
 
 void itd_trigsweep_add(itd_trigsweep_t *sw, uint64_t user_hash,
                        int64_t ts_ms, float score) {
-        if (!isfinite(score))
-                return;
-        uint64_t user = user_hash;
-        for (size_t i = 0; i < N_ROWS; i++) {
-                itd_trigger_thresholds_t th;
-                itd_trigger_thresholds(&sw->row[i].conf, sw->dist, &th);
-                itd_triggers_decide(sw->row[i].t, user, ts_ms, INT64_MIN,
-                                    score, &th, NULL);
-        }
-        itd_scoredist_add(sw->dist, score);
-        sw->scores++;
+        for (size_t p = 0; p < sw->n_parts; p++)
+                itd_trigsweep_add_part(sw, p, user_hash, ts_ms, score);
 }
 
 static double enter_param(const itd_trigger_conf_t *c) {
@@ -137,6 +163,7 @@ static json_t *row_json(const itd_trigsweep_t *sw, const row_t *r,
                         int configured) {
         itd_triggers_stats_t st;
         itd_triggers_stats(r->t, &st);
+        uint64_t scores = sw->part[0]->scores;
         char rule[16];
         snprintf(rule, sizeof rule, "%s", itd_trigger_rule_name(r->conf.rule));
         for (char *p = rule; *p; p++)
@@ -147,8 +174,7 @@ static json_t *row_json(const itd_trigsweep_t *sw, const row_t *r,
             exit_param(&r->conf), "up", (json_int_t)st.fired_up, "down",
             (json_int_t)st.fired_down, "users",
             (json_int_t)(st.users + st.evicted), "up_per_1000_events",
-            sw->scores ? 1000.0 * (double)st.fired_up / (double)sw->scores
-                       : 0.0,
+            scores ? 1000.0 * (double)st.fired_up / (double)scores : 0.0,
             "configured", configured);
 }
 
@@ -161,13 +187,13 @@ json_t *itd_trigsweep_json(const itd_trigsweep_t *sw) {
                                              &sw->row[0].conf)));
         return json_pack("{s:o, s:I, s:o}", "configured",
                          row_json(sw, &sw->row[0], 1), "scores",
-                         (json_int_t)sw->scores, "rows", rows);
+                         (json_int_t)sw->part[0]->scores, "rows", rows);
 }
 
 void itd_trigsweep_print(const itd_trigsweep_t *sw, FILE *out) {
         fprintf(out, "  triggers per rule over %llu scores (UP / DOWN / "
                 "users fired; * = configured):\n",
-                (unsigned long long)sw->scores);
+                (unsigned long long)sw->part[0]->scores);
         for (size_t i = 1; i < N_ROWS; i++) {
                 const row_t *r = &sw->row[i];
                 itd_triggers_stats_t st;

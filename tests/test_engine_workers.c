@@ -162,6 +162,76 @@ Test(engine_workers, a_round_too_large_for_one_worker_is_refused) {
         itd_conf_destroy(conf);
 }
 
+/* A task's calls per worker, and the calls that came with the wrong n
+ * or before the worker's engine had taken the round's rows. */
+typedef struct {
+        itd_workers_t *wk;
+        size_t n;           /* workers */
+        uint64_t events[3]; /* each worker's rows up to this round's end */
+        size_t calls[3];
+        size_t bad;
+} task_t;
+
+static void count_task(void *arg, size_t w, size_t n) {
+        task_t *t = arg;
+        cr_assert_lt(w, 3);
+        t->calls[w]++;
+        itd_engine_stats_t s;
+        itd_engine_stats(itd_workers_engine(t->wk, w), &s);
+        t->bad += n != t->n || s.events != t->events[w];
+}
+
+/* The caller's task runs on every worker once per round, rounds that
+ * merge included, and not in a merge between rounds. */
+Test(engine_workers, a_task_runs_once_per_worker_per_round) {
+        itd_conf_t *conf = conf_with(NULL, 0);
+        static itd_row_t rows[MAXN];
+        gen_stream(rows, MAXN, 40, 6 * 60 * MIN_MS, 5);
+        for (size_t i = 0; i < MAXN; i++)
+                rows[i].partition = (int32_t)(i % 3);
+        itd_workers_t *wk = n_workers(conf, 3);
+        task_t t = {.wk = wk, .n = 3};
+        itd_workers_set_task(wk, count_task, &t);
+        char err[256];
+        size_t rounds = 0;
+        for (size_t r = 0; r * ROUND < MAXN; r++, rounds++) {
+                for (size_t i = r * ROUND; i < (r + 1) * ROUND; i++)
+                        t.events[i % 3]++;
+                cr_assert_eq(itd_workers_process(wk, "events",
+                                                 rows + r * ROUND, ROUND, T0,
+                                                 err, sizeof err),
+                             ITD_OK, "%s", err);
+        }
+        cr_assert_gt(rounds, MERGE_AT);
+        cr_assert_eq(itd_workers_sync(wk, err, sizeof err), ITD_OK);
+        for (size_t w = 0; w < 3; w++)
+                cr_assert_eq(t.calls[w], rounds, "worker %zu: %zu calls", w,
+                             t.calls[w]);
+        cr_assert_eq(t.bad, 0);
+        itd_workers_set_task(wk, NULL, NULL);
+        cr_assert_eq(itd_workers_process(wk, "events", rows, ROUND, T0, err,
+                                         sizeof err),
+                     ITD_OK, "%s", err);
+        cr_assert_eq(t.calls[0], rounds);
+        itd_workers_destroy(wk);
+
+        /* one worker: after the engine, on the caller's thread */
+        char e1[256];
+        itd_engine_t *eng = itd_conf_new_engine(conf, e1, sizeof e1);
+        cr_assert_not_null(eng, "%s", e1);
+        wk = itd_workers_new(&eng, 1, e1, sizeof e1);
+        cr_assert_not_null(wk, "%s", e1);
+        task_t t1 = {.wk = wk, .n = 1, .events = {ROUND}};
+        itd_workers_set_task(wk, count_task, &t1);
+        cr_assert_eq(itd_workers_process(wk, "events", rows, ROUND, T0, err,
+                                         sizeof err),
+                     ITD_OK, "%s", err);
+        cr_assert_eq(t1.calls[0], 1);
+        cr_assert_eq(t1.bad, 0);
+        itd_workers_destroy(wk);
+        itd_conf_destroy(conf);
+}
+
 /*
  * A checkpoint of two workers keeps what both had taken for training and
  * not yet learned from (each one's partial mini-batch and held

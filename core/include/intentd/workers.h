@@ -80,6 +80,20 @@ void itd_workers_enable_triggers(itd_workers_t *wk);
 void itd_workers_set_example_hook(itd_workers_t *wk, itd_example_hook_t hook,
                                   void *arg);
 
+/** @brief Work of the caller's split by worker: part w of n. */
+typedef void (*itd_workers_task_t)(void *arg, size_t w, size_t n);
+
+/**
+ * @brief From the next round on, each itd_workers_process also runs
+ * fn(arg, w, n) on every worker's thread (w = 0 on the caller's), after
+ * that worker's rows and before the round ends: caller's work that
+ * splits into n independent parts runs beside the engines instead of
+ * after them on one thread. fn may touch only what part w owns and what
+ * nothing writes during the round. NULL: none (the default).
+ */
+void itd_workers_set_task(itd_workers_t *wk, itd_workers_task_t fn,
+                          void *arg);
+
 /**
  * @brief One round over n <= itd_workers_max_rows rows of one topic: the
  * rows of partition p go to worker p % n (in their order), at most

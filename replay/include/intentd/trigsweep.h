@@ -13,10 +13,17 @@
  * event time only: a replay has no wall clock, and its sorted input no
  * late events.
  *
- * Memory: one score distribution (32 KiB) and, per row, a trigger table
- * of the users who fired (32 bytes each, up to triggers.max_users).
+ * The rows can be split into parts that run on threads of their own
+ * (replay with several pipeline workers: one part per worker), each part
+ * over every score in stream order with its own copy of the distribution;
+ * each row then decides exactly as it does with one part.
  *
- * @thread the replay's one thread.
+ * Memory: one score distribution (32 KiB) per part and, per row, a
+ * trigger table of the users who fired (32 bytes each, up to
+ * triggers.max_users).
+ *
+ * @thread one thread per part at a time (itd_trigsweep_add_part); the
+ * others on one thread.
  */
 #ifndef INTENTD_TRIGSWEEP_H
 #define INTENTD_TRIGSWEEP_H
@@ -30,16 +37,27 @@
 
 typedef struct itd_trigsweep_s itd_trigsweep_t;
 
-/** @brief A sweep around the configured rule base (copied). NULL with
- * errstr when it is invalid. Caller owns. */
+/** @brief A sweep around the configured rule base (copied), its rows in
+ * `parts` parts (at least 1; more than there are rows counts as one per
+ * row). NULL with errstr when it is invalid. Caller owns. */
 itd_trigsweep_t *itd_trigsweep_new(const itd_trigger_conf_t *base,
-                                   char *errstr, size_t errstr_size);
+                                   size_t parts, char *errstr,
+                                   size_t errstr_size);
 void itd_trigsweep_destroy(itd_trigsweep_t *sw);
 
+/** @brief How many parts (itd_trigsweep_new's, at most one per row). */
+size_t itd_trigsweep_parts(const itd_trigsweep_t *sw);
+
 /** @brief One scored, on-time event of the user with key user_hash (the
- * row's), in stream order. */
+ * row's), in stream order, into every part. */
 void itd_trigsweep_add(itd_trigsweep_t *sw, uint64_t user_hash,
                        int64_t ts_ms, float score);
+
+/** @brief The same into part `part` only (nothing past the last part).
+ * Each part must see every event, in stream order; parts on different
+ * threads at once are safe, one part on two is not. */
+void itd_trigsweep_add_part(itd_trigsweep_t *sw, size_t part,
+                            uint64_t user_hash, int64_t ts_ms, float score);
 
 /**
  * @brief {"configured": ROW, "scores": N, "rows": [ROW, ...]} with ROW =
