@@ -43,7 +43,8 @@ typedef struct worker_s {
         int started;
 
         itd_row_t *rows;     /* (max_batch) this round's rows */
-        size_t *src;         /* (max_batch) their index in the caller's */
+        size_t *src;         /* (max_batch) their index in the caller's
+                              * (itd_workers_process) */
         size_t n;
         judged_t judged;
         outbox_t out;
@@ -225,11 +226,15 @@ itd_workers_t *itd_workers_new(itd_engine_t **engs, size_t n, char *errstr,
         wk->max_batch = itd_engine_max_batch(wk->w[0].eng);
         wk->dim = itd_engine_dim(wk->w[0].eng);
         wk->n_ids = ITD_SPARSE_IDS;
+        /* itd_workers_rows: worker 0's also with one worker */
+        wk->w[0].rows = itd_xcalloc(wk->max_batch, sizeof *wk->w[0].rows);
         if (n == 1)
                 return wk;
         for (size_t i = 0; i < n; i++) {
                 worker_t *wo = &wk->w[i];
-                wo->rows = itd_xcalloc(wk->max_batch, sizeof *wo->rows);
+                if (!wo->rows)
+                        wo->rows = itd_xcalloc(wk->max_batch,
+                                               sizeof *wo->rows);
                 wo->src = itd_xcalloc(wk->max_batch, sizeof *wo->src);
                 itd_engine_set_example_hook(wo->eng, judged_hook, wo);
                 /* the base is the model as built: equal in every worker */
@@ -345,17 +350,50 @@ void itd_workers_set_task(itd_workers_t *wk, itd_workers_task_t fn,
         wk->task_arg = arg;
 }
 
+/* One round over every worker's wo->rows[0..wo->n) (several workers). */
+static itd_err_t round_all(itd_workers_t *wk, const char *topic,
+                           int64_t now_ms, char *errstr,
+                           size_t errstr_size) {
+        wk->topic = topic;
+        wk->now_ms = now_ms;
+        wk->sync = ++wk->rounds % SYNC_ROUNDS == 0;
+        wk->task_on = wk->task != NULL;
+        pthread_barrier_wait(&wk->bar); /* start */
+        round_run(&wk->w[0]);
+        if (wk->sync)
+                set_versions(wk);
+        itd_err_t err = ITD_OK;
+        for (size_t i = 0; i < wk->n; i++) {
+                worker_t *wo = &wk->w[i];
+                if (wk->hook)
+                        judged_deliver(wk, wo);
+                else
+                        wo->judged.n = 0;
+                if (wo->err != ITD_OK && err == ITD_OK) {
+                        err = wo->err;
+                        snprintf(errstr, errstr_size, "%s", wo->errstr);
+                }
+        }
+        return err;
+}
+
+/* One worker: the engine over rows[0..n), then the task. */
+static itd_err_t round_one(itd_workers_t *wk, const char *topic,
+                           itd_row_t *rows, size_t n, int64_t now_ms,
+                           char *errstr, size_t errstr_size) {
+        itd_err_t err = itd_engine_process(wk->w[0].eng, topic, rows, n,
+                                           now_ms, errstr, errstr_size);
+        if (wk->task)
+                wk->task(wk->task_arg, 0, 1);
+        return err;
+}
+
 itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
                               itd_row_t *rows, size_t n, int64_t now_ms,
                               char *errstr, size_t errstr_size) {
-        if (wk->n == 1) {
-                itd_err_t err = itd_engine_process(wk->w[0].eng, topic, rows,
-                                                   n, now_ms, errstr,
-                                                   errstr_size);
-                if (wk->task)
-                        wk->task(wk->task_arg, 0, 1);
-                return err;
-        }
+        if (wk->n == 1)
+                return round_one(wk, topic, rows, n, now_ms, errstr,
+                                 errstr_size);
         for (size_t i = 0; i < wk->n; i++)
                 wk->w[i].n = 0;
         for (size_t i = 0; i < n; i++) {
@@ -370,29 +408,47 @@ itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
                 wo->src[wo->n] = i;
                 wo->rows[wo->n++] = rows[i];
         }
-        wk->topic = topic;
-        wk->now_ms = now_ms;
-        wk->sync = ++wk->rounds % SYNC_ROUNDS == 0;
-        wk->task_on = wk->task != NULL;
-        pthread_barrier_wait(&wk->bar); /* start */
-        round_run(&wk->w[0]);
-        if (wk->sync)
-                set_versions(wk);
-        itd_err_t err = ITD_OK;
+        itd_err_t err = round_all(wk, topic, now_ms, errstr, errstr_size);
         for (size_t i = 0; i < wk->n; i++) {
                 worker_t *wo = &wk->w[i];
                 for (size_t k = 0; k < wo->n; k++)
                         rows[wo->src[k]] = wo->rows[k];
-                if (wk->hook)
-                        judged_deliver(wk, wo);
-                else
-                        wo->judged.n = 0;
-                if (wo->err != ITD_OK && err == ITD_OK) {
-                        err = wo->err;
-                        snprintf(errstr, errstr_size, "%s", wo->errstr);
-                }
         }
         return err;
+}
+
+itd_row_t *itd_workers_rows(itd_workers_t *wk, size_t w) {
+        return w < wk->n ? wk->w[w].rows : NULL;
+}
+
+itd_err_t itd_workers_process_own(itd_workers_t *wk, const char *topic,
+                                  const size_t *counts, int64_t now_ms,
+                                  char *errstr, size_t errstr_size) {
+        for (size_t i = 0; i < wk->n; i++) {
+                worker_t *wo = &wk->w[i];
+                if (counts[i] > wk->max_batch) {
+                        snprintf(errstr, errstr_size,
+                                 "a round gives worker %zu %zu events, more "
+                                 "than %zu", i, counts[i], wk->max_batch);
+                        return ITD_ERR_ARG;
+                }
+                for (size_t k = 0; wk->n > 1 && k < counts[i]; k++) {
+                        int32_t p = wo->rows[k].partition;
+                        if ((size_t)(p < 0 ? 0 : p) % wk->n != i) {
+                                snprintf(errstr, errstr_size,
+                                         "worker %zu's row %zu is of "
+                                         "partition %d, another worker's",
+                                         i, k, (int)p);
+                                return ITD_ERR_ARG;
+                        }
+                }
+        }
+        if (wk->n == 1)
+                return round_one(wk, topic, wk->w[0].rows, counts[0], now_ms,
+                                 errstr, errstr_size);
+        for (size_t i = 0; i < wk->n; i++)
+                wk->w[i].n = counts[i];
+        return round_all(wk, topic, now_ms, errstr, errstr_size);
 }
 
 itd_err_t itd_workers_sync(itd_workers_t *wk, char *errstr,

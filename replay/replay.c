@@ -190,6 +190,11 @@ static void csv_header(FILE *csv, const itd_engine_t *eng) {
 
 /* ---- the trigger sweep, a round behind, beside the engines ------------ */
 
+/* Where the i-th row of a round is: worker w's row k. */
+typedef struct {
+        uint32_t w, k;
+} row_at_t;
+
 /* A scored row, as the sweep takes it. */
 typedef struct {
         uint64_t user_hash;
@@ -256,7 +261,7 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         itd_err_t err = ITD_OK;
         replay_t r = {.csv = c->csv};
         memcpy(r.export_key, c->export_key, sizeof r.export_key);
-        itd_row_t *rows = NULL;
+        itd_row_t *scratch = NULL;
 
         r.cmp = res->cmp = itd_compare_new(&c->compare);
         if (c->report)
@@ -283,7 +288,19 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                 itd_engine_set_example_hook(c->beng, baseline_hook, &r);
         size_t max_batch = itd_workers_max_rows(c->wk);
         size_t engine_batch = itd_engine_max_batch(eng0);
-        rows = itd_xcalloc(max_batch, sizeof *rows);
+        /* Rows are read straight into their worker's rows
+         * (itd_workers_process_own: no copy to the worker and back);
+         * `order` keeps the stream's order over them. With one worker a
+         * row is read in place; with more it is read here first, as its
+         * user decides the worker. */
+        itd_row_t *seg[ITD_WORKERS_MAX];
+        for (size_t w = 0; w < n_workers; w++)
+                seg[w] = itd_workers_rows(c->wk, w);
+        scratch = itd_xcalloc(1, sizeof *scratch);
+        row_at_t *order = itd_xcalloc(max_batch, sizeof *order);
+        itd_row_t *flat = c->beng && n_workers > 1
+                              ? itd_xcalloc(max_batch, sizeof *flat)
+                              : NULL;
         size_t *per_worker = itd_xcalloc(n_workers, sizeof *per_worker);
         sweep_t sweep = {.sw = res->sweep,
                          .s = itd_xcalloc(max_batch, sizeof *sweep.s)};
@@ -295,14 +312,27 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                 /* a round: until one worker has a full batch */
                 size_t n = 0, full = 0;
                 memset(per_worker, 0, n_workers * sizeof *per_worker);
-                while (!full && n < max_batch &&
-                       (err = itd_reader_next(c->rd, &rows[n].ev, errstr,
-                                              errstr_size)) == ITD_OK) {
-                        itd_row_t *row = &rows[n++];
+                while (!full && n < max_batch) {
+                        itd_row_t *row =
+                            n_workers == 1 ? &seg[0][per_worker[0]] : scratch;
+                        err = itd_reader_next(c->rd, &row->ev, errstr,
+                                              errstr_size);
+                        if (err != ITD_OK)
+                                break;
                         itd_row_decoded(row, 0, offset++);
-                        row->partition =
-                            (int32_t)(row->user_hash % n_workers);
-                        full = ++per_worker[row->partition] == engine_batch;
+                        size_t w = (size_t)(row->user_hash % n_workers);
+                        row->partition = (int32_t)w;
+                        if (row == scratch) {
+                                itd_row_t *to = &seg[w][per_worker[w]];
+                                to->ev = row->ev;
+                                to->user_hash = row->user_hash;
+                                to->partition = row->partition;
+                                to->offset = row->offset;
+                                row = to;
+                        }
+                        order[n++] = (row_at_t){(uint32_t)w,
+                                                (uint32_t)per_worker[w]};
+                        full = ++per_worker[w] == engine_batch;
                         if (r.rep)
                                 itd_report_event(r.rep, &row->ev);
                         known_t k = {0};
@@ -317,8 +347,8 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                  * on input that reached it. */
                 char why[512];
                 int64_t wall = itd_now_wall_ms();
-                itd_err_t perr = itd_workers_process(c->wk, c->input, rows,
-                                                     n, wall, why, sizeof why);
+                itd_err_t perr = itd_workers_process_own(
+                    c->wk, c->input, per_worker, wall, why, sizeof why);
                 if (perr != ITD_OK) {
                         snprintf(errstr, errstr_size,
                                  "the engine refused a batch: %s", why);
@@ -330,21 +360,26 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                  * one: its place takes this round's */
                 sweep.n = 0;
                 for (size_t i = 0; i < n; i++) {
-                        if (rows[i].outcome != ITD_OUT_PREDICTED) {
+                        const itd_row_t *row = &seg[order[i].w][order[i].k];
+                        if (flat)
+                                flat[i] = *row;
+                        if (row->outcome != ITD_OUT_PREDICTED) {
                                 res->filtered++;
                                 continue;
                         }
                         sweep.s[sweep.n++] = (scored_t){
-                            rows[i].user_hash, rows[i].pred.event_ts_ms,
-                            rows[i].pred.purchase_probability};
+                            row->user_hash, row->pred.event_ts_ms,
+                            row->pred.purchase_probability};
                 }
-                /* The same rows through the baseline (their engine's part
-                 * is rewritten; the model's was read above). */
+                /* The same rows through the baseline, in stream order
+                 * (their engine's part is rewritten; the model's was read
+                 * above). */
+                itd_row_t *brows = flat ? flat : seg[0];
                 for (size_t i0 = 0; c->beng && i0 < n; i0 += engine_batch) {
                         size_t n0 = n - i0 < engine_batch ? n - i0
                                                           : engine_batch;
                         perr = itd_engine_process(c->beng, c->input,
-                                                  rows + i0, n0, wall, why,
+                                                  brows + i0, n0, wall, why,
                                                   sizeof why);
                         if (perr != ITD_OK) {
                                 snprintf(errstr, errstr_size,
@@ -354,7 +389,7 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                                 goto out;
                         }
                 }
-                int64_t now = itd_now_mono_ms();
+        int64_t now = itd_now_mono_ms();
                 if (r.rep)
                         itd_report_progress(r.rep, res->events,
                                             (double)(now - t0) / 1000.0);
@@ -375,7 +410,9 @@ out:
         res->rows = r.rows;
         res->mismatched = r.mismatched;
         free(r.known.slot);
-        free(rows);
+        free(scratch);
+        free(order);
+        free(flat);
         free(per_worker);
         free(sweep.s);
         return err;

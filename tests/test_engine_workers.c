@@ -232,6 +232,60 @@ Test(engine_workers, a_task_runs_once_per_worker_per_round) {
         itd_conf_destroy(conf);
 }
 
+/* Rows written straight into the workers' rows (itd_workers_process_own)
+ * come out as itd_workers_process makes them (each worker gets the same
+ * rows in the same order: exactly the same work); a row put with another
+ * worker's partition is refused before anything runs. */
+Test(engine_workers, rows_written_in_place_come_out_as_copied_ones) {
+        itd_conf_t *conf = conf_with(NULL, 0);
+        static itd_row_t in[MAXN], rows[MAXN];
+        gen_stream(in, MAXN, 40, 6 * 60 * MIN_MS, 5);
+        memcpy(rows, in, sizeof rows);
+        itd_workers_t *copied = two_workers(conf), *own = two_workers(conf);
+        char err[256];
+        for (size_t r = 0; r * ROUND < MAXN; r++) {
+                itd_row_t *b = rows + r * ROUND;
+                cr_assert_eq(itd_workers_process(copied, "events", b, ROUND,
+                                                 T0, err, sizeof err),
+                             ITD_OK, "%s", err);
+                size_t counts[2] = {0, 0}, at[ROUND];
+                for (size_t i = 0; i < ROUND; i++) {
+                        const itd_row_t *x = &in[r * ROUND + i];
+                        size_t w = (size_t)x->partition % 2;
+                        at[i] = counts[w];
+                        itd_workers_rows(own, w)[counts[w]++] = *x;
+                }
+                cr_assert_eq(itd_workers_process_own(own, "events", counts,
+                                                     T0, err, sizeof err),
+                             ITD_OK, "%s", err);
+                for (size_t i = 0; i < ROUND; i++) {
+                        size_t w = (size_t)b[i].partition % 2;
+                        const itd_row_t *o = &itd_workers_rows(own, w)[at[i]];
+                        cr_assert_eq(o->offset, b[i].offset);
+                        cr_assert_eq(o->outcome, b[i].outcome, "row %zu",
+                                     r * ROUND + i);
+                        if (o->outcome != ITD_OUT_PREDICTED)
+                                continue;
+                        expect_same_prediction(&o->pred, &b[i].pred,
+                                               r * ROUND + i, "in place");
+                        cr_assert_eq(o->pred.purchase_probability,
+                                     b[i].pred.purchase_probability);
+                }
+        }
+        cr_assert_null(itd_workers_rows(own, 2));
+        itd_row_t *w0 = itd_workers_rows(own, 0);
+        w0[0] = in[0];
+        w0[0].partition = 1;
+        size_t counts[2] = {1, 0};
+        cr_assert_eq(itd_workers_process_own(own, "events", counts, T0, err,
+                                             sizeof err),
+                     ITD_ERR_ARG);
+        cr_assert(strstr(err, "partition 1"), "%s", err);
+        itd_workers_destroy(copied);
+        itd_workers_destroy(own);
+        itd_conf_destroy(conf);
+}
+
 /*
  * A checkpoint of two workers keeps what both had taken for training and
  * not yet learned from (each one's partial mini-batch and held

@@ -107,6 +107,27 @@ itd_err_t itd_workers_process(itd_workers_t *wk, const char *topic,
                               char *errstr, size_t errstr_size);
 
 /**
+ * @brief Worker w's rows (itd_engine_max_batch of them; NULL past the
+ * last worker), for itd_workers_process_own: a caller that knows each
+ * row's worker writes the round straight into them.
+ */
+itd_row_t *itd_workers_rows(itd_workers_t *wk, size_t w);
+
+/**
+ * @brief One round as itd_workers_process, over the rows the caller
+ * wrote into each worker's itd_workers_rows: counts[w] of worker w's (at
+ * most itd_engine_max_batch), each of a partition p with p % n == w.
+ * Outcome, prediction and trigger come back in place there, and the
+ * rows are not copied at all (itd_workers_process copies each row to its
+ * worker and back).
+ * @returns as itd_workers_process; ITD_ERR_ARG also for a row of another
+ * worker's partition, before any row is processed.
+ */
+itd_err_t itd_workers_process_own(itd_workers_t *wk, const char *topic,
+                                  const size_t *counts, int64_t now_ms,
+                                  char *errstr, size_t errstr_size);
+
+/**
  * @brief Merges the replicas now, between rounds (as every 8th round
  * does): afterwards each holds the one model, so worker 0's engine can
  * stand for it (a checkpoint's model, a model-sync publish). One worker:
