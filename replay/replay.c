@@ -188,7 +188,7 @@ static void csv_header(FILE *csv, const itd_engine_t *eng) {
         fputs(",label,next_action,score\n", csv);
 }
 
-/* ---- the trigger sweep, a round behind, beside the engines ------------ */
+/* ---- the loop's state: rounds, the sweep, reading ahead -------------- */
 
 /* Where the i-th row of a round is: worker w's row k. */
 typedef struct {
@@ -202,34 +202,121 @@ typedef struct {
         float score;
 } scored_t;
 
-/* The last round's scored rows, in stream order. The sweep's rows are in
- * one part per worker (itd_trigsweep_add_part), and while the engines run
- * a round each worker runs its part over the round before
- * (itd_workers_set_task): every part sees every score in stream order, so
- * the counts are those of one thread, and the sweep is no longer work
- * the loop's thread does alone. */
+/* A round as read: its rows' places in stream order and each worker's
+ * count. */
 typedef struct {
-        itd_trigsweep_t *sw;
-        scored_t *s;
+        row_at_t *order;
+        size_t *count;
         size_t n;
-} sweep_t;
+} round_t;
 
-static void sweep_part(sweep_t *t, size_t part) {
-        for (size_t i = 0; i < t->n; i++)
-                itd_trigsweep_add_part(t->sw, part, t->s[i].user_hash,
-                                       t->s[i].ts_ms, t->s[i].score);
+/*
+ * With several workers the loop's thread is worker 0, and what it does
+ * outside the engines the others wait through. So two things run beside
+ * the engines, in the task every worker runs each round
+ * (itd_workers_set_task):
+ *
+ *  - the trigger sweep, a round behind: its rule rows are cut into parts
+ *    (itd_trigsweep_add_part), worker 0 runs one and every other worker
+ *    two, as worker 0 also reads; every part sees every score in stream
+ *    order, so the counts are those of one thread;
+ *  - reading the next round (the events, the comparison's per-user
+ *    counts, the offset map): worker 0 reads it into `in` while the
+ *    others finish theirs, and the rows go to their workers' rows when
+ *    the round is over. The rounds are the ones one thread reads.
+ *
+ * With one worker the loop reads each round straight into the engine's
+ * rows before it, and runs the whole sweep after it, as before.
+ */
+typedef struct {
+        const itd_replay_conf_t *c;
+        replay_t *r;
+        size_t n_workers, engine_batch, max_batch;
+        itd_row_t *seg[ITD_WORKERS_MAX]; /* each worker's rows */
+        itd_row_t *in;                   /* (max_batch) read ahead */
+        round_t round[2];
+        int64_t offset;
+        int read_into; /* the round worker 0 reads in the task; -1 none */
+        itd_err_t err; /* the reader's: ITD_ERR_EOF at the end */
+        char *errstr;
+        size_t errstr_size;
+
+        itd_trigsweep_t *sw;
+        scored_t *scored; /* (max_batch) the last round's */
+        size_t n_scored;
+} loop_t;
+
+/* Reads round `into`: until one worker has a full batch, the end, or an
+ * error (L->err). */
+static void read_round(loop_t *L, int into) {
+        round_t *rd = &L->round[into];
+        replay_t *r = L->r;
+        size_t n = 0, full = 0;
+        memset(rd->count, 0, L->n_workers * sizeof *rd->count);
+        while (!full && n < L->max_batch) {
+                itd_row_t *row = L->n_workers == 1
+                                     ? &L->seg[0][rd->count[0]]
+                                     : &L->in[n];
+                L->err = itd_reader_next(L->c->rd, &row->ev, L->errstr,
+                                         L->errstr_size);
+                if (L->err != ITD_OK)
+                        break;
+                itd_row_decoded(row, 0, L->offset++);
+                size_t w = (size_t)(row->user_hash % L->n_workers);
+                row->partition = (int32_t)w;
+                rd->order[n++] = (row_at_t){(uint32_t)w,
+                                            (uint32_t)rd->count[w]};
+                full = ++rd->count[w] == L->engine_batch;
+                if (r->rep)
+                        itd_report_event(r->rep, &row->ev);
+                known_t k = {0};
+                itd_compare_event(r->cmp, &row->ev, row->user_hash, &k.ev);
+                omap_put(&r->known, row->offset, &k);
+        }
+        rd->n = n;
 }
 
-static void sweep_task(void *arg, size_t w, size_t n) {
+/* A round read ahead, to its workers' rows (the caller's part of each). */
+static void place_round(loop_t *L, const round_t *rd) {
+        for (size_t i = 0; i < rd->n; i++) {
+                const itd_row_t *from = &L->in[i];
+                itd_row_t *to = &L->seg[rd->order[i].w][rd->order[i].k];
+                to->ev = from->ev;
+                to->user_hash = from->user_hash;
+                to->partition = from->partition;
+                to->offset = from->offset;
+        }
+}
+
+/* The sweep's parts of worker w of n: worker 0 part 0, worker w >= 1
+ * parts 2w - 1 and 2w (one part with one worker). */
+static size_t sweep_parts(size_t n) { return n == 1 ? 1 : 2 * n - 1; }
+
+static void sweep_part(loop_t *L, size_t part) {
+        for (size_t i = 0; i < L->n_scored; i++)
+                itd_trigsweep_add_part(L->sw, part, L->scored[i].user_hash,
+                                       L->scored[i].ts_ms,
+                                       L->scored[i].score);
+}
+
+static void round_task(void *arg, size_t w, size_t n) {
+        loop_t *L = arg;
         (void)n;
-        sweep_part(arg, w);
+        if (w == 0) {
+                sweep_part(L, 0);
+                if (L->read_into >= 0)
+                        read_round(L, L->read_into);
+                return;
+        }
+        sweep_part(L, 2 * w - 1);
+        sweep_part(L, 2 * w);
 }
 
 /* The last round's, on this thread, after the last round. */
-static void sweep_flush(sweep_t *t) {
-        for (size_t p = 0; p < itd_trigsweep_parts(t->sw); p++)
-                sweep_part(t, p);
-        t->n = 0;
+static void sweep_flush(loop_t *L) {
+        for (size_t p = 0; p < itd_trigsweep_parts(L->sw); p++)
+                sweep_part(L, p);
+        L->n_scored = 0;
 }
 
 /* ---- progress on a terminal ------------------------------------------- */
@@ -261,7 +348,6 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
         itd_err_t err = ITD_OK;
         replay_t r = {.csv = c->csv};
         memcpy(r.export_key, c->export_key, sizeof r.export_key);
-        itd_row_t *scratch = NULL;
 
         r.cmp = res->cmp = itd_compare_new(&c->compare);
         if (c->report)
@@ -279,76 +365,63 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
          * over one partition per worker by their hash, as a producer
          * keyed by user spreads them over a topic's partitions. */
         size_t n_workers = itd_workers_count(c->wk);
-        res->sweep = itd_trigsweep_new(&c->triggers, n_workers, errstr,
-                                       errstr_size);
+        res->sweep = itd_trigsweep_new(&c->triggers, sweep_parts(n_workers),
+                                       errstr, errstr_size);
         if (!res->sweep)
                 return ITD_ERR_CONF;
         itd_workers_set_example_hook(c->wk, example_hook, &r);
         if (c->beng)
                 itd_engine_set_example_hook(c->beng, baseline_hook, &r);
-        size_t max_batch = itd_workers_max_rows(c->wk);
-        size_t engine_batch = itd_engine_max_batch(eng0);
-        /* Rows are read straight into their worker's rows
-         * (itd_workers_process_own: no copy to the worker and back);
-         * `order` keeps the stream's order over them. With one worker a
-         * row is read in place; with more it is read here first, as its
-         * user decides the worker. */
-        itd_row_t *seg[ITD_WORKERS_MAX];
+        loop_t L = {.c = c, .r = &r, .n_workers = n_workers,
+                    .engine_batch = itd_engine_max_batch(eng0),
+                    .max_batch = itd_workers_max_rows(c->wk),
+                    .read_into = -1, .errstr = errstr,
+                    .errstr_size = errstr_size, .sw = res->sweep};
         for (size_t w = 0; w < n_workers; w++)
-                seg[w] = itd_workers_rows(c->wk, w);
-        scratch = itd_xcalloc(1, sizeof *scratch);
-        row_at_t *order = itd_xcalloc(max_batch, sizeof *order);
+                L.seg[w] = itd_workers_rows(c->wk, w);
+        if (n_workers > 1)
+                L.in = itd_xcalloc(L.max_batch, sizeof *L.in);
+        for (int i = 0; i < 2; i++) {
+                L.round[i].order =
+                    itd_xcalloc(L.max_batch, sizeof *L.round[i].order);
+                L.round[i].count =
+                    itd_xcalloc(n_workers, sizeof *L.round[i].count);
+        }
+        L.scored = itd_xcalloc(L.max_batch, sizeof *L.scored);
+        /* the baseline takes the rows in stream order: with several
+         * workers a copy of them */
         itd_row_t *flat = c->beng && n_workers > 1
-                              ? itd_xcalloc(max_batch, sizeof *flat)
+                              ? itd_xcalloc(L.max_batch, sizeof *flat)
                               : NULL;
-        size_t *per_worker = itd_xcalloc(n_workers, sizeof *per_worker);
-        sweep_t sweep = {.sw = res->sweep,
-                         .s = itd_xcalloc(max_batch, sizeof *sweep.s)};
-        itd_workers_set_task(c->wk, sweep_task, &sweep);
+        itd_workers_set_task(c->wk, round_task, &L);
 
+        int ahead = n_workers > 1; /* the next round read during this one */
         int64_t t0 = itd_now_mono_ms(), last_shown = t0;
-        int64_t offset = 0;
-        while (!*c->stop && err == ITD_OK) {
-                /* a round: until one worker has a full batch */
-                size_t n = 0, full = 0;
-                memset(per_worker, 0, n_workers * sizeof *per_worker);
-                while (!full && n < max_batch) {
-                        itd_row_t *row =
-                            n_workers == 1 ? &seg[0][per_worker[0]] : scratch;
-                        err = itd_reader_next(c->rd, &row->ev, errstr,
-                                              errstr_size);
-                        if (err != ITD_OK)
+        if (ahead && !*c->stop)
+                read_round(&L, 0);
+        for (int cur = 0;; cur ^= 1) {
+                round_t *rd = &L.round[cur];
+                if (!ahead) {
+                        if (*c->stop || L.err != ITD_OK)
                                 break;
-                        itd_row_decoded(row, 0, offset++);
-                        size_t w = (size_t)(row->user_hash % n_workers);
-                        row->partition = (int32_t)w;
-                        if (row == scratch) {
-                                itd_row_t *to = &seg[w][per_worker[w]];
-                                to->ev = row->ev;
-                                to->user_hash = row->user_hash;
-                                to->partition = row->partition;
-                                to->offset = row->offset;
-                                row = to;
-                        }
-                        order[n++] = (row_at_t){(uint32_t)w,
-                                                (uint32_t)per_worker[w]};
-                        full = ++per_worker[w] == engine_batch;
-                        if (r.rep)
-                                itd_report_event(r.rep, &row->ev);
-                        known_t k = {0};
-                        itd_compare_event(r.cmp, &row->ev, row->user_hash,
-                                          &k.ev);
-                        omap_put(&r.known, row->offset, &k);
+                        read_round(&L, cur);
                 }
+                size_t n = rd->n;
                 if (n == 0)
                         break;
+                if (ahead) {
+                        place_round(&L, rd);
+                        L.round[cur ^ 1].n = 0;
+                        L.read_into =
+                            *c->stop || L.err != ITD_OK ? -1 : cur ^ 1;
+                }
                 /* A full pending pool drops its oldest prediction instead
                  * of refusing the batch (engine.h): process cannot fail
                  * on input that reached it. */
                 char why[512];
                 int64_t wall = itd_now_wall_ms();
                 itd_err_t perr = itd_workers_process_own(
-                    c->wk, c->input, per_worker, wall, why, sizeof why);
+                    c->wk, c->input, rd->count, wall, why, sizeof why);
                 if (perr != ITD_OK) {
                         snprintf(errstr, errstr_size,
                                  "the engine refused a batch: %s", why);
@@ -358,26 +431,28 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                 res->events += n;
                 /* the round before went through the sweep during this
                  * one: its place takes this round's */
-                sweep.n = 0;
+                L.n_scored = 0;
                 for (size_t i = 0; i < n; i++) {
-                        const itd_row_t *row = &seg[order[i].w][order[i].k];
+                        const itd_row_t *row =
+                            &L.seg[rd->order[i].w][rd->order[i].k];
                         if (flat)
                                 flat[i] = *row;
                         if (row->outcome != ITD_OUT_PREDICTED) {
                                 res->filtered++;
                                 continue;
                         }
-                        sweep.s[sweep.n++] = (scored_t){
+                        L.scored[L.n_scored++] = (scored_t){
                             row->user_hash, row->pred.event_ts_ms,
                             row->pred.purchase_probability};
                 }
                 /* The same rows through the baseline, in stream order
                  * (their engine's part is rewritten; the model's was read
                  * above). */
-                itd_row_t *brows = flat ? flat : seg[0];
-                for (size_t i0 = 0; c->beng && i0 < n; i0 += engine_batch) {
-                        size_t n0 = n - i0 < engine_batch ? n - i0
-                                                          : engine_batch;
+                itd_row_t *brows = flat ? flat : L.seg[0];
+                for (size_t i0 = 0; c->beng && i0 < n;
+                     i0 += L.engine_batch) {
+                        size_t n0 = n - i0 < L.engine_batch ? n - i0
+                                                            : L.engine_batch;
                         perr = itd_engine_process(c->beng, c->input,
                                                   brows + i0, n0, wall, why,
                                                   sizeof why);
@@ -389,7 +464,7 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                                 goto out;
                         }
                 }
-        int64_t now = itd_now_mono_ms();
+                int64_t now = itd_now_mono_ms();
                 if (r.rep)
                         itd_report_progress(r.rep, res->events,
                                             (double)(now - t0) / 1000.0);
@@ -398,11 +473,10 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
                         last_shown = now;
                 }
         }
-        sweep_flush(&sweep);
+        sweep_flush(&L);
         if (c->progress)
                 progress(c->rd, res->events, t0, 1);
-        if (err == ITD_ERR_EOF)
-                err = ITD_OK;
+        err = L.err == ITD_ERR_EOF ? ITD_OK : L.err;
         res->seconds = (double)(itd_now_mono_ms() - t0) / 1000.0;
         itd_compare_finish(r.cmp);
 out:
@@ -410,11 +484,13 @@ out:
         res->rows = r.rows;
         res->mismatched = r.mismatched;
         free(r.known.slot);
-        free(scratch);
-        free(order);
+        free(L.in);
+        for (int i = 0; i < 2; i++) {
+                free(L.round[i].order);
+                free(L.round[i].count);
+        }
+        free(L.scored);
         free(flat);
-        free(per_worker);
-        free(sweep.s);
         return err;
 }
 
