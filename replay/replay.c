@@ -216,10 +216,10 @@ typedef struct {
  * the engines, in the task every worker runs each round
  * (itd_workers_set_task):
  *
- *  - the trigger sweep, a round behind: its rule rows are cut into parts
- *    (itd_trigsweep_add_part), worker 0 runs one and every other worker
- *    two, as worker 0 also reads; every part sees every score in stream
- *    order, so the counts are those of one thread;
+ *  - the trigger sweep, a round behind: its rule rows are cut into one
+ *    part per worker (itd_trigsweep_add_part), worker 0's two thirds the
+ *    size of the others', as worker 0 also reads; every part sees every
+ *    score in stream order, so the counts are those of one thread;
  *  - reading the next round (the events, the comparison's per-user
  *    counts, the offset map): worker 0 reads it into `in` while the
  *    others finish theirs, and the rows go to their workers' rows when
@@ -288,9 +288,11 @@ static void place_round(loop_t *L, const round_t *rd) {
         }
 }
 
-/* The sweep's parts of worker w of n: worker 0 part 0, worker w >= 1
- * parts 2w - 1 and 2w (one part with one worker). */
-static size_t sweep_parts(size_t n) { return n == 1 ? 1 : 2 * n - 1; }
+/* The sweep's rows per part: worker 0's part 2, the others' 3, as
+ * worker 0 also reads the next round (the workers' parts of a round came
+ * out nearest even so). */
+#define SWEEP_WEIGHT_0 2
+#define SWEEP_WEIGHT 3
 
 static void sweep_part(loop_t *L, size_t part) {
         for (size_t i = 0; i < L->n_scored; i++)
@@ -302,14 +304,9 @@ static void sweep_part(loop_t *L, size_t part) {
 static void round_task(void *arg, size_t w, size_t n) {
         loop_t *L = arg;
         (void)n;
-        if (w == 0) {
-                sweep_part(L, 0);
-                if (L->read_into >= 0)
-                        read_round(L, L->read_into);
-                return;
-        }
-        sweep_part(L, 2 * w - 1);
-        sweep_part(L, 2 * w);
+        sweep_part(L, w);
+        if (w == 0 && L->read_into >= 0)
+                read_round(L, L->read_into);
 }
 
 /* The last round's, on this thread, after the last round. */
@@ -365,7 +362,10 @@ itd_err_t itd_replay_run(const itd_replay_conf_t *c, itd_replay_result_t *res,
          * over one partition per worker by their hash, as a producer
          * keyed by user spreads them over a topic's partitions. */
         size_t n_workers = itd_workers_count(c->wk);
-        res->sweep = itd_trigsweep_new(&c->triggers, sweep_parts(n_workers),
+        unsigned weight[ITD_WORKERS_MAX];
+        for (size_t w = 0; w < n_workers; w++)
+                weight[w] = w == 0 ? SWEEP_WEIGHT_0 : SWEEP_WEIGHT;
+        res->sweep = itd_trigsweep_new(&c->triggers, n_workers, weight,
                                        errstr, errstr_size);
         if (!res->sweep)
                 return ITD_ERR_CONF;

@@ -41,6 +41,8 @@ typedef struct row_s {
 typedef struct {
         itd_scoredist_t *dist; /* its copy: every part adds every score */
         uint64_t scores;
+        size_t row[N_ROWS];    /* its rows */
+        size_t n_rows;
 } part_t;
 
 struct itd_trigsweep_s {
@@ -76,8 +78,8 @@ static itd_trigger_conf_t rung(const itd_trigger_conf_t *c,
 }
 
 itd_trigsweep_t *itd_trigsweep_new(const itd_trigger_conf_t *base,
-                                   size_t parts, char *errstr,
-                                   size_t errstr_size) {
+                                   size_t parts, const unsigned *weight,
+                                   char *errstr, size_t errstr_size) {
         itd_trigger_conf_t c = *base;
         if (itd_trigger_conf_check(&c, errstr, errstr_size) != ITD_OK)
                 return NULL;
@@ -86,6 +88,21 @@ itd_trigsweep_t *itd_trigsweep_new(const itd_trigger_conf_t *base,
         for (size_t p = 0; p < sw->n_parts; p++) {
                 sw->part[p] = itd_xcalloc(1, sizeof *sw->part[p]);
                 sw->part[p]->dist = itd_scoredist_new(c.half_life_events);
+        }
+        /* Rows dealt in order, each to the part whose share would be the
+         * least filled with it (the first such): round robin when the
+         * weights are equal. */
+        for (size_t i = 0; i < N_ROWS; i++) {
+                size_t best = 0;
+                for (size_t p = 1; p < sw->n_parts; p++) {
+                        double wb = weight && weight[best] ? weight[best] : 1;
+                        double wp = weight && weight[p] ? weight[p] : 1;
+                        if (((double)sw->part[p]->n_rows + 1) / wp <
+                            ((double)sw->part[best]->n_rows + 1) / wb)
+                                best = p;
+                }
+                part_t *pt = sw->part[best];
+                pt->row[pt->n_rows++] = i;
         }
         for (size_t i = 0; i < N_ROWS; i++) {
                 row_t *r = &sw->row[i];
@@ -115,15 +132,16 @@ void itd_trigsweep_destroy(itd_trigsweep_t *sw) {
 
 size_t itd_trigsweep_parts(const itd_trigsweep_t *sw) { return sw->n_parts; }
 
-/* Part p holds the rows i with i % n_parts == p, and a distribution of
- * its own that sees every score, in the same order as the others': so
- * each row decides exactly as it would with the parts one. */
+/* Part p holds its rows and a distribution of its own that sees every
+ * score, in the same order as the others': so each row decides exactly
+ * as it would with the parts one. */
 void itd_trigsweep_add_part(itd_trigsweep_t *sw, size_t part,
                             uint64_t user_hash, int64_t ts_ms, float score) {
         if (part >= sw->n_parts || !isfinite(score))
                 return;
         part_t *pt = sw->part[part];
-        for (size_t i = part; i < N_ROWS; i += sw->n_parts) {
+        for (size_t k = 0; k < pt->n_rows; k++) {
+                size_t i = pt->row[k];
                 itd_trigger_thresholds_t th;
                 itd_trigger_thresholds(&sw->row[i].conf, pt->dist, &th);
                 itd_triggers_decide(sw->row[i].t, user_hash, ts_ms,

@@ -53,10 +53,11 @@ static itd_trigger_conf_t conf(void) {
                                     .max_users = 200};
 }
 
-static itd_trigsweep_t *sweep(size_t parts) {
+static itd_trigsweep_t *sweep(size_t parts, const unsigned *weight) {
         char err[256];
         itd_trigger_conf_t c = conf();
-        itd_trigsweep_t *sw = itd_trigsweep_new(&c, parts, err, sizeof err);
+        itd_trigsweep_t *sw =
+            itd_trigsweep_new(&c, parts, weight, err, sizeof err);
         cr_assert_not_null(sw, "%s", err);
         return sw;
 }
@@ -96,7 +97,7 @@ static void feed_parts(itd_trigsweep_t *sw, const stream_t *s) {
 Test(trigsweep, parts_on_threads_count_what_one_part_counts) {
         static stream_t s;
         gen(&s);
-        itd_trigsweep_t *one = sweep(1);
+        itd_trigsweep_t *one = sweep(1, NULL);
         for (size_t i = 0; i < N; i++)
                 itd_trigsweep_add(one, s.user[i], s.ts[i], s.score[i]);
         json_t *want = itd_trigsweep_json(one);
@@ -112,9 +113,12 @@ Test(trigsweep, parts_on_threads_count_what_one_part_counts) {
         cr_assert_eq(json_integer_value(json_object_get(want, "scores")),
                      N - N / 997 - (N % 997 > 5));
 
-        size_t parts[] = {2, 3, 15, 40};
+        /* as replay weighs them: the first part two, the others three */
+        static const unsigned weight[40] = {2, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+                                            3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+        size_t parts[] = {2, 3, 15, 40, 2, 3};
         for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
-                itd_trigsweep_t *sw = sweep(parts[k]);
+                itd_trigsweep_t *sw = sweep(parts[k], k >= 4 ? weight : NULL);
                 cr_assert_eq(itd_trigsweep_parts(sw),
                              parts[k] < 15 ? parts[k] : 15);
                 feed_parts(sw, &s);

@@ -39,10 +39,12 @@ typedef struct itd_trigsweep_s itd_trigsweep_t;
 
 /** @brief A sweep around the configured rule base (copied), its rows in
  * `parts` parts (at least 1; more than there are rows counts as one per
- * row). NULL with errstr when it is invalid. Caller owns. */
+ * row), dealt in proportion to weight[0..parts) (NULL or a 0: 1 each;
+ * with equal weights row i goes to part i % parts). NULL with errstr
+ * when the base is invalid. Caller owns. */
 itd_trigsweep_t *itd_trigsweep_new(const itd_trigger_conf_t *base,
-                                   size_t parts, char *errstr,
-                                   size_t errstr_size);
+                                   size_t parts, const unsigned *weight,
+                                   char *errstr, size_t errstr_size);
 void itd_trigsweep_destroy(itd_trigsweep_t *sw);
 
 /** @brief How many parts (itd_trigsweep_new's, at most one per row). */
