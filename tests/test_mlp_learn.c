@@ -231,15 +231,16 @@ static itd_mlp_t *tiny_offset_model(void) {
         return m;
 }
 
-Test(mlp, offset_weight_gradients_match_finite_differences) {
-        itd_mlp_t *m = tiny_offset_model();
-        float x[TB * TD];
-        tiny_x(x);
+/* theta[0..k) (offsets, Newton inputs, intercept): the analytic gradient
+ * of one backward pass against central finite differences of the loss,
+ * which is smooth in theta (no ReLU in its path); each must move the loss
+ * by more than min_effect. */
+static void expect_theta_gradients(itd_mlp_t *m, const float *x, size_t k_n,
+                                   double min_effect) {
         itd_mlp_zero_grad(m);
         itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, NULL, TB,
                                  NULL);
-        for (size_t k = 0; k < 2; k++) {
-                /* the loss is smooth in theta (no ReLU in its path) */
+        for (size_t k = 0; k < k_n; k++) {
                 const double eps = 1e-3, saved = m->theta[k];
                 m->theta[k] = saved + eps;
                 double lp = itd_mlp_loss(m, x, tiny_ids, tiny_y, tiny_next, TB);
@@ -249,10 +250,17 @@ Test(mlp, offset_weight_gradients_match_finite_differences) {
                 double fd = (lp - lm) / (2 * eps);
                 cr_log_info("theta[%zu]: analytic %.6f, finite difference "
                             "%.6f", k, m->dtheta[k], fd);
-                cr_expect(fabs(fd) > 1e-3, "theta[%zu] must matter", k);
+                cr_expect(fabs(fd) > min_effect, "theta[%zu] must matter", k);
                 cr_expect_float_eq(m->dtheta[k], fd,
                                    1e-3 * fabs(fd) + 1e-5, "theta[%zu]", k);
         }
+}
+
+Test(mlp, offset_weight_gradients_match_finite_differences) {
+        itd_mlp_t *m = tiny_offset_model();
+        float x[TB * TD];
+        tiny_x(x);
+        expect_theta_gradients(m, x, 2, 1e-3);
         itd_mlp_destroy(m);
 }
 
@@ -358,22 +366,7 @@ static itd_mlp_t *tiny_newton_model(float *x) {
 Test(mlp, newton_input_gradients_match_finite_differences) {
         float x[TB * TD];
         itd_mlp_t *m = tiny_newton_model(x);
-        itd_mlp_zero_grad(m);
-        itd_mlp_forward_backward(m, x, tiny_ids, tiny_y, tiny_next, NULL, TB, NULL);
-        for (size_t k = 0; k < 5; k++) {
-                const double eps = 1e-3, saved = m->theta[k];
-                m->theta[k] = saved + eps;
-                double lp = itd_mlp_loss(m, x, tiny_ids, tiny_y, tiny_next, TB);
-                m->theta[k] = saved - eps;
-                double lm = itd_mlp_loss(m, x, tiny_ids, tiny_y, tiny_next, TB);
-                m->theta[k] = saved;
-                double fd = (lp - lm) / (2 * eps);
-                cr_log_info("theta[%zu]: analytic %.6f, finite difference "
-                            "%.6f", k, m->dtheta[k], fd);
-                cr_expect(fabs(fd) > 1e-4, "theta[%zu] must matter", k);
-                cr_expect_float_eq(m->dtheta[k], fd,
-                                   1e-3 * fabs(fd) + 1e-5, "theta[%zu]", k);
-        }
+        expect_theta_gradients(m, x, 5, 1e-4);
         itd_mlp_destroy(m);
 }
 
