@@ -35,26 +35,6 @@ struct itd_replicas_s {
 
 /* ---- writing ---------------------------------------------------------- */
 
-typedef struct {
-        uint8_t *buf;
-        size_t len, cap;
-} out_t;
-
-static uint8_t *grow(out_t *o, size_t n) {
-        if (o->len + n > o->cap) {
-                o->cap = (o->len + n) * 2;
-                o->buf = itd_xrealloc(o->buf, o->cap);
-        }
-        o->len += n;
-        return o->buf + o->len - n;
-}
-
-static void section(out_t *o, const char *name, uint32_t dtype,
-                    uint64_t nbytes) {
-        itd_frame_section_put(grow(o, ITD_FRAME_SECTION_BYTES), name, dtype,
-                              0, nbytes);
-}
-
 itd_err_t itd_replicas_write(itd_engine_t *const *engs, size_t n, FILE *out,
                              char *errstr, size_t errstr_size) {
         if (n < 1 || n > ITD_WORKERS_MAX) {
@@ -63,13 +43,13 @@ itd_err_t itd_replicas_write(itd_engine_t *const *engs, size_t n, FILE *out,
                          n, ITD_WORKERS_MAX);
                 return ITD_ERR_ARG;
         }
-        out_t o = {0};
-        uint8_t *h = grow(&o, HEADER_BYTES);
-        itd_frame_prefix_put(h, ITD_REPLICAS_VERSION, ITD_FRAME_WORKERS,
-                             HEADER_BYTES);
-        itd_put_le32(h + 24, (uint32_t)n);
-        itd_put_le32(h + 28, 0);
-        itd_put_le64(h + 32, (uint64_t)itd_engine_model_version(engs[0]));
+        uint8_t hdr[HEADER_BYTES - ITD_FRAME_PREFIX_BYTES];
+        itd_put_le32(hdr, (uint32_t)n);
+        itd_put_le32(hdr + 4, 0);
+        itd_put_le64(hdr + 8, (uint64_t)itd_engine_model_version(engs[0]));
+        itd_frame_buf_t o = {0};
+        itd_frame_buf_begin(&o, ITD_REPLICAS_VERSION, ITD_FRAME_WORKERS, hdr,
+                            sizeof hdr);
         char name[ITD_FRAME_NAME_MAX];
         itd_err_t err = ITD_OK;
         for (size_t w = 0; w < n && !err; w++) {
@@ -77,21 +57,15 @@ itd_err_t itd_replicas_write(itd_engine_t *const *engs, size_t n, FILE *out,
                 size_t nf;
                 const float *mom =
                     itd_model_opt(itd_engine_model(engs[w]), &c, &nf);
+                const uint64_t counts[3] = {(uint64_t)c.steps, c.skipped,
+                                            c.examples};
                 snprintf(name, sizeof name, "w%zu.counts", w);
-                section(&o, name, ITD_FRAME_U64, 24);
-                uint8_t *p = grow(&o, 24);
-                itd_put_le64(p, (uint64_t)c.steps);
-                itd_put_le64(p + 8, c.skipped);
-                itd_put_le64(p + 16, c.examples);
+                itd_frame_buf_section(&o, name, ITD_FRAME_U64, counts,
+                                      sizeof counts);
                 if (w > 0 && nf) {
                         snprintf(name, sizeof name, "w%zu.moments", w);
-                        section(&o, name, ITD_FRAME_F32, nf * 4);
-                        p = grow(&o, nf * 4);
-                        for (size_t i = 0; i < nf; i++) {
-                                uint32_t b;
-                                memcpy(&b, &mom[i], 4);
-                                itd_put_le32(p + 4 * i, b);
-                        }
+                        itd_frame_buf_section(&o, name, ITD_FRAME_F32, mom,
+                                              nf * 4);
                 }
                 if (n == 1)
                         continue;
@@ -110,23 +84,20 @@ itd_err_t itd_replicas_write(itd_engine_t *const *engs, size_t n, FILE *out,
                 fclose(f);
                 if (!err) {
                         snprintf(name, sizeof name, "w%zu.trainer", w);
-                        section(&o, name, ITD_FRAME_BYTES, tl);
-                        memcpy(grow(&o, tl), tb, tl);
+                        itd_frame_buf_section(&o, name, ITD_FRAME_BYTES, tb,
+                                              tl);
                 }
                 free(tb);
         }
         if (!err) {
-                memset(grow(&o, ITD_FRAME_SECTION_BYTES), 0,
-                       ITD_FRAME_SECTION_BYTES);
-                uint32_t crc = itd_crc32c(0, o.buf, o.len);
-                itd_put_le32(grow(&o, ITD_FRAME_CRC_BYTES), crc);
+                itd_frame_buf_end(&o);
                 if (fwrite(o.buf, 1, o.len, out) != o.len) {
                         itd_errf(errstr, errstr_size,
                                  "writing the replicas: %s", strerror(errno));
                         err = ITD_ERR_IO;
                 }
         }
-        free(o.buf);
+        itd_frame_buf_fini(&o);
         return err;
 }
 
